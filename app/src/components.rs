@@ -1,0 +1,350 @@
+//! Paved's small design system: the app shell with role-aware navigation,
+//! page headers, cards, badges, empty states, form fields, toasts and the
+//! error pages. Visual styles live in `style/tailwind.css` (`.btn`, `.card`, ...).
+
+use leptos::prelude::*;
+use leptos_router::components::{Outlet, A};
+use leptos_router::hooks::use_location;
+
+use crate::api::{current_user, Me};
+use crate::error::AppError;
+
+/// The signed-in user, loaded once per page by [`AppShell`] and shared by context.
+pub type MeResource = Resource<Result<Me, AppError>>;
+
+/// The frame of every signed-in page: header, navigation, toasts and the routed page.
+#[component]
+pub fn AppShell() -> impl IntoView {
+    let me: MeResource = Resource::new(|| (), |_| current_user());
+    provide_context(me);
+    provide_context(Toasts::default());
+    let menu_open = RwSignal::new(false);
+    let location = use_location();
+    // Close the mobile menu whenever the page changes.
+    Effect::new(move |_| {
+        location.pathname.track();
+        menu_open.set(false);
+    });
+
+    view! {
+        <a href="#main" class="sr-only focus:not-sr-only focus:absolute focus:m-2 focus:rounded focus:bg-white focus:p-2">
+            "Skip to content"
+        </a>
+        <header class="border-b border-slate-200 bg-white/90 backdrop-blur dark:border-slate-800 dark:bg-slate-900/90">
+            <div class="mx-auto flex h-14 max-w-6xl items-center gap-4 px-4">
+                <A href="/" attr:class="flex items-center gap-2 font-semibold tracking-tight">
+                    <span aria-hidden="true" class="inline-block h-6 w-6 rounded-md bg-gradient-to-br from-indigo-500 to-sky-400"></span>
+                    "Paved"
+                </A>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        me.await.ok().map(|me| view! { <NavLinks me=me.clone() class="hidden md:flex" /> })
+                    })}
+                </Transition>
+                <div class="ml-auto flex items-center gap-2">
+                    <ThemeToggle />
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            me.await.ok().map(|me| view! { <UserMenu me /> })
+                        })}
+                    </Transition>
+                    <button
+                        type="button"
+                        class="btn-ghost md:hidden"
+                        aria-label="Menu"
+                        aria-controls="mobile-nav"
+                        aria-expanded=move || menu_open.get().to_string()
+                        on:click=move |_| menu_open.update(|o| *o = !*o)
+                    >
+                        <svg aria-hidden="true" viewBox="0 0 20 20" class="h-5 w-5" fill="currentColor">
+                            <path d="M3 5h14v2H3zM3 9h14v2H3zM3 13h14v2H3z" />
+                        </svg>
+                    </button>
+                </div>
+            </div>
+            <div id="mobile-nav" class="border-t border-slate-200 px-4 py-2 md:hidden dark:border-slate-800" class:hidden=move || !menu_open.get()>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        me.await.ok().map(|me| view! { <NavLinks me class="flex flex-col" /> })
+                    })}
+                </Transition>
+            </div>
+        </header>
+        <main id="main" class="mx-auto max-w-6xl px-4 py-6 md:py-10">
+            <Outlet />
+        </main>
+        <ToastRegion />
+    }
+}
+
+/// Navigation links; admins also see the audit log.
+#[component]
+fn NavLinks(me: Me, #[prop(into)] class: String) -> impl IntoView {
+    let team_links = me
+        .teams
+        .iter()
+        .map(|m| {
+            let href = format!("/teams/{}", m.team);
+            let label = format!("Team {}", m.team);
+            view! { <A href=href attr:class="nav-link">{label}</A> }
+        })
+        .collect_view();
+    let admin = me.is_admin().then(|| {
+        view! { <A href="/admin/audit" attr:class="nav-link">"Audit log"</A> }
+    });
+    view! {
+        <nav aria-label="Main" class=format!("{class} items-start gap-1 md:items-center")>
+            <A href="/" attr:class="nav-link" exact=true>"Home"</A>
+            {team_links}
+            {admin}
+        </nav>
+    }
+}
+
+/// The signed-in person's name, profile link and sign-out.
+#[component]
+fn UserMenu(me: Me) -> impl IntoView {
+    view! {
+        <A href="/profile" attr:class="btn-ghost hidden sm:inline-flex" attr:data-testid="user-name">
+            {me.display_name.clone()}
+        </A>
+        <form method="post" action="/auth/logout">
+            <button type="submit" class="btn-secondary">"Sign out"</button>
+        </form>
+    }
+}
+
+/// Switches light/dark and remembers the choice. Needs hydration to work,
+/// which makes it the end-to-end test's proof that hydration happened.
+#[component]
+pub fn ThemeToggle() -> impl IntoView {
+    let dark = RwSignal::new(false);
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let is_dark = document()
+                .document_element()
+                .map(|e| e.class_list().contains("dark"))
+                .unwrap_or(false);
+            dark.set(is_dark);
+        }
+    });
+    let toggle = move |_| {
+        let next = !dark.get_untracked();
+        dark.set(next);
+        #[cfg(feature = "hydrate")]
+        {
+            if let Some(root) = document().document_element() {
+                let _ = root.class_list().toggle_with_force("dark", next);
+            }
+            if let Ok(Some(storage)) = window().local_storage() {
+                let _ = storage.set_item("paved-theme", if next { "dark" } else { "light" });
+            }
+        }
+    };
+    view! {
+        <button
+            type="button"
+            class="btn-ghost"
+            aria-label="Dark mode"
+            aria-pressed=move || dark.get().to_string()
+            data-testid="theme-toggle"
+            on:click=toggle
+        >
+            <span aria-hidden="true">{move || if dark.get() { "☾" } else { "☀" }}</span>
+        </button>
+    }
+}
+
+/// A page's title, optional subtitle and actions.
+#[component]
+pub fn PageHeader(
+    #[prop(into)] title: String,
+    #[prop(optional, into)] subtitle: Option<String>,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    view! {
+        <div class="mb-6 flex flex-col gap-3 sm:flex-row sm:items-end sm:justify-between">
+            <div>
+                <h1 class="text-2xl font-semibold tracking-tight">{title}</h1>
+                {subtitle.map(|s| view! { <p class="mt-1 text-slate-600 dark:text-slate-400">{s}</p> })}
+            </div>
+            {children.map(|c| view! { <div class="flex gap-2">{c()}</div> })}
+        </div>
+    }
+}
+
+/// A bordered panel with an optional heading.
+#[component]
+pub fn Card(
+    #[prop(optional, into)] title: Option<String>,
+    #[prop(optional, into)] class: String,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <section class=format!("card {class}")>
+            {title.map(|t| view! { <h2 class="mb-3 text-base font-semibold">{t}</h2> })}
+            {children()}
+        </section>
+    }
+}
+
+/// Colour of a [`Badge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tone {
+    /// Grey.
+    #[default]
+    Neutral,
+    /// Indigo.
+    Info,
+    /// Green.
+    Success,
+    /// Amber.
+    Warning,
+    /// Red.
+    Danger,
+}
+
+impl Tone {
+    fn class(self) -> &'static str {
+        match self {
+            Tone::Neutral => "badge badge-neutral",
+            Tone::Info => "badge badge-info",
+            Tone::Success => "badge badge-success",
+            Tone::Warning => "badge badge-warning",
+            Tone::Danger => "badge badge-danger",
+        }
+    }
+}
+
+/// A small label.
+#[component]
+pub fn Badge(#[prop(optional)] tone: Tone, children: Children) -> impl IntoView {
+    view! { <span class=tone.class()>{children()}</span> }
+}
+
+/// What to show when a list is empty: what it is and what to do next.
+#[component]
+pub fn EmptyState(
+    #[prop(into)] title: String,
+    #[prop(into)] body: String,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    view! {
+        <div class="rounded-xl border border-dashed border-slate-300 p-8 text-center dark:border-slate-700">
+            <p class="font-medium">{title}</p>
+            <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">{body}</p>
+            {children.map(|c| view! { <div class="mt-4">{c()}</div> })}
+        </div>
+    }
+}
+
+/// A labelled form control with its inline error.
+#[component]
+pub fn Field(
+    #[prop(into)] label: String,
+    #[prop(into)] id: String,
+    #[prop(optional, into)] help: Option<String>,
+    #[prop(into)] error: Signal<Option<String>>,
+    children: Children,
+) -> impl IntoView {
+    let error_id = format!("{id}-error");
+    view! {
+        <div class="flex flex-col gap-1">
+            <label for=id.clone() class="text-sm font-medium">{label}</label>
+            {children()}
+            {help.map(|h| view! { <p class="text-xs text-slate-500 dark:text-slate-400">{h}</p> })}
+            <p id=error_id class="text-sm text-red-600 dark:text-red-400" role="alert">
+                {move || error.get()}
+            </p>
+        </div>
+    }
+}
+
+/// Shared toast messages (polite live region).
+#[derive(Clone, Copy, Default)]
+pub struct Toasts(RwSignal<Vec<(u64, String)>>);
+
+impl Toasts {
+    /// Shows `message` for a few seconds.
+    pub fn push(&self, message: impl Into<String>) {
+        let id = self.0.with_untracked(|t| t.last().map(|(i, _)| i + 1).unwrap_or(0));
+        self.0.update(|t| t.push((id, message.into())));
+        let list = self.0;
+        set_timeout(
+            move || list.update(|t| t.retain(|(i, _)| *i != id)),
+            std::time::Duration::from_secs(5),
+        );
+    }
+}
+
+/// Where toasts appear.
+#[component]
+fn ToastRegion() -> impl IntoView {
+    let toasts = expect_context::<Toasts>();
+    view! {
+        <div aria-live="polite" role="status" class="pointer-events-none fixed inset-x-0 bottom-4 z-50 flex flex-col items-center gap-2 px-4">
+            <For each=move || toasts.0.get() key=|(id, _)| *id let:toast>
+                <div class="toast pointer-events-auto">{toast.1}</div>
+            </For>
+        </div>
+    }
+}
+
+/// A full error page for 401/403/404/500, with the way forward.
+#[component]
+pub fn ErrorView(error: AppError) -> impl IntoView {
+    let (code, title, hint) = match &error {
+        AppError::Unauthenticated => ("401", "Please sign in", "Your session has ended or you are not signed in."),
+        AppError::Forbidden(_) => ("403", "You don't have access", "If you need this, ask a platform admin for the right role."),
+        AppError::NotFound(_) => ("404", "Not found", "Check the address, or start again from the home page."),
+        _ => ("500", "Something went wrong", "This was our fault and it has been logged. Try again in a moment."),
+    };
+    let action = if matches!(error, AppError::Unauthenticated) {
+        view! { <a class="btn-primary" href="/signin">"Sign in"</a> }.into_any()
+    } else {
+        view! { <a class="btn-primary" href="/">"Go home"</a> }.into_any()
+    };
+    view! {
+        <div class="mx-auto max-w-lg py-16 text-center" data-testid="error-page">
+            <p class="text-sm font-semibold text-indigo-600 dark:text-indigo-400">{code}</p>
+            <h1 class="mt-2 text-3xl font-semibold tracking-tight">{title}</h1>
+            <p class="mt-3 text-slate-700 dark:text-slate-300">{error.to_string()}</p>
+            <p class="mt-1 text-sm text-slate-500 dark:text-slate-400">{hint}</p>
+            <div class="mt-6">{action}</div>
+        </div>
+    }
+}
+
+/// Formats Unix seconds as `YYYY-MM-DD HH:MM UTC`.
+pub fn format_time(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant), so the browser bundle needs no date crate.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3600,
+        (secs % 3600) / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_time;
+
+    #[test]
+    fn formats_unix_seconds_as_utc() {
+        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_time(1_795_741_200), "2026-11-27 01:00 UTC");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00 UTC");
+    }
+}

@@ -1,0 +1,87 @@
+//! Paved's Leptos application: the router, pages, the design-system
+//! components and the server-function API. Built twice: with `ssr` into the
+//! `paved` server, and with `hydrate` into the browser bundle.
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod components;
+pub mod error;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+use crate::components::AppShell;
+use crate::pages::{
+    audit::AuditPage, errors::NotFoundPage, home::HomePage, profile::ProfilePage,
+    signin::SignInPage, team::TeamPage,
+};
+
+/// Sets the `dark` class before first paint (from the saved choice, else the
+/// system preference) so dark-mode users never see a white flash.
+const THEME_BOOTSTRAP: &str = "try{var t=localStorage.getItem('paved-theme');if(t==='dark'||(!t&&matchMedia('(prefers-color-scheme: dark)').matches)){document.documentElement.classList.add('dark')}}catch(e){}";
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <script>{THEME_BOOTSTRAP}</script>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body class="min-h-screen bg-slate-50 text-slate-900 antialiased dark:bg-slate-950 dark:text-slate-100">
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The application: routes and their pages.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Marks the document once the bundle has taken over (effects run only in the browser);
+    // end-to-end tests wait for it before clicking interactive controls.
+    Effect::new(|_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("data-hydrated", "true");
+        }
+    });
+    // Async SSR: every page waits for its data, so a 403 or 404 from a server
+    // function becomes the response's real status code.
+    view! {
+        <Stylesheet id="leptos" href="/pkg/paved.css" />
+        <Title formatter=|text: String| if text.is_empty() { "Paved".to_string() } else { format!("{text} · Paved") } />
+        <Router>
+            <Routes fallback=|| view! { <NotFoundPage /> }>
+                <Route path=path!("/signin") view=SignInPage ssr=SsrMode::Async />
+                <ParentRoute path=path!("") view=AppShell ssr=SsrMode::Async>
+                    <Route path=path!("") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/teams/:name") view=TeamPage ssr=SsrMode::Async />
+                    <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}
+
+/// The browser entry point: attaches to the server-rendered HTML.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

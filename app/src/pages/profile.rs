@@ -1,0 +1,134 @@
+//! The profile page: who you are, and your personal API tokens.
+
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::{list_tokens, CreateToken, RevokeToken, TokenView};
+use crate::components::{format_time, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader, Toasts, Tone};
+
+/// `/profile`.
+#[component]
+pub fn ProfilePage() -> impl IntoView {
+    let me = expect_context::<MeResource>();
+    let toasts = expect_context::<Toasts>();
+    let create = ServerAction::<CreateToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let tokens = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| list_tokens(),
+    );
+    Effect::new(move |_| {
+        if let Some(Ok(t)) = create.value().get() {
+            toasts.push(format!("Token “{}” created. Copy it now: it will not be shown again.", t.name));
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(())) = revoke.value().get() {
+            toasts.push("Token revoked.");
+        }
+    });
+    let name_error = Signal::derive(move || {
+        create
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .map(|e| e.field_message("name").unwrap_or_else(|| e.to_string()))
+    });
+
+    view! {
+        <Title text="Profile" />
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                me.await.ok().map(|me| view! {
+                    <PageHeader title=me.display_name.clone() subtitle=me.email.clone().unwrap_or_default() />
+                })
+            })}
+        </Suspense>
+        <div class="grid gap-6 lg:grid-cols-3">
+            <Card title="New API token" class="lg:col-span-1">
+                <p class="mb-4 text-sm text-slate-600 dark:text-slate-400">
+                    "For scripts and CI: send it as " <code>"Authorization: Bearer <token>"</code> ". It acts as you."
+                </p>
+                <ActionForm action=create>
+                    <div class="flex flex-col gap-3">
+                        <Field label="Token name" id="token-name" error=name_error help="For example: laptop, github-actions">
+                            <input id="token-name" name="name" class="input" required maxlength="80"
+                                aria-describedby="token-name-error" autocomplete="off" />
+                        </Field>
+                        <button type="submit" class="btn-primary" disabled=move || create.pending().get()>
+                            {move || if create.pending().get() { "Creating…" } else { "Create token" }}
+                        </button>
+                    </div>
+                </ActionForm>
+                {move || create.value().get().and_then(|r| r.ok()).map(|t| view! {
+                    <div class="alert-success mt-4" data-testid="new-token">
+                        <p class="text-sm font-medium">"Copy your new token now. It will not be shown again."</p>
+                        <code class="mt-2 block break-all rounded bg-white/70 p-2 text-xs dark:bg-black/30">{t.value}</code>
+                    </div>
+                })}
+            </Card>
+            <Card title="Your API tokens" class="lg:col-span-2">
+                <Transition fallback=|| view! { <p class="text-slate-500">"Loading tokens…"</p> }>
+                    {move || Suspend::new(async move {
+                        match tokens.await {
+                            Err(e) => view! { <ErrorView error=e /> }.into_any(),
+                            Ok(list) if list.is_empty() => view! {
+                                <EmptyState title="No API tokens yet" body="Create one on the left to call Paved's API from scripts or CI." />
+                            }.into_any(),
+                            Ok(list) => view! { <TokenTable list revoke /> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </Card>
+        </div>
+    }
+}
+
+#[component]
+fn TokenTable(list: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+    view! {
+        <div class="overflow-x-auto">
+            <table class="table">
+                <thead>
+                    <tr>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Token"</th>
+                        <th scope="col">"Created"</th>
+                        <th scope="col">"Last used"</th>
+                        <th scope="col"><span class="sr-only">"Actions"</span></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {list.into_iter().map(|t| {
+                        let active = t.revoked_at.is_none();
+                        let label = format!("Revoke token {}", t.name);
+                        view! {
+                            <tr data-testid="token-row">
+                                <td class="font-medium">{t.name.clone()}</td>
+                                <td><code class="text-xs">{format!("{}…", t.prefix)}</code></td>
+                                <td class="whitespace-nowrap">{format_time(t.created_at)}</td>
+                                <td class="whitespace-nowrap">{t.last_used_at.map(format_time).unwrap_or_else(|| "never".into())}</td>
+                                <td class="text-right">
+                                    {if active {
+                                        view! {
+                                            <ActionForm action=revoke>
+                                                <input type="hidden" name="id" value=t.id />
+                                                <button type="submit" class="btn-danger" aria-label=label>"Revoke"</button>
+                                            </ActionForm>
+                                        }.into_any()
+                                    } else {
+                                        view! { <Badge tone=Tone::Neutral>"revoked"</Badge> }.into_any()
+                                    }}
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+        {move || revoke.value().get().and_then(|r| r.err()).map(|e| view! {
+            <p role="alert" class="mt-2 text-sm text-red-600">{e.to_string()}</p>
+        })}
+    }
+}

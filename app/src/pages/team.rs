@@ -1,0 +1,59 @@
+//! A team's page: members and roles.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use crate::api::team_detail;
+use crate::components::{Badge, Card, EmptyState, ErrorView, PageHeader, Tone};
+
+/// `/teams/:name`.
+#[component]
+pub fn TeamPage() -> impl IntoView {
+    let params = use_params_map();
+    let name = move || params.with(|p| p.get("name").unwrap_or_default());
+    let team = Resource::new(name, team_detail);
+    view! {
+        <Title text=move || format!("Team {}", name()) />
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading team…"</p> }>
+            {move || Suspend::new(async move {
+                match team.await {
+                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
+                    Ok(team) => {
+                        let count = team.members.len();
+                        view! {
+                            <PageHeader title=team.display_name.clone() subtitle=format!("Team {} · {count} member(s)", team.name) />
+                            <Card title="Members">
+                                {if team.members.is_empty() {
+                                    view! {
+                                        <EmptyState title="No members yet" body="People join when they sign in with a group mapped to this team." />
+                                    }.into_any()
+                                } else {
+                                    view! {
+                                        <div class="overflow-x-auto">
+                                            <table class="table">
+                                                <thead><tr><th scope="col">"Name"</th><th scope="col">"E-mail"</th><th scope="col">"Role"</th></tr></thead>
+                                                <tbody>
+                                                    {team.members.into_iter().map(|m| {
+                                                        let tone = if m.role == "lead" { Tone::Success } else { Tone::Neutral };
+                                                        view! {
+                                                            <tr>
+                                                                <td class="font-medium">{m.display_name}</td>
+                                                                <td>{m.email.unwrap_or_default()}</td>
+                                                                <td><Badge tone>{m.role}</Badge></td>
+                                                            </tr>
+                                                        }
+                                                    }).collect_view()}
+                                                </tbody>
+                                            </table>
+                                        </div>
+                                    }.into_any()
+                                }}
+                            </Card>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}

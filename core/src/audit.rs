@@ -1,0 +1,82 @@
+//! The audit log: who changed what, when, with before/after snapshots.
+
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+
+use crate::{now_unix, CoreError};
+
+/// Appends one entry. Pass a transaction so the entry commits with the change it records.
+pub async fn record<'e, E>(
+    executor: E,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Result<(), CoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let now = now_unix();
+    let before = before.map(|v| v.to_string());
+    let after = after.map(|v| v.to_string());
+    sqlx::query!(
+        "INSERT INTO audit_log (at, actor, action, target, before_json, after_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        now,
+        actor,
+        action,
+        target,
+        before,
+        after
+    )
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// One audit-log entry as shown to admins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Row id.
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// Who did it.
+    pub actor: String,
+    /// What they did.
+    pub action: String,
+    /// What it was done to.
+    pub target: String,
+    /// JSON before the change.
+    pub before: Option<String>,
+    /// JSON after the change.
+    pub after: Option<String>,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The entries on this page.
+    pub entries: Vec<AuditEntry>,
+    /// How many entries exist in all.
+    pub total: i64,
+}
+
+/// Lists entries newest first, skipping `offset`, at most `limit` (capped at 200).
+pub async fn list(pool: &SqlitePool, offset: i64, limit: i64) -> Result<AuditPage, CoreError> {
+    let limit = limit.clamp(1, 200);
+    let offset = offset.max(0);
+    let entries = sqlx::query_as!(
+        AuditEntry,
+        r#"SELECT id AS "id!", at, actor, action, target, before_json AS before, after_json AS after
+           FROM audit_log ORDER BY at DESC, id DESC LIMIT ?1 OFFSET ?2"#,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar!(r#"SELECT COUNT(*) AS "n!: i64" FROM audit_log"#)
+        .fetch_one(pool)
+        .await?;
+    Ok(AuditPage { entries, total })
+}

@@ -1,0 +1,354 @@
+//! Typed configuration from `PAVED_*` environment variables, loaded once at
+//! start-up. A missing or malformed value stops start-up with a message that
+//! names the variable. Secret values are wrapped in [`SecretString`] so they
+//! are never printed.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::auth::{MappedRole, RoleMapping};
+
+/// A configuration problem, naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error in {var}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            var,
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// `PAVED_BIND`: the socket address to listen on.
+    pub bind: SocketAddr,
+    /// `PAVED_PUBLIC_URL`: the URL people reach Paved at (used for redirects and CSRF checks).
+    pub public_url: Url,
+    /// `PAVED_DATABASE_URL`: the SQLite database.
+    pub database_url: String,
+    /// `PAVED_SITE_ROOT`: the folder holding the built `pkg/` assets.
+    pub site_root: String,
+    /// OpenID Connect settings.
+    pub oidc: OidcConfig,
+    /// `PAVED_SERVICE_TOKENS`: static bearer tokens for machines.
+    pub service_tokens: Vec<ServiceToken>,
+    /// `PAVED_SESSION_IDLE_MINUTES`: a session ends after this long without requests.
+    pub session_idle: Duration,
+    /// `PAVED_SESSION_MAX_HOURS`: a session ends this long after sign-in, whatever the activity.
+    pub session_max_age: Duration,
+    /// `PAVED_DEMO`: seed demo teams and people at start.
+    pub demo: bool,
+}
+
+/// OpenID Connect client settings.
+#[derive(Debug)]
+pub struct OidcConfig {
+    /// `PAVED_OIDC_ISSUER`: the issuer URL (discovery at `/.well-known/openid-configuration`).
+    pub issuer: Url,
+    /// `PAVED_OIDC_CLIENT_ID`.
+    pub client_id: String,
+    /// `PAVED_OIDC_CLIENT_SECRET`.
+    pub client_secret: SecretString,
+    /// `PAVED_OIDC_SCOPES`: space-separated scopes to request.
+    pub scopes: Vec<String>,
+    /// `PAVED_OIDC_GROUPS_CLAIM`: the ID-token claim holding groups; dots reach into objects
+    /// (e.g. `realm_access.roles` for Keycloak realm roles).
+    pub groups_claim: String,
+    /// `PAVED_OIDC_ROLE_MAPPING`: how groups become teams and roles.
+    pub role_mapping: RoleMapping,
+}
+
+/// A static service token (`name:token:role[:team]`).
+pub struct ServiceToken {
+    /// A label for logs and the audit log.
+    pub name: String,
+    /// The token value.
+    pub token: SecretString,
+    /// What the token may do.
+    pub role: MappedRole,
+}
+
+impl std::fmt::Debug for ServiceToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceToken")
+            .field("name", &self.name)
+            .field("token", &"[redacted]")
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// The default group-to-role mapping, documented in the README.
+pub const DEFAULT_ROLE_MAPPING: &str = "paved-platform-admins=platform_admin,paved-platform-pms=platform_pm,team-*-leads=team_lead:*,team-*=developer:*";
+
+impl Config {
+    /// Loads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Loads the configuration through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |var: &'static str| {
+            get(var).ok_or_else(|| ConfigError::new(var, "is required but not set"))
+        };
+
+        let bind_raw = get("PAVED_BIND").unwrap_or_else(|| "127.0.0.1:3000".into());
+        let bind: SocketAddr = bind_raw.parse().map_err(|_| {
+            ConfigError::new(
+                "PAVED_BIND",
+                format!("`{bind_raw}` is not a socket address like 127.0.0.1:3000"),
+            )
+        })?;
+        let public_raw = get("PAVED_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}"));
+        let public_url = parse_http_url("PAVED_PUBLIC_URL", &public_raw)?;
+
+        let database_url =
+            get("PAVED_DATABASE_URL").unwrap_or_else(|| "sqlite://data/paved.db".into());
+        if !database_url.starts_with("sqlite:") {
+            return Err(ConfigError::new(
+                "PAVED_DATABASE_URL",
+                "must be a SQLite URL such as sqlite://data/paved.db",
+            ));
+        }
+
+        let issuer = parse_http_url("PAVED_OIDC_ISSUER", &required("PAVED_OIDC_ISSUER")?)?;
+        let client_id = required("PAVED_OIDC_CLIENT_ID")?;
+        let client_secret = SecretString::from(required("PAVED_OIDC_CLIENT_SECRET")?);
+        let scopes: Vec<String> = get("PAVED_OIDC_SCOPES")
+            .unwrap_or_else(|| "openid email profile groups".into())
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(ConfigError::new(
+                "PAVED_OIDC_SCOPES",
+                "must include the `openid` scope",
+            ));
+        }
+        let groups_claim = get("PAVED_OIDC_GROUPS_CLAIM").unwrap_or_else(|| "groups".into());
+        let mapping_raw =
+            get("PAVED_OIDC_ROLE_MAPPING").unwrap_or_else(|| DEFAULT_ROLE_MAPPING.into());
+        let role_mapping = RoleMapping::parse(&mapping_raw)
+            .map_err(|m| ConfigError::new("PAVED_OIDC_ROLE_MAPPING", m))?;
+
+        let service_tokens = match get("PAVED_SERVICE_TOKENS") {
+            Some(raw) => parse_service_tokens(&raw)?,
+            None => Vec::new(),
+        };
+
+        let session_idle =
+            Duration::from_secs(60 * parse_u64(&get, "PAVED_SESSION_IDLE_MINUTES", 480)?);
+        let session_max_age =
+            Duration::from_secs(3600 * parse_u64(&get, "PAVED_SESSION_MAX_HOURS", 24)?);
+        let demo = match get("PAVED_DEMO").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "PAVED_DEMO",
+                    format!("`{other}` is not one of true, false, 1, 0"),
+                ))
+            }
+        };
+
+        Ok(Self {
+            bind,
+            public_url,
+            database_url,
+            site_root: get("PAVED_SITE_ROOT").unwrap_or_else(|| "target/site".into()),
+            oidc: OidcConfig {
+                issuer,
+                client_id,
+                client_secret,
+                scopes,
+                groups_claim,
+                role_mapping,
+            },
+            service_tokens,
+            session_idle,
+            session_max_age,
+            demo,
+        })
+    }
+
+    /// Whether cookies must carry the `Secure` flag (public URL is https).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// The public origin (`scheme://host[:port]`) that browser writes must come from.
+    pub fn public_origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+
+    /// The public URL with `path` appended (path starts with `/`).
+    pub fn public_url_for(&self, path: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+}
+
+fn parse_http_url(var: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw)
+        .map_err(|e| ConfigError::new(var, format!("`{raw}` is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(var, "must be an http:// or https:// URL"));
+    }
+    Ok(url)
+}
+
+fn parse_u64(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(ConfigError::new(
+                var,
+                format!("`{raw}` is not a positive whole number"),
+            )),
+        },
+    }
+}
+
+fn parse_service_tokens(raw: &str) -> Result<Vec<ServiceToken>, ConfigError> {
+    const VAR: &str = "PAVED_SERVICE_TOKENS";
+    let mut tokens = Vec::new();
+    for (index, entry) in raw.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+        let parts: Vec<&str> = entry.splitn(3, ':').collect();
+        let [name, token, role] = parts[..] else {
+            return Err(ConfigError::new(
+                VAR,
+                format!("entry {} is not `name:token:role`", index + 1),
+            ));
+        };
+        if name.is_empty() {
+            return Err(ConfigError::new(VAR, format!("entry {} has an empty name", index + 1)));
+        }
+        if token.len() < 16 {
+            return Err(ConfigError::new(
+                VAR,
+                format!("the token of `{name}` is shorter than 16 characters"),
+            ));
+        }
+        let role = MappedRole::parse(role)
+            .map_err(|m| ConfigError::new(VAR, format!("the role of `{name}`: {m}")))?;
+        if tokens.iter().any(|t: &ServiceToken| t.name == name) {
+            return Err(ConfigError::new(VAR, format!("`{name}` appears twice")));
+        }
+        tokens.push(ServiceToken {
+            name: name.to_owned(),
+            token: SecretString::from(token.to_owned()),
+            role,
+        });
+    }
+    Ok(tokens)
+}
+
+/// Compares a presented token with a configured one without leaking timing.
+pub fn service_token_matches(token: &ServiceToken, presented: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    // Hash both sides so the comparison time does not depend on the common prefix length.
+    let a = Sha256::digest(token.token.expose_secret().as_bytes());
+    let b = Sha256::digest(presented.as_bytes());
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("PAVED_OIDC_ISSUER", "http://127.0.0.1:4000"),
+            ("PAVED_OIDC_CLIENT_ID", "paved"),
+            ("PAVED_OIDC_CLIENT_SECRET", "s3cret-value"),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, &'static str>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| vars.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_apply_when_optional_values_are_unset() {
+        let config = load(&base()).unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.public_origin(), "http://127.0.0.1:3000");
+        assert_eq!(config.database_url, "sqlite://data/paved.db");
+        assert_eq!(config.oidc.groups_claim, "groups");
+        assert!(!config.secure_cookies());
+        assert!(config.service_tokens.is_empty());
+    }
+
+    #[test]
+    fn missing_required_variable_is_named() {
+        let mut vars = base();
+        vars.remove("PAVED_OIDC_CLIENT_ID");
+        let err = load(&vars).unwrap_err();
+        assert_eq!(err.var, "PAVED_OIDC_CLIENT_ID");
+        assert!(err.to_string().contains("PAVED_OIDC_CLIENT_ID"));
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        for (var, value) in [
+            ("PAVED_BIND", "localhost"),
+            ("PAVED_PUBLIC_URL", "ftp://x"),
+            ("PAVED_DATABASE_URL", "postgres://x"),
+            ("PAVED_SERVICE_TOKENS", "ci:short:platform_admin"),
+            ("PAVED_SERVICE_TOKENS", "ci:0123456789abcdef:emperor"),
+            ("PAVED_OIDC_ROLE_MAPPING", "admins"),
+            ("PAVED_SESSION_IDLE_MINUTES", "-3"),
+            ("PAVED_DEMO", "maybe"),
+        ] {
+            let mut vars = base();
+            vars.insert(var, value);
+            let err = load(&vars).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_never_debug_printed() {
+        let mut vars = base();
+        vars.insert(
+            "PAVED_SERVICE_TOKENS",
+            "ci:tok-0123456789abcdef:platform_admin",
+        );
+        let config = load(&vars).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret-value"));
+        assert!(!printed.contains("tok-0123456789abcdef"));
+        assert!(service_token_matches(&config.service_tokens[0], "tok-0123456789abcdef"));
+        assert!(!service_token_matches(&config.service_tokens[0], "tok-0123456789abcdeX"));
+    }
+
+    #[test]
+    fn https_public_url_makes_cookies_secure() {
+        let mut vars = base();
+        vars.insert("PAVED_PUBLIC_URL", "https://paved.example.com/");
+        let config = load(&vars).unwrap();
+        assert!(config.secure_cookies());
+        assert_eq!(config.public_url_for("/auth/callback"), "https://paved.example.com/auth/callback");
+    }
+}

@@ -1,0 +1,31 @@
+//! Paved's domain library: plain async functions over a [`sqlx::SqlitePool`],
+//! testable without Leptos or HTTP. Server functions (in `app`) and HTTP-only
+//! endpoints (in `server`) both call into this crate.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod identity;
+pub mod teams;
+pub mod tokens;
+
+use std::sync::Arc;
+
+pub use error::CoreError;
+
+/// What every domain call needs, built once at start-up and shared by
+/// reference-counted clones.
+#[derive(Clone)]
+pub struct CoreState {
+    /// The SQLite connection pool.
+    pub db: sqlx::SqlitePool,
+    /// The typed configuration, loaded once.
+    pub config: Arc<config::Config>,
+}
+
+/// Seconds since the Unix epoch, the timestamp format of every table.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

@@ -1,0 +1,40 @@
+import { expect, Page } from '@playwright/test';
+export const BASE = process.env.PAVED_URL || 'http://127.0.0.1:3000';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export type DemoUser = { username: string; password: string; name: string; email: string; groups: string[]; role: string };
+
+export const users: DemoUser[] = JSON.parse(
+  readFileSync(fileURLToPath(new URL('../../demo/users.json', import.meta.url)), 'utf8'),
+);
+
+export const user = (username: string): DemoUser => {
+  const u = users.find((x) => x.username === username);
+  if (!u) throw new Error(`no demo user ${username}`);
+  return u;
+};
+
+/** Signs in through the provider's own form, starting from `path`. */
+export async function signIn(page: Page, u: DemoUser, path = '/') {
+  await page.goto(path);
+  await expect(page).toHaveURL(/\/signin/);
+  await page.getByRole('link', { name: 'Sign in with your company account' }).click();
+  await expect(page.getByRole('heading', { name: 'Demo identity provider' })).toBeVisible();
+  await page.getByLabel('Username').fill(u.username);
+  await page.getByLabel('Password').fill(u.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** Waits until the Leptos bundle has hydrated the page. */
+export async function hydrated(page: Page) {
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+}
+
+export async function signOut(page: Page) {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  // The provider asks to confirm its own sign-out, then returns to Paved.
+  await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+  await expect(page).toHaveURL(/\/signin\?signed_out=1/);
+  await expect(page.getByText('You have signed out.')).toBeVisible();
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Quick start, command 1: installs what is missing, builds, and runs Paved with
+# demo data, a local OpenID provider and an OpenBao dev server. Any PAVED_*
+# variable already set overrides the demo default (e.g. a real IdP). Ctrl-C stops everything.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+"$ROOT/scripts/setup.sh" demo
+"$ROOT/scripts/build.sh" ${PAVED_BUILD_FLAGS:-}
+
+mkdir -p .paved
+export PAVED_BIND="${PAVED_BIND:-127.0.0.1:3000}"
+export PAVED_PUBLIC_URL="${PAVED_PUBLIC_URL:-http://$PAVED_BIND}"
+export PAVED_DATABASE_URL="${PAVED_DATABASE_URL:-sqlite://.paved/demo.db}"
+export PAVED_SITE_ROOT="${PAVED_SITE_ROOT:-$SITE_ROOT}"
+export PAVED_DEMO="${PAVED_DEMO:-true}"
+export PAVED_OIDC_CLIENT_ID="${PAVED_OIDC_CLIENT_ID:-paved}"
+export PAVED_OIDC_CLIENT_SECRET="${PAVED_OIDC_CLIENT_SECRET:-paved-demo-secret}"
+oidc_port="${OIDC_PORT:-4400}"
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+if [ -z "${PAVED_OIDC_ISSUER:-}" ]; then
+  export PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port"
+  log "starting the demo OpenID provider at $PAVED_OIDC_ISSUER"
+  OIDC_PORT=$oidc_port node end2end/oidc/provider.mjs > .paved/oidc.log 2>&1 &
+  pids+=($!)
+  wait_for_http "$PAVED_OIDC_ISSUER/.well-known/openid-configuration" 30 || die "the OpenID provider did not start; see .paved/oidc.log"
+  demo_idp=1
+fi
+
+if [ -z "${VAULT_ADDR:-}" ] && command -v bao >/dev/null; then
+  export VAULT_ADDR="http://127.0.0.1:8200" VAULT_TOKEN="paved-dev-root"
+  log "starting the OpenBao dev server at $VAULT_ADDR"
+  bao server -dev -dev-root-token-id="$VAULT_TOKEN" -dev-listen-address=127.0.0.1:8200 \
+    -config=demo/openbao.hcl > .paved/openbao.log 2>&1 &
+  pids+=($!)
+  wait_for_http "$VAULT_ADDR/v1/sys/health" 30 || die "OpenBao did not start; see .paved/openbao.log"
+fi
+
+"$CARGO_TARGET_DIR/${PAVED_PROFILE_DIR:-debug}/paved" &
+pids+=($!)
+wait_for_http "$PAVED_PUBLIC_URL/healthz" 60 || die "Paved did not start"
+
+cat <<MSG
+
+  Paved is running at $PAVED_PUBLIC_URL
+MSG
+if [ -n "${demo_idp:-}" ]; then
+  echo "  Demo sign-ins (identity provider at $PAVED_OIDC_ISSUER):"
+  node -e '
+    const users = require("./demo/users.json");
+    for (const u of users) console.log(`    ${u.username.padEnd(6)} / ${u.password.padEnd(11)} ${u.role}`);'
+fi
+[ -n "${VAULT_ADDR:-}" ] && echo "  OpenBao: $VAULT_ADDR (root token ${VAULT_TOKEN:-from your environment})"
+echo "  Press Ctrl-C to stop everything."
+wait -n "${pids[@]}"

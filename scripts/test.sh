@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Quick start, command 2: installs what is missing, then runs every check:
+# formatting, lints (ssr and hydrate), Rust unit/sqlx/HTTP tests, and
+# Playwright in Debian's Chromium against the real server and oidc-provider.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+"$ROOT/scripts/setup.sh" test
+export SQLX_OFFLINE=true
+
+log "formatting"
+cargo fmt --all --check
+log "lints (server side)"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+log "lints (browser side)"
+cargo clippy --locked -p app --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
+
+log "Rust tests (unit, sqlx, HTTP over the real router, real oidc-provider)"
+cargo test --locked --workspace
+
+log "building the portal"
+"$ROOT/scripts/build.sh"
+
+run_dir=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$run_dir"
+}
+trap cleanup EXIT
+
+port=${PAVED_TEST_PORT:-3310}
+oidc_port=${OIDC_TEST_PORT:-4410}
+export PAVED_URL="http://127.0.0.1:$port"
+log "starting oidc-provider (:$oidc_port) and Paved (:$port) for the browser tests"
+PAVED_PUBLIC_URL="$PAVED_URL" OIDC_PORT=$oidc_port node end2end/oidc/provider.mjs > "$run_dir/oidc.log" 2>&1 &
+pids+=($!)
+wait_for_http "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" 30 || { cat "$run_dir/oidc.log"; die "oidc-provider did not start"; }
+
+PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$PAVED_URL" PAVED_DEMO=true \
+PAVED_DATABASE_URL="sqlite://$run_dir/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
+PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
+  "$CARGO_TARGET_DIR/debug/paved" > "$run_dir/paved.log" 2>&1 &
+pids+=($!)
+wait_for_http "$PAVED_URL/healthz" 60 || { cat "$run_dir/paved.log"; die "Paved did not start"; }
+
+log "browser tests (Playwright, Debian Chromium)"
+if ! npx playwright test --config end2end/playwright.config.ts; then
+  echo "---- paved log (last 80 lines) ----"; tail -n 80 "$run_dir/paved.log"
+  exit 1
+fi
+log "all tests passed"

@@ -1,0 +1,183 @@
+//! The Paved server: one [`AppState`] built at start-up, the Axum router
+//! (sessions, authentication, OIDC routes, JSON APIs, Leptos SSR and server
+//! functions) and the serve loop.
+
+pub mod api;
+pub mod demo;
+pub mod middleware;
+pub mod oidc;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use paved_core::config::Config;
+use paved_core::CoreState;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+/// Everything a request handler needs, built once at start-up.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database pool and configuration, shared with the domain layer.
+    pub core: CoreState,
+    /// The OpenID Connect relying party.
+    pub oidc: Arc<oidc::Oidc>,
+    /// Where Leptos finds the built assets.
+    pub leptos: LeptosOptions,
+    /// The session store (also used to purge expired sessions).
+    pub sessions: SqliteStore,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database at {url}: {source}")]
+    Database {
+        /// The configured URL.
+        url: String,
+        /// The cause.
+        source: sqlx::Error,
+    },
+    /// The session table could not be created.
+    #[error("cannot prepare the session store: {0}")]
+    Sessions(sqlx::Error),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// Demo data could not be seeded.
+    #[error("cannot seed demo data: {0}")]
+    Demo(String),
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl AppState {
+    /// Opens the database (migrating it), prepares sessions and the OIDC client.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let config = Arc::new(config);
+        let db = paved_core::db::connect(&config.database_url)
+            .await
+            .map_err(|source| StartupError::Database {
+                url: config.database_url.clone(),
+                source,
+            })?;
+        let sessions = SqliteStore::new(db.clone());
+        sessions.migrate().await.map_err(StartupError::Sessions)?;
+        if config.demo {
+            demo::seed(&db, &config).await.map_err(|e| StartupError::Demo(e.to_string()))?;
+        }
+        let leptos = LeptosOptions::builder()
+            .output_name("paved")
+            .site_root(config.site_root.clone())
+            .site_pkg_dir("pkg")
+            .site_addr(config.bind)
+            .build();
+        Ok(Self {
+            oidc: Arc::new(oidc::Oidc::new(config.clone())?),
+            core: CoreState { db, config },
+            leptos,
+            sessions,
+        })
+    }
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let config = &state.core.config;
+    let session_layer = SessionManagerLayer::new(state.sessions.clone())
+        .with_name(session::COOKIE_NAME)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.secure_cookies())
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::seconds(config.session_idle.as_secs() as i64),
+        ));
+
+    let routes = generate_route_list(app::App);
+    let core = state.core.clone();
+    let context = move || provide_context(core.clone());
+    let leptos_options = state.leptos.clone();
+
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/api/v1/me", get(api::me))
+        .route("/auth/login", get(oidc::login))
+        .route("/auth/callback", get(oidc::callback))
+        .route("/auth/logout", post(oidc::logout))
+        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+            app::shell(leptos_options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+            context,
+            app::shell,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ))
+        .layer(session_layer)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Builds the state, binds, and serves until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> Result<(), StartupError> {
+    let started = std::time::Instant::now();
+    let addr = config.bind;
+    let public_url = config.public_url.to_string();
+    let state = AppState::build(config).await?;
+    // Expired sessions are purged hourly rather than on the request path.
+    let purge = tokio::spawn(tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
+        state.sessions.clone(),
+        tokio::time::Duration::from_secs(3600),
+    ));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    tracing::info!(%addr, url = %public_url, ready_in_ms = started.elapsed().as_millis() as u64, "Paved is ready");
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    purge.abort();
+    served.map_err(|source| StartupError::Bind { addr, source })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
