@@ -96,7 +96,11 @@ impl From<&paved_core::auth::Principal> for Me {
                 AuthMethod::ServiceToken => "service_token",
             }
             .into(),
-            platform_roles: p.platform_roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            platform_roles: p
+                .platform_roles
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
             teams: p
                 .teams
                 .iter()

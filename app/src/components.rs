@@ -268,7 +268,9 @@ pub struct Toasts(RwSignal<Vec<(u64, String)>>);
 impl Toasts {
     /// Shows `message` for a few seconds.
     pub fn push(&self, message: impl Into<String>) {
-        let id = self.0.with_untracked(|t| t.last().map(|(i, _)| i + 1).unwrap_or(0));
+        let id = self
+            .0
+            .with_untracked(|t| t.last().map(|(i, _)| i + 1).unwrap_or(0));
         self.0.update(|t| t.push((id, message.into())));
         let list = self.0;
         set_timeout(
@@ -295,10 +297,26 @@ fn ToastRegion() -> impl IntoView {
 #[component]
 pub fn ErrorView(error: AppError) -> impl IntoView {
     let (code, title, hint) = match &error {
-        AppError::Unauthenticated => ("401", "Please sign in", "Your session has ended or you are not signed in."),
-        AppError::Forbidden(_) => ("403", "You don't have access", "If you need this, ask a platform admin for the right role."),
-        AppError::NotFound(_) => ("404", "Not found", "Check the address, or start again from the home page."),
-        _ => ("500", "Something went wrong", "This was our fault and it has been logged. Try again in a moment."),
+        AppError::Unauthenticated => (
+            "401",
+            "Please sign in",
+            "Your session has ended or you are not signed in.",
+        ),
+        AppError::Forbidden(_) => (
+            "403",
+            "You don't have access",
+            "If you need this, ask a platform admin for the right role.",
+        ),
+        AppError::NotFound(_) => (
+            "404",
+            "Not found",
+            "Check the address, or start again from the home page.",
+        ),
+        _ => (
+            "500",
+            "Something went wrong",
+            "This was our fault and it has been logged. Try again in a moment.",
+        ),
     };
     let action = if matches!(error, AppError::Unauthenticated) {
         view! { <a class="btn-primary" href="/signin">"Sign in"</a> }.into_any()

@@ -93,10 +93,16 @@ impl MappedRole {
         let role = match kind {
             "developer" => TeamRole::Member,
             "team_lead" => TeamRole::Lead,
-            other => return Err(format!("unknown role `{other}` (use developer or team_lead)")),
+            other => {
+                return Err(format!(
+                    "unknown role `{other}` (use developer or team_lead)"
+                ))
+            }
         };
         if team != "*" && !is_valid_team_name(team) {
-            return Err(format!("`{team}` is not a valid team name (lowercase letters, digits and dashes)"));
+            return Err(format!(
+                "`{team}` is not a valid team name (lowercase letters, digits and dashes)"
+            ));
         }
         Ok(MappedRole::Team {
             team: team.to_owned(),
@@ -179,9 +185,15 @@ impl RoleMapping {
                 None => (pattern.to_owned(), None),
             };
             if suffix.is_none() && matches!(&role, MappedRole::Team { team, .. } if team == "*") {
-                return Err(format!("rule `{entry}` uses team `*` but its pattern has no `*`"));
+                return Err(format!(
+                    "rule `{entry}` uses team `*` but its pattern has no `*`"
+                ));
             }
-            rules.push(MappingRule { prefix, suffix, role });
+            rules.push(MappingRule {
+                prefix,
+                suffix,
+                role,
+            });
         }
         if rules.is_empty() {
             return Err("no rules given".into());
@@ -342,11 +354,17 @@ fn forbidden_message(action: Action<'_>) -> String {
     match action {
         Action::ViewAuditLog => "The audit log is only open to platform admins.".into(),
         Action::AdministerPlatform => "Only platform admins can do this.".into(),
-        Action::ViewPlatformInsights => "Only platform PMs and admins can see platform insights.".into(),
+        Action::ViewPlatformInsights => {
+            "Only platform PMs and admins can see platform insights.".into()
+        }
         Action::ViewTeam(team) => format!("You are not a member of team {team}."),
         Action::ActInTeam(team) => format!("Only members of team {team} can do this."),
-        Action::LeadTeam(team) => format!("Only the lead of team {team} (or a platform admin) can do this."),
-        Action::ManageOwnTokens => "Personal API tokens belong to people; service tokens cannot manage them.".into(),
+        Action::LeadTeam(team) => {
+            format!("Only the lead of team {team} (or a platform admin) can do this.")
+        }
+        Action::ManageOwnTokens => {
+            "Personal API tokens belong to people; service tokens cannot manage them.".into()
+        }
     }
 }
 
@@ -370,17 +388,28 @@ mod tests {
     #[test]
     fn default_mapping_turns_groups_into_teams_and_roles() {
         let mapping = RoleMapping::parse(DEFAULT_ROLE_MAPPING).unwrap();
-        let grants = mapping.grants_for(&["team-payments", "team-search-leads", "paved-platform-pms", "unrelated"]);
+        let grants = mapping.grants_for(&[
+            "team-payments",
+            "team-search-leads",
+            "paved-platform-pms",
+            "unrelated",
+        ]);
         assert_eq!(grants.teams.get("payments"), Some(&TeamRole::Member));
         assert_eq!(grants.teams.get("search"), Some(&TeamRole::Lead));
         assert!(!grants.teams.contains_key("search-leads"));
-        assert_eq!(grants.platform_roles, BTreeSet::from([PlatformRole::PlatformPm]));
+        assert_eq!(
+            grants.platform_roles,
+            BTreeSet::from([PlatformRole::PlatformPm])
+        );
     }
 
     #[test]
     fn lead_outranks_member_whatever_the_group_order() {
         let mapping = RoleMapping::parse(DEFAULT_ROLE_MAPPING).unwrap();
-        for groups in [["team-payments-leads", "team-payments"], ["team-payments", "team-payments-leads"]] {
+        for groups in [
+            ["team-payments-leads", "team-payments"],
+            ["team-payments", "team-payments-leads"],
+        ] {
             let grants = mapping.grants_for(&groups);
             assert_eq!(grants.teams.get("payments"), Some(&TeamRole::Lead));
         }
@@ -389,13 +418,17 @@ mod tests {
     #[test]
     fn unmapped_groups_grant_nothing() {
         let mapping = RoleMapping::parse(DEFAULT_ROLE_MAPPING).unwrap();
-        assert!(mapping.grants_for(&["everyone", "team-", "team-Bad_Name"]).is_empty());
+        assert!(mapping
+            .grants_for(&["everyone", "team-", "team-Bad_Name"])
+            .is_empty());
         assert!(mapping.grants_for::<&str>(&[]).is_empty());
     }
 
     #[test]
     fn explicit_team_rules_and_bad_rules() {
-        let mapping = RoleMapping::parse("okta-pay=developer:payments, okta-admins = platform_admin").unwrap();
+        let mapping =
+            RoleMapping::parse("okta-pay=developer:payments, okta-admins = platform_admin")
+                .unwrap();
         let grants = mapping.grants_for(&["okta-pay", "okta-admins"]);
         assert_eq!(grants.teams.get("payments"), Some(&TeamRole::Member));
         assert!(grants.platform_roles.contains(&PlatformRole::PlatformAdmin));

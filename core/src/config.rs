@@ -231,7 +231,12 @@ fn parse_u64(
 fn parse_service_tokens(raw: &str) -> Result<Vec<ServiceToken>, ConfigError> {
     const VAR: &str = "PAVED_SERVICE_TOKENS";
     let mut tokens = Vec::new();
-    for (index, entry) in raw.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+    for (index, entry) in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .enumerate()
+    {
         let parts: Vec<&str> = entry.splitn(3, ':').collect();
         let [name, token, role] = parts[..] else {
             return Err(ConfigError::new(
@@ -240,7 +245,10 @@ fn parse_service_tokens(raw: &str) -> Result<Vec<ServiceToken>, ConfigError> {
             ));
         };
         if name.is_empty() {
-            return Err(ConfigError::new(VAR, format!("entry {} has an empty name", index + 1)));
+            return Err(ConfigError::new(
+                VAR,
+                format!("entry {} has an empty name", index + 1),
+            ));
         }
         if token.len() < 16 {
             return Err(ConfigError::new(
@@ -268,9 +276,11 @@ pub fn service_token_matches(token: &ServiceToken, presented: &str) -> bool {
     // Hash both sides so the comparison time does not depend on the common prefix length.
     let a = Sha256::digest(token.token.expose_secret().as_bytes());
     let b = Sha256::digest(presented.as_bytes());
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -339,8 +349,14 @@ mod tests {
         let printed = format!("{config:?}");
         assert!(!printed.contains("s3cret-value"));
         assert!(!printed.contains("tok-0123456789abcdef"));
-        assert!(service_token_matches(&config.service_tokens[0], "tok-0123456789abcdef"));
-        assert!(!service_token_matches(&config.service_tokens[0], "tok-0123456789abcdeX"));
+        assert!(service_token_matches(
+            &config.service_tokens[0],
+            "tok-0123456789abcdef"
+        ));
+        assert!(!service_token_matches(
+            &config.service_tokens[0],
+            "tok-0123456789abcdeX"
+        ));
     }
 
     #[test]
@@ -349,6 +365,9 @@ mod tests {
         vars.insert("PAVED_PUBLIC_URL", "https://paved.example.com/");
         let config = load(&vars).unwrap();
         assert!(config.secure_cookies());
-        assert_eq!(config.public_url_for("/auth/callback"), "https://paved.example.com/auth/callback");
+        assert_eq!(
+            config.public_url_for("/auth/callback"),
+            "https://paved.example.com/auth/callback"
+        );
     }
 }

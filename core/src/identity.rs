@@ -152,7 +152,11 @@ pub async fn load_principal(
 }
 
 fn join_roles(roles: &BTreeSet<PlatformRole>) -> String {
-    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn parse_roles(raw: &str) -> BTreeSet<PlatformRole> {
@@ -180,7 +184,10 @@ mod tests {
         let id = upsert_from_sign_in(&pool, &sign_in("ada", &[("payments", TeamRole::Lead)], &[]))
             .await
             .unwrap();
-        let p = load_principal(&pool, id, AuthMethod::Session).await.unwrap().unwrap();
+        let p = load_principal(&pool, id, AuthMethod::Session)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(p.display_name, "ADA");
         assert_eq!(p.team_role("payments"), Some(TeamRole::Lead));
         assert!(p.platform_roles.is_empty());
@@ -188,22 +195,38 @@ mod tests {
 
     #[sqlx::test(migrations = "../migrations")]
     async fn later_sign_in_replaces_memberships_and_roles_and_audits(pool: SqlitePool) {
-        let first = upsert_from_sign_in(&pool, &sign_in("bo", &[("payments", TeamRole::Member)], &[]))
-            .await
-            .unwrap();
+        let first = upsert_from_sign_in(
+            &pool,
+            &sign_in("bo", &[("payments", TeamRole::Member)], &[]),
+        )
+        .await
+        .unwrap();
         let second = upsert_from_sign_in(
             &pool,
-            &sign_in("bo", &[("search", TeamRole::Member)], &[PlatformRole::PlatformPm]),
+            &sign_in(
+                "bo",
+                &[("search", TeamRole::Member)],
+                &[PlatformRole::PlatformPm],
+            ),
         )
         .await
         .unwrap();
         assert_eq!(first, second);
-        let p = load_principal(&pool, first, AuthMethod::Session).await.unwrap().unwrap();
+        let p = load_principal(&pool, first, AuthMethod::Session)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(p.team_role("payments"), None);
         assert_eq!(p.team_role("search"), Some(TeamRole::Member));
         assert!(p.has(PlatformRole::PlatformPm));
         let log = audit::list(&pool, 0, 50).await.unwrap();
-        assert_eq!(log.entries.iter().filter(|e| e.action == "membership.sync").count(), 2);
+        assert_eq!(
+            log.entries
+                .iter()
+                .filter(|e| e.action == "membership.sync")
+                .count(),
+            2
+        );
     }
 
     #[sqlx::test(migrations = "../migrations")]
@@ -217,6 +240,9 @@ mod tests {
 
     #[sqlx::test(migrations = "../migrations")]
     async fn unknown_user_has_no_principal(pool: SqlitePool) {
-        assert!(load_principal(&pool, 42, AuthMethod::Session).await.unwrap().is_none());
+        assert!(load_principal(&pool, 42, AuthMethod::Session)
+            .await
+            .unwrap()
+            .is_none());
     }
 }

@@ -54,10 +54,13 @@ pub async fn list(pool: &SqlitePool) -> Result<Vec<TeamSummary>, CoreError> {
 
 /// One team with members, or [`CoreError::NotFound`].
 pub async fn detail(pool: &SqlitePool, name: &str) -> Result<TeamDetail, CoreError> {
-    let team = sqlx::query!("SELECT id, name, display_name FROM teams WHERE name = ?1", name)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| CoreError::NotFound(format!("team {name}")))?;
+    let team = sqlx::query!(
+        "SELECT id, name, display_name FROM teams WHERE name = ?1",
+        name
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| CoreError::NotFound(format!("team {name}")))?;
     let rows = sqlx::query!(
         r#"SELECT u.display_name, u.email, m.role
            FROM memberships m JOIN users u ON u.id = m.user_id
@@ -84,7 +87,13 @@ pub async fn detail(pool: &SqlitePool, name: &str) -> Result<TeamDetail, CoreErr
 }
 
 /// A demo person: subject, name, e-mail, platform roles, team memberships.
-pub type DemoPerson<'a> = (&'a str, &'a str, &'a str, &'a str, &'a [(&'a str, TeamRole)]);
+pub type DemoPerson<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a [(&'a str, TeamRole)],
+);
 
 /// Seeds demo teams and people (idempotent), so team pages have members
 /// before anyone signs in. Sign-in later refreshes each person from the IdP.
@@ -97,9 +106,13 @@ pub async fn seed_demo(
     let mut tx = pool.begin().await?;
     for (name, display) in teams {
         identity::ensure_team(&mut tx, name, now).await?;
-        sqlx::query!("UPDATE teams SET display_name = ?2 WHERE name = ?1", name, display)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE teams SET display_name = ?2 WHERE name = ?1",
+            name,
+            display
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     for (subject, display, email, roles, memberships) in people {
         let user_id = sqlx::query_scalar!(
@@ -139,16 +152,29 @@ mod tests {
     #[sqlx::test(migrations = "../migrations")]
     async fn seeded_team_lists_leads_first(pool: SqlitePool) {
         let people: &[DemoPerson] = &[
-            ("u1", "Zed Dev", "z@x", "", &[("payments", TeamRole::Member)]),
+            (
+                "u1",
+                "Zed Dev",
+                "z@x",
+                "",
+                &[("payments", TeamRole::Member)],
+            ),
             ("u2", "Amy Lead", "a@x", "", &[("payments", TeamRole::Lead)]),
         ];
-        seed_demo(&pool, &[("payments", "Payments")], people).await.unwrap();
-        seed_demo(&pool, &[("payments", "Payments")], people).await.unwrap();
+        seed_demo(&pool, &[("payments", "Payments")], people)
+            .await
+            .unwrap();
+        seed_demo(&pool, &[("payments", "Payments")], people)
+            .await
+            .unwrap();
         let team = detail(&pool, "payments").await.unwrap();
         assert_eq!(team.display_name, "Payments");
         assert_eq!(team.members.len(), 2);
         assert_eq!(team.members[0].role, TeamRole::Lead);
-        assert!(matches!(detail(&pool, "nope").await, Err(CoreError::NotFound(_))));
+        assert!(matches!(
+            detail(&pool, "nope").await,
+            Err(CoreError::NotFound(_))
+        ));
         assert_eq!(list(&pool).await.unwrap()[0].member_count, 2);
     }
 }

@@ -51,7 +51,11 @@ fn generate_value() -> String {
 }
 
 /// Creates a token named `name` for the caller.
-pub async fn create(pool: &SqlitePool, caller: &Principal, name: &str) -> Result<NewToken, CoreError> {
+pub async fn create(
+    pool: &SqlitePool,
+    caller: &Principal,
+    name: &str,
+) -> Result<NewToken, CoreError> {
     authorize(caller, Action::ManageOwnTokens)?;
     let user_id = caller.user_id.ok_or(CoreError::Unauthenticated)?;
     let name = name.trim();
@@ -78,7 +82,9 @@ pub async fn create(pool: &SqlitePool, caller: &Principal, name: &str) -> Result
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match CoreError::from(e) {
-        CoreError::Conflict(_) => CoreError::Conflict(format!("you already have a token named “{name}”")),
+        CoreError::Conflict(_) => {
+            CoreError::Conflict(format!("you already have a token named “{name}”"))
+        }
         other => other,
     })?;
     audit::record(
@@ -143,7 +149,10 @@ pub async fn revoke(pool: &SqlitePool, caller: &Principal, id: i64) -> Result<()
 }
 
 /// Looks up an active personal token and records its use. Returns the owner's user id.
-pub async fn authenticate(pool: &SqlitePool, presented: &SecretString) -> Result<Option<i64>, CoreError> {
+pub async fn authenticate(
+    pool: &SqlitePool,
+    presented: &SecretString,
+) -> Result<Option<i64>, CoreError> {
     let presented = presented.expose_secret();
     if !presented.starts_with(TOKEN_PREFIX) {
         return Ok(None);
@@ -181,7 +190,10 @@ mod tests {
         )
         .await
         .unwrap();
-        identity::load_principal(pool, id, AuthMethod::Session).await.unwrap().unwrap()
+        identity::load_principal(pool, id, AuthMethod::Session)
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     #[test]
@@ -207,20 +219,29 @@ mod tests {
             .unwrap();
         assert_eq!(stored, hash_token(&value));
 
-        assert_eq!(authenticate(&pool, &token.value).await.unwrap(), ada.user_id);
+        assert_eq!(
+            authenticate(&pool, &token.value).await.unwrap(),
+            ada.user_id
+        );
         let listed = list_own(&pool, &ada).await.unwrap();
         assert!(listed[0].last_used_at.is_some());
         assert!(value.starts_with(&listed[0].prefix));
 
         revoke(&pool, &ada, token.id).await.unwrap();
         assert_eq!(authenticate(&pool, &token.value).await.unwrap(), None);
-        assert!(matches!(revoke(&pool, &ada, token.id).await, Err(CoreError::NotFound(_))));
+        assert!(matches!(
+            revoke(&pool, &ada, token.id).await,
+            Err(CoreError::NotFound(_))
+        ));
     }
 
     #[sqlx::test(migrations = "../migrations")]
     async fn names_are_validated_and_unique_per_user(pool: SqlitePool) {
         let ada = user(&pool, "ada").await;
-        assert!(matches!(create(&pool, &ada, "  ").await, Err(CoreError::Invalid { field: "name", .. })));
+        assert!(matches!(
+            create(&pool, &ada, "  ").await,
+            Err(CoreError::Invalid { field: "name", .. })
+        ));
         create(&pool, &ada, "ci").await.unwrap();
         let err = create(&pool, &ada, "ci").await.err().unwrap();
         assert_eq!(err.status_code(), 409);
@@ -233,9 +254,22 @@ mod tests {
         let ada = user(&pool, "ada").await;
         let bo = user(&pool, "bo").await;
         let token = create(&pool, &ada, "mine").await.unwrap();
-        assert!(matches!(revoke(&pool, &bo, token.id).await, Err(CoreError::NotFound(_))));
+        assert!(matches!(
+            revoke(&pool, &bo, token.id).await,
+            Err(CoreError::NotFound(_))
+        ));
         assert!(authenticate(&pool, &token.value).await.unwrap().is_some());
-        assert!(authenticate(&pool, &SecretString::from("pvd_forged".to_string())).await.unwrap().is_none());
-        assert!(authenticate(&pool, &SecretString::from("other".to_string())).await.unwrap().is_none());
+        assert!(
+            authenticate(&pool, &SecretString::from("pvd_forged".to_string()))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            authenticate(&pool, &SecretString::from("other".to_string()))
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -1,4 +1,4 @@
-import { expect, Page } from '@playwright/test';
+import { APIRequestContext, expect, Page } from '@playwright/test';
 export const BASE = process.env.PAVED_URL || 'http://127.0.0.1:3000';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -37,4 +37,30 @@ export async function signOut(page: Page) {
   await page.getByRole('button', { name: 'Yes, sign me out' }).click();
   await expect(page).toHaveURL(/\/signin\?signed_out=1/);
   await expect(page.getByText('You have signed out.')).toBeVisible();
+}
+
+/**
+ * Runs the authorization-code flow over HTTP, one redirect at a time, through
+ * the provider's sign-in form, and returns Paved's callback URL (with code and
+ * state) without calling it.
+ */
+export async function flowUntilCallback(http: APIRequestContext, u: DemoUser): Promise<string> {
+  let response = await http.get('/auth/login', { maxRedirects: 0 });
+  let location = response.headers()['location'];
+  for (let hop = 0; hop < 10; hop++) {
+    if (!location) throw new Error(`no redirect at hop ${hop}: ${response.status()}`);
+    if (location.startsWith(BASE) && location.includes('/auth/callback')) return location;
+    response = await http.get(location, { maxRedirects: 0 });
+    if (response.status() === 200 && (await response.text()).includes('name="password"')) {
+      const action = (await response.text()).match(/action="([^"]+)"/)![1];
+      const issuer = new URL(location).origin;
+      response = await http.post(issuer + action, {
+        form: { username: u.username, password: u.password },
+        maxRedirects: 0,
+      });
+    }
+    location = response.headers()['location'];
+    if (location && location.startsWith('/')) location = new URL(response.url()).origin + location;
+  }
+  throw new Error('too many redirects');
 }

@@ -16,7 +16,11 @@ pub async fn healthz() -> &'static str {
 /// `GET /readyz`: the database answers. 503 otherwise.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = paved_core::db::is_ready(&state.core.db).await;
-    let status = if database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(serde_json::json!({

@@ -33,7 +33,13 @@ pub async fn seed(pool: &SqlitePool, config: &Config) -> Result<(), Box<dyn std:
         .collect();
     let roles: Vec<String> = grants
         .iter()
-        .map(|g| g.platform_roles.iter().map(|r: &PlatformRole| r.as_str()).collect::<Vec<_>>().join(","))
+        .map(|g| {
+            g.platform_roles
+                .iter()
+                .map(|r: &PlatformRole| r.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .collect();
     let memberships: Vec<Vec<(&str, paved_core::auth::TeamRole)>> = grants
         .iter()
@@ -52,6 +58,11 @@ pub async fn seed(pool: &SqlitePool, config: &Config) -> Result<(), Box<dyn std:
             )
         })
         .collect();
-    teams::seed_demo(pool, &[("payments", "Payments"), ("search", "Search")], &people).await?;
+    teams::seed_demo(
+        pool,
+        &[("payments", "Payments"), ("search", "Search")],
+        &people,
+    )
+    .await?;
     Ok(())
 }

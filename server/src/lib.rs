@@ -84,7 +84,9 @@ impl AppState {
         let sessions = SqliteStore::new(db.clone());
         sessions.migrate().await.map_err(StartupError::Sessions)?;
         if config.demo {
-            demo::seed(&db, &config).await.map_err(|e| StartupError::Demo(e.to_string()))?;
+            demo::seed(&db, &config)
+                .await
+                .map_err(|e| StartupError::Demo(e.to_string()))?;
         }
         let leptos = LeptosOptions::builder()
             .output_name("paved")
@@ -129,10 +131,10 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(leptos_options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
-            context,
-            app::shell,
-        ))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, app::shell))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,
@@ -149,10 +151,12 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let public_url = config.public_url.to_string();
     let state = AppState::build(config).await?;
     // Expired sessions are purged hourly rather than on the request path.
-    let purge = tokio::spawn(tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
-        state.sessions.clone(),
-        tokio::time::Duration::from_secs(3600),
-    ));
+    let purge = tokio::spawn(
+        tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
+            state.sessions.clone(),
+            tokio::time::Duration::from_secs(3600),
+        ),
+    );
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;
@@ -170,7 +174,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

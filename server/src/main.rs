@@ -8,7 +8,8 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("PAVED_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn")),
+            EnvFilter::try_from_env("PAVED_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn")),
         )
         .init();
     let config = match paved_core::config::Config::from_env() {

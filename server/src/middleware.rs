@@ -40,7 +40,11 @@ fn is_api(path: &str) -> bool {
 }
 
 /// Authenticates the request and stores the [`Principal`] in its extensions.
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path().to_owned();
     let bearer = match bearer_token(request.headers()) {
         Ok(b) => b,
@@ -50,12 +54,19 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     let principal = if let Some(token) = bearer {
         match principal_from_token(&state, token).await {
             Ok(Some(p)) => Some(p),
-            Ok(None) => return json_error(StatusCode::UNAUTHORIZED, "The bearer token is not valid or has been revoked."),
+            Ok(None) => {
+                return json_error(
+                    StatusCode::UNAUTHORIZED,
+                    "The bearer token is not valid or has been revoked.",
+                )
+            }
             Err(response) => return response,
         }
     } else {
         // Browser requests carry ambient cookies, so writes must come from our own origin.
-        if !is_safe_method(request.method()) && !same_origin(request.headers(), &state.core.config.public_origin()) {
+        if !is_safe_method(request.method())
+            && !same_origin(request.headers(), &state.core.config.public_origin())
+        {
             return json_error(
                 StatusCode::FORBIDDEN,
                 "Cross-origin request refused: this change must come from a Paved page.",
@@ -76,7 +87,9 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             next.run(request).await
         }
         None if is_public(&path) => next.run(request).await,
-        None if is_api(&path) => json_error(StatusCode::UNAUTHORIZED, "Sign in or send a bearer token."),
+        None if is_api(&path) => {
+            json_error(StatusCode::UNAUTHORIZED, "Sign in or send a bearer token.")
+        }
         None => {
             let target = request
                 .uri()
@@ -86,7 +99,10 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             let location = if target == "/" {
                 "/signin".to_owned()
             } else {
-                format!("/signin?next={}", url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>())
+                format!(
+                    "/signin?next={}",
+                    url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
+                )
             };
             Redirect::to(&location).into_response()
         }
@@ -115,17 +131,28 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| "The Authorization header is not valid text.")?;
-    let (scheme, token) = value.split_once(' ').ok_or("Use `Authorization: Bearer <token>`.")?;
+    let value = value
+        .to_str()
+        .map_err(|_| "The Authorization header is not valid text.")?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or("Use `Authorization: Bearer <token>`.")?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err("Use `Authorization: Bearer <token>`.");
     }
     Ok(Some(token.trim().to_owned()))
 }
 
-async fn principal_from_token(state: &AppState, token: String) -> Result<Option<Principal>, Response> {
+async fn principal_from_token(
+    state: &AppState,
+    token: String,
+) -> Result<Option<Principal>, Response> {
     let config = &state.core.config;
-    if let Some(service) = config.service_tokens.iter().find(|t| service_token_matches(t, &token)) {
+    if let Some(service) = config
+        .service_tokens
+        .iter()
+        .find(|t| service_token_matches(t, &token))
+    {
         let mut principal = Principal {
             user_id: None,
             subject: service.name.clone(),
@@ -146,7 +173,9 @@ async fn principal_from_token(state: &AppState, token: String) -> Result<Option<
         return Ok(Some(principal));
     }
     let secret = SecretString::from(token);
-    let user_id = tokens::authenticate(&state.core.db, &secret).await.map_err(internal)?;
+    let user_id = tokens::authenticate(&state.core.db, &secret)
+        .await
+        .map_err(internal)?;
     match user_id {
         None => Ok(None),
         Some(id) => identity::load_principal(&state.core.db, id, AuthMethod::PersonalToken)
@@ -155,7 +184,10 @@ async fn principal_from_token(state: &AppState, token: String) -> Result<Option<
     }
 }
 
-async fn principal_from_session(state: &AppState, session: &Session) -> Result<Option<Principal>, Response> {
+async fn principal_from_session(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<Principal>, Response> {
     let user: Option<SessionUser> = match session.get(USER_KEY).await {
         Ok(u) => u,
         Err(e) => {
@@ -183,7 +215,10 @@ async fn principal_from_session(state: &AppState, session: &Session) -> Result<O
 
 fn internal(err: paved_core::CoreError) -> Response {
     tracing::error!(error = %err, source = ?std::error::Error::source(&err), "authentication lookup failed");
-    json_error(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side; it has been logged.")
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side; it has been logged.",
+    )
 }
 
 #[cfg(test)]
@@ -207,7 +242,10 @@ mod tests {
         let public = "http://127.0.0.1:3000";
         let mut h = HeaderMap::new();
         assert!(!same_origin(&h, public));
-        h.insert(header::REFERER, "http://127.0.0.1:3000/profile".parse().unwrap());
+        h.insert(
+            header::REFERER,
+            "http://127.0.0.1:3000/profile".parse().unwrap(),
+        );
         assert!(same_origin(&h, public));
         h.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
         assert!(!same_origin(&h, public));

@@ -24,8 +24,14 @@ use tower_sessions::Session;
 use crate::session::{SessionUser, ID_TOKEN_KEY, PENDING_LOGIN_KEY, USER_KEY};
 use crate::AppState;
 
-type OidcClient =
-    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+type OidcClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
 
 /// How long discovered provider metadata (and its signing keys) is trusted before re-fetching.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
@@ -116,8 +122,15 @@ impl Oidc {
                 return Ok(d.metadata.clone());
             }
         }
-        let issuer = IssuerUrl::new(self.config.oidc.issuer.as_str().trim_end_matches('/').to_owned())
-            .map_err(|e| OidcError::Unreachable(e.to_string()))?;
+        let issuer = IssuerUrl::new(
+            self.config
+                .oidc
+                .issuer
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+        )
+        .map_err(|e| OidcError::Unreachable(e.to_string()))?;
         let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
             .await
             .map_err(|e| OidcError::Unreachable(error_chain(&e)))?;
@@ -163,7 +176,14 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 /// Only same-site paths may be returned to after sign-in (no open redirects).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.starts_with("/auth/") => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && !n.starts_with("/auth/") =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -187,7 +207,14 @@ pub async fn login(
         CsrfToken::new_random,
         Nonce::new_random,
     );
-    for scope in state.core.config.oidc.scopes.iter().filter(|s| *s != "openid") {
+    for scope in state
+        .core
+        .config
+        .oidc
+        .scopes
+        .iter()
+        .filter(|s| *s != "openid")
+    {
         request = request.add_scope(Scope::new(scope.clone()));
     }
     let (url, csrf, nonce) = request.set_pkce_challenge(challenge).url();
@@ -315,7 +342,9 @@ pub fn groups_from_jwt(jwt: &str, claim: &str) -> Vec<String> {
     let Some(payload) = jwt.split('.').nth(1) else {
         return Vec::new();
     };
-    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')) else {
+    let Ok(bytes) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))
+    else {
         return Vec::new();
     };
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
@@ -361,7 +390,9 @@ pub async fn logout(State(state): State<AppState>, session: Session) -> Response
     if let Ok(url) = PostLogoutRedirectUrl::new(signed_out) {
         request = request.set_post_logout_redirect_uri(url);
     }
-    let parsed = id_token.as_deref().and_then(|t| CoreIdToken::from_str(t).ok());
+    let parsed = id_token
+        .as_deref()
+        .and_then(|t| CoreIdToken::from_str(t).ok());
     if let Some(token) = parsed.as_ref() {
         request = request.set_id_token_hint(token);
     }
@@ -375,12 +406,18 @@ mod tests {
 
     fn jwt(payload: serde_json::Value) -> String {
         let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!("{}.{}.sig", enc.encode(b"{}"), enc.encode(payload.to_string()))
+        format!(
+            "{}.{}.sig",
+            enc.encode(b"{}"),
+            enc.encode(payload.to_string())
+        )
     }
 
     #[test]
     fn groups_claim_as_list_string_or_nested() {
-        let t = jwt(serde_json::json!({"groups": ["a", "b", 3], "realm_access": {"roles": ["r"]}, "g": "solo"}));
+        let t = jwt(
+            serde_json::json!({"groups": ["a", "b", 3], "realm_access": {"roles": ["r"]}, "g": "solo"}),
+        );
         assert_eq!(groups_from_jwt(&t, "groups"), vec!["a", "b"]);
         assert_eq!(groups_from_jwt(&t, "realm_access.roles"), vec!["r"]);
         assert_eq!(groups_from_jwt(&t, "g"), vec!["solo"]);

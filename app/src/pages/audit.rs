@@ -12,7 +12,11 @@ use crate::components::{format_time, Card, EmptyState, ErrorView, PageHeader};
 pub fn AuditPage() -> impl IntoView {
     let query = use_query_map();
     let offset = move || {
-        query.with(|q| q.get("offset").and_then(|o| o.parse::<i64>().ok()).unwrap_or(0))
+        query.with(|q| {
+            q.get("offset")
+                .and_then(|o| o.parse::<i64>().ok())
+                .unwrap_or(0)
+        })
     };
     let page = Resource::new(offset, audit_log);
     view! {

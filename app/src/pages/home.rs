@@ -37,12 +37,29 @@ fn Home(me: Me) -> impl IntoView {
         }
         .into_any();
     }
-    let first_name = me.display_name.split_whitespace().next().unwrap_or("there").to_owned();
+    let first_name = me
+        .display_name
+        .split_whitespace()
+        .next()
+        .unwrap_or("there")
+        .to_owned();
     let (role_label, subtitle) = match role {
-        HomeRole::Admin => ("Platform admin", "Own the golden paths and the rules every service is checked against."),
-        HomeRole::ProductManager => ("Platform PM", "See whether the platform is working for the teams that use it."),
-        HomeRole::Lead => ("Team lead", "Keep your team's LLM spend on budget and its services healthy."),
-        _ => ("Developer", "Find what exists, or start a new service on a golden path."),
+        HomeRole::Admin => (
+            "Platform admin",
+            "Own the golden paths and the rules every service is checked against.",
+        ),
+        HomeRole::ProductManager => (
+            "Platform PM",
+            "See whether the platform is working for the teams that use it.",
+        ),
+        HomeRole::Lead => (
+            "Team lead",
+            "Keep your team's LLM spend on budget and its services healthy.",
+        ),
+        _ => (
+            "Developer",
+            "Find what exists, or start a new service on a golden path.",
+        ),
     };
     let teams = me.teams.clone();
     view! {

@@ -5,7 +5,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::{list_tokens, CreateToken, RevokeToken, TokenView};
-use crate::components::{format_time, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader, Toasts, Tone};
+use crate::components::{
+    format_time, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader, Toasts, Tone,
+};
 
 /// `/profile`.
 #[component]
@@ -20,7 +22,10 @@ pub fn ProfilePage() -> impl IntoView {
     );
     Effect::new(move |_| {
         if let Some(Ok(t)) = create.value().get() {
-            toasts.push(format!("Token “{}” created. Copy it now: it will not be shown again.", t.name));
+            toasts.push(format!(
+                "Token “{}” created. Copy it now: it will not be shown again.",
+                t.name
+            ));
         }
     });
     Effect::new(move |_| {

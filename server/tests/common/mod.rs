@@ -1,0 +1,219 @@
+//! The HTTP test app: the real router over a fresh SQLite file, plus helpers
+//! to sign people in (a session as the OIDC callback would leave it) and to
+//! start the real oidc-provider.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+
+use axum::body::Body;
+use axum::http::{header, Request, Response, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use paved_core::auth::{Grants, PlatformRole, TeamRole};
+use paved_core::config::Config;
+use paved_core::identity::{self, SignIn};
+use paved_server::session::{SessionUser, COOKIE_NAME, USER_KEY};
+use paved_server::AppState;
+use tower::ServiceExt;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::SessionStore;
+
+/// The public URL every test app claims (CSRF checks compare against it).
+pub const PUBLIC_URL: &str = "http://paved.test";
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+/// Builds the app with `vars` on top of minimal defaults. The issuer points at
+/// a closed port unless a test overrides it.
+pub async fn test_app(vars: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/paved.db", dir.path().display());
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("PAVED_PUBLIC_URL".into(), PUBLIC_URL.into()),
+        ("PAVED_DATABASE_URL".into(), db),
+        ("PAVED_OIDC_ISSUER".into(), "http://127.0.0.1:9".into()),
+        ("PAVED_OIDC_CLIENT_ID".into(), "paved".into()),
+        (
+            "PAVED_OIDC_CLIENT_SECRET".into(),
+            "paved-demo-secret".into(),
+        ),
+        ("PAVED_SITE_ROOT".into(), dir.path().display().to_string()),
+    ]);
+    for (k, v) in vars {
+        env.insert((*k).into(), (*v).into());
+    }
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config");
+    let state = AppState::build(config).await.expect("app state");
+    TestApp {
+        router: paved_server::router(state.clone()),
+        state,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub async fn send(&self, request: Request<Body>) -> Response<Body> {
+        self.router.clone().oneshot(request).await.unwrap()
+    }
+
+    /// Creates the user and a session for them; returns the `Cookie` header value.
+    pub async fn session_for(
+        &self,
+        subject: &str,
+        teams: &[(&str, TeamRole)],
+        platform: &[PlatformRole],
+    ) -> String {
+        self.session_signed_in_at(subject, teams, platform, paved_core::now_unix())
+            .await
+    }
+
+    pub async fn session_signed_in_at(
+        &self,
+        subject: &str,
+        teams: &[(&str, TeamRole)],
+        platform: &[PlatformRole],
+        signed_in_at: i64,
+    ) -> String {
+        let user_id = identity::upsert_from_sign_in(
+            &self.state.core.db,
+            &SignIn {
+                subject: subject.into(),
+                email: Some(format!("{subject}@example.com")),
+                name: Some(subject.into()),
+                grants: Grants {
+                    platform_roles: platform.iter().copied().collect(),
+                    teams: teams.iter().map(|(t, r)| (t.to_string(), *r)).collect(),
+                },
+            },
+        )
+        .await
+        .unwrap();
+        let mut record = Record {
+            id: Id::default(),
+            data: HashMap::from([(
+                USER_KEY.to_string(),
+                serde_json::to_value(SessionUser {
+                    user_id,
+                    signed_in_at,
+                })
+                .unwrap(),
+            )]),
+            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        };
+        self.state.sessions.create(&mut record).await.unwrap();
+        format!("{COOKIE_NAME}={}", record.id)
+    }
+}
+
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+pub fn get_with(uri: &str, name: header::HeaderName, value: &str) -> Request<Body> {
+    Request::get(uri)
+        .header(name, value)
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// A server-function call as the browser makes it (form-encoded POST).
+pub fn server_fn(name: &str, form: &str, headers: &[(header::HeaderName, &str)]) -> Request<Body> {
+    let mut builder = Request::post(format!("/api/{name}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json");
+    for (k, v) in headers {
+        builder = builder.header(k.clone(), *v);
+    }
+    builder.body(Body::from(form.to_owned())).unwrap()
+}
+
+pub async fn body_text(response: Response<Body>) -> String {
+    String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
+}
+
+pub async fn body_json(response: Response<Body>) -> serde_json::Value {
+    let text = body_text(response).await;
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+pub fn location(response: &Response<Body>) -> String {
+    response.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+pub fn assert_status(response: &Response<Body>, status: StatusCode) {
+    assert_eq!(
+        response.status(),
+        status,
+        "headers: {:?}",
+        response.headers()
+    );
+}
+
+/// The real oidc-provider (npm), started on a free loopback port for one test.
+pub struct TestIdp {
+    pub issuer: String,
+    child: Child,
+}
+
+impl TestIdp {
+    pub fn start(public_url: &str) -> TestIdp {
+        let port = free_port();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let mut child = Command::new("node")
+            .arg("end2end/oidc/provider.mjs")
+            .current_dir(root)
+            .env("OIDC_PORT", port.to_string())
+            .env("PAVED_PUBLIC_URL", public_url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node must be installed (scripts/setup.sh test installs the npm packages)");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("oidc-provider ready") => break,
+                Some(Ok(_)) => continue,
+                _ => panic!("oidc-provider did not start; run scripts/setup.sh test to install npm packages"),
+            }
+        }
+        // Keep draining its output: a closed pipe would kill the provider at its next log line.
+        std::thread::spawn(move || lines.for_each(drop));
+        TestIdp {
+            issuer: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+impl Drop for TestIdp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,0 +1,343 @@
+//! HTTP tests over the real router: authentication, the sign-in gate,
+//! authorization, CSRF, tokens, sessions and health.
+
+mod common;
+
+use axum::http::{header, StatusCode};
+use common::*;
+use paved_core::auth::{PlatformRole, TeamRole};
+
+#[tokio::test]
+async fn anonymous_api_and_server_function_calls_get_401() {
+    let app = test_app(&[]).await;
+    let response = app.send(get("/api/v1/me")).await;
+    assert_status(&response, StatusCode::UNAUTHORIZED);
+    let body = body_json(response).await;
+    assert_eq!(body["error"]["status"], 401);
+
+    let response = app
+        .send(server_fn(
+            "current_user",
+            "",
+            &[(header::ORIGIN, PUBLIC_URL)],
+        ))
+        .await;
+    assert_status(&response, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn anonymous_pages_redirect_to_sign_in_keeping_the_destination() {
+    let app = test_app(&[]).await;
+    let response = app.send(get("/teams/payments?tab=members")).await;
+    assert_status(&response, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&response),
+        "/signin?next=%2Fteams%2Fpayments%3Ftab%3Dmembers"
+    );
+
+    let response = app.send(get("/")).await;
+    assert_eq!(location(&response), "/signin");
+}
+
+#[tokio::test]
+async fn public_pages_and_health_need_no_sign_in() {
+    let app = test_app(&[]).await;
+    assert_status(&app.send(get("/healthz")).await, StatusCode::OK);
+    let ready = app.send(get("/readyz")).await;
+    assert_status(&ready, StatusCode::OK);
+    assert_eq!(body_json(ready).await["checks"]["database"], "ok");
+    let signin = app.send(get("/signin")).await;
+    assert_status(&signin, StatusCode::OK);
+    assert!(body_text(signin)
+        .await
+        .contains("Sign in with your company account"));
+}
+
+#[tokio::test]
+async fn a_signed_in_developer_gets_their_identity() {
+    let app = test_app(&[]).await;
+    let cookie = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let response = app
+        .send(get_with("/api/v1/me", header::COOKIE, &cookie))
+        .await;
+    assert_status(&response, StatusCode::OK);
+    let me = body_json(response).await;
+    assert_eq!(me["subject"], "dana");
+    assert_eq!(me["auth_method"], "session");
+    assert_eq!(
+        me["teams"],
+        serde_json::json!([{ "team": "payments", "role": "member" }])
+    );
+    assert_eq!(me["platform_roles"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn a_wrong_role_gets_403_from_server_functions_and_pages() {
+    let app = test_app(&[]).await;
+    let dev = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let admin = app
+        .session_for("ada", &[], &[PlatformRole::PlatformAdmin])
+        .await;
+
+    let call = |cookie: &str| {
+        server_fn(
+            "audit_log",
+            "offset=0",
+            &[(header::ORIGIN, PUBLIC_URL), (header::COOKIE, cookie)],
+        )
+    };
+    let refused = app.send(call(&dev)).await;
+    assert_status(&refused, StatusCode::FORBIDDEN);
+    assert!(body_text(refused)
+        .await
+        .contains("only open to platform admins"));
+    assert_status(&app.send(call(&admin)).await, StatusCode::OK);
+
+    let page = app
+        .send(get_with("/admin/audit", header::COOKIE, &dev))
+        .await;
+    assert_status(&page, StatusCode::FORBIDDEN);
+    assert!(body_text(page)
+        .await
+        .contains("The audit log is only open to platform admins."));
+
+    let other_team = server_fn(
+        "team_detail",
+        "name=search",
+        &[(header::ORIGIN, PUBLIC_URL), (header::COOKIE, &dev)],
+    );
+    assert_status(&app.send(other_team).await, StatusCode::FORBIDDEN);
+    let own_team = server_fn(
+        "team_detail",
+        "name=payments",
+        &[(header::ORIGIN, PUBLIC_URL), (header::COOKIE, &dev)],
+    );
+    assert_status(&app.send(own_team).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cross_origin_browser_writes_are_refused_and_change_nothing() {
+    let app = test_app(&[]).await;
+    let cookie = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+
+    for origin in [Some("http://evil.example"), None] {
+        let mut headers = vec![(header::COOKIE, cookie.as_str())];
+        if let Some(o) = origin {
+            headers.push((header::ORIGIN, o));
+        }
+        let response = app
+            .send(server_fn("create_token", "name=stolen", &headers))
+            .await;
+        assert_status(&response, StatusCode::FORBIDDEN);
+        assert!(body_text(response)
+            .await
+            .contains("Cross-origin request refused"));
+    }
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens")
+        .fetch_one(&app.state.core.db)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+
+    // A Referer from our own origin is enough when Origin is absent.
+    let response = app
+        .send(server_fn(
+            "create_token",
+            "name=mine",
+            &[
+                (header::COOKIE, &cookie),
+                (header::REFERER, &format!("{PUBLIC_URL}/profile")),
+            ],
+        ))
+        .await;
+    assert_status(&response, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn service_tokens_are_accepted_with_their_role() {
+    let app = test_app(&[("PAVED_SERVICE_TOKENS", "ci:ci-token-0123456789abcdef:platform_admin, bot:bot-token-0123456789abcdef:developer:payments")]).await;
+    let me = app
+        .send(get_with(
+            "/api/v1/me",
+            header::AUTHORIZATION,
+            "Bearer ci-token-0123456789abcdef",
+        ))
+        .await;
+    assert_status(&me, StatusCode::OK);
+    let me = body_json(me).await;
+    assert_eq!(me["auth_method"], "service_token");
+    assert_eq!(me["platform_roles"], serde_json::json!(["platform_admin"]));
+
+    // Bearer calls carry no ambient credentials, so no Origin is needed.
+    let admin_call = server_fn(
+        "audit_log",
+        "offset=0",
+        &[(header::AUTHORIZATION, "Bearer ci-token-0123456789abcdef")],
+    );
+    assert_status(&app.send(admin_call).await, StatusCode::OK);
+    let bot_call = server_fn(
+        "audit_log",
+        "offset=0",
+        &[(header::AUTHORIZATION, "Bearer bot-token-0123456789abcdef")],
+    );
+    assert_status(&app.send(bot_call).await, StatusCode::FORBIDDEN);
+    // Service tokens are not people: they cannot mint personal tokens.
+    let mint = server_fn(
+        "create_token",
+        "name=x",
+        &[(header::AUTHORIZATION, "Bearer ci-token-0123456789abcdef")],
+    );
+    assert_status(&app.send(mint).await, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn personal_tokens_work_until_revoked_and_bad_tokens_are_refused() {
+    let app = test_app(&[]).await;
+    let cookie = app
+        .session_for("lee", &[("payments", TeamRole::Lead)], &[])
+        .await;
+    let created = app
+        .send(server_fn(
+            "create_token",
+            "name=laptop",
+            &[(header::COOKIE, &cookie), (header::ORIGIN, PUBLIC_URL)],
+        ))
+        .await;
+    assert_status(&created, StatusCode::OK);
+    let created = body_json(created).await;
+    let token = created["value"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+
+    let me = app
+        .send(get_with("/api/v1/me", header::AUTHORIZATION, &bearer))
+        .await;
+    assert_status(&me, StatusCode::OK);
+    assert_eq!(body_json(me).await["auth_method"], "personal_token");
+
+    // The list never includes the value, and records the use.
+    let list = app
+        .send(server_fn(
+            "list_tokens",
+            "",
+            &[(header::COOKIE, &cookie), (header::ORIGIN, PUBLIC_URL)],
+        ))
+        .await;
+    let list_text = body_text(list).await;
+    assert!(!list_text.contains(&token));
+    assert!(!list_text.contains("\"last_used_at\":null"));
+
+    let id = created["id"].to_string();
+    let revoke = app
+        .send(server_fn(
+            "revoke_token",
+            &format!("id={id}"),
+            &[(header::COOKIE, &cookie), (header::ORIGIN, PUBLIC_URL)],
+        ))
+        .await;
+    assert_status(&revoke, StatusCode::OK);
+    let refused = app
+        .send(get_with("/api/v1/me", header::AUTHORIZATION, &bearer))
+        .await;
+    assert_status(&refused, StatusCode::UNAUTHORIZED);
+
+    for bad in [
+        "Bearer pvd_not-a-real-token",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "token",
+    ] {
+        let response = app
+            .send(get_with("/api/v1/me", header::AUTHORIZATION, bad))
+            .await;
+        assert_status(&response, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn sessions_end_at_the_absolute_lifetime() {
+    let app = test_app(&[("PAVED_SESSION_MAX_HOURS", "1")]).await;
+    let two_hours_ago = paved_core::now_unix() - 7200;
+    let cookie = app
+        .session_signed_in_at(
+            "dana",
+            &[("payments", TeamRole::Member)],
+            &[],
+            two_hours_ago,
+        )
+        .await;
+    let response = app
+        .send(get_with("/api/v1/me", header::COOKIE, &cookie))
+        .await;
+    assert_status(&response, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_unknown_session_cookie_is_anonymous() {
+    let app = test_app(&[]).await;
+    let response = app
+        .send(get_with(
+            "/api/v1/me",
+            header::COOKIE,
+            "paved_session=AAAAAAAAAAAAAAAAAAAAAA",
+        ))
+        .await;
+    assert_status(&response, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_unreachable_issuer_gives_a_clear_message_not_a_panic() {
+    let app = test_app(&[]).await;
+    let response = app.send(get("/auth/login")).await;
+    assert_status(&response, StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/signin?error=idp_unreachable");
+    let page = app.send(get("/signin?error=idp_unreachable")).await;
+    assert!(body_text(page).await.contains("could not be reached"));
+}
+
+#[tokio::test]
+async fn a_callback_without_a_sign_in_in_progress_is_refused() {
+    let app = test_app(&[]).await;
+    let response = app.send(get("/auth/callback?code=abc&state=forged")).await;
+    assert_eq!(location(&response), "/signin?error=state_mismatch");
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+}
+
+#[tokio::test]
+async fn sign_out_needs_our_origin_and_clears_the_session() {
+    let app = test_app(&[]).await;
+    let cookie = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let post = |origin: &str| {
+        axum::http::Request::post("/auth/logout")
+            .header(header::COOKIE, &cookie)
+            .header(header::ORIGIN, origin)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    assert_status(
+        &app.send(post("http://evil.example")).await,
+        StatusCode::FORBIDDEN,
+    );
+    assert_status(
+        &app.send(get_with("/api/v1/me", header::COOKIE, &cookie))
+            .await,
+        StatusCode::OK,
+    );
+
+    let response = app.send(post(PUBLIC_URL)).await;
+    assert_status(&response, StatusCode::SEE_OTHER);
+    // The issuer is unreachable here, so only the local session ends.
+    assert_eq!(location(&response), "/signin?signed_out=1");
+    assert_status(
+        &app.send(get_with("/api/v1/me", header::COOKIE, &cookie))
+            .await,
+        StatusCode::UNAUTHORIZED,
+    );
+}
