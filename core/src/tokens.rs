@@ -148,7 +148,12 @@ pub async fn revoke(pool: &SqlitePool, caller: &Principal, id: i64) -> Result<()
     Ok(())
 }
 
-/// Looks up an active personal token and records its use. Returns the owner's user id.
+/// How often a token's `last_used_at` is written at most: every request
+/// would otherwise turn a read into a write.
+pub const LAST_USED_RESOLUTION_SECS: i64 = 60;
+
+/// Looks up an active personal token and records its use (to the minute).
+/// Returns the owner's user id.
 pub async fn authenticate(
     pool: &SqlitePool,
     presented: &SecretString,
@@ -158,15 +163,29 @@ pub async fn authenticate(
         return Ok(None);
     }
     let hash = hash_token(presented);
-    let now = now_unix();
-    let user_id = sqlx::query_scalar!(
-        "UPDATE api_tokens SET last_used_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL RETURNING user_id",
-        hash,
-        now
+    let Some(token) = sqlx::query!(
+        "SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
+        hash
     )
     .fetch_optional(pool)
-    .await?;
-    Ok(user_id)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let now = now_unix();
+    if token
+        .last_used_at
+        .is_none_or(|t| now - t >= LAST_USED_RESOLUTION_SECS)
+    {
+        sqlx::query!(
+            "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
+            token.id,
+            now
+        )
+        .execute(pool)
+        .await?;
+    }
+    Ok(Some(token.user_id))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use paved_core::{identity, tokens};
 use secrecy::SecretString;
 use tower_sessions::Session;
 
-use crate::session::{SessionUser, USER_KEY};
+use crate::session::{SessionUser, IDLE_REFRESH_SECS, USER_KEY};
 use crate::AppState;
 
 /// A JSON error body: `{"error": {"status": 401, "message": "..."}}`.
@@ -198,8 +198,9 @@ async fn principal_from_session(
     let Some(user) = user else {
         return Ok(None);
     };
+    let now = paved_core::now_unix();
     let max_age = state.core.config.session_max_age.as_secs() as i64;
-    if paved_core::now_unix() - user.signed_in_at > max_age {
+    if now - user.signed_in_at > max_age {
         // Absolute expiry: however active, a session ends `PAVED_SESSION_MAX_HOURS` after sign-in.
         let _ = session.flush().await;
         return Ok(None);
@@ -209,6 +210,15 @@ async fn principal_from_session(
         .map_err(internal)?;
     if principal.is_none() {
         let _ = session.flush().await;
+    } else if now - user.last_seen >= IDLE_REFRESH_SECS {
+        // Modifying the session makes tower-sessions save it with a new idle expiry.
+        let refreshed = SessionUser {
+            last_seen: now,
+            ..user
+        };
+        if let Err(e) = session.insert(USER_KEY, refreshed).await {
+            tracing::warn!(error = %e, "could not refresh the session's idle expiry");
+        }
     }
     Ok(principal)
 }

@@ -325,6 +325,7 @@ async fn finish_sign_in(
             SessionUser {
                 user_id,
                 signed_in_at: paved_core::now_unix(),
+                last_seen: paved_core::now_unix(),
             },
         )
         .await

@@ -18,4 +18,12 @@ pub struct SessionUser {
     pub user_id: i64,
     /// Unix seconds; the absolute session lifetime counts from here.
     pub signed_in_at: i64,
+    /// Unix seconds of the last request that refreshed the idle timeout.
+    #[serde(default)]
+    pub last_seen: i64,
 }
+
+/// How stale `last_seen` may get before a request refreshes it. Refreshing
+/// saves the session (and so extends its idle expiry); doing it at most once a
+/// minute keeps reads from turning into writes.
+pub const IDLE_REFRESH_SECS: i64 = 60;

@@ -341,3 +341,40 @@ async fn sign_out_needs_our_origin_and_clears_the_session() {
         StatusCode::UNAUTHORIZED,
     );
 }
+
+#[tokio::test]
+async fn activity_refreshes_the_idle_expiry() {
+    use std::str::FromStr;
+    use tower_sessions::session::Id;
+    use tower_sessions::SessionStore;
+
+    let app = test_app(&[]).await;
+    let ten_minutes_ago = paved_core::now_unix() - 600;
+    let cookie = app
+        .session_signed_in_at(
+            "dana",
+            &[("payments", TeamRole::Member)],
+            &[],
+            ten_minutes_ago,
+        )
+        .await;
+    let id = Id::from_str(cookie.split_once('=').unwrap().1).unwrap();
+    let before = app.state.sessions.load(&id).await.unwrap().unwrap();
+
+    assert_status(
+        &app.send(get_with("/api/v1/me", header::COOKIE, &cookie))
+            .await,
+        StatusCode::OK,
+    );
+    let after = app.state.sessions.load(&id).await.unwrap().unwrap();
+    let last_seen = after.data["user"]["last_seen"].as_i64().unwrap();
+    assert!(
+        last_seen >= paved_core::now_unix() - 5,
+        "last_seen refreshed"
+    );
+    assert_eq!(
+        after.data["user"]["signed_in_at"], ten_minutes_ago,
+        "the absolute lifetime still counts from sign-in"
+    );
+    assert!(after.expiry_date >= before.expiry_date);
+}

@@ -100,6 +100,7 @@ impl TestApp {
                 serde_json::to_value(SessionUser {
                     user_id,
                     signed_in_at,
+                    last_seen: signed_in_at,
                 })
                 .unwrap(),
             )]),
