@@ -48,6 +48,8 @@ async fn public_pages_and_health_need_no_sign_in() {
     assert_eq!(body_json(ready).await["checks"]["database"], "ok");
     let signin = app.send(get("/signin")).await;
     assert_status(&signin, StatusCode::OK);
+    assert_eq!(signin.headers()[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(signin.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     assert!(body_text(signin)
         .await
         .contains("Sign in with your company account"));

@@ -59,7 +59,8 @@ pub fn ProfilePage() -> impl IntoView {
                     <div class="flex flex-col gap-3">
                         <Field label="Token name" id="token-name" error=name_error help="For example: laptop, github-actions">
                             <input id="token-name" name="name" class="input" required maxlength="80"
-                                aria-describedby="token-name-error" autocomplete="off" />
+                                aria-describedby="token-name-error" autocomplete="off"
+                                aria-invalid=move || name_error.get().is_some().to_string() />
                         </Field>
                         <button type="submit" class="btn-primary" disabled=move || create.pending().get()>
                             {move || if create.pending().get() { "Creating…" } else { "Create token" }}
