@@ -31,44 +31,40 @@ pub fn AppShell() -> impl IntoView {
             "Skip to content"
         </a>
         <header class="border-b border-slate-200 bg-white/90 backdrop-blur dark:border-slate-800 dark:bg-slate-900/90">
-            <div class="mx-auto flex h-14 max-w-6xl items-center gap-4 px-4">
-                <A href="/" attr:class="flex items-center gap-2 font-semibold tracking-tight">
-                    <span aria-hidden="true" class="inline-block h-6 w-6 rounded-md bg-gradient-to-br from-indigo-500 to-sky-400"></span>
-                    "Paved"
-                </A>
-                <Transition fallback=|| ()>
-                    {move || Suspend::new(async move {
-                        me.await.ok().map(|me| view! { <NavLinks me=me.clone() class="hidden md:flex" /> })
-                    })}
-                </Transition>
-                <div class="ml-auto flex items-center gap-2">
-                    <ThemeToggle />
-                    <Transition fallback=|| ()>
-                        {move || Suspend::new(async move {
-                            me.await.ok().map(|me| view! { <UserMenu me /> })
-                        })}
-                    </Transition>
-                    <button
-                        type="button"
-                        class="btn-ghost md:hidden"
-                        aria-label="Menu"
-                        aria-controls="mobile-nav"
-                        aria-expanded=move || menu_open.get().to_string()
-                        on:click=move |_| menu_open.update(|o| *o = !*o)
-                    >
-                        <svg aria-hidden="true" viewBox="0 0 20 20" class="h-5 w-5" fill="currentColor">
-                            <path d="M3 5h14v2H3zM3 9h14v2H3zM3 13h14v2H3z" />
-                        </svg>
-                    </button>
-                </div>
-            </div>
-            <div id="mobile-nav" class="border-t border-slate-200 px-4 py-2 md:hidden dark:border-slate-800" class:hidden=move || !menu_open.get()>
-                <Transition fallback=|| ()>
-                    {move || Suspend::new(async move {
-                        me.await.ok().map(|me| view! { <NavLinks me class="flex flex-col" /> })
-                    })}
-                </Transition>
-            </div>
+            // One suspense for the whole header: it all depends on who is signed in.
+            <Transition fallback=|| view! { <div class="h-14"></div> }>
+                {move || Suspend::new(async move {
+                    let me = me.await.ok();
+                    view! {
+                        <div class="mx-auto flex h-14 max-w-6xl items-center gap-4 px-4">
+                            <A href="/" attr:class="flex items-center gap-2 font-semibold tracking-tight">
+                                <span aria-hidden="true" class="inline-block h-6 w-6 rounded-md bg-gradient-to-br from-indigo-500 to-sky-400"></span>
+                                "Paved"
+                            </A>
+                            {me.clone().map(|me| view! { <NavLinks me class="hidden md:flex" /> })}
+                            <div class="ml-auto flex items-center gap-2">
+                                <ThemeToggle />
+                                {me.clone().map(|me| view! { <UserMenu me /> })}
+                                <button
+                                    type="button"
+                                    class="btn-ghost md:hidden"
+                                    aria-label="Menu"
+                                    aria-controls="mobile-nav"
+                                    aria-expanded=move || menu_open.get().to_string()
+                                    on:click=move |_| menu_open.update(|o| *o = !*o)
+                                >
+                                    <svg aria-hidden="true" viewBox="0 0 20 20" class="h-5 w-5" fill="currentColor">
+                                        <path d="M3 5h14v2H3zM3 9h14v2H3zM3 13h14v2H3z" />
+                                    </svg>
+                                </button>
+                            </div>
+                        </div>
+                        <div id="mobile-nav" class="border-t border-slate-200 px-4 py-2 md:hidden dark:border-slate-800" class:hidden=move || !menu_open.get()>
+                            {me.map(|me| view! { <NavLinks me class="flex flex-col" /> })}
+                        </div>
+                    }
+                })}
+            </Transition>
         </header>
         <main id="main" class="mx-auto max-w-6xl px-4 py-6 md:py-10">
             <Outlet />

@@ -122,24 +122,37 @@ async fn memberships_of(
         .collect())
 }
 
-/// Loads the principal of user `user_id` (a browser session or a personal token).
-/// `None` when the user no longer exists.
+/// Loads the principal of user `user_id` (a browser session or a personal token),
+/// in one query since it runs on every request. `None` when the user no longer exists.
 pub async fn load_principal(
     pool: &SqlitePool,
     user_id: i64,
     method: AuthMethod,
 ) -> Result<Option<Principal>, CoreError> {
-    let mut conn = pool.acquire().await?;
+    // Team names are `[a-z0-9-]`, so `team:role` pairs joined by commas parse back unambiguously.
     let Some(user) = sqlx::query!(
-        "SELECT subject, email, display_name, platform_roles FROM users WHERE id = ?1",
+        r#"SELECT u.subject, u.email, u.display_name, u.platform_roles,
+                  (SELECT group_concat(t.name || ':' || m.role, ',')
+                     FROM memberships m JOIN teams t ON t.id = m.team_id
+                    WHERE m.user_id = u.id) AS "teams: String"
+           FROM users u WHERE u.id = ?1"#,
         user_id
     )
-    .fetch_optional(&mut *conn)
+    .fetch_optional(pool)
     .await?
     else {
         return Ok(None);
     };
-    let teams = memberships_of(&mut conn, user_id).await?;
+    let teams = user
+        .teams
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|pair| {
+            let (team, role) = pair.split_once(':')?;
+            Some((team.to_owned(), TeamRole::parse(role)?))
+        })
+        .collect();
     Ok(Some(Principal {
         user_id: Some(user_id),
         subject: user.subject,
@@ -149,6 +162,72 @@ pub async fn load_principal(
         platform_roles: parse_roles(&user.platform_roles),
         teams,
     }))
+}
+
+/// Principals of signed-in users, kept for a few seconds so that a page view
+/// costs no database round trip for identity. Sign-in replaces the entry at
+/// once; other membership changes reach active sessions within the TTL.
+#[derive(Clone)]
+pub struct PrincipalCache {
+    entries: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<i64, (std::time::Instant, Principal)>>,
+    >,
+    ttl: std::time::Duration,
+    capacity: usize,
+}
+
+impl PrincipalCache {
+    /// A cache whose entries live `ttl` and that holds at most `capacity` users.
+    pub fn new(ttl: std::time::Duration, capacity: usize) -> Self {
+        Self {
+            entries: Default::default(),
+            ttl,
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, (std::time::Instant, Principal)>>
+    {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The principal of `user_id` for a browser session, from the cache or the database.
+    pub async fn session_principal(
+        &self,
+        pool: &SqlitePool,
+        user_id: i64,
+    ) -> Result<Option<Principal>, CoreError> {
+        if let Some((at, principal)) = self.lock().get(&user_id) {
+            if at.elapsed() < self.ttl {
+                return Ok(Some(principal.clone()));
+            }
+        }
+        let loaded = load_principal(pool, user_id, AuthMethod::Session).await?;
+        let mut entries = self.lock();
+        match &loaded {
+            Some(principal) => {
+                if entries.len() >= self.capacity && !entries.contains_key(&user_id) {
+                    let ttl = self.ttl;
+                    entries.retain(|_, (at, _)| at.elapsed() < ttl);
+                    if entries.len() >= self.capacity {
+                        entries.clear();
+                    }
+                }
+                entries.insert(user_id, (std::time::Instant::now(), principal.clone()));
+            }
+            None => {
+                entries.remove(&user_id);
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Forgets `user_id` (after their memberships changed).
+    pub fn invalidate(&self, user_id: i64) {
+        self.lock().remove(&user_id);
+    }
 }
 
 fn join_roles(roles: &BTreeSet<PlatformRole>) -> String {
@@ -236,6 +315,49 @@ mod tests {
         upsert_from_sign_in(&pool, &s).await.unwrap();
         let log = audit::list(&pool, 0, 50).await.unwrap();
         assert_eq!(log.total, 1);
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn cached_principals_expire_and_can_be_invalidated(pool: SqlitePool) {
+        let id = upsert_from_sign_in(
+            &pool,
+            &sign_in("dee", &[("payments", TeamRole::Member)], &[]),
+        )
+        .await
+        .unwrap();
+        let cache = PrincipalCache::new(std::time::Duration::from_secs(60), 10);
+        let first = cache.session_principal(&pool, id).await.unwrap().unwrap();
+        assert_eq!(first.team_role("payments"), Some(TeamRole::Member));
+
+        upsert_from_sign_in(&pool, &sign_in("dee", &[("search", TeamRole::Lead)], &[]))
+            .await
+            .unwrap();
+        let cached = cache.session_principal(&pool, id).await.unwrap().unwrap();
+        assert_eq!(
+            cached.team_role("payments"),
+            Some(TeamRole::Member),
+            "served from the cache"
+        );
+        cache.invalidate(id);
+        let fresh = cache.session_principal(&pool, id).await.unwrap().unwrap();
+        assert_eq!(fresh.team_role("search"), Some(TeamRole::Lead));
+
+        let no_ttl = PrincipalCache::new(std::time::Duration::ZERO, 10);
+        upsert_from_sign_in(&pool, &sign_in("dee", &[], &[]))
+            .await
+            .unwrap();
+        assert!(no_ttl
+            .session_principal(&pool, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .teams
+            .is_empty());
+        assert!(no_ttl
+            .session_principal(&pool, 999)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[sqlx::test(migrations = "../migrations")]

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod middleware;
 pub mod oidc;
 pub mod session;
+pub mod session_cache;
 
 use std::sync::Arc;
 
@@ -33,8 +34,12 @@ pub struct AppState {
     pub oidc: Arc<oidc::Oidc>,
     /// Where Leptos finds the built assets.
     pub leptos: LeptosOptions,
-    /// The session store (also used to purge expired sessions).
-    pub sessions: SqliteStore,
+    /// The session store: SQLite behind a bounded in-memory cache.
+    pub sessions: session_cache::Sessions,
+    /// The SQLite session store alone, for purging expired sessions.
+    pub session_db: SqliteStore,
+    /// Signed-in users' principals, cached for [`PRINCIPAL_TTL`].
+    pub principals: paved_core::identity::PrincipalCache,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -42,6 +47,10 @@ impl FromRef<AppState> for LeptosOptions {
         state.leptos.clone()
     }
 }
+
+/// How long a signed-in user's teams and roles are reused before re-reading
+/// them; sign-in refreshes them at once.
+pub const PRINCIPAL_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -83,8 +92,8 @@ impl AppState {
                 url: config.database_url.clone(),
                 source,
             })?;
-        let sessions = SqliteStore::new(db.clone());
-        sessions.migrate().await.map_err(StartupError::Sessions)?;
+        let session_db = SqliteStore::new(db.clone());
+        session_db.migrate().await.map_err(StartupError::Sessions)?;
         if config.demo {
             demo::seed(&db, &config)
                 .await
@@ -100,7 +109,9 @@ impl AppState {
             oidc: Arc::new(oidc::Oidc::new(config.clone())?),
             core: CoreState { db, config },
             leptos,
-            sessions,
+            sessions: session_cache::cached(session_db.clone()),
+            session_db,
+            principals: paved_core::identity::PrincipalCache::new(PRINCIPAL_TTL, 10_000),
         })
     }
 }
@@ -168,7 +179,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     // Expired sessions are purged hourly rather than on the request path.
     let purge = tokio::spawn(
         tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
-            state.sessions.clone(),
+            state.session_db.clone(),
             tokio::time::Duration::from_secs(3600),
         ),
     );

@@ -4,6 +4,10 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
+// Rendering pages allocates many small strings; mimalloc handles that better than glibc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

@@ -205,7 +205,9 @@ async fn principal_from_session(
         let _ = session.flush().await;
         return Ok(None);
     }
-    let principal = identity::load_principal(&state.core.db, user.user_id, AuthMethod::Session)
+    let principal = state
+        .principals
+        .session_principal(&state.core.db, user.user_id)
         .await
         .map_err(internal)?;
     if principal.is_none() {

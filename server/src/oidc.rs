@@ -312,6 +312,7 @@ async fn finish_sign_in(
     let user_id = identity::upsert_from_sign_in(&state.core.db, &sign_in)
         .await
         .map_err(|e| OidcError::Internal(e.to_string()))?;
+    state.principals.invalidate(user_id);
     tracing::info!(subject = %sign_in.subject, teams = ?sign_in.grants.teams.keys().collect::<Vec<_>>(), "signed in");
 
     // A new session id at sign-in defeats session fixation.
