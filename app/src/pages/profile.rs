@@ -80,7 +80,7 @@ pub fn ProfilePage() -> impl IntoView {
                         match tokens.await {
                             Err(e) => view! { <ErrorView error=e /> }.into_any(),
                             Ok(list) if list.is_empty() => view! {
-                                <EmptyState title="No API tokens yet" body="Create one on the left to call Paved's API from scripts or CI." />
+                                <EmptyState title="No API tokens yet" body="Create one with the form on this page to call Paved's API from scripts or CI." />
                             }.into_any(),
                             Ok(list) => view! { <TokenTable list revoke /> }.into_any(),
                         }
