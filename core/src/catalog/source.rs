@@ -1,0 +1,423 @@
+//! Where catalog YAML comes from: files under configured directories and
+//! URLs on allowed hosts, read with size limits, parsed as multi-document
+//! YAML, with `$text`/`$json`/`$yaml` placeholders resolved under the same rules.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use url::Url;
+
+/// Limits that keep a hostile or broken source from hurting the portal.
+#[derive(Debug, Clone)]
+pub struct SourceLimits {
+    /// The largest file or response read, in bytes.
+    pub max_bytes: usize,
+    /// How deep Location entities may nest.
+    pub max_depth: usize,
+    /// How many files one registered location may pull in.
+    pub max_files: usize,
+}
+
+impl Default for SourceLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 4 * 1024 * 1024,
+            max_depth: 8,
+            max_files: 20_000,
+        }
+    }
+}
+
+/// A place to read from, already checked against the allow-lists.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A file under one of the configured roots (canonical path).
+    File(PathBuf),
+    /// An http(s) URL on an allowed host.
+    Url(Url),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::File(p) => write!(f, "file:{}", p.display()),
+            Target::Url(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+impl Target {
+    /// The location type (`file` or `url`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::File(_) => "file",
+            Target::Url(_) => "url",
+        }
+    }
+
+    /// The target as registered (a path or a URL).
+    pub fn raw(&self) -> String {
+        match self {
+            Target::File(p) => p.display().to_string(),
+            Target::Url(u) => u.to_string(),
+        }
+    }
+}
+
+/// Reads catalog sources within the allow-lists and limits.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    roots: Vec<PathBuf>,
+    allowed_hosts: Vec<String>,
+    http: reqwest::Client,
+    /// The limits applied.
+    pub limits: SourceLimits,
+}
+
+impl Sources {
+    /// `roots` are the directories `file` locations may read under (missing
+    /// ones are skipped); `allowed_hosts` the hosts `url` locations may fetch from.
+    pub fn new(roots: &[PathBuf], allowed_hosts: &[String], limits: SourceLimits) -> Self {
+        let http = reqwest::Client::builder()
+            // A redirect could lead off the allow-list; refuse them.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap_or_default();
+        Self {
+            roots: roots.iter().filter_map(|r| r.canonicalize().ok()).collect(),
+            allowed_hosts: allowed_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            http,
+            limits,
+        }
+    }
+
+    /// Checks a location to register: `kind` is `file` or `url`.
+    pub fn check(&self, kind: &str, raw: &str) -> Result<Target, String> {
+        match kind {
+            "url" => self.check_url(raw),
+            "file" => self.check_file(Path::new(raw)),
+            other => Err(format!("unknown location type `{other}`; use url or file")),
+        }
+    }
+
+    /// Resolves `raw` (absolute URL, absolute path, or relative to `base`) into a checked target.
+    pub fn resolve(&self, base: &Target, raw: &str) -> Result<Target, String> {
+        let raw = raw.trim();
+        if raw.starts_with("http://") || raw.starts_with("https://") {
+            return self.check_url(raw);
+        }
+        match base {
+            Target::File(path) => {
+                let dir = path.parent().unwrap_or(Path::new("/"));
+                let joined = if Path::new(raw).is_absolute() {
+                    PathBuf::from(raw)
+                } else {
+                    dir.join(raw)
+                };
+                self.check_file(&joined)
+            }
+            Target::Url(url) => {
+                let joined = url
+                    .join(raw)
+                    .map_err(|e| format!("`{raw}` is not a valid relative URL ({e})"))?;
+                self.check_url(joined.as_str())
+            }
+        }
+    }
+
+    fn check_url(&self, raw: &str) -> Result<Target, String> {
+        let url = Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("`{raw}` must be an http or https URL"));
+        }
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        if !self.allowed_hosts.contains(&host) {
+            return Err(format!(
+                "host `{host}` is not in PAVED_CATALOG_ALLOWED_HOSTS, so Paved will not fetch {raw}"
+            ));
+        }
+        Ok(Target::Url(url))
+    }
+
+    fn check_file(&self, path: &Path) -> Result<Target, String> {
+        let canonical = path
+            .canonicalize()
+            .map_err(|_| format!("{} does not exist or cannot be read", path.display()))?;
+        if !self.roots.iter().any(|root| canonical.starts_with(root)) {
+            return Err(format!(
+                "{} is outside the directories in PAVED_CATALOG_FILE_ROOTS",
+                path.display()
+            ));
+        }
+        if !canonical.is_file() {
+            return Err(format!("{} is not a file", path.display()));
+        }
+        Ok(Target::File(canonical))
+    }
+
+    /// Reads a target as UTF-8 text, refusing anything over the size limit.
+    pub async fn read(&self, target: &Target) -> Result<String, String> {
+        let max = self.limits.max_bytes;
+        let too_big = |n: usize| {
+            format!(
+                "{target} is {} KB; the limit is {} KB",
+                n / 1024,
+                max / 1024
+            )
+        };
+        match target {
+            Target::File(path) => {
+                let len = tokio::fs::metadata(path)
+                    .await
+                    .map_err(|e| format!("cannot read {target}: {e}"))?
+                    .len() as usize;
+                if len > max {
+                    return Err(too_big(len));
+                }
+                let bytes = tokio::fs::read(path)
+                    .await
+                    .map_err(|e| format!("cannot read {target}: {e}"))?;
+                String::from_utf8(bytes).map_err(|_| format!("{target} is not UTF-8 text"))
+            }
+            Target::Url(url) => {
+                let mut response = self
+                    .http
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| format!("cannot fetch {target}: {e}"))?;
+                if !response.status().is_success() {
+                    return Err(format!("fetching {target} answered {}", response.status()));
+                }
+                if let Some(len) = response.content_length() {
+                    if len as usize > max {
+                        return Err(too_big(len as usize));
+                    }
+                }
+                let mut body = Vec::new();
+                while let Some(chunk) = response
+                    .chunk()
+                    .await
+                    .map_err(|e| format!("cannot fetch {target}: {e}"))?
+                {
+                    body.extend_from_slice(&chunk);
+                    if body.len() > max {
+                        return Err(too_big(body.len()));
+                    }
+                }
+                String::from_utf8(body).map_err(|_| format!("{target} is not UTF-8 text"))
+            }
+        }
+    }
+
+    /// Replaces `{"$text": ...}`, `{"$json": ...}` and `{"$yaml": ...}` values
+    /// with the referenced content, read relative to `base`. Returns the
+    /// problems as (field path, message); the value is left in place on failure.
+    pub async fn resolve_placeholders(
+        &self,
+        base: &Target,
+        value: &mut Value,
+    ) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        self.walk(base, value, String::new(), &mut problems).await;
+        problems
+    }
+
+    fn walk<'a>(
+        &'a self,
+        base: &'a Target,
+        value: &'a mut Value,
+        path: String,
+        problems: &'a mut Vec<(String, String)>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if let Some((kind, reference)) = placeholder(value) {
+                match self.fetch_placeholder(base, kind, &reference).await {
+                    Ok(resolved) => *value = resolved,
+                    Err(message) => problems.push((path, message)),
+                }
+                return;
+            }
+            match value {
+                Value::Object(map) => {
+                    for (key, child) in map.iter_mut() {
+                        let child_path = if path.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{path}.{key}")
+                        };
+                        self.walk(base, child, child_path, problems).await;
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, child) in items.iter_mut().enumerate() {
+                        self.walk(base, child, format!("{path}[{i}]"), problems)
+                            .await;
+                    }
+                }
+                _ => {}
+            }
+        })
+    }
+
+    async fn fetch_placeholder(
+        &self,
+        base: &Target,
+        kind: &str,
+        reference: &str,
+    ) -> Result<Value, String> {
+        let target = self
+            .resolve(base, reference)
+            .map_err(|e| format!("{kind}: {e}"))?;
+        let text = self
+            .read(&target)
+            .await
+            .map_err(|e| format!("{kind}: {e}"))?;
+        match kind {
+            "$text" => Ok(Value::String(text)),
+            "$json" => serde_json::from_str(&text)
+                .map_err(|e| format!("$json: {target} is not valid JSON ({e})")),
+            _ => match parse_documents(&text).into_iter().next() {
+                Some(Ok(v)) => Ok(v),
+                Some(Err(e)) => Err(format!("$yaml: {target}: {e}")),
+                None => Err(format!("$yaml: {target} is empty")),
+            },
+        }
+    }
+}
+
+/// `Some(("$text", "./file"))` when `value` is a one-key placeholder object.
+fn placeholder(value: &Value) -> Option<(&'static str, String)> {
+    let map = value.as_object()?;
+    if map.len() != 1 {
+        return None;
+    }
+    let (key, reference) = map.iter().next()?;
+    let kind = ["$text", "$json", "$yaml"].into_iter().find(|k| k == key)?;
+    Some((kind, reference.as_str()?.to_owned()))
+}
+
+/// Parses multi-document YAML into JSON values, one result per document.
+/// Documents that are empty are skipped. Parsing stops at a broken document
+/// (its error is the last item), since what follows cannot be located reliably.
+pub fn parse_documents(text: &str) -> Vec<Result<Value, String>> {
+    use serde::Deserialize;
+    let mut out = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(text) {
+        match serde_yaml::Value::deserialize(document) {
+            Ok(serde_yaml::Value::Null) => continue,
+            Ok(yaml) => out.push(
+                serde_json::to_value(yaml).map_err(|e| format!("not representable as JSON: {e}")),
+            ),
+            Err(e) => {
+                out.push(Err(format!("invalid YAML: {e}")));
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_document_yaml() {
+        let docs = parse_documents("a: 1\n---\n---\nb: [x, y]\n");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].as_ref().unwrap()["b"][1], "y");
+        let broken = parse_documents("a: 1\n---\nb: [unclosed\n");
+        assert!(broken[1].as_ref().unwrap_err().contains("invalid YAML"));
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut bomb = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
+        let names = ["b", "c", "d", "e", "f", "g", "h", "i"];
+        let mut previous = "a";
+        for n in names {
+            bomb.push_str(&format!("{n}: &{n} [*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous}]\n"));
+            previous = n;
+        }
+        let docs = parse_documents(&bomb);
+        assert!(docs[0].is_err(), "an alias bomb must not expand");
+    }
+
+    #[tokio::test]
+    async fn files_must_stay_under_the_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("catalog");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("a.yaml"), "x: 1").unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "no").unwrap();
+        let sources = Sources::new(
+            std::slice::from_ref(&root),
+            &["example.com".into()],
+            SourceLimits::default(),
+        );
+        let base = sources
+            .check("file", root.join("a.yaml").to_str().unwrap())
+            .unwrap();
+        assert!(sources
+            .resolve(&base, "../secret.txt")
+            .unwrap_err()
+            .contains("outside"));
+        assert!(sources
+            .resolve(&base, "../../../etc/passwd")
+            .unwrap_err()
+            .contains("outside"));
+        assert!(sources
+            .resolve(&base, "./missing.yaml")
+            .unwrap_err()
+            .contains("does not exist"));
+        assert!(sources
+            .resolve(&base, "http://169.254.169.254/latest")
+            .unwrap_err()
+            .contains("not in PAVED_CATALOG_ALLOWED_HOSTS"));
+        assert!(sources.resolve(&base, "https://example.com/x.yaml").is_ok());
+        assert!(sources.check("ftp", "x").is_err());
+    }
+
+    #[tokio::test]
+    async fn size_limit_and_placeholders() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::write(root.join("big.yaml"), "x".repeat(2048)).unwrap();
+        std::fs::write(root.join("def.txt"), "openapi: 3.0.0").unwrap();
+        std::fs::write(root.join("data.json"), "{\"k\": [1, 2]}").unwrap();
+        std::fs::write(root.join("e.yaml"), "x").unwrap();
+        let limits = SourceLimits {
+            max_bytes: 1024,
+            ..SourceLimits::default()
+        };
+        let sources = Sources::new(std::slice::from_ref(&root), &[], limits);
+        let big = sources
+            .check("file", root.join("big.yaml").to_str().unwrap())
+            .unwrap();
+        assert!(sources
+            .read(&big)
+            .await
+            .unwrap_err()
+            .contains("the limit is 1 KB"));
+
+        let base = sources
+            .check("file", root.join("e.yaml").to_str().unwrap())
+            .unwrap();
+        let mut value = serde_json::json!({"spec": {"definition": {"$text": "./def.txt"}, "data": {"$json": "data.json"},
+            "bad": {"$text": "../../../etc/passwd"}, "not": {"$text": "a", "other": 1}}});
+        let problems = sources.resolve_placeholders(&base, &mut value).await;
+        assert_eq!(value["spec"]["definition"], "openapi: 3.0.0");
+        assert_eq!(value["spec"]["data"]["k"][1], 2);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].0, "spec.bad");
+        assert!(problems[0].1.contains("outside"));
+    }
+}
