@@ -1,0 +1,678 @@
+//! Catalog storage: locations, entities, fields, relations and problems in
+//! SQLite, and applying a crawl (upserts, orphans, conflicts) in one transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use super::crawl::{crawl, Crawl, Problem};
+use super::source::{Sources, Target};
+use crate::auth::{authorize, Action, Principal};
+use crate::{audit, now_unix, CoreError};
+
+/// A registered location as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationInfo {
+    /// UUID.
+    pub id: String,
+    /// `url` or `file`.
+    pub kind: String,
+    /// The URL or path.
+    pub target: String,
+    /// Who registered it.
+    pub created_by: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the last refresh.
+    pub last_refresh_at: Option<i64>,
+    /// `pending`, `ok`, `problems` or `failed`.
+    pub status: String,
+    /// Entities it provides.
+    pub entity_count: i64,
+    /// Problems at the last refresh.
+    pub problem_count: i64,
+}
+
+/// What one refresh did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshReport {
+    /// Entities new to the catalog.
+    pub added: usize,
+    /// Entities whose content changed.
+    pub updated: usize,
+    /// Entities unchanged.
+    pub unchanged: usize,
+    /// Entities no longer in the source (kept, marked orphan).
+    pub orphaned: usize,
+    /// Problems found (including conflicts).
+    pub problems: Vec<Problem>,
+}
+
+/// Registers a location (platform admins) and ingests it at once. With
+/// `dry_run`, only crawls and reports what would be added.
+pub async fn register_location(
+    pool: &SqlitePool,
+    sources: &Sources,
+    caller: &Principal,
+    kind: &str,
+    target: &str,
+    dry_run: bool,
+) -> Result<(Option<LocationInfo>, Crawl), CoreError> {
+    authorize(caller, Action::AdministerPlatform)?;
+    let checked = sources
+        .check(kind, target)
+        .map_err(|message| CoreError::Invalid {
+            field: "target",
+            message,
+        })?;
+    if dry_run {
+        return Ok((None, crawl(sources, checked).await));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let (kind, target) = (checked.kind(), checked.raw());
+    let actor = caller.actor();
+    let now = now_unix();
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "INSERT INTO catalog_locations (id, type, target, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        id,
+        kind,
+        target,
+        actor,
+        now
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match CoreError::from(e) {
+        CoreError::Conflict(_) => CoreError::Conflict(format!("the location {kind}:{target} is already registered")),
+        other => other,
+    })?;
+    audit::record(
+        &mut *tx,
+        &actor,
+        "catalog.location.register",
+        &format!("location:{id}"),
+        None,
+        Some(json!({"type": kind, "target": target})),
+    )
+    .await?;
+    tx.commit().await?;
+    let found = crawl(sources, checked).await;
+    apply(pool, &id, &found).await?;
+    let info = location(pool, &id).await?;
+    Ok((Some(info), found))
+}
+
+/// Re-reads a location and applies what it holds now.
+pub async fn refresh_location(
+    pool: &SqlitePool,
+    sources: &Sources,
+    id: &str,
+) -> Result<RefreshReport, CoreError> {
+    let info = location(pool, id).await?;
+    let found = match sources.check(&info.kind, &info.target) {
+        Ok(target) => crawl(sources, target).await,
+        Err(message) => Crawl {
+            entities: Vec::new(),
+            problems: vec![Problem {
+                source: info.target.clone(),
+                document: None,
+                entity_ref: None,
+                field: None,
+                message,
+            }],
+        },
+    };
+    apply(pool, id, &found).await
+}
+
+/// Refreshes every location (the periodic job and `POST /refresh` without an entity).
+pub async fn refresh_all(pool: &SqlitePool, sources: &Sources) -> Result<usize, CoreError> {
+    let ids =
+        sqlx::query_scalar!(r#"SELECT id AS "id!" FROM catalog_locations ORDER BY created_at"#)
+            .fetch_all(pool)
+            .await?;
+    for id in &ids {
+        if let Err(e) = refresh_location(pool, sources, id).await {
+            tracing::warn!(location = %id, error = %e, "catalog refresh failed");
+        }
+    }
+    Ok(ids.len())
+}
+
+/// Applies a crawl to location `location_id`: upserts its entities (keeping
+/// uids), marks vanished ones as orphans, refuses entities another location
+/// already provides (first owner kept), and replaces the location's problems.
+pub async fn apply(
+    pool: &SqlitePool,
+    location_id: &str,
+    found: &Crawl,
+) -> Result<RefreshReport, CoreError> {
+    let now = now_unix();
+    let mut report = RefreshReport {
+        problems: found.problems.clone(),
+        ..RefreshReport::default()
+    };
+    let mut tx = pool.begin().await?;
+    let existing: HashMap<String, (String, Option<String>, String, i64)> = sqlx::query!(
+        r#"SELECT entity_ref, uid AS "uid!", location_id, etag, orphan FROM catalog_entities
+           WHERE entity_ref IN (SELECT entity_ref FROM catalog_entities WHERE location_id = ?1)
+              OR location_id = ?1"#,
+        location_id
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.entity_ref, (r.uid, r.location_id, r.etag, r.orphan)))
+    .collect();
+
+    let mut kept: HashSet<String> = HashSet::new();
+    for item in &found.entities {
+        let entity_ref = item.entity.entity_ref.to_string();
+        if !kept.insert(entity_ref.clone()) {
+            report.problems.push(Problem {
+                source: item.source.clone(),
+                document: Some(item.document),
+                entity_ref: Some(entity_ref),
+                field: None,
+                message: "this entity appears twice in this location; the first one is kept".into(),
+            });
+            continue;
+        }
+        let current = match existing.get(&entity_ref) {
+            Some(c) => Some(c.clone()),
+            None => sqlx::query!(
+                r#"SELECT uid AS "uid!", location_id, etag, orphan FROM catalog_entities WHERE entity_ref = ?1"#,
+                entity_ref
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| (r.uid, r.location_id, r.etag, r.orphan)),
+        };
+        if let Some((_, Some(owner), _, orphan)) = &current {
+            if owner != location_id && *orphan == 0 {
+                let other = sqlx::query_scalar!(
+                    "SELECT target FROM catalog_locations WHERE id = ?1",
+                    owner
+                )
+                .fetch_optional(&mut *tx)
+                .await?
+                .unwrap_or_else(|| owner.clone());
+                kept.remove(&entity_ref);
+                report.problems.push(Problem {
+                    source: item.source.clone(),
+                    document: Some(item.document),
+                    entity_ref: Some(entity_ref),
+                    field: Some("metadata.name".into()),
+                    message: format!("conflict: this entity is already provided by the location {other}; that first one is kept"),
+                });
+                continue;
+            }
+        }
+        let uid = current
+            .as_ref()
+            .map(|c| c.0.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let etag = etag_of(&item.entity.body);
+        let unchanged = matches!(&current, Some((_, Some(owner), old_etag, 0)) if owner == location_id && *old_etag == etag);
+        if unchanged {
+            report.unchanged += 1;
+            continue;
+        }
+        if current.is_some() {
+            report.updated += 1;
+        } else {
+            report.added += 1;
+        }
+        write_entity(
+            &mut tx,
+            &uid,
+            location_id,
+            &item.source,
+            &item.entity,
+            &etag,
+            now,
+        )
+        .await?;
+    }
+
+    // Entities this location provided before but not now: kept as orphans.
+    for (entity_ref, (uid, owner, _, orphan)) in &existing {
+        if owner.as_deref() == Some(location_id) && !kept.contains(entity_ref) && *orphan == 0 {
+            sqlx::query!(
+                "UPDATE catalog_entities SET orphan = 1, updated_at = ?2 WHERE uid = ?1",
+                uid,
+                now
+            )
+            .execute(&mut *tx)
+            .await?;
+            report.orphaned += 1;
+        }
+    }
+
+    sqlx::query!(
+        "DELETE FROM catalog_problems WHERE location_id = ?1",
+        location_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    for p in &report.problems {
+        let document = p.document.map(|d| d as i64);
+        sqlx::query!(
+            "INSERT INTO catalog_problems (location_id, source, document, entity_ref, field, message, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            location_id,
+            p.source,
+            document,
+            p.entity_ref,
+            p.field,
+            p.message,
+            now
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    let status = if found.entities.is_empty() && !report.problems.is_empty() {
+        "failed"
+    } else if report.problems.is_empty() {
+        "ok"
+    } else {
+        "problems"
+    };
+    let problem_count = report.problems.len() as i64;
+    sqlx::query!(
+        r#"UPDATE catalog_locations SET last_refresh_at = ?2, status = ?3, problem_count = ?4,
+             entity_count = (SELECT COUNT(*) FROM catalog_entities WHERE location_id = ?1 AND orphan = 0)
+           WHERE id = ?1"#,
+        location_id,
+        now,
+        status,
+        problem_count
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// A stable hash of the entity's content.
+fn etag_of(body: &Value) -> String {
+    hex::encode(&Sha256::digest(body.to_string().as_bytes())[..12])
+}
+
+async fn write_entity(
+    tx: &mut Transaction<'_, Sqlite>,
+    uid: &str,
+    location_id: &str,
+    source: &str,
+    entity: &super::model::ValidEntity,
+    etag: &str,
+    now: i64,
+) -> Result<(), CoreError> {
+    let mut body = entity.body.clone();
+    if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert("uid".into(), Value::String(uid.to_owned()));
+        m.insert("etag".into(), Value::String(etag.to_owned()));
+    }
+    let entity_ref = entity.entity_ref.to_string();
+    let kind = body["kind"].as_str().unwrap_or_default().to_owned();
+    let namespace = entity.entity_ref.namespace.clone();
+    let name = body["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let spec_type = body["spec"]["type"].as_str().map(str::to_owned);
+    let lifecycle = body["spec"]["lifecycle"].as_str().map(str::to_owned);
+    let owner_ref = entity
+        .relations
+        .iter()
+        .find(|r| r.kind == "ownedBy" && r.source == entity.entity_ref)
+        .map(|r| r.target.to_string());
+    let title = body["metadata"]["title"].as_str().map(str::to_owned);
+    let description = body["metadata"]["description"].as_str().map(str::to_owned);
+    let body_text = body.to_string();
+    sqlx::query!(
+        r#"INSERT INTO catalog_entities (uid, entity_ref, kind, namespace, name, location_id, source, body, etag, orphan,
+                                         spec_type, lifecycle, owner_ref, title, description, created_at, updated_at)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14, ?15, ?15)
+           ON CONFLICT (uid) DO UPDATE SET location_id = excluded.location_id, source = excluded.source, body = excluded.body,
+             etag = excluded.etag, orphan = 0, kind = excluded.kind, name = excluded.name, spec_type = excluded.spec_type,
+             lifecycle = excluded.lifecycle, owner_ref = excluded.owner_ref, title = excluded.title,
+             description = excluded.description, updated_at = excluded.updated_at"#,
+        uid,
+        entity_ref,
+        kind,
+        namespace,
+        name,
+        location_id,
+        source,
+        body_text,
+        etag,
+        spec_type,
+        lifecycle,
+        owner_ref,
+        title,
+        description,
+        now
+    )
+    .execute(&mut **tx)
+    .await?;
+
+    sqlx::query!("DELETE FROM catalog_fields WHERE entity_uid = ?1", uid)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query!("DELETE FROM catalog_relations WHERE origin_uid = ?1", uid)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query!("DELETE FROM catalog_search WHERE entity_uid = ?1", uid)
+        .execute(&mut **tx)
+        .await?;
+    let mut fields = Vec::new();
+    flatten(&body, "", &mut fields);
+    for r in entity
+        .relations
+        .iter()
+        .filter(|r| r.source == entity.entity_ref)
+    {
+        fields.push((
+            format!("relations.{}", r.kind.to_ascii_lowercase()),
+            r.target.to_string(),
+        ));
+    }
+    fields.sort();
+    fields.dedup();
+    for (key, value) in &fields {
+        sqlx::query!(
+            "INSERT INTO catalog_fields (entity_uid, key, value) VALUES (?1, ?2, ?3)",
+            uid,
+            key,
+            value
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    for r in &entity.relations {
+        let (source_ref, target_ref) = (r.source.to_string(), r.target.to_string());
+        sqlx::query!(
+            "INSERT INTO catalog_relations (origin_uid, source_ref, type, target_ref) VALUES (?1, ?2, ?3, ?4)",
+            uid,
+            source_ref,
+            r.kind,
+            target_ref
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    let tags = body["metadata"]["tags"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    sqlx::query!(
+        "INSERT INTO catalog_search (entity_uid, name, title, description, tags) VALUES (?1, ?2, ?3, ?4, ?5)",
+        uid,
+        name,
+        title,
+        description,
+        tags
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Flattens leaves into lowercase `(key, value)` pairs for filtering, as
+/// Backstage's search table does. Long values (definitions) are skipped.
+fn flatten(value: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
+    const MAX_VALUE: usize = 200;
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if prefix.is_empty() && (k == "relations" || k == "status") {
+                    continue;
+                }
+                let key = if prefix.is_empty() {
+                    k.to_ascii_lowercase()
+                } else {
+                    format!("{prefix}.{}", k.to_ascii_lowercase())
+                };
+                flatten(v, &key, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                if !item.is_object() && !item.is_array() {
+                    flatten(item, prefix, out);
+                }
+            }
+        }
+        Value::String(s) if s.len() <= MAX_VALUE => {
+            out.push((prefix.to_owned(), s.to_ascii_lowercase()))
+        }
+        Value::Number(n) => out.push((prefix.to_owned(), n.to_string())),
+        Value::Bool(b) => out.push((prefix.to_owned(), b.to_string())),
+        _ => {}
+    }
+}
+
+/// One location.
+pub async fn location(pool: &SqlitePool, id: &str) -> Result<LocationInfo, CoreError> {
+    sqlx::query_as!(
+        LocationInfo,
+        r#"SELECT id AS "id!", type AS kind, target, created_by, created_at, last_refresh_at, status, entity_count, problem_count
+           FROM catalog_locations WHERE id = ?1"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| CoreError::NotFound(format!("location {id}")))
+}
+
+/// All locations, oldest first.
+pub async fn locations(pool: &SqlitePool) -> Result<Vec<LocationInfo>, CoreError> {
+    Ok(sqlx::query_as!(
+        LocationInfo,
+        r#"SELECT id AS "id!", type AS kind, target, created_by, created_at, last_refresh_at, status, entity_count, problem_count
+           FROM catalog_locations ORDER BY created_at, id"#
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The problems of one location's last refresh.
+pub async fn location_problems(pool: &SqlitePool, id: &str) -> Result<Vec<Problem>, CoreError> {
+    let rows = sqlx::query!(
+        "SELECT source, document, entity_ref, field, message FROM catalog_problems WHERE location_id = ?1 ORDER BY id",
+        id
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Problem {
+            source: r.source,
+            document: r.document.map(|d| d as usize),
+            entity_ref: r.entity_ref,
+            field: r.field,
+            message: r.message,
+        })
+        .collect())
+}
+
+/// Unregisters a location (platform admins); the entities it provided go with it.
+pub async fn delete_location(
+    pool: &SqlitePool,
+    caller: &Principal,
+    id: &str,
+) -> Result<(), CoreError> {
+    authorize(caller, Action::AdministerPlatform)?;
+    let info = location(pool, id).await?;
+    let mut tx = pool.begin().await?;
+    sqlx::query!("DELETE FROM catalog_search WHERE entity_uid IN (SELECT uid FROM catalog_entities WHERE location_id = ?1)", id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!("DELETE FROM catalog_entities WHERE location_id = ?1", id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!("DELETE FROM catalog_locations WHERE id = ?1", id)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut *tx,
+        &caller.actor(),
+        "catalog.location.delete",
+        &format!("location:{id}"),
+        Some(json!({"type": info.kind, "target": info.target})),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes one entity (platform admins). It returns at the next refresh if its source still has it.
+pub async fn delete_entity(
+    pool: &SqlitePool,
+    caller: &Principal,
+    uid: &str,
+) -> Result<(), CoreError> {
+    authorize(caller, Action::AdministerPlatform)?;
+    let mut tx = pool.begin().await?;
+    let entity_ref = sqlx::query_scalar!(
+        "SELECT entity_ref FROM catalog_entities WHERE uid = ?1",
+        uid
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| CoreError::NotFound(format!("entity {uid}")))?;
+    sqlx::query!("DELETE FROM catalog_search WHERE entity_uid = ?1", uid)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!("DELETE FROM catalog_entities WHERE uid = ?1", uid)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut *tx,
+        &caller.actor(),
+        "catalog.entity.delete",
+        &entity_ref,
+        None,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Adds `relations` (from the relations table) and the orphan annotation to stored bodies.
+pub async fn complete_entities(
+    pool: &SqlitePool,
+    rows: Vec<(String, String, i64)>,
+) -> Result<Vec<Value>, CoreError> {
+    // rows: (entity_ref, body, orphan)
+    let mut out = Vec::with_capacity(rows.len());
+    for (entity_ref, body, orphan) in rows {
+        let mut value: Value = serde_json::from_str(&body).map_err(|e| CoreError::Invalid {
+            field: "body",
+            message: e.to_string(),
+        })?;
+        let relations = sqlx::query!(
+            "SELECT DISTINCT type, target_ref FROM catalog_relations WHERE source_ref = ?1 ORDER BY type, target_ref",
+            entity_ref
+        )
+        .fetch_all(pool)
+        .await?;
+        let relations: Vec<Value> = relations
+            .into_iter()
+            .map(|r| {
+                let (kind, rest) = r.target_ref.split_once(':').unwrap_or(("", &r.target_ref));
+                let (namespace, name) = rest.split_once('/').unwrap_or(("default", rest));
+                json!({"type": r.r#type, "targetRef": r.target_ref, "target": {"kind": kind, "namespace": namespace, "name": name}})
+            })
+            .collect();
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("relations".into(), Value::Array(relations));
+        }
+        if orphan != 0 {
+            if let Some(m) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                let annotations = m.entry("annotations").or_insert_with(|| json!({}));
+                if let Some(a) = annotations.as_object_mut() {
+                    a.insert("backstage.io/orphan".into(), Value::String("true".into()));
+                }
+            }
+        }
+        out.push(value);
+    }
+    Ok(out)
+}
+
+/// The entity `kind:namespace/name`, complete with relations.
+pub async fn entity_by_ref(pool: &SqlitePool, entity_ref: &str) -> Result<Value, CoreError> {
+    let lower = entity_ref.to_ascii_lowercase();
+    let row = sqlx::query!(
+        "SELECT entity_ref, body, orphan FROM catalog_entities WHERE entity_ref = ?1",
+        lower
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| CoreError::NotFound(format!("entity {entity_ref}")))?;
+    Ok(
+        complete_entities(pool, vec![(row.entity_ref, row.body, row.orphan)])
+            .await?
+            .remove(0),
+    )
+}
+
+/// The entity with `uid`, complete with relations.
+pub async fn entity_by_uid(pool: &SqlitePool, uid: &str) -> Result<Value, CoreError> {
+    let row = sqlx::query!(
+        "SELECT entity_ref, body, orphan FROM catalog_entities WHERE uid = ?1",
+        uid
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| CoreError::NotFound(format!("entity {uid}")))?;
+    Ok(
+        complete_entities(pool, vec![(row.entity_ref, row.body, row.orphan)])
+            .await?
+            .remove(0),
+    )
+}
+
+/// Problems reported for entities owned by `owner_ref` (the team "problems" list).
+pub async fn problems_for_owner(
+    pool: &SqlitePool,
+    owner_ref: &str,
+) -> Result<Vec<Problem>, CoreError> {
+    let owner = owner_ref.to_ascii_lowercase();
+    let rows = sqlx::query!(
+        r#"SELECT p.source, p.document, p.entity_ref, p.field, p.message FROM catalog_problems p
+           WHERE p.entity_ref IN (SELECT entity_ref FROM catalog_entities WHERE owner_ref = ?1)
+              OR p.source IN (SELECT source FROM catalog_entities WHERE owner_ref = ?1)
+           ORDER BY p.id"#,
+        owner
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Problem {
+            source: r.source,
+            document: r.document.map(|d| d as usize),
+            entity_ref: r.entity_ref,
+            field: r.field,
+            message: r.message,
+        })
+        .collect())
+}
+
+/// The location target a [`Target`] was registered as, for tests and the API.
+pub fn describe_target(target: &Target) -> (String, String) {
+    (target.kind().to_owned(), target.raw())
+}

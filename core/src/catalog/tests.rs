@@ -1,0 +1,497 @@
+//! Ingestion, storage and query tests against SQLite, using Backstage's own
+//! example catalog from ../shared/conformance.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sqlx::SqlitePool;
+
+use super::query::{self, Filter, Query};
+use super::source::{SourceLimits, Sources};
+use super::store;
+use crate::auth::{AuthMethod, PlatformRole, Principal, TeamRole};
+use crate::CoreError;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance/backstage-catalog-examples")
+        .canonicalize()
+        .expect("../shared/conformance/backstage-catalog-examples must exist")
+}
+
+fn admin() -> Principal {
+    Principal {
+        user_id: Some(1),
+        subject: "ada".into(),
+        display_name: "Ada".into(),
+        email: None,
+        method: AuthMethod::Session,
+        platform_roles: [PlatformRole::PlatformAdmin].into(),
+        teams: Default::default(),
+    }
+}
+
+fn developer() -> Principal {
+    Principal {
+        platform_roles: Default::default(),
+        teams: [("payments".to_string(), TeamRole::Member)].into(),
+        ..admin()
+    }
+}
+
+async fn register(pool: &SqlitePool, sources: &Sources, path: &Path) -> store::LocationInfo {
+    let (info, _) = store::register_location(
+        pool,
+        sources,
+        &admin(),
+        "file",
+        path.to_str().unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
+    info.unwrap()
+}
+
+fn relation_targets(entity: &Value, kind: &str) -> Vec<String> {
+    entity["relations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == kind)
+        .map(|r| r["targetRef"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn ingest_examples(pool: &SqlitePool) -> (Sources, Vec<store::LocationInfo>) {
+    let root = examples();
+    let sources = Sources::new(std::slice::from_ref(&root), &[], SourceLimits::default());
+    let mut locations = Vec::new();
+    for file in [
+        "all.yaml",
+        "acme/org.yaml",
+        "apis/petstore-api.yaml",
+        "apis/hello-world-api.yaml",
+        "apis/wayback-search-api.yaml",
+        "apis/wayback-archive-api.yaml",
+        "systems/podcast-system.yaml",
+        "systems/audio-playback-system.yaml",
+        "systems/artist-engagement-portal-system.yaml",
+        "domains/playback-domain.yaml",
+        "domains/artists-domain.yaml",
+        "domains/audio-domain.yaml",
+        "components/different-namespace.yaml",
+        "components/invalid-component.yaml",
+    ] {
+        locations.push(register(pool, &sources, &root.join(file)).await);
+    }
+    (sources, locations)
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn ingests_the_backstage_examples_with_relations_and_problems(pool: SqlitePool) {
+    let (_, locations) = ingest_examples(&pool).await;
+
+    let petstore = store::entity_by_ref(&pool, "component:default/petstore")
+        .await
+        .unwrap();
+    assert!(!petstore["metadata"]["uid"].as_str().unwrap().is_empty());
+    assert!(
+        relation_targets(&petstore, "providesApi").contains(&"api:default/petstore".to_string())
+    );
+    let api = store::entity_by_ref(&pool, "api:default/petstore")
+        .await
+        .unwrap();
+    assert_eq!(
+        relation_targets(&api, "apiProvidedBy"),
+        ["component:default/petstore"]
+    );
+    assert!(api["spec"]["definition"]
+        .as_str()
+        .unwrap()
+        .contains("Swagger Petstore"));
+
+    let lookup = store::entity_by_ref(&pool, "component:default/artist-lookup")
+        .await
+        .unwrap();
+    assert_eq!(
+        relation_targets(&lookup, "dependsOn"),
+        ["resource:default/artists-db"]
+    );
+    let team_a = store::entity_by_ref(&pool, "group:default/team-a")
+        .await
+        .unwrap();
+    assert!(relation_targets(&team_a, "hasMember")
+        .contains(&"user:default/breanna.davison".to_string()));
+    assert!(relation_targets(&team_a, "childOf").contains(&"group:default/backstage".to_string()));
+    let other_ns = store::entity_by_ref(&pool, "component:alternative/different-namespace")
+        .await
+        .unwrap();
+    assert_eq!(
+        relation_targets(&other_ns, "ownedBy"),
+        ["group:default/team-a"]
+    );
+    let podcast = store::entity_by_ref(&pool, "system:default/podcast")
+        .await
+        .unwrap();
+    assert!(relation_targets(&podcast, "hasPart")
+        .contains(&"component:default/podcast-api".to_string()));
+
+    // The invalid component is refused, with its problem on its location.
+    let invalid = locations.last().unwrap();
+    assert_eq!(invalid.status, "failed");
+    let problems = store::location_problems(&pool, &invalid.id).await.unwrap();
+    assert!(problems
+        .iter()
+        .any(|p| p.field.as_deref() == Some("metadata.name")
+            && p.message.contains("invalid component")));
+    assert!(problems
+        .iter()
+        .all(|p| p.source.ends_with("invalid-component.yaml") && p.document == Some(0)));
+    assert!(matches!(
+        store::entity_by_ref(&pool, "component:default/invalid component").await,
+        Err(CoreError::NotFound(_))
+    ));
+
+    // $text pointing at github.com is refused offline (host not allowed) and reported on the field.
+    let wayback = &locations[4];
+    let problems = store::location_problems(&pool, &wayback.id).await.unwrap();
+    assert_eq!(problems[0].field.as_deref(), Some("spec.definition"));
+    assert!(problems[0].message.contains("github.com"));
+
+    // all.yaml lists files the example set does not ship; each is reported, the rest ingested.
+    let all = &locations[0];
+    assert_eq!(all.status, "problems");
+    assert!(all.entity_count >= 15);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn text_placeholders_resolve_relative_to_the_file(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("specs")).unwrap();
+    std::fs::write(
+        dir.path().join("specs/openapi.yaml"),
+        "openapi: 3.0.0\ninfo: {title: Pay, version: '1'}\npaths: {}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("api.yaml"),
+        "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: pay}\nspec: {type: openapi, lifecycle: production, owner: payments, definition: {$text: ./specs/openapi.yaml}}\n",
+    )
+    .unwrap();
+    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let info = register(&pool, &sources, &dir.path().join("api.yaml")).await;
+    assert_eq!(info.status, "ok");
+    let api = store::entity_by_ref(&pool, "api:default/pay")
+        .await
+        .unwrap();
+    assert!(api["spec"]["definition"]
+        .as_str()
+        .unwrap()
+        .starts_with("openapi: 3.0.0"));
+}
+
+fn component_yaml(name: &str, owner: &str) -> String {
+    format!("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: service\n  lifecycle: production\n  owner: {owner}\n")
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn vanished_entities_become_orphans_and_duplicates_keep_the_first_owner(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.yaml");
+    let b = dir.path().join("b.yaml");
+    std::fs::write(
+        &a,
+        format!(
+            "{}---\n{}",
+            component_yaml("one", "payments"),
+            component_yaml("two", "payments")
+        ),
+    )
+    .unwrap();
+    std::fs::write(&b, component_yaml("one", "search")).unwrap();
+    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let loc_a = register(&pool, &sources, &a).await;
+    let loc_b = register(&pool, &sources, &b).await;
+
+    let problems = store::location_problems(&pool, &loc_b.id).await.unwrap();
+    assert!(problems[0].message.starts_with("conflict"), "{problems:?}");
+    let one = store::entity_by_ref(&pool, "component:default/one")
+        .await
+        .unwrap();
+    assert_eq!(one["spec"]["owner"], "payments", "the first owner is kept");
+
+    let uid_before = one["metadata"]["uid"].clone();
+    std::fs::write(&a, component_yaml("one", "payments-core")).unwrap();
+    let report = store::refresh_location(&pool, &sources, &loc_a.id)
+        .await
+        .unwrap();
+    assert_eq!((report.updated, report.orphaned), (1, 1));
+    let two = store::entity_by_ref(&pool, "component:default/two")
+        .await
+        .unwrap();
+    assert_eq!(
+        two["metadata"]["annotations"]["backstage.io/orphan"],
+        "true"
+    );
+    let one = store::entity_by_ref(&pool, "component:default/one")
+        .await
+        .unwrap();
+    assert_eq!(one["metadata"]["uid"], uid_before, "uids survive refreshes");
+    assert_eq!(
+        relation_targets(&one, "ownedBy"),
+        ["group:default/payments-core"]
+    );
+
+    let again = store::refresh_location(&pool, &sources, &loc_a.id)
+        .await
+        .unwrap();
+    assert_eq!((again.added, again.updated, again.unchanged), (0, 0, 1));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bad_input_is_reported_and_loses_nothing_else(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("good.yaml"), component_yaml("keeper", "payments")).unwrap();
+    std::fs::write(root.join("malformed.yaml"), "apiVersion: [unclosed\n").unwrap();
+    std::fs::write(
+        root.join("unknown.yaml"),
+        "apiVersion: backstage.io/v1alpha1\nkind: Spaceship\nmetadata: {name: x}\nspec: {}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("huge.yaml"),
+        format!("a: \"{}\"\n", "x".repeat(10 * 1024 * 1024)),
+    )
+    .unwrap();
+    let sources = Sources::new(&[root.to_path_buf()], &[], SourceLimits::default());
+    register(&pool, &sources, &root.join("good.yaml")).await;
+    for (file, expected) in [
+        ("malformed.yaml", "invalid YAML"),
+        ("unknown.yaml", "unknown kind `Spaceship`"),
+        ("huge.yaml", "the limit is 4096 KB"),
+    ] {
+        let info = register(&pool, &sources, &root.join(file)).await;
+        assert_eq!(info.status, "failed", "{file}");
+        let problems = store::location_problems(&pool, &info.id).await.unwrap();
+        assert!(
+            problems[0].message.contains(expected),
+            "{file}: {problems:?}"
+        );
+    }
+    assert!(store::entity_by_ref(&pool, "component:default/keeper")
+        .await
+        .is_ok());
+
+    let outside =
+        store::register_location(&pool, &sources, &admin(), "file", "/etc/passwd", false).await;
+    assert!(matches!(
+        outside,
+        Err(CoreError::Invalid {
+            field: "target",
+            ..
+        })
+    ));
+    let ssrf = store::register_location(
+        &pool,
+        &sources,
+        &admin(),
+        "url",
+        "http://169.254.169.254/latest/meta-data",
+        false,
+    )
+    .await;
+    assert!(matches!(
+        ssrf,
+        Err(CoreError::Invalid {
+            field: "target",
+            ..
+        })
+    ));
+    let twice = store::register_location(
+        &pool,
+        &sources,
+        &admin(),
+        "file",
+        root.join("good.yaml").to_str().unwrap(),
+        false,
+    )
+    .await;
+    assert!(matches!(twice, Err(CoreError::Conflict(_))));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn only_admins_manage_locations_and_entities(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.yaml"), component_yaml("c", "payments")).unwrap();
+    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let path = dir.path().join("c.yaml");
+    let refused = store::register_location(
+        &pool,
+        &sources,
+        &developer(),
+        "file",
+        path.to_str().unwrap(),
+        false,
+    )
+    .await;
+    assert!(matches!(refused, Err(CoreError::Forbidden(_))));
+    let info = register(&pool, &sources, &path).await;
+    assert!(matches!(
+        store::delete_location(&pool, &developer(), &info.id).await,
+        Err(CoreError::Forbidden(_))
+    ));
+    let c = store::entity_by_ref(&pool, "component:default/c")
+        .await
+        .unwrap();
+    let uid = c["metadata"]["uid"].as_str().unwrap();
+    assert!(matches!(
+        store::delete_entity(&pool, &developer(), uid).await,
+        Err(CoreError::Forbidden(_))
+    ));
+    store::delete_entity(&pool, &admin(), uid).await.unwrap();
+    store::delete_location(&pool, &admin(), &info.id)
+        .await
+        .unwrap();
+    assert!(store::locations(&pool).await.unwrap().is_empty());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn queries_filter_search_page_and_facet(pool: SqlitePool) {
+    ingest_examples(&pool).await;
+    let services = Query {
+        filter: Filter::parse(&["kind=component,spec.type=service"]).unwrap(),
+        order: vec![("metadata.name".into(), true)],
+        limit: 3,
+        ..Query::default()
+    };
+    let page = query::run(&pool, &services).await.unwrap();
+    assert_eq!(page.items.len(), 3);
+    assert!(page.total > 3);
+    assert!(page.items.iter().all(|e| e["spec"]["type"] == "service"));
+    let names: Vec<&str> = page
+        .items
+        .iter()
+        .map(|e| e["metadata"]["name"].as_str().unwrap())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    let next = query::run(
+        &pool,
+        &Query {
+            offset: 3,
+            ..services.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_ne!(
+        next.items[0]["metadata"]["name"],
+        page.items[0]["metadata"]["name"]
+    );
+
+    let search = Query {
+        full_text: Some("wayback".into()),
+        limit: 50,
+        ..Query::default()
+    };
+    let found = query::run(&pool, &search).await.unwrap();
+    assert!(found.total >= 4);
+    assert!(found
+        .items
+        .iter()
+        .all(|e| e["metadata"]["name"].as_str().unwrap().contains("wayback")));
+
+    let owned = Query {
+        filter: Filter::parse(&["relations.ownedby=group:default/team-c"]).unwrap(),
+        limit: 50,
+        ..Query::default()
+    };
+    assert!(query::run(&pool, &owned)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|e| e["metadata"]["name"] == "petstore"));
+
+    let either = Query {
+        filter: Filter::parse(&["kind=domain", "kind=system"]).unwrap(),
+        limit: 50,
+        ..Query::default()
+    };
+    assert_eq!(query::run(&pool, &either).await.unwrap().total, 6);
+
+    let facets = query::facets(
+        &pool,
+        &["kind".into(), "spec.lifecycle".into()],
+        &Filter::default(),
+    )
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = facets["kind"].iter().map(|(v, _)| v.as_str()).collect();
+    for k in [
+        "component",
+        "api",
+        "group",
+        "user",
+        "system",
+        "domain",
+        "resource",
+        "location",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    let bad_order = Query {
+        order: vec![("spec.definition".into(), true)],
+        limit: 5,
+        ..Query::default()
+    };
+    assert!(matches!(
+        query::run(&pool, &bad_order).await,
+        Err(CoreError::Invalid { field: "order", .. })
+    ));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn export_then_reimport_gives_identical_entities(pool: SqlitePool) {
+    ingest_examples(&pool).await;
+    let all = query::run(&pool, &Query { filter: Filter::parse(&["kind=component,kind=api,kind=group,kind=user,kind=system,kind=domain,kind=resource"]).unwrap(), limit: 1000, ..Query::default() })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::new();
+    for entity in &all.items {
+        yaml.push_str("---\n");
+        yaml.push_str(&super::export_yaml(entity));
+    }
+    let export = dir.path().join("export.yaml");
+    std::fs::write(&export, yaml).unwrap();
+
+    let fresh = SqlitePool::connect("sqlite::memory:").await.unwrap();
+    crate::db::MIGRATOR.run(&fresh).await.unwrap();
+    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let info = register(&fresh, &sources, &export).await;
+    assert_eq!(
+        info.status,
+        "ok",
+        "{:?}",
+        store::location_problems(&fresh, &info.id).await.unwrap()
+    );
+    for original in &all.items {
+        let entity_ref = format!(
+            "{}:{}/{}",
+            original["kind"].as_str().unwrap().to_ascii_lowercase(),
+            original["metadata"]["namespace"].as_str().unwrap(),
+            original["metadata"]["name"].as_str().unwrap()
+        );
+        let copy = store::entity_by_ref(&fresh, &entity_ref).await.unwrap();
+        let strip = |e: &Value| {
+            let mut e = e.clone();
+            e["metadata"].as_object_mut().unwrap().remove("uid");
+            e
+        };
+        assert_eq!(strip(&copy), strip(original), "{entity_ref}");
+    }
+}
