@@ -51,6 +51,21 @@ pub struct Config {
     pub session_max_age: Duration,
     /// `PAVED_DEMO`: seed demo teams and people at start.
     pub demo: bool,
+    /// Catalog ingestion settings.
+    pub catalog: CatalogConfig,
+}
+
+/// Where the catalog may read from, and how often it refreshes.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    /// `PAVED_CATALOG_FILE_ROOTS`: directories `file` locations may read under.
+    pub file_roots: Vec<std::path::PathBuf>,
+    /// `PAVED_CATALOG_ALLOWED_HOSTS`: hosts `url` locations may fetch from.
+    pub allowed_hosts: Vec<String>,
+    /// `PAVED_CATALOG_REFRESH_MINUTES`: how often every location is re-read.
+    pub refresh_interval: Duration,
+    /// `PAVED_CATALOG_LOCATIONS`: locations (`file:<path>` or `url:<url>`) registered at start.
+    pub locations: Vec<(String, String)>,
 }
 
 /// OpenID Connect client settings.
@@ -166,7 +181,50 @@ impl Config {
             }
         };
 
+        let list = |var: &str| -> Vec<String> {
+            get(var)
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut locations = Vec::new();
+        for entry in list("PAVED_CATALOG_LOCATIONS") {
+            match entry.split_once(':') {
+                Some((kind @ ("file" | "url"), target)) if !target.is_empty() => {
+                    locations.push((kind.to_owned(), target.to_owned()))
+                }
+                _ => {
+                    return Err(ConfigError::new(
+                        "PAVED_CATALOG_LOCATIONS",
+                        format!("`{entry}` is not `file:<path>` or `url:<url>`"),
+                    ))
+                }
+            }
+        }
+        let catalog = CatalogConfig {
+            file_roots: match get("PAVED_CATALOG_FILE_ROOTS") {
+                Some(_) => list("PAVED_CATALOG_FILE_ROOTS")
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
+                None => vec!["catalog".into()],
+            },
+            allowed_hosts: list("PAVED_CATALOG_ALLOWED_HOSTS")
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            refresh_interval: Duration::from_secs(
+                60 * parse_u64(&get, "PAVED_CATALOG_REFRESH_MINUTES", 30)?,
+            ),
+            locations,
+        };
+
         Ok(Self {
+            catalog,
             bind,
             public_url,
             database_url,
@@ -330,6 +388,8 @@ mod tests {
             ("PAVED_OIDC_ROLE_MAPPING", "admins"),
             ("PAVED_SESSION_IDLE_MINUTES", "-3"),
             ("PAVED_DEMO", "maybe"),
+            ("PAVED_CATALOG_LOCATIONS", "ftp:somewhere"),
+            ("PAVED_CATALOG_REFRESH_MINUTES", "0"),
         ] {
             let mut vars = base();
             vars.insert(var, value);

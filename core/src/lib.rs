@@ -24,6 +24,24 @@ pub struct CoreState {
     pub db: sqlx::SqlitePool,
     /// The typed configuration, loaded once.
     pub config: Arc<config::Config>,
+    /// Where the catalog may read from (allow-lists and limits).
+    pub catalog: Arc<catalog::source::Sources>,
+}
+
+impl CoreState {
+    /// Builds the state from an open pool and the configuration.
+    pub fn new(db: sqlx::SqlitePool, config: Arc<config::Config>) -> Self {
+        let catalog = catalog::source::Sources::new(
+            &config.catalog.file_roots,
+            &config.catalog.allowed_hosts,
+            catalog::source::SourceLimits::default(),
+        );
+        Self {
+            db,
+            config,
+            catalog: Arc::new(catalog),
+        }
+    }
 }
 
 /// Seconds since the Unix epoch, the timestamp format of every table.

@@ -3,6 +3,7 @@
 //! functions) and the serve loop.
 
 pub mod api;
+pub mod catalog_api;
 pub mod demo;
 pub mod middleware;
 pub mod oidc;
@@ -107,7 +108,7 @@ impl AppState {
             .build();
         Ok(Self {
             oidc: Arc::new(oidc::Oidc::new(config.clone())?),
-            core: CoreState { db, config },
+            core: CoreState::new(db, config),
             leptos,
             sessions: session_cache::cached(session_db.clone()),
             session_db,
@@ -138,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/api/v1/me", get(api::me))
+        .nest("/api/catalog", catalog_api::routes())
         .route("/auth/login", get(oidc::login))
         .route("/auth/callback", get(oidc::callback))
         .route("/auth/logout", post(oidc::logout))
@@ -183,6 +185,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
             tokio::time::Duration::from_secs(3600),
         ),
     );
+    let catalog = tokio::spawn(catalog_refresh_loop(state.core.clone()));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;
@@ -191,7 +194,28 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         .with_graceful_shutdown(shutdown_signal())
         .await;
     purge.abort();
+    catalog.abort();
     served.map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// Registers the configured catalog locations, then refreshes every location
+/// on the configured interval. Runs beside the server, never on a request.
+async fn catalog_refresh_loop(core: CoreState) {
+    for (kind, target) in &core.config.catalog.locations {
+        if let Err(e) =
+            paved_core::catalog::store::ensure_location(&core.db, &core.catalog, kind, target).await
+        {
+            tracing::error!(%kind, %target, error = %e, "cannot register a configured catalog location");
+        }
+    }
+    let mut interval = tokio::time::interval(core.config.catalog.refresh_interval);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        if let Err(e) = paved_core::catalog::store::refresh_all(&core.db, &core.catalog).await {
+            tracing::error!(error = %e, "catalog refresh failed");
+        }
+    }
 }
 
 async fn shutdown_signal() {

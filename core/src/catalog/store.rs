@@ -106,6 +106,60 @@ pub async fn register_location(
     Ok((Some(info), found))
 }
 
+/// Registers a location from configuration (`PAVED_CATALOG_LOCATIONS`) if it
+/// is not registered yet, then refreshes it. Returns the location id.
+pub async fn ensure_location(
+    pool: &SqlitePool,
+    sources: &Sources,
+    kind: &str,
+    target: &str,
+) -> Result<String, CoreError> {
+    let checked = sources
+        .check(kind, target)
+        .map_err(|message| CoreError::Invalid {
+            field: "target",
+            message,
+        })?;
+    let (kind, target) = (checked.kind(), checked.raw());
+    let existing = sqlx::query_scalar!(
+        r#"SELECT id AS "id!" FROM catalog_locations WHERE type = ?1 AND target = ?2"#,
+        kind,
+        target
+    )
+    .fetch_optional(pool)
+    .await?;
+    let id = match existing {
+        Some(id) => id,
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            let now = now_unix();
+            let mut tx = pool.begin().await?;
+            sqlx::query!(
+                "INSERT INTO catalog_locations (id, type, target, created_by, created_at) VALUES (?1, ?2, ?3, 'system:config', ?4)",
+                id,
+                kind,
+                target,
+                now
+            )
+            .execute(&mut *tx)
+            .await?;
+            audit::record(
+                &mut *tx,
+                "system:config",
+                "catalog.location.register",
+                &format!("location:{id}"),
+                None,
+                Some(json!({"type": kind, "target": target})),
+            )
+            .await?;
+            tx.commit().await?;
+            id
+        }
+    };
+    refresh_location(pool, sources, &id).await?;
+    Ok(id)
+}
+
 /// Re-reads a location and applies what it holds now.
 pub async fn refresh_location(
     pool: &SqlitePool,
@@ -127,6 +181,27 @@ pub async fn refresh_location(
         },
     };
     apply(pool, id, &found).await
+}
+
+/// Re-reads the location that provides `entity_ref` (any signed-in user may
+/// ask: it only re-reads the source).
+pub async fn refresh_entity(
+    pool: &SqlitePool,
+    sources: &Sources,
+    entity_ref: &str,
+) -> Result<(), CoreError> {
+    let lower = entity_ref.to_ascii_lowercase();
+    let row = sqlx::query!(
+        "SELECT location_id FROM catalog_entities WHERE entity_ref = ?1",
+        lower
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| CoreError::NotFound(format!("entity {entity_ref}")))?;
+    if let Some(id) = row.location_id {
+        refresh_location(pool, sources, &id).await?;
+    }
+    Ok(())
 }
 
 /// Refreshes every location (the periodic job and `POST /refresh` without an entity).

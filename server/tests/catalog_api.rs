@@ -1,0 +1,397 @@
+//! The Backstage-compatible catalog API over the real router, with Backstage's
+//! example catalog from ../shared/conformance.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use common::*;
+use serde_json::{json, Value};
+
+const ADMIN: &str = "Bearer admin-token-0123456789abcdef";
+const READER: &str = "Bearer reader-token-0123456789abcdef";
+
+fn examples() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance/backstage-catalog-examples")
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+async fn app() -> TestApp {
+    let roots = examples();
+    test_app(&[
+        ("PAVED_SERVICE_TOKENS", "admin:admin-token-0123456789abcdef:platform_admin,reader:reader-token-0123456789abcdef:developer:payments"),
+        ("PAVED_CATALOG_FILE_ROOTS", &roots),
+    ])
+    .await
+}
+
+fn call(method: &str, uri: &str, token: &str, body: Option<Value>) -> Request<Body> {
+    let builder = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, token);
+    match body {
+        Some(b) => builder
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => builder.body(Body::empty()).unwrap(),
+    }
+}
+
+async fn register(app: &TestApp, file: &str) -> Value {
+    let response = app
+        .send(call(
+            "POST",
+            "/api/catalog/locations",
+            ADMIN,
+            Some(json!({"type": "file", "target": format!("{}/{file}", examples())})),
+        ))
+        .await;
+    assert_status(&response, StatusCode::CREATED);
+    body_json(response).await
+}
+
+#[tokio::test]
+async fn reading_needs_sign_in_and_writing_needs_a_platform_admin() {
+    let app = app().await;
+    assert_status(
+        &app.send(get("/api/catalog/entities")).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    assert_status(
+        &app.send(call("GET", "/api/catalog/entities", READER, None))
+            .await,
+        StatusCode::OK,
+    );
+
+    let target = json!({"type": "file", "target": format!("{}/all.yaml", examples())});
+    let refused = app
+        .send(call(
+            "POST",
+            "/api/catalog/locations",
+            READER,
+            Some(target.clone()),
+        ))
+        .await;
+    assert_status(&refused, StatusCode::FORBIDDEN);
+    assert_eq!(body_json(refused).await["error"]["name"], "NotAllowedError");
+
+    let created = register(&app, "all.yaml").await;
+    let id = created["location"]["id"].as_str().unwrap().to_owned();
+    let uid = body_json(
+        app.send(call(
+            "GET",
+            "/api/catalog/entities/by-name/component/default/petstore",
+            READER,
+            None,
+        ))
+        .await,
+    )
+    .await["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (method, uri, body) in [
+        (
+            "DELETE",
+            format!("/api/catalog/entities/by-uid/{uid}"),
+            None,
+        ),
+        ("DELETE", format!("/api/catalog/locations/{id}"), None),
+        ("POST", "/api/catalog/refresh".to_string(), Some(json!({}))),
+    ] {
+        let response = app.send(call(method, &uri, READER, body.clone())).await;
+        assert_status(&response, StatusCode::FORBIDDEN);
+        assert_status(
+            &app.send(call(method, &uri, ADMIN, body)).await,
+            if method == "DELETE" {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::OK
+            },
+        );
+    }
+    // Anyone signed in may ask for an entity's source to be re-read.
+    register(&app, "components/petstore-component.yaml").await;
+    let ask = app
+        .send(call(
+            "POST",
+            "/api/catalog/refresh",
+            READER,
+            Some(json!({"entityRef": "component:default/petstore"})),
+        ))
+        .await;
+    assert_status(&ask, StatusCode::OK);
+
+    let log = sqlx::query_scalar::<_, String>("SELECT action FROM audit_log ORDER BY id")
+        .fetch_all(&app.state.core.db)
+        .await
+        .unwrap();
+    assert!(log.contains(&"catalog.location.register".to_string()));
+    assert!(log.contains(&"catalog.location.delete".to_string()));
+    assert!(log.contains(&"catalog.entity.delete".to_string()));
+}
+
+#[tokio::test]
+async fn list_filters_fields_and_order() {
+    let app = app().await;
+    register(&app, "all.yaml").await;
+    let response = app
+        .send(call("GET", "/api/catalog/entities?filter=kind=component,spec.type=website&fields=metadata.name,kind&order=asc:metadata.name", READER, None))
+        .await;
+    assert_status(&response, StatusCode::OK);
+    let items = body_json(response).await;
+    let items = items.as_array().unwrap();
+    assert!(!items.is_empty());
+    for item in items {
+        assert_eq!(
+            item.as_object().unwrap().len(),
+            2,
+            "only the asked fields: {item}"
+        );
+        assert_eq!(item["kind"], "Component");
+    }
+    let bad = app
+        .send(call("GET", "/api/catalog/entities?limit=-1", READER, None))
+        .await;
+    assert_status(&bad, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn by_query_pages_with_cursors_and_searches() {
+    let app = app().await;
+    register(&app, "all.yaml").await;
+    let first = body_json(app.send(call("GET", "/api/catalog/entities/by-query?filter=kind=component&limit=5&orderField=metadata.name,asc", READER, None)).await).await;
+    let total = first["totalItems"].as_i64().unwrap();
+    assert!(total > 5);
+    let mut names: Vec<String> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    let mut cursor = first["pageInfo"]["nextCursor"].as_str().map(str::to_owned);
+    while let Some(c) = cursor {
+        let page = body_json(
+            app.send(call(
+                "GET",
+                &format!("/api/catalog/entities/by-query?cursor={c}&limit=5"),
+                READER,
+                None,
+            ))
+            .await,
+        )
+        .await;
+        names.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["metadata"]["name"].as_str().unwrap().to_owned()),
+        );
+        assert!(page["pageInfo"]["prevCursor"].is_string());
+        cursor = page["pageInfo"]["nextCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(
+        names.len() as i64,
+        total,
+        "every component exactly once across pages"
+    );
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|n| n.to_lowercase());
+    assert_eq!(names, sorted);
+
+    let search = body_json(
+        app.send(call(
+            "GET",
+            "/api/catalog/entities/by-query?fullTextFilterTerm=wayback&limit=50",
+            READER,
+            None,
+        ))
+        .await,
+    )
+    .await;
+    assert!(search["totalItems"].as_i64().unwrap() >= 3);
+    let bad = app
+        .send(call(
+            "GET",
+            "/api/catalog/entities/by-query?cursor=not-ours",
+            READER,
+            None,
+        ))
+        .await;
+    assert_status(&bad, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn lookups_refs_facets_and_validation() {
+    let app = app().await;
+    register(&app, "all.yaml").await;
+    register(&app, "acme/org.yaml").await;
+    let petstore = body_json(
+        app.send(call(
+            "GET",
+            "/api/catalog/entities/by-name/Component/default/petstore",
+            READER,
+            None,
+        ))
+        .await,
+    )
+    .await;
+    let uid = petstore["metadata"]["uid"].as_str().unwrap();
+    let by_uid = body_json(
+        app.send(call(
+            "GET",
+            &format!("/api/catalog/entities/by-uid/{uid}"),
+            READER,
+            None,
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(by_uid["metadata"]["name"], "petstore");
+    assert!(by_uid["relations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["type"] == "ownedBy"));
+    assert_status(
+        &app.send(call(
+            "GET",
+            "/api/catalog/entities/by-name/component/default/nope",
+            READER,
+            None,
+        ))
+        .await,
+        StatusCode::NOT_FOUND,
+    );
+
+    let refs = body_json(
+        app.send(call("POST", "/api/catalog/entities/by-refs", READER, Some(json!({"entityRefs": ["component:default/petstore", "component:default/missing", "group:team-a"], "fields": ["metadata.name"]}))))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        refs["items"],
+        json!([{"metadata": {"name": "petstore"}}, null, {"metadata": {"name": "team-a"}}])
+    );
+
+    let facets = body_json(
+        app.send(call(
+            "GET",
+            "/api/catalog/entity-facets?facet=kind&facet=spec.lifecycle&filter=kind=component",
+            READER,
+            None,
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(facets["facets"]["kind"][0]["value"], "component");
+    assert!(facets["facets"]["spec.lifecycle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["value"] == "production"));
+
+    let invalid = json!({"entity": {"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "bad name"}, "spec": {}}});
+    let response = app
+        .send(call(
+            "POST",
+            "/api/catalog/validate-entity",
+            READER,
+            Some(invalid),
+        ))
+        .await;
+    assert_status(&response, StatusCode::BAD_REQUEST);
+    let errors = body_json(response).await;
+    assert!(errors["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["field"] == "metadata.name"));
+    let valid = json!({"entity": {"apiVersion": "backstage.io/v1alpha1", "kind": "System", "metadata": {"name": "ok"}, "spec": {"owner": "team-a"}}});
+    assert_status(
+        &app.send(call(
+            "POST",
+            "/api/catalog/validate-entity",
+            READER,
+            Some(valid),
+        ))
+        .await,
+        StatusCode::OK,
+    );
+}
+
+#[tokio::test]
+async fn locations_dry_run_problems_and_openapi() {
+    let app = app().await;
+    let dry = app
+        .send(call("POST", "/api/catalog/locations?dryRun=true", ADMIN, Some(json!({"type": "file", "target": format!("{}/components/invalid-component.yaml", examples())}))))
+        .await;
+    assert_status(&dry, StatusCode::OK);
+    let dry = body_json(dry).await;
+    assert_eq!(dry["entities"], json!([]));
+    assert_eq!(dry["problems"][0]["field"], "metadata.name");
+    let listed = body_json(
+        app.send(call("GET", "/api/catalog/locations", READER, None))
+            .await,
+    )
+    .await;
+    assert_eq!(listed, json!([]), "a dry run stores nothing");
+
+    let created = register(&app, "components/invalid-component.yaml").await;
+    let id = created["location"]["id"].as_str().unwrap();
+    assert_eq!(created["location"]["status"], "failed");
+    let problems = body_json(
+        app.send(call(
+            "GET",
+            &format!("/api/catalog/locations/{id}/problems"),
+            READER,
+            None,
+        ))
+        .await,
+    )
+    .await;
+    assert!(problems["problems"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("invalid component"));
+
+    let twice = app.send(call("POST", "/api/catalog/locations", ADMIN, Some(json!({"type": "file", "target": format!("{}/components/invalid-component.yaml", examples())})))).await;
+    assert_status(&twice, StatusCode::CONFLICT);
+    let outside = app
+        .send(call(
+            "POST",
+            "/api/catalog/locations",
+            ADMIN,
+            Some(json!({"type": "file", "target": "/etc/passwd"})),
+        ))
+        .await;
+    assert_status(&outside, StatusCode::UNPROCESSABLE_ENTITY);
+    let ssrf = app
+        .send(call(
+            "POST",
+            "/api/catalog/locations",
+            ADMIN,
+            Some(json!({"type": "url", "target": "http://169.254.169.254/"})),
+        ))
+        .await;
+    assert_status(&ssrf, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body_json(ssrf).await["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("PAVED_CATALOG_ALLOWED_HOSTS"));
+
+    let spec = body_json(
+        app.send(call("GET", "/api/catalog/openapi.json", READER, None))
+            .await,
+    )
+    .await;
+    assert_eq!(spec["openapi"], "3.0.3");
+    assert!(spec["paths"]["/entities/by-query"]["get"].is_object());
+}
