@@ -177,6 +177,109 @@ pub async fn run(pool: &SqlitePool, query: &Query) -> Result<Page, CoreError> {
     })
 }
 
+/// An entity as a list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntitySummary {
+    /// Stable id.
+    pub uid: String,
+    /// Kind as authored (`Component`).
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `metadata.title`.
+    pub title: Option<String>,
+    /// `metadata.description`.
+    pub description: Option<String>,
+    /// `spec.type`.
+    pub spec_type: Option<String>,
+    /// `spec.lifecycle`.
+    pub lifecycle: Option<String>,
+    /// The owner's reference.
+    pub owner_ref: Option<String>,
+    /// `metadata.tags`.
+    pub tags: Vec<String>,
+    /// Gone from its source.
+    pub orphan: bool,
+}
+
+/// Like [`run`], but returns list rows without reading whole entities or relations.
+pub async fn summaries(
+    pool: &SqlitePool,
+    query: &Query,
+) -> Result<(Vec<EntitySummary>, i64), CoreError> {
+    let fts = query.full_text.as_deref().and_then(fts_query);
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT e.uid, e.kind, e.namespace, e.name, e.title, e.description, e.spec_type, e.lifecycle, e.owner_ref, \
+         json_extract(e.body, '$.metadata.tags'), e.orphan FROM catalog_entities e",
+    );
+    push_where(&mut qb, &query.filter, fts.as_deref());
+    qb.push(" ORDER BY ");
+    for (field, ascending) in &query.order {
+        let expression = order_expression(field).ok_or_else(|| CoreError::Invalid {
+            field: "order",
+            message: format!("cannot order by `{field}`"),
+        })?;
+        qb.push(expression);
+        qb.push(if *ascending { " ASC, " } else { " DESC, " });
+    }
+    qb.push("e.entity_ref ASC LIMIT ");
+    qb.push_bind(query.limit.clamp(1, 1000));
+    qb.push(" OFFSET ");
+    qb.push_bind(query.offset.max(0));
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i64,
+    );
+    let rows: Vec<Row> = qb.build_query_as().fetch_all(pool).await?;
+    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM catalog_entities e");
+    push_where(&mut count, &query.filter, fts.as_deref());
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let items = rows
+        .into_iter()
+        .map(
+            |(
+                uid,
+                kind,
+                namespace,
+                name,
+                title,
+                description,
+                spec_type,
+                lifecycle,
+                owner_ref,
+                tags,
+                orphan,
+            )| EntitySummary {
+                uid,
+                kind,
+                namespace,
+                name,
+                title,
+                description,
+                spec_type,
+                lifecycle,
+                owner_ref,
+                tags: tags
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default(),
+                orphan: orphan != 0,
+            },
+        )
+        .collect();
+    Ok((items, total))
+}
+
 /// Counts of each value of each `facet` key among the entities matching `filter`.
 pub async fn facets(
     pool: &SqlitePool,

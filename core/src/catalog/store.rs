@@ -645,34 +645,42 @@ pub async fn delete_entity(
     Ok(())
 }
 
-/// Adds `relations` (from the relations table) and the orphan annotation to stored bodies.
+/// Adds `relations` (from the relations table, one query for the whole
+/// page) and the orphan annotation to stored bodies. Rows are
+/// `(entity_ref, body, orphan)`.
 pub async fn complete_entities(
     pool: &SqlitePool,
     rows: Vec<(String, String, i64)>,
 ) -> Result<Vec<Value>, CoreError> {
-    // rows: (entity_ref, body, orphan)
+    let mut relations: HashMap<String, Vec<Value>> = HashMap::new();
+    if !rows.is_empty() {
+        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+            "SELECT DISTINCT source_ref, type, target_ref FROM catalog_relations WHERE source_ref IN (",
+        );
+        let mut separated = qb.separated(", ");
+        for (entity_ref, _, _) in &rows {
+            separated.push_bind(entity_ref.as_str());
+        }
+        qb.push(") ORDER BY source_ref, type, target_ref");
+        let found: Vec<(String, String, String)> = qb.build_query_as().fetch_all(pool).await?;
+        for (source_ref, kind, target_ref) in found {
+            let (target_kind, rest) = target_ref.split_once(':').unwrap_or(("", &target_ref));
+            let (namespace, name) = rest.split_once('/').unwrap_or(("default", rest));
+            let relation = json!({"type": kind, "targetRef": target_ref, "target": {"kind": target_kind, "namespace": namespace, "name": name}});
+            relations.entry(source_ref).or_default().push(relation);
+        }
+    }
     let mut out = Vec::with_capacity(rows.len());
     for (entity_ref, body, orphan) in rows {
         let mut value: Value = serde_json::from_str(&body).map_err(|e| CoreError::Invalid {
             field: "body",
             message: e.to_string(),
         })?;
-        let relations = sqlx::query!(
-            "SELECT DISTINCT type, target_ref FROM catalog_relations WHERE source_ref = ?1 ORDER BY type, target_ref",
-            entity_ref
-        )
-        .fetch_all(pool)
-        .await?;
-        let relations: Vec<Value> = relations
-            .into_iter()
-            .map(|r| {
-                let (kind, rest) = r.target_ref.split_once(':').unwrap_or(("", &r.target_ref));
-                let (namespace, name) = rest.split_once('/').unwrap_or(("default", rest));
-                json!({"type": r.r#type, "targetRef": r.target_ref, "target": {"kind": kind, "namespace": namespace, "name": name}})
-            })
-            .collect();
         if let Some(obj) = value.as_object_mut() {
-            obj.insert("relations".into(), Value::Array(relations));
+            obj.insert(
+                "relations".into(),
+                Value::Array(relations.remove(&entity_ref).unwrap_or_default()),
+            );
         }
         if orphan != 0 {
             if let Some(m) = value.get_mut("metadata").and_then(Value::as_object_mut) {
