@@ -15,6 +15,8 @@ export PAVED_PUBLIC_URL="${PAVED_PUBLIC_URL:-http://$PAVED_BIND}"
 export PAVED_DATABASE_URL="${PAVED_DATABASE_URL:-sqlite://.paved/demo.db}"
 export PAVED_SITE_ROOT="${PAVED_SITE_ROOT:-$SITE_ROOT}"
 export PAVED_DEMO="${PAVED_DEMO:-true}"
+export PAVED_CATALOG_FILE_ROOTS="${PAVED_CATALOG_FILE_ROOTS:-$ROOT/catalog}"
+export PAVED_CATALOG_LOCATIONS="${PAVED_CATALOG_LOCATIONS:-file:$ROOT/catalog/demo/all.yaml}"
 export PAVED_OIDC_CLIENT_ID="${PAVED_OIDC_CLIENT_ID:-paved}"
 export PAVED_OIDC_CLIENT_SECRET="${PAVED_OIDC_CLIENT_SECRET:-paved-demo-secret}"
 oidc_port="${OIDC_PORT:-4400}"
@@ -47,7 +49,7 @@ fi
 
 "$CARGO_TARGET_DIR/${PAVED_PROFILE_DIR:-debug}/paved" &
 pids+=($!)
-wait_for_http "$PAVED_PUBLIC_URL/healthz" 60 || die "Paved did not start"
+wait_for_ok "$PAVED_PUBLIC_URL/readyz" 60 || die "Paved did not start"
 
 cat <<MSG
 

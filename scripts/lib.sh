@@ -23,3 +23,13 @@ wait_for_http() {
     sleep 0.2
   done
 }
+
+# Waits until `url` answers 200, up to `seconds`.
+wait_for_ok() {
+  local url=$1 seconds=${2:-60} i=0
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200 ]; do
+    i=$((i + 1))
+    [ "$i" -ge $((seconds * 5)) ] && return 1
+    sleep 0.2
+  done
+}

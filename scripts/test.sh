@@ -39,13 +39,16 @@ PAVED_PUBLIC_URL="$PAVED_URL" OIDC_PORT=$oidc_port node end2end/oidc/provider.mj
 pids+=($!)
 wait_for_http "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" 30 || { cat "$run_dir/oidc.log"; die "oidc-provider did not start"; }
 
+conformance="$(cd "$ROOT/../shared/conformance/backstage-catalog-examples" && pwd)"
+PAVED_CATALOG_FILE_ROOTS="$ROOT/catalog,$conformance" PAVED_CATALOG_LOCATIONS="file:$ROOT/catalog/demo/all.yaml" \
 PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$PAVED_URL" PAVED_DEMO=true \
 PAVED_DATABASE_URL="sqlite://$run_dir/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
 PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
   "$CARGO_TARGET_DIR/debug/paved" > "$run_dir/paved.log" 2>&1 &
 pids+=($!)
-wait_for_http "$PAVED_URL/healthz" 60 || { cat "$run_dir/paved.log"; die "Paved did not start"; }
+wait_for_ok "$PAVED_URL/readyz" 60 || { cat "$run_dir/paved.log"; die "Paved did not start"; }
 
+export CONFORMANCE_DIR="$conformance"
 log "browser tests (Playwright, Debian Chromium)"
 if ! npx playwright test --config end2end/playwright.config.ts; then
   echo "---- paved log (last 80 lines) ----"; tail -n 80 "$run_dir/paved.log"

@@ -91,6 +91,7 @@ fn NavLinks(me: Me, #[prop(into)] class: String) -> impl IntoView {
     view! {
         <nav aria-label="Main" class=format!("{class} items-start gap-1 md:items-center")>
             <A href="/" attr:class="nav-link" exact=true>"Home"</A>
+            <A href="/catalog" attr:class="nav-link">"Catalog"</A>
             {team_links}
             {admin}
         </nav>

@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod catalog;
 pub mod components;
 pub mod error;
 pub mod pages;
@@ -17,8 +18,15 @@ use leptos_router::{path, SsrMode};
 
 use crate::components::AppShell;
 use crate::pages::{
-    audit::AuditPage, errors::NotFoundPage, home::HomePage, profile::ProfilePage,
-    signin::SignInPage, team::TeamPage,
+    audit::AuditPage,
+    catalog::CatalogPage,
+    entity::EntityPage,
+    errors::NotFoundPage,
+    home::HomePage,
+    locations::{LocationPage, LocationsPage},
+    profile::ProfilePage,
+    signin::SignInPage,
+    team::TeamPage,
 };
 
 /// Sets the `dark` class before first paint (from the saved choice, else the
@@ -72,6 +80,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:name") view=TeamPage ssr=SsrMode::Async />
                     <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/catalog") view=CatalogPage ssr=SsrMode::Async />
+                    <Route path=path!("/catalog/locations") view=LocationsPage ssr=SsrMode::Async />
+                    <Route path=path!("/catalog/locations/:id") view=LocationPage ssr=SsrMode::Async />
+                    <Route path=path!("/catalog/:kind/:namespace/:name") view=EntityPage ssr=SsrMode::Async />
                 </ParentRoute>
             </Routes>
         </Router>

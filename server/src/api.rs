@@ -13,10 +13,15 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: the database answers. 503 otherwise.
+/// `GET /readyz`: the database answers and the configured catalog locations
+/// have been read once. 503 otherwise.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = paved_core::db::is_ready(&state.core.db).await;
-    let status = if database {
+    let catalog = state
+        .catalog_ready
+        .load(std::sync::atomic::Ordering::Acquire);
+    let ready = database && catalog;
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -24,8 +29,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (
         status,
         Json(serde_json::json!({
-            "status": if database { "ready" } else { "not ready" },
-            "checks": { "database": if database { "ok" } else { "unreachable" } },
+            "status": if ready { "ready" } else { "not ready" },
+            "checks": {
+                "database": if database { "ok" } else { "unreachable" },
+                "catalog": if catalog { "ok" } else { "initial ingestion in progress" },
+            },
         })),
     )
         .into_response()

@@ -39,6 +39,8 @@ pub struct AppState {
     pub sessions: session_cache::Sessions,
     /// The SQLite session store alone, for purging expired sessions.
     pub session_db: SqliteStore,
+    /// Set once the configured catalog locations have been read at start-up.
+    pub catalog_ready: Arc<std::sync::atomic::AtomicBool>,
     /// Signed-in users' principals, cached for [`PRINCIPAL_TTL`].
     pub principals: paved_core::identity::PrincipalCache,
 }
@@ -113,6 +115,7 @@ impl AppState {
             sessions: session_cache::cached(session_db.clone()),
             session_db,
             principals: paved_core::identity::PrincipalCache::new(PRINCIPAL_TTL, 10_000),
+            catalog_ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 }
@@ -185,7 +188,10 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
             tokio::time::Duration::from_secs(3600),
         ),
     );
-    let catalog = tokio::spawn(catalog_refresh_loop(state.core.clone()));
+    let catalog = tokio::spawn(catalog_refresh_loop(
+        state.core.clone(),
+        state.catalog_ready.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;
@@ -198,16 +204,11 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     served.map_err(|source| StartupError::Bind { addr, source })
 }
 
-/// Registers the configured catalog locations, then refreshes every location
-/// on the configured interval. Runs beside the server, never on a request.
-async fn catalog_refresh_loop(core: CoreState) {
-    for (kind, target) in &core.config.catalog.locations {
-        if let Err(e) =
-            paved_core::catalog::store::ensure_location(&core.db, &core.catalog, kind, target).await
-        {
-            tracing::error!(%kind, %target, error = %e, "cannot register a configured catalog location");
-        }
-    }
+/// Registers and reads the configured catalog locations (then `/readyz` turns
+/// ready), and refreshes every location on the configured interval. Runs
+/// beside the server, never on a request.
+pub async fn catalog_refresh_loop(core: CoreState, ready: Arc<std::sync::atomic::AtomicBool>) {
+    ingest_configured_locations(&core, &ready).await;
     let mut interval = tokio::time::interval(core.config.catalog.refresh_interval);
     interval.tick().await;
     loop {
@@ -216,6 +217,18 @@ async fn catalog_refresh_loop(core: CoreState) {
             tracing::error!(error = %e, "catalog refresh failed");
         }
     }
+}
+
+/// Registers and reads every location in `PAVED_CATALOG_LOCATIONS`, then marks the catalog ready.
+pub async fn ingest_configured_locations(core: &CoreState, ready: &std::sync::atomic::AtomicBool) {
+    for (kind, target) in &core.config.catalog.locations {
+        if let Err(e) =
+            paved_core::catalog::store::ensure_location(&core.db, &core.catalog, kind, target).await
+        {
+            tracing::error!(%kind, %target, error = %e, "cannot register a configured catalog location");
+        }
+    }
+    ready.store(true, std::sync::atomic::Ordering::Release);
 }
 
 async fn shutdown_signal() {

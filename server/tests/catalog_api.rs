@@ -395,3 +395,35 @@ async fn locations_dry_run_problems_and_openapi() {
     assert_eq!(spec["openapi"], "3.0.3");
     assert!(spec["paths"]["/entities/by-query"]["get"].is_object());
 }
+
+#[tokio::test]
+async fn configured_locations_are_read_before_ready() {
+    let app = test_app(&[
+        ("PAVED_CATALOG_FILE_ROOTS", &examples()),
+        (
+            "PAVED_CATALOG_LOCATIONS",
+            &format!("file:{}/all.yaml", examples()),
+        ),
+    ])
+    .await;
+    let ready = app.send(get("/readyz")).await;
+    assert_status(&ready, StatusCode::OK);
+    assert_eq!(body_json(ready).await["checks"]["catalog"], "ok");
+    let locations = paved_core::catalog::store::locations(&app.state.core.db)
+        .await
+        .unwrap();
+    assert_eq!(locations.len(), 1);
+    assert_eq!(locations[0].created_by, "system:config");
+    assert!(locations[0].entity_count > 10);
+
+    // Before the first pass, the portal says it is not ready yet.
+    app.state
+        .catalog_ready
+        .store(false, std::sync::atomic::Ordering::Release);
+    let not_ready = app.send(get("/readyz")).await;
+    assert_status(&not_ready, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body_json(not_ready).await["checks"]["catalog"],
+        "initial ingestion in progress"
+    );
+}

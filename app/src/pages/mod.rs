@@ -1,8 +1,11 @@
 //! One module per page.
 
 pub mod audit;
+pub mod catalog;
+pub mod entity;
 pub mod errors;
 pub mod home;
+pub mod locations;
 pub mod profile;
 pub mod signin;
 pub mod team;

@@ -5,7 +5,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::team_detail;
+use crate::catalog::team_problems;
 use crate::components::{Badge, Card, EmptyState, ErrorView, PageHeader, Tone};
+use crate::pages::locations::ProblemTable;
 
 /// `/teams/:name`.
 #[component]
@@ -13,6 +15,7 @@ pub fn TeamPage() -> impl IntoView {
     let params = use_params_map();
     let name = move || params.with(|p| p.get("name").unwrap_or_default());
     let team = Resource::new(name, team_detail);
+    let problems = Resource::new(name, team_problems);
     view! {
         <Title text=move || format!("Team {}", name()) />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading team…"</p> }>
@@ -50,6 +53,19 @@ pub fn TeamPage() -> impl IntoView {
                                     }.into_any()
                                 }}
                             </Card>
+                            <div class="mt-6">
+                                <Card title="Catalog problems">
+                                    <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"What went wrong reading the catalog files of entities this team owns, so you can fix them."</p>
+                                    <Suspense fallback=|| ()>
+                                        {move || Suspend::new(async move {
+                                            match problems.await {
+                                                Ok(list) => view! { <ProblemTable problems=list /> }.into_any(),
+                                                Err(e) => view! { <p role="alert" class="text-sm text-red-600">{e.to_string()}</p> }.into_any(),
+                                            }
+                                        })}
+                                    </Suspense>
+                                </Card>
+                            </div>
                         }.into_any()
                     }
                 }

@@ -10,6 +10,50 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
+/// One operation of an OpenAPI definition, for the API page's table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ApiOperation {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// `/pets/{id}`.
+    pub path: String,
+    /// `summary` (or `operationId`).
+    pub summary: String,
+}
+
+/// The operations of an OpenAPI (or Swagger) definition in YAML or JSON;
+/// empty when the text is not one.
+pub fn api_operations(definition: &str) -> Vec<ApiOperation> {
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+    let Some(Ok(doc)) = source::parse_documents(definition).into_iter().next() else {
+        return Vec::new();
+    };
+    let Some(paths) = doc.get("paths").and_then(serde_json::Value::as_object) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (path, item) in paths {
+        for method in METHODS {
+            if let Some(op) = item.get(method) {
+                let summary = op
+                    .get("summary")
+                    .or_else(|| op.get("operationId"))
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                out.push(ApiOperation {
+                    method: method.to_ascii_uppercase(),
+                    path: path.clone(),
+                    summary,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// An entity as YAML for export: as authored, without the catalog's own
 /// fields (uid, etag, relations), so importing it gives the same entity.
 pub fn export_yaml(entity: &serde_json::Value) -> String {

@@ -759,3 +759,56 @@ pub async fn problems_for_owner(
 pub fn describe_target(target: &Target) -> (String, String) {
     (target.kind().to_owned(), target.raw())
 }
+
+/// Where an entity comes from and how its last ingestion went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityStatus {
+    /// The file or URL it was read from.
+    pub source: String,
+    /// The registered location that provides it.
+    pub location_id: Option<String>,
+    /// That location's target.
+    pub location_target: Option<String>,
+    /// Unix seconds of that location's last refresh.
+    pub last_refresh_at: Option<i64>,
+    /// Gone from its source.
+    pub orphan: bool,
+    /// Problems reported for this entity at the last refresh.
+    pub problems: Vec<Problem>,
+}
+
+/// The ingestion status of `entity_ref`.
+pub async fn entity_status(pool: &SqlitePool, entity_ref: &str) -> Result<EntityStatus, CoreError> {
+    let lower = entity_ref.to_ascii_lowercase();
+    let row = sqlx::query!(
+        r#"SELECT e.source, e.location_id, e.orphan, l.target AS "target?", l.last_refresh_at AS "last_refresh_at?"
+           FROM catalog_entities e LEFT JOIN catalog_locations l ON l.id = e.location_id WHERE e.entity_ref = ?1"#,
+        lower
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| CoreError::NotFound(format!("entity {entity_ref}")))?;
+    let problems = sqlx::query!(
+        "SELECT source, document, entity_ref, field, message FROM catalog_problems WHERE entity_ref = ?1 ORDER BY id",
+        lower
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| Problem {
+        source: r.source,
+        document: r.document.map(|d| d as usize),
+        entity_ref: r.entity_ref,
+        field: r.field,
+        message: r.message,
+    })
+    .collect();
+    Ok(EntityStatus {
+        source: row.source,
+        location_id: row.location_id,
+        location_target: row.target,
+        last_refresh_at: row.last_refresh_at,
+        orphan: row.orphan != 0,
+        problems,
+    })
+}

@@ -49,6 +49,7 @@ pub async fn test_app(vars: &[(&str, &str)]) -> TestApp {
     }
     let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config");
     let state = AppState::build(config).await.expect("app state");
+    paved_server::ingest_configured_locations(&state.core, &state.catalog_ready).await;
     TestApp {
         router: paved_server::router(state.clone()),
         state,

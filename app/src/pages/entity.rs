@@ -1,0 +1,227 @@
+//! `/catalog/:kind/:namespace/:name`: an entity's overview, relations (graph
+//! and lists), API definition, ingestion status and YAML export.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use crate::catalog::{catalog_entity, ref_href, EntityView};
+use crate::components::{format_time, Badge, Card, ErrorView, PageHeader, Tone};
+
+/// The entity page.
+#[component]
+pub fn EntityPage() -> impl IntoView {
+    let params = use_params_map();
+    let key = move || {
+        params.with(|p| {
+            (
+                p.get("kind").unwrap_or_default(),
+                p.get("namespace").unwrap_or_default(),
+                p.get("name").unwrap_or_default(),
+            )
+        })
+    };
+    let entity = Resource::new(key, |(kind, namespace, name)| {
+        catalog_entity(kind, namespace, name)
+    });
+    view! {
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match entity.await {
+                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
+                    Ok(e) => view! { <Entity e /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Entity(e: EntityView) -> impl IntoView {
+    let subtitle = format!("{} · {}/{}", e.kind, e.namespace, e.name);
+    let owner_href = ref_href(&e.owner);
+    let owner_name = e.owner.rsplit('/').next().unwrap_or_default().to_owned();
+    let file_name = format!("{}.yaml", e.name);
+    let download = format!("data:text/yaml;charset=utf-8,{}", percent(&e.yaml));
+    let is_api = e.kind == "API";
+    let problems = e.problems.clone();
+    let tags = e.tags.clone();
+    let links = e.links.clone();
+    let annotations = e.annotations.clone();
+    view! {
+        <Title text=e.title.clone() />
+        <PageHeader title=e.title.clone() subtitle=subtitle>
+            <a href=download download=file_name class="btn-secondary">"Export YAML"</a>
+        </PageHeader>
+        {e.orphan.then(|| view! {
+            <div role="status" class="alert-info mb-4">
+                "This entity is no longer in its source file. It is kept so nothing is lost; remove it from the catalog once you are sure it is gone."
+            </div>
+        })}
+        {(!problems.is_empty()).then(|| view! {
+            <div role="alert" class="alert-danger mb-4" data-testid="entity-problems">
+                <p class="font-medium">"The last refresh reported problems with this entity:"</p>
+                <ul class="mt-1 list-disc pl-5">
+                    {problems.into_iter().map(|p| view! { <li>{format!("{}{}", p.field.map(|f| format!("{f}: ")).unwrap_or_default(), p.message)}</li> }).collect_view()}
+                </ul>
+            </div>
+        })}
+        <div class="grid gap-4 lg:grid-cols-3">
+            <Card title="Overview" class="lg:col-span-2">
+                <p class="mb-4 text-slate-700 dark:text-slate-300">{if e.description.is_empty() { "No description yet.".to_string() } else { e.description.clone() }}</p>
+                <dl class="grid grid-cols-[8rem_1fr] gap-x-4 gap-y-2 text-sm">
+                    <dt class="text-slate-500">"Owner"</dt>
+                    <dd>{if e.owner.is_empty() { view! { <span>"—"</span> }.into_any() } else { view! { <a href=owner_href class="text-indigo-700 hover:underline dark:text-indigo-300">{owner_name}</a> }.into_any() }}</dd>
+                    <dt class="text-slate-500">"Type"</dt><dd>{or_dash(&e.spec_type)}</dd>
+                    <dt class="text-slate-500">"Lifecycle"</dt><dd>{or_dash(&e.lifecycle)}</dd>
+                    <dt class="text-slate-500">"Tags"</dt>
+                    <dd class="flex flex-wrap gap-1">{tags.into_iter().map(|t| view! { <Badge>{t}</Badge> }).collect_view()}</dd>
+                </dl>
+                {(!links.is_empty()).then(|| view! {
+                    <h3 class="mt-4 mb-1 text-sm font-semibold">"Links"</h3>
+                    <ul class="text-sm">{links.into_iter().map(|(url, title)| view! { <li><a href=url rel="noopener noreferrer" class="text-indigo-700 hover:underline dark:text-indigo-300">{title}</a></li> }).collect_view()}</ul>
+                })}
+            </Card>
+            <Card title="Ingestion">
+                <dl class="text-sm">
+                    <dt class="text-slate-500">"Source"</dt><dd class="mb-2 break-all"><code class="text-xs">{e.source.clone()}</code></dd>
+                    <dt class="text-slate-500">"Last refresh"</dt><dd>{e.last_refresh_at.map(format_time).unwrap_or_else(|| "never".into())}</dd>
+                </dl>
+            </Card>
+            <Card title="Relations" class="lg:col-span-3">
+                <RelationGraph center=e.name.clone() relations=e.relations.clone() />
+                <RelationList relations=e.relations.clone() />
+            </Card>
+            {is_api.then(|| view! { <ApiDefinition operations=e.operations.clone() definition=e.definition.clone().unwrap_or_default() /> })}
+            {(!annotations.is_empty()).then(|| view! {
+                <Card title="Annotations" class="lg:col-span-3">
+                    <dl class="grid gap-x-4 gap-y-1 text-sm sm:grid-cols-[minmax(10rem,20rem)_1fr]">
+                        {annotations.into_iter().map(|(k, v)| view! { <dt class="break-all text-slate-500">{k}</dt><dd class="break-all">{v}</dd> }).collect_view()}
+                    </dl>
+                </Card>
+            })}
+            <Card title="Kubernetes"><p class="text-sm text-slate-500">"Workload status appears here with the Kubernetes issue."</p></Card>
+            <Card title="Secrets"><p class="text-sm text-slate-500">"Vault secrets and injector annotations appear here with the Vault issue."</p></Card>
+            <Card title="Outcomes"><p class="text-sm text-slate-500">"DORA metrics appear here with the outcomes issue."</p></Card>
+            <Card title="YAML" class="lg:col-span-3">
+                <details><summary class="cursor-pointer text-sm">"Show the entity as YAML"</summary>
+                    <pre class="mt-2 overflow-x-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{e.yaml.clone()}</pre>
+                </details>
+            </Card>
+        </div>
+    }
+}
+
+fn or_dash(s: &str) -> String {
+    if s.is_empty() {
+        "—".into()
+    } else {
+        s.to_owned()
+    }
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Relations grouped by type, each target a link.
+#[component]
+fn RelationList(relations: Vec<(String, String)>) -> impl IntoView {
+    if relations.is_empty() {
+        return view! { <p class="text-sm text-slate-500">"No relations. Add owner, system, dependsOn or providesApis to its YAML."</p> }.into_any();
+    }
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (kind, target) in relations {
+        match groups.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, list)) => list.push(target),
+            None => groups.push((kind, vec![target])),
+        }
+    }
+    view! {
+        <dl class="mt-4 grid gap-x-6 gap-y-2 text-sm sm:grid-cols-[10rem_1fr]">
+            {groups.into_iter().map(|(kind, targets)| view! {
+                <dt class="text-slate-500">{kind}</dt>
+                <dd class="flex flex-wrap gap-x-3 gap-y-1">
+                    {targets.into_iter().map(|t| { let href = ref_href(&t); view! { <a href=href class="text-indigo-700 hover:underline dark:text-indigo-300" data-testid="relation-link">{t}</a> } }).collect_view()}
+                </dd>
+            }).collect_view()}
+        </dl>
+    }
+    .into_any()
+}
+
+/// The entity in the middle, related entities around it, each a link.
+#[component]
+fn RelationGraph(center: String, relations: Vec<(String, String)>) -> impl IntoView {
+    const MAX: usize = 12;
+    if relations.is_empty() {
+        return ().into_any();
+    }
+    let (w, h, r) = (720.0_f64, 340.0_f64, 130.0_f64);
+    let (cx, cy) = (w / 2.0, h / 2.0);
+    let shown: Vec<(String, String)> = relations.into_iter().take(MAX).collect();
+    let n = shown.len() as f64;
+    let nodes = shown
+        .into_iter()
+        .enumerate()
+        .map(|(i, (kind, target))| {
+            let angle = -std::f64::consts::FRAC_PI_2 + std::f64::consts::TAU * i as f64 / n;
+            let (x, y) = (cx + 2.0 * r * angle.cos(), cy + r * angle.sin());
+            let label: String = target.split_once(':').map(|(_, rest)| rest.rsplit('/').next().unwrap_or(rest)).unwrap_or(&target).chars().take(22).collect();
+            let href = ref_href(&target);
+            let (mx, my) = ((cx + x) / 2.0, (cy + y) / 2.0);
+            view! {
+                <line x1=cx y1=cy x2=x y2=y class="stroke-slate-300 dark:stroke-slate-600" stroke-width="1.5" />
+                <text x=mx y=my - 4.0 text-anchor="middle" class="fill-slate-500 text-[10px]">{kind}</text>
+                <a href=href>
+                    <rect x=x - 70.0 y=y - 14.0 width="140" height="28" rx="8" class="fill-white stroke-indigo-300 dark:fill-slate-800 dark:stroke-indigo-700" />
+                    <text x=x y=y + 4.0 text-anchor="middle" class="fill-slate-800 text-[12px] dark:fill-slate-100">{label}</text>
+                </a>
+            }
+        })
+        .collect_view();
+    view! {
+        <svg viewBox=format!("0 0 {w} {h}") role="img" aria-label="Relations graph" class="w-full max-w-3xl">
+            {nodes}
+            <rect x=cx - 80.0 y=cy - 16.0 width="160" height="32" rx="10" class="fill-indigo-600" />
+            <text x=cx y=cy + 5.0 text-anchor="middle" class="fill-white text-[13px] font-semibold">{center.chars().take(24).collect::<String>()}</text>
+        </svg>
+    }
+    .into_any()
+}
+
+/// An API's operations (OpenAPI) or its raw definition.
+#[component]
+fn ApiDefinition(operations: Vec<(String, String, String)>, definition: String) -> impl IntoView {
+    view! {
+        <Card title="API definition" class="lg:col-span-3">
+            {if operations.is_empty() {
+                view! { <pre class="max-h-96 overflow-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{definition}</pre> }.into_any()
+            } else {
+                view! {
+                    <div class="overflow-x-auto">
+                        <table class="table" aria-label="Operations">
+                            <thead><tr><th scope="col">"Method"</th><th scope="col">"Path"</th><th scope="col">"Summary"</th></tr></thead>
+                            <tbody>
+                                {operations.into_iter().map(|(method, path, summary)| {
+                                    let tone = match method.as_str() { "GET" => Tone::Info, "POST" => Tone::Success, "DELETE" => Tone::Danger, _ => Tone::Warning };
+                                    view! { <tr><td><Badge tone>{method}</Badge></td><td><code class="text-xs">{path}</code></td><td>{summary}</td></tr> }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                    <details class="mt-3"><summary class="cursor-pointer text-sm">"Raw definition"</summary>
+                        <pre class="mt-2 max-h-96 overflow-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{definition}</pre>
+                    </details>
+                }.into_any()
+            }}
+        </Card>
+    }
+}

@@ -1,0 +1,171 @@
+//! `/catalog/locations`: registered locations with their ingestion status;
+//! platform admins register new ones. `/catalog/locations/:id`: the problems.
+
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use crate::catalog::{
+    catalog_location, catalog_locations, LocationView, ProblemView, RefreshLocation,
+    RegisterLocation,
+};
+use crate::components::{
+    format_time, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader, Tone,
+};
+
+fn status_tone(status: &str) -> Tone {
+    match status {
+        "ok" => Tone::Success,
+        "problems" => Tone::Warning,
+        "failed" => Tone::Danger,
+        _ => Tone::Neutral,
+    }
+}
+
+/// The locations list.
+#[component]
+pub fn LocationsPage() -> impl IntoView {
+    let me = expect_context::<MeResource>();
+    let register = ServerAction::<RegisterLocation>::new();
+    let locations = Resource::new(move || register.version().get(), |_| catalog_locations());
+    let error = Signal::derive(move || {
+        register
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .map(|e| e.field_message("target").unwrap_or_else(|| e.to_string()))
+    });
+    view! {
+        <Title text="Catalog locations" />
+        <PageHeader title="Catalog locations" subtitle="Where catalog-info.yaml files are read from, and how the last read went." />
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                me.await.ok().filter(|m| m.is_admin()).map(|_| view! {
+                    <Card title="Register a location" class="mb-6">
+                        <ActionForm action=register>
+                            <div class="grid gap-3 sm:grid-cols-[8rem_1fr_auto] sm:items-end">
+                                <div class="flex flex-col gap-1">
+                                    <label for="location-type" class="text-sm font-medium">"Type"</label>
+                                    <select id="location-type" name="kind" class="input">
+                                        <option value="file">"file"</option>
+                                        <option value="url">"url"</option>
+                                    </select>
+                                </div>
+                                <Field label="Target" id="location-target" error=error help="A path under PAVED_CATALOG_FILE_ROOTS, or a URL on PAVED_CATALOG_ALLOWED_HOSTS">
+                                    <input id="location-target" name="target" class="input" required aria-describedby="location-target-error" />
+                                </Field>
+                                <button type="submit" class="btn-primary justify-center" disabled=move || register.pending().get()>
+                                    {move || if register.pending().get() { "Reading…" } else { "Register" }}
+                                </button>
+                            </div>
+                        </ActionForm>
+                    </Card>
+                })
+            })}
+        </Suspense>
+        <Transition fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match locations.await {
+                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <EmptyState title="No locations yet" body="A platform admin registers a catalog-info.yaml file or URL above; its entities appear in the catalog at once." />
+                    }.into_any(),
+                    Ok(list) => view! { <LocationTable list /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn LocationTable(list: Vec<LocationView>) -> impl IntoView {
+    view! {
+        <Card>
+            <div class="overflow-x-auto">
+                <table class="table">
+                    <thead><tr><th scope="col">"Target"</th><th scope="col">"Status"</th><th scope="col">"Entities"</th><th scope="col">"Problems"</th><th scope="col">"Last refresh"</th></tr></thead>
+                    <tbody>
+                        {list.into_iter().map(|l| view! {
+                            <tr data-testid="location-row">
+                                <td class="break-all"><a href=format!("/catalog/locations/{}", l.id) class="text-indigo-700 hover:underline dark:text-indigo-300">{l.target}</a></td>
+                                <td><Badge tone=status_tone(&l.status)>{l.status}</Badge></td>
+                                <td>{l.entity_count}</td>
+                                <td>{l.problem_count}</td>
+                                <td class="whitespace-nowrap">{l.last_refresh_at.map(format_time).unwrap_or_else(|| "never".into())}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </Card>
+    }
+}
+
+/// One location and its problems.
+#[component]
+pub fn LocationPage() -> impl IntoView {
+    let params = use_params_map();
+    let refresh = ServerAction::<RefreshLocation>::new();
+    let location = Resource::new(
+        move || {
+            (
+                params.with(|p| p.get("id").unwrap_or_default()),
+                refresh.version().get(),
+            )
+        },
+        |(id, _)| catalog_location(id),
+    );
+    view! {
+        <Title text="Catalog location" />
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match location.await {
+                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
+                    Ok(l) => {
+                        let id = l.id.clone();
+                        view! {
+                            <PageHeader title=l.target.clone() subtitle=format!("{} location · {} entities · last refresh {}", l.kind, l.entity_count, l.last_refresh_at.map(format_time).unwrap_or_else(|| "never".into()))>
+                                <ActionForm action=refresh>
+                                    <input type="hidden" name="id" value=id />
+                                    <button type="submit" class="btn-secondary" disabled=move || refresh.pending().get()>"Refresh now"</button>
+                                </ActionForm>
+                            </PageHeader>
+                            <div class="mb-4"><Badge tone=status_tone(&l.status)>{l.status.clone()}</Badge></div>
+                            <Card title="Problems">
+                                <ProblemTable problems=l.problems />
+                            </Card>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Problems with file, document, entity, field and message.
+#[component]
+pub fn ProblemTable(problems: Vec<ProblemView>) -> impl IntoView {
+    if problems.is_empty() {
+        return view! { <EmptyState title="No problems" body="Everything in this source was read and validated." /> }.into_any();
+    }
+    view! {
+        <div class="overflow-x-auto">
+            <table class="table" aria-label="Problems">
+                <thead><tr><th scope="col">"File"</th><th scope="col">"Document"</th><th scope="col">"Entity"</th><th scope="col">"Field"</th><th scope="col">"Problem"</th></tr></thead>
+                <tbody>
+                    {problems.into_iter().map(|p| view! {
+                        <tr data-testid="problem-row">
+                            <td class="max-w-xs break-all text-xs">{p.source}</td>
+                            <td>{p.document.map(|d| d.to_string()).unwrap_or_default()}</td>
+                            <td class="break-all">{p.entity_ref.unwrap_or_default()}</td>
+                            <td><code class="text-xs">{p.field.unwrap_or_default()}</code></td>
+                            <td class="text-red-700 dark:text-red-300">{p.message}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
