@@ -100,9 +100,9 @@ fn Entity(e: EntityView) -> impl IntoView {
                     </dl>
                 </Card>
             })}
-            <Card title="Kubernetes"><p class="text-sm text-slate-500">"Workload status appears here with the Kubernetes issue."</p></Card>
-            <Card title="Secrets"><p class="text-sm text-slate-500">"Vault secrets and injector annotations appear here with the Vault issue."</p></Card>
-            <Card title="Outcomes"><p class="text-sm text-slate-500">"DORA metrics appear here with the outcomes issue."</p></Card>
+            <Card title="Kubernetes"><p class="text-sm text-slate-500">"Kubernetes workloads show here once the cluster integration is enabled."</p></Card>
+            <Card title="Secrets"><p class="text-sm text-slate-500">"Vault secrets and injector annotations show here once Vault provisioning is enabled."</p></Card>
+            <Card title="Outcomes"><p class="text-sm text-slate-500">"DORA metrics show here once deployment events are connected."</p></Card>
             <Card title="YAML" class="lg:col-span-3">
                 <details><summary class="cursor-pointer text-sm">"Show the entity as YAML"</summary>
                     <pre class="mt-2 overflow-x-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{e.yaml.clone()}</pre>
@@ -174,7 +174,14 @@ fn RelationGraph(center: String, relations: Vec<(String, String)>) -> impl IntoV
         .map(|(i, (kind, target))| {
             let angle = -std::f64::consts::FRAC_PI_2 + std::f64::consts::TAU * i as f64 / n;
             let (x, y) = (cx + 2.0 * r * angle.cos(), cy + r * angle.sin());
-            let label: String = target.split_once(':').map(|(_, rest)| rest.rsplit('/').next().unwrap_or(rest)).unwrap_or(&target).chars().take(22).collect();
+            // `kind:name`, so an API and a team of the same name stay apart.
+            let label: String = match target.split_once(':') {
+                Some((kind, rest)) => format!("{kind}:{}", rest.rsplit('/').next().unwrap_or(rest)),
+                None => target.clone(),
+            }
+            .chars()
+            .take(22)
+            .collect();
             let href = ref_href(&target);
             let (mx, my) = ((cx + x) / 2.0, (cy + y) / 2.0);
             view! {
