@@ -41,6 +41,7 @@ wait_for_http "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" 30 
 
 conformance="$(cd "$ROOT/../shared/conformance/backstage-catalog-examples" && pwd)"
 PAVED_CATALOG_FILE_ROOTS="$ROOT/catalog,$conformance" PAVED_CATALOG_LOCATIONS="file:$ROOT/catalog/demo/all.yaml" \
+PAVED_SERVICE_TOKENS="e2e-admin:e2e-admin-token-0123456789abcdef:platform_admin" \
 PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$PAVED_URL" PAVED_DEMO=true \
 PAVED_DATABASE_URL="sqlite://$run_dir/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
 PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \

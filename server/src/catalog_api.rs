@@ -416,17 +416,20 @@ async fn add_location(
         .iter()
         .map(|e| e.entity.body.clone())
         .collect();
-    let response = json!({
+    let mut response = json!({
         "location": location.as_ref().map(location_json).unwrap_or_else(|| json!({"type": body.kind, "target": body.target})),
         "entities": entities,
         "problems": found.problems,
     });
-    let status = if dry_run {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(response)).into_response())
+    if dry_run {
+        let exists = store::locations(&state.core.db)
+            .await?
+            .iter()
+            .any(|l| l.kind == body.kind && l.target == body.target);
+        response["exists"] = json!(exists);
+    }
+    // Backstage answers 201 for a dry run too, and its client insists on it.
+    Ok((StatusCode::CREATED, Json(response)).into_response())
 }
 
 async fn delete_location(

@@ -333,8 +333,9 @@ async fn locations_dry_run_problems_and_openapi() {
     let dry = app
         .send(call("POST", "/api/catalog/locations?dryRun=true", ADMIN, Some(json!({"type": "file", "target": format!("{}/components/invalid-component.yaml", examples())}))))
         .await;
-    assert_status(&dry, StatusCode::OK);
+    assert_status(&dry, StatusCode::CREATED);
     let dry = body_json(dry).await;
+    assert_eq!(dry["exists"], false);
     assert_eq!(dry["entities"], json!([]));
     assert_eq!(dry["problems"][0]["field"], "metadata.name");
     let listed = body_json(
