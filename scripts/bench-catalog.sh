@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Catalog benchmarks (release build) on a synthetic catalog from
+# bench/catalog_gen.py: 10,000 Components, 1,000 APIs, 200 Groups, 2,000 Users
+# (scale 1) and ten times that (scale 10). Results: bench/catalog-results.md.
+#   scripts/bench-catalog.sh [SCALES...]   (default: 1 10)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+scales=("$@"); [ ${#scales[@]} -gt 0 ] || scales=(1 10)
+
+"$ROOT/scripts/setup.sh" demo
+command -v wrk >/dev/null || { log "installing wrk"; as_root apt-get install -y -qq wrk >/dev/null; }
+"$ROOT/scripts/build.sh" --release
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+port=3330 oidc_port=4430 url="http://127.0.0.1:3330"
+token="bench-admin-token-0123456789abcdef"
+PAVED_PUBLIC_URL="$url" OIDC_PORT=$oidc_port node end2end/oidc/provider.mjs > "$work/oidc.log" 2>&1 &
+pids+=($!)
+wait_for_http "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" 30
+
+results="$work/results.md"
+for scale in "${scales[@]}"; do
+  log "scale $scale: generating"
+  python3 bench/catalog_gen.py "$work/synth-$scale" "$scale"
+  PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \
+  PAVED_DATABASE_URL="sqlite://$work/catalog-$scale.db" PAVED_SITE_ROOT="$SITE_ROOT" \
+  PAVED_CATALOG_FILE_ROOTS="$work/synth-$scale" PAVED_SERVICE_TOKENS="bench:$token:platform_admin" \
+  PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
+    "$CARGO_TARGET_DIR/release/paved" > "$work/paved-$scale.log" 2>&1 &
+  server=$!
+  wait_for_ok "$url/readyz" 30
+
+  log "scale $scale: ingesting"
+  t0=$(date +%s%N)
+  curl -s -o "$work/register.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+    -d "{\"type\":\"file\",\"target\":\"$work/synth-$scale/all.yaml\"}" "$url/api/catalog/locations" | grep -q 201 || die "registration failed"
+  ingest_s=$(awk "BEGIN { printf \"%.1f\", ($(date +%s%N) - $t0) / 1e9 }")
+  entities=$(curl -s -H "Authorization: Bearer $token" "$url/api/catalog/entities/by-query?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totalItems"])')
+
+  jar="$work/cookies-$scale"
+  form=$(curl -s -L -c "$jar" -b "$jar" "$url/auth/login")
+  action=$(echo "$form" | grep -o 'action="[^"]*"' | head -1 | sed 's/action="//; s/"$//')
+  curl -s -L -c "$jar" -b "$jar" -o /dev/null -d username=dana -d password=dana-demo "http://127.0.0.1:$oidc_port$action"
+  cookie="paved_session=$(awk '$6 == "paved_session" { print $7 }' "$jar")"
+
+  query="$url/api/catalog/entities/by-query?filter=kind=component,spec.type=service&fullTextFilterTerm=payments&limit=50"
+  facets="$url/api/catalog/entity-facets?facet=kind&facet=spec.type&facet=spec.lifecycle&facet=metadata.tags&facet=relations.ownedby"
+  entity_page="$url/catalog/component/default/comp-00042"
+  list_page="$url/catalog"
+  run() { wrk -t2 -c"$1" -d"$2" -s bench/latency.lua -H "$3" "$4" | tail -1; }
+  run 10 3s "Authorization: Bearer $token" "$query" > /dev/null
+  q10=$(run 10 10s "Authorization: Bearer $token" "$query")
+  q50=$(run 50 10s "Authorization: Bearer $token" "$query")
+  f10=$(run 10 10s "Authorization: Bearer $token" "$facets")
+  e10=$(run 10 10s "Cookie: $cookie" "$entity_page")
+  l10=$(run 10 10s "Cookie: $cookie" "$list_page")
+  page_bytes=$(curl -s -H "Cookie: $cookie" "$list_page" | wc -c)
+  page_gz=$(curl -s -H "Cookie: $cookie" "$list_page" | gzip -9 | wc -c)
+  query_bytes=$(curl -s -H "Authorization: Bearer $token" "$query" | wc -c)
+  rss=$(( $(awk '/VmRSS/ { print $2 }' "/proc/$server/status") / 1024 ))
+  kill "$server"; wait "$server" 2>/dev/null || true
+
+  cat >> "$results" <<MD
+### Scale $scale: $entities entities
+
+| measure | result |
+|---|---|
+| full ingestion (register + read + store) | ${ingest_s} s |
+| \`by-query\` 50 rows, filter + full-text, 10 connections | $q10 |
+| same at 50 connections | $q50 |
+| facets (5 facets), 10 connections | $f10 |
+| entity page SSR (signed in), 10 connections | $e10 |
+| list page SSR (signed in), 10 connections | $l10 |
+| list page HTML + data | $((page_bytes / 1024)) KB ($((page_gz / 1024)) KB gzipped) |
+| \`by-query\` response, 50 full entities | $((query_bytes / 1024)) KB |
+| RSS after the runs | ${rss} MB |
+
+MD
+done
+
+{
+  echo "# Catalog benchmark results"
+  echo
+  echo "\`./scripts/bench-catalog.sh\`, release build, $(date -u +%Y-%m-%d), $(nproc) cores, wrk on the same machine. Latencies in ms."
+  echo
+  cat "$results"
+} > bench/catalog-results.md
+cat bench/catalog-results.md
