@@ -1,5 +1,6 @@
 -- The software catalog: registered locations, entities (as authored JSON),
--- flattened search fields for filters, relations, ingestion problems, FTS.
+-- flattened search fields for filters, relations, ingestion problems,
+-- full-text search, and a generation counter for caches.
 
 CREATE TABLE catalog_locations (
     id                TEXT PRIMARY KEY,                 -- UUID
@@ -15,7 +16,8 @@ CREATE TABLE catalog_locations (
 );
 
 CREATE TABLE catalog_entities (
-    uid               TEXT PRIMARY KEY,                 -- UUID, stable across refreshes
+    id                INTEGER PRIMARY KEY,              -- stable rowid, shared with catalog_search
+    uid               TEXT NOT NULL UNIQUE,             -- UUID, stable across refreshes
     entity_ref        TEXT NOT NULL UNIQUE,             -- kind:namespace/name, lowercase
     kind              TEXT NOT NULL,                    -- as authored (Component)
     namespace         TEXT NOT NULL,
@@ -31,11 +33,18 @@ CREATE TABLE catalog_entities (
     title             TEXT,
     description       TEXT,
     created_at        INTEGER NOT NULL,
-    updated_at        INTEGER NOT NULL
+    updated_at        INTEGER NOT NULL,
+    -- Filters on the most used keys read these indexed columns, not catalog_fields.
+    kind_key          TEXT GENERATED ALWAYS AS (lower(kind)) VIRTUAL,
+    type_key          TEXT GENERATED ALWAYS AS (lower(spec_type)) VIRTUAL,
+    lifecycle_key     TEXT GENERATED ALWAYS AS (lower(lifecycle)) VIRTUAL,
+    name_key          TEXT GENERATED ALWAYS AS (lower(name)) VIRTUAL
 );
 CREATE INDEX catalog_entities_location ON catalog_entities(location_id);
-CREATE INDEX catalog_entities_kind_name ON catalog_entities(kind, name);
 CREATE INDEX catalog_entities_owner ON catalog_entities(owner_ref);
+CREATE INDEX catalog_entities_kind_type ON catalog_entities(kind_key, type_key);
+CREATE INDEX catalog_entities_lifecycle ON catalog_entities(lifecycle_key);
+CREATE INDEX catalog_entities_name_key ON catalog_entities(name_key);
 
 -- Backstage-style flattened fields: every filterable leaf as (key, value), lowercase.
 CREATE TABLE catalog_fields (
@@ -69,7 +78,39 @@ CREATE TABLE catalog_problems (
 CREATE INDEX catalog_problems_location ON catalog_problems(location_id);
 CREATE INDEX catalog_problems_entity ON catalog_problems(entity_ref);
 
+-- Full-text search; rowid = catalog_entities.id. Kept in step by triggers.
 CREATE VIRTUAL TABLE catalog_search USING fts5(
-    entity_uid UNINDEXED, name, title, description, tags,
-    tokenize = 'unicode61 remove_diacritics 2'
+    name, title, description, tags,
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3'
 );
+
+-- Bumped by every entity change, so read-only results (facets) can be cached.
+CREATE TABLE catalog_meta (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    generation  INTEGER NOT NULL
+);
+INSERT INTO catalog_meta (id, generation) VALUES (1, 0);
+
+CREATE TRIGGER catalog_entities_after_insert AFTER INSERT ON catalog_entities
+BEGIN
+    INSERT INTO catalog_search (rowid, name, title, description, tags)
+    VALUES (new.id, new.name, new.title, new.description,
+            (SELECT group_concat(value, ' ') FROM json_each(new.body, '$.metadata.tags')));
+    UPDATE catalog_meta SET generation = generation + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER catalog_entities_after_update AFTER UPDATE ON catalog_entities
+BEGIN
+    DELETE FROM catalog_search WHERE rowid = old.id;
+    INSERT INTO catalog_search (rowid, name, title, description, tags)
+    VALUES (new.id, new.name, new.title, new.description,
+            (SELECT group_concat(value, ' ') FROM json_each(new.body, '$.metadata.tags')));
+    UPDATE catalog_meta SET generation = generation + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER catalog_entities_after_delete AFTER DELETE ON catalog_entities
+BEGIN
+    DELETE FROM catalog_search WHERE rowid = old.id;
+    UPDATE catalog_meta SET generation = generation + 1 WHERE id = 1;
+END;

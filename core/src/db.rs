@@ -27,7 +27,11 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
+        .busy_timeout(Duration::from_secs(5))
+        // Reads through a shared memory map instead of a read() per page, and a
+        // bigger page cache per connection: catalog queries touch many pages.
+        .pragma("mmap_size", "268435456")
+        .pragma("cache_size", "-16384");
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(options)

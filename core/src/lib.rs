@@ -26,6 +26,8 @@ pub struct CoreState {
     pub config: Arc<config::Config>,
     /// Where the catalog may read from (allow-lists and limits).
     pub catalog: Arc<catalog::source::Sources>,
+    /// Facet counts, cached until the catalog changes.
+    pub facet_cache: Arc<catalog::query::FacetCache>,
 }
 
 impl CoreState {
@@ -40,6 +42,7 @@ impl CoreState {
             db,
             config,
             catalog: Arc::new(catalog),
+            facet_cache: Arc::default(),
         }
     }
 }

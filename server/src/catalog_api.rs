@@ -12,6 +12,7 @@ use paved_core::auth::{authorize, Action, Principal};
 use paved_core::catalog::{model, query, store};
 use paved_core::CoreError;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::AppState;
@@ -149,11 +150,29 @@ fn orders(pairs: &[(String, String)]) -> Result<Vec<(String, bool)>, CoreError> 
     Ok(out)
 }
 
+/// Entities as raw JSON, projected to `fields` when any are asked for.
+fn raw_items(json: Vec<String>, fields: &[String]) -> Result<Vec<Box<RawValue>>, CoreError> {
+    let bad = |e: serde_json::Error| CoreError::Invalid {
+        field: "body",
+        message: e.to_string(),
+    };
+    json.into_iter()
+        .map(|text| {
+            if fields.is_empty() {
+                RawValue::from_string(text).map_err(bad)
+            } else {
+                let value: Value = serde_json::from_str(&text).map_err(bad)?;
+                serde_json::value::to_raw_value(&query::project(&value, fields)).map_err(bad)
+            }
+        })
+        .collect()
+}
+
 /// `GET /entities`: the older list form (a JSON array).
 async fn list_entities(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Vec<Value>>> {
+) -> ApiResult<Json<Vec<Box<RawValue>>>> {
     let p = pairs(&raw);
     let q = query::Query {
         filter: query::Filter::parse(&all(&p, "filter"))?,
@@ -162,11 +181,18 @@ async fn list_entities(
         offset: number(&p, "offset", 0)?,
         limit: number(&p, "limit", 1000)?.min(1000),
     };
-    let page = query::run(&state.core.db, &q).await?;
-    let f = fields(&p);
-    Ok(Json(
-        page.items.iter().map(|e| query::project(e, &f)).collect(),
-    ))
+    let (json, _) = query::run_json(&state.core.db, &q).await?;
+    Ok(Json(raw_items(json, &fields(&p))?))
+}
+
+/// A `by-query` answer.
+#[derive(serde::Serialize)]
+struct QueryAnswer {
+    items: Vec<Box<RawValue>>,
+    #[serde(rename = "totalItems")]
+    total_items: i64,
+    #[serde(rename = "pageInfo")]
+    page_info: serde_json::Map<String, Value>,
 }
 
 /// The state a `by-query` cursor carries, so later pages need only `cursor`.
@@ -198,7 +224,7 @@ fn decode_cursor(raw: &str) -> Result<Cursor, CoreError> {
 async fn entities_by_query(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<QueryAnswer>> {
     let p = pairs(&raw);
     let limit = number(&p, "limit", 20)?.clamp(1, 500);
     let cursor = match one(&p, "cursor") {
@@ -219,10 +245,9 @@ async fn entities_by_query(
         offset: cursor.offset,
         limit,
     };
-    let page = query::run(&state.core.db, &q).await?;
-    let f = fields(&p);
+    let (json, total) = query::run_json(&state.core.db, &q).await?;
     let mut page_info = serde_json::Map::new();
-    if cursor.offset + limit < page.total {
+    if cursor.offset + limit < total {
         page_info.insert(
             "nextCursor".into(),
             json!(encode_cursor(&Cursor {
@@ -240,11 +265,11 @@ async fn entities_by_query(
             })),
         );
     }
-    Ok(Json(json!({
-        "items": page.items.iter().map(|e| query::project(e, &f)).collect::<Vec<_>>(),
-        "totalItems": page.total,
-        "pageInfo": page_info,
-    })))
+    Ok(Json(QueryAnswer {
+        items: raw_items(json, &fields(&p))?,
+        total_items: total,
+        page_info,
+    }))
 }
 
 fn cursor_clone(c: &Cursor) -> Cursor {
@@ -330,12 +355,15 @@ async fn entity_facets(
         }
         .into());
     }
-    let facets = query::facets(
-        &state.core.db,
-        &keys,
-        &query::Filter::parse(&all(&p, "filter"))?,
-    )
-    .await?;
+    let facets = state
+        .core
+        .facet_cache
+        .facets(
+            &state.core.db,
+            &keys,
+            &query::Filter::parse(&all(&p, "filter"))?,
+        )
+        .await?;
     let body: serde_json::Map<String, Value> = facets
         .into_iter()
         .map(|(k, values)| {

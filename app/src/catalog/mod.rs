@@ -208,7 +208,7 @@ impl From<paved_core::catalog::store::LocationInfo> for LocationView {
 /// One page of the catalog list; every signed-in user may read.
 #[server(endpoint = "catalog_list")]
 pub async fn catalog_list(query: ListQuery) -> Result<ListPage, AppError> {
-    use paved_core::catalog::query::{facets, summaries, Filter, Query};
+    use paved_core::catalog::query::{summaries, Filter, Query};
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
     let mut set: Vec<(String, Vec<String>)> = Vec::new();
@@ -255,7 +255,7 @@ pub async fn catalog_list(query: ListQuery) -> Result<ListPage, AppError> {
     };
     let (rows, total) = summaries(&core.db, &q).await?;
     let keys: Vec<String> = FACETS.iter().map(|(k, _)| (*k).to_owned()).collect();
-    let counts = facets(&core.db, &keys, &filter).await?;
+    let counts = core.facet_cache.facets(&core.db, &keys, &filter).await?;
     Ok(ListPage {
         rows: rows
             .into_iter()

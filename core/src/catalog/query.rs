@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use super::store::complete_entities;
+use super::store::entities_json;
 use crate::CoreError;
 
 /// Filters: any of the sets may match (OR); within a set every key must
 /// match (AND); several values for one key mean any of them; no value means
 /// the key exists.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Filter {
     /// OR of ANDs.
     pub sets: Vec<Vec<(String, Vec<String>)>>,
@@ -106,7 +106,30 @@ fn order_expression(field: &str) -> Option<&'static str> {
     })
 }
 
-fn push_where<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a Filter, fts: Option<&'a str>) {
+/// Keys that have their own indexed column (lowercase values), so filtering
+/// on them needs no lookup in the fields table.
+fn column_for(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "kind" => "e.kind_key",
+        "spec.type" => "e.type_key",
+        "spec.lifecycle" => "e.lifecycle_key",
+        "metadata.name" => "e.name_key",
+        "metadata.namespace" => "e.namespace",
+        "relations.ownedby" => "e.owner_ref",
+        _ => return None,
+    })
+}
+
+fn push_values<'a>(qb: &mut QueryBuilder<'a, Sqlite>, values: &'a [String]) {
+    qb.push(" IN (");
+    let mut separated = qb.separated(", ");
+    for v in values {
+        separated.push_bind(v.as_str());
+    }
+    qb.push(")");
+}
+
+fn push_where<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a Filter) {
     qb.push(" WHERE 1 = 1");
     if !filter.sets.is_empty() {
         qb.push(" AND (");
@@ -119,62 +142,135 @@ fn push_where<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a Filter, fts: Op
                 if j > 0 {
                     qb.push(" AND ");
                 }
-                qb.push("e.uid IN (SELECT entity_uid FROM catalog_fields WHERE key = ");
-                qb.push_bind(key.as_str());
-                if !values.is_empty() {
-                    qb.push(" AND value IN (");
-                    let mut separated = qb.separated(", ");
-                    for v in values {
-                        separated.push_bind(v.as_str());
+                match column_for(key) {
+                    Some(column) => {
+                        qb.push(column);
+                        if values.is_empty() {
+                            qb.push(" IS NOT NULL");
+                        } else {
+                            push_values(qb, values);
+                        }
                     }
-                    qb.push(")");
+                    None => {
+                        qb.push("e.uid IN (SELECT entity_uid FROM catalog_fields WHERE key = ");
+                        qb.push_bind(key.as_str());
+                        if !values.is_empty() {
+                            qb.push(" AND value");
+                            push_values(qb, values);
+                        }
+                        qb.push(")");
+                    }
                 }
-                qb.push(")");
             }
             qb.push(")");
         }
         qb.push(")");
     }
-    if let Some(fts) = fts {
-        qb.push(" AND e.uid IN (SELECT entity_uid FROM catalog_search WHERE catalog_search MATCH ");
-        qb.push_bind(fts);
-        qb.push(")");
+}
+
+/// `FROM` for a query: with a search term, the full-text matches drive the
+/// join (they are usually the smallest set), otherwise the entities table.
+fn push_from<'a>(qb: &mut QueryBuilder<'a, Sqlite>, fts: Option<&'a str>) {
+    match fts {
+        Some(term) => {
+            // CROSS JOIN fixes the join order in SQLite: search first, then look
+            // entities up by their integer id (the search table's rowid).
+            qb.push(" FROM (SELECT rowid AS id FROM catalog_search WHERE catalog_search MATCH ");
+            qb.push_bind(term);
+            qb.push(") s CROSS JOIN catalog_entities e ON e.id = s.id");
+        }
+        None => {
+            qb.push(" FROM catalog_entities e");
+        }
     }
+}
+
+/// The uids of one page, in order, and how many match in all.
+async fn page_of_uids(
+    pool: &SqlitePool,
+    query: &Query,
+    fts: Option<&str>,
+) -> Result<(Vec<String>, i64), CoreError> {
+    let mut order_sql = String::new();
+    for (field, ascending) in &query.order {
+        let expression = order_expression(field).ok_or_else(|| CoreError::Invalid {
+            field: "order",
+            message: format!(
+                "cannot order by `{field}`; use metadata.name, metadata.title, kind, metadata.namespace, spec.type, spec.lifecycle or spec.owner"
+            ),
+        })?;
+        order_sql.push_str(expression);
+        order_sql.push_str(if *ascending { " ASC, " } else { " DESC, " });
+    }
+    order_sql.push_str("e.entity_ref ASC");
+    let mut qb = QueryBuilder::<Sqlite>::new("SELECT e.uid");
+    push_from(&mut qb, fts);
+    push_where(&mut qb, &query.filter);
+    qb.push(" ORDER BY ");
+    qb.push(order_sql);
+    qb.push(" LIMIT ");
+    qb.push_bind(query.limit.clamp(1, 1000));
+    qb.push(" OFFSET ");
+    qb.push_bind(query.offset.max(0));
+    let uids: Vec<String> = qb.build_query_scalar().fetch_all(pool).await?;
+    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
+    push_from(&mut count, fts);
+    push_where(&mut count, &query.filter);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    Ok((uids, total))
+}
+
+/// Reads `columns` of the entities with `uids`, returned in the order of `uids`.
+async fn rows_in_order<T>(
+    pool: &SqlitePool,
+    columns: &str,
+    uids: &[String],
+) -> Result<Vec<T>, CoreError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = QueryBuilder::<Sqlite>::new("SELECT e.uid, ");
+    qb.push(columns);
+    qb.push(" FROM catalog_entities e WHERE e.uid IN (");
+    let mut separated = qb.separated(", ");
+    for uid in uids {
+        separated.push_bind(uid.as_str());
+    }
+    qb.push(")");
+    let fetched: Vec<sqlx::sqlite::SqliteRow> = qb.build().fetch_all(pool).await?;
+    let mut by_uid: std::collections::HashMap<String, T> =
+        std::collections::HashMap::with_capacity(fetched.len());
+    for row in &fetched {
+        use sqlx::Row;
+        let uid: String = row.try_get(0)?;
+        by_uid.insert(uid, T::from_row(row)?);
+    }
+    Ok(uids.iter().filter_map(|uid| by_uid.remove(uid)).collect())
 }
 
 /// Runs a query: one page of entities (with relations) and the total count.
 pub async fn run(pool: &SqlitePool, query: &Query) -> Result<Page, CoreError> {
-    let fts = query.full_text.as_deref().and_then(fts_query);
-    for (field, _) in &query.order {
-        if order_expression(field).is_none() {
-            return Err(CoreError::Invalid {
-                field: "order",
-                message: format!("cannot order by `{field}`; use metadata.name, metadata.title, kind, metadata.namespace, spec.type, spec.lifecycle or spec.owner"),
-            });
-        }
-    }
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT e.entity_ref, e.body, e.orphan FROM catalog_entities e",
-    );
-    push_where(&mut qb, &query.filter, fts.as_deref());
-    qb.push(" ORDER BY ");
-    for (field, ascending) in &query.order {
-        qb.push(order_expression(field).unwrap_or("e.entity_ref"));
-        qb.push(if *ascending { " ASC, " } else { " DESC, " });
-    }
-    qb.push("e.entity_ref ASC LIMIT ");
-    qb.push_bind(query.limit.clamp(1, 1000));
-    qb.push(" OFFSET ");
-    qb.push_bind(query.offset.max(0));
-    let rows: Vec<(String, String, i64)> = qb.build_query_as().fetch_all(pool).await?;
+    let (json, total) = run_json(pool, query).await?;
+    let items = json
+        .iter()
+        .map(|j| {
+            serde_json::from_str(j).map_err(|e| CoreError::Invalid {
+                field: "body",
+                message: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<Value>, _>>()?;
+    Ok(Page { items, total })
+}
 
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM catalog_entities e");
-    push_where(&mut count, &query.filter, fts.as_deref());
-    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
-    Ok(Page {
-        items: complete_entities(pool, rows).await?,
-        total,
-    })
+/// Like [`run`], but the entities as JSON text, ready to send.
+pub async fn run_json(pool: &SqlitePool, query: &Query) -> Result<(Vec<String>, i64), CoreError> {
+    let fts = query.full_text.as_deref().and_then(fts_query);
+    let (uids, total) = page_of_uids(pool, query, fts.as_deref()).await?;
+    Ok((entities_json(pool, &uids).await?, total))
 }
 
 /// An entity as a list shows it.
@@ -209,25 +305,6 @@ pub async fn summaries(
     pool: &SqlitePool,
     query: &Query,
 ) -> Result<(Vec<EntitySummary>, i64), CoreError> {
-    let fts = query.full_text.as_deref().and_then(fts_query);
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT e.uid, e.kind, e.namespace, e.name, e.title, e.description, e.spec_type, e.lifecycle, e.owner_ref, \
-         json_extract(e.body, '$.metadata.tags'), e.orphan FROM catalog_entities e",
-    );
-    push_where(&mut qb, &query.filter, fts.as_deref());
-    qb.push(" ORDER BY ");
-    for (field, ascending) in &query.order {
-        let expression = order_expression(field).ok_or_else(|| CoreError::Invalid {
-            field: "order",
-            message: format!("cannot order by `{field}`"),
-        })?;
-        qb.push(expression);
-        qb.push(if *ascending { " ASC, " } else { " DESC, " });
-    }
-    qb.push("e.entity_ref ASC LIMIT ");
-    qb.push_bind(query.limit.clamp(1, 1000));
-    qb.push(" OFFSET ");
-    qb.push_bind(query.offset.max(0));
     type Row = (
         String,
         String,
@@ -241,10 +318,14 @@ pub async fn summaries(
         Option<String>,
         i64,
     );
-    let rows: Vec<Row> = qb.build_query_as().fetch_all(pool).await?;
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM catalog_entities e");
-    push_where(&mut count, &query.filter, fts.as_deref());
-    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let fts = query.full_text.as_deref().and_then(fts_query);
+    let (uids, total) = page_of_uids(pool, query, fts.as_deref()).await?;
+    let rows: Vec<Row> = rows_in_order(
+        pool,
+        "e.kind, e.namespace, e.name, e.title, e.description, e.spec_type, e.lifecycle, e.owner_ref, json_extract(e.body, '$.metadata.tags'), e.orphan",
+        &uids,
+    )
+    .await?;
     let items = rows
         .into_iter()
         .map(
@@ -280,22 +361,69 @@ pub async fn summaries(
     Ok((items, total))
 }
 
+/// Facet counts: key → (value, count).
+pub type Facets = BTreeMap<String, Vec<(String, i64)>>;
+
+/// Remembers facet counts per catalog generation (bumped by a trigger on
+/// every entity change), so repeated facet requests cost one tiny query.
+#[derive(Default)]
+pub struct FacetCache {
+    entries: std::sync::Mutex<std::collections::HashMap<(Vec<String>, Filter), (i64, Facets)>>,
+}
+
+impl FacetCache {
+    /// The counts for `keys` under `filter`, cached until the catalog changes.
+    pub async fn facets(
+        &self,
+        pool: &SqlitePool,
+        keys: &[String],
+        filter: &Filter,
+    ) -> Result<Facets, CoreError> {
+        let generation: i64 =
+            sqlx::query_scalar("SELECT generation FROM catalog_meta WHERE id = 1")
+                .fetch_one(pool)
+                .await?;
+        let cache_key = (keys.to_vec(), filter.clone());
+        {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((seen, cached)) = entries.get(&cache_key) {
+                if *seen == generation {
+                    return Ok(cached.clone());
+                }
+            }
+        }
+        let fresh = facets(pool, keys, filter).await?;
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // Stale generations are useless; a bounded map keeps memory flat.
+        entries.retain(|_, (seen, _)| *seen == generation);
+        if entries.len() >= 1000 {
+            entries.clear();
+        }
+        entries.insert(cache_key, (generation, fresh.clone()));
+        Ok(fresh)
+    }
+}
+
 /// Counts of each value of each `facet` key among the entities matching `filter`.
 pub async fn facets(
     pool: &SqlitePool,
     keys: &[String],
     filter: &Filter,
-) -> Result<BTreeMap<String, Vec<(String, i64)>>, CoreError> {
+) -> Result<Facets, CoreError> {
     let mut out = BTreeMap::new();
     for key in keys {
         let key_lower = key.to_ascii_lowercase();
+        // (entity, key, value) rows are unique, so COUNT(*) counts entities.
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT f.value, COUNT(DISTINCT f.entity_uid) FROM catalog_fields f WHERE f.key = ",
+            "SELECT f.value, COUNT(*) AS n FROM catalog_fields f WHERE f.key = ",
         );
         qb.push_bind(key_lower.as_str());
-        qb.push(" AND f.entity_uid IN (SELECT e.uid FROM catalog_entities e");
-        push_where(&mut qb, filter, None);
-        qb.push(") GROUP BY f.value ORDER BY COUNT(DISTINCT f.entity_uid) DESC, f.value LIMIT 500");
+        if !filter.sets.is_empty() {
+            qb.push(" AND f.entity_uid IN (SELECT e.uid FROM catalog_entities e");
+            push_where(&mut qb, filter);
+            qb.push(")");
+        }
+        qb.push(" GROUP BY f.value ORDER BY n DESC, f.value LIMIT 500");
         let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(pool).await?;
         out.insert(key.clone(), rows);
     }

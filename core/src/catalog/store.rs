@@ -370,6 +370,13 @@ pub async fn apply(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    if report.added + report.updated + report.orphaned > 500 {
+        // A big ingestion leaves a large WAL that every later read must search;
+        // fold it back into the database now rather than at some later commit.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await {
+            tracing::warn!(error = %e, "WAL checkpoint after a large catalog refresh failed");
+        }
+    }
     Ok(report)
 }
 
@@ -445,9 +452,6 @@ async fn write_entity(
         sqlx::query!("DELETE FROM catalog_relations WHERE origin_uid = ?1", uid)
             .execute(&mut **tx)
             .await?;
-        sqlx::query!("DELETE FROM catalog_search WHERE entity_uid = ?1", uid)
-            .execute(&mut **tx)
-            .await?;
     }
     let mut fields = Vec::new();
     flatten(&body, "", &mut fields);
@@ -490,25 +494,6 @@ async fn write_entity(
         });
         qb.build().execute(&mut **tx).await?;
     }
-    let tags = body["metadata"]["tags"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
-    sqlx::query!(
-        "INSERT INTO catalog_search (entity_uid, name, title, description, tags) VALUES (?1, ?2, ?3, ?4, ?5)",
-        uid,
-        name,
-        title,
-        description,
-        tags
-    )
-    .execute(&mut **tx)
-    .await?;
     Ok(())
 }
 
@@ -599,9 +584,6 @@ pub async fn delete_location(
     authorize(caller, Action::AdministerPlatform)?;
     let info = location(pool, id).await?;
     let mut tx = pool.begin().await?;
-    sqlx::query!("DELETE FROM catalog_search WHERE entity_uid IN (SELECT uid FROM catalog_entities WHERE location_id = ?1)", id)
-        .execute(&mut *tx)
-        .await?;
     sqlx::query!("DELETE FROM catalog_entities WHERE location_id = ?1", id)
         .execute(&mut *tx)
         .await?;
@@ -636,9 +618,6 @@ pub async fn delete_entity(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| CoreError::NotFound(format!("entity {uid}")))?;
-    sqlx::query!("DELETE FROM catalog_search WHERE entity_uid = ?1", uid)
-        .execute(&mut *tx)
-        .await?;
     sqlx::query!("DELETE FROM catalog_entities WHERE uid = ?1", uid)
         .execute(&mut *tx)
         .await?;
@@ -655,87 +634,143 @@ pub async fn delete_entity(
     Ok(())
 }
 
-/// Adds `relations` (from the relations table, one query for the whole
-/// page) and the orphan annotation to stored bodies. Rows are
-/// `(entity_ref, body, orphan)`.
-pub async fn complete_entities(
-    pool: &SqlitePool,
-    rows: Vec<(String, String, i64)>,
-) -> Result<Vec<Value>, CoreError> {
-    let mut relations: HashMap<String, Vec<Value>> = HashMap::new();
-    if !rows.is_empty() {
-        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
-            "SELECT DISTINCT source_ref, type, target_ref FROM catalog_relations WHERE source_ref IN (",
-        );
-        let mut separated = qb.separated(", ");
-        for (entity_ref, _, _) in &rows {
-            separated.push_bind(entity_ref.as_str());
-        }
-        qb.push(") ORDER BY source_ref, type, target_ref");
-        let found: Vec<(String, String, String)> = qb.build_query_as().fetch_all(pool).await?;
-        for (source_ref, kind, target_ref) in found {
-            let (target_kind, rest) = target_ref.split_once(':').unwrap_or(("", &target_ref));
-            let (namespace, name) = rest.split_once('/').unwrap_or(("default", rest));
-            let relation = json!({"type": kind, "targetRef": target_ref, "target": {"kind": target_kind, "namespace": namespace, "name": name}});
-            relations.entry(source_ref).or_default().push(relation);
-        }
+/// A relation as the API shows it.
+#[derive(Serialize)]
+struct RelationOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(rename = "targetRef")]
+    target_ref: &'a str,
+    target: TargetOut<'a>,
+}
+
+#[derive(Serialize)]
+struct TargetOut<'a> {
+    kind: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+}
+
+/// The complete JSON of each entity with `uids`, in that order: the stored
+/// body with `relations` spliced in (and the orphan annotation). Relations
+/// for the whole page come back from SQLite as one packed row, since sqlx
+/// hands rows over one at a time, and bodies are not parsed into trees.
+pub async fn entities_json(pool: &SqlitePool, uids: &[String]) -> Result<Vec<String>, CoreError> {
+    if uids.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut out = Vec::with_capacity(rows.len());
-    for (entity_ref, body, orphan) in rows {
-        let mut value: Value = serde_json::from_str(&body).map_err(|e| CoreError::Invalid {
-            field: "body",
-            message: e.to_string(),
-        })?;
-        if let Some(obj) = value.as_object_mut() {
-            obj.insert(
-                "relations".into(),
-                Value::Array(relations.remove(&entity_ref).unwrap_or_default()),
-            );
-        }
-        if orphan != 0 {
+    let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+        "SELECT uid, entity_ref, body, orphan FROM catalog_entities WHERE uid IN (",
+    );
+    let mut separated = qb.separated(", ");
+    for uid in uids {
+        separated.push_bind(uid.as_str());
+    }
+    qb.push(")");
+    let rows: Vec<(String, String, String, i64)> = qb.build_query_as().fetch_all(pool).await?;
+
+    let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+        "SELECT json_group_array(json_array(source_ref, type, target_ref)) FROM \
+         (SELECT DISTINCT source_ref, type, target_ref FROM catalog_relations WHERE source_ref IN (",
+    );
+    let mut separated = qb.separated(", ");
+    for (_, entity_ref, _, _) in &rows {
+        separated.push_bind(entity_ref.as_str());
+    }
+    qb.push(") ORDER BY source_ref, type, target_ref)");
+    let packed: String = qb.build_query_scalar().fetch_one(pool).await?;
+    let bad = |e: serde_json::Error| CoreError::Invalid {
+        field: "body",
+        message: e.to_string(),
+    };
+    let found: Vec<(String, String, String)> = serde_json::from_str(&packed).map_err(bad)?;
+    let mut relations: HashMap<&str, Vec<RelationOut<'_>>> = HashMap::new();
+    for (source_ref, kind, target_ref) in &found {
+        let (target_kind, rest) = target_ref.split_once(':').unwrap_or(("", target_ref));
+        let (namespace, name) = rest.split_once('/').unwrap_or(("default", rest));
+        relations
+            .entry(source_ref.as_str())
+            .or_default()
+            .push(RelationOut {
+                kind,
+                target_ref,
+                target: TargetOut {
+                    kind: target_kind,
+                    namespace,
+                    name,
+                },
+            });
+    }
+
+    let mut by_uid: HashMap<String, String> = HashMap::with_capacity(rows.len());
+    for (uid, entity_ref, body, orphan) in &rows {
+        let rels = serde_json::to_string(
+            relations
+                .get(entity_ref.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        )
+        .map_err(bad)?;
+        let json = if *orphan != 0 {
+            let mut value: Value = serde_json::from_str(body).map_err(bad)?;
             if let Some(m) = value.get_mut("metadata").and_then(Value::as_object_mut) {
                 let annotations = m.entry("annotations").or_insert_with(|| json!({}));
                 if let Some(a) = annotations.as_object_mut() {
                     a.insert("backstage.io/orphan".into(), Value::String("true".into()));
                 }
             }
-        }
-        out.push(value);
+            value["relations"] = serde_json::from_str(&rels).map_err(bad)?;
+            value.to_string()
+        } else {
+            // Bodies are compact JSON objects written by this module: splice before the closing brace.
+            let trimmed = body.trim_end();
+            let open = trimmed
+                .strip_suffix('}')
+                .ok_or_else(|| CoreError::Invalid {
+                    field: "body",
+                    message: "not a JSON object".into(),
+                })?;
+            format!("{open},\"relations\":{rels}}}")
+        };
+        by_uid.insert(uid.clone(), json);
     }
-    Ok(out)
+    Ok(uids.iter().filter_map(|uid| by_uid.remove(uid)).collect())
+}
+
+async fn one_entity(
+    pool: &SqlitePool,
+    uid: Option<String>,
+    what: &str,
+) -> Result<Value, CoreError> {
+    let uid = uid.ok_or_else(|| CoreError::NotFound(format!("entity {what}")))?;
+    let json = entities_json(pool, std::slice::from_ref(&uid))
+        .await?
+        .pop()
+        .ok_or_else(|| CoreError::NotFound(format!("entity {what}")))?;
+    serde_json::from_str(&json).map_err(|e| CoreError::Invalid {
+        field: "body",
+        message: e.to_string(),
+    })
 }
 
 /// The entity `kind:namespace/name`, complete with relations.
 pub async fn entity_by_ref(pool: &SqlitePool, entity_ref: &str) -> Result<Value, CoreError> {
     let lower = entity_ref.to_ascii_lowercase();
-    let row = sqlx::query!(
-        "SELECT entity_ref, body, orphan FROM catalog_entities WHERE entity_ref = ?1",
+    let uid = sqlx::query_scalar!(
+        "SELECT uid FROM catalog_entities WHERE entity_ref = ?1",
         lower
     )
     .fetch_optional(pool)
-    .await?
-    .ok_or_else(|| CoreError::NotFound(format!("entity {entity_ref}")))?;
-    Ok(
-        complete_entities(pool, vec![(row.entity_ref, row.body, row.orphan)])
-            .await?
-            .remove(0),
-    )
+    .await?;
+    one_entity(pool, uid, entity_ref).await
 }
 
 /// The entity with `uid`, complete with relations.
 pub async fn entity_by_uid(pool: &SqlitePool, uid: &str) -> Result<Value, CoreError> {
-    let row = sqlx::query!(
-        "SELECT entity_ref, body, orphan FROM catalog_entities WHERE uid = ?1",
-        uid
-    )
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(|| CoreError::NotFound(format!("entity {uid}")))?;
-    Ok(
-        complete_entities(pool, vec![(row.entity_ref, row.body, row.orphan)])
-            .await?
-            .remove(0),
-    )
+    let found = sqlx::query_scalar!("SELECT uid FROM catalog_entities WHERE uid = ?1", uid)
+        .fetch_optional(pool)
+        .await?;
+    one_entity(pool, found, uid).await
 }
 
 /// Problems reported for entities owned by `owner_ref` (the team "problems" list).

@@ -495,3 +495,52 @@ async fn export_then_reimport_gives_identical_entities(pool: SqlitePool) {
         assert_eq!(strip(&copy), strip(original), "{entity_ref}");
     }
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn cached_facets_follow_every_catalog_change(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), component_yaml("a", "payments")).unwrap();
+    std::fs::write(dir.path().join("b.yaml"), component_yaml("b", "search")).unwrap();
+    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let cache = query::FacetCache::default();
+    let keys = vec!["relations.ownedby".to_string()];
+    register(&pool, &sources, &dir.path().join("a.yaml")).await;
+    let first = cache
+        .facets(&pool, &keys, &Filter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        first["relations.ownedby"],
+        vec![("group:default/payments".to_string(), 1)]
+    );
+    assert_eq!(
+        cache
+            .facets(&pool, &keys, &Filter::default())
+            .await
+            .unwrap(),
+        first
+    );
+
+    let b = register(&pool, &sources, &dir.path().join("b.yaml")).await;
+    let second = cache
+        .facets(&pool, &keys, &Filter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        second["relations.ownedby"].len(),
+        2,
+        "a new entity shows at once"
+    );
+
+    store::delete_location(&pool, &admin(), &b.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        cache
+            .facets(&pool, &keys, &Filter::default())
+            .await
+            .unwrap(),
+        first,
+        "and so does a removal"
+    );
+}
