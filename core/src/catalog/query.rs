@@ -364,11 +364,14 @@ pub async fn summaries(
 /// Facet counts: key → (value, count).
 pub type Facets = BTreeMap<String, Vec<(String, i64)>>;
 
+/// Cached facet counts: (facet keys, filter) → (catalog generation, counts).
+type FacetEntries = std::collections::HashMap<(Vec<String>, Filter), (i64, Facets)>;
+
 /// Remembers facet counts per catalog generation (bumped by a trigger on
 /// every entity change), so repeated facet requests cost one tiny query.
 #[derive(Default)]
 pub struct FacetCache {
-    entries: std::sync::Mutex<std::collections::HashMap<(Vec<String>, Filter), (i64, Facets)>>,
+    entries: std::sync::Mutex<FacetEntries>,
 }
 
 impl FacetCache {
