@@ -373,7 +373,10 @@ pub async fn apply(
     if report.added + report.updated + report.orphaned > 500 {
         // A big ingestion leaves a large WAL that every later read must search;
         // fold it back into the database now rather than at some later commit.
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(pool)
+            .await
+        {
             tracing::warn!(error = %e, "WAL checkpoint after a large catalog refresh failed");
         }
     }
