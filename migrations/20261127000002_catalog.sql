@@ -4,8 +4,9 @@
 
 CREATE TABLE catalog_locations (
     id                TEXT PRIMARY KEY,                 -- UUID
-    type              TEXT NOT NULL CHECK (type IN ('url', 'file')),
+    type              TEXT NOT NULL CHECK (type IN ('url', 'file', 'pasted')),
     target            TEXT NOT NULL,
+    content           TEXT,                             -- the YAML of a pasted import
     created_by        TEXT NOT NULL,
     created_at        INTEGER NOT NULL,
     last_refresh_at   INTEGER,
@@ -114,3 +115,11 @@ BEGIN
     DELETE FROM catalog_search WHERE rowid = old.id;
     UPDATE catalog_meta SET generation = generation + 1 WHERE id = 1;
 END;
+
+-- Entities a person starred, for the "starred" view.
+CREATE TABLE catalog_stars (
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    entity_ref  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (user_id, entity_ref)
+);

@@ -31,7 +31,7 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
         // Reads through a shared memory map instead of a read() per page, and a
         // bigger page cache per connection: catalog queries touch many pages.
         .pragma("mmap_size", "268435456")
-        .pragma("cache_size", "-16384");
+        .pragma("cache_size", "-4096");
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(options)

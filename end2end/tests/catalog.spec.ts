@@ -68,3 +68,33 @@ test('a developer cannot register locations', async ({ page }) => {
   await expect(page.getByLabel('Target')).toHaveCount(0);
   await expect(page.getByTestId('location-row').first()).toContainText('demo/all.yaml');
 });
+
+test('an admin imports pasted YAML and sees its problems; a developer stars an entity', async ({ page }) => {
+  await signIn(page, user('ada'), '/catalog/locations');
+  await hydrated(page);
+  const name = `pasted-${Date.now()}`;
+  await page.getByLabel('Import name').fill(name);
+  await page.getByLabel('YAML').fill([
+    'apiVersion: backstage.io/v1alpha1', 'kind: Component', `metadata: {name: ${name}, description: Pasted in the browser}`,
+    'spec: {type: service, lifecycle: experimental, owner: payments}', '---',
+    'apiVersion: backstage.io/v1alpha1', 'kind: Component', 'metadata: {name: "no good"}', 'spec: {type: service}',
+  ].join('\n'));
+  await page.getByRole('button', { name: 'Import' }).click();
+  const result = page.getByTestId('import-result');
+  await expect(result).toContainText('1 entities, ');
+  await expect(result.getByTestId('problem-row').filter({ hasText: 'metadata.name' })).toContainText('`no good` is not a valid name');
+  await page.goto(`/catalog/component/default/${name}`);
+  await expect(page.getByText('Pasted in the browser')).toBeVisible();
+});
+
+test('starred entities gather in the starred view', async ({ page }) => {
+  await signIn(page, user('sam'), '/catalog?starred=1');
+  await expect(page.getByText('Nothing starred yet')).toBeVisible();
+  await page.goto('/catalog/component/default/search-indexer');
+  await hydrated(page);
+  await page.getByRole('button', { name: '☆ Star' }).click();
+  await expect(page.getByRole('button', { name: '★ Starred' })).toHaveAttribute('aria-pressed', 'true');
+  await page.goto('/catalog?starred=1');
+  await expect(page.getByTestId('catalog-row')).toHaveCount(1);
+  await expect(page.getByRole('link', { name: 'Search indexer' })).toBeVisible();
+});

@@ -180,6 +180,7 @@ async fn list_entities(
         order: orders(&p)?,
         offset: number(&p, "offset", 0)?,
         limit: number(&p, "limit", 1000)?.min(1000),
+        only: None,
     };
     let (json, _) = query::run_json(&state.core.db, &q).await?;
     Ok(Json(raw_items(json, &fields(&p))?))
@@ -244,6 +245,7 @@ async fn entities_by_query(
         order: cursor.order.clone(),
         offset: cursor.offset,
         limit,
+        only: None,
     };
     let (json, total) = query::run_json(&state.core.db, &q).await?;
     let mut page_info = serde_json::Map::new();

@@ -10,10 +10,11 @@ use crate::error::AppError;
 pub const PAGE_SIZE: i64 = 25;
 
 /// The facets the list offers, as (filter key, label).
-pub const FACETS: [(&str, &str); 5] = [
+pub const FACETS: [(&str, &str); 6] = [
     ("kind", "Kind"),
     ("spec.type", "Type"),
     ("relations.ownedby", "Owner"),
+    ("spec.system", "System"),
     ("spec.lifecycle", "Lifecycle"),
     ("metadata.tags", "Tag"),
 ];
@@ -27,6 +28,8 @@ pub struct ListQuery {
     pub filters: Vec<(String, String)>,
     /// Only entities owned by my teams.
     pub mine: bool,
+    /// Only entities I starred.
+    pub starred: bool,
     /// 0-based page.
     pub page: i64,
     /// `name`, `kind`, `type`, `owner` or `lifecycle`.
@@ -166,6 +169,8 @@ pub struct EntityView {
     pub last_refresh_at: Option<i64>,
     /// Problems at the last refresh.
     pub problems: Vec<ProblemView>,
+    /// Whether the viewer starred it.
+    pub starred: bool,
 }
 
 /// A registered location.
@@ -246,12 +251,18 @@ pub async fn catalog_list(query: ListQuery) -> Result<ListPage, AppError> {
         "lifecycle" => "spec.lifecycle",
         _ => "metadata.name",
     };
+    let only = if query.starred {
+        Some(paved_core::catalog::stars::starred(&core.db, &user).await?)
+    } else {
+        None
+    };
     let q = Query {
         filter: filter.clone(),
         full_text: Some(query.q.clone()).filter(|t| !t.trim().is_empty()),
         order: vec![(order.to_owned(), true)],
         offset: query.page.max(0) * PAGE_SIZE,
         limit: PAGE_SIZE,
+        only,
     };
     let (rows, total) = summaries(&core.db, &q).await?;
     let keys: Vec<String> = FACETS.iter().map(|(k, _)| (*k).to_owned()).collect();
@@ -292,9 +303,12 @@ pub async fn catalog_entity(
 ) -> Result<EntityView, AppError> {
     use paved_core::catalog::{api_operations, export_yaml, store};
     use serde_json::Value;
-    crate::ssr::require_user()?;
+    let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
     let entity_ref = format!("{kind}:{namespace}/{name}");
+    let starred = paved_core::catalog::stars::starred(&core.db, &user)
+        .await?
+        .contains(&entity_ref.to_ascii_lowercase());
     let e = store::entity_by_ref(&core.db, &entity_ref).await?;
     let status = store::entity_status(&core.db, &entity_ref).await?;
     let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
@@ -366,7 +380,40 @@ pub async fn catalog_entity(
         source: status.source,
         last_refresh_at: status.last_refresh_at,
         problems: status.problems.into_iter().map(Into::into).collect(),
+        starred,
     })
+}
+
+/// Stars or unstars an entity for the caller; answers whether it is now starred.
+#[server(endpoint = "catalog_toggle_star")]
+pub async fn toggle_star(entity_ref: String) -> Result<bool, AppError> {
+    let user = crate::ssr::require_user()?;
+    let core = crate::ssr::core()?;
+    Ok(paved_core::catalog::stars::toggle(&core.db, &user, &entity_ref).await?)
+}
+
+/// Imports pasted YAML as a location of its own; platform admins only.
+#[server(endpoint = "catalog_import_yaml")]
+pub async fn import_yaml(name: String, yaml: String) -> Result<LocationView, AppError> {
+    let user = crate::ssr::require_user()?;
+    let core = crate::ssr::core()?;
+    let (info, _) = paved_core::catalog::store::import_pasted(
+        &core.db,
+        &core.catalog,
+        &user,
+        &name,
+        &yaml,
+        false,
+    )
+    .await?;
+    let info = info.ok_or(AppError::Internal)?;
+    let mut view: LocationView = info.into();
+    view.problems = paved_core::catalog::store::location_problems(&core.db, &view.id)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(view)
 }
 
 /// Registered locations (everyone reads, so owners can see why ingestion failed).

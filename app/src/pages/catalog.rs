@@ -14,6 +14,7 @@ fn param_of(key: &str) -> &'static str {
         "spec.type" => "type",
         "relations.ownedby" => "owner",
         "spec.lifecycle" => "lifecycle",
+        "spec.system" => "system",
         _ => "tag",
     }
 }
@@ -29,6 +30,9 @@ pub fn list_url(query: &ListQuery) -> String {
     }
     if query.mine {
         params.push(("mine".into(), "1".into()));
+    }
+    if query.starred {
+        params.push(("starred".into(), "1".into()));
     }
     if !query.sort.is_empty() && query.sort != "name" {
         params.push(("sort".into(), query.sort.clone()));
@@ -74,6 +78,7 @@ pub fn CatalogPage() -> impl IntoView {
                 q: p.get("q").unwrap_or_default(),
                 filters,
                 mine: p.get("mine").is_some_and(|m| m == "1"),
+                starred: p.get("starred").is_some_and(|m| m == "1"),
                 page: p.get("page").and_then(|n| n.parse().ok()).unwrap_or(0),
                 sort: p.get("sort").unwrap_or_else(|| "name".into()),
             }
@@ -92,6 +97,7 @@ pub fn CatalogPage() -> impl IntoView {
                 value=move || query.get().q />
             {move || query.get().filters.into_iter().map(|(k, v)| view! { <input type="hidden" name=param_of(&k) value=v /> }).collect_view()}
             {move || query.get().mine.then(|| view! { <input type="hidden" name="mine" value="1" /> })}
+            {move || query.get().starred.then(|| view! { <input type="hidden" name="starred" value="1" /> })}
             <button type="submit" class="btn-primary justify-center">"Search"</button>
         </form>
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading the catalog…"</p> }>
@@ -108,6 +114,11 @@ pub fn CatalogPage() -> impl IntoView {
 
 #[component]
 fn Results(query: ListQuery, page: crate::catalog::ListPage) -> impl IntoView {
+    let starred_url = list_url(&ListQuery {
+        starred: !query.starred,
+        page: 0,
+        ..query.clone()
+    });
     let mine_url = list_url(&ListQuery {
         mine: !query.mine,
         page: 0,
@@ -190,6 +201,9 @@ fn Results(query: ListQuery, page: crate::catalog::ListPage) -> impl IntoView {
                 <a href=mine_url class="btn-secondary justify-center" aria-pressed=query.mine.to_string()>
                     {if query.mine { "Showing my teams' · show all" } else { "Only my teams'" }}
                 </a>
+                <a href=starred_url class="btn-secondary justify-center" aria-pressed=query.starred.to_string()>
+                    {if query.starred { "Showing starred · show all" } else { "★ Starred" }}
+                </a>
                 {facet_views}
             </aside>
             <Card>
@@ -200,6 +214,8 @@ fn Results(query: ListQuery, page: crate::catalog::ListPage) -> impl IntoView {
                 {if page.rows.is_empty() {
                     if empty_catalog {
                         view! { <EmptyState title="The catalog is empty" body="A platform admin registers catalog-info.yaml locations under Catalog → Locations; entities appear as soon as they are read." /> }.into_any()
+                    } else if query.starred && query.q.is_empty() && query.filters.is_empty() {
+                        view! { <EmptyState title="Nothing starred yet" body="Star the entities you work with from their pages, and they gather here." /> }.into_any()
                     } else {
                         view! { <EmptyState title="Nothing matches" body="Try fewer words, or remove a filter on the left." /> }.into_any()
                     }

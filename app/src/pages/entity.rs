@@ -5,7 +5,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::catalog::{catalog_entity, ref_href, EntityView};
+use leptos::form::ActionForm;
+
+use crate::catalog::{catalog_entity, ref_href, EntityView, ToggleStar};
 use crate::components::{format_time, Badge, Card, ErrorView, PageHeader, Tone};
 
 /// The entity page.
@@ -46,11 +48,23 @@ fn Entity(e: EntityView) -> impl IntoView {
     let is_api = e.kind == "API";
     let problems = e.problems.clone();
     let tags = e.tags.clone();
+    let star = ServerAction::<ToggleStar>::new();
+    let starred = Signal::derive({
+        let initial = e.starred;
+        move || star.value().get().and_then(|r| r.ok()).unwrap_or(initial)
+    });
+    let entity_ref = format!("{}:{}/{}", e.kind.to_ascii_lowercase(), e.namespace, e.name);
     let links = e.links.clone();
     let annotations = e.annotations.clone();
     view! {
         <Title text=e.title.clone() />
         <PageHeader title=e.title.clone() subtitle=subtitle>
+            <ActionForm action=star>
+                <input type="hidden" name="entity_ref" value=entity_ref />
+                <button type="submit" class="btn-secondary" aria-pressed=move || starred.get().to_string()>
+                    {move || if starred.get() { "★ Starred" } else { "☆ Star" }}
+                </button>
+            </ActionForm>
             <a href=download download=file_name class="btn-secondary">"Export YAML"</a>
         </PageHeader>
         {e.orphan.then(|| view! {

@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::catalog::{
-    catalog_location, catalog_locations, LocationView, ProblemView, RefreshLocation,
+    catalog_location, catalog_locations, ImportYaml, LocationView, ProblemView, RefreshLocation,
     RegisterLocation,
 };
 use crate::components::{
@@ -28,7 +28,18 @@ fn status_tone(status: &str) -> Tone {
 pub fn LocationsPage() -> impl IntoView {
     let me = expect_context::<MeResource>();
     let register = ServerAction::<RegisterLocation>::new();
-    let locations = Resource::new(move || register.version().get(), |_| catalog_locations());
+    let import = ServerAction::<ImportYaml>::new();
+    let locations = Resource::new(
+        move || (register.version().get(), import.version().get()),
+        |_| catalog_locations(),
+    );
+    let import_error = Signal::derive(move || {
+        import.value().get().and_then(|r| r.err()).map(|e| {
+            e.field_message("yaml")
+                .or_else(|| e.field_message("name"))
+                .unwrap_or_else(|| e.to_string())
+        })
+    });
     let error = Signal::derive(move || {
         register
             .value()
@@ -60,6 +71,29 @@ pub fn LocationsPage() -> impl IntoView {
                                 </button>
                             </div>
                         </ActionForm>
+                    </Card>
+                    <Card title="Import pasted YAML" class="mb-6">
+                        <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"For entities that have no file to point at yet. The import becomes a location of its own; refreshing it re-reads what was pasted."</p>
+                        <ActionForm action=import>
+                            <div class="flex flex-col gap-3">
+                                <div class="flex flex-col gap-1">
+                                    <label for="import-name" class="text-sm font-medium">"Import name"</label>
+                                    <input id="import-name" name="name" class="input" required maxlength="100" />
+                                </div>
+                                <Field label="YAML" id="import-yaml" error=import_error help="One or more entities, separated by ---">
+                                    <textarea id="import-yaml" name="yaml" rows="8" class="input font-mono text-xs" required aria-describedby="import-yaml-error"></textarea>
+                                </Field>
+                                <button type="submit" class="btn-primary self-start" disabled=move || import.pending().get()>
+                                    {move || if import.pending().get() { "Importing…" } else { "Import" }}
+                                </button>
+                            </div>
+                        </ActionForm>
+                        {move || import.value().get().and_then(|r| r.ok()).map(|l| view! {
+                            <div class="mt-4" data-testid="import-result">
+                                <p class="text-sm">{format!("Imported “{}”: {} entities, {} problems.", l.target, l.entity_count, l.problem_count)}</p>
+                                <ProblemTable problems=l.problems />
+                            </div>
+                        })}
                     </Card>
                 })
             })}

@@ -5,6 +5,7 @@ pub mod crawl;
 pub mod model;
 pub mod query;
 pub mod source;
+pub mod stars;
 pub mod store;
 
 #[cfg(test)]

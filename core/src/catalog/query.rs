@@ -70,6 +70,8 @@ pub struct Query {
     pub offset: i64,
     /// Rows to return (1..=1000).
     pub limit: i64,
+    /// Only these entity references (e.g. the starred ones), when given.
+    pub only: Option<Vec<String>>,
 }
 
 /// A page of results.
@@ -131,6 +133,21 @@ fn push_values<'a>(qb: &mut QueryBuilder<'a, Sqlite>, values: &'a [String]) {
 
 fn push_where<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a Filter) {
     qb.push(" WHERE 1 = 1");
+    push_filter(qb, filter);
+}
+
+fn push_only<'a>(qb: &mut QueryBuilder<'a, Sqlite>, only: Option<&'a [String]>) {
+    if let Some(refs) = only {
+        if refs.is_empty() {
+            qb.push(" AND 0");
+        } else {
+            qb.push(" AND e.entity_ref");
+            push_values(qb, refs);
+        }
+    }
+}
+
+fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a Filter) {
     if !filter.sets.is_empty() {
         qb.push(" AND (");
         for (i, set) in filter.sets.iter().enumerate() {
@@ -206,6 +223,7 @@ async fn page_of_uids(
     let mut qb = QueryBuilder::<Sqlite>::new("SELECT e.uid");
     push_from(&mut qb, fts);
     push_where(&mut qb, &query.filter);
+    push_only(&mut qb, query.only.as_deref());
     qb.push(" ORDER BY ");
     qb.push(order_sql);
     qb.push(" LIMIT ");
@@ -216,6 +234,7 @@ async fn page_of_uids(
     let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
     push_from(&mut count, fts);
     push_where(&mut count, &query.filter);
+    push_only(&mut count, query.only.as_deref());
     let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
     Ok((uids, total))
 }

@@ -36,6 +36,13 @@ pub enum Target {
     File(PathBuf),
     /// An http(s) URL on an allowed host.
     Url(Url),
+    /// YAML pasted into the portal, kept in the database.
+    Pasted {
+        /// The name the person gave the import.
+        name: String,
+        /// The YAML.
+        content: String,
+    },
 }
 
 impl std::fmt::Display for Target {
@@ -43,6 +50,7 @@ impl std::fmt::Display for Target {
         match self {
             Target::File(p) => write!(f, "file:{}", p.display()),
             Target::Url(u) => write!(f, "{u}"),
+            Target::Pasted { name, .. } => write!(f, "pasted:{name}"),
         }
     }
 }
@@ -53,6 +61,7 @@ impl Target {
         match self {
             Target::File(_) => "file",
             Target::Url(_) => "url",
+            Target::Pasted { .. } => "pasted",
         }
     }
 
@@ -61,6 +70,7 @@ impl Target {
         match self {
             Target::File(p) => p.display().to_string(),
             Target::Url(u) => u.to_string(),
+            Target::Pasted { name, .. } => name.clone(),
         }
     }
 }
@@ -127,6 +137,9 @@ impl Sources {
                     .map_err(|e| format!("`{raw}` is not a valid relative URL ({e})"))?;
                 self.check_url(joined.as_str())
             }
+            Target::Pasted { .. } => Err(format!(
+                "`{raw}` is relative, but pasted YAML has no folder; use an absolute URL on an allowed host"
+            )),
         }
     }
 
@@ -211,6 +224,12 @@ impl Sources {
                     }
                 }
                 String::from_utf8(body).map_err(|_| format!("{target} is not UTF-8 text"))
+            }
+            Target::Pasted { content, .. } => {
+                if content.len() > max {
+                    return Err(too_big(content.len()));
+                }
+                Ok(content.clone())
             }
         }
     }

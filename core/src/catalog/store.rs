@@ -106,6 +106,80 @@ pub async fn register_location(
     Ok((Some(info), found))
 }
 
+/// Imports pasted YAML (platform admins) as a location of its own, named
+/// `name`, and ingests it at once; with `dry_run`, only reports.
+pub async fn import_pasted(
+    pool: &SqlitePool,
+    sources: &Sources,
+    caller: &Principal,
+    name: &str,
+    yaml: &str,
+    dry_run: bool,
+) -> Result<(Option<LocationInfo>, Crawl), CoreError> {
+    authorize(caller, Action::AdministerPlatform)?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(CoreError::Invalid {
+            field: "name",
+            message: "give the import a name of 1 to 100 characters".into(),
+        });
+    }
+    if yaml.trim().is_empty() {
+        return Err(CoreError::Invalid {
+            field: "yaml",
+            message: "paste at least one entity".into(),
+        });
+    }
+    if yaml.len() > sources.limits.max_bytes {
+        return Err(CoreError::Invalid {
+            field: "yaml",
+            message: format!(
+                "the YAML is {} KB; the limit is {} KB",
+                yaml.len() / 1024,
+                sources.limits.max_bytes / 1024
+            ),
+        });
+    }
+    let target = Target::Pasted {
+        name: name.to_owned(),
+        content: yaml.to_owned(),
+    };
+    let found = crawl(sources, target).await;
+    if dry_run {
+        return Ok((None, found));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let actor = caller.actor();
+    let now = now_unix();
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "INSERT INTO catalog_locations (id, type, target, content, created_by, created_at) VALUES (?1, 'pasted', ?2, ?3, ?4, ?5)",
+        id,
+        name,
+        yaml,
+        actor,
+        now
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match CoreError::from(e) {
+        CoreError::Conflict(_) => CoreError::Conflict(format!("an import named “{name}” already exists; pick another name")),
+        other => other,
+    })?;
+    audit::record(
+        &mut *tx,
+        &actor,
+        "catalog.location.import",
+        &format!("location:{id}"),
+        None,
+        Some(json!({"type": "pasted", "name": name, "bytes": yaml.len()})),
+    )
+    .await?;
+    tx.commit().await?;
+    apply(pool, &id, &found).await?;
+    Ok((Some(location(pool, &id).await?), found))
+}
+
 /// Registers a location from configuration (`PAVED_CATALOG_LOCATIONS`) if it
 /// is not registered yet, then refreshes it. Returns the location id.
 pub async fn ensure_location(
@@ -167,7 +241,20 @@ pub async fn refresh_location(
     id: &str,
 ) -> Result<RefreshReport, CoreError> {
     let info = location(pool, id).await?;
-    let found = match sources.check(&info.kind, &info.target) {
+    let checked = if info.kind == "pasted" {
+        let content =
+            sqlx::query_scalar!("SELECT content FROM catalog_locations WHERE id = ?1", id)
+                .fetch_one(pool)
+                .await?
+                .unwrap_or_default();
+        Ok(Target::Pasted {
+            name: info.target.clone(),
+            content,
+        })
+    } else {
+        sources.check(&info.kind, &info.target)
+    };
+    let found = match checked {
         Ok(target) => crawl(sources, target).await,
         Err(message) => Crawl {
             entities: Vec::new(),

@@ -544,3 +544,129 @@ async fn cached_facets_follow_every_catalog_change(pool: SqlitePool) {
         "and so does a removal"
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn pasted_yaml_is_imported_refreshed_and_validated(pool: SqlitePool) {
+    let sources = Sources::new(&[], &["example.com".into()], SourceLimits::default());
+    let yaml = format!(
+        "{}---\n{}",
+        component_yaml("pasted-one", "payments"),
+        component_yaml("bad name", "payments")
+    );
+    let refused = store::import_pasted(&pool, &sources, &developer(), "mine", &yaml, false).await;
+    assert!(matches!(refused, Err(CoreError::Forbidden(_))));
+    assert!(matches!(
+        store::import_pasted(&pool, &sources, &admin(), " ", &yaml, false).await,
+        Err(CoreError::Invalid { field: "name", .. })
+    ));
+    assert!(matches!(
+        store::import_pasted(&pool, &sources, &admin(), "x", "  ", false).await,
+        Err(CoreError::Invalid { field: "yaml", .. })
+    ));
+
+    let (dry, crawl) = store::import_pasted(&pool, &sources, &admin(), "first import", &yaml, true)
+        .await
+        .unwrap();
+    assert!(dry.is_none() && crawl.entities.len() == 1 && crawl.problems.len() == 1);
+    assert!(
+        store::locations(&pool).await.unwrap().is_empty(),
+        "a dry run stores nothing"
+    );
+
+    let (info, _) = store::import_pasted(&pool, &sources, &admin(), "first import", &yaml, false)
+        .await
+        .unwrap();
+    let info = info.unwrap();
+    assert_eq!(
+        (info.kind.as_str(), info.status.as_str()),
+        ("pasted", "problems")
+    );
+    let problems = store::location_problems(&pool, &info.id).await.unwrap();
+    assert_eq!(
+        (
+            problems[0].source.as_str(),
+            problems[0].document,
+            problems[0].field.as_deref()
+        ),
+        ("pasted:first import", Some(1), Some("metadata.name"))
+    );
+    assert!(store::entity_by_ref(&pool, "component:default/pasted-one")
+        .await
+        .is_ok());
+    // Refreshing a pasted import re-reads what was pasted.
+    let again = store::refresh_location(&pool, &sources, &info.id)
+        .await
+        .unwrap();
+    assert_eq!(again.unchanged, 1);
+    // Pasted YAML has no folder for relative references.
+    let relative = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: l}\nspec: {targets: [./x.yaml]}\n";
+    let (_, crawl) = store::import_pasted(&pool, &sources, &admin(), "relative", relative, true)
+        .await
+        .unwrap();
+    assert!(crawl.problems[0].message.contains("no folder"));
+    let twice = store::import_pasted(&pool, &sources, &admin(), "first import", &yaml, false).await;
+    assert!(matches!(twice, Err(CoreError::Conflict(_))));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn stars_toggle_and_narrow_queries(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        format!(
+            "{}---\n{}",
+            component_yaml("starry", "payments"),
+            component_yaml("plain", "payments")
+        ),
+    )
+    .unwrap();
+    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    register(&pool, &sources, &dir.path().join("c.yaml")).await;
+    sqlx::query(
+        "INSERT INTO users (id, subject, display_name, created_at) VALUES (1, 'ada', 'Ada', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let me = admin();
+    assert!(super::stars::toggle(&pool, &me, "Component:default/starry")
+        .await
+        .unwrap());
+    assert_eq!(
+        super::stars::starred(&pool, &me).await.unwrap(),
+        ["component:default/starry"]
+    );
+    let only = Query {
+        only: Some(super::stars::starred(&pool, &me).await.unwrap()),
+        limit: 10,
+        ..Query::default()
+    };
+    let page = query::run(&pool, &only).await.unwrap();
+    assert_eq!(
+        (page.total, page.items[0]["metadata"]["name"].as_str()),
+        (1, Some("starry"))
+    );
+    assert!(
+        !super::stars::toggle(&pool, &me, "component:default/starry")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        query::run(
+            &pool,
+            &Query {
+                only: Some(vec![]),
+                limit: 10,
+                ..Query::default()
+            }
+        )
+        .await
+        .unwrap()
+        .total,
+        0
+    );
+    assert!(matches!(
+        super::stars::toggle(&pool, &me, "component:default/nope").await,
+        Err(CoreError::NotFound(_))
+    ));
+}
