@@ -192,8 +192,11 @@ fn Results(query: ListQuery, page: crate::catalog::ListPage) -> impl IntoView {
     })
     .collect_view();
     let search = query.q.clone();
-    let empty_catalog =
-        page.total == 0 && query.q.is_empty() && query.filters.is_empty() && !query.mine;
+    let empty_catalog = page.total == 0
+        && query.q.is_empty()
+        && query.filters.is_empty()
+        && !query.mine
+        && !query.starred;
 
     view! {
         <div class="grid gap-6 lg:grid-cols-[14rem_1fr]">
