@@ -123,3 +123,14 @@ CREATE TABLE catalog_stars (
     created_at  INTEGER NOT NULL,
     PRIMARY KEY (user_id, entity_ref)
 );
+
+-- Fields the portal manages beside the YAML (the YAML stays the source of
+-- truth for everything else): owners and platform admins edit them.
+CREATE TABLE catalog_portal_fields (
+    entity_ref   TEXT PRIMARY KEY,
+    oncall       TEXT NOT NULL DEFAULT '',
+    support_url  TEXT NOT NULL DEFAULT '',
+    notes        TEXT NOT NULL DEFAULT '',
+    updated_by   TEXT NOT NULL,
+    updated_at   INTEGER NOT NULL
+);

@@ -98,3 +98,24 @@ test('starred entities gather in the starred view', async ({ page }) => {
   await expect(page.getByTestId('catalog-row')).toHaveCount(1);
   await expect(page.getByRole('link', { name: 'Search indexer' })).toBeVisible();
 });
+
+test('a team lead keeps team notes on their service; another team cannot edit them', async ({ page, browser }) => {
+  await signIn(page, user('lee'), '/catalog/component/default/checkout-web');
+  await hydrated(page);
+  await page.getByText('Edit team notes').click();
+  await page.getByLabel('On call').fill('#payments-oncall');
+  await page.getByLabel('Support link').fill('not a link');
+  await page.getByRole('button', { name: 'Save notes' }).click();
+  await expect(page.locator('#portal-support-error')).toContainText('http');
+  await page.getByLabel('Support link').fill('https://help.paved.demo/payments');
+  await page.getByRole('button', { name: 'Save notes' }).click();
+  await expect(page.getByTestId('portal-fields')).toContainText('#payments-oncall');
+  await page.reload();
+  await expect(page.getByTestId('portal-fields')).toContainText('https://help.paved.demo/payments');
+
+  const other = await browser.newPage();
+  await signIn(other, user('sam'), '/catalog/component/default/checkout-web');
+  await expect(other.getByTestId('portal-fields')).toContainText('#payments-oncall');
+  await expect(other.getByText('Edit team notes')).toHaveCount(0);
+  await other.close();
+});

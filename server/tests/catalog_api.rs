@@ -428,3 +428,40 @@ async fn configured_locations_are_read_before_ready() {
         "initial ingestion in progress"
     );
 }
+
+#[tokio::test]
+async fn only_owners_save_portal_fields_through_the_server_function() {
+    use paved_core::auth::TeamRole;
+    let app = app().await;
+    register(&app, "components/petstore-component.yaml").await;
+    let outsider = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let owner = app
+        .session_for("cara", &[("team-c", TeamRole::Member)], &[])
+        .await;
+    let form = "entity_ref=component%3Adefault%2Fpetstore&oncall=%23pets&support_url=https%3A%2F%2Fhelp.example.com&notes=hi";
+    let refused = app
+        .send(server_fn(
+            "catalog_save_portal_fields",
+            form,
+            &[(header::COOKIE, &outsider), (header::ORIGIN, PUBLIC_URL)],
+        ))
+        .await;
+    assert_status(&refused, StatusCode::FORBIDDEN);
+    let saved = app
+        .send(server_fn(
+            "catalog_save_portal_fields",
+            form,
+            &[(header::COOKIE, &owner), (header::ORIGIN, PUBLIC_URL)],
+        ))
+        .await;
+    assert_status(&saved, StatusCode::OK);
+    let fields = paved_core::catalog::portal::get(&app.state.core.db, "component:default/petstore")
+        .await
+        .unwrap();
+    assert_eq!(
+        (fields.oncall.as_str(), fields.updated_by.as_deref()),
+        ("#pets", Some("user:cara"))
+    );
+}

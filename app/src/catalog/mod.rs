@@ -171,6 +171,25 @@ pub struct EntityView {
     pub problems: Vec<ProblemView>,
     /// Whether the viewer starred it.
     pub starred: bool,
+    /// What the owners keep in the portal.
+    pub portal: PortalView,
+    /// Whether the viewer may edit the portal fields.
+    pub can_edit: bool,
+}
+
+/// Portal-managed fields of an entity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalView {
+    /// On-call contact.
+    pub oncall: String,
+    /// Support link.
+    pub support_url: String,
+    /// Notes.
+    pub notes: String,
+    /// Who changed them last.
+    pub updated_by: Option<String>,
+    /// When.
+    pub updated_at: Option<i64>,
 }
 
 /// A registered location.
@@ -306,6 +325,7 @@ pub async fn catalog_entity(
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
     let entity_ref = format!("{kind}:{namespace}/{name}");
+    let portal = paved_core::catalog::portal::get(&core.db, &entity_ref).await?;
     let starred = paved_core::catalog::stars::starred(&core.db, &user)
         .await?
         .contains(&entity_ref.to_ascii_lowercase());
@@ -331,6 +351,10 @@ pub async fn catalog_entity(
         })
         .unwrap_or_default();
     relations.sort();
+    let owner_ref = relations
+        .iter()
+        .find(|(t, _)| t == "ownedBy")
+        .map(|(_, r)| r.clone());
     Ok(EntityView {
         kind: s(&e["kind"]),
         namespace: s(&e["metadata"]["namespace"]),
@@ -381,7 +405,35 @@ pub async fn catalog_entity(
         last_refresh_at: status.last_refresh_at,
         problems: status.problems.into_iter().map(Into::into).collect(),
         starred,
+        can_edit: paved_core::catalog::portal::can_edit(&user, owner_ref.as_deref()),
+        portal: PortalView {
+            oncall: portal.oncall,
+            support_url: portal.support_url,
+            notes: portal.notes,
+            updated_by: portal.updated_by,
+            updated_at: portal.updated_at,
+        },
     })
+}
+
+/// Saves an entity's portal fields; its owners and platform admins only.
+#[server(endpoint = "catalog_save_portal_fields")]
+pub async fn save_portal_fields(
+    entity_ref: String,
+    oncall: String,
+    support_url: String,
+    notes: String,
+) -> Result<(), AppError> {
+    let user = crate::ssr::require_user()?;
+    let core = crate::ssr::core()?;
+    let fields = paved_core::catalog::portal::PortalFields {
+        oncall,
+        support_url,
+        notes,
+        ..Default::default()
+    };
+    paved_core::catalog::portal::set(&core.db, &user, &entity_ref, &fields).await?;
+    Ok(())
 }
 
 /// Stars or unstars an entity for the caller; answers whether it is now starred.

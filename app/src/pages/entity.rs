@@ -7,7 +7,9 @@ use leptos_router::hooks::use_params_map;
 
 use leptos::form::ActionForm;
 
-use crate::catalog::{catalog_entity, ref_href, EntityView, ToggleStar};
+use crate::catalog::{
+    catalog_entity, ref_href, EntityView, PortalView, SavePortalFields, ToggleStar,
+};
 use crate::components::{format_time, Badge, Card, ErrorView, PageHeader, Tone};
 
 /// The entity page.
@@ -54,6 +56,7 @@ fn Entity(e: EntityView) -> impl IntoView {
         move || star.value().get().and_then(|r| r.ok()).unwrap_or(initial)
     });
     let entity_ref = format!("{}:{}/{}", e.kind.to_ascii_lowercase(), e.namespace, e.name);
+    let portal_ref = entity_ref.clone();
     let links = e.links.clone();
     let annotations = e.annotations.clone();
     view! {
@@ -96,6 +99,7 @@ fn Entity(e: EntityView) -> impl IntoView {
                     <ul class="text-sm">{links.into_iter().map(|(url, title)| view! { <li><a href=url rel="noopener noreferrer" class="text-indigo-700 hover:underline dark:text-indigo-300">{title}</a></li> }).collect_view()}</ul>
                 })}
             </Card>
+            <PortalCard entity_ref=portal_ref portal=e.portal.clone() can_edit=e.can_edit />
             <Card title="Ingestion">
                 <dl class="text-sm">
                     <dt class="text-slate-500">"Source"</dt><dd class="mb-2 break-all"><code class="text-xs">{e.source.clone()}</code></dd>
@@ -243,6 +247,70 @@ fn ApiDefinition(operations: Vec<(String, String, String)>, definition: String) 
                     </details>
                 }.into_any()
             }}
+        </Card>
+    }
+}
+
+/// What the owning team keeps in Paved, and the form to change it (owners only).
+#[component]
+fn PortalCard(entity_ref: String, portal: PortalView, can_edit: bool) -> impl IntoView {
+    let save = ServerAction::<SavePortalFields>::new();
+    let shown = RwSignal::new(portal.clone());
+    Effect::new(move |_| {
+        if let Some(Ok(())) = save.value().get() {
+            if let Some(input) = save.input().get_untracked() {
+                shown.set(PortalView {
+                    oncall: input.oncall.trim().to_owned(),
+                    support_url: input.support_url.trim().to_owned(),
+                    notes: input.notes.trim().to_owned(),
+                    ..shown.get_untracked()
+                });
+            }
+        }
+    });
+    let error = move |field: &'static str| {
+        Signal::derive(move || {
+            save.value().get().and_then(|r| r.err()).and_then(|e| {
+                e.field_message(field).or_else(|| {
+                    (e.field_message("oncall").is_none()
+                        && e.field_message("support_url").is_none()
+                        && e.field_message("notes").is_none()
+                        && field == "notes")
+                        .then(|| e.to_string())
+                })
+            })
+        })
+    };
+    view! {
+        <Card title="Team notes">
+            <dl class="text-sm" data-testid="portal-fields">
+                <dt class="text-slate-500">"On call"</dt>
+                <dd class="mb-2">{move || { let v = shown.get().oncall; if v.is_empty() { "—".to_string() } else { v } }}</dd>
+                <dt class="text-slate-500">"Support"</dt>
+                <dd class="mb-2 break-all">{move || { let url = shown.get().support_url; if url.is_empty() { view! { <span>"—"</span> }.into_any() } else { { let href = url.clone(); view! { <a href=href rel="noopener noreferrer" class="text-indigo-700 hover:underline dark:text-indigo-300">{url}</a> }.into_any() } } }}</dd>
+                <dt class="text-slate-500">"Notes"</dt>
+                <dd class="whitespace-pre-line">{move || { let v = shown.get().notes; if v.is_empty() { "—".to_string() } else { v } }}</dd>
+            </dl>
+            {can_edit.then(|| view! {
+                <details class="mt-3">
+                    <summary class="cursor-pointer text-sm text-indigo-700 dark:text-indigo-300">"Edit team notes"</summary>
+                    <ActionForm action=save>
+                        <input type="hidden" name="entity_ref" value=entity_ref.clone() />
+                        <div class="mt-3 flex flex-col gap-3">
+                            <crate::components::Field label="On call" id="portal-oncall" error=error("oncall")>
+                                <input id="portal-oncall" name="oncall" class="input" maxlength="120" value=portal.oncall.clone() />
+                            </crate::components::Field>
+                            <crate::components::Field label="Support link" id="portal-support" error=error("support_url")>
+                                <input id="portal-support" name="support_url" class="input" type="url" value=portal.support_url.clone() />
+                            </crate::components::Field>
+                            <crate::components::Field label="Notes" id="portal-notes" error=error("notes")>
+                                <textarea id="portal-notes" name="notes" class="input" rows="3">{portal.notes.clone()}</textarea>
+                            </crate::components::Field>
+                            <button type="submit" class="btn-primary self-start" disabled=move || save.pending().get()>"Save notes"</button>
+                        </div>
+                    </ActionForm>
+                </details>
+            })}
         </Card>
     }
 }

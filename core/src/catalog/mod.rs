@@ -3,6 +3,7 @@
 
 pub mod crawl;
 pub mod model;
+pub mod portal;
 pub mod query;
 pub mod source;
 pub mod stars;

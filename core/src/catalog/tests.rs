@@ -670,3 +670,62 @@ async fn stars_toggle_and_narrow_queries(pool: SqlitePool) {
         Err(CoreError::NotFound(_))
     ));
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn owners_edit_portal_fields_and_others_cannot(pool: SqlitePool) {
+    use super::portal::{self, PortalFields};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.yaml"), component_yaml("svc", "payments")).unwrap();
+    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    register(&pool, &sources, &dir.path().join("c.yaml")).await;
+    let fields = PortalFields {
+        oncall: "#payments-oncall".into(),
+        support_url: "https://help.example.com/pay".into(),
+        notes: "Ask before deploying on Fridays.".into(),
+        ..Default::default()
+    };
+
+    let member = developer();
+    portal::set(&pool, &member, "component:default/svc", &fields)
+        .await
+        .unwrap();
+    let saved = portal::get(&pool, "component:default/svc").await.unwrap();
+    assert_eq!(
+        (saved.oncall.as_str(), saved.updated_by.as_deref()),
+        ("#payments-oncall", Some("user:ada"))
+    );
+
+    let outsider = Principal {
+        teams: [("search".to_string(), TeamRole::Lead)].into(),
+        ..developer()
+    };
+    assert!(!portal::can_edit(&outsider, Some("group:default/payments")));
+    assert!(matches!(
+        portal::set(&pool, &outsider, "component:default/svc", &fields).await,
+        Err(CoreError::Forbidden(_))
+    ));
+    assert!(portal::can_edit(&admin(), Some("group:default/payments")));
+    let bad = PortalFields {
+        support_url: "javascript:alert(1)".into(),
+        ..fields.clone()
+    };
+    assert!(matches!(
+        portal::set(&pool, &member, "component:default/svc", &bad).await,
+        Err(CoreError::Invalid {
+            field: "support_url",
+            ..
+        })
+    ));
+    assert!(matches!(
+        portal::set(&pool, &member, "component:default/none", &fields).await,
+        Err(CoreError::NotFound(_))
+    ));
+    let log = crate::audit::list(&pool, 0, 50).await.unwrap();
+    assert_eq!(
+        log.entries
+            .iter()
+            .filter(|e| e.action == "catalog.portal_fields.update")
+            .count(),
+        1
+    );
+}
