@@ -416,24 +416,32 @@ pub async fn catalog_entity(
     })
 }
 
-/// Saves an entity's portal fields; its owners and platform admins only.
+/// Saves an entity's portal fields (owners and platform admins only) and answers what was stored.
 #[server(endpoint = "catalog_save_portal_fields")]
 pub async fn save_portal_fields(
     entity_ref: String,
     oncall: String,
     support_url: String,
     notes: String,
-) -> Result<(), AppError> {
+) -> Result<PortalView, AppError> {
+    use paved_core::catalog::portal;
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    let fields = paved_core::catalog::portal::PortalFields {
+    let fields = portal::PortalFields {
         oncall,
         support_url,
         notes,
         ..Default::default()
     };
-    paved_core::catalog::portal::set(&core.db, &user, &entity_ref, &fields).await?;
-    Ok(())
+    portal::set(&core.db, &user, &entity_ref, &fields).await?;
+    let saved = portal::get(&core.db, &entity_ref).await?;
+    Ok(PortalView {
+        oncall: saved.oncall,
+        support_url: saved.support_url,
+        notes: saved.notes,
+        updated_by: saved.updated_by,
+        updated_at: saved.updated_at,
+    })
 }
 
 /// Stars or unstars an entity for the caller; answers whether it is now starred.

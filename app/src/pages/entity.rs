@@ -257,15 +257,8 @@ fn PortalCard(entity_ref: String, portal: PortalView, can_edit: bool) -> impl In
     let save = ServerAction::<SavePortalFields>::new();
     let shown = RwSignal::new(portal.clone());
     Effect::new(move |_| {
-        if let Some(Ok(())) = save.value().get() {
-            if let Some(input) = save.input().get_untracked() {
-                shown.set(PortalView {
-                    oncall: input.oncall.trim().to_owned(),
-                    support_url: input.support_url.trim().to_owned(),
-                    notes: input.notes.trim().to_owned(),
-                    ..shown.get_untracked()
-                });
-            }
+        if let Some(Ok(saved)) = save.value().get() {
+            shown.set(saved);
         }
     });
     let error = move |field: &'static str| {
@@ -301,7 +294,7 @@ fn PortalCard(entity_ref: String, portal: PortalView, can_edit: bool) -> impl In
                                 <input id="portal-oncall" name="oncall" class="input" maxlength="120" value=portal.oncall.clone() />
                             </crate::components::Field>
                             <crate::components::Field label="Support link" id="portal-support" error=error("support_url")>
-                                <input id="portal-support" name="support_url" class="input" type="url" value=portal.support_url.clone() />
+                                <input id="portal-support" name="support_url" class="input" inputmode="url" value=portal.support_url.clone() />
                             </crate::components::Field>
                             <crate::components::Field label="Notes" id="portal-notes" error=error("notes")>
                                 <textarea id="portal-notes" name="notes" class="input" rows="3">{portal.notes.clone()}</textarea>
