@@ -465,3 +465,38 @@ async fn only_owners_save_portal_fields_through_the_server_function() {
         ("#pets", Some("user:cara"))
     );
 }
+
+#[tokio::test]
+async fn catalog_server_functions_check_roles_and_teams() {
+    use paved_core::auth::TeamRole;
+    let app = app().await;
+    let dev = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let headers = [(header::COOKIE, dev.as_str()), (header::ORIGIN, PUBLIC_URL)];
+    let target = format!(
+        "kind=file&target={}",
+        url_encode(&format!("{}/all.yaml", examples()))
+    );
+    for (name, form) in [
+        ("catalog_register_location", target.as_str()),
+        ("catalog_import_yaml", "name=x&yaml=kind%3A%20Component"),
+        ("team_problems", "team=search"),
+    ] {
+        let response = app.send(server_fn(name, form, &headers)).await;
+        assert_status(&response, StatusCode::FORBIDDEN);
+    }
+    assert_status(
+        &app.send(server_fn("team_problems", "team=payments", &headers))
+            .await,
+        StatusCode::OK,
+    );
+    assert!(paved_core::catalog::store::locations(&app.state.core.db)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
