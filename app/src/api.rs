@@ -122,6 +122,11 @@ pub struct TeamView {
     pub display_name: String,
     /// Members, leads first.
     pub members: Vec<MemberView>,
+    /// Members per the catalog Group of the same name (`user:…` references),
+    /// `None` when the catalog has no such Group.
+    pub catalog_members: Option<Vec<String>>,
+    /// What the catalog says the team owns (references).
+    pub owns: Vec<String>,
 }
 
 /// A member on a team page.
@@ -211,7 +216,32 @@ pub async fn team_detail(name: String) -> Result<TeamView, AppError> {
     authorize(&user, Action::ViewTeam(&name))?;
     let core = crate::ssr::core()?;
     let team = paved_core::teams::detail(&core.db, &name).await?;
+    // Catalog Groups are the portal's teams: the Group with the team's name.
+    let group =
+        match paved_core::catalog::store::entity_by_ref(&core.db, &format!("group:default/{name}"))
+            .await
+        {
+            Ok(g) => Some(g),
+            Err(paved_core::CoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+    let related = |kind: &str| -> Vec<String> {
+        group
+            .as_ref()
+            .and_then(|g| g["relations"].as_array())
+            .map(|r| {
+                r.iter()
+                    .filter(|r| r["type"] == kind)
+                    .filter_map(|r| r["targetRef"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let catalog_members = group.as_ref().map(|_| related("hasMember"));
+    let owns = related("ownerOf");
     Ok(TeamView {
+        catalog_members,
+        owns,
         name: team.name,
         display_name: team.display_name,
         members: team

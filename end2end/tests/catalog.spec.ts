@@ -119,3 +119,11 @@ test('a team lead keeps team notes on their service; another team cannot edit th
   await expect(other.getByText('Edit team notes')).toHaveCount(0);
   await other.close();
 });
+
+test("a team page shows the team's catalog Group: what it owns and its members", async ({ page }) => {
+  await signIn(page, user('dana'), '/teams/payments');
+  await expect(page.getByTestId('team-owns')).toContainText('component:default/payments-api');
+  await expect(page.getByRole('link', { name: 'user:default/lee' })).toBeVisible();
+  await page.getByRole('link', { name: "Open the team's catalog Group" }).click();
+  await expect(page).toHaveURL(/\/catalog\/group\/default\/payments$/);
+});

@@ -5,7 +5,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::team_detail;
-use crate::catalog::team_problems;
+use crate::catalog::{ref_href, team_problems};
 use crate::components::{Badge, Card, EmptyState, ErrorView, PageHeader, Tone};
 use crate::pages::locations::ProblemTable;
 
@@ -53,7 +53,28 @@ pub fn TeamPage() -> impl IntoView {
                                     }.into_any()
                                 }}
                             </Card>
-                            <div class="mt-6">
+                            <div class="mt-6 grid gap-4 md:grid-cols-2">
+                                <Card title="In the catalog">
+                                    {match team.catalog_members.clone() {
+                                        None => view! {
+                                            <EmptyState title="No catalog Group for this team yet" body=format!("Add a Group entity named {} to a catalog-info.yaml file; its entities then show here.", team.name) />
+                                        }.into_any(),
+                                        Some(members) => {
+                                            let group_href = ref_href(&format!("group:default/{}", team.name));
+                                            view! {
+                                                <p class="mb-2 text-sm"><a href=group_href class="text-indigo-700 hover:underline dark:text-indigo-300">"Open the team's catalog Group"</a></p>
+                                                <h3 class="text-sm font-semibold">{format!("Owns {} entities", team.owns.len())}</h3>
+                                                <ul class="mb-3 flex flex-wrap gap-x-3 gap-y-1 text-sm" data-testid="team-owns">
+                                                    {team.owns.iter().map(|r| { let href = ref_href(r); view! { <li><a href=href class="hover:underline">{r.clone()}</a></li> } }).collect_view()}
+                                                </ul>
+                                                <h3 class="text-sm font-semibold">"Members per the catalog"</h3>
+                                                <ul class="flex flex-wrap gap-x-3 gap-y-1 text-sm">
+                                                    {members.into_iter().map(|r| { let href = ref_href(&r); view! { <li><a href=href class="hover:underline">{r}</a></li> } }).collect_view()}
+                                                </ul>
+                                            }.into_any()
+                                        }
+                                    }}
+                                </Card>
                                 <Card title="Catalog problems">
                                     <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"What went wrong reading the catalog files of entities this team owns, so you can fix them."</p>
                                     <Suspense fallback=|| ()>
