@@ -9,6 +9,18 @@ cd "$ROOT"
 "$ROOT/scripts/setup.sh" test
 export SQLX_OFFLINE=true
 
+# Third-party conformance material lives beside the project (../shared/conformance).
+if [ -z "${PAVED_CONFORMANCE_DIR:-}" ]; then
+  for candidate in "$ROOT/../shared/conformance" "$(git -C "$ROOT" config --get remote.origin.url 2>/dev/null)/../shared/conformance"; do
+    if [ -d "$candidate/backstage-catalog-examples" ]; then
+      PAVED_CONFORMANCE_DIR="$(cd "$candidate" && pwd)"
+      break
+    fi
+  done
+fi
+[ -n "${PAVED_CONFORMANCE_DIR:-}" ] || die "cannot find the conformance material: set PAVED_CONFORMANCE_DIR or keep ../shared/conformance beside the project"
+export PAVED_CONFORMANCE_DIR
+
 log "formatting"
 cargo fmt --all --check
 log "lints (server side)"
@@ -39,7 +51,7 @@ PAVED_PUBLIC_URL="$PAVED_URL" OIDC_PORT=$oidc_port node end2end/oidc/provider.mj
 pids+=($!)
 wait_for_http "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" 30 || { cat "$run_dir/oidc.log"; die "oidc-provider did not start"; }
 
-conformance="$(cd "$ROOT/../shared/conformance/backstage-catalog-examples" && pwd)"
+conformance="$PAVED_CONFORMANCE_DIR/backstage-catalog-examples"
 PAVED_CATALOG_FILE_ROOTS="$ROOT/catalog,$conformance" PAVED_CATALOG_LOCATIONS="file:$ROOT/catalog/demo/all.yaml" \
 PAVED_SERVICE_TOKENS="e2e-admin:e2e-admin-token-0123456789abcdef:platform_admin" \
 PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$PAVED_URL" PAVED_DEMO=true \

@@ -12,10 +12,15 @@ const ADMIN: &str = "Bearer admin-token-0123456789abcdef";
 const READER: &str = "Bearer reader-token-0123456789abcdef";
 
 fn examples() -> String {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/backstage-catalog-examples")
+    // PAVED_CONFORMANCE_DIR (set by scripts/test.sh), else ../shared/conformance beside the project.
+    let base = std::env::var_os("PAVED_CONFORMANCE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
+        });
+    base.join("backstage-catalog-examples")
         .canonicalize()
-        .unwrap()
+        .expect("the conformance material must exist: set PAVED_CONFORMANCE_DIR or keep ../shared/conformance beside the project")
         .display()
         .to_string()
 }

@@ -197,8 +197,7 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     fn examples() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/conformance/backstage-catalog-examples")
+        crate::catalog::conformance_examples()
     }
 
     #[tokio::test]

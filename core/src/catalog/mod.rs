@@ -12,6 +12,21 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
+/// Backstage's example catalog from the third-party conformance material:
+/// `PAVED_CONFORMANCE_DIR` (set by scripts/test.sh) or `../shared/conformance`
+/// beside the project root.
+#[cfg(test)]
+pub(crate) fn conformance_examples() -> std::path::PathBuf {
+    let base = std::env::var_os("PAVED_CONFORMANCE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
+        });
+    base.join("backstage-catalog-examples")
+        .canonicalize()
+        .expect("the conformance material must exist: set PAVED_CONFORMANCE_DIR or keep ../shared/conformance beside the project")
+}
+
 /// One operation of an OpenAPI definition, for the API page's table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApiOperation {

@@ -13,10 +13,7 @@ use crate::auth::{AuthMethod, PlatformRole, Principal, TeamRole};
 use crate::CoreError;
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/backstage-catalog-examples")
-        .canonicalize()
-        .expect("../shared/conformance/backstage-catalog-examples must exist")
+    super::conformance_examples()
 }
 
 fn admin() -> Principal {
