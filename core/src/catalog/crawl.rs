@@ -194,7 +194,7 @@ fn describe(value: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use crate::catalog::source::SourceLimits;
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
     fn examples() -> PathBuf {
         crate::catalog::conformance_examples()
