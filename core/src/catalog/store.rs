@@ -71,35 +71,23 @@ pub async fn register_location(
     if dry_run {
         return Ok((None, crawl(sources, checked).await));
     }
-    let id = uuid::Uuid::new_v4().to_string();
     let (kind, target) = (checked.kind(), checked.raw());
-    let actor = caller.actor();
-    let now = now_unix();
-    let mut tx = pool.begin().await?;
-    sqlx::query!(
-        "INSERT INTO catalog_locations (id, type, target, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        id,
+    let id = insert_location(
+        pool,
         kind,
-        target,
-        actor,
-        now
+        &target,
+        None,
+        &caller.actor(),
+        "catalog.location.register",
+        json!({"type": kind, "target": target}),
     )
-    .execute(&mut *tx)
     .await
-    .map_err(|e| match CoreError::from(e) {
-        CoreError::Conflict(_) => CoreError::Conflict(format!("the location {kind}:{target} is already registered")),
+    .map_err(|e| match e {
+        CoreError::Conflict(_) => CoreError::Conflict(format!(
+            "the location {kind}:{target} is already registered"
+        )),
         other => other,
     })?;
-    audit::record(
-        &mut *tx,
-        &actor,
-        "catalog.location.register",
-        &format!("location:{id}"),
-        None,
-        Some(json!({"type": kind, "target": target})),
-    )
-    .await?;
-    tx.commit().await?;
     let found = crawl(sources, checked).await;
     apply(pool, &id, &found).await?;
     let info = location(pool, &id).await?;
@@ -148,34 +136,23 @@ pub async fn import_pasted(
     if dry_run {
         return Ok((None, found));
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    let actor = caller.actor();
-    let now = now_unix();
-    let mut tx = pool.begin().await?;
-    sqlx::query!(
-        "INSERT INTO catalog_locations (id, type, target, content, created_by, created_at) VALUES (?1, 'pasted', ?2, ?3, ?4, ?5)",
-        id,
+    let audit_after = json!({"type": "pasted", "name": name, "bytes": yaml.len()});
+    let id = insert_location(
+        pool,
+        "pasted",
         name,
-        yaml,
-        actor,
-        now
+        Some(yaml),
+        &caller.actor(),
+        "catalog.location.import",
+        audit_after,
     )
-    .execute(&mut *tx)
     .await
-    .map_err(|e| match CoreError::from(e) {
-        CoreError::Conflict(_) => CoreError::Conflict(format!("an import named “{name}” already exists; pick another name")),
+    .map_err(|e| match e {
+        CoreError::Conflict(_) => CoreError::Conflict(format!(
+            "an import named “{name}” already exists; pick another name"
+        )),
         other => other,
     })?;
-    audit::record(
-        &mut *tx,
-        &actor,
-        "catalog.location.import",
-        &format!("location:{id}"),
-        None,
-        Some(json!({"type": "pasted", "name": name, "bytes": yaml.len()})),
-    )
-    .await?;
-    tx.commit().await?;
     apply(pool, &id, &found).await?;
     Ok((Some(location(pool, &id).await?), found))
 }
@@ -205,32 +182,58 @@ pub async fn ensure_location(
     let id = match existing {
         Some(id) => id,
         None => {
-            let id = uuid::Uuid::new_v4().to_string();
-            let now = now_unix();
-            let mut tx = pool.begin().await?;
-            sqlx::query!(
-                "INSERT INTO catalog_locations (id, type, target, created_by, created_at) VALUES (?1, ?2, ?3, 'system:config', ?4)",
-                id,
+            let after = json!({"type": kind, "target": target});
+            insert_location(
+                pool,
                 kind,
-                target,
-                now
-            )
-            .execute(&mut *tx)
-            .await?;
-            audit::record(
-                &mut *tx,
+                &target,
+                None,
                 "system:config",
                 "catalog.location.register",
-                &format!("location:{id}"),
-                None,
-                Some(json!({"type": kind, "target": target})),
+                after,
             )
-            .await?;
-            tx.commit().await?;
-            id
+            .await?
         }
     };
     refresh_location(pool, sources, &id).await?;
+    Ok(id)
+}
+
+/// Inserts a location row and its audit entry in one transaction; returns
+/// the new id. A location already registered is a [`CoreError::Conflict`].
+async fn insert_location(
+    pool: &SqlitePool,
+    kind: &str,
+    target: &str,
+    content: Option<&str>,
+    actor: &str,
+    action: &str,
+    audit_after: Value,
+) -> Result<String, CoreError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = now_unix();
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "INSERT INTO catalog_locations (id, type, target, content, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        id,
+        kind,
+        target,
+        content,
+        actor,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        actor,
+        action,
+        &format!("location:{id}"),
+        None,
+        Some(audit_after),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(id)
 }
 
