@@ -4,7 +4,6 @@
 
 use leptos::prelude::*;
 use leptos_router::components::{Outlet, A};
-use leptos_router::hooks::use_location;
 
 use crate::api::{current_user, Me};
 use crate::error::AppError;
@@ -17,14 +16,6 @@ pub type MeResource = Resource<Result<Me, AppError>>;
 pub fn AppShell() -> impl IntoView {
     let me: MeResource = Resource::new(|| (), |_| current_user());
     provide_context(me);
-    provide_context(Toasts::default());
-    let menu_open = RwSignal::new(false);
-    let location = use_location();
-    // Close the mobile menu whenever the page changes.
-    Effect::new(move |_| {
-        location.pathname.track();
-        menu_open.set(false);
-    });
 
     view! {
         <a href="#main" class="sr-only focus:not-sr-only focus:absolute focus:m-2 focus:rounded focus:bg-white focus:p-2">
@@ -45,21 +36,10 @@ pub fn AppShell() -> impl IntoView {
                             <div class="ml-auto flex items-center gap-2">
                                 <ThemeToggle />
                                 {me.clone().map(|me| view! { <UserMenu me /> })}
-                                <button
-                                    type="button"
-                                    class="btn-ghost md:hidden"
-                                    aria-label="Menu"
-                                    aria-controls="mobile-nav"
-                                    aria-expanded=move || menu_open.get().to_string()
-                                    on:click=move |_| menu_open.update(|o| *o = !*o)
-                                >
-                                    <svg aria-hidden="true" viewBox="0 0 20 20" class="h-5 w-5" fill="currentColor">
-                                        <path d="M3 5h14v2H3zM3 9h14v2H3zM3 13h14v2H3z" />
-                                    </svg>
-                                </button>
+                                <MenuButton />
                             </div>
                         </div>
-                        <div id="mobile-nav" class="border-t border-slate-200 px-4 py-2 md:hidden dark:border-slate-800" class:hidden=move || !menu_open.get()>
+                        <div id="mobile-nav" class="hidden border-t border-slate-200 px-4 py-2 md:hidden dark:border-slate-800">
                             {me.map(|me| view! { <NavLinks me class="flex flex-col" /> })}
                         </div>
                     }
@@ -69,7 +49,6 @@ pub fn AppShell() -> impl IntoView {
         <main id="main" class="mx-auto max-w-6xl px-4 py-6 md:py-10">
             <Outlet />
         </main>
-        <ToastRegion />
     }
 }
 
@@ -111,14 +90,40 @@ fn UserMenu(me: Me) -> impl IntoView {
     }
 }
 
-/// Switches light/dark and remembers the choice. Needs hydration to work,
-/// which makes it the end-to-end test's proof that hydration happened.
-#[component]
+/// Shows and hides the navigation on small screens (an island: it runs in the browser).
+#[island]
+fn MenuButton() -> impl IntoView {
+    let open = RwSignal::new(false);
+    let toggle = move |_| {
+        let next = !open.get_untracked();
+        open.set(next);
+        #[cfg(feature = "hydrate")]
+        if let Some(nav) = document().get_element_by_id("mobile-nav") {
+            let _ = nav.class_list().toggle_with_force("hidden", !next);
+        }
+    };
+    view! {
+        <button type="button" class="btn-ghost md:hidden" aria-label="Menu" aria-controls="mobile-nav"
+            aria-expanded=move || open.get().to_string() on:click=toggle>
+            <svg aria-hidden="true" viewBox="0 0 20 20" class="h-5 w-5" fill="currentColor">
+                <path d="M3 5h14v2H3zM3 9h14v2H3zM3 13h14v2H3z" />
+            </svg>
+        </button>
+    }
+}
+
+/// Switches light/dark and remembers the choice. An island on every signed-in
+/// page, so it also marks the document once the bundle has taken over
+/// (end-to-end tests wait for that before clicking interactive controls).
+#[island]
 pub fn ThemeToggle() -> impl IntoView {
     let dark = RwSignal::new(false);
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
         {
+            if let Some(root) = document().document_element() {
+                let _ = root.set_attribute("data-hydrated", "true");
+            }
             let is_dark = document()
                 .document_element()
                 .map(|e| e.class_list().contains("dark"))
@@ -277,9 +282,9 @@ impl Toasts {
     }
 }
 
-/// Where toasts appear.
+/// Where toasts appear (inside the island that provides [`Toasts`]).
 #[component]
-fn ToastRegion() -> impl IntoView {
+pub fn ToastRegion() -> impl IntoView {
     let toasts = expect_context::<Toasts>();
     view! {
         <div aria-live="polite" role="status" class="pointer-events-none fixed inset-x-0 bottom-4 z-50 flex flex-col items-center gap-2 px-4">

@@ -45,7 +45,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <script>{THEME_BOOTSTRAP}</script>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 <AutoReload options=options.clone() />
-                <HydrationScripts options />
+                <HydrationScripts options islands=true />
                 <MetaTags />
             </head>
             <body class="min-h-screen bg-slate-50 text-slate-900 antialiased dark:bg-slate-950 dark:text-slate-100">
@@ -59,14 +59,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Marks the document once the bundle has taken over (effects run only in the browser);
-    // end-to-end tests wait for it before clicking interactive controls.
-    Effect::new(|_| {
-        #[cfg(feature = "hydrate")]
-        if let Some(root) = document().document_element() {
-            let _ = root.set_attribute("data-hydrated", "true");
-        }
-    });
     // Async SSR: every page waits for its data, so a 403 or 404 from a server
     // function becomes the response's real status code.
     view! {
@@ -90,10 +82,11 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// The browser entry point: attaches to the server-rendered HTML.
+/// The browser entry point: hydrates the interactive islands only; the rest
+/// of every page is server-rendered HTML, which keeps the bundle small.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    leptos::mount::hydrate_islands();
 }

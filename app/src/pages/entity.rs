@@ -50,11 +50,6 @@ fn Entity(e: EntityView) -> impl IntoView {
     let is_api = e.kind == "API";
     let problems = e.problems.clone();
     let tags = e.tags.clone();
-    let star = ServerAction::<ToggleStar>::new();
-    let starred = Signal::derive({
-        let initial = e.starred;
-        move || star.value().get().and_then(|r| r.ok()).unwrap_or(initial)
-    });
     let entity_ref = format!("{}:{}/{}", e.kind.to_ascii_lowercase(), e.namespace, e.name);
     let portal_ref = entity_ref.clone();
     let links = e.links.clone();
@@ -62,12 +57,7 @@ fn Entity(e: EntityView) -> impl IntoView {
     view! {
         <Title text=e.title.clone() />
         <PageHeader title=e.title.clone() subtitle=subtitle>
-            <ActionForm action=star>
-                <input type="hidden" name="entity_ref" value=entity_ref />
-                <button type="submit" class="btn-secondary" aria-pressed=move || starred.get().to_string()>
-                    {move || if starred.get() { "★ Starred" } else { "☆ Star" }}
-                </button>
-            </ActionForm>
+            <StarButton entity_ref=entity_ref starred=e.starred />
             <a href=download download=file_name class="btn-secondary">"Export YAML"</a>
         </PageHeader>
         {e.orphan.then(|| view! {
@@ -252,7 +242,7 @@ fn ApiDefinition(operations: Vec<(String, String, String)>, definition: String) 
 }
 
 /// What the owning team keeps in Paved, and the form to change it (owners only).
-#[component]
+#[island]
 fn PortalCard(entity_ref: String, portal: PortalView, can_edit: bool) -> impl IntoView {
     let save = ServerAction::<SavePortalFields>::new();
     let shown = RwSignal::new(portal.clone());
@@ -305,5 +295,21 @@ fn PortalCard(entity_ref: String, portal: PortalView, can_edit: bool) -> impl In
                 </details>
             })}
         </Card>
+    }
+}
+
+/// Stars or unstars the entity for the viewer (an island).
+#[island]
+fn StarButton(entity_ref: String, starred: bool) -> impl IntoView {
+    let star = ServerAction::<ToggleStar>::new();
+    let starred =
+        Signal::derive(move || star.value().get().and_then(|r| r.ok()).unwrap_or(starred));
+    view! {
+        <ActionForm action=star>
+            <input type="hidden" name="entity_ref" value=entity_ref />
+            <button type="submit" class="btn-secondary" aria-pressed=move || starred.get().to_string()>
+                {move || if starred.get() { "★ Starred" } else { "☆ Star" }}
+            </button>
+        </ActionForm>
     }
 }

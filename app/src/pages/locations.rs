@@ -27,6 +27,21 @@ fn status_tone(status: &str) -> Tone {
 #[component]
 pub fn LocationsPage() -> impl IntoView {
     let me = expect_context::<MeResource>();
+    view! {
+        <Title text="Catalog locations" />
+        <PageHeader title="Catalog locations" subtitle="Where catalog-info.yaml files are read from, and how the last read went." />
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let is_admin = me.await.map(|m| m.is_admin()).unwrap_or(false);
+                view! { <LocationsManager is_admin /> }
+            })}
+        </Suspense>
+    }
+}
+
+/// The forms (platform admins) and the list, refreshed after each change (an island).
+#[island]
+fn LocationsManager(is_admin: bool) -> impl IntoView {
     let register = ServerAction::<RegisterLocation>::new();
     let import = ServerAction::<ImportYaml>::new();
     let locations = Resource::new(
@@ -48,11 +63,7 @@ pub fn LocationsPage() -> impl IntoView {
             .map(|e| e.field_message("target").unwrap_or_else(|| e.to_string()))
     });
     view! {
-        <Title text="Catalog locations" />
-        <PageHeader title="Catalog locations" subtitle="Where catalog-info.yaml files are read from, and how the last read went." />
-        <Suspense fallback=|| ()>
-            {move || Suspend::new(async move {
-                me.await.ok().filter(|m| m.is_admin()).map(|_| view! {
+        {is_admin.then(|| view! {
                     <Card title="Register a location" class="mb-6">
                         <ActionForm action=register>
                             <div class="grid gap-3 sm:grid-cols-[8rem_1fr_auto] sm:items-end">
@@ -95,9 +106,7 @@ pub fn LocationsPage() -> impl IntoView {
                             </div>
                         })}
                     </Card>
-                })
-            })}
-        </Suspense>
+        })}
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match locations.await {

@@ -6,14 +6,32 @@ use leptos_meta::Title;
 
 use crate::api::{list_tokens, CreateToken, RevokeToken, TokenView};
 use crate::components::{
-    format_time, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader, Toasts, Tone,
+    format_time, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader, ToastRegion,
+    Toasts, Tone,
 };
 
 /// `/profile`.
 #[component]
 pub fn ProfilePage() -> impl IntoView {
     let me = expect_context::<MeResource>();
-    let toasts = expect_context::<Toasts>();
+    view! {
+        <Title text="Profile" />
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                me.await.ok().map(|me| view! {
+                    <PageHeader title=me.display_name.clone() subtitle=me.email.clone().unwrap_or_default() />
+                })
+            })}
+        </Suspense>
+        <TokenManager />
+    }
+}
+
+/// Creating, listing and revoking personal API tokens (an island).
+#[island]
+fn TokenManager() -> impl IntoView {
+    let toasts = Toasts::default();
+    provide_context(toasts);
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
     let tokens = Resource::new(
@@ -42,14 +60,6 @@ pub fn ProfilePage() -> impl IntoView {
     });
 
     view! {
-        <Title text="Profile" />
-        <Suspense fallback=|| ()>
-            {move || Suspend::new(async move {
-                me.await.ok().map(|me| view! {
-                    <PageHeader title=me.display_name.clone() subtitle=me.email.clone().unwrap_or_default() />
-                })
-            })}
-        </Suspense>
         <div class="grid gap-6 lg:grid-cols-3">
             <Card title="New API token" class="lg:col-span-1">
                 <p class="mb-4 text-sm text-slate-600 dark:text-slate-400">
@@ -88,6 +98,7 @@ pub fn ProfilePage() -> impl IntoView {
                 </Transition>
             </Card>
         </div>
+        <ToastRegion />
     }
 }
 
