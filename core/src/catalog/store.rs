@@ -648,24 +648,37 @@ pub async fn locations(pool: &SqlitePool) -> Result<Vec<LocationInfo>, CoreError
     .await?)
 }
 
-/// The problems of one location's last refresh.
-pub async fn location_problems(pool: &SqlitePool, id: &str) -> Result<Vec<Problem>, CoreError> {
-    let rows = sqlx::query!(
-        "SELECT source, document, entity_ref, field, message FROM catalog_problems WHERE location_id = ?1 ORDER BY id",
-        id
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Problem {
+/// A `catalog_problems` row, as the three problem queries read it.
+struct ProblemRow {
+    source: String,
+    document: Option<i64>,
+    entity_ref: Option<String>,
+    field: Option<String>,
+    message: String,
+}
+
+impl From<ProblemRow> for Problem {
+    fn from(r: ProblemRow) -> Self {
+        Problem {
             source: r.source,
             document: r.document.map(|d| d as usize),
             entity_ref: r.entity_ref,
             field: r.field,
             message: r.message,
-        })
-        .collect())
+        }
+    }
+}
+
+/// The problems of one location's last refresh.
+pub async fn location_problems(pool: &SqlitePool, id: &str) -> Result<Vec<Problem>, CoreError> {
+    let rows = sqlx::query_as!(
+        ProblemRow,
+        "SELECT source, document, entity_ref, field, message FROM catalog_problems WHERE location_id = ?1 ORDER BY id",
+        id
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Problem::from).collect())
 }
 
 /// Unregisters a location (platform admins); the entities it provided go with it.
@@ -872,7 +885,8 @@ pub async fn problems_for_owner(
     owner_ref: &str,
 ) -> Result<Vec<Problem>, CoreError> {
     let owner = owner_ref.to_ascii_lowercase();
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        ProblemRow,
         r#"SELECT p.source, p.document, p.entity_ref, p.field, p.message FROM catalog_problems p
            WHERE p.entity_ref IN (SELECT entity_ref FROM catalog_entities WHERE owner_ref = ?1)
               OR p.source IN (SELECT source FROM catalog_entities WHERE owner_ref = ?1)
@@ -881,16 +895,7 @@ pub async fn problems_for_owner(
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Problem {
-            source: r.source,
-            document: r.document.map(|d| d as usize),
-            entity_ref: r.entity_ref,
-            field: r.field,
-            message: r.message,
-        })
-        .collect())
+    Ok(rows.into_iter().map(Problem::from).collect())
 }
 
 /// The location target a [`Target`] was registered as, for tests and the API.
@@ -926,20 +931,15 @@ pub async fn entity_status(pool: &SqlitePool, entity_ref: &str) -> Result<Entity
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| CoreError::NotFound(format!("entity {entity_ref}")))?;
-    let problems = sqlx::query!(
+    let problems = sqlx::query_as!(
+        ProblemRow,
         "SELECT source, document, entity_ref, field, message FROM catalog_problems WHERE entity_ref = ?1 ORDER BY id",
         lower
     )
     .fetch_all(pool)
     .await?
     .into_iter()
-    .map(|r| Problem {
-        source: r.source,
-        document: r.document.map(|d| d as usize),
-        entity_ref: r.entity_ref,
-        field: r.field,
-        message: r.message,
-    })
+        .map(Problem::from)
     .collect();
     Ok(EntityStatus {
         source: row.source,
