@@ -336,6 +336,18 @@ pub fn ErrorView(error: AppError) -> impl IntoView {
     }
 }
 
+/// Percent-encodes `s` for a URL query value (everything but RFC 3986 unreserved characters).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Formats Unix seconds as `YYYY-MM-DD HH:MM UTC`.
 pub fn format_time(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
@@ -360,6 +372,15 @@ pub fn format_time(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::format_time;
+
+    #[test]
+    fn percent_encodes_query_values() {
+        assert_eq!(
+            super::percent_encode("/teams/a b?x=1"),
+            "%2Fteams%2Fa%20b%3Fx%3D1"
+        );
+        assert_eq!(super::percent_encode("Az09-_.~"), "Az09-_.~");
+    }
 
     #[test]
     fn formats_unix_seconds_as_utc() {

@@ -5,7 +5,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::catalog::{catalog_list, highlight, ref_href, ListQuery, FACETS, PAGE_SIZE};
-use crate::components::{Badge, Card, EmptyState, ErrorView, PageHeader, Tone};
+use crate::components::{percent_encode, Badge, Card, EmptyState, ErrorView, PageHeader, Tone};
 
 /// URL parameter of each facet key.
 fn param_of(key: &str) -> &'static str {
@@ -42,24 +42,13 @@ pub fn list_url(query: &ListQuery) -> String {
     }
     let encoded: Vec<String> = params
         .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
         .collect();
     if encoded.is_empty() {
         "/catalog".into()
     } else {
         format!("/catalog?{}", encoded.join("&"))
     }
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The catalog list page.

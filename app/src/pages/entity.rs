@@ -10,7 +10,7 @@ use leptos::form::ActionForm;
 use crate::catalog::{
     catalog_entity, ref_href, EntityView, PortalView, SavePortalFields, ToggleStar,
 };
-use crate::components::{format_time, Badge, Card, ErrorView, PageHeader, Tone};
+use crate::components::{format_time, percent_encode, Badge, Card, ErrorView, PageHeader, Tone};
 
 /// The entity page.
 #[component]
@@ -46,7 +46,7 @@ fn Entity(e: EntityView) -> impl IntoView {
     let owner_href = ref_href(&e.owner);
     let owner_name = e.owner.rsplit('/').next().unwrap_or_default().to_owned();
     let file_name = format!("{}.yaml", e.name);
-    let download = format!("data:text/yaml;charset=utf-8,{}", percent(&e.yaml));
+    let download = format!("data:text/yaml;charset=utf-8,{}", percent_encode(&e.yaml));
     let is_api = e.kind == "API";
     let problems = e.problems.clone();
     let tags = e.tags.clone();
@@ -126,17 +126,6 @@ fn or_dash(s: &str) -> String {
     } else {
         s.to_owned()
     }
-}
-
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Relations grouped by type, each target a link.

@@ -4,6 +4,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
+use crate::components::percent_encode;
+
 /// What a sign-in failure code (set by the OIDC callback) means for a person.
 pub fn sign_in_error_message(code: &str) -> &'static str {
     match code {
@@ -25,7 +27,7 @@ pub fn SignInPage() -> impl IntoView {
     let login_href = move || {
         let next = next();
         if next.starts_with('/') && !next.starts_with("//") {
-            format!("/auth/login?next={}", urlencode(&next))
+            format!("/auth/login?next={}", percent_encode(&next))
         } else {
             "/auth/login".to_string()
         }
@@ -55,15 +57,4 @@ pub fn SignInPage() -> impl IntoView {
             </div>
         </main>
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
