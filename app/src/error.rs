@@ -28,6 +28,12 @@ pub enum AppError {
     /// Clashes with existing state (409).
     #[error("{0}")]
     Conflict(String),
+    /// A service Paved depends on (Vault) is down or sealed (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A service Paved depends on refused the request (502).
+    #[error("{0}")]
+    Upstream(String),
     /// Our fault (500); the details are in the server log.
     #[error("Something went wrong on our side. It has been logged; please try again.")]
     Internal,
@@ -45,6 +51,8 @@ impl AppError {
             AppError::NotFound(_) => 404,
             AppError::Invalid { .. } => 422,
             AppError::Conflict(_) => 409,
+            AppError::Unavailable(_) => 503,
+            AppError::Upstream(_) => 502,
             AppError::Internal | AppError::Transport(_) => 500,
         }
     }

@@ -45,6 +45,8 @@ impl From<CoreError> for AppError {
                 message,
             },
             CoreError::Conflict(m) => AppError::Conflict(m),
+            CoreError::Unavailable(m) => AppError::Unavailable(m),
+            CoreError::Upstream(m) => AppError::Upstream(m),
             CoreError::Database(e) => {
                 tracing::error!(error = %e, "database error in a server function");
                 AppError::Internal

@@ -53,6 +53,77 @@ pub struct Config {
     pub demo: bool,
     /// Catalog ingestion settings.
     pub catalog: CatalogConfig,
+    /// `PAVED_VAULT_*`: where secrets are provisioned; `None` when `PAVED_VAULT_ADDR` is unset.
+    pub vault: Option<VaultConfig>,
+}
+
+/// How Paved reaches Vault (or OpenBao) and where it writes.
+#[derive(Debug, Clone)]
+pub struct VaultConfig {
+    /// `PAVED_VAULT_ADDR`: the server address, e.g. `https://vault.example.com:8200`.
+    pub address: Url,
+    /// `PAVED_VAULT_CACERT`: a PEM file of CA certificates to trust for TLS.
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// `PAVED_VAULT_NAMESPACE`: the Vault Enterprise / OpenBao namespace, if any.
+    pub namespace: Option<String>,
+    /// `PAVED_VAULT_KV_MOUNT`: the KV version 2 mount (default `secret`).
+    pub kv_mount: String,
+    /// `PAVED_VAULT_PREFIX`: the folder under the mount that Paved owns (default `platform`).
+    pub prefix: String,
+    /// `PAVED_VAULT_K8S_AUTH_MOUNT`: the Kubernetes auth mount workloads log in through
+    /// (default `kubernetes`); Paved writes one role per service there.
+    pub workload_auth_mount: String,
+    /// `PAVED_VAULT_WORKLOAD_TOKEN_TTL`: the token TTL of the roles Paved writes (default `1h`).
+    pub workload_token_ttl: String,
+    /// How Paved itself authenticates.
+    pub auth: VaultAuth,
+    /// `PAVED_VAULT_HEALTH_SECONDS`: how often Vault's health is polled (default 5).
+    pub health_interval: Duration,
+}
+
+/// How Paved authenticates to Vault (`PAVED_VAULT_AUTH`).
+#[derive(Clone)]
+pub enum VaultAuth {
+    /// `token` (development): `PAVED_VAULT_TOKEN`, renewed before expiry when renewable.
+    Token(SecretString),
+    /// `kubernetes`: log in with the pod's service-account token.
+    Kubernetes {
+        /// `PAVED_VAULT_AUTH_MOUNT` (default `kubernetes`).
+        mount: String,
+        /// `PAVED_VAULT_AUTH_ROLE`: the Vault role Paved logs in as.
+        role: String,
+        /// `PAVED_VAULT_K8S_TOKEN_PATH` (default the projected service-account token).
+        jwt_path: std::path::PathBuf,
+    },
+    /// `approle`: `PAVED_VAULT_APPROLE_ROLE_ID` and `PAVED_VAULT_APPROLE_SECRET_ID`.
+    AppRole {
+        /// `PAVED_VAULT_AUTH_MOUNT` (default `approle`).
+        mount: String,
+        /// The role id (not secret on its own).
+        role_id: String,
+        /// The secret id.
+        secret_id: SecretString,
+    },
+}
+
+impl std::fmt::Debug for VaultAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VaultAuth::Token(_) => f.write_str("Token([redacted])"),
+            VaultAuth::Kubernetes { mount, role, jwt_path } => f
+                .debug_struct("Kubernetes")
+                .field("mount", mount)
+                .field("role", role)
+                .field("jwt_path", jwt_path)
+                .finish(),
+            VaultAuth::AppRole { mount, role_id, .. } => f
+                .debug_struct("AppRole")
+                .field("mount", mount)
+                .field("role_id", role_id)
+                .field("secret_id", &"[redacted]")
+                .finish(),
+        }
+    }
 }
 
 /// Where the catalog may read from, and how often it refreshes.
@@ -223,8 +294,11 @@ impl Config {
             locations,
         };
 
+        let vault = parse_vault(&get)?;
+
         Ok(Self {
             catalog,
+            vault,
             bind,
             public_url,
             database_url,
@@ -258,6 +332,94 @@ impl Config {
     pub fn public_url_for(&self, path: &str) -> String {
         format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
     }
+}
+
+fn parse_vault(get: &impl Fn(&str) -> Option<String>) -> Result<Option<VaultConfig>, ConfigError> {
+    let Some(address_raw) = get("PAVED_VAULT_ADDR") else {
+        return Ok(None);
+    };
+    let address = parse_http_url("PAVED_VAULT_ADDR", &address_raw)?;
+    let required = |var: &'static str, why: &str| {
+        get(var).ok_or_else(|| ConfigError::new(var, format!("is required {why}")))
+    };
+    let segment = |var: &'static str, default: &str| -> Result<String, ConfigError> {
+        let value = get(var).unwrap_or_else(|| default.into());
+        let value = value.trim().trim_matches('/').to_owned();
+        let ok = !value.is_empty()
+            && value.split('/').all(|part| {
+                !part.is_empty()
+                    && part != ".."
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            });
+        if ok {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(
+                var,
+                format!("`{value}` is not a Vault path (letters, digits, - _ . and /)"),
+            ))
+        }
+    };
+    let ca_cert = get("PAVED_VAULT_CACERT").map(std::path::PathBuf::from);
+    if let Some(path) = &ca_cert {
+        if !path.is_file() {
+            return Err(ConfigError::new(
+                "PAVED_VAULT_CACERT",
+                format!("`{}` is not a readable file", path.display()),
+            ));
+        }
+    }
+    let auth = match get("PAVED_VAULT_AUTH").as_deref().unwrap_or("token") {
+        "token" => VaultAuth::Token(SecretString::from(required(
+            "PAVED_VAULT_TOKEN",
+            "when PAVED_VAULT_AUTH is token (the default)",
+        )?)),
+        "kubernetes" => VaultAuth::Kubernetes {
+            mount: segment("PAVED_VAULT_AUTH_MOUNT", "kubernetes")?,
+            role: required("PAVED_VAULT_AUTH_ROLE", "when PAVED_VAULT_AUTH is kubernetes")?,
+            jwt_path: get("PAVED_VAULT_K8S_TOKEN_PATH")
+                .unwrap_or_else(|| "/var/run/secrets/kubernetes.io/serviceaccount/token".into())
+                .into(),
+        },
+        "approle" => VaultAuth::AppRole {
+            mount: segment("PAVED_VAULT_AUTH_MOUNT", "approle")?,
+            role_id: required("PAVED_VAULT_APPROLE_ROLE_ID", "when PAVED_VAULT_AUTH is approle")?,
+            secret_id: SecretString::from(required(
+                "PAVED_VAULT_APPROLE_SECRET_ID",
+                "when PAVED_VAULT_AUTH is approle",
+            )?),
+        },
+        other => {
+            return Err(ConfigError::new(
+                "PAVED_VAULT_AUTH",
+                format!("`{other}` is not one of token, kubernetes, approle"),
+            ))
+        }
+    };
+    let ttl = get("PAVED_VAULT_WORKLOAD_TOKEN_TTL").unwrap_or_else(|| "1h".into());
+    let ttl_ok = {
+        let digits = ttl.trim_end_matches(['s', 'm', 'h']);
+        !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && ttl.len() - digits.len() <= 1
+    };
+    if !ttl_ok {
+        return Err(ConfigError::new(
+            "PAVED_VAULT_WORKLOAD_TOKEN_TTL",
+            format!("`{ttl}` is not a duration like 900s, 30m or 1h"),
+        ));
+    }
+    Ok(Some(VaultConfig {
+        address,
+        ca_cert,
+        namespace: get("PAVED_VAULT_NAMESPACE"),
+        kv_mount: segment("PAVED_VAULT_KV_MOUNT", "secret")?,
+        prefix: segment("PAVED_VAULT_PREFIX", "platform")?,
+        workload_auth_mount: segment("PAVED_VAULT_K8S_AUTH_MOUNT", "kubernetes")?,
+        workload_token_ttl: ttl,
+        auth,
+        health_interval: Duration::from_secs(parse_u64(get, "PAVED_VAULT_HEALTH_SECONDS", 5)?),
+    }))
 }
 
 fn parse_http_url(var: &'static str, raw: &str) -> Result<Url, ConfigError> {
@@ -390,6 +552,7 @@ mod tests {
             ("PAVED_DEMO", "maybe"),
             ("PAVED_CATALOG_LOCATIONS", "ftp:somewhere"),
             ("PAVED_CATALOG_REFRESH_MINUTES", "0"),
+            ("PAVED_VAULT_ADDR", "vault.local:8200"),
         ] {
             let mut vars = base();
             vars.insert(var, value);
@@ -417,6 +580,37 @@ mod tests {
             &config.service_tokens[0],
             "tok-0123456789abcdeX"
         ));
+    }
+
+    #[test]
+    fn vault_is_optional_and_its_variables_are_named() {
+        assert!(load(&base()).unwrap().vault.is_none());
+        let mut vars = base();
+        vars.insert("PAVED_VAULT_ADDR", "http://127.0.0.1:8200");
+        assert_eq!(load(&vars).unwrap_err().var, "PAVED_VAULT_TOKEN");
+        vars.insert("PAVED_VAULT_TOKEN", "hvs.very-secret-token");
+        let config = load(&vars).unwrap();
+        let vault = config.vault.as_ref().unwrap();
+        assert_eq!(vault.kv_mount, "secret");
+        assert_eq!(vault.prefix, "platform");
+        assert_eq!(vault.workload_auth_mount, "kubernetes");
+        assert!(!format!("{config:?}").contains("very-secret-token"));
+        for (var, value) in [
+            ("PAVED_VAULT_AUTH", "ldap"),
+            ("PAVED_VAULT_PREFIX", "../escape"),
+            ("PAVED_VAULT_WORKLOAD_TOKEN_TTL", "an hour"),
+            ("PAVED_VAULT_CACERT", "/nonexistent/ca.pem"),
+        ] {
+            let mut broken = vars.clone();
+            broken.insert(var, value);
+            assert_eq!(load(&broken).unwrap_err().var, var, "{value}");
+        }
+        vars.insert("PAVED_VAULT_AUTH", "approle");
+        assert_eq!(load(&vars).unwrap_err().var, "PAVED_VAULT_APPROLE_ROLE_ID");
+        vars.insert("PAVED_VAULT_APPROLE_ROLE_ID", "role-id");
+        vars.insert("PAVED_VAULT_APPROLE_SECRET_ID", "secret-id-value");
+        let config = load(&vars).unwrap();
+        assert!(!format!("{config:?}").contains("secret-id-value"));
     }
 
     #[test]

@@ -24,6 +24,12 @@ pub enum CoreError {
     /// The change conflicts with existing state (e.g. a unique name).
     #[error("{0}")]
     Conflict(String),
+    /// A service Paved depends on (Vault) is sealed, unreachable or not configured.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A service Paved depends on refused or failed a request; the message says which step.
+    #[error("{0}")]
+    Upstream(String),
     /// The database failed; the detail is logged, never shown.
     #[error("database error")]
     Database(#[source] sqlx::Error),
@@ -55,6 +61,8 @@ impl CoreError {
             CoreError::NotFound(_) => 404,
             CoreError::Invalid { .. } => 422,
             CoreError::Conflict(_) => 409,
+            CoreError::Unavailable(_) => 503,
+            CoreError::Upstream(_) => 502,
             CoreError::Database(_) => 500,
         }
     }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod identity;
+pub mod secrets;
 pub mod teams;
 pub mod tokens;
 
@@ -28,22 +29,33 @@ pub struct CoreState {
     pub catalog: Arc<catalog::source::Sources>,
     /// Facet counts, cached until the catalog changes.
     pub facet_cache: Arc<catalog::query::FacetCache>,
+    /// The Vault connection, when `PAVED_VAULT_ADDR` is set.
+    pub vault: Option<Arc<secrets::vault::Vault>>,
 }
 
 impl CoreState {
-    /// Builds the state from an open pool and the configuration.
-    pub fn new(db: sqlx::SqlitePool, config: Arc<config::Config>) -> Self {
+    /// Builds the state from an open pool and the configuration. Fails only
+    /// when the Vault client cannot be built (an unreadable CA file).
+    pub fn new(
+        db: sqlx::SqlitePool,
+        config: Arc<config::Config>,
+    ) -> Result<Self, secrets::vault::VaultError> {
         let catalog = catalog::source::Sources::new(
             &config.catalog.file_roots,
             &config.catalog.allowed_hosts,
             catalog::source::SourceLimits::default(),
         );
-        Self {
+        let vault = match &config.vault {
+            Some(vault) => Some(Arc::new(secrets::vault::Vault::new(vault.clone())?)),
+            None => None,
+        };
+        Ok(Self {
             db,
             config,
             catalog: Arc::new(catalog),
             facet_cache: Arc::default(),
-        }
+            vault,
+        })
     }
 }
 

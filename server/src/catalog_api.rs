@@ -59,6 +59,8 @@ impl IntoResponse for ApiError {
             CoreError::NotFound(_) => ("NotFoundError", self.0.to_string()),
             CoreError::Invalid { .. } => ("InputError", self.0.to_string()),
             CoreError::Conflict(m) => ("ConflictError", m.clone()),
+            CoreError::Unavailable(m) => ("ServiceUnavailableError", m.clone()),
+            CoreError::Upstream(m) => ("UpstreamError", m.clone()),
             CoreError::Database(e) => {
                 tracing::error!(error = %e, "catalog API database error");
                 (

@@ -72,6 +72,9 @@ pub enum StartupError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The Vault client could not be built.
+    #[error("cannot set up Vault: {0}")]
+    Vault(#[from] paved_core::secrets::vault::VaultError),
     /// Demo data could not be seeded.
     #[error("cannot seed demo data: {0}")]
     Demo(String),
@@ -110,7 +113,7 @@ impl AppState {
             .build();
         Ok(Self {
             oidc: Arc::new(oidc::Oidc::new(config.clone())?),
-            core: CoreState::new(db, config),
+            core: CoreState::new(db, config)?,
             leptos,
             sessions: session_cache::cached(session_db.clone()),
             session_db,
@@ -192,6 +195,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         state.core.clone(),
         state.catalog_ready.clone(),
     ));
+    let vault = state.core.vault.clone().map(|vault| tokio::spawn(vault.maintain()));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;
@@ -201,6 +205,9 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         .await;
     purge.abort();
     catalog.abort();
+    if let Some(vault) = vault {
+        vault.abort();
+    }
     served.map_err(|source| StartupError::Bind { addr, source })
 }
 
