@@ -201,6 +201,40 @@ pub struct AuditLogPage {
 /// The page size of the audit log.
 pub const AUDIT_PAGE_SIZE: i64 = 50;
 
+/// A platform-wide problem every page mentions (e.g. Vault sealed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformNotice {
+    /// What is wrong and what it means, for people.
+    pub message: String,
+}
+
+/// Problems with services the portal depends on, shown as a banner on every page.
+#[server(endpoint = "platform_notices")]
+pub async fn platform_notices() -> Result<Vec<PlatformNotice>, AppError> {
+    use paved_core::secrets::vault::VaultState;
+    crate::ssr::require_user()?;
+    let core = crate::ssr::core()?;
+    let mut notices = Vec::new();
+    if let Some(vault) = &core.vault {
+        let status = vault.status();
+        if matches!(
+            status.state,
+            VaultState::Sealed
+                | VaultState::Unreachable
+                | VaultState::Uninitialized
+                | VaultState::Unauthenticated
+        ) {
+            notices.push(PlatformNotice {
+                message: format!(
+                    "{} Secrets cannot be created or rotated until this is fixed; everything else works.",
+                    status.detail
+                ),
+            });
+        }
+    }
+    Ok(notices)
+}
+
 /// The signed-in caller.
 #[server(endpoint = "current_user")]
 pub async fn current_user() -> Result<Me, AppError> {

@@ -16,6 +16,7 @@ pub type MeResource = Resource<Result<Me, AppError>>;
 pub fn AppShell() -> impl IntoView {
     let me: MeResource = Resource::new(|| (), |_| current_user());
     provide_context(me);
+    let notices = Resource::new(|| (), |_| crate::api::platform_notices());
 
     view! {
         <a href="#main" class="sr-only focus:not-sr-only focus:absolute focus:m-2 focus:rounded focus:bg-white focus:p-2">
@@ -46,6 +47,15 @@ pub fn AppShell() -> impl IntoView {
                 })}
             </Transition>
         </header>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                notices.await.unwrap_or_default().into_iter().map(|n| view! {
+                    <div role="alert" data-testid="platform-notice" class="border-b border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-900 dark:border-amber-700 dark:bg-amber-950 dark:text-amber-100">
+                        <p class="mx-auto max-w-6xl">{n.message}</p>
+                    </div>
+                }).collect_view()
+            })}
+        </Transition>
         <main id="main" class="mx-auto max-w-6xl px-4 py-6 md:py-10">
             <Outlet />
         </main>

@@ -110,7 +110,11 @@ impl std::fmt::Debug for VaultAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             VaultAuth::Token(_) => f.write_str("Token([redacted])"),
-            VaultAuth::Kubernetes { mount, role, jwt_path } => f
+            VaultAuth::Kubernetes {
+                mount,
+                role,
+                jwt_path,
+            } => f
                 .debug_struct("Kubernetes")
                 .field("mount", mount)
                 .field("role", role)
@@ -378,14 +382,20 @@ fn parse_vault(get: &impl Fn(&str) -> Option<String>) -> Result<Option<VaultConf
         )?)),
         "kubernetes" => VaultAuth::Kubernetes {
             mount: segment("PAVED_VAULT_AUTH_MOUNT", "kubernetes")?,
-            role: required("PAVED_VAULT_AUTH_ROLE", "when PAVED_VAULT_AUTH is kubernetes")?,
+            role: required(
+                "PAVED_VAULT_AUTH_ROLE",
+                "when PAVED_VAULT_AUTH is kubernetes",
+            )?,
             jwt_path: get("PAVED_VAULT_K8S_TOKEN_PATH")
                 .unwrap_or_else(|| "/var/run/secrets/kubernetes.io/serviceaccount/token".into())
                 .into(),
         },
         "approle" => VaultAuth::AppRole {
             mount: segment("PAVED_VAULT_AUTH_MOUNT", "approle")?,
-            role_id: required("PAVED_VAULT_APPROLE_ROLE_ID", "when PAVED_VAULT_AUTH is approle")?,
+            role_id: required(
+                "PAVED_VAULT_APPROLE_ROLE_ID",
+                "when PAVED_VAULT_AUTH is approle",
+            )?,
             secret_id: SecretString::from(required(
                 "PAVED_VAULT_APPROLE_SECRET_ID",
                 "when PAVED_VAULT_AUTH is approle",
@@ -401,7 +411,9 @@ fn parse_vault(get: &impl Fn(&str) -> Option<String>) -> Result<Option<VaultConf
     let ttl = get("PAVED_VAULT_WORKLOAD_TOKEN_TTL").unwrap_or_else(|| "1h".into());
     let ttl_ok = {
         let digits = ttl.trim_end_matches(['s', 'm', 'h']);
-        !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && ttl.len() - digits.len() <= 1
+        !digits.is_empty()
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && ttl.len() - digits.len() <= 1
     };
     if !ttl_ok {
         return Err(ConfigError::new(

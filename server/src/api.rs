@@ -14,7 +14,9 @@ pub async fn healthz() -> &'static str {
 }
 
 /// `GET /readyz`: the database answers and the configured catalog locations
-/// have been read once. 503 otherwise.
+/// have been read once. 503 otherwise. Vault is reported separately and does
+/// not make the portal unready: the catalog and everything else still work
+/// while Vault is sealed.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = paved_core::db::is_ready(&state.core.db).await;
     let catalog = state
@@ -33,6 +35,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             "checks": {
                 "database": if database { "ok" } else { "unreachable" },
                 "catalog": if catalog { "ok" } else { "initial ingestion in progress" },
+            },
+            "vault": match &state.core.vault {
+                Some(vault) => serde_json::to_value(vault.status()).unwrap_or_default(),
+                None => serde_json::json!({"state": "not_configured"}),
             },
         })),
     )

@@ -7,6 +7,7 @@ pub mod catalog_api;
 pub mod demo;
 pub mod middleware;
 pub mod oidc;
+pub mod secrets_api;
 pub mod session;
 pub mod session_cache;
 
@@ -146,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/api/v1/me", get(api::me))
         .nest("/api/catalog", catalog_api::routes())
+        .nest("/api/secrets/v1", secrets_api::routes())
         .route("/auth/login", get(oidc::login))
         .route("/auth/callback", get(oidc::callback))
         .route("/auth/logout", post(oidc::logout))
@@ -195,7 +197,11 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         state.core.clone(),
         state.catalog_ready.clone(),
     ));
-    let vault = state.core.vault.clone().map(|vault| tokio::spawn(vault.maintain()));
+    let vault = state
+        .core
+        .vault
+        .clone()
+        .map(|vault| tokio::spawn(vault.maintain()));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;

@@ -365,7 +365,11 @@ pub async fn write(
         }
         Err(err) => return Err(vault_failure("writing the secret", err)),
     };
-    let version = written.data.as_ref().map(|d| d.version as i64).unwrap_or(cas + 1);
+    let version = written
+        .data
+        .as_ref()
+        .map(|d| d.version as i64)
+        .unwrap_or(cas + 1);
     let created = version == 1 || cas == 0;
     let actor = principal.actor();
     store::record_version(
@@ -374,7 +378,11 @@ pub async fn write(
         version,
         &actor,
         written.request_id.as_deref(),
-        if created { "secret.create" } else { "secret.rotate" },
+        if created {
+            "secret.create"
+        } else {
+            "secret.rotate"
+        },
         &path,
         serde_json::json!({
             "version": version,
@@ -545,7 +553,9 @@ async fn converge(
                         state: StepState::Done,
                         detail: format!(
                             "role {role} for {}/{} at auth/{}",
-                            workload.namespace, workload.service_account, config.workload_auth_mount
+                            workload.namespace,
+                            workload.service_account,
+                            config.workload_auth_mount
                         ),
                     });
                 }
@@ -754,7 +764,10 @@ pub async fn detail(
                     version: r.version,
                     created_at: time::OffsetDateTime::from_unix_timestamp(r.created_at)
                         .ok()
-                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                        .and_then(|t| {
+                            t.format(&time::format_description::well_known::Rfc3339)
+                                .ok()
+                        })
                         .unwrap_or_default(),
                     created_by: Some(r.created_by.clone()),
                     deleted_at: None,

@@ -171,7 +171,10 @@ pub fn injector_annotations(
         return Vec::new();
     };
     let mut out = vec![
-        ("vault.hashicorp.com/agent-inject".to_owned(), "true".to_owned()),
+        (
+            "vault.hashicorp.com/agent-inject".to_owned(),
+            "true".to_owned(),
+        ),
         ("vault.hashicorp.com/role".to_owned(), role),
     ];
     if vault.workload_auth_mount != "kubernetes" {
@@ -316,7 +319,10 @@ mod tests {
             "platform/payments/checkout-api/database"
         );
         let t = SecretTarget::team_wide("payments", "shared").unwrap();
-        assert_eq!(t.relative_path("platform"), "platform/payments/_team/shared");
+        assert_eq!(
+            t.relative_path("platform"),
+            "platform/payments/_team/shared"
+        );
         let t = SecretTarget::llm_keys("payments").unwrap();
         assert_eq!(t.relative_path("platform"), "platform/llm/payments");
         assert!(AccessScope::of(&t).is_none());
@@ -345,8 +351,8 @@ mod tests {
 
     #[test]
     fn policy_grants_read_on_exactly_the_scope() {
-        let scope = AccessScope::of(&SecretTarget::service("payments", "checkout", "db").unwrap())
-            .unwrap();
+        let scope =
+            AccessScope::of(&SecretTarget::service("payments", "checkout", "db").unwrap()).unwrap();
         assert_eq!(scope.policy_name(), "paved__payments__checkout");
         assert_eq!(scope.role_name().unwrap(), "paved__payments__checkout");
         let hcl = scope.policy_hcl(&vault());
@@ -360,8 +366,8 @@ mod tests {
 
     #[test]
     fn annotations_render_env_lines_per_secret() {
-        let scope = AccessScope::of(&SecretTarget::service("payments", "checkout", "db").unwrap())
-            .unwrap();
+        let scope =
+            AccessScope::of(&SecretTarget::service("payments", "checkout", "db").unwrap()).unwrap();
         let a = injector_annotations(&vault(), &scope, &["db".into()]);
         let get = |k: &str| a.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         assert_eq!(get("vault.hashicorp.com/agent-inject"), Some("true"));

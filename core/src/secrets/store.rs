@@ -260,7 +260,8 @@ pub async fn workload(
     Ok(row.map(|r| {
         (
             r.namespace.unwrap_or_else(|| "default".into()),
-            r.service_account.unwrap_or_else(|| r.name.to_ascii_lowercase()),
+            r.service_account
+                .unwrap_or_else(|| r.name.to_ascii_lowercase()),
         )
     }))
 }

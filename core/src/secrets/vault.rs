@@ -201,6 +201,19 @@ impl Vault {
     where
         E: Endpoint,
     {
+        self.call_as(endpoint, true).await
+    }
+
+    /// Runs `endpoint`; `wrapped` says whether Vault wraps the answer in
+    /// `{request_id, data, ...}` (everything except a few `sys/` endpoints).
+    async fn call_as<E>(
+        &self,
+        endpoint: E,
+        wrapped: bool,
+    ) -> Result<VaultResponse<E::Response>, VaultError>
+    where
+        E: Endpoint,
+    {
         let token = self
             .token
             .read()
@@ -220,11 +233,12 @@ impl Vault {
             .with_middleware(&middleware)
             .exec(self.client.http())
             .await;
-        let response = match result {
-            Ok(response) => response,
-            Err(err) => {
-                let err = classify(&path, err);
-                match &err {
+        let response =
+            match result {
+                Ok(response) => response,
+                Err(err) => {
+                    let err = classify(&path, err);
+                    match &err {
                     VaultError::Unreachable(detail) => self.set_status(VaultStatus::new(
                         VaultState::Unreachable,
                         format!("Vault at {} does not answer ({detail}).", self.config.address),
@@ -235,12 +249,24 @@ impl Vault {
                     )),
                     _ => {}
                 }
-                return Err(err);
-            }
-        };
+                    return Err(err);
+                }
+            };
         if response.response.body().is_empty() {
             return Ok(VaultResponse {
                 data: None,
+                request_id: None,
+                correlation_id,
+            });
+        }
+        if !wrapped {
+            let data = response.parse().map_err(|e| VaultError::Rejected {
+                path: path.clone(),
+                status: 200,
+                message: format!("unexpected answer: {e}"),
+            })?;
+            return Ok(VaultResponse {
+                data: Some(data),
                 request_id: None,
                 correlation_id,
             });
@@ -261,10 +287,7 @@ impl Vault {
 
     /// Polls `sys/health` and records the result.
     pub async fn check_health(&self) -> VaultStatus {
-        let status = match self
-            .call(vaultrs::api::sys::requests::ReadHealthRequest {})
-            .await
-        {
+        let status = match self.call_as(Health, false).await {
             Ok(_) => {
                 if self.token.read().expect("vault token lock").is_some() {
                     VaultStatus::new(VaultState::Ready, "Vault is unsealed and answering.")
@@ -280,19 +303,21 @@ impl Vault {
                 VaultState::Sealed,
                 "Vault is sealed; secrets cannot be read or written until it is unsealed.",
             ),
-            Err(VaultError::Rejected { status: 501, .. }) => VaultStatus::new(
-                VaultState::Uninitialized,
-                "Vault is not initialized.",
-            ),
+            Err(VaultError::Rejected { status: 501, .. }) => {
+                VaultStatus::new(VaultState::Uninitialized, "Vault is not initialized.")
+            }
             Err(VaultError::Unreachable(detail)) => VaultStatus::new(
                 VaultState::Unreachable,
-                format!("Vault at {} does not answer ({detail}).", self.config.address),
+                format!(
+                    "Vault at {} does not answer ({detail}).",
+                    self.config.address
+                ),
             ),
             Err(other) => VaultStatus::new(VaultState::Unreachable, other.to_string()),
         };
         // Keep an authentication failure visible until a login succeeds.
-        let keep_auth_failure = status.state == VaultState::Ready
-            && self.status().state == VaultState::Unauthenticated;
+        let keep_auth_failure =
+            status.state == VaultState::Ready && self.status().state == VaultState::Unauthenticated;
         if !keep_auth_failure {
             self.set_status(status.clone());
         }
@@ -317,7 +342,10 @@ impl Vault {
                     VaultState::Ready,
                     "Vault is unsealed and answering.",
                 ));
-                return Ok((Duration::from_secs(data.ttl), data.renewable && data.ttl > 0));
+                return Ok((
+                    Duration::from_secs(data.ttl),
+                    data.renewable && data.ttl > 0,
+                ));
             }
             VaultAuth::Kubernetes {
                 mount,
@@ -423,6 +451,23 @@ impl Vault {
                 }
             }
         }
+    }
+}
+
+/// `sys/health` (vaultrs' response type wants `performance_standby`, which OpenBao omits).
+struct Health;
+
+impl Endpoint for Health {
+    type Response = serde_json::Value;
+    const REQUEST_BODY_TYPE: RequestType = RequestType::JSON;
+    const RESPONSE_BODY_TYPE: ResponseType = ResponseType::JSON;
+
+    fn path(&self) -> String {
+        "sys/health".into()
+    }
+
+    fn method(&self) -> RequestMethod {
+        RequestMethod::GET
     }
 }
 
@@ -537,7 +582,11 @@ mod tests {
             VaultError::Denied { .. }
         ));
         assert!(matches!(
-            from_status("p", 400, "check-and-set parameter did not match the current version".into()),
+            from_status(
+                "p",
+                400,
+                "check-and-set parameter did not match the current version".into()
+            ),
             VaultError::CasMismatch
         ));
         assert!(matches!(

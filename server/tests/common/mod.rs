@@ -3,6 +3,8 @@
 //! start the real oidc-provider.
 #![allow(dead_code)]
 
+pub mod vault;
+
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 

@@ -1,0 +1,643 @@
+//! Secret provisioning against a real OpenBao server: workloads log in through
+//! the Kubernetes role Paved writes and read exactly their path; values never
+//! reach responses, logs or the database; faults are reported step by step
+//! and a re-run converges; other teams are refused and Vault stays untouched.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use common::vault::TestVault;
+use common::*;
+use serde_json::{json, Value};
+
+const PAYMENTS_DEV: &str = "dev-token-0123456789abcdef";
+const PAYMENTS_LEAD: &str = "lead-token-0123456789abcdef";
+const SEARCH_DEV: &str = "search-token-0123456789abcdef";
+
+/// Every log line of this test binary, at TRACE level, to search for values.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let sink = buffer.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(sink.clone()))
+            .try_init();
+        buffer
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const CATALOG: &str = r#"
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: { name: payments }
+spec: { type: team, children: [] }
+---
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: { name: search }
+spec: { type: team, children: [] }
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: checkout
+  annotations:
+    backstage.io/kubernetes-namespace: payments
+spec: { type: service, lifecycle: production, owner: payments }
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: indexer
+  annotations:
+    backstage.io/kubernetes-namespace: search
+    paved.dev/kubernetes-service-account: indexer-sa
+spec: { type: service, lifecycle: production, owner: search }
+"#;
+
+struct Fixture {
+    app: TestApp,
+    vault: TestVault,
+    _catalog: tempfile::TempDir,
+}
+
+async fn fixture_with(vault: TestVault, vault_addr: Option<&str>) -> Fixture {
+    captured_logs();
+    let catalog = tempfile::tempdir().unwrap();
+    std::fs::write(catalog.path().join("catalog-info.yaml"), CATALOG).unwrap();
+    let root = catalog.path().display().to_string();
+    let location = format!("file:{root}/catalog-info.yaml");
+    let tokens = format!(
+        "dev:{PAYMENTS_DEV}:developer:payments,lead:{PAYMENTS_LEAD}:team_lead:payments,search:{SEARCH_DEV}:developer:search"
+    );
+    let addr = vault_addr.map(str::to_owned).unwrap_or(vault.addr.clone());
+    let app = test_app(&[
+        ("PAVED_CATALOG_FILE_ROOTS", &root),
+        ("PAVED_CATALOG_LOCATIONS", &location),
+        ("PAVED_SERVICE_TOKENS", &tokens),
+        ("PAVED_VAULT_ADDR", &addr),
+        ("PAVED_VAULT_TOKEN", &vault.portal_token),
+    ])
+    .await;
+    Fixture {
+        app,
+        vault,
+        _catalog: catalog,
+    }
+}
+
+async fn fixture() -> Fixture {
+    let vault = TestVault::start().await;
+    fixture_with(vault, None).await
+}
+
+fn api(method: &str, uri: &str, token: &str, body: Option<Value>) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
+        .unwrap()
+}
+
+impl Fixture {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, String) {
+        let response = self.app.send(api(method, uri, token, body)).await;
+        let status = response.status();
+        (status, body_text(response).await)
+    }
+
+    /// The SQLite database (and its WAL) as bytes, to search for values.
+    fn database_bytes(&self) -> Vec<u8> {
+        let url = &self.app.state.core.config.database_url;
+        let path = url.trim_start_matches("sqlite://");
+        let mut bytes = std::fs::read(path).unwrap();
+        for suffix in ["-wal", "-shm"] {
+            if let Ok(more) = std::fs::read(format!("{path}{suffix}")) {
+                bytes.extend(more);
+            }
+        }
+        bytes
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn provisioned_service_account_reads_exactly_its_secret_and_values_never_leak() {
+    let f = fixture().await;
+    let value_v1 = "pw-v1-5f0c1e9a-unique";
+    let value_v2 = "pw-v2-8d2b7c44-unique";
+
+    let (status, text) = f
+        .call(
+            "PUT",
+            "/api/secrets/v1/payments/checkout/database",
+            PAYMENTS_DEV,
+            Some(json!({"data": {"DATABASE_PASSWORD": value_v1, "DATABASE_USER": "checkout"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let created: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(created["version"], 1);
+    assert_eq!(
+        created["path"],
+        "secret/data/platform/payments/checkout/database"
+    );
+    assert_eq!(created["policy"], "paved__payments__checkout");
+    assert_eq!(created["role"], "paved__payments__checkout");
+    assert_eq!(
+        created["annotations"]["vault.hashicorp.com/agent-inject-secret-database"],
+        "secret/data/platform/payments/checkout/database"
+    );
+    assert_eq!(
+        created["annotations"]["vault.hashicorp.com/role"],
+        "paved__payments__checkout"
+    );
+    assert!(!text.contains(value_v1));
+
+    // A pod of checkout (namespace payments, service account checkout) logs in and reads it.
+    let jwt = f.vault.token_review.issue("payments", "checkout");
+    let workload = f
+        .vault
+        .kubernetes_login("paved__payments__checkout", &jwt)
+        .await
+        .expect("the service's own service account logs in");
+    let (status, secret) = f
+        .vault
+        .raw(
+            "GET",
+            "secret/data/platform/payments/checkout/database",
+            Some(&workload),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(secret["data"]["data"]["DATABASE_PASSWORD"], value_v1);
+
+    // Another service account, or the same name in another namespace, is refused.
+    for (ns, sa) in [("payments", "other-service"), ("search", "checkout")] {
+        let jwt = f.vault.token_review.issue(ns, sa);
+        assert!(
+            f.vault
+                .kubernetes_login("paved__payments__checkout", &jwt)
+                .await
+                .is_err(),
+            "{ns}/{sa} must not log in"
+        );
+    }
+
+    // The workload's token reads nothing else: not another team's data, not metadata.
+    f.vault
+        .root(
+            "POST",
+            "secret/data/platform/search/indexer/api",
+            json!({"data": {"K": "v"}}),
+        )
+        .await;
+    for path in [
+        "secret/data/platform/search/indexer/api",
+        "secret/metadata/platform/search/indexer/api",
+        "secret/metadata/platform/payments/checkout/database",
+        "secret/data/platform/llm/payments",
+    ] {
+        let (status, _) = f.vault.raw("GET", path, Some(&workload), None).await;
+        assert_eq!(status, 403, "{path}");
+    }
+
+    // Rotation makes version 2; the versions list is metadata only.
+    let (status, text) = f
+        .call(
+            "PUT",
+            "/api/secrets/v1/payments/checkout/database",
+            PAYMENTS_DEV,
+            Some(json!({"data": {"DATABASE_PASSWORD": value_v2}, "cas": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let rotated: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(rotated["version"], 2);
+    let (status, text) = f
+        .call(
+            "GET",
+            "/api/secrets/v1/payments/checkout/database",
+            PAYMENTS_DEV,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let detail: Value = serde_json::from_str(&text).unwrap();
+    let versions = detail["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0]["version"], 2);
+    assert_eq!(versions[0]["created_by"], "service:dev");
+    assert!(versions[0]["created_at"]
+        .as_str()
+        .unwrap()
+        .starts_with("20"));
+    let (status, list) = f
+        .call(
+            "GET",
+            "/api/secrets/v1/payments/checkout",
+            PAYMENTS_DEV,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list.contains("\"current_version\":2"));
+    assert!(list.contains("\"complete\":true"));
+
+    // The write is in Paved's audit log with Vault's request id, which Vault's own audit log also has.
+    let request_id = rotated["vault_request_id"].as_str().unwrap().to_owned();
+    let audit = paved_core::audit::list(&f.app.state.core.db, 0, 200)
+        .await
+        .unwrap();
+    let entry = audit
+        .entries
+        .iter()
+        .find(|e| e.action == "secret.rotate")
+        .expect("rotation audited");
+    assert!(entry.after.as_deref().unwrap().contains(&request_id));
+    assert_eq!(entry.actor, "service:dev");
+    let vault_audit = std::fs::read_to_string(&f.vault.audit_log).unwrap();
+    assert!(vault_audit.contains(&request_id));
+
+    // No value in any answer above, the database, or the logs.
+    for text in [&text, &list] {
+        assert!(!text.contains(value_v1) && !text.contains(value_v2));
+    }
+    let db = f.database_bytes();
+    let logs = captured_logs().lock().unwrap().clone();
+    assert!(!logs.is_empty(), "logs are captured");
+    for value in [value_v1, value_v2] {
+        assert!(!contains(&db, value), "value found in the database");
+        assert!(!contains(&logs, value), "value found in the logs");
+    }
+}
+
+#[tokio::test]
+async fn other_teams_are_refused_and_vault_is_left_untouched() {
+    let f = fixture().await;
+    let uri = "/api/secrets/v1/payments/checkout/database";
+    let body = json!({"data": {"PASSWORD": "intruder-value"}});
+    assert_eq!(
+        f.call("PUT", uri, SEARCH_DEV, Some(body.clone())).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        f.call("GET", "/api/secrets/v1/payments/checkout", SEARCH_DEV, None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        f.call("GET", uri, SEARCH_DEV, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        f.call("DELETE", uri, SEARCH_DEV, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        f.call(
+            "POST",
+            "/api/secrets/v1/payments/checkout/provision",
+            SEARCH_DEV,
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    // A team's member cannot write under a service another team owns, even naming their own team.
+    let (status, text) = f
+        .call(
+            "PUT",
+            "/api/secrets/v1/search/checkout/database",
+            SEARCH_DEV,
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    let (status, _) = f
+        .vault
+        .raw(
+            "GET",
+            "secret/metadata/platform/payments/checkout/database",
+            Some(&f.vault.root_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "nothing was written");
+    let (status, _) = f
+        .vault
+        .raw(
+            "GET",
+            "sys/policy/paved__payments__checkout",
+            Some(&f.vault.root_token),
+            None,
+        )
+        .await;
+    assert_ne!(status, 200, "no policy was written");
+    // Unauthenticated calls get 401.
+    let response = f
+        .app
+        .send(
+            Request::get("/api/secrets/v1/payments/checkout")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn check_and_set_and_destroy_rules() {
+    let f = fixture().await;
+    let uri = "/api/secrets/v1/payments/checkout/api-key";
+    let put = |cas: Option<i64>| json!({"data": {"API_KEY": "k"}, "cas": cas});
+    assert_eq!(
+        f.call("PUT", uri, PAYMENTS_DEV, Some(put(Some(0)))).await.0,
+        StatusCode::CREATED
+    );
+    // Creating again with cas 0, or rotating from a stale version, is a conflict.
+    let (status, text) = f.call("PUT", uri, PAYMENTS_DEV, Some(put(Some(0)))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{text}");
+    assert!(text.contains("already exists"));
+    assert_eq!(
+        f.call("PUT", uri, PAYMENTS_DEV, Some(put(Some(1)))).await.0,
+        StatusCode::OK
+    );
+    let (status, text) = f.call("PUT", uri, PAYMENTS_DEV, Some(put(Some(1)))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{text}");
+    assert!(text.contains("newer version"));
+    // Bad input is refused with the field named.
+    let (status, text) = f
+        .call(
+            "PUT",
+            "/api/secrets/v1/payments/checkout/Bad_Name",
+            PAYMENTS_DEV,
+            Some(put(None)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    let (status, text) = f
+        .call(
+            "PUT",
+            uri,
+            PAYMENTS_DEV,
+            Some(json!({"data": {"not-a-key": "v"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    // A service that is not in the catalog is a clear 404.
+    let (status, text) = f
+        .call(
+            "PUT",
+            "/api/secrets/v1/payments/nope/db",
+            PAYMENTS_DEV,
+            Some(put(None)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+
+    // Members cannot delete versions or destroy; leads can.
+    assert_eq!(
+        f.call("DELETE", &format!("{uri}/versions/1"), PAYMENTS_DEV, None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        f.call("DELETE", uri, PAYMENTS_DEV, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        f.call("DELETE", &format!("{uri}/versions/1"), PAYMENTS_LEAD, None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, text) = f.call("GET", uri, PAYMENTS_DEV, None).await;
+    let detail: Value = serde_json::from_str(&text).unwrap();
+    let v1 = detail["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == 1)
+        .unwrap();
+    assert!(v1["deleted_at"].is_string(), "{v1}");
+    assert_eq!(
+        f.call("DELETE", uri, PAYMENTS_LEAD, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, _) = f
+        .vault
+        .raw(
+            "GET",
+            "secret/metadata/platform/payments/checkout/api-key",
+            Some(&f.vault.root_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "destroyed in Vault");
+    assert_eq!(
+        f.call("GET", uri, PAYMENTS_DEV, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn vault_stopped_mid_provisioning_reports_what_is_missing_and_a_rerun_converges() {
+    let vault = TestVault::start().await;
+    // The portal talks to OpenBao through a proxy that kills OpenBao when the policy step starts.
+    let proxy = vault.kill_switch_proxy(b"/v1/sys/policy/").await;
+    let mut f = fixture_with(vault, Some(&proxy.url.clone())).await;
+    proxy.arm();
+    let (status, text) = f
+        .call(
+            "PUT",
+            "/api/secrets/v1/payments/checkout/database",
+            PAYMENTS_DEV,
+            Some(json!({"data": {"PASSWORD": "crash-test-value"}})),
+        )
+        .await;
+    assert!(proxy.fired(), "OpenBao was stopped mid-provisioning");
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let steps = answer["steps"].as_array().unwrap();
+    let state = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .map(|s| s["state"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(state("secret"), "done");
+    assert_eq!(state("policy"), "failed");
+    assert_eq!(state("role"), "failed");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("provision"));
+    assert!(!text.contains("crash-test-value"));
+
+    // The status says what is missing.
+    let (_, list) = f
+        .call(
+            "GET",
+            "/api/secrets/v1/payments/checkout",
+            PAYMENTS_DEV,
+            None,
+        )
+        .await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["access"]["complete"], false);
+    assert!(list["access"]["policy_synced_at"].is_null());
+    assert!(list["access"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("policy paved__payments__checkout not written"));
+
+    // While OpenBao is down, writes are refused with a clear 503 and nothing changes.
+    f.app
+        .state
+        .core
+        .vault
+        .as_ref()
+        .unwrap()
+        .check_health()
+        .await;
+    let (status, text) = f
+        .call(
+            "POST",
+            "/api/secrets/v1/payments/checkout/provision",
+            PAYMENTS_DEV,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert!(text.contains("does not answer"));
+
+    // After a restart, a re-run converges and the workload can log in.
+    proxy.disarm();
+    f.vault.restart().await;
+    f.app
+        .state
+        .core
+        .vault
+        .as_ref()
+        .unwrap()
+        .check_health()
+        .await;
+    let (status, text) = f
+        .call(
+            "POST",
+            "/api/secrets/v1/payments/checkout/provision",
+            PAYMENTS_DEV,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("\"complete\":true"));
+    let jwt = f.vault.token_review.issue("payments", "checkout");
+    let token = f
+        .vault
+        .kubernetes_login("paved__payments__checkout", &jwt)
+        .await
+        .expect("login");
+    let (status, secret) = f
+        .vault
+        .raw(
+            "GET",
+            "secret/data/platform/payments/checkout/database",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(secret["data"]["data"]["PASSWORD"], "crash-test-value");
+}
+
+#[tokio::test]
+async fn sealed_vault_is_reported_and_refuses_writes_without_touching_anything() {
+    let f = fixture().await;
+    let vault = f.app.state.core.vault.as_ref().unwrap();
+    assert_eq!(
+        vault.check_health().await.state,
+        paved_core::secrets::vault::VaultState::Ready
+    );
+    f.vault.seal().await;
+    assert_eq!(
+        vault.check_health().await.state,
+        paved_core::secrets::vault::VaultState::Sealed
+    );
+
+    let (status, text) = f
+        .call(
+            "PUT",
+            "/api/secrets/v1/payments/checkout/database",
+            PAYMENTS_DEV,
+            Some(json!({"data": {"PASSWORD": "x"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert!(text.contains("sealed"), "{text}");
+
+    // /readyz stays ready (the catalog works) and reports Vault separately.
+    let response = f.app.send(get("/readyz")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let ready = body_json(response).await;
+    assert_eq!(ready["vault"]["state"], "sealed");
+
+    // Every page shows the banner.
+    let cookie = f
+        .app
+        .session_for(
+            "dana",
+            &[("payments", paved_core::auth::TeamRole::Member)],
+            &[],
+        )
+        .await;
+    let page = body_text(f.app.send(get_with("/", header::COOKIE, &cookie)).await).await;
+    assert!(page.contains("Vault is sealed"), "banner missing");
+
+    f.vault.unseal().await;
+    assert_eq!(
+        vault.check_health().await.state,
+        paved_core::secrets::vault::VaultState::Ready
+    );
+    let page = body_text(f.app.send(get_with("/", header::COOKIE, &cookie)).await).await;
+    assert!(!page.contains("Vault is sealed"));
+}
