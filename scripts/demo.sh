@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quick start, command 1: installs what is missing, builds, and runs Paved with
-# demo data, a local OpenID provider and an OpenBao dev server. Any PAVED_*
+# demo data, a local OpenID provider and an OpenBao dev server (Paved uses it
+# with the least-privilege policy in docs/vault-policy.hcl). Any PAVED_*
 # variable already set overrides the demo default (e.g. a real IdP). Ctrl-C stops everything.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -38,13 +39,18 @@ if [ -z "${PAVED_OIDC_ISSUER:-}" ]; then
   demo_idp=1
 fi
 
-if [ -z "${VAULT_ADDR:-}" ] && command -v bao >/dev/null; then
-  export VAULT_ADDR="http://127.0.0.1:8200" VAULT_TOKEN="paved-dev-root"
+if [ -z "${PAVED_VAULT_ADDR:-}" ]; then
+  export VAULT_ADDR="http://127.0.0.1:${VAULT_PORT:-8200}" VAULT_TOKEN="paved-dev-root"
   log "starting the OpenBao dev server at $VAULT_ADDR"
-  bao server -dev -dev-root-token-id="$VAULT_TOKEN" -dev-listen-address=127.0.0.1:8200 \
+  bao server -dev -dev-root-token-id="$VAULT_TOKEN" -dev-listen-address="${VAULT_ADDR#http://}" \
     -config=demo/openbao.hcl > .paved/openbao.log 2>&1 &
   pids+=($!)
-  wait_for_http "$VAULT_ADDR/v1/sys/health" 30 || die "OpenBao did not start; see .paved/openbao.log"
+  wait_for_ok "$VAULT_ADDR/v1/sys/health" 30 || die "OpenBao did not start; see .paved/openbao.log"
+  export PAVED_VAULT_ADDR="$VAULT_ADDR"
+  # Paved runs with its documented least-privilege policy, not the root token.
+  PAVED_VAULT_TOKEN="$("$ROOT/scripts/vault-dev-setup.sh")"
+  export PAVED_VAULT_TOKEN
+  demo_vault=1
 fi
 
 "$CARGO_TARGET_DIR/${PAVED_PROFILE_DIR:-debug}/paved" &
@@ -61,6 +67,8 @@ if [ -n "${demo_idp:-}" ]; then
     const users = require("./demo/users.json");
     for (const u of users) console.log(`    ${u.username.padEnd(6)} / ${u.password.padEnd(11)} ${u.role}`);'
 fi
-[ -n "${VAULT_ADDR:-}" ] && echo "  OpenBao: $VAULT_ADDR (root token ${VAULT_TOKEN:-from your environment})"
+if [ -n "${demo_vault:-}" ]; then
+  echo "  OpenBao dev server: $VAULT_ADDR (root token $VAULT_TOKEN; audit log .paved/openbao-audit.log)"
+fi
 echo "  Press Ctrl-C to stop everything."
 wait -n "${pids[@]}"

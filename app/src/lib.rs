@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod components;
 pub mod error;
 pub mod pages;
+pub mod secrets;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 

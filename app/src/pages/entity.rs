@@ -48,6 +48,14 @@ fn Entity(e: EntityView) -> impl IntoView {
     let file_name = format!("{}.yaml", e.name);
     let download = format!("data:text/yaml;charset=utf-8,{}", percent_encode(&e.yaml));
     let is_api = e.kind == "API";
+    let is_component = e.kind == "Component";
+    let service_name = e.name.to_ascii_lowercase();
+    // Teams are the catalog Groups of the default namespace.
+    let owner_team = e
+        .owner
+        .strip_prefix("group:default/")
+        .unwrap_or_default()
+        .to_owned();
     let problems = e.problems.clone();
     let tags = e.tags.clone();
     let entity_ref = format!("{}:{}/{}", e.kind.to_ascii_lowercase(), e.namespace, e.name);
@@ -109,8 +117,11 @@ fn Entity(e: EntityView) -> impl IntoView {
                 </Card>
             })}
             <Card title="Kubernetes"><p class="text-sm text-slate-500">"Kubernetes workloads show here once the cluster integration is enabled."</p></Card>
-            <Card title="Secrets"><p class="text-sm text-slate-500">"Vault secrets and injector annotations show here once Vault provisioning is enabled."</p></Card>
             <Card title="Outcomes"><p class="text-sm text-slate-500">"DORA metrics show here once deployment events are connected."</p></Card>
+            {(is_component && !owner_team.is_empty()).then(|| view! {
+                <crate::secrets::SecretsSection team=owner_team.clone() holder=service_name.clone() title="Secrets" class="lg:col-span-3"
+                    intro="Write-only Vault secrets for this service. Its pods read them through the Vault Agent Injector with the role below; values are never shown again." />
+            })}
             <Card title="YAML" class="lg:col-span-3">
                 <details><summary class="cursor-pointer text-sm">"Show the entity as YAML"</summary>
                     <pre class="mt-2 overflow-x-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{e.yaml.clone()}</pre>

@@ -24,6 +24,7 @@ pub fn TeamPage() -> impl IntoView {
                     Err(e) => view! { <ErrorView error=e /> }.into_any(),
                     Ok(team) => {
                         let count = team.members.len();
+                        let team_name = team.name.clone();
                         view! {
                             <PageHeader title=team.display_name.clone() subtitle=format!("Team {} · {count} member(s)", team.name) />
                             <Card title="Members">
@@ -75,6 +76,10 @@ pub fn TeamPage() -> impl IntoView {
                                         }
                                     }}
                                 </Card>
+                                <crate::secrets::SecretsSection team=team_name.clone() holder=crate::secrets::TEAM_HOLDER title="Team secrets"
+                                    intro="Shared by every service of the team: each service's Vault role can read them." />
+                                <crate::secrets::SecretsSection team=team_name.clone() holder=crate::secrets::LLM_HOLDER title="LLM provider keys"
+                                    intro="The team's own provider keys for the platform LLM gateway (team leads set them). Without them the gateway uses the platform's keys." />
                                 <Card title="Catalog problems">
                                     <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"What went wrong reading the catalog files of entities this team owns, so you can fix them."</p>
                                     <Suspense fallback=|| ()>

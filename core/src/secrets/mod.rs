@@ -378,17 +378,19 @@ pub async fn write(
         version,
         &actor,
         written.request_id.as_deref(),
-        if created {
-            "secret.create"
-        } else {
-            "secret.rotate"
+        store::AuditNote {
+            action: if created {
+                "secret.create"
+            } else {
+                "secret.rotate"
+            },
+            target: &path,
+            after: serde_json::json!({
+                "version": version,
+                "vault_request_id": written.request_id,
+                "paved_request_id": written.correlation_id,
+            }),
         },
-        &path,
-        serde_json::json!({
-            "version": version,
-            "vault_request_id": written.request_id,
-            "paved_request_id": written.correlation_id,
-        }),
     )
     .await?;
 
@@ -752,7 +754,7 @@ pub async fn detail(
                     })
                 })
                 .collect();
-            versions.sort_by(|a, b| b.version.cmp(&a.version));
+            versions.sort_by_key(|v| std::cmp::Reverse(v.version));
             (versions, true)
         }
         Err(VaultError::NotFound(_)) => (Vec::new(), true),

@@ -100,6 +100,16 @@ pub async fn versions(pool: &SqlitePool, secret_id: i64) -> Result<Vec<VersionRo
     .await?)
 }
 
+/// The audit entry written with a change.
+pub struct AuditNote<'a> {
+    /// e.g. `secret.create`.
+    pub action: &'a str,
+    /// e.g. the KV path.
+    pub target: &'a str,
+    /// What to record (request ids, version).
+    pub after: serde_json::Value,
+}
+
 /// Records a new version (and the secret, the first time) in one transaction with its audit entry.
 pub async fn record_version(
     pool: &SqlitePool,
@@ -107,9 +117,7 @@ pub async fn record_version(
     version: i64,
     actor: &str,
     vault_request_id: Option<&str>,
-    audit_action: &str,
-    audit_target: &str,
-    audit_after: serde_json::Value,
+    audit: AuditNote<'_>,
 ) -> Result<(), CoreError> {
     let now = crate::now_unix();
     let holder = target.holder.segment();
@@ -145,10 +153,10 @@ pub async fn record_version(
     crate::audit::record(
         &mut *tx,
         actor,
-        audit_action,
-        audit_target,
+        audit.action,
+        audit.target,
         None,
-        Some(audit_after),
+        Some(audit.after),
     )
     .await?;
     tx.commit().await?;
