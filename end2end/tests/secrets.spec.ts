@@ -17,13 +17,13 @@ test('a developer adds a secret to their service, sees the annotations, rotates 
   await panel.getByLabel('Name').fill('Bad Name');
   await expect(panel.getByText('Use 1 to 40 lowercase letters')).toBeVisible();
   await panel.getByLabel('Name').fill(name);
-  await panel.getByLabel('Key').first().fill('DATABASE-URL');
+  await panel.getByLabel('Key', { exact: true }).first().fill('DATABASE-URL');
   await expect(panel.getByText('Letters, digits and _')).toBeVisible();
-  await panel.getByLabel('Key').first().fill('DATABASE_URL');
-  await panel.getByLabel('Value').first().fill(firstValue);
+  await panel.getByLabel('Key', { exact: true }).first().fill('DATABASE_URL');
+  await panel.getByLabel('Value', { exact: true }).first().fill(firstValue);
   await panel.getByRole('button', { name: 'Add another key' }).click();
-  await panel.getByLabel('Key').nth(1).fill('DATABASE_USER');
-  await panel.getByLabel('Value').nth(1).fill('payments');
+  await panel.getByLabel('Key', { exact: true }).nth(1).fill('DATABASE_USER');
+  await panel.getByLabel('Value', { exact: true }).nth(1).fill('payments');
   await panel.getByRole('button', { name: 'Save to Vault' }).click();
 
   const steps = panel.getByTestId('secret-steps');
@@ -49,8 +49,8 @@ test('a developer adds a secret to their service, sees the annotations, rotates 
   // Rotate: a new version; the versions list shows metadata only.
   await row.getByRole('button', { name: `Rotate ${name}` }).click();
   await expect(panel.getByText(`Rotate ${name} (replaces version 1`)).toBeVisible();
-  await panel.getByLabel('Key').first().fill('DATABASE_URL');
-  await panel.getByLabel('Value').first().fill(secondValue);
+  await panel.getByLabel('Key', { exact: true }).first().fill('DATABASE_URL');
+  await panel.getByLabel('Value', { exact: true }).first().fill(secondValue);
   await panel.getByRole('button', { name: 'Save to Vault' }).click();
   await expect(steps).toContainText(`Rotated ${name} (version 2)`);
   await expect(row).toContainText('v2');
@@ -90,8 +90,8 @@ test('a team lead destroys a secret after typing its name', async ({ page }) => 
   const panel = page.getByTestId('secrets-panel').first();
   await panel.getByRole('button', { name: 'Add secret' }).click();
   await panel.getByLabel('Name').fill(doomed);
-  await panel.getByLabel('Key').first().fill('TOKEN');
-  await panel.getByLabel('Value').first().fill('short-lived');
+  await panel.getByLabel('Key', { exact: true }).first().fill('TOKEN');
+  await panel.getByLabel('Value', { exact: true }).first().fill('short-lived');
   await panel.getByRole('button', { name: 'Save to Vault' }).click();
   const row = panel.getByTestId('secret-row').filter({ hasText: doomed });
   await expect(row).toContainText(`secret/data/platform/payments/_team/${doomed}`);

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Secrets benchmarks (release build, local OpenBao dev server). Not a test:
+# numbers go to bench/secrets-results.md and the README.
+#   - provisioning one secret with its policy and role (PUT, one connection, 20 s)
+#   - the secrets section of an entity page with 50 secrets (the panel's server
+#     function, and the whole entity page SSR), 10 connections, 20 s
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+"$ROOT/scripts/setup.sh" demo
+command -v wrk >/dev/null || { log "installing wrk"; as_root apt-get install -y -qq wrk >/dev/null; }
+"$ROOT/scripts/build.sh" --release
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+port=3330 oidc_port=4430 vault_port=8230
+url="http://127.0.0.1:$port"
+PAVED_PUBLIC_URL="$url" OIDC_PORT=$oidc_port node end2end/oidc/provider.mjs > "$work/oidc.log" 2>&1 &
+pids+=($!)
+export VAULT_ADDR="http://127.0.0.1:$vault_port" VAULT_TOKEN="paved-bench-root"
+printf 'audit "file" "bench" {\n  options { file_path = "%s" }\n}\n' "$work/audit.log" > "$work/openbao.hcl"
+bao server -dev -dev-root-token-id="$VAULT_TOKEN" -dev-listen-address="127.0.0.1:$vault_port" \
+  -config="$work/openbao.hcl" > "$work/openbao.log" 2>&1 &
+pids+=($!)
+wait_for_http "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" 30
+wait_for_ok "$VAULT_ADDR/v1/sys/health" 30
+portal_token="$("$ROOT/scripts/vault-dev-setup.sh")"
+
+token=bench-token-0123456789abcdef
+PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \
+PAVED_DATABASE_URL="sqlite://$work/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
+PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
+PAVED_CATALOG_FILE_ROOTS="$ROOT/catalog" PAVED_CATALOG_LOCATIONS="file:$ROOT/catalog/demo/all.yaml" \
+PAVED_SERVICE_TOKENS="bench:$token:developer:payments" \
+PAVED_VAULT_ADDR="$VAULT_ADDR" PAVED_VAULT_TOKEN="$portal_token" \
+  "$CARGO_TARGET_DIR/release/paved" > "$work/paved.log" 2>&1 &
+pids+=($!)
+wait_for_ok "$url/readyz" 60
+
+auth="Authorization: Bearer $token"
+# Provisioning: every request rotates the secret and converges its policy and role.
+wrk -t1 -c1 -d3s -s bench/secret-put.lua -H "$auth" "$url/api/secrets/v1/payments/payments-api/bench" > /dev/null
+provision=$(wrk -t1 -c1 -d20s -s bench/secret-put.lua -H "$auth" "$url/api/secrets/v1/payments/payments-api/bench" | tail -1)
+versions=$(curl -s -H "$auth" "$url/api/secrets/v1/payments/payments-api/bench" | grep -o '"current_version":[0-9]*' | cut -d: -f2)
+
+# 50 secrets on the service (one already exists).
+for i in $(seq 2 50); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "$auth" -H 'Content-Type: application/json' \
+    -d '{"data": {"KEY": "value"}}' "$url/api/secrets/v1/payments/payments-api/s$i")
+  [ "$code" = 201 ] || die "seeding secret s$i answered $code"
+done
+count=$(curl -s -H "$auth" "$url/api/secrets/v1/payments/payments-api" | grep -o '"name":' | wc -l)
+[ "$count" = 50 ] || die "expected 50 secrets, found $count"
+
+# The panel's data (the server function the section renders from), as dana's session would call it.
+jar="$work/cookies"
+form=$(curl -s -L -c "$jar" -b "$jar" "$url/auth/login")
+action=$(echo "$form" | grep -o 'action="[^"]*"' | head -1 | sed 's/action="//; s/"$//')
+curl -s -L -c "$jar" -b "$jar" -o /dev/null -d username=dana -d password=dana-demo "http://127.0.0.1:$oidc_port$action"
+cookie=$(awk '$6 == "paved_session" { print $7 }' "$jar")
+[ -n "$cookie" ] || die "sign-in for the benchmark failed"
+page="$url/catalog/component/default/payments-api"
+curl -s -b "paved_session=$cookie" "$page" | grep -q 'agent-inject-secret-s50' || die "the entity page does not show the 50 secrets"
+printf 'wrk.method = "POST"\nwrk.body = "team=payments&holder=payments-api"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Accept"] = "application/json"\n' > "$work/panel.lua"
+cat bench/latency.lua >> "$work/panel.lua"
+wrk -t2 -c10 -d3s -s "$work/panel.lua" -H "$auth" "$url/api/secrets_panel" > /dev/null
+panel=$(wrk -t2 -c10 -d20s -s "$work/panel.lua" -H "$auth" "$url/api/secrets_panel" | tail -1)
+wrk -t2 -c10 -d3s -s bench/latency.lua -H "Cookie: paved_session=$cookie" "$page" > /dev/null
+entity=$(wrk -t2 -c10 -d20s -s bench/latency.lua -H "Cookie: paved_session=$cookie" "$page" | tail -1)
+bytes=$(curl -s -b "paved_session=$cookie" "$page" | wc -c)
+
+cat > bench/secrets-results.md <<MD
+# Secrets benchmark results
+
+\`./scripts/bench-secrets.sh\`, release build, $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m). OpenBao $(bao version | awk '{print $2}') dev server, wrk and Paved share the machine. Latencies in ms.
+
+| what | goal | measured |
+|---|---|---|
+| provision a secret with its policy and role (\`PUT /api/secrets/v1/…\`, 1 connection, 20 s; $versions versions written) | p95 ≤ 150 ms | $provision |
+| secrets section data with 50 secrets (\`secrets_panel\` server function, 10 connections, 20 s) | ≤ 30 ms | $panel |
+| whole entity page with the 50-secret section, SSR (10 connections, 20 s; $bytes bytes) | ≤ 30 ms for the section | $entity |
+MD
+cat bench/secrets-results.md
