@@ -42,9 +42,10 @@ test('a developer adds a secret to their service, sees the annotations, rotates 
   await expect(panel.getByTestId('secret-access')).toContainText('payments/payments-api');
   await expect(panel.getByTestId('secret-access')).toContainText('in place');
 
-  // The form is gone and nothing on the page holds the value.
+  // The form is gone and nothing on the page holds the value: not the HTML, not any input.
   await expect(panel.getByTestId('secret-form')).toHaveCount(0);
   expect(await page.content()).not.toContain(firstValue);
+  expect(await page.$$eval('input', (els) => els.map((e) => (e as HTMLInputElement).value))).not.toContain(firstValue);
 
   // Rotate: a new version; the versions list shows metadata only.
   await row.getByRole('button', { name: `Rotate ${name}` }).click();

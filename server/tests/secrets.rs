@@ -370,6 +370,63 @@ async fn other_teams_are_refused_and_vault_is_left_untouched() {
         )
         .await;
     assert_ne!(status, 200, "no policy was written");
+    // The UI's server functions apply the same rules to a signed-in member of another team.
+    let outsider = f
+        .app
+        .session_for(
+            "sid",
+            &[("search", paved_core::auth::TeamRole::Member)],
+            &[],
+        )
+        .await;
+    let headers = [
+        (header::COOKIE, outsider.as_str()),
+        (header::ORIGIN, PUBLIC_URL),
+    ];
+    for (name, form) in [
+        ("secrets_panel", "team=payments&holder=checkout"),
+        (
+            "secrets_versions",
+            "team=payments&holder=checkout&name=database",
+        ),
+        (
+            "secrets_delete_version",
+            "team=payments&holder=checkout&name=database&version=1",
+        ),
+        (
+            "secrets_destroy",
+            "team=payments&holder=checkout&name=database&confirmation=database",
+        ),
+        ("secrets_finish", "team=payments&holder=checkout"),
+        ("secrets_team_services", "team=payments"),
+    ] {
+        let response = f.app.send(server_fn(name, form, &headers)).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name}");
+    }
+    let save = Request::post("/api/secrets_save")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json")
+        .header(header::COOKIE, &outsider)
+        .header(header::ORIGIN, PUBLIC_URL)
+        .body(Body::from(
+            json!({"team": "payments", "holder": "checkout", "name": "database",
+                   "pairs": [["PASSWORD", "intruder-value"]], "expected_version": 0})
+            .to_string(),
+        ))
+        .unwrap();
+    let response = f.app.send(save).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let (status, _) = f
+        .vault
+        .raw(
+            "GET",
+            "secret/metadata/platform/payments/checkout/database",
+            Some(&f.vault.root_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "still nothing written");
+
     // Unauthenticated calls get 401.
     let response = f
         .app
@@ -640,4 +697,213 @@ async fn sealed_vault_is_reported_and_refuses_writes_without_touching_anything()
     );
     let page = body_text(f.app.send(get_with("/", header::COOKIE, &cookie)).await).await;
     assert!(!page.contains("Vault is sealed"));
+}
+
+#[tokio::test]
+async fn the_ui_save_function_provisions_like_the_api() {
+    let f = fixture().await;
+    let member = f
+        .app
+        .session_for(
+            "dana",
+            &[("payments", paved_core::auth::TeamRole::Member)],
+            &[],
+        )
+        .await;
+    let save = |version: i64, value: &str| {
+        Request::post("/api/secrets_save")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .header(header::COOKIE, &member)
+            .header(header::ORIGIN, PUBLIC_URL)
+            .body(Body::from(
+                json!({"team": "payments", "holder": "checkout", "name": "token",
+                       "pairs": [["TOKEN", value]], "expected_version": version})
+                .to_string(),
+            ))
+            .unwrap()
+    };
+    let response = f.app.send(save(0, "ui-value-one")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = body_text(response).await;
+    assert!(!text.contains("ui-value-one"));
+    let saved: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(saved["secret"]["version"], 1);
+    assert_eq!(saved["created"], true);
+    assert!(saved["access"]["annotations_yaml"]
+        .as_str()
+        .unwrap()
+        .contains("agent-inject-secret-token"));
+    // A stale form (it still shows version 0) is refused: someone else's version is not overwritten.
+    let response = f.app.send(save(0, "ui-value-two")).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let response = f.app.send(save(1, "ui-value-two")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // The entity page shows the annotations to members only.
+    let page = body_text(
+        f.app
+            .send(get_with(
+                "/catalog/component/default/checkout",
+                header::COOKIE,
+                &member,
+            ))
+            .await,
+    )
+    .await;
+    assert!(page.contains("vault.hashicorp.com/agent-inject-secret-token"));
+    assert!(!page.contains("ui-value"));
+    let outsider = f
+        .app
+        .session_for(
+            "sid",
+            &[("search", paved_core::auth::TeamRole::Member)],
+            &[],
+        )
+        .await;
+    let response = f
+        .app
+        .send(get_with(
+            "/catalog/component/default/checkout",
+            header::COOKIE,
+            &outsider,
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = body_text(response).await;
+    assert!(page.contains("Only members of team payments"));
+    assert!(!page.contains("agent-inject-secret-token"));
+    assert!(!page.contains("platform/payments/checkout"));
+}
+
+#[tokio::test]
+async fn the_portal_logs_in_with_approle_or_kubernetes_and_renews_its_token() {
+    let vault = TestVault::start().await;
+    // AppRole with exactly Paved's documented policy.
+    vault
+        .root("POST", "sys/auth/approle", json!({"type": "approle"}))
+        .await;
+    vault
+        .root(
+            "POST",
+            "auth/approle/role/paved",
+            json!({"token_policies": ["paved-portal"], "token_ttl": "60s", "token_max_ttl": "1h"}),
+        )
+        .await;
+    let role_id = vault
+        .root("GET", "auth/approle/role/paved/role-id", json!({}))
+        .await;
+    let role_id = role_id["data"]["role_id"].as_str().unwrap().to_owned();
+    let secret_id = vault
+        .root("POST", "auth/approle/role/paved/secret-id", json!({}))
+        .await;
+    let secret_id = secret_id["data"]["secret_id"].as_str().unwrap().to_owned();
+    // Kubernetes: the portal's own service account.
+    vault
+        .root(
+            "POST",
+            "auth/kubernetes/role/paved-portal",
+            json!({"bound_service_account_names": ["paved"], "bound_service_account_namespaces": ["platform"],
+                   "token_policies": ["paved-portal"], "token_ttl": "60s"}),
+        )
+        .await;
+    let jwt_dir = tempfile::tempdir().unwrap();
+    let jwt_path = jwt_dir.path().join("token");
+    std::fs::write(&jwt_path, vault.token_review.issue("platform", "paved")).unwrap();
+
+    let jwt_path = jwt_path.display().to_string();
+    for auth in [
+        vec![
+            ("PAVED_VAULT_AUTH", "approle"),
+            ("PAVED_VAULT_APPROLE_ROLE_ID", role_id.as_str()),
+            ("PAVED_VAULT_APPROLE_SECRET_ID", secret_id.as_str()),
+        ],
+        vec![
+            ("PAVED_VAULT_AUTH", "kubernetes"),
+            ("PAVED_VAULT_AUTH_ROLE", "paved-portal"),
+            ("PAVED_VAULT_K8S_TOKEN_PATH", jwt_path.as_str()),
+        ],
+    ] {
+        let mut vars = vec![("PAVED_VAULT_ADDR", vault.addr.as_str())];
+        vars.extend(auth.iter().copied());
+        let app = test_app(&vars).await;
+        let client = app.state.core.vault.as_ref().unwrap();
+        let (ttl, renewable) = client.login().await.expect("login");
+        assert!(
+            renewable && ttl.as_secs() > 0 && ttl.as_secs() <= 60,
+            "{ttl:?}"
+        );
+        assert!(client.renew().await.expect("renew").as_secs() > 0);
+        assert_eq!(
+            client.check_health().await.state,
+            paved_core::secrets::vault::VaultState::Ready
+        );
+    }
+
+    // Wrong credentials: a clear status, not a crash.
+    let app = test_app(&[
+        ("PAVED_VAULT_ADDR", vault.addr.as_str()),
+        ("PAVED_VAULT_AUTH", "approle"),
+        ("PAVED_VAULT_APPROLE_ROLE_ID", role_id.as_str()),
+        ("PAVED_VAULT_APPROLE_SECRET_ID", "not-the-secret-id"),
+    ])
+    .await;
+    let client = app.state.core.vault.as_ref().unwrap();
+    assert!(client.login().await.is_err());
+    let status = client.status();
+    assert_eq!(
+        status.state,
+        paved_core::secrets::vault::VaultState::Unauthenticated
+    );
+    assert!(!status.detail.contains("not-the-secret-id"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    // Without Vault configured, the API says so clearly.
+    let app = test_app(&[(
+        "PAVED_SERVICE_TOKENS",
+        "dev:dev-token-0123456789abcdef:developer:payments",
+    )])
+    .await;
+    let response = app
+        .send(api(
+            "GET",
+            "/api/secrets/v1/openapi.json",
+            PAYMENTS_DEV,
+            None,
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let doc = body_json(response).await;
+    assert_eq!(doc["openapi"], "3.0.3");
+    for (path, methods) in [
+        ("/{team}/{service}", &["get"][..]),
+        ("/{team}/{service}/provision", &["post"][..]),
+        ("/{team}/{service}/{name}", &["put", "get", "delete"][..]),
+        (
+            "/{team}/{service}/{name}/versions/{version}",
+            &["delete"][..],
+        ),
+    ] {
+        for method in methods {
+            assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+        }
+    }
+    // Without Vault configured, the API says so clearly.
+    let app = test_app(&[(
+        "PAVED_SERVICE_TOKENS",
+        "dev:dev-token-0123456789abcdef:developer:payments",
+    )])
+    .await;
+    let response = app
+        .send(api(
+            "GET",
+            "/api/secrets/v1/payments/checkout",
+            PAYMENTS_DEV,
+            None,
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body_text(response).await.contains("PAVED_VAULT_ADDR"));
 }

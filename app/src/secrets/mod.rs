@@ -429,6 +429,29 @@ mod tests {
         assert!(key_problem("A-B").is_some());
     }
 
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn live_name_rule_is_the_servers_rule() {
+        for name in [
+            "database",
+            "db-2",
+            "a",
+            "Db",
+            "2db",
+            "db-",
+            "d--b",
+            "x_y",
+            "",
+            &"a".repeat(41),
+        ] {
+            assert_eq!(
+                name_problem(name).is_none(),
+                paved_core::secrets::naming::validate_secret_name(name).is_ok(),
+                "{name}"
+            );
+        }
+    }
+
     #[test]
     fn pairs_never_debug_print_values() {
         let pairs = SecretPairs(vec![("K".into(), "hunter2".into())]);
