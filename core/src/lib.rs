@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod identity;
+pub mod scaffold;
 pub mod secrets;
 pub mod teams;
 pub mod tokens;

@@ -10,8 +10,8 @@ use serde_json::Value;
 /// `apiVersion`s accepted for the built-in kinds.
 pub const API_VERSIONS: [&str; 2] = ["backstage.io/v1alpha1", "backstage.io/v1beta1"];
 
-/// The kinds this catalog accepts (Template arrives with the golden-path issue).
-pub const KINDS: [&str; 8] = [
+/// The kinds this catalog accepts.
+pub const KINDS: [&str; 9] = [
     "Component",
     "API",
     "Resource",
@@ -20,6 +20,7 @@ pub const KINDS: [&str; 8] = [
     "Group",
     "User",
     "Location",
+    "Template",
 ];
 
 /// The namespace used when none is given.
@@ -210,6 +211,7 @@ fn reference_fields(
             ("members", Some("user"), "hasMember", true),
         ],
         "User" => &[("memberOf", Some("group"), "memberOf", true)],
+        "Template" => &[("owner", Some("group"), "ownedBy", false)],
         _ => &[],
     }
 }
@@ -222,6 +224,7 @@ fn required_spec_strings(kind: &str) -> &'static [&'static str] {
         "Resource" => &["type", "owner"],
         "System" | "Domain" => &["owner"],
         "Group" => &["type"],
+        "Template" => &["type"],
         _ => &[],
     }
 }
@@ -246,7 +249,19 @@ pub fn validate(entity: &Value) -> Result<ValidEntity, Vec<FieldProblem>> {
             "an entity must be a mapping with apiVersion, kind, metadata and spec",
         )]);
     };
+    let is_template = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k.eq_ignore_ascii_case("Template"));
     match object.get("apiVersion").and_then(Value::as_str) {
+        Some(v) if is_template && v == crate::scaffold::template::TEMPLATE_API_VERSION => {}
+        Some(v) if is_template => problems.push(FieldProblem::new(
+            "apiVersion",
+            format!(
+                "`{v}` is not supported for a Template; use {}",
+                crate::scaffold::template::TEMPLATE_API_VERSION
+            ),
+        )),
         Some(v) if API_VERSIONS.contains(&v) => {}
         Some(v) => problems.push(FieldProblem::new(
             "apiVersion",
@@ -392,6 +407,13 @@ pub fn validate(entity: &Value) -> Result<ValidEntity, Vec<FieldProblem>> {
                 "spec.children",
                 "is required for a Group (use [] for none)",
             ));
+        }
+        if kind == "Template" {
+            for (field, message) in
+                crate::scaffold::template::spec_problems(spec.unwrap_or(&Value::Null))
+            {
+                problems.push(FieldProblem::new(field, message));
+            }
         }
         if kind == "Location" {
             let has_target = spec_map.get("target").and_then(Value::as_str).is_some();
