@@ -25,6 +25,9 @@ pub enum AppError {
         /// What to fix.
         message: String,
     },
+    /// Several answers need fixing (422), as (field path, message).
+    #[error("Some answers need fixing: {}", .0.iter().map(|(f, m)| format!("{f} {m}")).collect::<Vec<_>>().join("; "))]
+    InvalidFields(Vec<(String, String)>),
     /// Clashes with existing state (409).
     #[error("{0}")]
     Conflict(String),
@@ -49,7 +52,7 @@ impl AppError {
             AppError::Unauthenticated => 401,
             AppError::Forbidden(_) => 403,
             AppError::NotFound(_) => 404,
-            AppError::Invalid { .. } => 422,
+            AppError::Invalid { .. } | AppError::InvalidFields(_) => 422,
             AppError::Conflict(_) => 409,
             AppError::Unavailable(_) => 503,
             AppError::Upstream(_) => 502,
@@ -61,6 +64,10 @@ impl AppError {
     pub fn field_message(&self, field: &str) -> Option<String> {
         match self {
             AppError::Invalid { field: f, message } if f == field => Some(message.clone()),
+            AppError::InvalidFields(list) => list
+                .iter()
+                .find(|(f, _)| f == field)
+                .map(|(_, m)| m.clone()),
             _ => None,
         }
     }

@@ -45,6 +45,7 @@ impl From<CoreError> for AppError {
                 message,
             },
             CoreError::Conflict(m) => AppError::Conflict(m),
+            CoreError::InvalidFields(list) => AppError::InvalidFields(list),
             CoreError::Unavailable(m) => AppError::Unavailable(m),
             CoreError::Upstream(m) => AppError::Upstream(m),
             CoreError::Database(e) => {

@@ -256,8 +256,9 @@ pub enum AuthMethod {
     ServiceToken,
 }
 
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The authenticated caller of a request. It holds no credentials, so a
+/// scaffolder task can keep it to act as its creator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     /// The user's row id; `None` for service tokens.
     pub user_id: Option<i64>,

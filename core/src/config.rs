@@ -55,6 +55,38 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// `PAVED_VAULT_*`: where secrets are provisioned; `None` when `PAVED_VAULT_ADDR` is unset.
     pub vault: Option<VaultConfig>,
+    /// `PAVED_SCAFFOLDER_*`: where tasks work and publish.
+    pub scaffolder: ScaffolderConfig,
+}
+
+/// The scaffolder's settings.
+#[derive(Debug, Clone)]
+pub struct ScaffolderConfig {
+    /// `PAVED_SCAFFOLDER_WORKDIR`: one workspace folder per task under here (default `data/scaffolder`).
+    pub work_dir: std::path::PathBuf,
+    /// `PAVED_SCAFFOLDER_GIT_HOSTS`: `host=target` pairs; a target is `file:///srv/git`
+    /// (bare repositories under a folder) or an `https://` base URL to push to.
+    pub git_hosts: Vec<GitHost>,
+    /// `PAVED_SCAFFOLDER_WORKERS`: tasks run at once (default 2).
+    pub workers: usize,
+}
+
+/// Where `publish:git` pushes repositories for one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHost {
+    /// The host name templates use in `repoUrl` (`git.paved.demo`, `github.com`).
+    pub host: String,
+    /// Where repositories go.
+    pub target: GitTarget,
+}
+
+/// A git host's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitTarget {
+    /// Bare repositories at `<root>/<owner>/<repo>.git`.
+    Local(std::path::PathBuf),
+    /// Push to `<base>/<owner>/<repo>.git`; credentials from Vault at `{prefix}/git/{host}`.
+    Remote(Url),
 }
 
 /// How Paved reaches Vault (or OpenBao) and where it writes.
@@ -299,10 +331,53 @@ impl Config {
         };
 
         let vault = parse_vault(&get)?;
+        let mut git_hosts = Vec::new();
+        for entry in list("PAVED_SCAFFOLDER_GIT_HOSTS") {
+            const VAR: &str = "PAVED_SCAFFOLDER_GIT_HOSTS";
+            let Some((host, target)) = entry.split_once('=') else {
+                return Err(ConfigError::new(
+                    VAR,
+                    format!("`{entry}` is not `host=target`"),
+                ));
+            };
+            let target = if let Some(path) = target.strip_prefix("file://") {
+                let path = std::path::PathBuf::from(path);
+                if !path.is_absolute() {
+                    return Err(ConfigError::new(
+                        VAR,
+                        format!("`{target}` must be an absolute file:/// path"),
+                    ));
+                }
+                GitTarget::Local(path)
+            } else {
+                let url = Url::parse(target).map_err(|_| {
+                    ConfigError::new(
+                        VAR,
+                        format!("`{target}` is not file:///path or an https:// URL"),
+                    )
+                })?;
+                if url.scheme() != "https" {
+                    return Err(ConfigError::new(VAR, format!("`{target}` must use https")));
+                }
+                GitTarget::Remote(url)
+            };
+            git_hosts.push(GitHost {
+                host: host.trim().to_ascii_lowercase(),
+                target,
+            });
+        }
+        let scaffolder = ScaffolderConfig {
+            work_dir: get("PAVED_SCAFFOLDER_WORKDIR")
+                .unwrap_or_else(|| "data/scaffolder".into())
+                .into(),
+            git_hosts,
+            workers: parse_u64(&get, "PAVED_SCAFFOLDER_WORKERS", 2)? as usize,
+        };
 
         Ok(Self {
             catalog,
             vault,
+            scaffolder,
             bind,
             public_url,
             database_url,
@@ -565,6 +640,13 @@ mod tests {
             ("PAVED_CATALOG_LOCATIONS", "ftp:somewhere"),
             ("PAVED_CATALOG_REFRESH_MINUTES", "0"),
             ("PAVED_VAULT_ADDR", "vault.local:8200"),
+            ("PAVED_SCAFFOLDER_GIT_HOSTS", "github.com"),
+            ("PAVED_SCAFFOLDER_GIT_HOSTS", "github.com=file://relative"),
+            (
+                "PAVED_SCAFFOLDER_GIT_HOSTS",
+                "github.com=http://plain.example.com",
+            ),
+            ("PAVED_SCAFFOLDER_WORKERS", "0"),
         ] {
             let mut vars = base();
             vars.insert(var, value);

@@ -21,6 +21,9 @@ pub enum CoreError {
         /// What is wrong with it, for a person.
         message: String,
     },
+    /// Several inputs failed validation, as (field path, message) — a form's answers.
+    #[error("{}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
+    InvalidFields(Vec<(String, String)>),
     /// The change conflicts with existing state (e.g. a unique name).
     #[error("{0}")]
     Conflict(String),
@@ -59,7 +62,7 @@ impl CoreError {
             CoreError::Unauthenticated => 401,
             CoreError::Forbidden(_) => 403,
             CoreError::NotFound(_) => 404,
-            CoreError::Invalid { .. } => 422,
+            CoreError::Invalid { .. } | CoreError::InvalidFields(_) => 422,
             CoreError::Conflict(_) => 409,
             CoreError::Unavailable(_) => 503,
             CoreError::Upstream(_) => 502,

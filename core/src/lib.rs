@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod identity;
+pub mod notifications;
 pub mod scaffold;
 pub mod secrets;
 pub mod teams;
@@ -32,6 +33,8 @@ pub struct CoreState {
     pub facet_cache: Arc<catalog::query::FacetCache>,
     /// The Vault connection, when `PAVED_VAULT_ADDR` is set.
     pub vault: Option<Arc<secrets::vault::Vault>>,
+    /// The scaffolder's in-process state (workers, secret answers, live events).
+    pub scaffolder: Arc<scaffold::Scaffolder>,
 }
 
 impl CoreState {
@@ -56,6 +59,7 @@ impl CoreState {
             catalog: Arc::new(catalog),
             facet_cache: Arc::default(),
             vault,
+            scaffolder: Arc::new(scaffold::Scaffolder::new()),
         })
     }
 }

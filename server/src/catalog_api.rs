@@ -57,7 +57,9 @@ impl IntoResponse for ApiError {
             CoreError::Unauthenticated => ("AuthenticationError", self.0.to_string()),
             CoreError::Forbidden(m) => ("NotAllowedError", m.clone()),
             CoreError::NotFound(_) => ("NotFoundError", self.0.to_string()),
-            CoreError::Invalid { .. } => ("InputError", self.0.to_string()),
+            CoreError::Invalid { .. } | CoreError::InvalidFields(_) => {
+                ("InputError", self.0.to_string())
+            }
             CoreError::Conflict(m) => ("ConflictError", m.clone()),
             CoreError::Unavailable(m) => ("ServiceUnavailableError", m.clone()),
             CoreError::Upstream(m) => ("UpstreamError", m.clone()),

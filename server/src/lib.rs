@@ -7,6 +7,7 @@ pub mod catalog_api;
 pub mod demo;
 pub mod middleware;
 pub mod oidc;
+pub mod scaffolder_api;
 pub mod secrets_api;
 pub mod session;
 pub mod session_cache;
@@ -148,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/me", get(api::me))
         .nest("/api/catalog", catalog_api::routes())
         .nest("/api/secrets/v1", secrets_api::routes())
+        .nest("/api/scaffolder/v2", scaffolder_api::routes())
         .route("/auth/login", get(oidc::login))
         .route("/auth/callback", get(oidc::callback))
         .route("/auth/logout", post(oidc::logout))
@@ -202,6 +204,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         .vault
         .clone()
         .map(|vault| tokio::spawn(vault.maintain()));
+    let scaffolder = tokio::spawn(paved_core::scaffold::run_workers(state.core.clone()));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;
@@ -211,6 +214,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         .await;
     purge.abort();
     catalog.abort();
+    scaffolder.abort();
     if let Some(vault) = vault {
         vault.abort();
     }

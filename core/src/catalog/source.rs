@@ -157,6 +157,21 @@ impl Sources {
         Ok(Target::Url(url))
     }
 
+    /// Checks that `path` is a directory under the configured roots (a template's
+    /// skeleton); answers its canonical path.
+    pub fn check_dir(&self, path: &Path) -> Result<PathBuf, String> {
+        let canonical = path
+            .canonicalize()
+            .map_err(|_| format!("{} does not exist or cannot be read", path.display()))?;
+        if !self.roots.iter().any(|root| canonical.starts_with(root)) {
+            return Err(format!(
+                "{} is outside the directories in PAVED_CATALOG_FILE_ROOTS",
+                path.display()
+            ));
+        }
+        Ok(canonical)
+    }
+
     fn check_file(&self, path: &Path) -> Result<Target, String> {
         let canonical = path
             .canonicalize()

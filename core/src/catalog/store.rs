@@ -62,6 +62,19 @@ pub async fn register_location(
     dry_run: bool,
 ) -> Result<(Option<LocationInfo>, Crawl), CoreError> {
     authorize(caller, Action::AdministerPlatform)?;
+    register_location_as(pool, sources, &caller.actor(), kind, target, dry_run).await
+}
+
+/// Registers a location without the admin check, for callers that decided
+/// already (the scaffolder, running a template admins registered).
+pub async fn register_location_as(
+    pool: &SqlitePool,
+    sources: &Sources,
+    actor: &str,
+    kind: &str,
+    target: &str,
+    dry_run: bool,
+) -> Result<(Option<LocationInfo>, Crawl), CoreError> {
     let checked = sources
         .check(kind, target)
         .map_err(|message| CoreError::Invalid {
@@ -77,7 +90,7 @@ pub async fn register_location(
         kind,
         &target,
         None,
-        &caller.actor(),
+        actor,
         "catalog.location.register",
         json!({"type": kind, "target": target}),
     )
@@ -155,6 +168,63 @@ pub async fn import_pasted(
     })?;
     apply(pool, &id, &found).await?;
     Ok((Some(location(pool, &id).await?), found))
+}
+
+/// Reads YAML as the catalog would, without storing anything.
+pub async fn preview_yaml(sources: &Sources, name: &str, yaml: &str) -> Crawl {
+    crawl(
+        sources,
+        Target::Pasted {
+            name: name.to_owned(),
+            content: yaml.to_owned(),
+        },
+    )
+    .await
+}
+
+/// Registers the `catalog-info.yaml` of a repository the scaffolder just
+/// published, as a location holding that YAML and named after the file.
+/// Registering the same name again (a retried task) replaces its YAML.
+pub async fn register_scaffolded(
+    pool: &SqlitePool,
+    sources: &Sources,
+    actor: &str,
+    name: &str,
+    yaml: &str,
+) -> Result<String, CoreError> {
+    let found = preview_yaml(sources, name, yaml).await;
+    let existing = sqlx::query_scalar!(
+        r#"SELECT id AS "id!" FROM catalog_locations WHERE type = 'pasted' AND target = ?1"#,
+        name
+    )
+    .fetch_optional(pool)
+    .await?;
+    let id = match existing {
+        Some(id) => {
+            sqlx::query!(
+                "UPDATE catalog_locations SET content = ?2 WHERE id = ?1",
+                id,
+                yaml
+            )
+            .execute(pool)
+            .await?;
+            id
+        }
+        None => {
+            insert_location(
+                pool,
+                "pasted",
+                name,
+                Some(yaml),
+                actor,
+                "catalog.location.scaffold",
+                json!({"type": "pasted", "name": name, "bytes": yaml.len()}),
+            )
+            .await?
+        }
+    };
+    apply(pool, &id, &found).await?;
+    Ok(id)
 }
 
 /// Registers a location from configuration (`PAVED_CATALOG_LOCATIONS`) if it

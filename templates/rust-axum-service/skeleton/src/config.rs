@@ -35,7 +35,10 @@ impl KeySource {
                     )
                 })?;
                 parse_key_file(&text).ok_or_else(|| {
-                    format!("no LLM gateway key: {} has no {KEY_VAR}= line", path.display())
+                    format!(
+                        "no LLM gateway key: {} has no {KEY_VAR}= line",
+                        path.display()
+                    )
                 })
             }
         }
@@ -91,7 +94,9 @@ impl Config {
         Self {
             listen: format!(
                 "0.0.0.0:{}",
-                get("PORT").and_then(|p| p.parse::<u16>().ok()).unwrap_or(8080)
+                get("PORT")
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .unwrap_or(8080)
             ),
             gateway_url: get("PAVED_LLM_GATEWAY_URL")
                 .unwrap_or_else(|| DEFAULT_GATEWAY_URL.to_owned())
@@ -151,7 +156,8 @@ mod tests {
 
     #[test]
     fn key_file_lines_are_parsed() {
-        let text = "# rendered by vault agent\nOTHER=1\nexport PAVED_LLM_GATEWAY_KEY=\"pk-abc=def\"\n";
+        let text =
+            "# rendered by vault agent\nOTHER=1\nexport PAVED_LLM_GATEWAY_KEY=\"pk-abc=def\"\n";
         assert_eq!(parse_key_file(text).as_deref(), Some("pk-abc=def"));
         assert_eq!(parse_key_file("OTHER=1\n"), None);
         assert_eq!(parse_key_file("PAVED_LLM_GATEWAY_KEY=\n"), None);

@@ -162,7 +162,11 @@ impl GatewayClient {
             .connect_timeout(Duration::from_secs(5))
             // The gateway is a cluster-internal service: never send it through a proxy.
             .no_proxy()
-            .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                env!("CARGO_PKG_NAME"),
+                "/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()?;
         Ok(Self {
             http,
@@ -322,7 +326,10 @@ mod tests {
     fn client_idempotency_keys_are_kept_and_missing_ones_generated() {
         let mut headers = HeaderMap::new();
         let generated = idempotency_key(&headers).unwrap();
-        assert_eq!(uuid::Uuid::parse_str(&generated).unwrap().get_version_num(), 4);
+        assert_eq!(
+            uuid::Uuid::parse_str(&generated).unwrap().get_version_num(),
+            4
+        );
         assert_ne!(generated, idempotency_key(&headers).unwrap());
 
         headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("order-42"));

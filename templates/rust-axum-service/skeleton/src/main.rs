@@ -1,4 +1,5 @@
 use ${{ values.name | replace('-', '_') }}::{Config, app, telemetry};
+
 use tokio::net::TcpListener;
 
 #[tokio::main]

@@ -41,7 +41,10 @@ pub fn provider(service_name: &str) -> SdkTracerProvider {
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
     if !endpoint.trim().is_empty() {
         // Reads the endpoint (adding /v1/traces) and OTEL_EXPORTER_OTLP_HEADERS itself.
-        match opentelemetry_otlp::SpanExporter::builder().with_http().build() {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+        {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
             Err(e) => eprintln!("OTLP exporter not started ({e}); spans are not exported"),
         }

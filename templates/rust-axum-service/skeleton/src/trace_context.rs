@@ -85,10 +85,8 @@ pub fn fallback(inbound: &HeaderMap) -> HeaderMap {
     if let Ok(value) = HeaderValue::from_str(&traceparent.header_value()) {
         out.insert(TRACEPARENT, value);
     }
-    if parent.is_some() {
-        if let Some(state) = inbound.get(TRACESTATE) {
-            out.insert(TRACESTATE, state.clone());
-        }
+    if let (Some(_), Some(state)) = (&parent, inbound.get(TRACESTATE)) {
+        out.insert(TRACESTATE, state.clone());
     }
     out
 }

@@ -12,8 +12,10 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use ${{ values.name | replace('-', '_') }}::config::{Config, KeySource};
-use ${{ values.name | replace('-', '_') }}::trace_context::TraceParent;
+use ${{ values.name | replace('-', '_') }} as service;
+
+use service::config::{Config, KeySource};
+use service::trace_context::TraceParent;
 
 const KEY: &str = "test-gateway-key";
 
@@ -86,7 +88,7 @@ async fn start(key: KeySource, failures: &[StatusCode]) -> Harness {
     config.gateway_url = format!("http://{gateway}/v1");
     config.key = key;
     config.timeout = Duration::from_secs(5);
-    let app = serve(${{ values.name | replace('-', '_') }}::app(&config).unwrap()).await;
+    let app = serve(service::app(&config).unwrap()).await;
 
     Harness {
         base: format!("http://{app}"),
@@ -97,7 +99,10 @@ async fn start(key: KeySource, failures: &[StatusCode]) -> Harness {
 
 impl Harness {
     async fn summarize(&self, headers: &[(&str, &str)], body: Value) -> reqwest::Response {
-        let mut request = self.http.post(format!("{}/v1/summarize", self.base)).json(&body);
+        let mut request = self
+            .http
+            .post(format!("{}/v1/summarize", self.base))
+            .json(&body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -108,7 +113,12 @@ impl Harness {
 #[tokio::test]
 async fn healthz_answers_ok() {
     let h = start(KeySource::Static(KEY.into()), &[]).await;
-    let response = h.http.get(format!("{}/healthz", h.base)).send().await.unwrap();
+    let response = h
+        .http
+        .get(format!("{}/healthz", h.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["status"], "ok");
 }
@@ -132,9 +142,12 @@ async fn summarize_calls_the_gateway_with_key_idempotency_key_and_model() {
     let (headers, sent) = &seen[0];
     assert_eq!(headers["authorization"], format!("Bearer {KEY}"));
     assert_eq!(headers["idempotency-key"], "client-key-1");
-    assert_eq!(sent["model"], ${{ values.name | replace('-', '_') }}::config::DEFAULT_MODEL);
+    assert_eq!(sent["model"], service::config::DEFAULT_MODEL);
     assert_eq!(sent["messages"][0]["role"], "system");
-    assert_eq!(sent["messages"][1], json!({ "role": "user", "content": "one two three four" }));
+    assert_eq!(
+        sent["messages"][1],
+        json!({ "role": "user", "content": "one two three four" })
+    );
 }
 
 #[tokio::test]
@@ -143,7 +156,10 @@ async fn a_new_uuid_v4_idempotency_key_is_sent_when_the_client_gives_none() {
     let first = h.summarize(&[], json!({ "text": "a b" })).await;
     let second = h.summarize(&[], json!({ "text": "a b" })).await;
     assert_eq!(first.status(), 200);
-    let echoed = first.headers()["idempotency-key"].to_str().unwrap().to_owned();
+    let echoed = first.headers()["idempotency-key"]
+        .to_str()
+        .unwrap()
+        .to_owned();
 
     let seen = h.fake.seen();
     let sent: Vec<&str> = seen
@@ -160,7 +176,11 @@ async fn a_new_uuid_v4_idempotency_key_is_sent_when_the_client_gives_none() {
 
 #[tokio::test]
 async fn retries_reuse_the_same_idempotency_key() {
-    let h = start(KeySource::Static(KEY.into()), &[StatusCode::SERVICE_UNAVAILABLE]).await;
+    let h = start(
+        KeySource::Static(KEY.into()),
+        &[StatusCode::SERVICE_UNAVAILABLE],
+    )
+    .await;
     let response = h.summarize(&[], json!({ "text": "retry me" })).await;
     assert_eq!(response.status(), 200);
 
@@ -174,7 +194,9 @@ async fn retries_reuse_the_same_idempotency_key() {
 async fn the_callers_trace_is_continued() {
     let h = start(KeySource::Static(KEY.into()), &[]).await;
     let inbound = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let response = h.summarize(&[("traceparent", inbound)], json!({ "text": "x" })).await;
+    let response = h
+        .summarize(&[("traceparent", inbound)], json!({ "text": "x" }))
+        .await;
     assert_eq!(response.status(), 200);
     let _ = h.summarize(&[], json!({ "text": "y" })).await;
 
@@ -205,7 +227,12 @@ async fn without_a_key_the_service_answers_503_and_calls_nothing() {
     let response = h.summarize(&[], json!({ "text": "hello" })).await;
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("PAVED_LLM_GATEWAY_KEY"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("PAVED_LLM_GATEWAY_KEY")
+    );
     assert!(h.fake.seen().is_empty());
 }
 
@@ -222,7 +249,10 @@ async fn gateway_errors_are_reported_without_retrying_client_errors() {
 #[tokio::test]
 async fn bad_requests_are_rejected_before_calling_the_gateway() {
     let h = start(KeySource::Static(KEY.into()), &[]).await;
-    assert_eq!(h.summarize(&[], json!({ "text": "  " })).await.status(), 400);
+    assert_eq!(
+        h.summarize(&[], json!({ "text": "  " })).await.status(),
+        400
+    );
     assert_eq!(h.summarize(&[], json!({ "nope": 1 })).await.status(), 422);
     assert_eq!(
         h.summarize(&[("Idempotency-Key", "has space")], json!({ "text": "x" }))

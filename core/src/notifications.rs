@@ -1,0 +1,104 @@
+//! In-portal notifications: sent to users, to groups (everyone in the team)
+//! or to everyone, read on the notifications page.
+
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+
+use crate::auth::Principal;
+use crate::{now_unix, CoreError};
+
+/// One notification as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Row id.
+    pub id: i64,
+    /// `user:default/dana`, `group:default/payments` or `broadcast`.
+    pub recipient: String,
+    /// The headline.
+    pub title: String,
+    /// More detail.
+    pub description: Option<String>,
+    /// Where to go.
+    pub link: Option<String>,
+    /// `low`, `normal`, `high`, `critical`.
+    pub severity: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When the reader marked it read.
+    pub read_at: Option<i64>,
+}
+
+/// Sends one notification to each recipient, in one transaction.
+pub async fn send(
+    pool: &SqlitePool,
+    recipients: &[String],
+    title: &str,
+    description: Option<&str>,
+    link: Option<&str>,
+    severity: &str,
+    origin: Option<&str>,
+) -> Result<(), CoreError> {
+    let now = now_unix();
+    let mut tx = pool.begin().await?;
+    for recipient in recipients {
+        sqlx::query!(
+            "INSERT INTO notifications (recipient, title, description, link, severity, origin, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            recipient,
+            title,
+            description,
+            link,
+            severity,
+            origin,
+            now
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The refs a person receives notifications for: themselves, their teams' groups, and broadcasts.
+pub fn recipients_for(principal: &Principal) -> Vec<String> {
+    let mut out = vec![
+        format!("user:default/{}", principal.subject.to_ascii_lowercase()),
+        "broadcast".to_owned(),
+    ];
+    out.extend(principal.teams.keys().map(|t| format!("group:default/{t}")));
+    out
+}
+
+/// The newest notifications for `principal` (at most 100).
+pub async fn list(
+    pool: &SqlitePool,
+    principal: &Principal,
+) -> Result<Vec<Notification>, CoreError> {
+    let recipients = serde_json::to_string(&recipients_for(principal)).unwrap_or_default();
+    Ok(sqlx::query_as!(
+        Notification,
+        r#"SELECT id AS "id!", recipient, title, description, link, severity, created_at, read_at
+           FROM notifications WHERE recipient IN (SELECT value FROM json_each(?1))
+           ORDER BY created_at DESC, id DESC LIMIT 100"#,
+        recipients
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Marks one of `principal`'s notifications read.
+pub async fn mark_read(pool: &SqlitePool, principal: &Principal, id: i64) -> Result<(), CoreError> {
+    let recipients = serde_json::to_string(&recipients_for(principal)).unwrap_or_default();
+    let now = now_unix();
+    let done = sqlx::query!(
+        "UPDATE notifications SET read_at = ?3 WHERE id = ?1 AND recipient IN (SELECT value FROM json_each(?2))",
+        id,
+        recipients,
+        now
+    )
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(CoreError::NotFound("notification".into()));
+    }
+    Ok(())
+}

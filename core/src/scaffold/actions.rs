@@ -1,0 +1,744 @@
+//! The scaffolder's actions. Each takes its evaluated input and answers its
+//! output; in a dry run, the fetch actions run for real in a scratch
+//! workspace and the others only say what they would do.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::expr::Expressions;
+use super::log::TaskLog;
+use crate::auth::Principal;
+use crate::config::GitTarget;
+use crate::CoreState;
+
+/// Most files one fetch may write.
+pub const MAX_FILES: usize = 5_000;
+/// Most bytes one fetch may write.
+pub const MAX_BYTES: u64 = 100 * 1024 * 1024;
+
+/// Everything an action may use.
+pub struct ActionContext<'a> {
+    /// Domain state (database, catalog sources, Vault).
+    pub core: &'a CoreState,
+    /// The task (or dry run) id.
+    pub task_id: &'a str,
+    /// The step being run.
+    pub step_id: &'a str,
+    /// Who the task runs as.
+    pub principal: &'a Principal,
+    /// The task's workspace folder.
+    pub workspace: &'a Path,
+    /// The template's folder (for `./skeleton`).
+    pub template_dir: Option<&'a Path>,
+    /// The task's log.
+    pub log: &'a TaskLog,
+    /// Only say what would happen (except for fetches).
+    pub dry_run: bool,
+    /// The expression engine, for skeleton files.
+    pub expressions: &'a Expressions,
+}
+
+impl ActionContext<'_> {
+    async fn info(&self, message: impl AsRef<str>) {
+        self.log.info(Some(self.step_id), message.as_ref()).await;
+    }
+}
+
+/// Runs `action` with `input`; answers its output or a message for people.
+pub async fn run(action: &str, ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
+    match action {
+        "fetch:template" => fetch_template(ctx, input).await,
+        "fetch:plain" => fetch_plain(ctx, input).await,
+        "fetch:plain:file" => fetch_plain_file(ctx, input).await,
+        "publish:git" | "publish:github" => publish_git(ctx, input).await,
+        "catalog:register" => catalog_register(ctx, input).await,
+        "vault:provision" => vault_provision(ctx, input).await,
+        "notification:send" => notification_send(ctx, input).await,
+        "debug:log" => debug_log(ctx, input).await,
+        other => Err(format!("Paved has no action `{other}`")),
+    }
+}
+
+fn input_str<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
+    input
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn required_str<'a>(input: &'a Value, key: &str) -> Result<&'a str, String> {
+    input_str(input, key).ok_or_else(|| format!("the input `{key}` is required"))
+}
+
+/// Joins a relative path onto `root`, refusing absolute paths and `..`.
+pub fn safe_join(root: &Path, relative: &str) -> Result<PathBuf, String> {
+    let rel = Path::new(relative);
+    let mut out = root.to_path_buf();
+    for part in rel.components() {
+        match part {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(format!(
+                    "the path `{relative}` would leave the workspace; use a relative path without `..`"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The source folder or file of a fetch: relative to the template's folder, and
+/// inside the catalog's file roots.
+fn source_path(ctx: &ActionContext<'_>, url: &str) -> Result<PathBuf, String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Err(format!(
+            "`{url}`: Paved fetches skeletons from the template's own folder (a relative path such as ./skeleton)"
+        ));
+    }
+    let base = ctx
+        .template_dir
+        .ok_or("this template has no folder to fetch from (it was not read from a file)")?;
+    let joined = if Path::new(url).is_absolute() {
+        PathBuf::from(url)
+    } else {
+        base.join(url)
+    };
+    ctx.core.catalog.check_dir(&joined)
+}
+
+fn globs(input: &Value, keys: &[&str]) -> Result<globset::GlobSet, String> {
+    let mut builder = globset::GlobSetBuilder::new();
+    for key in keys {
+        if let Some(list) = input.get(*key).and_then(Value::as_array) {
+            for g in list.iter().filter_map(Value::as_str) {
+                let pattern = g.trim_start_matches("./");
+                builder.add(
+                    globset::GlobBuilder::new(pattern)
+                        .literal_separator(false)
+                        .build()
+                        .map_err(|e| format!("`{g}` is not a valid glob: {e}"))?,
+                );
+            }
+        }
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// Every file under `dir` (relative paths, sorted); symlinks are refused.
+fn walk(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let entries = std::fs::read_dir(&current)
+            .map_err(|e| format!("cannot read {}: {e}", current.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let kind = entry.file_type().map_err(|e| e.to_string())?;
+            let path = entry.path();
+            if kind.is_symlink() {
+                return Err(format!(
+                    "the skeleton contains a symbolic link ({}); links could point outside it, so they are refused",
+                    path.strip_prefix(dir).unwrap_or(&path).display()
+                ));
+            } else if kind.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(
+                    path.strip_prefix(dir)
+                        .map_err(|e| e.to_string())?
+                        .to_path_buf(),
+                );
+            }
+            if out.len() > MAX_FILES {
+                return Err(format!("the skeleton has more than {MAX_FILES} files"));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn fetch_template(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
+    let url = required_str(input, "url")?;
+    let source = source_path(ctx, url)?;
+    let target = safe_join(
+        ctx.workspace,
+        input_str(input, "targetPath").unwrap_or("./"),
+    )?;
+    let values = input.get("values").cloned().unwrap_or(json!({}));
+    let context = json!({ "values": values });
+    let verbatim = globs(input, &["copyWithoutTemplating", "copyWithoutRender"])?;
+    let extension = match input.get("templateFileExtension") {
+        Some(Value::Bool(true)) => Some(".njk".to_owned()),
+        Some(Value::String(s)) if !s.is_empty() => Some(if s.starts_with('.') {
+            s.clone()
+        } else {
+            format!(".{s}")
+        }),
+        _ => None,
+    };
+    let files = walk(&source)?;
+    ctx.info(format!("Rendering {} files from {url}", files.len()))
+        .await;
+    let mut written = 0usize;
+    let mut bytes = 0u64;
+    for rel in files {
+        let rel_str = rel.to_string_lossy().replace('\\', "/");
+        let copy_as_is = verbatim.is_match(&rel_str)
+            || extension
+                .as_ref()
+                .is_some_and(|ext| !rel_str.ends_with(ext.as_str()));
+        // File and folder names are templates too (`${{ values.name }}.rs`).
+        let mut rendered_rel = ctx
+            .expressions
+            .render(&rel_str, &context)
+            .map_err(|e| format!("cannot render the path `{rel_str}`: {e}"))?;
+        if let Some(ext) = &extension {
+            if !copy_as_is {
+                rendered_rel = rendered_rel.trim_end_matches(ext.as_str()).to_owned();
+            }
+        }
+        if rendered_rel.trim().is_empty() || rendered_rel.ends_with('/') {
+            ctx.info(format!("Skipping {rel_str}: its name renders empty"))
+                .await;
+            continue;
+        }
+        let destination = safe_join(&target, &rendered_rel).map_err(|_| {
+            format!("the skeleton path `{rel_str}` renders to `{rendered_rel}`, which would leave the workspace")
+        })?;
+        let raw =
+            std::fs::read(source.join(&rel)).map_err(|e| format!("cannot read {rel_str}: {e}"))?;
+        bytes += raw.len() as u64;
+        if bytes > MAX_BYTES {
+            return Err(format!(
+                "the skeleton is larger than {} MB",
+                MAX_BYTES / 1024 / 1024
+            ));
+        }
+        let contents = match (copy_as_is, String::from_utf8(raw)) {
+            (false, Ok(text)) => ctx
+                .expressions
+                .render(&text, &context)
+                .map_err(|e| format!("cannot render {rel_str}: {e}"))?
+                .into_bytes(),
+            (_, Ok(text)) => text.into_bytes(),
+            (_, Err(e)) => e.into_bytes(), // binary files are copied as they are
+        };
+        if let Some(parent) = destination.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        std::fs::write(&destination, contents)
+            .map_err(|e| format!("cannot write {rendered_rel}: {e}"))?;
+        copy_permissions(&source.join(&rel), &destination);
+        written += 1;
+    }
+    ctx.info(format!("Wrote {written} files")).await;
+    Ok(json!({}))
+}
+
+#[cfg(unix)]
+fn copy_permissions(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(from) {
+        let mode = meta.permissions().mode() & 0o755;
+        let _ = std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode | 0o600));
+    }
+}
+
+#[cfg(not(unix))]
+fn copy_permissions(_: &Path, _: &Path) {}
+
+async fn fetch_plain(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
+    let url = required_str(input, "url")?;
+    let source = source_path(ctx, url)?;
+    let target = safe_join(
+        ctx.workspace,
+        input_str(input, "targetPath").unwrap_or("./"),
+    )?;
+    let files = walk(&source)?;
+    for rel in &files {
+        let destination = target.join(rel);
+        if let Some(parent) = destination.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::copy(source.join(rel), &destination)
+            .map_err(|e| format!("cannot copy {}: {e}", rel.display()))?;
+    }
+    ctx.info(format!("Copied {} files from {url}", files.len()))
+        .await;
+    Ok(json!({}))
+}
+
+async fn fetch_plain_file(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
+    let url = required_str(input, "url")?;
+    let target = safe_join(ctx.workspace, required_str(input, "targetPath")?)?;
+    let base = ctx
+        .template_dir
+        .ok_or("this template has no folder to fetch from")?;
+    let file = base.join(url);
+    let dir = file.parent().ok_or("the file has no folder")?;
+    let dir = ctx.core.catalog.check_dir(dir)?;
+    let name = file.file_name().ok_or("the url names no file")?;
+    let source = dir.join(name);
+    if !source.is_file() {
+        return Err(format!("{url} is not a file"));
+    }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    std::fs::copy(&source, &target).map_err(|e| format!("cannot copy {url}: {e}"))?;
+    ctx.info(format!("Copied {url}")).await;
+    Ok(json!({}))
+}
+
+/// Runs git with no user or system configuration and no prompts; output is masked.
+async fn git(ctx: &ActionContext<'_>, dir: &Path, args: &[&str]) -> Result<String, String> {
+    let output = tokio::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_DATE", "")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run git ({e}); is git installed?"))?;
+    let stderr = ctx
+        .log
+        .masker()
+        .mask(&String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        return Err(format!(
+            "git {} failed: {}",
+            args.first().unwrap_or(&""),
+            stderr.trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
+    let repo_url = required_str(input, "repoUrl")?;
+    let parsed = paved_forms::parse_repo_url(repo_url)?;
+    let owner = parsed
+        .owner
+        .clone()
+        .ok_or("the repository location needs an owner (host?owner=team&repo=name)")?;
+    let branch = input_str(input, "defaultBranch").unwrap_or("main");
+    if !branch
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.'))
+        || branch.contains("..")
+    {
+        return Err(format!("`{branch}` is not a branch name"));
+    }
+    let hosts = &ctx.core.config.scaffolder.git_hosts;
+    let host = hosts
+        .iter()
+        .find(|h| h.host == parsed.host)
+        .ok_or_else(|| {
+            format!(
+                "no git host `{}` is configured (PAVED_SCAFFOLDER_GIT_HOSTS has: {})",
+                parsed.host,
+                if hosts.is_empty() {
+                    "none".to_owned()
+                } else {
+                    hosts
+                        .iter()
+                        .map(|h| h.host.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            )
+        })?;
+    let source = safe_join(
+        ctx.workspace,
+        input_str(input, "sourcePath").unwrap_or("./"),
+    )?;
+    let (remote, remote_url) = match &host.target {
+        GitTarget::Local(root) => {
+            let path = root.join(&owner).join(format!("{}.git", parsed.repo));
+            let url = format!("file://{}", path.display());
+            (path.display().to_string(), url)
+        }
+        GitTarget::Remote(base) => {
+            let url = format!(
+                "{}/{owner}/{}.git",
+                base.as_str().trim_end_matches('/'),
+                parsed.repo
+            );
+            (url.clone(), url)
+        }
+    };
+    let contents_url = format!("git+{remote_url}#{branch}");
+    let outputs = json!({
+        "remoteUrl": remote_url,
+        "repoContentsUrl": contents_url,
+        "commitHash": Value::Null,
+    });
+    if ctx.dry_run {
+        ctx.info(format!(
+            "Would create {remote_url} and push the workspace to {branch}"
+        ))
+        .await;
+        return Ok(outputs);
+    }
+    let marker = format!("Paved-Task: {}", ctx.task_id);
+    if let GitTarget::Local(_) = &host.target {
+        let path = Path::new(&remote);
+        if path.exists() {
+            // A resumed task may have pushed before the restart: that is success, anything else a clash.
+            let message = git(ctx, path, &["log", "-1", "--format=%B", branch])
+                .await
+                .unwrap_or_default();
+            if message.contains(&marker) {
+                ctx.info(format!("{remote_url} was already published by this task"))
+                    .await;
+                let hash = git(ctx, path, &["rev-parse", branch])
+                    .await
+                    .unwrap_or_default();
+                let mut out = outputs;
+                out["commitHash"] = json!(hash.trim());
+                return Ok(out);
+            }
+            return Err(format!(
+                "a repository already exists at {}/{owner}/{}; choose another name",
+                parsed.host, parsed.repo
+            ));
+        }
+        std::fs::create_dir_all(path).map_err(|e| format!("cannot create {remote_url}: {e}"))?;
+        git(ctx, path, &["init", "--quiet", "--bare", "-b", branch]).await?;
+    }
+    let description = input_str(input, "description").unwrap_or("Created by Paved");
+    let message = format!(
+        "{}\n\n{description}\n\n{marker}",
+        input_str(input, "gitCommitMessage").unwrap_or("Initial commit")
+    );
+    let author_name = input_str(input, "gitAuthorName").unwrap_or("Paved Scaffolder");
+    let author_email = input_str(input, "gitAuthorEmail").unwrap_or("scaffolder@paved.invalid");
+    let _ = std::fs::remove_dir_all(source.join(".git"));
+    git(ctx, &source, &["init", "--quiet", "-b", branch]).await?;
+    git(ctx, &source, &["add", "--all"]).await?;
+    let name_cfg = format!("user.name={author_name}");
+    let email_cfg = format!("user.email={author_email}");
+    git(
+        ctx,
+        &source,
+        &[
+            "-c", &name_cfg, "-c", &email_cfg, "commit", "--quiet", "-m", &message,
+        ],
+    )
+    .await?;
+    let refspec = format!("HEAD:refs/heads/{branch}");
+    let mut push_args: Vec<String> = Vec::new();
+    if let GitTarget::Remote(_) = &host.target {
+        if let Some(header) = remote_auth_header(ctx, &parsed.host).await? {
+            push_args.extend(["-c".into(), format!("http.extraHeader={header}")]);
+        }
+    }
+    push_args.extend(["push".into(), "--quiet".into(), remote.clone(), refspec]);
+    let args: Vec<&str> = push_args.iter().map(String::as_str).collect();
+    git(ctx, &source, &args).await?;
+    let hash = git(ctx, &source, &["rev-parse", "HEAD"]).await?;
+    let _ = std::fs::remove_dir_all(source.join(".git"));
+    ctx.info(format!(
+        "Published {remote_url} ({branch} at {})",
+        &hash.trim()[..hash.trim().len().min(12)]
+    ))
+    .await;
+    let mut out = outputs;
+    out["commitHash"] = json!(hash.trim());
+    Ok(out)
+}
+
+/// Basic credentials for a remote git host, read from Vault at `{prefix}/git/{host}` (keys `username`, `token`).
+async fn remote_auth_header(ctx: &ActionContext<'_>, host: &str) -> Result<Option<String>, String> {
+    let Some(vault) = &ctx.core.vault else {
+        return Ok(None);
+    };
+    let config = vault.config();
+    let request = vaultrs::api::kv2::requests::ReadSecretRequest {
+        mount: config.kv_mount.clone(),
+        path: format!("{}/git/{host}", config.prefix),
+        version: None,
+    };
+    match vault.call(request).await {
+        Ok(answer) => {
+            let data = answer.data.map(|d| d.data).unwrap_or_default();
+            let user = data
+                .get("username")
+                .and_then(Value::as_str)
+                .unwrap_or("git");
+            let token = data
+                .get("token")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("the Vault secret for {host} has no `token`"))?;
+            use base64::Engine as _;
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
+            Ok(Some(format!("Authorization: Basic {basic}")))
+        }
+        Err(crate::secrets::vault::VaultError::NotFound(_)) => Ok(None),
+        Err(e) => Err(format!(
+            "cannot read the credentials for {host} from Vault: {e}"
+        )),
+    }
+}
+
+async fn catalog_register(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
+    let info_path = input_str(input, "catalogInfoPath").unwrap_or("/catalog-info.yaml");
+    let (location_name, yaml) = if let Some(contents) = input_str(input, "repoContentsUrl") {
+        let Some(rest) = contents.strip_prefix("git+file://") else {
+            return Err(format!(
+                "`{contents}`: register repositories on remote hosts with catalogInfoUrl (a raw file URL on an allowed host)"
+            ));
+        };
+        let (repo, branch) = rest.split_once('#').unwrap_or((rest, "main"));
+        let spec = format!("{branch}:{}", info_path.trim_start_matches('/'));
+        let name = format!("file://{repo}{info_path}");
+        if ctx.dry_run {
+            let local = safe_join(ctx.workspace, info_path.trim_start_matches('/'))?;
+            let yaml = std::fs::read_to_string(&local)
+                .map_err(|_| format!("the workspace has no {info_path} to register"))?;
+            (name, yaml)
+        } else {
+            (name, git(ctx, Path::new(repo), &["show", &spec]).await?)
+        }
+    } else if let Some(url) = input_str(input, "catalogInfoUrl") {
+        if ctx.dry_run {
+            ctx.info(format!("Would register {url}")).await;
+            return Ok(json!({"catalogInfoUrl": url}));
+        }
+        let (_, crawl) = crate::catalog::store::register_location_as(
+            &ctx.core.db,
+            &ctx.core.catalog,
+            &ctx.principal.actor(),
+            "url",
+            url,
+            false,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let entity_ref = crawl
+            .entities
+            .first()
+            .map(|e| e.entity.entity_ref.to_string());
+        return Ok(json!({"entityRef": entity_ref, "catalogInfoUrl": url}));
+    } else {
+        return Err(
+            "the input needs repoContentsUrl (with catalogInfoPath) or catalogInfoUrl".into(),
+        );
+    };
+    let found = crate::catalog::store::preview_yaml(&ctx.core.catalog, &location_name, &yaml).await;
+    if !found.problems.is_empty() {
+        let list: Vec<String> = found
+            .problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}{}",
+                    p.field
+                        .as_ref()
+                        .map(|f| format!("{f}: "))
+                        .unwrap_or_default(),
+                    p.message
+                )
+            })
+            .collect();
+        return Err(format!("{info_path} has problems: {}", list.join("; ")));
+    }
+    let entity_ref = found
+        .entities
+        .iter()
+        .find(|e| e.entity.entity_ref.kind == "component")
+        .or(found.entities.first())
+        .map(|e| e.entity.entity_ref.to_string())
+        .ok_or_else(|| format!("{info_path} has no entities"))?;
+    if ctx.dry_run {
+        ctx.info(format!("Would register {entity_ref} from {location_name}"))
+            .await;
+        return Ok(json!({"entityRef": entity_ref, "catalogInfoUrl": location_name}));
+    }
+    crate::catalog::store::register_scaffolded(
+        &ctx.core.db,
+        &ctx.core.catalog,
+        &ctx.principal.actor(),
+        &location_name,
+        &yaml,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    ctx.info(format!("Registered {entity_ref} in the catalog"))
+        .await;
+    Ok(json!({"entityRef": entity_ref, "catalogInfoUrl": location_name}))
+}
+
+async fn vault_provision(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
+    use crate::secrets::{self, naming::SecretTarget, SecretValues};
+    use secrecy::SecretString;
+    let team = required_str(input, "team")?;
+    let service = required_str(input, "service")?;
+    let name = required_str(input, "name")?;
+    let target = if service == secrets::naming::TEAM_SEGMENT {
+        SecretTarget::team_wide(team, name)
+    } else {
+        SecretTarget::service(team, service, name)
+    }
+    .map_err(|e| e.to_string())?;
+    let data = input
+        .get("data")
+        .and_then(Value::as_object)
+        .ok_or("the input `data` must be an object of keys to values")?;
+    let mut pairs = Vec::new();
+    for (k, v) in data {
+        let v = match v {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        pairs.push((k.clone(), SecretString::from(v)));
+    }
+    let values = SecretValues::from_pairs(pairs).map_err(|e| e.to_string())?;
+    if ctx.dry_run {
+        ctx.info(format!(
+            "Would write {} key(s) to Vault for {team}/{service}/{name}, with its policy and Kubernetes role",
+            values.keys().count()
+        ))
+        .await;
+        return Ok(json!({}));
+    }
+    let outcome = secrets::write(ctx.core, ctx.principal, &target, values, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    for step in &outcome.steps {
+        ctx.info(format!(
+            "{}: {:?} ({})",
+            step.label, step.state, step.detail
+        ))
+        .await;
+    }
+    if !outcome.complete() {
+        return Err("the secret was written but its workload access is incomplete; retry this step once Vault is healthy".into());
+    }
+    let annotations: serde_json::Map<String, Value> = outcome
+        .access
+        .as_ref()
+        .map(|a| {
+            a.annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(json!({
+        "path": outcome.secret.path,
+        "version": outcome.secret.current_version,
+        "policy": outcome.access.as_ref().map(|a| a.policy_name.clone()),
+        "role": outcome.access.as_ref().and_then(|a| a.role_name.clone()),
+        "annotations": annotations,
+    }))
+}
+
+async fn notification_send(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
+    let title = required_str(input, "title")?;
+    let description = input_str(input, "info").or(input_str(input, "description"));
+    let link = input_str(input, "link");
+    let severity = input_str(input, "severity").unwrap_or("normal");
+    if !matches!(severity, "low" | "normal" | "high" | "critical") {
+        return Err(format!(
+            "`{severity}` is not a severity (low, normal, high, critical)"
+        ));
+    }
+    let recipients: Vec<String> = match input_str(input, "recipients").unwrap_or("entity") {
+        "broadcast" => vec!["broadcast".into()],
+        "entity" => input
+            .get("entityRefs")
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        other => {
+            return Err(format!(
+                "`{other}` is not a recipient kind (entity or broadcast)"
+            ))
+        }
+    };
+    let mut normalized = Vec::new();
+    for r in &recipients {
+        if r == "broadcast" {
+            normalized.push(r.clone());
+            continue;
+        }
+        let parsed = crate::catalog::model::EntityRef::parse(r, Some("user"), "default")?;
+        normalized.push(parsed.to_string());
+    }
+    if normalized.is_empty() {
+        return Err("the notification has no recipients (entityRefs)".into());
+    }
+    if ctx.dry_run {
+        ctx.info(format!("Would notify {}: {title}", normalized.join(", ")))
+            .await;
+        return Ok(json!({}));
+    }
+    crate::notifications::send(
+        &ctx.core.db,
+        &normalized,
+        title,
+        description,
+        link,
+        severity,
+        Some(ctx.task_id),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    ctx.info(format!("Notified {}", normalized.join(", ")))
+        .await;
+    Ok(json!({}))
+}
+
+async fn debug_log(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
+    if let Some(message) = input.get("message") {
+        ctx.info(paved_forms::display(message)).await;
+    }
+    let list = match input.get("listWorkspace") {
+        Some(Value::Bool(true)) => Some(false),
+        Some(Value::String(s)) if s == "with-filenames" => Some(false),
+        Some(Value::String(s)) if s == "with-contents" => Some(true),
+        _ => None,
+    };
+    if let Some(with_contents) = list {
+        for rel in walk(ctx.workspace)? {
+            let shown = rel.display().to_string();
+            if with_contents {
+                let text = std::fs::read_to_string(ctx.workspace.join(&rel))
+                    .unwrap_or_else(|_| "(binary)".into());
+                ctx.info(format!("{shown}:\n{text}")).await;
+            } else {
+                ctx.info(shown).await;
+            }
+        }
+    }
+    Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_cannot_leave_the_workspace() {
+        let root = Path::new("/w");
+        assert_eq!(safe_join(root, "a/b.txt").unwrap(), Path::new("/w/a/b.txt"));
+        assert_eq!(safe_join(root, "./a").unwrap(), Path::new("/w/a"));
+        assert!(safe_join(root, "../etc/passwd").is_err());
+        assert!(safe_join(root, "a/../../x").is_err());
+        assert!(safe_join(root, "/etc/passwd").is_err());
+    }
+}

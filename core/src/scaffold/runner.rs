@@ -1,0 +1,459 @@
+//! Runs tasks: workers claim open tasks, run their steps in order (skipping
+//! those done before a restart), record each step's output for the next,
+//! honour cancellation between steps, and clean the workspace up at the end.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use super::actions::{self, ActionContext};
+use super::expr::{truthy, Expressions};
+use super::log::{Masker, TaskLog};
+use super::tasks::{self, TaskRow};
+use super::template::{self, Template};
+use crate::auth::{AuthMethod, Principal};
+use crate::CoreState;
+
+/// The scaffolder's in-process state: this process's worker id, secret
+/// answers (memory only), the event counter live streams wait on, and the
+/// wake-up for idle workers.
+pub struct Scaffolder {
+    /// Identifies this process's claims, so a restart knows what was interrupted.
+    pub worker_id: String,
+    secrets: Mutex<HashMap<String, BTreeMap<String, SecretString>>>,
+    events: tokio::sync::watch::Sender<u64>,
+    wake: tokio::sync::Notify,
+    /// The expression engine.
+    pub expressions: Expressions,
+}
+
+impl std::fmt::Debug for Scaffolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scaffolder")
+            .field("worker_id", &self.worker_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Scaffolder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scaffolder {
+    /// A fresh state with a new worker id.
+    pub fn new() -> Self {
+        Self {
+            worker_id: uuid::Uuid::new_v4().to_string(),
+            secrets: Mutex::default(),
+            events: tokio::sync::watch::channel(0).0,
+            wake: tokio::sync::Notify::new(),
+            expressions: Expressions::new(),
+        }
+    }
+
+    /// Keeps a task's secret answers in memory until it ends.
+    pub fn hold_secrets(&self, task_id: &str, secrets: BTreeMap<String, SecretString>) {
+        self.secrets
+            .lock()
+            .expect("secrets lock")
+            .insert(task_id.to_owned(), secrets);
+    }
+
+    fn secrets_of(&self, task_id: &str) -> Option<BTreeMap<String, SecretString>> {
+        self.secrets
+            .lock()
+            .expect("secrets lock")
+            .get(task_id)
+            .cloned()
+    }
+
+    /// Whether a task's secret answers are still held.
+    pub fn has_secrets(&self, task_id: &str) -> bool {
+        self.secrets
+            .lock()
+            .expect("secrets lock")
+            .contains_key(task_id)
+    }
+
+    fn drop_secrets(&self, task_id: &str) {
+        self.secrets.lock().expect("secrets lock").remove(task_id);
+    }
+
+    /// Wakes a worker (a task was queued).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// A receiver that changes whenever any task logs an event.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+}
+
+fn workspace_of(core: &CoreState, task_id: &str) -> PathBuf {
+    core.config.scaffolder.work_dir.join(task_id)
+}
+
+/// Recovers tasks a previous process left running, then runs `workers` loops forever.
+pub async fn run_workers(core: CoreState) {
+    let scaffolder = core.scaffolder.clone();
+    match tasks::recover(&core.db, &scaffolder.worker_id).await {
+        Ok((0, 0)) => {}
+        Ok((resumed, failed)) => {
+            tracing::info!(
+                resumed,
+                failed,
+                "scaffolder tasks recovered after a restart"
+            )
+        }
+        Err(e) => tracing::error!(error = %e, "cannot recover scaffolder tasks"),
+    }
+    let mut handles = Vec::new();
+    for _ in 0..core.config.scaffolder.workers.max(1) {
+        let core = core.clone();
+        handles.push(tokio::spawn(async move { worker_loop(core).await }));
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+async fn worker_loop(core: CoreState) {
+    let scaffolder = core.scaffolder.clone();
+    loop {
+        match tasks::claim_next(&core.db, &scaffolder.worker_id).await {
+            Ok(Some(task)) => {
+                let id = task.id.clone();
+                if let Err(e) = run_task(&core, task).await {
+                    tracing::error!(error = %e, task = %id, "scaffolder task could not be recorded");
+                }
+            }
+            Ok(None) => {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(2),
+                    scaffolder.wake.notified(),
+                )
+                .await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim a scaffolder task");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// The `user` context: `${{ user.entity.metadata.name }}`, `${{ user.ref }}`.
+pub fn user_context(principal: &Principal) -> Value {
+    let name = principal.subject.to_ascii_lowercase();
+    json!({
+        "ref": format!("user:default/{name}"),
+        "entity": {
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "User",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"profile": {"displayName": principal.display_name, "email": principal.email}},
+        },
+    })
+}
+
+fn secrets_context(secrets: &BTreeMap<String, SecretString>) -> Value {
+    Value::Object(
+        secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.expose_secret().to_owned())))
+            .collect(),
+    )
+}
+
+fn masker_for(secrets: &BTreeMap<String, SecretString>) -> Masker {
+    Masker::new(secrets.values().map(|s| s.expose_secret().to_owned()))
+}
+
+/// Runs one claimed task to its end (completed, failed or cancelled).
+async fn run_task(core: &CoreState, task: TaskRow) -> Result<(), crate::CoreError> {
+    let scaffolder = core.scaffolder.clone();
+    let secrets = scaffolder.secrets_of(&task.id).unwrap_or_default();
+    let log = TaskLog::Stored {
+        pool: core.db.clone(),
+        task_id: task.id.clone(),
+        masker: masker_for(&secrets),
+        notify: scaffolder.events.clone(),
+    };
+    let entity: Value = serde_json::from_str(&task.template_json).unwrap_or_default();
+    let template = match template::parse(&entity) {
+        Ok(t) => t,
+        Err(e) => {
+            let message = format!("the template cannot be read: {e}");
+            log.event(None, "completion", &message, Some("failed"))
+                .await;
+            tasks::finish(&core.db, &task, "failed", None, Some(&message)).await?;
+            return Ok(());
+        }
+    };
+    let snapshot: Principal =
+        serde_json::from_str(&task.principal_json).map_err(|_| crate::CoreError::Invalid {
+            field: "principal",
+            message: "the task's creator cannot be read".into(),
+        })?;
+    // Act with the creator's current teams and roles, not those at creation.
+    let principal = match snapshot.user_id {
+        Some(id) => crate::identity::load_principal(&core.db, id, AuthMethod::Session)
+            .await?
+            .unwrap_or(snapshot),
+        None => snapshot,
+    };
+    let secret_names: Vec<String> = serde_json::from_str(&task.secret_names).unwrap_or_default();
+    if secret_names.iter().any(|n| !secrets.contains_key(n)) {
+        let message = "This task's secret answers are not available any more (Paved restarted); retry it and enter them again.".to_owned();
+        log.event(None, "completion", &message, Some("failed"))
+            .await;
+        tasks::finish(&core.db, &task, "failed", None, Some(&message)).await?;
+        return Ok(());
+    }
+    let values: Value = serde_json::from_str(&task.values_json).unwrap_or(json!({}));
+    let workspace = workspace_of(core, &task.id);
+    if let Err(e) = std::fs::create_dir_all(&workspace) {
+        let message = format!("cannot create the task's workspace: {e}");
+        log.event(None, "completion", &message, Some("failed"))
+            .await;
+        tasks::finish(&core.db, &task, "failed", None, Some(&message)).await?;
+        return Ok(());
+    }
+    let template_dir = task.template_dir.as_deref().map(PathBuf::from);
+    let outcome = run_steps(
+        core,
+        &task,
+        &template,
+        &principal,
+        &values,
+        &secrets,
+        &workspace,
+        template_dir.as_deref(),
+        &log,
+        false,
+    )
+    .await?;
+    match outcome {
+        StepsOutcome::Completed(context) => {
+            let output = scaffolder
+                .expressions
+                .evaluate(&template.output, &context)
+                .map(|o| log.masker().mask_json(&o))
+                .unwrap_or_else(|e| json!({"text": [{"title": "Output", "content": format!("the template's output could not be evaluated: {e}")}]}));
+            log.event(None, "completion", "The task completed.", Some("completed"))
+                .await;
+            tasks::finish(&core.db, &task, "completed", Some(&output), None).await?;
+            scaffolder.drop_secrets(&task.id);
+            let _ = std::fs::remove_dir_all(&workspace);
+        }
+        StepsOutcome::Failed(message) => {
+            log.event(None, "completion", &message, Some("failed"))
+                .await;
+            tasks::finish(&core.db, &task, "failed", None, Some(&message)).await?;
+            // Secrets and workspace stay for a retry from the failed step.
+        }
+        StepsOutcome::Cancelled => {
+            log.event(
+                None,
+                "cancelled",
+                "The task was cancelled.",
+                Some("cancelled"),
+            )
+            .await;
+            tasks::finish(&core.db, &task, "cancelled", None, Some("cancelled")).await?;
+            scaffolder.drop_secrets(&task.id);
+            let _ = std::fs::remove_dir_all(&workspace);
+        }
+    }
+    Ok(())
+}
+
+/// How a run of steps ended.
+pub enum StepsOutcome {
+    /// All steps ran; the final context (parameters, steps' outputs).
+    Completed(Value),
+    /// A step failed, with the message for people.
+    Failed(String),
+    /// Cancelled between steps.
+    Cancelled,
+}
+
+/// Runs the template's steps in order. For stored tasks, steps already
+/// completed (before a restart or a failure) are skipped and their outputs
+/// restored; for dry runs (`dry_run`), every step runs with `dry_run` set.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_steps(
+    core: &CoreState,
+    task: &TaskRow,
+    template: &Template,
+    principal: &Principal,
+    values: &Value,
+    secrets: &BTreeMap<String, SecretString>,
+    workspace: &Path,
+    template_dir: Option<&Path>,
+    log: &TaskLog,
+    dry_run: bool,
+) -> Result<StepsOutcome, crate::CoreError> {
+    let expressions = &core.scaffolder.expressions;
+    let mut context = json!({
+        "parameters": values,
+        "secrets": secrets_context(secrets),
+        "user": user_context(principal),
+        "steps": {},
+        "context": {"task": {"id": task.id}},
+    });
+    let recorded = if dry_run {
+        Vec::new()
+    } else {
+        tasks::steps(&core.db, &task.id).await?
+    };
+    for step in &template.steps {
+        let row = recorded.iter().find(|r| r.step_id == step.id);
+        match row.map(|r| r.status.as_str()) {
+            Some("completed") => {
+                let output: Value = row
+                    .and_then(|r| r.output_json.as_deref())
+                    .and_then(|o| serde_json::from_str(o).ok())
+                    .unwrap_or(json!({}));
+                context["steps"][&step.id] = json!({"output": output});
+                continue;
+            }
+            Some("skipped") => continue,
+            _ => {}
+        }
+        if !dry_run && tasks::cancel_requested(&core.db, &task.id).await? {
+            for later in template.steps.iter().skip_while(|s| s.id != step.id) {
+                tasks::set_step(&core.db, &task.id, &later.id, "cancelled", None).await?;
+            }
+            return Ok(StepsOutcome::Cancelled);
+        }
+        let set = |status: &'static str, output: Option<Value>| {
+            let id = step.id.clone();
+            async move {
+                if dry_run {
+                    Ok(())
+                } else {
+                    tasks::set_step(&core.db, &task.id, &id, status, output.as_ref()).await
+                }
+            }
+        };
+        if let Some(condition) = &step.condition {
+            let run = match expressions.evaluate(condition, &context) {
+                Ok(v) => truthy(&v),
+                Err(e) => {
+                    set("failed", None).await?;
+                    return Ok(StepsOutcome::Failed(format!(
+                        "step {} failed: its `if` could not be evaluated: {e}",
+                        step.name
+                    )));
+                }
+            };
+            if !run {
+                log.event(
+                    Some(&step.id),
+                    "step",
+                    &format!("Skipping step {}: its condition is false", step.name),
+                    Some("skipped"),
+                )
+                .await;
+                set("skipped", None).await?;
+                continue;
+            }
+        }
+        set("processing", None).await?;
+        log.event(
+            Some(&step.id),
+            "step",
+            &format!("Beginning step {}", step.name),
+            Some("processing"),
+        )
+        .await;
+        let iterations: Vec<Option<Value>> = match &step.each {
+            None => vec![None],
+            Some(each) => match expressions.evaluate(each, &context) {
+                Ok(Value::Array(items)) => items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| Some(json!({"key": i, "value": v})))
+                    .collect(),
+                Ok(Value::Object(map)) => map
+                    .into_iter()
+                    .map(|(k, v)| Some(json!({"key": k, "value": v})))
+                    .collect(),
+                Ok(_) | Err(_) => {
+                    set("failed", None).await?;
+                    return Ok(StepsOutcome::Failed(format!(
+                        "step {} failed: `each` must evaluate to a list or an object",
+                        step.name
+                    )));
+                }
+            },
+        };
+        let mut outputs = Vec::new();
+        for item in &iterations {
+            if let Some(item) = item {
+                context["each"] = item.clone();
+            }
+            let input = match expressions.evaluate(&step.input, &context) {
+                Ok(i) => i,
+                Err(e) => {
+                    set("failed", None).await?;
+                    let message = log.masker().mask(&format!(
+                        "step {} failed: its input could not be evaluated: {e}",
+                        step.name
+                    ));
+                    log.event(Some(&step.id), "step", &message, Some("failed"))
+                        .await;
+                    return Ok(StepsOutcome::Failed(message));
+                }
+            };
+            let ctx = ActionContext {
+                core,
+                task_id: &task.id,
+                step_id: &step.id,
+                principal,
+                workspace,
+                template_dir,
+                log,
+                dry_run,
+                expressions,
+            };
+            match actions::run(&step.action, &ctx, &input).await {
+                Ok(output) => outputs.push(log.masker().mask_json(&output)),
+                Err(message) => {
+                    set("failed", None).await?;
+                    let message = log
+                        .masker()
+                        .mask(&format!("step {} failed: {message}", step.name));
+                    log.event(Some(&step.id), "step", &message, Some("failed"))
+                        .await;
+                    return Ok(StepsOutcome::Failed(message));
+                }
+            }
+        }
+        if let Some(obj) = context.as_object_mut() {
+            obj.remove("each");
+        }
+        let output = if step.each.is_some() {
+            json!({"results": outputs})
+        } else {
+            outputs.pop().unwrap_or(json!({}))
+        };
+        context["steps"][&step.id] = json!({"output": output});
+        set("completed", Some(output)).await?;
+        log.event(
+            Some(&step.id),
+            "step",
+            &format!("Finished step {}", step.name),
+            Some("completed"),
+        )
+        .await;
+    }
+    Ok(StepsOutcome::Completed(context))
+}

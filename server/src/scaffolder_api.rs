@@ -1,0 +1,342 @@
+//! `/api/scaffolder/v2`: Backstage's scaffolder API over Paved's durable
+//! scaffolder. Tasks, their events (JSON and a live SSE stream), cancel,
+//! retry, dry-run, a template's parameter schema and the list of actions.
+//! Secret answers arrive in `secrets` and never come back.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use futures_util::stream::{self, Stream, StreamExt};
+use paved_core::auth::Principal;
+use paved_core::scaffold::{self, tasks::EventRow, RunRequest};
+use paved_core::CoreError;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::catalog_api::ApiError;
+use crate::AppState;
+
+/// The scaffolder API routes (mounted at `/api/scaffolder/v2`).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tasks", get(list_tasks).post(create_task))
+        .route("/tasks/{id}", get(get_task))
+        .route("/tasks/{id}/events", get(task_events))
+        .route("/tasks/{id}/eventstream", get(task_eventstream))
+        .route("/tasks/{id}/cancel", post(cancel_task))
+        .route("/tasks/{id}/retry", post(retry_task))
+        .route("/dry-run", post(dry_run))
+        .route(
+            "/templates/{namespace}/{kind}/{name}/parameter-schema",
+            get(parameter_schema),
+        )
+        .route("/actions", get(actions))
+}
+
+/// Reads a JSON body without echoing values back in errors.
+fn json_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, CoreError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(CoreError::Invalid {
+            field: "body",
+            message: "must be a JSON object".into(),
+        }),
+    }
+}
+
+/// `secrets` as a map of strings, held as secrets from here on.
+fn take_secrets(
+    body: &mut serde_json::Map<String, Value>,
+) -> Result<BTreeMap<String, SecretString>, CoreError> {
+    let mut out = BTreeMap::new();
+    match body.remove("secrets") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                match v {
+                    Value::String(s) => {
+                        out.insert(k, SecretString::from(s));
+                    }
+                    _ => {
+                        return Err(CoreError::Invalid {
+                            field: "secrets",
+                            message: format!(
+                                "the secret {} must be a string",
+                                k.chars().take(40).collect::<String>()
+                            ),
+                        })
+                    }
+                }
+            }
+        }
+        Some(_) => {
+            return Err(CoreError::Invalid {
+                field: "secrets",
+                message: "must be an object of names to strings".into(),
+            })
+        }
+    }
+    Ok(out)
+}
+
+fn run_request(body: &[u8]) -> Result<RunRequest, CoreError> {
+    let mut body = json_body(body)?;
+    let secrets = take_secrets(&mut body)?;
+    let template_ref = match body.get("templateRef").and_then(Value::as_str) {
+        Some(r) => r.to_owned(),
+        None if body.contains_key("template") => {
+            return Err(CoreError::Invalid {
+                field: "templateRef",
+                message: "Paved runs templates registered in the catalog; pass their templateRef (template:default/name)".into(),
+            })
+        }
+        None => {
+            return Err(CoreError::Invalid {
+                field: "templateRef",
+                message: "is required (template:default/name)".into(),
+            })
+        }
+    };
+    Ok(RunRequest {
+        template_ref,
+        values: body.remove("values").unwrap_or(json!({})),
+        secrets,
+        wizard_session: body
+            .get("wizardSession")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+/// Backstage's task shape plus Paved's step states.
+fn task_json(task: &scaffold::TaskView) -> Value {
+    json!({
+        "id": task.id,
+        "spec": {
+            "templateInfo": {"entityRef": task.template_ref, "title": task.template_title},
+            "parameters": task.values,
+            "steps": task.steps.iter().map(|s| json!({"id": s.id, "name": s.name, "action": s.action})).collect::<Vec<_>>(),
+        },
+        "status": task.status,
+        "createdBy": task.created_by,
+        "ownerTeam": task.owner_team,
+        "createdAt": rfc3339(task.created_at),
+        "startedAt": task.started_at.map(rfc3339),
+        "finishedAt": task.finished_at.map(rfc3339),
+        "error": task.error,
+        "output": task.output,
+        "secretNames": task.secret_names,
+        "steps": task.steps,
+    })
+}
+
+fn rfc3339(at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Backstage's event shape.
+fn event_json(e: &EventRow) -> Value {
+    let kind = if e.kind == "completion" || e.kind == "cancelled" {
+        e.kind.as_str()
+    } else {
+        "log"
+    };
+    json!({
+        "id": e.id,
+        "taskId": e.task_id,
+        "type": kind,
+        "createdAt": rfc3339(e.at),
+        "body": {"message": e.message, "stepId": e.step_id, "status": e.status},
+    })
+}
+
+async fn create_task(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request = run_request(&body)?;
+    drop(body);
+    let id = scaffold::create_task(&state.core, &principal, request).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(rename = "createdBy")]
+    created_by: Option<String>,
+}
+
+async fn list_tasks(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let all = query.created_by.is_none() && principal.is_admin();
+    let list = scaffold::list_tasks(&state.core, &principal, all).await?;
+    Ok(Json(
+        json!({"tasks": list.iter().map(task_json).collect::<Vec<_>>(), "totalTasks": list.len()}),
+    )
+    .into_response())
+}
+
+async fn get_task(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let task = scaffold::task(&state.core, &principal, &id).await?;
+    Ok(Json(task_json(&task)).into_response())
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    after: Option<i64>,
+}
+
+async fn task_events(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
+    let events = scaffold::events(&state.core, &principal, &id, query.after.unwrap_or(0)).await?;
+    Ok(Json(events.iter().map(event_json).collect::<Vec<_>>()).into_response())
+}
+
+/// Live events: everything after `after` (or `Last-Event-ID`), then new ones as
+/// they happen, ending after the completion event.
+async fn task_eventstream(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let last_seen = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .or(query.after)
+        .unwrap_or(0);
+    // Authorizes (and 404s) before the stream starts.
+    scaffold::events(&state.core, &principal, &id, i64::MAX).await?;
+    let rx = state.core.scaffolder.subscribe();
+    let start = (state, principal, id, last_seen, rx, false);
+    let stream = stream::unfold(
+        start,
+        |(state, principal, id, after, mut rx, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let batch = scaffold::events(&state.core, &principal, &id, after)
+                    .await
+                    .unwrap_or_default();
+                if !batch.is_empty() {
+                    let last = batch.last().map(|e| e.id).unwrap_or(after);
+                    let finished = batch
+                        .iter()
+                        .any(|e| e.kind == "completion" || e.kind == "cancelled");
+                    let events: Vec<Result<Event, Infallible>> = batch
+                        .iter()
+                        .map(|e| {
+                            let body = event_json(e);
+                            Ok(Event::default()
+                                .id(e.id.to_string())
+                                .event(body["type"].as_str().unwrap_or("log"))
+                                .data(body.to_string()))
+                        })
+                        .collect();
+                    return Some((
+                        stream::iter(events),
+                        (state, principal, id, last, rx, finished),
+                    ));
+                }
+                // Nothing new: wait for any task's next event (or re-check every 15 s).
+                let _ = tokio::time::timeout(Duration::from_secs(15), rx.changed()).await;
+            }
+        },
+    )
+    .flatten();
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+async fn cancel_task(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let status = scaffold::cancel(&state.core, &principal, &id).await?;
+    Ok(Json(json!({"status": status})).into_response())
+}
+
+async fn retry_task(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let secrets = if body.is_empty() {
+        BTreeMap::new()
+    } else {
+        take_secrets(&mut json_body(&body)?)?
+    };
+    let from = scaffold::retry(&state.core, &principal, &id, secrets).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "fromStep": from})),
+    )
+        .into_response())
+}
+
+async fn dry_run(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use base64::Engine as _;
+    let request = run_request(&body)?;
+    drop(body);
+    let result = scaffold::dry_run(&state.core, &principal, request).await?;
+    Ok(Json(json!({
+        "log": result.log.iter().map(|(step, message)| json!({"body": {"message": message, "stepId": step}})).collect::<Vec<_>>(),
+        "directoryContents": result.files.iter().map(|f| json!({
+            "path": f.path,
+            "size": f.size,
+            "base64Content": f.content.as_ref().map(|c| base64::engine::general_purpose::STANDARD.encode(c)),
+        })).collect::<Vec<_>>(),
+        "steps": result.steps,
+        "output": result.output,
+        "error": result.error,
+    }))
+    .into_response())
+}
+
+async fn parameter_schema(
+    State(state): State<AppState>,
+    Path((namespace, kind, name)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let reference = format!("{kind}:{namespace}/{name}");
+    let schema = scaffold::parameter_schema(&state.core, &reference).await?;
+    Ok(Json(schema).into_response())
+}
+
+async fn actions() -> Response {
+    Json(scaffold::list_actions()).into_response()
+}
