@@ -36,7 +36,7 @@ pub async fn upsert_from_sign_in(pool: &SqlitePool, sign_in: &SignIn) -> Result<
         .unwrap_or_else(|| sign_in.subject.clone());
     let platform_roles = join_roles(&sign_in.grants.platform_roles);
 
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let user_id = sqlx::query_scalar!(
         r#"INSERT INTO users (subject, email, display_name, platform_roles, created_at, last_login_at)
            VALUES (?1, ?2, ?3, ?4, ?5, ?5)

@@ -39,7 +39,7 @@ pub async fn send(
     origin: Option<&str>,
 ) -> Result<(), CoreError> {
     let now = now_unix();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for recipient in recipients {
         sqlx::query!(
             "INSERT INTO notifications (recipient, title, description, link, severity, origin, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

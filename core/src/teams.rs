@@ -103,7 +103,7 @@ pub async fn seed_demo(
     people: &[DemoPerson<'_>],
 ) -> Result<(), CoreError> {
     let now = now_unix();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for (name, display) in teams {
         identity::ensure_team(&mut tx, name, now).await?;
         sqlx::query!(

@@ -69,7 +69,7 @@ pub async fn create(
     let hash = hash_token(&value);
     let prefix: String = value.chars().take(TOKEN_PREFIX.len() + 6).collect();
     let now = now_unix();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id = sqlx::query_scalar!(
         r#"INSERT INTO api_tokens (user_id, name, token_hash, token_prefix, created_at)
            VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id AS "id!""#,
@@ -122,7 +122,7 @@ pub async fn revoke(pool: &SqlitePool, caller: &Principal, id: i64) -> Result<()
     authorize(caller, Action::ManageOwnTokens)?;
     let user_id = caller.user_id.ok_or(CoreError::Unauthenticated)?;
     let now = now_unix();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let revoked = sqlx::query!(
         "UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
         id,

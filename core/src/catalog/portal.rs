@@ -110,7 +110,7 @@ pub async fn set(
     let before = get(pool, &lower).await?;
     let actor = caller.actor();
     let now = now_unix();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query!(
         r#"INSERT INTO catalog_portal_fields (entity_ref, oncall, support_url, notes, updated_by, updated_at)
            VALUES (?1, ?2, ?3, ?4, ?5, ?6)

@@ -15,7 +15,7 @@ pub async fn toggle(
         .user_id
         .ok_or_else(|| CoreError::Forbidden("Only people can star entities.".into()))?;
     let entity_ref = entity_ref.to_ascii_lowercase();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let exists = sqlx::query_scalar!(
         "SELECT COUNT(*) FROM catalog_entities WHERE entity_ref = ?1",
         entity_ref

@@ -282,7 +282,7 @@ async fn insert_location(
 ) -> Result<String, CoreError> {
     let id = uuid::Uuid::new_v4().to_string();
     let now = now_unix();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query!(
         "INSERT INTO catalog_locations (id, type, target, content, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         id,
@@ -391,7 +391,7 @@ pub async fn apply(
         problems: found.problems.clone(),
         ..RefreshReport::default()
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let existing: HashMap<String, (String, Option<String>, String, i64)> = sqlx::query!(
         r#"SELECT entity_ref, uid AS "uid!", location_id, etag, orphan FROM catalog_entities
            WHERE entity_ref IN (SELECT entity_ref FROM catalog_entities WHERE location_id = ?1)
@@ -759,7 +759,7 @@ pub async fn delete_location(
 ) -> Result<(), CoreError> {
     authorize(caller, Action::AdministerPlatform)?;
     let info = location(pool, id).await?;
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query!("DELETE FROM catalog_entities WHERE location_id = ?1", id)
         .execute(&mut *tx)
         .await?;
@@ -786,7 +786,7 @@ pub async fn delete_entity(
     uid: &str,
 ) -> Result<(), CoreError> {
     authorize(caller, Action::AdministerPlatform)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let entity_ref = sqlx::query_scalar!(
         "SELECT entity_ref FROM catalog_entities WHERE uid = ?1",
         uid

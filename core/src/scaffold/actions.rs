@@ -56,6 +56,7 @@ pub async fn run(action: &str, ctx: &ActionContext<'_>, input: &Value) -> Result
         "vault:provision" => vault_provision(ctx, input).await,
         "notification:send" => notification_send(ctx, input).await,
         "debug:log" => debug_log(ctx, input).await,
+        "debug:wait" => debug_wait(ctx, input).await,
         other => Err(format!("Paved has no action `{other}`")),
     }
 }
@@ -724,6 +725,31 @@ async fn debug_log(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, Stri
                 ctx.info(shown).await;
             }
         }
+    }
+    Ok(json!({}))
+}
+
+async fn debug_wait(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
+    let number = |k: &str| input.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    let total = number("minutes") * 60.0 + number("seconds") + number("milliseconds") / 1000.0;
+    if !(0.0..=600.0).contains(&total) {
+        return Err("debug:wait waits at most 10 minutes".into());
+    }
+    if ctx.dry_run {
+        ctx.info(format!("Would wait {total} s")).await;
+        return Ok(json!({}));
+    }
+    ctx.info(format!("Waiting {total} s")).await;
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs_f64(total);
+    while tokio::time::Instant::now() < until {
+        if super::tasks::cancel_requested(&ctx.core.db, ctx.task_id)
+            .await
+            .unwrap_or(false)
+        {
+            return Err("cancelled while waiting".into());
+        }
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(left.min(std::time::Duration::from_millis(100))).await;
     }
     Ok(json!({}))
 }

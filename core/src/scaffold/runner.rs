@@ -426,6 +426,12 @@ pub async fn run_steps(
             };
             match actions::run(&step.action, &ctx, &input).await {
                 Ok(output) => outputs.push(log.masker().mask_json(&output)),
+                Err(_) if !dry_run && tasks::cancel_requested(&core.db, &task.id).await? => {
+                    for later in template.steps.iter().skip_while(|s| s.id != step.id) {
+                        tasks::set_step(&core.db, &task.id, &later.id, "cancelled", None).await?;
+                    }
+                    return Ok(StepsOutcome::Cancelled);
+                }
                 Err(message) => {
                     set("failed", None).await?;
                     let message = log

@@ -82,7 +82,7 @@ pub struct NewTask<'a> {
 /// Creates an open task with its steps and audit entry, in one transaction.
 pub async fn create(pool: &SqlitePool, task: NewTask<'_>) -> Result<(), CoreError> {
     let now = now_unix();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query!(
         r#"INSERT INTO scaffolder_tasks (id, template_ref, template_json, template_dir, values_json, secret_names,
               created_by, principal_json, user_ref, owner_team, wizard_session, status, time_saved_minutes, created_at)
@@ -285,7 +285,7 @@ pub async fn finish(
 ) -> Result<(), CoreError> {
     let now = now_unix();
     let output = output.map(Value::to_string);
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query!(
         r#"UPDATE scaffolder_tasks SET status = ?2, output_json = ?3, error = ?4, finished_at = ?5,
               heartbeat_at = ?5, claimed_by = NULL, resume_from = NULL
@@ -376,7 +376,7 @@ pub async fn reopen(pool: &SqlitePool, id: &str, actor: &str) -> Result<String, 
     .fetch_optional(pool)
     .await?
     .unwrap_or_default();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query!(
         "UPDATE scaffolder_steps SET status = 'open', started_at = NULL, finished_at = NULL WHERE task_id = ?1 AND status NOT IN ('completed', 'skipped')",
         id

@@ -11,7 +11,7 @@ use super::expr::Expressions;
 pub const TEMPLATE_API_VERSION: &str = "scaffolder.backstage.io/v1beta3";
 
 /// The actions Paved runs, with a one-line description each.
-pub const ACTIONS: [(&str, &str); 9] = [
+pub const ACTIONS: [(&str, &str); 10] = [
     (
         "fetch:template",
         "Renders a skeleton folder into the workspace with ${{ values.x }}",
@@ -44,6 +44,10 @@ pub const ACTIONS: [(&str, &str); 9] = [
     (
         "debug:log",
         "Writes a message (and optionally the workspace listing) to the log",
+    ),
+    (
+        "debug:wait",
+        "Waits (seconds, up to 10 minutes); a cancel stops it",
     ),
 ];
 

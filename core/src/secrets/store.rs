@@ -121,7 +121,7 @@ pub async fn record_version(
 ) -> Result<(), CoreError> {
     let now = crate::now_unix();
     let holder = target.holder.segment();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id = sqlx::query_scalar!(
         r#"INSERT INTO secrets (team, holder, name, current_version, created_at, created_by, updated_at, updated_by)
            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5, ?6)
@@ -172,7 +172,7 @@ pub async fn remove(
     audit_before: serde_json::Value,
 ) -> Result<(), CoreError> {
     let holder = target.holder.segment();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query!(
         "DELETE FROM secrets WHERE team = ?1 AND holder = ?2 AND name = ?3",
         target.team,

@@ -1,0 +1,841 @@
+//! The scaffolder end to end over the real router: templates from the
+//! catalog, dry runs, real tasks that push to a bare git repository, register
+//! in the catalog and write to a real OpenBao, Backstage's own example
+//! template unmodified, restarts, cancel and retry, and secrets that never leak.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use common::vault::TestVault;
+use common::*;
+use serde_json::{json, Value};
+
+const DEV: &str = "dev-token-0123456789abcdef";
+const SEARCH: &str = "search-token-0123456789abcdef";
+const SECRET: &str = "sk-scaffold-7f3a9c21-never-shown";
+
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let sink = buffer.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(sink.clone()))
+            .try_init();
+        buffer
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scaffolder")
+}
+
+fn backstage_example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../node_modules/@backstage/create-app/templates/default-app/examples/template")
+}
+
+struct Fixture {
+    app: TestApp,
+    vault: Option<TestVault>,
+    git_root: PathBuf,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn fixture(with_vault: bool) -> Fixture {
+    fixture_with(with_vault, true).await
+}
+
+async fn fixture_with(with_vault: bool, workers: bool) -> Fixture {
+    captured_logs();
+    let git = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let vault = if with_vault {
+        Some(TestVault::start().await)
+    } else {
+        None
+    };
+    let roots = format!(
+        "{},{}",
+        fixtures().display(),
+        backstage_example()
+            .canonicalize()
+            .expect("npm packages installed (scripts/setup.sh test)")
+            .display()
+    );
+    let locations = format!(
+        "file:{}/catalog.yaml,file:{}/template.yaml",
+        fixtures().display(),
+        backstage_example().canonicalize().unwrap().display()
+    );
+    let hosts = format!(
+        "git.paved.test=file://{0},github.com=file://{0}",
+        git.path().display()
+    );
+    let tokens = format!("dev:{DEV}:developer:payments,search:{SEARCH}:developer:search");
+    let work_dir = work.path().display().to_string();
+    let mut vars: Vec<(&str, String)> = vec![
+        ("PAVED_CATALOG_FILE_ROOTS", roots),
+        ("PAVED_CATALOG_LOCATIONS", locations),
+        ("PAVED_SCAFFOLDER_GIT_HOSTS", hosts),
+        ("PAVED_SCAFFOLDER_WORKDIR", work_dir),
+        ("PAVED_SERVICE_TOKENS", tokens),
+    ];
+    if let Some(v) = &vault {
+        vars.extend(v.portal_vars());
+    }
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = test_app(&borrowed).await;
+    if workers {
+        tokio::spawn(paved_core::scaffold::run_workers(app.state.core.clone()));
+    }
+    Fixture {
+        app,
+        vault,
+        git_root: git.path().to_path_buf(),
+        _dirs: vec![git, work],
+    }
+}
+
+fn call(method: &str, uri: &str, token: &str, body: Option<Value>) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
+        .unwrap()
+}
+
+impl Fixture {
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let response = self.app.send(call(method, uri, token, body)).await;
+        let status = response.status();
+        let text = body_text(response).await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn wait_for(&self, id: &str, statuses: &[&str]) -> Value {
+        for _ in 0..300 {
+            let (status, task) = self
+                .send("GET", &format!("/api/scaffolder/v2/tasks/{id}"), DEV, None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{task}");
+            if statuses.contains(&task["status"].as_str().unwrap_or_default()) {
+                return task;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("task {id} never reached {statuses:?}");
+    }
+
+    fn database_bytes(&self) -> Vec<u8> {
+        let url = &self.app.state.core.config.database_url;
+        let path = url.trim_start_matches("sqlite://");
+        let mut bytes = std::fs::read(path).unwrap();
+        if let Ok(more) = std::fs::read(format!("{path}-wal")) {
+            bytes.extend(more);
+        }
+        bytes
+    }
+}
+
+fn feature_values(name: &str) -> Value {
+    json!({
+        "name": name,
+        "owner": "group:default/payments",
+        "system": "system:default/checkout",
+        "flavour": "fancy",
+        "colour": "teal ${{ parameters.owner }}",
+        "features": ["health", "metrics"],
+        "repoUrl": format!("git.paved.test?owner=payments&repo={name}"),
+    })
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn templates_are_listed_with_their_pages_and_unknown_actions_are_refused_at_registration() {
+    let f = fixture(false).await;
+    let (status, schema) = f
+        .send(
+            "GET",
+            "/api/scaffolder/v2/templates/default/template/feature-service/parameter-schema",
+            DEV,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{schema}");
+    assert_eq!(schema["title"], "Feature test service");
+    assert_eq!(schema["steps"].as_array().unwrap().len(), 3);
+    assert_eq!(schema["steps"][2]["title"], "Repository");
+    let (_, actions) = f.send("GET", "/api/scaffolder/v2/actions", DEV, None).await;
+    assert!(actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["id"] == "publish:git"));
+
+    // A template naming an action Paved lacks is a catalog problem that names it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata: {name: bad}\nspec:\n  type: service\n  steps:\n    - {id: x, action: 'aws:s3:create'}\n",
+    )
+    .unwrap();
+    let found = paved_core::catalog::store::preview_yaml(
+        &f.app.state.core.catalog,
+        "bad.yaml",
+        &std::fs::read_to_string(&file).unwrap(),
+    )
+    .await;
+    assert!(found.entities.is_empty());
+    assert!(
+        found
+            .problems
+            .iter()
+            .any(|p| p.message.contains("`aws:s3:create`")),
+        "{:?}",
+        found.problems
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_previews_the_files_without_publishing_anything() {
+    let f = fixture(false).await;
+    let (status, result) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/dry-run",
+            DEV,
+            Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-dry"), "secrets": {"apiKey": SECRET}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    assert!(result["error"].is_null(), "{result}");
+    let files: Vec<(String, String)> = result["directoryContents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            use base64::Engine as _;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(f["base64Content"].as_str().unwrap())
+                .unwrap();
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                String::from_utf8(raw).unwrap(),
+            )
+        })
+        .collect();
+    let file = |p: &str| {
+        files
+            .iter()
+            .find(|(path, _)| path == p)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_else(|| panic!("no {p} in {files:?}"))
+    };
+    // File names are rendered; contents too; workflow files are copied without templating.
+    assert_eq!(
+        file("src/svc-dry.txt"),
+        "Service svc-dry\n- health\n- metrics\n\n"
+    );
+    assert!(file(".github/workflows/ci.yaml").contains("${{ github.sha }}"));
+    assert_eq!(file("raw/untouched.txt"), "verbatim ${{ values.name }}\n");
+    let info = file("catalog-info.yaml");
+    let parsed: Value = serde_yaml::from_str(&info).unwrap();
+    assert_eq!(parsed["metadata"]["name"], "svc-dry");
+    assert_eq!(parsed["spec"]["system"], "system:default/checkout");
+    // What a user typed is data: their `${{ … }}` arrives verbatim, never evaluated.
+    assert!(parsed["metadata"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("teal ${{ parameters.owner }}"));
+    // Steps: each ran per item, the conditional one ran (fancy), nothing was published.
+    let log: Vec<String> = result["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["body"]["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        log.iter().any(|l| l == "feature 0 is health")
+            && log.iter().any(|l| l == "feature 1 is metrics")
+    );
+    assert!(log.iter().any(|l| l.starts_with("fancy colour teal")));
+    assert!(log.iter().any(|l| l.starts_with("Would create file://")));
+    assert!(log
+        .iter()
+        .any(|l| l.contains("Would register component:default/svc-dry")));
+    assert!(log.iter().any(|l| l.contains("(secret: ***)")), "{log:?}");
+    assert!(!result.to_string().contains(SECRET));
+    assert!(!f.git_root.join("payments/svc-dry.git").exists());
+    assert_eq!(
+        result["output"]["links"][1]["entityRef"],
+        "component:default/svc-dry"
+    );
+}
+
+#[tokio::test]
+async fn a_task_publishes_registers_provisions_and_notifies_and_its_secret_never_leaks() {
+    let f = fixture(true).await;
+    let (status, created) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-real"), "secrets": {"apiKey": SECRET}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let task = f.wait_for(&id, &["completed", "failed"]).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let statuses: Vec<(&str, &str)> = task["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert!(
+        statuses.iter().all(|(_, s)| *s == "completed"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        task["output"]["links"][1]["entityRef"],
+        "component:default/svc-real"
+    );
+
+    // The repository can be cloned and holds the rendered skeleton.
+    let bare = f.git_root.join("payments/svc-real.git");
+    assert!(bare.is_dir());
+    let clone_dir = tempfile::tempdir().unwrap();
+    git_in(
+        clone_dir.path(),
+        &["clone", "--quiet", bare.to_str().unwrap(), "svc"],
+    );
+    let checkout = clone_dir.path().join("svc");
+    assert!(checkout.join("src/svc-real.txt").is_file());
+    assert!(git_in(&checkout, &["log", "-1", "--format=%B"]).contains(&format!("Paved-Task: {id}")));
+
+    // Registered with the right owner.
+    let entity = paved_core::catalog::store::entity_by_ref(
+        &f.app.state.core.db,
+        "component:default/svc-real",
+    )
+    .await
+    .unwrap();
+    assert_eq!(entity["spec"]["owner"], "group:default/payments");
+    // The secret is in OpenBao, with its policy and role.
+    let vault = f.vault.as_ref().unwrap();
+    let (status, secret) = vault
+        .raw(
+            "GET",
+            "secret/data/platform/payments/svc-real/api",
+            Some(&vault.root_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(secret["data"]["data"]["API_KEY"], SECRET);
+    // The team was notified.
+    let notified = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM notifications WHERE recipient = 'group:default/payments'",
+    )
+    .fetch_one(&f.app.state.core.db)
+    .await
+    .unwrap();
+    assert_eq!(notified, 1);
+
+    // The event log streams (SSE) to its end and masks the secret.
+    let response = f
+        .app
+        .send(call(
+            "GET",
+            &format!("/api/scaffolder/v2/tasks/{id}/eventstream"),
+            DEV,
+            None,
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let stream = body_text(response).await;
+    assert!(stream.contains("event: completion"), "{stream}");
+    assert!(stream.contains("Beginning step Render the skeleton"));
+    assert!(stream.contains("(secret: ***)"));
+    let (_, events) = f
+        .send(
+            "GET",
+            &format!("/api/scaffolder/v2/tasks/{id}/events"),
+            DEV,
+            None,
+        )
+        .await;
+    assert!(events.as_array().unwrap().len() > 10);
+
+    // The secret is nowhere: events, task, database file, logs.
+    let (_, task_again) = f
+        .send("GET", &format!("/api/scaffolder/v2/tasks/{id}"), DEV, None)
+        .await;
+    for text in [stream.clone(), events.to_string(), task_again.to_string()] {
+        assert!(!text.contains(SECRET));
+    }
+    assert!(
+        !contains(&f.database_bytes(), SECRET),
+        "secret in the database"
+    );
+    assert!(
+        !contains(&captured_logs().lock().unwrap(), SECRET),
+        "secret in the logs"
+    );
+
+    // Every task is in the audit log.
+    let audit = paved_core::audit::list(&f.app.state.core.db, 0, 200)
+        .await
+        .unwrap();
+    assert!(audit
+        .entries
+        .iter()
+        .any(|e| e.action == "scaffolder.task.create" && e.target == id));
+    assert!(audit
+        .entries
+        .iter()
+        .any(|e| e.action == "scaffolder.task.completed" && e.target == id));
+
+    // Running it again with the same name: publish refuses, the task fails at that step, nothing is overwritten.
+    let (_, again) = f
+        .send("POST", "/api/scaffolder/v2/tasks", DEV, Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-real")})))
+        .await;
+    let again = f
+        .wait_for(again["id"].as_str().unwrap(), &["completed", "failed"])
+        .await;
+    assert_eq!(again["status"], "failed");
+    assert!(
+        again["error"].as_str().unwrap().contains("already exists"),
+        "{again}"
+    );
+}
+
+#[tokio::test]
+async fn backstage_example_template_runs_unmodified() {
+    let f = fixture(false).await;
+    let (status, created) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/example-nodejs-template", "values": {"name": "example-svc", "repoUrl": "github.com?owner=guest&repo=example-svc"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let task = f
+        .wait_for(created["id"].as_str().unwrap(), &["completed", "failed"])
+        .await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let clone_dir = tempfile::tempdir().unwrap();
+    git_in(
+        clone_dir.path(),
+        &[
+            "clone",
+            "--quiet",
+            f.git_root.join("guest/example-svc.git").to_str().unwrap(),
+            "x",
+        ],
+    );
+    let package: Value = serde_json::from_str(
+        &std::fs::read_to_string(clone_dir.path().join("x/package.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(package["name"], "example-svc");
+    let entity = paved_core::catalog::store::entity_by_ref(
+        &f.app.state.core.db,
+        "component:default/example-svc",
+    )
+    .await
+    .unwrap();
+    assert_eq!(entity["spec"]["owner"], "user:guest");
+    assert_eq!(
+        task["output"]["links"][0]["url"],
+        format!(
+            "file://{}",
+            f.git_root.join("guest/example-svc.git").display()
+        )
+    );
+}
+
+#[tokio::test]
+async fn bad_answers_get_field_errors_and_other_teams_are_refused() {
+    let f = fixture(false).await;
+    let mut values = feature_values("Bad Name");
+    values.as_object_mut().unwrap().remove("colour");
+    values["repoUrl"] = json!("github.com?owner=payments&repo=x");
+    let (status, body) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/feature-service", "values": values})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("name: must match the pattern"),
+        "{message}"
+    );
+    assert!(message.contains("colour: is required"), "{message}");
+    assert!(
+        message.contains("repoUrl: the host must be one of: git.paved.test"),
+        "{message}"
+    );
+    // A member of search cannot create a service owned by payments.
+    let (status, body) = f
+        .send("POST", "/api/scaffolder/v2/tasks", SEARCH, Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-x")})))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/nope", "values": {}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Skeleton paths that would leave the workspace are refused.
+    for values in [
+        json!({"fileName": "../../escaped.txt"}),
+        json!({"fileName": "/etc/escaped.txt"}),
+        json!({"target": "../outside"}),
+    ] {
+        let (status, created) = f
+            .send(
+                "POST",
+                "/api/scaffolder/v2/tasks",
+                DEV,
+                Some(json!({"templateRef": "template:default/escape-test", "values": values})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let task = f
+            .wait_for(created["id"].as_str().unwrap(), &["completed", "failed"])
+            .await;
+        assert_eq!(task["status"], "failed", "{values}");
+        assert!(
+            task["error"]
+                .as_str()
+                .unwrap()
+                .contains("would leave the workspace"),
+            "{task}"
+        );
+    }
+    // Another team's member cannot read a task.
+    let (_, created) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/escape-test", "values": {}})),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    f.wait_for(id, &["completed"]).await;
+    let (status, _) = f
+        .send(
+            "GET",
+            &format!("/api/scaffolder/v2/tasks/{id}"),
+            SEARCH,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn cancel_stops_a_task_and_retry_resumes_from_the_failed_step() {
+    let f = fixture(false).await;
+    let (_, created) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/escape-test", "values": {"wait": 30}})),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    for _ in 0..100 {
+        let (_, task) = f
+            .send("GET", &format!("/api/scaffolder/v2/tasks/{id}"), DEV, None)
+            .await;
+        if task["steps"][1]["status"] == "processing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = f
+        .send(
+            "POST",
+            &format!("/api/scaffolder/v2/tasks/{id}/cancel"),
+            SEARCH,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = f
+        .send(
+            "POST",
+            &format!("/api/scaffolder/v2/tasks/{id}/cancel"),
+            DEV,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let task = f.wait_for(&id, &["cancelled"]).await;
+    assert_eq!(task["steps"][1]["status"], "cancelled");
+
+    // A publish that clashes fails at that step; once the clash is gone, retry resumes there.
+    std::fs::create_dir_all(f.git_root.join("payments/svc-retry.git")).unwrap();
+    let (_, created) = f
+        .send("POST", "/api/scaffolder/v2/tasks", DEV, Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-retry")})))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let failed = f.wait_for(&id, &["failed"]).await;
+    let publish = failed["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "publish")
+        .unwrap()
+        .clone();
+    assert_eq!(publish["status"], "failed");
+    std::fs::remove_dir_all(f.git_root.join("payments/svc-retry.git")).unwrap();
+    let (status, body) = f
+        .send(
+            "POST",
+            &format!("/api/scaffolder/v2/tasks/{id}/retry"),
+            DEV,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["fromStep"], "publish");
+    let done = f.wait_for(&id, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let (_, events) = f
+        .send(
+            "GET",
+            &format!("/api/scaffolder/v2/tasks/{id}/events"),
+            DEV,
+            None,
+        )
+        .await;
+    let starts = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["body"]["message"] == "Beginning step Render the skeleton")
+        .count();
+    assert_eq!(starts, 1, "completed steps are not run again");
+}
+
+#[tokio::test]
+async fn a_restart_resumes_interrupted_tasks_or_fails_those_that_needed_secrets() {
+    let f = fixture_with(false, false).await;
+    let core = f.app.state.core.clone();
+    // Two tasks stuck "processing" under a worker that no longer exists, as after a crash.
+    let mut ids = Vec::new();
+    for secrets in [json!({}), json!({"apiKey": SECRET})] {
+        let values = if secrets == json!({}) {
+            json!({})
+        } else {
+            json!({"wait": 0})
+        };
+        let template = if secrets == json!({}) {
+            "template:default/escape-test"
+        } else {
+            "template:default/feature-service"
+        };
+        let values = if template.contains("feature") {
+            feature_values("svc-crash")
+        } else {
+            values
+        };
+        let request = paved_core::scaffold::RunRequest {
+            template_ref: template.into(),
+            values,
+            secrets: secrets
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        secrecy::SecretString::from(v.as_str().unwrap().to_owned()),
+                    )
+                })
+                .collect(),
+            wizard_session: None,
+        };
+        let principal = paved_core::auth::Principal {
+            user_id: None,
+            subject: "dev".into(),
+            display_name: "dev".into(),
+            email: None,
+            method: paved_core::auth::AuthMethod::ServiceToken,
+            platform_roles: Default::default(),
+            teams: [("payments".to_owned(), paved_core::auth::TeamRole::Member)].into(),
+        };
+        // Queue without waking, then mark it claimed by a dead worker mid-step.
+        let id = paved_core::scaffold::create_task(&core, &principal, request)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE scaffolder_tasks SET status = 'processing', claimed_by = 'dead-worker' WHERE id = ?1")
+            .bind(&id)
+            .execute(&core.db)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE scaffolder_steps SET status = 'processing' WHERE task_id = ?1 AND step_id = 'fetch'")
+            .bind(&id)
+            .execute(&core.db)
+            .await
+            .unwrap();
+        paved_core::scaffold::tasks::append_event(
+            &core.db,
+            &id,
+            Some("fetch"),
+            "log",
+            "written before the crash",
+            None,
+        )
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    // "Restart": a new process (new scaffolder state, secrets gone) recovers.
+    let mut restarted = core.clone();
+    restarted.scaffolder = Arc::new(paved_core::scaffold::Scaffolder::new());
+    let (resumed, failed) =
+        paved_core::scaffold::tasks::recover(&restarted.db, &restarted.scaffolder.worker_id)
+            .await
+            .unwrap();
+    assert_eq!((resumed, failed), (1, 1));
+    tokio::spawn(paved_core::scaffold::run_workers(restarted.clone()));
+    let plain = f.wait_for(&ids[0], &["completed", "failed"]).await;
+    assert_eq!(plain["status"], "completed", "{plain}");
+    let with_secret = f.wait_for(&ids[1], &["failed"]).await;
+    assert!(with_secret["error"]
+        .as_str()
+        .unwrap()
+        .contains("enter them again"));
+    for id in &ids {
+        let (_, events) = f
+            .send(
+                "GET",
+                &format!("/api/scaffolder/v2/tasks/{id}/events"),
+                DEV,
+                None,
+            )
+            .await;
+        let messages: Vec<&str> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["body"]["message"].as_str())
+            .collect();
+        assert!(
+            messages.contains(&"written before the crash"),
+            "the log survives: {messages:?}"
+        );
+        assert!(messages.iter().any(|m| m.contains("Paved restarted")));
+    }
+    // Retrying the secret one (in the restarted process) needs the secret again.
+    let principal = paved_core::auth::Principal {
+        user_id: None,
+        subject: "dev".into(),
+        display_name: "dev".into(),
+        email: None,
+        method: paved_core::auth::AuthMethod::ServiceToken,
+        platform_roles: Default::default(),
+        teams: [("payments".to_owned(), paved_core::auth::TeamRole::Member)].into(),
+    };
+    let refused = paved_core::scaffold::retry(&restarted, &principal, &ids[1], Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status_code(), 422);
+    assert!(refused.to_string().contains("apiKey"), "{refused}");
+}
+
+#[tokio::test]
+async fn twenty_concurrent_tasks_all_finish() {
+    let f = fixture(false).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (status, created) = f
+            .send("POST", "/api/scaffolder/v2/tasks", DEV, Some(json!({"templateRef": "template:default/feature-service", "values": feature_values(&format!("svc-load-{i}"))})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let task = f.wait_for(id, &["completed", "failed"]).await;
+        assert_eq!(task["status"], "completed", "{task}");
+        assert!(f
+            .git_root
+            .join(format!("payments/svc-load-{i}.git"))
+            .is_dir());
+    }
+}
