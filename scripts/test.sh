@@ -63,7 +63,9 @@ wait_for_ok "$VAULT_ADDR/v1/sys/health" 30 || { cat "$run_dir/openbao.log"; die 
 portal_vault_token="$("$ROOT/scripts/vault-dev-setup.sh")"
 
 conformance="$PAVED_CONFORMANCE_DIR/backstage-catalog-examples"
-PAVED_CATALOG_FILE_ROOTS="$ROOT/catalog,$conformance" PAVED_CATALOG_LOCATIONS="file:$ROOT/catalog/demo/all.yaml" \
+PAVED_CATALOG_FILE_ROOTS="$ROOT/catalog,$ROOT/templates,$conformance" \
+PAVED_CATALOG_LOCATIONS="file:$ROOT/catalog/demo/all.yaml,file:$ROOT/templates/all.yaml" \
+PAVED_SCAFFOLDER_GIT_HOSTS="git.paved.demo=file://$run_dir/git" PAVED_SCAFFOLDER_WORKDIR="$run_dir/scaffolder" \
 PAVED_SERVICE_TOKENS="e2e-admin:e2e-admin-token-0123456789abcdef:platform_admin" \
 PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$PAVED_URL" PAVED_DEMO=true \
 PAVED_DATABASE_URL="sqlite://$run_dir/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \

@@ -81,6 +81,7 @@ fn NavLinks(me: Me, #[prop(into)] class: String) -> impl IntoView {
         <nav aria-label="Main" class=format!("{class} items-start gap-1 md:items-center")>
             <A href="/" attr:class="nav-link" exact=true>"Home"</A>
             <A href="/catalog" attr:class="nav-link">"Catalog"</A>
+            <A href="/create" attr:class="nav-link">"Create"</A>
             {team_links}
             {admin}
         </nav>

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod components;
 pub mod error;
 pub mod pages;
+pub mod scaffold;
 pub mod secrets;
 #[cfg(feature = "ssr")]
 pub mod ssr;
@@ -21,6 +22,7 @@ use crate::components::AppShell;
 use crate::pages::{
     audit::AuditPage,
     catalog::CatalogPage,
+    create::{CreatePage, TaskPage, WizardPage},
     entity::EntityPage,
     errors::NotFoundPage,
     home::HomePage,
@@ -74,6 +76,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
                     <Route path=path!("/catalog") view=CatalogPage ssr=SsrMode::Async />
+                    <Route path=path!("/create") view=CreatePage ssr=SsrMode::Async />
+                    <Route path=path!("/create/templates/:namespace/:name") view=WizardPage ssr=SsrMode::Async />
+                    <Route path=path!("/create/tasks/:id") view=TaskPage ssr=SsrMode::Async />
                     <Route path=path!("/catalog/locations") view=LocationsPage ssr=SsrMode::Async />
                     <Route path=path!("/catalog/locations/:id") view=LocationPage ssr=SsrMode::Async />
                     <Route path=path!("/catalog/:kind/:namespace/:name") view=EntityPage ssr=SsrMode::Async />

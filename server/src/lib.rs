@@ -1,6 +1,7 @@
 //! The Paved server: one [`AppState`] built at start-up, the Axum router
 //! (sessions, authentication, OIDC routes, JSON APIs, Leptos SSR and server
 //! functions) and the serve loop.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod catalog_api;

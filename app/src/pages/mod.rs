@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod create;
 pub mod entity;
 pub mod errors;
 pub mod home;

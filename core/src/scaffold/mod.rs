@@ -722,3 +722,27 @@ pub fn list_actions() -> Vec<Value> {
         .map(|(id, description)| json!({"id": id, "description": description, "schema": {"input": {"type": "object"}, "output": {"type": "object"}}}))
         .collect()
 }
+
+/// Catalog entities a wizard's entity pickers offer: (kind, reference, title),
+/// at most 1,000 per kind.
+pub async fn entity_options(
+    core: &CoreState,
+    kinds: &[String],
+) -> Result<Vec<(String, String, String)>, CoreError> {
+    let mut out = Vec::new();
+    for kind in kinds {
+        let kind = kind.to_ascii_lowercase();
+        let rows = sqlx::query!(
+            r#"SELECT entity_ref AS "entity_ref!", COALESCE(title, name) AS "title!: String"
+               FROM catalog_entities WHERE kind_key = ?1 ORDER BY name_key LIMIT 1000"#,
+            kind
+        )
+        .fetch_all(&core.db)
+        .await?;
+        out.extend(
+            rows.into_iter()
+                .map(|r| (kind.clone(), r.entity_ref, r.title)),
+        );
+    }
+    Ok(out)
+}
