@@ -38,13 +38,13 @@ test('a developer completes the wizard for the Rust service, watches the live lo
 
   // Page 3: the repository.
   const repo = page.locator('[data-path="repoUrl"]');
-  await repo.getByLabel('Owner').fill('payments');
-  await repo.getByLabel('Repository').fill(service);
+  await repo.getByLabel('Owner', { exact: true }).fill('payments');
+  await repo.getByLabel('Repository', { exact: true }).fill(service);
 
   // A reload keeps the answers (never the secret).
   await page.reload();
   await hydrated(page);
-  await expect(page.locator('[data-path="repoUrl"]').getByLabel('Repository')).toHaveValue(service);
+  await expect(page.locator('[data-path="repoUrl"]').getByLabel('Repository', { exact: true })).toHaveValue(service);
   await page.getByRole('button', { name: 'Back' }).click();
   await expect(page.locator('[data-path="gatewayKey"] input')).toHaveValue('');
   await page.locator('[data-path="gatewayKey"] input').fill(gatewayKey);
@@ -64,7 +64,7 @@ test('a developer completes the wizard for the Rust service, watches the live lo
   await expect(files).toContainText('catalog-info.yaml');
   await expect(files).toContainText('k8s/deployment.yaml');
   await files.getByRole('button', { name: 'catalog-info.yaml' }).click();
-  await expect(page.getByTestId('dry-run-file')).toContainText(`name: "${service}"`);
+  await expect(page.getByTestId('dry-run-file')).toContainText(`name: ${service}`);
 
   await review.getByRole('button', { name: 'Create' }).click();
   await expect(page).toHaveURL(/\/create\/tasks\/[0-9a-f-]+$/);

@@ -304,7 +304,7 @@ pub fn Wizard(data: WizardData) -> impl IntoView {
                 let at = page.get();
                 if at < page_count {
                     let current = pages.with_value(|p| p[at].clone());
-                    let schema = StoredValue::new(current.schema.clone());
+                    let schema = current.schema.clone();
                     view! {
                         <form class="card" novalidate on:submit=move |ev| { ev.prevent_default(); go_next(()); }>
                             <h2 class="mb-1 text-lg font-semibold">{current.title.clone()}</h2>
@@ -312,7 +312,7 @@ pub fn Wizard(data: WizardData) -> impl IntoView {
                             <div class="flex flex-col gap-4">
                                 // Keyed by the field itself: typing never re-creates an input
                                 // (focus stays); a conditional field appears or goes as answers change.
-                                <For each=move || schema.with_value(|s| paved_forms::fields(s, &state.merged()))
+                                <For each=move || paved_forms::fields(&schema, &state.merged())
                                     key=|field| serde_json::to_string(field).unwrap_or_default()
                                     let:field>
                                     <FieldInput field state errors />
@@ -479,7 +479,11 @@ fn display_answer(value: &Value) -> String {
 fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> impl IntoView {
     let id = format!("field-{}", field.path.replace('.', "-"));
     let path = StoredValue::new(field.path.clone());
-    let error = move || errors.with(|list| state.error_for(list, &path.get_value()));
+    let error = move || {
+        errors
+            .try_with(|list| state.error_for(list, &path.try_get_value().unwrap_or_default()))
+            .flatten()
+    };
     let error_id = format!("{id}-error");
     let help_id = format!("{id}-help");
     let described = {
@@ -495,37 +499,37 @@ fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> 
     let invalid = move || error().is_some().to_string();
     let touch = move || {
         state.touched.update(|t| {
-            t.insert(path.get_value());
+            t.insert(path.try_get_value().unwrap_or_default());
         })
     };
     let set = move |v: Option<Value>| {
         state
             .values
-            .update(|values| set_path(values, &path.get_value(), v));
+            .update(|values| set_path(values, &path.try_get_value().unwrap_or_default(), v));
         state
             .server_errors
-            .update(|e| e.retain(|(p, _)| p != &path.get_value()));
+            .update(|e| e.retain(|(p, _)| p != &path.try_get_value().unwrap_or_default()));
     };
     let current = move || {
         state
             .values
-            .with(|v| get_path(v, &path.get_value()).cloned())
+            .with(|v| get_path(v, &path.try_get_value().unwrap_or_default()).cloned())
     };
     let label = format!("{}{}", field.label, if field.required { " *" } else { "" });
     let input: AnyView = match field.widget.clone() {
         Widget::Password => view! {
-            <input id=id.clone() type="password" class="input" autocomplete="new-password" aria-describedby=described.clone() aria-invalid=invalid.clone()
-                prop:value=move || state.secrets.with(|s| s.get(&path.get_value()).cloned().unwrap_or_default())
-                on:input=move |ev| { let v = event_target_value(&ev); state.secrets.update(|s| { s.insert(path.get_value(), v); }); touch(); } />
+            <input id=id.clone() type="password" class="input" autocomplete="new-password" aria-describedby=described.clone() aria-invalid=invalid
+                prop:value=move || state.secrets.with(|s| s.get(&path.try_get_value().unwrap_or_default()).cloned().unwrap_or_default())
+                on:input=move |ev| { let v = event_target_value(&ev); state.secrets.update(|s| { s.insert(path.try_get_value().unwrap_or_default(), v); }); touch(); } />
         }.into_any(),
         Widget::TextArea => view! {
-            <textarea id=id.clone() class="input min-h-24" aria-describedby=described.clone() aria-invalid=invalid.clone()
+            <textarea id=id.clone() class="input min-h-24" aria-describedby=described.clone() aria-invalid=invalid
                 prop:value=move || current().map(|v| paved_forms::display(&v)).unwrap_or_default()
                 on:input=move |ev| { let v = event_target_value(&ev); set((!v.is_empty()).then_some(Value::String(v))); }
                 on:blur=move |_| touch()></textarea>
         }.into_any(),
         Widget::Number { integer } => view! {
-            <input id=id.clone() type="number" step=if integer { "1" } else { "any" } class="input" aria-describedby=described.clone() aria-invalid=invalid.clone()
+            <input id=id.clone() type="number" step=if integer { "1" } else { "any" } class="input" aria-describedby=described.clone() aria-invalid=invalid
                 prop:value=move || current().map(|v| paved_forms::display(&v)).unwrap_or_default()
                 on:input=move |ev| {
                     let raw = event_target_value(&ev);
@@ -547,8 +551,8 @@ fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> 
                         let v = StoredValue::new(value);
                         view! {
                             <label class="flex items-center gap-2 text-sm">
-                                <input type="radio" name=name.clone() prop:checked=move || current() == Some(v.get_value())
-                                    on:change=move |_| { set(Some(v.get_value())); touch(); } />
+                                <input type="radio" name=name.clone() prop:checked=move || current().is_some() && current() == v.try_get_value()
+                                    on:change=move |_| { if let Some(x) = v.try_get_value() { set(Some(x)); } touch(); } />
                                 {text}
                             </label>
                         }
@@ -559,7 +563,7 @@ fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> 
         Widget::Select(options) => {
             let options = StoredValue::new(options);
             view! {
-                <select id=id.clone() class="input" aria-describedby=described.clone() aria-invalid=invalid.clone()
+                <select id=id.clone() class="input" aria-describedby=described.clone() aria-invalid=invalid
                     on:change=move |ev| {
                         let i: Option<usize> = event_target_value(&ev).parse().ok();
                         set(i.and_then(|i| options.with_value(|o| o.get(i).map(|(v, _)| v.clone()))));
@@ -568,7 +572,7 @@ fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> 
                     <option value="" selected=move || current().is_none()>"Choose…"</option>
                     {options.get_value().into_iter().enumerate().map(|(i, (value, text))| {
                         let v = StoredValue::new(value);
-                        view! { <option value=i.to_string() selected=move || current() == Some(v.get_value())>{text}</option> }
+                        view! { <option value=i.to_string() selected=move || current().is_some() && current() == v.try_get_value()>{text}</option> }
                     }).collect_view()}
                 </select>
             }.into_any()
@@ -589,12 +593,13 @@ fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> 
                     let v = StoredValue::new(value);
                     view! {
                         <label class="flex items-center gap-2 text-sm">
-                            <input type="checkbox" prop:checked=move || current().and_then(|c| c.as_array().map(|a| a.contains(&v.get_value()))).unwrap_or(false)
+                            <input type="checkbox" prop:checked=move || current().and_then(|c| c.as_array().map(|a| v.try_get_value().is_some_and(|x| a.contains(&x)))).unwrap_or(false)
                                 on:change=move |ev| {
                                     let on = event_target_checked(&ev);
                                     let mut list = current().and_then(|c| c.as_array().cloned()).unwrap_or_default();
-                                    list.retain(|x| x != &v.get_value());
-                                    if on { list.push(v.get_value()); }
+                                    let item = v.try_get_value();
+                                    list.retain(|x| Some(x) != item.as_ref());
+                                    if let (true, Some(item)) = (on, item) { list.push(item); }
                                     set(Some(Value::Array(list)));
                                     touch();
                                 } />
@@ -605,7 +610,7 @@ fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> 
             </div>
         }.into_any(),
         Widget::List { .. } => view! {
-            <textarea id=id.clone() class="input min-h-20 font-mono" aria-describedby=described.clone() aria-invalid=invalid.clone()
+            <textarea id=id.clone() class="input min-h-20 font-mono" aria-describedby=described.clone() aria-invalid=invalid
                 prop:value=move || current().and_then(|v| v.as_array().map(|a| a.iter().map(paved_forms::display).collect::<Vec<_>>().join("\n"))).unwrap_or_default()
                 on:input=move |ev| {
                     let lines: Vec<Value> = event_target_value(&ev).lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| Value::String(l.to_owned())).collect();
@@ -622,7 +627,7 @@ fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> 
             }.into_any()
         }
         Widget::Text => view! {
-            <input id=id.clone() class="input" autocomplete="off" autofocus=field.autofocus aria-describedby=described.clone() aria-invalid=invalid.clone()
+            <input id=id.clone() class="input" autocomplete="off" autofocus=field.autofocus aria-describedby=described.clone() aria-invalid=invalid
                 prop:value=move || current().map(|v| paved_forms::display(&v)).unwrap_or_default()
                 on:input=move |ev| { let v = event_target_value(&ev); set((!v.is_empty()).then_some(Value::String(v))); }
                 on:blur=move |_| touch() />
@@ -635,7 +640,7 @@ fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> 
             <label id=format!("{id}-label") for=id.clone() class=if is_checkbox { "label inline-flex items-center gap-2" } else { "label" }>{label}</label>
             {input}
             {field.help.clone().map(|h| view! { <p id=help_id.clone() class="mt-1 text-xs text-slate-500">{h}</p> })}
-            {move || error().map(|e| view! { <p id=error_id.clone() class="mt-1 text-xs text-red-600" role="alert">{format!("{} {}", field_label.get_value(), e)}</p> })}
+            {move || error().map(|e| view! { <p id=error_id.clone() class="mt-1 text-xs text-red-600" role="alert">{format!("{} {}", field_label.try_get_value().unwrap_or_default(), e)}</p> })}
         </div>
     }
 }
