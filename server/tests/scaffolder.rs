@@ -839,3 +839,160 @@ async fn twenty_concurrent_tasks_all_finish() {
             .is_dir());
     }
 }
+
+#[tokio::test]
+async fn a_task_interrupted_by_a_killed_process_resumes_in_the_next_one() {
+    let f = fixture_with(false, false).await;
+    let core = f.app.state.core.clone();
+    let (_, created) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/escape-test", "values": {"wait": 2}})),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Process A: its own runtime runs the workers; it dies (runtime dropped) in the middle of the wait step.
+    let mut core_a = core.clone();
+    core_a.scaffolder = Arc::new(paved_core::scaffold::Scaffolder::new());
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let process_a = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.spawn(paved_core::scaffold::run_workers(core_a));
+        stopped.recv().unwrap();
+        runtime.shutdown_background();
+    });
+    for _ in 0..200 {
+        let (_, task) = f
+            .send("GET", &format!("/api/scaffolder/v2/tasks/{id}"), DEV, None)
+            .await;
+        if task["steps"][1]["status"] == "processing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    process_a.join().unwrap();
+    let (_, task) = f
+        .send("GET", &format!("/api/scaffolder/v2/tasks/{id}"), DEV, None)
+        .await;
+    assert_eq!(
+        task["status"], "processing",
+        "left mid-task by the dead process: {task}"
+    );
+    assert_eq!(task["steps"][0]["status"], "completed");
+
+    // Process B starts, finds it, and finishes it without redoing the finished step.
+    let mut core_b = core.clone();
+    core_b.scaffolder = Arc::new(paved_core::scaffold::Scaffolder::new());
+    tokio::spawn(paved_core::scaffold::run_workers(core_b));
+    let done = f.wait_for(&id, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let (_, events) = f
+        .send(
+            "GET",
+            &format!("/api/scaffolder/v2/tasks/{id}/events"),
+            DEV,
+            None,
+        )
+        .await;
+    let messages: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["body"]["message"].as_str())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("Paved restarted")),
+        "{messages:?}"
+    );
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| **m == "Beginning step Render")
+            .count(),
+        1,
+        "{messages:?}"
+    );
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| **m == "Beginning step Wait a little")
+            .count(),
+        2,
+        "{messages:?}"
+    );
+}
+
+#[tokio::test]
+async fn golden_path_metrics_follow_wizards_and_tasks() {
+    let f = fixture(false).await;
+    let core = f.app.state.core.clone();
+    let principal = paved_core::auth::Principal {
+        user_id: None,
+        subject: "dev".into(),
+        display_name: "dev".into(),
+        email: None,
+        method: paved_core::auth::AuthMethod::ServiceToken,
+        platform_roles: Default::default(),
+        teams: [("payments".to_owned(), paved_core::auth::TeamRole::Member)].into(),
+    };
+    let template = "template:default/feature-service";
+    // A wizard run that creates a task, and one abandoned two days ago.
+    for (session, event) in [
+        ("s-done", "started"),
+        ("s-done", "page"),
+        ("s-done", "review"),
+        ("s-gone", "started"),
+    ] {
+        paved_core::scaffold::record_wizard_event(
+            &core, &principal, session, template, event, None,
+        )
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE wizard_events SET at = at - 172800 WHERE session = 's-gone'")
+        .execute(&core.db)
+        .await
+        .unwrap();
+    let request = |name: &str, session: Option<&str>| paved_core::scaffold::RunRequest {
+        template_ref: template.into(),
+        values: feature_values(name),
+        secrets: Default::default(),
+        wizard_session: session.map(str::to_owned),
+    };
+    let ok = paved_core::scaffold::create_task(
+        &core,
+        &principal,
+        request("svc-metrics", Some("s-done")),
+    )
+    .await
+    .unwrap();
+    std::fs::create_dir_all(f.git_root.join("payments/svc-metrics-clash.git")).unwrap();
+    let bad =
+        paved_core::scaffold::create_task(&core, &principal, request("svc-metrics-clash", None))
+            .await
+            .unwrap();
+    f.wait_for(&ok, &["completed"]).await;
+    f.wait_for(&bad, &["failed"]).await;
+    let all = paved_core::scaffold::metrics::metrics(&core, 0)
+        .await
+        .unwrap();
+    let m = all.iter().find(|m| m.template_ref == template).unwrap();
+    assert_eq!(
+        (m.wizards_started, m.wizards_submitted, m.wizards_abandoned),
+        (2, 1, 1)
+    );
+    assert_eq!(m.completion_rate, Some(0.5));
+    assert_eq!((m.tasks, m.tasks_succeeded, m.tasks_failed), (2, 1, 1));
+    assert_eq!(m.success_rate, Some(0.5));
+    assert_eq!(m.failures_by_step, vec![("publish".to_owned(), 1)]);
+    assert!(m.lead_time_median_secs.is_some());
+    assert_eq!(m.time_saved_minutes, 180);
+}

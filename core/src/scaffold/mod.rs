@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod expr;
 pub mod log;
+pub mod metrics;
 pub mod runner;
 pub mod tasks;
 pub mod template;

@@ -1,0 +1,131 @@
+//! Platform UX metrics of the golden paths, for the outcome dashboards:
+//! template completion rate (wizards started vs submitted, abandoned),
+//! self-service success rate (tasks completed vs failed, and at which step),
+//! golden-path lead time (wizard start to task success) and time saved.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CoreError, CoreState};
+
+/// A wizard run not submitted within this long counts as abandoned.
+pub const ABANDONED_AFTER_SECS: i64 = 24 * 3600;
+
+/// One template's numbers since a point in time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateMetrics {
+    /// `template:default/name`.
+    pub template_ref: String,
+    /// Wizard runs started.
+    pub wizards_started: i64,
+    /// Wizard runs that created a task.
+    pub wizards_submitted: i64,
+    /// Wizard runs older than a day that never created a task.
+    pub wizards_abandoned: i64,
+    /// submitted / started, when anything started.
+    pub completion_rate: Option<f64>,
+    /// Tasks created.
+    pub tasks: i64,
+    /// Tasks completed.
+    pub tasks_succeeded: i64,
+    /// Tasks failed.
+    pub tasks_failed: i64,
+    /// succeeded / (succeeded + failed), when any ended.
+    pub success_rate: Option<f64>,
+    /// (step id, failures), most failing first.
+    pub failures_by_step: Vec<(String, i64)>,
+    /// Median seconds from wizard start to task success.
+    pub lead_time_median_secs: Option<i64>,
+    /// Minutes saved by completed tasks (the template's `backstage.io/time-saved`).
+    pub time_saved_minutes: i64,
+}
+
+fn ratio(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// The metrics of every template with activity since `since` (Unix seconds).
+pub async fn metrics(core: &CoreState, since: i64) -> Result<Vec<TemplateMetrics>, CoreError> {
+    let now = crate::now_unix();
+    let abandoned_before = now - ABANDONED_AFTER_SECS;
+    let wizards = sqlx::query!(
+        r#"SELECT template_ref AS "template_ref!",
+                  COUNT(DISTINCT CASE WHEN event = 'started' THEN session END) AS "started!: i64",
+                  COUNT(DISTINCT CASE WHEN event = 'submitted' THEN session END) AS "submitted!: i64",
+                  COUNT(DISTINCT CASE WHEN event = 'started' AND at < ?2
+                        AND session NOT IN (SELECT session FROM wizard_events WHERE event = 'submitted') THEN session END) AS "abandoned!: i64"
+           FROM wizard_events WHERE at >= ?1 GROUP BY template_ref"#,
+        since,
+        abandoned_before
+    )
+    .fetch_all(&core.db)
+    .await?;
+    let tasks = sqlx::query!(
+        r#"SELECT template_ref AS "template_ref!", COUNT(*) AS "tasks!: i64",
+                  SUM(status = 'completed') AS "succeeded!: i64", SUM(status = 'failed') AS "failed!: i64",
+                  COALESCE(SUM(CASE WHEN status = 'completed' THEN time_saved_minutes END), 0) AS "saved!: i64"
+           FROM scaffolder_tasks WHERE created_at >= ?1 GROUP BY template_ref"#,
+        since
+    )
+    .fetch_all(&core.db)
+    .await?;
+    let failures = sqlx::query!(
+        r#"SELECT t.template_ref AS "template_ref!", s.step_id AS "step_id!", COUNT(*) AS "n!: i64"
+           FROM scaffolder_steps s JOIN scaffolder_tasks t ON t.id = s.task_id
+           WHERE s.status = 'failed' AND t.created_at >= ?1
+           GROUP BY t.template_ref, s.step_id ORDER BY 3 DESC"#,
+        since
+    )
+    .fetch_all(&core.db)
+    .await?;
+    let leads = sqlx::query!(
+        r#"SELECT t.template_ref AS "template_ref!", t.finished_at - MIN(w.at) AS "secs!: i64"
+           FROM scaffolder_tasks t JOIN wizard_events w ON w.session = t.wizard_session AND w.event = 'started'
+           WHERE t.status = 'completed' AND t.finished_at IS NOT NULL AND t.created_at >= ?1
+           GROUP BY t.id"#,
+        since
+    )
+    .fetch_all(&core.db)
+    .await?;
+
+    let mut refs: Vec<String> = wizards.iter().map(|w| w.template_ref.clone()).collect();
+    refs.extend(tasks.iter().map(|t| t.template_ref.clone()));
+    refs.sort();
+    refs.dedup();
+    Ok(refs
+        .into_iter()
+        .map(|r| {
+            let w = wizards.iter().find(|w| w.template_ref == r);
+            let t = tasks.iter().find(|t| t.template_ref == r);
+            let (started, submitted, abandoned) = w
+                .map(|w| (w.started, w.submitted, w.abandoned))
+                .unwrap_or_default();
+            let (count, ok, failed, saved) = t
+                .map(|t| (t.tasks, t.succeeded, t.failed, t.saved))
+                .unwrap_or_default();
+            let mut lead: Vec<i64> = leads
+                .iter()
+                .filter(|l| l.template_ref == r)
+                .map(|l| l.secs.max(0))
+                .collect();
+            lead.sort_unstable();
+            TemplateMetrics {
+                completion_rate: ratio(submitted, started),
+                success_rate: ratio(ok, ok + failed),
+                failures_by_step: failures
+                    .iter()
+                    .filter(|f| f.template_ref == r)
+                    .map(|f| (f.step_id.clone(), f.n))
+                    .collect(),
+                lead_time_median_secs: (!lead.is_empty()).then(|| lead[lead.len() / 2]),
+                template_ref: r,
+                wizards_started: started,
+                wizards_submitted: submitted,
+                wizards_abandoned: abandoned,
+                tasks: count,
+                tasks_succeeded: ok,
+                tasks_failed: failed,
+                time_saved_minutes: saved,
+            }
+        })
+        .collect())
+}
