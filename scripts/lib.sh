@@ -3,6 +3,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Compiled dependencies persist across runs and fresh clones.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/paved/target}"
 export LEPTOS_OUTPUT_NAME=paved
+# CI builds once per run: incremental data would only fill the cache (it reached 35 GB here).
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 # pip's --user scripts (OpenBao's `bao`) may live outside PATH on a fresh machine.
 export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH:$HOME/.local/bin"
 SITE_ROOT="$ROOT/target/site"
