@@ -91,7 +91,23 @@ fn NavLinks(me: Me, #[prop(into)] class: String) -> impl IntoView {
 /// The signed-in person's name, profile link and sign-out.
 #[component]
 fn UserMenu(me: Me) -> impl IntoView {
+    let unread = Resource::new(
+        || (),
+        |_| crate::pages::notifications::notifications_unread(),
+    );
     view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let count = unread.await.unwrap_or(0);
+                let label = if count == 0 { "Notifications".to_owned() } else { format!("Notifications, {count} unread") };
+                view! {
+                    <A href="/notifications" attr:class="btn-ghost relative" attr:aria-label=label attr:data-testid="notifications-link">
+                        <span aria-hidden="true">"🔔"</span>
+                        {(count > 0).then(|| view! { <span class="absolute -top-1 -right-1 rounded-full bg-indigo-600 px-1.5 text-xs text-white">{count}</span> })}
+                    </A>
+                }
+            })}
+        </Suspense>
         <A href="/profile" attr:class="btn-ghost hidden sm:inline-flex" attr:data-testid="user-name">
             {me.display_name.clone()}
         </A>

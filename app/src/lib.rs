@@ -27,6 +27,7 @@ use crate::pages::{
     errors::NotFoundPage,
     home::HomePage,
     locations::{LocationPage, LocationsPage},
+    notifications::NotificationsPage,
     profile::ProfilePage,
     signin::SignInPage,
     team::TeamPage,
@@ -74,6 +75,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=HomePage ssr=SsrMode::Async />
                     <Route path=path!("/teams/:name") view=TeamPage ssr=SsrMode::Async />
                     <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async />
+                    <Route path=path!("/notifications") view=NotificationsPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
                     <Route path=path!("/catalog") view=CatalogPage ssr=SsrMode::Async />
                     <Route path=path!("/create") view=CreatePage ssr=SsrMode::Async />

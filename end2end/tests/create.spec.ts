@@ -78,4 +78,12 @@ test('a developer completes the wizard for the Rust service, watches the live lo
   await expect(page.getByRole('heading', { name: service })).toBeVisible();
   // The gateway key went to Vault with the service's annotations.
   await expect(page.getByTestId('secrets-panel')).toContainText('llm-gateway');
+
+  // The team was notified in the portal.
+  await page.getByTestId('notifications-link').click();
+  await hydrated(page);
+  const note = page.getByTestId('notification').filter({ hasText: `New service ${service}` });
+  await expect(note).toContainText('new');
+  await note.getByRole('button', { name: 'Mark read' }).click();
+  await expect(note.getByText('new', { exact: true })).toHaveCount(0);
 });

@@ -7,6 +7,7 @@ pub mod entity;
 pub mod errors;
 pub mod home;
 pub mod locations;
+pub mod notifications;
 pub mod profile;
 pub mod signin;
 pub mod team;

@@ -457,44 +457,33 @@ pub fn project(entity: &Value, fields: &[String]) -> Value {
     if fields.is_empty() {
         return entity.clone();
     }
-    let mut out = Value::Object(Default::default());
-    for field in fields {
-        let path: Vec<&str> = field.split('.').collect();
-        let mut source = entity;
-        let mut found = true;
-        for part in &path {
-            match source.get(part) {
-                Some(v) => source = v,
-                None => {
-                    found = false;
-                    break;
-                }
-            }
-        }
-        if !found {
-            continue;
-        }
-        insert_path(&mut out, &path, source.clone());
-    }
-    out
+    let paths: Vec<Vec<&str>> = fields.iter().map(|f| f.split('.').collect()).collect();
+    filter_paths(entity, &paths).unwrap_or_else(|| Value::Object(Default::default()))
 }
 
-fn insert_path(target: &mut Value, path: &[&str], value: Value) {
-    let Some(obj) = target.as_object_mut() else {
-        return;
-    };
-    match path {
-        [] => {}
-        [last] => {
-            obj.insert((*last).to_owned(), value);
+/// Keeps the parts of `value` the paths select, in the entity's own key
+/// order (as Backstage does), so `fields=metadata.name,kind` still answers
+/// `kind` before `metadata`.
+fn filter_paths(value: &Value, paths: &[Vec<&str>]) -> Option<Value> {
+    if paths.iter().any(|p| p.is_empty()) {
+        return Some(value.clone());
+    }
+    let object = value.as_object()?;
+    let mut out = serde_json::Map::new();
+    for (key, child) in object {
+        let rest: Vec<Vec<&str>> = paths
+            .iter()
+            .filter(|p| p[0] == key)
+            .map(|p| p[1..].to_vec())
+            .collect();
+        if rest.is_empty() {
+            continue;
         }
-        [first, rest @ ..] => {
-            let child = obj
-                .entry(*first)
-                .or_insert_with(|| Value::Object(Default::default()));
-            insert_path(child, rest, value);
+        if let Some(kept) = filter_paths(child, &rest) {
+            out.insert(key.clone(), kept);
         }
     }
+    Some(Value::Object(out))
 }
 
 #[cfg(test)]
