@@ -12,23 +12,7 @@ cd "$ROOT"
 command -v wrk >/dev/null || { log "installing wrk"; as_root apt-get install -y -qq wrk >/dev/null; }
 "$ROOT/scripts/build.sh" --release
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-port=3330 oidc_port=4430 vault_port=8230
-url="http://127.0.0.1:$port"
-PAVED_PUBLIC_URL="$url" OIDC_PORT=$oidc_port node end2end/oidc/provider.mjs > "$work/oidc.log" 2>&1 &
-pids+=($!)
-export VAULT_ADDR="http://127.0.0.1:$vault_port" VAULT_TOKEN="paved-bench-root"
-printf 'audit "file" "bench" {\n  options { file_path = "%s" }\n}\n' "$work/audit.log" > "$work/openbao.hcl"
-bao server -dev -dev-root-token-id="$VAULT_TOKEN" -dev-listen-address="127.0.0.1:$vault_port" \
-  -config="$work/openbao.hcl" > "$work/openbao.log" 2>&1 &
-pids+=($!)
-wait_for_http "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" 30
-wait_for_ok "$VAULT_ADDR/v1/sys/health" 30
-portal_token="$("$ROOT/scripts/vault-dev-setup.sh")"
+start_bench_stack 3330 4430 8230
 
 token=bench-token-0123456789abcdef
 PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \

@@ -36,3 +36,26 @@ wait_for_ok() {
     sleep 0.2
   done
 }
+
+# For benchmarks: a scratch folder, the demo OpenID provider on $2 and an
+# OpenBao dev server on $3 (prepared by vault-dev-setup.sh) for a Paved on
+# port $1. Sets port, work, url, oidc_port, portal_token and pids; stops everything on exit.
+start_bench_stack() {
+  local vault_port=$3
+  port=$1
+  oidc_port=$2
+  work=$(mktemp -d)
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+  url="http://127.0.0.1:$port"
+  PAVED_PUBLIC_URL="$url" OIDC_PORT=$oidc_port node "$ROOT/end2end/oidc/provider.mjs" > "$work/oidc.log" 2>&1 &
+  pids+=($!)
+  export VAULT_ADDR="http://127.0.0.1:$vault_port" VAULT_TOKEN="paved-bench-root"
+  printf 'audit "file" "bench" {\n  options { file_path = "%s" }\n}\n' "$work/audit.log" > "$work/openbao.hcl"
+  bao server -dev -dev-root-token-id="$VAULT_TOKEN" -dev-listen-address="127.0.0.1:$vault_port" \
+    -config="$work/openbao.hcl" > "$work/openbao.log" 2>&1 &
+  pids+=($!)
+  wait_for_http "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" 30
+  wait_for_ok "$VAULT_ADDR/v1/sys/health" 30
+  portal_token="$("$ROOT/scripts/vault-dev-setup.sh")"
+}

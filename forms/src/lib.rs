@@ -178,28 +178,18 @@ fn widget_for(schema: &Value) -> Widget {
                     _ => Vec::new(),
                 })
                 .or_else(|| {
-                    ui_option(schema, "allowedKinds")
-                        .and_then(Value::as_array)
-                        .map(|l| {
-                            l.iter()
-                                .filter_map(Value::as_str)
-                                .map(str::to_ascii_lowercase)
-                                .collect()
-                        })
+                    ui_option(schema, "allowedKinds").map(|k| {
+                        string_list(Some(k))
+                            .iter()
+                            .map(|s| s.to_ascii_lowercase())
+                            .collect()
+                    })
                 })
                 .unwrap_or_default();
             return Widget::EntityPicker { kinds };
         }
         Some("RepoUrlPicker") => {
-            let allowed_hosts = ui_option(schema, "allowedHosts")
-                .and_then(Value::as_array)
-                .map(|l| {
-                    l.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let allowed_hosts = string_list(ui_option(schema, "allowedHosts"));
             return Widget::RepoUrlPicker { allowed_hosts };
         }
         Some("Secret") => return Widget::Password,
@@ -343,7 +333,8 @@ fn condition_holds(condition: &Value, values: &Value) -> bool {
     })
 }
 
-fn string_list(value: Option<&Value>) -> Vec<String> {
+/// A JSON list of strings (anything else is skipped).
+pub fn string_list(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
         .map(|l| {
@@ -626,6 +617,22 @@ fn validate_string(schema: &Value, s: &str, path: &str) -> Vec<FieldError> {
         );
     }
     Vec::new()
+}
+
+/// The rule for Vault secret names (file names in the pod, part of an
+/// annotation key): 1 to 40 lowercase letters, digits and single dashes,
+/// starting with a letter. Shared by the server and the browser form.
+pub fn secret_name_problem(name: &str) -> Option<&'static str> {
+    let ok = (1..=40).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_lowercase()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    (!ok).then_some(
+        "Use 1 to 40 lowercase letters, digits and single dashes, starting with a letter (e.g. database).",
+    )
 }
 
 /// Backstage entity names: 1-63 `[A-Za-z0-9]` runs joined by single `-`, `_` or `.`.

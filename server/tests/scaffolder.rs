@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -19,33 +18,6 @@ use serde_json::{json, Value};
 const DEV: &str = "dev-token-0123456789abcdef";
 const SEARCH: &str = "search-token-0123456789abcdef";
 const SECRET: &str = "sk-scaffold-7f3a9c21-never-shown";
-
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let sink = buffer.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || LogWriter(sink.clone()))
-            .try_init();
-        buffer
-    })
-    .clone()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scaffolder")
@@ -180,12 +152,6 @@ fn feature_values(name: &str) -> Value {
         "features": ["health", "metrics"],
         "repoUrl": format!("git.paved.test?owner=payments&repo={name}"),
     })
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
 }
 
 fn git_in(dir: &Path, args: &[&str]) -> String {
@@ -435,11 +401,11 @@ async fn a_task_publishes_registers_provisions_and_notifies_and_its_secret_never
         assert!(!text.contains(SECRET));
     }
     assert!(
-        !contains(&f.database_bytes(), SECRET),
+        !contains_bytes(&f.database_bytes(), SECRET),
         "secret in the database"
     );
     assert!(
-        !contains(&captured_logs().lock().unwrap(), SECRET),
+        !contains_bytes(&captured_logs().lock().unwrap(), SECRET),
         "secret in the logs"
     );
 
@@ -730,15 +696,7 @@ async fn a_restart_resumes_interrupted_tasks_or_fails_those_that_needed_secrets(
                 .collect(),
             wizard_session: None,
         };
-        let principal = paved_core::auth::Principal {
-            user_id: None,
-            subject: "dev".into(),
-            display_name: "dev".into(),
-            email: None,
-            method: paved_core::auth::AuthMethod::ServiceToken,
-            platform_roles: Default::default(),
-            teams: [("payments".to_owned(), paved_core::auth::TeamRole::Member)].into(),
-        };
+        let principal = member_of("payments");
         // Queue without waking, then mark it claimed by a dead worker mid-step.
         let id = paved_core::scaffold::create_task(&core, &principal, request)
             .await
@@ -803,15 +761,7 @@ async fn a_restart_resumes_interrupted_tasks_or_fails_those_that_needed_secrets(
         assert!(messages.iter().any(|m| m.contains("Paved restarted")));
     }
     // Retrying the secret one (in the restarted process) needs the secret again.
-    let principal = paved_core::auth::Principal {
-        user_id: None,
-        subject: "dev".into(),
-        display_name: "dev".into(),
-        email: None,
-        method: paved_core::auth::AuthMethod::ServiceToken,
-        platform_roles: Default::default(),
-        teams: [("payments".to_owned(), paved_core::auth::TeamRole::Member)].into(),
-    };
+    let principal = member_of("payments");
     let refused = paved_core::scaffold::retry(&restarted, &principal, &ids[1], Default::default())
         .await
         .unwrap_err();
@@ -934,15 +884,7 @@ async fn a_task_interrupted_by_a_killed_process_resumes_in_the_next_one() {
 async fn golden_path_metrics_follow_wizards_and_tasks() {
     let f = fixture(false).await;
     let core = f.app.state.core.clone();
-    let principal = paved_core::auth::Principal {
-        user_id: None,
-        subject: "dev".into(),
-        display_name: "dev".into(),
-        email: None,
-        method: paved_core::auth::AuthMethod::ServiceToken,
-        platform_roles: Default::default(),
-        teams: [("payments".to_owned(), paved_core::auth::TeamRole::Member)].into(),
-    };
+    let principal = member_of("payments");
     let template = "template:default/feature-service";
     // A wizard run that creates a task, and one abandoned two days ago.
     for (session, event) in [

@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use common::vault::TestVault;
@@ -17,34 +14,6 @@ use serde_json::{json, Value};
 const PAYMENTS_DEV: &str = "dev-token-0123456789abcdef";
 const PAYMENTS_LEAD: &str = "lead-token-0123456789abcdef";
 const SEARCH_DEV: &str = "search-token-0123456789abcdef";
-
-/// Every log line of this test binary, at TRACE level, to search for values.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let sink = buffer.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || LogWriter(sink.clone()))
-            .try_init();
-        buffer
-    })
-    .clone()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const CATALOG: &str = r#"
 apiVersion: backstage.io/v1alpha1
@@ -146,12 +115,6 @@ impl Fixture {
         }
         bytes
     }
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
 }
 
 #[tokio::test]
@@ -301,8 +264,8 @@ async fn provisioned_service_account_reads_exactly_its_secret_and_values_never_l
     let logs = captured_logs().lock().unwrap().clone();
     assert!(!logs.is_empty(), "logs are captured");
     for value in [value_v1, value_v2] {
-        assert!(!contains(&db, value), "value found in the database");
-        assert!(!contains(&logs, value), "value found in the logs");
+        assert!(!contains_bytes(&db, value), "value found in the database");
+        assert!(!contains_bytes(&logs, value), "value found in the logs");
     }
 }
 

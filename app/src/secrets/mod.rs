@@ -391,18 +391,9 @@ pub async fn team_secret_services(team: String) -> Result<Vec<(String, usize)>, 
         .collect())
 }
 
-/// Validates a secret name as the server does (for live feedback).
+/// Validates a secret name as the server does (the same function, for live feedback).
 pub fn name_problem(name: &str) -> Option<&'static str> {
-    let ok = (1..=40).contains(&name.len())
-        && name.as_bytes()[0].is_ascii_lowercase()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.ends_with('-')
-        && !name.contains("--");
-    (!ok).then_some(
-        "Use 1 to 40 lowercase letters, digits and single dashes, starting with a letter.",
-    )
+    paved_forms::secret_name_problem(name)
 }
 
 /// Validates a key name as the server does (for live feedback).

@@ -655,16 +655,7 @@ async fn notification_send(ctx: &ActionContext<'_>, input: &Value) -> Result<Val
     }
     let recipients: Vec<String> = match input_str(input, "recipients").unwrap_or("entity") {
         "broadcast" => vec!["broadcast".into()],
-        "entity" => input
-            .get("entityRefs")
-            .and_then(Value::as_array)
-            .map(|l| {
-                l.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        "entity" => paved_forms::string_list(input.get("entityRefs")),
         other => {
             return Err(format!(
                 "`{other}` is not a recipient kind (entity or broadcast)"

@@ -275,20 +275,9 @@ fn validate_service(service: &str) -> Result<String, CoreError> {
 /// (at most 63 characters after `agent-inject-template-`).
 pub fn validate_secret_name(name: &str) -> Result<String, CoreError> {
     let name = name.trim();
-    let ok = (1..=40).contains(&name.len())
-        && name.as_bytes()[0].is_ascii_lowercase()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.ends_with('-')
-        && !name.contains("--");
-    if ok {
-        Ok(name.to_owned())
-    } else {
-        Err(invalid(
-            "name",
-            "use 1 to 40 lowercase letters, digits and single dashes, starting with a letter (e.g. database)",
-        ))
+    match paved_forms::secret_name_problem(name) {
+        None => Ok(name.to_owned()),
+        Some(message) => Err(invalid("name", message)),
     }
 }
 

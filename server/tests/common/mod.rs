@@ -221,3 +221,52 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Every log line of a test binary, at TRACE level, so tests can search them for secrets.
+pub fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let sink = buffer.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(sink.clone()))
+            .try_init();
+        buffer
+    })
+    .clone()
+}
+
+struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `needle` occurs in `haystack` (bytes of a file or a log).
+pub fn contains_bytes(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// A service-token principal that is a member of `team`.
+pub fn member_of(team: &str) -> paved_core::auth::Principal {
+    paved_core::auth::Principal {
+        user_id: None,
+        subject: "dev".into(),
+        display_name: "dev".into(),
+        email: None,
+        method: paved_core::auth::AuthMethod::ServiceToken,
+        platform_roles: Default::default(),
+        teams: [(team.to_owned(), paved_core::auth::TeamRole::Member)].into(),
+    }
+}
