@@ -18,6 +18,12 @@ path "secret/delete/platform/*" {
   capabilities = ["update"]
 }
 
+# ...and the credentials of https git hosts the scaffolder publishes to
+# (keys username and token at {prefix}/git/<host>).
+path "secret/data/platform/git/*" {
+  capabilities = ["read"]
+}
+
 # The ACL policies Paved manages are all named paved__<team>[__<service>].
 path "sys/policy/paved__*" {
   capabilities = ["create", "read", "update"]

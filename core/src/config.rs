@@ -69,6 +69,8 @@ pub struct ScaffolderConfig {
     pub git_hosts: Vec<GitHost>,
     /// `PAVED_SCAFFOLDER_WORKERS`: tasks run at once (default 2).
     pub workers: usize,
+    /// `PAVED_SCAFFOLDER_GIT_CACERT`: a PEM file of CA certificates to trust for https git hosts.
+    pub git_ca_cert: Option<std::path::PathBuf>,
 }
 
 /// Where `publish:git` pushes repositories for one host.
@@ -372,6 +374,16 @@ impl Config {
                 .into(),
             git_hosts,
             workers: parse_u64(&get, "PAVED_SCAFFOLDER_WORKERS", 2)? as usize,
+            git_ca_cert: match get("PAVED_SCAFFOLDER_GIT_CACERT") {
+                None => None,
+                Some(path) if std::path::Path::new(&path).is_file() => Some(path.into()),
+                Some(path) => {
+                    return Err(ConfigError::new(
+                        "PAVED_SCAFFOLDER_GIT_CACERT",
+                        format!("`{path}` is not a readable file"),
+                    ))
+                }
+            },
         };
 
         Ok(Self {

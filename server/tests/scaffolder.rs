@@ -938,3 +938,169 @@ async fn golden_path_metrics_follow_wizards_and_tasks() {
     assert!(m.lead_time_median_secs.is_some());
     assert_eq!(m.time_saved_minutes, 180);
 }
+
+/// A git smart-HTTP server over TLS that requires Basic credentials (tests/fixtures/git-https/server.py).
+struct HttpsGit {
+    url: String,
+    root: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl HttpsGit {
+    fn start(user: &str, token: &str) -> HttpsGit {
+        let root = tempfile::tempdir().unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/git-https");
+        let mut child = std::process::Command::new("python3")
+            .arg(dir.join("server.py"))
+            .arg(root.path())
+            .arg(dir.join("cert.pem"))
+            .arg(dir.join("key.pem"))
+            .args([user, token])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .expect("the git server started");
+        HttpsGit {
+            url: format!("https://127.0.0.1:{port}"),
+            root,
+            child,
+        }
+    }
+}
+
+impl Drop for HttpsGit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn publishes_to_an_https_git_host_with_credentials_from_vault() {
+    let vault = TestVault::start().await;
+    vault
+        .root(
+            "POST",
+            "secret/data/platform/git/gitlab.paved.test",
+            json!({"data": {"username": "paved", "token": "git-token-4711"}}),
+        )
+        .await;
+    let git = HttpsGit::start("paved", "git-token-4711");
+    let work = tempfile::tempdir().unwrap();
+    let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/git-https/cert.pem");
+    let mut vars: Vec<(&str, String)> = vec![
+        ("PAVED_CATALOG_FILE_ROOTS", fixtures().display().to_string()),
+        (
+            "PAVED_CATALOG_LOCATIONS",
+            format!("file:{}/catalog.yaml", fixtures().display()),
+        ),
+        (
+            "PAVED_SCAFFOLDER_GIT_HOSTS",
+            format!("gitlab.paved.test={0},nocreds.paved.test={0}", git.url),
+        ),
+        ("PAVED_SCAFFOLDER_GIT_CACERT", ca.display().to_string()),
+        (
+            "PAVED_SCAFFOLDER_WORKDIR",
+            work.path().display().to_string(),
+        ),
+        (
+            "PAVED_SERVICE_TOKENS",
+            format!("dev:{DEV}:developer:payments"),
+        ),
+    ];
+    vars.extend(vault.portal_vars());
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = test_app(&borrowed).await;
+    tokio::spawn(paved_core::scaffold::run_workers(app.state.core.clone()));
+    let f = Fixture {
+        app,
+        vault: Some(vault),
+        git_root: git.root.path().to_path_buf(),
+        _dirs: vec![work],
+    };
+
+    let mut values = feature_values("svc-remote");
+    values["repoUrl"] = json!("gitlab.paved.test?owner=payments&repo=svc-remote");
+    let (_, created) = f.send("POST", "/api/scaffolder/v2/tasks", DEV, Some(json!({"templateRef": "template:default/feature-service", "values": values.clone()}))).await;
+    let task = f
+        .wait_for(created["id"].as_str().unwrap(), &["completed", "failed"])
+        .await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(
+        task["output"]["links"][0]["url"],
+        format!("{}/payments/svc-remote.git", git.url)
+    );
+    // The server holds the pushed repository; the catalog entry was read back from it over https.
+    let clone_dir = tempfile::tempdir().unwrap();
+    git_in(
+        clone_dir.path(),
+        &[
+            "clone",
+            "--quiet",
+            git.root
+                .path()
+                .join("payments/svc-remote.git")
+                .to_str()
+                .unwrap(),
+            "x",
+        ],
+    );
+    assert!(clone_dir.path().join("x/src/svc-remote.txt").is_file());
+    paved_core::catalog::store::entity_by_ref(&f.app.state.core.db, "component:default/svc-remote")
+        .await
+        .unwrap();
+
+    // Publishing again to the same repository is refused; so is a host Paved has no credentials for.
+    let (_, again) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/feature-service", "values": values})),
+        )
+        .await;
+    let again = f
+        .wait_for(again["id"].as_str().unwrap(), &["completed", "failed"])
+        .await;
+    assert!(
+        again["error"].as_str().unwrap().contains("already exists"),
+        "{again}"
+    );
+    let mut values = feature_values("svc-nocreds");
+    values["repoUrl"] = json!("nocreds.paved.test?owner=payments&repo=svc-nocreds");
+    let (_, denied) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/feature-service", "values": values})),
+        )
+        .await;
+    let denied = f
+        .wait_for(denied["id"].as_str().unwrap(), &["completed", "failed"])
+        .await;
+    assert_eq!(denied["status"], "failed");
+    assert!(!git.root.path().join("payments/svc-nocreds.git").exists());
+    // The token never shows up in the task's log.
+    let (_, events) = f
+        .send(
+            "GET",
+            &format!(
+                "/api/scaffolder/v2/tasks/{}/events",
+                denied["id"].as_str().unwrap()
+            ),
+            DEV,
+            None,
+        )
+        .await;
+    assert!(!events.to_string().contains("git-token-4711"));
+}

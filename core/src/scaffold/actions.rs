@@ -297,7 +297,12 @@ async fn fetch_plain_file(ctx: &ActionContext<'_>, input: &Value) -> Result<Valu
 
 /// Runs git with no user or system configuration and no prompts; output is masked.
 async fn git(ctx: &ActionContext<'_>, dir: &Path, args: &[&str]) -> Result<String, String> {
-    let output = tokio::process::Command::new("git")
+    let mut command = tokio::process::Command::new("git");
+    // This git honours the CA file from the environment more reliably than `-c http.sslCAInfo`.
+    if let Some(ca) = &ctx.core.config.scaffolder.git_ca_cert {
+        command.env("GIT_SSL_CAINFO", ca);
+    }
+    let output = command
         .args(args)
         .current_dir(dir)
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -414,6 +419,55 @@ async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, St
         std::fs::create_dir_all(path).map_err(|e| format!("cannot create {remote_url}: {e}"))?;
         git(ctx, path, &["init", "--quiet", "--bare", "-b", branch]).await?;
     }
+    if let GitTarget::Remote(_) = &host.target {
+        // Never overwrite: a branch already there is a clash, unless this task pushed it (a resume).
+        let mut args = remote_config(ctx, &parsed.host, &host.target).await?;
+        args.extend([
+            "ls-remote".into(),
+            "--heads".into(),
+            remote.clone(),
+            branch.to_owned(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // A repository that does not exist yet answers "not found": push-to-create makes it.
+        let heads = match git(ctx, ctx.workspace, &args).await {
+            Ok(heads) => heads,
+            Err(e) if e.contains("not found") => String::new(),
+            Err(e) => return Err(e),
+        };
+        if !heads.trim().is_empty() {
+            let scratch = tempfile_dir(ctx.workspace, "resume-check")?;
+            let mut fetch = remote_config(ctx, &parsed.host, &host.target).await?;
+            fetch.extend([
+                "clone".into(),
+                "--quiet".into(),
+                "--depth".into(),
+                "1".into(),
+                "--branch".into(),
+                branch.to_owned(),
+                remote.clone(),
+                scratch.display().to_string(),
+            ]);
+            let fetch: Vec<&str> = fetch.iter().map(String::as_str).collect();
+            let ours = match git(ctx, ctx.workspace, &fetch).await {
+                Ok(_) => git(ctx, &scratch, &["log", "-1", "--format=%B"])
+                    .await
+                    .unwrap_or_default()
+                    .contains(&marker),
+                Err(_) => false,
+            };
+            let _ = std::fs::remove_dir_all(&scratch);
+            if ours {
+                ctx.info(format!("{remote_url} was already published by this task"))
+                    .await;
+                return Ok(outputs);
+            }
+            return Err(format!(
+                "a repository already exists at {}/{owner}/{} (its {branch} branch has commits); choose another name",
+                parsed.host, parsed.repo
+            ));
+        }
+    }
     let description = input_str(input, "description").unwrap_or("Created by Paved");
     let message = format!(
         "{}\n\n{description}\n\n{marker}",
@@ -435,12 +489,7 @@ async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, St
     )
     .await?;
     let refspec = format!("HEAD:refs/heads/{branch}");
-    let mut push_args: Vec<String> = Vec::new();
-    if let GitTarget::Remote(_) = &host.target {
-        if let Some(header) = remote_auth_header(ctx, &parsed.host).await? {
-            push_args.extend(["-c".into(), format!("http.extraHeader={header}")]);
-        }
-    }
+    let mut push_args = remote_config(ctx, &parsed.host, &host.target).await?;
     push_args.extend(["push".into(), "--quiet".into(), remote.clone(), refspec]);
     let args: Vec<&str> = push_args.iter().map(String::as_str).collect();
     git(ctx, &source, &args).await?;
@@ -454,6 +503,29 @@ async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, St
     let mut out = outputs;
     out["commitHash"] = json!(hash.trim());
     Ok(out)
+}
+
+/// A scratch folder inside the workspace (removed by the caller).
+fn tempfile_dir(workspace: &Path, name: &str) -> Result<PathBuf, String> {
+    let dir = workspace.join(format!(".paved-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `-c` options for talking to a git host: Basic credentials from Vault for
+/// remote hosts; none for local ones. (The CA file goes in through the environment, see [`git`].)
+async fn remote_config(
+    ctx: &ActionContext<'_>,
+    host: &str,
+    target: &GitTarget,
+) -> Result<Vec<String>, String> {
+    let mut args = Vec::new();
+    if let GitTarget::Remote(_) = target {
+        if let Some(header) = remote_auth_header(ctx, host).await? {
+            args.extend(["-c".into(), format!("http.extraHeader={header}")]);
+        }
+    }
+    Ok(args)
 }
 
 /// Basic credentials for a remote git host, read from Vault at `{prefix}/git/{host}` (keys `username`, `token`).
@@ -493,9 +565,45 @@ async fn catalog_register(ctx: &ActionContext<'_>, input: &Value) -> Result<Valu
     let info_path = input_str(input, "catalogInfoPath").unwrap_or("/catalog-info.yaml");
     let (location_name, yaml) = if let Some(contents) = input_str(input, "repoContentsUrl") {
         let Some(rest) = contents.strip_prefix("git+file://") else {
-            return Err(format!(
-                "`{contents}`: register repositories on remote hosts with catalogInfoUrl (a raw file URL on an allowed host)"
-            ));
+            let remote = contents.strip_prefix("git+").ok_or_else(|| {
+                format!("`{contents}` is not a repository Paved published (git+<url>#<branch>)")
+            })?;
+            let (url, branch) = remote.split_once('#').unwrap_or((remote, "main"));
+            let name = format!("{url}{info_path}");
+            if ctx.dry_run {
+                let local = safe_join(ctx.workspace, info_path.trim_start_matches('/'))?;
+                let yaml = std::fs::read_to_string(&local)
+                    .map_err(|_| format!("the workspace has no {info_path} to register"))?;
+                return register_yaml(ctx, info_path, name, yaml).await;
+            }
+            let target = ctx
+                .core
+                .config
+                .scaffolder
+                .git_hosts
+                .iter()
+                .find(|h| matches!(&h.target, GitTarget::Remote(base) if url.starts_with(base.as_str().trim_end_matches('/'))))
+                .ok_or_else(|| format!("{url} is not on a configured git host"))?;
+            let scratch = tempfile_dir(ctx.workspace, "register")?;
+            let mut args = remote_config(ctx, &target.host, &target.target).await?;
+            args.extend([
+                "clone".into(),
+                "--quiet".into(),
+                "--depth".into(),
+                "1".into(),
+                "--branch".into(),
+                branch.to_owned(),
+                url.to_owned(),
+                scratch.display().to_string(),
+            ]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let cloned = git(ctx, ctx.workspace, &args).await;
+            let yaml = cloned.and_then(|_| {
+                std::fs::read_to_string(scratch.join(info_path.trim_start_matches('/')))
+                    .map_err(|_| format!("{url} has no {info_path}"))
+            });
+            let _ = std::fs::remove_dir_all(&scratch);
+            return register_yaml(ctx, info_path, name, yaml?).await;
         };
         let (repo, branch) = rest.split_once('#').unwrap_or((rest, "main"));
         let spec = format!("{branch}:{}", info_path.trim_start_matches('/'));
@@ -533,6 +641,16 @@ async fn catalog_register(ctx: &ActionContext<'_>, input: &Value) -> Result<Valu
             "the input needs repoContentsUrl (with catalogInfoPath) or catalogInfoUrl".into(),
         );
     };
+    register_yaml(ctx, info_path, location_name, yaml).await
+}
+
+/// Checks `yaml` as the catalog would and registers it (or, in a dry run, says what it would register).
+async fn register_yaml(
+    ctx: &ActionContext<'_>,
+    info_path: &str,
+    location_name: String,
+    yaml: String,
+) -> Result<Value, String> {
     let found = crate::catalog::store::preview_yaml(&ctx.core.catalog, &location_name, &yaml).await;
     if !found.problems.is_empty() {
         let list: Vec<String> = found
