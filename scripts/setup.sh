@@ -8,7 +8,8 @@ cd "$ROOT"
 purpose=${1:-demo}
 
 apt_packages=(curl)
-[ "$purpose" = test ] && apt_packages+=(chromium)
+# Tests also run a loopback sshd (git over ssh) next to Chromium.
+[ "$purpose" = test ] && apt_packages+=(chromium openssh-server git)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -358,8 +358,11 @@ impl Config {
                         format!("`{target}` is not file:///path or an https:// URL"),
                     )
                 })?;
-                if url.scheme() != "https" {
-                    return Err(ConfigError::new(VAR, format!("`{target}` must use https")));
+                if !matches!(url.scheme(), "https" | "ssh") {
+                    return Err(ConfigError::new(
+                        VAR,
+                        format!("`{target}` must use https or ssh"),
+                    ));
                 }
                 GitTarget::Remote(url)
             };

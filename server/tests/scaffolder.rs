@@ -1104,3 +1104,211 @@ async fn publishes_to_an_https_git_host_with_credentials_from_vault() {
         .await;
     assert!(!events.to_string().contains("git-token-4711"));
 }
+
+/// An sshd on loopback that serves git (creating a repository on its first
+/// push) to one client key; host and client keys are made for the test.
+struct SshGit {
+    port: u16,
+    root: tempfile::TempDir,
+    client_key: String,
+    known_hosts: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SshGit {
+    fn start() -> SshGit {
+        let dir = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for name in ["host", "client", "other"] {
+            let out = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(name))
+                .output()
+                .expect("ssh-keygen (openssh-client)");
+            assert!(out.status.success());
+        }
+        std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
+        let wrapper = d.join("git-only.sh");
+        std::fs::write(
+            &wrapper,
+            "#!/bin/sh\nset -e\ncase \"$SSH_ORIGINAL_COMMAND\" in\n  git-receive-pack*) repo=$(printf '%s' \"$SSH_ORIGINAL_COMMAND\" | sed \"s/^git-receive-pack '\\(.*\\)'$/\\1/\"); [ -d \"$repo\" ] || git init --quiet --bare -b main \"$repo\" ;;\n  git-upload-pack*) ;;\n  *) echo 'git only' >&2; exit 1 ;;\nesac\nexec sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let port = free_port();
+        let config = d.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {pid}\nAuthorizedKeysFile {keys}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nForceCommand {wrapper}\nLogLevel ERROR\n",
+                host = d.join("host").display(),
+                pid = d.join("sshd.pid").display(),
+                keys = d.join("authorized_keys").display(),
+                wrapper = wrapper.display(),
+            ),
+        )
+        .unwrap();
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = std::process::Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sshd (openssh-server; scripts/setup.sh test installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let host_pub = std::fs::read_to_string(d.join("host.pub")).unwrap();
+        let other_pub = std::fs::read_to_string(d.join("other.pub")).unwrap();
+        let _ = other_pub;
+        SshGit {
+            port,
+            client_key: std::fs::read_to_string(d.join("client")).unwrap(),
+            known_hosts: format!("[127.0.0.1]:{port} {}", host_pub.trim()),
+            root,
+            child,
+            _dir: dir,
+        }
+    }
+
+    fn wrong_known_hosts(&self) -> String {
+        let other = std::fs::read_to_string(self._dir.path().join("other.pub")).unwrap();
+        format!("[127.0.0.1]:{} {}", self.port, other.trim())
+    }
+}
+
+impl Drop for SshGit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn publishes_over_ssh_with_a_key_from_vault_and_checks_the_host_key() {
+    let vault = TestVault::start().await;
+    let ssh = SshGit::start();
+    vault
+        .root(
+            "POST",
+            "secret/data/platform/git/ssh.paved.test",
+            json!({"data": {"ssh_private_key": ssh.client_key, "known_hosts": ssh.known_hosts}}),
+        )
+        .await;
+    vault
+        .root("POST", "secret/data/platform/git/badhost.paved.test", json!({"data": {"ssh_private_key": ssh.client_key, "known_hosts": ssh.wrong_known_hosts()}}))
+        .await;
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let base = format!(
+        "ssh://{user}@127.0.0.1:{}{}",
+        ssh.port,
+        ssh.root.path().display()
+    );
+    let work = tempfile::tempdir().unwrap();
+    let mut vars: Vec<(&str, String)> = vec![
+        ("PAVED_CATALOG_FILE_ROOTS", fixtures().display().to_string()),
+        (
+            "PAVED_CATALOG_LOCATIONS",
+            format!("file:{}/catalog.yaml", fixtures().display()),
+        ),
+        (
+            "PAVED_SCAFFOLDER_GIT_HOSTS",
+            format!("ssh.paved.test={base},badhost.paved.test={base}"),
+        ),
+        (
+            "PAVED_SCAFFOLDER_WORKDIR",
+            work.path().display().to_string(),
+        ),
+        (
+            "PAVED_SERVICE_TOKENS",
+            format!("dev:{DEV}:developer:payments"),
+        ),
+    ];
+    vars.extend(vault.portal_vars());
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = test_app(&borrowed).await;
+    tokio::spawn(paved_core::scaffold::run_workers(app.state.core.clone()));
+    let f = Fixture {
+        app,
+        vault: Some(vault),
+        git_root: ssh.root.path().to_path_buf(),
+        _dirs: vec![work],
+    };
+
+    let mut values = feature_values("svc-ssh");
+    values["repoUrl"] = json!("ssh.paved.test?owner=payments&repo=svc-ssh");
+    let (_, created) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/feature-service", "values": values})),
+        )
+        .await;
+    let task = f
+        .wait_for(created["id"].as_str().unwrap(), &["completed", "failed"])
+        .await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let clone_dir = tempfile::tempdir().unwrap();
+    git_in(
+        clone_dir.path(),
+        &[
+            "clone",
+            "--quiet",
+            ssh.root
+                .path()
+                .join("payments/svc-ssh.git")
+                .to_str()
+                .unwrap(),
+            "x",
+        ],
+    );
+    assert!(clone_dir.path().join("x/catalog-info.yaml").is_file());
+    paved_core::catalog::store::entity_by_ref(&f.app.state.core.db, "component:default/svc-ssh")
+        .await
+        .unwrap();
+
+    // A host whose key does not match what Vault says is refused, and nothing is pushed.
+    let mut values = feature_values("svc-mitm");
+    values["repoUrl"] = json!("badhost.paved.test?owner=payments&repo=svc-mitm");
+    let (_, created) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/feature-service", "values": values})),
+        )
+        .await;
+    let refused = f
+        .wait_for(created["id"].as_str().unwrap(), &["completed", "failed"])
+        .await;
+    assert_eq!(refused["status"], "failed");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("host key"),
+        "{refused}"
+    );
+    assert!(!ssh.root.path().join("payments/svc-mitm.git").exists());
+    // No key material is left in the workspace or the log.
+    let (_, events) = f
+        .send(
+            "GET",
+            &format!(
+                "/api/scaffolder/v2/tasks/{}/events",
+                refused["id"].as_str().unwrap()
+            ),
+            DEV,
+            None,
+        )
+        .await;
+    assert!(!events.to_string().contains("PRIVATE KEY"));
+}

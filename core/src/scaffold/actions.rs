@@ -297,7 +297,18 @@ async fn fetch_plain_file(ctx: &ActionContext<'_>, input: &Value) -> Result<Valu
 
 /// Runs git with no user or system configuration and no prompts; output is masked.
 async fn git(ctx: &ActionContext<'_>, dir: &Path, args: &[&str]) -> Result<String, String> {
+    git_env(ctx, dir, args, &[]).await
+}
+
+/// [`git`] with extra environment (how to reach a remote host).
+async fn git_env(
+    ctx: &ActionContext<'_>,
+    dir: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+) -> Result<String, String> {
     let mut command = tokio::process::Command::new("git");
+    command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     // This git honours the CA file from the environment more reliably than `-c http.sslCAInfo`.
     if let Some(ca) = &ctx.core.config.scaffolder.git_ca_cert {
         command.env("GIT_SSL_CAINFO", ca);
@@ -421,35 +432,40 @@ async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, St
     }
     if let GitTarget::Remote(_) = &host.target {
         // Never overwrite: a branch already there is a clash, unless this task pushed it (a resume).
-        let mut args = remote_config(ctx, &parsed.host, &host.target).await?;
-        args.extend([
-            "ls-remote".into(),
-            "--heads".into(),
-            remote.clone(),
-            branch.to_owned(),
-        ]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        // A repository that does not exist yet answers "not found": push-to-create makes it.
-        let heads = match git(ctx, ctx.workspace, &args).await {
+        let access = remote_access(ctx, &parsed.host, &host.target).await?;
+        // A repository that does not exist yet answers "not found" (https) or "does not
+        // appear to be a git repository" (ssh): push-to-create makes it.
+        let listed = access
+            .git(
+                ctx,
+                ctx.workspace,
+                &["ls-remote", "--heads", &remote, branch],
+            )
+            .await;
+        let heads = match listed {
             Ok(heads) => heads,
-            Err(e) if e.contains("not found") => String::new(),
+            Err(e)
+                if e.contains("not found")
+                    || e.contains("does not appear to be a git repository")
+                    || e.contains("does not exist") =>
+            {
+                String::new()
+            }
             Err(e) => return Err(e),
         };
         if !heads.trim().is_empty() {
             let scratch = tempfile_dir(ctx.workspace, "resume-check")?;
-            let mut fetch = remote_config(ctx, &parsed.host, &host.target).await?;
-            fetch.extend([
-                "clone".into(),
-                "--quiet".into(),
-                "--depth".into(),
-                "1".into(),
-                "--branch".into(),
-                branch.to_owned(),
-                remote.clone(),
-                scratch.display().to_string(),
-            ]);
-            let fetch: Vec<&str> = fetch.iter().map(String::as_str).collect();
-            let ours = match git(ctx, ctx.workspace, &fetch).await {
+            let into = scratch.display().to_string();
+            let fetched = access
+                .git(
+                    ctx,
+                    ctx.workspace,
+                    &[
+                        "clone", "--quiet", "--depth", "1", "--branch", branch, &remote, &into,
+                    ],
+                )
+                .await;
+            let ours = match fetched {
                 Ok(_) => git(ctx, &scratch, &["log", "-1", "--format=%B"])
                     .await
                     .unwrap_or_default()
@@ -489,10 +505,11 @@ async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, St
     )
     .await?;
     let refspec = format!("HEAD:refs/heads/{branch}");
-    let mut push_args = remote_config(ctx, &parsed.host, &host.target).await?;
-    push_args.extend(["push".into(), "--quiet".into(), remote.clone(), refspec]);
-    let args: Vec<&str> = push_args.iter().map(String::as_str).collect();
-    git(ctx, &source, &args).await?;
+    let access = remote_access(ctx, &parsed.host, &host.target).await?;
+    access
+        .git(ctx, &source, &["push", "--quiet", &remote, &refspec])
+        .await?;
+    drop(access);
     let hash = git(ctx, &source, &["rev-parse", "HEAD"]).await?;
     let _ = std::fs::remove_dir_all(source.join(".git"));
     ctx.info(format!(
@@ -512,24 +529,108 @@ fn tempfile_dir(workspace: &Path, name: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// `-c` options for talking to a git host: Basic credentials from Vault for
-/// remote hosts; none for local ones. (The CA file goes in through the environment, see [`git`].)
-async fn remote_config(
+/// How to reach a remote git host: `-c` options and environment, plus a
+/// scratch folder holding an SSH key while it is needed (removed on drop).
+struct Access {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    scratch: Option<PathBuf>,
+}
+
+impl Drop for Access {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Access {
+    /// Runs git in `dir` with these options first, then `args`.
+    async fn git(
+        &self,
+        ctx: &ActionContext<'_>,
+        dir: &Path,
+        args: &[&str],
+    ) -> Result<String, String> {
+        let mut all: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        git_env(ctx, dir, &all, &self.env).await
+    }
+}
+
+/// Credentials for a remote host from Vault at `{prefix}/git/{host}`: for
+/// https, `username` and `token` (HTTP Basic); for ssh, `ssh_private_key` and
+/// `known_hosts` (the host key is always checked). Local hosts need none.
+async fn remote_access(
     ctx: &ActionContext<'_>,
     host: &str,
     target: &GitTarget,
-) -> Result<Vec<String>, String> {
-    let mut args = Vec::new();
-    if let GitTarget::Remote(_) = target {
-        if let Some(header) = remote_auth_header(ctx, host).await? {
-            args.extend(["-c".into(), format!("http.extraHeader={header}")]);
-        }
+) -> Result<Access, String> {
+    let mut access = Access {
+        args: Vec::new(),
+        env: Vec::new(),
+        scratch: None,
+    };
+    let GitTarget::Remote(base) = target else {
+        return Ok(access);
+    };
+    let secret = remote_secret(ctx, host).await?;
+    let field = |k: &str| {
+        secret
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    if base.scheme() == "ssh" {
+        let key = field("ssh_private_key").ok_or_else(|| {
+            format!("Vault has no ssh_private_key for {host} (at {{prefix}}/git/{host})")
+        })?;
+        let known = field("known_hosts").ok_or_else(|| {
+            format!("Vault has no known_hosts for {host}: Paved always checks the host key")
+        })?;
+        let dir = tempfile_dir(ctx.workspace, "ssh")?;
+        let key_path = dir.join("key");
+        let known_path = dir.join("known_hosts");
+        write_private(&key_path, &format!("{}\n", key.trim_end()))?;
+        write_private(&known_path, &format!("{}\n", known.trim_end()))?;
+        access.env.push((
+            "GIT_SSH_COMMAND".into(),
+            format!(
+                "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={}",
+                key_path.display(),
+                known_path.display()
+            ),
+        ));
+        access.scratch = Some(dir);
+    } else if let Some(token) = field("token") {
+        use base64::Engine as _;
+        let user = field("username").unwrap_or_else(|| "git".into());
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
+        access.args.extend([
+            "-c".into(),
+            format!("http.extraHeader=Authorization: Basic {basic}"),
+        ]);
     }
-    Ok(args)
+    Ok(access)
 }
 
-/// Basic credentials for a remote git host, read from Vault at `{prefix}/git/{host}` (keys `username`, `token`).
-async fn remote_auth_header(ctx: &ActionContext<'_>, host: &str) -> Result<Option<String>, String> {
+fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+    std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn remote_secret(
+    ctx: &ActionContext<'_>,
+    host: &str,
+) -> Result<Option<serde_json::Map<String, Value>>, String> {
     let Some(vault) = &ctx.core.vault else {
         return Ok(None);
     };
@@ -540,20 +641,7 @@ async fn remote_auth_header(ctx: &ActionContext<'_>, host: &str) -> Result<Optio
         version: None,
     };
     match vault.call(request).await {
-        Ok(answer) => {
-            let data = answer.data.map(|d| d.data).unwrap_or_default();
-            let user = data
-                .get("username")
-                .and_then(Value::as_str)
-                .unwrap_or("git");
-            let token = data
-                .get("token")
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("the Vault secret for {host} has no `token`"))?;
-            use base64::Engine as _;
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
-            Ok(Some(format!("Authorization: Basic {basic}")))
-        }
+        Ok(answer) => Ok(answer.data.and_then(|d| d.data.as_object().cloned())),
         Err(crate::secrets::vault::VaultError::NotFound(_)) => Ok(None),
         Err(e) => Err(format!(
             "cannot read the credentials for {host} from Vault: {e}"
@@ -585,19 +673,18 @@ async fn catalog_register(ctx: &ActionContext<'_>, input: &Value) -> Result<Valu
                 .find(|h| matches!(&h.target, GitTarget::Remote(base) if url.starts_with(base.as_str().trim_end_matches('/'))))
                 .ok_or_else(|| format!("{url} is not on a configured git host"))?;
             let scratch = tempfile_dir(ctx.workspace, "register")?;
-            let mut args = remote_config(ctx, &target.host, &target.target).await?;
-            args.extend([
-                "clone".into(),
-                "--quiet".into(),
-                "--depth".into(),
-                "1".into(),
-                "--branch".into(),
-                branch.to_owned(),
-                url.to_owned(),
-                scratch.display().to_string(),
-            ]);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let cloned = git(ctx, ctx.workspace, &args).await;
+            let access = remote_access(ctx, &target.host, &target.target).await?;
+            let into = scratch.display().to_string();
+            let cloned = access
+                .git(
+                    ctx,
+                    ctx.workspace,
+                    &[
+                        "clone", "--quiet", "--depth", "1", "--branch", branch, url, &into,
+                    ],
+                )
+                .await;
+            drop(access);
             let yaml = cloned.and_then(|_| {
                 std::fs::read_to_string(scratch.join(info_path.trim_start_matches('/')))
                     .map_err(|_| format!("{url} has no {info_path}"))
