@@ -102,7 +102,10 @@ fn UserMenu(me: Me) -> impl IntoView {
                 let label = if count == 0 { "Notifications".to_owned() } else { format!("Notifications, {count} unread") };
                 view! {
                     <A href="/notifications" attr:class="btn-ghost relative" attr:aria-label=label attr:data-testid="notifications-link">
-                        <span aria-hidden="true">"🔔"</span>
+                        <svg aria-hidden="true" viewBox="0 0 24 24" class="h-5 w-5" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round">
+                            <path d="M6 8a6 6 0 1 1 12 0c0 7 3 9 3 9H3s3-2 3-9" />
+                            <path d="M10.3 21a1.94 1.94 0 0 0 3.4 0" />
+                        </svg>
                         {(count > 0).then(|| view! { <span class="absolute -top-1 -right-1 rounded-full bg-indigo-600 px-1.5 text-xs text-white">{count}</span> })}
                     </A>
                 }

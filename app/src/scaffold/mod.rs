@@ -127,7 +127,7 @@ pub struct TaskInfo {
     pub log: Vec<LogLine>,
     /// (title, href) from the template's output.
     pub links: Vec<(String, String)>,
-    /// (title, markdown) from the template's output.
+    /// (title, HTML rendered from the output's Markdown, raw HTML escaped).
     pub text: Vec<(String, String)>,
     /// Names of the secret answers a retry needs again.
     pub secret_names: Vec<String>,
@@ -168,6 +168,39 @@ mod convert {
             .filter(|(_, v)| !v.is_empty())
             .map(|(k, v)| (k, secrecy::SecretString::from(v)))
             .collect()
+    }
+
+    /// Markdown to HTML for a template's output text. Answers can appear in it,
+    /// so raw HTML is shown as text and only http(s), relative and mailto links survive.
+    pub fn markdown(source: &str) -> String {
+        use pulldown_cmark::{Event, Parser, Tag};
+        let safe = |url: &str| {
+            url.starts_with("https://")
+                || url.starts_with("http://")
+                || url.starts_with('/')
+                || url.starts_with("mailto:")
+        };
+        let events = Parser::new(source).map(|event| match event {
+            Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) if !safe(&dest_url) => Event::Start(Tag::Link {
+                link_type,
+                dest_url: "#".into(),
+                title,
+                id,
+            }),
+            Event::Start(Tag::Image { .. }) | Event::End(pulldown_cmark::TagEnd::Image) => {
+                Event::Text("".into())
+            }
+            other => other,
+        });
+        let mut html = String::new();
+        pulldown_cmark::html::push_html(&mut html, events);
+        html
     }
 
     /// An output link's href: a URL as is, an entity ref to its catalog page.
@@ -328,7 +361,7 @@ pub async fn scaffold_task(id: String) -> Result<TaskInfo, AppError> {
                     .map(|t| {
                         (
                             t["title"].as_str().unwrap_or_default().to_owned(),
-                            t["content"].as_str().unwrap_or_default().to_owned(),
+                            convert::markdown(t["content"].as_str().unwrap_or_default()),
                         )
                     })
                     .collect()
@@ -409,4 +442,18 @@ pub async fn scaffold_wizard_event(
         page,
     )
     .await?)
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod markdown_tests {
+    #[test]
+    fn output_markdown_renders_and_never_passes_html_through() {
+        let html = super::convert::markdown("**svc** is ready: run `cargo test`. <script>alert(1)</script> [x](javascript:alert(1)) [ok](https://example.com)");
+        assert!(html.contains("<strong>svc</strong>"));
+        assert!(html.contains("<code>cargo test</code>"));
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(!html.contains("javascript:"));
+        assert!(html.contains("href=\"https://example.com\""));
+    }
 }

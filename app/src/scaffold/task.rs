@@ -189,7 +189,12 @@ pub fn TaskProgress(task: TaskInfo) -> impl IntoView {
                         <ul class="mt-1 flex flex-wrap gap-3 text-sm">
                             {links.get().into_iter().map(|(title, href)| view! { <li><a href=href class="font-medium underline">{title}</a></li> }).collect_view()}
                         </ul>
-                        {text.get().into_iter().map(|(title, content)| view! { <p class="mt-2 text-sm"><strong>{title}": "</strong>{content}</p> }).collect_view()}
+                        {text.get().into_iter().map(|(title, html)| view! {
+                            <div class="mt-2 text-sm">
+                                <p class="font-semibold">{title}</p>
+                                <div class="output-text" inner_html=html></div>
+                            </div>
+                        }).collect_view()}
                     </div>
                 })}
                 <pre class="max-h-[32rem] overflow-auto rounded bg-slate-950 p-3 text-xs text-slate-100" data-testid="task-log" aria-live="polite">

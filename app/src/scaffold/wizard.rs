@@ -637,8 +637,12 @@ fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> 
     let field_label = StoredValue::new(field.label.clone());
     view! {
         <div data-testid="wizard-field" data-path=field.path.clone()>
-            <label id=format!("{id}-label") for=id.clone() class=if is_checkbox { "label inline-flex items-center gap-2" } else { "label" }>{label}</label>
-            {input}
+            // A checkbox sits before its label, on one line; other inputs go under theirs.
+            {if is_checkbox {
+                view! { <div class="flex items-center gap-2">{input}<label id=format!("{id}-label") for=id.clone() class="text-sm font-medium">{label}</label></div> }.into_any()
+            } else {
+                view! { <label id=format!("{id}-label") for=id.clone() class="label">{label}</label>{input} }.into_any()
+            }}
             {field.help.clone().map(|h| view! { <p id=help_id.clone() class="mt-1 text-xs text-slate-500">{h}</p> })}
             {move || error().map(|e| view! { <p id=error_id.clone() class="mt-1 text-xs text-red-600" role="alert">{format!("{} {}", field_label.try_get_value().unwrap_or_default(), e)}</p> })}
         </div>
