@@ -1,4 +1,6 @@
 //! Team LLM budgets (the gateway issue). So far: budget periods on calendar
-//! boundaries in a configured time zone; the ledger, pricing and the editor follow.
+//! boundaries in a configured time zone, and exact money arithmetic with the
+//! seed price list (`data/llm-prices.csv`); the ledger and the editor follow.
 
+pub mod money;
 pub mod period;
