@@ -995,38 +995,19 @@ async fn publishes_to_an_https_git_host_with_credentials_from_vault() {
         )
         .await;
     let git = HttpsGit::start("paved", "git-token-4711");
-    let work = tempfile::tempdir().unwrap();
-    let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/git-https/cert.pem");
-    let mut vars: Vec<(&str, String)> = vec![
-        ("PAVED_CATALOG_FILE_ROOTS", fixtures().display().to_string()),
-        (
-            "PAVED_CATALOG_LOCATIONS",
-            format!("file:{}/catalog.yaml", fixtures().display()),
-        ),
-        (
-            "PAVED_SCAFFOLDER_GIT_HOSTS",
-            format!("gitlab.paved.test={0},nocreds.paved.test={0}", git.url),
-        ),
-        ("PAVED_SCAFFOLDER_GIT_CACERT", ca.display().to_string()),
-        (
-            "PAVED_SCAFFOLDER_WORKDIR",
-            work.path().display().to_string(),
-        ),
-        (
-            "PAVED_SERVICE_TOKENS",
-            format!("dev:{DEV}:developer:payments"),
-        ),
-    ];
-    vars.extend(vault.portal_vars());
-    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = test_app(&borrowed).await;
-    tokio::spawn(paved_core::scaffold::run_workers(app.state.core.clone()));
-    let f = Fixture {
-        app,
-        vault: Some(vault),
-        git_root: git.root.path().to_path_buf(),
-        _dirs: vec![work],
-    };
+    let f = remote_fixture(
+        vault,
+        format!("gitlab.paved.test={0},nocreds.paved.test={0}", git.url),
+        vec![(
+            "PAVED_SCAFFOLDER_GIT_CACERT",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/git-https/cert.pem")
+                .display()
+                .to_string(),
+        )],
+        git.root.path().to_path_buf(),
+    )
+    .await;
 
     let mut values = feature_values("svc-remote");
     values["repoUrl"] = json!("gitlab.paved.test?owner=payments&repo=svc-remote");
@@ -1210,36 +1191,13 @@ async fn publishes_over_ssh_with_a_key_from_vault_and_checks_the_host_key() {
         ssh.port,
         ssh.root.path().display()
     );
-    let work = tempfile::tempdir().unwrap();
-    let mut vars: Vec<(&str, String)> = vec![
-        ("PAVED_CATALOG_FILE_ROOTS", fixtures().display().to_string()),
-        (
-            "PAVED_CATALOG_LOCATIONS",
-            format!("file:{}/catalog.yaml", fixtures().display()),
-        ),
-        (
-            "PAVED_SCAFFOLDER_GIT_HOSTS",
-            format!("ssh.paved.test={base},badhost.paved.test={base}"),
-        ),
-        (
-            "PAVED_SCAFFOLDER_WORKDIR",
-            work.path().display().to_string(),
-        ),
-        (
-            "PAVED_SERVICE_TOKENS",
-            format!("dev:{DEV}:developer:payments"),
-        ),
-    ];
-    vars.extend(vault.portal_vars());
-    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = test_app(&borrowed).await;
-    tokio::spawn(paved_core::scaffold::run_workers(app.state.core.clone()));
-    let f = Fixture {
-        app,
-        vault: Some(vault),
-        git_root: ssh.root.path().to_path_buf(),
-        _dirs: vec![work],
-    };
+    let f = remote_fixture(
+        vault,
+        format!("ssh.paved.test={base},badhost.paved.test={base}"),
+        Vec::new(),
+        ssh.root.path().to_path_buf(),
+    )
+    .await;
 
     let mut values = feature_values("svc-ssh");
     values["repoUrl"] = json!("ssh.paved.test?owner=payments&repo=svc-ssh");
@@ -1311,4 +1269,41 @@ async fn publishes_over_ssh_with_a_key_from_vault_and_checks_the_host_key() {
         )
         .await;
     assert!(!events.to_string().contains("PRIVATE KEY"));
+}
+
+/// A test app whose scaffolder publishes to the remote `hosts`, with Vault, workers running.
+async fn remote_fixture(
+    vault: TestVault,
+    hosts: String,
+    extra: Vec<(&'static str, String)>,
+    git_root: PathBuf,
+) -> Fixture {
+    let work = tempfile::tempdir().unwrap();
+    let mut vars: Vec<(&str, String)> = vec![
+        ("PAVED_CATALOG_FILE_ROOTS", fixtures().display().to_string()),
+        (
+            "PAVED_CATALOG_LOCATIONS",
+            format!("file:{}/catalog.yaml", fixtures().display()),
+        ),
+        ("PAVED_SCAFFOLDER_GIT_HOSTS", hosts),
+        (
+            "PAVED_SCAFFOLDER_WORKDIR",
+            work.path().display().to_string(),
+        ),
+        (
+            "PAVED_SERVICE_TOKENS",
+            format!("dev:{DEV}:developer:payments"),
+        ),
+    ];
+    vars.extend(extra);
+    vars.extend(vault.portal_vars());
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = test_app(&borrowed).await;
+    tokio::spawn(paved_core::scaffold::run_workers(app.state.core.clone()));
+    Fixture {
+        app,
+        vault: Some(vault),
+        git_root,
+        _dirs: vec![work],
+    }
 }

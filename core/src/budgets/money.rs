@@ -77,7 +77,7 @@ pub struct SeedPrice {
     pub price: Price,
 }
 
-/// Parses `data/llm-prices.csv` (comment lines start with `#`; a header row).
+/// Parses `core/src/budgets/seed-prices.csv` (comment lines start with `#`; a header row).
 pub fn parse_seed_prices(csv: &str) -> Result<Vec<SeedPrice>, String> {
     let mut rows = Vec::new();
     for (n, line) in csv.lines().enumerate() {
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn the_seed_list_parses_and_prices_every_row() {
-        let rows = parse_seed_prices(include_str!("../../../data/llm-prices.csv")).unwrap();
+        let rows = parse_seed_prices(include_str!("seed-prices.csv")).unwrap();
         assert!(rows.len() >= 10);
         assert!(rows.iter().all(|r| r.price.input_millicents_per_mtok > 0));
         assert!(rows.iter().any(|r| r.model == "gpt-4o-mini"));
