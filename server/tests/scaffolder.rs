@@ -612,6 +612,17 @@ async fn cancel_stops_a_task_and_retry_resumes_from_the_failed_step() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let task = f.wait_for(&id, &["cancelled"]).await;
     assert_eq!(task["steps"][1]["status"], "cancelled");
+    // Its workspace went with the cancel, so a retry starts over (and finishes).
+    let (status, body) = f
+        .send(
+            "POST",
+            &format!("/api/scaffolder/v2/tasks/{id}/retry"),
+            DEV,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["fromStep"], "fetch");
 
     // A publish that clashes fails at that step; once the clash is gone, retry resumes there.
     std::fs::create_dir_all(f.git_root.join("payments/svc-retry.git")).unwrap();
@@ -1306,4 +1317,64 @@ async fn remote_fixture(
         git_root,
         _dirs: vec![work],
     }
+}
+
+#[tokio::test]
+async fn old_workspaces_are_cleaned_and_a_retry_then_starts_over() {
+    let f = fixture(false).await;
+    let core = f.app.state.core.clone();
+    std::fs::create_dir_all(f.git_root.join("payments/svc-janitor.git")).unwrap();
+    let (_, created) = f
+        .send("POST", "/api/scaffolder/v2/tasks", DEV, Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-janitor")})))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    f.wait_for(&id, &["failed"]).await;
+    let workspace = core.config.scaffolder.work_dir.join(&id);
+    assert!(
+        workspace.is_dir(),
+        "a failed task keeps its workspace for a retry"
+    );
+    // A week and a day later the janitor removes it.
+    let later = paved_core::now_unix() + 8 * 24 * 3600;
+    assert_eq!(
+        paved_core::scaffold::runner::clean_workspaces(&core, paved_core::now_unix())
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        paved_core::scaffold::runner::clean_workspaces(&core, later)
+            .await
+            .unwrap()
+            >= 1
+    );
+    assert!(!workspace.exists());
+    // Retrying then runs every step again and the repository gets the rendered files.
+    std::fs::remove_dir_all(f.git_root.join("payments/svc-janitor.git")).unwrap();
+    let (status, body) = f
+        .send(
+            "POST",
+            &format!("/api/scaffolder/v2/tasks/{id}/retry"),
+            DEV,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["fromStep"], "fetch");
+    let done = f.wait_for(&id, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let clone_dir = tempfile::tempdir().unwrap();
+    git_in(
+        clone_dir.path(),
+        &[
+            "clone",
+            "--quiet",
+            f.git_root
+                .join("payments/svc-janitor.git")
+                .to_str()
+                .unwrap(),
+            "x",
+        ],
+    );
+    assert!(clone_dir.path().join("x/src/svc-janitor.txt").is_file());
 }

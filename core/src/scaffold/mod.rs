@@ -494,7 +494,10 @@ pub async fn retry(
         }
         core.scaffolder.hold_secrets(id, secrets);
     }
-    let from = tasks::reopen(&core.db, id, &principal.actor()).await?;
+    // Without its workspace (cancelled, or cleaned up after a week) the task starts over:
+    // later steps must not publish an empty folder. Steps that already ran recognise their own work.
+    let from_start = !runner::workspace_of(core, id).is_dir();
+    let from = tasks::reopen(&core.db, id, &principal.actor(), from_start).await?;
     core.scaffolder.wake();
     Ok(from)
 }

@@ -95,7 +95,8 @@ impl Scaffolder {
     }
 }
 
-fn workspace_of(core: &CoreState, task_id: &str) -> PathBuf {
+/// The workspace folder of a task.
+pub(crate) fn workspace_of(core: &CoreState, task_id: &str) -> PathBuf {
     core.config.scaffolder.work_dir.join(task_id)
 }
 
@@ -114,6 +115,15 @@ pub async fn run_workers(core: CoreState) {
         Err(e) => tracing::error!(error = %e, "cannot recover scaffolder tasks"),
     }
     let mut handles = Vec::new();
+    let janitor = core.clone();
+    handles.push(tokio::spawn(async move {
+        loop {
+            if let Err(e) = clean_workspaces(&janitor, crate::now_unix()).await {
+                tracing::warn!(error = %e, "cannot clean old scaffolder workspaces");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    }));
     for _ in 0..core.config.scaffolder.workers.max(1) {
         let core = core.clone();
         handles.push(tokio::spawn(async move { worker_loop(core).await }));
@@ -146,6 +156,36 @@ async fn worker_loop(core: CoreState) {
             }
         }
     }
+}
+
+/// How long a failed or cancelled task keeps its workspace for a retry.
+pub const KEEP_FAILED_WORKSPACES_SECS: i64 = 7 * 24 * 3600;
+
+/// Removes the workspaces of tasks that ended more than a week before `now`,
+/// and dry-run folders a crash left behind. Answers how many were removed.
+pub async fn clean_workspaces(core: &CoreState, now: i64) -> Result<usize, crate::CoreError> {
+    let mut removed = 0;
+    for id in tasks::ended_before(&core.db, now - KEEP_FAILED_WORKSPACES_SECS).await? {
+        if std::fs::remove_dir_all(workspace_of(core, &id)).is_ok() {
+            removed += 1;
+        }
+    }
+    let root = &core.config.scaffolder.work_dir;
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600);
+            if entry.file_name().to_string_lossy().starts_with("dry-run-") && stale {
+                let _ = std::fs::remove_dir_all(entry.path());
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// The `user` context: `${{ user.entity.metadata.name }}`, `${{ user.ref }}`.

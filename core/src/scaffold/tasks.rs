@@ -360,13 +360,27 @@ pub async fn cancel_requested(pool: &SqlitePool, id: &str) -> Result<bool, CoreE
 }
 
 /// Re-opens a failed or cancelled task from its first unfinished step.
-pub async fn reopen(pool: &SqlitePool, id: &str, actor: &str) -> Result<String, CoreError> {
+/// With `from_start` (the workspace is gone), every step runs again.
+pub async fn reopen(
+    pool: &SqlitePool,
+    id: &str,
+    actor: &str,
+    from_start: bool,
+) -> Result<String, CoreError> {
     let task = get(pool, id).await?;
     if !matches!(task.status.as_str(), "failed" | "cancelled") {
         return Err(CoreError::Conflict(format!(
             "only failed or cancelled tasks can be retried; this one is {}",
             task.status
         )));
+    }
+    if from_start {
+        sqlx::query!(
+            "UPDATE scaffolder_steps SET status = 'open', output_json = NULL WHERE task_id = ?1",
+            id
+        )
+        .execute(pool)
+        .await?;
     }
     let from = sqlx::query_scalar!(
         r#"SELECT step_id AS "step_id!" FROM scaffolder_steps
@@ -475,4 +489,15 @@ pub async fn recover(pool: &SqlitePool, worker: &str) -> Result<(usize, usize), 
         }
     }
     Ok((resumed, failed))
+}
+
+/// Tasks that ended (failed or cancelled) before `before`, whose workspaces may go.
+pub async fn ended_before(pool: &SqlitePool, before: i64) -> Result<Vec<String>, CoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT id AS "id!" FROM scaffolder_tasks
+           WHERE status IN ('failed', 'cancelled') AND finished_at IS NOT NULL AND finished_at < ?1"#,
+        before
+    )
+    .fetch_all(pool)
+    .await?)
 }
