@@ -635,6 +635,18 @@ pub fn secret_name_problem(name: &str) -> Option<&'static str> {
     )
 }
 
+/// The rule for the key names inside a secret (they become environment-style
+/// `KEY=value` lines): letters, digits and `_`, not starting with a digit, at
+/// most 128 characters. Shared by the server and the browser form.
+pub fn secret_key_problem(key: &str) -> Option<&'static str> {
+    let key = key.trim();
+    let ok = !key.is_empty()
+        && key.len() <= 128
+        && !key.as_bytes()[0].is_ascii_digit()
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (!ok).then_some("Letters, digits and _, not starting with a digit (e.g. DATABASE_URL).")
+}
+
 /// Backstage entity names: 1-63 `[A-Za-z0-9]` runs joined by single `-`, `_` or `.`.
 pub fn is_entity_name(s: &str) -> bool {
     let bytes = s.as_bytes();

@@ -57,35 +57,16 @@ fn json_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, CoreError> {
 fn take_secrets(
     body: &mut serde_json::Map<String, Value>,
 ) -> Result<BTreeMap<String, SecretString>, CoreError> {
-    let mut out = BTreeMap::new();
     match body.remove("secrets") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (k, v) in map {
-                match v {
-                    Value::String(s) => {
-                        out.insert(k, SecretString::from(s));
-                    }
-                    _ => {
-                        return Err(CoreError::Invalid {
-                            field: "secrets",
-                            message: format!(
-                                "the secret {} must be a string",
-                                k.chars().take(40).collect::<String>()
-                            ),
-                        })
-                    }
-                }
-            }
-        }
-        Some(_) => {
-            return Err(CoreError::Invalid {
-                field: "secrets",
-                message: "must be an object of names to strings".into(),
-            })
-        }
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(map)) => Ok(crate::secrets_api::secret_strings("secrets", map)?
+            .into_iter()
+            .collect()),
+        Some(_) => Err(CoreError::Invalid {
+            field: "secrets",
+            message: "must be an object of names to strings".into(),
+        }),
     }
-    Ok(out)
 }
 
 fn run_request(body: &[u8]) -> Result<RunRequest, CoreError> {

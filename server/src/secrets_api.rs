@@ -83,22 +83,31 @@ fn parse_put_body(body: &[u8]) -> Result<(SecretValues, Option<i64>), CoreError>
             "must be an object of key names to string values",
         ));
     };
-    let mut pairs = Vec::with_capacity(data.len());
-    for (key, value) in data {
-        match value {
-            serde_json::Value::String(s) => pairs.push((key, SecretString::from(s))),
-            _ => {
-                return Err(CoreError::Invalid {
-                    field: "data",
-                    message: format!(
-                        "the value of {} must be a string",
-                        key.chars().take(40).collect::<String>()
-                    ),
-                })
-            }
-        }
-    }
-    Ok((SecretValues::from_pairs(pairs)?, cas))
+    Ok((
+        SecretValues::from_pairs(secret_strings("data", data)?)?,
+        cas,
+    ))
+}
+
+/// A JSON object of names to secret strings, held as secrets from here on.
+/// A value that is not a string is refused naming its key, never quoting it
+/// (serde's own messages would).
+pub(crate) fn secret_strings(
+    field: &'static str,
+    map: serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<(String, SecretString)>, CoreError> {
+    map.into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(s) => Ok((key, SecretString::from(s))),
+            _ => Err(CoreError::Invalid {
+                field,
+                message: format!(
+                    "the value of {} must be a string",
+                    key.chars().take(40).collect::<String>()
+                ),
+            }),
+        })
+        .collect()
 }
 
 fn outcome_json(outcome: &WriteOutcome) -> serde_json::Value {

@@ -9,8 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::StatusCode;
 use common::vault::TestVault;
 use common::*;
 use serde_json::{json, Value};
@@ -21,16 +20,6 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .canonicalize()
-        .unwrap()
-}
-
-fn call(method: &str, uri: &str, body: Option<Value>) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {LEAD}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
         .unwrap()
 }
 
@@ -132,7 +121,7 @@ async fn every_shipped_template_scaffolds_a_working_service() {
         });
         // A dry run first: the preview holds the skeleton.
         let response = app
-            .send(call("POST", "/api/scaffolder/v2/dry-run", Some(json!({"templateRef": template.entity_ref, "values": values, "secrets": {"gatewayKey": "gk-golden-path-0001"}}))))
+            .send(bearer("POST", "/api/scaffolder/v2/dry-run", LEAD, Some(json!({"templateRef": template.entity_ref, "values": values, "secrets": {"gatewayKey": "gk-golden-path-0001"}}))))
             .await;
         assert_eq!(response.status(), StatusCode::OK);
         let preview = body_json(response).await;
@@ -144,15 +133,20 @@ async fn every_shipped_template_scaffolds_a_working_service() {
             .any(|f| f["path"] == "catalog-info.yaml"));
 
         let response = app
-            .send(call("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": template.entity_ref, "values": values, "secrets": {"gatewayKey": "gk-golden-path-0001"}}))))
+            .send(bearer("POST", "/api/scaffolder/v2/tasks", LEAD, Some(json!({"templateRef": template.entity_ref, "values": values, "secrets": {"gatewayKey": "gk-golden-path-0001"}}))))
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
         let id = body_json(response).await["id"].as_str().unwrap().to_owned();
         let mut task = Value::Null;
         for _ in 0..300 {
             task = body_json(
-                app.send(call("GET", &format!("/api/scaffolder/v2/tasks/{id}"), None))
-                    .await,
+                app.send(bearer(
+                    "GET",
+                    &format!("/api/scaffolder/v2/tasks/{id}"),
+                    LEAD,
+                    None,
+                ))
+                .await,
             )
             .await;
             if matches!(task["status"].as_str(), Some("completed" | "failed")) {

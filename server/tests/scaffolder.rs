@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{header, StatusCode};
 use common::vault::TestVault;
 use common::*;
 use serde_json::{json, Value};
@@ -90,17 +89,25 @@ async fn fixture_with(with_vault: bool, workers: bool) -> Fixture {
     }
 }
 
-fn call(method: &str, uri: &str, token: &str, body: Option<Value>) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap()
-}
-
 impl Fixture {
+    /// The messages of a task's events, oldest first.
+    async fn messages(&self, id: &str) -> Vec<String> {
+        let (_, events) = self
+            .send(
+                "GET",
+                &format!("/api/scaffolder/v2/tasks/{id}/events"),
+                DEV,
+                None,
+            )
+            .await;
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["body"]["message"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     async fn send(
         &self,
         method: &str,
@@ -108,7 +115,7 @@ impl Fixture {
         token: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let response = self.app.send(call(method, uri, token, body)).await;
+        let response = self.app.send(bearer(method, uri, token, body)).await;
         let status = response.status();
         let text = body_text(response).await;
         (
@@ -129,16 +136,6 @@ impl Fixture {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("task {id} never reached {statuses:?}");
-    }
-
-    fn database_bytes(&self) -> Vec<u8> {
-        let url = &self.app.state.core.config.database_url;
-        let path = url.trim_start_matches("sqlite://");
-        let mut bytes = std::fs::read(path).unwrap();
-        if let Ok(more) = std::fs::read(format!("{path}-wal")) {
-            bytes.extend(more);
-        }
-        bytes
     }
 }
 
@@ -367,7 +364,7 @@ async fn a_task_publishes_registers_provisions_and_notifies_and_its_secret_never
     // The event log streams (SSE) to its end and masks the secret.
     let response = f
         .app
-        .send(call(
+        .send(bearer(
             "GET",
             &format!("/api/scaffolder/v2/tasks/{id}/eventstream"),
             DEV,
@@ -401,7 +398,7 @@ async fn a_task_publishes_registers_provisions_and_notifies_and_its_secret_never
         assert!(!text.contains(SECRET));
     }
     assert!(
-        !contains_bytes(&f.database_bytes(), SECRET),
+        !contains_bytes(&f.app.database_bytes(), SECRET),
         "secret in the database"
     );
     assert!(
@@ -652,19 +649,11 @@ async fn cancel_stops_a_task_and_retry_resumes_from_the_failed_step() {
     assert_eq!(body["fromStep"], "publish");
     let done = f.wait_for(&id, &["completed", "failed"]).await;
     assert_eq!(done["status"], "completed", "{done}");
-    let (_, events) = f
-        .send(
-            "GET",
-            &format!("/api/scaffolder/v2/tasks/{id}/events"),
-            DEV,
-            None,
-        )
-        .await;
-    let starts = events
-        .as_array()
-        .unwrap()
+    let starts = f
+        .messages(&id)
+        .await
         .iter()
-        .filter(|e| e["body"]["message"] == "Beginning step Render the skeleton")
+        .filter(|m| *m == "Beginning step Render the skeleton")
         .count();
     assert_eq!(starts, 1, "completed steps are not run again");
 }
@@ -751,22 +740,9 @@ async fn a_restart_resumes_interrupted_tasks_or_fails_those_that_needed_secrets(
         .unwrap()
         .contains("enter them again"));
     for id in &ids {
-        let (_, events) = f
-            .send(
-                "GET",
-                &format!("/api/scaffolder/v2/tasks/{id}/events"),
-                DEV,
-                None,
-            )
-            .await;
-        let messages: Vec<&str> = events
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| e["body"]["message"].as_str())
-            .collect();
+        let messages = f.messages(id).await;
         assert!(
-            messages.contains(&"written before the crash"),
+            messages.iter().any(|m| m == "written before the crash"),
             "the log survives: {messages:?}"
         );
         assert!(messages.iter().any(|m| m.contains("Paved restarted")));
@@ -855,20 +831,7 @@ async fn a_task_interrupted_by_a_killed_process_resumes_in_the_next_one() {
     tokio::spawn(paved_core::scaffold::run_workers(core_b));
     let done = f.wait_for(&id, &["completed", "failed"]).await;
     assert_eq!(done["status"], "completed", "{done}");
-    let (_, events) = f
-        .send(
-            "GET",
-            &format!("/api/scaffolder/v2/tasks/{id}/events"),
-            DEV,
-            None,
-        )
-        .await;
-    let messages: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["body"]["message"].as_str())
-        .collect();
+    let messages = f.messages(&id).await;
     assert!(
         messages.iter().any(|m| m.contains("Paved restarted")),
         "{messages:?}"

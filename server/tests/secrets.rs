@@ -80,16 +80,6 @@ async fn fixture() -> Fixture {
     fixture_with(vault, None).await
 }
 
-fn api(method: &str, uri: &str, token: &str, body: Option<Value>) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap()
-}
-
 impl Fixture {
     async fn call(
         &self,
@@ -98,22 +88,9 @@ impl Fixture {
         token: &str,
         body: Option<Value>,
     ) -> (StatusCode, String) {
-        let response = self.app.send(api(method, uri, token, body)).await;
+        let response = self.app.send(bearer(method, uri, token, body)).await;
         let status = response.status();
         (status, body_text(response).await)
-    }
-
-    /// The SQLite database (and its WAL) as bytes, to search for values.
-    fn database_bytes(&self) -> Vec<u8> {
-        let url = &self.app.state.core.config.database_url;
-        let path = url.trim_start_matches("sqlite://");
-        let mut bytes = std::fs::read(path).unwrap();
-        for suffix in ["-wal", "-shm"] {
-            if let Ok(more) = std::fs::read(format!("{path}{suffix}")) {
-                bytes.extend(more);
-            }
-        }
-        bytes
     }
 }
 
@@ -260,7 +237,7 @@ async fn provisioned_service_account_reads_exactly_its_secret_and_values_never_l
     for text in [&text, &list] {
         assert!(!text.contains(value_v1) && !text.contains(value_v2));
     }
-    let db = f.database_bytes();
+    let db = f.app.database_bytes();
     let logs = captured_logs().lock().unwrap().clone();
     assert!(!logs.is_empty(), "logs are captured");
     for value in [value_v1, value_v2] {
@@ -830,7 +807,7 @@ async fn the_openapi_document_describes_every_route() {
     )])
     .await;
     let response = app
-        .send(api(
+        .send(bearer(
             "GET",
             "/api/secrets/v1/openapi.json",
             PAYMENTS_DEV,
@@ -860,7 +837,7 @@ async fn the_openapi_document_describes_every_route() {
     )])
     .await;
     let response = app
-        .send(api(
+        .send(bearer(
             "GET",
             "/api/secrets/v1/payments/checkout",
             PAYMENTS_DEV,

@@ -398,12 +398,7 @@ pub fn name_problem(name: &str) -> Option<&'static str> {
 
 /// Validates a key name as the server does (for live feedback).
 pub fn key_problem(key: &str) -> Option<&'static str> {
-    let key = key.trim();
-    let ok = !key.is_empty()
-        && key.len() <= 128
-        && !key.as_bytes()[0].is_ascii_digit()
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    (!ok).then_some("Letters, digits and _, not starting with a digit (e.g. DATABASE_URL).")
+    paved_forms::secret_key_problem(key)
 }
 
 #[cfg(test)]

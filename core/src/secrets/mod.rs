@@ -50,11 +50,7 @@ impl SecretValues {
             if key.is_empty() && value.expose_secret().is_empty() {
                 continue; // an untouched blank row in a form
             }
-            let valid_key = !key.is_empty()
-                && key.len() <= 128
-                && !key.as_bytes()[0].is_ascii_digit()
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid_key {
+            if paved_forms::secret_key_problem(&key).is_some() {
                 return Err(CoreError::Invalid {
                     field: "keys",
                     message: format!(

@@ -37,6 +37,9 @@ pub enum VaultState {
     Unauthenticated,
 }
 
+/// The sentence for a healthy Vault.
+const READY: &str = "Vault is unsealed and answering.";
+
 /// The last observed state with a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VaultStatus {
@@ -233,25 +236,16 @@ impl Vault {
             .with_middleware(&middleware)
             .exec(self.client.http())
             .await;
-        let response =
-            match result {
-                Ok(response) => response,
-                Err(err) => {
-                    let err = classify(&path, err);
-                    match &err {
-                    VaultError::Unreachable(detail) => self.set_status(VaultStatus::new(
-                        VaultState::Unreachable,
-                        format!("Vault at {} does not answer ({detail}).", self.config.address),
-                    )),
-                    VaultError::Sealed => self.set_status(VaultStatus::new(
-                        VaultState::Sealed,
-                        "Vault is sealed; secrets cannot be read or written until it is unsealed.",
-                    )),
-                    _ => {}
+        let response = match result {
+            Ok(response) => response,
+            Err(err) => {
+                let err = classify(&path, err);
+                if let Some(status) = self.status_after(&err) {
+                    self.set_status(status);
                 }
-                    return Err(err);
-                }
-            };
+                return Err(err);
+            }
+        };
         if response.response.body().is_empty() {
             return Ok(VaultResponse {
                 data: None,
@@ -285,12 +279,30 @@ impl Vault {
         })
     }
 
+    /// What a failed call says about Vault itself (down or sealed), if anything.
+    fn status_after(&self, err: &VaultError) -> Option<VaultStatus> {
+        match err {
+            VaultError::Unreachable(detail) => Some(VaultStatus::new(
+                VaultState::Unreachable,
+                format!(
+                    "Vault at {} does not answer ({detail}).",
+                    self.config.address
+                ),
+            )),
+            VaultError::Sealed => Some(VaultStatus::new(
+                VaultState::Sealed,
+                "Vault is sealed; secrets cannot be read or written until it is unsealed.",
+            )),
+            _ => None,
+        }
+    }
+
     /// Polls `sys/health` and records the result.
     pub async fn check_health(&self) -> VaultStatus {
         let status = match self.call_as(Health, false).await {
             Ok(_) => {
                 if self.token.read().expect("vault token lock").is_some() {
-                    VaultStatus::new(VaultState::Ready, "Vault is unsealed and answering.")
+                    VaultStatus::new(VaultState::Ready, READY)
                 } else {
                     VaultStatus::new(
                         VaultState::Unauthenticated,
@@ -299,21 +311,12 @@ impl Vault {
                 }
             }
             // sys/health answers sealed/uninitialized nodes with 503/501 bodies.
-            Err(VaultError::Sealed) => VaultStatus::new(
-                VaultState::Sealed,
-                "Vault is sealed; secrets cannot be read or written until it is unsealed.",
-            ),
             Err(VaultError::Rejected { status: 501, .. }) => {
                 VaultStatus::new(VaultState::Uninitialized, "Vault is not initialized.")
             }
-            Err(VaultError::Unreachable(detail)) => VaultStatus::new(
-                VaultState::Unreachable,
-                format!(
-                    "Vault at {} does not answer ({detail}).",
-                    self.config.address
-                ),
-            ),
-            Err(other) => VaultStatus::new(VaultState::Unreachable, other.to_string()),
+            Err(err) => self
+                .status_after(&err)
+                .unwrap_or_else(|| VaultStatus::new(VaultState::Unreachable, err.to_string())),
         };
         // Keep an authentication failure visible until a login succeeds.
         let keep_auth_failure =
@@ -338,10 +341,7 @@ impl Vault {
                     status: 200,
                     message: "no token data".into(),
                 })?;
-                self.set_status(VaultStatus::new(
-                    VaultState::Ready,
-                    "Vault is unsealed and answering.",
-                ));
+                self.set_status(VaultStatus::new(VaultState::Ready, READY));
                 return Ok((
                     Duration::from_secs(data.ttl),
                     data.renewable && data.ttl > 0,
@@ -379,10 +379,7 @@ impl Vault {
         };
         *self.token.write().expect("vault token lock") =
             Some(SecretString::from(auth.client_token));
-        self.set_status(VaultStatus::new(
-            VaultState::Ready,
-            "Vault is unsealed and answering.",
-        ));
+        self.set_status(VaultStatus::new(VaultState::Ready, READY));
         Ok((Duration::from_secs(auth.lease_duration), auth.renewable))
     }
 

@@ -270,3 +270,34 @@ pub fn member_of(team: &str) -> paved_core::auth::Principal {
         teams: [(team.to_owned(), paved_core::auth::TeamRole::Member)].into(),
     }
 }
+
+/// A JSON API request with a bearer token.
+pub fn bearer(
+    method: &str,
+    uri: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
+        .unwrap()
+}
+
+impl TestApp {
+    /// The SQLite database file and its WAL, as bytes, to search for values that must not be stored.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        let url = &self.state.core.config.database_url;
+        let path = url.trim_start_matches("sqlite://");
+        let mut bytes = std::fs::read(path).unwrap();
+        for suffix in ["-wal", "-shm"] {
+            if let Ok(more) = std::fs::read(format!("{path}{suffix}")) {
+                bytes.extend(more);
+            }
+        }
+        bytes
+    }
+}
