@@ -1341,3 +1341,73 @@ async fn old_workspaces_are_cleaned_and_a_retry_then_starts_over() {
     );
     assert!(clone_dir.path().join("x/src/svc-janitor.txt").is_file());
 }
+
+#[tokio::test]
+async fn notifications_reach_the_team_and_only_its_members_can_read_them() {
+    let f = fixture(false).await;
+    let (_, created) = f
+        .send("POST", "/api/scaffolder/v2/tasks", DEV, Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-notify")})))
+        .await;
+    f.wait_for(created["id"].as_str().unwrap(), &["completed"])
+        .await;
+    let member = f
+        .app
+        .session_for(
+            "dana",
+            &[("payments", paved_core::auth::TeamRole::Member)],
+            &[],
+        )
+        .await;
+    let outsider = f
+        .app
+        .session_for(
+            "sid",
+            &[("search", paved_core::auth::TeamRole::Member)],
+            &[],
+        )
+        .await;
+    let list = |cookie: &str| {
+        server_fn(
+            "notifications_list",
+            "",
+            &[(header::COOKIE, cookie), (header::ORIGIN, PUBLIC_URL)],
+        )
+    };
+    let mine = body_json(f.app.send(list(&member)).await).await;
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine[0]["title"], "svc-notify is ready");
+    let id = mine[0]["id"].as_i64().unwrap();
+    // Another team sees nothing and cannot mark it read.
+    let theirs = body_json(f.app.send(list(&outsider)).await).await;
+    assert!(theirs.as_array().unwrap().is_empty(), "{theirs}");
+    let form = format!("id={id}");
+    let refused = f
+        .app
+        .send(server_fn(
+            "notifications_read",
+            &form,
+            &[(header::COOKIE, &outsider), (header::ORIGIN, PUBLIC_URL)],
+        ))
+        .await;
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    let read = f
+        .app
+        .send(server_fn(
+            "notifications_read",
+            &form,
+            &[(header::COOKIE, &member), (header::ORIGIN, PUBLIC_URL)],
+        ))
+        .await;
+    assert_eq!(read.status(), StatusCode::OK);
+    let unread = body_json(
+        f.app
+            .send(server_fn(
+                "notifications_unread",
+                "",
+                &[(header::COOKIE, &member), (header::ORIGIN, PUBLIC_URL)],
+            ))
+            .await,
+    )
+    .await;
+    assert_eq!(unread, json!(0));
+}
