@@ -1,6 +1,625 @@
-//! Team LLM budgets (the gateway issue). So far: budget periods on calendar
-//! boundaries in a configured time zone, and exact money arithmetic with the
-//! seed price list (`core/src/budgets/seed-prices.csv`); the ledger and the editor follow.
+//! Team LLM budgets: the rules team leads set (versioned and audited), the
+//! two-phase [`ledger`] the gateway spends through, prices, gateway keys and
+//! usage reports. Periods follow the calendar in a configured time zone
+//! ([`period`]); money is exact integers ([`money`]).
 
+pub mod keys;
+pub mod ledger;
 pub mod money;
 pub mod period;
+pub mod prices;
+pub mod usage;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::SqlitePool;
+
+use crate::auth::{authorize, Action, Principal};
+use crate::{audit, now_unix, CoreError};
+use ledger::Ledger;
+use money::{cents_ceil, NANOCENTS_PER_CENT};
+use period::Period;
+
+/// How long an idempotency key's first response is kept and replayed (published in the docs).
+pub const IDEMPOTENCY_RETENTION_MS: i64 = 24 * 3600 * 1000;
+
+/// What happens when spend reaches the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLimit {
+    /// New requests are refused (429 `budget_exceeded`).
+    Block,
+    /// Requests go on; the team is alerted.
+    Alert,
+}
+
+impl OnLimit {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnLimit::Block => "block",
+            OnLimit::Alert => "alert",
+        }
+    }
+}
+
+/// A budget as stored: for a team, or for one workspace inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetRule {
+    /// The team.
+    pub team: String,
+    /// The workspace, `None` for the team-wide budget.
+    pub workspace_id: Option<String>,
+    /// Daily, weekly or monthly.
+    pub period: Period,
+    /// The limit per period in cents.
+    pub limit_cents: i64,
+    /// Spend (in % of the limit) that raises the soft alert.
+    pub soft_alert_percent: i64,
+    /// Block or only alert at the limit.
+    pub on_limit: OnLimit,
+    /// Models this budget may pay for; empty allows every priced model.
+    pub allowed_models: Vec<String>,
+    /// Requests per minute, if limited.
+    pub rpm_limit: Option<i64>,
+    /// Tokens per minute, if limited.
+    pub tpm_limit: Option<i64>,
+    /// Increases with every change.
+    pub version: i64,
+    /// Audit actor of the last change.
+    pub updated_by: String,
+    /// Unix seconds of the last change.
+    pub updated_at: i64,
+}
+
+/// A validated budget change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetInput {
+    /// Daily, weekly or monthly.
+    pub period: Period,
+    /// The limit per period in cents.
+    pub limit_cents: i64,
+    /// Soft alert threshold, 1–100 %.
+    pub soft_alert_percent: i64,
+    /// Block or alert.
+    pub on_limit: OnLimit,
+    /// Allowed models (empty: all priced models).
+    pub allowed_models: Vec<String>,
+    /// Requests per minute.
+    pub rpm_limit: Option<i64>,
+    /// Tokens per minute.
+    pub tpm_limit: Option<i64>,
+    /// When given, the change applies only if the stored version is this one (else 409).
+    pub expected_version: Option<i64>,
+}
+
+/// The largest limit accepted: $10M per period keeps nanocent sums far from overflow.
+pub const MAX_LIMIT_CENTS: i64 = 1_000_000_000;
+
+impl BudgetInput {
+    /// Reads `{"period", "limit_cents", "soft_alert_percent", "on_limit",
+    /// "allowed_models", "rpm_limit", "tpm_limit", "version"?}`, naming every
+    /// field that is wrong. Omitted optional fields take defaults (80 %, block,
+    /// all models, no rate limits).
+    pub fn from_json(value: &Value) -> Result<Self, CoreError> {
+        let mut problems: Vec<(String, String)> = Vec::new();
+        let Some(object) = value.as_object() else {
+            return Err(CoreError::Invalid {
+                field: "body",
+                message: "must be a JSON object with period and limit_cents".into(),
+            });
+        };
+        let mut problem = |field: &str, message: &str| {
+            problems.push((field.to_owned(), message.to_owned()));
+        };
+        let period = match object.get("period").and_then(Value::as_str) {
+            Some(raw) => Period::parse(raw).unwrap_or_else(|| {
+                problem("period", "must be daily, weekly or monthly");
+                Period::Monthly
+            }),
+            None => {
+                problem("period", "is required: daily, weekly or monthly");
+                Period::Monthly
+            }
+        };
+        let int = |name: &str| -> Result<Option<i64>, ()> {
+            match object.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(()),
+                Some(_) => Err(()),
+            }
+        };
+        let limit_cents = match int("limit_cents") {
+            Ok(Some(v)) if (0..=MAX_LIMIT_CENTS).contains(&v) => v,
+            Ok(None) => {
+                problem("limit_cents", "is required: the limit per period in cents");
+                0
+            }
+            _ => {
+                problem(
+                    "limit_cents",
+                    "must be a whole number of cents from 0 to 1000000000",
+                );
+                0
+            }
+        };
+        let soft_alert_percent = match int("soft_alert_percent") {
+            Ok(None) => 80,
+            Ok(Some(v)) if (1..=100).contains(&v) => v,
+            _ => {
+                problem(
+                    "soft_alert_percent",
+                    "must be a whole percentage from 1 to 100",
+                );
+                80
+            }
+        };
+        let on_limit = match object.get("on_limit") {
+            None | Some(Value::Null) => OnLimit::Block,
+            Some(Value::String(s)) if s == "block" => OnLimit::Block,
+            Some(Value::String(s)) if s == "alert" => OnLimit::Alert,
+            Some(_) => {
+                problem("on_limit", "must be block or alert");
+                OnLimit::Block
+            }
+        };
+        let mut allowed_models = Vec::new();
+        match object.get("allowed_models") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for item in items {
+                    match item.as_str().map(str::trim) {
+                        Some(m) if !m.is_empty() && m.len() <= 200 => {
+                            if !allowed_models.iter().any(|x| x == m) {
+                                allowed_models.push(m.to_owned());
+                            }
+                        }
+                        _ => problem("allowed_models", "must be a list of model names"),
+                    }
+                }
+            }
+            Some(_) => problem("allowed_models", "must be a list of model names"),
+        }
+        let mut per_minute = |name: &str| match int(name) {
+            Ok(None) => None,
+            Ok(Some(v)) if v > 0 => Some(v),
+            _ => {
+                problem(
+                    name,
+                    "must be a positive whole number, or null for no limit",
+                );
+                None
+            }
+        };
+        let rpm_limit = per_minute("rpm_limit");
+        let tpm_limit = per_minute("tpm_limit");
+        let expected_version = match int("version") {
+            Ok(v) => v,
+            Err(()) => {
+                problems.push((
+                    "version".into(),
+                    "must be the version number you last read".into(),
+                ));
+                None
+            }
+        };
+        if !problems.is_empty() {
+            return Err(CoreError::InvalidFields(problems));
+        }
+        Ok(Self {
+            period,
+            limit_cents,
+            soft_alert_percent,
+            on_limit,
+            allowed_models,
+            rpm_limit,
+            tpm_limit,
+            expected_version,
+        })
+    }
+}
+
+/// A budget with this period's figures, as the API and the editor show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetView {
+    /// The team.
+    pub team: String,
+    /// The workspace, if this is a workspace budget.
+    pub workspace_id: Option<String>,
+    /// `daily`, `weekly` or `monthly`.
+    pub period: Period,
+    /// Limit per period.
+    pub limit_cents: i64,
+    /// Soft alert threshold in %.
+    pub soft_alert_percent: i64,
+    /// `block` or `alert`.
+    pub on_limit: OnLimit,
+    /// Allowed models (empty: all).
+    pub allowed_models: Vec<String>,
+    /// Requests per minute.
+    pub rpm_limit: Option<i64>,
+    /// Tokens per minute.
+    pub tpm_limit: Option<i64>,
+    /// The version to send back with a change.
+    pub version: i64,
+    /// Who changed it last.
+    pub updated_by: String,
+    /// When (unix seconds).
+    pub updated_at: i64,
+    /// Settled spend this period (cents, rounded up).
+    pub spent_cents: i64,
+    /// Held by requests in flight (cents, rounded up).
+    pub reserved_cents: i64,
+    /// Left before the limit (cents, rounded down, never negative).
+    pub remaining_cents: i64,
+    /// Start of this period (RFC 3339).
+    pub period_start: String,
+    /// When it resets (RFC 3339).
+    pub resets_at: String,
+    /// Whether spend has reached the soft threshold.
+    pub soft_alert_crossed: bool,
+}
+
+impl BudgetView {
+    /// Combines a rule with the ledger's figures.
+    pub fn new(rule: BudgetRule, ledger: &Ledger) -> Self {
+        let ws = rule.workspace_id.clone().unwrap_or_default();
+        let figures = ledger.figures(&rule.team, &ws);
+        let (spent, reserved, start, end) = figures
+            .map(|f| {
+                (
+                    f.spent_nanocents,
+                    f.reserved_nanocents,
+                    f.period_start_ms,
+                    f.period_end_ms,
+                )
+            })
+            .unwrap_or((0, 0, 0, 0));
+        let limit = rule.limit_cents.saturating_mul(NANOCENTS_PER_CENT);
+        let tz = ledger.time_zone();
+        Self {
+            spent_cents: cents_ceil(spent),
+            reserved_cents: cents_ceil(reserved),
+            remaining_cents: (limit - spent - reserved).max(0) / NANOCENTS_PER_CENT,
+            period_start: ledger::rfc3339(start, tz),
+            resets_at: ledger::rfc3339(end, tz),
+            soft_alert_crossed: spent >= limit / 100 * rule.soft_alert_percent,
+            team: rule.team,
+            workspace_id: rule.workspace_id,
+            period: rule.period,
+            limit_cents: rule.limit_cents,
+            soft_alert_percent: rule.soft_alert_percent,
+            on_limit: rule.on_limit,
+            allowed_models: rule.allowed_models,
+            rpm_limit: rule.rpm_limit,
+            tpm_limit: rule.tpm_limit,
+            version: rule.version,
+            updated_by: rule.updated_by,
+            updated_at: rule.updated_at,
+        }
+    }
+}
+
+/// One change in a budget's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetVersion {
+    /// The version this change produced.
+    pub version: i64,
+    /// The workspace, if a workspace budget.
+    pub workspace_id: Option<String>,
+    /// Who.
+    pub changed_by: String,
+    /// When (unix seconds).
+    pub changed_at: i64,
+    /// The budget before (JSON), if any.
+    pub before: Option<String>,
+    /// The budget after (JSON).
+    pub after: String,
+}
+
+struct RuleRow {
+    team: String,
+    workspace_id: String,
+    period: String,
+    limit_cents: i64,
+    soft_alert_percent: i64,
+    on_limit: String,
+    allowed_models: String,
+    rpm_limit: Option<i64>,
+    tpm_limit: Option<i64>,
+    version: i64,
+    updated_by: String,
+    updated_at: i64,
+}
+
+impl RuleRow {
+    fn into_rule(self) -> BudgetRule {
+        BudgetRule {
+            team: self.team,
+            workspace_id: Some(self.workspace_id).filter(|w| !w.is_empty()),
+            period: Period::parse(&self.period).unwrap_or(Period::Monthly),
+            limit_cents: self.limit_cents,
+            soft_alert_percent: self.soft_alert_percent,
+            on_limit: if self.on_limit == "alert" {
+                OnLimit::Alert
+            } else {
+                OnLimit::Block
+            },
+            allowed_models: serde_json::from_str(&self.allowed_models).unwrap_or_default(),
+            rpm_limit: self.rpm_limit,
+            tpm_limit: self.tpm_limit,
+            version: self.version,
+            updated_by: self.updated_by,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// Every budget (the ledger loads them at start).
+pub async fn load_rules(pool: &SqlitePool) -> Result<Vec<BudgetRule>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        RuleRow,
+        "SELECT team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at FROM llm_budgets"
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(RuleRow::into_rule).collect())
+}
+
+async fn find_rule(
+    pool: &SqlitePool,
+    team: &str,
+    workspace: &str,
+) -> Result<Option<BudgetRule>, CoreError> {
+    Ok(sqlx::query_as!(
+        RuleRow,
+        "SELECT team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at FROM llm_budgets WHERE team = ?1 AND workspace_id = ?2",
+        team,
+        workspace
+    )
+    .fetch_optional(pool)
+    .await?
+    .map(RuleRow::into_rule))
+}
+
+/// Checks a workspace id: 1–63 of `[a-z0-9-_.]`.
+pub fn validate_workspace(raw: &str) -> Result<String, CoreError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 63
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(CoreError::Invalid {
+            field: "workspace_id",
+            message: "must be 1–63 lowercase letters, digits, '-', '_' or '.'".into(),
+        })
+    }
+}
+
+async fn require_team(pool: &SqlitePool, team: &str) -> Result<(), CoreError> {
+    let exists = sqlx::query_scalar!(
+        r#"SELECT 1 AS "one!: i64" FROM teams WHERE name = ?1"#,
+        team
+    )
+    .fetch_optional(pool)
+    .await?
+    .is_some();
+    if exists {
+        Ok(())
+    } else {
+        Err(CoreError::NotFound(format!("team {team}")))
+    }
+}
+
+/// The team's budget and its workspaces' budgets with this period's figures.
+/// Members, platform PMs and admins may read.
+pub async fn team_budgets(
+    pool: &SqlitePool,
+    ledger: &Ledger,
+    caller: &Principal,
+    team: &str,
+) -> Result<Vec<BudgetView>, CoreError> {
+    authorize(caller, Action::ViewTeam(team))?;
+    require_team(pool, team).await?;
+    let rows = sqlx::query_as!(
+        RuleRow,
+        "SELECT team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at FROM llm_budgets WHERE team = ?1 ORDER BY workspace_id",
+        team
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| BudgetView::new(r.into_rule(), ledger))
+        .collect())
+}
+
+/// One budget (team-wide when `workspace` is `""`) with its figures.
+pub async fn budget(
+    pool: &SqlitePool,
+    ledger: &Ledger,
+    caller: &Principal,
+    team: &str,
+    workspace: &str,
+) -> Result<BudgetView, CoreError> {
+    authorize(caller, Action::ViewTeam(team))?;
+    require_team(pool, team).await?;
+    let rule = find_rule(pool, team, workspace).await?.ok_or_else(|| {
+        CoreError::NotFound(if workspace.is_empty() {
+            format!("a budget for team {team} (a team lead sets one)")
+        } else {
+            format!("a budget for workspace {workspace} of team {team}")
+        })
+    })?;
+    Ok(BudgetView::new(rule, ledger))
+}
+
+/// Sets a budget. Team leads (and platform admins) only; models must be
+/// priced; every change is versioned and audited in one transaction, then
+/// applied to the ledger.
+pub async fn set_budget(
+    pool: &SqlitePool,
+    ledger: &Ledger,
+    caller: &Principal,
+    team: &str,
+    workspace: &str,
+    input: BudgetInput,
+    priced_models: &[String],
+) -> Result<BudgetView, CoreError> {
+    authorize(caller, Action::LeadTeam(team))?;
+    require_team(pool, team).await?;
+    if !workspace.is_empty() {
+        validate_workspace(workspace)?;
+        if find_rule(pool, team, "").await?.is_none() {
+            return Err(CoreError::Invalid {
+                field: "workspace_id",
+                message: format!("team {team} needs a team budget before a workspace budget"),
+            });
+        }
+    }
+    let unknown: Vec<&String> = input
+        .allowed_models
+        .iter()
+        .filter(|m| !priced_models.contains(m))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(CoreError::InvalidFields(vec![(
+            "allowed_models".into(),
+            format!(
+                "{} {} no price or no upstream; a platform admin adds them first",
+                unknown
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if unknown.len() == 1 { "has" } else { "have" }
+            ),
+        )]));
+    }
+    let actor = caller.actor();
+    let now = now_unix();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let before = sqlx::query_as!(
+        RuleRow,
+        "SELECT team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at FROM llm_budgets WHERE team = ?1 AND workspace_id = ?2",
+        team,
+        workspace
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(RuleRow::into_rule);
+    let current_version = before.as_ref().map_or(0, |b| b.version);
+    if let Some(expected) = input.expected_version {
+        if expected != current_version {
+            return Err(CoreError::Conflict(format!(
+                "the budget changed since you read it (now version {current_version}, you sent {expected}); reload and try again"
+            )));
+        }
+    }
+    let rule = BudgetRule {
+        team: team.to_owned(),
+        workspace_id: Some(workspace.to_owned()).filter(|w| !w.is_empty()),
+        period: input.period,
+        limit_cents: input.limit_cents,
+        soft_alert_percent: input.soft_alert_percent,
+        on_limit: input.on_limit,
+        allowed_models: input.allowed_models,
+        rpm_limit: input.rpm_limit,
+        tpm_limit: input.tpm_limit,
+        version: current_version + 1,
+        updated_by: actor.clone(),
+        updated_at: now,
+    };
+    let period = rule.period.as_str();
+    let on_limit = rule.on_limit.as_str();
+    let models = serde_json::to_string(&rule.allowed_models).unwrap_or_else(|_| "[]".into());
+    sqlx::query!(
+        r#"INSERT INTO llm_budgets (team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+           ON CONFLICT (team, workspace_id) DO UPDATE SET period = excluded.period, limit_cents = excluded.limit_cents,
+             soft_alert_percent = excluded.soft_alert_percent, on_limit = excluded.on_limit, allowed_models = excluded.allowed_models,
+             rpm_limit = excluded.rpm_limit, tpm_limit = excluded.tpm_limit, version = excluded.version,
+             updated_by = excluded.updated_by, updated_at = excluded.updated_at"#,
+        team,
+        workspace,
+        period,
+        rule.limit_cents,
+        rule.soft_alert_percent,
+        on_limit,
+        models,
+        rule.rpm_limit,
+        rule.tpm_limit,
+        rule.version,
+        actor,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    let before_json = before
+        .as_ref()
+        .map(|b| serde_json::to_value(b).unwrap_or_default());
+    let after_json = serde_json::to_value(&rule).unwrap_or_default();
+    let before_text = before_json.as_ref().map(Value::to_string);
+    let after_text = after_json.to_string();
+    sqlx::query!(
+        "INSERT INTO llm_budget_versions (team, workspace_id, version, changed_by, changed_at, before_json, after_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        team,
+        workspace,
+        rule.version,
+        actor,
+        now,
+        before_text,
+        after_text
+    )
+    .execute(&mut *tx)
+    .await?;
+    let target = if workspace.is_empty() {
+        format!("team:{team}")
+    } else {
+        format!("team:{team}/workspace:{workspace}")
+    };
+    audit::record(
+        &mut *tx,
+        &actor,
+        "budget.set",
+        &target,
+        before_json,
+        Some(after_json),
+    )
+    .await?;
+    tx.commit().await?;
+    ledger.apply_rule(rule.clone());
+    Ok(BudgetView::new(rule, ledger))
+}
+
+/// The team's budget history, newest first.
+pub async fn history(
+    pool: &SqlitePool,
+    caller: &Principal,
+    team: &str,
+) -> Result<Vec<BudgetVersion>, CoreError> {
+    authorize(caller, Action::ViewTeam(team))?;
+    let rows = sqlx::query!(
+        "SELECT workspace_id, version, changed_by, changed_at, before_json, after_json FROM llm_budget_versions WHERE team = ?1 ORDER BY changed_at DESC, id DESC LIMIT 200",
+        team
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| BudgetVersion {
+            version: r.version,
+            workspace_id: Some(r.workspace_id).filter(|w| !w.is_empty()),
+            changed_by: r.changed_by,
+            changed_at: r.changed_at,
+            before: r.before_json,
+            after: r.after_json,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1230 @@
+//! The two-phase budget ledger (REFERENCE §4, after TigerBeetle's two-phase
+//! transfers). Before a gateway request reaches a provider, its worst-case
+//! cost is *reserved* atomically against every budget that applies (the team's
+//! and, when set, the workspace's); afterwards it is *settled* to the actual
+//! cost or *voided*. Reservations carry a TTL, so a crash cannot hold budget
+//! forever. Limits are inclusive: spend may reach the limit exactly, and a
+//! request that would cross it is refused.
+//!
+//! The ledger's state lives in memory behind one mutex (every check-and-hold
+//! is a few integer operations), and every change is written to SQLite by one
+//! writer task that commits in groups. A reservation is committed before the
+//! provider is called, so after a crash every in-flight reservation is still
+//! on disk and keeps counting until its TTL; if it cannot be committed the
+//! request is refused (fail closed). Settlements and usage records follow
+//! asynchronously; [`Ledger::flush`] waits for them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::money::cents_ceil;
+use super::money::NANOCENTS_PER_CENT;
+use super::period::Period;
+use super::{BudgetRule, OnLimit};
+
+/// Settled spend is kept in 15-minute buckets: every real time zone's
+/// midnight falls on one, so any period's spend is a sum of whole buckets.
+const BUCKET_MS: i64 = 15 * 60 * 1000;
+/// How much history the ledger keeps in memory (the longest period plus a day).
+const HISTORY_MS: i64 = 32 * 24 * 3600 * 1000;
+/// Writes committed together at most.
+const MAX_BATCH: usize = 2048;
+
+/// The time the ledger uses; tests pass a [`ManualClock`].
+pub trait Clock: Send + Sync + 'static {
+    /// Unix milliseconds.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        Timestamp::now().as_millisecond()
+    }
+}
+
+/// A clock that moves only when told (tests).
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock stopped at `ms`.
+    pub fn at(ms: i64) -> Self {
+        Self(AtomicI64::new(ms))
+    }
+    /// Sets the time.
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Which budget a refusal or figure is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScopeKey {
+    /// The team.
+    pub team: String,
+    /// `""` for the team-wide budget, else the workspace.
+    pub workspace: String,
+}
+
+impl ScopeKey {
+    /// A person-readable name: `team payments` or `workspace checkout of team payments`.
+    pub fn describe(&self) -> String {
+        if self.workspace.is_empty() {
+            format!("team {}", self.team)
+        } else {
+            format!("workspace {} of team {}", self.workspace, self.team)
+        }
+    }
+}
+
+/// Why a reservation was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LedgerError {
+    /// The team has no budget, so the gateway does not spend for it.
+    #[error("team {0} has no LLM budget yet: a team lead sets one on the team's Budget page")]
+    NoBudget(String),
+    /// The request would take spend past a blocking limit.
+    #[error("{} budget of ${} per {} is exhausted: ${} spent or reserved, this request needs up to ${}; it resets at {}", .scope.describe(), dollars(*.limit_cents * NANOCENTS_PER_CENT), period_word(.period), dollars(*.committed_nanocents), dollars(*.needed_nanocents), .resets_at)]
+    BudgetExceeded {
+        /// The budget that refused.
+        scope: ScopeKey,
+        /// Its period.
+        period: Period,
+        /// Its limit.
+        limit_cents: i64,
+        /// Spent plus reserved before this request.
+        committed_nanocents: i64,
+        /// This request's worst case.
+        needed_nanocents: i64,
+        /// What is left (cents, rounded down).
+        remaining_cents: i64,
+        /// When the period resets (RFC 3339).
+        resets_at: String,
+    },
+    /// A requests- or tokens-per-minute limit is reached.
+    #[error("{} allows {limit} {what} per minute; retry in {retry_after_secs} s", .scope.describe())]
+    RateLimited {
+        /// The budget whose limit it is.
+        scope: ScopeKey,
+        /// `requests` or `tokens`.
+        what: &'static str,
+        /// The limit.
+        limit: i64,
+        /// Seconds until the window has room.
+        retry_after_secs: u64,
+    },
+    /// A request with the same idempotency key is still running.
+    #[error("a request with this Idempotency-Key is still in progress; retry after it finishes")]
+    InFlight,
+    /// The ledger could not record the reservation: refuse rather than spend blind.
+    #[error("the budget ledger is unavailable, so the request was refused: {0}")]
+    Unavailable(String),
+}
+
+fn period_word(period: &Period) -> &'static str {
+    match period {
+        Period::Daily => "day",
+        Period::Weekly => "week",
+        Period::Monthly => "month",
+    }
+}
+
+/// `$12.34` from nanocents (rounded up to the cent).
+pub fn dollars(nanocents: i64) -> String {
+    let cents = cents_ceil(nanocents);
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// A request to hold budget.
+#[derive(Debug, Clone)]
+pub struct ReserveRequest {
+    /// The reservation id (a UUID), also the idempotency record's id.
+    pub id: String,
+    /// The team that pays.
+    pub team: String,
+    /// The workspace, `""` for none.
+    pub workspace: String,
+    /// The model, for the record.
+    pub model: String,
+    /// The worst-case cost.
+    pub amount_nanocents: i64,
+    /// Estimated tokens, for tokens-per-minute limits.
+    pub estimated_tokens: i64,
+    /// The caller's idempotency key and the request body's hash.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// A held reservation, returned by [`Ledger::reserve`].
+#[derive(Debug, Clone)]
+pub struct Hold {
+    /// Its id.
+    pub id: String,
+    /// The team.
+    pub team: String,
+    /// The workspace or `""`.
+    pub workspace: String,
+    /// The amount held.
+    pub amount_nanocents: i64,
+    /// When it lapses (unix ms).
+    pub expires_at_ms: i64,
+}
+
+/// A response kept for idempotent replay.
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Content type.
+    pub content_type: String,
+    /// The body exactly as first sent.
+    pub body: bytes::Bytes,
+}
+
+/// What an idempotency key finds.
+#[derive(Debug, Clone)]
+pub enum Replay {
+    /// Not seen within the retention window.
+    New,
+    /// Seen with the same body and finished: send this again, no charge.
+    Stored(Arc<StoredResponse>),
+    /// Seen with a different body.
+    DifferentBody,
+    /// Seen and still running.
+    InFlight,
+}
+
+/// One usage record (a row of `llm_usage`).
+#[derive(Debug, Clone, Default)]
+pub struct UsageRecord {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// The team.
+    pub team: String,
+    /// The workspace or `""`.
+    pub workspace: String,
+    /// The gateway key's id.
+    pub key_id: Option<i64>,
+    /// The gateway key's name (the caller).
+    pub key_name: Option<String>,
+    /// The provider.
+    pub provider: String,
+    /// The model.
+    pub model: String,
+    /// `chat` or `embeddings`.
+    pub request_type: String,
+    /// Prompt tokens.
+    pub input_tokens: i64,
+    /// Completion tokens.
+    pub output_tokens: i64,
+    /// Actual cost.
+    pub cost_nanocents: i64,
+    /// Time in the gateway.
+    pub latency_ms: i64,
+    /// The status answered.
+    pub status: u16,
+    /// The error class, when not 2xx.
+    pub error_type: Option<String>,
+    /// The W3C trace id.
+    pub trace_id: Option<String>,
+    /// The caller's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// The reservation, if one was made.
+    pub reservation_id: Option<String>,
+}
+
+/// A soft-threshold crossing to announce once per period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoftAlert {
+    /// The budget.
+    pub scope: ScopeKey,
+    /// The threshold in percent.
+    pub percent: i64,
+    /// Spend now (cents).
+    pub spent_cents: i64,
+    /// The limit (cents).
+    pub limit_cents: i64,
+    /// The period's start (unix ms).
+    pub period_start_ms: i64,
+}
+
+/// One budget's figures for the current period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScopeFigures {
+    /// Settled spend this period.
+    pub spent_nanocents: i64,
+    /// Held by in-flight requests.
+    pub reserved_nanocents: i64,
+    /// Period start (unix ms).
+    pub period_start_ms: i64,
+    /// Period end = reset (unix ms).
+    pub period_end_ms: i64,
+}
+
+struct Scope {
+    rule: BudgetRule,
+    period_start: i64,
+    period_end: i64,
+    settled: i64,
+    reserved: i64,
+    alerted_for: Option<i64>,
+    window: RateWindow,
+}
+
+/// Requests and tokens per second over the last minute.
+struct RateWindow {
+    slots: [(i64, i64, i64); 60],
+}
+
+impl Default for RateWindow {
+    fn default() -> Self {
+        Self {
+            slots: [(0, 0, 0); 60],
+        }
+    }
+}
+
+impl RateWindow {
+    fn totals(&self, now_s: i64) -> (i64, i64, i64) {
+        let mut requests = 0;
+        let mut tokens = 0;
+        let mut oldest = now_s;
+        for &(second, r, t) in &self.slots {
+            if second > now_s - 60 && (r > 0 || t > 0) {
+                requests += r;
+                tokens += t;
+                oldest = oldest.min(second);
+            }
+        }
+        (requests, tokens, oldest)
+    }
+    fn add(&mut self, now_s: i64, requests: i64, tokens: i64) {
+        let slot = &mut self.slots[now_s.rem_euclid(60) as usize];
+        if slot.0 != now_s {
+            *slot = (now_s, 0, 0);
+        }
+        slot.1 += requests;
+        slot.2 += tokens;
+    }
+}
+
+#[derive(Default)]
+struct State {
+    scopes: HashMap<ScopeKey, Scope>,
+    /// Settled spend per team → workspace → bucket start → nanocents.
+    spend: HashMap<String, HashMap<String, BTreeMap<i64, i64>>>,
+    holds: HashMap<String, Hold>,
+    in_flight: HashMap<(String, String), String>,
+    /// Finished idempotent responses not yet committed to SQLite.
+    recent: HashMap<(String, String), (String, Arc<StoredResponse>)>,
+}
+
+enum Write {
+    Reserve {
+        hold: Hold,
+        model: String,
+        idempotency: Option<(String, String)>,
+        created_at: i64,
+        ack: oneshot::Sender<Result<(), String>>,
+    },
+    Finish {
+        id: String,
+        state: &'static str,
+        /// Idempotency key, request hash and the response to store.
+        response: Option<(String, String, Arc<StoredResponse>)>,
+        team: String,
+    },
+    Expire(Vec<String>),
+    Usage(Box<UsageRecord>),
+    Alert(SoftAlert),
+    AlertDelivered {
+        scope: ScopeKey,
+        period_start_ms: i64,
+        status: String,
+    },
+    KeyUsed {
+        id: i64,
+        at: i64,
+    },
+    Flush(oneshot::Sender<()>),
+}
+
+/// The ledger. Cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    state: Arc<Mutex<State>>,
+    writes: mpsc::UnboundedSender<Write>,
+    clock: Arc<dyn Clock>,
+    tz: TimeZone,
+    ttl_ms: i64,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("ttl_ms", &self.ttl_ms)
+            .finish()
+    }
+}
+
+fn bounds(period: Period, tz: &TimeZone, now_ms: i64) -> (i64, i64) {
+    let now = Timestamp::from_millisecond(now_ms).unwrap_or(Timestamp::UNIX_EPOCH);
+    match period.bounds(tz, now) {
+        Ok((s, e)) => (s.as_millisecond(), e.as_millisecond()),
+        // Outside jiff's range: a period of one day from now keeps the ledger working.
+        Err(_) => (now_ms, now_ms + 24 * 3600 * 1000),
+    }
+}
+
+/// RFC 3339 in the configured zone.
+pub fn rfc3339(ms: i64, tz: &TimeZone) -> String {
+    Timestamp::from_millisecond(ms)
+        .map(|t| t.to_zoned(tz.clone()).timestamp().to_string())
+        .unwrap_or_default()
+}
+
+impl State {
+    fn spend_since(&self, key: &ScopeKey, from: i64, to: i64) -> i64 {
+        let Some(team) = self.spend.get(&key.team) else {
+            return 0;
+        };
+        team.iter()
+            .filter(|(ws, _)| key.workspace.is_empty() || **ws == key.workspace)
+            .map(|(_, buckets)| buckets.range(from..to).map(|(_, v)| *v).sum::<i64>())
+            .sum()
+    }
+
+    /// Moves `key` into the period containing `now`, recomputing its spend.
+    fn roll(&mut self, key: &ScopeKey, tz: &TimeZone, now: i64) {
+        let Some(scope) = self.scopes.get(key) else {
+            return;
+        };
+        if now >= scope.period_start && now < scope.period_end {
+            return;
+        }
+        let (start, end) = bounds(scope.rule.period, tz, now);
+        let settled = self.spend_since(key, start, end);
+        if let Some(scope) = self.scopes.get_mut(key) {
+            scope.period_start = start;
+            scope.period_end = end;
+            scope.settled = settled;
+        }
+    }
+
+    fn applicable(&self, team: &str, workspace: &str) -> Vec<ScopeKey> {
+        let mut keys = vec![ScopeKey {
+            team: team.to_owned(),
+            workspace: String::new(),
+        }];
+        if !workspace.is_empty() {
+            let ws = ScopeKey {
+                team: team.to_owned(),
+                workspace: workspace.to_owned(),
+            };
+            if self.scopes.contains_key(&ws) {
+                keys.push(ws);
+            }
+        }
+        keys
+    }
+}
+
+impl Ledger {
+    /// Loads budgets, recent spend and held reservations from SQLite (marking
+    /// lapsed ones expired) and starts the writer and the expiry sweeper.
+    pub async fn start(
+        pool: SqlitePool,
+        tz: TimeZone,
+        ttl: std::time::Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, sqlx::Error> {
+        let now = clock.now_ms();
+        let mut state = State::default();
+        let since = now - HISTORY_MS;
+        let rows = sqlx::query!(
+            r#"SELECT team, workspace_id, (at / 900000) * 900000 AS "bucket!: i64", SUM(cost_nanocents) AS "cost!: i64"
+               FROM llm_usage WHERE at >= ?1 GROUP BY team, workspace_id, 3"#,
+            since
+        )
+        .fetch_all(&pool)
+        .await?;
+        for row in rows {
+            *state
+                .spend
+                .entry(row.team)
+                .or_default()
+                .entry(row.workspace_id)
+                .or_default()
+                .entry(row.bucket)
+                .or_default() += row.cost;
+        }
+        let lapsed = sqlx::query!(
+            "UPDATE llm_reservations SET state = 'expired' WHERE state = 'held' AND expires_at <= ?1",
+            now
+        )
+        .execute(&pool)
+        .await?
+        .rows_affected();
+        if lapsed > 0 {
+            tracing::info!(
+                lapsed,
+                "reservations left by a previous run had expired; their budget is released"
+            );
+        }
+        let held = sqlx::query!(
+            r#"SELECT id AS "id!", team, workspace_id, amount_nanocents, expires_at FROM llm_reservations WHERE state = 'held'"#
+        )
+        .fetch_all(&pool)
+        .await?;
+        for row in held {
+            state.holds.insert(
+                row.id.clone(),
+                Hold {
+                    id: row.id,
+                    team: row.team,
+                    workspace: row.workspace_id,
+                    amount_nanocents: row.amount_nanocents,
+                    expires_at_ms: row.expires_at,
+                },
+            );
+        }
+        let alerts = sqlx::query!("SELECT team, workspace_id, period_start FROM llm_budget_alerts")
+            .fetch_all(&pool)
+            .await?;
+        let rules = super::load_rules(&pool).await?;
+        let (writes, receiver) = mpsc::unbounded_channel();
+        let ledger = Self {
+            state: Arc::new(Mutex::new(state)),
+            writes,
+            clock,
+            tz,
+            ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+        };
+        for rule in rules {
+            ledger.apply_rule(rule);
+        }
+        {
+            let mut state = ledger.lock();
+            for alert in alerts {
+                let key = ScopeKey {
+                    team: alert.team,
+                    workspace: alert.workspace_id,
+                };
+                if let Some(scope) = state.scopes.get_mut(&key) {
+                    if scope.period_start == alert.period_start {
+                        scope.alerted_for = Some(alert.period_start);
+                    }
+                }
+            }
+        }
+        tokio::spawn(writer(pool, receiver, ledger.state.clone()));
+        tokio::spawn(sweeper(ledger.clone()));
+        Ok(ledger)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves integers, never a broken invariant worth dying for.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The configured time zone.
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.tz
+    }
+
+    /// The ledger's clock (unix ms).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Installs or replaces a budget (after it is committed to SQLite).
+    pub fn apply_rule(&self, rule: BudgetRule) {
+        let key = ScopeKey {
+            team: rule.team.clone(),
+            workspace: rule.workspace_id.clone().unwrap_or_default(),
+        };
+        let now = self.clock.now_ms();
+        let mut state = self.lock();
+        let reserved = state
+            .holds
+            .values()
+            .filter(|h| {
+                h.team == key.team && (key.workspace.is_empty() || h.workspace == key.workspace)
+            })
+            .map(|h| h.amount_nanocents)
+            .sum();
+        let (start, end) = bounds(rule.period, &self.tz, now);
+        let settled = state.spend_since(&key, start, end);
+        let previous = state.scopes.remove(&key);
+        let alerted_for = previous
+            .as_ref()
+            .and_then(|p| p.alerted_for)
+            .filter(|p| *p == start);
+        let window = previous.map(|p| p.window).unwrap_or_default();
+        state.scopes.insert(
+            key,
+            Scope {
+                rule,
+                period_start: start,
+                period_end: end,
+                settled,
+                reserved,
+                alerted_for,
+                window,
+            },
+        );
+    }
+
+    /// This budget's figures now, if it exists.
+    pub fn figures(&self, team: &str, workspace: &str) -> Option<ScopeFigures> {
+        let key = ScopeKey {
+            team: team.to_owned(),
+            workspace: workspace.to_owned(),
+        };
+        let now = self.clock.now_ms();
+        let mut state = self.lock();
+        state.roll(&key, &self.tz, now);
+        state.scopes.get(&key).map(|s| ScopeFigures {
+            spent_nanocents: s.settled,
+            reserved_nanocents: s.reserved,
+            period_start_ms: s.period_start,
+            period_end_ms: s.period_end,
+        })
+    }
+
+    /// The tightest remaining amount across the scopes of a request, in cents
+    /// (rounded down), and when that budget resets.
+    pub fn remaining(&self, team: &str, workspace: &str) -> Option<(i64, String)> {
+        let now = self.clock.now_ms();
+        let mut state = self.lock();
+        let keys = state.applicable(team, workspace);
+        let mut best: Option<(i64, i64)> = None;
+        for key in &keys {
+            state.roll(key, &self.tz, now);
+            if let Some(s) = state.scopes.get(key) {
+                let left = s.rule.limit_cents * NANOCENTS_PER_CENT - s.settled - s.reserved;
+                if best.is_none_or(|(b, _)| left < b) {
+                    best = Some((left, s.period_end));
+                }
+            }
+        }
+        best.map(|(left, end)| (left.max(0) / NANOCENTS_PER_CENT, rfc3339(end, &self.tz)))
+    }
+
+    /// The allowed models of the budgets that apply (an empty list allows all).
+    pub fn allows_model(&self, team: &str, workspace: &str, model: &str) -> bool {
+        let state = self.lock();
+        state.applicable(team, workspace).iter().all(|key| {
+            state.scopes.get(key).is_none_or(|s| {
+                s.rule.allowed_models.is_empty() || s.rule.allowed_models.iter().any(|m| m == model)
+            })
+        })
+    }
+
+    /// What an idempotency key finds (in flight, just finished, or stored).
+    pub async fn replay(
+        &self,
+        pool: &SqlitePool,
+        team: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<Replay, LedgerError> {
+        {
+            let state = self.lock();
+            let id = (team.to_owned(), key.to_owned());
+            if let Some(hash) = state.in_flight.get(&id) {
+                return Ok(if hash == request_hash {
+                    Replay::InFlight
+                } else {
+                    Replay::DifferentBody
+                });
+            }
+            if let Some((hash, response)) = state.recent.get(&id) {
+                return Ok(if hash == request_hash {
+                    Replay::Stored(response.clone())
+                } else {
+                    Replay::DifferentBody
+                });
+            }
+        }
+        let retention_start = self.clock.now_ms() - super::IDEMPOTENCY_RETENTION_MS;
+        let row = sqlx::query!(
+            r#"SELECT request_hash, state, response_status, response_type, response_body, created_at
+               FROM llm_reservations WHERE team = ?1 AND idempotency_key = ?2"#,
+            team,
+            key
+        )
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read idempotency records");
+            LedgerError::Unavailable("cannot read idempotency records".into())
+        })?;
+        let Some(row) = row else {
+            return Ok(Replay::New);
+        };
+        if row.created_at < retention_start {
+            return Ok(Replay::New);
+        }
+        if row.request_hash.as_deref() != Some(request_hash) {
+            return Ok(Replay::DifferentBody);
+        }
+        match (row.state.as_str(), row.response_status, row.response_body) {
+            ("held", _, _) => Ok(Replay::InFlight),
+            (_, Some(status), Some(body)) => Ok(Replay::Stored(Arc::new(StoredResponse {
+                status: u16::try_from(status).unwrap_or(500),
+                content_type: row
+                    .response_type
+                    .unwrap_or_else(|| "application/json".into()),
+                body: body.into(),
+            }))),
+            // Voided or expired without a stored answer: the first attempt failed; run it again.
+            _ => Ok(Replay::New),
+        }
+    }
+
+    /// Holds `request.amount_nanocents` against every applicable budget, or
+    /// says which budget or rate limit refuses. The hold is committed to SQLite
+    /// before this returns.
+    pub async fn reserve(&self, request: ReserveRequest) -> Result<Hold, LedgerError> {
+        let now = self.clock.now_ms();
+        let now_s = now.div_euclid(1000);
+        let hold = {
+            let mut state = self.lock();
+            let keys = state.applicable(&request.team, &request.workspace);
+            if !state.scopes.contains_key(&keys[0]) {
+                return Err(LedgerError::NoBudget(request.team.clone()));
+            }
+            if let Some((key, hash)) = &request.idempotency {
+                let id = (request.team.clone(), key.clone());
+                if state.in_flight.contains_key(&id) || state.recent.contains_key(&id) {
+                    return Err(LedgerError::InFlight);
+                }
+                state.in_flight.insert(id, hash.clone());
+            }
+            let refusal = (|| {
+                for key in &keys {
+                    state.roll(key, &self.tz, now);
+                    let Some(scope) = state.scopes.get(key) else {
+                        continue;
+                    };
+                    let (requests, tokens, oldest) = scope.window.totals(now_s);
+                    let retry_after_secs = u64::try_from((oldest + 60 - now_s).max(1)).unwrap_or(1);
+                    if let Some(limit) = scope.rule.rpm_limit {
+                        if requests + 1 > limit {
+                            return Some(LedgerError::RateLimited {
+                                scope: key.clone(),
+                                what: "requests",
+                                limit,
+                                retry_after_secs,
+                            });
+                        }
+                    }
+                    if let Some(limit) = scope.rule.tpm_limit {
+                        if tokens > 0 && tokens + request.estimated_tokens > limit {
+                            return Some(LedgerError::RateLimited {
+                                scope: key.clone(),
+                                what: "tokens",
+                                limit,
+                                retry_after_secs,
+                            });
+                        }
+                    }
+                    let limit = scope.rule.limit_cents.saturating_mul(NANOCENTS_PER_CENT);
+                    let committed = scope.settled + scope.reserved;
+                    // Inclusive: reaching the limit exactly is allowed, crossing it is not.
+                    if scope.rule.on_limit == OnLimit::Block
+                        && committed.saturating_add(request.amount_nanocents) > limit
+                    {
+                        return Some(LedgerError::BudgetExceeded {
+                            scope: key.clone(),
+                            period: scope.rule.period,
+                            limit_cents: scope.rule.limit_cents,
+                            committed_nanocents: committed,
+                            needed_nanocents: request.amount_nanocents,
+                            remaining_cents: (limit - committed).max(0) / NANOCENTS_PER_CENT,
+                            resets_at: rfc3339(scope.period_end, &self.tz),
+                        });
+                    }
+                }
+                None
+            })();
+            if let Some(refusal) = refusal {
+                if let Some((key, _)) = &request.idempotency {
+                    state.in_flight.remove(&(request.team.clone(), key.clone()));
+                }
+                return Err(refusal);
+            }
+            for key in &keys {
+                if let Some(scope) = state.scopes.get_mut(key) {
+                    scope.reserved += request.amount_nanocents;
+                    scope.window.add(now_s, 1, 0);
+                }
+            }
+            let hold = Hold {
+                id: request.id.clone(),
+                team: request.team.clone(),
+                workspace: request.workspace.clone(),
+                amount_nanocents: request.amount_nanocents,
+                expires_at_ms: now + self.ttl_ms,
+            };
+            state.holds.insert(hold.id.clone(), hold.clone());
+            hold
+        };
+        let (ack, committed) = oneshot::channel();
+        let sent = self.writes.send(Write::Reserve {
+            hold: hold.clone(),
+            model: request.model,
+            idempotency: request.idempotency.clone(),
+            created_at: now,
+            ack,
+        });
+        let result = match sent {
+            Ok(()) => committed
+                .await
+                .unwrap_or_else(|_| Err("the ledger writer stopped".into())),
+            Err(_) => Err("the ledger writer stopped".into()),
+        };
+        if let Err(reason) = result {
+            tracing::error!(%reason, "cannot commit a reservation; refusing the request");
+            self.release(&hold.id, None);
+            if let Some((key, _)) = &request.idempotency {
+                self.lock()
+                    .in_flight
+                    .remove(&(request.team.clone(), key.clone()));
+            }
+            return Err(LedgerError::Unavailable(
+                "the budget ledger cannot be written".into(),
+            ));
+        }
+        Ok(hold)
+    }
+
+    /// Removes a hold from memory, adding `actual` to settled spend when given.
+    /// Returns a soft-threshold crossing if this settlement caused one.
+    fn release(&self, id: &str, settle: Option<(i64, i64, &str, &str)>) -> Option<SoftAlert> {
+        let now = self.clock.now_ms();
+        let now_s = now.div_euclid(1000);
+        let mut state = self.lock();
+        let hold = state.holds.remove(id);
+        let (team, workspace) = match (&hold, settle) {
+            (Some(h), _) => (h.team.clone(), h.workspace.clone()),
+            (None, Some((_, _, team, ws))) => (team.to_owned(), ws.to_owned()),
+            (None, None) => return None,
+        };
+        let keys = state.applicable(&team, &workspace);
+        if let Some(hold) = &hold {
+            for key in &keys {
+                if let Some(scope) = state.scopes.get_mut(key) {
+                    scope.reserved -= hold.amount_nanocents;
+                }
+            }
+        }
+        let (actual, tokens, _, _) = settle?;
+        let bucket = now - now.rem_euclid(BUCKET_MS);
+        *state
+            .spend
+            .entry(team.clone())
+            .or_default()
+            .entry(workspace.clone())
+            .or_default()
+            .entry(bucket)
+            .or_default() += actual;
+        let mut alert = None;
+        for key in &keys {
+            state.roll(key, &self.tz, now);
+            if let Some(scope) = state.scopes.get_mut(key) {
+                scope.settled += actual;
+                scope.window.add(now_s, 0, tokens);
+                let limit = scope.rule.limit_cents.saturating_mul(NANOCENTS_PER_CENT);
+                let threshold = limit / 100 * scope.rule.soft_alert_percent;
+                if scope.settled >= threshold
+                    && scope.alerted_for != Some(scope.period_start)
+                    && alert.is_none()
+                {
+                    scope.alerted_for = Some(scope.period_start);
+                    alert = Some(SoftAlert {
+                        scope: key.clone(),
+                        percent: scope.rule.soft_alert_percent,
+                        spent_cents: cents_ceil(scope.settled),
+                        limit_cents: scope.rule.limit_cents,
+                        period_start_ms: scope.period_start,
+                    });
+                }
+            }
+        }
+        alert
+    }
+
+    /// Settles a hold to its actual cost, stores the response for idempotent
+    /// replay and writes the usage record. Returns a soft-threshold crossing
+    /// to announce, if any.
+    pub fn settle(
+        &self,
+        hold: &Hold,
+        usage: UsageRecord,
+        response: Option<(String, String, StoredResponse)>,
+    ) -> Option<SoftAlert> {
+        let mut usage = usage;
+        // Spend counts when it settles, in memory and on disk alike.
+        usage.at_ms = self.clock.now_ms();
+        let tokens = usage.input_tokens + usage.output_tokens;
+        let alert = self.release(
+            &hold.id,
+            Some((usage.cost_nanocents, tokens, &hold.team, &hold.workspace)),
+        );
+        let response = response.map(|(key, hash, stored)| {
+            let stored = Arc::new(stored);
+            let mut state = self.lock();
+            let id = (hold.team.clone(), key.clone());
+            state.in_flight.remove(&id);
+            state.recent.insert(id, (hash.clone(), stored.clone()));
+            (key, hash, stored)
+        });
+        let _ = self.writes.send(Write::Finish {
+            id: hold.id.clone(),
+            state: "settled",
+            response,
+            team: hold.team.clone(),
+        });
+        let _ = self.writes.send(Write::Usage(Box::new(usage)));
+        if let Some(alert) = &alert {
+            let _ = self.writes.send(Write::Alert(alert.clone()));
+        }
+        alert
+    }
+
+    /// Voids a hold (the request failed before anything was charged) and
+    /// writes the usage record; the idempotency key becomes free again.
+    pub fn void(&self, hold: &Hold, mut usage: UsageRecord, idempotency_key: Option<&str>) {
+        usage.at_ms = self.clock.now_ms();
+        self.release(&hold.id, None);
+        if let Some(key) = idempotency_key {
+            self.lock()
+                .in_flight
+                .remove(&(hold.team.clone(), key.to_owned()));
+        }
+        let _ = self.writes.send(Write::Finish {
+            id: hold.id.clone(),
+            state: "voided",
+            response: None,
+            team: hold.team.clone(),
+        });
+        let _ = self.writes.send(Write::Usage(Box::new(usage)));
+    }
+
+    /// Records a request that never reserved (refused, or unknown model).
+    pub fn record(&self, mut usage: UsageRecord) {
+        usage.at_ms = self.clock.now_ms();
+        let _ = self.writes.send(Write::Usage(Box::new(usage)));
+    }
+
+    /// Notes that a gateway key was used (written with the next batch).
+    pub fn key_used(&self, id: i64, at: i64) {
+        let _ = self.writes.send(Write::KeyUsed { id, at });
+    }
+
+    /// Records the outcome of a soft-alert webhook.
+    pub fn alert_delivered(&self, alert: &SoftAlert, status: String) {
+        let _ = self.writes.send(Write::AlertDelivered {
+            scope: alert.scope.clone(),
+            period_start_ms: alert.period_start_ms,
+            status,
+        });
+    }
+
+    /// Releases every hold whose TTL has passed; returns how many.
+    pub fn expire_lapsed(&self) -> usize {
+        let now = self.clock.now_ms();
+        let lapsed: Vec<Hold> = {
+            let state = self.lock();
+            state
+                .holds
+                .values()
+                .filter(|h| h.expires_at_ms <= now)
+                .cloned()
+                .collect()
+        };
+        for hold in &lapsed {
+            tracing::warn!(reservation = %hold.id, team = %hold.team, "a reservation expired unsettled; its budget is released");
+            self.release(&hold.id, None);
+        }
+        if !lapsed.is_empty() {
+            let _ = self
+                .writes
+                .send(Write::Expire(lapsed.iter().map(|h| h.id.clone()).collect()));
+        }
+        lapsed.len()
+    }
+
+    /// Holds currently in memory.
+    pub fn held_count(&self) -> usize {
+        self.lock().holds.len()
+    }
+
+    /// Waits until everything sent so far is committed.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.writes.send(Write::Flush(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+async fn sweeper(ledger: Ledger) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        ledger.expire_lapsed();
+        if ledger.writes.is_closed() {
+            return;
+        }
+    }
+}
+
+/// The one writer: takes every queued change and commits it in one
+/// transaction. If a batch fails, its changes are retried one by one so a
+/// single bad row cannot refuse everyone else's reservation.
+async fn writer(
+    pool: SqlitePool,
+    mut receiver: mpsc::UnboundedReceiver<Write>,
+    state: Arc<Mutex<State>>,
+) {
+    let mut batch = Vec::with_capacity(64);
+    while let Some(first) = receiver.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let outcome = commit(&pool, &batch).await;
+        let mut acks: Vec<(oneshot::Sender<Result<(), String>>, Result<(), String>)> = Vec::new();
+        let mut flushes = Vec::new();
+        let mut committed = Vec::new();
+        match outcome {
+            Ok(()) => {
+                for w in batch.drain(..) {
+                    match w {
+                        Write::Reserve { ack, .. } => acks.push((ack, Ok(()))),
+                        Write::Flush(ack) => flushes.push(ack),
+                        Write::Finish {
+                            response: Some((key, _, stored)),
+                            team,
+                            ..
+                        } => committed.push((team, key, stored)),
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, size = batch.len(), "ledger batch failed; retrying its writes one by one");
+                for w in batch.drain(..) {
+                    let single = [w];
+                    let result = commit(&pool, &single).await.map_err(|e| e.to_string());
+                    let [w] = single;
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "a ledger write failed");
+                    }
+                    match w {
+                        Write::Reserve { ack, .. } => acks.push((ack, result)),
+                        Write::Flush(ack) => flushes.push(ack),
+                        Write::Finish {
+                            response: Some((key, _, stored)),
+                            team,
+                            ..
+                        } => committed.push((team, key, stored)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for (ack, result) in acks {
+            let _ = ack.send(result);
+        }
+        if !committed.is_empty() {
+            // Stored responses are on disk now; the in-memory copies can go.
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            for (team, key, stored) in committed {
+                let id = (team, key);
+                if state
+                    .recent
+                    .get(&id)
+                    .is_some_and(|(_, r)| Arc::ptr_eq(r, &stored))
+                {
+                    state.recent.remove(&id);
+                }
+            }
+        }
+        for ack in flushes {
+            let _ = ack.send(());
+        }
+    }
+}
+
+async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for w in batch {
+        match w {
+            Write::Reserve {
+                hold,
+                model,
+                idempotency,
+                created_at,
+                ..
+            } => {
+                let (key, hash) = match idempotency {
+                    Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
+                    None => (None, None),
+                };
+                if let Some(key) = key {
+                    // A record past the retention window gives its key back.
+                    sqlx::query!(
+                        "DELETE FROM llm_reservations WHERE team = ?1 AND idempotency_key = ?2 AND state != 'held'",
+                        hold.team,
+                        key
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query!(
+                    r#"INSERT INTO llm_reservations
+                       (id, team, workspace_id, model, amount_nanocents, state, idempotency_key, request_hash, created_at, expires_at)
+                       VALUES (?1, ?2, ?3, ?4, ?5, 'held', ?6, ?7, ?8, ?9)"#,
+                    hold.id,
+                    hold.team,
+                    hold.workspace,
+                    model,
+                    hold.amount_nanocents,
+                    key,
+                    hash,
+                    created_at,
+                    hold.expires_at_ms
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Finish {
+                id,
+                state,
+                response,
+                ..
+            } => {
+                let (status, content_type, body) = match response {
+                    Some((_, _, r)) => (
+                        Some(i64::from(r.status)),
+                        Some(r.content_type.as_str()),
+                        Some(r.body.as_ref()),
+                    ),
+                    None => (None, None, None),
+                };
+                let state = *state;
+                sqlx::query!(
+                    r#"UPDATE llm_reservations SET state = ?2, response_status = ?3, response_type = ?4, response_body = ?5
+                       WHERE id = ?1"#,
+                    id,
+                    state,
+                    status,
+                    content_type,
+                    body
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Expire(ids) => {
+                for id in ids {
+                    sqlx::query!(
+                        "UPDATE llm_reservations SET state = 'expired' WHERE id = ?1 AND state = 'held'",
+                        id
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            Write::Usage(u) => {
+                let status = i64::from(u.status);
+                sqlx::query!(
+                    r#"INSERT INTO llm_usage (at, team, workspace_id, key_id, key_name, provider, model, request_type,
+                         input_tokens, output_tokens, cost_nanocents, latency_ms, status, error_type, trace_id,
+                         idempotency_key, reservation_id)
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"#,
+                    u.at_ms,
+                    u.team,
+                    u.workspace,
+                    u.key_id,
+                    u.key_name,
+                    u.provider,
+                    u.model,
+                    u.request_type,
+                    u.input_tokens,
+                    u.output_tokens,
+                    u.cost_nanocents,
+                    u.latency_ms,
+                    status,
+                    u.error_type,
+                    u.trace_id,
+                    u.idempotency_key,
+                    u.reservation_id
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Alert(a) => {
+                let now = crate::now_unix();
+                sqlx::query!(
+                    r#"INSERT OR IGNORE INTO llm_budget_alerts (team, workspace_id, period_start, spent_cents, fired_at)
+                       VALUES (?1, ?2, ?3, ?4, ?5)"#,
+                    a.scope.team,
+                    a.scope.workspace,
+                    a.period_start_ms,
+                    a.spent_cents,
+                    now
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::AlertDelivered {
+                scope,
+                period_start_ms,
+                status,
+            } => {
+                sqlx::query!(
+                    "UPDATE llm_budget_alerts SET webhook_status = ?4 WHERE team = ?1 AND workspace_id = ?2 AND period_start = ?3",
+                    scope.team,
+                    scope.workspace,
+                    period_start_ms,
+                    status
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::KeyUsed { id, at } => {
+                sqlx::query!(
+                    "UPDATE llm_gateway_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+                    id,
+                    at
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Flush(_) => {}
+        }
+    }
+    tx.commit().await
+}

@@ -1,0 +1,456 @@
+//! The ledger and budget rules against a real SQLite database.
+
+use std::sync::Arc;
+
+use sqlx::SqlitePool;
+
+use super::ledger::{Clock, Ledger, LedgerError, ManualClock, ReserveRequest, UsageRecord};
+use super::*;
+use crate::auth::{AuthMethod, PlatformRole, TeamRole};
+
+const CENT: i64 = NANOCENTS_PER_CENT;
+
+fn principal(platform: &[PlatformRole], teams: &[(&str, TeamRole)]) -> Principal {
+    Principal {
+        user_id: Some(1),
+        subject: "lee".into(),
+        display_name: "Lee".into(),
+        email: None,
+        method: AuthMethod::Session,
+        platform_roles: platform.iter().copied().collect(),
+        teams: teams.iter().map(|(t, r)| (t.to_string(), *r)).collect(),
+    }
+}
+
+fn ms(s: &str) -> i64 {
+    s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+}
+
+async fn setup(pool: &SqlitePool, clock: Arc<ManualClock>) -> Ledger {
+    for team in ["payments", "search"] {
+        sqlx::query("INSERT INTO teams (name, display_name, created_at) VALUES (?1, ?1, 0)")
+            .bind(team)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    Ledger::start(
+        pool.clone(),
+        period::time_zone("Europe/Berlin").unwrap(),
+        std::time::Duration::from_secs(60),
+        clock,
+    )
+    .await
+    .unwrap()
+}
+
+fn input(limit_cents: i64, period: Period) -> BudgetInput {
+    BudgetInput {
+        period,
+        limit_cents,
+        soft_alert_percent: 80,
+        on_limit: OnLimit::Block,
+        allowed_models: vec![],
+        rpm_limit: None,
+        tpm_limit: None,
+        expected_version: None,
+    }
+}
+
+fn lead() -> Principal {
+    principal(&[], &[("payments", TeamRole::Lead)])
+}
+
+fn request(id: &str, amount: i64) -> ReserveRequest {
+    ReserveRequest {
+        id: id.into(),
+        team: "payments".into(),
+        workspace: String::new(),
+        model: "gpt-4o-mini".into(),
+        amount_nanocents: amount,
+        estimated_tokens: 10,
+        idempotency: None,
+    }
+}
+
+fn usage(cost: i64) -> UsageRecord {
+    UsageRecord {
+        team: "payments".into(),
+        provider: "openai".into(),
+        model: "gpt-4o-mini".into(),
+        request_type: "chat".into(),
+        cost_nanocents: cost,
+        status: 200,
+        ..Default::default()
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_limit_is_inclusive_and_crossing_it_is_refused(pool: SqlitePool) {
+    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
+    let ledger = setup(&pool, clock.clone()).await;
+    set_budget(
+        &pool,
+        &ledger,
+        &lead(),
+        "payments",
+        "",
+        input(100, Period::Monthly),
+        &[],
+    )
+    .await
+    .unwrap();
+    // 60 + 40 reaches $1.00 exactly: allowed.
+    let a = ledger.reserve(request("a", 60 * CENT)).await.unwrap();
+    let b = ledger.reserve(request("b", 40 * CENT)).await.unwrap();
+    // One nanocent more crosses it.
+    let refused = ledger.reserve(request("c", 1)).await.unwrap_err();
+    match &refused {
+        LedgerError::BudgetExceeded {
+            remaining_cents,
+            resets_at,
+            ..
+        } => {
+            assert_eq!(*remaining_cents, 0);
+            assert_eq!(
+                resets_at, "2026-03-31T22:00:00Z",
+                "April 1st 00:00 in Berlin"
+            );
+        }
+        other => panic!("expected BudgetExceeded, got {other:?}"),
+    }
+    assert!(refused
+        .to_string()
+        .contains("team payments budget of $1.00 per month"));
+    // Settling below the hold frees the difference.
+    ledger.settle(&a, usage(10 * CENT), None);
+    ledger.void(&b, usage(0), None);
+    assert_eq!(ledger.held_count(), 0);
+    let figures = ledger.figures("payments", "").unwrap();
+    assert_eq!(
+        (figures.spent_nanocents, figures.reserved_nanocents),
+        (10 * CENT, 0)
+    );
+    ledger.reserve(request("d", 90 * CENT)).await.unwrap();
+    ledger.flush().await;
+    let held: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM llm_reservations WHERE state = 'held'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        held, 1,
+        "the held reservation is on disk before the provider is called"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_applicable_scope_must_admit_the_request(pool: SqlitePool) {
+    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
+    let ledger = setup(&pool, clock.clone()).await;
+    set_budget(
+        &pool,
+        &ledger,
+        &lead(),
+        "payments",
+        "",
+        input(1000, Period::Monthly),
+        &[],
+    )
+    .await
+    .unwrap();
+    set_budget(
+        &pool,
+        &ledger,
+        &lead(),
+        "payments",
+        "checkout",
+        input(50, Period::Daily),
+        &[],
+    )
+    .await
+    .unwrap();
+    let mut req = request("w1", 50 * CENT);
+    req.workspace = "checkout".into();
+    ledger.reserve(req.clone()).await.unwrap();
+    req.id = "w2".into();
+    let refused = ledger.reserve(req).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("workspace checkout of team payments"),
+        "{refused}"
+    );
+    // The team budget still has room for requests outside the workspace.
+    ledger.reserve(request("t1", 500 * CENT)).await.unwrap();
+    assert_eq!(
+        ledger.figures("payments", "").unwrap().reserved_nanocents,
+        550 * CENT
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn periods_reset_on_the_calendar_boundary_not_on_first_use(pool: SqlitePool) {
+    // First use mid-month: the period still starts on the 1st in Berlin.
+    let clock = Arc::new(ManualClock::at(ms("2026-03-31T21:59:00Z")));
+    let ledger = setup(&pool, clock.clone()).await;
+    let view = set_budget(
+        &pool,
+        &ledger,
+        &lead(),
+        "payments",
+        "",
+        input(100, Period::Monthly),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(view.period_start, "2026-02-28T23:00:00Z");
+    let hold = ledger.reserve(request("a", 100 * CENT)).await.unwrap();
+    ledger.settle(&hold, usage(100 * CENT), None);
+    assert!(ledger.reserve(request("b", 1)).await.is_err());
+    // 23:59:59 local on March 31st: still March.
+    clock.set(ms("2026-03-31T21:59:59Z"));
+    assert!(ledger.reserve(request("c", 1)).await.is_err());
+    // Midnight in Berlin (22:00 UTC, summer time): a new period with nothing spent.
+    clock.set(ms("2026-03-31T22:00:00Z"));
+    let figures = ledger.figures("payments", "").unwrap();
+    assert_eq!(figures.spent_nanocents, 0);
+    assert_eq!(figures.period_start_ms, ms("2026-03-31T22:00:00Z"));
+    ledger.reserve(request("d", 100 * CENT)).await.unwrap();
+    // Spend survives a restart: a new ledger reads it back from usage records.
+    ledger.flush().await;
+    clock.set(ms("2026-03-31T21:30:00Z"));
+    let reloaded = Ledger::start(
+        pool.clone(),
+        period::time_zone("Europe/Berlin").unwrap(),
+        std::time::Duration::from_secs(60),
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reloaded.figures("payments", "").unwrap().spent_nanocents,
+        100 * CENT
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn reservations_left_by_a_crash_hold_budget_until_their_ttl(pool: SqlitePool) {
+    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
+    let ledger = setup(&pool, clock.clone()).await;
+    set_budget(
+        &pool,
+        &ledger,
+        &lead(),
+        "payments",
+        "",
+        input(100, Period::Monthly),
+        &[],
+    )
+    .await
+    .unwrap();
+    ledger
+        .reserve(request("in-flight", 80 * CENT))
+        .await
+        .unwrap();
+    // "Crash": a new ledger over the same database, 30 s later.
+    clock.set(ms("2026-03-15T12:00:30Z"));
+    let restarted = Ledger::start(
+        pool.clone(),
+        period::time_zone("Europe/Berlin").unwrap(),
+        std::time::Duration::from_secs(60),
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        restarted
+            .figures("payments", "")
+            .unwrap()
+            .reserved_nanocents,
+        80 * CENT
+    );
+    assert!(restarted.reserve(request("x", 30 * CENT)).await.is_err());
+    // After the TTL the sweep releases it.
+    clock.set(ms("2026-03-15T12:01:01Z"));
+    assert_eq!(restarted.expire_lapsed(), 1);
+    assert_eq!(
+        restarted
+            .figures("payments", "")
+            .unwrap()
+            .reserved_nanocents,
+        0
+    );
+    restarted.reserve(request("y", 100 * CENT)).await.unwrap();
+    restarted.flush().await;
+    let state: String =
+        sqlx::query_scalar("SELECT state FROM llm_reservations WHERE id = 'in-flight'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(state, "expired");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn alert_only_budgets_never_refuse_and_soft_alerts_fire_once(pool: SqlitePool) {
+    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
+    let ledger = setup(&pool, clock.clone()).await;
+    let mut rule = input(100, Period::Monthly);
+    rule.on_limit = OnLimit::Alert;
+    set_budget(&pool, &ledger, &lead(), "payments", "", rule, &[])
+        .await
+        .unwrap();
+    let a = ledger.reserve(request("a", 79 * CENT)).await.unwrap();
+    assert!(ledger.settle(&a, usage(79 * CENT), None).is_none());
+    let b = ledger.reserve(request("b", 500 * CENT)).await.unwrap();
+    let alert = ledger.settle(&b, usage(CENT), None).expect("80% crossed");
+    assert_eq!((alert.spent_cents, alert.percent), (80, 80));
+    let c = ledger.reserve(request("c", CENT)).await.unwrap();
+    assert!(
+        ledger.settle(&c, usage(CENT), None).is_none(),
+        "once per period"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn requests_per_minute_are_limited_with_a_retry_time(pool: SqlitePool) {
+    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
+    let ledger = setup(&pool, clock.clone()).await;
+    let mut rule = input(100, Period::Monthly);
+    rule.rpm_limit = Some(2);
+    set_budget(&pool, &ledger, &lead(), "payments", "", rule, &[])
+        .await
+        .unwrap();
+    ledger.reserve(request("a", 1)).await.unwrap();
+    clock.set(ms("2026-03-15T12:00:10Z"));
+    ledger.reserve(request("b", 1)).await.unwrap();
+    match ledger.reserve(request("c", 1)).await.unwrap_err() {
+        LedgerError::RateLimited {
+            what,
+            retry_after_secs,
+            ..
+        } => {
+            assert_eq!(what, "requests");
+            assert_eq!(retry_after_secs, 50);
+        }
+        other => panic!("{other:?}"),
+    }
+    clock.set(ms("2026-03-15T12:01:00Z"));
+    ledger.reserve(request("d", 1)).await.unwrap();
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn budgets_are_versioned_audited_and_only_leads_change_them(pool: SqlitePool) {
+    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
+    let ledger = setup(&pool, clock.clone()).await;
+    let member = principal(&[], &[("payments", TeamRole::Member)]);
+    let other_lead = principal(&[], &[("search", TeamRole::Lead)]);
+    let pm = principal(&[PlatformRole::PlatformPm], &[]);
+    for who in [&member, &other_lead, &pm] {
+        let err = set_budget(
+            &pool,
+            &ledger,
+            who,
+            "payments",
+            "",
+            input(100, Period::Monthly),
+            &[],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status_code(), 403, "{err}");
+    }
+    set_budget(
+        &pool,
+        &ledger,
+        &lead(),
+        "payments",
+        "",
+        input(100, Period::Monthly),
+        &[],
+    )
+    .await
+    .unwrap();
+    let mut change = input(250, Period::Weekly);
+    change.expected_version = Some(1);
+    let view = set_budget(&pool, &ledger, &lead(), "payments", "", change.clone(), &[])
+        .await
+        .unwrap();
+    assert_eq!((view.version, view.limit_cents), (2, 250));
+    // A stale version conflicts.
+    let stale = set_budget(&pool, &ledger, &lead(), "payments", "", change, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(stale.status_code(), 409);
+    // Unknown models are refused by name.
+    let mut models = input(100, Period::Monthly);
+    models.allowed_models = vec!["gpt-4o-mini".into(), "made-up".into()];
+    let err = set_budget(
+        &pool,
+        &ledger,
+        &lead(),
+        "payments",
+        "",
+        models,
+        &["gpt-4o-mini".into()],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("made-up has no price"), "{err}");
+    let history = history(&pool, &member, "payments").await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history[0]
+        .before
+        .as_deref()
+        .unwrap()
+        .contains("\"limit_cents\":100"));
+    assert!(history[0].after.contains("\"limit_cents\":250"));
+    let audited: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'budget.set'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 2);
+    // Members and PMs read; other teams do not.
+    budget(&pool, &ledger, &member, "payments", "")
+        .await
+        .unwrap();
+    budget(&pool, &ledger, &pm, "payments", "").await.unwrap();
+    assert_eq!(
+        budget(&pool, &ledger, &other_lead, "payments", "")
+            .await
+            .unwrap_err()
+            .status_code(),
+        403
+    );
+}
+
+#[test]
+fn budget_input_names_every_bad_field() {
+    let err = BudgetInput::from_json(&serde_json::json!({
+        "period": "yearly", "limit_cents": -5, "soft_alert_percent": 0, "on_limit": "panic",
+        "rpm_limit": 0, "allowed_models": "gpt"
+    }))
+    .unwrap_err();
+    let text = err.to_string();
+    for field in [
+        "period",
+        "limit_cents",
+        "soft_alert_percent",
+        "on_limit",
+        "rpm_limit",
+        "allowed_models",
+    ] {
+        assert!(text.contains(field), "{field} missing from {text}");
+    }
+    let ok = BudgetInput::from_json(&serde_json::json!({"period": "weekly", "limit_cents": 5000}))
+        .unwrap();
+    assert_eq!((ok.soft_alert_percent, ok.on_limit), (80, OnLimit::Block));
+}
+
+#[test]
+fn system_clock_is_now() {
+    let now = ledger::SystemClock.now_ms();
+    assert!(now > ms("2025-01-01T00:00:00Z"));
+}

@@ -1,0 +1,232 @@
+//! Usage reports over `llm_usage`: totals grouped by model, workspace, caller
+//! (gateway key) or local day, and the CSV export for billing.
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+
+use super::money::NANOCENTS_PER_CENT;
+use crate::auth::{authorize, Action, Principal};
+use crate::CoreError;
+
+/// What to group usage by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// Per model.
+    Model,
+    /// Per workspace (`""` for none).
+    Workspace,
+    /// Per local day in the configured time zone (`2026-11-27`).
+    Day,
+    /// Per gateway key name: the top callers.
+    Caller,
+}
+
+impl GroupBy {
+    /// Parses `model`, `workspace`, `day` or `caller`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "model" => Some(Self::Model),
+            "workspace" => Some(Self::Workspace),
+            "day" => Some(Self::Day),
+            "caller" => Some(Self::Caller),
+            _ => None,
+        }
+    }
+}
+
+/// Totals for one group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageGroup {
+    /// The model, workspace, caller or day.
+    pub key: String,
+    /// Requests (all outcomes).
+    pub requests: i64,
+    /// Requests that failed or were refused.
+    pub errors: i64,
+    /// Prompt tokens.
+    pub input_tokens: i64,
+    /// Completion tokens.
+    pub output_tokens: i64,
+    /// Exact cost.
+    pub cost_nanocents: i64,
+    /// Cost in cents (fractional).
+    pub cost_cents: f64,
+}
+
+struct Row {
+    key: String,
+    requests: i64,
+    errors: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost: i64,
+}
+
+fn group(row: Row) -> UsageGroup {
+    UsageGroup {
+        key: row.key,
+        requests: row.requests,
+        errors: row.errors,
+        input_tokens: row.input_tokens,
+        output_tokens: row.output_tokens,
+        cost_nanocents: row.cost,
+        cost_cents: row.cost as f64 / NANOCENTS_PER_CENT as f64,
+    }
+}
+
+/// Usage of `team` in `[from_ms, to_ms)`, grouped; members, PMs and admins may read.
+pub async fn report(
+    pool: &SqlitePool,
+    tz: &TimeZone,
+    caller: &Principal,
+    team: &str,
+    from_ms: i64,
+    to_ms: i64,
+    by: GroupBy,
+) -> Result<Vec<UsageGroup>, CoreError> {
+    authorize(caller, Action::ViewTeam(team))?;
+    if to_ms <= from_ms {
+        return Err(CoreError::Invalid {
+            field: "to",
+            message: "must be after from".into(),
+        });
+    }
+    let rows = match by {
+        GroupBy::Model => sqlx::query_as!(
+            Row,
+            r#"SELECT model AS key, COUNT(*) AS "requests!: i64", SUM(status >= 400) AS "errors!: i64",
+                 SUM(input_tokens) AS "input_tokens!: i64", SUM(output_tokens) AS "output_tokens!: i64", SUM(cost_nanocents) AS "cost!: i64"
+               FROM llm_usage WHERE team = ?1 AND at >= ?2 AND at < ?3 GROUP BY model ORDER BY 6 DESC, 1"#,
+            team, from_ms, to_ms
+        )
+        .fetch_all(pool)
+        .await?,
+        GroupBy::Workspace => sqlx::query_as!(
+            Row,
+            r#"SELECT workspace_id AS key, COUNT(*) AS "requests!: i64", SUM(status >= 400) AS "errors!: i64",
+                 SUM(input_tokens) AS "input_tokens!: i64", SUM(output_tokens) AS "output_tokens!: i64", SUM(cost_nanocents) AS "cost!: i64"
+               FROM llm_usage WHERE team = ?1 AND at >= ?2 AND at < ?3 GROUP BY workspace_id ORDER BY 6 DESC, 1"#,
+            team, from_ms, to_ms
+        )
+        .fetch_all(pool)
+        .await?,
+        GroupBy::Caller => sqlx::query_as!(
+            Row,
+            r#"SELECT COALESCE(key_name, '') AS "key!: String", COUNT(*) AS "requests!: i64", SUM(status >= 400) AS "errors!: i64",
+                 SUM(input_tokens) AS "input_tokens!: i64", SUM(output_tokens) AS "output_tokens!: i64", SUM(cost_nanocents) AS "cost!: i64"
+               FROM llm_usage WHERE team = ?1 AND at >= ?2 AND at < ?3 GROUP BY key_name ORDER BY 6 DESC, 1 LIMIT 20"#,
+            team, from_ms, to_ms
+        )
+        .fetch_all(pool)
+        .await?,
+        GroupBy::Day => {
+            let buckets = sqlx::query!(
+                r#"SELECT (at / 900000) * 900000 AS "bucket!: i64", COUNT(*) AS "requests!: i64", SUM(status >= 400) AS "errors!: i64",
+                     SUM(input_tokens) AS "input_tokens!: i64", SUM(output_tokens) AS "output_tokens!: i64", SUM(cost_nanocents) AS "cost!: i64"
+                   FROM llm_usage WHERE team = ?1 AND at >= ?2 AND at < ?3 GROUP BY 1 ORDER BY 1"#,
+                team, from_ms, to_ms
+            )
+            .fetch_all(pool)
+            .await?;
+            let mut days: Vec<Row> = Vec::new();
+            for b in buckets {
+                let day = local_day(b.bucket, tz);
+                match days.last_mut() {
+                    Some(last) if last.key == day => {
+                        last.requests += b.requests;
+                        last.errors += b.errors;
+                        last.input_tokens += b.input_tokens;
+                        last.output_tokens += b.output_tokens;
+                        last.cost += b.cost;
+                    }
+                    _ => days.push(Row {
+                        key: day,
+                        requests: b.requests,
+                        errors: b.errors,
+                        input_tokens: b.input_tokens,
+                        output_tokens: b.output_tokens,
+                        cost: b.cost,
+                    }),
+                }
+            }
+            days
+        }
+    };
+    Ok(rows.into_iter().map(group).collect())
+}
+
+/// The local calendar day of `ms` in `tz` (`2026-11-27`).
+pub fn local_day(ms: i64, tz: &TimeZone) -> String {
+    Timestamp::from_millisecond(ms)
+        .map(|t| t.to_zoned(tz.clone()).date().to_string())
+        .unwrap_or_default()
+}
+
+fn csv_cell(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+/// Every usage record of `team` (or of all teams for PMs and admins when
+/// `team` is `None`) in `[from_ms, to_ms)` as CSV, for billing.
+pub async fn export_csv(
+    pool: &SqlitePool,
+    caller: &Principal,
+    team: Option<&str>,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<String, CoreError> {
+    match team {
+        Some(team) => authorize(caller, Action::ViewTeam(team))?,
+        None => authorize(caller, Action::ViewPlatformInsights)?,
+    }
+    let rows = sqlx::query!(
+        r#"SELECT at, team, workspace_id, key_name, provider, model, request_type, input_tokens, output_tokens,
+             cost_nanocents, latency_ms, status, error_type, trace_id, idempotency_key
+           FROM llm_usage WHERE (?1 IS NULL OR team = ?1) AND at >= ?2 AND at < ?3 ORDER BY at, id"#,
+        team,
+        from_ms,
+        to_ms
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = String::from("time,team,workspace_id,caller,provider,model,request_type,input_tokens,output_tokens,cost_usd,latency_ms,status,error_type,trace_id,idempotency_key\n");
+    for r in rows {
+        let time = Timestamp::from_millisecond(r.at)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        // Dollars with 11 decimals: exact to the nanocent.
+        let cost = format!(
+            "{}.{:011}",
+            r.cost_nanocents / (100 * NANOCENTS_PER_CENT),
+            r.cost_nanocents % (100 * NANOCENTS_PER_CENT)
+        );
+        let cells = [
+            time,
+            r.team,
+            r.workspace_id,
+            r.key_name.unwrap_or_default(),
+            r.provider,
+            r.model,
+            r.request_type,
+            r.input_tokens.to_string(),
+            r.output_tokens.to_string(),
+            cost,
+            r.latency_ms.to_string(),
+            r.status.to_string(),
+            r.error_type.unwrap_or_default(),
+            r.trace_id.unwrap_or_default(),
+            r.idempotency_key.unwrap_or_default(),
+        ];
+        let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    Ok(out)
+}
