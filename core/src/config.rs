@@ -57,6 +57,8 @@ pub struct Config {
     pub vault: Option<VaultConfig>,
     /// `PAVED_SCAFFOLDER_*`: where tasks work and publish.
     pub scaffolder: ScaffolderConfig,
+    /// `PAVED_LLM_*` and `PAVED_BUDGET_*`: the LLM gateway and budgets.
+    pub llm: crate::gateway::config::LlmConfig,
 }
 
 /// The scaffolder's settings.
@@ -389,7 +391,10 @@ impl Config {
             },
         };
 
+        let llm = parse_llm(&get)?;
+
         Ok(Self {
+            llm,
             catalog,
             vault,
             scaffolder,
@@ -531,6 +536,63 @@ fn parse_http_url(var: &'static str, raw: &str) -> Result<Url, ConfigError> {
         return Err(ConfigError::new(var, "must be an http:// or https:// URL"));
     }
     Ok(url)
+}
+
+fn parse_llm(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::gateway::config::LlmConfig, ConfigError> {
+    let routes = match get("PAVED_LLM_UPSTREAMS") {
+        None => Default::default(),
+        Some(path) => {
+            let yaml = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::new("PAVED_LLM_UPSTREAMS", format!("cannot read `{path}`: {e}"))
+            })?;
+            crate::gateway::config::parse_upstreams(&yaml)
+                .map_err(|m| ConfigError::new("PAVED_LLM_UPSTREAMS", format!("`{path}` {m}")))?
+        }
+    };
+    let time_zone = get("PAVED_BUDGET_TIMEZONE").unwrap_or_else(|| "UTC".into());
+    crate::budgets::period::time_zone(&time_zone)
+        .map_err(|m| ConfigError::new("PAVED_BUDGET_TIMEZONE", m))?;
+    let max_retries = match get("PAVED_LLM_MAX_RETRIES") {
+        None => 2,
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 10)
+            .ok_or_else(|| {
+                ConfigError::new("PAVED_LLM_MAX_RETRIES", format!("`{raw}` is not 0–10"))
+            })?,
+    };
+    let alert_webhook = match get("PAVED_BUDGET_ALERT_WEBHOOK") {
+        None => None,
+        Some(raw) => Some(parse_http_url("PAVED_BUDGET_ALERT_WEBHOOK", &raw)?),
+    };
+    Ok(crate::gateway::config::LlmConfig {
+        routes,
+        time_zone,
+        reservation_ttl: Duration::from_secs(parse_u64(
+            get,
+            "PAVED_LLM_RESERVATION_TTL_SECS",
+            600,
+        )?),
+        timeout: Duration::from_secs(parse_u64(get, "PAVED_LLM_TIMEOUT_SECS", 120)?),
+        max_retries,
+        retry_base: Duration::from_millis(parse_u64(get, "PAVED_LLM_RETRY_BASE_MS", 500)?),
+        retry_cap: Duration::from_millis(parse_u64(get, "PAVED_LLM_RETRY_CAP_MS", 8000)?),
+        breaker_failures: u32::try_from(parse_u64(get, "PAVED_LLM_BREAKER_FAILURES", 5)?)
+            .unwrap_or(u32::MAX),
+        breaker_cooldown: Duration::from_millis(parse_u64(
+            get,
+            "PAVED_LLM_BREAKER_COOLDOWN_MS",
+            30_000,
+        )?),
+        max_body_bytes: usize::try_from(parse_u64(get, "PAVED_LLM_MAX_BODY_BYTES", 4 << 20)?)
+            .unwrap_or(usize::MAX),
+        alert_webhook,
+        credential_ttl: Duration::from_secs(parse_u64(get, "PAVED_LLM_CREDENTIAL_TTL_SECS", 60)?),
+    })
 }
 
 fn parse_u64(

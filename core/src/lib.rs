@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod gateway;
 pub mod identity;
 pub mod notifications;
 pub mod scaffold;
@@ -36,15 +37,28 @@ pub struct CoreState {
     pub vault: Option<Arc<secrets::vault::Vault>>,
     /// The scaffolder's in-process state (workers, secret answers, live events).
     pub scaffolder: Arc<scaffold::Scaffolder>,
+    /// The LLM gateway: budget ledger, prices, keys, breakers and metrics.
+    pub gateway: Arc<gateway::Gateway>,
+}
+
+/// Why the domain state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreStartError {
+    /// The Vault client could not be built (an unreadable CA file).
+    #[error(transparent)]
+    Vault(#[from] secrets::vault::VaultError),
+    /// The gateway's ledger or prices could not be loaded.
+    #[error(transparent)]
+    Gateway(#[from] gateway::GatewayStartError),
 }
 
 impl CoreState {
-    /// Builds the state from an open pool and the configuration. Fails only
-    /// when the Vault client cannot be built (an unreadable CA file).
-    pub fn new(
+    /// Builds the state from an open pool and the configuration: the Vault
+    /// client, and the gateway with its ledger loaded from SQLite.
+    pub async fn new(
         db: sqlx::SqlitePool,
         config: Arc<config::Config>,
-    ) -> Result<Self, secrets::vault::VaultError> {
+    ) -> Result<Self, CoreStartError> {
         let catalog = catalog::source::Sources::new(
             &config.catalog.file_roots,
             &config.catalog.allowed_hosts,
@@ -54,7 +68,15 @@ impl CoreState {
             Some(vault) => Some(Arc::new(secrets::vault::Vault::new(vault.clone())?)),
             None => None,
         };
+        let gateway = gateway::Gateway::start(
+            db.clone(),
+            config.clone(),
+            vault.clone(),
+            Arc::new(budgets::ledger::SystemClock),
+        )
+        .await?;
         Ok(Self {
+            gateway,
             db,
             config,
             catalog: Arc::new(catalog),

@@ -4,8 +4,10 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod budgets_api;
 pub mod catalog_api;
 pub mod demo;
+pub mod gateway_api;
 pub mod middleware;
 pub mod oidc;
 pub mod scaffolder_api;
@@ -75,9 +77,9 @@ pub enum StartupError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
-    /// The Vault client could not be built.
-    #[error("cannot set up Vault: {0}")]
-    Vault(#[from] paved_core::secrets::vault::VaultError),
+    /// The Vault client or the LLM gateway could not be built.
+    #[error("cannot start: {0}")]
+    Core(#[from] paved_core::CoreStartError),
     /// Demo data could not be seeded.
     #[error("cannot seed demo data: {0}")]
     Demo(String),
@@ -116,7 +118,7 @@ impl AppState {
             .build();
         Ok(Self {
             oidc: Arc::new(oidc::Oidc::new(config.clone())?),
-            core: CoreState::new(db, config)?,
+            core: CoreState::new(db, config).await?,
             leptos,
             sessions: session_cache::cached(session_db.clone()),
             session_db,
@@ -143,14 +145,21 @@ pub fn router(state: AppState) -> Router {
     let core = state.core.clone();
     let context = move || provide_context(core.clone());
     let leptos_options = state.leptos.clone();
+    // The gateway authenticates its own keys: no session, no sign-in redirect.
+    let gateway = Router::new().nest(
+        "/llm/v1",
+        gateway_api::routes(state.core.gateway.max_body_bytes()),
+    );
 
-    Router::new()
+    let portal = Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/api/v1/me", get(api::me))
         .nest("/api/catalog", catalog_api::routes())
         .nest("/api/secrets/v1", secrets_api::routes())
         .nest("/api/scaffolder/v2", scaffolder_api::routes())
+        .nest("/api/budgets/v1", budgets_api::routes())
+        .route("/metrics", get(gateway_api::metrics))
         .route("/auth/login", get(oidc::login))
         .route("/auth/callback", get(oidc::callback))
         .route("/auth/logout", post(oidc::logout))
@@ -165,7 +174,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             middleware::authenticate,
         ))
-        .layer(session_layer)
+        .layer(session_layer);
+
+    gateway
+        .merge(portal)
         // Every response: no framing (clickjacking), no MIME sniffing, no full URLs leaked to other sites.
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,

@@ -1,0 +1,356 @@
+//! `/api/budgets/v1`: team budgets, usage, gateway keys and prices for
+//! automation, with bearer tokens and exactly the UI's rules (the domain
+//! functions authorize every call).
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, put};
+use axum::{Extension, Json, Router};
+use jiff::Timestamp;
+use paved_core::auth::Principal;
+use paved_core::budgets::{self, keys, prices, usage, BudgetInput};
+use paved_core::CoreError;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+use crate::catalog_api::ApiError;
+use crate::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The budgets API routes (mounted at `/api/budgets/v1`).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/teams/{team}", get(get_team).put(put_team))
+        .route("/teams/{team}/all", get(get_all))
+        .route(
+            "/teams/{team}/workspaces/{workspace}",
+            get(get_workspace).put(put_workspace),
+        )
+        .route("/teams/{team}/history", get(history))
+        .route("/teams/{team}/usage", get(team_usage))
+        .route("/teams/{team}/usage.csv", get(team_csv))
+        .route("/teams/{team}/keys", get(list_keys).post(create_key))
+        .route("/teams/{team}/keys/{id}", delete(revoke_key))
+        .route("/usage.csv", get(all_csv))
+        .route("/prices", get(list_prices))
+        .route(
+            "/prices/{provider}/{model}",
+            put(put_price).delete(delete_price),
+        )
+        .route("/circuits", get(circuits))
+}
+
+fn json_body(body: &Bytes) -> Result<Value, CoreError> {
+    serde_json::from_slice(body).map_err(|_| CoreError::Invalid {
+        field: "body",
+        message: "is not valid JSON".into(),
+    })
+}
+
+async fn get_team(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(team): Path<String>,
+) -> ApiResult<Json<budgets::BudgetView>> {
+    let core = &state.core;
+    Ok(Json(
+        budgets::budget(&core.db, &core.gateway.ledger, &p, &team, "").await?,
+    ))
+}
+
+async fn get_all(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(team): Path<String>,
+) -> ApiResult<Json<Vec<budgets::BudgetView>>> {
+    let core = &state.core;
+    Ok(Json(
+        budgets::team_budgets(&core.db, &core.gateway.ledger, &p, &team).await?,
+    ))
+}
+
+async fn get_workspace(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((team, workspace)): Path<(String, String)>,
+) -> ApiResult<Json<budgets::BudgetView>> {
+    let core = &state.core;
+    Ok(Json(
+        budgets::budget(&core.db, &core.gateway.ledger, &p, &team, &workspace).await?,
+    ))
+}
+
+async fn set(
+    state: &AppState,
+    p: &Principal,
+    team: &str,
+    workspace: &str,
+    body: &Bytes,
+) -> ApiResult<Json<budgets::BudgetView>> {
+    let input = BudgetInput::from_json(&json_body(body)?)?;
+    let core = &state.core;
+    Ok(Json(
+        budgets::set_budget(
+            &core.db,
+            &core.gateway.ledger,
+            p,
+            team,
+            workspace,
+            input,
+            &core.gateway.priced_models(),
+        )
+        .await?,
+    ))
+}
+
+async fn put_team(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(team): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<budgets::BudgetView>> {
+    set(&state, &p, &team, "", &body).await
+}
+
+async fn put_workspace(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((team, workspace)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<budgets::BudgetView>> {
+    set(&state, &p, &team, &workspace, &body).await
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(team): Path<String>,
+) -> ApiResult<Json<Vec<budgets::BudgetVersion>>> {
+    Ok(Json(budgets::history(&state.core.db, &p, &team).await?))
+}
+
+fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
+    raw.as_deref()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn param(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// `from`/`to` as RFC 3339 instants or local dates (`2026-11-01`, local midnight).
+fn instant(
+    raw: Option<String>,
+    field: &'static str,
+    tz: &jiff::tz::TimeZone,
+) -> Result<Option<i64>, CoreError> {
+    let Some(raw) = raw else { return Ok(None) };
+    if let Ok(t) = raw.parse::<Timestamp>() {
+        return Ok(Some(t.as_millisecond()));
+    }
+    raw.parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.to_zoned(tz.clone()).ok())
+        .map(|z| Some(z.timestamp().as_millisecond()))
+        .ok_or_else(|| CoreError::Invalid {
+            field,
+            message: format!("`{raw}` is not a date (2026-11-01) or an RFC 3339 time"),
+        })
+}
+
+/// The range asked for; the current team period (or the last 30 days) by default.
+fn range(
+    state: &AppState,
+    team: &str,
+    pairs: &[(String, String)],
+) -> Result<(i64, i64), CoreError> {
+    let ledger = &state.core.gateway.ledger;
+    let tz = ledger.time_zone();
+    let now = ledger.now_ms();
+    let (default_from, default_to) = ledger
+        .figures(team, "")
+        .map(|f| (f.period_start_ms, f.period_end_ms))
+        .unwrap_or((now - 30 * 86_400_000, now + 1));
+    let from = instant(param(pairs, "from"), "from", tz)?.unwrap_or(default_from);
+    let to = instant(param(pairs, "to"), "to", tz)?.unwrap_or(default_to);
+    Ok((from, to))
+}
+
+async fn team_usage(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(team): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let pairs = query_pairs(&raw);
+    let by_raw = param(&pairs, "group_by").unwrap_or_else(|| "model".into());
+    let by = usage::GroupBy::parse(&by_raw).ok_or_else(|| CoreError::Invalid {
+        field: "group_by",
+        message: format!("`{by_raw}` is not model, workspace, day or caller"),
+    })?;
+    let (from, to) = range(&state, &team, &pairs)?;
+    let tz = state.core.gateway.ledger.time_zone();
+    let groups = usage::report(&state.core.db, tz, &p, &team, from, to, by).await?;
+    Ok(Json(json!({
+        "team": team,
+        "from": budgets::ledger::rfc3339(from, tz),
+        "to": budgets::ledger::rfc3339(to, tz),
+        "group_by": by_raw,
+        "groups": groups,
+    })))
+}
+
+fn csv(body: String, name: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn team_csv(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(team): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let pairs = query_pairs(&raw);
+    let (from, to) = range(&state, &team, &pairs)?;
+    let body = usage::export_csv(&state.core.db, &p, Some(&team), from, to).await?;
+    Ok(csv(body, &format!("llm-usage-{team}.csv")))
+}
+
+async fn all_csv(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let pairs = query_pairs(&raw);
+    let ledger = &state.core.gateway.ledger;
+    let now = ledger.now_ms();
+    let from = instant(param(&pairs, "from"), "from", ledger.time_zone())?
+        .unwrap_or(now - 30 * 86_400_000);
+    let to = instant(param(&pairs, "to"), "to", ledger.time_zone())?.unwrap_or(now + 1);
+    let body = usage::export_csv(&state.core.db, &p, None, from, to).await?;
+    Ok(csv(body, "llm-usage.csv"))
+}
+
+async fn list_keys(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(team): Path<String>,
+) -> ApiResult<Json<Vec<keys::GatewayKeyInfo>>> {
+    Ok(Json(keys::list(&state.core.db, &p, &team).await?))
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(team): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let value = json_body(&body)?;
+    let name = value
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or(CoreError::Invalid {
+            field: "name",
+            message: "is required".into(),
+        })?;
+    let workspace = match value.get("workspace_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => {
+            return Err(CoreError::Invalid {
+                field: "workspace_id",
+                message: "must be a string".into(),
+            }
+            .into())
+        }
+    };
+    let created = keys::create(&state.core.db, &p, &team, name, workspace).await?;
+    let mut answer = serde_json::to_value(&created.info).unwrap_or_default();
+    answer["key"] = Value::String(created.value.expose_secret().to_owned());
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((team, id)): Path<(String, i64)>,
+) -> ApiResult<StatusCode> {
+    keys::revoke(&state.core.db, &state.core.gateway.keys, &p, &team, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_prices(
+    State(state): State<AppState>,
+    Extension(_p): Extension<Principal>,
+) -> ApiResult<Json<Vec<prices::PriceRow>>> {
+    Ok(Json(prices::list_all(&state.core.db).await?))
+}
+
+async fn put_price(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((provider, model)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<prices::PriceRow>> {
+    let value = json_body(&body)?;
+    let field = |name: &str| match value.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    let row = prices::set_price(
+        &state.core.db,
+        &state.core.gateway.prices,
+        &p,
+        &provider,
+        &model,
+        &field("input_usd_per_mtok"),
+        &field("output_usd_per_mtok"),
+    )
+    .await?;
+    Ok(Json(row))
+}
+
+async fn delete_price(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((provider, model)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    prices::remove_price(
+        &state.core.db,
+        &state.core.gateway.prices,
+        &p,
+        &provider,
+        &model,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn circuits(
+    State(state): State<AppState>,
+    Extension(_p): Extension<Principal>,
+) -> Json<Vec<paved_core::gateway::breaker::CircuitInfo>> {
+    Json(state.core.gateway.breakers.list(std::time::Instant::now()))
+}

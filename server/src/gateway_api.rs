@@ -1,0 +1,149 @@
+//! `/llm/v1`: the OpenAI-compatible gateway. Callers authenticate with a
+//! team's gateway key (`Authorization: Bearer pvg_…`), not a session, so
+//! these routes sit outside the portal's session and sign-in layers.
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use paved_core::gateway::{Call, Operation, Reply, ReplyBody};
+
+use crate::AppState;
+
+/// The gateway routes (mounted at `/llm/v1`), with the configured body limit.
+pub fn routes(max_body_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route("/chat/completions", post(chat))
+        .route("/embeddings", post(embeddings))
+        .route("/models", get(models))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+fn text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Turns the gateway's reply into an HTTP response.
+pub fn respond(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let body = match reply.body {
+        ReplyBody::Full(bytes) => Body::from(bytes),
+        ReplyBody::Stream(stream) => Body::from_stream(stream),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&reply.content_type) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    for (name, value) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+    response
+}
+
+async fn call(
+    state: AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    operation: Operation,
+) -> Response {
+    let gateway = &state.core.gateway;
+    let key = match gateway.authenticate(bearer(&headers)).await {
+        Ok(key) => key,
+        Err(reply) => return respond(reply),
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status().as_u16();
+            let message = if status == 413 {
+                format!(
+                    "The request body is larger than the gateway's limit of {} bytes.",
+                    gateway.max_body_bytes()
+                )
+            } else {
+                rejection.body_text()
+            };
+            return respond(Reply::error(status, "invalid_request_error", message));
+        }
+    };
+    let reply = gateway
+        .handle(
+            key,
+            Call {
+                operation,
+                body,
+                idempotency_key: text(&headers, "idempotency-key"),
+                traceparent: text(&headers, "traceparent"),
+                tracestate: text(&headers, "tracestate"),
+            },
+        )
+        .await;
+    respond(reply)
+}
+
+async fn chat(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    call(state, headers, body, Operation::Chat).await
+}
+
+async fn embeddings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    call(state, headers, body, Operation::Embeddings).await
+}
+
+async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let gateway = &state.core.gateway;
+    match gateway.authenticate(bearer(&headers)).await {
+        Ok(key) => respond(gateway.models_for(&key)),
+        Err(reply) => respond(reply),
+    }
+}
+
+/// `GET /metrics`: the gateway's Prometheus metrics (platform PMs, admins and service tokens).
+pub async fn metrics(
+    State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<paved_core::auth::Principal>,
+) -> Response {
+    if let Err(e) =
+        paved_core::auth::authorize(&principal, paved_core::auth::Action::ViewPlatformInsights)
+    {
+        return crate::catalog_api::ApiError::from(e).into_response();
+    }
+    let rules = paved_core::budgets::load_rules(&state.core.db)
+        .await
+        .unwrap_or_default();
+    let gateway = &state.core.gateway;
+    gateway.refresh_gauges(&rules);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        gateway.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,947 @@
+//! The LLM gateway and the budgets API over the real router, against a local
+//! OpenAI-compatible upstream (`paved-llm-stub`) that answers 200, 429, 500,
+//! slowly or streamed on demand.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use common::*;
+use paved_core::auth::{PlatformRole, TeamRole};
+use paved_llm_stub::{Behaviour, Stub};
+use serde_json::{json, Value};
+
+const LEAD: &str = "lead-token-0123456789abcdef";
+const DEV: &str = "dev-token-0123456789abcdef";
+const OTHER_LEAD: &str = "other-lead-0123456789abcdef";
+const ADMIN: &str = "admin-token-0123456789abcdef";
+/// The caller's trace: the gateway must keep its trace id upstream and in the usage record.
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+struct Gw {
+    app: TestApp,
+    stub: Stub,
+    _files: tempfile::TempDir,
+}
+
+fn upstreams(addr: std::net::SocketAddr) -> String {
+    format!(
+        "models:\n  - model: stub-chat\n    provider: stub\n    base_url: http://{addr}/v1\n    max_output_tokens: 1000\n  - model: stub-embed\n    provider: stub\n    base_url: http://{addr}/v1\n    type: embeddings\n  - model: unpriced\n    provider: stub\n    base_url: http://{addr}/v1\n"
+    )
+}
+
+fn vars(files: &std::path::Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = vec![
+        ("PAVED_LLM_UPSTREAMS".into(), files.join("upstreams.yaml").display().to_string()),
+        ("PAVED_BUDGET_TIMEZONE".into(), "Europe/Berlin".into()),
+        ("PAVED_LLM_RETRY_BASE_MS".into(), "20".into()),
+        ("PAVED_LLM_RETRY_CAP_MS".into(), "100".into()),
+        ("PAVED_LLM_BREAKER_FAILURES".into(), "3".into()),
+        ("PAVED_LLM_BREAKER_COOLDOWN_MS".into(), "600".into()),
+        ("PAVED_LLM_TIMEOUT_SECS".into(), "20".into()),
+        (
+            "PAVED_SERVICE_TOKENS".into(),
+            format!("lead:{LEAD}:team_lead:payments,dev:{DEV}:developer:payments,other:{OTHER_LEAD}:team_lead:search,admin:{ADMIN}:platform_admin"),
+        ),
+    ];
+    for (k, val) in extra {
+        v.retain(|(name, _)| name != k);
+        v.push(((*k).into(), (*val).into()));
+    }
+    v
+}
+
+async fn gateway(extra: &[(&str, &str)]) -> Gw {
+    let stub = Stub::new();
+    let addr = paved_llm_stub::spawn(stub.clone()).await;
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("upstreams.yaml"), upstreams(addr)).unwrap();
+    let owned = vars(files.path(), extra);
+    let borrowed: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let app = test_app(&borrowed).await;
+    // Signing people in creates the teams.
+    app.session_for("lee", &[("payments", TeamRole::Lead)], &[])
+        .await;
+    app.session_for("sam", &[("search", TeamRole::Lead)], &[])
+        .await;
+    let gw = Gw {
+        app,
+        stub,
+        _files: files,
+    };
+    // $0.10 per million input tokens and $10 per million output tokens:
+    // 1,000 output tokens cost exactly one cent.
+    gw.price("stub-chat", "0.10", "10").await;
+    gw.price("stub-embed", "0.02", "0").await;
+    gw
+}
+
+impl Gw {
+    async fn price(&self, model: &str, input: &str, output: &str) {
+        let r = self
+            .app
+            .send(bearer(
+                "PUT",
+                &format!("/api/budgets/v1/prices/stub/{model}"),
+                ADMIN,
+                Some(json!({"input_usd_per_mtok": input, "output_usd_per_mtok": output})),
+            ))
+            .await;
+        assert_status(&r, StatusCode::OK);
+    }
+
+    async fn budget(&self, team: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .app
+            .send(bearer(
+                "PUT",
+                &format!("/api/budgets/v1/teams/{team}"),
+                token,
+                Some(body),
+            ))
+            .await;
+        let status = r.status();
+        (status, body_json(r).await)
+    }
+
+    async fn key(&self, team: &str, token: &str, workspace: Option<&str>) -> String {
+        let r = self
+            .app
+            .send(bearer(
+                "POST",
+                &format!("/api/budgets/v1/teams/{team}/keys"),
+                token,
+                Some(json!({"name": "ci", "workspace_id": workspace})),
+            ))
+            .await;
+        assert_status(&r, StatusCode::CREATED);
+        body_json(r).await["key"].as_str().unwrap().to_owned()
+    }
+
+    async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
+        let r = self.app.send(bearer("GET", uri, token, None)).await;
+        let status = r.status();
+        (status, body_json(r).await)
+    }
+}
+
+fn chat(key: &str, body: Value) -> Request<Body> {
+    Request::post("/llm/v1/chat/completions")
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("traceparent", TRACEPARENT)
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn with_key(mut request: Request<Body>, idempotency_key: &str) -> Request<Body> {
+    request
+        .headers_mut()
+        .insert("idempotency-key", idempotency_key.parse().unwrap());
+    request
+}
+
+fn hello(max_tokens: i64) -> Value {
+    json!({"model": "stub-chat", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+async fn usage_rows(
+    app: &TestApp,
+) -> Vec<(String, i64, i64, i64, i64, Option<String>, Option<String>)> {
+    app.state.core.gateway.flush().await;
+    sqlx::query_as(
+        "SELECT team, input_tokens, output_tokens, cost_nanocents, status, error_type, trace_id FROM llm_usage ORDER BY id",
+    )
+    .fetch_all(&app.state.core.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn chat_embeddings_and_models_are_proxied_charged_and_recorded() {
+    let gw = gateway(&[]).await;
+    let (status, budget) = gw
+        .budget("payments", LEAD, json!({"period": "monthly", "limit_cents": 500, "soft_alert_percent": 80, "on_limit": "block", "allowed_models": [], "rpm_limit": null, "tpm_limit": null}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{budget}");
+    let key = gw.key("payments", LEAD, None).await;
+    assert!(key.starts_with("pvg_"));
+
+    let r = gw.app.send(chat(&key, hello(100))).await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(
+        r.headers()["x-paved-budget-remaining-cents"]
+            .to_str()
+            .unwrap(),
+        "499",
+        "10 prompt + 20 completion tokens cost 0.0201 cents; remaining rounds down"
+    );
+    assert!(r.headers().contains_key("x-paved-budget-reset"));
+    let body = body_json(r).await;
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        paved_llm_stub::REPLY
+    );
+
+    // The caller's trace id travels upstream (as a child span) and into the usage record.
+    let seen = gw.stub.requests();
+    let upstream_tp = seen[0].traceparent.clone().unwrap();
+    assert!(
+        upstream_tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{upstream_tp}"
+    );
+    assert_ne!(upstream_tp, TRACEPARENT);
+
+    let r = gw
+        .app
+        .send(
+            Request::post("/llm/v1/embeddings")
+                .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                .body(Body::from(
+                    json!({"model": "stub-embed", "input": ["a", "b"]}).to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(body_json(r).await["data"].as_array().unwrap().len(), 2);
+
+    let models = gw
+        .app
+        .send(get_with(
+            "/llm/v1/models",
+            header::AUTHORIZATION,
+            &format!("Bearer {key}"),
+        ))
+        .await;
+    let ids: Vec<String> = body_json(models).await["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        ["stub-chat", "stub-embed"],
+        "the unpriced model is not offered"
+    );
+
+    let rows = usage_rows(&gw.app).await;
+    assert_eq!(rows.len(), 2);
+    // 10 × 10,000 + 20 × 1,000,000 nanocents.
+    assert_eq!(
+        rows[0],
+        (
+            "payments".into(),
+            10,
+            20,
+            20_100_000,
+            200,
+            None,
+            Some("4bf92f3577b34da6a3ce929d0e0e4736".into())
+        )
+    );
+
+    // A model without a price is refused, never free.
+    let r = gw
+        .app
+        .send(chat(&key, json!({"model": "unpriced", "messages": []})))
+        .await;
+    assert_status(&r, StatusCode::FORBIDDEN);
+    let body = body_json(r).await;
+    assert_eq!(body["error"]["type"], "model_not_priced");
+    assert_eq!(gw.stub.count(), 2, "refusals never reach the provider");
+
+    // No key, a wrong key, and a revoked key are all 401 in OpenAI's shape.
+    let r = gw.app.send(chat("pvg_wrong", hello(10))).await;
+    assert_status(&r, StatusCode::UNAUTHORIZED);
+    assert_eq!(body_json(r).await["error"]["type"], "invalid_api_key");
+    let (_, keys) = gw.get("/api/budgets/v1/teams/payments/keys", DEV).await;
+    let id = keys[0]["id"].as_i64().unwrap();
+    assert!(
+        keys[0].get("key").is_none() && !keys.to_string().contains(&key),
+        "keys are shown once"
+    );
+    assert!(
+        !contains_bytes(&gw.app.database_bytes(), &key),
+        "stored hashed"
+    );
+    let r = gw
+        .app
+        .send(bearer(
+            "DELETE",
+            &format!("/api/budgets/v1/teams/payments/keys/{id}"),
+            DEV,
+            None,
+        ))
+        .await;
+    assert_status(&r, StatusCode::FORBIDDEN);
+    let r = gw
+        .app
+        .send(bearer(
+            "DELETE",
+            &format!("/api/budgets/v1/teams/payments/keys/{id}"),
+            LEAD,
+            None,
+        ))
+        .await;
+    assert_status(&r, StatusCode::NO_CONTENT);
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::UNAUTHORIZED);
+    let (_, keys) = gw.get("/api/budgets/v1/teams/payments/keys", DEV).await;
+    assert!(keys[0]["last_used_at"].is_i64() && keys[0]["revoked_at"].is_i64());
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_requests_never_overspend() {
+    let gw = gateway(&[]).await;
+    // Every answer uses all 1,000 allowed output tokens: one cent each, the worst case.
+    gw.stub
+        .set_default(Behaviour::ok().with_usage(0, 1000).with_delay_ms(50));
+    gw.price("stub-chat", "0", "10").await;
+    let (status, _) = gw
+        .budget(
+            "payments",
+            LEAD,
+            json!({"period": "daily", "limit_cents": 50}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let key = gw.key("payments", LEAD, None).await;
+    let body = hello(1000);
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let router = gw.app.router.clone();
+        let request = chat(&key, body.clone());
+        tasks.push(tokio::spawn(async move {
+            use tower::ServiceExt;
+            let r = router.oneshot(request).await.unwrap();
+            let status = r.status();
+            let headers = r.headers().clone();
+            (status, headers, body_json(r).await)
+        }));
+    }
+    let mut ok = 0;
+    let mut refused = 0;
+    for t in tasks {
+        let (status, headers, body) = t.await.unwrap();
+        match status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused += 1;
+                assert_eq!(body["error"]["type"], "budget_exceeded", "{body}");
+                let message = body["error"]["message"].as_str().unwrap();
+                assert!(
+                    message.contains("team payments budget of $0.50 per day"),
+                    "{message}"
+                );
+                assert!(headers.contains_key("x-paved-budget-remaining-cents"));
+                assert!(headers.contains_key("x-paved-budget-reset"));
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    // The prompt bytes cost nothing here, so exactly 50 worst cases fit the inclusive limit.
+    assert_eq!((ok, refused), (50, 150));
+    assert_eq!(gw.stub.count(), 50);
+    let rows = usage_rows(&gw.app).await;
+    let spent: i64 = rows.iter().map(|r| r.3).sum();
+    assert_eq!(
+        spent,
+        50 * 1_000_000_000,
+        "spend reaches the limit exactly and never passes it"
+    );
+    assert_eq!(gw.app.state.core.gateway.ledger.held_count(), 0);
+    let held: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM llm_reservations WHERE state = 'held'")
+            .fetch_one(&gw.app.state.core.db)
+            .await
+            .unwrap();
+    assert_eq!(held, 0, "no reservation is left after settling");
+    let (_, view) = gw.get("/api/budgets/v1/teams/payments", DEV).await;
+    assert_eq!(
+        (
+            view["spent_cents"].as_i64(),
+            view["reserved_cents"].as_i64(),
+            view["remaining_cents"].as_i64()
+        ),
+        (Some(50), Some(0), Some(0))
+    );
+    assert!(view["period_start"].as_str().unwrap().ends_with(":00:00Z"));
+    assert!(view["resets_at"].is_string());
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_once_refuse_other_bodies_and_concurrent_duplicates() {
+    let gw = gateway(&[]).await;
+    gw.budget(
+        "payments",
+        LEAD,
+        json!({"period": "monthly", "limit_cents": 1000}),
+    )
+    .await;
+    let key = gw.key("payments", LEAD, None).await;
+    let first = gw
+        .app
+        .send(with_key(chat(&key, hello(50)), "order-42"))
+        .await;
+    assert_status(&first, StatusCode::OK);
+    let first = body_text(first).await;
+    let again = gw
+        .app
+        .send(with_key(chat(&key, hello(50)), "order-42"))
+        .await;
+    assert_status(&again, StatusCode::OK);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        body_text(again).await,
+        first,
+        "the stored first response, byte for byte"
+    );
+    assert_eq!(gw.stub.count(), 1, "one upstream call");
+    let charged: Vec<i64> = usage_rows(&gw.app)
+        .await
+        .iter()
+        .map(|r| r.3)
+        .filter(|c| *c > 0)
+        .collect();
+    assert_eq!(charged.len(), 1, "one charge");
+
+    // Same key, different body.
+    let r = gw
+        .app
+        .send(with_key(chat(&key, hello(51)), "order-42"))
+        .await;
+    assert_status(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body_json(r).await["error"]["type"],
+        "idempotency_key_reused"
+    );
+
+    // The replay survives a restart of the in-memory state: it comes from SQLite.
+    gw.app.state.core.gateway.flush().await;
+    let again = gw
+        .app
+        .send(with_key(chat(&key, hello(50)), "order-42"))
+        .await;
+    assert_eq!(body_text(again).await, first);
+
+    // A duplicate while the first is still running.
+    gw.stub.push(Behaviour::ok().with_delay_ms(1500));
+    let router = gw.app.router.clone();
+    let slow = chat(&key, hello(60));
+    let running = tokio::spawn(async move {
+        use tower::ServiceExt;
+        router
+            .oneshot(with_key(slow, "order-43"))
+            .await
+            .unwrap()
+            .status()
+    });
+    let started = Instant::now();
+    while gw.stub.count() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = gw
+        .app
+        .send(with_key(chat(&key, hello(60)), "order-43"))
+        .await;
+    assert_status(&r, StatusCode::CONFLICT);
+    assert_eq!(
+        body_json(r).await["error"]["type"],
+        "idempotency_key_in_use"
+    );
+    assert_eq!(running.await.unwrap(), StatusCode::OK);
+    let r = gw
+        .app
+        .send(with_key(chat(&key, hello(10)), &"k".repeat(256)))
+        .await;
+    assert_status(&r, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn retries_honour_retry_after_skip_client_errors_and_breakers_open_and_close() {
+    let gw = gateway(&[]).await;
+    gw.budget(
+        "payments",
+        LEAD,
+        json!({"period": "monthly", "limit_cents": 1000}),
+    )
+    .await;
+    let key = gw.key("payments", LEAD, None).await;
+
+    gw.stub.push(Behaviour::status(429).with_retry_after("1"));
+    let started = Instant::now();
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::OK);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(gw.stub.count(), 2);
+
+    // Client errors are not retried; the provider's message comes through.
+    gw.stub.reset();
+    gw.stub.push(Behaviour::status(400));
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::BAD_REQUEST);
+    assert!(body_text(r).await.contains("stub error 400"));
+    assert_eq!(gw.stub.count(), 1);
+    // A refused platform credential is the platform's problem, not the caller's key.
+    gw.stub.push(Behaviour::status(401));
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        body_json(r).await["error"]["type"],
+        "upstream_credential_error"
+    );
+    assert_eq!(gw.stub.count(), 2);
+    // A 429 that means the provider's spend limit is not retried either.
+    gw.stub
+        .push(Behaviour::status(429).with_error_code("insufficient_quota"));
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(gw.stub.count(), 3);
+
+    // Three 500s (one request and its two retries) open the breaker.
+    gw.stub.reset();
+    for _ in 0..3 {
+        gw.stub.push(Behaviour::status(500));
+    }
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(gw.stub.count(), 3);
+    let (_, circuits) = gw.get("/api/budgets/v1/circuits", DEV).await;
+    assert_eq!(circuits[0]["state"], "open", "{circuits}");
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(body_json(r).await["error"]["type"], "circuit_open");
+    assert_eq!(
+        gw.stub.count(),
+        3,
+        "an open breaker keeps requests off the provider"
+    );
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    let (_, circuits) = gw.get("/api/budgets/v1/circuits", DEV).await;
+    assert_eq!(circuits[0]["state"], "half_open");
+    // The probe succeeds: closed again.
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::OK);
+    let (_, circuits) = gw.get("/api/budgets/v1/circuits", DEV).await;
+    assert_eq!(circuits[0]["state"], "closed");
+    // Failures cost nothing: only the successful calls were charged.
+    let rows = usage_rows(&gw.app).await;
+    assert!(rows.iter().filter(|r| r.4 != 200).all(|r| r.3 == 0));
+    let errors: Vec<Option<String>> = rows.iter().map(|r| r.5.clone()).collect();
+    assert!(
+        errors.contains(&Some("circuit_open".into()))
+            && errors.contains(&Some("upstream_5xx".into()))
+    );
+}
+
+#[tokio::test]
+async fn streaming_passes_events_through_and_charges_the_final_usage() {
+    let gw = gateway(&[]).await;
+    gw.budget(
+        "payments",
+        LEAD,
+        json!({"period": "monthly", "limit_cents": 1000}),
+    )
+    .await;
+    let key = gw.key("payments", LEAD, None).await;
+    gw.stub.set_default(Behaviour::ok().with_usage(7, 30));
+    let r = gw
+        .app
+        .send(chat(&key, json!({"model": "stub-chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]})))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    assert!(r.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = body_text(r).await;
+    assert!(
+        text.contains("Hello") && text.trim_end().ends_with("data: [DONE]"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("\"usage\":{"),
+        "the caller did not ask for usage: {text}"
+    );
+    // The gateway asked for it anyway, for the ledger.
+    assert_eq!(
+        gw.stub.requests()[0].body["stream_options"]["include_usage"],
+        true
+    );
+    let r = gw
+        .app
+        .send(chat(&key, json!({"model": "stub-chat", "stream": true, "stream_options": {"include_usage": true}, "messages": []})))
+        .await;
+    let text = body_text(r).await;
+    assert!(text.contains("\"prompt_tokens\":7"), "{text}");
+    let rows = usage_rows(&gw.app).await;
+    assert_eq!(rows.len(), 2);
+    assert!(rows
+        .iter()
+        .all(|r| (r.1, r.2, r.3) == (7, 30, 7 * 10_000 + 30 * 1_000_000)));
+}
+
+#[tokio::test]
+async fn budgets_follow_the_same_rules_for_every_caller() {
+    let gw = gateway(&[]).await;
+    let good = json!({"period": "weekly", "limit_cents": 2500, "soft_alert_percent": 75, "on_limit": "alert", "allowed_models": ["stub-chat"], "rpm_limit": 100, "tpm_limit": 100000});
+    // Another team's lead, and a developer of this team, cannot change it.
+    let (status, body) = gw.budget("payments", OTHER_LEAD, good.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = gw.budget("payments", DEV, good.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, view) = gw.budget("payments", LEAD, good.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    for field in [
+        "period",
+        "limit_cents",
+        "soft_alert_percent",
+        "on_limit",
+        "allowed_models",
+        "rpm_limit",
+        "tpm_limit",
+    ] {
+        assert_eq!(view[field], good[field], "{field}");
+    }
+    // The developer reads it; the other team does not.
+    let (status, read) = gw.get("/api/budgets/v1/teams/payments", DEV).await;
+    assert_eq!(status, StatusCode::OK);
+    for field in ["spent_cents", "reserved_cents", "period_start", "resets_at"] {
+        assert!(!read[field].is_null(), "{field}");
+    }
+    let (status, _) = gw.get("/api/budgets/v1/teams/payments", OTHER_LEAD).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Bad input names its fields; a model without a price is refused.
+    let (status, body) = gw
+        .budget(
+            "payments",
+            LEAD,
+            json!({"period": "hourly", "limit_cents": "lots", "allowed_models": ["gpt-9"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("period") && message.contains("limit_cents"),
+        "{message}"
+    );
+    let (status, body) = gw
+        .budget(
+            "payments",
+            LEAD,
+            json!({"period": "daily", "limit_cents": 10, "allowed_models": ["unpriced"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unpriced has no price"));
+    // A stale version conflicts.
+    let (status, _) = gw
+        .budget(
+            "payments",
+            LEAD,
+            json!({"period": "daily", "limit_cents": 10, "version": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, history) = gw.get("/api/budgets/v1/teams/payments/history", DEV).await;
+    assert_eq!(history.as_array().unwrap().len(), 1);
+
+    // A key of team payments spends only payments' budget; search has none, and its key is refused.
+    let key = gw.key("payments", LEAD, Some("checkout")).await;
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::OK);
+    let search_key = gw.key("search", OTHER_LEAD, None).await;
+    let r = gw.app.send(chat(&search_key, hello(10))).await;
+    assert_status(&r, StatusCode::FORBIDDEN);
+    assert!(body_text(r).await.contains("team search has no LLM budget"));
+    let rows = usage_rows(&gw.app).await;
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.4 == 200)
+            .map(|r| r.0.as_str())
+            .collect::<Vec<_>>(),
+        ["payments"]
+    );
+    // Models outside the allow-list are refused.
+    let r = gw
+        .app
+        .send(chat(&key, json!({"model": "stub-embed", "messages": []})))
+        .await;
+    assert_eq!(
+        r.status().as_u16(),
+        400,
+        "embeddings model on the chat route"
+    );
+
+    // Usage by model, workspace and day, and the billing CSV.
+    let (status, by_model) = gw
+        .get("/api/budgets/v1/teams/payments/usage?group_by=model", DEV)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(by_model["groups"][0]["key"], "stub-chat");
+    assert_eq!(by_model["groups"][0]["requests"], 1);
+    let (_, by_ws) = gw
+        .get(
+            "/api/budgets/v1/teams/payments/usage?group_by=workspace",
+            DEV,
+        )
+        .await;
+    assert_eq!(by_ws["groups"][0]["key"], "checkout");
+    let (_, by_day) = gw
+        .get("/api/budgets/v1/teams/payments/usage?group_by=day", DEV)
+        .await;
+    assert_eq!(by_day["groups"].as_array().unwrap().len(), 1);
+    let (status, _) = gw
+        .get("/api/budgets/v1/teams/payments/usage?group_by=colour", DEV)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = gw
+        .app
+        .send(bearer(
+            "GET",
+            "/api/budgets/v1/teams/payments/usage.csv",
+            DEV,
+            None,
+        ))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    let csv = body_text(r).await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("time,team,workspace_id,caller,provider,model"));
+    assert!(
+        lines[1].contains(",payments,checkout,ci,stub,stub-chat,chat,10,20,0.00020100000,"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].contains("4bf92f3577b34da6a3ce929d0e0e4736"));
+}
+
+#[tokio::test]
+async fn soft_threshold_fires_the_webhook_once_per_period() {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let sink = received.clone();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(v);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+    let gw = gateway(&[("PAVED_BUDGET_ALERT_WEBHOOK", &hook_url)]).await;
+    gw.price("stub-chat", "0", "10").await;
+    gw.stub.set_default(Behaviour::ok().with_usage(0, 1000));
+    gw.budget(
+        "payments",
+        LEAD,
+        json!({"period": "monthly", "limit_cents": 4, "soft_alert_percent": 50}),
+    )
+    .await;
+    let key = gw.key("payments", LEAD, None).await;
+    for expected in [
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        let r = gw.app.send(chat(&key, hello(1000))).await;
+        assert_eq!(r.status(), expected);
+    }
+    let started = Instant::now();
+    while received.lock().unwrap().is_empty() && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "once per period: {got:?}");
+    assert_eq!(got[0]["team"], "payments");
+    assert_eq!(got[0]["spent_cents"], 2);
+    let (_, view) = gw.get("/api/budgets/v1/teams/payments", DEV).await;
+    assert_eq!(view["soft_alert_crossed"], true);
+}
+
+#[tokio::test]
+async fn metrics_use_the_promised_names_and_pass_promtool() {
+    let gw = gateway(&[]).await;
+    gw.budget(
+        "payments",
+        LEAD,
+        json!({"period": "monthly", "limit_cents": 1}),
+    )
+    .await;
+    let key = gw.key("payments", LEAD, None).await;
+    assert_status(&gw.app.send(chat(&key, hello(10))).await, StatusCode::OK);
+    let r = gw.app.send(chat(&key, hello(1000))).await;
+    assert_status(&r, StatusCode::TOO_MANY_REQUESTS);
+    // Developers may not scrape; admins (and service tokens with the role) may.
+    let r = gw.app.send(bearer("GET", "/metrics", DEV, None)).await;
+    assert_status(&r, StatusCode::FORBIDDEN);
+    let r = gw.app.send(bearer("GET", "/metrics", ADMIN, None)).await;
+    assert_status(&r, StatusCode::OK);
+    let text = body_text(r).await;
+    for needle in [
+        r#"llm_request_latency_seconds_bucket{provider="stub",model="stub-chat",team="payments",workspace_id="",request_type="chat",le="0.01"}"#,
+        r#"llm_request_error_total{provider="stub",model="stub-chat",team="payments",workspace_id="",request_type="chat",error_type="budget_exceeded"} 1"#,
+        r#"llm_cost_cents_total{workspace_id="",team="payments"} 0.0201"#,
+        r#"llm_team_max_budget_cents{team="payments",workspace_id=""} 1"#,
+        r#"llm_upstream_circuit_state{provider="stub",model="stub-chat"} 0"#,
+        "gen_ai_client_operation_duration_seconds_bucket",
+        "gen_ai_client_token_usage_bucket",
+        "llm_gateway_overhead_seconds_bucket",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    assert!(
+        !text.contains("4bf92f3577b34da6a3ce929d0e0e4736"),
+        "no trace ids in labels"
+    );
+    match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(mut child) => {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) if std::env::var("CI").is_err() => {
+            eprintln!("promtool is not installed; scripts/test.sh installs it");
+        }
+        Err(e) => panic!("promtool must run in CI: {e}"),
+    }
+}
+
+#[test]
+fn a_crash_with_reservations_in_flight_releases_them_by_ttl_after_restart() {
+    let files = tempfile::tempdir().unwrap();
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/paved.db", db_dir.path().display());
+    let stub_runtime = tokio::runtime::Runtime::new().unwrap();
+    let stub = Stub::new();
+    let addr = stub_runtime.block_on(paved_llm_stub::spawn(stub.clone()));
+    std::fs::write(files.path().join("upstreams.yaml"), upstreams(addr)).unwrap();
+    let extra = [
+        ("PAVED_DATABASE_URL", db.as_str()),
+        ("PAVED_LLM_RESERVATION_TTL_SECS", "2"),
+    ];
+    let owned = vars(files.path(), &extra);
+
+    // The first server: a budget, a key, and one slow request in flight when it dies.
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let key = first.block_on(async {
+        let borrowed: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let app = test_app(&borrowed).await;
+        app.session_for(
+            "lee",
+            &[("payments", TeamRole::Lead)],
+            &[PlatformRole::PlatformPm],
+        )
+        .await;
+        let gw = Gw {
+            app,
+            stub: stub.clone(),
+            _files: tempfile::tempdir().unwrap(),
+        };
+        gw.price("stub-chat", "0", "10").await;
+        gw.budget(
+            "payments",
+            LEAD,
+            json!({"period": "monthly", "limit_cents": 1}),
+        )
+        .await;
+        let key = gw.key("payments", LEAD, None).await;
+        stub.push(Behaviour::ok().with_delay_ms(60_000));
+        let router = gw.app.router.clone();
+        let request = chat(&key, hello(800));
+        tokio::spawn(async move {
+            use tower::ServiceExt;
+            let _ = router.oneshot(request).await;
+        });
+        while stub.count() < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        std::mem::forget(gw);
+        key
+    });
+    // Kill it: every task of that server stops mid-request.
+    first.shutdown_timeout(Duration::from_millis(100));
+
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        let borrowed: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let app = test_app(&borrowed).await;
+        let ledger = &app.state.core.gateway.ledger;
+        // 800 output tokens = 0.8 cents held by the dead request.
+        assert_eq!(ledger.held_count(), 1);
+        let (_, view) = {
+            let r = app
+                .send(bearer("GET", "/api/budgets/v1/teams/payments", DEV, None))
+                .await;
+            (r.status(), body_json(r).await)
+        };
+        assert_eq!(view["reserved_cents"], 1);
+        // 0.95 cents more would cross the one-cent limit while the hold stands.
+        let r = app.send(chat(&key, hello(950))).await;
+        assert_status(&r, StatusCode::TOO_MANY_REQUESTS);
+        let started = Instant::now();
+        while app.state.core.gateway.ledger.held_count() > 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the hold never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r = app.send(chat(&key, hello(950))).await;
+        assert_status(&r, StatusCode::OK);
+        app.state.core.gateway.flush().await;
+        let states: Vec<String> =
+            sqlx::query_scalar("SELECT state FROM llm_reservations ORDER BY created_at")
+                .fetch_all(&app.state.core.db)
+                .await
+                .unwrap();
+        assert_eq!(states, ["expired", "settled"]);
+    });
+    drop(stub_runtime);
+}
