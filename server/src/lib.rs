@@ -14,6 +14,7 @@ pub mod scaffolder_api;
 pub mod secrets_api;
 pub mod session;
 pub mod session_cache;
+pub mod telemetry;
 
 use std::sync::Arc;
 

@@ -945,3 +945,83 @@ fn a_crash_with_reservations_in_flight_releases_them_by_ttl_after_restart() {
     });
     drop(stub_runtime);
 }
+
+#[tokio::test]
+async fn spans_reach_the_collector_with_genai_attributes_and_the_callers_trace() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let mut collector = fake_opentelemetry_collector::FakeCollectorServer::start()
+        .await
+        .unwrap();
+    let (provider, tracer) = paved_server::telemetry::otlp_tracer(&collector.endpoint()).unwrap();
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let gw = gateway(&[]).await;
+    gw.budget(
+        "payments",
+        LEAD,
+        json!({"period": "monthly", "limit_cents": 100}),
+    )
+    .await;
+    let key = gw.key("payments", LEAD, None).await;
+    let r = gw
+        .app
+        .send(with_key(chat(&key, hello(10)), "span-check-1"))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    let _ = provider.force_flush();
+    let spans = collector.exported_spans(1, Duration::from_secs(10)).await;
+    let span = spans
+        .iter()
+        .find(|s| s.name == "chat stub-chat")
+        .unwrap_or_else(|| {
+            panic!(
+                "no gen_ai span in {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(
+        span.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736",
+        "the caller's trace"
+    );
+    assert_eq!(
+        span.parent_span_id, "00f067aa0ba902b7",
+        "a child of the caller's span"
+    );
+    assert!(
+        span.kind.to_ascii_lowercase().contains("client"),
+        "{}",
+        span.kind
+    );
+    for (attribute, value) in [
+        ("llm.provider", "stub"),
+        ("llm.model", "stub-chat"),
+        ("llm.idempotency_key", "span-check-1"),
+        ("gen_ai.operation.name", "chat"),
+        ("gen_ai.provider.name", "stub"),
+        ("gen_ai.request.model", "stub-chat"),
+        ("gen_ai.usage.input_tokens", "10"),
+        ("gen_ai.usage.output_tokens", "20"),
+        ("server.address", "127.0.0.1"),
+    ] {
+        let got = span
+            .attributes
+            .get(attribute)
+            .map(String::as_str)
+            .unwrap_or("<missing>");
+        assert!(
+            got.contains(value),
+            "{attribute} = {got}, want {value}; all: {:?}",
+            span.attributes
+        );
+    }
+    assert!(span.attributes.contains_key("gen_ai.response.model"));
+    // The provider saw the gateway's span as its parent, in the same trace.
+    let upstream = gw.stub.requests()[0].traceparent.clone().unwrap();
+    assert_eq!(
+        upstream,
+        format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01", span.span_id)
+    );
+    let _ = provider.shutdown();
+}

@@ -183,6 +183,8 @@ pub struct Hold {
     pub amount_nanocents: i64,
     /// When it lapses (unix ms).
     pub expires_at_ms: i64,
+    /// The caller's idempotency key, freed if the hold lapses.
+    pub idempotency_key: Option<String>,
 }
 
 /// A response kept for idempotent replay.
@@ -487,7 +489,7 @@ impl Ledger {
             );
         }
         let held = sqlx::query!(
-            r#"SELECT id AS "id!", team, workspace_id, amount_nanocents, expires_at FROM llm_reservations WHERE state = 'held'"#
+            r#"SELECT id AS "id!", team, workspace_id, amount_nanocents, expires_at, idempotency_key FROM llm_reservations WHERE state = 'held'"#
         )
         .fetch_all(&pool)
         .await?;
@@ -500,6 +502,7 @@ impl Ledger {
                     workspace: row.workspace_id,
                     amount_nanocents: row.amount_nanocents,
                     expires_at_ms: row.expires_at,
+                    idempotency_key: row.idempotency_key,
                 },
             );
         }
@@ -782,6 +785,7 @@ impl Ledger {
                 workspace: request.workspace.clone(),
                 amount_nanocents: request.amount_nanocents,
                 expires_at_ms: now + self.ttl_ms,
+                idempotency_key: request.idempotency.as_ref().map(|(k, _)| k.clone()),
             };
             state.holds.insert(hold.id.clone(), hold.clone());
             hold
@@ -963,6 +967,11 @@ impl Ledger {
         for hold in &lapsed {
             tracing::warn!(reservation = %hold.id, team = %hold.team, "a reservation expired unsettled; its budget is released");
             self.release(&hold.id, None);
+            if let Some(key) = &hold.idempotency_key {
+                self.lock()
+                    .in_flight
+                    .remove(&(hold.team.clone(), key.clone()));
+            }
         }
         if !lapsed.is_empty() {
             let _ = self

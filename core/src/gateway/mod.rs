@@ -127,10 +127,14 @@ impl Reply {
 pub struct TraceContext {
     /// 32 hex digits.
     pub trace_id: String,
+    /// The caller's span (16 hex digits), when it sent one.
+    pub parent_span_id: Option<String>,
     /// Trace flags (`01` sampled).
     pub flags: String,
     /// The caller's `tracestate`, passed on.
     pub state: Option<String>,
+    /// The gateway's own span id, when OpenTelemetry records it.
+    pub own_span: Option<String>,
 }
 
 impl TraceContext {
@@ -147,22 +151,63 @@ impl TraceContext {
                 && hex(parts[2], 16)
                 && parts[2] != "0".repeat(16)
                 && hex(parts[3], 2))
-            .then(|| (parts[1].to_ascii_lowercase(), parts[3].to_owned()))
+            .then(|| {
+                (
+                    parts[1].to_ascii_lowercase(),
+                    Some(parts[2].to_ascii_lowercase()),
+                    parts[3].to_owned(),
+                )
+            })
         });
-        let (trace_id, flags) = parsed.unwrap_or_else(|| {
+        let (trace_id, parent_span_id, flags) = parsed.unwrap_or_else(|| {
             let mut id = [0u8; 16];
             rand::thread_rng().fill_bytes(&mut id);
-            (hex::encode(id), "01".into())
+            (hex::encode(id), None, "01".into())
         });
         Self {
             trace_id,
+            parent_span_id,
             flags,
             state: tracestate.map(str::to_owned),
+            own_span: None,
         }
     }
 
-    /// A `traceparent` for the upstream call: same trace, a new span id.
+    /// Makes `span` a child of the caller's span (when OpenTelemetry is on),
+    /// and adopts the span's trace id when the caller sent none.
+    pub fn link(&mut self, span: &tracing::Span) {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+        };
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        if let (Ok(trace), Some(Ok(parent))) = (
+            TraceId::from_hex(&self.trace_id),
+            self.parent_span_id.as_deref().map(SpanId::from_hex),
+        ) {
+            let flags = u8::from_str_radix(&self.flags, 16).unwrap_or(1);
+            let remote = SpanContext::new(
+                trace,
+                parent,
+                TraceFlags::new(flags),
+                true,
+                TraceState::default(),
+            );
+            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+        }
+        let cx = span.context();
+        let own = cx.span().span_context().clone();
+        if own.is_valid() {
+            self.trace_id = own.trace_id().to_string();
+            self.own_span = Some(own.span_id().to_string());
+        }
+    }
+
+    /// A `traceparent` for the upstream call: same trace, the gateway's
+    /// client span as parent (a fresh span id when OpenTelemetry is off).
     pub fn child(&self) -> String {
+        if let Some(span) = &self.own_span {
+            return format!("00-{}-{span}-{}", self.trace_id, self.flags);
+        }
         let mut span = [0u8; 8];
         rand::thread_rng().fill_bytes(&mut span);
         format!("00-{}-{}-{}", self.trace_id, hex::encode(span), self.flags)
@@ -359,7 +404,7 @@ impl Gateway {
     /// Handles one chat or embeddings call for `key`.
     pub async fn handle(self: &Arc<Self>, key: KeyIdentity, call: Call) -> Reply {
         let started = Instant::now();
-        let trace =
+        let mut trace =
             TraceContext::from_headers(call.traceparent.as_deref(), call.tracestate.as_deref());
         let parsed: Value = match serde_json::from_slice(&call.body) {
             Ok(v @ Value::Object(_)) => v,
@@ -413,6 +458,7 @@ impl Gateway {
             paved.team = %key.team,
             paved.workspace_id = %key.workspace,
         );
+        trace.link(&span);
         let idempotency = match &call.idempotency_key {
             None => None,
             Some(k) if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN => {
