@@ -58,6 +58,11 @@ impl Me {
         self.platform_roles.iter().any(|r| r == "platform_pm")
     }
 
+    /// Whether the caller sees every team's figures (platform PMs and admins).
+    pub fn sees_platform_insights(&self) -> bool {
+        self.is_admin() || self.is_pm()
+    }
+
     /// Whether the caller may act in `team` (a member, a lead, or a platform admin).
     pub fn can_act_in(&self, team: &str) -> bool {
         self.is_admin() || self.teams.iter().any(|m| m.team == team)

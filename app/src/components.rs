@@ -77,12 +77,16 @@ fn NavLinks(me: Me, #[prop(into)] class: String) -> impl IntoView {
     let admin = me.is_admin().then(|| {
         view! { <A href="/admin/audit" attr:class="nav-link">"Audit log"</A> }
     });
+    let insights = me.sees_platform_insights().then(|| {
+        view! { <A href="/llm" attr:class="nav-link">"LLM gateway"</A> }
+    });
     view! {
         <nav aria-label="Main" class=format!("{class} items-start gap-1 md:items-center")>
             <A href="/" attr:class="nav-link" exact=true>"Home"</A>
             <A href="/catalog" attr:class="nav-link">"Catalog"</A>
             <A href="/create" attr:class="nav-link">"Create"</A>
             {team_links}
+            {insights}
             {admin}
         </nav>
     }

@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod budgets;
 pub mod catalog;
 pub mod components;
 pub mod error;
@@ -18,6 +19,7 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
+use crate::budgets::{BudgetPage, LlmOverviewPage};
 use crate::components::AppShell;
 use crate::pages::{
     audit::AuditPage,
@@ -74,6 +76,8 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=AppShell ssr=SsrMode::Async>
                     <Route path=path!("") view=HomePage ssr=SsrMode::Async />
                     <Route path=path!("/teams/:name") view=TeamPage ssr=SsrMode::Async />
+                    <Route path=path!("/teams/:name/budget") view=BudgetPage ssr=SsrMode::Async />
+                    <Route path=path!("/llm") view=LlmOverviewPage ssr=SsrMode::Async />
                     <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async />
                     <Route path=path!("/notifications") view=NotificationsPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />

@@ -25,8 +25,11 @@ pub fn TeamPage() -> impl IntoView {
                     Ok(team) => {
                         let count = team.members.len();
                         let team_name = team.name.clone();
+                        let budget_href = format!("/teams/{}/budget", team.name);
                         view! {
-                            <PageHeader title=team.display_name.clone() subtitle=format!("Team {} · {count} member(s)", team.name) />
+                            <PageHeader title=team.display_name.clone() subtitle=format!("Team {} · {count} member(s)", team.name)>
+                                <a href=budget_href class="btn-secondary" data-testid="budget-link">"LLM budget"</a>
+                            </PageHeader>
                             <Card title="Members">
                                 {if team.members.is_empty() {
                                     view! {

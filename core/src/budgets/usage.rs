@@ -230,3 +230,43 @@ pub async fn export_csv(
     }
     Ok(out)
 }
+
+/// The local calendar days of `[start_ms, end_ms)` in `tz` (a period's days, for charts).
+pub fn days_between(start_ms: i64, end_ms: i64, tz: &TimeZone) -> Vec<String> {
+    let (Ok(start), Ok(end)) = (
+        Timestamp::from_millisecond(start_ms),
+        Timestamp::from_millisecond(end_ms),
+    ) else {
+        return Vec::new();
+    };
+    let mut day = start.to_zoned(tz.clone()).date();
+    let last = end.to_zoned(tz.clone()).date();
+    let mut out = Vec::new();
+    while day < last && out.len() < 400 {
+        out.push(day.to_string());
+        match day.tomorrow() {
+            Ok(next) => day = next,
+            Err(_) => break,
+        }
+    }
+    if out.is_empty() {
+        out.push(day.to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_period_lists_its_local_days() {
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        let ms = |s: &str| s.parse::<Timestamp>().unwrap().as_millisecond();
+        let days = days_between(ms("2026-02-28T23:00:00Z"), ms("2026-03-31T22:00:00Z"), &tz);
+        assert_eq!(days.len(), 31);
+        assert_eq!(days[0], "2026-03-01");
+        assert_eq!(days[30], "2026-03-31");
+        assert_eq!(local_day(ms("2026-03-31T21:59:59Z"), &tz), "2026-03-31");
+    }
+}

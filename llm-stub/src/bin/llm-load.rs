@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -36,7 +36,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::timeout;
 
 const USAGE: &str = "\
 usage: llm-load --url URL (--rate R | --max) [options]
@@ -365,6 +365,10 @@ fn own_cpu_seconds() -> Option<f64> {
 }
 
 /// Open loop at `rate` per second; samples whose scheduled time falls in the measured window.
+///
+/// The schedule is kept by a dedicated thread sleeping with the OS timer
+/// (tens of microseconds of slack) rather than the runtime's millisecond
+/// timer wheel, whose rounding would add up to a millisecond to every sample.
 async fn open_loop(target: Arc<Target>, rate: f64, args: &Args) -> Tally {
     let cap = args.connections.unwrap_or(2048);
     let permits = Arc::new(Semaphore::new(cap));
@@ -375,65 +379,76 @@ async fn open_loop(target: Arc<Target>, rate: f64, args: &Args) -> Tally {
     let start = Instant::now();
     let measure_from = start + args.warmup;
     let end = measure_from + args.duration;
-    let mut i: u64 = 0;
-    loop {
-        let scheduled = start + Duration::from_secs_f64(i as f64 * interval);
-        if scheduled >= end {
-            break;
-        }
-        if scheduled > Instant::now() {
-            sleep_until(scheduled).await;
-        }
-        i += 1;
-        let (target, permits, idle, tally, in_flight) = (
-            target.clone(),
-            permits.clone(),
-            idle.clone(),
-            tally.clone(),
-            in_flight.clone(),
-        );
-        in_flight.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire().await else {
-                return;
-            };
-            let pooled = {
-                let mut idle = idle.lock().unwrap_or_else(PoisonError::into_inner);
-                let mut found = None;
-                while let Some(s) = idle.pop() {
-                    if !s.is_closed() {
-                        found = Some(s);
-                        break;
-                    }
+    let runtime = tokio::runtime::Handle::current();
+    let scheduler = {
+        let (tally, in_flight) = (tally.clone(), in_flight.clone());
+        std::thread::spawn(move || {
+            let mut i: u64 = 0;
+            loop {
+                let scheduled = start + Duration::from_secs_f64(i as f64 * interval);
+                if scheduled >= end {
+                    break;
                 }
-                found
-            };
-            let outcome = match pooled {
-                Some(s) => Ok(s),
-                None => target.connect().await,
-            };
-            let outcome = match outcome {
-                Ok(mut sender) => {
-                    let result = target.send(&mut sender).await;
-                    if result.is_ok() {
-                        idle.lock()
+                let now = Instant::now();
+                if scheduled > now {
+                    std::thread::sleep(scheduled - now);
+                }
+                i += 1;
+                let (target, permits, idle, tally, in_flight) = (
+                    target.clone(),
+                    permits.clone(),
+                    idle.clone(),
+                    tally.clone(),
+                    in_flight.clone(),
+                );
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                runtime.spawn(async move {
+                    let outcome = match permits.acquire().await {
+                        Ok(_permit) => {
+                            let pooled = {
+                                let mut idle = idle.lock().unwrap_or_else(PoisonError::into_inner);
+                                let mut found = None;
+                                while let Some(s) = idle.pop() {
+                                    if !s.is_closed() {
+                                        found = Some(s);
+                                        break;
+                                    }
+                                }
+                                found
+                            };
+                            let sender = match pooled {
+                                Some(s) => Ok(s),
+                                None => target.connect().await,
+                            };
+                            match sender {
+                                Ok(mut sender) => {
+                                    let result = target.send(&mut sender).await;
+                                    if result.is_ok() {
+                                        idle.lock()
+                                            .unwrap_or_else(PoisonError::into_inner)
+                                            .push(sender);
+                                    }
+                                    result
+                                }
+                                Err(e) => Err(e),
+                            }
+                        }
+                        Err(_) => Err("closed"),
+                    };
+                    let latency = scheduled.elapsed();
+                    if scheduled >= measure_from {
+                        tally
+                            .lock()
                             .unwrap_or_else(PoisonError::into_inner)
-                            .push(sender);
+                            .record(outcome, latency);
                     }
-                    result
-                }
-                Err(e) => Err(e),
-            };
-            let latency = scheduled.elapsed();
-            if scheduled >= measure_from {
-                tally
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .record(outcome, latency);
+                    in_flight.fetch_sub(1, Ordering::Release);
+                });
             }
-            in_flight.fetch_sub(1, Ordering::Release);
-        });
-    }
+        })
+    };
+    // The scheduler only sleeps and spawns; wait for it off the runtime's threads.
+    let _ = tokio::task::spawn_blocking(move || scheduler.join()).await;
     // Late answers still count (with their full latency), up to the request timeout.
     let give_up = Instant::now() + args.timeout + Duration::from_secs(1);
     while in_flight.load(Ordering::Acquire) > 0 && Instant::now() < give_up {

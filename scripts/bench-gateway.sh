@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# LLM gateway benchmark (release build, local stub upstream). Not a test:
+# numbers go to bench/gateway-results.md and the README.
+#   (a) straight to the stub (`paved-llm-stub`), open loop at 1,000 req/s, 20 s
+#   (b) through Paved's gateway, same load, with budgets, an Idempotency-Key
+#       per request and metrics (always on)
+#   (c) through the gateway, closed loop, 64 connections, 20 s (max throughput)
+#   (d) straight to the stub, closed loop, 64 connections, 20 s
+#   (e) LiteLLM's proxy on the same stub, if `litellm[proxy]` installs into a
+#       venv under ~/.cache/paved (BENCH_SKIP_LITELLM=1 skips it)
+# Load comes from `llm-load` (llm-stub/src/bin/llm-load.rs): open-loop latency
+# is measured from each request's scheduled send time, so queueing counts.
+# Paved's CPU time per request comes from /proc/<pid>/stat (utime + stime)
+# around each measured run, its peak RSS from VmHWM.
+#   BENCH_RATE (1000), BENCH_DURATION (20 s) and BENCH_CONNECTIONS (64) override the defaults.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+rate=${BENCH_RATE:-1000}
+duration=${BENCH_DURATION:-20}
+connections=${BENCH_CONNECTIONS:-64}
+warmup=3
+stub_port=9450
+port=3350
+litellm_port=4450
+litellm_venv="$HOME/.cache/paved/litellm-venv"
+
+command -v jq >/dev/null || { log "installing jq"; as_root apt-get install -y -qq jq >/dev/null; }
+command -v curl >/dev/null || die "curl is required (scripts/setup.sh demo installs it)"
+
+# The server exactly as scripts/build.sh --release builds it (the gateway needs
+# no browser bundle), then the stub and the load generator.
+log "building paved, paved-llm-stub and llm-load (release)"
+cargo build --locked -p paved --profile release
+cargo build --locked -p paved-llm-stub --profile release --bins
+bin="$CARGO_TARGET_DIR/release"
+
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# CPU ticks (utime + stime) of a process and its descendants.
+cpu_ticks() {
+  local pid=$1 total=0 child
+  [ -r "/proc/$pid/stat" ] && total=$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')
+  for child in $(pgrep -P "$pid" || true); do total=$((total + $(cpu_ticks "$child"))); done
+  echo "$total"
+}
+hz=$(getconf CLK_TCK)
+# Peak resident set (VmHWM) of a process and its descendants, in MB.
+peak_rss_mb() {
+  local pid=$1 kb=0 child
+  [ -r "/proc/$pid/status" ] && kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+  for child in $(pgrep -P "$pid" || true); do kb=$((kb + $(peak_rss_mb "$child") * 1024)); done
+  echo $((kb / 1024))
+}
+
+body='{"model":"stub-chat","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}'
+load() { "$bin/llm-load" --body "$body" "$@"; }
+
+# One measured run: `measure NAME PID(or -) llm-load args…`. Writes $work/NAME.json
+# with the load generator's line plus `cpu_ms_per_req` of PID over the run.
+measure() {
+  local name=$1 pid=$2 before after
+  shift 2
+  log "$name: llm-load $*"
+  [ "$pid" = - ] || before=$(cpu_ticks "$pid")
+  load "$@" > "$work/$name.json" || die "$name: llm-load failed: $(cat "$work/$name.json")"
+  if [ "$pid" != - ]; then
+    after=$(cpu_ticks "$pid")
+    jq -c --argjson ticks $((after - before)) --argjson hz "$hz" \
+      '. + {cpu_ms_per_req: (if .requests > 0 then ($ticks * 1000 / $hz / .requests * 1000 | round / 1000) else null end)}' \
+      "$work/$name.json" > "$work/$name.tmp" && mv "$work/$name.tmp" "$work/$name.json"
+  fi
+  cat "$work/$name.json" >&2
+}
+field() { jq -r "$2" "$work/$1.json"; }
+
+# The stub.
+"$bin/paved-llm-stub" --port "$stub_port" > "$work/stub.log" 2>&1 &
+pids+=($!)
+stub="http://127.0.0.1:$stub_port"
+wait_for_ok "$stub/v1/models" 30 || die "the stub did not start: $(cat "$work/stub.log")"
+
+# Paved with the stub as the only upstream. Nothing here signs a person in, so no
+# OpenID provider runs (discovery is lazy); Vault is off (the route has no credential).
+cat > "$work/upstreams.yaml" <<YAML
+models:
+  - model: stub-chat
+    provider: stub
+    base_url: $stub/v1
+    max_output_tokens: 1000
+YAML
+admin_token=bench-admin-0123456789abcdef
+lead_token=bench-lead-0123456789abcdef
+url="http://127.0.0.1:$port"
+PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \
+PAVED_DATABASE_URL="sqlite://$work/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
+PAVED_OIDC_ISSUER="http://127.0.0.1:9" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
+PAVED_SERVICE_TOKENS="bench:$admin_token:platform_admin,lead:$lead_token:team_lead:payments" \
+PAVED_LLM_UPSTREAMS="$work/upstreams.yaml" \
+  "$bin/paved" > "$work/paved.log" 2>&1 &
+paved_pid=$!
+pids+=($paved_pid)
+wait_for_ok "$url/readyz" 60 || die "Paved did not become ready: $(tail -20 "$work/paved.log")"
+idle_rss=$(awk '/^VmRSS:/ {print int($2 / 1024)}' "/proc/$paved_pid/status")
+
+# Price, budget and a gateway key for team payments (seeded by PAVED_DEMO).
+api() {
+  local method=$1 path=$2 token=$3 data=$4 want=$5 code
+  code=$(curl -s -o "$work/api.out" -w '%{http_code}' -X "$method" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' -d "$data" "$url$path")
+  [ "$code" = "$want" ] || die "$method $path answered $code: $(cat "$work/api.out")"
+}
+api PUT /api/budgets/v1/prices/stub/stub-chat "$admin_token" '{"input_usd_per_mtok":"0.10","output_usd_per_mtok":"10"}' 200
+api PUT /api/budgets/v1/teams/payments "$lead_token" '{"period":"monthly","limit_cents":100000000}' 200
+api POST /api/budgets/v1/teams/payments/keys "$lead_token" '{"name":"bench"}' 201
+key=$(jq -r .key "$work/api.out")
+case "$key" in pvg_*) ;; *) die "no gateway key in $(cat "$work/api.out")" ;; esac
+gw_auth="Authorization: Bearer $key"
+gateway="$url/llm/v1/chat/completions"
+code=$(curl -s -o "$work/api.out" -w '%{http_code}' -H "$gw_auth" -H 'Content-Type: application/json' \
+  -H 'Idempotency-Key: bench-check' -d "$body" "$gateway")
+[ "$code" = 200 ] || die "a call through the gateway answered $code: $(cat "$work/api.out")"
+
+direct="$stub/v1/chat/completions"
+# (a) and (b): open loop at $rate req/s, each after a warm-up of the same load.
+load --url "$direct" --rate "$rate" --duration "$warmup" > /dev/null
+measure direct_rate - --url "$direct" --rate "$rate" --duration "$duration"
+load --url "$gateway" -H "$gw_auth" --idempotency --rate "$rate" --duration "$warmup" > /dev/null
+measure gateway_rate "$paved_pid" --url "$gateway" -H "$gw_auth" --idempotency --rate "$rate" --duration "$duration"
+# (c) and (d): closed loop, as fast as $connections connections go.
+load --url "$gateway" -H "$gw_auth" --idempotency --max --connections "$connections" --duration "$warmup" > /dev/null
+measure gateway_max "$paved_pid" --url "$gateway" -H "$gw_auth" --idempotency --max --connections "$connections" --duration "$duration"
+load --url "$direct" --max --connections "$connections" --duration "$warmup" > /dev/null
+measure direct_max - --url "$direct" --max --connections "$connections" --duration "$duration"
+# One connection through the gateway, to compare with LiteLLM's.
+measure gateway_one "$paved_pid" --url "$gateway" -H "$gw_auth" --idempotency --max --connections 1 --duration 10
+peak_rss=$(peak_rss_mb "$paved_pid")
+
+# What the gateway counted and its own overhead histogram (time not spent upstream).
+curl -s -H "Authorization: Bearer $admin_token" "$url/metrics" > "$work/metrics.txt"
+metric() { awk -v m="$1" -v f="$2" '$1 == m || index($1, m "{") == 1 {s += $NF} END {printf f, s}' "$work/metrics.txt"; }
+gw_counted=$(metric llm_requests_total %.0f)
+overhead_count=$(metric llm_gateway_overhead_seconds_count %.0f)
+overhead_sum=$(metric llm_gateway_overhead_seconds_sum %.6f)
+overhead_mean=$(awk -v s="$overhead_sum" -v c="$overhead_count" 'BEGIN {if (c > 0) printf "%.3f", s / c * 1000; else print "n/a"}')
+
+# (e) LiteLLM, optional.
+litellm_note=""
+litellm_version=""
+if [ "${BENCH_SKIP_LITELLM:-}" = 1 ]; then
+  litellm_note="skipped (BENCH_SKIP_LITELLM=1)"
+elif [ ! -x "$litellm_venv/bin/litellm" ]; then
+  log "installing LiteLLM into $litellm_venv"
+  if ! { python3 -m venv "$litellm_venv" && "$litellm_venv/bin/pip" install --quiet 'litellm[proxy]'; } > "$work/litellm-install.log" 2>&1; then
+    litellm_note="skipped: \`pip install 'litellm[proxy]'\` failed here ($(tail -1 "$work/litellm-install.log" | cut -c1-200))"
+    rm -rf "$litellm_venv"
+  fi
+fi
+if [ -z "$litellm_note" ]; then
+  litellm_version=$("$litellm_venv/bin/pip" show litellm 2>/dev/null | awk '/^Version:/ {print $2}')
+  STUB_API_BASE="$stub/v1" LITELLM_MASTER_KEY=sk-bench-master LITELLM_LOG=ERROR \
+    "$litellm_venv/bin/litellm" --config bench/litellm-config.yaml --host 127.0.0.1 --port "$litellm_port" \
+    --num_workers 1 > "$work/litellm.log" 2>&1 &
+  litellm_pid=$!
+  pids+=($litellm_pid)
+  if wait_for_ok "http://127.0.0.1:$litellm_port/health/liveliness" 120; then
+    lurl="http://127.0.0.1:$litellm_port/v1/chat/completions"
+    lauth="Authorization: Bearer sk-bench-master"
+    load --url "$lurl" -H "$lauth" --max --connections 1 --duration "$warmup" > /dev/null
+    measure litellm_one "$litellm_pid" --url "$lurl" -H "$lauth" --max --connections 1 --duration 10
+    load --url "$lurl" -H "$lauth" --max --connections "$connections" --duration "$warmup" > /dev/null
+    measure litellm_max "$litellm_pid" --url "$lurl" -H "$lauth" --max --connections "$connections" --duration "$duration"
+    litellm_rss=$(peak_rss_mb "$litellm_pid")
+  else
+    litellm_note="skipped: the LiteLLM proxy did not answer on /health/liveliness within 120 s ($(tail -1 "$work/litellm.log" | cut -c1-200))"
+  fi
+  kill "$litellm_pid" 2>/dev/null || true
+fi
+
+# The report.
+row() {
+  local name=$1 label=$2
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" \
+    "$(field "$name" '.rps | round')" \
+    "$(field "$name" '.latency_ms.p50')" "$(field "$name" '.latency_ms.p90')" \
+    "$(field "$name" '.latency_ms.p99')" "$(field "$name" '.latency_ms.p99_9')" \
+    "$(field "$name" '.latency_ms.max')" \
+    "$(field "$name" 'if .errors == 0 then "0" else "\(.errors) \(.errors_by_status | tostring)" end')" \
+    "$(field "$name" '.cpu_ms_per_req // "–"')"
+}
+diff_ms() { awk -v a="$(field "$1" "$3")" -v b="$(field "$2" "$3")" 'BEGIN {printf "%.3f", a - b}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.1f", a / b; else print "n/a"}'; }
+commit=$(git rev-parse --short HEAD)
+git diff --quiet HEAD 2>/dev/null || commit="$commit + uncommitted changes"
+cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+
+{
+  cat <<MD
+# LLM gateway benchmark results
+
+\`./scripts/bench-gateway.sh\`, release build, $(date -u +%Y-%m-%d), commit $commit, $(nproc) cores ($cpu_model), $(uname -m). The stub upstream (\`paved-llm-stub\`, answers at once), Paved, LiteLLM and the load generator (\`llm-load\`, one runtime thread) share the machine. Request: \`$body\`. Latencies in ms; open-loop latency counts from each request's scheduled send time (no coordinated omission); percentiles are exact. CPU is Paved's (or LiteLLM's) user + system time over the measured run divided by its requests.
+
+| run | req/s | p50 | p90 | p99 | p99.9 | max | errors | CPU ms/req |
+|---|---|---|---|---|---|---|---|---|
+MD
+  row direct_rate "(a) stub direct, open loop $rate req/s, ${duration} s"
+  row gateway_rate "(b) gateway (budgets, Idempotency-Key, metrics), open loop $rate req/s, ${duration} s"
+  row gateway_max "(c) gateway, closed loop $connections connections, ${duration} s"
+  row direct_max "(d) stub direct, closed loop $connections connections, ${duration} s"
+  row gateway_one "gateway, closed loop 1 connection, 10 s"
+  if [ -z "$litellm_note" ]; then
+    row litellm_one "(e) LiteLLM $litellm_version proxy, closed loop 1 connection, 10 s"
+    row litellm_max "(e) LiteLLM $litellm_version proxy, closed loop $connections connections, ${duration} s"
+  fi
+  cat <<MD
+
+| derived | value |
+|---|---|
+| latency the gateway adds at $rate req/s, p50 / p99 ((b) − (a)) | $(diff_ms gateway_rate direct_rate .latency_ms.p50) ms / $(diff_ms gateway_rate direct_rate .latency_ms.p99) ms |
+| gateway's own overhead histogram (\`llm_gateway_overhead_seconds\`), mean over all calls | $overhead_mean ms over $overhead_count calls |
+| max throughput through the gateway / direct ((c) / (d)) | $(field gateway_max '.rps | round') / $(field direct_max '.rps | round') req/s |
+| Paved CPU per request at $rate req/s / at max throughput | $(field gateway_rate .cpu_ms_per_req) ms / $(field gateway_max .cpu_ms_per_req) ms |
+| Paved RSS idle / peak (VmHWM) after all runs | $idle_rss MB / $peak_rss MB |
+| calls counted by \`llm_requests_total\` | $gw_counted |
+MD
+  if [ -z "$litellm_note" ]; then
+    cat <<MD
+| LiteLLM / Paved p50 latency, 1 connection | $(field litellm_one .latency_ms.p50) / $(field gateway_one .latency_ms.p50) ms = $(ratio "$(field litellm_one .latency_ms.p50)" "$(field gateway_one .latency_ms.p50)")× |
+| Paved / LiteLLM max throughput, $connections connections | $(field gateway_max '.rps | round') / $(field litellm_max '.rps | round') req/s = $(ratio "$(field gateway_max .rps)" "$(field litellm_max .rps)")× |
+| LiteLLM CPU per request at max throughput / peak RSS | $(field litellm_max .cpu_ms_per_req) ms / $litellm_rss MB |
+
+LiteLLM ran as \`litellm --config bench/litellm-config.yaml --num_workers 1\` (one process; model \`openai/stub-chat\`, \`api_base\` the stub, a master key and no database, so without virtual keys, budgets or spend tracking — less work per request than Paved's gateway does here).
+MD
+  else
+    printf '\nLiteLLM: %s\n' "$litellm_note"
+  fi
+  printf '\n<details><summary>llm-load output</summary>\n\n```\n'
+  for name in direct_rate gateway_rate gateway_max direct_max gateway_one litellm_one litellm_max; do
+    [ -f "$work/$name.json" ] && printf '%s: %s\n' "$name" "$(cat "$work/$name.json")"
+  done
+  printf '```\n</details>\n'
+} > bench/gateway-results.md
+cat bench/gateway-results.md
