@@ -56,6 +56,14 @@ if [ -z "${PAVED_VAULT_ADDR:-}" ]; then
   demo_vault=1
 fi
 
+if [ -z "${PAVED_LLM_UPSTREAMS:-}" ] && [ -n "${demo_vault:-}" ]; then
+  # No LLM provider is reachable from a demo: OpenAI's model names go to a local stub.
+  llm_port="${LLM_STUB_PORT:-9400}"
+  log "starting the stub LLM provider at http://127.0.0.1:$llm_port/v1"
+  start_llm_stub "$llm_port" "sk-paved-demo-provider-key" "$ROOT/.paved/llm-upstreams.yaml"
+  export PAVED_LLM_UPSTREAMS="$ROOT/.paved/llm-upstreams.yaml"
+fi
+
 "$CARGO_TARGET_DIR/${PAVED_PROFILE_DIR:-debug}/paved" &
 pids+=($!)
 wait_for_ok "$PAVED_PUBLIC_URL/readyz" 60 || die "Paved did not start"
@@ -72,6 +80,10 @@ if [ -n "${demo_idp:-}" ]; then
 fi
 if [ -n "${demo_vault:-}" ]; then
   echo "  OpenBao dev server: $VAULT_ADDR (root token $VAULT_TOKEN; audit log .paved/openbao-audit.log)"
+fi
+if [ -n "${llm_port:-}" ]; then
+  echo "  LLM gateway: $PAVED_PUBLIC_URL/llm/v1 (OpenAI-compatible; a team lead creates a key on the team's LLM budget page)."
+  echo "  Its models answer from a local stub provider on :$llm_port; set PAVED_LLM_UPSTREAMS for real ones."
 fi
 echo "  Press Ctrl-C to stop everything."
 wait -n "${pids[@]}"

@@ -8,8 +8,8 @@ cd "$ROOT"
 purpose=${1:-demo}
 
 apt_packages=(curl)
-# Tests also run a loopback sshd (git over ssh) next to Chromium.
-[ "$purpose" = test ] && apt_packages+=(chromium openssh-server git)
+# Tests also run a loopback sshd (git over ssh) next to Chromium, and promtool checks /metrics.
+[ "$purpose" = test ] && apt_packages+=(chromium openssh-server git prometheus)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -39,6 +39,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sha" ]; then
   log "installing npm packages"
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_sha" > "$stamp"
+fi
+
+# The official OpenAI Python SDK is pointed at the gateway by the tests.
+if [ "$purpose" = test ] && ! python3 -c 'import openai' 2>/dev/null; then
+  log "installing the OpenAI Python SDK (PyPI openai)"
+  python3 -m pip install --quiet openai
 fi
 
 if ! command -v bao >/dev/null; then

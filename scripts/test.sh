@@ -62,6 +62,10 @@ pids+=($!)
 wait_for_ok "$VAULT_ADDR/v1/sys/health" 30 || { cat "$run_dir/openbao.log"; die "OpenBao did not start"; }
 portal_vault_token="$("$ROOT/scripts/vault-dev-setup.sh")"
 
+llm_port=${LLM_TEST_PORT:-9410}
+log "starting the stub LLM provider (:$llm_port)"
+start_llm_stub "$llm_port" "sk-paved-e2e-provider-key" "$run_dir/llm-upstreams.yaml"
+
 conformance="$PAVED_CONFORMANCE_DIR/backstage-catalog-examples"
 PAVED_CATALOG_FILE_ROOTS="$ROOT/catalog,$ROOT/templates,$conformance" \
 PAVED_CATALOG_LOCATIONS="file:$ROOT/catalog/demo/all.yaml,file:$ROOT/templates/all.yaml" \
@@ -71,6 +75,7 @@ PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$PAVED_URL" PAVED_DEMO=true \
 PAVED_DATABASE_URL="sqlite://$run_dir/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
 PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
 PAVED_VAULT_ADDR="$VAULT_ADDR" PAVED_VAULT_TOKEN="$portal_vault_token" \
+PAVED_LLM_UPSTREAMS="$run_dir/llm-upstreams.yaml" PAVED_BUDGET_TIMEZONE=Europe/Berlin \
   "$CARGO_TARGET_DIR/debug/paved" > "$run_dir/paved.log" 2>&1 &
 pids+=($!)
 wait_for_ok "$PAVED_URL/readyz" 60 || { cat "$run_dir/paved.log"; die "Paved did not start"; }
@@ -78,6 +83,11 @@ wait_for_ok "$PAVED_URL/readyz" 60 || { cat "$run_dir/paved.log"; die "Paved did
 export CONFORMANCE_DIR="$conformance"
 log "browser tests (Playwright, Debian Chromium)"
 if ! npx playwright test --config end2end/playwright.config.ts; then
+  echo "---- paved log (last 80 lines) ----"; tail -n 80 "$run_dir/paved.log"
+  exit 1
+fi
+log "the official OpenAI Python SDK against the gateway"
+if ! PAVED_ADMIN_TOKEN=e2e-admin-token-0123456789abcdef python3 end2end/sdk/openai_sdk_test.py; then
   echo "---- paved log (last 80 lines) ----"; tail -n 80 "$run_dir/paved.log"
   exit 1
 fi

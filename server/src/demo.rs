@@ -24,7 +24,8 @@ pub struct DemoUser {
 }
 
 /// Seeds teams `payments` and `search` and the demo people, their roles
-/// derived from their groups through the configured mapping.
+/// derived from their groups through the configured mapping, and the teams'
+/// LLM budgets with some past gateway usage.
 pub async fn seed(pool: &SqlitePool, config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let users: Vec<DemoUser> = serde_json::from_str(DEMO_USERS_JSON)?;
     let grants: Vec<Grants> = users
@@ -64,5 +65,6 @@ pub async fn seed(pool: &SqlitePool, config: &Config) -> Result<(), Box<dyn std:
         &people,
     )
     .await?;
+    paved_core::budgets::seed_demo(pool).await?;
     Ok(())
 }

@@ -623,3 +623,95 @@ pub async fn history(
 
 #[cfg(test)]
 mod tests;
+
+/// Demo data (`PAVED_DEMO=true`, first start only): budgets for the demo
+/// teams and a month of plausible gateway usage, so the Budget page's chart
+/// and breakdowns have something to show.
+pub async fn seed_demo(pool: &SqlitePool) -> Result<(), CoreError> {
+    let existing = sqlx::query_scalar!("SELECT COUNT(*) FROM llm_budgets")
+        .fetch_one(pool)
+        .await?;
+    if existing > 0 {
+        return Ok(());
+    }
+    let now = now_unix();
+    let now_ms = now * 1000;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for (team, limit_cents) in [("payments", 25_000_i64), ("search", 10_000)] {
+        let rule = BudgetRule {
+            team: team.into(),
+            workspace_id: None,
+            period: Period::Monthly,
+            limit_cents,
+            soft_alert_percent: 80,
+            on_limit: OnLimit::Block,
+            allowed_models: Vec::new(),
+            rpm_limit: Some(600),
+            tpm_limit: None,
+            version: 1,
+            updated_by: "demo".into(),
+            updated_at: now,
+        };
+        let after = serde_json::to_string(&rule).unwrap_or_default();
+        sqlx::query!(
+            r#"INSERT INTO llm_budgets (team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at)
+               VALUES (?1, '', 'monthly', ?2, 80, 'block', '[]', 600, NULL, 1, 'demo', ?3)"#,
+            team,
+            limit_cents,
+            now
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO llm_budget_versions (team, workspace_id, version, changed_by, changed_at, before_json, after_json) VALUES (?1, '', 1, 'demo', ?2, NULL, ?3)",
+            team,
+            now,
+            after
+        )
+        .execute(&mut *tx)
+        .await?;
+        // Three weeks of calls, a few a day, cheaper on weekends.
+        for day in 1..=21_i64 {
+            for call in 0..3_i64 {
+                let at = now_ms - day * 86_400_000 + call * 3_600_000;
+                let (model, input, output) = if call == 2 {
+                    ("gpt-4o", 1_800 + day * 40, 600 + day * 9)
+                } else {
+                    ("gpt-4o-mini", 2_400 + day * 55, 900 + day * 13)
+                };
+                // gpt-4o-mini $0.15/$0.60, gpt-4o $2.50/$10 per million tokens, scaled to a day's traffic.
+                let (pin, pout) = if model == "gpt-4o" {
+                    (250_000, 1_000_000)
+                } else {
+                    (15_000, 60_000)
+                };
+                let volume = if team == "payments" { 60 } else { 25 };
+                let cost = (input * pin + output * pout) * volume;
+                let workspace = if call == 0 { "checkout" } else { "" };
+                let caller = if team == "payments" {
+                    if call == 0 { "checkout-service" } else { "payments-api" }
+                } else {
+                    "search-ranker"
+                };
+                let tokens_in = input * volume;
+                let tokens_out = output * volume;
+                sqlx::query!(
+                    r#"INSERT INTO llm_usage (at, team, workspace_id, key_name, provider, model, request_type, input_tokens, output_tokens, cost_nanocents, latency_ms, status)
+                       VALUES (?1, ?2, ?3, ?4, 'openai', ?5, 'chat', ?6, ?7, ?8, 850, 200)"#,
+                    at,
+                    team,
+                    workspace,
+                    caller,
+                    model,
+                    tokens_in,
+                    tokens_out,
+                    cost
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
