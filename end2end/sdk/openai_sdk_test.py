@@ -36,8 +36,8 @@ def check(condition, message):
     print(f"ok: {message}")
 
 
-budget = api("PUT", "/api/budgets/v1/teams/search", {"period": "monthly", "limit_cents": 500})
-check(budget["limit_cents"] == 500, "a platform admin sets team search's budget through the API")
+budget = api("PUT", "/api/budgets/v1/teams/search", {"period": "monthly", "limit_cents": 100000})
+check(budget["limit_cents"] == 100000, "a platform admin sets team search's budget through the API")
 key = api("POST", "/api/budgets/v1/teams/search/keys", {"name": "openai-sdk-test"})["key"]
 check(key.startswith("pvg_"), "a gateway key is created and shown once")
 
@@ -110,5 +110,5 @@ except openai.RateLimitError as e:
     check(e.response.headers.get("x-paved-budget-remaining-cents") == "0", "and the remaining budget in a header")
     check(e.response.headers.get("x-paved-budget-reset", "") != "", "and when it resets")
 
-api("PUT", "/api/budgets/v1/teams/search", {"period": "monthly", "limit_cents": 500})
+api("PUT", "/api/budgets/v1/teams/search", {"period": "monthly", "limit_cents": 100000})
 print("openai SDK: all checks passed")

@@ -12,8 +12,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // rustify logs every Vault 404 as an error; Paved logs classified Vault errors itself.
     let filter = EnvFilter::try_from_env("PAVED_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn,rustify=off"));
     // Spans go to an OTLP collector when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     let tracer = match paved_server::telemetry::otlp_tracer_from_env() {
         Ok(tracer) => tracer,

@@ -69,6 +69,17 @@ pub fn effect(form: &BudgetForm) -> String {
     }
 }
 
+/// The axis maximum: the next 1, 2, 2.5 or 5 × 10ⁿ at or above `v`, so the
+/// scale stays put while the limit line moves within it.
+fn nice_ceiling(v: f64) -> f64 {
+    let magnitude = 10f64.powf(v.max(1.0).log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|c| *c >= v)
+        .unwrap_or(10.0 * magnitude)
+}
+
 #[component]
 fn Chart(data: StoredValue<BoardData>, budget: RwSignal<Option<BudgetInfo>>) -> impl IntoView {
     let geometry = move || {
@@ -84,10 +95,12 @@ fn Chart(data: StoredValue<BoardData>, budget: RwSignal<Option<BudgetInfo>>) -> 
         }
         let limit = budget.get().map_or(0.0, |b| b.limit_cents as f64);
         let max_day = d.days.iter().map(|p| p.cost_cents).fold(0.0, f64::max);
-        let top = [limit, d.projected_cents, running, max_day, 1.0]
-            .into_iter()
-            .fold(0.0, f64::max)
-            * 1.1;
+        let top = nice_ceiling(
+            [limit, d.projected_cents, running, max_day, 100.0]
+                .into_iter()
+                .fold(0.0, f64::max)
+                * 1.1,
+        );
         (d, days, cumulative, limit, top, running)
     };
     let x = move |i: f64, days: usize| LEFT + (W - LEFT - RIGHT) * (i / days as f64);
@@ -547,6 +560,15 @@ pub fn PriceTable(prices: Vec<PriceLine>, can_edit: bool) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_axis_rounds_up_to_a_nice_number() {
+        assert_eq!(nice_ceiling(27_500.0), 50_000.0);
+        assert_eq!(nice_ceiling(35_750.0), 50_000.0);
+        assert_eq!(nice_ceiling(180.0), 200.0);
+        assert_eq!(nice_ceiling(2_100.0), 2_500.0);
+        assert_eq!(nice_ceiling(100.0), 100.0);
+    }
 
     #[test]
     fn dollars_parse_strictly() {

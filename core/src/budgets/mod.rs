@@ -689,7 +689,11 @@ pub async fn seed_demo(pool: &SqlitePool) -> Result<(), CoreError> {
                 let cost = (input * pin + output * pout) * volume;
                 let workspace = if call == 0 { "checkout" } else { "" };
                 let caller = if team == "payments" {
-                    if call == 0 { "checkout-service" } else { "payments-api" }
+                    if call == 0 {
+                        "checkout-service"
+                    } else {
+                        "payments-api"
+                    }
                 } else {
                     "search-ranker"
                 };
