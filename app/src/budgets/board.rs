@@ -268,7 +268,7 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
                     <div><p class="text-xs uppercase text-slate-500">"Spent this period"</p><p class="text-2xl font-semibold tabular-nums" data-testid="spent">{dollars(b.spent_cents)}</p></div>
                     <div><p class="text-xs uppercase text-slate-500">"Limit"</p><p class="text-2xl font-semibold tabular-nums" data-testid="limit">{format!("{} {}", dollars(b.limit_cents), per_period(&b.period))}</p></div>
                     <div><p class="text-xs uppercase text-slate-500">"Projected by the end"</p><p class="text-2xl font-semibold tabular-nums">{dollars_f(projected)}</p></div>
-                    <div><p class="text-xs uppercase text-slate-500">"Resets"</p><p class="text-sm font-medium">{b.resets_at.clone()}</p><p class="text-xs text-slate-500">{format!("{} held by calls in flight", dollars(b.reserved_cents))}</p></div>
+                    <div><p class="text-xs uppercase text-slate-500">"Resets"</p><p class="text-sm font-medium" title=b.resets_at.clone()>{b.resets_at_local.clone()}</p><p class="text-xs text-slate-500">{format!("{} held by calls in flight", dollars(b.reserved_cents))}</p></div>
                 </div>
                 <div class="mt-3 h-3 rounded bg-slate-200 dark:bg-slate-800" role="progressbar" aria-label="Budget used" aria-valuemin="0" aria-valuemax="100" aria-valuenow=pct>
                     <div class=bar style=format!("width: {pct}%")></div>

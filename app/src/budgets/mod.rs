@@ -50,6 +50,8 @@ pub struct BudgetInfo {
     pub period_start: String,
     /// Reset (RFC 3339).
     pub resets_at: String,
+    /// Reset in the budget's time zone, for people.
+    pub resets_at_local: String,
     /// Spend reached the soft threshold.
     pub soft_alert_crossed: bool,
 }
@@ -280,6 +282,7 @@ mod convert {
             remaining_cents: v.remaining_cents,
             period_start: v.period_start,
             resets_at: v.resets_at,
+            resets_at_local: v.resets_at_local,
             soft_alert_crossed: v.soft_alert_crossed,
         }
     }
@@ -695,7 +698,7 @@ pub fn BudgetPage() -> impl IntoView {
                             view! {
                                 <div role="alert" data-testid="budget-alert" class="mb-4 rounded-lg border border-amber-300 bg-amber-50 px-4 py-3 text-sm text-amber-900 dark:border-amber-700 dark:bg-amber-950 dark:text-amber-100">
                                     {if over {
-                                        format!("The budget is used up: new LLM requests are refused until it resets at {}.", b.resets_at)
+                                        format!("The budget is used up: new LLM requests are refused until it resets on {}.", b.resets_at_local)
                                     } else {
                                         format!("Spend has reached {}% of the budget ({} of {} {}).", b.soft_alert_percent, dollars(b.spent_cents), dollars(b.limit_cents), per_period(&b.period))
                                     }}

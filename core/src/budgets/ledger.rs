@@ -393,6 +393,13 @@ fn bounds(period: Period, tz: &TimeZone, now_ms: i64) -> (i64, i64) {
     }
 }
 
+/// `2026-12-01 00:00 CET`: a reset time as people in the configured zone read it.
+pub fn local_label(ms: i64, tz: &TimeZone) -> String {
+    Timestamp::from_millisecond(ms)
+        .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string())
+        .unwrap_or_default()
+}
+
 /// RFC 3339 in the configured zone.
 pub fn rfc3339(ms: i64, tz: &TimeZone) -> String {
     Timestamp::from_millisecond(ms)

@@ -256,6 +256,8 @@ pub struct BudgetView {
     pub period_start: String,
     /// When it resets (RFC 3339).
     pub resets_at: String,
+    /// When it resets, in the configured zone (`2026-12-01 00:00 CET`).
+    pub resets_at_local: String,
     /// Whether spend has reached the soft threshold.
     pub soft_alert_crossed: bool,
 }
@@ -283,6 +285,7 @@ impl BudgetView {
             remaining_cents: (limit - spent - reserved).max(0) / NANOCENTS_PER_CENT,
             period_start: ledger::rfc3339(start, tz),
             resets_at: ledger::rfc3339(end, tz),
+            resets_at_local: ledger::local_label(end, tz),
             soft_alert_crossed: spent >= limit / 100 * rule.soft_alert_percent,
             team: rule.team,
             workspace_id: rule.workspace_id,
@@ -685,7 +688,7 @@ pub async fn seed_demo(pool: &SqlitePool) -> Result<(), CoreError> {
                 } else {
                     (15_000, 60_000)
                 };
-                let volume = if team == "payments" { 60 } else { 25 };
+                let volume = if team == "payments" { 400 } else { 150 };
                 let cost = (input * pin + output * pout) * volume;
                 let workspace = if call == 0 { "checkout" } else { "" };
                 let caller = if team == "payments" {
