@@ -205,7 +205,10 @@ pub struct KeyIdentity {
 /// drops the entry at once; entries are re-read after [`KEY_CACHE_TTL_MS`]
 /// so a revocation elsewhere takes effect too.
 #[derive(Debug, Clone, Default)]
-pub struct KeyCache(Arc<RwLock<HashMap<String, (Option<KeyIdentity>, i64)>>>);
+pub struct KeyCache(Arc<RwLock<HashMap<String, CachedKey>>>);
+
+/// A looked-up key (or its absence) and when it was read (unix ms).
+type CachedKey = (Option<KeyIdentity>, i64);
 
 /// How long a looked-up key is trusted before it is read again.
 pub const KEY_CACHE_TTL_MS: i64 = 5_000;

@@ -396,7 +396,11 @@ fn bounds(period: Period, tz: &TimeZone, now_ms: i64) -> (i64, i64) {
 /// `2026-12-01 00:00 CET`: a reset time as people in the configured zone read it.
 pub fn local_label(ms: i64, tz: &TimeZone) -> String {
     Timestamp::from_millisecond(ms)
-        .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string())
+        .map(|t| {
+            t.to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -1016,6 +1020,9 @@ async fn sweeper(ledger: Ledger) {
 /// The one writer: takes every queued change and commits it in one
 /// transaction. If a batch fails, its changes are retried one by one so a
 /// single bad row cannot refuse everyone else's reservation.
+/// Where a reservation learns whether it was committed.
+type Ack = oneshot::Sender<Result<(), String>>;
+
 async fn writer(
     pool: SqlitePool,
     mut receiver: mpsc::UnboundedReceiver<Write>,
@@ -1031,7 +1038,7 @@ async fn writer(
             }
         }
         let outcome = commit(&pool, &batch).await;
-        let mut acks: Vec<(oneshot::Sender<Result<(), String>>, Result<(), String>)> = Vec::new();
+        let mut acks: Vec<(Ack, Result<(), String>)> = Vec::new();
         let mut flushes = Vec::new();
         let mut committed = Vec::new();
         match outcome {

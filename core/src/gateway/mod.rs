@@ -230,8 +230,11 @@ pub struct Gateway {
     vault: Option<Arc<Vault>>,
     pool: SqlitePool,
     http: reqwest::Client,
-    credentials: Mutex<HashMap<(String, String), (Option<SecretString>, Instant)>>,
+    credentials: Mutex<HashMap<(String, String), CachedCredential>>,
 }
+
+/// A provider key read from Vault (or its absence) and when.
+type CachedCredential = (Option<SecretString>, Instant);
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
