@@ -11,8 +11,11 @@
 # Load comes from `llm-load` (llm-stub/src/bin/llm-load.rs): open-loop latency
 # is measured from each request's scheduled send time, so queueing counts.
 # Paved's CPU time per request comes from /proc/<pid>/stat (utime + stime)
-# around each measured run, its peak RSS from VmHWM.
-#   BENCH_RATE (1000), BENCH_DURATION (20 s) and BENCH_CONNECTIONS (64) override the defaults.
+# around each measured run, its peak RSS from VmHWM. The "other CPU" column is
+# the machine's busy time during a run minus the stub's, the server's and the
+# load generator's: anything else running (a build) shows up there.
+#   BENCH_RATE (1000), BENCH_DURATION (20 s) and BENCH_CONNECTIONS (64) override
+#   the defaults; BENCH_NO_BUILD=1 reuses the last release binaries.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -29,12 +32,20 @@ litellm_venv="$HOME/.cache/paved/litellm-venv"
 command -v jq >/dev/null || { log "installing jq"; as_root apt-get install -y -qq jq >/dev/null; }
 command -v curl >/dev/null || die "curl is required (scripts/setup.sh demo installs it)"
 
+commit=$(git rev-parse --short HEAD)
+git diff --quiet HEAD 2>/dev/null || commit="$commit + uncommitted changes"
 # The server exactly as scripts/build.sh --release builds it (the gateway needs
 # no browser bundle), then the stub and the load generator.
-log "building paved, paved-llm-stub and llm-load (release)"
-cargo build --locked -p paved --profile release
-cargo build --locked -p paved-llm-stub --profile release --bins
+if [ "${BENCH_NO_BUILD:-}" = 1 ]; then
+  log "BENCH_NO_BUILD=1: using the release binaries already built"
+  commit="$commit (binaries from an earlier build)"
+else
+  log "building paved, paved-llm-stub and llm-load (release)"
+  cargo build --locked -p paved --profile release
+  cargo build --locked -p paved-llm-stub --profile release --bins
+fi
 bin="$CARGO_TARGET_DIR/release"
+for b in paved paved-llm-stub llm-load; do [ -x "$bin/$b" ] || die "$bin/$b is missing"; done
 
 work=$(mktemp -d)
 pids=()
@@ -59,20 +70,33 @@ peak_rss_mb() {
 body='{"model":"stub-chat","messages":[{"role":"user","content":"Say hello."}],"max_tokens":16}'
 load() { "$bin/llm-load" --body "$body" "$@"; }
 
+# Busy CPU ticks of the whole machine in processes (user, nice, system; per-process
+# times leave interrupts out, so they are left out here too).
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4; exit}' /proc/stat; }
+# Ticks of everything this script started (the stub, Paved, LiteLLM).
+own_ticks() {
+  local total=0 p
+  for p in "${pids[@]}"; do total=$((total + $(cpu_ticks "$p"))); done
+  echo "$total"
+}
+
 # One measured run: `measure NAME PID(or -) llm-load args…`. Writes $work/NAME.json
-# with the load generator's line plus `cpu_ms_per_req` of PID over the run.
+# with the load generator's line plus `cpu_ms_per_req` of PID over the run and
+# `other_cpu_cores`: what the rest of the machine used meanwhile.
 measure() {
-  local name=$1 pid=$2 before after
+  local name=$1 pid=$2 before=0 after=0 m0 m1 o0 o1 t0 t1
   shift 2
   log "$name: llm-load $*"
   [ "$pid" = - ] || before=$(cpu_ticks "$pid")
+  m0=$(machine_ticks) o0=$(own_ticks) t0=$(date +%s.%N)
   load "$@" > "$work/$name.json" || die "$name: llm-load failed: $(cat "$work/$name.json")"
-  if [ "$pid" != - ]; then
-    after=$(cpu_ticks "$pid")
-    jq -c --argjson ticks $((after - before)) --argjson hz "$hz" \
-      '. + {cpu_ms_per_req: (if .requests > 0 then ($ticks * 1000 / $hz / .requests * 1000 | round / 1000) else null end)}' \
-      "$work/$name.json" > "$work/$name.tmp" && mv "$work/$name.tmp" "$work/$name.json"
-  fi
+  m1=$(machine_ticks) o1=$(own_ticks) t1=$(date +%s.%N)
+  [ "$pid" = - ] || after=$(cpu_ticks "$pid")
+  jq -c --arg pid "$pid" --argjson ticks $((after - before)) --argjson hz "$hz" \
+    --argjson other $(((m1 - m0) - (o1 - o0))) --argjson secs "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+    '. + (if $pid == "-" then {} else {cpu_ms_per_req: (if .requests > 0 then ($ticks * 1000 / $hz / .requests * 1000 | round / 1000) else null end)} end)
+       + {other_cpu_cores: (([($other / $hz) - (.loadgen_cpu_s // 0), 0] | max) / $secs * 100 | round / 100)}' \
+    "$work/$name.json" > "$work/$name.tmp" && mv "$work/$name.tmp" "$work/$name.json"
   cat "$work/$name.json" >&2
 }
 field() { jq -r "$2" "$work/$1.json"; }
@@ -125,11 +149,16 @@ code=$(curl -s -o "$work/api.out" -w '%{http_code}' -H "$gw_auth" -H 'Content-Ty
 [ "$code" = 200 ] || die "a call through the gateway answered $code: $(cat "$work/api.out")"
 
 direct="$stub/v1/chat/completions"
+scrape() { curl -s -H "Authorization: Bearer $admin_token" "$url/metrics" > "$1"; }
+# Sums a metric's series in a scrape: `metric FILE NAME PRINTF-FORMAT`.
+metric() { awk -v m="$2" -v f="$3" '$1 == m || index($1, m "{") == 1 {s += $NF} END {printf f, s}' "$1"; }
 # (a) and (b): open loop at $rate req/s, each after a warm-up of the same load.
 load --url "$direct" --rate "$rate" --duration "$warmup" > /dev/null
 measure direct_rate - --url "$direct" --rate "$rate" --duration "$duration"
 load --url "$gateway" -H "$gw_auth" --idempotency --rate "$rate" --duration "$warmup" > /dev/null
+scrape "$work/metrics-before.txt"
 measure gateway_rate "$paved_pid" --url "$gateway" -H "$gw_auth" --idempotency --rate "$rate" --duration "$duration"
+scrape "$work/metrics-after.txt"
 # (c) and (d): closed loop, as fast as $connections connections go.
 load --url "$gateway" -H "$gw_auth" --idempotency --max --connections "$connections" --duration "$warmup" > /dev/null
 measure gateway_max "$paved_pid" --url "$gateway" -H "$gw_auth" --idempotency --max --connections "$connections" --duration "$duration"
@@ -139,13 +168,15 @@ measure direct_max - --url "$direct" --max --connections "$connections" --durati
 measure gateway_one "$paved_pid" --url "$gateway" -H "$gw_auth" --idempotency --max --connections 1 --duration 10
 peak_rss=$(peak_rss_mb "$paved_pid")
 
-# What the gateway counted and its own overhead histogram (time not spent upstream).
-curl -s -H "Authorization: Bearer $admin_token" "$url/metrics" > "$work/metrics.txt"
-metric() { awk -v m="$1" -v f="$2" '$1 == m || index($1, m "{") == 1 {s += $NF} END {printf f, s}' "$work/metrics.txt"; }
-gw_counted=$(metric llm_requests_total %.0f)
-overhead_count=$(metric llm_gateway_overhead_seconds_count %.0f)
-overhead_sum=$(metric llm_gateway_overhead_seconds_sum %.6f)
-overhead_mean=$(awk -v s="$overhead_sum" -v c="$overhead_count" 'BEGIN {if (c > 0) printf "%.3f", s / c * 1000; else print "n/a"}')
+# What the gateway counted, and its own overhead histogram (time not spent
+# upstream) over run (b) alone: under the closed loop it is mostly queueing.
+scrape "$work/metrics.txt"
+gw_counted=$(metric "$work/metrics.txt" llm_requests_total %.0f)
+overhead_count=$(( $(metric "$work/metrics-after.txt" llm_gateway_overhead_seconds_count %.0f) \
+  - $(metric "$work/metrics-before.txt" llm_gateway_overhead_seconds_count %.0f) ))
+overhead_mean=$(awk -v a="$(metric "$work/metrics-after.txt" llm_gateway_overhead_seconds_sum %.6f)" \
+  -v b="$(metric "$work/metrics-before.txt" llm_gateway_overhead_seconds_sum %.6f)" -v c="$overhead_count" \
+  'BEGIN {if (c > 0) printf "%.3f", (a - b) / c * 1000; else print "n/a"}')
 
 # (e) LiteLLM, optional.
 litellm_note=""
@@ -183,28 +214,26 @@ fi
 # The report.
 row() {
   local name=$1 label=$2
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" \
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" \
     "$(field "$name" '.rps | round')" \
     "$(field "$name" '.latency_ms.p50')" "$(field "$name" '.latency_ms.p90')" \
     "$(field "$name" '.latency_ms.p99')" "$(field "$name" '.latency_ms.p99_9')" \
     "$(field "$name" '.latency_ms.max')" \
     "$(field "$name" 'if .errors == 0 then "0" else "\(.errors) \(.errors_by_status | tostring)" end')" \
-    "$(field "$name" '.cpu_ms_per_req // "–"')"
+    "$(field "$name" '.cpu_ms_per_req // "–"')" "$(field "$name" '.other_cpu_cores')"
 }
 diff_ms() { awk -v a="$(field "$1" "$3")" -v b="$(field "$2" "$3")" 'BEGIN {printf "%.3f", a - b}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.1f", a / b; else print "n/a"}'; }
-commit=$(git rev-parse --short HEAD)
-git diff --quiet HEAD 2>/dev/null || commit="$commit + uncommitted changes"
 cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 
 {
   cat <<MD
 # LLM gateway benchmark results
 
-\`./scripts/bench-gateway.sh\`, release build, $(date -u +%Y-%m-%d), commit $commit, $(nproc) cores ($cpu_model), $(uname -m). The stub upstream (\`paved-llm-stub\`, answers at once), Paved, LiteLLM and the load generator (\`llm-load\`, one runtime thread) share the machine. Request: \`$body\`. Latencies in ms; open-loop latency counts from each request's scheduled send time (no coordinated omission); percentiles are exact. CPU is Paved's (or LiteLLM's) user + system time over the measured run divided by its requests.
+\`./scripts/bench-gateway.sh\`, release build, $(date -u +%Y-%m-%d), commit $commit, $(nproc) cores ($cpu_model), $(uname -m). The stub upstream (\`paved-llm-stub\`, answers at once), Paved, LiteLLM and the load generator (\`llm-load\`, one runtime thread) share the machine. Request: \`$body\`. Latencies in ms; open-loop latency counts from each request's scheduled send time (no coordinated omission); percentiles are exact. CPU is Paved's (or LiteLLM's) user + system time over the measured run divided by its requests; "other CPU" is what the rest of the machine (not the stub, the server or \`llm-load\`) used meanwhile, in cores — near 0 means nothing else interfered.
 
-| run | req/s | p50 | p90 | p99 | p99.9 | max | errors | CPU ms/req |
-|---|---|---|---|---|---|---|---|---|
+| run | req/s | p50 | p90 | p99 | p99.9 | max | errors | CPU ms/req | other CPU |
+|---|---|---|---|---|---|---|---|---|---|
 MD
   row direct_rate "(a) stub direct, open loop $rate req/s, ${duration} s"
   row gateway_rate "(b) gateway (budgets, Idempotency-Key, metrics), open loop $rate req/s, ${duration} s"
@@ -220,11 +249,11 @@ MD
 | derived | value |
 |---|---|
 | latency the gateway adds at $rate req/s, p50 / p99 ((b) − (a)) | $(diff_ms gateway_rate direct_rate .latency_ms.p50) ms / $(diff_ms gateway_rate direct_rate .latency_ms.p99) ms |
-| gateway's own overhead histogram (\`llm_gateway_overhead_seconds\`), mean over all calls | $overhead_mean ms over $overhead_count calls |
+| gateway's own overhead (\`llm_gateway_overhead_seconds\`, total minus upstream), mean over run (b) | $overhead_mean ms over $overhead_count calls |
 | max throughput through the gateway / direct ((c) / (d)) | $(field gateway_max '.rps | round') / $(field direct_max '.rps | round') req/s |
 | Paved CPU per request at $rate req/s / at max throughput | $(field gateway_rate .cpu_ms_per_req) ms / $(field gateway_max .cpu_ms_per_req) ms |
 | Paved RSS idle / peak (VmHWM) after all runs | $idle_rss MB / $peak_rss MB |
-| calls counted by \`llm_requests_total\` | $gw_counted |
+| calls counted by \`llm_requests_total\` (all runs, warm-ups included) | $gw_counted |
 MD
   if [ -z "$litellm_note" ]; then
     cat <<MD

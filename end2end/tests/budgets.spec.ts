@@ -60,6 +60,13 @@ test('a team lead changes the budget after confirming its effect; the chart and 
   await hydrated(page);
   await expect(page.getByTestId('gateway-keys')).toContainText('checkout-e2e');
   expect(await page.content()).not.toContain(key);
+
+  // A workspace budget inside the team.
+  await page.getByLabel('Workspace', { exact: true }).fill('checkout');
+  await page.getByLabel('Limit (US dollars)', { exact: true }).fill('50');
+  await page.getByRole('button', { name: 'Save workspace budget' }).click();
+  await expect(page.getByTestId('workspace-budgets')).toContainText('checkout');
+  await expect(page.getByTestId('workspace-budgets')).toContainText('of $50.00 per month');
 });
 
 test('a developer sees the team budget read-only', async ({ page }) => {

@@ -1025,3 +1025,45 @@ async fn spans_reach_the_collector_with_genai_attributes_and_the_callers_trace()
     );
     let _ = provider.shutdown();
 }
+
+#[tokio::test]
+async fn oversized_bodies_and_malformed_requests_get_clear_openai_style_errors() {
+    let gw = gateway(&[("PAVED_LLM_MAX_BODY_BYTES", "2048")]).await;
+    gw.budget(
+        "payments",
+        LEAD,
+        json!({"period": "monthly", "limit_cents": 100}),
+    )
+    .await;
+    let key = gw.key("payments", LEAD, None).await;
+    let big =
+        json!({"model": "stub-chat", "messages": [{"role": "user", "content": "x".repeat(4096)}]});
+    let r = gw.app.send(chat(&key, big)).await;
+    assert_status(&r, StatusCode::PAYLOAD_TOO_LARGE);
+    let body = body_json(r).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2048 bytes"),
+        "{body}"
+    );
+    let r = gw
+        .app
+        .send(
+            Request::post("/llm/v1/chat/completions")
+                .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                .body(Body::from("not json"))
+                .unwrap(),
+        )
+        .await;
+    assert_status(&r, StatusCode::BAD_REQUEST);
+    assert_eq!(body_json(r).await["error"]["type"], "invalid_request_error");
+    let r = gw
+        .app
+        .send(chat(&key, json!({"model": "gpt-9", "messages": []})))
+        .await;
+    assert_status(&r, StatusCode::NOT_FOUND);
+    assert_eq!(body_json(r).await["error"]["type"], "model_not_found");
+    assert_eq!(gw.stub.count(), 0, "none of these reached the provider");
+}

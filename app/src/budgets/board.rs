@@ -1,11 +1,11 @@
 //! The Budget page's islands: the spend chart with the limit line and the
-//! editor (leads), gateway keys, and the admins' price table.
+//! editor (leads), workspace budgets, gateway keys, and the admins' price table.
 
 use leptos::prelude::*;
 
 use super::{
     dollars, dollars_f, per_period, BoardData, BudgetForm, BudgetInfo, CreateGatewayKey, KeyLine,
-    PriceLine, RevokeGatewayKey, SaveBudget, SavePrice,
+    PriceLine, RevokeGatewayKey, SaveBudget, SavePrice, SaveWorkspaceBudget,
 };
 use crate::components::{format_time, Badge, Tone};
 
@@ -384,6 +384,101 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
                         </div>
                     }
                 })}
+            })}
+        </section>
+    }
+}
+
+/// Budgets for workspaces inside the team: a request from a key bound to a
+/// workspace must fit both the team's budget and the workspace's.
+#[island]
+pub fn WorkspaceBudgets(
+    team: String,
+    workspaces: Vec<BudgetInfo>,
+    can_edit: bool,
+    has_team_budget: bool,
+) -> impl IntoView {
+    let team = StoredValue::new(team);
+    let list = RwSignal::new(workspaces);
+    let workspace = RwSignal::new(String::new());
+    let limit = RwSignal::new(String::new());
+    let period = RwSignal::new("monthly".to_owned());
+    let on_limit = RwSignal::new("block".to_owned());
+    let save = ServerAction::<SaveWorkspaceBudget>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(info)) = save.value().get() {
+            list.update(|l| {
+                l.retain(|w| w.workspace_id != info.workspace_id);
+                l.push(info.clone());
+                l.sort_by(|a, b| a.workspace_id.cmp(&b.workspace_id));
+            });
+            workspace.set(String::new());
+            limit.set(String::new());
+        }
+    });
+    let limit_error = move || {
+        let raw = limit.get();
+        (!raw.trim().is_empty())
+            .then(|| parse_dollars(&raw).err())
+            .flatten()
+    };
+    let error = move || {
+        save.value()
+            .get()
+            .and_then(|r| r.err())
+            .map(|e| e.to_string())
+    };
+    view! {
+        <section class="card" aria-labelledby="ws-heading">
+            <h2 id="ws-heading" class="mb-1 text-base font-semibold">"Workspace budgets"</h2>
+            <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"Optional limits for parts of the team (a key bound to a workspace must fit both its workspace's budget and the team's)."</p>
+            {move || if list.get().is_empty() {
+                view! { <p class="text-sm text-slate-500" data-testid="no-workspace-budgets">"No workspace budgets: the team budget covers every key."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="space-y-1 text-sm" data-testid="workspace-budgets">
+                        {list.get().into_iter().map(|w| view! {
+                            <li><span class="font-medium">{w.workspace_id.clone().unwrap_or_default()}</span>{format!(": {} of {} {} · {}", dollars(w.spent_cents), dollars(w.limit_cents), per_period(&w.period), if w.on_limit == "block" { "blocks at the limit" } else { "alerts only" })}</li>
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+            {(can_edit && has_team_budget).then(|| view! {
+                <form class="mt-4 flex flex-wrap items-end gap-3" on:submit=move |ev| {
+                    ev.prevent_default();
+                    let Ok(cents) = parse_dollars(&limit.get_untracked()) else { return };
+                    save.dispatch(SaveWorkspaceBudget {
+                        team: team.get_value(),
+                        workspace: workspace.get_untracked(),
+                        form: BudgetForm { period: period.get_untracked(), limit_cents: cents, soft_alert_percent: 80, on_limit: on_limit.get_untracked(), allowed_models: Vec::new(), rpm_limit: None, tpm_limit: None, version: 0 },
+                    });
+                }>
+                    <div class="flex flex-col gap-1">
+                        <label for="ws-name" class="text-sm font-medium">"Workspace"</label>
+                        <input id="ws-name" class="input" placeholder="checkout" required prop:value=move || workspace.get() on:input=move |ev| workspace.set(event_target_value(&ev)) />
+                    </div>
+                    <div class="flex flex-col gap-1">
+                        <label for="ws-limit" class="text-sm font-medium">"Limit (US dollars)"</label>
+                        <input id="ws-limit" class="input" inputmode="decimal" placeholder="50.00" required aria-describedby="ws-limit-error" prop:value=move || limit.get() on:input=move |ev| limit.set(event_target_value(&ev)) />
+                    </div>
+                    <div class="flex flex-col gap-1">
+                        <label for="ws-period" class="text-sm font-medium">"Period"</label>
+                        <select id="ws-period" class="input" on:change=move |ev| period.set(event_target_value(&ev))>
+                            <option value="monthly">"Monthly"</option>
+                            <option value="weekly">"Weekly"</option>
+                            <option value="daily">"Daily"</option>
+                        </select>
+                    </div>
+                    <div class="flex flex-col gap-1">
+                        <label for="ws-on-limit" class="text-sm font-medium">"At the limit"</label>
+                        <select id="ws-on-limit" class="input" on:change=move |ev| on_limit.set(event_target_value(&ev))>
+                            <option value="block">"Block"</option>
+                            <option value="alert">"Alert only"</option>
+                        </select>
+                    </div>
+                    <button type="submit" class="btn-secondary" disabled=move || workspace.get().trim().is_empty() || limit.get().trim().is_empty() || limit_error().is_some() || save.pending().get()>"Save workspace budget"</button>
+                </form>
+                <p id="ws-limit-error" role="alert" class="mt-1 text-sm text-red-600 dark:text-red-400">{move || limit_error().or_else(error)}</p>
             })}
         </section>
     }

@@ -508,6 +508,40 @@ pub async fn save_budget(team: String, form: BudgetForm) -> Result<BudgetInfo, A
     Ok(convert::info(view))
 }
 
+/// Sets a workspace budget inside the team (leads and admins); the team needs a budget first.
+#[server(endpoint = "budget_workspace_save", input = Json)]
+pub async fn save_workspace_budget(
+    team: String,
+    workspace: String,
+    form: BudgetForm,
+) -> Result<BudgetInfo, AppError> {
+    use paved_core::budgets::{self, BudgetInput};
+    let user = crate::ssr::require_user()?;
+    let core = crate::ssr::core()?;
+    let workspace = budgets::validate_workspace(workspace.trim())?;
+    let value = serde_json::json!({
+        "period": form.period,
+        "limit_cents": form.limit_cents,
+        "soft_alert_percent": form.soft_alert_percent,
+        "on_limit": form.on_limit,
+        "allowed_models": form.allowed_models,
+        "rpm_limit": form.rpm_limit,
+        "tpm_limit": form.tpm_limit,
+    });
+    let input = BudgetInput::from_json(&value)?;
+    let view = budgets::set_budget(
+        &core.db,
+        &core.gateway.ledger,
+        &user,
+        &team,
+        &workspace,
+        input,
+        &core.gateway.priced_models(),
+    )
+    .await?;
+    Ok(convert::info(view))
+}
+
 /// Creates a gateway key (leads and admins); the key is returned this once.
 #[server(endpoint = "gateway_key_create")]
 pub async fn create_gateway_key(
@@ -718,15 +752,9 @@ pub fn BudgetPage() -> impl IntoView {
                                 {usage_table("By workspace", "Workspace", d.by_workspace, "by-workspace")}
                                 {circuit_table(d.circuits)}
                             </div>
-                            {(!d.workspaces.is_empty()).then(|| view! {
-                                <Card title="Workspace budgets" class="mt-6">
-                                    <ul class="space-y-1 text-sm">
-                                        {d.workspaces.into_iter().map(|w| view! {
-                                            <li>{format!("{}: {} of {} {} · {}", w.workspace_id.unwrap_or_default(), dollars(w.spent_cents), dollars(w.limit_cents), per_period(&w.period), if w.on_limit == "block" { "blocks at the limit" } else { "alerts only" })}</li>
-                                        }).collect_view()}
-                                    </ul>
-                                </Card>
-                            })}
+                            <div class="mt-6">
+                                <board::WorkspaceBudgets team=team.clone() workspaces=d.workspaces can_edit=d.board.can_edit has_team_budget=d.board.budget.is_some() />
+                            </div>
                             <div class="mt-6">
                                 <board::GatewayKeys team=team.clone() keys=d.keys can_manage=d.can_manage_keys />
                             </div>
