@@ -1067,3 +1067,103 @@ async fn oversized_bodies_and_malformed_requests_get_clear_openai_style_errors()
     assert_eq!(body_json(r).await["error"]["type"], "model_not_found");
     assert_eq!(gw.stub.count(), 0, "none of these reached the provider");
 }
+
+#[tokio::test]
+async fn provider_keys_come_from_vault_and_a_teams_own_key_wins() {
+    let vault = common::vault::TestVault::start().await;
+    vault
+        .root(
+            "POST",
+            "secret/data/platform/llm/_platform",
+            json!({"data": {"stub": "sk-platform-key"}}),
+        )
+        .await;
+    vault
+        .root(
+            "POST",
+            "secret/data/platform/llm/payments",
+            json!({"data": {"stub": "sk-payments-own-key"}}),
+        )
+        .await;
+    // The provider only knows the platform's key.
+    let stub = Stub::new().require_key("sk-platform-key");
+    let addr = paved_llm_stub::spawn(stub.clone()).await;
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(
+        files.path().join("upstreams.yaml"),
+        format!("models:\n  - model: stub-chat\n    provider: stub\n    base_url: http://{addr}/v1\n    credential: llm/_platform\n    max_output_tokens: 1000\n"),
+    )
+    .unwrap();
+    let vault_vars = vault.portal_vars();
+    let mut extra: Vec<(&str, &str)> = vault_vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.push(("PAVED_LLM_CREDENTIAL_TTL_SECS", "1"));
+    let owned = vars(files.path(), &extra);
+    let borrowed: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let app = test_app(&borrowed).await;
+    app.session_for("lee", &[("payments", TeamRole::Lead)], &[])
+        .await;
+    app.session_for("sam", &[("search", TeamRole::Lead)], &[])
+        .await;
+    let gw = Gw {
+        app,
+        stub,
+        _files: files,
+    };
+    gw.price("stub-chat", "0.10", "10").await;
+    for (team, token) in [("payments", LEAD), ("search", OTHER_LEAD)] {
+        let (status, _) = gw
+            .budget(
+                team,
+                token,
+                json!({"period": "monthly", "limit_cents": 100}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    // Team search has no key of its own: the platform's key is used, read from OpenBao.
+    let search_key = gw.key("search", OTHER_LEAD, None).await;
+    let r = gw.app.send(chat(&search_key, hello(10))).await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(
+        gw.stub.requests()[0].authorization.as_deref(),
+        Some("Bearer sk-platform-key")
+    );
+
+    // Team payments' own key goes first; this provider refuses it, which is the
+    // platform's credential problem (502), not the caller's key (401).
+    let payments_key = gw.key("payments", LEAD, None).await;
+    let r = gw.app.send(chat(&payments_key, hello(10))).await;
+    assert_status(&r, StatusCode::BAD_GATEWAY);
+    let body = body_json(r).await;
+    assert_eq!(body["error"]["type"], "upstream_credential_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Incorrect API key"),
+        "{body}"
+    );
+    assert_eq!(
+        gw.stub.requests()[1].authorization.as_deref(),
+        Some("Bearer sk-payments-own-key")
+    );
+    assert_eq!(gw.stub.count(), 2, "a refused credential is not retried");
+
+    // After the lead removes the team's key, the platform key applies again (once the short cache lapses).
+    vault
+        .root("DELETE", "secret/metadata/platform/llm/payments", json!({}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = gw.app.send(chat(&payments_key, hello(10))).await;
+    assert_status(&r, StatusCode::OK);
+    // The keys never reach the database or an answer.
+    assert!(!contains_bytes(
+        &gw.app.database_bytes(),
+        "sk-payments-own-key"
+    ));
+    assert!(!contains_bytes(&gw.app.database_bytes(), "sk-platform-key"));
+}
