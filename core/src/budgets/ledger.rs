@@ -911,6 +911,14 @@ impl Ledger {
             state.recent.insert(id, (hash.clone(), stored.clone()));
             (key, hash, stored)
         });
+        if response.is_none() {
+            // Charged but nothing to replay (a stream that broke off): the key is free again.
+            if let Some(key) = &hold.idempotency_key {
+                self.lock()
+                    .in_flight
+                    .remove(&(hold.team.clone(), key.clone()));
+            }
+        }
         let _ = self.writes.send(Write::Finish {
             id: hold.id.clone(),
             state: "settled",

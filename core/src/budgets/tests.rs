@@ -454,3 +454,79 @@ fn system_clock_is_now() {
     let now = ledger::SystemClock.now_ms();
     assert!(now > ms("2025-01-01T00:00:00Z"));
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn idempotency_keys_are_in_flight_until_settled_then_replayed_or_freed(pool: SqlitePool) {
+    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
+    let ledger = setup(&pool, clock.clone()).await;
+    set_budget(
+        &pool,
+        &ledger,
+        &lead(),
+        "payments",
+        "",
+        input(100, Period::Monthly),
+        &[],
+    )
+    .await
+    .unwrap();
+    let mut with_key = request("a", CENT);
+    with_key.idempotency = Some(("k1".into(), "hash-1".into()));
+    let hold = ledger.reserve(with_key.clone()).await.unwrap();
+    assert!(matches!(
+        ledger
+            .replay(&pool, "payments", "k1", "hash-1")
+            .await
+            .unwrap(),
+        ledger::Replay::InFlight
+    ));
+    assert!(matches!(
+        ledger
+            .replay(&pool, "payments", "k1", "other")
+            .await
+            .unwrap(),
+        ledger::Replay::DifferentBody
+    ));
+    // A duplicate that raced past the replay check is refused too.
+    let mut duplicate = with_key.clone();
+    duplicate.id = "a2".into();
+    assert_eq!(
+        ledger.reserve(duplicate).await.unwrap_err(),
+        LedgerError::InFlight
+    );
+    // Settled without a stored answer (a stream that broke off): charged, and the key is free.
+    ledger.settle(&hold, usage(CENT), None);
+    ledger.flush().await;
+    assert!(matches!(
+        ledger
+            .replay(&pool, "payments", "k1", "hash-1")
+            .await
+            .unwrap(),
+        ledger::Replay::New
+    ));
+    // With a stored answer: replayed, from memory and then from SQLite.
+    let mut again = request("b", CENT);
+    again.idempotency = Some(("k2".into(), "hash-2".into()));
+    let hold = ledger.reserve(again).await.unwrap();
+    let stored = ledger::StoredResponse {
+        status: 200,
+        content_type: "application/json".into(),
+        body: bytes::Bytes::from_static(b"{\"ok\":true}"),
+    };
+    ledger.settle(
+        &hold,
+        usage(CENT),
+        Some(("k2".into(), "hash-2".into(), stored)),
+    );
+    for _ in 0..2 {
+        match ledger
+            .replay(&pool, "payments", "k2", "hash-2")
+            .await
+            .unwrap()
+        {
+            ledger::Replay::Stored(r) => assert_eq!(&r.body[..], b"{\"ok\":true}"),
+            other => panic!("{other:?}"),
+        }
+        ledger.flush().await;
+    }
+}

@@ -139,6 +139,20 @@ impl Breakers {
         }
     }
 
+    /// Gives back a permit without an outcome (the call never reached the
+    /// provider), so a half-open breaker can send its probe again.
+    pub fn release(&self, provider: &str, model: &str, permit: Permit) {
+        if !permit.probe {
+            return;
+        }
+        if let Some(b) = self
+            .lock()
+            .get_mut(&(provider.to_owned(), model.to_owned()))
+        {
+            b.probe_in_flight = false;
+        }
+    }
+
     /// Every breaker that has seen a failure.
     pub fn list(&self, now: Instant) -> Vec<CircuitInfo> {
         let map = self.lock();
@@ -192,6 +206,10 @@ mod tests {
         let probe = breakers.acquire("openai", "m", t1).unwrap();
         assert!(probe.probe);
         assert!(breakers.acquire("openai", "m", t1).is_err());
+        // A probe that never reached the provider is given back, not counted.
+        breakers.release("openai", "m", probe);
+        let probe = breakers.acquire("openai", "m", t1).unwrap();
+        assert!(probe.probe);
         // The probe fails: open again, for twice as long.
         breakers.record("openai", "m", probe, false, t1);
         assert_eq!(

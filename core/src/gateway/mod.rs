@@ -632,13 +632,8 @@ impl Gateway {
         let credential = match self.credential(&team, &ctx.route).await {
             Ok(c) => c,
             Err(message) => {
-                self.breakers.record(
-                    &ctx.route.provider,
-                    &ctx.route.model,
-                    permit,
-                    true,
-                    Instant::now(),
-                );
+                self.breakers
+                    .release(&ctx.route.provider, &ctx.route.model, permit);
                 self.void(&ctx, &hold, 502, "unauthorized", Duration::ZERO);
                 return Reply::error(502, "upstream_credential_error", message);
             }
