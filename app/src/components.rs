@@ -403,6 +403,44 @@ pub fn format_time(unix: i64) -> String {
     )
 }
 
+/// Re-reads data after an action completes and keeps the newest answer: an
+/// island starts from what the server rendered (no fetch while hydrating, so
+/// nothing can race a person's first click) and `trigger` (the sum of the
+/// actions' versions) asks for a fresh copy; a slower, older answer never
+/// overwrites a newer one.
+pub fn refetch_on<T, F, Fut>(
+    trigger: impl Fn() -> usize + 'static,
+    fetch: F,
+    data: RwSignal<T>,
+    error: RwSignal<Option<AppError>>,
+) where
+    T: Send + Sync + 'static,
+    F: Fn() -> Fut + Copy + 'static,
+    Fut: std::future::Future<Output = Result<T, AppError>> + 'static,
+{
+    let latest = StoredValue::new(0usize);
+    Effect::new(move |_| {
+        let version = trigger();
+        if version == 0 {
+            return;
+        }
+        latest.set_value(version);
+        leptos::task::spawn_local(async move {
+            let answer = fetch().await;
+            if latest.get_value() != version {
+                return;
+            }
+            match answer {
+                Ok(value) => {
+                    data.set(value);
+                    error.set(None);
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::format_time;

@@ -380,14 +380,27 @@ mod convert {
     pub fn usd(millicents_per_mtok: i64) -> String {
         let whole = millicents_per_mtok / 100_000;
         let frac = millicents_per_mtok % 100_000;
+        // At least cents, more only when the price has them: 0.80, 0.075, 2.50.
         let mut s = format!("{whole}.{frac:05}");
-        while s.ends_with('0') && !s.ends_with(".00") {
+        while s.ends_with('0') && s.split_once('.').is_some_and(|(_, d)| d.len() > 2) {
             s.pop();
         }
         s
     }
 
     pub use budgets::usage::GroupBy;
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn prices_show_at_least_cents() {
+            assert_eq!(super::usd(80_000), "0.80");
+            assert_eq!(super::usd(7_500), "0.075");
+            assert_eq!(super::usd(250_000), "2.50");
+            assert_eq!(super::usd(1_500_000), "15.00");
+            assert_eq!(super::usd(1), "0.00001");
+        }
+    }
 }
 
 /// The Budget page's data. Members of the team, platform PMs and admins.
@@ -590,7 +603,7 @@ pub async fn llm_overview() -> Result<OverviewData, AppError> {
         .routes()
         .map(|r| (r.provider.clone(), r.model.clone()))
         .collect();
-    let prices = paved_core::budgets::prices::list_all(&core.db)
+    let mut prices: Vec<PriceLine> = paved_core::budgets::prices::list_all(&core.db)
         .await?
         .into_iter()
         .map(|p| PriceLine {
@@ -602,6 +615,10 @@ pub async fn llm_overview() -> Result<OverviewData, AppError> {
             updated_by: p.updated_by,
         })
         .collect();
+    // The models the gateway offers first.
+    prices.sort_by(|a, b| {
+        (!a.routed, &a.provider, &a.model).cmp(&(!b.routed, &b.provider, &b.model))
+    });
     Ok(OverviewData {
         budgets,
         prices,

@@ -11,7 +11,8 @@ use crate::catalog::{
     RegisterLocation,
 };
 use crate::components::{
-    format_time, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader, Tone,
+    format_time, refetch_on, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader,
+    Tone,
 };
 
 fn status_tone(status: &str) -> Tone {
@@ -27,13 +28,17 @@ fn status_tone(status: &str) -> Tone {
 #[component]
 pub fn LocationsPage() -> impl IntoView {
     let me = expect_context::<MeResource>();
+    let initial = Resource::new(|| (), |_| catalog_locations());
     view! {
         <Title text="Catalog locations" />
         <PageHeader title="Catalog locations" subtitle="Where catalog-info.yaml files are read from, and how the last read went." />
-        <Suspense fallback=|| ()>
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let is_admin = me.await.map(|m| m.is_admin()).unwrap_or(false);
-                view! { <LocationsManager is_admin /> }
+                match initial.await {
+                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
+                    Ok(initial) => view! { <LocationsManager is_admin initial /> }.into_any(),
+                }
             })}
         </Suspense>
     }
@@ -41,12 +46,16 @@ pub fn LocationsPage() -> impl IntoView {
 
 /// The forms (platform admins) and the list, refreshed after each change (an island).
 #[island]
-fn LocationsManager(is_admin: bool) -> impl IntoView {
+fn LocationsManager(is_admin: bool, initial: Vec<LocationView>) -> impl IntoView {
     let register = ServerAction::<RegisterLocation>::new();
     let import = ServerAction::<ImportYaml>::new();
-    let locations = Resource::new(
-        move || (register.version().get(), import.version().get()),
-        |_| catalog_locations(),
+    let locations = RwSignal::new(initial);
+    let load_error = RwSignal::new(None);
+    refetch_on(
+        move || register.version().get() + import.version().get(),
+        catalog_locations,
+        locations,
+        load_error,
     );
     let import_error = Signal::derive(move || {
         import.value().get().and_then(|r| r.err()).map(|e| {
@@ -107,17 +116,19 @@ fn LocationsManager(is_admin: bool) -> impl IntoView {
                         })}
                     </Card>
         })}
-        <Transition fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match locations.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(list) if list.is_empty() => view! {
+        {move || match load_error.get() {
+            Some(e) => view! { <ErrorView error=e /> }.into_any(),
+            None => {
+                let list = locations.get();
+                if list.is_empty() {
+                    view! {
                         <EmptyState title="No locations yet" body="A platform admin registers a catalog-info.yaml file or URL above; its entities appear in the catalog at once." />
-                    }.into_any(),
-                    Ok(list) => view! { <LocationTable list /> }.into_any(),
+                    }.into_any()
+                } else {
+                    view! { <LocationTable list /> }.into_any()
                 }
-            })}
-        </Transition>
+            }
+        }}
     }
 }
 

@@ -6,14 +6,15 @@ use leptos_meta::Title;
 
 use crate::api::{list_tokens, CreateToken, RevokeToken, TokenView};
 use crate::components::{
-    format_time, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader, ToastRegion,
-    Toasts, Tone,
+    format_time, refetch_on, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader,
+    ToastRegion, Toasts, Tone,
 };
 
 /// `/profile`.
 #[component]
 pub fn ProfilePage() -> impl IntoView {
     let me = expect_context::<MeResource>();
+    let initial = Resource::new(|| (), |_| list_tokens());
     view! {
         <Title text="Profile" />
         <Suspense fallback=|| ()>
@@ -23,20 +24,31 @@ pub fn ProfilePage() -> impl IntoView {
                 })
             })}
         </Suspense>
-        <TokenManager />
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading tokens…"</p> }>
+            {move || Suspend::new(async move {
+                match initial.await {
+                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
+                    Ok(initial) => view! { <TokenManager initial /> }.into_any(),
+                }
+            })}
+        </Suspense>
     }
 }
 
 /// Creating, listing and revoking personal API tokens (an island).
 #[island]
-fn TokenManager() -> impl IntoView {
+fn TokenManager(initial: Vec<TokenView>) -> impl IntoView {
     let toasts = Toasts::default();
     provide_context(toasts);
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
-    let tokens = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
-        |_| list_tokens(),
+    let tokens = RwSignal::new(initial);
+    let load_error = RwSignal::new(None);
+    refetch_on(
+        move || create.version().get() + revoke.version().get(),
+        list_tokens,
+        tokens,
+        load_error,
     );
     Effect::new(move |_| {
         if let Some(Ok(t)) = create.value().get() {
@@ -85,17 +97,19 @@ fn TokenManager() -> impl IntoView {
                 })}
             </Card>
             <Card title="Your API tokens" class="lg:col-span-2">
-                <Transition fallback=|| view! { <p class="text-slate-500">"Loading tokens…"</p> }>
-                    {move || Suspend::new(async move {
-                        match tokens.await {
-                            Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                            Ok(list) if list.is_empty() => view! {
+                {move || match load_error.get() {
+                    Some(e) => view! { <ErrorView error=e /> }.into_any(),
+                    None => {
+                        let list = tokens.get();
+                        if list.is_empty() {
+                            view! {
                                 <EmptyState title="No API tokens yet" body="Create one with the form on this page to call Paved's API from scripts or CI." />
-                            }.into_any(),
-                            Ok(list) => view! { <TokenTable list revoke /> }.into_any(),
+                            }.into_any()
+                        } else {
+                            view! { <TokenTable list revoke /> }.into_any()
                         }
-                    })}
-                </Transition>
+                    }
+                }}
             </Card>
         </div>
         <ToastRegion />
