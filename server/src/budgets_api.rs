@@ -177,11 +177,7 @@ fn range(
 ) -> Result<(i64, i64), CoreError> {
     let ledger = &state.core.gateway.ledger;
     let tz = ledger.time_zone();
-    let now = ledger.now_ms();
-    let (default_from, default_to) = ledger
-        .figures(team, "")
-        .map(|f| (f.period_start_ms, f.period_end_ms))
-        .unwrap_or((now - 30 * 86_400_000, now + 1));
+    let (default_from, default_to) = ledger.period_or_recent(team, 30);
     let from = instant(param(pairs, "from"), "from", tz)?.unwrap_or(default_from);
     let to = instant(param(pairs, "to"), "to", tz)?.unwrap_or(default_to);
     Ok((from, to))

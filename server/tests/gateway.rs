@@ -54,10 +54,18 @@ fn vars(files: &std::path::Path, extra: &[(&str, &str)]) -> Vec<(String, String)
 }
 
 async fn gateway(extra: &[(&str, &str)]) -> Gw {
-    let stub = Stub::new();
+    gateway_with(Stub::new(), upstreams, extra).await
+}
+
+/// The app with `stub` as the provider, routed by the file `routes` writes for its address.
+async fn gateway_with(
+    stub: Stub,
+    routes: impl FnOnce(std::net::SocketAddr) -> String,
+    extra: &[(&str, &str)],
+) -> Gw {
     let addr = paved_llm_stub::spawn(stub.clone()).await;
     let files = tempfile::tempdir().unwrap();
-    std::fs::write(files.path().join("upstreams.yaml"), upstreams(addr)).unwrap();
+    std::fs::write(files.path().join("upstreams.yaml"), routes(addr)).unwrap();
     let owned = vars(files.path(), extra);
     let borrowed: Vec<(&str, &str)> = owned
         .iter()
@@ -1085,34 +1093,16 @@ async fn provider_keys_come_from_vault_and_a_teams_own_key_wins() {
             json!({"data": {"stub": "sk-payments-own-key"}}),
         )
         .await;
-    // The provider only knows the platform's key.
-    let stub = Stub::new().require_key("sk-platform-key");
-    let addr = paved_llm_stub::spawn(stub.clone()).await;
-    let files = tempfile::tempdir().unwrap();
-    std::fs::write(
-        files.path().join("upstreams.yaml"),
-        format!("models:\n  - model: stub-chat\n    provider: stub\n    base_url: http://{addr}/v1\n    credential: llm/_platform\n    max_output_tokens: 1000\n"),
-    )
-    .unwrap();
     let vault_vars = vault.portal_vars();
     let mut extra: Vec<(&str, &str)> = vault_vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     extra.push(("PAVED_LLM_CREDENTIAL_TTL_SECS", "1"));
-    let owned = vars(files.path(), &extra);
-    let borrowed: Vec<(&str, &str)> = owned
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let app = test_app(&borrowed).await;
-    app.session_for("lee", &[("payments", TeamRole::Lead)], &[])
-        .await;
-    app.session_for("sam", &[("search", TeamRole::Lead)], &[])
-        .await;
-    let gw = Gw {
-        app,
-        stub,
-        _files: files,
-    };
-    gw.price("stub-chat", "0.10", "10").await;
+    // The provider only knows the platform's key.
+    let gw = gateway_with(
+        Stub::new().require_key("sk-platform-key"),
+        |addr| format!("models:\n  - model: stub-chat\n    provider: stub\n    base_url: http://{addr}/v1\n    credential: llm/_platform\n    max_output_tokens: 1000\n"),
+        &extra,
+    )
+    .await;
     for (team, token) in [("payments", LEAD), ("search", OTHER_LEAD)] {
         let (status, _) = gw
             .budget(

@@ -261,8 +261,8 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
 
     let summary = move || {
         budget.get().map(|b| {
-            let pct = if b.limit_cents > 0 { (b.spent_cents * 100 / b.limit_cents).min(100) } else { 100 };
-            let bar = if pct >= 100 { "h-3 rounded bg-red-500" } else if pct >= b.soft_alert_percent { "h-3 rounded bg-amber-500" } else { "h-3 rounded bg-indigo-500" };
+            let pct = b.used_percent();
+            let bar = format!("h-3 rounded {}", b.bar_colour());
             view! {
                 <div class="grid gap-4 sm:grid-cols-4" data-testid="budget-summary">
                     <div><p class="text-xs uppercase text-slate-500">"Spent this period"</p><p class="text-2xl font-semibold tabular-nums" data-testid="spent">{dollars(b.spent_cents)}</p></div>

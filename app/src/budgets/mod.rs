@@ -390,6 +390,40 @@ mod convert {
 
     pub use budgets::usage::GroupBy;
 
+    /// Saves a budget from the editor through the same validation as the API
+    /// (`version`, when given, makes the change conditional).
+    pub async fn save(
+        user: &paved_core::auth::Principal,
+        team: &str,
+        workspace: &str,
+        form: BudgetForm,
+        version: Option<i64>,
+    ) -> Result<BudgetInfo, AppError> {
+        let core = crate::ssr::core()?;
+        let value = serde_json::json!({
+            "period": form.period,
+            "limit_cents": form.limit_cents,
+            "soft_alert_percent": form.soft_alert_percent,
+            "on_limit": form.on_limit,
+            "allowed_models": form.allowed_models,
+            "rpm_limit": form.rpm_limit,
+            "tpm_limit": form.tpm_limit,
+            "version": version,
+        });
+        let input = budgets::BudgetInput::from_json(&value)?;
+        let view = budgets::set_budget(
+            &core.db,
+            &core.gateway.ledger,
+            user,
+            team,
+            workspace,
+            input,
+            &core.gateway.priced_models(),
+        )
+        .await?;
+        Ok(info(view))
+    }
+
     #[cfg(test)]
     mod tests {
         #[test]
@@ -425,10 +459,7 @@ pub async fn budget_page(team: String) -> Result<BudgetPageData, AppError> {
         }
     }
     let now = ledger.now_ms();
-    let (start, end) = ledger
-        .figures(&team, "")
-        .map(|f| (f.period_start_ms, f.period_end_ms))
-        .unwrap_or((now - 29 * 86_400_000, now + 1));
+    let (start, end) = ledger.period_or_recent(&team, 29);
     let report = |by| usage::report(&core.db, tz, &user, &team, start, end, by);
     let daily = report(convert::GroupBy::Day).await?;
     let by_model = report(convert::GroupBy::Model).await?;
@@ -494,31 +525,9 @@ pub async fn budget_page(team: String) -> Result<BudgetPageData, AppError> {
 /// Saves the team budget (leads and admins; the server decides).
 #[server(endpoint = "budget_save", input = Json)]
 pub async fn save_budget(team: String, form: BudgetForm) -> Result<BudgetInfo, AppError> {
-    use paved_core::budgets::{self, BudgetInput};
     let user = crate::ssr::require_user()?;
-    let core = crate::ssr::core()?;
-    let value = serde_json::json!({
-        "period": form.period,
-        "limit_cents": form.limit_cents,
-        "soft_alert_percent": form.soft_alert_percent,
-        "on_limit": form.on_limit,
-        "allowed_models": form.allowed_models,
-        "rpm_limit": form.rpm_limit,
-        "tpm_limit": form.tpm_limit,
-        "version": form.version,
-    });
-    let input = BudgetInput::from_json(&value)?;
-    let view = budgets::set_budget(
-        &core.db,
-        &core.gateway.ledger,
-        &user,
-        &team,
-        "",
-        input,
-        &core.gateway.priced_models(),
-    )
-    .await?;
-    Ok(convert::info(view))
+    let version = form.version;
+    convert::save(&user, &team, "", form, Some(version)).await
 }
 
 /// Sets a workspace budget inside the team (leads and admins); the team needs a budget first.
@@ -528,31 +537,9 @@ pub async fn save_workspace_budget(
     workspace: String,
     form: BudgetForm,
 ) -> Result<BudgetInfo, AppError> {
-    use paved_core::budgets::{self, BudgetInput};
     let user = crate::ssr::require_user()?;
-    let core = crate::ssr::core()?;
-    let workspace = budgets::validate_workspace(workspace.trim())?;
-    let value = serde_json::json!({
-        "period": form.period,
-        "limit_cents": form.limit_cents,
-        "soft_alert_percent": form.soft_alert_percent,
-        "on_limit": form.on_limit,
-        "allowed_models": form.allowed_models,
-        "rpm_limit": form.rpm_limit,
-        "tpm_limit": form.tpm_limit,
-    });
-    let input = BudgetInput::from_json(&value)?;
-    let view = budgets::set_budget(
-        &core.db,
-        &core.gateway.ledger,
-        &user,
-        &team,
-        &workspace,
-        input,
-        &core.gateway.priced_models(),
-    )
-    .await?;
-    Ok(convert::info(view))
+    let workspace = paved_core::budgets::validate_workspace(workspace.trim())?;
+    convert::save(&user, &team, &workspace, form, None).await
 }
 
 /// Creates a gateway key (leads and admins); the key is returned this once.
@@ -661,13 +648,26 @@ pub async fn save_price(
     })
 }
 
-fn bar_class(pct: i64, soft: i64) -> &'static str {
-    if pct >= 100 {
-        "h-2 rounded bg-red-500"
-    } else if pct >= soft {
-        "h-2 rounded bg-amber-500"
-    } else {
-        "h-2 rounded bg-indigo-500"
+impl BudgetInfo {
+    /// Spend as a percentage of the limit, at most 100 (100 for a zero limit).
+    pub fn used_percent(&self) -> i64 {
+        if self.limit_cents > 0 {
+            (self.spent_cents * 100 / self.limit_cents).min(100)
+        } else {
+            100
+        }
+    }
+
+    /// The fill colour of the usage bar: red at the limit, amber past the soft alert.
+    pub fn bar_colour(&self) -> &'static str {
+        let pct = self.used_percent();
+        if pct >= 100 {
+            "bg-red-500"
+        } else if pct >= self.soft_alert_percent {
+            "bg-amber-500"
+        } else {
+            "bg-indigo-500"
+        }
     }
 }
 
@@ -820,7 +820,8 @@ pub fn LlmOverviewPage() -> impl IntoView {
                                             <thead><tr><th scope="col">"Team"</th><th scope="col">"Limit"</th><th scope="col" class="text-right">"Spent"</th><th scope="col">"Used"</th><th scope="col">"At the limit"</th></tr></thead>
                                             <tbody>
                                                 {d.budgets.into_iter().map(|b| {
-                                                    let pct = if b.limit_cents > 0 { (b.spent_cents * 100 / b.limit_cents).min(100) } else { 100 };
+                                                    let pct = b.used_percent();
+                                                    let fill = format!("h-2 rounded {}", b.bar_colour());
                                                     let href = format!("/teams/{}/budget", b.team);
                                                     let label = match &b.workspace_id { Some(w) => format!("{} / {w}", b.team), None => b.team.clone() };
                                                     view! {
@@ -828,7 +829,7 @@ pub fn LlmOverviewPage() -> impl IntoView {
                                                             <td><a class="font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=href>{label}</a></td>
                                                             <td>{format!("{} {}", dollars(b.limit_cents), per_period(&b.period))}</td>
                                                             <td class="text-right tabular-nums">{dollars(b.spent_cents)}</td>
-                                                            <td class="min-w-32"><div class="h-2 rounded bg-slate-200 dark:bg-slate-800" role="progressbar" aria-valuenow=pct aria-valuemin="0" aria-valuemax="100" aria-label=format!("{pct}% used")><div class=bar_class(pct, b.soft_alert_percent) style=format!("width: {pct}%")></div></div></td>
+                                                            <td class="min-w-32"><div class="h-2 rounded bg-slate-200 dark:bg-slate-800" role="progressbar" aria-valuenow=pct aria-valuemin="0" aria-valuemax="100" aria-label=format!("{pct}% used")><div class=fill style=format!("width: {pct}%")></div></div></td>
                                                             <td>{if b.on_limit == "block" { "blocks" } else { "alerts" }}</td>
                                                         </tr>
                                                     }

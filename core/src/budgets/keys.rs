@@ -71,16 +71,7 @@ pub async fn create(
         .filter(|w| !w.is_empty())
         .map(super::validate_workspace)
         .transpose()?;
-    let team_exists = sqlx::query_scalar!(
-        r#"SELECT 1 AS "one!: i64" FROM teams WHERE name = ?1"#,
-        team
-    )
-    .fetch_optional(pool)
-    .await?
-    .is_some();
-    if !team_exists {
-        return Err(CoreError::NotFound(format!("team {team}")));
-    }
+    super::require_team(pool, team).await?;
     let mut bytes = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut bytes);
     let value = format!("{GATEWAY_KEY_PREFIX}{}", hex::encode(bytes));
@@ -205,7 +196,11 @@ pub struct KeyIdentity {
 /// drops the entry at once; entries are re-read after [`KEY_CACHE_TTL_MS`]
 /// so a revocation elsewhere takes effect too.
 #[derive(Debug, Clone, Default)]
-pub struct KeyCache(Arc<RwLock<HashMap<String, CachedKey>>>);
+pub struct KeyCache {
+    by_hash: Arc<RwLock<HashMap<String, CachedKey>>>,
+    /// The last minute each key's use was written, per key id.
+    noted: Arc<RwLock<HashMap<i64, i64>>>,
+}
 
 /// A looked-up key (or its absence) and when it was read (unix ms).
 type CachedKey = (Option<KeyIdentity>, i64);
@@ -215,10 +210,23 @@ pub const KEY_CACHE_TTL_MS: i64 = 5_000;
 
 impl KeyCache {
     fn forget(&self, hash: &str) {
-        self.0
+        self.by_hash
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(hash);
+    }
+
+    /// Whether `minute` is a new last-used minute for key `id` (then it
+    /// should be written); false when it was already noted.
+    pub fn note_use(&self, id: i64, minute: i64) -> bool {
+        let mut noted = self.noted.write().unwrap_or_else(|e| e.into_inner());
+        match noted.get(&id) {
+            Some(m) if *m >= minute => false,
+            _ => {
+                noted.insert(id, minute);
+                true
+            }
+        }
     }
 
     /// The key's identity, or `None` when unknown or revoked.
@@ -232,7 +240,12 @@ impl KeyCache {
             return Ok(None);
         }
         let hash = hash_token(presented);
-        if let Some((found, at)) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(&hash) {
+        if let Some((found, at)) = self
+            .by_hash
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+        {
             if now_ms - at < KEY_CACHE_TTL_MS {
                 return Ok(found.clone());
             }
@@ -249,7 +262,7 @@ impl KeyCache {
             team: r.team,
             workspace: r.workspace_id.unwrap_or_default(),
         });
-        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
         if map.len() > 100_000 {
             map.clear();
         }

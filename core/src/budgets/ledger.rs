@@ -621,6 +621,16 @@ impl Ledger {
         })
     }
 
+    /// The team budget's current period `[start, end)` (unix ms), or the last
+    /// `fallback_days` up to now when the team has no budget: the default
+    /// range of usage reports.
+    pub fn period_or_recent(&self, team: &str, fallback_days: i64) -> (i64, i64) {
+        let now = self.clock.now_ms();
+        self.figures(team, "")
+            .map(|f| (f.period_start_ms, f.period_end_ms))
+            .unwrap_or((now - fallback_days * 86_400_000, now + 1))
+    }
+
     /// The tightest remaining amount across the scopes of a request, in cents
     /// (rounded down), and when that budget resets.
     pub fn remaining(&self, team: &str, workspace: &str) -> Option<(i64, String)> {
@@ -818,11 +828,7 @@ impl Ledger {
         if let Err(reason) = result {
             tracing::error!(%reason, "cannot commit a reservation; refusing the request");
             self.release(&hold.id, None);
-            if let Some((key, _)) = &request.idempotency {
-                self.lock()
-                    .in_flight
-                    .remove(&(request.team.clone(), key.clone()));
-            }
+            self.free_key(&hold);
             return Err(LedgerError::Unavailable(
                 "the budget ledger cannot be written".into(),
             ));
@@ -913,11 +919,7 @@ impl Ledger {
         });
         if response.is_none() {
             // Charged but nothing to replay (a stream that broke off): the key is free again.
-            if let Some(key) = &hold.idempotency_key {
-                self.lock()
-                    .in_flight
-                    .remove(&(hold.team.clone(), key.clone()));
-            }
+            self.free_key(hold);
         }
         let _ = self.writes.send(Write::Finish {
             id: hold.id.clone(),
@@ -934,14 +936,10 @@ impl Ledger {
 
     /// Voids a hold (the request failed before anything was charged) and
     /// writes the usage record; the idempotency key becomes free again.
-    pub fn void(&self, hold: &Hold, mut usage: UsageRecord, idempotency_key: Option<&str>) {
+    pub fn void(&self, hold: &Hold, mut usage: UsageRecord) {
         usage.at_ms = self.clock.now_ms();
         self.release(&hold.id, None);
-        if let Some(key) = idempotency_key {
-            self.lock()
-                .in_flight
-                .remove(&(hold.team.clone(), key.to_owned()));
-        }
+        self.free_key(hold);
         let _ = self.writes.send(Write::Finish {
             id: hold.id.clone(),
             state: "voided",
@@ -949,6 +947,15 @@ impl Ledger {
             team: hold.team.clone(),
         });
         let _ = self.writes.send(Write::Usage(Box::new(usage)));
+    }
+
+    /// Ends the "in flight" state of the hold's idempotency key, if it has one.
+    fn free_key(&self, hold: &Hold) {
+        if let Some(key) = &hold.idempotency_key {
+            self.lock()
+                .in_flight
+                .remove(&(hold.team.clone(), key.clone()));
+        }
     }
 
     /// Records a request that never reserved (refused, or unknown model).
@@ -986,11 +993,7 @@ impl Ledger {
         for hold in &lapsed {
             tracing::warn!(reservation = %hold.id, team = %hold.team, "a reservation expired unsettled; its budget is released");
             self.release(&hold.id, None);
-            if let Some(key) = &hold.idempotency_key {
-                self.lock()
-                    .in_flight
-                    .remove(&(hold.team.clone(), key.clone()));
-            }
+            self.free_key(hold);
         }
         if !lapsed.is_empty() {
             let _ = self
@@ -1045,27 +1048,11 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let outcome = commit(&pool, &batch).await;
-        let mut acks: Vec<(Ack, Result<(), String>)> = Vec::new();
-        let mut flushes = Vec::new();
-        let mut committed = Vec::new();
-        match outcome {
-            Ok(()) => {
-                for w in batch.drain(..) {
-                    match w {
-                        Write::Reserve { ack, .. } => acks.push((ack, Ok(()))),
-                        Write::Flush(ack) => flushes.push(ack),
-                        Write::Finish {
-                            response: Some((key, _, stored)),
-                            team,
-                            ..
-                        } => committed.push((team, key, stored)),
-                        _ => {}
-                    }
-                }
-            }
+        let outcomes: Vec<(Write, Result<(), String>)> = match commit(&pool, &batch).await {
+            Ok(()) => batch.drain(..).map(|w| (w, Ok(()))).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, size = batch.len(), "ledger batch failed; retrying its writes one by one");
+                let mut outcomes = Vec::with_capacity(batch.len());
                 for w in batch.drain(..) {
                     let single = [w];
                     let result = commit(&pool, &single).await.map_err(|e| e.to_string());
@@ -1073,17 +1060,24 @@ async fn writer(
                     if let Err(e) = &result {
                         tracing::error!(error = %e, "a ledger write failed");
                     }
-                    match w {
-                        Write::Reserve { ack, .. } => acks.push((ack, result)),
-                        Write::Flush(ack) => flushes.push(ack),
-                        Write::Finish {
-                            response: Some((key, _, stored)),
-                            team,
-                            ..
-                        } => committed.push((team, key, stored)),
-                        _ => {}
-                    }
+                    outcomes.push((w, result));
                 }
+                outcomes
+            }
+        };
+        let mut acks: Vec<(Ack, Result<(), String>)> = Vec::new();
+        let mut flushes = Vec::new();
+        let mut committed = Vec::new();
+        for (w, result) in outcomes {
+            match w {
+                Write::Reserve { ack, .. } => acks.push((ack, result)),
+                Write::Flush(ack) => flushes.push(ack),
+                Write::Finish {
+                    response: Some((key, _, stored)),
+                    team,
+                    ..
+                } => committed.push((team, key, stored)),
+                _ => {}
             }
         }
         for (ack, result) in acks {

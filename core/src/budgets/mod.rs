@@ -402,7 +402,8 @@ pub fn validate_workspace(raw: &str) -> Result<String, CoreError> {
     }
 }
 
-async fn require_team(pool: &SqlitePool, team: &str) -> Result<(), CoreError> {
+/// 404 unless `team` exists.
+pub(crate) async fn require_team(pool: &SqlitePool, team: &str) -> Result<(), CoreError> {
     let exists = sqlx::query_scalar!(
         r#"SELECT 1 AS "one!: i64" FROM teams WHERE name = ?1"#,
         team

@@ -124,7 +124,7 @@ async fn the_limit_is_inclusive_and_crossing_it_is_refused(pool: SqlitePool) {
         .contains("team payments budget of $1.00 per month"));
     // Settling below the hold frees the difference.
     ledger.settle(&a, usage(10 * CENT), None);
-    ledger.void(&b, usage(0), None);
+    ledger.void(&b, usage(0));
     assert_eq!(ledger.held_count(), 0);
     let figures = ledger.figures("payments", "").unwrap();
     assert_eq!(

@@ -33,7 +33,7 @@ use crate::budgets::ledger::{
 use crate::budgets::money::{Price, NANOCENTS_PER_CENT};
 use crate::budgets::prices::{self, PriceBook};
 use crate::config::Config;
-use crate::secrets::vault::{Vault, VaultError};
+use crate::secrets::vault::Vault;
 use breaker::Breakers;
 use config::{ModelKind, ModelRoute};
 use metrics::GatewayMetrics;
@@ -293,6 +293,34 @@ struct Outcome {
     upstream: Duration,
 }
 
+impl Outcome {
+    /// A request that ended without charge.
+    fn failed(status: u16, error_type: &'static str, upstream: Duration) -> Self {
+        Self {
+            status,
+            error_type: Some(error_type),
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_nanocents: 0,
+            upstream,
+        }
+    }
+}
+
+/// 503 `circuit_open` with the wait until the breaker lets a probe through.
+fn circuit_open(route: &ModelRoute, wait: Duration) -> Reply {
+    let seconds = wait.as_secs().max(1);
+    Reply::error(
+        503,
+        "circuit_open",
+        format!(
+            "{} / {} is failing, so Paved paused requests to it; retry in {seconds} s.",
+            route.provider, route.model
+        ),
+    )
+    .with("retry-after", seconds.to_string())
+}
+
 impl Gateway {
     /// Seeds prices on first start, loads them and the ledger, and builds the
     /// upstream client.
@@ -366,7 +394,11 @@ impl Gateway {
             .await
         {
             Ok(Some(key)) => {
-                self.ledger.key_used(key.id, crate::now_unix() / 60 * 60);
+                // Last use is kept to the minute: one write per key and minute, not per request.
+                let minute = crate::now_unix() / 60 * 60;
+                if self.keys.note_use(key.id, minute) {
+                    self.ledger.key_used(key.id, minute);
+                }
                 Ok(key)
             }
             Ok(None) => Err(unauthorized()),
@@ -495,14 +527,7 @@ impl Gateway {
         let record = self.finish(
             ctx,
             None,
-            &Outcome {
-                status: reply.status,
-                error_type: Some(error_type),
-                input_tokens: 0,
-                output_tokens: 0,
-                cost_nanocents: 0,
-                upstream: Duration::ZERO,
-            },
+            &Outcome::failed(reply.status, error_type, Duration::ZERO),
         );
         self.ledger.record(record);
         reply
@@ -614,19 +639,8 @@ impl Gateway {
             {
                 Ok(p) => p,
                 Err(wait) => {
-                    let reply = Reply::error(
-                        503,
-                        "circuit_open",
-                        format!(
-                            "{} / {} is failing, so Paved paused requests to it; retry in {} s.",
-                            ctx.route.provider,
-                            ctx.route.model,
-                            wait.as_secs().max(1)
-                        ),
-                    )
-                    .with("retry-after", wait.as_secs().max(1).to_string());
                     self.void(&ctx, &hold, 503, "circuit_open", Duration::ZERO);
-                    return reply;
+                    return circuit_open(&ctx.route, wait);
                 }
             };
         let credential = match self.credential(&team, &ctx.route).await {
@@ -774,17 +788,7 @@ impl Gateway {
                 Ok(p) => permit = p,
                 Err(wait) => {
                     self.void(&ctx, &hold, 503, "circuit_open", upstream_started.elapsed());
-                    return Reply::error(
-                        503,
-                        "circuit_open",
-                        format!(
-                            "{} / {} is failing, so Paved paused requests to it; retry in {} s.",
-                            ctx.route.provider,
-                            ctx.route.model,
-                            wait.as_secs().max(1)
-                        ),
-                    )
-                    .with("retry-after", wait.as_secs().max(1).to_string());
+                    return circuit_open(&ctx.route, wait);
                 }
             }
         };
@@ -992,20 +996,9 @@ impl Gateway {
         let record = self.finish(
             ctx,
             Some(hold),
-            &Outcome {
-                status,
-                error_type: Some(error_type),
-                input_tokens: 0,
-                output_tokens: 0,
-                cost_nanocents: 0,
-                upstream,
-            },
+            &Outcome::failed(status, error_type, upstream),
         );
-        self.ledger.void(
-            hold,
-            record,
-            ctx.idempotency.as_ref().map(|(k, _)| k.as_str()),
-        );
+        self.ledger.void(hold, record);
     }
 
     fn refusal(&self, ctx: &Context, error: LedgerError) -> Reply {
@@ -1280,21 +1273,15 @@ async fn read_field(
     path: &str,
     field: &str,
 ) -> Result<Option<SecretString>, String> {
-    let request = vaultrs::api::kv2::requests::ReadSecretRequest {
-        mount: vault.config().kv_mount.clone(),
-        path: path.to_owned(),
-        version: None,
-    };
-    match vault.call(request).await {
-        Ok(answer) => Ok(answer.data.and_then(|d| {
-            d.data
-                .get(field)
-                .and_then(Value::as_str)
-                .map(|s| SecretString::from(s.to_owned()))
-        })),
-        Err(VaultError::NotFound(_)) => Ok(None),
-        Err(e) => Err(format!("cannot read the provider key from Vault: {e}")),
-    }
+    let secret = vault
+        .read_kv(path)
+        .await
+        .map_err(|e| format!("cannot read the provider key from Vault: {e}"))?;
+    Ok(secret.and_then(|data| {
+        data.get(field)
+            .and_then(Value::as_str)
+            .map(|s| SecretString::from(s.to_owned()))
+    }))
 }
 
 /// Deletes idempotency records past the retention window, hourly.

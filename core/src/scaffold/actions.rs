@@ -634,19 +634,10 @@ async fn remote_secret(
     let Some(vault) = &ctx.core.vault else {
         return Ok(None);
     };
-    let config = vault.config();
-    let request = vaultrs::api::kv2::requests::ReadSecretRequest {
-        mount: config.kv_mount.clone(),
-        path: format!("{}/git/{host}", config.prefix),
-        version: None,
-    };
-    match vault.call(request).await {
-        Ok(answer) => Ok(answer.data.and_then(|d| d.data.as_object().cloned())),
-        Err(crate::secrets::vault::VaultError::NotFound(_)) => Ok(None),
-        Err(e) => Err(format!(
-            "cannot read the credentials for {host} from Vault: {e}"
-        )),
-    }
+    vault
+        .read_kv(&format!("{}/git/{host}", vault.config().prefix))
+        .await
+        .map_err(|e| format!("cannot read the credentials for {host} from Vault: {e}"))
 }
 
 async fn catalog_register(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {

@@ -199,6 +199,24 @@ impl Vault {
         *current = status;
     }
 
+    /// The current version of the KV v2 secret at `path` (under the mount):
+    /// its key/value map, or `None` when nothing is stored there.
+    pub async fn read_kv(
+        &self,
+        path: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, VaultError> {
+        let request = vaultrs::api::kv2::requests::ReadSecretRequest {
+            mount: self.config.kv_mount.clone(),
+            path: path.to_owned(),
+            version: None,
+        };
+        match self.call(request).await {
+            Ok(answer) => Ok(answer.data.and_then(|d| d.data.as_object().cloned())),
+            Err(VaultError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Runs `endpoint` with Paved's token and a fresh correlation id.
     pub async fn call<E>(&self, endpoint: E) -> Result<VaultResponse<E::Response>, VaultError>
     where
