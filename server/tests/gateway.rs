@@ -1157,3 +1157,118 @@ async fn provider_keys_come_from_vault_and_a_teams_own_key_wins() {
     ));
     assert!(!contains_bytes(&gw.app.database_bytes(), "sk-platform-key"));
 }
+
+#[tokio::test]
+async fn every_budget_server_function_and_admin_route_refuses_the_wrong_role() {
+    let gw = gateway(&[]).await;
+    gw.budget(
+        "payments",
+        LEAD,
+        json!({"period": "monthly", "limit_cents": 100}),
+    )
+    .await;
+    let developer = gw
+        .app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let outsider = gw
+        .app
+        .session_for("sid", &[("search", TeamRole::Member)], &[])
+        .await;
+    let as_cookie = |cookie: &str| -> Vec<(header::HeaderName, String)> {
+        vec![
+            (header::COOKIE, cookie.to_owned()),
+            (header::ORIGIN, PUBLIC_URL.to_owned()),
+        ]
+    };
+    let call = |name: &str, body: Value, who: &str| {
+        let mut request = Request::post(format!("/api/{name}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json");
+        for (k, v) in as_cookie(who) {
+            request = request.header(k, v);
+        }
+        request.body(Body::from(body.to_string())).unwrap()
+    };
+    let form = json!({"period": "monthly", "limit_cents": 999_999, "soft_alert_percent": 80, "on_limit": "alert",
+                      "allowed_models": [], "rpm_limit": null, "tpm_limit": null, "version": 1});
+    // A developer of the team reads but changes nothing.
+    for (name, body) in [
+        ("budget_save", json!({"team": "payments", "form": form})),
+        (
+            "budget_workspace_save",
+            json!({"team": "payments", "workspace": "checkout", "form": form}),
+        ),
+    ] {
+        let r = gw.app.send(call(name, body, &developer)).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
+    }
+    for (name, body) in [
+        (
+            "gateway_key_create",
+            "team=payments&name=mine&workspace_id=",
+        ),
+        ("gateway_key_revoke", "team=payments&id=1"),
+        ("llm_overview", ""),
+        (
+            "llm_price_save",
+            "provider=stub&model=stub-chat&input_usd=0&output_usd=0",
+        ),
+    ] {
+        let headers = as_cookie(&developer);
+        let borrowed: Vec<(header::HeaderName, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str()))
+            .collect();
+        let r = gw.app.send(server_fn(name, body, &borrowed)).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
+    }
+    let headers = as_cookie(&developer);
+    let borrowed: Vec<(header::HeaderName, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str()))
+        .collect();
+    let r = gw
+        .app
+        .send(server_fn("budget_page", "team=payments", &borrowed))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    // Another team sees nothing of it.
+    let headers = as_cookie(&outsider);
+    let borrowed: Vec<(header::HeaderName, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str()))
+        .collect();
+    let r = gw
+        .app
+        .send(server_fn("budget_page", "team=payments", &borrowed))
+        .await;
+    assert_status(&r, StatusCode::FORBIDDEN);
+    // Admin-only and PM/admin-only API routes.
+    for (method, uri, token) in [
+        ("PUT", "/api/budgets/v1/prices/stub/stub-chat", LEAD),
+        ("DELETE", "/api/budgets/v1/prices/stub/stub-chat", LEAD),
+        ("GET", "/api/budgets/v1/usage.csv", LEAD),
+        (
+            "GET",
+            "/api/budgets/v1/teams/payments/usage.csv",
+            OTHER_LEAD,
+        ),
+        ("POST", "/api/budgets/v1/teams/payments/keys", DEV),
+    ] {
+        let body = (method != "GET" && method != "DELETE")
+            .then(|| json!({"name": "x", "input_usd_per_mtok": "0", "output_usd_per_mtok": "0"}));
+        let r = gw.app.send(bearer(method, uri, token, body)).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {uri}");
+    }
+    // Nothing changed.
+    let (_, view) = gw.get("/api/budgets/v1/teams/payments", DEV).await;
+    assert_eq!(
+        (view["limit_cents"].as_i64(), view["version"].as_i64()),
+        (Some(100), Some(1))
+    );
+    let (_, prices) = gw.get("/api/budgets/v1/prices", DEV).await;
+    assert!(prices
+        .to_string()
+        .contains("\"input_millicents_per_mtok\":10000"));
+}
