@@ -1411,3 +1411,35 @@ async fn notifications_reach_the_team_and_only_its_members_can_read_them() {
     .await;
     assert_eq!(unread, json!(0));
 }
+
+#[tokio::test]
+async fn whoever_sees_the_completion_event_reads_the_final_status() {
+    let f = fixture(false).await;
+    for _ in 0..10 {
+        let (_, created) = f
+            .send(
+                "POST",
+                "/api/scaffolder/v2/tasks",
+                DEV,
+                Some(json!({"templateRef": "template:default/escape-test", "values": {}})),
+            )
+            .await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        // The live log ends with the completion event; the task read right after is finished.
+        let stream = f
+            .app
+            .send(bearer(
+                "GET",
+                &format!("/api/scaffolder/v2/tasks/{id}/eventstream"),
+                DEV,
+                None,
+            ))
+            .await;
+        let stream = body_text(stream).await;
+        assert!(stream.contains("event: completion"), "{stream}");
+        let (_, task) = f
+            .send("GET", &format!("/api/scaffolder/v2/tasks/{id}"), DEV, None)
+            .await;
+        assert_eq!(task["status"], "completed", "{task}");
+    }
+}

@@ -87,6 +87,13 @@ impl TaskLog {
         }
     }
 
+    /// Wakes live event streams after event `id` was stored elsewhere.
+    pub fn woke(&self, id: i64) {
+        if let TaskLog::Stored { notify, .. } = self {
+            notify.send_replace(id as u64);
+        }
+    }
+
     /// Logs `message` for `step` (masked).
     pub async fn info(&self, step: Option<&str>, message: &str) {
         self.event(step, "log", message, None).await;

@@ -216,6 +216,28 @@ fn masker_for(secrets: &BTreeMap<String, SecretString>) -> Masker {
 }
 
 /// Runs one claimed task to its end (completed, failed or cancelled).
+/// Ends the task with its last event written in the same transaction, then
+/// wakes the live streams: whoever sees the completion event and reads the
+/// task gets the final status.
+#[allow(clippy::too_many_arguments)]
+async fn conclude(
+    core: &CoreState,
+    log: &TaskLog,
+    task: &TaskRow,
+    status: &str,
+    output: Option<&Value>,
+    error: Option<&str>,
+    kind: &str,
+    message: &str,
+) -> Result<(), crate::CoreError> {
+    let masked = log.masker().mask(message);
+    let event = tasks::finish(&core.db, task, status, output, error, Some((kind, &masked))).await?;
+    if let Some(id) = event {
+        log.woke(id);
+    }
+    Ok(())
+}
+
 async fn run_task(core: &CoreState, task: TaskRow) -> Result<(), crate::CoreError> {
     let scaffolder = core.scaffolder.clone();
     let secrets = scaffolder.secrets_of(&task.id).unwrap_or_default();
@@ -230,9 +252,17 @@ async fn run_task(core: &CoreState, task: TaskRow) -> Result<(), crate::CoreErro
         Ok(t) => t,
         Err(e) => {
             let message = format!("the template cannot be read: {e}");
-            log.event(None, "completion", &message, Some("failed"))
-                .await;
-            tasks::finish(&core.db, &task, "failed", None, Some(&message)).await?;
+            conclude(
+                core,
+                &log,
+                &task,
+                "failed",
+                None,
+                Some(&message),
+                "completion",
+                &message,
+            )
+            .await?;
             return Ok(());
         }
     };
@@ -251,18 +281,34 @@ async fn run_task(core: &CoreState, task: TaskRow) -> Result<(), crate::CoreErro
     let secret_names: Vec<String> = serde_json::from_str(&task.secret_names).unwrap_or_default();
     if secret_names.iter().any(|n| !secrets.contains_key(n)) {
         let message = "This task's secret answers are not available any more (Paved restarted); retry it and enter them again.".to_owned();
-        log.event(None, "completion", &message, Some("failed"))
-            .await;
-        tasks::finish(&core.db, &task, "failed", None, Some(&message)).await?;
+        conclude(
+            core,
+            &log,
+            &task,
+            "failed",
+            None,
+            Some(&message),
+            "completion",
+            &message,
+        )
+        .await?;
         return Ok(());
     }
     let values: Value = serde_json::from_str(&task.values_json).unwrap_or(json!({}));
     let workspace = workspace_of(core, &task.id);
     if let Err(e) = std::fs::create_dir_all(&workspace) {
         let message = format!("cannot create the task's workspace: {e}");
-        log.event(None, "completion", &message, Some("failed"))
-            .await;
-        tasks::finish(&core.db, &task, "failed", None, Some(&message)).await?;
+        conclude(
+            core,
+            &log,
+            &task,
+            "failed",
+            None,
+            Some(&message),
+            "completion",
+            &message,
+        )
+        .await?;
         return Ok(());
     }
     let template_dir = task.template_dir.as_deref().map(PathBuf::from);
@@ -286,27 +332,46 @@ async fn run_task(core: &CoreState, task: TaskRow) -> Result<(), crate::CoreErro
                 .evaluate(&template.output, &context)
                 .map(|o| log.masker().mask_json(&o))
                 .unwrap_or_else(|e| json!({"text": [{"title": "Output", "content": format!("the template's output could not be evaluated: {e}")}]}));
-            log.event(None, "completion", "The task completed.", Some("completed"))
-                .await;
-            tasks::finish(&core.db, &task, "completed", Some(&output), None).await?;
+            conclude(
+                core,
+                &log,
+                &task,
+                "completed",
+                Some(&output),
+                None,
+                "completion",
+                "The task completed.",
+            )
+            .await?;
             scaffolder.drop_secrets(&task.id);
             let _ = std::fs::remove_dir_all(&workspace);
         }
         StepsOutcome::Failed(message) => {
-            log.event(None, "completion", &message, Some("failed"))
-                .await;
-            tasks::finish(&core.db, &task, "failed", None, Some(&message)).await?;
+            conclude(
+                core,
+                &log,
+                &task,
+                "failed",
+                None,
+                Some(&message),
+                "completion",
+                &message,
+            )
+            .await?;
             // Secrets and workspace stay for a retry from the failed step.
         }
         StepsOutcome::Cancelled => {
-            log.event(
+            conclude(
+                core,
+                &log,
+                &task,
+                "cancelled",
                 None,
+                Some("cancelled"),
                 "cancelled",
                 "The task was cancelled.",
-                Some("cancelled"),
             )
-            .await;
-            tasks::finish(&core.db, &task, "cancelled", None, Some("cancelled")).await?;
+            .await?;
             scaffolder.drop_secrets(&task.id);
             let _ = std::fs::remove_dir_all(&workspace);
         }

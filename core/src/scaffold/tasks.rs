@@ -275,14 +275,18 @@ pub async fn events(
     .await?)
 }
 
-/// Ends a task: `completed`, `failed` or `cancelled`, with its output or error and an audit entry.
+/// Ends a task: `completed`, `failed` or `cancelled`, with its output or
+/// error, an audit entry and, when given, its last event `(kind, message)`
+/// (already masked) in the same transaction, so whoever sees that event reads
+/// the final status. Returns the event's id.
 pub async fn finish(
     pool: &SqlitePool,
     task: &TaskRow,
     status: &str,
     output: Option<&Value>,
     error: Option<&str>,
-) -> Result<(), CoreError> {
+    last_event: Option<(&str, &str)>,
+) -> Result<Option<i64>, CoreError> {
     let now = now_unix();
     let output = output.map(Value::to_string);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -307,8 +311,24 @@ pub async fn finish(
         Some(serde_json::json!({"template": task.template_ref, "error": error})),
     )
     .await?;
+    let event = match last_event {
+        Some((kind, message)) => Some(
+            sqlx::query_scalar!(
+                r#"INSERT INTO scaffolder_events (task_id, step_id, kind, message, status, at)
+                   VALUES (?1, NULL, ?2, ?3, ?4, ?5) RETURNING id AS "id!""#,
+                task.id,
+                kind,
+                message,
+                status,
+                now
+            )
+            .fetch_one(&mut *tx)
+            .await?,
+        ),
+        None => None,
+    };
     tx.commit().await?;
-    Ok(())
+    Ok(event)
 }
 
 /// Asks a running task to stop after its current step; an open one is cancelled at once.
@@ -322,6 +342,7 @@ pub async fn request_cancel(pool: &SqlitePool, id: &str) -> Result<String, CoreE
                 "cancelled",
                 None,
                 Some("cancelled before it started"),
+                None,
             )
             .await?;
             sqlx::query!(
@@ -464,7 +485,7 @@ pub async fn recover(pool: &SqlitePool, worker: &str) -> Result<(usize, usize), 
             } else {
                 "failed"
             };
-            finish(pool, &task, status, None, Some(&message)).await?;
+            finish(pool, &task, status, None, Some(&message), None).await?;
             failed += 1;
         } else {
             if let Some(step) = &interrupted {
