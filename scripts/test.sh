@@ -67,6 +67,10 @@ log "starting the stub LLM provider (:$llm_port)"
 start_llm_stub "$llm_port" "sk-paved-e2e-provider-key" "$run_dir/llm-upstreams.yaml"
 
 conformance="$PAVED_CONFORMANCE_DIR/backstage-catalog-examples"
+# Budgets run on a clock started mid-period (a Wednesday in mid-March, 13:00 in
+# Berlin), so no browser test depends on the day it runs: the demo's usage and
+# every budget period are placed relative to it.
+E2E_CLOCK_START=${E2E_CLOCK_START:-2026-03-18T12:00:00Z}
 PAVED_CATALOG_FILE_ROOTS="$ROOT/catalog,$ROOT/templates,$conformance" \
 PAVED_CATALOG_LOCATIONS="file:$ROOT/catalog/demo/all.yaml,file:$ROOT/templates/all.yaml" \
 PAVED_SCAFFOLDER_GIT_HOSTS="git.paved.demo=file://$run_dir/git" PAVED_SCAFFOLDER_WORKDIR="$run_dir/scaffolder" \
@@ -76,6 +80,7 @@ PAVED_DATABASE_URL="sqlite://$run_dir/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
 PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
 PAVED_VAULT_ADDR="$VAULT_ADDR" PAVED_VAULT_TOKEN="$portal_vault_token" \
 PAVED_LLM_UPSTREAMS="$run_dir/llm-upstreams.yaml" PAVED_BUDGET_TIMEZONE=Europe/Berlin \
+PAVED_CLOCK_START="$E2E_CLOCK_START" \
   "$CARGO_TARGET_DIR/debug/paved" > "$run_dir/paved.log" 2>&1 &
 pids+=($!)
 wait_for_ok "$PAVED_URL/readyz" 60 || { cat "$run_dir/paved.log"; die "Paved did not start"; }

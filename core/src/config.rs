@@ -51,6 +51,10 @@ pub struct Config {
     pub session_max_age: Duration,
     /// `PAVED_DEMO`: seed demo teams and people at start.
     pub demo: bool,
+    /// `PAVED_CLOCK_START`: the instant (unix ms) budgets and the gateway's
+    /// ledger start from, advancing in real time; for tests and demos that
+    /// must not depend on today's date. `None`: the system clock.
+    pub clock_start_ms: Option<i64>,
     /// Catalog ingestion settings.
     pub catalog: CatalogConfig,
     /// `PAVED_VAULT_*`: where secrets are provisioned; `None` when `PAVED_VAULT_ADDR` is unset.
@@ -291,6 +295,22 @@ impl Config {
                 ))
             }
         };
+        let clock_start_ms = match get("PAVED_CLOCK_START") {
+            None => None,
+            Some(raw) => Some(
+                raw.trim()
+                    .parse::<jiff::Timestamp>()
+                    .map_err(|_| {
+                        ConfigError::new(
+                            "PAVED_CLOCK_START",
+                            format!(
+                                "`{raw}` is not an RFC 3339 instant such as 2026-03-18T12:00:00Z"
+                            ),
+                        )
+                    })?
+                    .as_millisecond(),
+            ),
+        };
 
         let list = |var: &str| -> Vec<String> {
             get(var)
@@ -414,6 +434,7 @@ impl Config {
             session_idle,
             session_max_age,
             demo,
+            clock_start_ms,
         })
     }
 
@@ -714,6 +735,7 @@ mod tests {
             ("PAVED_OIDC_ROLE_MAPPING", "admins"),
             ("PAVED_SESSION_IDLE_MINUTES", "-3"),
             ("PAVED_DEMO", "maybe"),
+            ("PAVED_CLOCK_START", "yesterday"),
             ("PAVED_CATALOG_LOCATIONS", "ftp:somewhere"),
             ("PAVED_CATALOG_REFRESH_MINUTES", "0"),
             ("PAVED_VAULT_ADDR", "vault.local:8200"),

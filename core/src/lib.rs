@@ -54,10 +54,13 @@ pub enum CoreStartError {
 
 impl CoreState {
     /// Builds the state from an open pool and the configuration: the Vault
-    /// client, and the gateway with its ledger loaded from SQLite.
+    /// client, and the gateway with its ledger loaded from SQLite. `clock` is
+    /// the time budgets are computed at ([`budgets::ledger::SystemClock`] in
+    /// production, a [`budgets::ledger::ManualClock`] in tests).
     pub async fn new(
         db: sqlx::SqlitePool,
         config: Arc<config::Config>,
+        clock: Arc<dyn budgets::ledger::Clock>,
     ) -> Result<Self, CoreStartError> {
         let catalog = catalog::source::Sources::new(
             &config.catalog.file_roots,
@@ -68,13 +71,8 @@ impl CoreState {
             Some(vault) => Some(Arc::new(secrets::vault::Vault::new(vault.clone())?)),
             None => None,
         };
-        let gateway = gateway::Gateway::start(
-            db.clone(),
-            config.clone(),
-            vault.clone(),
-            Arc::new(budgets::ledger::SystemClock),
-        )
-        .await?;
+        let gateway =
+            gateway::Gateway::start(db.clone(), config.clone(), vault.clone(), clock).await?;
         Ok(Self {
             gateway,
             db,

@@ -25,8 +25,13 @@ pub struct DemoUser {
 
 /// Seeds teams `payments` and `search` and the demo people, their roles
 /// derived from their groups through the configured mapping, and the teams'
-/// LLM budgets with some past gateway usage.
-pub async fn seed(pool: &SqlitePool, config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+/// LLM budgets with gateway usage placed relative to `now_ms` (the budget
+/// clock) in the budget time zone.
+pub async fn seed(
+    pool: &SqlitePool,
+    config: &Config,
+    now_ms: i64,
+) -> Result<(), Box<dyn std::error::Error>> {
     let users: Vec<DemoUser> = serde_json::from_str(DEMO_USERS_JSON)?;
     let grants: Vec<Grants> = users
         .iter()
@@ -65,6 +70,7 @@ pub async fn seed(pool: &SqlitePool, config: &Config) -> Result<(), Box<dyn std:
         &people,
     )
     .await?;
-    paved_core::budgets::seed_demo(pool).await?;
+    let tz = paved_core::budgets::period::time_zone(&config.llm.time_zone)?;
+    paved_core::budgets::seed_demo(pool, &tz, now_ms).await?;
     Ok(())
 }

@@ -97,6 +97,20 @@ pub enum StartupError {
 impl AppState {
     /// Opens the database (migrating it), prepares sessions and the OIDC client.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        use paved_core::budgets::ledger::{Clock, OffsetClock, SystemClock};
+        let clock: Arc<dyn Clock> = match config.clock_start_ms {
+            Some(start) => Arc::new(OffsetClock::starting_at(start)),
+            None => Arc::new(SystemClock),
+        };
+        Self::build_with_clock(config, clock).await
+    }
+
+    /// [`AppState::build`] with the clock that budgets, their periods and the
+    /// demo's usage are placed by (tests set one to a chosen instant).
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn paved_core::budgets::ledger::Clock>,
+    ) -> Result<Self, StartupError> {
         let config = Arc::new(config);
         let db = paved_core::db::connect(&config.database_url)
             .await
@@ -107,7 +121,7 @@ impl AppState {
         let session_db = SqliteStore::new(db.clone());
         session_db.migrate().await.map_err(StartupError::Sessions)?;
         if config.demo {
-            demo::seed(&db, &config)
+            demo::seed(&db, &config, clock.now_ms())
                 .await
                 .map_err(|e| StartupError::Demo(e.to_string()))?;
         }
@@ -119,7 +133,7 @@ impl AppState {
             .build();
         Ok(Self {
             oidc: Arc::new(oidc::Oidc::new(config.clone())?),
-            core: CoreState::new(db, config).await?,
+            core: CoreState::new(db, config, clock).await?,
             leptos,
             sessions: session_cache::cached(session_db.clone()),
             session_db,

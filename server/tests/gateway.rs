@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -53,6 +54,20 @@ fn vars(files: &std::path::Path, extra: &[(&str, &str)]) -> Vec<(String, String)
     v
 }
 
+/// The gateway tests' clock: real time passing from Wednesday 18 March 2026,
+/// 13:00 in Berlin, far from any day, week or month boundary, so no test
+/// depends on when it runs. One offset for the whole binary, so apps that
+/// restart on the same database (the crash test) share one timeline.
+fn mid_period_clock() -> Arc<dyn paved_core::budgets::ledger::Clock> {
+    use paved_core::budgets::ledger::OffsetClock;
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let offset = *OFFSET.get_or_init(|| {
+        let anchor: jiff::Timestamp = "2026-03-18T12:00:00Z".parse().unwrap();
+        anchor.as_millisecond() - jiff::Timestamp::now().as_millisecond()
+    });
+    Arc::new(OffsetClock::with_offset(offset))
+}
+
 async fn gateway(extra: &[(&str, &str)]) -> Gw {
     gateway_with(Stub::new(), upstreams, extra).await
 }
@@ -71,7 +86,7 @@ async fn gateway_with(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let app = test_app(&borrowed).await;
+    let app = test_app_with_clock(&borrowed, mid_period_clock()).await;
     // Signing people in creates the teams.
     app.session_for("lee", &[("payments", TeamRole::Lead)], &[])
         .await;
@@ -877,7 +892,7 @@ fn a_crash_with_reservations_in_flight_releases_them_by_ttl_after_restart() {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let app = test_app(&borrowed).await;
+        let app = test_app_with_clock(&borrowed, mid_period_clock()).await;
         app.session_for(
             "lee",
             &[("payments", TeamRole::Lead)],
@@ -919,7 +934,7 @@ fn a_crash_with_reservations_in_flight_releases_them_by_ttl_after_restart() {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let app = test_app(&borrowed).await;
+        let app = test_app_with_clock(&borrowed, mid_period_clock()).await;
         let ledger = &app.state.core.gateway.ledger;
         // 800 output tokens = 0.8 cents held by the dead request.
         assert_eq!(ledger.held_count(), 1);

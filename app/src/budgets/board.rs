@@ -4,8 +4,9 @@
 use leptos::prelude::*;
 
 use super::{
-    dollars, dollars_f, per_period, BoardData, BudgetForm, BudgetInfo, CreateGatewayKey, KeyLine,
-    PriceLine, RevokeGatewayKey, SaveBudget, SavePrice, SaveWorkspaceBudget,
+    cents_from_nanocents, dollars, dollars_f, per_period, BoardData, BudgetForm, BudgetInfo,
+    CreateGatewayKey, KeyLine, PriceLine, RevokeGatewayKey, SaveBudget, SavePrice,
+    SaveWorkspaceBudget,
 };
 use crate::components::{format_time, Badge, Tone};
 
@@ -265,10 +266,10 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
             let bar = format!("h-3 rounded {}", b.bar_colour());
             view! {
                 <div class="grid gap-4 sm:grid-cols-4" data-testid="budget-summary">
-                    <div><p class="text-xs uppercase text-slate-500">"Spent this period"</p><p class="text-2xl font-semibold tabular-nums" data-testid="spent">{dollars(b.spent_cents)}</p></div>
+                    <div><p class="text-xs uppercase text-slate-500">"Spent this period"</p><p class="text-2xl font-semibold tabular-nums" data-testid="spent">{dollars_f(cents_from_nanocents(b.spent_nanocents))}</p></div>
                     <div><p class="text-xs uppercase text-slate-500">"Limit"</p><p class="text-2xl font-semibold tabular-nums" data-testid="limit">{format!("{} {}", dollars(b.limit_cents), per_period(&b.period))}</p></div>
                     <div><p class="text-xs uppercase text-slate-500">"Projected by the end"</p><p class="text-2xl font-semibold tabular-nums">{dollars_f(projected)}</p></div>
-                    <div><p class="text-xs uppercase text-slate-500">"Resets"</p><p class="text-sm font-medium" title=b.resets_at.clone()>{b.resets_at_local.clone()}</p><p class="text-xs text-slate-500">{format!("{} held by calls in flight", dollars(b.reserved_cents))}</p></div>
+                    <div><p class="text-xs uppercase text-slate-500">"Resets"</p><p class="text-sm font-medium" title=b.resets_at.clone()>{b.resets_at_local.clone()}</p><p class="text-xs text-slate-500">{format!("{} held by calls in flight", dollars_f(cents_from_nanocents(b.reserved_nanocents)))}</p></div>
                 </div>
                 <div class="mt-3 h-3 rounded bg-slate-200 dark:bg-slate-800" role="progressbar" aria-label="Budget used" aria-valuemin="0" aria-valuemax="100" aria-valuenow=pct>
                     <div class=bar style=format!("width: {pct}%")></div>
@@ -438,7 +439,7 @@ pub fn WorkspaceBudgets(
                 view! {
                     <ul class="space-y-1 text-sm" data-testid="workspace-budgets">
                         {list.get().into_iter().map(|w| view! {
-                            <li><span class="font-medium">{w.workspace_id.clone().unwrap_or_default()}</span>{format!(": {} of {} {} · {}", dollars(w.spent_cents), dollars(w.limit_cents), per_period(&w.period), if w.on_limit == "block" { "blocks at the limit" } else { "alerts only" })}</li>
+                            <li><span class="font-medium">{w.workspace_id.clone().unwrap_or_default()}</span>{format!(": {} of {} {} · {}", dollars_f(cents_from_nanocents(w.spent_nanocents)), dollars(w.limit_cents), per_period(&w.period), if w.on_limit == "block" { "blocks at the limit" } else { "alerts only" })}</li>
                         }).collect_view()}
                     </ul>
                 }.into_any()

@@ -44,6 +44,10 @@ pub struct BudgetInfo {
     pub spent_cents: i64,
     /// Held by requests in flight (cents).
     pub reserved_cents: i64,
+    /// Spent this period, exactly (nanocents): what the page shows.
+    pub spent_nanocents: i64,
+    /// Held by requests in flight, exactly (nanocents).
+    pub reserved_nanocents: i64,
     /// Left (cents).
     pub remaining_cents: i64,
     /// Period start (RFC 3339).
@@ -233,20 +237,31 @@ pub struct OverviewData {
     pub can_edit_prices: bool,
 }
 
-/// `$12.34` from cents.
+/// `$12.34` from whole cents (limits); the same rule as [`dollars_f`].
 pub fn dollars(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let c = cents.abs();
-    format!("{sign}${}.{:02}", c / 100, c % 100)
+    dollars_f(cents as f64)
 }
 
-/// `$0.0201` style for fractional cents.
+/// The one rule for every amount the pages show, so a headline and the
+/// tables beside it agree: whole cents from a dollar up (`$12.35`), and
+/// below a dollar four decimals when the amount has a fraction of a cent
+/// (`$0.0052`; `<$0.0001` when smaller still), otherwise cents (`$0.50`).
 pub fn dollars_f(cents: f64) -> String {
-    if cents != 0.0 && cents.abs() < 1.0 {
-        format!("${:.4}", cents / 100.0)
+    let sign = if cents < 0.0 { "-" } else { "" };
+    let c = cents.abs();
+    let whole_cents = (c - c.round()).abs() < 1e-9;
+    if c >= 100.0 || whole_cents {
+        format!("{sign}${:.2}", c / 100.0)
+    } else if c < 0.01 {
+        format!("{sign}<$0.0001")
     } else {
-        format!("${:.2}", cents / 100.0)
+        format!("{sign}${:.4}", c / 100.0)
     }
+}
+
+/// Cents (with fractions) from the ledger's exact nanocents.
+pub fn cents_from_nanocents(nanocents: i64) -> f64 {
+    nanocents as f64 / 1_000_000_000.0
 }
 
 /// "per month" etc.
@@ -279,6 +294,8 @@ mod convert {
             updated_at: v.updated_at,
             spent_cents: v.spent_cents,
             reserved_cents: v.reserved_cents,
+            spent_nanocents: v.spent_nanocents,
+            reserved_nanocents: v.reserved_nanocents,
             remaining_cents: v.remaining_cents,
             period_start: v.period_start,
             resets_at: v.resets_at,
@@ -480,10 +497,12 @@ pub async fn budget_page(team: String) -> Result<BudgetPageData, AppError> {
         .iter()
         .position(|d| d.day == today)
         .unwrap_or(days.len().saturating_sub(1));
-    let spent: f64 = days.iter().map(|d| d.cost_cents).sum();
-    // A straight line through this period so far; at least an hour in, so one early call doesn't explode it.
-    let elapsed = (now - start).max(3_600_000) as f64;
-    let projected_cents = spent * ((end - start) as f64 / elapsed).max(1.0);
+    // The headline's spend when there is a budget (the ledger's), else the chart's.
+    let spent = team_budget.as_ref().map_or_else(
+        || days.iter().map(|d| d.cost_cents).sum(),
+        |b| cents_from_nanocents(b.spent_nanocents),
+    );
+    let projected_cents = projection(spent, now, start, end);
     let history = budgets::history(&core.db, &user, &team)
         .await?
         .into_iter()
@@ -520,6 +539,13 @@ pub async fn budget_page(team: String) -> Result<BudgetPageData, AppError> {
         circuits: convert::circuits(&core),
         can_manage_keys: lead,
     })
+}
+
+/// A straight line through this period so far, never below what is already
+/// spent; at least an hour in, so one early call doesn't explode it.
+pub fn projection(spent_cents: f64, now_ms: i64, start_ms: i64, end_ms: i64) -> f64 {
+    let elapsed = (now_ms - start_ms).max(3_600_000) as f64;
+    spent_cents * ((end_ms - start_ms) as f64 / elapsed).max(1.0)
 }
 
 /// Saves the team budget (leads and admins; the server decides).
@@ -751,7 +777,7 @@ pub fn BudgetPage() -> impl IntoView {
                                     {if over {
                                         format!("The budget is used up: new LLM requests are refused until it resets on {}.", b.resets_at_local)
                                     } else {
-                                        format!("Spend has reached {}% of the budget ({} of {} {}).", b.soft_alert_percent, dollars(b.spent_cents), dollars(b.limit_cents), per_period(&b.period))
+                                        format!("Spend has reached {}% of the budget ({} of {} {}).", b.soft_alert_percent, dollars_f(cents_from_nanocents(b.spent_nanocents)), dollars(b.limit_cents), per_period(&b.period))
                                     }}
                                 </div>
                             }
@@ -828,7 +854,7 @@ pub fn LlmOverviewPage() -> impl IntoView {
                                                         <tr>
                                                             <td><a class="font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=href>{label}</a></td>
                                                             <td>{format!("{} {}", dollars(b.limit_cents), per_period(&b.period))}</td>
-                                                            <td class="text-right tabular-nums">{dollars(b.spent_cents)}</td>
+                                                            <td class="text-right tabular-nums">{dollars_f(cents_from_nanocents(b.spent_nanocents))}</td>
                                                             <td class="min-w-32"><div class="h-2 rounded bg-slate-200 dark:bg-slate-800" role="progressbar" aria-valuenow=pct aria-valuemin="0" aria-valuemax="100" aria-label=format!("{pct}% used")><div class=fill style=format!("width: {pct}%")></div></div></td>
                                                             <td>{if b.on_limit == "block" { "blocks" } else { "alerts" }}</td>
                                                         </tr>
@@ -848,5 +874,38 @@ pub fn LlmOverviewPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+#[cfg(test)]
+mod amount_tests {
+    use super::*;
+
+    #[test]
+    fn every_amount_follows_one_rule() {
+        assert_eq!(dollars(25_000), "$250.00");
+        assert_eq!(dollars(50), "$0.50");
+        assert_eq!(dollars(0), "$0.00");
+        assert_eq!(dollars_f(1234.567), "$12.35");
+        assert_eq!(dollars_f(0.52), "$0.0052");
+        assert_eq!(dollars_f(0.01), "$0.0001");
+        assert_eq!(dollars_f(0.004), "<$0.0001");
+        assert_eq!(dollars_f(-0.52), "-$0.0052");
+        // The headline (exact nanocents) and a table row (float cents) of one call agree.
+        assert_eq!(
+            dollars_f(cents_from_nanocents(10_000_000)),
+            dollars_f(0.01),
+            "a hundredth of a cent is not shown as a cent"
+        );
+    }
+
+    #[test]
+    fn the_projection_is_never_below_the_spend() {
+        let hour = 3_600_000;
+        // Ten minutes into a 30-day month: extrapolated from a full hour.
+        assert_eq!(projection(10.0, hour / 6, 0, 720 * hour), 7_200.0);
+        // Past the end (a period that just rolled): never below what is spent.
+        assert_eq!(projection(10.0, 800 * hour, 0, 720 * hour), 10.0);
+        assert_eq!(projection(0.0, 5 * hour, 0, 720 * hour), 0.0);
     }
 }

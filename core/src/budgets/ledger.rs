@@ -52,6 +52,33 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock moved by a fixed offset: time passes as usual, from a
+/// chosen starting instant (`PAVED_CLOCK_START`, for tests and demos that must
+/// not depend on today's date).
+#[derive(Debug)]
+pub struct OffsetClock {
+    offset_ms: i64,
+}
+
+impl OffsetClock {
+    /// A clock that reads `start_ms` now and advances in real time.
+    pub fn starting_at(start_ms: i64) -> Self {
+        Self {
+            offset_ms: start_ms - Timestamp::now().as_millisecond(),
+        }
+    }
+    /// A clock `offset_ms` ahead of the system clock (behind when negative).
+    pub fn with_offset(offset_ms: i64) -> Self {
+        Self { offset_ms }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        Timestamp::now().as_millisecond() + self.offset_ms
+    }
+}
+
 /// A clock that moves only when told (tests).
 #[derive(Debug, Default)]
 pub struct ManualClock(AtomicI64);

@@ -15,7 +15,7 @@ use serde_json::Value;
 use sqlx::SqlitePool;
 
 use crate::auth::{authorize, Action, Principal};
-use crate::{audit, now_unix, CoreError};
+use crate::{audit, CoreError};
 use ledger::Ledger;
 use money::{cents_ceil, NANOCENTS_PER_CENT};
 use period::Period;
@@ -250,6 +250,10 @@ pub struct BudgetView {
     pub spent_cents: i64,
     /// Held by requests in flight (cents, rounded up).
     pub reserved_cents: i64,
+    /// Settled spend this period, exactly (nanocents), for amounts shown to a fraction of a cent.
+    pub spent_nanocents: i64,
+    /// Held by requests in flight, exactly (nanocents).
+    pub reserved_nanocents: i64,
     /// Left before the limit (cents, rounded down, never negative).
     pub remaining_cents: i64,
     /// Start of this period (RFC 3339).
@@ -282,6 +286,8 @@ impl BudgetView {
         Self {
             spent_cents: cents_ceil(spent),
             reserved_cents: cents_ceil(reserved),
+            spent_nanocents: spent,
+            reserved_nanocents: reserved,
             remaining_cents: (limit - spent - reserved).max(0) / NANOCENTS_PER_CENT,
             period_start: ledger::rfc3339(start, tz),
             resets_at: ledger::rfc3339(end, tz),
@@ -504,7 +510,8 @@ pub async fn set_budget(
         )]));
     }
     let actor = caller.actor();
-    let now = now_unix();
+    // The ledger's clock, so a budget's history orders with the usage it governs.
+    let now = ledger.now_ms().div_euclid(1000);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let before = sqlx::query_as!(
         RuleRow,
@@ -628,98 +635,183 @@ pub async fn history(
 #[cfg(test)]
 mod tests;
 
-/// Demo data (`PAVED_DEMO=true`, first start only): budgets for the demo
-/// teams and a month of plausible gateway usage, so the Budget page's chart
-/// and breakdowns have something to show.
-pub async fn seed_demo(pool: &SqlitePool) -> Result<(), CoreError> {
-    let existing = sqlx::query_scalar!("SELECT COUNT(*) FROM llm_budgets")
-        .fetch_one(pool)
-        .await?;
-    if existing > 0 {
-        return Ok(());
-    }
-    let now = now_unix();
-    let now_ms = now * 1000;
+/// Demo data (`PAVED_DEMO=true`): budgets for the demo teams (first start
+/// only) and five weeks of plausible gateway usage, re-placed at every start
+/// so the Budget page's chart and breakdowns always have something to show.
+///
+/// Usage is placed relative to `now_ms` in the budget time zone `tz`: a full
+/// day's worth on each of the 35 local days before today (so even the
+/// last day of a month has history before it), and today a share
+/// in proportion to how much of the day has passed (at least an hour's), at
+/// instants between local midnight and `now_ms`. So whatever the date and
+/// time (the 1st of a month just after midnight, a Monday, a daylight-saving
+/// day), the current day, week and month all hold spend, the days before
+/// them hold history, and a straight-line projection stays near a month's
+/// normal spend. The demo's rows carry `reservation_id = 'demo-seed'`; real
+/// gateway calls are never touched.
+pub async fn seed_demo(
+    pool: &SqlitePool,
+    tz: &jiff::tz::TimeZone,
+    now_ms: i64,
+) -> Result<(), CoreError> {
+    let calls = demo_calls(tz, now_ms)?;
+    let now = now_ms.div_euclid(1000);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query!("DELETE FROM llm_usage WHERE reservation_id = 'demo-seed'")
+        .execute(&mut *tx)
+        .await?;
+    let first_start = sqlx::query_scalar!("SELECT COUNT(*) FROM llm_budgets")
+        .fetch_one(&mut *tx)
+        .await?
+        == 0;
     for (team, limit_cents) in [("payments", 25_000_i64), ("search", 10_000)] {
-        let rule = BudgetRule {
-            team: team.into(),
-            workspace_id: None,
-            period: Period::Monthly,
-            limit_cents,
-            soft_alert_percent: 80,
-            on_limit: OnLimit::Block,
-            allowed_models: Vec::new(),
-            rpm_limit: Some(600),
-            tpm_limit: None,
-            version: 1,
-            updated_by: "demo".into(),
-            updated_at: now,
-        };
-        let after = serde_json::to_string(&rule).unwrap_or_default();
-        sqlx::query!(
-            r#"INSERT INTO llm_budgets (team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at)
-               VALUES (?1, '', 'monthly', ?2, 80, 'block', '[]', 600, NULL, 1, 'demo', ?3)"#,
-            team,
-            limit_cents,
-            now
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "INSERT INTO llm_budget_versions (team, workspace_id, version, changed_by, changed_at, before_json, after_json) VALUES (?1, '', 1, 'demo', ?2, NULL, ?3)",
-            team,
-            now,
-            after
-        )
-        .execute(&mut *tx)
-        .await?;
-        // Three weeks of calls, a few a day, cheaper on weekends.
-        for day in 1..=21_i64 {
-            for call in 0..3_i64 {
-                let at = now_ms - day * 86_400_000 + call * 3_600_000;
-                let (model, input, output) = if call == 2 {
-                    ("gpt-4o", 1_800 + day * 40, 600 + day * 9)
-                } else {
-                    ("gpt-4o-mini", 2_400 + day * 55, 900 + day * 13)
-                };
-                // gpt-4o-mini $0.15/$0.60, gpt-4o $2.50/$10 per million tokens, scaled to a day's traffic.
-                let (pin, pout) = if model == "gpt-4o" {
-                    (250_000, 1_000_000)
-                } else {
-                    (15_000, 60_000)
-                };
-                let volume = if team == "payments" { 400 } else { 150 };
-                let cost = (input * pin + output * pout) * volume;
-                let workspace = if call == 0 { "checkout" } else { "" };
-                let caller = if team == "payments" {
-                    if call == 0 {
-                        "checkout-service"
-                    } else {
-                        "payments-api"
-                    }
-                } else {
-                    "search-ranker"
-                };
-                let tokens_in = input * volume;
-                let tokens_out = output * volume;
-                sqlx::query!(
-                    r#"INSERT INTO llm_usage (at, team, workspace_id, key_name, provider, model, request_type, input_tokens, output_tokens, cost_nanocents, latency_ms, status)
-                       VALUES (?1, ?2, ?3, ?4, 'openai', ?5, 'chat', ?6, ?7, ?8, 850, 200)"#,
-                    at,
-                    team,
-                    workspace,
-                    caller,
-                    model,
-                    tokens_in,
-                    tokens_out,
-                    cost
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
+        if first_start {
+            seed_demo_budget(&mut tx, team, limit_cents, now).await?;
+        }
+        for call in &calls {
+            let (model, input, output) = if call.slot == 2 {
+                ("gpt-4o", 1_800 + call.day * 40, 600 + call.day * 9)
+            } else {
+                ("gpt-4o-mini", 2_400 + call.day * 55, 900 + call.day * 13)
+            };
+            // gpt-4o-mini $0.15/$0.60, gpt-4o $2.50/$10 per million tokens, scaled to a day's traffic.
+            let (pin, pout) = if model == "gpt-4o" {
+                (250_000, 1_000_000)
+            } else {
+                (15_000, 60_000)
+            };
+            let full_volume: i64 = if team == "payments" { 400 } else { 150 };
+            // Today's calls carry the share of the day that has passed (in thousandths).
+            let volume = (full_volume * call.share_permille).div_euclid(1000).max(1);
+            let cost = (input * pin + output * pout) * volume;
+            let workspace = if call.slot == 0 { "checkout" } else { "" };
+            let caller = match (team, call.slot) {
+                ("payments", 0) => "checkout-service",
+                ("payments", _) => "payments-api",
+                _ => "search-ranker",
+            };
+            let tokens_in = input * volume;
+            let tokens_out = output * volume;
+            sqlx::query!(
+                r#"INSERT INTO llm_usage (at, team, workspace_id, key_name, provider, model, request_type, input_tokens, output_tokens, cost_nanocents, latency_ms, status, reservation_id)
+                   VALUES (?1, ?2, ?3, ?4, 'openai', ?5, 'chat', ?6, ?7, ?8, 850, 200, 'demo-seed')"#,
+                call.at_ms,
+                team,
+                workspace,
+                caller,
+                model,
+                tokens_in,
+                tokens_out,
+                cost
+            )
+            .execute(&mut *tx)
+            .await?;
         }
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// A demo team's monthly budget, version 1.
+async fn seed_demo_budget(
+    tx: &mut sqlx::SqliteConnection,
+    team: &str,
+    limit_cents: i64,
+    now: i64,
+) -> Result<(), CoreError> {
+    let rule = BudgetRule {
+        team: team.into(),
+        workspace_id: None,
+        period: Period::Monthly,
+        limit_cents,
+        soft_alert_percent: 80,
+        on_limit: OnLimit::Block,
+        allowed_models: Vec::new(),
+        rpm_limit: Some(600),
+        tpm_limit: None,
+        version: 1,
+        updated_by: "demo".into(),
+        updated_at: now,
+    };
+    let after = serde_json::to_string(&rule).unwrap_or_default();
+    sqlx::query!(
+        r#"INSERT INTO llm_budgets (team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at)
+           VALUES (?1, '', 'monthly', ?2, 80, 'block', '[]', 600, NULL, 1, 'demo', ?3)"#,
+        team,
+        limit_cents,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO llm_budget_versions (team, workspace_id, version, changed_by, changed_at, before_json, after_json) VALUES (?1, '', 1, 'demo', ?2, NULL, ?3)",
+        team,
+        now,
+        after
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// One seeded call: when, which of the day's three calls, how many days
+/// before today (0 = today), and what share of a full day's volume it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DemoCall {
+    at_ms: i64,
+    slot: i64,
+    day: i64,
+    share_permille: i64,
+}
+
+/// Days of history the demo seeds before today.
+const DEMO_HISTORY_DAYS: i64 = 35;
+
+/// Where the demo's calls fall: three on each of the [`DEMO_HISTORY_DAYS`]
+/// local days before today (at 09:00, 13:00 and 16:00 after local midnight),
+/// and three today, spread over the part of the day that has passed, none
+/// after `now_ms`.
+fn demo_calls(tz: &jiff::tz::TimeZone, now_ms: i64) -> Result<Vec<DemoCall>, CoreError> {
+    let bad_clock = |e: jiff::Error| CoreError::Invalid {
+        field: "clock",
+        message: format!("the demo cannot place usage around this instant: {e}"),
+    };
+    let now = jiff::Timestamp::from_millisecond(now_ms).map_err(bad_clock)?;
+    let today = now.to_zoned(tz.clone()).date();
+    let day_start = |days_back: i64| -> Result<i64, CoreError> {
+        let date = today
+            .checked_sub(jiff::Span::new().days(days_back))
+            .map_err(bad_clock)?;
+        Ok(date
+            .to_zoned(tz.clone())
+            .map_err(bad_clock)?
+            .timestamp()
+            .as_millisecond())
+    };
+    const HOUR_MS: i64 = 3_600_000;
+    const DAY_MS: i64 = 24 * HOUR_MS;
+    let mut calls = Vec::with_capacity(3 * (DEMO_HISTORY_DAYS as usize + 1));
+    for day in 1..=DEMO_HISTORY_DAYS {
+        let start = day_start(day)?;
+        for (slot, hour) in [(0, 9), (1, 13), (2, 16)] {
+            calls.push(DemoCall {
+                at_ms: start + hour * HOUR_MS,
+                slot,
+                day,
+                share_permille: 1000,
+            });
+        }
+    }
+    let start = day_start(0)?;
+    let elapsed = (now_ms - start).max(0);
+    let share_permille = (elapsed.max(HOUR_MS) * 1000 / DAY_MS).min(1000);
+    for slot in 0..3 {
+        calls.push(DemoCall {
+            at_ms: start + elapsed * (slot + 1) / 4,
+            slot,
+            day: 0,
+            share_permille,
+        });
+    }
+    Ok(calls)
 }

@@ -530,3 +530,111 @@ async fn idempotency_keys_are_in_flight_until_settled_then_replayed_or_freed(poo
         ledger.flush().await;
     }
 }
+
+/// Instants that have broken date-relative demo data: each in Europe/Berlin.
+const HARD_DAYS: [&str; 8] = [
+    "2026-11-30T23:30:00Z", // 1 December 00:30 local, the 1st of a month
+    "2026-11-29T23:00:00Z", // Monday 30 November 00:00 local exactly
+    "2026-11-30T10:00:00Z", // a Monday morning
+    "2028-02-29T11:00:00Z", // 29 February
+    "2026-03-28T23:30:00Z", // 29 March 00:30, the day daylight saving starts
+    "2026-03-29T01:30:00Z", // 29 March 03:30, just after the clocks went forward
+    "2026-12-31T22:59:00Z", // 31 December 23:59
+    "2026-12-31T23:00:00Z", // 1 January 00:00 exactly
+];
+
+#[test]
+fn demo_calls_fill_every_current_period_and_the_history_before_it() {
+    let tz = period::time_zone("Europe/Berlin").unwrap();
+    for day in HARD_DAYS {
+        let now = ms(day);
+        let calls = demo_calls(&tz, now).unwrap();
+        assert!(
+            calls.iter().all(|c| c.at_ms <= now),
+            "{day}: a call in the future"
+        );
+        for p in [Period::Daily, Period::Weekly, Period::Monthly] {
+            let (start, end) = p
+                .bounds(&tz, jiff::Timestamp::from_millisecond(now).unwrap())
+                .unwrap();
+            let (start, end) = (start.as_millisecond(), end.as_millisecond());
+            let inside = calls
+                .iter()
+                .filter(|c| c.at_ms >= start && c.at_ms < end)
+                .count();
+            let before = calls.iter().filter(|c| c.at_ms < start).count();
+            assert!(inside >= 3, "{day}: {p:?} period holds {inside} calls");
+            assert!(before >= 3, "{day}: nothing before the {p:?} period");
+        }
+        // Three calls on each day, one day per local date.
+        let mut dates: Vec<_> = calls
+            .iter()
+            .map(|c| {
+                jiff::Timestamp::from_millisecond(c.at_ms)
+                    .unwrap()
+                    .to_zoned(tz.clone())
+                    .date()
+            })
+            .collect();
+        dates.dedup();
+        assert_eq!(
+            dates.len(),
+            DEMO_HISTORY_DAYS as usize + 1,
+            "{day}: {dates:?}"
+        );
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_demo_month_has_spend_and_a_sensible_projection_on_hard_days(pool: SqlitePool) {
+    let tz = period::time_zone("Europe/Berlin").unwrap();
+    for (i, day) in HARD_DAYS.iter().enumerate() {
+        // A fresh set of tables per instant: the seed runs only once per database.
+        sqlx::query("DELETE FROM llm_budget_versions")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM llm_budgets")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM llm_usage")
+            .execute(&pool)
+            .await
+            .unwrap();
+        if i == 0 {
+            for team in ["payments", "search"] {
+                sqlx::query(
+                    "INSERT INTO teams (name, display_name, created_at) VALUES (?1, ?1, 0)",
+                )
+                .bind(team)
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+        }
+        let now = ms(day);
+        seed_demo(&pool, &tz, now).await.unwrap();
+        let clock = Arc::new(ManualClock::at(now));
+        let ledger = Ledger::start(
+            pool.clone(),
+            tz.clone(),
+            std::time::Duration::from_secs(60),
+            clock,
+        )
+        .await
+        .unwrap();
+        let figures = ledger.figures("payments", "").unwrap();
+        assert!(figures.spent_nanocents > 0, "{day}: the month is empty");
+        let elapsed = (now - figures.period_start_ms).max(3_600_000) as f64;
+        let length = (figures.period_end_ms - figures.period_start_ms) as f64;
+        let projected = figures.spent_nanocents as f64 * (length / elapsed);
+        let limit = 25_000.0 * CENT as f64;
+        assert!(
+            projected > 0.3 * limit && projected < 1.2 * limit,
+            "{day}: projection {} of a {} limit",
+            projected / CENT as f64,
+            limit / CENT as f64
+        );
+    }
+}

@@ -233,16 +233,17 @@ pub async fn export_csv(
 
 /// The local calendar days of `[start_ms, end_ms)` in `tz` (a period's days, for charts).
 pub fn days_between(start_ms: i64, end_ms: i64, tz: &TimeZone) -> Vec<String> {
-    let (Ok(start), Ok(end)) = (
+    // `end` is exclusive: the last day is the one holding its last millisecond.
+    let (Ok(start), Ok(last)) = (
         Timestamp::from_millisecond(start_ms),
-        Timestamp::from_millisecond(end_ms),
+        Timestamp::from_millisecond(end_ms.max(start_ms + 1) - 1),
     ) else {
         return Vec::new();
     };
     let mut day = start.to_zoned(tz.clone()).date();
-    let last = end.to_zoned(tz.clone()).date();
+    let last = last.to_zoned(tz.clone()).date();
     let mut out = Vec::new();
-    while day < last && out.len() < 400 {
+    while day <= last && out.len() < 400 {
         out.push(day.to_string());
         match day.tomorrow() {
             Ok(next) => day = next,
@@ -268,5 +269,12 @@ mod tests {
         assert_eq!(days[0], "2026-03-01");
         assert_eq!(days[30], "2026-03-31");
         assert_eq!(local_day(ms("2026-03-31T21:59:59Z"), &tz), "2026-03-31");
+        // A range ending just after now (a team without a budget) includes today.
+        let days = days_between(
+            ms("2026-03-10T11:00:00Z"),
+            ms("2026-03-12T09:30:00.001Z"),
+            &tz,
+        );
+        assert_eq!(days, ["2026-03-10", "2026-03-11", "2026-03-12"]);
     }
 }

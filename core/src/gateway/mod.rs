@@ -335,7 +335,8 @@ impl Gateway {
         book.reload(&pool).await?;
         let tz = crate::budgets::period::time_zone(&config.llm.time_zone)
             .map_err(GatewayStartError::TimeZone)?;
-        let ledger = Ledger::start(pool.clone(), tz, config.llm.reservation_ttl, clock).await?;
+        let ledger =
+            Ledger::start(pool.clone(), tz, config.llm.reservation_ttl, clock.clone()).await?;
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(512)
@@ -354,7 +355,7 @@ impl Gateway {
             http,
             credentials: Mutex::default(),
         });
-        tokio::spawn(retention(gateway.pool.clone()));
+        tokio::spawn(retention(gateway.pool.clone(), clock));
         Ok(gateway)
     }
 
@@ -1284,13 +1285,13 @@ async fn read_field(
     }))
 }
 
-/// Deletes idempotency records past the retention window, hourly.
-async fn retention(pool: SqlitePool) {
+/// Deletes idempotency records past the retention window, hourly, by the
+/// ledger's clock (the one their `created_at` was written by).
+async fn retention(pool: SqlitePool, clock: Arc<dyn Clock>) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        let cutoff =
-            jiff::Timestamp::now().as_millisecond() - crate::budgets::IDEMPOTENCY_RETENTION_MS;
+        let cutoff = clock.now_ms() - crate::budgets::IDEMPOTENCY_RETENTION_MS;
         let result = sqlx::query!(
             "DELETE FROM llm_reservations WHERE state != 'held' AND created_at < ?1",
             cutoff

@@ -7,6 +7,7 @@ pub mod vault;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
@@ -33,6 +34,14 @@ pub struct TestApp {
 /// Builds the app with `vars` on top of minimal defaults. The issuer points at
 /// a closed port unless a test overrides it.
 pub async fn test_app(vars: &[(&str, &str)]) -> TestApp {
+    test_app_with_clock(vars, Arc::new(paved_core::budgets::ledger::SystemClock)).await
+}
+
+/// [`test_app`] whose budgets (and demo usage) run on `clock`.
+pub async fn test_app_with_clock(
+    vars: &[(&str, &str)],
+    clock: Arc<dyn paved_core::budgets::ledger::Clock>,
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/paved.db", dir.path().display());
     let mut env: HashMap<String, String> = HashMap::from([
@@ -50,7 +59,9 @@ pub async fn test_app(vars: &[(&str, &str)]) -> TestApp {
         env.insert((*k).into(), (*v).into());
     }
     let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config");
-    let state = AppState::build(config).await.expect("app state");
+    let state = AppState::build_with_clock(config, clock)
+        .await
+        .expect("app state");
     paved_server::ingest_configured_locations(&state.core, &state.catalog_ready).await;
     TestApp {
         router: paved_server::router(state.clone()),
