@@ -80,7 +80,7 @@ PAVED_DATABASE_URL="sqlite://$run_dir/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
 PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
 PAVED_VAULT_ADDR="$VAULT_ADDR" PAVED_VAULT_TOKEN="$portal_vault_token" \
 PAVED_LLM_UPSTREAMS="$run_dir/llm-upstreams.yaml" PAVED_BUDGET_TIMEZONE=Europe/Berlin \
-PAVED_CLOCK_START="$E2E_CLOCK_START" \
+PAVED_CLOCK_START="$E2E_CLOCK_START" PAVED_SIGN_IN_STARTS_PER_MINUTE=1000 \
   "$CARGO_TARGET_DIR/debug/paved" > "$run_dir/paved.log" 2>&1 &
 pids+=($!)
 wait_for_ok "$PAVED_URL/readyz" 60 || { cat "$run_dir/paved.log"; die "Paved did not start"; }

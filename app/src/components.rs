@@ -259,6 +259,30 @@ pub fn Badge(#[prop(optional)] tone: Tone, children: Children) -> impl IntoView 
     view! { <span class=tone.class()>{children()}</span> }
 }
 
+/// A link whose URL came from data (catalog YAML, template output, a
+/// notification, a team note): an `<a>` only when
+/// [`paved_forms::safe_href`] allows the URL; otherwise the label and the
+/// URL as plain text, so a `javascript:` link can never run.
+#[component]
+pub fn DataLink(
+    #[prop(into)] url: String,
+    #[prop(into)] label: String,
+    #[prop(optional, into)] class: Option<String>,
+) -> impl IntoView {
+    let class =
+        class.unwrap_or_else(|| "text-indigo-700 hover:underline dark:text-indigo-300".to_owned());
+    if paved_forms::safe_href(&url).is_some() {
+        view! { <a href=url rel="noopener noreferrer" class=class>{label}</a> }.into_any()
+    } else {
+        view! {
+            <span data-testid="unsafe-link" title="Not a link: only http, https and mailto URLs and relative paths are opened.">
+                {label}" "<code class="text-xs text-slate-500">{url}</code>
+            </span>
+        }
+        .into_any()
+    }
+}
+
 /// What to show when a list is empty: what it is and what to do next.
 #[component]
 pub fn EmptyState(

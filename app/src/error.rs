@@ -37,6 +37,9 @@ pub enum AppError {
     /// A service Paved depends on refused the request (502).
     #[error("{0}")]
     Upstream(String),
+    /// Asked too often (429); the message says when to try again.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// Our fault (500); the details are in the server log.
     #[error("Something went wrong on our side. It has been logged; please try again.")]
     Internal,
@@ -56,6 +59,7 @@ impl AppError {
             AppError::Conflict(_) => 409,
             AppError::Unavailable(_) => 503,
             AppError::Upstream(_) => 502,
+            AppError::TooManyRequests(_) => 429,
             AppError::Internal | AppError::Transport(_) => 500,
         }
     }

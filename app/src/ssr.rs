@@ -48,6 +48,7 @@ impl From<CoreError> for AppError {
             CoreError::InvalidFields(list) => AppError::InvalidFields(list),
             CoreError::Unavailable(m) => AppError::Unavailable(m),
             CoreError::Upstream(m) => AppError::Upstream(m),
+            CoreError::TooManyRequests(m) => AppError::TooManyRequests(m),
             CoreError::Database(e) => {
                 tracing::error!(error = %e, "database error in a server function");
                 AppError::Internal

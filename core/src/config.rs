@@ -51,6 +51,9 @@ pub struct Config {
     pub session_max_age: Duration,
     /// `PAVED_DEMO`: seed demo teams and people at start.
     pub demo: bool,
+    /// `PAVED_SIGN_IN_STARTS_PER_MINUTE`: sign-ins one client address may
+    /// start per minute (each writes a short-lived session).
+    pub sign_in_starts_per_minute: u32,
     /// `PAVED_CLOCK_START`: the instant (unix ms) budgets and the gateway's
     /// ledger start from, advancing in real time; for tests and demos that
     /// must not depend on today's date. `None`: the system clock.
@@ -295,6 +298,16 @@ impl Config {
                 ))
             }
         };
+        let sign_in_starts_per_minute =
+            u32::try_from(parse_u64(&get, "PAVED_SIGN_IN_STARTS_PER_MINUTE", 60)?)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "PAVED_SIGN_IN_STARTS_PER_MINUTE",
+                        "must be a whole number from 1 up",
+                    )
+                })?;
         let clock_start_ms = match get("PAVED_CLOCK_START") {
             None => None,
             Some(raw) => Some(
@@ -434,6 +447,7 @@ impl Config {
             session_idle,
             session_max_age,
             demo,
+            sign_in_starts_per_minute,
             clock_start_ms,
         })
     }
@@ -736,6 +750,7 @@ mod tests {
             ("PAVED_SESSION_IDLE_MINUTES", "-3"),
             ("PAVED_DEMO", "maybe"),
             ("PAVED_CLOCK_START", "yesterday"),
+            ("PAVED_SIGN_IN_STARTS_PER_MINUTE", "0"),
             ("PAVED_CATALOG_LOCATIONS", "ftp:somewhere"),
             ("PAVED_CATALOG_REFRESH_MINUTES", "0"),
             ("PAVED_VAULT_ADDR", "vault.local:8200"),

@@ -33,6 +33,9 @@ pub enum CoreError {
     /// A service Paved depends on refused or failed a request; the message says which step.
     #[error("{0}")]
     Upstream(String),
+    /// The caller asked too often; the message says when to try again.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// The database failed; the detail is logged, never shown.
     #[error("database error")]
     Database(#[source] sqlx::Error),
@@ -66,6 +69,7 @@ impl CoreError {
             CoreError::Conflict(_) => 409,
             CoreError::Unavailable(_) => 503,
             CoreError::Upstream(_) => 502,
+            CoreError::TooManyRequests(_) => 429,
             CoreError::Database(_) => 500,
         }
     }

@@ -39,6 +39,8 @@ pub struct CoreState {
     pub scaffolder: Arc<scaffold::Scaffolder>,
     /// The LLM gateway: budget ledger, prices, keys, breakers and metrics.
     pub gateway: Arc<gateway::Gateway>,
+    /// Refreshes people ask for, throttled per location and in total.
+    pub refresher: Arc<catalog::refresh::Refresher>,
 }
 
 /// Why the domain state could not be built.
@@ -81,6 +83,7 @@ impl CoreState {
             facet_cache: Arc::default(),
             vault,
             scaffolder: Arc::new(scaffold::Scaffolder::new()),
+            refresher: Arc::default(),
         })
     }
 }

@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { signIn, user, hydrated } from './helpers';
 
 test('a team lead changes the budget after confirming its effect; the chart and its limit line move', async ({ page }) => {

@@ -1,5 +1,5 @@
 // Backstage's own @backstage/catalog-client, unchanged, against Paved's catalog API.
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { CatalogClient } from '@backstage/catalog-client';
 import { fileURLToPath } from 'node:url';
 import { BASE } from './helpers';

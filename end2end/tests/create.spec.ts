@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { signIn, user, hydrated } from './helpers';
 
 const service = `wiz-${Date.now().toString(36)}`;

@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { signIn, user, hydrated } from './helpers';
 
 test('at 375 px the navigation sits behind a menu button', async ({ page }) => {

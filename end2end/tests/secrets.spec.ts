@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { signIn, user, hydrated } from './helpers';
 
 // A fresh secret name per run, so reruns against the same server never clash.

@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { BASE, flowUntilCallback, signIn, signOut, user, hydrated } from './helpers';
 
 const homes = [

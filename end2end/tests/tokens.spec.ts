@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures';
 import { BASE, signIn, user, hydrated } from './helpers';
 
 test('a personal API token is shown once, works as a bearer token, and stops working when revoked', async ({ page, playwright }) => {

@@ -608,6 +608,11 @@ fn validate_string(schema: &Value, s: &str, path: &str) -> Vec<FieldError> {
     if schema.get("ui:field").and_then(Value::as_str) == Some("RepoUrlPicker") {
         return validate_repo_url(schema, s, path);
     }
+    if let Widget::OwnerPicker | Widget::EntityPicker { .. } = widget_for(schema) {
+        if let Err(message) = picker_ref(schema, s) {
+            return err(path, message);
+        }
+    }
     if schema.get("ui:field").and_then(Value::as_str) == Some("EntityNamePicker")
         && !is_entity_name(s)
     {
@@ -646,6 +651,91 @@ pub fn secret_key_problem(key: &str) -> Option<&'static str> {
         && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     (!ok).then_some("Letters, digits and _, not starting with a digit (e.g. DATABASE_URL).")
 }
+
+/// The canonical reference (`kind:namespace/name`, lowercase) of an
+/// `OwnerPicker` or `EntityPicker` answer, or why it is not one: the kind
+/// (defaulted when the picker allows exactly one, `group` for an owner) must
+/// be one the picker allows, and namespace and name must be entity names, so
+/// an answer can never carry spaces, quotes, newlines or YAML. Shared by the
+/// server (which then checks the entity exists) and the browser form.
+pub fn picker_ref(schema: &Value, answer: &str) -> Result<String, String> {
+    let kinds = match widget_for(schema) {
+        Widget::OwnerPicker => vec!["group".to_owned()],
+        Widget::EntityPicker { kinds } => kinds,
+        _ => Vec::new(),
+    };
+    canonical_entity_ref(answer, &kinds)
+}
+
+/// [`picker_ref`] for a list of allowed lowercase kinds (empty: any kind).
+pub fn canonical_entity_ref(answer: &str, kinds: &[String]) -> Result<String, String> {
+    let shape = || {
+        if kinds.len() == 1 {
+            format!(
+                "Choose an entry from the list (a reference like {}:default/name).",
+                kinds[0]
+            )
+        } else {
+            "Choose an entry from the list (a reference like kind:default/name).".to_owned()
+        }
+    };
+    let (kind, rest) = match answer.split_once(':') {
+        Some((k, r)) => (k.to_ascii_lowercase(), r),
+        None if kinds.len() == 1 => (kinds[0].clone(), answer),
+        None => return Err(shape()),
+    };
+    let (namespace, name) = rest.split_once('/').unwrap_or(("default", rest));
+    let valid = !kind.is_empty()
+        && kind.len() <= 63
+        && kind.bytes().all(|b| b.is_ascii_lowercase())
+        && is_entity_name(namespace)
+        && is_entity_name(name);
+    if !valid {
+        return Err(shape());
+    }
+    if !kinds.is_empty() && !kinds.contains(&kind) {
+        return Err(format!(
+            "must be a {} from the catalog, not a {kind}",
+            kinds.join(" or ")
+        ));
+    }
+    Ok(format!(
+        "{kind}:{}/{}",
+        namespace.to_ascii_lowercase(),
+        name.to_ascii_lowercase()
+    ))
+}
+
+/// Whether a URL that came from data (catalog YAML, template output, a
+/// notification, a team note) may become a link: `http`, `https` and
+/// `mailto` URLs, and relative ones (`/catalog`, `docs/x`, `#top`). Anything
+/// else (`javascript:`, `data:`, `vbscript:`, a scheme hidden behind control
+/// characters or whitespace, which browsers strip) is refused. Shared by
+/// ingestion, the scaffolder's actions and every page that renders an `href`.
+pub fn safe_href(url: &str) -> Option<&str> {
+    if url.is_empty()
+        || url.len() > 4096
+        || url
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return None;
+    }
+    let scheme_end = url.find(':');
+    let path_start = url.find(['/', '?', '#']);
+    match scheme_end {
+        Some(colon) if path_start.is_none_or(|p| colon < p) => {
+            let scheme = url[..colon].to_ascii_lowercase();
+            matches!(scheme.as_str(), "http" | "https" | "mailto").then_some(url)
+        }
+        // Relative; `//host` (scheme-relative) stays on http(s).
+        _ => Some(url),
+    }
+}
+
+/// The message for a URL [`safe_href`] refuses, naming what is allowed.
+pub const UNSAFE_URL_MESSAGE: &str =
+    "must be an http, https or mailto URL, or a relative path (other schemes such as javascript: are refused)";
 
 /// Backstage entity names: 1-63 `[A-Za-z0-9]` runs joined by single `-`, `_` or `.`.
 pub fn is_entity_name(s: &str) -> bool {
@@ -887,6 +977,74 @@ mod tests {
             "if": {"properties": {"otel": {"const": true}}},
             "then": {"properties": {"otelEndpoint": {"type": "string", "format": "uri"}}}
         })
+    }
+
+    #[test]
+    fn only_web_and_mail_urls_become_links() {
+        for ok in [
+            "https://example.com/x?y#z",
+            "http://example.com",
+            "HTTPS://EXAMPLE.COM",
+            "mailto:team@example.com",
+            "/catalog?kind=api",
+            "docs/readme.md",
+            "#top",
+            "//cdn.example.com/x",
+            "/path/with:colon",
+        ] {
+            assert_eq!(safe_href(ok), Some(ok), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            " javascript:alert(1)",
+            "java\tscript:alert(1)",
+            "java\nscript:alert(1)",
+            "\u{1}javascript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "vbscript:msgbox",
+            "/\\evil.example",
+            "",
+        ] {
+            assert_eq!(safe_href(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn picker_answers_are_references_of_the_allowed_kinds() {
+        let system = json!({"type": "string", "ui:field": "EntityPicker", "ui:options": {"catalogFilter": {"kind": "System"}}});
+        let owner = json!({"type": "string", "ui:field": "OwnerPicker"});
+        assert_eq!(
+            picker_ref(&system, "checkout"),
+            Ok("system:default/checkout".into())
+        );
+        assert_eq!(
+            picker_ref(&system, "System:Default/Checkout"),
+            Ok("system:default/checkout".into())
+        );
+        assert_eq!(
+            picker_ref(&owner, "group:default/payments"),
+            Ok("group:default/payments".into())
+        );
+        for hostile in [
+            "checkout\n---\nkind: Location",
+            "checkout\"",
+            "{checkout}",
+            "check out",
+            "component:default/checkout",
+            "",
+            "system:default/a/b",
+        ] {
+            assert!(picker_ref(&system, hostile).is_err(), "{hostile:?}");
+        }
+        assert!(picker_ref(&owner, "user:default/dana")
+            .unwrap_err()
+            .contains("group"));
+        // The same rule runs in validation, so the browser shows it too.
+        let page = json!({"type": "object", "properties": {"system": system}});
+        let errors = validate(&page, &json!({"system": "checkout\n---\n"}));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "system");
     }
 
     #[test]

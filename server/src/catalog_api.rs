@@ -63,6 +63,7 @@ impl IntoResponse for ApiError {
             CoreError::Conflict(m) => ("ConflictError", m.clone()),
             CoreError::Unavailable(m) => ("ServiceUnavailableError", m.clone()),
             CoreError::Upstream(m) => ("UpstreamError", m.clone()),
+            CoreError::TooManyRequests(m) => ("TooManyRequestsError", m.clone()),
             CoreError::Database(e) => {
                 tracing::error!(error = %e, "catalog API database error");
                 (
@@ -516,7 +517,11 @@ async fn refresh(
                     message,
                 },
             )?;
-            store::refresh_entity(db, &state.core.catalog, &r.to_string()).await?;
+            state
+                .core
+                .refresher
+                .refresh_entity(db, &state.core.catalog, &caller, &r.to_string())
+                .await?;
         }
         None => {
             authorize(&caller, Action::AdministerPlatform)?;

@@ -8,6 +8,7 @@ pub mod budgets_api;
 pub mod catalog_api;
 pub mod demo;
 pub mod gateway_api;
+pub mod limits;
 pub mod middleware;
 pub mod oidc;
 pub mod scaffolder_api;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub catalog_ready: Arc<std::sync::atomic::AtomicBool>,
     /// Signed-in users' principals, cached for [`PRINCIPAL_TTL`].
     pub principals: paved_core::identity::PrincipalCache,
+    /// Sign-in starts per client address (each writes a short-lived session).
+    pub sign_in_limiter: Arc<limits::WindowLimiter>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -118,6 +121,7 @@ impl AppState {
                 url: config.database_url.clone(),
                 source,
             })?;
+        let sign_in_rate = config.sign_in_starts_per_minute;
         let session_db = SqliteStore::new(db.clone());
         session_db.migrate().await.map_err(StartupError::Sessions)?;
         if config.demo {
@@ -139,6 +143,10 @@ impl AppState {
             session_db,
             principals: paved_core::identity::PrincipalCache::new(PRINCIPAL_TTL, 10_000),
             catalog_ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            sign_in_limiter: Arc::new(limits::WindowLimiter::new(
+                sign_in_rate,
+                std::time::Duration::from_secs(60),
+            )),
         })
     }
 }
@@ -156,6 +164,7 @@ pub fn router(state: AppState) -> Router {
             tower_sessions::cookie::time::Duration::seconds(config.session_idle.as_secs() as i64),
         ));
 
+    let https = config.secure_cookies();
     let routes = generate_route_list(app::App);
     let core = state.core.clone();
     let context = move || provide_context(core.clone());
@@ -206,6 +215,30 @@ pub fn router(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("strict-origin-when-cross-origin"),
         ))
+        // Pages and API answers are per person: never kept by a browser or proxy cache.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            |response: &axum::response::Response| {
+                let personal = response
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|t| {
+                        t.starts_with("text/html")
+                            || t.starts_with("application/json")
+                            || t.starts_with("text/event-stream")
+                            || t.starts_with("text/csv")
+                    });
+                personal.then(|| HeaderValue::from_static("no-store"))
+            },
+        ))
+        // Behind https, browsers must never fall back to plain http.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            move |_: &axum::response::Response| {
+                https.then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"))
+            },
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -237,9 +270,12 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;
     tracing::info!(%addr, url = %public_url, ready_in_ms = started.elapsed().as_millis() as u64, "Paved is ready");
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
     purge.abort();
     catalog.abort();
     scaffolder.abort();

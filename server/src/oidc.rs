@@ -19,7 +19,7 @@ use paved_core::identity::{self, SignIn};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
-use tower_sessions::Session;
+use tower_sessions::{Expiry, Session};
 
 use crate::session::{SessionUser, ID_TOKEN_KEY, PENDING_LOGIN_KEY, USER_KEY};
 use crate::AppState;
@@ -173,20 +173,45 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// Only same-site paths may be returned to after sign-in (no open redirects).
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && !n.starts_with("/auth/") =>
-        {
-            n.to_owned()
+/// Only same-origin paths may be returned to after sign-in (no open
+/// redirects). The candidate must be an absolute path with no control
+/// characters or backslashes anywhere (browsers strip tabs and newlines and
+/// read `\` as `/`, which turns `/%09/evil` or `/\evil` into another host),
+/// and, resolved against the public URL, must stay on its origin.
+fn safe_next(public_url: &url::Url, next: Option<&str>) -> String {
+    let Some(n) = next else {
+        return "/".to_owned();
+    };
+    let hostile = n.chars().any(|c| c.is_control() || c == '\\')
+        || !n.starts_with('/')
+        || n.starts_with("//");
+    if hostile {
+        return "/".to_owned();
+    }
+    match public_url.join(n) {
+        Ok(url) if url.origin() == public_url.origin() && !url.path().starts_with("/auth/") => {
+            let mut out = url.path().to_owned();
+            if let Some(q) = url.query() {
+                out.push('?');
+                out.push_str(q);
+            }
+            if let Some(f) = url.fragment() {
+                out.push('#');
+                out.push_str(f);
+            }
+            // A path that only parsing made absolute-looking (`/.//evil`) is refused too.
+            if out.starts_with("//") {
+                "/".to_owned()
+            } else {
+                out
+            }
         }
         _ => "/".to_owned(),
     }
 }
+
+/// How long a started sign-in may take before its session is dropped.
+pub const PENDING_LOGIN_MINUTES: i64 = 10;
 
 /// Query of `/auth/login`.
 #[derive(Deserialize)]
@@ -197,9 +222,24 @@ pub struct LoginQuery {
 /// `GET /auth/login`: starts the authorization-code flow.
 pub async fn login(
     State(state): State<AppState>,
+    client_addr: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     session: Session,
     Query(query): Query<LoginQuery>,
 ) -> Result<Response, OidcError> {
+    // Every start writes a session row: a client may start only a few a minute.
+    let key = client_addr.map_or_else(|| "local".to_owned(), |c| c.0 .0.ip().to_string());
+    if let Err(wait) = state.sign_in_limiter.check(&key) {
+        tracing::warn!(client = %key, "sign-in starts rate limited");
+        return Ok((
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [(
+                axum::http::header::RETRY_AFTER,
+                wait.as_secs().max(1).to_string(),
+            )],
+            "Too many sign-in attempts from this address; wait a minute and try again.",
+        )
+            .into_response());
+    }
     let (client, _) = state.oidc.client().await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client.authorize_url(
@@ -222,12 +262,16 @@ pub async fn login(
         state: csrf.secret().clone(),
         nonce: nonce.secret().clone(),
         pkce_verifier: verifier.secret().clone(),
-        next: safe_next(query.next.as_deref()),
+        next: safe_next(&state.core.config.public_url, query.next.as_deref()),
     };
     session
         .insert(PENDING_LOGIN_KEY, pending)
         .await
         .map_err(|e| OidcError::Internal(e.to_string()))?;
+    // A sign-in that is never finished is forgotten after ten minutes.
+    session.set_expiry(Some(Expiry::OnInactivity(
+        tower_sessions::cookie::time::Duration::minutes(PENDING_LOGIN_MINUTES),
+    )));
     Ok(Redirect::to(url.as_str()).into_response())
 }
 
@@ -272,9 +316,11 @@ async fn finish_sign_in(
         return Err(OidcError::StateMismatch);
     }
     if let Some(error) = query.error {
+        // Both come from the query string: logged with control characters escaped.
         return Err(OidcError::Denied(format!(
-            "{error}: {}",
-            query.error_description.unwrap_or_default()
+            "{}: {}",
+            error.escape_debug(),
+            query.error_description.unwrap_or_default().escape_debug()
         )));
     }
     let code = query.code.ok_or(OidcError::StateMismatch)?;
@@ -315,11 +361,17 @@ async fn finish_sign_in(
     state.principals.invalidate(user_id);
     tracing::info!(subject = %sign_in.subject, teams = ?sign_in.grants.teams.keys().collect::<Vec<_>>(), "signed in");
 
-    // A new session id at sign-in defeats session fixation.
+    // A new session id at sign-in defeats session fixation; the session now
+    // lives as long as a signed-in one does.
     session
         .cycle_id()
         .await
         .map_err(|e| OidcError::Internal(e.to_string()))?;
+    session.set_expiry(Some(Expiry::OnInactivity(
+        tower_sessions::cookie::time::Duration::seconds(
+            state.core.config.session_idle.as_secs() as i64
+        ),
+    )));
     session
         .insert(
             USER_KEY,
@@ -429,11 +481,25 @@ mod tests {
 
     #[test]
     fn next_is_kept_on_site() {
-        assert_eq!(safe_next(Some("/teams/payments")), "/teams/payments");
-        assert_eq!(safe_next(Some("//evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example")), "/");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/");
-        assert_eq!(safe_next(Some("/auth/login")), "/");
-        assert_eq!(safe_next(None), "/");
+        let base = url::Url::parse("https://paved.example.com").unwrap();
+        let next = |n| safe_next(&base, n);
+        assert_eq!(next(Some("/teams/payments")), "/teams/payments");
+        assert_eq!(next(Some("/catalog?kind=api#x")), "/catalog?kind=api#x");
+        assert_eq!(next(Some("//evil.example")), "/");
+        assert_eq!(next(Some("https://evil.example")), "/");
+        assert_eq!(next(Some("/\\evil.example")), "/");
+        assert_eq!(next(Some("/auth/login")), "/");
+        assert_eq!(next(None), "/");
+        // Browsers strip tabs and newlines: `/\t/evil` would become `//evil`.
+        for hostile in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r//evil.example",
+            "/x\\y",
+            "/\u{7f}/evil",
+        ] {
+            assert_eq!(next(Some(hostile)), "/", "{hostile:?}");
+        }
+        assert_eq!(next(Some("/./auth/login")), "/");
     }
 }

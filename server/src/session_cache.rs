@@ -6,7 +6,7 @@
 //! never serves a stale session: every save and delete (sign-in, sign-out,
 //! idle refresh) goes through it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -27,26 +27,67 @@ pub fn cached(sqlite: SqliteStore) -> Sessions {
 }
 
 /// An in-memory session map that never grows past its capacity: when full it
-/// drops expired records, and if that is not enough, everything (the SQLite
-/// store still has them, so this costs only cache misses).
+/// evicts the least recently used session, one at a time (the SQLite store
+/// still has it, so this costs one cache miss later). A flood of new
+/// sessions therefore pushes out only the oldest idle ones, never the whole
+/// cache at once.
 #[derive(Debug, Clone)]
 pub struct BoundedMemoryStore {
-    records: Arc<Mutex<HashMap<Id, Record>>>,
+    inner: Arc<Mutex<Lru>>,
     capacity: usize,
+}
+
+/// The records with their last use, and the use order (oldest first).
+#[derive(Debug, Default)]
+struct Lru {
+    records: HashMap<Id, (Record, u64)>,
+    order: BTreeMap<u64, Id>,
+    tick: u64,
+}
+
+impl Lru {
+    fn touch(&mut self, id: &Id) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some((_, used)) = self.records.get_mut(id) {
+            self.order.remove(used);
+            *used = tick;
+            self.order.insert(tick, *id);
+        }
+    }
+
+    fn insert(&mut self, record: Record) {
+        self.remove(&record.id);
+        self.tick += 1;
+        self.order.insert(self.tick, record.id);
+        self.records.insert(record.id, (record, self.tick));
+    }
+
+    fn remove(&mut self, id: &Id) {
+        if let Some((_, used)) = self.records.remove(id) {
+            self.order.remove(&used);
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((_, id)) = self.order.pop_first() {
+            self.records.remove(&id);
+        }
+    }
 }
 
 impl BoundedMemoryStore {
     /// A cache for at most `capacity` sessions.
     pub fn new(capacity: usize) -> Self {
         Self {
-            records: Arc::default(),
+            inner: Arc::default(),
             capacity: capacity.max(1),
         }
     }
 
     /// How many sessions are cached now.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().records.len()
     }
 
     /// Whether nothing is cached.
@@ -54,9 +95,9 @@ impl BoundedMemoryStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Id, Record>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
         // A panic while holding the lock cannot leave a half-written map.
-        self.records.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -72,21 +113,29 @@ impl SessionStore for BoundedMemoryStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let mut records = self.lock();
-        if records.len() >= self.capacity && !records.contains_key(&record.id) {
-            let now = now();
-            records.retain(|_, r| r.expiry_date > now);
-            if records.len() >= self.capacity {
-                records.clear();
-            }
+        let mut lru = self.lock();
+        lru.insert(record.clone());
+        while lru.records.len() > self.capacity {
+            lru.evict_oldest();
         }
-        records.insert(record.id, record.clone());
         Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let now = now();
-        Ok(self.lock().get(id).filter(|r| r.expiry_date > now).cloned())
+        let mut lru = self.lock();
+        let found = lru
+            .records
+            .get(id)
+            .map(|(r, _)| r)
+            .filter(|r| r.expiry_date > now)
+            .cloned();
+        if found.is_some() {
+            lru.touch(id);
+        } else {
+            lru.remove(id);
+        }
+        Ok(found)
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
@@ -135,5 +184,33 @@ mod tests {
             assert!(store.len() <= 3);
         }
         assert!(store.load(&expired.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_flood_evicts_the_least_recently_used_not_everyone() {
+        let store = BoundedMemoryStore::new(100);
+        let mut people = Vec::new();
+        for _ in 0..50 {
+            let r = record(time::Duration::hours(8));
+            store.save(&r).await.unwrap();
+            people.push(r.id);
+        }
+        // Anonymous sessions pour in while the people keep using theirs:
+        // only the oldest anonymous ones make room, never everyone at once.
+        for round in 0..40 {
+            for _ in 0..25 {
+                store
+                    .save(&record(time::Duration::minutes(10)))
+                    .await
+                    .unwrap();
+                assert!(store.len() <= 100);
+            }
+            for id in &people {
+                assert!(store.load(id).await.unwrap().is_some(), "round {round}");
+            }
+        }
+        for id in &people {
+            assert!(store.load(id).await.unwrap().is_some());
+        }
     }
 }

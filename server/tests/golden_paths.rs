@@ -59,6 +59,14 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A description a developer might type, or an attacker: quotes, braces,
+/// a colon, a comment mark and a line that would start a new YAML document.
+fn hostile_description(title: &str) -> String {
+    format!(
+        "Golden path check for {title}: \"quoted\" 'single' {{braces}} # not a comment\n---\napiVersion: backstage.io/v1alpha1\nkind: Location\nspec: {{target: /etc/passwd}}"
+    )
+}
+
 #[tokio::test]
 async fn every_shipped_template_scaffolds_a_working_service() {
     let vault = TestVault::start().await;
@@ -111,7 +119,7 @@ async fn every_shipped_template_scaffolds_a_working_service() {
         let service = format!("gp-{}", template.name.split('-').next().unwrap());
         let values = json!({
             "name": service,
-            "description": format!("Golden path check for {}", template.title),
+            "description": hostile_description(&template.title),
             "owner": "group:default/payments",
             "system": "system:default/checkout",
             "lifecycle": "experimental",
@@ -181,6 +189,18 @@ async fn every_shipped_template_scaffolds_a_working_service() {
                 file.display()
             );
         }
+        // The typed text is data in exactly one document, never YAML of its own.
+        let info = std::fs::read_to_string(checkout.join("catalog-info.yaml")).unwrap();
+        let documents: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&info)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        assert_eq!(documents.len(), 1, "{}: {info}", template.name);
+        assert_eq!(
+            documents[0]["metadata"]["description"].as_str(),
+            Some(hostile_description(&template.title).as_str()),
+            "{}",
+            template.name
+        );
         let deployment = std::fs::read_to_string(checkout.join("k8s/deployment.yaml")).unwrap();
         assert!(
             !deployment.contains("gk-golden-path-0001"),

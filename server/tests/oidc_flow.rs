@@ -212,3 +212,71 @@ async fn a_tampered_nonce_is_rejected_and_leaves_no_session() {
         "the failed sign-in's session is deleted"
     );
 }
+
+/// Attack: an anonymous client floods `/auth/login`. Each start writes a
+/// session row, so starts are rate limited per client, and an unfinished
+/// sign-in's session lives ten minutes, not a signed-in session's hours.
+#[tokio::test]
+async fn attack_sign_in_starts_are_rate_limited_and_short_lived() {
+    let running = start("paved-demo-secret").await;
+    // One real sign-in first: its session lives as long as the idle timeout.
+    let callback = running.until_callback("dana", "dana-demo").await;
+    assert_eq!(running.location_of(&callback).await, "/");
+    let now = paved_core::now_unix();
+    let signed_in: i64 = sqlx::query_scalar(
+        "SELECT MAX(CAST(strftime('%s', expiry_date) AS INTEGER)) FROM tower_sessions",
+    )
+    .fetch_one(&running.state.core.db)
+    .await
+    .unwrap();
+    assert!(
+        signed_in > now + 3600,
+        "a signed-in session lives its idle timeout"
+    );
+
+    let mut redirected = 1;
+    let mut limited = 0;
+    for _ in 0..(running.state.core.config.sign_in_starts_per_minute + 10) {
+        // A fresh client each time, as a flood would.
+        let client = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .unwrap();
+        let response = client
+            .get(format!("{}/auth/login", running.url))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            302 | 303 | 307 => redirected += 1,
+            429 => {
+                assert!(response.headers().contains_key("retry-after"));
+                limited += 1
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        redirected,
+        running.state.core.config.sign_in_starts_per_minute
+    );
+    assert_eq!(limited, 11);
+    let pending: Vec<i64> =
+        sqlx::query_scalar("SELECT e FROM (SELECT CAST(strftime('%s', expiry_date) AS INTEGER) AS e FROM tower_sessions) WHERE e < ?1")
+            .bind(signed_in)
+            .fetch_all(&running.state.core.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        pending.len() as u32,
+        running.state.core.config.sign_in_starts_per_minute - 1
+    );
+    let now = paved_core::now_unix();
+    for expiry in pending {
+        assert!(
+            expiry <= now + paved_server::oidc::PENDING_LOGIN_MINUTES * 60 + 5,
+            "a pending sign-in lives {}s",
+            expiry - now
+        );
+    }
+}

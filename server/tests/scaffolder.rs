@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 const DEV: &str = "dev-token-0123456789abcdef";
 const SEARCH: &str = "search-token-0123456789abcdef";
 const SECRET: &str = "sk-scaffold-7f3a9c21-never-shown";
+const ADMIN: &str = "admin-token-0123456789abcdef";
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scaffolder")
@@ -64,7 +65,9 @@ async fn fixture_with(with_vault: bool, workers: bool) -> Fixture {
         "git.paved.test=file://{0},github.com=file://{0}",
         git.path().display()
     );
-    let tokens = format!("dev:{DEV}:developer:payments,search:{SEARCH}:developer:search");
+    let tokens = format!(
+        "dev:{DEV}:developer:payments,search:{SEARCH}:developer:search,admin:{ADMIN}:platform_admin"
+    );
     let work_dir = work.path().display().to_string();
     let mut vars: Vec<(&str, String)> = vec![
         ("PAVED_CATALOG_FILE_ROOTS", roots),
@@ -125,9 +128,18 @@ impl Fixture {
     }
 
     async fn wait_for(&self, id: &str, statuses: &[&str]) -> Value {
+        self.wait_for_as(id, statuses, DEV).await
+    }
+
+    async fn wait_for_as(&self, id: &str, statuses: &[&str], token: &str) -> Value {
         for _ in 0..300 {
             let (status, task) = self
-                .send("GET", &format!("/api/scaffolder/v2/tasks/{id}"), DEV, None)
+                .send(
+                    "GET",
+                    &format!("/api/scaffolder/v2/tasks/{id}"),
+                    token,
+                    None,
+                )
                 .await;
             assert_eq!(status, StatusCode::OK, "{task}");
             if statuses.contains(&task["status"].as_str().unwrap_or_default()) {
@@ -436,17 +448,23 @@ async fn a_task_publishes_registers_provisions_and_notifies_and_its_secret_never
 #[tokio::test]
 async fn backstage_example_template_runs_unmodified() {
     let f = fixture(false).await;
+    // Backstage's example registers a Component owned by `user:guest` under
+    // the `guest` repository owner: only a platform admin's task may do that.
     let (status, created) = f
         .send(
             "POST",
             "/api/scaffolder/v2/tasks",
-            DEV,
+            ADMIN,
             Some(json!({"templateRef": "template:default/example-nodejs-template", "values": {"name": "example-svc", "repoUrl": "github.com?owner=guest&repo=example-svc"}})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let task = f
-        .wait_for(created["id"].as_str().unwrap(), &["completed", "failed"])
+        .wait_for_as(
+            created["id"].as_str().unwrap(),
+            &["completed", "failed"],
+            ADMIN,
+        )
         .await;
     assert_eq!(task["status"], "completed", "{task}");
     let clone_dir = tempfile::tempdir().unwrap();
@@ -1442,4 +1460,154 @@ async fn whoever_sees_the_completion_event_reads_the_final_status() {
             .await;
         assert_eq!(task["status"], "completed", "{task}");
     }
+}
+
+// ---- Attacks: a developer of one team trying to reach further ----
+
+fn unsafe_values(name: &str, repo: &str, tagline: &str) -> Value {
+    json!({
+        "name": name,
+        "owner": "group:default/payments",
+        "tagline": tagline,
+        "repoUrl": format!("git.paved.test?owner=payments&repo={repo}"),
+    })
+}
+
+async fn task_count(f: &Fixture) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM scaffolder_tasks")
+        .fetch_one(&f.app.state.core.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn attack_hostile_picker_answers_are_refused_before_a_task_exists() {
+    let f = fixture(false).await;
+    let start = |values: Value| {
+        let body = json!({"templateRef": "template:default/feature-service", "values": values});
+        let f = &f;
+        async move {
+            f.send("POST", "/api/scaffolder/v2/tasks", DEV, Some(body))
+                .await
+        }
+    };
+    // YAML smuggled through the System picker.
+    let mut values = feature_values("svc-picker");
+    values["system"] =
+        json!("checkout\n---\napiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: evil}\nspec: {target: /etc/passwd}");
+    let (status, body) = start(values).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("system"), "{body}");
+    // A reference to something that is not in the catalog, or of the wrong kind.
+    for (field, answer) in [
+        ("system", "system:default/nowhere"),
+        ("system", "group:default/payments"),
+        ("owner", "user:default/dana"),
+        ("owner", "group:default/nobody"),
+    ] {
+        let mut values = feature_values("svc-picker");
+        values[field] = json!(answer);
+        let (status, body) = start(values).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}: {body}");
+    }
+    // Another team's owner, or another team's repository space.
+    let mut values = feature_values("svc-picker");
+    values["owner"] = json!("group:default/search");
+    let (status, _) = start(values).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let mut values = feature_values("svc-picker");
+    values["repoUrl"] = json!("git.paved.test?owner=search&repo=svc-picker");
+    let (status, body) = start(values).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(task_count(&f).await, 0, "no task was created");
+
+    // A loose but valid answer is stored in its canonical form.
+    let mut values = feature_values("svc-canonical");
+    values["system"] = json!("Checkout");
+    let (status, created) = start(values).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let stored: String = sqlx::query_scalar("SELECT values_json FROM scaffolder_tasks")
+        .fetch_one(&f.app.state.core.db)
+        .await
+        .unwrap();
+    assert!(
+        stored.contains("\"system\":\"system:default/checkout\""),
+        "{stored}"
+    );
+}
+
+#[tokio::test]
+async fn attack_catalog_register_takes_only_what_the_team_may_own() {
+    let f = fixture(false).await;
+    let run = |values: Value| {
+        let body = json!({"templateRef": "template:default/unsafe-service", "values": values});
+        let f = &f;
+        async move {
+            let (status, created) = f
+                .send("POST", "/api/scaffolder/v2/tasks", DEV, Some(body))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            let id = created["id"].as_str().unwrap().to_owned();
+            f.wait_for(&id, &["completed", "failed"]).await
+        }
+    };
+    let exists = |entity_ref: &'static str| {
+        let db = f.app.state.core.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM catalog_entities WHERE entity_ref = ?1",
+            )
+            .bind(entity_ref)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+                > 0
+        }
+    };
+    // The answer adds a Group, a User, another team's Component and a
+    // Location pointing at the whole fixture catalog.
+    let hostile = format!(
+        "fine\n---\napiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {{name: paved-platform-admins}}\nspec: {{type: team, children: []}}\n---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: {{name: mallory}}\nspec: {{memberOf: [paved-platform-admins]}}\n---\napiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {{name: evil}}\nspec: {{target: {}}}\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {{name: search-takeover}}\nspec: {{type: service, lifecycle: production, owner: search}}\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: svc-extra\n  description: last",
+        fixtures().join("catalog.yaml").display()
+    );
+    let task = run(unsafe_values("svc-hostile", "svc-hostile", &hostile)).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    let error = task["error"].as_str().unwrap_or_default();
+    assert!(error.contains("nothing was registered"), "{error}");
+    assert!(error.contains("is a Group"), "{error}");
+    assert!(error.contains("is a User"), "{error}");
+    assert!(error.contains("is a Location"), "{error}");
+    assert!(error.contains("search-takeover"), "{error}");
+    for gone in [
+        "group:default/paved-platform-admins",
+        "user:default/mallory",
+        "location:default/evil",
+        "component:default/svc-extra",
+        "component:default/search-takeover",
+        "component:default/svc-hostile",
+    ] {
+        assert!(!exists(gone).await, "{gone} was registered");
+    }
+
+    // A legitimate one registers; a second repository claiming the same
+    // entity does not take it over.
+    let task = run(unsafe_values("svc-one", "svc-one", "first")).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert!(exists("component:default/svc-one").await);
+    let task = run(unsafe_values("svc-one", "svc-two", "second")).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(
+        task["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already in the catalog"),
+        "{task}"
+    );
+    let entity = paved_core::catalog::store::entity_by_ref(
+        &f.app.state.core.db,
+        "component:default/svc-one",
+    )
+    .await
+    .unwrap();
+    assert_eq!(entity["metadata"]["description"], "first");
 }

@@ -523,9 +523,11 @@ pub async fn register_location(kind: String, target: String) -> Result<LocationV
 /// Re-reads a location now (anyone signed in: it only re-reads the source).
 #[server(endpoint = "catalog_refresh_location")]
 pub async fn refresh_location(id: String) -> Result<(), AppError> {
-    crate::ssr::require_user()?;
+    let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    paved_core::catalog::store::refresh_location(&core.db, &core.catalog, &id).await?;
+    core.refresher
+        .refresh(&core.db, &core.catalog, &user, &id)
+        .await?;
     Ok(())
 }
 

@@ -10,7 +10,9 @@ use leptos::form::ActionForm;
 use crate::catalog::{
     catalog_entity, ref_href, EntityView, PortalView, SavePortalFields, ToggleStar,
 };
-use crate::components::{format_time, percent_encode, Badge, Card, ErrorView, PageHeader, Tone};
+use crate::components::{
+    format_time, percent_encode, Badge, Card, DataLink, ErrorView, PageHeader, Tone,
+};
 
 /// The entity page.
 #[component]
@@ -94,7 +96,7 @@ fn Entity(e: EntityView) -> impl IntoView {
                 </dl>
                 {(!links.is_empty()).then(|| view! {
                     <h3 class="mt-4 mb-1 text-sm font-semibold">"Links"</h3>
-                    <ul class="text-sm">{links.into_iter().map(|(url, title)| view! { <li><a href=url rel="noopener noreferrer" class="text-indigo-700 hover:underline dark:text-indigo-300">{title}</a></li> }).collect_view()}</ul>
+                    <ul class="text-sm">{links.into_iter().map(|(url, title)| view! { <li><DataLink url label=title /></li> }).collect_view()}</ul>
                 })}
             </Card>
             <PortalCard entity_ref=portal_ref portal=e.portal.clone() can_edit=e.can_edit />
@@ -270,7 +272,7 @@ fn PortalCard(entity_ref: String, portal: PortalView, can_edit: bool) -> impl In
                 <dt class="text-slate-500">"On call"</dt>
                 <dd class="mb-2">{move || { let v = shown.get().oncall; if v.is_empty() { "—".to_string() } else { v } }}</dd>
                 <dt class="text-slate-500">"Support"</dt>
-                <dd class="mb-2 break-all">{move || { let url = shown.get().support_url; if url.is_empty() { view! { <span>"—"</span> }.into_any() } else { { let href = url.clone(); view! { <a href=href rel="noopener noreferrer" class="text-indigo-700 hover:underline dark:text-indigo-300">{url}</a> }.into_any() } } }}</dd>
+                <dd class="mb-2 break-all">{move || { let url = shown.get().support_url; if url.is_empty() { view! { <span>"—"</span> }.into_any() } else { view! { <DataLink url=url.clone() label=url /> }.into_any() } }}</dd>
                 <dt class="text-slate-500">"Notes"</dt>
                 <dd class="whitespace-pre-line">{move || { let v = shown.get().notes; if v.is_empty() { "—".to_string() } else { v } }}</dd>
             </dl>

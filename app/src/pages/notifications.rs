@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
-use crate::components::{format_time, Badge, EmptyState, ErrorView, PageHeader, Tone};
+use crate::components::{format_time, Badge, DataLink, EmptyState, ErrorView, PageHeader, Tone};
 use crate::error::AppError;
 
 /// One notification as shown.
@@ -109,7 +109,7 @@ fn NotificationList() -> impl IntoView {
                                         </div>
                                         {n.description.clone().map(|d| view! { <p class="mt-1 text-sm text-slate-700 dark:text-slate-300">{d}</p> })}
                                         <div class="mt-2 flex gap-3 text-sm">
-                                            {n.link.clone().map(|l| view! { <a href=l class="text-indigo-700 hover:underline dark:text-indigo-300">"Open"</a> })}
+                                            {n.link.clone().map(|l| view! { <DataLink url=l label="Open" /> })}
                                             {(!n.read).then(|| view! {
                                                 <ActionForm action=read>
                                                     <input type="hidden" name="id" value=n.id />

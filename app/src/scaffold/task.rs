@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 
 use super::{LogLine, ScaffoldCancel, ScaffoldRetry, StepInfo, TaskInfo};
-use crate::components::{Badge, Tone};
+use crate::components::{Badge, DataLink, Tone};
 use crate::secrets::SecretPairs;
 
 fn tone(status: &str) -> Tone {
@@ -187,7 +187,7 @@ pub fn TaskProgress(task: TaskInfo) -> impl IntoView {
                     <div class="alert-success mb-3" data-testid="task-output">
                         <p class="text-sm font-medium">"Done. Next:"</p>
                         <ul class="mt-1 flex flex-wrap gap-3 text-sm">
-                            {links.get().into_iter().map(|(title, href)| view! { <li><a href=href class="font-medium underline">{title}</a></li> }).collect_view()}
+                            {links.get().into_iter().map(|(title, href)| view! { <li><DataLink url=href label=title class="font-medium underline" /></li> }).collect_view()}
                         </ul>
                         {text.get().into_iter().map(|(title, html)| view! {
                             <div class="mt-2 text-sm">

@@ -165,11 +165,19 @@ pub fn local_day(ms: i64, tz: &TimeZone) -> String {
         .unwrap_or_default()
 }
 
+/// One CSV cell, quoted when needed. A cell a spreadsheet would run as a
+/// formula (starting `=`, `+`, `-`, `@`, tab or CR: key and workspace names
+/// are chosen by users) is prefixed with `'` so it stays text.
 fn csv_cell(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
-        value.to_owned()
+        value
     }
 }
 
@@ -259,6 +267,19 @@ pub fn days_between(start_ms: i64, end_ms: i64, tz: &TimeZone) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_cells_never_run_as_formulas() {
+        assert_eq!(
+            csv_cell("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        assert_eq!(csv_cell("+1"), "'+1");
+        assert_eq!(csv_cell("-2+3"), "'-2+3");
+        assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_cell("checkout"), "checkout");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+    }
 
     #[test]
     fn a_period_lists_its_local_days() {

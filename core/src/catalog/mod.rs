@@ -5,6 +5,7 @@ pub mod crawl;
 pub mod model;
 pub mod portal;
 pub mod query;
+pub mod refresh;
 pub mod source;
 pub mod stars;
 pub mod store;

@@ -362,14 +362,18 @@ pub fn validate(entity: &Value) -> Result<ValidEntity, Vec<FieldProblem>> {
                 None | Some(Value::Null) => {}
                 Some(Value::Array(links)) => {
                     for (i, l) in links.iter().enumerate() {
-                        if l.get("url")
-                            .and_then(Value::as_str)
-                            .is_none_or(str::is_empty)
-                        {
-                            problems.push(FieldProblem::new(
+                        match l.get("url").and_then(Value::as_str) {
+                            None | Some("") => problems.push(FieldProblem::new(
                                 format!("metadata.links[{i}].url"),
                                 "is required",
-                            ));
+                            )),
+                            Some(url) if paved_forms::safe_href(url).is_none() => {
+                                problems.push(FieldProblem::new(
+                                    format!("metadata.links[{i}].url"),
+                                    paved_forms::UNSAFE_URL_MESSAGE,
+                                ))
+                            }
+                            Some(_) => {}
                         }
                     }
                 }

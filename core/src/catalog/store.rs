@@ -343,13 +343,12 @@ pub async fn refresh_location(
     apply(pool, id, &found).await
 }
 
-/// Re-reads the location that provides `entity_ref` (any signed-in user may
-/// ask: it only re-reads the source).
-pub async fn refresh_entity(
+/// The id of the location that provides `entity_ref` (`None` for an orphan);
+/// not found when the catalog has no such entity.
+pub async fn location_id_of(
     pool: &SqlitePool,
-    sources: &Sources,
     entity_ref: &str,
-) -> Result<(), CoreError> {
+) -> Result<Option<String>, CoreError> {
     let lower = entity_ref.to_ascii_lowercase();
     let row = sqlx::query!(
         "SELECT location_id FROM catalog_entities WHERE entity_ref = ?1",
@@ -358,10 +357,7 @@ pub async fn refresh_entity(
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| CoreError::NotFound(format!("entity {entity_ref}")))?;
-    if let Some(id) = row.location_id {
-        refresh_location(pool, sources, &id).await?;
-    }
-    Ok(())
+    Ok(row.location_id)
 }
 
 /// Refreshes every location (the periodic job and `POST /refresh` without an entity).
@@ -927,6 +923,23 @@ async fn one_entity(
         field: "body",
         message: e.to_string(),
     })
+}
+
+/// Which location provides an entity (its target: file, URL or pasted
+/// name), `None` when the entity is not in the catalog. An entity whose
+/// location was removed answers that it is still held.
+pub async fn location_of(pool: &SqlitePool, entity_ref: &str) -> Result<Option<String>, CoreError> {
+    let key = entity_ref.to_ascii_lowercase();
+    let row = sqlx::query!(
+        r#"SELECT l.target AS "target?" FROM catalog_entities e LEFT JOIN catalog_locations l ON l.id = e.location_id WHERE e.entity_ref = ?1"#,
+        key
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| {
+        r.target
+            .unwrap_or_else(|| "a location that was removed".into())
+    }))
 }
 
 /// The entity `kind:namespace/name`, complete with relations.

@@ -726,3 +726,50 @@ async fn owners_edit_portal_fields_and_others_cannot(pool: SqlitePool) {
         1
     );
 }
+
+/// Attack: a signed-in developer asks for refresh after refresh. One crawl
+/// runs per location at a time (the others join it), and a developer may not
+/// ask again within the minimum interval; admins may.
+#[sqlx::test(migrations = "../migrations")]
+async fn refreshes_on_request_are_coalesced_and_throttled(pool: SqlitePool) {
+    use super::refresh::{Refreshed, Refresher};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.yaml");
+    std::fs::write(&file, component_yaml("one", "payments")).unwrap();
+    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let location = register(&pool, &sources, &file).await;
+    let refresher = Refresher::new(std::time::Duration::from_secs(60), 2);
+    let dev = developer();
+    let attempts = (0..8).map(|_| refresher.refresh(&pool, &sources, &dev, &location.id));
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let crawled = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(Refreshed::Crawled(_))))
+        .count();
+    assert_eq!(crawled, 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(_) | Err(CoreError::TooManyRequests(_)))),
+        "{outcomes:?}"
+    );
+    // Right after: a developer waits, an admin does not.
+    let again = refresher.refresh(&pool, &sources, &dev, &location.id).await;
+    assert!(
+        matches!(&again, Err(CoreError::TooManyRequests(m)) if m.contains("again in")),
+        "{again:?}"
+    );
+    assert!(matches!(
+        refresher
+            .refresh(&pool, &sources, &admin(), &location.id)
+            .await,
+        Ok(Refreshed::Crawled(_))
+    ));
+    // A made-up location id is not found and takes no slot.
+    assert!(matches!(
+        refresher
+            .refresh(&pool, &sources, &dev, "no-such-location")
+            .await,
+        Err(CoreError::NotFound(_))
+    ));
+}

@@ -27,6 +27,8 @@ pub struct ActionContext<'a> {
     pub step_id: &'a str,
     /// Who the task runs as.
     pub principal: &'a Principal,
+    /// The team chosen in the template's owner picker, if it has one.
+    pub owner_team: Option<&'a str>,
     /// The task's workspace folder.
     pub workspace: &'a Path,
     /// The template's folder (for `./skeleton`).
@@ -699,16 +701,21 @@ async fn catalog_register(ctx: &ActionContext<'_>, input: &Value) -> Result<Valu
             ctx.info(format!("Would register {url}")).await;
             return Ok(json!({"catalogInfoUrl": url}));
         }
-        let (_, crawl) = crate::catalog::store::register_location_as(
-            &ctx.core.db,
-            &ctx.core.catalog,
-            &ctx.principal.actor(),
-            "url",
-            url,
-            false,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let actor = ctx.principal.actor();
+        let register = |dry_run| {
+            crate::catalog::store::register_location_as(
+                &ctx.core.db,
+                &ctx.core.catalog,
+                &actor,
+                "url",
+                url,
+                dry_run,
+            )
+        };
+        // Read it first: only what the task's team may own is registered.
+        let (_, preview) = register(true).await.map_err(|e| e.to_string())?;
+        check_registrable(ctx, url, &preview).await?;
+        let (_, crawl) = register(false).await.map_err(|e| e.to_string())?;
         let entity_ref = crawl
             .entities
             .first()
@@ -730,6 +737,7 @@ async fn register_yaml(
     yaml: String,
 ) -> Result<Value, String> {
     let found = crate::catalog::store::preview_yaml(&ctx.core.catalog, &location_name, &yaml).await;
+    check_registrable(ctx, &location_name, &found).await?;
     if !found.problems.is_empty() {
         let list: Vec<String> = found
             .problems
@@ -771,6 +779,72 @@ async fn register_yaml(
     ctx.info(format!("Registered {entity_ref} in the catalog"))
         .await;
     Ok(json!({"entityRef": entity_ref, "catalogInfoUrl": location_name}))
+}
+
+/// The kinds a golden path may register: what a team owns. Locations,
+/// Templates, Groups, Users and Domains stay with platform admins.
+const REGISTRABLE_KINDS: [&str; 4] = ["component", "api", "resource", "system"];
+
+/// A task registers only what its team may own: entities of
+/// [`REGISTRABLE_KINDS`] whose `spec.owner` is the task's owner team (or,
+/// without an owner picker, a team the person who started it belongs to),
+/// and never an entity that another location already provides.
+async fn check_registrable(
+    ctx: &ActionContext<'_>,
+    location_name: &str,
+    found: &crate::catalog::crawl::Crawl,
+) -> Result<(), String> {
+    use crate::auth::{authorize, Action};
+    let mut problems = Vec::new();
+    for e in &found.entities {
+        let entity_ref = &e.entity.entity_ref;
+        if !REGISTRABLE_KINDS.contains(&entity_ref.kind.as_str()) {
+            problems.push(format!(
+                "{entity_ref} is a {}; a golden path registers only Components, APIs, Resources and Systems (a platform admin registers the rest)",
+                e.entity.body["kind"].as_str().unwrap_or(&entity_ref.kind)
+            ));
+            continue;
+        }
+        let owner = e.entity.body["spec"]["owner"].as_str().unwrap_or_default();
+        let owner_ref =
+            crate::catalog::model::EntityRef::parse(owner, Some("group"), &entity_ref.namespace);
+        let owner_team = match &owner_ref {
+            Ok(r) if r.kind == "group" && r.namespace == "default" => Some(r.name.as_str()),
+            _ => None,
+        };
+        // Platform admins' tasks may register for any owner (they may import anything).
+        let allowed = ctx.principal.is_admin()
+            || match (owner_team, ctx.owner_team) {
+                (Some(team), Some(task_team)) => team == task_team,
+                (Some(team), None) => authorize(ctx.principal, Action::ActInTeam(team)).is_ok(),
+                (None, _) => false,
+            };
+        if !allowed {
+            problems.push(format!(
+                "{entity_ref} names owner `{owner}`; this task may register only entities owned by {}",
+                ctx.owner_team
+                    .map(|t| format!("group:default/{t}"))
+                    .unwrap_or_else(|| "a team you belong to".into())
+            ));
+            continue;
+        }
+        if let Some(holder) =
+            crate::catalog::store::location_of(&ctx.core.db, &entity_ref.to_string())
+                .await
+                .map_err(|e| e.to_string())?
+        {
+            if holder != location_name {
+                problems.push(format!(
+                    "{entity_ref} is already in the catalog from {holder}; choose another name"
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("nothing was registered: {}", problems.join("; ")))
+    }
 }
 
 async fn vault_provision(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
@@ -842,7 +916,19 @@ async fn vault_provision(ctx: &ActionContext<'_>, input: &Value) -> Result<Value
 async fn notification_send(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
     let title = required_str(input, "title")?;
     let description = input_str(input, "info").or(input_str(input, "description"));
-    let link = input_str(input, "link");
+    // Only links a browser may safely open are kept (a local `file://`
+    // repository or a `javascript:` URL is left out, and the log says so).
+    let link = match input_str(input, "link") {
+        Some(url) if paved_forms::safe_href(url).is_none() => {
+            ctx.info(format!(
+                "The notification is sent without its link: the link {}",
+                paved_forms::UNSAFE_URL_MESSAGE
+            ))
+            .await;
+            None
+        }
+        other => other,
+    };
     let severity = input_str(input, "severity").unwrap_or("normal");
     if !matches!(severity, "low" | "normal" | "high" | "critical") {
         return Err(format!(

@@ -164,9 +164,13 @@ impl std::fmt::Debug for RunRequest {
 }
 
 /// Moves secret fields out of `values`, validates every answer against the
-/// template's pages, and checks the caller may act for the chosen owner.
-/// Answers the owner team (if the template has an owner picker).
-fn check_request(
+/// template's pages, checks every owner and entity picker answer names an
+/// entity of an allowed kind that exists in the catalog (replacing it with
+/// its canonical reference), and checks the caller may act for the chosen
+/// owner and repository owner. Answers the owner team (if the template has
+/// an owner picker).
+async fn check_request(
+    core: &CoreState,
     principal: &Principal,
     template: &Template,
     request: &mut RunRequest,
@@ -175,7 +179,7 @@ fn check_request(
     let secret_fields = paved_forms::secret_fields(&template.parameters);
     if let Value::Object(values) = &mut request.values {
         for field in &secret_fields {
-            if let Some(Value::String(s)) = values.remove(field) {
+            if let Some(Value::String(s)) = take_path(values, field) {
                 request
                     .secrets
                     .entry(field.clone())
@@ -193,7 +197,7 @@ fn check_request(
         _ => Default::default(),
     };
     for (k, v) in &request.secrets {
-        all.insert(k.clone(), Value::String(v.expose_secret().to_owned()));
+        put_path(&mut all, k, Value::String(v.expose_secret().to_owned()));
     }
     let all = Value::Object(all);
     let errors = paved_forms::validate_pages(&template.parameters, &all);
@@ -203,34 +207,108 @@ fn check_request(
         ));
     }
     let mut owner_team = None;
+    let mut problems = Vec::new();
+    let mut canonical = Vec::new();
     for page in paved_forms::pages(&template.parameters) {
         for field in paved_forms::fields(&page.schema, &all) {
-            if field.widget != paved_forms::Widget::OwnerPicker {
-                continue;
-            }
-            let Some(owner) = all.get(&field.name).and_then(Value::as_str) else {
+            let is_owner = match &field.widget {
+                paved_forms::Widget::OwnerPicker => true,
+                paved_forms::Widget::EntityPicker { .. } => false,
+                paved_forms::Widget::RepoUrlPicker { .. } => {
+                    if let Some(raw) = all.get(&field.name).and_then(Value::as_str) {
+                        check_repo_owner(principal, &field.path, raw)?;
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            let Some(answer) = all.get(&field.name).and_then(Value::as_str) else {
                 continue;
             };
-            let reference =
-                crate::catalog::model::EntityRef::parse(owner, Some("group"), "default").map_err(
-                    |message| CoreError::InvalidFields(vec![(field.path.clone(), message)]),
-                )?;
-            if reference.kind != "group" {
-                return Err(CoreError::InvalidFields(vec![(
-                    field.path.clone(),
-                    "the owner must be a team (a Group)".into(),
-                )]));
+            let reference = paved_forms::picker_ref(&field.schema, answer)
+                .map_err(|message| CoreError::InvalidFields(vec![(field.path.clone(), message)]))?;
+            match crate::catalog::store::entity_by_ref(&core.db, &reference).await {
+                Ok(_) => {}
+                Err(CoreError::NotFound(_)) => {
+                    problems.push((
+                        field.path.clone(),
+                        format!("{reference} is not in the catalog; choose one from the list"),
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
-            authorize(principal, Action::ActInTeam(&reference.name)).map_err(|_| {
-                CoreError::Forbidden(format!(
-                    "Only members of team {} can create services it owns.",
-                    reference.name
-                ))
-            })?;
-            owner_team = Some(reference.name);
+            if is_owner {
+                let team = reference.rsplit('/').next().unwrap_or_default().to_owned();
+                authorize(principal, Action::ActInTeam(&team)).map_err(|_| {
+                    CoreError::Forbidden(format!(
+                        "Only members of team {team} can create services it owns."
+                    ))
+                })?;
+                owner_team = Some(team);
+            }
+            canonical.push((field.name.clone(), reference));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CoreError::InvalidFields(problems));
+    }
+    if let Value::Object(values) = &mut request.values {
+        for (name, reference) in canonical {
+            values.insert(name, Value::String(reference));
         }
     }
     Ok(owner_team)
+}
+
+/// A `RepoUrlPicker` answer's owner (the organization or user the repository
+/// is created under) must be a team the caller acts for, like an owner
+/// picker's: nobody publishes into another team's space. Hosts whose owner
+/// is not a Paved team name (a personal account) are refused for everyone
+/// but platform admins.
+fn check_repo_owner(principal: &Principal, path: &str, raw: &str) -> Result<(), CoreError> {
+    let Ok(repo) = paved_forms::parse_repo_url(raw) else {
+        return Ok(()); // validation has already named the problem
+    };
+    let Some(owner) = repo.owner.as_deref() else {
+        return Ok(());
+    };
+    authorize(principal, Action::ActInTeam(&owner.to_ascii_lowercase())).map_err(|_| {
+        CoreError::Forbidden(format!(
+            "{path}: only members of team {owner} can create repositories under {owner}."
+        ))
+    })
+}
+
+/// Removes a dotted path (`db.password`) from nested answers.
+fn take_path(values: &mut serde_json::Map<String, Value>, path: &str) -> Option<Value> {
+    match path.split_once('.') {
+        None => values.remove(path),
+        Some((head, rest)) => match values.get_mut(head) {
+            Some(Value::Object(inner)) => take_path(inner, rest),
+            _ => None,
+        },
+    }
+}
+
+/// Puts a value at a dotted path, creating objects on the way.
+fn put_path(values: &mut serde_json::Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            values.insert(path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let inner = values
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Object(Default::default()));
+            if !inner.is_object() {
+                *inner = Value::Object(Default::default());
+            }
+            if let Value::Object(map) = inner {
+                put_path(map, rest, value);
+            }
+        }
+    }
 }
 
 /// Queues a task; answers its id. Secret answers stay in memory only.
@@ -240,7 +318,7 @@ pub async fn create_task(
     mut request: RunRequest,
 ) -> Result<String, CoreError> {
     let (template, entity, dir) = load_template(core, &request.template_ref).await?;
-    let owner_team = check_request(principal, &template, &mut request)?;
+    let owner_team = check_request(core, principal, &template, &mut request).await?;
     let id = uuid::Uuid::new_v4().to_string();
     let secret_names: Vec<&String> = request.secrets.keys().collect();
     let user_ref = principal
@@ -537,7 +615,7 @@ pub async fn dry_run(
 ) -> Result<DryRun, CoreError> {
     use secrecy::ExposeSecret;
     let (template, _, dir) = load_template(core, &request.template_ref).await?;
-    check_request(principal, &template, &mut request)?;
+    let owner_team = check_request(core, principal, &template, &mut request).await?;
     let id = format!("dry-run-{}", uuid::Uuid::new_v4());
     let workspace = core.config.scaffolder.work_dir.join(&id);
     std::fs::create_dir_all(&workspace)
@@ -561,7 +639,7 @@ pub async fn dry_run(
         created_by: principal.actor(),
         principal_json: String::new(),
         user_ref: None,
-        owner_team: None,
+        owner_team,
         wizard_session: None,
         status: "processing".into(),
         resume_from: None,

@@ -523,6 +523,7 @@ pub async fn run_steps(
                 task_id: &task.id,
                 step_id: &step.id,
                 principal,
+                owner_team: task.owner_team.as_deref(),
                 workspace,
                 template_dir,
                 log,
