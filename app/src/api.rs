@@ -165,6 +165,8 @@ pub struct TokenView {
     pub last_used_at: Option<i64>,
     /// Unix seconds.
     pub revoked_at: Option<i64>,
+    /// Unix seconds: when it stops working.
+    pub expires_at: i64,
 }
 
 /// A token just created: the only time its value is sent anywhere.
@@ -176,6 +178,8 @@ pub struct CreatedToken {
     pub name: String,
     /// The value, to copy now.
     pub value: String,
+    /// Unix seconds: when it stops working.
+    pub expires_at: i64,
 }
 
 /// One audit-log row.
@@ -315,21 +319,24 @@ pub async fn list_tokens() -> Result<Vec<TokenView>, AppError> {
             created_at: t.created_at,
             last_used_at: t.last_used_at,
             revoked_at: t.revoked_at,
+            expires_at: t.expires_at,
         })
         .collect())
 }
 
 /// Creates a personal API token; its value is returned this once.
 #[server(endpoint = "create_token")]
-pub async fn create_token(name: String) -> Result<CreatedToken, AppError> {
+pub async fn create_token(name: String, days: Option<u32>) -> Result<CreatedToken, AppError> {
     use secrecy::ExposeSecret;
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    let token = paved_core::tokens::create(&core.db, &user, &name).await?;
+    let token =
+        paved_core::tokens::create(&core.db, &user, &name, days, &core.config.tokens).await?;
     Ok(CreatedToken {
         id: token.id,
         name: name.trim().to_owned(),
         value: token.value.expose_secret().to_owned(),
+        expires_at: token.expires_at,
     })
 }
 

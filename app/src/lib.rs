@@ -42,13 +42,16 @@ const THEME_BOOTSTRAP: &str = "try{var t=localStorage.getItem('paved-theme');if(
 /// The Content-Security-Policy of every page: scripts only from Paved
 /// itself or inline with this response's nonce (the theme bootstrap and
 /// Leptos' hydration script), WebAssembly allowed to compile, no plugins, no
-/// `<base>`, no framing, forms posting only to Paved. Inline `style`
-/// attributes are allowed (the charts and progress bars size with them).
-pub fn content_security_policy(nonce: &str) -> String {
+/// `<base>`, no framing, forms posting only to Paved and to the identity
+/// provider (sign-out posts to Paved, which redirects there: browsers check
+/// form redirects too). Inline `style` attributes are allowed (the charts and
+/// progress bars size with them).
+pub fn content_security_policy(nonce: &str, identity_provider_origin: &str) -> String {
     format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
          style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
-         object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+         object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
+         form-action 'self' {identity_provider_origin}"
     )
 }
 
@@ -56,8 +59,13 @@ pub fn content_security_policy(nonce: &str) -> String {
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let nonce = leptos::nonce::use_nonce();
     #[cfg(feature = "ssr")]
-    if let (Some(nonce), Some(response)) = (&nonce, use_context::<leptos_axum::ResponseOptions>()) {
-        if let Ok(value) = http::HeaderValue::from_str(&content_security_policy(nonce)) {
+    if let (Some(nonce), Some(response), Some(core)) = (
+        &nonce,
+        use_context::<leptos_axum::ResponseOptions>(),
+        use_context::<paved_core::CoreState>(),
+    ) {
+        let idp = core.config.oidc.issuer.origin().ascii_serialization();
+        if let Ok(value) = http::HeaderValue::from_str(&content_security_policy(nonce, &idp)) {
             response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
         }
     }

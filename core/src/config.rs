@@ -51,6 +51,8 @@ pub struct Config {
     pub session_max_age: Duration,
     /// `PAVED_DEMO`: seed demo teams and people at start.
     pub demo: bool,
+    /// Personal API token lifetimes.
+    pub tokens: TokenLimits,
     /// `PAVED_SIGN_IN_STARTS_PER_MINUTE`: sign-ins one client address may
     /// start per minute (each writes a short-lived session).
     pub sign_in_starts_per_minute: u32,
@@ -169,6 +171,28 @@ impl std::fmt::Debug for VaultAuth {
                 .field("role_id", role_id)
                 .field("secret_id", &"[redacted]")
                 .finish(),
+        }
+    }
+}
+
+/// How long personal API tokens live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenLimits {
+    /// `PAVED_TOKEN_DEFAULT_DAYS`: a new token's lifetime unless chosen.
+    pub default_days: u32,
+    /// `PAVED_TOKEN_MAX_DAYS`: the longest lifetime anyone may choose.
+    pub max_days: u32,
+    /// `PAVED_TOKEN_INACTIVE_DAYS`: tokens of people who have not signed in
+    /// for this long stop working (until they sign in again).
+    pub inactive_days: u32,
+}
+
+impl Default for TokenLimits {
+    fn default() -> Self {
+        Self {
+            default_days: 90,
+            max_days: 365,
+            inactive_days: 30,
         }
     }
 }
@@ -298,6 +322,26 @@ impl Config {
                 ))
             }
         };
+        let days = |var: &'static str, default: u64| -> Result<u32, ConfigError> {
+            u32::try_from(parse_u64(&get, var, default)?)
+                .ok()
+                .filter(|n| (1..=3650).contains(n))
+                .ok_or_else(|| ConfigError::new(var, "must be a number of days from 1 to 3650"))
+        };
+        let tokens = TokenLimits {
+            default_days: days("PAVED_TOKEN_DEFAULT_DAYS", 90)?,
+            max_days: days("PAVED_TOKEN_MAX_DAYS", 365)?,
+            inactive_days: days("PAVED_TOKEN_INACTIVE_DAYS", 30)?,
+        };
+        if tokens.default_days > tokens.max_days {
+            return Err(ConfigError::new(
+                "PAVED_TOKEN_DEFAULT_DAYS",
+                format!(
+                    "{} is longer than PAVED_TOKEN_MAX_DAYS ({})",
+                    tokens.default_days, tokens.max_days
+                ),
+            ));
+        }
         let sign_in_starts_per_minute =
             u32::try_from(parse_u64(&get, "PAVED_SIGN_IN_STARTS_PER_MINUTE", 60)?)
                 .ok()
@@ -447,6 +491,7 @@ impl Config {
             session_idle,
             session_max_age,
             demo,
+            tokens,
             sign_in_starts_per_minute,
             clock_start_ms,
         })
@@ -751,6 +796,8 @@ mod tests {
             ("PAVED_DEMO", "maybe"),
             ("PAVED_CLOCK_START", "yesterday"),
             ("PAVED_SIGN_IN_STARTS_PER_MINUTE", "0"),
+            ("PAVED_TOKEN_MAX_DAYS", "0"),
+            ("PAVED_TOKEN_DEFAULT_DAYS", "400"),
             ("PAVED_CATALOG_LOCATIONS", "ftp:somewhere"),
             ("PAVED_CATALOG_REFRESH_MINUTES", "0"),
             ("PAVED_VAULT_ADDR", "vault.local:8200"),

@@ -124,6 +124,7 @@ async fn memberships_of(
 
 /// Loads the principal of user `user_id` (a browser session or a personal token),
 /// in one query since it runs on every request. `None` when the user no longer exists.
+/// A disabled person has no principal: their sessions and tokens end.
 pub async fn load_principal(
     pool: &SqlitePool,
     user_id: i64,
@@ -135,7 +136,7 @@ pub async fn load_principal(
                   (SELECT group_concat(t.name || ':' || m.role, ',')
                      FROM memberships m JOIN teams t ON t.id = m.team_id
                     WHERE m.user_id = u.id) AS "teams: String"
-           FROM users u WHERE u.id = ?1"#,
+           FROM users u WHERE u.id = ?1 AND u.disabled_at IS NULL"#,
         user_id
     )
     .fetch_optional(pool)

@@ -1,5 +1,9 @@
 //! Personal API tokens: shown once at creation, stored only as a SHA-256
-//! hash, revocable, with a last-used time.
+//! hash, revocable, with a last-used time and an expiry. A token stops
+//! working when it expires, when it is revoked (by its owner or a platform
+//! admin), when its owner is disabled, and while its owner has not signed in
+//! for `PAVED_TOKEN_INACTIVE_DAYS` (it acts with the roles of the last sign-in,
+//! so it must not outlive the person's access at the identity provider).
 
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
@@ -9,6 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
 
 use crate::auth::{authorize, Action, Principal};
+use crate::config::TokenLimits;
 use crate::{audit, now_unix, CoreError};
 
 /// Every personal token starts with this, so secret scanners can spot leaks.
@@ -20,6 +25,8 @@ pub struct NewToken {
     pub id: i64,
     /// The token value (to show the user once).
     pub value: SecretString,
+    /// Unix seconds: when it stops working.
+    pub expires_at: i64,
 }
 
 /// A token as listed (never the value).
@@ -37,6 +44,8 @@ pub struct TokenInfo {
     pub last_used_at: Option<i64>,
     /// Unix seconds, if revoked.
     pub revoked_at: Option<i64>,
+    /// Unix seconds: when it stops working.
+    pub expires_at: i64,
 }
 
 /// The SHA-256 of a token, hex-encoded: what the database keeps.
@@ -50,11 +59,16 @@ fn generate_value() -> String {
     format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
 }
 
-/// Creates a token named `name` for the caller.
+const DAY: i64 = 86_400;
+
+/// Creates a token named `name` for the caller, living `days` (the
+/// configured default when `None`, at most the configured maximum).
 pub async fn create(
     pool: &SqlitePool,
     caller: &Principal,
     name: &str,
+    days: Option<u32>,
+    limits: &TokenLimits,
 ) -> Result<NewToken, CoreError> {
     authorize(caller, Action::ManageOwnTokens)?;
     let user_id = caller.user_id.ok_or(CoreError::Unauthenticated)?;
@@ -65,19 +79,28 @@ pub async fn create(
             message: "give the token a name of 1 to 80 characters".into(),
         });
     }
+    let days = days.unwrap_or(limits.default_days);
+    if !(1..=limits.max_days).contains(&days) {
+        return Err(CoreError::Invalid {
+            field: "days",
+            message: format!("a token lives 1 to {} days", limits.max_days),
+        });
+    }
     let value = generate_value();
     let hash = hash_token(&value);
     let prefix: String = value.chars().take(TOKEN_PREFIX.len() + 6).collect();
     let now = now_unix();
+    let expires_at = now + i64::from(days) * DAY;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id = sqlx::query_scalar!(
-        r#"INSERT INTO api_tokens (user_id, name, token_hash, token_prefix, created_at)
-           VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id AS "id!""#,
+        r#"INSERT INTO api_tokens (user_id, name, token_hash, token_prefix, created_at, expires_at)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id AS "id!""#,
         user_id,
         name,
         hash,
         prefix,
-        now
+        now,
+        expires_at
     )
     .fetch_one(&mut *tx)
     .await
@@ -93,13 +116,14 @@ pub async fn create(
         "token.create",
         &format!("token:{id}"),
         None,
-        Some(json!({ "name": name, "prefix": prefix })),
+        Some(json!({ "name": name, "prefix": prefix, "expires_at": expires_at })),
     )
     .await?;
     tx.commit().await?;
     Ok(NewToken {
         id,
         value: SecretString::from(value),
+        expires_at,
     })
 }
 
@@ -107,14 +131,141 @@ pub async fn create(
 pub async fn list_own(pool: &SqlitePool, caller: &Principal) -> Result<Vec<TokenInfo>, CoreError> {
     authorize(caller, Action::ManageOwnTokens)?;
     let user_id = caller.user_id.ok_or(CoreError::Unauthenticated)?;
+    list_of(pool, user_id).await
+}
+
+async fn list_of(pool: &SqlitePool, user_id: i64) -> Result<Vec<TokenInfo>, CoreError> {
     Ok(sqlx::query_as!(
         TokenInfo,
-        r#"SELECT id AS "id!", name, token_prefix AS prefix, created_at, last_used_at, revoked_at
+        r#"SELECT id AS "id!", name, token_prefix AS prefix, created_at, last_used_at, revoked_at,
+                  COALESCE(expires_at, created_at + 7776000) AS "expires_at!: i64"
            FROM api_tokens WHERE user_id = ?1 ORDER BY created_at DESC, id DESC"#,
         user_id
     )
     .fetch_all(pool)
     .await?)
+}
+
+/// A person as platform admins see them: enough to decide on their access.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserAccess {
+    /// Row id.
+    pub id: i64,
+    /// The OpenID Connect subject.
+    pub subject: String,
+    /// Display name.
+    pub display_name: String,
+    /// Unix seconds of the last sign-in.
+    pub last_login_at: Option<i64>,
+    /// Unix seconds, if disabled.
+    pub disabled_at: Option<i64>,
+    /// Tokens that still work.
+    pub active_tokens: i64,
+}
+
+/// Every person with their access (platform admins).
+pub async fn list_users(
+    pool: &SqlitePool,
+    caller: &Principal,
+) -> Result<Vec<UserAccess>, CoreError> {
+    authorize(caller, Action::AdministerPlatform)?;
+    let now = now_unix();
+    Ok(sqlx::query_as!(
+        UserAccess,
+        r#"SELECT u.id AS "id!", u.subject, u.display_name, u.last_login_at, u.disabled_at,
+                  (SELECT COUNT(*) FROM api_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL
+                      AND COALESCE(t.expires_at, 0) > ?1) AS "active_tokens!: i64"
+           FROM users u ORDER BY u.display_name, u.id"#,
+        now
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Any person's tokens (platform admins).
+pub async fn list_for_user(
+    pool: &SqlitePool,
+    caller: &Principal,
+    user_id: i64,
+) -> Result<Vec<TokenInfo>, CoreError> {
+    authorize(caller, Action::AdministerPlatform)?;
+    list_of(pool, user_id).await
+}
+
+/// Revokes any person's token (platform admins).
+pub async fn revoke_any(pool: &SqlitePool, caller: &Principal, id: i64) -> Result<(), CoreError> {
+    authorize(caller, Action::AdministerPlatform)?;
+    let now = now_unix();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let revoked = sqlx::query!(
+        "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        id,
+        now
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if revoked == 0 {
+        return Err(CoreError::NotFound("active token".into()));
+    }
+    audit::record(
+        &mut *tx,
+        &caller.actor(),
+        "token.revoke",
+        &format!("token:{id}"),
+        Some(json!({ "revoked": false })),
+        Some(json!({ "revoked": true, "by_admin": true })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Disables (or re-enables) a person (platform admins): a disabled person's
+/// sessions and tokens stop working at once, and signing in again does not
+/// bring them back; re-enabling does. Admins cannot disable themselves.
+pub async fn set_disabled(
+    pool: &SqlitePool,
+    caller: &Principal,
+    user_id: i64,
+    disabled: bool,
+) -> Result<(), CoreError> {
+    authorize(caller, Action::AdministerPlatform)?;
+    if caller.user_id == Some(user_id) {
+        return Err(CoreError::Invalid {
+            field: "user",
+            message: "you cannot disable yourself; ask another platform admin".into(),
+        });
+    }
+    let now = now_unix();
+    let at = disabled.then_some(now);
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let changed = sqlx::query!(
+        "UPDATE users SET disabled_at = ?2 WHERE id = ?1",
+        user_id,
+        at
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(CoreError::NotFound(format!("user {user_id}")));
+    }
+    audit::record(
+        &mut *tx,
+        &caller.actor(),
+        if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        },
+        &format!("user:{user_id}"),
+        Some(json!({ "disabled": !disabled })),
+        Some(json!({ "disabled": disabled })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Revokes one of the caller's tokens. Another user's token is "not found".
@@ -152,27 +303,34 @@ pub async fn revoke(pool: &SqlitePool, caller: &Principal, id: i64) -> Result<()
 /// would otherwise turn a read into a write.
 pub const LAST_USED_RESOLUTION_SECS: i64 = 60;
 
-/// Looks up an active personal token and records its use (to the minute).
-/// Returns the owner's user id.
+/// Looks up a working personal token and records its use (to the minute):
+/// not revoked, not expired, its owner not disabled and signed in within
+/// `limits.inactive_days`. Returns the owner's user id.
 pub async fn authenticate(
     pool: &SqlitePool,
     presented: &SecretString,
+    limits: &TokenLimits,
 ) -> Result<Option<i64>, CoreError> {
     let presented = presented.expose_secret();
     if !presented.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
     let hash = hash_token(presented);
+    let now = now_unix();
+    let active_since = now - i64::from(limits.inactive_days) * DAY;
     let Some(token) = sqlx::query!(
-        "SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
-        hash
+        r#"SELECT t.id, t.user_id, t.last_used_at FROM api_tokens t JOIN users u ON u.id = t.user_id
+           WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND COALESCE(t.expires_at, 0) > ?2
+             AND u.disabled_at IS NULL AND COALESCE(u.last_login_at, 0) >= ?3"#,
+        hash,
+        now,
+        active_since
     )
     .fetch_optional(pool)
     .await?
     else {
         return Ok(None);
     };
-    let now = now_unix();
     if token
         .last_used_at
         .is_none_or(|t| now - t >= LAST_USED_RESOLUTION_SECS)
@@ -193,6 +351,12 @@ mod tests {
     use super::*;
     use crate::auth::{AuthMethod, Grants, TeamRole};
     use crate::identity::{self, SignIn};
+
+    const LIMITS: TokenLimits = TokenLimits {
+        default_days: 90,
+        max_days: 365,
+        inactive_days: 30,
+    };
 
     async fn user(pool: &SqlitePool, subject: &str) -> Principal {
         let id = identity::upsert_from_sign_in(
@@ -227,7 +391,9 @@ mod tests {
     #[sqlx::test(migrations = "../migrations")]
     async fn token_lifecycle(pool: SqlitePool) {
         let ada = user(&pool, "ada").await;
-        let token = create(&pool, &ada, "ci laptop").await.unwrap();
+        let token = create(&pool, &ada, "ci laptop", None, &LIMITS)
+            .await
+            .unwrap();
         let value = token.value.expose_secret().to_string();
         assert!(value.starts_with(TOKEN_PREFIX));
 
@@ -239,7 +405,7 @@ mod tests {
         assert_eq!(stored, hash_token(&value));
 
         assert_eq!(
-            authenticate(&pool, &token.value).await.unwrap(),
+            authenticate(&pool, &token.value, &LIMITS).await.unwrap(),
             ada.user_id
         );
         let listed = list_own(&pool, &ada).await.unwrap();
@@ -247,7 +413,10 @@ mod tests {
         assert!(value.starts_with(&listed[0].prefix));
 
         revoke(&pool, &ada, token.id).await.unwrap();
-        assert_eq!(authenticate(&pool, &token.value).await.unwrap(), None);
+        assert_eq!(
+            authenticate(&pool, &token.value, &LIMITS).await.unwrap(),
+            None
+        );
         assert!(matches!(
             revoke(&pool, &ada, token.id).await,
             Err(CoreError::NotFound(_))
@@ -258,37 +427,143 @@ mod tests {
     async fn names_are_validated_and_unique_per_user(pool: SqlitePool) {
         let ada = user(&pool, "ada").await;
         assert!(matches!(
-            create(&pool, &ada, "  ").await,
+            create(&pool, &ada, "  ", None, &LIMITS).await,
             Err(CoreError::Invalid { field: "name", .. })
         ));
-        create(&pool, &ada, "ci").await.unwrap();
-        let err = create(&pool, &ada, "ci").await.err().unwrap();
+        create(&pool, &ada, "ci", None, &LIMITS).await.unwrap();
+        let err = create(&pool, &ada, "ci", None, &LIMITS)
+            .await
+            .err()
+            .unwrap();
         assert_eq!(err.status_code(), 409);
         let bo = user(&pool, "bo").await;
-        create(&pool, &bo, "ci").await.unwrap();
+        create(&pool, &bo, "ci", None, &LIMITS).await.unwrap();
     }
 
     #[sqlx::test(migrations = "../migrations")]
     async fn nobody_revokes_another_users_token(pool: SqlitePool) {
         let ada = user(&pool, "ada").await;
         let bo = user(&pool, "bo").await;
-        let token = create(&pool, &ada, "mine").await.unwrap();
+        let token = create(&pool, &ada, "mine", None, &LIMITS).await.unwrap();
         assert!(matches!(
             revoke(&pool, &bo, token.id).await,
             Err(CoreError::NotFound(_))
         ));
-        assert!(authenticate(&pool, &token.value).await.unwrap().is_some());
+        assert!(authenticate(&pool, &token.value, &LIMITS)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(authenticate(
+            &pool,
+            &SecretString::from("pvd_forged".to_string()),
+            &LIMITS
+        )
+        .await
+        .unwrap()
+        .is_none());
         assert!(
-            authenticate(&pool, &SecretString::from("pvd_forged".to_string()))
+            authenticate(&pool, &SecretString::from("other".to_string()), &LIMITS)
                 .await
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// Attack: a token outliving the person. It expires, stops when its
+    /// owner has not signed in for the inactive period, and stops at once
+    /// when a platform admin disables the owner or revokes it.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn tokens_do_not_outlive_the_person(pool: SqlitePool) {
+        use crate::auth::PlatformRole;
+        let ada = user(&pool, "ada").await;
+        let mut admin = user(&pool, "root").await;
+        admin.platform_roles.insert(PlatformRole::PlatformAdmin);
+        // Lifetimes: default 90 days, never past the maximum.
+        let token = create(&pool, &ada, "ci", None, &LIMITS).await.unwrap();
+        let listed = list_own(&pool, &ada).await.unwrap();
+        assert_eq!(listed[0].expires_at, token.expires_at);
+        assert_eq!(listed[0].expires_at - listed[0].created_at, 90 * 86_400);
+        assert!(matches!(
+            create(&pool, &ada, "forever", Some(366), &LIMITS).await,
+            Err(CoreError::Invalid { field: "days", .. })
+        ));
+        assert!(authenticate(&pool, &token.value, &LIMITS)
+            .await
+            .unwrap()
+            .is_some());
+
+        // Expired.
+        sqlx::query("UPDATE api_tokens SET expires_at = ?1")
+            .bind(now_unix() - 1)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            authenticate(&pool, &token.value, &LIMITS).await.unwrap(),
+            None
+        );
+        sqlx::query("UPDATE api_tokens SET expires_at = ?1")
+            .bind(now_unix() + 86_400)
+            .execute(&pool)
+            .await
+            .unwrap();
+
+        // The owner has not signed in for 31 days.
+        sqlx::query("UPDATE users SET last_login_at = ?1 WHERE subject = 'ada'")
+            .bind(now_unix() - 31 * 86_400)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            authenticate(&pool, &token.value, &LIMITS).await.unwrap(),
+            None
+        );
+        sqlx::query("UPDATE users SET last_login_at = ?1 WHERE subject = 'ada'")
+            .bind(now_unix())
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert!(authenticate(&pool, &token.value, &LIMITS)
+            .await
+            .unwrap()
+            .is_some());
+
+        // Disabled by an admin: tokens and the principal stop at once.
+        let ada_id = ada.user_id.unwrap();
+        assert!(matches!(
+            set_disabled(&pool, &ada, ada_id, true).await,
+            Err(CoreError::Forbidden(_))
+        ));
+        set_disabled(&pool, &admin, ada_id, true).await.unwrap();
+        assert_eq!(
+            authenticate(&pool, &token.value, &LIMITS).await.unwrap(),
+            None
+        );
         assert!(
-            authenticate(&pool, &SecretString::from("other".to_string()))
+            identity::load_principal(&pool, ada_id, AuthMethod::Session)
                 .await
                 .unwrap()
-                .is_none()
+                .is_none(),
+            "a disabled person's sessions end"
+        );
+        let users = list_users(&pool, &admin).await.unwrap();
+        assert!(users
+            .iter()
+            .any(|u| u.subject == "ada" && u.disabled_at.is_some()));
+        set_disabled(&pool, &admin, ada_id, false).await.unwrap();
+        assert!(authenticate(&pool, &token.value, &LIMITS)
+            .await
+            .unwrap()
+            .is_some());
+
+        // An admin lists and revokes anyone's token; a developer may not.
+        assert!(list_for_user(&pool, &ada, ada_id).await.is_err());
+        assert_eq!(list_for_user(&pool, &admin, ada_id).await.unwrap().len(), 1);
+        assert!(revoke_any(&pool, &ada, token.id).await.is_err());
+        revoke_any(&pool, &admin, token.id).await.unwrap();
+        assert_eq!(
+            authenticate(&pool, &token.value, &LIMITS).await.unwrap(),
+            None
         );
     }
 }

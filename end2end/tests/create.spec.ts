@@ -64,7 +64,7 @@ test('a developer completes the wizard for the Rust service, watches the live lo
   await expect(files).toContainText('catalog-info.yaml');
   await expect(files).toContainText('k8s/deployment.yaml');
   await files.getByRole('button', { name: 'catalog-info.yaml' }).click();
-  await expect(page.getByTestId('dry-run-file')).toContainText(`name: ${service}`);
+  await expect(page.getByTestId('dry-run-file')).toContainText(`name: "${service}"`);
 
   await review.getByRole('button', { name: 'Create' }).click();
   await expect(page).toHaveURL(/\/create\/tasks\/[0-9a-f-]+$/);

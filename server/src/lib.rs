@@ -179,6 +179,19 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/api/v1/me", get(api::me))
+        .route("/api/v1/admin/users", get(api::admin_users))
+        .route(
+            "/api/v1/admin/users/{id}/tokens",
+            get(api::admin_user_tokens),
+        )
+        .route(
+            "/api/v1/admin/users/{id}/{action}",
+            post(api::admin_set_disabled),
+        )
+        .route(
+            "/api/v1/admin/tokens/{id}/revoke",
+            post(api::admin_revoke_token),
+        )
         .nest("/api/catalog", catalog_api::routes())
         .nest("/api/secrets/v1", secrets_api::routes())
         .nest("/api/scaffolder/v2", scaffolder_api::routes())

@@ -173,7 +173,7 @@ async fn principal_from_token(
         return Ok(Some(principal));
     }
     let secret = SecretString::from(token);
-    let user_id = tokens::authenticate(&state.core.db, &secret)
+    let user_id = tokens::authenticate(&state.core.db, &secret, &state.core.config.tokens)
         .await
         .map_err(internal)?;
     match user_id {

@@ -55,6 +55,9 @@ pub enum OidcError {
     /// The provider answered the authorization request with an error.
     #[error("provider returned error: {0}")]
     Denied(String),
+    /// A platform admin has disabled this person.
+    #[error("account disabled")]
+    Disabled,
     /// Storing the session or the user failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -68,6 +71,7 @@ impl OidcError {
             OidcError::ClientRejected(_) => "client_rejected",
             OidcError::InvalidIdToken(_) => "invalid_id_token",
             OidcError::Denied(_) => "access_denied",
+            OidcError::Disabled => "account_disabled",
             OidcError::Internal(_) => "internal",
         }
     }
@@ -359,6 +363,17 @@ async fn finish_sign_in(
         .await
         .map_err(|e| OidcError::Internal(e.to_string()))?;
     state.principals.invalidate(user_id);
+    if identity::load_principal(
+        &state.core.db,
+        user_id,
+        paved_core::auth::AuthMethod::Session,
+    )
+    .await
+    .map_err(|e| OidcError::Internal(e.to_string()))?
+    .is_none()
+    {
+        return Err(OidcError::Disabled);
+    }
     tracing::info!(subject = %sign_in.subject, teams = ?sign_in.grants.teams.keys().collect::<Vec<_>>(), "signed in");
 
     // A new session id at sign-in defeats session fixation; the session now

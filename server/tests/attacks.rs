@@ -170,3 +170,134 @@ async fn javascript_links_never_become_links() {
     );
     assert!(html.contains("data-testid=\"unsafe-link\""));
 }
+
+#[tokio::test]
+async fn a_disabled_person_is_locked_out_at_once_and_only_admins_manage_access() {
+    use paved_core::auth::{AuthMethod, PlatformRole};
+    let app = test_app(&[]).await;
+    let dana_cookie = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let admin_cookie = app
+        .session_for("ada", &[], &[PlatformRole::PlatformAdmin])
+        .await;
+    let db = &app.state.core.db;
+    let dana_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE subject = 'dana'")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    let dana = paved_core::identity::load_principal(db, dana_id, AuthMethod::Session)
+        .await
+        .unwrap()
+        .unwrap();
+    let token =
+        paved_core::tokens::create(db, &dana, "laptop", None, &app.state.core.config.tokens)
+            .await
+            .unwrap();
+    let token_value = secrecy::ExposeSecret::expose_secret(&token.value).to_owned();
+    let me_with_token = || {
+        axum::http::Request::get("/api/v1/me")
+            .header(header::AUTHORIZATION, format!("Bearer {token_value}"))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    assert_status(&app.send(me_with_token()).await, StatusCode::OK);
+
+    let post = |uri: &str, cookie: &str| {
+        axum::http::Request::post(uri)
+            .header(header::COOKIE, cookie)
+            .header(header::ORIGIN, PUBLIC_URL)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    // A developer cannot see or change anyone's access, not even to lock out an admin.
+    for uri in [
+        "/api/v1/admin/users",
+        &format!("/api/v1/admin/users/{dana_id}/tokens"),
+    ] {
+        let r = app.send(get_with(uri, header::COOKIE, &dana_cookie)).await;
+        assert_status(&r, StatusCode::FORBIDDEN);
+    }
+    let ada_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE subject = 'ada'")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    let r = app
+        .send(post(
+            &format!("/api/v1/admin/users/{ada_id}/disable"),
+            &dana_cookie,
+        ))
+        .await;
+    assert_status(&r, StatusCode::FORBIDDEN);
+    let r = app
+        .send(post(
+            &format!("/api/v1/admin/tokens/{}/revoke", token.id),
+            &dana_cookie,
+        ))
+        .await;
+    assert_status(&r, StatusCode::FORBIDDEN);
+
+    // The admin sees dana's token and disables dana: session and token stop at once.
+    let r = app
+        .send(get_with(
+            &format!("/api/v1/admin/users/{dana_id}/tokens"),
+            header::COOKIE,
+            &admin_cookie,
+        ))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(body_json(r).await.as_array().unwrap().len(), 1);
+    let r = app
+        .send(post(
+            &format!("/api/v1/admin/users/{dana_id}/disable"),
+            &admin_cookie,
+        ))
+        .await;
+    assert_status(&r, StatusCode::NO_CONTENT);
+    let r = app
+        .send(get_with("/api/v1/me", header::COOKIE, &dana_cookie))
+        .await;
+    assert_status(&r, StatusCode::UNAUTHORIZED);
+    assert_status(&app.send(me_with_token()).await, StatusCode::UNAUTHORIZED);
+
+    // Re-enabled, the token works again until an admin revokes it.
+    let r = app
+        .send(post(
+            &format!("/api/v1/admin/users/{dana_id}/enable"),
+            &admin_cookie,
+        ))
+        .await;
+    assert_status(&r, StatusCode::NO_CONTENT);
+    assert_status(&app.send(me_with_token()).await, StatusCode::OK);
+    let r = app
+        .send(post(
+            &format!("/api/v1/admin/tokens/{}/revoke", token.id),
+            &admin_cookie,
+        ))
+        .await;
+    assert_status(&r, StatusCode::NO_CONTENT);
+    assert_status(&app.send(me_with_token()).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn readiness_tells_anonymous_callers_nothing_about_vault() {
+    let app = test_app(&[
+        ("PAVED_VAULT_ADDR", "http://127.0.0.1:9"),
+        ("PAVED_VAULT_TOKEN", "s.unused-in-this-test"),
+    ])
+    .await;
+    // The health poller has tried the closed port at least once.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = app.send(get("/readyz")).await;
+    let body = body_text(r).await;
+    assert!(!body.contains("127.0.0.1:9"), "{body}");
+    assert!(body.contains("\"vault\""), "{body}");
+    let cookie = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let body = body_text(app.send(get_with("/readyz", header::COOKIE, &cookie)).await).await;
+    assert!(
+        body.contains("\"detail\""),
+        "signed-in callers see the detail: {body}"
+    );
+}

@@ -63,6 +63,13 @@ fn TokenManager(initial: Vec<TokenView>) -> impl IntoView {
             toasts.push("Token revoked.");
         }
     });
+    let days_error = Signal::derive(move || {
+        create
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .and_then(|e| e.field_message("days"))
+    });
     let name_error = Signal::derive(move || {
         create
             .value()
@@ -84,6 +91,15 @@ fn TokenManager(initial: Vec<TokenView>) -> impl IntoView {
                                 aria-describedby="token-name-error" autocomplete="off"
                                 aria-invalid=move || name_error.get().is_some().to_string() />
                         </Field>
+                        <Field label="Expires after" id="token-days" error=days_error help="It stops working then, or sooner if you have not signed in to Paved for a month.">
+                            <select id="token-days" name="days" class="input">
+                                <option value="7">"7 days"</option>
+                                <option value="30">"30 days"</option>
+                                <option value="90" selected>"90 days"</option>
+                                <option value="180">"180 days"</option>
+                                <option value="365">"1 year"</option>
+                            </select>
+                        </Field>
                         <button type="submit" class="btn-primary" disabled=move || create.pending().get()>
                             {move || if create.pending().get() { "Creating…" } else { "Create token" }}
                         </button>
@@ -92,6 +108,7 @@ fn TokenManager(initial: Vec<TokenView>) -> impl IntoView {
                 {move || create.value().get().and_then(|r| r.ok()).map(|t| view! {
                     <div class="alert-success mt-4" data-testid="new-token">
                         <p class="text-sm font-medium">"Copy your new token now. It will not be shown again."</p>
+                        <p class="text-xs" data-testid="new-token-expiry">{format!("It expires {}.", format_time(t.expires_at))}</p>
                         <code class="mt-2 block break-all rounded bg-white/70 p-2 text-xs dark:bg-black/30">{t.value}</code>
                     </div>
                 })}
@@ -127,6 +144,7 @@ fn TokenTable(list: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl I
                         <th scope="col">"Token"</th>
                         <th scope="col">"Created"</th>
                         <th scope="col">"Last used"</th>
+                        <th scope="col">"Expires"</th>
                         <th scope="col"><span class="sr-only">"Actions"</span></th>
                     </tr>
                 </thead>
@@ -140,6 +158,7 @@ fn TokenTable(list: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl I
                                 <td><code class="text-xs">{format!("{}…", t.prefix)}</code></td>
                                 <td class="whitespace-nowrap">{format_time(t.created_at)}</td>
                                 <td class="whitespace-nowrap">{t.last_used_at.map(format_time).unwrap_or_else(|| "never".into())}</td>
+                                <td class="whitespace-nowrap">{format_time(t.expires_at)}</td>
                                 <td class="text-right">
                                     {if active {
                                         view! {

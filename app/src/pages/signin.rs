@@ -14,6 +14,7 @@ pub fn sign_in_error_message(code: &str) -> &'static str {
         "client_rejected" => "The identity provider refused Paved's client credentials. A platform admin needs to check PAVED_OIDC_CLIENT_ID and PAVED_OIDC_CLIENT_SECRET.",
         "invalid_id_token" => "The identity provider's answer could not be verified, so nobody was signed in. Please try again.",
         "access_denied" => "Sign-in was cancelled or refused by the identity provider.",
+        "account_disabled" => "Your Paved account has been disabled by a platform admin. Ask your platform team if you need access again.",
         "session_expired" => "Your session has ended. Please sign in again.",
         _ => "Sign-in failed. Please try again.",
     }
