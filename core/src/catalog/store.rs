@@ -191,6 +191,7 @@ pub async fn register_scaffolded(
     actor: &str,
     name: &str,
     yaml: &str,
+    team: Option<&str>,
 ) -> Result<String, CoreError> {
     let found = preview_yaml(sources, name, yaml).await;
     let existing = sqlx::query_scalar!(
@@ -223,6 +224,13 @@ pub async fn register_scaffolded(
             .await?
         }
     };
+    sqlx::query!(
+        "UPDATE catalog_locations SET team = ?2 WHERE id = ?1",
+        id,
+        team
+    )
+    .execute(pool)
+    .await?;
     apply(pool, &id, &found).await?;
     Ok(id)
 }

@@ -74,6 +74,23 @@ fn required_str<'a>(input: &'a Value, key: &str) -> Result<&'a str, String> {
     input_str(input, key).ok_or_else(|| format!("the input `{key}` is required"))
 }
 
+/// A branch name as a git ref may be, and never an option: letters, digits,
+/// `.`, `_`, `/`, `-`, not starting with `-` or `.`, no `..`.
+fn check_branch(branch: &str) -> Result<(), String> {
+    let ok = !branch.is_empty()
+        && branch.len() <= 200
+        && !branch.starts_with(['-', '.', '/'])
+        && !branch.contains("..")
+        && branch
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{branch}` is not a branch name"))
+    }
+}
+
 /// Joins a relative path onto `root`, refusing absolute paths and `..`.
 pub fn safe_join(root: &Path, relative: &str) -> Result<PathBuf, String> {
     let rel = Path::new(relative);
@@ -650,6 +667,7 @@ async fn catalog_register(ctx: &ActionContext<'_>, input: &Value) -> Result<Valu
                 format!("`{contents}` is not a repository Paved published (git+<url>#<branch>)")
             })?;
             let (url, branch) = remote.split_once('#').unwrap_or((remote, "main"));
+            check_branch(branch)?;
             let name = format!("{url}{info_path}");
             if ctx.dry_run {
                 let local = safe_join(ctx.workspace, info_path.trim_start_matches('/'))?;
@@ -686,6 +704,19 @@ async fn catalog_register(ctx: &ActionContext<'_>, input: &Value) -> Result<Valu
             return register_yaml(ctx, info_path, name, yaml?).await;
         };
         let (repo, branch) = rest.split_once('#').unwrap_or((rest, "main"));
+        check_branch(branch)?;
+        // Only repositories under a configured local git host are read.
+        let canonical = Path::new(repo).canonicalize().ok();
+        let inside = canonical.as_ref().is_some_and(|repo| {
+            ctx.core.config.scaffolder.git_hosts.iter().any(|h| {
+                matches!(&h.target, GitTarget::Local(root) if root.canonicalize().is_ok_and(|root| repo.starts_with(root)))
+            })
+        });
+        if !inside && !ctx.dry_run {
+            return Err(format!(
+                "{repo} is not a repository on a configured git host"
+            ));
+        }
         let spec = format!("{branch}:{}", info_path.trim_start_matches('/'));
         let name = format!("file://{repo}{info_path}");
         if ctx.dry_run {
@@ -694,7 +725,10 @@ async fn catalog_register(ctx: &ActionContext<'_>, input: &Value) -> Result<Valu
                 .map_err(|_| format!("the workspace has no {info_path} to register"))?;
             (name, yaml)
         } else {
-            (name, git(ctx, Path::new(repo), &["show", &spec]).await?)
+            (
+                name,
+                git(ctx, Path::new(repo), &["show", &spec, "--"]).await?,
+            )
         }
     } else if let Some(url) = input_str(input, "catalogInfoUrl") {
         if ctx.dry_run {
@@ -773,6 +807,7 @@ async fn register_yaml(
         &ctx.principal.actor(),
         &location_name,
         &yaml,
+        ctx.owner_team,
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -1039,5 +1074,26 @@ mod tests {
         assert!(safe_join(root, "../etc/passwd").is_err());
         assert!(safe_join(root, "a/../../x").is_err());
         assert!(safe_join(root, "/etc/passwd").is_err());
+    }
+
+    /// Attack: a hostile `repoContentsUrl` fragment would be read by git as
+    /// an option (`git show --output=/some/file:…` writes anywhere).
+    #[test]
+    fn branches_are_never_options() {
+        for ok in ["main", "release/1.2", "feature_x-y"] {
+            assert!(check_branch(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "--output=/tmp/x",
+            "-c",
+            "a..b",
+            ".hidden",
+            "a b",
+            "main:x",
+            "",
+            "a\nb",
+        ] {
+            assert!(check_branch(bad).is_err(), "{bad:?}");
+        }
     }
 }

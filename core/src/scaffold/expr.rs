@@ -45,6 +45,10 @@ impl Default for Expressions {
     }
 }
 
+/// The instructions one expression or one skeleton file may take (a
+/// thousand-line file takes a few thousand; a runaway loop hits this).
+pub const EXPRESSION_FUEL: u64 = 2_000_000;
+
 fn to_jinja(value: &Value) -> JinjaValue {
     JinjaValue::from_serialize(value)
 }
@@ -74,6 +78,9 @@ impl Expressions {
         env.set_syntax(syntax);
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
         env.set_keep_trailing_newline(true);
+        // A template (or an answer it loops over) can never stall the server:
+        // every evaluation and file render stops after this much work.
+        env.set_fuel(Some(EXPRESSION_FUEL));
         env.add_filter("parseRepoUrl", |raw: String| -> Result<JinjaValue, Error> {
             let url = paved_forms::parse_repo_url(&raw).map_err(invalid)?;
             let mut out = json!({"host": url.host, "repo": url.repo});
@@ -217,6 +224,27 @@ pub fn truthy(value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attack: a template whose loops would run for ever (or for hours) is
+    /// stopped by the fuel limit with an error instead of stalling a worker.
+    #[test]
+    fn runaway_templates_run_out_of_fuel() {
+        let e = Expressions::new();
+        let err = e
+            .render(
+                "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
+                &ctx(),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("fuel"), "{err}");
+        // Ordinary work is far below the limit.
+        assert!(e
+            .render(
+                "{% for t in parameters.tags %}${{ t | upper }} {% endfor %}",
+                &ctx()
+            )
+            .is_ok());
+    }
 
     fn ctx() -> Value {
         json!({

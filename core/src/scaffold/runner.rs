@@ -17,6 +17,9 @@ use super::template::{self, Template};
 use crate::auth::{AuthMethod, Principal};
 use crate::CoreState;
 
+/// The most times one step may run through `each`.
+pub const MAX_EACH: usize = 200;
+
 /// The scaffolder's in-process state: this process's worker id, secret
 /// answers (memory only), the event counter live streams wait on, and the
 /// wake-up for idle workers.
@@ -500,6 +503,14 @@ pub async fn run_steps(
                 }
             },
         };
+        if iterations.len() > MAX_EACH {
+            set("failed", None).await?;
+            return Ok(StepsOutcome::Failed(format!(
+                "step {} failed: `each` gives {} items; a step runs at most {MAX_EACH} times",
+                step.name,
+                iterations.len()
+            )));
+        }
         let mut outputs = Vec::new();
         for item in &iterations {
             if let Some(item) = item {

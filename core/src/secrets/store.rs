@@ -254,22 +254,118 @@ pub async fn workload(
 ) -> Result<Option<(String, String)>, CoreError> {
     let owner = format!("group:default/{team}");
     let row = sqlx::query!(
-        r#"SELECT name,
-                  json_extract(body, '$.metadata.annotations."backstage.io/kubernetes-namespace"') AS "namespace: String",
-                  json_extract(body, '$.metadata.annotations."paved.dev/kubernetes-service-account"') AS "service_account: String"
-           FROM catalog_entities
-           WHERE kind_key = 'component' AND name_key = lower(?1) AND lower(owner_ref) = ?2
+        r#"SELECT e.name,
+                  json_extract(e.body, '$.metadata.annotations."backstage.io/kubernetes-namespace"') AS "namespace: String",
+                  json_extract(e.body, '$.metadata.annotations."paved.dev/kubernetes-service-account"') AS "service_account: String",
+                  l.team AS "location_team?: String"
+           FROM catalog_entities e LEFT JOIN catalog_locations l ON l.id = e.location_id
+           WHERE e.kind_key = 'component' AND e.name_key = lower(?1) AND lower(e.owner_ref) = ?2
            LIMIT 1"#,
         service,
         owner
     )
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| {
-        (
-            r.namespace.unwrap_or_else(|| "default".into()),
-            r.service_account
-                .unwrap_or_else(|| r.name.to_ascii_lowercase()),
-        )
-    }))
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    // Ownership claimed from another team's golden-path location is not ownership.
+    if let Some(holder) = r.location_team.as_deref().filter(|t| *t != team) {
+        return Err(CoreError::Forbidden(format!(
+            "Component {service} claims team {team} as its owner, but it was registered by a golden path of team {holder}; secrets bind only to components the team registered itself or a platform admin registered."
+        )));
+    }
+    let namespace = r.namespace.unwrap_or_else(|| "default".into());
+    let service_account = r
+        .service_account
+        .unwrap_or_else(|| r.name.to_ascii_lowercase());
+    for (annotation, value) in [
+        ("backstage.io/kubernetes-namespace", &namespace),
+        ("paved.dev/kubernetes-service-account", &service_account),
+    ] {
+        if !is_dns1123_label(value) {
+            return Err(CoreError::Invalid {
+                field: "workload",
+                message: format!(
+                    "Component {service}'s annotation {annotation} is `{value}`, which is not a Kubernetes name (1 to 63 lowercase letters, digits and dashes, no wildcards); fix it in catalog-info.yaml first."
+                ),
+            });
+        }
+    }
+    Ok(Some((namespace, service_account)))
+}
+
+/// A Kubernetes namespace or service-account name as a Vault role may bind
+/// it: a DNS-1123 label (1 to 63 of `a-z`, `0-9`, `-`, alphanumeric at both
+/// ends). Wildcards and globs are refused.
+pub fn is_dns1123_label(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+#[cfg(test)]
+mod workload_tests {
+    #[test]
+    fn only_plain_kubernetes_names_bind() {
+        for ok in ["payments", "payments-api", "a", "x1"] {
+            assert!(super::is_dns1123_label(ok), "{ok}");
+        }
+        for bad in [
+            "*",
+            "pay*",
+            "Payments",
+            "-x",
+            "x-",
+            "",
+            "a.b",
+            "a b",
+            &"x".repeat(64),
+        ] {
+            assert!(!super::is_dns1123_label(bad), "{bad}");
+        }
+    }
+
+    /// Attack: a Component that claims team payments, with a wildcard
+    /// namespace or from a location another team's golden path registered,
+    /// must not get a Vault role bound to it.
+    #[sqlx::test(migrations = "../migrations")]
+    async fn workloads_bind_only_plain_names_from_the_teams_own_locations(pool: sqlx::SqlitePool) {
+        use crate::catalog::source::{SourceLimits, Sources};
+        use crate::catalog::store::register_scaffolded;
+        use crate::CoreError;
+        let sources = Sources::new(&[], &[], SourceLimits::default());
+        let component = |name: &str, namespace: &str| {
+            format!(
+                "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  annotations:\n    backstage.io/kubernetes-namespace: '{namespace}'\nspec: {{type: service, lifecycle: production, owner: payments}}\n"
+            )
+        };
+        for (location, yaml, team) in [
+            ("loc-wild", component("svc-wild", "*"), "payments"),
+            ("loc-other", component("svc-other", "payments"), "search"),
+            ("loc-own", component("svc-own", "payments"), "payments"),
+        ] {
+            register_scaffolded(&pool, &sources, "test", location, &yaml, Some(team))
+                .await
+                .unwrap();
+        }
+        let wild = super::workload(&pool, "payments", "svc-wild").await;
+        assert!(
+            matches!(&wild, Err(CoreError::Invalid { message, .. }) if message.contains("not a Kubernetes name")),
+            "{wild:?}"
+        );
+        let other = super::workload(&pool, "payments", "svc-other").await;
+        assert!(
+            matches!(&other, Err(CoreError::Forbidden(m)) if m.contains("team search")),
+            "{other:?}"
+        );
+        assert_eq!(
+            super::workload(&pool, "payments", "svc-own").await.unwrap(),
+            Some(("payments".to_owned(), "svc-own".to_owned()))
+        );
+    }
 }
