@@ -57,18 +57,8 @@ pub fn content_security_policy(nonce: &str, identity_provider_origin: &str) -> S
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The server's CSP middleware chose this response's nonce and sends the header.
     let nonce = leptos::nonce::use_nonce();
-    #[cfg(feature = "ssr")]
-    if let (Some(nonce), Some(response), Some(core)) = (
-        &nonce,
-        use_context::<leptos_axum::ResponseOptions>(),
-        use_context::<paved_core::CoreState>(),
-    ) {
-        let idp = core.config.oidc.issuer.origin().ascii_serialization();
-        if let Ok(value) = http::HeaderValue::from_str(&content_security_policy(nonce, &idp)) {
-            response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
-        }
-    }
     view! {
         <!DOCTYPE html>
         <html lang="en">

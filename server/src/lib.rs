@@ -24,7 +24,7 @@ use axum::http::{header, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use paved_core::config::Config;
 use paved_core::CoreState;
@@ -167,7 +167,15 @@ pub fn router(state: AppState) -> Router {
     let https = config.secure_cookies();
     let routes = generate_route_list(app::App);
     let core = state.core.clone();
-    let context = move || provide_context(core.clone());
+    // Leptos stamps this response's nonce (from the CSP middleware) on its inline scripts.
+    let context = move || {
+        provide_context(core.clone());
+        if let Some(nonce) = use_context::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<middleware::CspNonce>().cloned())
+        {
+            provide_context(leptos::nonce::Nonce::from_value(nonce.0));
+        }
+    };
     let leptos_options = state.leptos.clone();
     // The gateway authenticates its own keys: no session, no sign-in redirect.
     let gateway = Router::new().nest(
@@ -211,7 +219,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             middleware::authenticate,
         ))
-        .layer(session_layer);
+        .layer(session_layer)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::content_security_policy,
+        ));
 
     gateway
         .merge(portal)

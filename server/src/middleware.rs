@@ -265,3 +265,45 @@ mod tests {
         assert!(same_origin(&h, public));
     }
 }
+
+/// This response's Content-Security-Policy nonce, put in the request's
+/// extensions for Leptos (which stamps it on its inline scripts) and used
+/// for the header once the page is rendered.
+#[derive(Debug, Clone)]
+pub struct CspNonce(pub String);
+
+/// Gives every request a fresh nonce and every HTML answer the
+/// Content-Security-Policy naming it (`app::content_security_policy`).
+pub async fn content_security_policy(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 18];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    request.extensions_mut().insert(CspNonce(nonce.clone()));
+    let mut response = next.run(request).await;
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    if html
+        && !response
+            .headers()
+            .contains_key(header::CONTENT_SECURITY_POLICY)
+    {
+        let idp = state.core.config.oidc.issuer.origin().ascii_serialization();
+        if let Ok(value) =
+            header::HeaderValue::from_str(&app::content_security_policy(&nonce, &idp))
+        {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
+    response
+}

@@ -14,7 +14,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use futures_util::stream::{self, Stream, StreamExt};
+use futures_util::stream::{self, StreamExt};
 use paved_core::auth::Principal;
 use paved_core::scaffold::{self, tasks::EventRow, RunRequest};
 use paved_core::CoreError;
@@ -208,32 +208,43 @@ async fn task_eventstream(
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
     headers: axum::http::HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let last_seen = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .or(query.after)
         .unwrap_or(0);
-    // Authorizes (and 404s) before the stream starts.
-    scaffold::events(&state.core, &principal, &id, i64::MAX).await?;
-    let rx = state.core.scaffolder.subscribe();
-    let start = (state, principal, id, last_seen, rx, false);
+    // Authorizes (and 404s) before the stream starts; one of a few per person.
+    let pending = scaffold::events(&state.core, &principal, &id, last_seen).await?;
+    let task = scaffold::task(&state.core, &principal, &id).await?;
+    if pending.is_empty() && matches!(task.status.as_str(), "completed" | "failed" | "cancelled") {
+        // A finished task with nothing left to send: 204 tells EventSource
+        // not to reconnect.
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let slot = state.core.scaffolder.open_stream(&principal.actor())?;
+    let rx = state.core.scaffolder.subscribe(&id);
+    let start = (state, principal, id, last_seen, rx, false, slot);
     let stream = stream::unfold(
         start,
-        |(state, principal, id, after, mut rx, done)| async move {
+        |(state, principal, id, after, mut rx, done, slot)| async move {
             if done {
                 return None;
             }
+            let mut task_finished = false;
             loop {
+                // Every read re-checks that the person may still see the task:
+                // a refusal (or any error) ends the stream.
                 let batch = scaffold::events(&state.core, &principal, &id, after)
                     .await
-                    .unwrap_or_default();
+                    .ok()?;
                 if !batch.is_empty() {
                     let last = batch.last().map(|e| e.id).unwrap_or(after);
-                    let finished = batch
-                        .iter()
-                        .any(|e| e.kind == "completion" || e.kind == "cancelled");
+                    let finished = task_finished
+                        || batch
+                            .iter()
+                            .any(|e| e.kind == "completion" || e.kind == "cancelled");
                     let events: Vec<Result<Event, Infallible>> = batch
                         .iter()
                         .map(|e| {
@@ -246,16 +257,28 @@ async fn task_eventstream(
                         .collect();
                     return Some((
                         stream::iter(events),
-                        (state, principal, id, last, rx, finished),
+                        (state, principal, id, last, rx, finished, slot),
                     ));
                 }
-                // Nothing new: wait for any task's next event (or re-check every 15 s).
+                if task_finished {
+                    return None;
+                }
+                // Nothing new: if the task has finished, read once more (its
+                // last events may have been committed with its status) and end.
+                let task = scaffold::task(&state.core, &principal, &id).await.ok()?;
+                if matches!(task.status.as_str(), "completed" | "failed" | "cancelled") {
+                    task_finished = true;
+                    continue;
+                }
+                // Wait for this task's next event (or re-check every 15 s).
                 let _ = tokio::time::timeout(Duration::from_secs(15), rx.changed()).await;
             }
         },
     )
     .flatten();
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 async fn cancel_task(

@@ -1611,3 +1611,99 @@ async fn attack_catalog_register_takes_only_what_the_team_may_own() {
     .unwrap();
     assert_eq!(entity["metadata"]["description"], "first");
 }
+
+/// Attack: endless or unlimited live logs. A finished task's stream ends (204
+/// when nothing is left, so EventSource stops reconnecting), one person may
+/// hold only a few at once, and another team never gets one.
+#[tokio::test]
+async fn attack_event_streams_end_are_capped_and_authorized() {
+    use paved_core::scaffold::runner::MAX_STREAMS_PER_PRINCIPAL;
+    let f = fixture(false).await;
+    let (_, created) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/escape-test", "values": {"wait": 30}})),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    f.wait_for(&id, &["processing"]).await;
+    let open = || {
+        f.app.send(bearer(
+            "GET",
+            &format!("/api/scaffolder/v2/tasks/{id}/eventstream"),
+            DEV,
+            None,
+        ))
+    };
+    // Responses whose bodies are not read keep their streams (and slots) open.
+    let mut held = Vec::new();
+    for _ in 0..MAX_STREAMS_PER_PRINCIPAL {
+        let r = open().await;
+        assert_eq!(r.status(), StatusCode::OK);
+        held.push(r);
+    }
+    let r = open().await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another team's member gets no stream at all.
+    let r = f
+        .app
+        .send(bearer(
+            "GET",
+            &format!("/api/scaffolder/v2/tasks/{id}/eventstream"),
+            SEARCH,
+            None,
+        ))
+        .await;
+    assert!(r.status() == StatusCode::FORBIDDEN || r.status() == StatusCode::NOT_FOUND);
+    // Closing streams gives the slots back.
+    held.clear();
+    let (status, _) = f
+        .send(
+            "POST",
+            &format!("/api/scaffolder/v2/tasks/{id}/cancel"),
+            DEV,
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    let task = f.wait_for(&id, &["cancelled", "failed", "completed"]).await;
+    assert_ne!(task["status"], "processing");
+    // The finished task's stream sends what is left and ends; asked again
+    // from its last event, it answers 204.
+    let r = open().await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = body_text(r).await;
+    let last = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .next_back()
+        .unwrap()
+        .to_owned();
+    let r = f
+        .app
+        .send(get_with(
+            &format!("/api/scaffolder/v2/tasks/{id}/eventstream"),
+            header::AUTHORIZATION,
+            &format!("Bearer {DEV}"),
+        ))
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "from the start there is a log to send"
+    );
+    drop(r);
+    let mut request = bearer(
+        "GET",
+        &format!("/api/scaffolder/v2/tasks/{id}/eventstream"),
+        DEV,
+        None,
+    );
+    request
+        .headers_mut()
+        .insert("last-event-id", last.parse().unwrap());
+    let r = f.app.send(request).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+}

@@ -68,7 +68,7 @@ pub enum TaskLog {
         /// Secret values to hide.
         masker: Masker,
         /// Bumped on every event so event streams wake up.
-        notify: tokio::sync::watch::Sender<u64>,
+        notify: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     },
     /// A dry run: lines kept in order, in memory.
     Memory {

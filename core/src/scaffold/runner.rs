@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -27,7 +27,8 @@ pub struct Scaffolder {
     /// Identifies this process's claims, so a restart knows what was interrupted.
     pub worker_id: String,
     secrets: Mutex<HashMap<String, BTreeMap<String, SecretString>>>,
-    events: tokio::sync::watch::Sender<u64>,
+    task_events: Mutex<HashMap<String, Arc<tokio::sync::watch::Sender<u64>>>>,
+    streams: Mutex<HashMap<String, usize>>,
     wake: tokio::sync::Notify,
     /// The expression engine.
     pub expressions: Expressions,
@@ -53,7 +54,8 @@ impl Scaffolder {
         Self {
             worker_id: uuid::Uuid::new_v4().to_string(),
             secrets: Mutex::default(),
-            events: tokio::sync::watch::channel(0).0,
+            task_events: Mutex::default(),
+            streams: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             expressions: Expressions::new(),
         }
@@ -92,9 +94,62 @@ impl Scaffolder {
         self.wake.notify_one();
     }
 
-    /// A receiver that changes whenever any task logs an event.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.events.subscribe()
+    /// The wake-up channel of one task's events (created on first use;
+    /// channels nobody holds any more are dropped as new ones are made).
+    fn task_channel(&self, task_id: &str) -> Arc<tokio::sync::watch::Sender<u64>> {
+        let mut map = self.task_events.lock().expect("events lock");
+        if map.len() >= 256 {
+            map.retain(|_, s| Arc::strong_count(s) > 1 || s.receiver_count() > 0);
+        }
+        map.entry(task_id.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::watch::channel(0).0))
+            .clone()
+    }
+
+    /// A receiver that changes whenever task `task_id` logs an event (and
+    /// only then: other tasks' events wake nobody watching this one).
+    pub fn subscribe(&self, task_id: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.task_channel(task_id).subscribe()
+    }
+
+    /// Takes one of `actor`'s live event streams, at most
+    /// [`MAX_STREAMS_PER_PRINCIPAL`] at once; the slot is given back when
+    /// the returned guard is dropped (the stream ends or the client leaves).
+    pub fn open_stream(self: &Arc<Self>, actor: &str) -> Result<StreamSlot, crate::CoreError> {
+        let mut streams = self.streams.lock().expect("streams lock");
+        let open = streams.entry(actor.to_owned()).or_default();
+        if *open >= MAX_STREAMS_PER_PRINCIPAL {
+            return Err(crate::CoreError::TooManyRequests(format!(
+                "You already have {MAX_STREAMS_PER_PRINCIPAL} live task logs open; close one and try again."
+            )));
+        }
+        *open += 1;
+        Ok(StreamSlot {
+            scaffolder: self.clone(),
+            actor: actor.to_owned(),
+        })
+    }
+}
+
+/// Live event streams one person may have open at once.
+pub const MAX_STREAMS_PER_PRINCIPAL: usize = 8;
+
+/// One open event stream, counted against its person while held.
+#[derive(Debug)]
+pub struct StreamSlot {
+    scaffolder: Arc<Scaffolder>,
+    actor: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut streams = self.scaffolder.streams.lock().expect("streams lock");
+        if let Some(open) = streams.get_mut(&self.actor) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                streams.remove(&self.actor);
+            }
+        }
     }
 }
 
@@ -248,7 +303,7 @@ async fn run_task(core: &CoreState, task: TaskRow) -> Result<(), crate::CoreErro
         pool: core.db.clone(),
         task_id: task.id.clone(),
         masker: masker_for(&secrets),
-        notify: scaffolder.events.clone(),
+        notify: scaffolder.task_channel(&task.id),
     };
     let entity: Value = serde_json::from_str(&task.template_json).unwrap_or_default();
     let template = match template::parse(&entity) {
