@@ -597,8 +597,18 @@ impl Gateway {
 
         // Worst case: every byte of the body a prompt token (a token is at
         // least one byte, and JSON framing outweighs per-message overhead),
+        // plus a ceiling per image (a short URL can stand for a large image),
         // and every allowed output token used.
-        let input_bound = i64::try_from(body.len()).unwrap_or(i64::MAX);
+        let media_tokens = match media_token_ceiling(&parsed) {
+            Ok(tokens) => tokens,
+            Err(message) => {
+                let reply = Reply::error(400, "unsupported_content", message);
+                return self.refuse(&ctx, reply, "bad_request");
+            }
+        };
+        let input_bound = i64::try_from(body.len())
+            .unwrap_or(i64::MAX)
+            .saturating_add(media_tokens);
         let output_bound = match ctx.operation {
             Operation::Embeddings => 0,
             Operation::Chat => {
@@ -740,14 +750,24 @@ impl Gateway {
                 Err(e) => {
                     let timeout = e.is_timeout();
                     tracing::warn!(error = %e, attempt, "upstream call failed");
-                    if attempt >= self.config.llm.max_retries || permit.probe {
-                        self.breakers.record(
-                            &ctx.route.provider,
-                            &ctx.route.model,
-                            permit,
-                            false,
-                            Instant::now(),
-                        );
+                    // A generation that timed out may still run (and be billed):
+                    // without an idempotency key, running it again could bill it twice.
+                    let no_retry = timeout && ctx.idempotency.is_none();
+                    if attempt >= self.config.llm.max_retries || permit.probe || no_retry {
+                        if timeout && output_bound > CALLER_SIZED_OUTPUT_TOKENS {
+                            // The caller asked for a long generation: its timeout
+                            // says nothing about the provider's health.
+                            self.breakers
+                                .release(&ctx.route.provider, &ctx.route.model, permit);
+                        } else {
+                            self.breakers.record(
+                                &ctx.route.provider,
+                                &ctx.route.model,
+                                permit,
+                                false,
+                                Instant::now(),
+                            );
+                        }
                         break Err(if timeout {
                             UpstreamFailure::Timeout
                         } else {
@@ -800,7 +820,19 @@ impl Gateway {
                 let upstream = upstream_started.elapsed();
                 return match failure {
                     UpstreamFailure::Timeout => {
-                        self.void(&ctx, &hold, 504, "timeout", upstream);
+                        // The provider may have run (and billed) the call: a
+                        // timeout costs the reserved worst case, never nothing.
+                        self.charge(
+                            &ctx,
+                            &hold,
+                            price,
+                            None,
+                            (input_bound, output_bound),
+                            504,
+                            Some("timeout"),
+                            upstream,
+                            None,
+                        );
                         Reply::error(
                             504,
                             "timeout",
@@ -838,12 +870,21 @@ impl Gateway {
                         };
                         self.void(&ctx, &hold, status, error_type, upstream);
                         if matches!(status, 401 | 403) {
-                            // The platform's credential was refused, not the caller's key.
+                            // The platform's credential was refused, not the caller's
+                            // key. The provider's text (which may describe the key)
+                            // goes to the log, not to the caller.
+                            tracing::warn!(
+                                provider = %ctx.route.provider,
+                                model = %ctx.route.model,
+                                status,
+                                message = %provider_message.escape_debug(),
+                                "the provider refused the platform's credential"
+                            );
                             Reply::error(
                                 502,
                                 "upstream_credential_error",
                                 format!(
-                                    "{} refused the platform's credential for {}: {provider_message}",
+                                    "{} refused the platform's credential for {}; the platform team has been told in the log.",
                                     ctx.route.provider, ctx.route.model
                                 ),
                             )
@@ -1285,6 +1326,44 @@ async fn read_field(
     }))
 }
 
+/// Input tokens one image may cost at most, whatever its size or detail
+/// (OpenAI's high-detail tiling tops out near 1,100 for 2048×2048, Anthropic
+/// near 1,600): added to the hold for every image part.
+pub const IMAGE_TOKEN_CEILING: i64 = 2_000;
+
+/// A timeout of a request that may produce more output than this is the
+/// caller's (a long generation), not a sign the provider is failing.
+pub const CALLER_SIZED_OUTPUT_TOKENS: i64 = 4_096;
+
+/// The input tokens images in a chat request may add beyond its bytes;
+/// refuses parts whose cost cannot be bounded before the call (audio, files).
+fn media_token_ceiling(request: &Value) -> Result<i64, String> {
+    let mut tokens: i64 = 0;
+    let messages = request["messages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    for message in messages {
+        let Some(parts) = message["content"].as_array() else {
+            continue;
+        };
+        for part in parts {
+            match part["type"].as_str().unwrap_or_default() {
+                "text" | "input_text" | "" => {}
+                "image_url" | "input_image" | "image" => {
+                    tokens = tokens.saturating_add(IMAGE_TOKEN_CEILING);
+                }
+                other => {
+                    return Err(format!(
+                        "Content parts of type `{other}` are not accepted: their cost cannot be bounded before the call, so no budget could be held for them. Send text and images only."
+                    ))
+                }
+            }
+        }
+    }
+    Ok(tokens)
+}
+
 /// Deletes idempotency records past the retention window, hourly, by the
 /// ledger's clock (the one their `created_at` was written by).
 async fn retention(pool: SqlitePool, clock: Arc<dyn Clock>) {
@@ -1306,6 +1385,26 @@ async fn retention(pool: SqlitePool, clock: Arc<dyn Clock>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn images_are_held_at_their_ceiling_and_unboundable_parts_refused() {
+        use serde_json::json;
+        let plain = json!({"messages": [{"role": "user", "content": "hi"}]});
+        assert_eq!(super::media_token_ceiling(&plain), Ok(0));
+        let two = json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "compare"},
+            {"type": "image_url", "image_url": {"url": "https://x/a.png"}},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+        ]}]});
+        assert_eq!(
+            super::media_token_ceiling(&two),
+            Ok(2 * super::IMAGE_TOKEN_CEILING)
+        );
+        let audio = json!({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]});
+        assert!(super::media_token_ceiling(&audio)
+            .unwrap_err()
+            .contains("input_audio"));
+    }
     use super::*;
 
     #[test]
