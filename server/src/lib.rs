@@ -155,7 +155,11 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let config = &state.core.config;
     let session_layer = SessionManagerLayer::new(state.sessions.clone())
-        .with_name(session::COOKIE_NAME)
+        .with_name(if config.secure_cookies() {
+            session::SECURE_COOKIE_NAME
+        } else {
+            session::COOKIE_NAME
+        })
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(config.secure_cookies())

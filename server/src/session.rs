@@ -10,6 +10,10 @@ pub const ID_TOKEN_KEY: &str = "id_token";
 pub const PENDING_LOGIN_KEY: &str = "oidc_pending";
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "paved_session";
+/// The cookie's name behind https: the `__Host-` prefix makes browsers
+/// refuse it unless it is `Secure`, host-only and for path `/`, so a sibling
+/// subdomain cannot plant or overwrite it.
+pub const SECURE_COOKIE_NAME: &str = "__Host-paved_session";
 
 /// The signed-in user of a session.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]

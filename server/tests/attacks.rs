@@ -301,3 +301,53 @@ async fn readiness_tells_anonymous_callers_nothing_about_vault() {
         "signed-in callers see the detail: {body}"
     );
 }
+
+#[tokio::test]
+async fn nobody_writes_into_another_persons_wizard_run() {
+    let app = test_app(&[]).await;
+    let dana = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let sid = app
+        .session_for("sid", &[("search", TeamRole::Member)], &[])
+        .await;
+    let event = |cookie: &str, event: &str| {
+        server_fn(
+            "scaffold_wizard_event",
+            &format!("session=run-1&template_ref=template:default/x&event={event}"),
+            &[(header::COOKIE, cookie), (header::ORIGIN, PUBLIC_URL)],
+        )
+    };
+    assert_status(&app.send(event(&dana, "started")).await, StatusCode::OK);
+    // Sid cannot mark Dana's run abandoned (the funnel would lie).
+    assert_status(
+        &app.send(event(&sid, "abandoned")).await,
+        StatusCode::FORBIDDEN,
+    );
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT actor, event FROM wizard_events ORDER BY id")
+            .fetch_all(&app.state.core.db)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_status(&app.send(event(&dana, "page")).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn behind_https_the_session_cookie_is_host_only() {
+    let app = test_app(&[("PAVED_PUBLIC_URL", "https://paved.test")]).await;
+    let cookie = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let id = cookie.split_once('=').unwrap().1;
+    // The portal reads the session only under the `__Host-` name.
+    let host = format!("{}={id}", paved_server::session::SECURE_COOKIE_NAME);
+    let r = app
+        .send(get_with("/api/v1/me", header::COOKIE, &host))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    let r = app
+        .send(get_with("/api/v1/me", header::COOKIE, &cookie))
+        .await;
+    assert_status(&r, StatusCode::UNAUTHORIZED);
+}

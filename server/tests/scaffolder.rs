@@ -1707,3 +1707,28 @@ async fn attack_event_streams_end_are_capped_and_authorized() {
     let r = f.app.send(request).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
 }
+
+/// Attack: one person queues tasks without end. Past the per-person limit a
+/// new task is refused with 429 until some finish; others are not affected.
+#[tokio::test]
+async fn attack_a_person_cannot_queue_tasks_without_end() {
+    use paved_core::scaffold::MAX_RUNNING_TASKS_PER_PERSON;
+    let f = fixture_with(false, false).await;
+    let start = |token: &'static str| {
+        f.send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            token,
+            Some(json!({"templateRef": "template:default/escape-test", "values": {}})),
+        )
+    };
+    for _ in 0..MAX_RUNNING_TASKS_PER_PERSON {
+        let (status, body) = start(DEV).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = start(DEV).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(task_count(&f).await, MAX_RUNNING_TASKS_PER_PERSON);
+    let (status, _) = start(SEARCH).await;
+    assert_eq!(status, StatusCode::CREATED, "another person still can");
+}

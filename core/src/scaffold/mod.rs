@@ -311,6 +311,9 @@ fn put_path(values: &mut serde_json::Map<String, Value>, path: &str, value: Valu
     }
 }
 
+/// Tasks one person may have queued or running at once.
+pub const MAX_RUNNING_TASKS_PER_PERSON: i64 = 25;
+
 /// Queues a task; answers its id. Secret answers stay in memory only.
 pub async fn create_task(
     core: &CoreState,
@@ -319,6 +322,18 @@ pub async fn create_task(
 ) -> Result<String, CoreError> {
     let (template, entity, dir) = load_template(core, &request.template_ref).await?;
     let owner_team = check_request(core, principal, &template, &mut request).await?;
+    let actor = principal.actor();
+    let running = sqlx::query_scalar!(
+        "SELECT COUNT(*) FROM scaffolder_tasks WHERE created_by = ?1 AND status IN ('open', 'processing')",
+        actor
+    )
+    .fetch_one(&core.db)
+    .await?;
+    if running >= MAX_RUNNING_TASKS_PER_PERSON {
+        return Err(CoreError::TooManyRequests(format!(
+            "You already have {running} tasks queued or running; wait for some to finish."
+        )));
+    }
     let id = uuid::Uuid::new_v4().to_string();
     let secret_names: Vec<&String> = request.secrets.keys().collect();
     let user_ref = principal
@@ -781,6 +796,19 @@ pub async fn record_wizard_event(
         });
     }
     let actor = principal.actor();
+    // A wizard run belongs to whoever started it: nobody adds events to
+    // another person's run (the funnel metrics would lie).
+    let owner = sqlx::query_scalar!(
+        "SELECT actor FROM wizard_events WHERE session = ?1 LIMIT 1",
+        session
+    )
+    .fetch_optional(&core.db)
+    .await?;
+    if owner.is_some_and(|o| o != actor) {
+        return Err(CoreError::Forbidden(
+            "This wizard run belongs to someone else.".into(),
+        ));
+    }
     let now = crate::now_unix();
     let template_ref = template_ref.to_ascii_lowercase();
     sqlx::query!(

@@ -289,7 +289,17 @@ async fn conclude(
     message: &str,
 ) -> Result<(), crate::CoreError> {
     let masked = log.masker().mask(message);
-    let event = tasks::finish(&core.db, task, status, output, error, Some((kind, &masked))).await?;
+    // The failure text may quote an action's input: masked like every log line.
+    let error = error.map(|e| log.masker().mask(e));
+    let event = tasks::finish(
+        &core.db,
+        task,
+        status,
+        output,
+        error.as_deref(),
+        Some((kind, &masked)),
+    )
+    .await?;
     if let Some(id) = event {
         log.woke(id);
     }
