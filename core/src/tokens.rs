@@ -195,30 +195,7 @@ pub async fn list_for_user(
 /// Revokes any person's token (platform admins).
 pub async fn revoke_any(pool: &SqlitePool, caller: &Principal, id: i64) -> Result<(), CoreError> {
     authorize(caller, Action::AdministerPlatform)?;
-    let now = now_unix();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let revoked = sqlx::query!(
-        "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        id,
-        now
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if revoked == 0 {
-        return Err(CoreError::NotFound("active token".into()));
-    }
-    audit::record(
-        &mut *tx,
-        &caller.actor(),
-        "token.revoke",
-        &format!("token:{id}"),
-        Some(json!({ "revoked": false })),
-        Some(json!({ "revoked": true, "by_admin": true })),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    revoke_token(pool, caller, id, None).await
 }
 
 /// Disables (or re-enables) a person (platform admins): a disabled person's
@@ -272,12 +249,23 @@ pub async fn set_disabled(
 pub async fn revoke(pool: &SqlitePool, caller: &Principal, id: i64) -> Result<(), CoreError> {
     authorize(caller, Action::ManageOwnTokens)?;
     let user_id = caller.user_id.ok_or(CoreError::Unauthenticated)?;
+    revoke_token(pool, caller, id, Some(user_id)).await
+}
+
+/// Revokes token `id` (only if `owner` holds it, when given) and audits it,
+/// in one transaction. Callers have authorized already.
+async fn revoke_token(
+    pool: &SqlitePool,
+    caller: &Principal,
+    id: i64,
+    owner: Option<i64>,
+) -> Result<(), CoreError> {
     let now = now_unix();
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let revoked = sqlx::query!(
-        "UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+        "UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2) AND revoked_at IS NULL",
         id,
-        user_id,
+        owner,
         now
     )
     .execute(&mut *tx)
@@ -286,13 +274,17 @@ pub async fn revoke(pool: &SqlitePool, caller: &Principal, id: i64) -> Result<()
     if revoked == 0 {
         return Err(CoreError::NotFound("active token".into()));
     }
+    let mut after = json!({ "revoked": true });
+    if owner.is_none() {
+        after["by_admin"] = json!(true);
+    }
     audit::record(
         &mut *tx,
         &caller.actor(),
         "token.revoke",
         &format!("token:{id}"),
         Some(json!({ "revoked": false })),
-        Some(json!({ "revoked": true })),
+        Some(after),
     )
     .await?;
     tx.commit().await?;
