@@ -86,6 +86,7 @@ pids+=($!)
 wait_for_ok "$PAVED_URL/readyz" 60 || { cat "$run_dir/paved.log"; die "Paved did not start"; }
 
 export CONFORMANCE_DIR="$conformance"
+export PAVED_E2E_DATABASE="$run_dir/paved.db"
 log "browser tests (Playwright, Debian Chromium)"
 if ! npx playwright test --config end2end/playwright.config.ts; then
   echo "---- paved log (last 80 lines) ----"; tail -n 80 "$run_dir/paved.log"

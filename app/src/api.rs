@@ -169,6 +169,21 @@ pub struct TokenView {
     pub expires_at: i64,
 }
 
+#[cfg(feature = "ssr")]
+impl From<paved_core::tokens::TokenInfo> for TokenView {
+    fn from(t: paved_core::tokens::TokenInfo) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            prefix: t.prefix,
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+            expires_at: t.expires_at,
+        }
+    }
+}
+
 /// A token just created: the only time its value is sent anywhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedToken {
@@ -310,18 +325,7 @@ pub async fn list_tokens() -> Result<Vec<TokenView>, AppError> {
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
     let tokens = paved_core::tokens::list_own(&core.db, &user).await?;
-    Ok(tokens
-        .into_iter()
-        .map(|t| TokenView {
-            id: t.id,
-            name: t.name,
-            prefix: t.prefix,
-            created_at: t.created_at,
-            last_used_at: t.last_used_at,
-            revoked_at: t.revoked_at,
-            expires_at: t.expires_at,
-        })
-        .collect())
+    Ok(tokens.into_iter().map(TokenView::from).collect())
 }
 
 /// Creates a personal API token; its value is returned this once.

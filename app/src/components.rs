@@ -75,7 +75,10 @@ fn NavLinks(me: Me, #[prop(into)] class: String) -> impl IntoView {
         })
         .collect_view();
     let admin = me.is_admin().then(|| {
-        view! { <A href="/admin/audit" attr:class="nav-link">"Audit log"</A> }
+        view! {
+            <A href="/admin/access" attr:class="nav-link">"Access"</A>
+            <A href="/admin/audit" attr:class="nav-link">"Audit log"</A>
+        }
     });
     let insights = me.sees_platform_insights().then(|| {
         view! { <A href="/llm" attr:class="nav-link">"LLM gateway"</A> }

@@ -22,6 +22,7 @@ use leptos_router::{path, SsrMode};
 use crate::budgets::{BudgetPage, LlmOverviewPage};
 use crate::components::AppShell;
 use crate::pages::{
+    access::AccessPage,
     audit::AuditPage,
     catalog::CatalogPage,
     create::{CreatePage, TaskPage, WizardPage},
@@ -99,6 +100,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async />
                     <Route path=path!("/notifications") view=NotificationsPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/access") view=AccessPage ssr=SsrMode::Async />
                     <Route path=path!("/catalog") view=CatalogPage ssr=SsrMode::Async />
                     <Route path=path!("/create") view=CreatePage ssr=SsrMode::Async />
                     <Route path=path!("/create/templates/:namespace/:name") view=WizardPage ssr=SsrMode::Async />

@@ -202,8 +202,9 @@ impl Default for TokenLimits {
 pub struct CatalogConfig {
     /// `PAVED_CATALOG_FILE_ROOTS`: directories `file` locations may read under.
     pub file_roots: Vec<std::path::PathBuf>,
-    /// `PAVED_CATALOG_ALLOWED_HOSTS`: hosts `url` locations may fetch from.
-    pub allowed_hosts: Vec<String>,
+    /// `PAVED_CATALOG_ALLOWED_HOSTS`: origins (`host`, `host:port` or
+    /// `http(s)://host[:port]`) `url` locations may fetch from.
+    pub allowed_hosts: Vec<crate::catalog::source::AllowedOrigin>,
     /// `PAVED_CATALOG_REFRESH_MINUTES`: how often every location is re-read.
     pub refresh_interval: Duration,
     /// `PAVED_CATALOG_LOCATIONS`: locations (`file:<path>` or `url:<url>`) registered at start.
@@ -402,9 +403,10 @@ impl Config {
                 None => vec!["catalog".into()],
             },
             allowed_hosts: list("PAVED_CATALOG_ALLOWED_HOSTS")
-                .into_iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect(),
+                .iter()
+                .map(|h| h.parse())
+                .collect::<Result<_, String>>()
+                .map_err(|m| ConfigError::new("PAVED_CATALOG_ALLOWED_HOSTS", m))?,
             refresh_interval: Duration::from_secs(
                 60 * parse_u64(&get, "PAVED_CATALOG_REFRESH_MINUTES", 30)?,
             ),
@@ -796,6 +798,7 @@ mod tests {
             ("PAVED_DEMO", "maybe"),
             ("PAVED_CLOCK_START", "yesterday"),
             ("PAVED_SIGN_IN_STARTS_PER_MINUTE", "0"),
+            ("PAVED_CATALOG_ALLOWED_HOSTS", "example.com,*.evil.test"),
             ("PAVED_TOKEN_MAX_DAYS", "0"),
             ("PAVED_TOKEN_DEFAULT_DAYS", "400"),
             ("PAVED_CATALOG_LOCATIONS", "ftp:somewhere"),

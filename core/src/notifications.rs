@@ -60,45 +60,67 @@ pub async fn send(
 
 /// The refs a person receives notifications for: themselves, their teams' groups, and broadcasts.
 pub fn recipients_for(principal: &Principal) -> Vec<String> {
-    let mut out = vec![
-        format!("user:default/{}", principal.subject.to_ascii_lowercase()),
-        "broadcast".to_owned(),
-    ];
+    let mut out = vec![reader_ref(principal), "broadcast".to_owned()];
     out.extend(principal.teams.keys().map(|t| format!("group:default/{t}")));
     out
 }
 
-/// The newest notifications for `principal` (at most 100).
+/// Who reads: read marks are kept per person, so a team's or a broadcast
+/// notification one member has read stays unread for the others.
+fn reader_ref(principal: &Principal) -> String {
+    format!("user:default/{}", principal.subject.to_ascii_lowercase())
+}
+
+/// The newest notifications for `principal` (at most 100), with the
+/// caller's own read marks.
 pub async fn list(
     pool: &SqlitePool,
     principal: &Principal,
 ) -> Result<Vec<Notification>, CoreError> {
     let recipients = serde_json::to_string(&recipients_for(principal)).unwrap_or_default();
+    let reader = reader_ref(principal);
     Ok(sqlx::query_as!(
         Notification,
-        r#"SELECT id AS "id!", recipient, title, description, link, severity, created_at, read_at
-           FROM notifications WHERE recipient IN (SELECT value FROM json_each(?1))
-           ORDER BY created_at DESC, id DESC LIMIT 100"#,
-        recipients
+        r#"SELECT n.id AS "id!", n.recipient, n.title, n.description, n.link, n.severity, n.created_at,
+                  r.read_at AS "read_at?"
+           FROM notifications n
+           LEFT JOIN notification_reads r ON r.notification_id = n.id AND r.reader = ?2
+           WHERE n.recipient IN (SELECT value FROM json_each(?1))
+           ORDER BY n.created_at DESC, n.id DESC LIMIT 100"#,
+        recipients,
+        reader
     )
     .fetch_all(pool)
     .await?)
 }
 
-/// Marks one of `principal`'s notifications read.
+/// Marks one of `principal`'s notifications read, for `principal` only.
 pub async fn mark_read(pool: &SqlitePool, principal: &Principal, id: i64) -> Result<(), CoreError> {
     let recipients = serde_json::to_string(&recipients_for(principal)).unwrap_or_default();
+    let reader = reader_ref(principal);
     let now = now_unix();
     let done = sqlx::query!(
-        "UPDATE notifications SET read_at = ?3 WHERE id = ?1 AND recipient IN (SELECT value FROM json_each(?2))",
+        "INSERT INTO notification_reads (notification_id, reader, read_at)
+         SELECT id, ?3, ?4 FROM notifications WHERE id = ?1 AND recipient IN (SELECT value FROM json_each(?2))
+         ON CONFLICT (notification_id, reader) DO NOTHING",
         id,
         recipients,
+        reader,
         now
     )
     .execute(pool)
     .await?;
     if done.rows_affected() == 0 {
-        return Err(CoreError::NotFound("notification".into()));
+        let visible = sqlx::query_scalar!(
+            "SELECT COUNT(*) FROM notifications WHERE id = ?1 AND recipient IN (SELECT value FROM json_each(?2))",
+            id,
+            recipients
+        )
+        .fetch_one(pool)
+        .await?;
+        if visible == 0 {
+            return Err(CoreError::NotFound("notification".into()));
+        }
     }
     Ok(())
 }

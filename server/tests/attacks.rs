@@ -236,6 +236,42 @@ async fn a_disabled_person_is_locked_out_at_once_and_only_admins_manage_access()
         ))
         .await;
     assert_status(&r, StatusCode::FORBIDDEN);
+    // The access page's server functions refuse a developer the same way.
+    let call = |name: &str, form: String, cookie: &str| {
+        server_fn(
+            name,
+            &form,
+            &[(header::COOKIE, cookie), (header::ORIGIN, PUBLIC_URL)],
+        )
+    };
+    for (name, form) in [
+        ("admin_access", String::new()),
+        (
+            "admin_set_disabled",
+            format!("user_id={ada_id}&disabled=true"),
+        ),
+        ("admin_revoke_token", format!("id={}", token.id)),
+    ] {
+        let r = app.send(call(name, form, &dana_cookie)).await;
+        assert_status(&r, StatusCode::FORBIDDEN);
+    }
+    assert_status(&app.send(me_with_token()).await, StatusCode::OK);
+    let r = app
+        .send(call("admin_access", String::new(), &admin_cookie))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    let people = body_json(r).await;
+    let listed = people
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["subject"] == "dana")
+        .unwrap();
+    assert_eq!(listed["tokens"][0]["name"], "laptop", "{people}");
+    assert!(
+        !people.to_string().contains(&token_value),
+        "never a token's value"
+    );
 
     // The admin sees dana's token and disables dana: session and token stop at once.
     let r = app

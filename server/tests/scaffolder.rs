@@ -1428,6 +1428,44 @@ async fn notifications_reach_the_team_and_only_its_members_can_read_them() {
     )
     .await;
     assert_eq!(unread, json!(0));
+    // Attack: one member's read mark used to mark a team notification read
+    // for the whole team. It is each person's own.
+    let teammate = f
+        .app
+        .session_for(
+            "erin",
+            &[("payments", paved_core::auth::TeamRole::Member)],
+            &[],
+        )
+        .await;
+    let unread_for = |cookie: &str| {
+        server_fn(
+            "notifications_unread",
+            "",
+            &[(header::COOKIE, cookie), (header::ORIGIN, PUBLIC_URL)],
+        )
+    };
+    assert_eq!(
+        body_json(f.app.send(unread_for(&teammate)).await).await,
+        json!(1)
+    );
+    let theirs = body_json(f.app.send(list(&teammate)).await).await;
+    assert_eq!(theirs[0]["read"], json!(false), "{theirs}");
+    let again = f
+        .app
+        .send(server_fn(
+            "notifications_read",
+            &form,
+            &[(header::COOKIE, &member), (header::ORIGIN, PUBLIC_URL)],
+        ))
+        .await;
+    assert_eq!(again.status(), StatusCode::OK, "marking twice is harmless");
+    assert_eq!(
+        body_json(f.app.send(unread_for(&teammate)).await).await,
+        json!(1)
+    );
+    let mine = body_json(f.app.send(list(&member)).await).await;
+    assert_eq!(mine[0]["read"], json!(true), "{mine}");
 }
 
 #[tokio::test]
@@ -1731,4 +1769,60 @@ async fn attack_a_person_cannot_queue_tasks_without_end() {
     assert_eq!(task_count(&f).await, MAX_RUNNING_TASKS_PER_PERSON);
     let (status, _) = start(SEARCH).await;
     assert_eq!(status, StatusCode::CREATED, "another person still can");
+}
+
+/// Attack: a nested `ui:widget: password` answer sent among the ordinary
+/// values, then quoted by a failing step. The answer is taken out of the
+/// stored values, and the failure text, the events, the database and the
+/// logs show it only masked.
+#[tokio::test]
+async fn attack_a_nested_secret_quoted_by_a_failure_stays_masked() {
+    const NESTED: &str = "nested-pw-5f1c9e3d-never-shown";
+    let f = fixture(false).await;
+    let (status, created) = f
+        .send(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            DEV,
+            Some(json!({"templateRef": "template:default/leaky-failure",
+                "values": {"db": {"host": "db.internal", "password": NESTED}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let task = f.wait_for(&id, &["completed", "failed"]).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    let error = task["error"].as_str().unwrap();
+    assert!(
+        error.contains("missing-***.txt"),
+        "the failure still says what failed: {error}"
+    );
+    assert_eq!(
+        task["spec"]["parameters"]["db"]["host"], "db.internal",
+        "{task}"
+    );
+    assert!(
+        task["spec"]["parameters"]["db"].get("password").is_none(),
+        "{task}"
+    );
+    assert_eq!(task["secretNames"], json!(["db.password"]), "{task}");
+    let (_, events) = f
+        .send(
+            "GET",
+            &format!("/api/scaffolder/v2/tasks/{id}/events"),
+            DEV,
+            None,
+        )
+        .await;
+    for text in [task.to_string(), events.to_string()] {
+        assert!(!text.contains(NESTED), "{text}");
+    }
+    assert!(
+        !contains_bytes(&f.app.database_bytes(), NESTED),
+        "secret in the database"
+    );
+    assert!(
+        !contains_bytes(&captured_logs().lock().unwrap(), NESTED),
+        "secret in the logs"
+    );
 }

@@ -75,11 +75,74 @@ impl Target {
     }
 }
 
+/// One entry of `PAVED_CATALOG_ALLOWED_HOSTS`: a scheme, host and port that
+/// `url` locations may read from. `host` means https on port 443, `host:port`
+/// https on that port, and `http://host[:port]` must be written out to allow
+/// plain http; a URL matches only when all three agree, so allowing a host
+/// never opens its other ports or schemes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedOrigin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl AllowedOrigin {
+    /// Whether `url` is on this origin.
+    pub fn matches(&self, url: &Url) -> bool {
+        url.scheme() == self.scheme
+            && url
+                .host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
+            && url.port_or_known_default() == Some(self.port)
+    }
+}
+
+impl std::fmt::Display for AllowedOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+impl std::str::FromStr for AllowedOrigin {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        let with_scheme = if raw.contains("://") {
+            raw.to_owned()
+        } else {
+            format!("https://{raw}")
+        };
+        let url = Url::parse(&with_scheme).map_err(|e| {
+            format!("`{raw}` is not a host, host:port or http(s)://host[:port] ({e})")
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("`{raw}` must be http or https"));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("`{raw}` must name only a host and port, no path"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("`{raw}` must not carry credentials"));
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty() && !h.contains('*'))
+            .ok_or_else(|| format!("`{raw}` names no host (wildcards are not allowed)"))?;
+        Ok(Self {
+            scheme: url.scheme().to_owned(),
+            host: host.to_ascii_lowercase(),
+            port: url.port_or_known_default().unwrap_or(443),
+        })
+    }
+}
+
 /// Reads catalog sources within the allow-lists and limits.
 #[derive(Debug, Clone)]
 pub struct Sources {
     roots: Vec<PathBuf>,
-    allowed_hosts: Vec<String>,
+    allowed: Vec<AllowedOrigin>,
     http: reqwest::Client,
     /// The limits applied.
     pub limits: SourceLimits,
@@ -87,8 +150,8 @@ pub struct Sources {
 
 impl Sources {
     /// `roots` are the directories `file` locations may read under (missing
-    /// ones are skipped); `allowed_hosts` the hosts `url` locations may fetch from.
-    pub fn new(roots: &[PathBuf], allowed_hosts: &[String], limits: SourceLimits) -> Self {
+    /// ones are skipped); `allowed` the origins `url` locations may fetch from.
+    pub fn new(roots: &[PathBuf], allowed: &[AllowedOrigin], limits: SourceLimits) -> Self {
         let http = reqwest::Client::builder()
             // A redirect could lead off the allow-list; refuse them.
             .redirect(reqwest::redirect::Policy::none())
@@ -97,10 +160,7 @@ impl Sources {
             .unwrap_or_default();
         Self {
             roots: roots.iter().filter_map(|r| r.canonicalize().ok()).collect(),
-            allowed_hosts: allowed_hosts
-                .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect(),
+            allowed: allowed.to_vec(),
             http,
             limits,
         }
@@ -148,10 +208,12 @@ impl Sources {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("`{raw}` must be an http or https URL"));
         }
-        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        if !self.allowed_hosts.contains(&host) {
+        if !self.allowed.iter().any(|origin| origin.matches(&url)) {
+            let host = url.host_str().unwrap_or_default();
+            let port = url.port_or_known_default().unwrap_or_default();
             return Err(format!(
-                "host `{host}` is not in PAVED_CATALOG_ALLOWED_HOSTS, so Paved will not fetch {raw}"
+                "{}://{host}:{port} is not in PAVED_CATALOG_ALLOWED_HOSTS, so Paved will not fetch {raw}",
+                url.scheme()
             ));
         }
         Ok(Target::Url(url))
@@ -394,7 +456,7 @@ mod tests {
         std::fs::write(dir.path().join("secret.txt"), "no").unwrap();
         let sources = Sources::new(
             std::slice::from_ref(&root),
-            &["example.com".into()],
+            &["example.com".parse().unwrap()],
             SourceLimits::default(),
         );
         let base = sources
@@ -418,6 +480,54 @@ mod tests {
             .contains("not in PAVED_CATALOG_ALLOWED_HOSTS"));
         assert!(sources.resolve(&base, "https://example.com/x.yaml").is_ok());
         assert!(sources.check("ftp", "x").is_err());
+    }
+
+    #[test]
+    fn allowed_hosts_pin_scheme_host_and_port() {
+        let origins: Vec<AllowedOrigin> =
+            ["Example.com", "git.internal:8443", "http://127.0.0.1:8080"]
+                .iter()
+                .map(|raw| raw.parse().unwrap())
+                .collect();
+        let sources = Sources::new(&[], &origins, SourceLimits::default());
+        for ok in [
+            "https://example.com/catalog-info.yaml",
+            "https://EXAMPLE.com:443/a.yaml",
+            "https://git.internal:8443/a.yaml",
+            "http://127.0.0.1:8080/a.yaml",
+        ] {
+            assert!(sources.check("url", ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            // another port or scheme on an allowed host
+            "https://example.com:8443/a.yaml",
+            "http://example.com/a.yaml",
+            "https://example.com:22/a.yaml",
+            "http://git.internal:8443/a.yaml",
+            "https://git.internal/a.yaml",
+            "http://127.0.0.1:8500/v1/sys",
+            "https://127.0.0.1:8080/a.yaml",
+            "http://127.0.0.1/a.yaml",
+            // look-alikes
+            "https://example.com.evil.test/a.yaml",
+            "https://evil.test/?example.com",
+            "https://example.com@evil.test/a.yaml",
+        ] {
+            let err = sources.check("url", refused).unwrap_err();
+            assert!(
+                err.contains("not in PAVED_CATALOG_ALLOWED_HOSTS"),
+                "{refused}: {err}"
+            );
+        }
+        for bad in [
+            "ftp://example.com",
+            "example.com/path",
+            "*.example.com",
+            "user:pw@example.com",
+            "",
+        ] {
+            assert!(bad.parse::<AllowedOrigin>().is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -544,7 +544,11 @@ async fn cached_facets_follow_every_catalog_change(pool: SqlitePool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn pasted_yaml_is_imported_refreshed_and_validated(pool: SqlitePool) {
-    let sources = Sources::new(&[], &["example.com".into()], SourceLimits::default());
+    let sources = Sources::new(
+        &[],
+        &["example.com".parse().unwrap()],
+        SourceLimits::default(),
+    );
     let yaml = format!(
         "{}---\n{}",
         component_yaml("pasted-one", "payments"),

@@ -548,10 +548,10 @@ fn tempfile_dir(workspace: &Path, name: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// How to reach a remote git host: `-c` options and environment, plus a
-/// scratch folder holding an SSH key while it is needed (removed on drop).
+/// How to reach a remote git host: environment only (never command-line
+/// options, which other local users can read), plus a scratch folder holding
+/// an SSH key while it is needed (removed on drop).
 struct Access {
-    args: Vec<String>,
     env: Vec<(String, String)>,
     scratch: Option<PathBuf>,
 }
@@ -565,16 +565,14 @@ impl Drop for Access {
 }
 
 impl Access {
-    /// Runs git in `dir` with these options first, then `args`.
+    /// Runs git in `dir` with this access.
     async fn git(
         &self,
         ctx: &ActionContext<'_>,
         dir: &Path,
         args: &[&str],
     ) -> Result<String, String> {
-        let mut all: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        all.extend_from_slice(args);
-        git_env(ctx, dir, &all, &self.env).await
+        git_env(ctx, dir, args, &self.env).await
     }
 }
 
@@ -587,7 +585,6 @@ async fn remote_access(
     target: &GitTarget,
 ) -> Result<Access, String> {
     let mut access = Access {
-        args: Vec::new(),
         env: Vec::new(),
         scratch: None,
     };
@@ -624,15 +621,28 @@ async fn remote_access(
         ));
         access.scratch = Some(dir);
     } else if let Some(token) = field("token") {
-        use base64::Engine as _;
         let user = field("username").unwrap_or_else(|| "git".into());
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
-        access.args.extend([
-            "-c".into(),
-            format!("http.extraHeader=Authorization: Basic {basic}"),
-        ]);
+        access.env.extend(basic_auth_env(&user, &token));
     }
     Ok(access)
+}
+
+/// The environment that makes git send HTTP Basic credentials: git reads
+/// `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n` as configuration,
+/// so the token never appears on a command line (which every local user can
+/// read in `ps` or `/proc/*/cmdline`), only in the environment of Paved's own
+/// child process.
+fn basic_auth_env(user: &str, token: &str) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
+    vec![
+        ("GIT_CONFIG_COUNT".into(), "1".into()),
+        ("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()),
+        (
+            "GIT_CONFIG_VALUE_0".into(),
+            format!("Authorization: Basic {basic}"),
+        ),
+    ]
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), String> {
@@ -1065,6 +1075,21 @@ async fn debug_wait(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attack: a token passed with `-c http.extraHeader=…` is on git's
+    /// command line, readable by any local user; it travels in the
+    /// environment instead (the https publish test proves git still uses it).
+    #[test]
+    fn https_credentials_stay_off_the_command_line() {
+        use base64::Engine as _;
+        let env = basic_auth_env("paved", "git-token-4711");
+        let encoded = base64::engine::general_purpose::STANDARD.encode("paved:git-token-4711");
+        assert!(env.contains(&("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into())));
+        assert!(env.contains(&(
+            "GIT_CONFIG_VALUE_0".into(),
+            format!("Authorization: Basic {encoded}")
+        )));
+    }
 
     #[test]
     fn paths_cannot_leave_the_workspace() {
