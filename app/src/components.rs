@@ -5,11 +5,11 @@
 use leptos::prelude::*;
 use leptos_router::components::{Outlet, A};
 
-use crate::api::{current_user, Me};
+use crate::api::{authorize, current_user, Action, Principal};
 use crate::error::AppError;
 
 /// The signed-in user, loaded once per page by [`AppShell`] and shared by context.
-pub type MeResource = Resource<Result<Me, AppError>>;
+pub type MeResource = Resource<Result<Principal, AppError>>;
 
 /// The frame of every signed-in page: header, navigation, toasts and the routed page.
 #[component]
@@ -64,25 +64,27 @@ pub fn AppShell() -> impl IntoView {
 
 /// Navigation links; admins also see the audit log.
 #[component]
-fn NavLinks(me: Me, #[prop(into)] class: String) -> impl IntoView {
+fn NavLinks(me: Principal, #[prop(into)] class: String) -> impl IntoView {
     let team_links = me
         .teams
-        .iter()
-        .map(|m| {
-            let href = format!("/teams/{}", m.team);
-            let label = format!("Team {}", m.team);
+        .keys()
+        .map(|team| {
+            let href = format!("/teams/{team}");
+            let label = format!("Team {team}");
             view! { <A href=href attr:class="nav-link">{label}</A> }
         })
         .collect_view();
-    let admin = me.is_admin().then(|| {
+    let admin = authorize(&me, Action::AdministerPlatform).is_ok().then(|| {
         view! {
             <A href="/admin/access" attr:class="nav-link">"Access"</A>
             <A href="/admin/audit" attr:class="nav-link">"Audit log"</A>
         }
     });
-    let insights = me.sees_platform_insights().then(|| {
-        view! { <A href="/llm" attr:class="nav-link">"LLM gateway"</A> }
-    });
+    let insights = authorize(&me, Action::ViewPlatformInsights)
+        .is_ok()
+        .then(|| {
+            view! { <A href="/llm" attr:class="nav-link">"LLM gateway"</A> }
+        });
     view! {
         <nav aria-label="Main" class=format!("{class} items-start gap-1 md:items-center")>
             <A href="/" attr:class="nav-link" exact=true>"Home"</A>
@@ -97,7 +99,7 @@ fn NavLinks(me: Me, #[prop(into)] class: String) -> impl IntoView {
 
 /// The signed-in person's name, profile link and sign-out.
 #[component]
-fn UserMenu(me: Me) -> impl IntoView {
+fn UserMenu(me: Principal) -> impl IntoView {
     let unread = Resource::new(
         || (),
         |_| crate::pages::notifications::notifications_unread(),
@@ -264,7 +266,7 @@ pub fn Badge(#[prop(optional)] tone: Tone, children: Children) -> impl IntoView 
 
 /// A link whose URL came from data (catalog YAML, template output, a
 /// notification, a team note): an `<a>` only when
-/// [`paved_forms::safe_href`] allows the URL; otherwise the label and the
+/// [`paved_shared::forms::safe_href`] allows the URL; otherwise the label and the
 /// URL as plain text, so a `javascript:` link can never run.
 #[component]
 pub fn DataLink(
@@ -274,7 +276,7 @@ pub fn DataLink(
 ) -> impl IntoView {
     let class =
         class.unwrap_or_else(|| "text-indigo-700 hover:underline dark:text-indigo-300".to_owned());
-    if paved_forms::safe_href(&url).is_some() {
+    if paved_shared::forms::safe_href(&url).is_some() {
         view! { <a href=url rel="noopener noreferrer" class=class>{label}</a> }.into_any()
     } else {
         view! {

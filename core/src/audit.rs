@@ -1,6 +1,5 @@
 //! The audit log: who changed what, when, with before/after snapshots.
 
-use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 
 use crate::{now_unix, CoreError};
@@ -34,32 +33,17 @@ where
     Ok(())
 }
 
-/// One audit-log entry as shown to admins.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// Row id.
-    pub id: i64,
-    /// Unix seconds.
-    pub at: i64,
-    /// Who did it.
-    pub actor: String,
-    /// What they did.
-    pub action: String,
-    /// What it was done to.
-    pub target: String,
-    /// JSON before the change.
-    pub before: Option<String>,
-    /// JSON after the change.
-    pub after: Option<String>,
-}
+pub use paved_shared::identity::{AuditEntry, AuditPage};
 
-/// A page of the audit log, newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditPage {
-    /// The entries on this page.
-    pub entries: Vec<AuditEntry>,
-    /// How many entries exist in all.
-    pub total: i64,
+/// A page of the log for the Audit page (platform admins).
+pub async fn page(
+    pool: &SqlitePool,
+    caller: &crate::auth::Principal,
+    offset: i64,
+    limit: i64,
+) -> Result<AuditPage, CoreError> {
+    crate::auth::authorize(caller, crate::auth::Action::ViewAuditLog)?;
+    list(pool, offset, limit).await
 }
 
 /// Lists entries newest first, skipping `offset`, at most `limit` (capped at 200).
@@ -78,5 +62,10 @@ pub async fn list(pool: &SqlitePool, offset: i64, limit: i64) -> Result<AuditPag
     let total = sqlx::query_scalar!(r#"SELECT COUNT(*) AS "n!: i64" FROM audit_log"#)
         .fetch_one(pool)
         .await?;
-    Ok(AuditPage { entries, total })
+    Ok(AuditPage {
+        entries,
+        total,
+        offset,
+        limit,
+    })
 }

@@ -58,6 +58,12 @@ impl From<sqlx::Error> for CoreError {
     }
 }
 
+impl From<crate::auth::Forbidden> for CoreError {
+    fn from(refusal: crate::auth::Forbidden) -> Self {
+        CoreError::Forbidden(refusal.0)
+    }
+}
+
 impl CoreError {
     /// The HTTP status code this error stands for.
     pub fn status_code(&self) -> u16 {

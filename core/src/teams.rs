@@ -6,27 +6,7 @@ use sqlx::SqlitePool;
 use crate::auth::TeamRole;
 use crate::{identity, now_unix, CoreError};
 
-/// A team with its members.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TeamDetail {
-    /// The team's name (`payments`).
-    pub name: String,
-    /// A name to show.
-    pub display_name: String,
-    /// Members, leads first.
-    pub members: Vec<TeamMember>,
-}
-
-/// One member of a team.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TeamMember {
-    /// A name to show.
-    pub display_name: String,
-    /// E-mail, when known.
-    pub email: Option<String>,
-    /// `member` or `lead`.
-    pub role: TeamRole,
-}
+pub use paved_shared::identity::{TeamDetail, TeamMember, TeamPage};
 
 /// A team in a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +63,44 @@ pub async fn detail(pool: &SqlitePool, name: &str) -> Result<TeamDetail, CoreErr
                 })
             })
             .collect(),
+    })
+}
+
+/// A team's page (members of the team, platform PMs and admins): the team
+/// and the catalog Group of the same name, the portal's view of the team.
+pub async fn page(
+    core: &crate::CoreState,
+    caller: &crate::auth::Principal,
+    name: &str,
+) -> Result<TeamPage, CoreError> {
+    crate::auth::authorize(caller, crate::auth::Action::ViewTeam(name))?;
+    let team = detail(&core.db, name).await?;
+    let group = match crate::catalog::store::entity_by_ref(
+        &core.db,
+        &format!("group:default/{name}"),
+    )
+    .await
+    {
+        Ok(g) => Some(g),
+        Err(CoreError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let related = |kind: &str| -> Vec<String> {
+        group
+            .as_ref()
+            .and_then(|g| g["relations"].as_array())
+            .map(|r| {
+                r.iter()
+                    .filter(|r| r["type"] == kind)
+                    .filter_map(|r| r["targetRef"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(TeamPage {
+        catalog_members: group.as_ref().map(|_| related("hasMember")),
+        owns: related("ownerOf"),
+        team,
     })
 }
 

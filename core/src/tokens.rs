@@ -7,7 +7,6 @@
 
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
@@ -15,6 +14,7 @@ use sqlx::SqlitePool;
 use crate::auth::{authorize, Action, Principal};
 use crate::config::TokenLimits;
 use crate::{audit, now_unix, CoreError};
+pub use paved_shared::identity::{PersonAccess, TokenInfo, UserAccess};
 
 /// Every personal token starts with this, so secret scanners can spot leaks.
 pub const TOKEN_PREFIX: &str = "pvd_";
@@ -25,25 +25,6 @@ pub struct NewToken {
     pub id: i64,
     /// The token value (to show the user once).
     pub value: SecretString,
-    /// Unix seconds: when it stops working.
-    pub expires_at: i64,
-}
-
-/// A token as listed (never the value).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TokenInfo {
-    /// Row id.
-    pub id: i64,
-    /// The label the user gave it.
-    pub name: String,
-    /// The first characters, to recognise it.
-    pub prefix: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds, if ever used.
-    pub last_used_at: Option<i64>,
-    /// Unix seconds, if revoked.
-    pub revoked_at: Option<i64>,
     /// Unix seconds: when it stops working.
     pub expires_at: i64,
 }
@@ -146,23 +127,6 @@ async fn list_of(pool: &SqlitePool, user_id: i64) -> Result<Vec<TokenInfo>, Core
     .await?)
 }
 
-/// A person as platform admins see them: enough to decide on their access.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UserAccess {
-    /// Row id.
-    pub id: i64,
-    /// The OpenID Connect subject.
-    pub subject: String,
-    /// Display name.
-    pub display_name: String,
-    /// Unix seconds of the last sign-in.
-    pub last_login_at: Option<i64>,
-    /// Unix seconds, if disabled.
-    pub disabled_at: Option<i64>,
-    /// Tokens that still work.
-    pub active_tokens: i64,
-}
-
 /// Every person with their access (platform admins).
 pub async fn list_users(
     pool: &SqlitePool,
@@ -187,7 +151,7 @@ pub async fn list_users(
 pub async fn access_overview(
     pool: &SqlitePool,
     caller: &Principal,
-) -> Result<Vec<(UserAccess, Vec<TokenInfo>)>, CoreError> {
+) -> Result<Vec<PersonAccess>, CoreError> {
     let people = list_users(pool, caller).await?;
     let now = now_unix();
     let tokens = sqlx::query!(
@@ -213,9 +177,9 @@ pub async fn access_overview(
     }
     Ok(people
         .into_iter()
-        .map(|p| {
-            let tokens = by_user.remove(&p.id).unwrap_or_default();
-            (p, tokens)
+        .map(|person| PersonAccess {
+            tokens: by_user.remove(&person.id).unwrap_or_default(),
+            person,
         })
         .collect())
 }

@@ -3,10 +3,10 @@ import { BASE, flowUntilCallback, signIn, signOut, user, hydrated } from './help
 
 const homes = [
   { username: 'dana', badge: 'Developer', teams: ['payments · member'], next: 'Find or create a service' },
-  { username: 'lee', badge: 'Team lead', teams: ['payments · lead'], next: 'Set your team budget' },
-  { username: 'sam', badge: 'Team lead', teams: ['search · lead'], next: 'Set your team budget' },
-  { username: 'pat', badge: 'Platform PM', teams: [], next: 'Review adoption and NPS' },
-  { username: 'ada', badge: 'Platform admin', teams: [], next: 'Templates and policies' },
+  { username: 'lee', badge: 'Team lead', teams: ['payments · lead'], next: "Your team's LLM budget" },
+  { username: 'sam', badge: 'Team lead', teams: ['search · lead'], next: "Your team's LLM budget" },
+  { username: 'pat', badge: 'Platform PM', teams: [], next: 'LLM spend across teams' },
+  { username: 'ada', badge: 'Platform admin', teams: [], next: 'Golden paths' },
 ];
 
 for (const h of homes) {

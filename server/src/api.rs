@@ -52,8 +52,8 @@ pub async fn readyz(
 }
 
 /// `GET /api/v1/me`: the caller's identity, teams and roles (the gate answers 401 when anonymous).
-pub async fn me(Extension(principal): Extension<Principal>) -> Json<app::api::Me> {
-    Json(app::api::Me::from(&principal))
+pub async fn me(Extension(principal): Extension<Principal>) -> Json<paved_shared::identity::Me> {
+    Json(paved_shared::identity::Me::from(&principal))
 }
 
 /// `GET /api/v1/admin/users`: every person with their access (platform admins).

@@ -49,6 +49,12 @@ impl From<CoreError> for ApiError {
     }
 }
 
+impl From<paved_core::auth::Forbidden> for ApiError {
+    fn from(refusal: paved_core::auth::Forbidden) -> Self {
+        Self(refusal.into())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =

@@ -3,10 +3,14 @@
 
 use leptos::prelude::*;
 
+use paved_shared::budgets::{
+    parse_limit_dollars as parse_dollars, parse_per_minute as parse_optional,
+    BudgetBoard as BoardData, GatewayKeyInfo, Period,
+};
+
 use super::{
-    cents_from_nanocents, dollars, dollars_f, per_period, BoardData, BudgetForm, BudgetInfo,
-    CreateGatewayKey, KeyLine, PriceLine, RevokeGatewayKey, SaveBudget, SavePrice,
-    SaveWorkspaceBudget,
+    bar_colour, cents_from_nanocents, dollars, dollars_f, BudgetForm, BudgetView, CreateGatewayKey,
+    OnLimit, PriceLine, RevokeGatewayKey, SaveBudget, SavePrice, SaveWorkspaceBudget,
 };
 use crate::components::{format_time, Badge, Tone};
 
@@ -17,47 +21,12 @@ const RIGHT: f64 = 12.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 28.0;
 
-/// Parses `12.34` / `$12` into cents.
-fn parse_dollars(raw: &str) -> Result<i64, String> {
-    let raw = raw.trim().trim_start_matches('$').replace(',', "");
-    let (whole, frac) = raw.split_once('.').unwrap_or((&raw, ""));
-    let ok = !whole.is_empty()
-        && whole.chars().all(|c| c.is_ascii_digit())
-        && frac.len() <= 2
-        && frac.chars().all(|c| c.is_ascii_digit());
-    if !ok {
-        return Err("Enter an amount in dollars, such as 250 or 99.50.".into());
-    }
-    let whole: i64 = whole
-        .parse()
-        .map_err(|_| "That amount is too large.".to_owned())?;
-    let frac: i64 = format!("{frac:0<2}").parse().unwrap_or(0);
-    let cents = whole.checked_mul(100).and_then(|c| c.checked_add(frac));
-    match cents {
-        Some(c) if c <= 1_000_000_000 => Ok(c),
-        _ => Err("The most a budget can be is $10,000,000.".into()),
-    }
-}
-
-fn parse_optional(raw: &str, what: &str) -> Result<Option<i64>, String> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    match raw.parse::<i64>() {
-        Ok(n) if n > 0 => Ok(Some(n)),
-        _ => Err(format!(
-            "{what} must be a positive whole number, or empty for no limit."
-        )),
-    }
-}
-
 /// The effect of a budget in one sentence, for the confirmation.
 pub fn effect(form: &BudgetForm) -> String {
     let limit = dollars(form.limit_cents);
     let alert_at = dollars(form.limit_cents * form.soft_alert_percent / 100);
-    let per = per_period(&form.period);
-    if form.on_limit == "block" {
+    let per = form.period.per();
+    if form.on_limit == OnLimit::Block {
         format!(
             "Blocks new requests once spend reaches {limit} {per}; alerts the team at {}% ({alert_at}).",
             form.soft_alert_percent
@@ -82,7 +51,7 @@ fn nice_ceiling(v: f64) -> f64 {
 }
 
 #[component]
-fn Chart(data: StoredValue<BoardData>, budget: RwSignal<Option<BudgetInfo>>) -> impl IntoView {
+fn Chart(data: StoredValue<BoardData>, budget: RwSignal<Option<BudgetView>>) -> impl IntoView {
     let geometry = move || {
         let d = data.get_value();
         let days = d.days.len().max(1);
@@ -170,10 +139,7 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
 
     // The form, seeded from the budget (or sensible defaults for a first one).
     let seed = budget.get_untracked();
-    let period = RwSignal::new(
-        seed.as_ref()
-            .map_or("monthly".to_owned(), |b| b.period.clone()),
-    );
+    let period = RwSignal::new(seed.as_ref().map_or(Period::Monthly, |b| b.period));
     let limit = RwSignal::new(seed.as_ref().map_or(String::new(), |b| {
         format!("{}.{:02}", b.limit_cents / 100, b.limit_cents % 100)
     }));
@@ -181,10 +147,7 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
         seed.as_ref()
             .map_or("80".to_owned(), |b| b.soft_alert_percent.to_string()),
     );
-    let on_limit = RwSignal::new(
-        seed.as_ref()
-            .map_or("block".to_owned(), |b| b.on_limit.clone()),
-    );
+    let on_limit = RwSignal::new(seed.as_ref().map_or(OnLimit::Block, |b| b.on_limit));
     let models = RwSignal::new(
         seed.as_ref()
             .map(|b| b.allowed_models.clone())
@@ -243,7 +206,7 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
             saved_note.set(Some(format!(
                 "Saved as version {}. {}",
                 info.version,
-                if info.on_limit == "block" {
+                if info.on_limit == OnLimit::Block {
                     "The gateway enforces it from the next request."
                 } else {
                     ""
@@ -263,18 +226,18 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
     let summary = move || {
         budget.get().map(|b| {
             let pct = b.used_percent();
-            let bar = format!("h-3 rounded {}", b.bar_colour());
+            let bar = format!("h-3 rounded {}", bar_colour(&b));
             view! {
                 <div class="grid gap-4 sm:grid-cols-4" data-testid="budget-summary">
                     <div><p class="text-xs uppercase text-slate-500">"Spent this period"</p><p class="text-2xl font-semibold tabular-nums" data-testid="spent">{dollars_f(cents_from_nanocents(b.spent_nanocents))}</p></div>
-                    <div><p class="text-xs uppercase text-slate-500">"Limit"</p><p class="text-2xl font-semibold tabular-nums" data-testid="limit">{format!("{} {}", dollars(b.limit_cents), per_period(&b.period))}</p></div>
+                    <div><p class="text-xs uppercase text-slate-500">"Limit"</p><p class="text-2xl font-semibold tabular-nums" data-testid="limit">{format!("{} {}", dollars(b.limit_cents), b.period.per())}</p></div>
                     <div><p class="text-xs uppercase text-slate-500">"Projected by the end"</p><p class="text-2xl font-semibold tabular-nums">{dollars_f(projected)}</p></div>
                     <div><p class="text-xs uppercase text-slate-500">"Resets"</p><p class="text-sm font-medium" title=b.resets_at.clone()>{b.resets_at_local.clone()}</p><p class="text-xs text-slate-500">{format!("{} held by calls in flight", dollars_f(cents_from_nanocents(b.reserved_nanocents)))}</p></div>
                 </div>
                 <div class="mt-3 h-3 rounded bg-slate-200 dark:bg-slate-800" role="progressbar" aria-label="Budget used" aria-valuemin="0" aria-valuemax="100" aria-valuenow=pct>
                     <div class=bar style=format!("width: {pct}%")></div>
                 </div>
-                <p class="mt-1 text-xs text-slate-500">{format!("{pct}% used · {} · {}", if b.on_limit == "block" { "blocks new requests at the limit" } else { "alerts only, never blocks" }, if b.allowed_models.is_empty() { "every priced model".to_owned() } else { format!("models: {}", b.allowed_models.join(", ")) })}</p>
+                <p class="mt-1 text-xs text-slate-500">{format!("{pct}% used · {} · {}", if b.on_limit == OnLimit::Block { "blocks new requests at the limit" } else { "alerts only, never blocks" }, if b.allowed_models.is_empty() { "every priced model".to_owned() } else { format!("models: {}", b.allowed_models.join(", ")) })}</p>
             }
         })
     };
@@ -282,7 +245,7 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
     let readonly = move || {
         budget.get().map(|b| view! {
             <dl class="grid gap-2 text-sm sm:grid-cols-3" data-testid="budget-readonly">
-                <div><dt class="text-slate-500">"Period"</dt><dd>{b.period.clone()}</dd></div>
+                <div><dt class="text-slate-500">"Period"</dt><dd>{b.period.as_str()}</dd></div>
                 <div><dt class="text-slate-500">"Soft alert"</dt><dd>{format!("{}%", b.soft_alert_percent)}</dd></div>
                 <div><dt class="text-slate-500">"Requests / tokens per minute"</dt><dd>{format!("{} / {}", b.rpm_limit.map_or("no limit".into(), |n| n.to_string()), b.tpm_limit.map_or("no limit".into(), |n| n.to_string()))}</dd></div>
             </dl>
@@ -311,10 +274,10 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
                 }>
                     <div class="flex flex-col gap-1">
                         <label for="budget-period" class="text-sm font-medium">"Period"</label>
-                        <select id="budget-period" class="input" prop:value=move || period.get() on:change=move |ev| period.set(event_target_value(&ev))>
-                            <option value="monthly" selected=move || period.get() == "monthly">"Monthly (from the 1st)"</option>
-                            <option value="weekly" selected=move || period.get() == "weekly">"Weekly (from Monday)"</option>
-                            <option value="daily" selected=move || period.get() == "daily">"Daily"</option>
+                        <select id="budget-period" class="input" prop:value=move || period.get().as_str() on:change=move |ev| period.set(Period::parse(&event_target_value(&ev)).unwrap_or_default())>
+                            <option value="monthly" selected=move || period.get() == Period::Monthly>"Monthly (from the 1st)"</option>
+                            <option value="weekly" selected=move || period.get() == Period::Weekly>"Weekly (from Monday)"</option>
+                            <option value="daily" selected=move || period.get() == Period::Daily>"Daily"</option>
                         </select>
                     </div>
                     <div class="flex flex-col gap-1">
@@ -331,8 +294,8 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
                     </div>
                     <fieldset class="flex flex-col gap-1">
                         <legend class="text-sm font-medium">"At the limit"</legend>
-                        <label class="flex items-center gap-2 text-sm"><input type="radio" name="on-limit" value="block" prop:checked=move || on_limit.get() == "block" on:change=move |_| on_limit.set("block".into()) />"Block new requests"</label>
-                        <label class="flex items-center gap-2 text-sm"><input type="radio" name="on-limit" value="alert" prop:checked=move || on_limit.get() == "alert" on:change=move |_| on_limit.set("alert".into()) />"Alert only"</label>
+                        <label class="flex items-center gap-2 text-sm"><input type="radio" name="on-limit" value="block" prop:checked=move || on_limit.get() == OnLimit::Block on:change=move |_| on_limit.set(OnLimit::Block) />"Block new requests"</label>
+                        <label class="flex items-center gap-2 text-sm"><input type="radio" name="on-limit" value="alert" prop:checked=move || on_limit.get() == OnLimit::Alert on:change=move |_| on_limit.set(OnLimit::Alert) />"Alert only"</label>
                     </fieldset>
                     <div class="flex flex-col gap-1">
                         <label for="budget-rpm" class="text-sm font-medium">"Requests per minute"</label>
@@ -395,7 +358,7 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
 #[island]
 pub fn WorkspaceBudgets(
     team: String,
-    workspaces: Vec<BudgetInfo>,
+    workspaces: Vec<BudgetView>,
     can_edit: bool,
     has_team_budget: bool,
 ) -> impl IntoView {
@@ -403,8 +366,8 @@ pub fn WorkspaceBudgets(
     let list = RwSignal::new(workspaces);
     let workspace = RwSignal::new(String::new());
     let limit = RwSignal::new(String::new());
-    let period = RwSignal::new("monthly".to_owned());
-    let on_limit = RwSignal::new("block".to_owned());
+    let period = RwSignal::new(Period::Monthly);
+    let on_limit = RwSignal::new(OnLimit::Block);
     let save = ServerAction::<SaveWorkspaceBudget>::new();
     Effect::new(move |_| {
         if let Some(Ok(info)) = save.value().get() {
@@ -439,7 +402,7 @@ pub fn WorkspaceBudgets(
                 view! {
                     <ul class="space-y-1 text-sm" data-testid="workspace-budgets">
                         {list.get().into_iter().map(|w| view! {
-                            <li><span class="font-medium">{w.workspace_id.clone().unwrap_or_default()}</span>{format!(": {} of {} {} · {}", dollars_f(cents_from_nanocents(w.spent_nanocents)), dollars(w.limit_cents), per_period(&w.period), if w.on_limit == "block" { "blocks at the limit" } else { "alerts only" })}</li>
+                            <li><span class="font-medium">{w.workspace_id.clone().unwrap_or_default()}</span>{format!(": {} of {} {} · {}", dollars_f(cents_from_nanocents(w.spent_nanocents)), dollars(w.limit_cents), w.period.per(), if w.on_limit == OnLimit::Block { "blocks at the limit" } else { "alerts only" })}</li>
                         }).collect_view()}
                     </ul>
                 }.into_any()
@@ -464,7 +427,7 @@ pub fn WorkspaceBudgets(
                     </div>
                     <div class="flex flex-col gap-1">
                         <label for="ws-period" class="text-sm font-medium">"Period"</label>
-                        <select id="ws-period" class="input" on:change=move |ev| period.set(event_target_value(&ev))>
+                        <select id="ws-period" class="input" on:change=move |ev| period.set(Period::parse(&event_target_value(&ev)).unwrap_or_default())>
                             <option value="monthly">"Monthly"</option>
                             <option value="weekly">"Weekly"</option>
                             <option value="daily">"Daily"</option>
@@ -472,7 +435,7 @@ pub fn WorkspaceBudgets(
                     </div>
                     <div class="flex flex-col gap-1">
                         <label for="ws-on-limit" class="text-sm font-medium">"At the limit"</label>
-                        <select id="ws-on-limit" class="input" on:change=move |ev| on_limit.set(event_target_value(&ev))>
+                        <select id="ws-on-limit" class="input" on:change=move |ev| on_limit.set(OnLimit::parse(&event_target_value(&ev)).unwrap_or_default())>
                             <option value="block">"Block"</option>
                             <option value="alert">"Alert only"</option>
                         </select>
@@ -487,7 +450,7 @@ pub fn WorkspaceBudgets(
 
 /// The team's gateway keys: created once-visible, revocable, with last use.
 #[island]
-pub fn GatewayKeys(team: String, keys: Vec<KeyLine>, can_manage: bool) -> impl IntoView {
+pub fn GatewayKeys(team: String, keys: Vec<GatewayKeyInfo>, can_manage: bool) -> impl IntoView {
     let team = StoredValue::new(team);
     let keys = RwSignal::new(keys);
     let name = RwSignal::new(String::new());
@@ -497,7 +460,7 @@ pub fn GatewayKeys(team: String, keys: Vec<KeyLine>, can_manage: bool) -> impl I
     let revoke = ServerAction::<RevokeGatewayKey>::new();
     Effect::new(move |_| {
         if let Some(Ok(new)) = create.value().get() {
-            keys.update(|k| k.insert(0, new.line.clone()));
+            keys.update(|k| k.insert(0, new.info.clone()));
             shown.set(Some(new.key.clone()));
             name.set(String::new());
             workspace.set(String::new());
@@ -680,10 +643,10 @@ mod tests {
     #[test]
     fn the_confirmation_states_the_effect() {
         let mut form = BudgetForm {
-            period: "monthly".into(),
+            period: Period::Monthly,
             limit_cents: 25_000,
             soft_alert_percent: 80,
-            on_limit: "block".into(),
+            on_limit: OnLimit::Block,
             allowed_models: vec![],
             rpm_limit: None,
             tpm_limit: None,
@@ -693,8 +656,8 @@ mod tests {
             effect(&form),
             "Blocks new requests once spend reaches $250.00 per month; alerts the team at 80% ($200.00)."
         );
-        form.on_limit = "alert".into();
-        form.period = "weekly".into();
+        form.on_limit = OnLimit::Alert;
+        form.period = Period::Weekly;
         assert!(effect(&form).starts_with("Never blocks: requests continue past $250.00 per week"));
     }
 }

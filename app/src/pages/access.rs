@@ -5,49 +5,20 @@
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use serde::{Deserialize, Serialize};
 
-use crate::api::TokenView;
 use crate::components::{
     format_time, refetch_on, Badge, Card, EmptyState, ErrorView, PageHeader, ToastRegion, Toasts,
     Tone,
 };
 use crate::error::AppError;
-
-/// A person's access as platform admins see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PersonAccess {
-    /// User row id.
-    pub id: i64,
-    /// The OpenID Connect subject.
-    pub subject: String,
-    /// Display name.
-    pub display_name: String,
-    /// Unix seconds of the last sign-in.
-    pub last_login_at: Option<i64>,
-    /// Unix seconds, when disabled.
-    pub disabled_at: Option<i64>,
-    /// Tokens that still work, newest first.
-    pub tokens: Vec<TokenView>,
-}
+use paved_shared::identity::PersonAccess;
 
 /// Everyone's access; platform admins only.
 #[server(endpoint = "admin_access")]
 pub async fn admin_access() -> Result<Vec<PersonAccess>, AppError> {
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    let people = paved_core::tokens::access_overview(&core.db, &user).await?;
-    Ok(people
-        .into_iter()
-        .map(|(p, tokens)| PersonAccess {
-            id: p.id,
-            subject: p.subject,
-            display_name: p.display_name,
-            last_login_at: p.last_login_at,
-            disabled_at: p.disabled_at,
-            tokens: tokens.into_iter().map(TokenView::from).collect(),
-        })
-        .collect())
+    Ok(paved_core::tokens::access_overview(&core.db, &user).await?)
 }
 
 /// Disables (`disabled=true`) or re-enables a person; platform admins only.
@@ -162,7 +133,7 @@ fn PeopleTable(
                     </tr>
                 </thead>
                 <tbody>
-                    {list.into_iter().map(|p| {
+                    {list.into_iter().map(|PersonAccess { person: p, tokens }| {
                         let disabled = p.disabled_at.is_some();
                         let toggle_label = format!("{} {}", if disabled { "Enable" } else { "Disable" }, p.display_name);
                         view! {
@@ -174,12 +145,12 @@ fn PeopleTable(
                                 </td>
                                 <td class="whitespace-nowrap">{p.last_login_at.map(format_time).unwrap_or_else(|| "never".into())}</td>
                                 <td>
-                                    {if p.tokens.is_empty() {
+                                    {if tokens.is_empty() {
                                         view! { <span class="text-slate-500">"none"</span> }.into_any()
                                     } else {
                                         view! {
                                             <ul class="flex flex-col gap-1">
-                                                {p.tokens.into_iter().map(|t| {
+                                                {tokens.into_iter().map(|t| {
                                                     let label = format!("Revoke token {} of {}", t.name, p.display_name);
                                                     view! {
                                                         <li class="flex items-center gap-2" data-testid="person-token">

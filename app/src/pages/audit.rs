@@ -26,13 +26,13 @@ pub fn AuditPage() -> impl IntoView {
                 match page.await {
                     Err(e) => view! { <ErrorView error=e /> }.into_any(),
                     Ok(page) => {
-                        let end = (page.offset + page.rows.len() as i64).min(page.total);
+                        let end = (page.offset + page.entries.len() as i64).min(page.total);
                         let prev = (page.offset > 0).then(|| (page.offset - page.limit).max(0));
                         let next = (end < page.total).then_some(end);
                         view! {
                             <PageHeader title="Audit log" subtitle="Every change, who made it, and what it was before and after." />
                             <Card>
-                                {if page.rows.is_empty() {
+                                {if page.entries.is_empty() {
                                     view! { <EmptyState title="Nothing has changed yet" body="Sign-ins that change memberships, and every change made in Paved, appear here." /> }.into_any()
                                 } else {
                                     view! {
@@ -43,7 +43,7 @@ pub fn AuditPage() -> impl IntoView {
                                                     <th scope="col">"Target"</th><th scope="col">"Before → after"</th>
                                                 </tr></thead>
                                                 <tbody>
-                                                    {page.rows.into_iter().map(|r| view! {
+                                                    {page.entries.into_iter().map(|r| view! {
                                                         <tr>
                                                             <td class="whitespace-nowrap">{format_time(r.at)}</td>
                                                             <td>{r.actor}</td>

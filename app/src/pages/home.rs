@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::{HomeRole, Me};
+use crate::api::{home_role, HomeRole, Principal, TeamRole};
 use crate::components::{Badge, Card, EmptyState, ErrorView, MeResource, PageHeader, Tone};
 
 /// The signed-in home page.
@@ -24,8 +24,8 @@ pub fn HomePage() -> impl IntoView {
 }
 
 #[component]
-fn Home(me: Me) -> impl IntoView {
-    let role = me.home_role();
+fn Home(me: Principal) -> impl IntoView {
+    let role = home_role(&me);
     if role == HomeRole::Unassigned {
         return view! {
             <div class="mx-auto max-w-xl py-12" data-testid="home-unassigned">
@@ -66,10 +66,10 @@ fn Home(me: Me) -> impl IntoView {
         <PageHeader title=format!("Hi {first_name}") subtitle=subtitle />
         <div class="mb-6 flex flex-wrap items-center gap-2" data-testid="home-role">
             <Badge tone=Tone::Info>{role_label}</Badge>
-            {teams.into_iter().map(|m| {
-                let tone = if m.role == "lead" { Tone::Success } else { Tone::Neutral };
-                let label = format!("{} · {}", m.team, if m.role == "lead" { "lead" } else { "member" });
-                view! { <a href=format!("/teams/{}", m.team) data-testid="home-team"><Badge tone>{label}</Badge></a> }
+            {teams.into_iter().map(|(team, role)| {
+                let tone = if role == TeamRole::Lead { Tone::Success } else { Tone::Neutral };
+                let label = format!("{team} · {}", role.as_str());
+                view! { <a href=format!("/teams/{team}") data-testid="home-team"><Badge tone>{label}</Badge></a> }
             }).collect_view()}
         </div>
         <div class="grid gap-4 md:grid-cols-2 lg:grid-cols-3">
@@ -79,15 +79,19 @@ fn Home(me: Me) -> impl IntoView {
     .into_any()
 }
 
-fn next_steps(role: HomeRole, me: &Me) -> AnyView {
+fn next_steps(role: HomeRole, me: &Principal) -> AnyView {
     let lead_team = me.led_teams().next().unwrap_or_default().to_owned();
-    let budget_text = format!("LLM spend budgets for team {lead_team} will be set here.");
+    let budget_href = format!("/teams/{lead_team}/budget");
     let team_href = format!("/teams/{lead_team}");
     match role {
         HomeRole::Admin => view! {
-            <Card title="Templates and policies">
-                <p class="text-sm text-slate-600 dark:text-slate-400">"Golden-path templates and Rego policies will be managed here."</p>
-                <Badge tone=Tone::Warning>"Coming with the templates issue"</Badge>
+            <Card title="Golden paths">
+                <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"The templates teams start services from, and where the catalog reads them."</p>
+                <a href="/catalog/locations" class="btn-secondary">"Manage catalog locations"</a>
+            </Card>
+            <Card title="Access">
+                <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"Who can sign in, and the API tokens that still work."</p>
+                <a href="/admin/access" class="btn-secondary">"Review access"</a>
             </Card>
             <Card title="Audit log">
                 <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"Every change anyone makes, with before and after."</p>
@@ -96,28 +100,37 @@ fn next_steps(role: HomeRole, me: &Me) -> AnyView {
         }
         .into_any(),
         HomeRole::ProductManager => view! {
-            <Card title="Review adoption and NPS">
-                <p class="text-sm text-slate-600 dark:text-slate-400">"Adoption, NPS and DORA outcomes per team will appear here."</p>
-                <Badge tone=Tone::Warning>"Coming with the outcomes issue"</Badge>
+            <Card title="LLM spend across teams">
+                <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"Every team's budget this period, the prices the gateway bills at, and upstream health."</p>
+                <a href="/llm" class="btn-secondary">"Open the LLM gateway overview"</a>
+            </Card>
+            <Card title="What teams have built">
+                <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"Every service, API and resource, with its owner and lifecycle."</p>
+                <a href="/catalog" class="btn-secondary">"Browse the catalog"</a>
             </Card>
         }
         .into_any(),
         HomeRole::Lead => view! {
-            <Card title="Set your team budget">
-                <p class="text-sm text-slate-600 dark:text-slate-400">
-                    {budget_text}
-                </p>
-                <Badge tone=Tone::Warning>"Coming with the budgets issue"</Badge>
+            <Card title="Your team's LLM budget">
+                <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">{format!("Set the limit that keeps team {lead_team}'s LLM spend in check, and see where it goes.")}</p>
+                <a href=budget_href class="btn-secondary">"Open the budget"</a>
             </Card>
             <Card title="Your team">
                 <a href=team_href class="btn-secondary">"See members and roles"</a>
+            </Card>
+            <Card title="Start a new service">
+                <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"Scaffold a repository, catalog entry and secrets from a golden path."</p>
+                <a href="/create" class="btn-secondary">"Choose a golden path"</a>
             </Card>
         }
         .into_any(),
         _ => view! {
             <Card title="Find or create a service">
-                <p class="text-sm text-slate-600 dark:text-slate-400">"Search the catalog, or scaffold a new service from a golden path."</p>
-                <Badge tone=Tone::Warning>"Coming with the catalog issue"</Badge>
+                <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"Search the catalog, or scaffold a new service from a golden path."</p>
+                <div class="flex flex-wrap gap-2">
+                    <a href="/catalog" class="btn-secondary">"Search the catalog"</a>
+                    <a href="/create" class="btn-secondary">"Create a service"</a>
+                </div>
             </Card>
             <Card title="Automate with the API">
                 <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"Create a personal API token for scripts and CI."</p>

@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use crate::api::{authorize, Action};
 use crate::catalog::{
     catalog_location, catalog_locations, ImportYaml, LocationView, ProblemView, RefreshLocation,
     RegisterLocation,
@@ -34,7 +35,7 @@ pub fn LocationsPage() -> impl IntoView {
         <PageHeader title="Catalog locations" subtitle="Where catalog-info.yaml files are read from, and how the last read went." />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                let is_admin = me.await.map(|m| m.is_admin()).unwrap_or(false);
+                let is_admin = me.await.is_ok_and(|m| authorize(&m, Action::AdministerPlatform).is_ok());
                 match initial.await {
                     Err(e) => view! { <ErrorView error=e /> }.into_any(),
                     Ok(initial) => view! { <LocationsManager is_admin initial /> }.into_any(),

@@ -4,7 +4,7 @@ use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::{list_tokens, CreateToken, RevokeToken, TokenView};
+use crate::api::{list_tokens, CreateToken, RevokeToken, TokenInfo};
 use crate::components::{
     format_time, refetch_on, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader,
     ToastRegion, Toasts, Tone,
@@ -37,7 +37,7 @@ pub fn ProfilePage() -> impl IntoView {
 
 /// Creating, listing and revoking personal API tokens (an island).
 #[island]
-fn TokenManager(initial: Vec<TokenView>) -> impl IntoView {
+fn TokenManager(initial: Vec<TokenInfo>) -> impl IntoView {
     let toasts = Toasts::default();
     provide_context(toasts);
     let create = ServerAction::<CreateToken>::new();
@@ -134,7 +134,7 @@ fn TokenManager(initial: Vec<TokenView>) -> impl IntoView {
 }
 
 #[component]
-fn TokenTable(list: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+fn TokenTable(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
     view! {
         <div class="overflow-x-auto">
             <table class="table">

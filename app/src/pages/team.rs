@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::team_detail;
+use crate::api::{team_detail, TeamRole};
 use crate::catalog::{ref_href, team_problems};
 use crate::components::{Badge, Card, EmptyState, ErrorView, PageHeader, Tone};
 use crate::pages::locations::ProblemTable;
@@ -22,7 +22,8 @@ pub fn TeamPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match team.await {
                     Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(team) => {
+                    Ok(page) => {
+                        let (team, catalog_members, owns) = (page.team, page.catalog_members, page.owns);
                         let count = team.members.len();
                         let team_name = team.name.clone();
                         let budget_href = format!("/teams/{}/budget", team.name);
@@ -42,12 +43,12 @@ pub fn TeamPage() -> impl IntoView {
                                                 <thead><tr><th scope="col">"Name"</th><th scope="col">"E-mail"</th><th scope="col">"Role"</th></tr></thead>
                                                 <tbody>
                                                     {team.members.into_iter().map(|m| {
-                                                        let tone = if m.role == "lead" { Tone::Success } else { Tone::Neutral };
+                                                        let tone = if m.role == TeamRole::Lead { Tone::Success } else { Tone::Neutral };
                                                         view! {
                                                             <tr>
                                                                 <td class="font-medium">{m.display_name}</td>
                                                                 <td>{m.email.unwrap_or_default()}</td>
-                                                                <td><Badge tone>{m.role}</Badge></td>
+                                                                <td><Badge tone>{m.role.as_str()}</Badge></td>
                                                             </tr>
                                                         }
                                                     }).collect_view()}
@@ -59,7 +60,7 @@ pub fn TeamPage() -> impl IntoView {
                             </Card>
                             <div class="mt-6 grid gap-4 md:grid-cols-2">
                                 <Card title="In the catalog">
-                                    {match team.catalog_members.clone() {
+                                    {match catalog_members.clone() {
                                         None => view! {
                                             <EmptyState title="No catalog Group for this team yet" body=format!("Add a Group entity named {} to a catalog-info.yaml file; its entities then show here.", team.name) />
                                         }.into_any(),
@@ -67,9 +68,9 @@ pub fn TeamPage() -> impl IntoView {
                                             let group_href = ref_href(&format!("group:default/{}", team.name));
                                             view! {
                                                 <p class="mb-2 text-sm"><a href=group_href class="text-indigo-700 hover:underline dark:text-indigo-300">"Open the team's catalog Group"</a></p>
-                                                <h3 class="text-sm font-semibold">{format!("Owns {} entities", team.owns.len())}</h3>
+                                                <h3 class="text-sm font-semibold">{format!("Owns {} entities", owns.len())}</h3>
                                                 <ul class="mb-3 flex flex-wrap gap-x-3 gap-y-1 text-sm" data-testid="team-owns">
-                                                    {team.owns.iter().map(|r| { let href = ref_href(r); view! { <li><a href=href class="hover:underline">{r.clone()}</a></li> } }).collect_view()}
+                                                    {owns.iter().map(|r| { let href = ref_href(r); view! { <li><a href=href class="hover:underline">{r.clone()}</a></li> } }).collect_view()}
                                                 </ul>
                                                 <h3 class="text-sm font-semibold">"Members per the catalog"</h3>
                                                 <ul class="flex flex-wrap gap-x-3 gap-y-1 text-sm">

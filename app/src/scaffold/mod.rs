@@ -51,7 +51,7 @@ pub struct WizardData {
     /// The template.
     pub template: TemplateCard,
     /// Its pages.
-    pub pages: Vec<paved_forms::Page>,
+    pub pages: Vec<paved_shared::forms::Page>,
     /// Teams the user may pick as owner (`group:default/<team>`).
     pub owners: Vec<String>,
     /// Entities for entity pickers.
@@ -235,10 +235,13 @@ pub async fn scaffold_wizard(namespace: String, name: String) -> Result<WizardDa
     let core = crate::ssr::core()?;
     let reference = format!("template:{namespace}/{name}");
     let (template, _, _) = paved_core::scaffold::load_template(&core, &reference).await?;
-    let pages = paved_forms::pages(&template.parameters);
+    let pages = paved_shared::forms::pages(&template.parameters);
     let mut kinds: Vec<String> = Vec::new();
     for page in &pages {
-        collect_kinds(&paved_forms::fields(&page.schema, &Value::Null), &mut kinds);
+        collect_kinds(
+            &paved_shared::forms::fields(&page.schema, &Value::Null),
+            &mut kinds,
+        );
     }
     let entities = paved_core::scaffold::entity_options(&core, &kinds)
         .await?
@@ -263,9 +266,9 @@ pub async fn scaffold_wizard(namespace: String, name: String) -> Result<WizardDa
 }
 
 #[cfg(feature = "ssr")]
-fn collect_kinds(fields: &[paved_forms::Field], out: &mut Vec<String>) {
+fn collect_kinds(fields: &[paved_shared::forms::Field], out: &mut Vec<String>) {
     for f in fields {
-        if let paved_forms::Widget::EntityPicker { kinds } = &f.widget {
+        if let paved_shared::forms::Widget::EntityPicker { kinds } = &f.widget {
             let wanted = if kinds.is_empty() {
                 vec![
                     "component".to_owned(),

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use leptos::prelude::*;
-use paved_forms::{Field, FieldError, Widget};
+use paved_shared::forms::{Field, FieldError, Widget};
 use serde_json::{json, Value};
 
 use super::{Preview, ScaffoldCreate, ScaffoldDryRun, WizardData};
@@ -44,7 +44,7 @@ fn set_path(root: &mut Value, path: &str, value: Option<Value>) {
 
 /// Fills schema defaults for fields that have no answer yet.
 fn apply_defaults(schema: &Value, values: &mut Value, secret_paths: &[String]) {
-    for field in paved_forms::fields(schema, values) {
+    for field in paved_shared::forms::fields(schema, values) {
         if secret_paths.contains(&field.path) {
             continue;
         }
@@ -123,7 +123,7 @@ pub fn Wizard(data: WizardData) -> impl IntoView {
     let template_ref = StoredValue::new(data.template.entity_ref.clone());
     let pages = StoredValue::new(data.pages.clone());
     let page_count = data.pages.len();
-    let secret_paths = StoredValue::new(paved_forms::secret_fields(&Value::Array(
+    let secret_paths = StoredValue::new(paved_shared::forms::secret_fields(&Value::Array(
         data.pages.iter().map(|p| p.schema.clone()).collect(),
     )));
     let mut initial = json!({});
@@ -226,7 +226,7 @@ pub fn Wizard(data: WizardData) -> impl IntoView {
             .or_else(|| dry_run.value().get().and_then(|r| r.err()));
         if let Some(crate::error::AppError::InvalidFields(list)) = failed {
             let first_page = pages.get_value().iter().position(|p| {
-                let fields = paved_forms::fields(&p.schema, &state.merged());
+                let fields = paved_shared::forms::fields(&p.schema, &state.merged());
                 list.iter().any(|(path, _)| {
                     fields
                         .iter()
@@ -249,7 +249,7 @@ pub fn Wizard(data: WizardData) -> impl IntoView {
         let at = page.get();
         pages.with_value(|p| {
             p.get(at)
-                .map(|pg| paved_forms::validate(&pg.schema, &state.merged()))
+                .map(|pg| paved_shared::forms::validate(&pg.schema, &state.merged()))
                 .unwrap_or_default()
         })
     });
@@ -257,7 +257,7 @@ pub fn Wizard(data: WizardData) -> impl IntoView {
         let at = page.get();
         pages.with_value(|p| {
             p.get(at)
-                .map(|pg| paved_forms::validate(&pg.schema, &state.merged()))
+                .map(|pg| paved_shared::forms::validate(&pg.schema, &state.merged()))
                 .unwrap_or_default()
         })
     };
@@ -312,7 +312,7 @@ pub fn Wizard(data: WizardData) -> impl IntoView {
                             <div class="flex flex-col gap-4">
                                 // Keyed by the field itself: typing never re-creates an input
                                 // (focus stays); a conditional field appears or goes as answers change.
-                                <For each=move || paved_forms::fields(&schema, &state.merged())
+                                <For each=move || paved_shared::forms::fields(&schema, &state.merged())
                                     key=|field| serde_json::to_string(field).unwrap_or_default()
                                     let:field>
                                     <FieldInput field state errors />
@@ -336,7 +336,7 @@ pub fn Wizard(data: WizardData) -> impl IntoView {
 
 #[component]
 fn Review(
-    pages: StoredValue<Vec<paved_forms::Page>>,
+    pages: StoredValue<Vec<paved_shared::forms::Page>>,
     state: FormState,
     page: RwSignal<usize>,
     create: ServerAction<ScaffoldCreate>,
@@ -352,7 +352,7 @@ fn Review(
             .enumerate()
             .map(|(i, p)| {
                 let fields: Vec<(String, String)> =
-                    flatten(&paved_forms::fields(&p.schema, &merged))
+                    flatten(&paved_shared::forms::fields(&p.schema, &merged))
                         .into_iter()
                         .map(|f| {
                             let shown = if f.widget == Widget::Password {
@@ -465,12 +465,12 @@ fn display_answer(value: &Value) -> String {
     match value {
         Value::Array(items) => items
             .iter()
-            .map(paved_forms::display)
+            .map(paved_shared::forms::display)
             .collect::<Vec<_>>()
             .join(", "),
         Value::Bool(true) => "yes".into(),
         Value::Bool(false) => "no".into(),
-        other => paved_forms::display(other),
+        other => paved_shared::forms::display(other),
     }
 }
 
@@ -524,13 +524,13 @@ fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> 
         }.into_any(),
         Widget::TextArea => view! {
             <textarea id=id.clone() class="input min-h-24" aria-describedby=described.clone() aria-invalid=invalid
-                prop:value=move || current().map(|v| paved_forms::display(&v)).unwrap_or_default()
+                prop:value=move || current().map(|v| paved_shared::forms::display(&v)).unwrap_or_default()
                 on:input=move |ev| { let v = event_target_value(&ev); set((!v.is_empty()).then_some(Value::String(v))); }
                 on:blur=move |_| touch()></textarea>
         }.into_any(),
         Widget::Number { integer } => view! {
             <input id=id.clone() type="number" step=if integer { "1" } else { "any" } class="input" aria-describedby=described.clone() aria-invalid=invalid
-                prop:value=move || current().map(|v| paved_forms::display(&v)).unwrap_or_default()
+                prop:value=move || current().map(|v| paved_shared::forms::display(&v)).unwrap_or_default()
                 on:input=move |ev| {
                     let raw = event_target_value(&ev);
                     let parsed = if raw.trim().is_empty() { None } else if integer { raw.trim().parse::<i64>().ok().map(Value::from).or(Some(Value::String(raw))) } else { raw.trim().parse::<f64>().ok().map(Value::from).or(Some(Value::String(raw))) };
@@ -611,7 +611,7 @@ fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> 
         }.into_any(),
         Widget::List { .. } => view! {
             <textarea id=id.clone() class="input min-h-20 font-mono" aria-describedby=described.clone() aria-invalid=invalid
-                prop:value=move || current().and_then(|v| v.as_array().map(|a| a.iter().map(paved_forms::display).collect::<Vec<_>>().join("\n"))).unwrap_or_default()
+                prop:value=move || current().and_then(|v| v.as_array().map(|a| a.iter().map(paved_shared::forms::display).collect::<Vec<_>>().join("\n"))).unwrap_or_default()
                 on:input=move |ev| {
                     let lines: Vec<Value> = event_target_value(&ev).lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| Value::String(l.to_owned())).collect();
                     set(Some(Value::Array(lines)));
@@ -628,7 +628,7 @@ fn FieldInput(field: Field, state: FormState, errors: Memo<Vec<FieldError>>) -> 
         }
         Widget::Text => view! {
             <input id=id.clone() class="input" autocomplete="off" autofocus=field.autofocus aria-describedby=described.clone() aria-invalid=invalid
-                prop:value=move || current().map(|v| paved_forms::display(&v)).unwrap_or_default()
+                prop:value=move || current().map(|v| paved_shared::forms::display(&v)).unwrap_or_default()
                 on:input=move |ev| { let v = event_target_value(&ev); set((!v.is_empty()).then_some(Value::String(v))); }
                 on:blur=move |_| touch() />
         }.into_any(),

@@ -8,6 +8,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
 
+use crate::api::{authorize, Action};
 use crate::error::AppError;
 
 /// The holder segment of a team's shared secrets.
@@ -264,7 +265,7 @@ pub fn SecretsSection(
                 {move || {
                     let (team, holder) = key.clone();
                     Suspend::new(async move {
-                        let allowed = me.await.map(|m| m.can_act_in(&team)).unwrap_or(false);
+                        let allowed = me.await.is_ok_and(|m| authorize(&m, Action::ActInTeam(&team)).is_ok());
                         if !allowed {
                             return view! {
                                 <p class="text-sm text-slate-500" data-testid="secrets-hidden">{format!("Only members of team {team} can see and manage these secrets.")}</p>
@@ -393,12 +394,12 @@ pub async fn team_secret_services(team: String) -> Result<Vec<(String, usize)>, 
 
 /// Validates a secret name as the server does (the same function, for live feedback).
 pub fn name_problem(name: &str) -> Option<&'static str> {
-    paved_forms::secret_name_problem(name)
+    paved_shared::forms::secret_name_problem(name)
 }
 
 /// Validates a key name as the server does (for live feedback).
 pub fn key_problem(key: &str) -> Option<&'static str> {
-    paved_forms::secret_key_problem(key)
+    paved_shared::forms::secret_key_problem(key)
 }
 
 #[cfg(test)]

@@ -2,12 +2,12 @@
 //! workspace); the value is shown once and stored as a SHA-256 hash; they can
 //! be revoked and show when they were last used.
 
+pub use paved_shared::budgets::GatewayKeyInfo;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use rand::RngCore;
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::SqlitePool;
 
@@ -26,29 +26,6 @@ pub struct NewGatewayKey {
     pub value: SecretString,
     /// Its listing.
     pub info: GatewayKeyInfo,
-}
-
-/// A key as listed (never its value).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GatewayKeyInfo {
-    /// Row id.
-    pub id: i64,
-    /// The team that pays.
-    pub team: String,
-    /// The workspace it is bound to.
-    pub workspace_id: Option<String>,
-    /// Its label.
-    pub name: String,
-    /// The first characters, to recognise it.
-    pub prefix: String,
-    /// Who created it.
-    pub created_by: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds, if used.
-    pub last_used_at: Option<i64>,
-    /// Unix seconds, if revoked.
-    pub revoked_at: Option<i64>,
 }
 
 /// Creates a key for `team` (leads and admins).

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::money::cents_ceil;
 use super::money::NANOCENTS_PER_CENT;
-use super::period::Period;
+use super::period::{self, Period};
 use super::{BudgetRule, OnLimit};
 
 /// Settled spend is kept in 15-minute buckets: every real time zone's
@@ -413,7 +413,7 @@ impl std::fmt::Debug for Ledger {
 
 fn bounds(period: Period, tz: &TimeZone, now_ms: i64) -> (i64, i64) {
     let now = Timestamp::from_millisecond(now_ms).unwrap_or(Timestamp::UNIX_EPOCH);
-    match period.bounds(tz, now) {
+    match period::bounds(period, tz, now) {
         Ok((s, e)) => (s.as_millisecond(), e.as_millisecond()),
         // Outside jiff's range: a period of one day from now keeps the ledger working.
         Err(_) => (now_ms, now_ms + 24 * 3600 * 1000),

@@ -6,6 +6,7 @@
 pub mod keys;
 pub mod ledger;
 pub mod money;
+pub mod page;
 pub mod period;
 pub mod prices;
 pub mod usage;
@@ -18,30 +19,11 @@ use crate::auth::{authorize, Action, Principal};
 use crate::{audit, CoreError};
 use ledger::Ledger;
 use money::{cents_ceil, NANOCENTS_PER_CENT};
+pub use paved_shared::budgets::{BudgetChange, BudgetView, OnLimit, MAX_LIMIT_CENTS};
 use period::Period;
 
 /// How long an idempotency key's first response is kept and replayed (published in the docs).
 pub const IDEMPOTENCY_RETENTION_MS: i64 = 24 * 3600 * 1000;
-
-/// What happens when spend reaches the limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnLimit {
-    /// New requests are refused (429 `budget_exceeded`).
-    Block,
-    /// Requests go on; the team is alerted.
-    Alert,
-}
-
-impl OnLimit {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnLimit::Block => "block",
-            OnLimit::Alert => "alert",
-        }
-    }
-}
 
 /// A budget as stored: for a team, or for one workspace inside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,9 +74,6 @@ pub struct BudgetInput {
     /// When given, the change applies only if the stored version is this one (else 409).
     pub expected_version: Option<i64>,
 }
-
-/// The largest limit accepted: $10M per period keeps nanocent sums far from overflow.
-pub const MAX_LIMIT_CENTS: i64 = 1_000_000_000;
 
 impl BudgetInput {
     /// Reads `{"period", "limit_cents", "soft_alert_percent", "on_limit",
@@ -219,93 +198,44 @@ impl BudgetInput {
     }
 }
 
-/// A budget with this period's figures, as the API and the editor show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BudgetView {
-    /// The team.
-    pub team: String,
-    /// The workspace, if this is a workspace budget.
-    pub workspace_id: Option<String>,
-    /// `daily`, `weekly` or `monthly`.
-    pub period: Period,
-    /// Limit per period.
-    pub limit_cents: i64,
-    /// Soft alert threshold in %.
-    pub soft_alert_percent: i64,
-    /// `block` or `alert`.
-    pub on_limit: OnLimit,
-    /// Allowed models (empty: all).
-    pub allowed_models: Vec<String>,
-    /// Requests per minute.
-    pub rpm_limit: Option<i64>,
-    /// Tokens per minute.
-    pub tpm_limit: Option<i64>,
-    /// The version to send back with a change.
-    pub version: i64,
-    /// Who changed it last.
-    pub updated_by: String,
-    /// When (unix seconds).
-    pub updated_at: i64,
-    /// Settled spend this period (cents, rounded up).
-    pub spent_cents: i64,
-    /// Held by requests in flight (cents, rounded up).
-    pub reserved_cents: i64,
-    /// Settled spend this period, exactly (nanocents), for amounts shown to a fraction of a cent.
-    pub spent_nanocents: i64,
-    /// Held by requests in flight, exactly (nanocents).
-    pub reserved_nanocents: i64,
-    /// Left before the limit (cents, rounded down, never negative).
-    pub remaining_cents: i64,
-    /// Start of this period (RFC 3339).
-    pub period_start: String,
-    /// When it resets (RFC 3339).
-    pub resets_at: String,
-    /// When it resets, in the configured zone (`2026-12-01 00:00 CET`).
-    pub resets_at_local: String,
-    /// Whether spend has reached the soft threshold.
-    pub soft_alert_crossed: bool,
-}
-
-impl BudgetView {
-    /// Combines a rule with the ledger's figures.
-    pub fn new(rule: BudgetRule, ledger: &Ledger) -> Self {
-        let ws = rule.workspace_id.clone().unwrap_or_default();
-        let figures = ledger.figures(&rule.team, &ws);
-        let (spent, reserved, start, end) = figures
-            .map(|f| {
-                (
-                    f.spent_nanocents,
-                    f.reserved_nanocents,
-                    f.period_start_ms,
-                    f.period_end_ms,
-                )
-            })
-            .unwrap_or((0, 0, 0, 0));
-        let limit = rule.limit_cents.saturating_mul(NANOCENTS_PER_CENT);
-        let tz = ledger.time_zone();
-        Self {
-            spent_cents: cents_ceil(spent),
-            reserved_cents: cents_ceil(reserved),
-            spent_nanocents: spent,
-            reserved_nanocents: reserved,
-            remaining_cents: (limit - spent - reserved).max(0) / NANOCENTS_PER_CENT,
-            period_start: ledger::rfc3339(start, tz),
-            resets_at: ledger::rfc3339(end, tz),
-            resets_at_local: ledger::local_label(end, tz),
-            soft_alert_crossed: spent >= limit / 100 * rule.soft_alert_percent,
-            team: rule.team,
-            workspace_id: rule.workspace_id,
-            period: rule.period,
-            limit_cents: rule.limit_cents,
-            soft_alert_percent: rule.soft_alert_percent,
-            on_limit: rule.on_limit,
-            allowed_models: rule.allowed_models,
-            rpm_limit: rule.rpm_limit,
-            tpm_limit: rule.tpm_limit,
-            version: rule.version,
-            updated_by: rule.updated_by,
-            updated_at: rule.updated_at,
-        }
+/// Combines a rule with the ledger's figures.
+pub fn view(rule: BudgetRule, ledger: &Ledger) -> BudgetView {
+    let ws = rule.workspace_id.clone().unwrap_or_default();
+    let figures = ledger.figures(&rule.team, &ws);
+    let (spent, reserved, start, end) = figures
+        .map(|f| {
+            (
+                f.spent_nanocents,
+                f.reserved_nanocents,
+                f.period_start_ms,
+                f.period_end_ms,
+            )
+        })
+        .unwrap_or((0, 0, 0, 0));
+    let limit = rule.limit_cents.saturating_mul(NANOCENTS_PER_CENT);
+    let tz = ledger.time_zone();
+    BudgetView {
+        spent_cents: cents_ceil(spent),
+        reserved_cents: cents_ceil(reserved),
+        spent_nanocents: spent,
+        reserved_nanocents: reserved,
+        remaining_cents: (limit - spent - reserved).max(0) / NANOCENTS_PER_CENT,
+        period_start: ledger::rfc3339(start, tz),
+        resets_at: ledger::rfc3339(end, tz),
+        resets_at_local: ledger::local_label(end, tz),
+        soft_alert_crossed: spent >= limit / 100 * rule.soft_alert_percent,
+        team: rule.team,
+        workspace_id: rule.workspace_id,
+        period: rule.period,
+        limit_cents: rule.limit_cents,
+        soft_alert_percent: rule.soft_alert_percent,
+        on_limit: rule.on_limit,
+        allowed_models: rule.allowed_models,
+        rpm_limit: rule.rpm_limit,
+        tpm_limit: rule.tpm_limit,
+        version: rule.version,
+        updated_by: rule.updated_by,
+        updated_at: rule.updated_at,
     }
 }
 
@@ -443,7 +373,7 @@ pub async fn team_budgets(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| BudgetView::new(r.into_rule(), ledger))
+        .map(|r| view(r.into_rule(), ledger))
         .collect())
 }
 
@@ -464,7 +394,7 @@ pub async fn budget(
             format!("a budget for workspace {workspace} of team {team}")
         })
     })?;
-    Ok(BudgetView::new(rule, ledger))
+    Ok(view(rule, ledger))
 }
 
 /// Sets a budget. Team leads (and platform admins) only; models must be
@@ -603,7 +533,7 @@ pub async fn set_budget(
     .await?;
     tx.commit().await?;
     ledger.apply_rule(rule.clone());
-    Ok(BudgetView::new(rule, ledger))
+    Ok(view(rule, ledger))
 }
 
 /// The team's budget history, newest first.

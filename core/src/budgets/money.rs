@@ -4,8 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Nanocents in one cent.
-pub const NANOCENTS_PER_CENT: i64 = 1_000_000_000;
+pub use paved_shared::budgets::NANOCENTS_PER_CENT;
 
 /// A model's price, in millicents per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

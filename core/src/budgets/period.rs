@@ -6,66 +6,34 @@
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
-use serde::{Deserialize, Serialize};
 
-/// How long a budget lasts before it resets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Period {
-    /// From local midnight to the next.
-    Daily,
-    /// From Monday 00:00 local to the next Monday.
-    Weekly,
-    /// From the 1st 00:00 local to the 1st of the next month.
-    Monthly,
-}
+pub use paved_shared::budgets::Period;
 
-impl Period {
-    /// Parses `daily`, `weekly` or `monthly`.
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "daily" => Some(Period::Daily),
-            "weekly" => Some(Period::Weekly),
-            "monthly" => Some(Period::Monthly),
-            _ => None,
+/// The period containing `now` in `tz`: `[start, end)` as instants.
+pub fn bounds(
+    period: Period,
+    tz: &TimeZone,
+    now: Timestamp,
+) -> Result<(Timestamp, Timestamp), jiff::Error> {
+    let local: Zoned = now.to_zoned(tz.clone());
+    let today = local.date();
+    let first: Date = match period {
+        Period::Daily => today,
+        Period::Weekly => {
+            let back = today.weekday().to_monday_zero_offset();
+            today.checked_sub(i64::from(back).days())?
         }
-    }
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Period::Daily => "daily",
-            Period::Weekly => "weekly",
-            Period::Monthly => "monthly",
-        }
-    }
-
-    /// The period containing `now` in `tz`: `[start, end)` as instants.
-    pub fn bounds(
-        self,
-        tz: &TimeZone,
-        now: Timestamp,
-    ) -> Result<(Timestamp, Timestamp), jiff::Error> {
-        let local: Zoned = now.to_zoned(tz.clone());
-        let today = local.date();
-        let first: Date = match self {
-            Period::Daily => today,
-            Period::Weekly => {
-                let back = today.weekday().to_monday_zero_offset();
-                today.checked_sub(i64::from(back).days())?
-            }
-            Period::Monthly => today.first_of_month(),
-        };
-        let next: Date = match self {
-            Period::Daily => first.checked_add(1.day())?,
-            Period::Weekly => first.checked_add(7.days())?,
-            Period::Monthly => first.checked_add(1.month())?,
-        };
-        // `to_zoned` resolves a midnight that a DST change skips to the first instant after it.
-        let start = first.to_zoned(tz.clone())?.timestamp();
-        let end = next.to_zoned(tz.clone())?.timestamp();
-        Ok((start, end))
-    }
+        Period::Monthly => today.first_of_month(),
+    };
+    let next: Date = match period {
+        Period::Daily => first.checked_add(1.day())?,
+        Period::Weekly => first.checked_add(7.days())?,
+        Period::Monthly => first.checked_add(1.month())?,
+    };
+    // `to_zoned` resolves a midnight that a DST change skips to the first instant after it.
+    let start = first.to_zoned(tz.clone())?.timestamp();
+    let end = next.to_zoned(tz.clone())?.timestamp();
+    Ok((start, end))
 }
 
 /// Looks up an IANA time zone (`Europe/Berlin`, `UTC`), naming the problem when unknown.
@@ -86,9 +54,7 @@ mod tests {
     fn months_start_on_the_first_in_the_configured_zone() {
         let berlin = time_zone("Europe/Berlin").unwrap();
         // 2026-02-28 23:30 UTC is already March 1st in Berlin.
-        let (start, end) = Period::Monthly
-            .bounds(&berlin, at("2026-02-28T23:30:00Z"))
-            .unwrap();
+        let (start, end) = bounds(Period::Monthly, &berlin, at("2026-02-28T23:30:00Z")).unwrap();
         assert_eq!(start, at("2026-02-28T23:00:00Z"));
         assert_eq!(
             end,
@@ -96,9 +62,7 @@ mod tests {
             "DST starts in March: the month ends at 22:00 UTC"
         );
         // One second before the boundary is still the previous period; the boundary itself the next.
-        let (before, _) = Period::Monthly
-            .bounds(&berlin, at("2026-02-28T22:59:59Z"))
-            .unwrap();
+        let (before, _) = bounds(Period::Monthly, &berlin, at("2026-02-28T22:59:59Z")).unwrap();
         assert_eq!(before, at("2026-01-31T23:00:00Z"));
     }
 
@@ -106,20 +70,14 @@ mod tests {
     fn weeks_start_on_monday_and_days_follow_daylight_saving() {
         let utc = time_zone("UTC").unwrap();
         // 2026-11-27 is a Friday.
-        let (start, end) = Period::Weekly
-            .bounds(&utc, at("2026-11-27T10:00:00Z"))
-            .unwrap();
+        let (start, end) = bounds(Period::Weekly, &utc, at("2026-11-27T10:00:00Z")).unwrap();
         assert_eq!(start, at("2026-11-23T00:00:00Z"));
         assert_eq!(end, at("2026-11-30T00:00:00Z"));
-        let (monday, _) = Period::Weekly
-            .bounds(&utc, at("2026-11-30T00:00:00Z"))
-            .unwrap();
+        let (monday, _) = bounds(Period::Weekly, &utc, at("2026-11-30T00:00:00Z")).unwrap();
         assert_eq!(monday, at("2026-11-30T00:00:00Z"));
         // The day DST ends in New York lasts 25 hours.
         let ny = time_zone("America/New_York").unwrap();
-        let (start, end) = Period::Daily
-            .bounds(&ny, at("2026-11-01T12:00:00Z"))
-            .unwrap();
+        let (start, end) = bounds(Period::Daily, &ny, at("2026-11-01T12:00:00Z")).unwrap();
         assert_eq!(end.as_second() - start.as_second(), 25 * 3600);
     }
 

@@ -554,9 +554,9 @@ fn demo_calls_fill_every_current_period_and_the_history_before_it() {
             "{day}: a call in the future"
         );
         for p in [Period::Daily, Period::Weekly, Period::Monthly] {
-            let (start, end) = p
-                .bounds(&tz, jiff::Timestamp::from_millisecond(now).unwrap())
-                .unwrap();
+            let (start, end) =
+                super::period::bounds(p, &tz, jiff::Timestamp::from_millisecond(now).unwrap())
+                    .unwrap();
             let (start, end) = (start.as_millisecond(), end.as_millisecond());
             let inside = calls
                 .iter()

@@ -3,6 +3,7 @@
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
+pub use paved_shared::budgets::UsageGroup;
 use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 
@@ -35,25 +36,6 @@ impl GroupBy {
             _ => None,
         }
     }
-}
-
-/// Totals for one group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UsageGroup {
-    /// The model, workspace, caller or day.
-    pub key: String,
-    /// Requests (all outcomes).
-    pub requests: i64,
-    /// Requests that failed or were refused.
-    pub errors: i64,
-    /// Prompt tokens.
-    pub input_tokens: i64,
-    /// Completion tokens.
-    pub output_tokens: i64,
-    /// Exact cost.
-    pub cost_nanocents: i64,
-    /// Cost in cents (fractional).
-    pub cost_cents: f64,
 }
 
 struct Row {

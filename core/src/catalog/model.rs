@@ -367,12 +367,11 @@ pub fn validate(entity: &Value) -> Result<ValidEntity, Vec<FieldProblem>> {
                                 format!("metadata.links[{i}].url"),
                                 "is required",
                             )),
-                            Some(url) if paved_forms::safe_href(url).is_none() => {
-                                problems.push(FieldProblem::new(
+                            Some(url) if paved_shared::forms::safe_href(url).is_none() => problems
+                                .push(FieldProblem::new(
                                     format!("metadata.links[{i}].url"),
-                                    paved_forms::UNSAFE_URL_MESSAGE,
-                                ))
-                            }
+                                    paved_shared::forms::UNSAFE_URL_MESSAGE,
+                                )),
                             Some(_) => {}
                         }
                     }

@@ -57,7 +57,7 @@ fn edit_check(caller: &Principal, owner_ref: Option<&str>) -> Result<(), CoreErr
     match owner_ref.and_then(|r| r.split_once(':')) {
         Some(("group", rest)) => {
             let team = rest.rsplit('/').next().unwrap_or(rest);
-            authorize(caller, Action::ActInTeam(team))
+            Ok(authorize(caller, Action::ActInTeam(team))?)
         }
         Some(("user", rest)) if rest.rsplit('/').next() == Some(caller.subject.as_str()) => Ok(()),
         _ => Err(CoreError::Forbidden(

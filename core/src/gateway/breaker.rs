@@ -7,30 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-/// A breaker's state, as the UI and the `llm_upstream_circuit_state` gauge show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CircuitState {
-    /// Requests flow.
-    Closed,
-    /// One probe is allowed through.
-    HalfOpen,
-    /// Requests are refused until the cooldown passes.
-    Open,
-}
-
-impl CircuitState {
-    /// The gauge value: 0 closed, 1 half-open, 2 open.
-    pub fn gauge(self) -> f64 {
-        match self {
-            CircuitState::Closed => 0.0,
-            CircuitState::HalfOpen => 1.0,
-            CircuitState::Open => 2.0,
-        }
-    }
-}
+pub use paved_shared::budgets::{CircuitInfo, CircuitState};
 
 #[derive(Debug)]
 struct Breaker {
@@ -53,21 +30,6 @@ pub struct Breakers {
     map: Mutex<HashMap<(String, String), Breaker>>,
     failures: u32,
     cooldown: Duration,
-}
-
-/// One breaker in a listing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CircuitInfo {
-    /// Provider.
-    pub provider: String,
-    /// Model.
-    pub model: String,
-    /// State now.
-    pub state: CircuitState,
-    /// Consecutive failures counted.
-    pub consecutive_failures: u32,
-    /// Milliseconds until a probe is allowed, when open.
-    pub retry_in_ms: u64,
 }
 
 impl Breakers {

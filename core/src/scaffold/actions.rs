@@ -359,7 +359,7 @@ async fn git_env(
 
 async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
     let repo_url = required_str(input, "repoUrl")?;
-    let parsed = paved_forms::parse_repo_url(repo_url)?;
+    let parsed = paved_shared::forms::parse_repo_url(repo_url)?;
     let owner = parsed
         .owner
         .clone()
@@ -964,10 +964,10 @@ async fn notification_send(ctx: &ActionContext<'_>, input: &Value) -> Result<Val
     // Only links a browser may safely open are kept (a local `file://`
     // repository or a `javascript:` URL is left out, and the log says so).
     let link = match input_str(input, "link") {
-        Some(url) if paved_forms::safe_href(url).is_none() => {
+        Some(url) if paved_shared::forms::safe_href(url).is_none() => {
             ctx.info(format!(
                 "The notification is sent without its link: the link {}",
-                paved_forms::UNSAFE_URL_MESSAGE
+                paved_shared::forms::UNSAFE_URL_MESSAGE
             ))
             .await;
             None
@@ -982,7 +982,7 @@ async fn notification_send(ctx: &ActionContext<'_>, input: &Value) -> Result<Val
     }
     let recipients: Vec<String> = match input_str(input, "recipients").unwrap_or("entity") {
         "broadcast" => vec!["broadcast".into()],
-        "entity" => paved_forms::string_list(input.get("entityRefs")),
+        "entity" => paved_shared::forms::string_list(input.get("entityRefs")),
         other => {
             return Err(format!(
                 "`{other}` is not a recipient kind (entity or broadcast)"
@@ -1024,7 +1024,7 @@ async fn notification_send(ctx: &ActionContext<'_>, input: &Value) -> Result<Val
 
 async fn debug_log(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
     if let Some(message) = input.get("message") {
-        ctx.info(paved_forms::display(message)).await;
+        ctx.info(paved_shared::forms::display(message)).await;
     }
     let list = match input.get("listWorkspace") {
         Some(Value::Bool(true)) => Some(false),

@@ -82,7 +82,7 @@ impl Expressions {
         // every evaluation and file render stops after this much work.
         env.set_fuel(Some(EXPRESSION_FUEL));
         env.add_filter("parseRepoUrl", |raw: String| -> Result<JinjaValue, Error> {
-            let url = paved_forms::parse_repo_url(&raw).map_err(invalid)?;
+            let url = paved_shared::forms::parse_repo_url(&raw).map_err(invalid)?;
             let mut out = json!({"host": url.host, "repo": url.repo});
             if let Some(owner) = url.owner {
                 out["owner"] = json!(owner);
@@ -93,7 +93,7 @@ impl Expressions {
             Ok(to_jinja(&out))
         });
         env.add_filter("projectSlug", |raw: String| -> Result<String, Error> {
-            let url = paved_forms::parse_repo_url(&raw).map_err(invalid)?;
+            let url = paved_shared::forms::parse_repo_url(&raw).map_err(invalid)?;
             Ok(match url.owner {
                 Some(owner) => format!("{owner}/{}", url.repo),
                 None => url.repo,

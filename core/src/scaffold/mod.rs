@@ -135,7 +135,7 @@ pub async fn parameter_schema(
     Ok(ParameterSchema {
         title: t.title.clone(),
         description: t.description.clone(),
-        steps: paved_forms::pages(&t.parameters)
+        steps: paved_shared::forms::pages(&t.parameters)
             .into_iter()
             .map(|p| json!({"title": p.title, "description": p.description, "schema": p.schema}))
             .collect(),
@@ -176,7 +176,7 @@ async fn check_request(
     request: &mut RunRequest,
 ) -> Result<Option<String>, CoreError> {
     use secrecy::ExposeSecret;
-    let secret_fields = paved_forms::secret_fields(&template.parameters);
+    let secret_fields = paved_shared::forms::secret_fields(&template.parameters);
     if let Value::Object(values) = &mut request.values {
         for field in &secret_fields {
             if let Some(Value::String(s)) = take_path(values, field) {
@@ -200,7 +200,7 @@ async fn check_request(
         put_path(&mut all, k, Value::String(v.expose_secret().to_owned()));
     }
     let all = Value::Object(all);
-    let errors = paved_forms::validate_pages(&template.parameters, &all);
+    let errors = paved_shared::forms::validate_pages(&template.parameters, &all);
     if !errors.is_empty() {
         return Err(CoreError::InvalidFields(
             errors.into_iter().map(|e| (e.path, e.message)).collect(),
@@ -209,12 +209,12 @@ async fn check_request(
     let mut owner_team = None;
     let mut problems = Vec::new();
     let mut canonical = Vec::new();
-    for page in paved_forms::pages(&template.parameters) {
-        for field in paved_forms::fields(&page.schema, &all) {
+    for page in paved_shared::forms::pages(&template.parameters) {
+        for field in paved_shared::forms::fields(&page.schema, &all) {
             let is_owner = match &field.widget {
-                paved_forms::Widget::OwnerPicker => true,
-                paved_forms::Widget::EntityPicker { .. } => false,
-                paved_forms::Widget::RepoUrlPicker { .. } => {
+                paved_shared::forms::Widget::OwnerPicker => true,
+                paved_shared::forms::Widget::EntityPicker { .. } => false,
+                paved_shared::forms::Widget::RepoUrlPicker { .. } => {
                     if let Some(raw) = all.get(&field.name).and_then(Value::as_str) {
                         check_repo_owner(principal, &field.path, raw)?;
                     }
@@ -225,7 +225,7 @@ async fn check_request(
             let Some(answer) = all.get(&field.name).and_then(Value::as_str) else {
                 continue;
             };
-            let reference = paved_forms::picker_ref(&field.schema, answer)
+            let reference = paved_shared::forms::picker_ref(&field.schema, answer)
                 .map_err(|message| CoreError::InvalidFields(vec![(field.path.clone(), message)]))?;
             match crate::catalog::store::entity_by_ref(&core.db, &reference).await {
                 Ok(_) => {}
@@ -267,7 +267,7 @@ async fn check_request(
 /// is not a Paved team name (a personal account) are refused for everyone
 /// but platform admins.
 fn check_repo_owner(principal: &Principal, path: &str, raw: &str) -> Result<(), CoreError> {
-    let Ok(repo) = paved_forms::parse_repo_url(raw) else {
+    let Ok(repo) = paved_shared::forms::parse_repo_url(raw) else {
         return Ok(()); // validation has already named the problem
     };
     let Some(owner) = repo.owner.as_deref() else {

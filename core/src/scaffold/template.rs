@@ -220,7 +220,7 @@ pub fn iso8601_minutes(raw: &str) -> Option<i64> {
 pub fn spec_problems(spec: &Value) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     let expressions = Expressions::new();
-    for p in paved_forms::schema_problems(spec.get("parameters").unwrap_or(&Value::Null)) {
+    for p in paved_shared::forms::schema_problems(spec.get("parameters").unwrap_or(&Value::Null)) {
         let (field, message) = p.split_once(": ").unwrap_or(("spec.parameters", &p));
         problems.push((field.to_owned(), message.to_owned()));
     }

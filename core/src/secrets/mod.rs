@@ -50,7 +50,7 @@ impl SecretValues {
             if key.is_empty() && value.expose_secret().is_empty() {
                 continue; // an untouched blank row in a form
             }
-            if paved_forms::secret_key_problem(&key).is_some() {
+            if paved_shared::forms::secret_key_problem(&key).is_some() {
                 return Err(CoreError::Invalid {
                     field: "keys",
                     message: format!(
@@ -287,10 +287,11 @@ fn kv_data_path(vault: &Vault, target: &SecretTarget) -> String {
 }
 
 fn authorize_write(principal: &Principal, target: &SecretTarget) -> Result<(), CoreError> {
-    match target.holder {
-        Holder::LlmKeys => authorize(principal, Action::LeadTeam(&target.team)),
-        _ => authorize(principal, Action::ActInTeam(&target.team)),
-    }
+    let action = match target.holder {
+        Holder::LlmKeys => Action::LeadTeam(&target.team),
+        _ => Action::ActInTeam(&target.team),
+    };
+    Ok(authorize(principal, action)?)
 }
 
 /// The Kubernetes identity of a service owned by `team`; 404 when the catalog

@@ -275,7 +275,7 @@ fn validate_service(service: &str) -> Result<String, CoreError> {
 /// (at most 63 characters after `agent-inject-template-`).
 pub fn validate_secret_name(name: &str) -> Result<String, CoreError> {
     let name = name.trim();
-    match paved_forms::secret_name_problem(name) {
+    match paved_shared::forms::secret_name_problem(name) {
         None => Ok(name.to_owned()),
         Some(message) => Err(invalid("name", message)),
     }
