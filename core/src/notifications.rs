@@ -1,32 +1,12 @@
 //! In-portal notifications: sent to users, to groups (everyone in the team)
 //! or to everyone, read on the notifications page.
 
-use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 
 use crate::auth::Principal;
 use crate::{now_unix, CoreError};
 
-/// One notification as shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Notification {
-    /// Row id.
-    pub id: i64,
-    /// `user:default/dana`, `group:default/payments` or `broadcast`.
-    pub recipient: String,
-    /// The headline.
-    pub title: String,
-    /// More detail.
-    pub description: Option<String>,
-    /// Where to go.
-    pub link: Option<String>,
-    /// `low`, `normal`, `high`, `critical`.
-    pub severity: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// When the reader marked it read.
-    pub read_at: Option<i64>,
-}
+pub use paved_shared::notifications::{Notification, Severity};
 
 /// Sends one notification to each recipient, in one transaction.
 pub async fn send(
@@ -35,10 +15,11 @@ pub async fn send(
     title: &str,
     description: Option<&str>,
     link: Option<&str>,
-    severity: &str,
+    severity: Severity,
     origin: Option<&str>,
 ) -> Result<(), CoreError> {
     let now = now_unix();
+    let severity = severity.as_str();
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for recipient in recipients {
         sqlx::query!(
@@ -79,8 +60,7 @@ pub async fn list(
 ) -> Result<Vec<Notification>, CoreError> {
     let recipients = serde_json::to_string(&recipients_for(principal)).unwrap_or_default();
     let reader = reader_ref(principal);
-    Ok(sqlx::query_as!(
-        Notification,
+    let rows = sqlx::query!(
         r#"SELECT n.id AS "id!", n.recipient, n.title, n.description, n.link, n.severity, n.created_at,
                   r.read_at AS "read_at?"
            FROM notifications n
@@ -91,7 +71,29 @@ pub async fn list(
         reader
     )
     .fetch_all(pool)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Notification {
+            id: r.id,
+            recipient: r.recipient,
+            title: r.title,
+            description: r.description,
+            link: r.link,
+            severity: Severity::parse(&r.severity).unwrap_or_default(),
+            created_at: r.created_at,
+            read: r.read_at.is_some(),
+        })
+        .collect())
+}
+
+/// How many of `principal`'s notifications are unread (the menu's badge).
+pub async fn unread_count(pool: &SqlitePool, principal: &Principal) -> Result<usize, CoreError> {
+    Ok(list(pool, principal)
+        .await?
+        .iter()
+        .filter(|n| !n.read)
+        .count())
 }
 
 /// Marks one of `principal`'s notifications read, for `principal` only.

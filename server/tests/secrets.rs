@@ -668,7 +668,7 @@ async fn the_ui_save_function_provisions_like_the_api() {
     let text = body_text(response).await;
     assert!(!text.contains("ui-value-one"));
     let saved: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(saved["secret"]["version"], 1);
+    assert_eq!(saved["secret"]["current_version"], 1);
     assert_eq!(saved["created"], true);
     assert!(saved["access"]["annotations_yaml"]
         .as_str()

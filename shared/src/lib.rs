@@ -7,3 +7,6 @@ pub mod auth;
 pub mod budgets;
 pub mod forms;
 pub mod identity;
+pub mod notifications;
+pub mod scaffold;
+pub mod secrets;

@@ -38,7 +38,7 @@ pub fn CreatePage() -> impl IntoView {
                     Ok(list) => view! {
                         <ul class="grid gap-4 md:grid-cols-2 lg:grid-cols-3" data-testid="template-gallery">
                             {list.into_iter().map(|t| {
-                                let href = format!("/create/templates/{}/{}", t.namespace, t.name);
+                                let href = t.wizard_href();
                                 let label = format!("Choose {}", t.title);
                                 view! {
                                     <li class="card flex flex-col" data-testid="template-card">
@@ -65,10 +65,10 @@ pub fn CreatePage() -> impl IntoView {
                         Ok(list) if list.is_empty() => view! { <p class="text-sm text-slate-500">"Nothing yet: pick a golden path above."</p> }.into_any(),
                         Ok(list) => view! {
                             <ul class="divide-y divide-slate-200 text-sm dark:divide-slate-700">
-                                {list.into_iter().map(|(id, title, status, at)| {
-                                    let href = format!("/create/tasks/{id}");
-                                    let tone = match status.as_str() { "completed" => Tone::Success, "failed" => Tone::Danger, "cancelled" => Tone::Warning, _ => Tone::Info };
-                                    view! { <li class="flex items-center gap-3 py-2"><a href=href class="flex-1 hover:underline">{title}</a><span class="text-slate-500">{format_time(at)}</span><Badge tone>{status}</Badge></li> }
+                                {list.into_iter().map(|t| {
+                                    let href = format!("/create/tasks/{}", t.id);
+                                    let tone = crate::scaffold::task::tone(t.status);
+                                    view! { <li class="flex items-center gap-3 py-2"><a href=href class="flex-1 hover:underline">{t.template_title}</a><span class="text-slate-500">{format_time(t.created_at)}</span><Badge tone>{t.status.as_str()}</Badge></li> }
                                 }).collect_view()}
                             </ul>
                         }.into_any(),

@@ -4,51 +4,17 @@
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use serde::{Deserialize, Serialize};
+use paved_shared::notifications::{Notification, Severity};
 
 use crate::components::{format_time, Badge, DataLink, EmptyState, ErrorView, PageHeader, Tone};
 use crate::error::AppError;
 
-/// One notification as shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NotificationView {
-    /// Row id.
-    pub id: i64,
-    /// Who it was sent to (`user:…`, `group:…`, `broadcast`).
-    pub recipient: String,
-    /// Headline.
-    pub title: String,
-    /// Detail.
-    pub description: Option<String>,
-    /// Where to go.
-    pub link: Option<String>,
-    /// low, normal, high, critical.
-    pub severity: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Whether it was read.
-    pub read: bool,
-}
-
 /// The caller's notifications (their own, their teams', broadcasts).
 #[server(endpoint = "notifications_list")]
-pub async fn notifications_list() -> Result<Vec<NotificationView>, AppError> {
+pub async fn notifications_list() -> Result<Vec<Notification>, AppError> {
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    Ok(paved_core::notifications::list(&core.db, &user)
-        .await?
-        .into_iter()
-        .map(|n| NotificationView {
-            id: n.id,
-            recipient: n.recipient,
-            title: n.title,
-            description: n.description,
-            link: n.link,
-            severity: n.severity,
-            created_at: n.created_at,
-            read: n.read_at.is_some(),
-        })
-        .collect())
+    Ok(paved_core::notifications::list(&core.db, &user).await?)
 }
 
 /// How many of the caller's notifications are unread (for the menu).
@@ -56,11 +22,7 @@ pub async fn notifications_list() -> Result<Vec<NotificationView>, AppError> {
 pub async fn notifications_unread() -> Result<usize, AppError> {
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    Ok(paved_core::notifications::list(&core.db, &user)
-        .await?
-        .iter()
-        .filter(|n| n.read_at.is_none())
-        .count())
+    Ok(paved_core::notifications::unread_count(&core.db, &user).await?)
 }
 
 /// Marks one notification read.
@@ -97,13 +59,13 @@ fn NotificationList() -> impl IntoView {
                     Ok(items) => view! {
                         <ul class="flex flex-col gap-3" data-testid="notifications">
                             {items.into_iter().map(|n| {
-                                let tone = match n.severity.as_str() { "critical" | "high" => Tone::Danger, "low" => Tone::Neutral, _ => Tone::Info };
+                                let tone = match n.severity { Severity::Critical | Severity::High => Tone::Danger, Severity::Low => Tone::Neutral, Severity::Normal => Tone::Info };
                                 let class = if n.read { "card opacity-70" } else { "card border-indigo-300 dark:border-indigo-700" };
                                 view! {
                                     <li class=class data-testid="notification">
                                         <div class="flex flex-wrap items-center gap-2">
                                             <h2 class="font-medium">{n.title.clone()}</h2>
-                                            <Badge tone>{n.severity.clone()}</Badge>
+                                            <Badge tone>{n.severity.as_str()}</Badge>
                                             {(!n.read).then(|| view! { <Badge tone=Tone::Success>"new"</Badge> })}
                                             <span class="ml-auto text-xs text-slate-500">{format_time(n.created_at)}" · to "{n.recipient.clone()}</span>
                                         </div>

@@ -4,37 +4,38 @@
 
 use leptos::prelude::*;
 
-use super::{LogLine, ScaffoldCancel, ScaffoldRetry, StepInfo, TaskInfo};
+use super::{LogLine, ScaffoldCancel, ScaffoldRetry, Status, TaskPage, TaskStep};
 use crate::components::{Badge, DataLink, Tone};
 use crate::secrets::SecretPairs;
 
-fn tone(status: &str) -> Tone {
+/// A status's badge colour (also the task list's).
+pub fn tone(status: Status) -> Tone {
     match status {
-        "completed" => Tone::Success,
-        "failed" => Tone::Danger,
-        "processing" => Tone::Info,
-        "cancelled" | "skipped" => Tone::Warning,
-        _ => Tone::Neutral,
+        Status::Completed => Tone::Success,
+        Status::Failed => Tone::Danger,
+        Status::Processing => Tone::Info,
+        Status::Cancelled | Status::Skipped => Tone::Warning,
+        Status::Open => Tone::Neutral,
     }
 }
 
-fn mark(status: &str) -> &'static str {
+fn mark(status: Status) -> &'static str {
     match status {
-        "completed" => "✓",
-        "failed" => "✗",
-        "processing" => "…",
-        "skipped" => "–",
-        "cancelled" => "■",
-        _ => "○",
+        Status::Completed => "✓",
+        Status::Failed => "✗",
+        Status::Processing => "…",
+        Status::Skipped => "–",
+        Status::Cancelled => "■",
+        Status::Open => "○",
     }
 }
 
 /// The live view of one task.
 #[island]
-pub fn TaskProgress(task: TaskInfo) -> impl IntoView {
+pub fn TaskProgress(task: TaskPage) -> impl IntoView {
     let id = StoredValue::new(task.id.clone());
-    let status = RwSignal::new(task.status.clone());
-    let steps: RwSignal<Vec<StepInfo>> = RwSignal::new(task.steps.clone());
+    let status = RwSignal::new(task.status);
+    let steps: RwSignal<Vec<TaskStep>> = RwSignal::new(task.steps.clone());
     let log: RwSignal<Vec<LogLine>> = RwSignal::new(task.log.clone());
     let links = RwSignal::new(task.links.clone());
     let text = RwSignal::new(task.text.clone());
@@ -81,16 +82,19 @@ pub fn TaskProgress(task: TaskInfo) -> impl IntoView {
                     };
                     let body = &event["body"];
                     let step = body["stepId"].as_str().map(str::to_owned);
-                    if let (Some(step), Some(state)) = (step.clone(), body["status"].as_str()) {
+                    if let (Some(step), Some(state)) = (
+                        step.clone(),
+                        body["status"].as_str().and_then(Status::parse),
+                    ) {
                         steps.update(|list| {
                             if let Some(s) = list.iter_mut().find(|s| s.id == step) {
-                                s.status = state.to_owned();
+                                s.status = state;
                             }
                         });
                     }
                     status.update(|s| {
-                        if s == "open" {
-                            *s = "processing".into()
+                        if *s == Status::Open {
+                            *s = Status::Processing
                         }
                     });
                     log.update(|l| {
@@ -120,13 +124,13 @@ pub fn TaskProgress(task: TaskInfo) -> impl IntoView {
         }
     };
     Effect::new(move |_| {
-        if matches!(status.get_untracked().as_str(), "open" | "processing") {
+        if status.get_untracked().is_active() {
             follow();
         }
     });
     Effect::new(move |_| {
         if let Some(Ok(_)) = retry.value().get() {
-            status.set("open".into());
+            status.set(Status::Open);
             retry_secrets.set(Default::default());
             follow();
             reload();
@@ -143,13 +147,13 @@ pub fn TaskProgress(task: TaskInfo) -> impl IntoView {
             <section class="card lg:col-span-1" aria-label="Steps">
                 <div class="mb-3 flex items-center justify-between">
                     <h2 class="text-base font-semibold">"Steps"</h2>
-                    {move || { let s = status.get(); view! { <span data-testid="task-status"><Badge tone=tone(&s)>{s.clone()}</Badge></span> } }}
+                    {move || { let s = status.get(); view! { <span data-testid="task-status"><Badge tone=tone(s)>{s.as_str()}</Badge></span> } }}
                 </div>
                 <ol class="space-y-2 text-sm">
                     {move || steps.get().into_iter().map(|s| {
-                        let (t, m, label) = (tone(&s.status), mark(&s.status), s.status.clone());
+                        let (t, m, label) = (tone(s.status), mark(s.status), s.status.as_str());
                         view! {
-                            <li class="flex items-center gap-2" data-testid="task-step" data-status=s.status>
+                            <li class="flex items-center gap-2" data-testid="task-step" data-status=label>
                                 <span aria-hidden="true" class="w-4 text-center">{m}</span>
                                 <span class="flex-1">{s.name}</span>
                                 <Badge tone=t>{label}</Badge>
@@ -157,11 +161,11 @@ pub fn TaskProgress(task: TaskInfo) -> impl IntoView {
                         }
                     }).collect_view()}
                 </ol>
-                {move || (can_control && matches!(status.get().as_str(), "open" | "processing")).then(|| view! {
+                {move || (can_control && status.get().is_active()).then(|| view! {
                     <button type="button" class="btn-danger mt-4" disabled=move || cancel.pending().get()
                         on:click=move |_| { cancel.dispatch(ScaffoldCancel { id: id.get_value() }); }>"Cancel"</button>
                 })}
-                {move || (can_control && matches!(status.get().as_str(), "failed" | "cancelled")).then(|| view! {
+                {move || (can_control && status.get().is_retryable()).then(|| view! {
                     <form class="mt-4 flex flex-col gap-2" on:submit=move |ev| {
                         ev.prevent_default();
                         retry.dispatch(ScaffoldRetry { id: id.get_value(), secrets: SecretPairs(retry_secrets.get_untracked().into_iter().collect()) });

@@ -414,7 +414,7 @@ fn Review(
                     <h3 class="mb-2 text-sm font-semibold">"Dry run"</h3>
                     {p.error.clone().map(|e| view! { <p role="alert" class="alert-danger mb-2 text-sm">{e}</p> })}
                     <ol class="mb-3 flex flex-wrap gap-2 text-xs">
-                        {p.steps.iter().map(|(name, status)| view! { <li class="rounded bg-slate-100 px-2 py-1 dark:bg-slate-800">{format!("{name}: {status}")}</li> }).collect_view()}
+                        {p.steps.iter().map(|(name, status)| view! { <li class="rounded bg-slate-100 px-2 py-1 dark:bg-slate-800">{format!("{name}: {}", status.as_str())}</li> }).collect_view()}
                     </ol>
                     <p class="mb-1 text-sm">{format!("{} files would be created:", p.files.len())}</p>
                     <ul class="max-h-72 overflow-auto rounded border border-slate-200 text-sm dark:border-slate-700" data-testid="dry-run-files">

@@ -11,12 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::api::{authorize, Action};
 use crate::error::AppError;
 
-/// The holder segment of a team's shared secrets.
-pub const TEAM_HOLDER: &str = "_team";
-/// The holder segment of a team's LLM provider keys.
-pub const LLM_HOLDER: &str = "_llm";
-/// The fixed name of a team's LLM provider keys.
-pub const LLM_KEYS_NAME: &str = "provider-keys";
+pub use paved_shared::secrets::{
+    AccessView, SecretSummary, SecretVersion, SecretsPanelData, StepOutcome, StepState,
+    WriteOutcome, LLM_HOLDER, LLM_KEYS_NAME, TEAM_HOLDER,
+};
 
 /// Key/value pairs typed into a secret form. Its `Debug` never shows values,
 /// and on the server it cannot be serialized back out: the browser build
@@ -51,199 +49,14 @@ impl Serialize for SecretPairs {
     }
 }
 
-/// One secret in a list (never its values).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretRowView {
-    /// The secret's name.
-    pub name: String,
-    /// The KV v2 data path.
-    pub path: String,
-    /// The current version.
-    pub version: i64,
-    /// Unix seconds of the last write.
-    pub updated_at: i64,
-    /// Who wrote it last.
-    pub updated_by: String,
-}
-
-/// What workloads need, and whether it is in place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessInfo {
-    /// The ACL policy.
-    pub policy: String,
-    /// The Kubernetes auth role, for services.
-    pub role: Option<String>,
-    /// `namespace/service-account`, for services.
-    pub workload: Option<String>,
-    /// Everything written.
-    pub complete: bool,
-    /// Why the last run failed.
-    pub last_error: Option<String>,
-    /// The injector annotations as YAML.
-    pub annotations_yaml: String,
-}
-
-/// One provisioning step's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepView {
-    /// What the step does.
-    pub label: String,
-    /// `done`, `failed` or `skipped`.
-    pub state: String,
-    /// Detail.
-    pub detail: String,
-}
-
-/// One version's metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionView {
-    /// Version number.
-    pub version: i64,
-    /// When it was created (RFC 3339).
-    pub created_at: String,
-    /// Who wrote it through Paved.
-    pub created_by: Option<String>,
-    /// When it was deleted, if it was.
-    pub deleted_at: Option<String>,
-    /// Destroyed for good.
-    pub destroyed: bool,
-}
-
-/// Everything the secrets panel of a service or team shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretsPanelData {
-    /// The team.
-    pub team: String,
-    /// The service name, `_team` or `_llm`.
-    pub holder: String,
-    /// The secrets.
-    pub secrets: Vec<SecretRowView>,
-    /// Workload access, once provisioned.
-    pub access: Option<AccessInfo>,
-    /// Whether the caller may create and rotate.
-    pub can_write: bool,
-    /// Whether the caller may delete versions and destroy.
-    pub can_destroy: bool,
-    /// Set when Vault is down or sealed.
-    pub vault_notice: Option<String>,
-    /// False when this portal has no Vault configured.
-    pub configured: bool,
-}
-
-/// The answer to a save.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SaveResult {
-    /// The secret after the write.
-    pub secret: SecretRowView,
-    /// Whether this created it.
-    pub created: bool,
-    /// Each step.
-    pub steps: Vec<StepView>,
-    /// Workload access after the write.
-    pub access: Option<AccessInfo>,
-}
-
-#[cfg(feature = "ssr")]
-mod convert {
-    use super::*;
-    use paved_core::secrets::{AccessView, SecretSummary, StepOutcome, StepState};
-
-    pub fn row(s: SecretSummary) -> SecretRowView {
-        SecretRowView {
-            name: s.name,
-            path: s.path,
-            version: s.current_version,
-            updated_at: s.updated_at,
-            updated_by: s.updated_by,
-        }
-    }
-
-    pub fn access(a: AccessView) -> AccessInfo {
-        AccessInfo {
-            policy: a.policy_name,
-            role: a.role_name,
-            workload: a
-                .namespace
-                .zip(a.service_account)
-                .map(|(ns, sa)| format!("{ns}/{sa}")),
-            complete: a.complete,
-            last_error: a.last_error,
-            annotations_yaml: a.annotations_yaml,
-        }
-    }
-
-    pub fn step(s: StepOutcome) -> StepView {
-        StepView {
-            label: s.label,
-            state: match s.state {
-                StepState::Done => "done",
-                StepState::Failed => "failed",
-                StepState::Skipped => "skipped",
-            }
-            .into(),
-            detail: s.detail,
-        }
-    }
-
-    pub fn holder(holder: &str) -> paved_core::secrets::naming::Holder {
-        paved_core::secrets::naming::Holder::from_segment(&holder.to_ascii_lowercase())
-    }
-
-    pub fn target(
-        team: &str,
-        holder: &str,
-        name: &str,
-    ) -> Result<paved_core::secrets::naming::SecretTarget, paved_core::CoreError> {
-        use paved_core::secrets::naming::SecretTarget;
-        match holder {
-            TEAM_HOLDER => SecretTarget::team_wide(team, name),
-            LLM_HOLDER => SecretTarget::llm_keys(team),
-            service => SecretTarget::service(team, service, name),
-        }
-    }
-}
-
-/// The secrets of a service (`holder` = its name), a team (`_team`) or a
-/// team's LLM keys (`_llm`). Members of the team and platform admins only.
+/// What the secrets panel of a service (`holder` = its name), a team
+/// (`_team`) or a team's LLM keys (`_llm`) shows: members of the team and
+/// platform admins.
 #[server(endpoint = "secrets_panel")]
 pub async fn secrets_panel(team: String, holder: String) -> Result<SecretsPanelData, AppError> {
-    use paved_core::auth::{authorize, Action};
-    use paved_core::secrets::vault::VaultState;
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    if core.vault.is_none() {
-        authorize(&user, Action::ActInTeam(&team))?;
-        return Ok(SecretsPanelData {
-            team,
-            holder,
-            secrets: Vec::new(),
-            access: None,
-            can_write: false,
-            can_destroy: false,
-            vault_notice: None,
-            configured: false,
-        });
-    }
-    let listed = paved_core::secrets::list(&core, &user, &team, &convert::holder(&holder)).await?;
-    let status = core.vault.as_ref().map(|v| v.status());
-    let lead = authorize(&user, Action::LeadTeam(&team)).is_ok();
-    Ok(SecretsPanelData {
-        team: listed.team,
-        can_write: if holder == LLM_HOLDER { lead } else { true },
-        can_destroy: lead,
-        holder: listed.holder,
-        secrets: listed.secrets.into_iter().map(convert::row).collect(),
-        access: listed.access.map(convert::access),
-        vault_notice: status
-            .filter(|s| {
-                matches!(
-                    s.state,
-                    VaultState::Sealed | VaultState::Unreachable | VaultState::Uninitialized
-                )
-            })
-            .map(|s| s.detail),
-        configured: true,
-    })
+    Ok(paved_core::secrets::panel(&core, &user, &team, &holder).await?)
 }
 
 /// The secrets card of a service or team: the panel for members and admins,
@@ -293,22 +106,24 @@ pub async fn save_secret(
     name: String,
     pairs: SecretPairs,
     expected_version: i64,
-) -> Result<SaveResult, AppError> {
+) -> Result<WriteOutcome, AppError> {
     use secrecy::SecretString;
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    let target = convert::target(&team, &holder, &name)?;
+    let target = target(&team, &holder, &name)?;
     let values = paved_core::secrets::SecretValues::from_pairs(
         pairs.0.into_iter().map(|(k, v)| (k, SecretString::from(v))),
     )?;
-    let outcome =
-        paved_core::secrets::write(&core, &user, &target, values, Some(expected_version)).await?;
-    Ok(SaveResult {
-        created: outcome.created,
-        secret: convert::row(outcome.secret),
-        steps: outcome.steps.into_iter().map(convert::step).collect(),
-        access: outcome.access.map(convert::access),
-    })
+    Ok(paved_core::secrets::write(&core, &user, &target, values, Some(expected_version)).await?)
+}
+
+#[cfg(feature = "ssr")]
+fn target(
+    team: &str,
+    holder: &str,
+    name: &str,
+) -> Result<paved_core::secrets::naming::SecretTarget, paved_core::CoreError> {
+    paved_core::secrets::naming::SecretTarget::in_holder(team, holder, name)
 }
 
 /// A secret's versions (metadata only).
@@ -317,22 +132,13 @@ pub async fn secret_versions(
     team: String,
     holder: String,
     name: String,
-) -> Result<Vec<VersionView>, AppError> {
+) -> Result<Vec<SecretVersion>, AppError> {
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    let target = convert::target(&team, &holder, &name)?;
-    let detail = paved_core::secrets::detail(&core, &user, &target).await?;
-    Ok(detail
-        .versions
-        .into_iter()
-        .map(|v| VersionView {
-            version: v.version,
-            created_at: v.created_at,
-            created_by: v.created_by,
-            deleted_at: v.deleted_at,
-            destroyed: v.destroyed,
-        })
-        .collect())
+    let target = target(&team, &holder, &name)?;
+    Ok(paved_core::secrets::detail(&core, &user, &target)
+        .await?
+        .versions)
 }
 
 /// Soft-deletes one version; leads and admins.
@@ -345,7 +151,7 @@ pub async fn delete_secret_version(
 ) -> Result<(), AppError> {
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    let target = convert::target(&team, &holder, &name)?;
+    let target = target(&team, &holder, &name)?;
     Ok(paved_core::secrets::delete_version(&core, &user, &target, version).await?)
 }
 
@@ -359,7 +165,7 @@ pub async fn destroy_secret(
 ) -> Result<(), AppError> {
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    let target = convert::target(&team, &holder, &name)?;
+    let target = target(&team, &holder, &name)?;
     Ok(paved_core::secrets::destroy(&core, &user, &target, &confirmation).await?)
 }
 
@@ -368,15 +174,12 @@ pub async fn destroy_secret(
 pub async fn finish_provisioning(
     team: String,
     holder: String,
-) -> Result<(Vec<StepView>, AccessInfo), AppError> {
+) -> Result<(Vec<StepOutcome>, AccessView), AppError> {
+    use paved_core::secrets::naming::Holder;
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    let (steps, access) =
-        paved_core::secrets::reconverge(&core, &user, &team, &convert::holder(&holder)).await?;
-    Ok((
-        steps.into_iter().map(convert::step).collect(),
-        convert::access(access),
-    ))
+    let holder = Holder::from_segment(&holder.to_ascii_lowercase());
+    Ok(paved_core::secrets::reconverge(&core, &user, &team, &holder).await?)
 }
 
 /// Services of a team that have secrets, for the team page.

@@ -5,9 +5,9 @@
 use leptos::prelude::*;
 
 use super::{
-    key_problem, name_problem, AccessInfo, DeleteSecretVersion, DestroySecret, FinishProvisioning,
-    SaveSecret, SecretPairs, SecretRowView, SecretsPanelData, StepView, VersionView, LLM_HOLDER,
-    LLM_KEYS_NAME,
+    key_problem, name_problem, AccessView, DeleteSecretVersion, DestroySecret, FinishProvisioning,
+    SaveSecret, SecretPairs, SecretSummary, SecretVersion, SecretsPanelData as PanelData,
+    StepOutcome, StepState, LLM_HOLDER, LLM_KEYS_NAME,
 };
 use crate::components::{format_time, Badge, Tone};
 
@@ -36,7 +36,7 @@ enum Editing {
 
 /// A service's, team's or LLM keys' secrets.
 #[island]
-pub fn SecretsPanel(data: SecretsPanelData) -> impl IntoView {
+pub fn SecretsPanel(data: PanelData) -> impl IntoView {
     let team = StoredValue::new(data.team.clone());
     let holder = StoredValue::new(data.holder.clone());
     let is_llm = data.holder == LLM_HOLDER;
@@ -44,7 +44,7 @@ pub fn SecretsPanel(data: SecretsPanelData) -> impl IntoView {
     let can_destroy = data.can_destroy;
     let secrets = RwSignal::new(data.secrets.clone());
     let access = RwSignal::new(data.access.clone());
-    let steps: RwSignal<Option<(String, Vec<StepView>)>> = RwSignal::new(None);
+    let steps: RwSignal<Option<(String, Vec<StepOutcome>)>> = RwSignal::new(None);
     let editing = RwSignal::new(Editing::Closed);
     let name = RwSignal::new(String::new());
     let rows = RwSignal::new(vec![new_row(0)]);
@@ -80,7 +80,10 @@ pub fn SecretsPanel(data: SecretsPanelData) -> impl IntoView {
             }
             let verb = if result.created { "Created" } else { "Rotated" };
             steps.set(Some((
-                format!("{verb} {} (version {}).", secret.name, secret.version),
+                format!(
+                    "{verb} {} (version {}).",
+                    secret.name, secret.current_version
+                ),
                 result.steps.clone(),
             )));
             editing.set(Editing::Closed);
@@ -274,13 +277,13 @@ fn PairInputs(
 
 #[component]
 fn SecretTable(
-    list: Vec<SecretRowView>,
+    list: Vec<SecretSummary>,
     team: StoredValue<String>,
     holder: StoredValue<String>,
     can_write: bool,
     can_destroy: bool,
     editing: RwSignal<Editing>,
-    secrets: RwSignal<Vec<SecretRowView>>,
+    secrets: RwSignal<Vec<SecretSummary>>,
 ) -> impl IntoView {
     view! {
         <div class="overflow-x-auto">
@@ -305,18 +308,18 @@ fn SecretTable(
 
 #[component]
 fn SecretRow(
-    s: SecretRowView,
+    s: SecretSummary,
     team: StoredValue<String>,
     holder: StoredValue<String>,
     can_write: bool,
     can_destroy: bool,
     editing: RwSignal<Editing>,
-    secrets: RwSignal<Vec<SecretRowView>>,
+    secrets: RwSignal<Vec<SecretSummary>>,
 ) -> impl IntoView {
     let show_versions = RwSignal::new(false);
     let confirm_destroy = RwSignal::new(false);
     let name = StoredValue::new(s.name.clone());
-    let version = s.version;
+    let version = s.current_version;
     let versions = Resource::new(
         move || show_versions.get(),
         move |open| async move {
@@ -352,7 +355,7 @@ fn SecretRow(
                 <span class="font-medium">{s.name.clone()}</span>
                 <code class="block break-all text-xs text-slate-500">{s.path.clone()}</code>
             </td>
-            <td><Badge tone=Tone::Info>{format!("v{}", s.version)}</Badge></td>
+            <td><Badge tone=Tone::Info>{format!("v{}", s.current_version)}</Badge></td>
             <td class="whitespace-nowrap text-sm">{format_time(s.updated_at)}<span class="block text-xs text-slate-500">{s.updated_by.clone()}</span></td>
             <td class="text-right">
                 <div class="flex flex-wrap justify-end gap-1">
@@ -405,7 +408,7 @@ fn SecretRow(
 
 #[component]
 fn VersionList(
-    list: Vec<VersionView>,
+    list: Vec<SecretVersion>,
     can_destroy: bool,
     delete: ServerAction<DeleteSecretVersion>,
     team: StoredValue<String>,
@@ -438,15 +441,15 @@ fn VersionList(
 }
 
 #[component]
-fn StepList(summary: String, steps: Vec<StepView>) -> impl IntoView {
-    let failed = steps.iter().any(|s| s.state == "failed");
+fn StepList(summary: String, steps: Vec<StepOutcome>) -> impl IntoView {
+    let failed = steps.iter().any(|s| s.state == StepState::Failed);
     view! {
         <div role="status" class=if failed { "alert-danger mt-4" } else { "alert-success mt-4" } data-testid="secret-steps">
             <p class="text-sm font-medium">{summary}</p>
             <ol class="mt-2 space-y-1 text-sm">
                 {steps.into_iter().map(|s| {
-                    let mark = match s.state.as_str() { "done" => "✓", "failed" => "✗", _ => "–" };
-                    view! { <li><span aria-hidden="true">{mark}" "</span><span class="sr-only">{s.state.clone()}": "</span>{s.label}<span class="block pl-5 text-xs opacity-80">{s.detail}</span></li> }
+                    let mark = match s.state { StepState::Done => "✓", StepState::Failed => "✗", StepState::Skipped => "–" };
+                    view! { <li><span aria-hidden="true">{mark}" "</span><span class="sr-only">{s.state.as_str()}": "</span>{s.label}<span class="block pl-5 text-xs opacity-80">{s.detail}</span></li> }
                 }).collect_view()}
             </ol>
             {failed.then(|| view! { <p class="mt-2 text-sm">"The secret itself was saved. Use “Finish provisioning” once Vault is healthy again."</p> })}
@@ -456,7 +459,7 @@ fn StepList(summary: String, steps: Vec<StepView>) -> impl IntoView {
 
 #[component]
 fn AccessCard(
-    info: AccessInfo,
+    info: AccessView,
     finish: ServerAction<FinishProvisioning>,
     team: StoredValue<String>,
     holder: StoredValue<String>,
@@ -475,9 +478,9 @@ fn AccessCard(
                 }}
             </h3>
             <dl class="grid grid-cols-[9rem_1fr] gap-x-3 gap-y-1 text-sm">
-                <dt class="text-slate-500">"Vault policy"</dt><dd><code class="text-xs">{info.policy.clone()}</code></dd>
-                {info.role.clone().map(|r| view! { <dt class="text-slate-500">"Kubernetes role"</dt><dd><code class="text-xs">{r}</code></dd> })}
-                {info.workload.clone().map(|w| view! { <dt class="text-slate-500">"Service account"</dt><dd><code class="text-xs">{w}</code></dd> })}
+                <dt class="text-slate-500">"Vault policy"</dt><dd><code class="text-xs">{info.policy_name.clone()}</code></dd>
+                {info.role_name.clone().map(|r| view! { <dt class="text-slate-500">"Kubernetes role"</dt><dd><code class="text-xs">{r}</code></dd> })}
+                {info.workload().map(|w| view! { <dt class="text-slate-500">"Service account"</dt><dd><code class="text-xs">{w}</code></dd> })}
             </dl>
             {info.last_error.clone().map(|e| view! {
                 <div role="alert" class="alert-danger mt-3 text-sm">

@@ -974,12 +974,12 @@ async fn notification_send(ctx: &ActionContext<'_>, input: &Value) -> Result<Val
         }
         other => other,
     };
-    let severity = input_str(input, "severity").unwrap_or("normal");
-    if !matches!(severity, "low" | "normal" | "high" | "critical") {
+    let raw_severity = input_str(input, "severity").unwrap_or("normal");
+    let Some(severity) = crate::notifications::Severity::parse(raw_severity) else {
         return Err(format!(
-            "`{severity}` is not a severity (low, normal, high, critical)"
+            "`{raw_severity}` is not a severity (low, normal, high, critical)"
         ));
-    }
+    };
     let recipients: Vec<String> = match input_str(input, "recipients").unwrap_or("entity") {
         "broadcast" => vec!["broadcast".into()],
         "entity" => paved_shared::forms::string_list(input.get("entityRefs")),

@@ -7,6 +7,7 @@ pub mod actions;
 pub mod expr;
 pub mod log;
 pub mod metrics;
+pub mod page;
 pub mod runner;
 pub mod tasks;
 pub mod template;
@@ -23,26 +24,7 @@ use crate::{CoreError, CoreState};
 pub use runner::{run_workers, Scaffolder};
 use template::Template;
 
-/// A template as listed for people picking a golden path.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TemplateSummary {
-    /// `template:default/name`.
-    pub entity_ref: String,
-    /// `metadata.name`.
-    pub name: String,
-    /// Title.
-    pub title: String,
-    /// Description.
-    pub description: String,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// `spec.type`.
-    pub spec_type: String,
-    /// `spec.owner`.
-    pub owner: Option<String>,
-    /// `backstage.io/time-saved`, in minutes.
-    pub time_saved_minutes: Option<i64>,
-}
+pub use paved_shared::scaffold::TemplateSummary;
 
 impl From<&Template> for TemplateSummary {
     fn from(t: &Template) -> Self {
@@ -610,16 +592,7 @@ pub struct DryRun {
     pub error: Option<String>,
 }
 
-/// One file of a dry run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DryRunFile {
-    /// Path in the workspace.
-    pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// The text (masked, at most 64 KB), or `None` for binary or larger files.
-    pub content: Option<String>,
-}
+pub use paved_shared::scaffold::DryRunFile;
 
 /// Runs a template without publishing, registering, provisioning or notifying:
 /// the fetch steps render into a scratch workspace, which is returned and removed.

@@ -13,7 +13,6 @@ pub mod vault;
 use std::collections::BTreeMap;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 
 use crate::auth::{authorize, Action, Principal};
 use crate::{CoreError, CoreState};
@@ -109,137 +108,10 @@ impl SecretValues {
     }
 }
 
-/// One secret, as listed (never its values).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SecretSummary {
-    /// The owning team.
-    pub team: String,
-    /// The service name, `_team` or `_llm`.
-    pub holder: String,
-    /// The secret's name.
-    pub name: String,
-    /// The full KV v2 data path, e.g. `secret/data/platform/payments/checkout/db`.
-    pub path: String,
-    /// The newest version Paved wrote.
-    pub current_version: i64,
-    /// When it was last written (Unix seconds).
-    pub updated_at: i64,
-    /// Who wrote it last.
-    pub updated_by: String,
-}
-
-/// One version's metadata.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SecretVersion {
-    /// The version number.
-    pub version: i64,
-    /// When Vault created it (RFC 3339), or when Paved recorded it.
-    pub created_at: String,
-    /// Who wrote it through Paved (absent for versions written elsewhere).
-    pub created_by: Option<String>,
-    /// When it was soft-deleted, if it was.
-    pub deleted_at: Option<String>,
-    /// Whether its data is destroyed for good.
-    pub destroyed: bool,
-    /// Vault's request id of the write, to match Vault's audit log.
-    pub vault_request_id: Option<String>,
-}
-
-/// A secret with its versions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SecretDetail {
-    /// The secret.
-    pub summary: SecretSummary,
-    /// Versions, newest first.
-    pub versions: Vec<SecretVersion>,
-    /// False when Vault could not be asked and the list comes from Paved's records alone.
-    pub from_vault: bool,
-}
-
-/// How one provisioning step went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepState {
-    /// Done (or already in place).
-    Done,
-    /// Failed; the detail says why.
-    Failed,
-    /// Not needed for this kind of secret.
-    Skipped,
-}
-
-/// One provisioning step's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepOutcome {
-    /// `secret`, `policy` or `role`.
-    pub step: String,
-    /// What the step does, for people.
-    pub label: String,
-    /// How it went.
-    pub state: StepState,
-    /// The detail (what was written, or why it failed).
-    pub detail: String,
-}
-
-/// What workloads need to read a scope's secrets, and whether it is in place.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AccessView {
-    /// The ACL policy name.
-    pub policy_name: String,
-    /// The Kubernetes auth role (services only).
-    pub role_name: Option<String>,
-    /// The workloads' namespace (services only).
-    pub namespace: Option<String>,
-    /// The workloads' service account (services only).
-    pub service_account: Option<String>,
-    /// When the policy was last written successfully.
-    pub policy_synced_at: Option<i64>,
-    /// When the role was last written successfully.
-    pub role_synced_at: Option<i64>,
-    /// The last convergence error, if the last run failed.
-    pub last_error: Option<String>,
-    /// Whether everything is in place.
-    pub complete: bool,
-    /// The injector annotations, in order (services only).
-    pub annotations: Vec<(String, String)>,
-    /// The same annotations as a YAML block to paste into a pod template.
-    pub annotations_yaml: String,
-}
-
-/// The answer to a write: the new version, each step's outcome and the access details.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WriteOutcome {
-    /// Whether this created the secret (version 1).
-    pub created: bool,
-    /// The secret after the write.
-    pub secret: SecretSummary,
-    /// Secret, policy and role steps.
-    pub steps: Vec<StepOutcome>,
-    /// Policy, role and annotations (absent for LLM keys).
-    pub access: Option<AccessView>,
-    /// Vault's request id of the write.
-    pub vault_request_id: Option<String>,
-}
-
-impl WriteOutcome {
-    /// Whether every step succeeded.
-    pub fn complete(&self) -> bool {
-        self.steps.iter().all(|s| s.state != StepState::Failed)
-    }
-}
-
-/// The secrets of one service (or the team as a whole) with their access state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HolderSecrets {
-    /// The team.
-    pub team: String,
-    /// The service name, `_team` or `_llm`.
-    pub holder: String,
-    /// The secrets, by name.
-    pub secrets: Vec<SecretSummary>,
-    /// Policy, role and annotations, once anything was provisioned.
-    pub access: Option<AccessView>,
-}
+pub use paved_shared::secrets::{
+    AccessView, HolderSecrets, SecretDetail, SecretSummary, SecretVersion, SecretsPanelData,
+    StepOutcome, StepState, WriteOutcome,
+};
 
 fn vault(state: &CoreState) -> Result<&std::sync::Arc<Vault>, CoreError> {
     state.vault.as_ref().ok_or_else(|| {
@@ -781,6 +653,53 @@ pub async fn detail(
         summary: summary(vault, row),
         versions,
         from_vault,
+    })
+}
+
+/// What the secrets panel of a service or team (`holder` is its path
+/// segment) shows `principal`: members of the team and platform admins.
+pub async fn panel(
+    state: &CoreState,
+    principal: &Principal,
+    team: &str,
+    holder: &str,
+) -> Result<SecretsPanelData, CoreError> {
+    authorize(principal, Action::ActInTeam(team))?;
+    let Some(vault) = state.vault.as_ref() else {
+        return Ok(SecretsPanelData {
+            team: team.to_owned(),
+            holder: holder.to_owned(),
+            secrets: Vec::new(),
+            access: None,
+            can_write: false,
+            can_destroy: false,
+            vault_notice: None,
+            configured: false,
+        });
+    };
+    let holder_segment = holder.to_ascii_lowercase();
+    let listed = list(
+        state,
+        principal,
+        team,
+        &Holder::from_segment(&holder_segment),
+    )
+    .await?;
+    let status = vault.status();
+    let lead = authorize(principal, Action::LeadTeam(team)).is_ok();
+    Ok(SecretsPanelData {
+        team: listed.team,
+        can_write: holder_segment != naming::LLM_SEGMENT || lead,
+        can_destroy: lead,
+        holder: listed.holder,
+        secrets: listed.secrets,
+        access: listed.access,
+        vault_notice: matches!(
+            status.state,
+            VaultState::Sealed | VaultState::Unreachable | VaultState::Uninitialized
+        )
+        .then_some(status.detail),
+        configured: true,
     })
 }
 

@@ -7,13 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::VaultConfig;
 use crate::CoreError;
 
-/// The path segment that holds a team's shared secrets (not a valid catalog name, so
-/// it can never collide with a service).
-pub const TEAM_SEGMENT: &str = "_team";
-/// The path segment recorded for a team's LLM provider keys.
-pub const LLM_SEGMENT: &str = "_llm";
-/// The name recorded for a team's LLM provider keys.
-pub const LLM_KEYS_NAME: &str = "provider-keys";
+pub use paved_shared::secrets::{
+    LLM_HOLDER as LLM_SEGMENT, LLM_KEYS_NAME, TEAM_HOLDER as TEAM_SEGMENT,
+};
 
 /// Whose secret it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +79,16 @@ impl SecretTarget {
             holder: Holder::LlmKeys,
             name: LLM_KEYS_NAME.into(),
         })
+    }
+
+    /// The secret `name` of a holder given by its path segment: a service's
+    /// name, [`TEAM_SEGMENT`] or [`LLM_SEGMENT`] (whose one secret has a fixed name).
+    pub fn in_holder(team: &str, holder: &str, name: &str) -> Result<Self, CoreError> {
+        match holder {
+            TEAM_SEGMENT => Self::team_wide(team, name),
+            LLM_SEGMENT => Self::llm_keys(team),
+            service => Self::service(team, service, name),
+        }
     }
 
     /// The path below the KV mount, e.g. `platform/payments/checkout/db`.
