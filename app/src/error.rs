@@ -77,12 +77,6 @@ impl AppError {
     }
 }
 
-impl From<paved_shared::auth::Forbidden> for AppError {
-    fn from(refusal: paved_shared::auth::Forbidden) -> Self {
-        AppError::Forbidden(refusal.0)
-    }
-}
-
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 

@@ -34,6 +34,12 @@ pub fn fail(err: AppError) -> AppError {
     err
 }
 
+impl From<paved_core::auth::Forbidden> for AppError {
+    fn from(refusal: paved_core::auth::Forbidden) -> Self {
+        fail(AppError::Forbidden(refusal.0))
+    }
+}
+
 impl From<CoreError> for AppError {
     fn from(err: CoreError) -> Self {
         let mapped = match err {

@@ -1,12 +1,13 @@
 //! HTTP-only endpoints: health, readiness and the caller's identity.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use paved_core::auth::Principal;
 
-use crate::catalog_api::ApiError;
+use crate::error::ApiError;
+use crate::extract::ApiPath;
 use crate::AppState;
 
 /// `GET /healthz`: the process is alive.
@@ -70,7 +71,7 @@ pub async fn admin_users(
 pub async fn admin_user_tokens(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<paved_core::tokens::TokenInfo>>, ApiError> {
     Ok(Json(
         paved_core::tokens::list_for_user(&state.core.db, &caller, id).await?,
@@ -81,7 +82,7 @@ pub async fn admin_user_tokens(
 pub async fn admin_revoke_token(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     paved_core::tokens::revoke_any(&state.core.db, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -92,7 +93,7 @@ pub async fn admin_revoke_token(
 pub async fn admin_set_disabled(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
-    Path((id, action)): Path<(i64, String)>,
+    ApiPath((id, action)): ApiPath<(i64, String)>,
 ) -> Result<StatusCode, ApiError> {
     let disabled = match action.as_str() {
         "disable" => true,

@@ -2,8 +2,7 @@
 //! automation, with bearer tokens and exactly the UI's rules (the domain
 //! functions authorize every call).
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
@@ -15,10 +14,9 @@ use paved_core::CoreError;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
-use crate::catalog_api::ApiError;
+use crate::error::ApiResult;
+use crate::extract::{ApiPath, JsonObject, QueryPairs};
 use crate::AppState;
-
-type ApiResult<T> = Result<T, ApiError>;
 
 /// The budgets API routes (mounted at `/api/budgets/v1`).
 pub fn routes() -> Router<AppState> {
@@ -43,17 +41,10 @@ pub fn routes() -> Router<AppState> {
         .route("/circuits", get(circuits))
 }
 
-fn json_body(body: &Bytes) -> Result<Value, CoreError> {
-    serde_json::from_slice(body).map_err(|_| CoreError::Invalid {
-        field: "body",
-        message: "is not valid JSON".into(),
-    })
-}
-
 async fn get_team(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(team): Path<String>,
+    ApiPath(team): ApiPath<String>,
 ) -> ApiResult<Json<budgets::BudgetView>> {
     let core = &state.core;
     Ok(Json(
@@ -64,7 +55,7 @@ async fn get_team(
 async fn get_all(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(team): Path<String>,
+    ApiPath(team): ApiPath<String>,
 ) -> ApiResult<Json<Vec<budgets::BudgetView>>> {
     let core = &state.core;
     Ok(Json(
@@ -75,7 +66,7 @@ async fn get_all(
 async fn get_workspace(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((team, workspace)): Path<(String, String)>,
+    ApiPath((team, workspace)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<budgets::BudgetView>> {
     let core = &state.core;
     Ok(Json(
@@ -88,9 +79,9 @@ async fn set(
     p: &Principal,
     team: &str,
     workspace: &str,
-    body: &Bytes,
+    body: JsonObject,
 ) -> ApiResult<Json<budgets::BudgetView>> {
-    let input = BudgetInput::from_json(&json_body(body)?)?;
+    let input = BudgetInput::from_json(&Value::Object(body.0))?;
     let core = &state.core;
     Ok(Json(
         budgets::set_budget(
@@ -109,44 +100,27 @@ async fn set(
 async fn put_team(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(team): Path<String>,
-    body: Bytes,
+    ApiPath(team): ApiPath<String>,
+    body: JsonObject,
 ) -> ApiResult<Json<budgets::BudgetView>> {
-    set(&state, &p, &team, "", &body).await
+    set(&state, &p, &team, "", body).await
 }
 
 async fn put_workspace(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((team, workspace)): Path<(String, String)>,
-    body: Bytes,
+    ApiPath((team, workspace)): ApiPath<(String, String)>,
+    body: JsonObject,
 ) -> ApiResult<Json<budgets::BudgetView>> {
-    set(&state, &p, &team, &workspace, &body).await
+    set(&state, &p, &team, &workspace, body).await
 }
 
 async fn history(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(team): Path<String>,
+    ApiPath(team): ApiPath<String>,
 ) -> ApiResult<Json<Vec<budgets::BudgetVersion>>> {
     Ok(Json(budgets::history(&state.core.db, &p, &team).await?))
-}
-
-fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
-    raw.as_deref()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn param(pairs: &[(String, String)], name: &str) -> Option<String> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
 }
 
 /// `from`/`to` as RFC 3339 instants or local dates (`2026-11-01`, local midnight).
@@ -170,32 +144,27 @@ fn instant(
 }
 
 /// The range asked for; the current team period (or the last 30 days) by default.
-fn range(
-    state: &AppState,
-    team: &str,
-    pairs: &[(String, String)],
-) -> Result<(i64, i64), CoreError> {
+fn range(state: &AppState, team: &str, q: &QueryPairs) -> Result<(i64, i64), CoreError> {
     let ledger = &state.core.gateway.ledger;
     let tz = ledger.time_zone();
     let (default_from, default_to) = ledger.period_or_recent(team, 30);
-    let from = instant(param(pairs, "from"), "from", tz)?.unwrap_or(default_from);
-    let to = instant(param(pairs, "to"), "to", tz)?.unwrap_or(default_to);
+    let from = instant(q.first("from"), "from", tz)?.unwrap_or(default_from);
+    let to = instant(q.first("to"), "to", tz)?.unwrap_or(default_to);
     Ok((from, to))
 }
 
 async fn team_usage(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(team): Path<String>,
-    RawQuery(raw): RawQuery,
+    ApiPath(team): ApiPath<String>,
+    q: QueryPairs,
 ) -> ApiResult<Json<Value>> {
-    let pairs = query_pairs(&raw);
-    let by_raw = param(&pairs, "group_by").unwrap_or_else(|| "model".into());
+    let by_raw = q.first("group_by").unwrap_or_else(|| "model".into());
     let by = usage::GroupBy::parse(&by_raw).ok_or_else(|| CoreError::Invalid {
         field: "group_by",
         message: format!("`{by_raw}` is not model, workspace, day or caller"),
     })?;
-    let (from, to) = range(&state, &team, &pairs)?;
+    let (from, to) = range(&state, &team, &q)?;
     let tz = state.core.gateway.ledger.time_zone();
     let groups = usage::report(&state.core.db, tz, &p, &team, from, to, by).await?;
     Ok(Json(json!({
@@ -224,11 +193,10 @@ fn csv(body: String, name: &str) -> Response {
 async fn team_csv(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(team): Path<String>,
-    RawQuery(raw): RawQuery,
+    ApiPath(team): ApiPath<String>,
+    q: QueryPairs,
 ) -> ApiResult<Response> {
-    let pairs = query_pairs(&raw);
-    let (from, to) = range(&state, &team, &pairs)?;
+    let (from, to) = range(&state, &team, &q)?;
     let body = usage::export_csv(&state.core.db, &p, Some(&team), from, to).await?;
     Ok(csv(body, &format!("llm-usage-{team}.csv")))
 }
@@ -236,14 +204,13 @@ async fn team_csv(
 async fn all_csv(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    RawQuery(raw): RawQuery,
+    q: QueryPairs,
 ) -> ApiResult<Response> {
-    let pairs = query_pairs(&raw);
     let ledger = &state.core.gateway.ledger;
     let now = ledger.now_ms();
-    let from = instant(param(&pairs, "from"), "from", ledger.time_zone())?
-        .unwrap_or(now - 30 * 86_400_000);
-    let to = instant(param(&pairs, "to"), "to", ledger.time_zone())?.unwrap_or(now + 1);
+    let from =
+        instant(q.first("from"), "from", ledger.time_zone())?.unwrap_or(now - 30 * 86_400_000);
+    let to = instant(q.first("to"), "to", ledger.time_zone())?.unwrap_or(now + 1);
     let body = usage::export_csv(&state.core.db, &p, None, from, to).await?;
     Ok(csv(body, "llm-usage.csv"))
 }
@@ -251,7 +218,7 @@ async fn all_csv(
 async fn list_keys(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(team): Path<String>,
+    ApiPath(team): ApiPath<String>,
 ) -> ApiResult<Json<Vec<keys::GatewayKeyInfo>>> {
     Ok(Json(keys::list(&state.core.db, &p, &team).await?))
 }
@@ -259,10 +226,9 @@ async fn list_keys(
 async fn create_key(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(team): Path<String>,
-    body: Bytes,
+    ApiPath(team): ApiPath<String>,
+    JsonObject(value): JsonObject,
 ) -> ApiResult<Response> {
-    let value = json_body(&body)?;
     let name = value
         .get("name")
         .and_then(Value::as_str)
@@ -290,7 +256,7 @@ async fn create_key(
 async fn revoke_key(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((team, id)): Path<(String, i64)>,
+    ApiPath((team, id)): ApiPath<(String, i64)>,
 ) -> ApiResult<StatusCode> {
     keys::revoke(&state.core.db, &state.core.gateway.keys, &p, &team, id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -306,10 +272,9 @@ async fn list_prices(
 async fn put_price(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((provider, model)): Path<(String, String)>,
-    body: Bytes,
+    ApiPath((provider, model)): ApiPath<(String, String)>,
+    JsonObject(value): JsonObject,
 ) -> ApiResult<Json<prices::PriceRow>> {
-    let value = json_body(&body)?;
     let field = |name: &str| match value.get(name) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -331,7 +296,7 @@ async fn put_price(
 async fn delete_price(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((provider, model)): Path<(String, String)>,
+    ApiPath((provider, model)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     prices::remove_price(
         &state.core.db,

@@ -2,7 +2,7 @@
 //! backend so `@backstage/catalog-client` works against it unchanged.
 //! Every signed-in caller (session or bearer token) reads; platform admins write.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,86 +40,19 @@ pub fn routes() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
 }
 
-/// A domain error as Backstage's error body: `{"error": {"name", "message"}, "response": {"statusCode"}}`.
-pub struct ApiError(CoreError);
+use crate::error::ApiResult;
+use crate::extract::{ApiPath, QueryPairs};
 
-impl From<CoreError> for ApiError {
-    fn from(e: CoreError) -> Self {
-        Self(e)
-    }
-}
-
-impl From<paved_core::auth::Forbidden> for ApiError {
-    fn from(refusal: paved_core::auth::Forbidden) -> Self {
-        Self(refusal.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let (name, message) = match &self.0 {
-            CoreError::Unauthenticated => ("AuthenticationError", self.0.to_string()),
-            CoreError::Forbidden(m) => ("NotAllowedError", m.clone()),
-            CoreError::NotFound(_) => ("NotFoundError", self.0.to_string()),
-            CoreError::Invalid { .. } | CoreError::InvalidFields(_) => {
-                ("InputError", self.0.to_string())
-            }
-            CoreError::Conflict(m) => ("ConflictError", m.clone()),
-            CoreError::Unavailable(m) => ("ServiceUnavailableError", m.clone()),
-            CoreError::Upstream(m) => ("UpstreamError", m.clone()),
-            CoreError::TooManyRequests(m) => ("TooManyRequestsError", m.clone()),
-            CoreError::Database(e) => {
-                tracing::error!(error = %e, "catalog API database error");
-                (
-                    "Error",
-                    "Something went wrong on our side; it has been logged.".into(),
-                )
-            }
-        };
-        (status, Json(json!({"error": {"name": name, "message": message}, "response": {"statusCode": status.as_u16()}}))).into_response()
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
-
-/// Query parameters as (name, value) pairs, keeping repeats (`filter=a&filter=b`).
-fn pairs(raw: &Option<String>) -> Vec<(String, String)> {
-    raw.as_deref()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn all(pairs: &[(String, String)], name: &str) -> Vec<String> {
-    pairs
-        .iter()
-        .filter(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-        .collect()
-}
-
-fn one(pairs: &[(String, String)], name: &str) -> Option<String> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-}
-
-fn fields(pairs: &[(String, String)]) -> Vec<String> {
-    all(pairs, "fields")
+fn fields(q: &QueryPairs) -> Vec<String> {
+    q.all("fields")
         .iter()
         .flat_map(|f| f.split(',').map(|s| s.trim().to_owned()))
         .filter(|s| !s.is_empty())
         .collect()
 }
 
-fn number(pairs: &[(String, String)], name: &'static str, default: i64) -> Result<i64, CoreError> {
-    match one(pairs, name) {
+fn number(q: &QueryPairs, name: &'static str, default: i64) -> Result<i64, CoreError> {
+    match q.first(name) {
         None => Ok(default),
         Some(v) => v
             .parse::<i64>()
@@ -133,12 +66,9 @@ fn number(pairs: &[(String, String)], name: &'static str, default: i64) -> Resul
 }
 
 /// Parses `metadata.name,asc` / `asc:metadata.name` order parameters.
-fn orders(pairs: &[(String, String)]) -> Result<Vec<(String, bool)>, CoreError> {
+fn orders(q: &QueryPairs) -> Result<Vec<(String, bool)>, CoreError> {
     let mut out = Vec::new();
-    for raw in all(pairs, "orderField")
-        .into_iter()
-        .chain(all(pairs, "order"))
-    {
+    for raw in q.all("orderField").into_iter().chain(q.all("order")) {
         let (field, direction) = if let Some((f, d)) = raw.split_once(',') {
             (f.to_owned(), d.to_owned())
         } else if let Some((d, f)) = raw.split_once(':') {
@@ -182,11 +112,10 @@ fn raw_items(json: Vec<String>, fields: &[String]) -> Result<Vec<Box<RawValue>>,
 /// `GET /entities`: the older list form (a JSON array).
 async fn list_entities(
     State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
+    p: QueryPairs,
 ) -> ApiResult<Json<Vec<Box<RawValue>>>> {
-    let p = pairs(&raw);
     let q = query::Query {
-        filter: query::Filter::parse(&all(&p, "filter"))?,
+        filter: query::Filter::parse(&p.all("filter"))?,
         full_text: None,
         order: orders(&p)?,
         offset: number(&p, "offset", 0)?,
@@ -235,17 +164,17 @@ fn decode_cursor(raw: &str) -> Result<Cursor, CoreError> {
 /// `GET /entities/by-query`: filtered, searched, ordered pages with cursors.
 async fn entities_by_query(
     State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
+    p: QueryPairs,
 ) -> ApiResult<Json<QueryAnswer>> {
-    let p = pairs(&raw);
     let limit = number(&p, "limit", 20)?.clamp(1, 500);
-    let cursor = match one(&p, "cursor") {
+    let cursor = match p.first("cursor") {
         Some(c) => decode_cursor(&c)?,
         None => Cursor {
-            filter: all(&p, "filter"),
+            filter: p.all("filter"),
             order: orders(&p)?,
-            text: one(&p, "fullTextFilterTerm")
-                .or_else(|| one(&p, "fullTextFilter"))
+            text: p
+                .first("fullTextFilterTerm")
+                .or_else(|| p.first("fullTextFilter"))
                 .filter(|t| !t.trim().is_empty()),
             offset: number(&p, "offset", 0)?,
         },
@@ -296,7 +225,7 @@ fn cursor_clone(c: &Cursor) -> Cursor {
 
 async fn entity_by_name(
     State(state): State<AppState>,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    ApiPath((kind, namespace, name)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(
         store::entity_by_ref(&state.core.db, &format!("{kind}:{namespace}/{name}")).await?,
@@ -305,7 +234,7 @@ async fn entity_by_name(
 
 async fn entity_by_uid(
     State(state): State<AppState>,
-    Path(uid): Path<String>,
+    ApiPath(uid): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(store::entity_by_uid(&state.core.db, &uid).await?))
 }
@@ -313,7 +242,7 @@ async fn entity_by_uid(
 async fn delete_entity(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
-    Path(uid): Path<String>,
+    ApiPath(uid): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     store::delete_entity(&state.core.db, &caller, &uid).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -355,12 +284,8 @@ async fn entities_by_refs(
 }
 
 /// `GET /entity-facets?facet=kind&facet=spec.type&filter=...`.
-async fn entity_facets(
-    State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
-    let p = pairs(&raw);
-    let keys = all(&p, "facet");
+async fn entity_facets(State(state): State<AppState>, p: QueryPairs) -> ApiResult<Json<Value>> {
+    let keys = p.all("facet");
     if keys.is_empty() {
         return Err(CoreError::Invalid {
             field: "facet",
@@ -374,7 +299,7 @@ async fn entity_facets(
         .facets(
             &state.core.db,
             &keys,
-            &query::Filter::parse(&all(&p, "filter"))?,
+            &query::Filter::parse(&p.all("filter"))?,
         )
         .await?;
     let body: serde_json::Map<String, Value> = facets
@@ -411,7 +336,7 @@ async fn list_locations(State(state): State<AppState>) -> ApiResult<Json<Vec<Val
 
 async fn get_location(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(location_json(
         &store::location(&state.core.db, &id).await?,
@@ -420,7 +345,7 @@ async fn get_location(
 
 async fn get_location_problems(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     store::location(&state.core.db, &id).await?;
     Ok(Json(
@@ -439,10 +364,10 @@ struct NewLocation {
 async fn add_location(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
-    RawQuery(raw): RawQuery,
+    p: QueryPairs,
     Json(body): Json<NewLocation>,
 ) -> ApiResult<Response> {
-    let dry_run = one(&pairs(&raw), "dryRun").is_some_and(|v| v == "true");
+    let dry_run = p.first("dryRun").is_some_and(|v| v == "true");
     let (location, found) = store::register_location(
         &state.core.db,
         &state.core.catalog,
@@ -476,7 +401,7 @@ async fn add_location(
 async fn delete_location(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     store::delete_location(&state.core.db, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)

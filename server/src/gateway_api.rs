@@ -131,7 +131,7 @@ pub async fn metrics(
     if let Err(e) =
         paved_core::auth::authorize(&principal, paved_core::auth::Action::ViewPlatformInsights)
     {
-        return crate::catalog_api::ApiError::from(e).into_response();
+        return crate::error::ApiError::from(e).into_response();
     }
     let rules = paved_core::budgets::load_rules(&state.core.db)
         .await

@@ -7,6 +7,8 @@ pub mod api;
 pub mod budgets_api;
 pub mod catalog_api;
 pub mod demo;
+pub mod error;
+pub mod extract;
 pub mod gateway_api;
 pub mod limits;
 pub mod middleware;

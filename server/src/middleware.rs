@@ -6,7 +6,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Json;
 use paved_core::auth::{AuthMethod, Principal};
 use paved_core::config::service_token_matches;
 use paved_core::{identity, tokens};
@@ -16,13 +15,9 @@ use tower_sessions::Session;
 use crate::session::{SessionUser, IDLE_REFRESH_SECS, USER_KEY};
 use crate::AppState;
 
-/// A JSON error body: `{"error": {"status": 401, "message": "..."}}`.
+/// A refusal in the APIs' one error envelope ([`crate::error::ApiError`]).
 pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "error": { "status": status.as_u16(), "message": message.into() } })),
-    )
-        .into_response()
+    crate::error::ApiError::status(status, message).into_response()
 }
 
 /// Paths anyone may request without signing in.

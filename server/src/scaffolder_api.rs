@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::catalog_api::ApiError;
+use crate::error::ApiError;
+use crate::extract::{ApiPath, ApiQuery, JsonObject};
 use crate::AppState;
 
 /// The scaffolder API routes (mounted at `/api/scaffolder/v2`).
@@ -42,17 +43,6 @@ pub fn routes() -> Router<AppState> {
         .route("/actions", get(actions))
 }
 
-/// Reads a JSON body without echoing values back in errors.
-fn json_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, CoreError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(CoreError::Invalid {
-            field: "body",
-            message: "must be a JSON object".into(),
-        }),
-    }
-}
-
 /// `secrets` as a map of strings, held as secrets from here on.
 fn take_secrets(
     body: &mut serde_json::Map<String, Value>,
@@ -69,8 +59,7 @@ fn take_secrets(
     }
 }
 
-fn run_request(body: &[u8]) -> Result<RunRequest, CoreError> {
-    let mut body = json_body(body)?;
+fn run_request(mut body: serde_json::Map<String, Value>) -> Result<RunRequest, CoreError> {
     let secrets = take_secrets(&mut body)?;
     let template_ref = match body.get("templateRef").and_then(Value::as_str) {
         Some(r) => r.to_owned(),
@@ -149,10 +138,9 @@ fn event_json(e: &EventRow) -> Value {
 async fn create_task(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    body: Bytes,
+    JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let request = run_request(&body)?;
-    drop(body);
+    let request = run_request(body)?;
     let id = scaffold::create_task(&state.core, &principal, request).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
 }
@@ -166,7 +154,7 @@ struct ListQuery {
 async fn list_tasks(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let all = query.created_by.is_none() && principal.is_admin();
     let list = scaffold::list_tasks(&state.core, &principal, all).await?;
@@ -179,7 +167,7 @@ async fn list_tasks(
 async fn get_task(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let task = scaffold::task(&state.core, &principal, &id).await?;
     Ok(Json(task_json(&task)).into_response())
@@ -193,8 +181,8 @@ struct EventsQuery {
 async fn task_events(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-    Query(query): Query<EventsQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let events = scaffold::events(&state.core, &principal, &id, query.after.unwrap_or(0)).await?;
     Ok(Json(events.iter().map(event_json).collect::<Vec<_>>()).into_response())
@@ -205,8 +193,8 @@ async fn task_events(
 async fn task_eventstream(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
-    Query(query): Query<EventsQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let last_seen = headers
@@ -284,7 +272,7 @@ async fn task_eventstream(
 async fn cancel_task(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let status = scaffold::cancel(&state.core, &principal, &id).await?;
     Ok(Json(json!({"status": status})).into_response())
@@ -293,13 +281,13 @@ async fn cancel_task(
 async fn retry_task(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let secrets = if body.is_empty() {
         BTreeMap::new()
     } else {
-        take_secrets(&mut json_body(&body)?)?
+        take_secrets(&mut JsonObject::parse(&body)?.0)?
     };
     let from = scaffold::retry(&state.core, &principal, &id, secrets).await?;
     Ok((
@@ -312,11 +300,10 @@ async fn retry_task(
 async fn dry_run(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    body: Bytes,
+    JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     use base64::Engine as _;
-    let request = run_request(&body)?;
-    drop(body);
+    let request = run_request(body)?;
     let result = scaffold::dry_run(&state.core, &principal, request).await?;
     Ok(Json(json!({
         "log": result.log.iter().map(|(step, message)| json!({"body": {"message": message, "stepId": step}})).collect::<Vec<_>>(),
@@ -334,7 +321,7 @@ async fn dry_run(
 
 async fn parameter_schema(
     State(state): State<AppState>,
-    Path((namespace, kind, name)): Path<(String, String, String)>,
+    ApiPath((namespace, kind, name)): ApiPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let reference = format!("{kind}:{namespace}/{name}");
     let schema = scaffold::parameter_schema(&state.core, &reference).await?;

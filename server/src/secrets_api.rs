@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -17,7 +16,8 @@ use paved_core::CoreError;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::catalog_api::ApiError;
+use crate::error::ApiError;
+use crate::extract::{ApiPath, JsonObject};
 use crate::AppState;
 
 /// The secrets API routes (mounted at `/api/secrets/v1`).
@@ -54,19 +54,12 @@ fn target(team: &str, service: &str, name: &str) -> Result<naming::SecretTarget,
 
 /// Reads `{"data": {"KEY": "value", ...}, "cas": n?}` without ever echoing a
 /// value in an error (serde's messages can quote the offending input).
-fn parse_put_body(body: &[u8]) -> Result<(SecretValues, Option<i64>), CoreError> {
+fn parse_put_body(
+    mut object: serde_json::Map<String, serde_json::Value>,
+) -> Result<(SecretValues, Option<i64>), CoreError> {
     let invalid = |field: &'static str, message: &str| CoreError::Invalid {
         field,
         message: message.to_owned(),
-    };
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
-        invalid(
-            "body",
-            "is not a JSON object like {\"data\": {\"KEY\": \"value\"}}",
-        )
-    })?;
-    let serde_json::Value::Object(mut object) = value else {
-        return Err(invalid("body", "is not a JSON object"));
     };
     let cas = match object.remove("cas") {
         None | Some(serde_json::Value::Null) => None,
@@ -139,12 +132,11 @@ fn outcome_json(outcome: &WriteOutcome) -> serde_json::Value {
 async fn put_secret(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path((team, service, name)): Path<(String, String, String)>,
-    body: Bytes,
+    ApiPath((team, service, name)): ApiPath<(String, String, String)>,
+    JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let target = target(&team, &service, &name)?;
-    let (values, cas) = parse_put_body(&body)?;
-    drop(body);
+    let (values, cas) = parse_put_body(body)?;
     let outcome = secrets::write(&state.core, &principal, &target, values, cas).await?;
     let mut answer = outcome_json(&outcome);
     let status = if !outcome.complete() {
@@ -165,7 +157,7 @@ async fn put_secret(
 async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path((team, service)): Path<(String, String)>,
+    ApiPath((team, service)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let holder = holder(&service);
     // Validates the names the same way writes do.
@@ -178,7 +170,7 @@ async fn list(
 async fn detail(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path((team, service, name)): Path<(String, String, String)>,
+    ApiPath((team, service, name)): ApiPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let target = target(&team, &service, &name)?;
     Ok(Json(secrets::detail(&state.core, &principal, &target).await?).into_response())
@@ -188,7 +180,7 @@ async fn detail(
 async fn destroy(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path((team, service, name)): Path<(String, String, String)>,
+    ApiPath((team, service, name)): ApiPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let target = target(&team, &service, &name)?;
     secrets::destroy(&state.core, &principal, &target, &target.name.clone()).await?;
@@ -199,7 +191,7 @@ async fn destroy(
 async fn delete_version(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path((team, service, name, version)): Path<(String, String, String, i64)>,
+    ApiPath((team, service, name, version)): ApiPath<(String, String, String, i64)>,
 ) -> Result<Response, ApiError> {
     let target = target(&team, &service, &name)?;
     secrets::delete_version(&state.core, &principal, &target, version).await?;
@@ -210,7 +202,7 @@ async fn delete_version(
 async fn provision(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path((team, service)): Path<(String, String)>,
+    ApiPath((team, service)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     target(&team, &service, "probe")?;
     let (steps, access) =
@@ -235,6 +227,10 @@ async fn openapi() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_put_body(body: &[u8]) -> Result<(SecretValues, Option<i64>), ApiError> {
+        Ok(super::parse_put_body(JsonObject::parse(body)?.0)?)
+    }
 
     #[test]
     fn put_body_errors_never_quote_values() {

@@ -13,7 +13,8 @@ async fn anonymous_api_and_server_function_calls_get_401() {
     let response = app.send(get("/api/v1/me")).await;
     assert_status(&response, StatusCode::UNAUTHORIZED);
     let body = body_json(response).await;
-    assert_eq!(body["error"]["status"], 401);
+    assert_eq!(body["response"]["statusCode"], 401);
+    assert_eq!(body["error"]["name"], "AuthenticationError");
 
     let response = app
         .send(server_fn(
