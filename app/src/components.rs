@@ -5,8 +5,8 @@
 use leptos::prelude::*;
 use leptos_router::components::{Outlet, A};
 
-use crate::api::{authorize, current_user, Action, Principal};
 use crate::error::AppError;
+use crate::identity::{authorize, current_user, Action, Principal};
 
 /// The signed-in user, loaded once per page by [`AppShell`] and shared by context.
 pub type MeResource = Resource<Result<Principal, AppError>>;
@@ -16,7 +16,7 @@ pub type MeResource = Resource<Result<Principal, AppError>>;
 pub fn AppShell() -> impl IntoView {
     let me: MeResource = Resource::new(|| (), |_| current_user());
     provide_context(me);
-    let notices = Resource::new(|| (), |_| crate::api::platform_notices());
+    let notices = Resource::new(|| (), |_| crate::identity::platform_notices());
 
     view! {
         <a href="#main" class="sr-only focus:not-sr-only focus:absolute focus:m-2 focus:rounded focus:bg-white focus:p-2">
@@ -100,10 +100,7 @@ fn NavLinks(me: Principal, #[prop(into)] class: String) -> impl IntoView {
 /// The signed-in person's name, profile link and sign-out.
 #[component]
 fn UserMenu(me: Principal) -> impl IntoView {
-    let unread = Resource::new(
-        || (),
-        |_| crate::pages::notifications::notifications_unread(),
-    );
+    let unread = Resource::new(|| (), |_| crate::notifications::notifications_unread());
     view! {
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
@@ -355,6 +352,18 @@ pub fn ToastRegion() -> impl IntoView {
                 <div class="toast pointer-events-auto">{toast.1}</div>
             </For>
         </div>
+    }
+}
+
+/// What a page shows for data it loaded: `page` of the value, or the error
+/// page with the way forward. Pages call it on every `Resource` they await.
+pub fn loaded<T, V: IntoView + 'static>(
+    result: Result<T, AppError>,
+    page: impl FnOnce(T) -> V,
+) -> AnyView {
+    match result {
+        Ok(value) => page(value).into_any(),
+        Err(error) => view! { <ErrorView error /> }.into_any(),
     }
 }
 

@@ -1,14 +1,15 @@
-//! Paved's Leptos application: the router, pages, the design-system
-//! components and the server-function API. Built twice: with `ssr` into the
+//! Paved's Leptos application: the router, one folder per feature (its
+//! server functions, pages and islands) and the design-system components. Built twice: with `ssr` into the
 //! `paved` server, and with `hydrate` into the browser bundle.
 #![recursion_limit = "256"]
 
-pub mod api;
 pub mod budgets;
 pub mod catalog;
 pub mod components;
 pub mod error;
-pub mod pages;
+pub mod errors;
+pub mod identity;
+pub mod notifications;
 pub mod scaffold;
 pub mod secrets;
 #[cfg(feature = "ssr")]
@@ -20,21 +21,19 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 use crate::budgets::{BudgetPage, LlmOverviewPage};
-use crate::components::AppShell;
-use crate::pages::{
-    access::AccessPage,
-    audit::AuditPage,
-    catalog::CatalogPage,
-    create::{CreatePage, TaskPage, WizardPage},
+use crate::catalog::{
     entity::EntityPage,
-    errors::NotFoundPage,
-    home::HomePage,
+    list::CatalogPage,
     locations::{LocationPage, LocationsPage},
-    notifications::NotificationsPage,
-    profile::ProfilePage,
-    signin::SignInPage,
+};
+use crate::components::AppShell;
+use crate::errors::NotFoundPage;
+use crate::identity::{
+    access::AccessPage, audit::AuditPage, home::HomePage, profile::ProfilePage, signin::SignInPage,
     team::TeamPage,
 };
+use crate::notifications::NotificationsPage;
+use crate::scaffold::pages::{CreatePage, TaskPage, WizardPage};
 
 /// Sets the `dark` class before first paint (from the saved choice, else the
 /// system preference) so dark-mode users never see a white flash.

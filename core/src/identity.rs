@@ -165,6 +165,9 @@ pub async fn load_principal(
     }))
 }
 
+/// How long a signed-in person's principal is reused without reading SQLite.
+pub const PRINCIPAL_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Principals of signed-in users, kept for a few seconds so that a page view
 /// costs no database round trip for identity. Sign-in replaces the entry at
 /// once; other membership changes reach active sessions within the TTL.

@@ -41,6 +41,9 @@ pub struct CoreState {
     pub gateway: Arc<gateway::Gateway>,
     /// Refreshes people ask for, throttled per location and in total.
     pub refresher: Arc<catalog::refresh::Refresher>,
+    /// Signed-in people's principals, cached for [`identity::PRINCIPAL_TTL`];
+    /// every change to a person's access drops their entry at once.
+    pub principals: identity::PrincipalCache,
 }
 
 /// Why the domain state could not be built.
@@ -84,6 +87,7 @@ impl CoreState {
             vault,
             scaffolder: Arc::new(scaffold::Scaffolder::new()),
             refresher: Arc::default(),
+            principals: identity::PrincipalCache::new(identity::PRINCIPAL_TTL, 10_000),
         })
     }
 }

@@ -203,6 +203,21 @@ pub async fn revoke_any(pool: &SqlitePool, caller: &Principal, id: i64) -> Resul
 /// Disables (or re-enables) a person (platform admins): a disabled person's
 /// sessions and tokens stop working at once, and signing in again does not
 /// bring them back; re-enabling does. Admins cannot disable themselves.
+/// Disables or re-enables a person (platform admins): their sessions and
+/// tokens stop, or work again, from their next request (the cached
+/// principal is dropped too).
+pub async fn change_access(
+    core: &crate::CoreState,
+    caller: &Principal,
+    user_id: i64,
+    disabled: bool,
+) -> Result<(), CoreError> {
+    set_disabled(&core.db, caller, user_id, disabled).await?;
+    core.principals.invalidate(user_id);
+    Ok(())
+}
+
+/// [`change_access`] in the database alone.
 pub async fn set_disabled(
     pool: &SqlitePool,
     caller: &Principal,

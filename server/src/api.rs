@@ -102,7 +102,6 @@ pub async fn admin_set_disabled(
             return Err(paved_core::CoreError::NotFound(format!("action {action}")).into());
         }
     };
-    paved_core::tokens::set_disabled(&state.core.db, &caller, id, disabled).await?;
-    state.principals.invalidate(id);
+    paved_core::tokens::change_access(&state.core, &caller, id, disabled).await?;
     Ok(StatusCode::NO_CONTENT)
 }

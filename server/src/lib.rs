@@ -50,8 +50,6 @@ pub struct AppState {
     pub session_db: SqliteStore,
     /// Set once the configured catalog locations have been read at start-up.
     pub catalog_ready: Arc<std::sync::atomic::AtomicBool>,
-    /// Signed-in users' principals, cached for [`PRINCIPAL_TTL`].
-    pub principals: paved_core::identity::PrincipalCache,
     /// Sign-in starts per client address (each writes a short-lived session).
     pub sign_in_limiter: Arc<limits::WindowLimiter>,
 }
@@ -61,10 +59,6 @@ impl FromRef<AppState> for LeptosOptions {
         state.leptos.clone()
     }
 }
-
-/// How long a signed-in user's teams and roles are reused before re-reading
-/// them; sign-in refreshes them at once.
-pub const PRINCIPAL_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +137,6 @@ impl AppState {
             leptos,
             sessions: session_cache::cached(session_db.clone()),
             session_db,
-            principals: paved_core::identity::PrincipalCache::new(PRINCIPAL_TTL, 10_000),
             catalog_ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             sign_in_limiter: Arc::new(limits::WindowLimiter::new(
                 sign_in_rate,

@@ -201,6 +201,7 @@ async fn principal_from_session(
         return Ok(None);
     }
     let principal = state
+        .core
         .principals
         .session_principal(&state.core.db, user.user_id)
         .await

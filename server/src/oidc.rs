@@ -362,7 +362,7 @@ async fn finish_sign_in(
     let user_id = identity::upsert_from_sign_in(&state.core.db, &sign_in)
         .await
         .map_err(|e| OidcError::Internal(e.to_string()))?;
-    state.principals.invalidate(user_id);
+    state.core.principals.invalidate(user_id);
     if identity::load_principal(
         &state.core.db,
         user_id,

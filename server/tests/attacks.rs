@@ -234,6 +234,33 @@ async fn a_disabled_person_is_locked_out_at_once_and_only_admins_manage_access()
         .await;
     assert_status(&r, StatusCode::NO_CONTENT);
     assert_status(&app.send(me_with_token()).await, StatusCode::OK);
+
+    // The Access page's server function stops a session as promptly as the
+    // API: dana (signed in again, the disable ended the last session) is
+    // cached by the request before, and still out on the very next one.
+    let dana_cookie = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let me = || get_with("/api/v1/me", header::COOKIE, &dana_cookie);
+    assert_status(&app.send(me()).await, StatusCode::OK);
+    let r = app
+        .send(call(
+            "admin_set_disabled",
+            format!("user_id={dana_id}&disabled=true"),
+            &admin_cookie,
+        ))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    assert_status(&app.send(me()).await, StatusCode::UNAUTHORIZED);
+    let r = app
+        .send(call(
+            "admin_set_disabled",
+            format!("user_id={dana_id}&disabled=false"),
+            &admin_cookie,
+        ))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    assert_status(&app.send(me_with_token()).await, StatusCode::OK);
     let r = app
         .send(post(
             &format!("/api/v1/admin/tokens/{}/revoke", token.id),

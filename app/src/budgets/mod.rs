@@ -15,7 +15,7 @@ pub use paved_shared::budgets::{
     CircuitInfo, CircuitState, NewGatewayKey, OnLimit, Overview, PriceLine, UsageGroup,
 };
 
-use crate::components::{format_time, Badge, Card, EmptyState, ErrorView, PageHeader, Tone};
+use crate::components::{format_time, loaded, Badge, Card, EmptyState, PageHeader, Tone};
 use crate::error::AppError;
 
 /// The Budget page's data: members of the team, platform PMs and admins.
@@ -164,9 +164,7 @@ pub fn BudgetPage() -> impl IntoView {
         <Title text=move || format!("LLM budget · {}", name()) />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading the budget…"</p> }>
             {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(d) => {
+                loaded(data.await, |d| {
                         let team = d.board.team.clone();
                         let csv = format!("/api/budgets/v1/teams/{team}/usage.csv");
                         let back = format!("/teams/{team}");
@@ -215,8 +213,7 @@ pub fn BudgetPage() -> impl IntoView {
                                 }}
                             </Card>
                         }.into_any()
-                    }
-                }
+                    })
             })}
         </Suspense>
     }
@@ -230,9 +227,7 @@ pub fn LlmOverviewPage() -> impl IntoView {
         <Title text="LLM gateway" />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(d) => view! {
+                loaded(data.await, |d| view! {
                         <PageHeader title="LLM gateway" subtitle="Every team's budget this period, the prices the gateway bills at, and upstream health." >
                             <a href="/api/budgets/v1/usage.csv" class="btn-secondary" download="">"Export all usage (CSV)"</a>
                         </PageHeader>
@@ -270,8 +265,7 @@ pub fn LlmOverviewPage() -> impl IntoView {
                             <div class="md:col-span-2"><board::PriceTable prices=d.prices can_edit=d.can_edit_prices /></div>
                             {circuit_table(d.circuits)}
                         </div>
-                    }.into_any(),
-                }
+                    })
             })}
         </Suspense>
     }

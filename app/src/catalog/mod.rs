@@ -1,5 +1,10 @@
-//! The catalog feature in the UI: wire types and server functions. Pages are
-//! in `pages/catalog.rs`, `pages/entity.rs` and `pages/locations.rs`.
+//! The catalog feature in the UI: wire types and server functions here, the
+//! list page in `list.rs`, the entity page in `entity.rs`, locations in
+//! `locations.rs`.
+
+pub mod entity;
+pub mod list;
+pub mod locations;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};

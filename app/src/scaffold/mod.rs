@@ -1,7 +1,9 @@
-//! Golden paths in the UI: wire types and server functions for the template
-//! gallery, the wizard (an island in `wizard.rs`) and the task page (an island
-//! in `task.rs`). Secret answers travel in [`SecretPairs`] and never come back.
+//! Golden paths in the UI: the server functions here, the gallery, wizard
+//! and task pages in `pages.rs`, the wizard island in `wizard.rs` and the
+//! task island in `task.rs` (wire types in `paved_shared::scaffold`). Secret
+//! answers travel in [`SecretPairs`] and never come back.
 
+pub mod pages;
 pub mod task;
 pub mod wizard;
 

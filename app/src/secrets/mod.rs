@@ -8,8 +8,8 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{authorize, Action};
 use crate::error::AppError;
+use crate::identity::{authorize, Action};
 
 pub use paved_shared::secrets::{
     AccessView, SecretSummary, SecretVersion, SecretsPanelData, StepOutcome, StepState,

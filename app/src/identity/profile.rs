@@ -4,11 +4,11 @@ use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::{list_tokens, CreateToken, RevokeToken, TokenInfo};
 use crate::components::{
-    format_time, refetch_on, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader,
-    ToastRegion, Toasts, Tone,
+    format_time, loaded, refetch_on, Badge, Card, EmptyState, ErrorView, Field, MeResource,
+    PageHeader, ToastRegion, Toasts, Tone,
 };
+use crate::identity::{list_tokens, CreateToken, RevokeToken, TokenInfo};
 
 /// `/profile`.
 #[component]
@@ -26,10 +26,7 @@ pub fn ProfilePage() -> impl IntoView {
         </Suspense>
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading tokens…"</p> }>
             {move || Suspend::new(async move {
-                match initial.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(initial) => view! { <TokenManager initial /> }.into_any(),
-                }
+                loaded(initial.await, |initial| view! { <TokenManager initial /> })
             })}
         </Suspense>
     }

@@ -11,7 +11,7 @@ use crate::catalog::{
     catalog_entity, ref_href, EntityView, PortalView, SavePortalFields, ToggleStar,
 };
 use crate::components::{
-    format_time, percent_encode, Badge, Card, DataLink, ErrorView, PageHeader, Tone,
+    format_time, loaded, percent_encode, Badge, Card, DataLink, PageHeader, Tone,
 };
 
 /// The entity page.
@@ -33,10 +33,7 @@ pub fn EntityPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match entity.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(e) => view! { <Entity e /> }.into_any(),
-                }
+                loaded(entity.await, |e| view! { <Entity e /> })
             })}
         </Suspense>
     }

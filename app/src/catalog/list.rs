@@ -5,7 +5,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::catalog::{catalog_list, highlight, ref_href, ListQuery, FACETS, PAGE_SIZE};
-use crate::components::{percent_encode, Badge, Card, EmptyState, ErrorView, PageHeader, Tone};
+use crate::components::{loaded, percent_encode, Badge, Card, EmptyState, PageHeader, Tone};
 
 /// URL parameter of each facet key.
 fn param_of(key: &str) -> &'static str {
@@ -92,10 +92,7 @@ pub fn CatalogPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading the catalog…"</p> }>
             {move || Suspend::new(async move {
                 let q = query.get_untracked();
-                match page.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(page) => view! { <Results query=q page /> }.into_any(),
-                }
+                loaded(page.await, |page| view! { <Results query=q page /> })
             })}
         </Transition>
     }

@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::{home_role, HomeRole, Principal, TeamRole};
-use crate::components::{Badge, Card, EmptyState, ErrorView, MeResource, PageHeader, Tone};
+use crate::components::{loaded, Badge, Card, EmptyState, MeResource, PageHeader, Tone};
+use crate::identity::{home_role, HomeRole, Principal, TeamRole};
 
 /// The signed-in home page.
 #[component]
@@ -14,10 +14,7 @@ pub fn HomePage() -> impl IntoView {
         <Title text="Home" />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match me.await {
-                    Ok(me) => view! { <Home me /> }.into_any(),
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                }
+                loaded(me.await, |me| view! { <Home me /> })
             })}
         </Suspense>
     }

@@ -4,10 +4,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{team_detail, TeamRole};
+use crate::catalog::locations::ProblemTable;
 use crate::catalog::{ref_href, team_problems};
-use crate::components::{Badge, Card, EmptyState, ErrorView, PageHeader, Tone};
-use crate::pages::locations::ProblemTable;
+use crate::components::{loaded, Badge, Card, EmptyState, PageHeader, Tone};
+use crate::identity::{team_detail, TeamRole};
 
 /// `/teams/:name`.
 #[component]
@@ -20,9 +20,7 @@ pub fn TeamPage() -> impl IntoView {
         <Title text=move || format!("Team {}", name()) />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading team…"</p> }>
             {move || Suspend::new(async move {
-                match team.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(page) => {
+                loaded(team.await, |page| {
                         let (team, catalog_members, owns) = (page.team, page.catalog_members, page.owns);
                         let count = team.members.len();
                         let team_name = team.name.clone();
@@ -97,8 +95,7 @@ pub fn TeamPage() -> impl IntoView {
                                 </Card>
                             </div>
                         }.into_any()
-                    }
-                }
+                    })
             })}
         </Suspense>
     }

@@ -1,5 +1,13 @@
-//! The server-function API and its wire types (DTOs). Each server function
-//! is thin: `require_user()`, authorize, validate, call `paved_core`, map the error.
+//! Identity in the UI: who is signed in, teams, personal tokens, the audit
+//! log and the admins' Access page. Server functions here and beside each
+//! page are thin: `require_user()`, typed input, one `paved_core` call.
+
+pub mod access;
+pub mod audit;
+pub mod home;
+pub mod profile;
+pub mod signin;
+pub mod team;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};

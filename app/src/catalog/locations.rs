@@ -6,15 +6,15 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{authorize, Action};
 use crate::catalog::{
     catalog_location, catalog_locations, ImportYaml, LocationView, ProblemView, RefreshLocation,
     RegisterLocation,
 };
 use crate::components::{
-    format_time, refetch_on, Badge, Card, EmptyState, ErrorView, Field, MeResource, PageHeader,
-    Tone,
+    format_time, loaded, refetch_on, Badge, Card, EmptyState, ErrorView, Field, MeResource,
+    PageHeader, Tone,
 };
+use crate::identity::{authorize, Action};
 
 fn status_tone(status: &str) -> Tone {
     match status {
@@ -36,10 +36,7 @@ pub fn LocationsPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let is_admin = me.await.is_ok_and(|m| authorize(&m, Action::AdministerPlatform).is_ok());
-                match initial.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(initial) => view! { <LocationsManager is_admin initial /> }.into_any(),
-                }
+                loaded(initial.await, |initial| view! { <LocationsManager is_admin initial /> })
             })}
         </Suspense>
     }
@@ -175,9 +172,7 @@ pub fn LocationPage() -> impl IntoView {
         <Title text="Catalog location" />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match location.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(l) => {
+                loaded(location.await, |l| {
                         let id = l.id.clone();
                         view! {
                             <PageHeader title=l.target.clone() subtitle=format!("{} location · {} entities · last refresh {}", l.kind, l.entity_count, l.last_refresh_at.map(format_time).unwrap_or_else(|| "never".into()))>
@@ -191,8 +186,7 @@ pub fn LocationPage() -> impl IntoView {
                                 <ProblemTable problems=l.problems />
                             </Card>
                         }.into_any()
-                    }
-                }
+                    })
             })}
         </Suspense>
     }

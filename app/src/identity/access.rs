@@ -7,8 +7,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::{
-    format_time, refetch_on, Badge, Card, EmptyState, ErrorView, PageHeader, ToastRegion, Toasts,
-    Tone,
+    format_time, loaded, refetch_on, Badge, Card, EmptyState, ErrorView, PageHeader, ToastRegion,
+    Toasts, Tone,
 };
 use crate::error::AppError;
 use paved_shared::identity::PersonAccess;
@@ -27,7 +27,7 @@ pub async fn admin_access() -> Result<Vec<PersonAccess>, AppError> {
 pub async fn admin_set_disabled(user_id: i64, disabled: bool) -> Result<bool, AppError> {
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    paved_core::tokens::set_disabled(&core.db, &user, user_id, disabled).await?;
+    paved_core::tokens::change_access(&core, &user, user_id, disabled).await?;
     Ok(disabled)
 }
 
@@ -49,10 +49,7 @@ pub fn AccessPage() -> impl IntoView {
         <PageHeader title="People and access" subtitle="Everyone who has signed in, and the API tokens that still act for them. Disabling a person stops their sessions and tokens at once; signing in again does not bring them back until you enable them." />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading people…"</p> }>
             {move || Suspend::new(async move {
-                match initial.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(initial) => view! { <AccessManager initial /> }.into_any(),
-                }
+                loaded(initial.await, |initial| view! { <AccessManager initial /> })
             })}
         </Suspense>
     }

@@ -5,7 +5,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::components::{format_time, Badge, Card, EmptyState, ErrorView, PageHeader, Tone};
+use crate::components::{
+    format_time, loaded, Badge, Card, EmptyState, ErrorView, PageHeader, Tone,
+};
 use crate::scaffold::task::TaskProgress;
 use crate::scaffold::wizard::Wizard;
 use crate::scaffold::{scaffold_my_tasks, scaffold_task, scaffold_templates, scaffold_wizard};
@@ -96,17 +98,14 @@ pub fn WizardPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading the template…"</p> }>
             {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(data) => view! {
+                loaded(data.await, |data| view! {
                         <Title text=data.template.title.clone() />
                         <PageHeader title=data.template.title.clone() subtitle=data.template.description.clone() />
                         {data.owners.is_empty().then(|| view! {
                             <p role="status" class="alert-info mb-4 text-sm">"You are not on a team yet, so you cannot pick an owner. Ask your platform team to add you."</p>
                         })}
                         <Wizard data />
-                    }.into_any(),
-                }
+                    })
             })}
         </Suspense>
     }
@@ -121,14 +120,11 @@ pub fn TaskPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading the task…"</p> }>
             {move || Suspend::new(async move {
-                match task.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(task) => view! {
+                loaded(task.await, |task| view! {
                         <Title text=task.template_title.clone() />
                         <PageHeader title=task.template_title.clone() subtitle=format!("Started {}", format_time(task.created_at)) />
                         <TaskProgress task />
-                    }.into_any(),
-                }
+                    })
             })}
         </Suspense>
     }

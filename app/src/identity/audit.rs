@@ -4,8 +4,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::audit_log;
-use crate::components::{format_time, Card, EmptyState, ErrorView, PageHeader};
+use crate::components::{format_time, loaded, Card, EmptyState, PageHeader};
+use crate::identity::audit_log;
 
 /// `/admin/audit?offset=N`.
 #[component]
@@ -23,9 +23,7 @@ pub fn AuditPage() -> impl IntoView {
         <Title text="Audit log" />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading the audit log…"</p> }>
             {move || Suspend::new(async move {
-                match page.await {
-                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
-                    Ok(page) => {
+                loaded(page.await, |page| {
                         let end = (page.offset + page.entries.len() as i64).min(page.total);
                         let prev = (page.offset > 0).then(|| (page.offset - page.limit).max(0));
                         let next = (end < page.total).then_some(end);
@@ -70,8 +68,7 @@ pub fn AuditPage() -> impl IntoView {
                                 }}
                             </Card>
                         }.into_any()
-                    }
-                }
+                    })
             })}
         </Suspense>
     }
