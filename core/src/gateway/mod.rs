@@ -34,7 +34,7 @@ use crate::budgets::money::{Price, NANOCENTS_PER_CENT};
 use crate::budgets::prices::{self, PriceBook};
 use crate::config::Config;
 use crate::secrets::vault::Vault;
-use breaker::Breakers;
+use breaker::{Breakers, Permit};
 use config::{ModelKind, ModelRoute};
 use metrics::GatewayMetrics;
 
@@ -534,79 +534,78 @@ impl Gateway {
         reply
     }
 
+    /// One admitted request, in named steps: admit (model, price, idempotency,
+    /// worst-case bounds) → reserve the worst case → open the upstream
+    /// (breaker, credential) → call with retries → settle to the usage (or the
+    /// worst case when the provider may have billed) or void.
     async fn run(self: Arc<Self>, ctx: Context, parsed: Value, body: Bytes) -> Reply {
-        let (team, workspace) = (ctx.key.team.clone(), ctx.key.workspace.clone());
-        if !self
-            .ledger
-            .allows_model(&team, &workspace, &ctx.route.model)
-        {
-            let reply = Reply::error(
-                403,
-                "model_not_allowed",
-                format!(
-                    "Team {team}'s budget does not allow `{}`; a team lead can add it on the Budget page.",
-                    ctx.route.model
-                ),
-            );
-            return self.refuse(&ctx, reply, "bad_request");
-        }
-        let Some(price) = self.prices.get(&ctx.route.provider, &ctx.route.model) else {
-            let reply = Reply::error(
-                403,
-                "model_not_priced",
-                format!(
-                    "`{}` from {} has no price in Paved's price table, so it cannot be billed; a platform admin adds its price first.",
-                    ctx.route.model, ctx.route.provider
-                ),
-            );
-            return self.refuse(&ctx, reply, "bad_request");
+        let admitted = match self.admit(&ctx, &parsed, body.len()).await {
+            Ok(a) => a,
+            Err(early) => return early.reply(&self, &ctx),
         };
-        if let Some((key, hash)) = &ctx.idempotency {
-            match self.ledger.replay(&self.pool, &team, key, hash).await {
-                Ok(Replay::New) => {}
-                Ok(Replay::Stored(stored)) => {
-                    return Reply {
-                        status: stored.status,
-                        content_type: stored.content_type.clone(),
-                        headers: vec![("idempotent-replayed", "true".into())],
-                        body: ReplyBody::Full(stored.body.clone()),
-                    };
-                }
-                Ok(Replay::DifferentBody) => {
-                    let reply = Reply::error(
-                        422,
-                        "idempotency_key_reused",
-                        "This Idempotency-Key was already used with a different request body; use a new key for a new request.",
-                    );
-                    return self.refuse(&ctx, reply, "bad_request");
-                }
-                Ok(Replay::InFlight) => {
-                    let reply = Reply::error(
-                        409,
-                        "idempotency_key_in_use",
-                        "A request with this Idempotency-Key is still in progress; retry after it finishes.",
-                    );
-                    return self.refuse(&ctx, reply, "bad_request");
-                }
-                Err(e) => {
-                    let reply = Reply::error(503, "ledger_unavailable", e.to_string());
-                    return self.refuse(&ctx, reply, "budget_exceeded");
-                }
+        drop(body);
+        let hold = match self.reserve(&ctx, &admitted).await {
+            Ok(hold) => hold,
+            Err(e) => return self.refusal(&ctx, e),
+        };
+        let (permit, credential) = match self.open_upstream(&ctx, &hold).await {
+            Ok(opened) => opened,
+            Err(reply) => return reply,
+        };
+        let call = UpstreamCall::new(&ctx, parsed);
+        let started = Instant::now();
+        match self
+            .call_with_retries(&ctx, &hold, &call, permit, credential.as_ref(), &admitted)
+            .await
+        {
+            Ok(response) => {
+                self.settle(ctx, hold, &admitted, &call, response, started)
+                    .await
+            }
+            Err(Attempts::CircuitOpen(wait)) => {
+                self.void(&ctx, &hold, 503, "circuit_open", started.elapsed());
+                circuit_open(&ctx.route, wait)
+            }
+            Err(Attempts::Failed(failure)) => {
+                self.upstream_failed(&ctx, &hold, &admitted, failure, started.elapsed())
             }
         }
+    }
 
+    /// Checks what needs no reservation: the model is allowed and priced, an
+    /// idempotency key is new (or its stored answer is replayed), the content
+    /// can be bounded; and computes the worst case to reserve.
+    async fn admit(
+        &self,
+        ctx: &Context,
+        parsed: &Value,
+        body_len: usize,
+    ) -> Result<Admitted, Refusal> {
+        let team = &ctx.key.team;
+        if !self
+            .ledger
+            .allows_model(team, &ctx.key.workspace, &ctx.route.model)
+        {
+            return Err(Refusal::ModelNotAllowed);
+        }
+        let Some(price) = self.prices.get(&ctx.route.provider, &ctx.route.model) else {
+            return Err(Refusal::ModelNotPriced);
+        };
+        if let Some((key, hash)) = &ctx.idempotency {
+            match self.ledger.replay(&self.pool, team, key, hash).await {
+                Ok(Replay::New) => {}
+                Ok(Replay::Stored(stored)) => return Err(Refusal::Replayed(stored)),
+                Ok(Replay::DifferentBody) => return Err(Refusal::IdempotencyKeyReused),
+                Ok(Replay::InFlight) => return Err(Refusal::IdempotencyKeyInUse),
+                Err(e) => return Err(Refusal::LedgerUnavailable(e.to_string())),
+            }
+        }
         // Worst case: every byte of the body a prompt token (a token is at
         // least one byte, and JSON framing outweighs per-message overhead),
         // plus a ceiling per image (a short URL can stand for a large image),
         // and every allowed output token used.
-        let media_tokens = match media_token_ceiling(&parsed) {
-            Ok(tokens) => tokens,
-            Err(message) => {
-                let reply = Reply::error(400, "unsupported_content", message);
-                return self.refuse(&ctx, reply, "bad_request");
-            }
-        };
-        let input_bound = i64::try_from(body.len())
+        let media_tokens = media_token_ceiling(parsed).map_err(Refusal::UnsupportedContent)?;
+        let input_bound = i64::try_from(body_len)
             .unwrap_or(i64::MAX)
             .saturating_add(media_tokens);
         let output_bound = match ctx.operation {
@@ -625,92 +624,85 @@ impl Gateway {
                 asked.saturating_mul(choices)
             }
         };
-        let worst = price.cost(input_bound, output_bound);
-        let hold = match self
-            .ledger
+        Ok(Admitted {
+            price,
+            bounds: (input_bound, output_bound),
+        })
+    }
+
+    /// Holds the worst case against every budget that applies, atomically.
+    async fn reserve(&self, ctx: &Context, admitted: &Admitted) -> Result<Hold, LedgerError> {
+        let (input_bound, output_bound) = admitted.bounds;
+        self.ledger
             .reserve(ReserveRequest {
                 id: uuid::Uuid::new_v4().to_string(),
-                team: team.clone(),
-                workspace: workspace.clone(),
+                team: ctx.key.team.clone(),
+                workspace: ctx.key.workspace.clone(),
                 model: ctx.route.model.clone(),
-                amount_nanocents: worst,
+                amount_nanocents: admitted.price.cost(input_bound, output_bound),
                 estimated_tokens: input_bound / 4 + 1,
                 idempotency: ctx.idempotency.clone(),
             })
             .await
-        {
-            Ok(hold) => hold,
-            Err(e) => return self.refusal(&ctx, e),
-        };
+    }
 
-        let permit =
-            match self
-                .breakers
-                .acquire(&ctx.route.provider, &ctx.route.model, Instant::now())
-            {
-                Ok(p) => p,
-                Err(wait) => {
-                    self.void(&ctx, &hold, 503, "circuit_open", Duration::ZERO);
-                    return circuit_open(&ctx.route, wait);
-                }
-            };
-        let credential = match self.credential(&team, &ctx.route).await {
-            Ok(c) => c,
+    /// The breaker's permission and the provider credential; on refusal the
+    /// hold is voided.
+    async fn open_upstream(
+        &self,
+        ctx: &Context,
+        hold: &Hold,
+    ) -> Result<(Permit, Option<SecretString>), Reply> {
+        let permit = self
+            .breakers
+            .acquire(&ctx.route.provider, &ctx.route.model, Instant::now())
+            .map_err(|wait| {
+                self.void(ctx, hold, 503, "circuit_open", Duration::ZERO);
+                circuit_open(&ctx.route, wait)
+            })?;
+        match self.credential(&ctx.key.team, &ctx.route).await {
+            Ok(credential) => Ok((permit, credential)),
             Err(message) => {
                 self.breakers
                     .release(&ctx.route.provider, &ctx.route.model, permit);
-                self.void(&ctx, &hold, 502, "unauthorized", Duration::ZERO);
-                return Reply::error(502, "upstream_credential_error", message);
-            }
-        };
-
-        let mut upstream_body = parsed;
-        let mut client_wants_usage = true;
-        if let Some(obj) = upstream_body.as_object_mut() {
-            obj.insert(
-                "model".into(),
-                Value::String(ctx.route.upstream_model.clone()),
-            );
-            if ctx.operation == Operation::Chat && obj.get("stream") == Some(&Value::Bool(true)) {
-                let options = obj.entry("stream_options").or_insert_with(|| json!({}));
-                if let Some(options) = options.as_object_mut() {
-                    client_wants_usage = options.get("include_usage") == Some(&Value::Bool(true));
-                    // Usage arrives in the last chunk only when asked for: the ledger needs it.
-                    options.insert("include_usage".into(), Value::Bool(true));
-                }
+                self.void(ctx, hold, 502, "unauthorized", Duration::ZERO);
+                Err(Reply::error(502, "upstream_credential_error", message))
             }
         }
-        let streaming = upstream_body.get("stream") == Some(&Value::Bool(true));
-        let upstream_bytes = Bytes::from(upstream_body.to_string());
-        let url = format!(
-            "{}/{}",
-            ctx.route.base_url,
-            match ctx.operation {
-                Operation::Chat => "chat/completions",
-                Operation::Embeddings => "embeddings",
-            }
-        );
+    }
 
+    /// Calls the provider, retrying retryable answers and connection errors
+    /// with jitter (a timed-out generation only with an idempotency key), and
+    /// records each outcome with the circuit breaker.
+    async fn call_with_retries(
+        &self,
+        ctx: &Context,
+        hold: &Hold,
+        call: &UpstreamCall,
+        permit: Permit,
+        credential: Option<&SecretString>,
+        admitted: &Admitted,
+    ) -> Result<reqwest::Response, Attempts> {
+        let (_, output_bound) = admitted.bounds;
         let mut permit = permit;
         let mut attempt: u32 = 0;
-        let upstream_started = Instant::now();
-        let response = loop {
+        loop {
             let mut request = self
                 .http
-                .post(&url)
+                .post(&call.url)
                 .timeout(self.config.llm.timeout)
                 .header("content-type", "application/json")
                 .header("traceparent", ctx.trace.child())
                 .header("x-request-id", &hold.id)
-                .body(upstream_bytes.clone());
+                .body(call.body.clone());
             if let Some(state) = &ctx.trace.state {
                 request = request.header("tracestate", state);
             }
-            if let Some(secret) = &credential {
+            if let Some(secret) = credential {
                 request = request.bearer_auth(secret.expose_secret());
             }
             let result = request.send().await;
-            let (retryable, wait, reason, failure) = match result {
+            let (wait, reason, failure) = match result {
                 Ok(response) if response.status().is_success() => {
                     self.breakers.record(
                         &ctx.route.provider,
@@ -719,7 +711,7 @@ impl Gateway {
                         true,
                         Instant::now(),
                     );
-                    break Ok(response);
+                    return Ok(response);
                 }
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -736,16 +728,16 @@ impl Gateway {
                             !failure,
                             Instant::now(),
                         );
-                        break Err(UpstreamFailure::Status {
+                        return Err(Attempts::Failed(UpstreamFailure::Status {
                             status,
                             body,
                             retry_after: headers
                                 .get("retry-after")
                                 .and_then(|v| v.to_str().ok())
                                 .map(str::to_owned),
-                        });
+                        }));
                     }
-                    (true, wait, status.to_string(), failure)
+                    (wait, status.to_string(), failure)
                 }
                 Err(e) => {
                     let timeout = e.is_timeout();
@@ -768,21 +760,19 @@ impl Gateway {
                                 Instant::now(),
                             );
                         }
-                        break Err(if timeout {
+                        return Err(Attempts::Failed(if timeout {
                             UpstreamFailure::Timeout
                         } else {
                             UpstreamFailure::Connect(e.to_string())
-                        });
+                        }));
                     }
                     (
-                        true,
                         None,
                         if timeout { "timeout" } else { "connect" }.to_owned(),
                         true,
                     )
                 }
             };
-            debug_assert!(retryable);
             self.breakers.record(
                 &ctx.route.provider,
                 &ctx.route.model,
@@ -802,113 +792,124 @@ impl Gateway {
             });
             tokio::time::sleep(sleep).await;
             attempt += 1;
-            match self
+            permit = self
                 .breakers
                 .acquire(&ctx.route.provider, &ctx.route.model, Instant::now())
-            {
-                Ok(p) => permit = p,
-                Err(wait) => {
-                    self.void(&ctx, &hold, 503, "circuit_open", upstream_started.elapsed());
-                    return circuit_open(&ctx.route, wait);
-                }
-            }
-        };
+                .map_err(Attempts::CircuitOpen)?;
+        }
+    }
 
-        let response = match response {
-            Ok(r) => r,
-            Err(failure) => {
-                let upstream = upstream_started.elapsed();
-                return match failure {
-                    UpstreamFailure::Timeout => {
-                        // The provider may have run (and billed) the call: a
-                        // timeout costs the reserved worst case, never nothing.
-                        self.charge(
-                            &ctx,
-                            &hold,
-                            price,
-                            None,
-                            (input_bound, output_bound),
-                            504,
-                            Some("timeout"),
-                            upstream,
-                            None,
-                        );
-                        Reply::error(
-                            504,
-                            "timeout",
-                            format!(
-                                "{} did not answer within {} s.",
-                                ctx.route.provider,
-                                self.config.llm.timeout.as_secs()
-                            ),
-                        )
-                    }
-                    UpstreamFailure::Connect(e) => {
-                        self.void(&ctx, &hold, 502, "upstream_5xx", upstream);
-                        Reply::error(
-                            502,
-                            "upstream_unreachable",
-                            format!("Paved cannot reach {}: {e}", ctx.route.provider),
-                        )
-                    }
-                    UpstreamFailure::Status {
-                        status,
-                        body,
-                        retry_after,
-                    } => {
-                        let provider_message = serde_json::from_slice::<Value>(&body)
-                            .ok()
-                            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                            .unwrap_or_else(|| {
-                                String::from_utf8_lossy(&body).chars().take(500).collect()
-                            });
-                        let error_type = match status {
-                            401 | 403 => "unauthorized",
-                            429 => "rate_limited",
-                            s if s >= 500 => "upstream_5xx",
-                            _ => "bad_request",
-                        };
-                        self.void(&ctx, &hold, status, error_type, upstream);
-                        if matches!(status, 401 | 403) {
-                            // The platform's credential was refused, not the caller's
-                            // key. The provider's text (which may describe the key)
-                            // goes to the log, not to the caller.
-                            tracing::warn!(
-                                provider = %ctx.route.provider,
-                                model = %ctx.route.model,
-                                status,
-                                message = %provider_message.escape_debug(),
-                                "the provider refused the platform's credential"
-                            );
-                            Reply::error(
-                                502,
-                                "upstream_credential_error",
-                                format!(
-                                    "{} refused the platform's credential for {}; the platform team has been told in the log.",
-                                    ctx.route.provider, ctx.route.model
-                                ),
-                            )
-                        } else {
-                            let mut reply = Reply {
-                                status,
-                                content_type: "application/json".into(),
-                                headers: Vec::new(),
-                                body: ReplyBody::Full(if body.is_empty() {
-                                    Bytes::from(json!({"error": {"message": provider_message, "type": error_type}}).to_string())
-                                } else {
-                                    body
-                                }),
-                            };
-                            if let Some(r) = retry_after {
-                                reply.headers.push(("retry-after", r));
-                            }
-                            reply
-                        }
-                    }
+    /// The answer when every attempt failed: a timeout costs the reserved
+    /// worst case (the provider may have run and billed it); other failures
+    /// void the hold.
+    fn upstream_failed(
+        &self,
+        ctx: &Context,
+        hold: &Hold,
+        admitted: &Admitted,
+        failure: UpstreamFailure,
+        upstream: Duration,
+    ) -> Reply {
+        match failure {
+            UpstreamFailure::Timeout => {
+                self.charge(
+                    ctx,
+                    hold,
+                    admitted.price,
+                    None,
+                    admitted.bounds,
+                    504,
+                    Some("timeout"),
+                    upstream,
+                    None,
+                );
+                Reply::error(
+                    504,
+                    "timeout",
+                    format!(
+                        "{} did not answer within {} s.",
+                        ctx.route.provider,
+                        self.config.llm.timeout.as_secs()
+                    ),
+                )
+            }
+            UpstreamFailure::Connect(e) => {
+                self.void(ctx, hold, 502, "upstream_5xx", upstream);
+                Reply::error(
+                    502,
+                    "upstream_unreachable",
+                    format!("Paved cannot reach {}: {e}", ctx.route.provider),
+                )
+            }
+            UpstreamFailure::Status {
+                status,
+                body,
+                retry_after,
+            } => {
+                let provider_message = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(500).collect());
+                let error_type = match status {
+                    401 | 403 => "unauthorized",
+                    429 => "rate_limited",
+                    s if s >= 500 => "upstream_5xx",
+                    _ => "bad_request",
                 };
+                self.void(ctx, hold, status, error_type, upstream);
+                if matches!(status, 401 | 403) {
+                    // The platform's credential was refused, not the caller's
+                    // key. The provider's text (which may describe the key)
+                    // goes to the log, not to the caller.
+                    tracing::warn!(
+                        provider = %ctx.route.provider,
+                        model = %ctx.route.model,
+                        status,
+                        message = %provider_message.escape_debug(),
+                        "the provider refused the platform's credential"
+                    );
+                    return Reply::error(
+                        502,
+                        "upstream_credential_error",
+                        format!(
+                            "{} refused the platform's credential for {}; the platform team has been told in the log.",
+                            ctx.route.provider, ctx.route.model
+                        ),
+                    );
+                }
+                let mut reply = Reply {
+                    status,
+                    content_type: "application/json".into(),
+                    headers: Vec::new(),
+                    body: ReplyBody::Full(if body.is_empty() {
+                        Bytes::from(
+                            json!({"error": {"message": provider_message, "type": error_type}})
+                                .to_string(),
+                        )
+                    } else {
+                        body
+                    }),
+                };
+                if let Some(r) = retry_after {
+                    reply.headers.push(("retry-after", r));
+                }
+                reply
             }
-        };
+        }
+    }
 
+    /// Passes the provider's answer on and settles the hold to its usage: a
+    /// stream is metered as it flows; a body that breaks off mid-way costs
+    /// the worst case.
+    async fn settle(
+        self: Arc<Self>,
+        ctx: Context,
+        hold: Hold,
+        admitted: &Admitted,
+        call: &UpstreamCall,
+        response: reqwest::Response,
+        started: Instant,
+    ) -> Reply {
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -916,17 +917,16 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
             .to_owned();
-        if streaming && content_type.starts_with("text/event-stream") {
-            let worst_tokens = (input_bound, output_bound);
+        if call.streaming && content_type.starts_with("text/event-stream") {
             return stream::metered(
                 self.clone(),
                 ctx,
                 hold,
-                price,
-                worst_tokens,
+                admitted.price,
+                admitted.bounds,
                 response,
-                client_wants_usage,
-                upstream_started,
+                call.client_wants_usage,
+                started,
             );
         }
         let body = match response.bytes().await {
@@ -934,16 +934,15 @@ impl Gateway {
             Err(e) => {
                 // The provider may have billed: charge the worst case rather than nothing.
                 tracing::warn!(error = %e, "upstream body failed mid-way");
-                let upstream = upstream_started.elapsed();
                 self.charge(
                     &ctx,
                     &hold,
-                    price,
+                    admitted.price,
                     None,
-                    (input_bound, output_bound),
+                    admitted.bounds,
                     502,
                     Some("upstream_5xx"),
-                    upstream,
+                    started.elapsed(),
                     None,
                 );
                 return Reply::error(
@@ -953,7 +952,7 @@ impl Gateway {
                 );
             }
         };
-        let upstream = upstream_started.elapsed();
+        let upstream = started.elapsed();
         let usage = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
             if let Some(m) = v.get("model").and_then(Value::as_str) {
                 ctx.span.record("gen_ai.response.model", m);
@@ -968,9 +967,9 @@ impl Gateway {
         let remaining = self.charge(
             &ctx,
             &hold,
-            price,
+            admitted.price,
             usage,
-            (input_bound, output_bound),
+            admitted.bounds,
             status,
             None,
             upstream,
@@ -1283,6 +1282,148 @@ impl Gateway {
     pub async fn flush(&self) {
         self.ledger.flush().await;
     }
+}
+
+/// What admission found: the price and the worst case (prompt, completion tokens).
+struct Admitted {
+    price: Price,
+    bounds: (i64, i64),
+}
+
+/// Why a request was answered before anything was reserved. One place turns
+/// each into OpenAI's error body and the metrics' error type.
+enum Refusal {
+    /// The team's budget does not allow the model.
+    ModelNotAllowed,
+    /// The model has no price, so it cannot be billed.
+    ModelNotPriced,
+    /// The idempotency key's first answer, replayed.
+    Replayed(Arc<StoredResponse>),
+    /// The idempotency key was used with another body.
+    IdempotencyKeyReused,
+    /// A request with the idempotency key is still running.
+    IdempotencyKeyInUse,
+    /// The ledger could not be read.
+    LedgerUnavailable(String),
+    /// A part whose cost cannot be bounded before the call.
+    UnsupportedContent(String),
+}
+
+impl Refusal {
+    /// The answer to the caller (recorded as a refused request, except a replay).
+    fn reply(self, gateway: &Gateway, ctx: &Context) -> Reply {
+        let (reply, error_type) = match self {
+            Refusal::Replayed(stored) => {
+                return Reply {
+                    status: stored.status,
+                    content_type: stored.content_type.clone(),
+                    headers: vec![("idempotent-replayed", "true".into())],
+                    body: ReplyBody::Full(stored.body.clone()),
+                }
+            }
+            Refusal::ModelNotAllowed => (
+                Reply::error(
+                    403,
+                    "model_not_allowed",
+                    format!(
+                        "Team {}'s budget does not allow `{}`; a team lead can add it on the Budget page.",
+                        ctx.key.team, ctx.route.model
+                    ),
+                ),
+                "bad_request",
+            ),
+            Refusal::ModelNotPriced => (
+                Reply::error(
+                    403,
+                    "model_not_priced",
+                    format!(
+                        "`{}` from {} has no price in Paved's price table, so it cannot be billed; a platform admin adds its price first.",
+                        ctx.route.model, ctx.route.provider
+                    ),
+                ),
+                "bad_request",
+            ),
+            Refusal::IdempotencyKeyReused => (
+                Reply::error(
+                    422,
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was already used with a different request body; use a new key for a new request.",
+                ),
+                "bad_request",
+            ),
+            Refusal::IdempotencyKeyInUse => (
+                Reply::error(
+                    409,
+                    "idempotency_key_in_use",
+                    "A request with this Idempotency-Key is still in progress; retry after it finishes.",
+                ),
+                "bad_request",
+            ),
+            Refusal::LedgerUnavailable(message) => (
+                Reply::error(503, "ledger_unavailable", message),
+                "budget_exceeded",
+            ),
+            Refusal::UnsupportedContent(message) => (
+                Reply::error(400, "unsupported_content", message),
+                "bad_request",
+            ),
+        };
+        gateway.refuse(ctx, reply, error_type)
+    }
+}
+
+/// The request as the provider gets it.
+struct UpstreamCall {
+    url: String,
+    body: Bytes,
+    streaming: bool,
+    /// Whether the caller asked for usage in the stream (Paved always does).
+    client_wants_usage: bool,
+}
+
+impl UpstreamCall {
+    /// The caller's body with the provider's model name, asking a stream for
+    /// its usage (the ledger needs it).
+    fn new(ctx: &Context, parsed: Value) -> Self {
+        let mut body = parsed;
+        let mut client_wants_usage = true;
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert(
+                "model".into(),
+                Value::String(ctx.route.upstream_model.clone()),
+            );
+            if ctx.operation == Operation::Chat && obj.get("stream") == Some(&Value::Bool(true)) {
+                let options = obj.entry("stream_options").or_insert_with(|| json!({}));
+                if let Some(options) = options.as_object_mut() {
+                    client_wants_usage = options.get("include_usage") == Some(&Value::Bool(true));
+                    options.insert("include_usage".into(), Value::Bool(true));
+                }
+            }
+        }
+        let streaming = body.get("stream") == Some(&Value::Bool(true));
+        let url = format!(
+            "{}/{}",
+            ctx.route.base_url,
+            match ctx.operation {
+                Operation::Chat => "chat/completions",
+                Operation::Embeddings => "embeddings",
+            }
+        );
+        UpstreamCall {
+            url,
+            body: Bytes::from(body.to_string()),
+            streaming,
+            client_wants_usage,
+        }
+    }
+}
+
+/// How the attempts at the provider ended without an answer to pass on.
+enum Attempts {
+    /// Every attempt failed.
+    Failed(UpstreamFailure),
+    /// The breaker opened between attempts.
+    CircuitOpen(Duration),
 }
 
 enum UpstreamFailure {
