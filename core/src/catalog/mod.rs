@@ -3,6 +3,7 @@
 
 pub mod crawl;
 pub mod model;
+pub mod page;
 pub mod portal;
 pub mod query;
 pub mod refresh;
