@@ -175,7 +175,7 @@ fn output_link(link: &Value) -> Option<(String, String)> {
     let (namespace, name) = rest.split_once('/').unwrap_or(("default", rest));
     Some((
         title,
-        format!("/catalog/{}/{namespace}/{name}", kind.to_ascii_lowercase()),
+        paved_shared::catalog::entity_href(kind, namespace, name),
     ))
 }
 

@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::auth::{authorize, Action, Principal};
 use crate::{CoreError, CoreState};
 use naming::{AccessScope, Holder, SecretTarget};
-use vault::{Vault, VaultError, VaultState};
+use vault::{Vault, VaultError};
 
 pub use naming::{annotations_yaml, injector_annotations, WorkloadIdentity};
 
@@ -124,15 +124,13 @@ fn vault(state: &CoreState) -> Result<&std::sync::Arc<Vault>, CoreError> {
 /// Refuses early, before anything is written, when Vault is known to be down.
 fn ensure_usable(vault: &Vault) -> Result<(), CoreError> {
     let status = vault.status();
-    match status.state {
-        VaultState::Sealed | VaultState::Unreachable | VaultState::Uninitialized => {
-            Err(CoreError::Unavailable(format!(
-                "{} Nothing was changed; try again once it is back.",
-                status.detail
-            )))
-        }
-        _ => Ok(()),
+    if status.state.is_down() {
+        return Err(CoreError::Unavailable(format!(
+            "{} Nothing was changed; try again once it is back.",
+            status.detail
+        )));
     }
+    Ok(())
 }
 
 /// Maps a Vault failure during `doing` to a domain error with a clear message.
@@ -694,11 +692,7 @@ pub async fn panel(
         holder: listed.holder,
         secrets: listed.secrets,
         access: listed.access,
-        vault_notice: matches!(
-            status.state,
-            VaultState::Sealed | VaultState::Unreachable | VaultState::Uninitialized
-        )
-        .then_some(status.detail),
+        vault_notice: status.state.is_down().then_some(status.detail),
         configured: true,
     })
 }

@@ -37,6 +37,17 @@ pub enum VaultState {
     Unauthenticated,
 }
 
+impl VaultState {
+    /// Vault cannot serve secrets at all (sealed, uninitialized or not
+    /// answering): writes are refused before they start and pages say so.
+    pub fn is_down(self) -> bool {
+        matches!(
+            self,
+            VaultState::Sealed | VaultState::Unreachable | VaultState::Uninitialized
+        )
+    }
+}
+
 /// The sentence for a healthy Vault.
 const READY: &str = "Vault is unsealed and answering.";
 
