@@ -13,15 +13,12 @@ command -v wrk >/dev/null || { log "installing wrk"; as_root apt-get install -y 
 "$ROOT/scripts/build.sh" --release
 
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-port=3330 oidc_port=4430 url="http://127.0.0.1:3330"
+port=3330 url="http://127.0.0.1:3330"
+export OIDC_PORT=4430 PAVED_PUBLIC_URL="$url"
+start_stack "$work" oidc
+trap 'stop_stack; rm -rf "$work"' EXIT
+oidc_port=$OIDC_PORT
 token="bench-admin-token-0123456789abcdef"
-PAVED_PUBLIC_URL="$url" OIDC_PORT=$oidc_port node end2end/oidc/provider.mjs > "$work/oidc.log" 2>&1 &
-pids+=($!)
-wait_for_http "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" 30
 
 results="$work/results.md"
 for scale in "${scales[@]}"; do
@@ -30,7 +27,6 @@ for scale in "${scales[@]}"; do
   PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \
   PAVED_DATABASE_URL="sqlite://$work/catalog-$scale.db" PAVED_SITE_ROOT="$SITE_ROOT" \
   PAVED_CATALOG_FILE_ROOTS="$work/synth-$scale" PAVED_SERVICE_TOKENS="bench:$token:platform_admin" \
-  PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
     "$CARGO_TARGET_DIR/release/paved" > "$work/paved-$scale.log" 2>&1 &
   server=$!
   wait_for_ok "$url/readyz" 30

@@ -48,8 +48,10 @@ bin="$CARGO_TARGET_DIR/release"
 for b in paved paved-llm-stub llm-load; do [ -x "$bin/$b" ] || die "$bin/$b is missing"; done
 
 work=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+# The stub (no key: the route below has no credential, so Vault stays off).
+PAVED_PROFILE_DIR=release LLM_PORT=$stub_port start_stack "$work" llm
+trap 'stop_stack; rm -rf "$work"' EXIT
+stub="$LLM_STUB_URL"
 
 # CPU ticks (utime + stime) of a process and its descendants.
 cpu_ticks() {
@@ -101,12 +103,6 @@ measure() {
 }
 field() { jq -r "$2" "$work/$1.json"; }
 
-# The stub.
-"$bin/paved-llm-stub" --port "$stub_port" > "$work/stub.log" 2>&1 &
-pids+=($!)
-stub="http://127.0.0.1:$stub_port"
-wait_for_ok "$stub/v1/models" 30 || die "the stub did not start: $(cat "$work/stub.log")"
-
 # Paved with the stub as the only upstream. Nothing here signs a person in, so no
 # OpenID provider runs (discovery is lazy); Vault is off (the route has no credential).
 cat > "$work/upstreams.yaml" <<YAML
@@ -119,15 +115,12 @@ YAML
 admin_token=bench-admin-0123456789abcdef
 lead_token=bench-lead-0123456789abcdef
 url="http://127.0.0.1:$port"
-PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \
-PAVED_DATABASE_URL="sqlite://$work/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
-PAVED_OIDC_ISSUER="http://127.0.0.1:9" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
-PAVED_SERVICE_TOKENS="bench:$admin_token:platform_admin,lead:$lead_token:team_lead:payments" \
-PAVED_LLM_UPSTREAMS="$work/upstreams.yaml" \
-  "$bin/paved" > "$work/paved.log" 2>&1 &
-paved_pid=$!
-pids+=($paved_pid)
-wait_for_ok "$url/readyz" 60 || die "Paved did not become ready: $(tail -20 "$work/paved.log")"
+export PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \
+  PAVED_DATABASE_URL="sqlite://$work/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
+  PAVED_OIDC_ISSUER="http://127.0.0.1:9" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
+  PAVED_SERVICE_TOKENS="bench:$admin_token:platform_admin,lead:$lead_token:team_lead:payments" \
+  PAVED_LLM_UPSTREAMS="$work/upstreams.yaml"
+run_paved "$work/paved.log" "$bin/paved"
 idle_rss=$(awk '/^VmRSS:/ {print int($2 / 1024)}' "/proc/$paved_pid/status")
 
 # Price, budget and a gateway key for team payments (seeded by PAVED_DEMO).

@@ -12,20 +12,21 @@ cd "$ROOT"
 "$ROOT/scripts/setup.sh" demo
 "$ROOT/scripts/build.sh" --release
 
-start_bench_stack 3340 4440 8240
+work=$(mktemp -d)
+port=3340 url="http://127.0.0.1:3340"
+export OIDC_PORT=4440 VAULT_PORT=8240 VAULT_TOKEN=paved-bench-root PAVED_PUBLIC_URL="$url"
+start_stack "$work" oidc vault
+trap 'stop_stack; rm -rf "$work"' EXIT
+oidc_port=$OIDC_PORT
 
 token=bench-token-0123456789abcdef
-PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \
+export PAVED_BIND="127.0.0.1:$port" PAVED_DEMO=true PAVED_LOG=warn \
 PAVED_DATABASE_URL="sqlite://$work/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
-PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
 PAVED_CATALOG_FILE_ROOTS="$ROOT/catalog,$ROOT/templates" \
 PAVED_CATALOG_LOCATIONS="file:$ROOT/catalog/demo/all.yaml,file:$ROOT/templates/all.yaml" \
 PAVED_SCAFFOLDER_GIT_HOSTS="git.paved.demo=file://$work/git" PAVED_SCAFFOLDER_WORKDIR="$work/scaffolder" \
-PAVED_SERVICE_TOKENS="bench:$token:team_lead:payments" \
-PAVED_VAULT_ADDR="$VAULT_ADDR" PAVED_VAULT_TOKEN="$portal_token" \
-  "$CARGO_TARGET_DIR/release/paved" > "$work/paved.log" 2>&1 &
-pids+=($!)
-wait_for_ok "$url/readyz" 60
+PAVED_SERVICE_TOKENS="bench:$token:team_lead:payments"
+run_paved "$work/paved.log" "$CARGO_TARGET_DIR/release/paved"
 
 result=$(python3 bench/scaffold_bench.py "$url" "$token" template:default/rust-axum-service 30 20)
 field() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2], {}, d))" "$result" "$1"; }

@@ -12,18 +12,19 @@ cd "$ROOT"
 command -v wrk >/dev/null || { log "installing wrk"; as_root apt-get install -y -qq wrk >/dev/null; }
 "$ROOT/scripts/build.sh" --release
 
-start_bench_stack 3330 4430 8230
+work=$(mktemp -d)
+port=3330 url="http://127.0.0.1:3330"
+export OIDC_PORT=4430 VAULT_PORT=8230 VAULT_TOKEN=paved-bench-root PAVED_PUBLIC_URL="$url"
+start_stack "$work" oidc vault
+trap 'stop_stack; rm -rf "$work"' EXIT
+oidc_port=$OIDC_PORT
 
 token=bench-token-0123456789abcdef
-PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \
+export PAVED_BIND="127.0.0.1:$port" PAVED_DEMO=true PAVED_LOG=warn \
 PAVED_DATABASE_URL="sqlite://$work/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
-PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret \
 PAVED_CATALOG_FILE_ROOTS="$ROOT/catalog" PAVED_CATALOG_LOCATIONS="file:$ROOT/catalog/demo/all.yaml" \
-PAVED_SERVICE_TOKENS="bench:$token:developer:payments" \
-PAVED_VAULT_ADDR="$VAULT_ADDR" PAVED_VAULT_TOKEN="$portal_token" \
-  "$CARGO_TARGET_DIR/release/paved" > "$work/paved.log" 2>&1 &
-pids+=($!)
-wait_for_ok "$url/readyz" 60
+PAVED_SERVICE_TOKENS="bench:$token:developer:payments"
+run_paved "$work/paved.log" "$CARGO_TARGET_DIR/release/paved"
 
 auth="Authorization: Bearer $token"
 # Provisioning: every request rotates the secret and converges its policy and role.

@@ -14,19 +14,14 @@ command -v wrk >/dev/null || { log "installing wrk"; as_root apt-get install -y 
 "$ROOT/scripts/build.sh" --release
 
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+port=3320 url="http://127.0.0.1:3320"
+export OIDC_PORT=4420 PAVED_PUBLIC_URL="$url"
+start_stack "$work" oidc
+trap 'stop_stack; rm -rf "$work"' EXIT
+oidc_port=$OIDC_PORT
 
-port=3320 oidc_port=4420
-url="http://127.0.0.1:$port"
-PAVED_PUBLIC_URL="$url" OIDC_PORT=$oidc_port node end2end/oidc/provider.mjs > "$work/oidc.log" 2>&1 &
-pids+=($!)
-wait_for_http "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" 30
-
-export PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \
-  PAVED_DATABASE_URL="sqlite://$work/paved.db" PAVED_SITE_ROOT="$SITE_ROOT" \
-  PAVED_OIDC_ISSUER="http://127.0.0.1:$oidc_port" PAVED_OIDC_CLIENT_ID=paved PAVED_OIDC_CLIENT_SECRET=paved-demo-secret
+export PAVED_BIND="127.0.0.1:$port" PAVED_DEMO=true PAVED_LOG=warn \
+  PAVED_DATABASE_URL="sqlite://$work/paved.db" PAVED_SITE_ROOT="$SITE_ROOT"
 bin="$CARGO_TARGET_DIR/release/paved"
 
 start_paved() { "$bin" > "$work/paved.log" 2>&1 & server=$!; }

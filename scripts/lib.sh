@@ -37,48 +37,114 @@ wait_for_ok() {
   done
 }
 
-# For benchmarks: a scratch folder, the demo OpenID provider on $2 and an
-# OpenBao dev server on $3 (prepared by vault-dev-setup.sh) for a Paved on
-# port $1. Sets port, work, url, oidc_port, portal_token and pids; stops everything on exit.
-start_bench_stack() {
-  local vault_port=$3
-  port=$1
-  oidc_port=$2
-  work=$(mktemp -d)
+# start_stack DIR PARTS...: what runs around Paved, on loopback, for the demo,
+# the browser tests and every benchmark; logs (and OpenBao's audit log) go to DIR.
+# PARTS name what to start:
+#   oidc   the demo OpenID provider on $OIDC_PORT (skipped when PAVED_OIDC_ISSUER
+#          is already set); needs PAVED_PUBLIC_URL for its redirect.
+#   vault  an OpenBao dev server on $VAULT_PORT, root token $VAULT_TOKEN (skipped
+#          when PAVED_VAULT_ADDR is set); Paved gets the least-privilege token
+#          from vault-dev-setup.sh, never the root token.
+#   llm    the stub LLM provider on $LLM_PORT (skipped when PAVED_LLM_UPSTREAMS is
+#          set); with OpenBao it requires key $LLM_KEY, stored where Paved reads
+#          it, and OpenAI's model names are routed to it.
+# Exports the PAVED_* variables that point Paved at what started, sets
+# STARTED_OIDC/STARTED_VAULT/STARTED_LLM and LLM_STUB_URL, appends pids to `pids`
+# and stops everything on exit.
+start_stack() {
+  local dir=$1 part
+  shift
+  mkdir -p "$dir"
   pids=()
-  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-  url="http://127.0.0.1:$port"
-  PAVED_PUBLIC_URL="$url" OIDC_PORT=$oidc_port node "$ROOT/end2end/oidc/provider.mjs" > "$work/oidc.log" 2>&1 &
-  pids+=($!)
-  export VAULT_ADDR="http://127.0.0.1:$vault_port" VAULT_TOKEN="paved-bench-root"
-  printf 'audit "file" "bench" {\n  options { file_path = "%s" }\n}\n' "$work/audit.log" > "$work/openbao.hcl"
-  bao server -dev -dev-root-token-id="$VAULT_TOKEN" -dev-listen-address="127.0.0.1:$vault_port" \
-    -config="$work/openbao.hcl" > "$work/openbao.log" 2>&1 &
-  pids+=($!)
-  wait_for_http "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" 30
-  wait_for_ok "$VAULT_ADDR/v1/sys/health" 30
-  portal_token="$("$ROOT/scripts/vault-dev-setup.sh")"
+  trap stop_stack EXIT
+  for part in "$@"; do
+    case $part in
+      oidc)
+        [ -n "${PAVED_OIDC_ISSUER:-}" ] && continue
+        export PAVED_OIDC_ISSUER="http://127.0.0.1:$OIDC_PORT"
+        export PAVED_OIDC_CLIENT_ID="${PAVED_OIDC_CLIENT_ID:-paved}"
+        export PAVED_OIDC_CLIENT_SECRET="${PAVED_OIDC_CLIENT_SECRET:-paved-demo-secret}"
+        log "starting the demo OpenID provider at $PAVED_OIDC_ISSUER"
+        OIDC_PORT=$OIDC_PORT node "$ROOT/end2end/oidc/provider.mjs" > "$dir/oidc.log" 2>&1 &
+        pids+=($!)
+        wait_for_http "$PAVED_OIDC_ISSUER/.well-known/openid-configuration" 30 \
+          || die "the OpenID provider did not start; see $dir/oidc.log"
+        STARTED_OIDC=1
+        ;;
+      vault)
+        [ -n "${PAVED_VAULT_ADDR:-}" ] && continue
+        export VAULT_ADDR="http://127.0.0.1:$VAULT_PORT" VAULT_TOKEN="${VAULT_TOKEN:-paved-dev-root}"
+        # OpenBao only accepts audit devices declared in its configuration file.
+        printf 'audit "file" "paved" {\n  options { file_path = "%s" }\n}\n' "$dir/openbao-audit.log" > "$dir/openbao.hcl"
+        log "starting the OpenBao dev server at $VAULT_ADDR"
+        bao server -dev -dev-root-token-id="$VAULT_TOKEN" -dev-listen-address="127.0.0.1:$VAULT_PORT" \
+          -config="$dir/openbao.hcl" > "$dir/openbao.log" 2>&1 &
+        pids+=($!)
+        wait_for_ok "$VAULT_ADDR/v1/sys/health" 30 || die "OpenBao did not start; see $dir/openbao.log"
+        export PAVED_VAULT_ADDR="$VAULT_ADDR"
+        PAVED_VAULT_TOKEN="$("$ROOT/scripts/vault-dev-setup.sh")"
+        export PAVED_VAULT_TOKEN
+        STARTED_VAULT=1
+        ;;
+      llm)
+        [ -n "${PAVED_LLM_UPSTREAMS:-}" ] && continue
+        log "starting the stub LLM provider at http://127.0.0.1:$LLM_PORT/v1"
+        start_llm_stub "$LLM_PORT" "${STARTED_VAULT:+$LLM_KEY}" "$dir/llm-upstreams.yaml"
+        export PAVED_LLM_UPSTREAMS="$dir/llm-upstreams.yaml"
+        STARTED_LLM=1
+        ;;
+      *) die "start_stack: unknown part $part" ;;
+    esac
+  done
+}
+
+stop_stack() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+
+# run_paved LOG [BIN]: runs Paved (the debug build unless BIN) with the
+# exported PAVED_* variables, logging to LOG ("-": this terminal), and waits
+# until it is ready; its pid is `paved_pid` and is appended to `pids`.
+run_paved() {
+  local log_file=$1 bin=${2:-$CARGO_TARGET_DIR/${PAVED_PROFILE_DIR:-debug}/paved}
+  if [ "$log_file" = - ]; then "$bin" & else "$bin" > "$log_file" 2>&1 & fi
+  paved_pid=$!
+  pids+=("$paved_pid")
+  wait_for_ok "$PAVED_PUBLIC_URL/readyz" 60 || {
+    [ "$log_file" = - ] || tail -n 40 "$log_file" >&2
+    die "Paved did not start"
+  }
 }
 
 # The local OpenAI-compatible stub that stands in for LLM providers in the
-# demo and the browser tests (no provider is reachable from here): starts it
-# on port $1 requiring API key $2, writes a PAVED_LLM_UPSTREAMS file $3
-# routing OpenAI's model names to it with the platform-wide key in Vault, and
-# stores that key at secret/platform/llm/_platform (needs VAULT_ADDR and a
-# VAULT_TOKEN that may write there). Appends the stub's pid to `pids`.
+# demo, the browser tests and the benchmarks (no provider is reachable from
+# here): starts it on port $1, writes a PAVED_LLM_UPSTREAMS file $3 routing
+# OpenAI's model names to it, and sets LLM_STUB_URL. With an API key $2 the stub
+# requires it and the key is stored as the platform-wide credential at
+# secret/platform/llm/_platform (needs VAULT_ADDR and a VAULT_TOKEN that may
+# write there). Appends the stub's pid to `pids`.
 start_llm_stub() {
-  local port=$1 key=$2 file=$3
-  "$CARGO_TARGET_DIR/${PAVED_PROFILE_DIR:-debug}/paved-llm-stub" --port "$port" --require-key "$key" \
-    > "${file%.yaml}.log" 2>&1 &
+  local port=$1 key=$2 file=$3 credential=""
+  local args=(--port "$port")
+  if [ -n "$key" ]; then
+    args+=(--require-key "$key")
+    credential="credential: llm/_platform, "
+  fi
+  "$CARGO_TARGET_DIR/${PAVED_PROFILE_DIR:-debug}/paved-llm-stub" "${args[@]}" > "${file%.yaml}.log" 2>&1 &
   pids+=($!)
+  LLM_STUB_URL="http://127.0.0.1:$port"
   cat > "$file" <<YAML
 # Generated by scripts/lib.sh: every model goes to the local stub provider.
 models:
-  - { model: gpt-4o-mini, provider: openai, base_url: "http://127.0.0.1:$port/v1", credential: llm/_platform, max_output_tokens: 16384 }
-  - { model: gpt-4o, provider: openai, base_url: "http://127.0.0.1:$port/v1", credential: llm/_platform, max_output_tokens: 16384 }
-  - { model: text-embedding-3-small, provider: openai, base_url: "http://127.0.0.1:$port/v1", credential: llm/_platform, type: embeddings }
+  - { model: gpt-4o-mini, provider: openai, base_url: "$LLM_STUB_URL/v1", ${credential}max_output_tokens: 16384 }
+  - { model: gpt-4o, provider: openai, base_url: "$LLM_STUB_URL/v1", ${credential}max_output_tokens: 16384 }
+  - { model: text-embedding-3-small, provider: openai, base_url: "$LLM_STUB_URL/v1", ${credential}type: embeddings }
 YAML
-  wait_for_http "http://127.0.0.1:$port/v1/models" 30 || die "the LLM stub did not start; see ${file%.yaml}.log"
-  curl -sf -X POST -H "X-Vault-Token: $VAULT_TOKEN" -d "{\"data\":{\"openai\":\"$key\"}}" \
-    "$VAULT_ADDR/v1/secret/data/platform/llm/_platform" > /dev/null || die "cannot store the stub provider key in Vault"
+  wait_for_http "$LLM_STUB_URL/v1/models" 30 || die "the LLM stub did not start; see ${file%.yaml}.log"
+  if [ -n "$key" ]; then
+    curl -sf -X POST -H "X-Vault-Token: $VAULT_TOKEN" -d "{\"data\":{\"openai\":\"$key\"}}" \
+      "$VAULT_ADDR/v1/secret/data/platform/llm/_platform" > /dev/null || die "cannot store the stub provider key in Vault"
+  fi
 }

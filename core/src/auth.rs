@@ -238,15 +238,7 @@ mod tests {
 
     #[test]
     fn a_refusal_is_a_403_naming_what_is_needed() {
-        let dev = Principal {
-            user_id: Some(1),
-            subject: "s".into(),
-            display_name: "S".into(),
-            email: None,
-            method: AuthMethod::Session,
-            platform_roles: BTreeSet::new(),
-            teams: BTreeMap::from([("payments".to_owned(), TeamRole::Member)]),
-        };
+        let dev = paved_shared::auth::testing::member("payments");
         let err = CoreError::from(authorize(&dev, Action::ViewAuditLog).unwrap_err());
         assert_eq!(err.status_code(), 403);
         assert!(err.to_string().contains("platform admins"));

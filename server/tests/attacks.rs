@@ -166,13 +166,6 @@ async fn a_disabled_person_is_locked_out_at_once_and_only_admins_manage_access()
         .await;
     assert_status(&r, StatusCode::FORBIDDEN);
     // The access page's server functions refuse a developer the same way.
-    let call = |name: &str, form: String, cookie: &str| {
-        server_fn(
-            name,
-            &form,
-            &[(header::COOKIE, cookie), (header::ORIGIN, PUBLIC_URL)],
-        )
-    };
     for (name, form) in [
         ("admin_access", String::new()),
         (
@@ -181,12 +174,13 @@ async fn a_disabled_person_is_locked_out_at_once_and_only_admins_manage_access()
         ),
         ("admin_revoke_token", format!("id={}", token.id)),
     ] {
-        let r = app.send(call(name, form, &dana_cookie)).await;
+        let r = app.with_session(&dana_cookie).call(name, &form).await;
         assert_status(&r, StatusCode::FORBIDDEN);
     }
     assert_status(&app.send(me_with_token()).await, StatusCode::OK);
     let r = app
-        .send(call("admin_access", String::new(), &admin_cookie))
+        .with_session(&admin_cookie)
+        .call("admin_access", "")
         .await;
     assert_status(&r, StatusCode::OK);
     let people = body_json(r).await;
@@ -244,20 +238,20 @@ async fn a_disabled_person_is_locked_out_at_once_and_only_admins_manage_access()
     let me = || get_with("/api/v1/me", header::COOKIE, &dana_cookie);
     assert_status(&app.send(me()).await, StatusCode::OK);
     let r = app
-        .send(call(
+        .with_session(&admin_cookie)
+        .call(
             "admin_set_disabled",
-            format!("user_id={dana_id}&disabled=true"),
-            &admin_cookie,
-        ))
+            &format!("user_id={dana_id}&disabled=true"),
+        )
         .await;
     assert_status(&r, StatusCode::OK);
     assert_status(&app.send(me()).await, StatusCode::UNAUTHORIZED);
     let r = app
-        .send(call(
+        .with_session(&admin_cookie)
+        .call(
             "admin_set_disabled",
-            format!("user_id={dana_id}&disabled=false"),
-            &admin_cookie,
-        ))
+            &format!("user_id={dana_id}&disabled=false"),
+        )
         .await;
     assert_status(&r, StatusCode::OK);
     assert_status(&app.send(me_with_token()).await, StatusCode::OK);
@@ -303,17 +297,19 @@ async fn nobody_writes_into_another_persons_wizard_run() {
     let sid = app
         .session_for("sid", &[("search", TeamRole::Member)], &[])
         .await;
-    let event = |cookie: &str, event: &str| {
-        server_fn(
-            "scaffold_wizard_event",
-            &format!("session=run-1&template_ref=template:default/x&event={event}"),
-            &[(header::COOKIE, cookie), (header::ORIGIN, PUBLIC_URL)],
-        )
-    };
-    assert_status(&app.send(event(&dana, "started")).await, StatusCode::OK);
+    let event =
+        |event: &str| format!("session=run-1&template_ref=template:default/x&event={event}");
+    assert_status(
+        &app.with_session(&dana)
+            .call("scaffold_wizard_event", &event("started"))
+            .await,
+        StatusCode::OK,
+    );
     // Sid cannot mark Dana's run abandoned (the funnel would lie).
     assert_status(
-        &app.send(event(&sid, "abandoned")).await,
+        &app.with_session(&sid)
+            .call("scaffold_wizard_event", &event("abandoned"))
+            .await,
         StatusCode::FORBIDDEN,
     );
     let rows: Vec<(String, String)> =
@@ -322,7 +318,12 @@ async fn nobody_writes_into_another_persons_wizard_run() {
             .await
             .unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_status(&app.send(event(&dana, "page")).await, StatusCode::OK);
+    assert_status(
+        &app.with_session(&dana)
+            .call("scaffold_wizard_event", &event("page"))
+            .await,
+        StatusCode::OK,
+    );
 }
 
 #[tokio::test]

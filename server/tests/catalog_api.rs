@@ -3,13 +3,12 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::StatusCode;
 use common::*;
 use serde_json::{json, Value};
 
-const ADMIN: &str = "Bearer admin-token-0123456789abcdef";
-const READER: &str = "Bearer reader-token-0123456789abcdef";
+const ADMIN: &str = tokens::ADMIN;
+const READER: &str = tokens::PAYMENTS_DEV;
 
 fn examples() -> String {
     // PAVED_CONFORMANCE_DIR (set by scripts/test.sh), else ../shared/conformance beside the project.
@@ -27,35 +26,17 @@ fn examples() -> String {
 
 async fn app() -> TestApp {
     let roots = examples();
-    test_app(&[
-        ("PAVED_SERVICE_TOKENS", "admin:admin-token-0123456789abcdef:platform_admin,reader:reader-token-0123456789abcdef:developer:payments"),
-        ("PAVED_CATALOG_FILE_ROOTS", &roots),
-    ])
-    .await
-}
-
-fn call(method: &str, uri: &str, token: &str, body: Option<Value>) -> Request<Body> {
-    let builder = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, token);
-    match body {
-        Some(b) => builder
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(b.to_string()))
-            .unwrap(),
-        None => builder.body(Body::empty()).unwrap(),
-    }
+    test_app(&[("PAVED_CATALOG_FILE_ROOTS", &roots)]).await
 }
 
 async fn register(app: &TestApp, file: &str) -> Value {
     let response = app
-        .send(call(
+        .as_(ADMIN)
+        .response(
             "POST",
             "/api/catalog/locations",
-            ADMIN,
             Some(json!({"type": "file", "target": format!("{}/{file}", examples())})),
-        ))
+        )
         .await;
     assert_status(&response, StatusCode::CREATED);
     body_json(response).await
@@ -69,19 +50,16 @@ async fn reading_needs_sign_in_and_writing_needs_a_platform_admin() {
         StatusCode::UNAUTHORIZED,
     );
     assert_status(
-        &app.send(call("GET", "/api/catalog/entities", READER, None))
+        &app.as_(READER)
+            .response("GET", "/api/catalog/entities", None)
             .await,
         StatusCode::OK,
     );
 
     let target = json!({"type": "file", "target": format!("{}/all.yaml", examples())});
     let refused = app
-        .send(call(
-            "POST",
-            "/api/catalog/locations",
-            READER,
-            Some(target.clone()),
-        ))
+        .as_(READER)
+        .response("POST", "/api/catalog/locations", Some(target.clone()))
         .await;
     assert_status(&refused, StatusCode::FORBIDDEN);
     assert_eq!(body_json(refused).await["error"]["name"], "NotAllowedError");
@@ -89,13 +67,13 @@ async fn reading_needs_sign_in_and_writing_needs_a_platform_admin() {
     let created = register(&app, "all.yaml").await;
     let id = created["location"]["id"].as_str().unwrap().to_owned();
     let uid = body_json(
-        app.send(call(
-            "GET",
-            "/api/catalog/entities/by-name/component/default/petstore",
-            READER,
-            None,
-        ))
-        .await,
+        app.as_(READER)
+            .response(
+                "GET",
+                "/api/catalog/entities/by-name/component/default/petstore",
+                None,
+            )
+            .await,
     )
     .await["metadata"]["uid"]
         .as_str()
@@ -110,10 +88,10 @@ async fn reading_needs_sign_in_and_writing_needs_a_platform_admin() {
         ("DELETE", format!("/api/catalog/locations/{id}"), None),
         ("POST", "/api/catalog/refresh".to_string(), Some(json!({}))),
     ] {
-        let response = app.send(call(method, &uri, READER, body.clone())).await;
+        let response = app.as_(READER).response(method, &uri, body.clone()).await;
         assert_status(&response, StatusCode::FORBIDDEN);
         assert_status(
-            &app.send(call(method, &uri, ADMIN, body)).await,
+            &app.as_(ADMIN).response(method, &uri, body).await,
             if method == "DELETE" {
                 StatusCode::NO_CONTENT
             } else {
@@ -124,12 +102,12 @@ async fn reading_needs_sign_in_and_writing_needs_a_platform_admin() {
     // Anyone signed in may ask for an entity's source to be re-read.
     register(&app, "components/petstore-component.yaml").await;
     let ask = app
-        .send(call(
+        .as_(READER)
+        .response(
             "POST",
             "/api/catalog/refresh",
-            READER,
             Some(json!({"entityRef": "component:default/petstore"})),
-        ))
+        )
         .await;
     assert_status(&ask, StatusCode::OK);
 
@@ -147,7 +125,7 @@ async fn list_filters_fields_and_order() {
     let app = app().await;
     register(&app, "all.yaml").await;
     let response = app
-        .send(call("GET", "/api/catalog/entities?filter=kind=component,spec.type=website&fields=metadata.name,kind&order=asc:metadata.name", READER, None))
+        .as_(READER).response("GET", "/api/catalog/entities?filter=kind=component,spec.type=website&fields=metadata.name,kind&order=asc:metadata.name", None)
         .await;
     assert_status(&response, StatusCode::OK);
     let items = body_json(response).await;
@@ -162,7 +140,8 @@ async fn list_filters_fields_and_order() {
         assert_eq!(item["kind"], "Component");
     }
     let bad = app
-        .send(call("GET", "/api/catalog/entities?limit=-1", READER, None))
+        .as_(READER)
+        .response("GET", "/api/catalog/entities?limit=-1", None)
         .await;
     assert_status(&bad, StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -171,7 +150,7 @@ async fn list_filters_fields_and_order() {
 async fn by_query_pages_with_cursors_and_searches() {
     let app = app().await;
     register(&app, "all.yaml").await;
-    let first = body_json(app.send(call("GET", "/api/catalog/entities/by-query?filter=kind=component&limit=5&orderField=metadata.name,asc", READER, None)).await).await;
+    let first = body_json(app.as_(READER).response("GET", "/api/catalog/entities/by-query?filter=kind=component&limit=5&orderField=metadata.name,asc", None).await).await;
     let total = first["totalItems"].as_i64().unwrap();
     assert!(total > 5);
     let mut names: Vec<String> = first["items"]
@@ -183,13 +162,13 @@ async fn by_query_pages_with_cursors_and_searches() {
     let mut cursor = first["pageInfo"]["nextCursor"].as_str().map(str::to_owned);
     while let Some(c) = cursor {
         let page = body_json(
-            app.send(call(
-                "GET",
-                &format!("/api/catalog/entities/by-query?cursor={c}&limit=5"),
-                READER,
-                None,
-            ))
-            .await,
+            app.as_(READER)
+                .response(
+                    "GET",
+                    &format!("/api/catalog/entities/by-query?cursor={c}&limit=5"),
+                    None,
+                )
+                .await,
         )
         .await;
         names.extend(
@@ -212,23 +191,23 @@ async fn by_query_pages_with_cursors_and_searches() {
     assert_eq!(names, sorted);
 
     let search = body_json(
-        app.send(call(
-            "GET",
-            "/api/catalog/entities/by-query?fullTextFilterTerm=wayback&limit=50",
-            READER,
-            None,
-        ))
-        .await,
+        app.as_(READER)
+            .response(
+                "GET",
+                "/api/catalog/entities/by-query?fullTextFilterTerm=wayback&limit=50",
+                None,
+            )
+            .await,
     )
     .await;
     assert!(search["totalItems"].as_i64().unwrap() >= 3);
     let bad = app
-        .send(call(
+        .as_(READER)
+        .response(
             "GET",
             "/api/catalog/entities/by-query?cursor=not-ours",
-            READER,
             None,
-        ))
+        )
         .await;
     assert_status(&bad, StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -239,24 +218,20 @@ async fn lookups_refs_facets_and_validation() {
     register(&app, "all.yaml").await;
     register(&app, "acme/org.yaml").await;
     let petstore = body_json(
-        app.send(call(
-            "GET",
-            "/api/catalog/entities/by-name/Component/default/petstore",
-            READER,
-            None,
-        ))
-        .await,
+        app.as_(READER)
+            .response(
+                "GET",
+                "/api/catalog/entities/by-name/Component/default/petstore",
+                None,
+            )
+            .await,
     )
     .await;
     let uid = petstore["metadata"]["uid"].as_str().unwrap();
     let by_uid = body_json(
-        app.send(call(
-            "GET",
-            &format!("/api/catalog/entities/by-uid/{uid}"),
-            READER,
-            None,
-        ))
-        .await,
+        app.as_(READER)
+            .response("GET", &format!("/api/catalog/entities/by-uid/{uid}"), None)
+            .await,
     )
     .await;
     assert_eq!(by_uid["metadata"]["name"], "petstore");
@@ -266,18 +241,18 @@ async fn lookups_refs_facets_and_validation() {
         .iter()
         .any(|r| r["type"] == "ownedBy"));
     assert_status(
-        &app.send(call(
-            "GET",
-            "/api/catalog/entities/by-name/component/default/nope",
-            READER,
-            None,
-        ))
-        .await,
+        &app.as_(READER)
+            .response(
+                "GET",
+                "/api/catalog/entities/by-name/component/default/nope",
+                None,
+            )
+            .await,
         StatusCode::NOT_FOUND,
     );
 
     let refs = body_json(
-        app.send(call("POST", "/api/catalog/entities/by-refs", READER, Some(json!({"entityRefs": ["component:default/petstore", "component:default/missing", "group:team-a"], "fields": ["metadata.name"]}))))
+        app.as_(READER).response("POST", "/api/catalog/entities/by-refs", Some(json!({"entityRefs": ["component:default/petstore", "component:default/missing", "group:team-a"], "fields": ["metadata.name"]})))
             .await,
     )
     .await;
@@ -287,13 +262,13 @@ async fn lookups_refs_facets_and_validation() {
     );
 
     let facets = body_json(
-        app.send(call(
-            "GET",
-            "/api/catalog/entity-facets?facet=kind&facet=spec.lifecycle&filter=kind=component",
-            READER,
-            None,
-        ))
-        .await,
+        app.as_(READER)
+            .response(
+                "GET",
+                "/api/catalog/entity-facets?facet=kind&facet=spec.lifecycle&filter=kind=component",
+                None,
+            )
+            .await,
     )
     .await;
     assert_eq!(facets["facets"]["kind"][0]["value"], "component");
@@ -305,12 +280,8 @@ async fn lookups_refs_facets_and_validation() {
 
     let invalid = json!({"entity": {"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "bad name"}, "spec": {}}});
     let response = app
-        .send(call(
-            "POST",
-            "/api/catalog/validate-entity",
-            READER,
-            Some(invalid),
-        ))
+        .as_(READER)
+        .response("POST", "/api/catalog/validate-entity", Some(invalid))
         .await;
     assert_status(&response, StatusCode::BAD_REQUEST);
     let errors = body_json(response).await;
@@ -321,13 +292,9 @@ async fn lookups_refs_facets_and_validation() {
         .any(|e| e["field"] == "metadata.name"));
     let valid = json!({"entity": {"apiVersion": "backstage.io/v1alpha1", "kind": "System", "metadata": {"name": "ok"}, "spec": {"owner": "team-a"}}});
     assert_status(
-        &app.send(call(
-            "POST",
-            "/api/catalog/validate-entity",
-            READER,
-            Some(valid),
-        ))
-        .await,
+        &app.as_(READER)
+            .response("POST", "/api/catalog/validate-entity", Some(valid))
+            .await,
         StatusCode::OK,
     );
 }
@@ -336,7 +303,7 @@ async fn lookups_refs_facets_and_validation() {
 async fn locations_dry_run_problems_and_openapi() {
     let app = app().await;
     let dry = app
-        .send(call("POST", "/api/catalog/locations?dryRun=true", ADMIN, Some(json!({"type": "file", "target": format!("{}/components/invalid-component.yaml", examples())}))))
+        .as_(ADMIN).response("POST", "/api/catalog/locations?dryRun=true", Some(json!({"type": "file", "target": format!("{}/components/invalid-component.yaml", examples())})))
         .await;
     assert_status(&dry, StatusCode::CREATED);
     let dry = body_json(dry).await;
@@ -344,7 +311,8 @@ async fn locations_dry_run_problems_and_openapi() {
     assert_eq!(dry["entities"], json!([]));
     assert_eq!(dry["problems"][0]["field"], "metadata.name");
     let listed = body_json(
-        app.send(call("GET", "/api/catalog/locations", READER, None))
+        app.as_(READER)
+            .response("GET", "/api/catalog/locations", None)
             .await,
     )
     .await;
@@ -354,13 +322,13 @@ async fn locations_dry_run_problems_and_openapi() {
     let id = created["location"]["id"].as_str().unwrap();
     assert_eq!(created["location"]["status"], "failed");
     let problems = body_json(
-        app.send(call(
-            "GET",
-            &format!("/api/catalog/locations/{id}/problems"),
-            READER,
-            None,
-        ))
-        .await,
+        app.as_(READER)
+            .response(
+                "GET",
+                &format!("/api/catalog/locations/{id}/problems"),
+                None,
+            )
+            .await,
     )
     .await;
     assert!(problems["problems"][0]["message"]
@@ -368,24 +336,24 @@ async fn locations_dry_run_problems_and_openapi() {
         .unwrap()
         .contains("invalid component"));
 
-    let twice = app.send(call("POST", "/api/catalog/locations", ADMIN, Some(json!({"type": "file", "target": format!("{}/components/invalid-component.yaml", examples())})))).await;
+    let twice = app.as_(ADMIN).response("POST", "/api/catalog/locations", Some(json!({"type": "file", "target": format!("{}/components/invalid-component.yaml", examples())}))).await;
     assert_status(&twice, StatusCode::CONFLICT);
     let outside = app
-        .send(call(
+        .as_(ADMIN)
+        .response(
             "POST",
             "/api/catalog/locations",
-            ADMIN,
             Some(json!({"type": "file", "target": "/etc/passwd"})),
-        ))
+        )
         .await;
     assert_status(&outside, StatusCode::UNPROCESSABLE_ENTITY);
     let ssrf = app
-        .send(call(
+        .as_(ADMIN)
+        .response(
             "POST",
             "/api/catalog/locations",
-            ADMIN,
             Some(json!({"type": "url", "target": "http://169.254.169.254/"})),
-        ))
+        )
         .await;
     assert_status(&ssrf, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body_json(ssrf).await["error"]["message"]
@@ -394,7 +362,8 @@ async fn locations_dry_run_problems_and_openapi() {
         .contains("PAVED_CATALOG_ALLOWED_HOSTS"));
 
     let spec = body_json(
-        app.send(call("GET", "/api/catalog/openapi.json", READER, None))
+        app.as_(READER)
+            .response("GET", "/api/catalog/openapi.json", None)
             .await,
     )
     .await;
@@ -447,19 +416,13 @@ async fn only_owners_save_portal_fields_through_the_server_function() {
         .await;
     let form = "entity_ref=component%3Adefault%2Fpetstore&oncall=%23pets&support_url=https%3A%2F%2Fhelp.example.com&notes=hi";
     let refused = app
-        .send(server_fn(
-            "catalog_save_portal_fields",
-            form,
-            &[(header::COOKIE, &outsider), (header::ORIGIN, PUBLIC_URL)],
-        ))
+        .with_session(&outsider)
+        .call("catalog_save_portal_fields", form)
         .await;
     assert_status(&refused, StatusCode::FORBIDDEN);
     let saved = app
-        .send(server_fn(
-            "catalog_save_portal_fields",
-            form,
-            &[(header::COOKIE, &owner), (header::ORIGIN, PUBLIC_URL)],
-        ))
+        .with_session(&owner)
+        .call("catalog_save_portal_fields", form)
         .await;
     assert_status(&saved, StatusCode::OK);
     let fields = paved_core::catalog::portal::get(&app.state.core.db, "component:default/petstore")
@@ -478,7 +441,6 @@ async fn catalog_server_functions_check_roles_and_teams() {
     let dev = app
         .session_for("dana", &[("payments", TeamRole::Member)], &[])
         .await;
-    let headers = [(header::COOKIE, dev.as_str()), (header::ORIGIN, PUBLIC_URL)];
     let target = format!(
         "kind=file&target={}",
         url_encode(&format!("{}/all.yaml", examples()))
@@ -488,11 +450,12 @@ async fn catalog_server_functions_check_roles_and_teams() {
         ("catalog_import_yaml", "name=x&yaml=kind%3A%20Component"),
         ("team_problems", "team=search"),
     ] {
-        let response = app.send(server_fn(name, form, &headers)).await;
+        let response = app.with_session(&dev).call(name, form).await;
         assert_status(&response, StatusCode::FORBIDDEN);
     }
     assert_status(
-        &app.send(server_fn("team_problems", "team=payments", &headers))
+        &app.with_session(&dev)
+            .call("team_problems", "team=payments")
             .await,
         StatusCode::OK,
     );

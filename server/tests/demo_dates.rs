@@ -47,14 +47,8 @@ async fn the_demo_budget_page_has_this_periods_spend_on_hard_days() {
 
         // The data: spend this period, a projection no lower than it.
         let r = app
-            .send(server_fn(
-                "budget_page",
-                "team=payments",
-                &[
-                    (header::COOKIE, cookie.as_str()),
-                    (header::ORIGIN, PUBLIC_URL),
-                ],
-            ))
+            .with_session(&cookie)
+            .call("budget_page", "team=payments")
             .await;
         assert_status(&r, StatusCode::OK);
         let data = body_json(r).await;

@@ -14,10 +14,9 @@ use paved_core::auth::{PlatformRole, TeamRole};
 use paved_llm_stub::{Behaviour, Stub};
 use serde_json::{json, Value};
 
-const LEAD: &str = "lead-token-0123456789abcdef";
-const DEV: &str = "dev-token-0123456789abcdef";
-const OTHER_LEAD: &str = "other-lead-0123456789abcdef";
-const ADMIN: &str = "admin-token-0123456789abcdef";
+use common::tokens::{
+    ADMIN, PAYMENTS_DEV as DEV, PAYMENTS_LEAD as LEAD, SEARCH_LEAD as OTHER_LEAD,
+};
 /// The caller's trace: the gateway must keep its trace id upstream and in the usage record.
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -35,17 +34,16 @@ fn upstreams(addr: std::net::SocketAddr) -> String {
 
 fn vars(files: &std::path::Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = vec![
-        ("PAVED_LLM_UPSTREAMS".into(), files.join("upstreams.yaml").display().to_string()),
+        (
+            "PAVED_LLM_UPSTREAMS".into(),
+            files.join("upstreams.yaml").display().to_string(),
+        ),
         ("PAVED_BUDGET_TIMEZONE".into(), "Europe/Berlin".into()),
         ("PAVED_LLM_RETRY_BASE_MS".into(), "20".into()),
         ("PAVED_LLM_RETRY_CAP_MS".into(), "100".into()),
         ("PAVED_LLM_BREAKER_FAILURES".into(), "3".into()),
         ("PAVED_LLM_BREAKER_COOLDOWN_MS".into(), "600".into()),
         ("PAVED_LLM_TIMEOUT_SECS".into(), "20".into()),
-        (
-            "PAVED_SERVICE_TOKENS".into(),
-            format!("lead:{LEAD}:team_lead:payments,dev:{DEV}:developer:payments,other:{OTHER_LEAD}:team_lead:search,admin:{ADMIN}:platform_admin"),
-        ),
     ];
     for (k, val) in extra {
         v.retain(|(name, _)| name != k);
@@ -106,50 +104,35 @@ async fn gateway_with(
 
 impl Gw {
     async fn price(&self, model: &str, input: &str, output: &str) {
-        let r = self
+        let (status, body) = self
             .app
-            .send(bearer(
-                "PUT",
+            .as_(ADMIN)
+            .put(
                 &format!("/api/budgets/v1/prices/stub/{model}"),
-                ADMIN,
-                Some(json!({"input_usd_per_mtok": input, "output_usd_per_mtok": output})),
-            ))
+                json!({"input_usd_per_mtok": input, "output_usd_per_mtok": output}),
+            )
             .await;
-        assert_status(&r, StatusCode::OK);
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
 
     async fn budget(&self, team: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .app
-            .send(bearer(
-                "PUT",
-                &format!("/api/budgets/v1/teams/{team}"),
-                token,
-                Some(body),
-            ))
-            .await;
-        let status = r.status();
-        (status, body_json(r).await)
+        self.app
+            .as_(token)
+            .put(&format!("/api/budgets/v1/teams/{team}"), body)
+            .await
     }
 
     async fn key(&self, team: &str, token: &str, workspace: Option<&str>) -> String {
-        let r = self
+        let (status, created) = self
             .app
-            .send(bearer(
-                "POST",
+            .as_(token)
+            .post(
                 &format!("/api/budgets/v1/teams/{team}/keys"),
-                token,
-                Some(json!({"name": "ci", "workspace_id": workspace})),
-            ))
+                json!({"name": "ci", "workspace_id": workspace}),
+            )
             .await;
-        assert_status(&r, StatusCode::CREATED);
-        body_json(r).await["key"].as_str().unwrap().to_owned()
-    }
-
-    async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
-        let r = self.app.send(bearer("GET", uri, token, None)).await;
-        let status = r.status();
-        (status, body_json(r).await)
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created["key"].as_str().unwrap().to_owned()
     }
 }
 
@@ -284,7 +267,11 @@ async fn chat_embeddings_and_models_are_proxied_charged_and_recorded() {
     let r = gw.app.send(chat("pvg_wrong", hello(10))).await;
     assert_status(&r, StatusCode::UNAUTHORIZED);
     assert_eq!(body_json(r).await["error"]["type"], "invalid_api_key");
-    let (_, keys) = gw.get("/api/budgets/v1/teams/payments/keys", DEV).await;
+    let (_, keys) = gw
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/keys")
+        .await;
     let id = keys[0]["id"].as_i64().unwrap();
     assert!(
         keys[0].get("key").is_none() && !keys.to_string().contains(&key),
@@ -296,27 +283,31 @@ async fn chat_embeddings_and_models_are_proxied_charged_and_recorded() {
     );
     let r = gw
         .app
-        .send(bearer(
+        .as_(DEV)
+        .response(
             "DELETE",
             &format!("/api/budgets/v1/teams/payments/keys/{id}"),
-            DEV,
             None,
-        ))
+        )
         .await;
     assert_status(&r, StatusCode::FORBIDDEN);
     let r = gw
         .app
-        .send(bearer(
+        .as_(LEAD)
+        .response(
             "DELETE",
             &format!("/api/budgets/v1/teams/payments/keys/{id}"),
-            LEAD,
             None,
-        ))
+        )
         .await;
     assert_status(&r, StatusCode::NO_CONTENT);
     let r = gw.app.send(chat(&key, hello(10))).await;
     assert_status(&r, StatusCode::UNAUTHORIZED);
-    let (_, keys) = gw.get("/api/budgets/v1/teams/payments/keys", DEV).await;
+    let (_, keys) = gw
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/keys")
+        .await;
     assert!(keys[0]["last_used_at"].is_i64() && keys[0]["revoked_at"].is_i64());
 }
 
@@ -386,7 +377,7 @@ async fn two_hundred_concurrent_requests_never_overspend() {
             .await
             .unwrap();
     assert_eq!(held, 0, "no reservation is left after settling");
-    let (_, view) = gw.get("/api/budgets/v1/teams/payments", DEV).await;
+    let (_, view) = gw.app.as_(DEV).get("/api/budgets/v1/teams/payments").await;
     assert_eq!(
         (
             view["spent_cents"].as_i64(),
@@ -541,7 +532,7 @@ async fn retries_honour_retry_after_skip_client_errors_and_breakers_open_and_clo
     let r = gw.app.send(chat(&key, hello(10))).await;
     assert_status(&r, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(gw.stub.count(), 3);
-    let (_, circuits) = gw.get("/api/budgets/v1/circuits", DEV).await;
+    let (_, circuits) = gw.app.as_(DEV).get("/api/budgets/v1/circuits").await;
     assert_eq!(circuits[0]["state"], "open", "{circuits}");
     let r = gw.app.send(chat(&key, hello(10))).await;
     assert_status(&r, StatusCode::SERVICE_UNAVAILABLE);
@@ -553,12 +544,12 @@ async fn retries_honour_retry_after_skip_client_errors_and_breakers_open_and_clo
         "an open breaker keeps requests off the provider"
     );
     tokio::time::sleep(Duration::from_millis(650)).await;
-    let (_, circuits) = gw.get("/api/budgets/v1/circuits", DEV).await;
+    let (_, circuits) = gw.app.as_(DEV).get("/api/budgets/v1/circuits").await;
     assert_eq!(circuits[0]["state"], "half_open");
     // The probe succeeds: closed again.
     let r = gw.app.send(chat(&key, hello(10))).await;
     assert_status(&r, StatusCode::OK);
-    let (_, circuits) = gw.get("/api/budgets/v1/circuits", DEV).await;
+    let (_, circuits) = gw.app.as_(DEV).get("/api/budgets/v1/circuits").await;
     assert_eq!(circuits[0]["state"], "closed");
     // Failures cost nothing: only the successful calls were charged.
     let rows = usage_rows(&gw.app).await;
@@ -640,12 +631,16 @@ async fn budgets_follow_the_same_rules_for_every_caller() {
         assert_eq!(view[field], good[field], "{field}");
     }
     // The developer reads it; the other team does not.
-    let (status, read) = gw.get("/api/budgets/v1/teams/payments", DEV).await;
+    let (status, read) = gw.app.as_(DEV).get("/api/budgets/v1/teams/payments").await;
     assert_eq!(status, StatusCode::OK);
     for field in ["spent_cents", "reserved_cents", "period_start", "resets_at"] {
         assert!(!read[field].is_null(), "{field}");
     }
-    let (status, _) = gw.get("/api/budgets/v1/teams/payments", OTHER_LEAD).await;
+    let (status, _) = gw
+        .app
+        .as_(OTHER_LEAD)
+        .get("/api/budgets/v1/teams/payments")
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Bad input names its fields; a model without a price is refused.
     let (status, body) = gw
@@ -682,7 +677,11 @@ async fn budgets_follow_the_same_rules_for_every_caller() {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (_, history) = gw.get("/api/budgets/v1/teams/payments/history", DEV).await;
+    let (_, history) = gw
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/history")
+        .await;
     assert_eq!(history.as_array().unwrap().len(), 1);
 
     // A key of team payments spends only payments' budget; search has none, and its key is refused.
@@ -714,34 +713,35 @@ async fn budgets_follow_the_same_rules_for_every_caller() {
 
     // Usage by model, workspace and day, and the billing CSV.
     let (status, by_model) = gw
-        .get("/api/budgets/v1/teams/payments/usage?group_by=model", DEV)
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/usage?group_by=model")
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(by_model["groups"][0]["key"], "stub-chat");
     assert_eq!(by_model["groups"][0]["requests"], 1);
     let (_, by_ws) = gw
-        .get(
-            "/api/budgets/v1/teams/payments/usage?group_by=workspace",
-            DEV,
-        )
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/usage?group_by=workspace")
         .await;
     assert_eq!(by_ws["groups"][0]["key"], "checkout");
     let (_, by_day) = gw
-        .get("/api/budgets/v1/teams/payments/usage?group_by=day", DEV)
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/usage?group_by=day")
         .await;
     assert_eq!(by_day["groups"].as_array().unwrap().len(), 1);
     let (status, _) = gw
-        .get("/api/budgets/v1/teams/payments/usage?group_by=colour", DEV)
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/usage?group_by=colour")
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let r = gw
         .app
-        .send(bearer(
-            "GET",
-            "/api/budgets/v1/teams/payments/usage.csv",
-            DEV,
-            None,
-        ))
+        .as_(DEV)
+        .response("GET", "/api/budgets/v1/teams/payments/usage.csv", None)
         .await;
     assert_status(&r, StatusCode::OK);
     let csv = body_text(r).await;
@@ -801,7 +801,7 @@ async fn soft_threshold_fires_the_webhook_once_per_period() {
     assert_eq!(got.len(), 1, "once per period: {got:?}");
     assert_eq!(got[0]["team"], "payments");
     assert_eq!(got[0]["spent_cents"], 2);
-    let (_, view) = gw.get("/api/budgets/v1/teams/payments", DEV).await;
+    let (_, view) = gw.app.as_(DEV).get("/api/budgets/v1/teams/payments").await;
     assert_eq!(view["soft_alert_crossed"], true);
 }
 
@@ -819,9 +819,9 @@ async fn metrics_use_the_promised_names_and_pass_promtool() {
     let r = gw.app.send(chat(&key, hello(1000))).await;
     assert_status(&r, StatusCode::TOO_MANY_REQUESTS);
     // Developers may not scrape; admins (and service tokens with the role) may.
-    let r = gw.app.send(bearer("GET", "/metrics", DEV, None)).await;
+    let r = gw.app.as_(DEV).response("GET", "/metrics", None).await;
     assert_status(&r, StatusCode::FORBIDDEN);
-    let r = gw.app.send(bearer("GET", "/metrics", ADMIN, None)).await;
+    let r = gw.app.as_(ADMIN).response("GET", "/metrics", None).await;
     assert_status(&r, StatusCode::OK);
     let text = body_text(r).await;
     for needle in [
@@ -940,7 +940,8 @@ fn a_crash_with_reservations_in_flight_releases_them_by_ttl_after_restart() {
         assert_eq!(ledger.held_count(), 1);
         let (_, view) = {
             let r = app
-                .send(bearer("GET", "/api/budgets/v1/teams/payments", DEV, None))
+                .as_(DEV)
+                .response("GET", "/api/budgets/v1/teams/payments", None)
                 .await;
             (r.status(), body_json(r).await)
         };
@@ -1210,21 +1211,6 @@ async fn every_budget_server_function_and_admin_route_refuses_the_wrong_role() {
         .app
         .session_for("sid", &[("search", TeamRole::Member)], &[])
         .await;
-    let as_cookie = |cookie: &str| -> Vec<(header::HeaderName, String)> {
-        vec![
-            (header::COOKIE, cookie.to_owned()),
-            (header::ORIGIN, PUBLIC_URL.to_owned()),
-        ]
-    };
-    let call = |name: &str, body: Value, who: &str| {
-        let mut request = Request::post(format!("/api/{name}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json");
-        for (k, v) in as_cookie(who) {
-            request = request.header(k, v);
-        }
-        request.body(Body::from(body.to_string())).unwrap()
-    };
     let form = json!({"period": "monthly", "limit_cents": 999_999, "soft_alert_percent": 80, "on_limit": "alert",
                       "allowed_models": [], "rpm_limit": null, "tpm_limit": null, "version": 1});
     // A developer of the team reads but changes nothing.
@@ -1235,7 +1221,7 @@ async fn every_budget_server_function_and_admin_route_refuses_the_wrong_role() {
             json!({"team": "payments", "workspace": "checkout", "form": form}),
         ),
     ] {
-        let r = gw.app.send(call(name, body, &developer)).await;
+        let r = gw.app.with_session(&developer).call_json(name, body).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
     }
     for (name, body) in [
@@ -1250,33 +1236,20 @@ async fn every_budget_server_function_and_admin_route_refuses_the_wrong_role() {
             "provider=stub&model=stub-chat&input_usd=0&output_usd=0",
         ),
     ] {
-        let headers = as_cookie(&developer);
-        let borrowed: Vec<(header::HeaderName, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str()))
-            .collect();
-        let r = gw.app.send(server_fn(name, body, &borrowed)).await;
+        let r = gw.app.with_session(&developer).call(name, body).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
     }
-    let headers = as_cookie(&developer);
-    let borrowed: Vec<(header::HeaderName, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str()))
-        .collect();
     let r = gw
         .app
-        .send(server_fn("budget_page", "team=payments", &borrowed))
+        .with_session(&developer)
+        .call("budget_page", "team=payments")
         .await;
     assert_status(&r, StatusCode::OK);
     // Another team sees nothing of it.
-    let headers = as_cookie(&outsider);
-    let borrowed: Vec<(header::HeaderName, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str()))
-        .collect();
     let r = gw
         .app
-        .send(server_fn("budget_page", "team=payments", &borrowed))
+        .with_session(&outsider)
+        .call("budget_page", "team=payments")
         .await;
     assert_status(&r, StatusCode::FORBIDDEN);
     // Admin-only and PM/admin-only API routes.
@@ -1293,16 +1266,16 @@ async fn every_budget_server_function_and_admin_route_refuses_the_wrong_role() {
     ] {
         let body = (method != "GET" && method != "DELETE")
             .then(|| json!({"name": "x", "input_usd_per_mtok": "0", "output_usd_per_mtok": "0"}));
-        let r = gw.app.send(bearer(method, uri, token, body)).await;
+        let r = gw.app.as_(token).response(method, uri, body).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {uri}");
     }
     // Nothing changed.
-    let (_, view) = gw.get("/api/budgets/v1/teams/payments", DEV).await;
+    let (_, view) = gw.app.as_(DEV).get("/api/budgets/v1/teams/payments").await;
     assert_eq!(
         (view["limit_cents"].as_i64(), view["version"].as_i64()),
         (Some(100), Some(1))
     );
-    let (_, prices) = gw.get("/api/budgets/v1/prices", DEV).await;
+    let (_, prices) = gw.app.as_(DEV).get("/api/budgets/v1/prices").await;
     assert!(prices
         .to_string()
         .contains("\"input_millicents_per_mtok\":10000"));
@@ -1353,7 +1326,7 @@ async fn attack_timeouts_and_media_cannot_dodge_the_budget() {
     assert_eq!(gw.stub.count(), sent);
 
     // 900 output tokens at $10 per million: the worst case is 0.9 cents (+ input bytes).
-    let (_, before) = gw.get("/api/budgets/v1/teams/payments", DEV).await;
+    let (_, before) = gw.app.as_(DEV).get("/api/budgets/v1/teams/payments").await;
     gw.stub.push(Behaviour::ok().with_delay_ms(3_000));
     let r = gw.app.send(chat(&key, hello(900))).await;
     assert_status(&r, StatusCode::GATEWAY_TIMEOUT);
@@ -1370,7 +1343,7 @@ async fn attack_timeouts_and_media_cannot_dodge_the_budget() {
         input > 0 && cost >= 900 * 1_000_000,
         "cost {cost} nanocents"
     );
-    let (_, after) = gw.get("/api/budgets/v1/teams/payments", DEV).await;
+    let (_, after) = gw.app.as_(DEV).get("/api/budgets/v1/teams/payments").await;
     assert!(
         after["spent_nanocents"].as_i64().unwrap()
             >= before["spent_nanocents"].as_i64().unwrap() + 900 * 1_000_000

@@ -14,7 +14,7 @@ use common::vault::TestVault;
 use common::*;
 use serde_json::{json, Value};
 
-const LEAD: &str = "lead-token-0123456789abcdef";
+use common::tokens::PAYMENTS_LEAD as LEAD;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -91,13 +91,11 @@ async fn every_shipped_template_scaffolds_a_working_service() {
     );
     let hosts = format!("git.paved.demo=file://{}", git.path().display());
     let work_dir = work.path().display().to_string();
-    let tokens = format!("lead:{LEAD}:team_lead:payments");
     let mut vars: Vec<(&str, String)> = vec![
         ("PAVED_CATALOG_FILE_ROOTS", roots),
         ("PAVED_CATALOG_LOCATIONS", locations),
         ("PAVED_SCAFFOLDER_GIT_HOSTS", hosts),
         ("PAVED_SCAFFOLDER_WORKDIR", work_dir),
-        ("PAVED_SERVICE_TOKENS", tokens),
     ];
     vars.extend(vault.portal_vars());
     let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -129,7 +127,7 @@ async fn every_shipped_template_scaffolds_a_working_service() {
         });
         // A dry run first: the preview holds the skeleton.
         let response = app
-            .send(bearer("POST", "/api/scaffolder/v2/dry-run", LEAD, Some(json!({"templateRef": template.entity_ref, "values": values, "secrets": {"gatewayKey": "gk-golden-path-0001"}}))))
+            .as_(LEAD).response("POST", "/api/scaffolder/v2/dry-run", Some(json!({"templateRef": template.entity_ref, "values": values, "secrets": {"gatewayKey": "gk-golden-path-0001"}})))
             .await;
         assert_eq!(response.status(), StatusCode::OK);
         let preview = body_json(response).await;
@@ -141,20 +139,16 @@ async fn every_shipped_template_scaffolds_a_working_service() {
             .any(|f| f["path"] == "catalog-info.yaml"));
 
         let response = app
-            .send(bearer("POST", "/api/scaffolder/v2/tasks", LEAD, Some(json!({"templateRef": template.entity_ref, "values": values, "secrets": {"gatewayKey": "gk-golden-path-0001"}}))))
+            .as_(LEAD).response("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": template.entity_ref, "values": values, "secrets": {"gatewayKey": "gk-golden-path-0001"}})))
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
         let id = body_json(response).await["id"].as_str().unwrap().to_owned();
         let mut task = Value::Null;
         for _ in 0..300 {
             task = body_json(
-                app.send(bearer(
-                    "GET",
-                    &format!("/api/scaffolder/v2/tasks/{id}"),
-                    LEAD,
-                    None,
-                ))
-                .await,
+                app.as_(LEAD)
+                    .response("GET", &format!("/api/scaffolder/v2/tasks/{id}"), None)
+                    .await,
             )
             .await;
             if matches!(task["status"].as_str(), Some("completed" | "failed")) {

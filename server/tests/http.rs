@@ -86,19 +86,15 @@ async fn a_wrong_role_gets_403_from_server_functions_and_pages() {
         .session_for("ada", &[], &[PlatformRole::PlatformAdmin])
         .await;
 
-    let call = |cookie: &str| {
-        server_fn(
-            "audit_log",
-            "offset=0",
-            &[(header::ORIGIN, PUBLIC_URL), (header::COOKIE, cookie)],
-        )
-    };
-    let refused = app.send(call(&dev)).await;
+    let refused = app.with_session(&dev).call("audit_log", "offset=0").await;
     assert_status(&refused, StatusCode::FORBIDDEN);
     assert!(body_text(refused)
         .await
         .contains("only open to platform admins"));
-    assert_status(&app.send(call(&admin)).await, StatusCode::OK);
+    assert_status(
+        &app.with_session(&admin).call("audit_log", "offset=0").await,
+        StatusCode::OK,
+    );
 
     let page = app
         .send(get_with("/admin/audit", header::COOKIE, &dev))
@@ -108,18 +104,15 @@ async fn a_wrong_role_gets_403_from_server_functions_and_pages() {
         .await
         .contains("The audit log is only open to platform admins."));
 
-    let other_team = server_fn(
-        "team_detail",
-        "name=search",
-        &[(header::ORIGIN, PUBLIC_URL), (header::COOKIE, &dev)],
+    let as_dev = app.with_session(&dev);
+    assert_status(
+        &as_dev.call("team_detail", "name=search").await,
+        StatusCode::FORBIDDEN,
     );
-    assert_status(&app.send(other_team).await, StatusCode::FORBIDDEN);
-    let own_team = server_fn(
-        "team_detail",
-        "name=payments",
-        &[(header::ORIGIN, PUBLIC_URL), (header::COOKIE, &dev)],
+    assert_status(
+        &as_dev.call("team_detail", "name=payments").await,
+        StatusCode::OK,
     );
-    assert_status(&app.send(own_team).await, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -178,25 +171,18 @@ async fn service_tokens_are_accepted_with_their_role() {
     assert_eq!(me["platform_roles"], serde_json::json!(["platform_admin"]));
 
     // Bearer calls carry no ambient credentials, so no Origin is needed.
-    let admin_call = server_fn(
-        "audit_log",
-        "offset=0",
-        &[(header::AUTHORIZATION, "Bearer ci-token-0123456789abcdef")],
+    let ci = app.as_("ci-token-0123456789abcdef");
+    assert_status(&ci.call("audit_log", "offset=0").await, StatusCode::OK);
+    let bot = app.as_("bot-token-0123456789abcdef");
+    assert_status(
+        &bot.call("audit_log", "offset=0").await,
+        StatusCode::FORBIDDEN,
     );
-    assert_status(&app.send(admin_call).await, StatusCode::OK);
-    let bot_call = server_fn(
-        "audit_log",
-        "offset=0",
-        &[(header::AUTHORIZATION, "Bearer bot-token-0123456789abcdef")],
-    );
-    assert_status(&app.send(bot_call).await, StatusCode::FORBIDDEN);
     // Service tokens are not people: they cannot mint personal tokens.
-    let mint = server_fn(
-        "create_token",
-        "name=x",
-        &[(header::AUTHORIZATION, "Bearer ci-token-0123456789abcdef")],
+    assert_status(
+        &ci.call("create_token", "name=x").await,
+        StatusCode::FORBIDDEN,
     );
-    assert_status(&app.send(mint).await, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -206,11 +192,8 @@ async fn personal_tokens_work_until_revoked_and_bad_tokens_are_refused() {
         .session_for("lee", &[("payments", TeamRole::Lead)], &[])
         .await;
     let created = app
-        .send(server_fn(
-            "create_token",
-            "name=laptop",
-            &[(header::COOKIE, &cookie), (header::ORIGIN, PUBLIC_URL)],
-        ))
+        .with_session(&cookie)
+        .call("create_token", "name=laptop")
         .await;
     assert_status(&created, StatusCode::OK);
     let created = body_json(created).await;
@@ -224,24 +207,15 @@ async fn personal_tokens_work_until_revoked_and_bad_tokens_are_refused() {
     assert_eq!(body_json(me).await["auth_method"], "personal_token");
 
     // The list never includes the value, and records the use.
-    let list = app
-        .send(server_fn(
-            "list_tokens",
-            "",
-            &[(header::COOKIE, &cookie), (header::ORIGIN, PUBLIC_URL)],
-        ))
-        .await;
+    let list = app.with_session(&cookie).call("list_tokens", "").await;
     let list_text = body_text(list).await;
     assert!(!list_text.contains(&token));
     assert!(!list_text.contains("\"last_used_at\":null"));
 
     let id = created["id"].to_string();
     let revoke = app
-        .send(server_fn(
-            "revoke_token",
-            &format!("id={id}"),
-            &[(header::COOKIE, &cookie), (header::ORIGIN, PUBLIC_URL)],
-        ))
+        .with_session(&cookie)
+        .call("revoke_token", &format!("id={id}"))
         .await;
     assert_status(&revoke, StatusCode::OK);
     let refused = app

@@ -12,12 +12,11 @@ use std::time::Duration;
 use axum::http::{header, StatusCode};
 use common::vault::TestVault;
 use common::*;
+use paved_shared::auth::testing;
 use serde_json::{json, Value};
 
-const DEV: &str = "dev-token-0123456789abcdef";
-const SEARCH: &str = "search-token-0123456789abcdef";
+use common::tokens::{ADMIN, PAYMENTS_DEV as DEV, SEARCH_DEV as SEARCH};
 const SECRET: &str = "sk-scaffold-7f3a9c21-never-shown";
-const ADMIN: &str = "admin-token-0123456789abcdef";
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scaffolder")
@@ -65,16 +64,12 @@ async fn fixture_with(with_vault: bool, workers: bool) -> Fixture {
         "git.paved.test=file://{0},github.com=file://{0}",
         git.path().display()
     );
-    let tokens = format!(
-        "dev:{DEV}:developer:payments,search:{SEARCH}:developer:search,admin:{ADMIN}:platform_admin"
-    );
     let work_dir = work.path().display().to_string();
     let mut vars: Vec<(&str, String)> = vec![
         ("PAVED_CATALOG_FILE_ROOTS", roots),
         ("PAVED_CATALOG_LOCATIONS", locations),
         ("PAVED_SCAFFOLDER_GIT_HOSTS", hosts),
         ("PAVED_SCAFFOLDER_WORKDIR", work_dir),
-        ("PAVED_SERVICE_TOKENS", tokens),
     ];
     if let Some(v) = &vault {
         vars.extend(v.portal_vars());
@@ -96,10 +91,11 @@ impl Fixture {
     /// The messages of a task's events, oldest first.
     async fn messages(&self, id: &str) -> Vec<String> {
         let (_, events) = self
-            .send(
+            .app
+            .as_(DEV)
+            .request(
                 "GET",
                 &format!("/api/scaffolder/v2/tasks/{id}/events"),
-                DEV,
                 None,
             )
             .await;
@@ -111,22 +107,6 @@ impl Fixture {
             .collect()
     }
 
-    async fn send(
-        &self,
-        method: &str,
-        uri: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let response = self.app.send(bearer(method, uri, token, body)).await;
-        let status = response.status();
-        let text = body_text(response).await;
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
     async fn wait_for(&self, id: &str, statuses: &[&str]) -> Value {
         self.wait_for_as(id, statuses, DEV).await
     }
@@ -134,12 +114,9 @@ impl Fixture {
     async fn wait_for_as(&self, id: &str, statuses: &[&str], token: &str) -> Value {
         for _ in 0..300 {
             let (status, task) = self
-                .send(
-                    "GET",
-                    &format!("/api/scaffolder/v2/tasks/{id}"),
-                    token,
-                    None,
-                )
+                .app
+                .as_(token)
+                .request("GET", &format!("/api/scaffolder/v2/tasks/{id}"), None)
                 .await;
             assert_eq!(status, StatusCode::OK, "{task}");
             if statuses.contains(&task["status"].as_str().unwrap_or_default()) {
@@ -183,10 +160,11 @@ fn git_in(dir: &Path, args: &[&str]) -> String {
 async fn templates_are_listed_with_their_pages_and_unknown_actions_are_refused_at_registration() {
     let f = fixture(false).await;
     let (status, schema) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "GET",
             "/api/scaffolder/v2/templates/default/template/feature-service/parameter-schema",
-            DEV,
             None,
         )
         .await;
@@ -194,7 +172,11 @@ async fn templates_are_listed_with_their_pages_and_unknown_actions_are_refused_a
     assert_eq!(schema["title"], "Feature test service");
     assert_eq!(schema["steps"].as_array().unwrap().len(), 3);
     assert_eq!(schema["steps"][2]["title"], "Repository");
-    let (_, actions) = f.send("GET", "/api/scaffolder/v2/actions", DEV, None).await;
+    let (_, actions) = f
+        .app
+        .as_(DEV)
+        .request("GET", "/api/scaffolder/v2/actions", None)
+        .await;
     assert!(actions
         .as_array()
         .unwrap()
@@ -229,13 +211,7 @@ async fn templates_are_listed_with_their_pages_and_unknown_actions_are_refused_a
 #[tokio::test]
 async fn a_dry_run_previews_the_files_without_publishing_anything() {
     let f = fixture(false).await;
-    let (status, result) = f
-        .send(
-            "POST",
-            "/api/scaffolder/v2/dry-run",
-            DEV,
-            Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-dry"), "secrets": {"apiKey": SECRET}})),
-        )
+    let (status, result) = f.app.as_(DEV).request("POST", "/api/scaffolder/v2/dry-run", Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-dry"), "secrets": {"apiKey": SECRET}})))
         .await;
     assert_eq!(status, StatusCode::OK, "{result}");
     assert!(result["error"].is_null(), "{result}");
@@ -305,13 +281,7 @@ async fn a_dry_run_previews_the_files_without_publishing_anything() {
 #[tokio::test]
 async fn a_task_publishes_registers_provisions_and_notifies_and_its_secret_never_leaks() {
     let f = fixture(true).await;
-    let (status, created) = f
-        .send(
-            "POST",
-            "/api/scaffolder/v2/tasks",
-            DEV,
-            Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-real"), "secrets": {"apiKey": SECRET}})),
-        )
+    let (status, created) = f.app.as_(DEV).request("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-real"), "secrets": {"apiKey": SECRET}})))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
@@ -376,12 +346,12 @@ async fn a_task_publishes_registers_provisions_and_notifies_and_its_secret_never
     // The event log streams (SSE) to its end and masks the secret.
     let response = f
         .app
-        .send(bearer(
+        .as_(DEV)
+        .response(
             "GET",
             &format!("/api/scaffolder/v2/tasks/{id}/eventstream"),
-            DEV,
             None,
-        ))
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
@@ -393,10 +363,11 @@ async fn a_task_publishes_registers_provisions_and_notifies_and_its_secret_never
     assert!(stream.contains("Beginning step Render the skeleton"));
     assert!(stream.contains("(secret: ***)"));
     let (_, events) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "GET",
             &format!("/api/scaffolder/v2/tasks/{id}/events"),
-            DEV,
             None,
         )
         .await;
@@ -404,7 +375,9 @@ async fn a_task_publishes_registers_provisions_and_notifies_and_its_secret_never
 
     // The secret is nowhere: events, task, database file, logs.
     let (_, task_again) = f
-        .send("GET", &format!("/api/scaffolder/v2/tasks/{id}"), DEV, None)
+        .app
+        .as_(DEV)
+        .request("GET", &format!("/api/scaffolder/v2/tasks/{id}"), None)
         .await;
     for text in [stream.clone(), events.to_string(), task_again.to_string()] {
         assert!(!text.contains(SECRET));
@@ -432,8 +405,7 @@ async fn a_task_publishes_registers_provisions_and_notifies_and_its_secret_never
         .any(|e| e.action == "scaffolder.task.completed" && e.target == id));
 
     // Running it again with the same name: publish refuses, the task fails at that step, nothing is overwritten.
-    let (_, again) = f
-        .send("POST", "/api/scaffolder/v2/tasks", DEV, Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-real")})))
+    let (_, again) = f.app.as_(DEV).request("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-real")})))
         .await;
     let again = f
         .wait_for(again["id"].as_str().unwrap(), &["completed", "failed"])
@@ -450,13 +422,7 @@ async fn backstage_example_template_runs_unmodified() {
     let f = fixture(false).await;
     // Backstage's example registers a Component owned by `user:guest` under
     // the `guest` repository owner: only a platform admin's task may do that.
-    let (status, created) = f
-        .send(
-            "POST",
-            "/api/scaffolder/v2/tasks",
-            ADMIN,
-            Some(json!({"templateRef": "template:default/example-nodejs-template", "values": {"name": "example-svc", "repoUrl": "github.com?owner=guest&repo=example-svc"}})),
-        )
+    let (status, created) = f.app.as_(ADMIN).request("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": "template:default/example-nodejs-template", "values": {"name": "example-svc", "repoUrl": "github.com?owner=guest&repo=example-svc"}})))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let task = f
@@ -505,10 +471,11 @@ async fn bad_answers_get_field_errors_and_other_teams_are_refused() {
     values.as_object_mut().unwrap().remove("colour");
     values["repoUrl"] = json!("github.com?owner=payments&repo=x");
     let (status, body) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             "/api/scaffolder/v2/tasks",
-            DEV,
             Some(json!({"templateRef": "template:default/feature-service", "values": values})),
         )
         .await;
@@ -524,15 +491,15 @@ async fn bad_answers_get_field_errors_and_other_teams_are_refused() {
         "{message}"
     );
     // A member of search cannot create a service owned by payments.
-    let (status, body) = f
-        .send("POST", "/api/scaffolder/v2/tasks", SEARCH, Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-x")})))
+    let (status, body) = f.app.as_(SEARCH).request("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-x")})))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, _) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             "/api/scaffolder/v2/tasks",
-            DEV,
             Some(json!({"templateRef": "template:default/nope", "values": {}})),
         )
         .await;
@@ -544,10 +511,11 @@ async fn bad_answers_get_field_errors_and_other_teams_are_refused() {
         json!({"target": "../outside"}),
     ] {
         let (status, created) = f
-            .send(
+            .app
+            .as_(DEV)
+            .request(
                 "POST",
                 "/api/scaffolder/v2/tasks",
-                DEV,
                 Some(json!({"templateRef": "template:default/escape-test", "values": values})),
             )
             .await;
@@ -566,22 +534,20 @@ async fn bad_answers_get_field_errors_and_other_teams_are_refused() {
     }
     // Another team's member cannot read a task.
     let (_, created) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             "/api/scaffolder/v2/tasks",
-            DEV,
             Some(json!({"templateRef": "template:default/escape-test", "values": {}})),
         )
         .await;
     let id = created["id"].as_str().unwrap();
     f.wait_for(id, &["completed"]).await;
     let (status, _) = f
-        .send(
-            "GET",
-            &format!("/api/scaffolder/v2/tasks/{id}"),
-            SEARCH,
-            None,
-        )
+        .app
+        .as_(SEARCH)
+        .request("GET", &format!("/api/scaffolder/v2/tasks/{id}"), None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
@@ -590,17 +556,20 @@ async fn bad_answers_get_field_errors_and_other_teams_are_refused() {
 async fn cancel_stops_a_task_and_retry_resumes_from_the_failed_step() {
     let f = fixture(false).await;
     let (_, created) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             "/api/scaffolder/v2/tasks",
-            DEV,
             Some(json!({"templateRef": "template:default/escape-test", "values": {"wait": 30}})),
         )
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
     for _ in 0..100 {
         let (_, task) = f
-            .send("GET", &format!("/api/scaffolder/v2/tasks/{id}"), DEV, None)
+            .app
+            .as_(DEV)
+            .request("GET", &format!("/api/scaffolder/v2/tasks/{id}"), None)
             .await;
         if task["steps"][1]["status"] == "processing" {
             break;
@@ -608,19 +577,21 @@ async fn cancel_stops_a_task_and_retry_resumes_from_the_failed_step() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (status, _) = f
-        .send(
+        .app
+        .as_(SEARCH)
+        .request(
             "POST",
             &format!("/api/scaffolder/v2/tasks/{id}/cancel"),
-            SEARCH,
             None,
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             &format!("/api/scaffolder/v2/tasks/{id}/cancel"),
-            DEV,
             None,
         )
         .await;
@@ -629,10 +600,11 @@ async fn cancel_stops_a_task_and_retry_resumes_from_the_failed_step() {
     assert_eq!(task["steps"][1]["status"], "cancelled");
     // Its workspace went with the cancel, so a retry starts over (and finishes).
     let (status, body) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             &format!("/api/scaffolder/v2/tasks/{id}/retry"),
-            DEV,
             None,
         )
         .await;
@@ -641,8 +613,7 @@ async fn cancel_stops_a_task_and_retry_resumes_from_the_failed_step() {
 
     // A publish that clashes fails at that step; once the clash is gone, retry resumes there.
     std::fs::create_dir_all(f.git_root.join("payments/svc-retry.git")).unwrap();
-    let (_, created) = f
-        .send("POST", "/api/scaffolder/v2/tasks", DEV, Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-retry")})))
+    let (_, created) = f.app.as_(DEV).request("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-retry")})))
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let failed = f.wait_for(&id, &["failed"]).await;
@@ -656,10 +627,11 @@ async fn cancel_stops_a_task_and_retry_resumes_from_the_failed_step() {
     assert_eq!(publish["status"], "failed");
     std::fs::remove_dir_all(f.git_root.join("payments/svc-retry.git")).unwrap();
     let (status, body) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             &format!("/api/scaffolder/v2/tasks/{id}/retry"),
-            DEV,
             None,
         )
         .await;
@@ -714,7 +686,7 @@ async fn a_restart_resumes_interrupted_tasks_or_fails_those_that_needed_secrets(
                 .collect(),
             wizard_session: None,
         };
-        let principal = member_of("payments");
+        let principal = testing::member("payments").as_service_token();
         // Queue without waking, then mark it claimed by a dead worker mid-step.
         let id = paved_core::scaffold::create_task(&core, &principal, request)
             .await
@@ -766,7 +738,7 @@ async fn a_restart_resumes_interrupted_tasks_or_fails_those_that_needed_secrets(
         assert!(messages.iter().any(|m| m.contains("Paved restarted")));
     }
     // Retrying the secret one (in the restarted process) needs the secret again.
-    let principal = member_of("payments");
+    let principal = testing::member("payments").as_service_token();
     let refused = paved_core::scaffold::retry(&restarted, &principal, &ids[1], Default::default())
         .await
         .unwrap_err();
@@ -779,8 +751,7 @@ async fn twenty_concurrent_tasks_all_finish() {
     let f = fixture(false).await;
     let mut ids = Vec::new();
     for i in 0..20 {
-        let (status, created) = f
-            .send("POST", "/api/scaffolder/v2/tasks", DEV, Some(json!({"templateRef": "template:default/feature-service", "values": feature_values(&format!("svc-load-{i}"))})))
+        let (status, created) = f.app.as_(DEV).request("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": "template:default/feature-service", "values": feature_values(&format!("svc-load-{i}"))})))
             .await;
         assert_eq!(status, StatusCode::CREATED);
         ids.push(created["id"].as_str().unwrap().to_owned());
@@ -800,10 +771,11 @@ async fn a_task_interrupted_by_a_killed_process_resumes_in_the_next_one() {
     let f = fixture_with(false, false).await;
     let core = f.app.state.core.clone();
     let (_, created) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             "/api/scaffolder/v2/tasks",
-            DEV,
             Some(json!({"templateRef": "template:default/escape-test", "values": {"wait": 2}})),
         )
         .await;
@@ -825,7 +797,9 @@ async fn a_task_interrupted_by_a_killed_process_resumes_in_the_next_one() {
     });
     for _ in 0..200 {
         let (_, task) = f
-            .send("GET", &format!("/api/scaffolder/v2/tasks/{id}"), DEV, None)
+            .app
+            .as_(DEV)
+            .request("GET", &format!("/api/scaffolder/v2/tasks/{id}"), None)
             .await;
         if task["steps"][1]["status"] == "processing" {
             break;
@@ -835,7 +809,9 @@ async fn a_task_interrupted_by_a_killed_process_resumes_in_the_next_one() {
     stop.send(()).unwrap();
     process_a.join().unwrap();
     let (_, task) = f
-        .send("GET", &format!("/api/scaffolder/v2/tasks/{id}"), DEV, None)
+        .app
+        .as_(DEV)
+        .request("GET", &format!("/api/scaffolder/v2/tasks/{id}"), None)
         .await;
     assert_eq!(
         task["status"], "processing",
@@ -876,7 +852,7 @@ async fn a_task_interrupted_by_a_killed_process_resumes_in_the_next_one() {
 async fn golden_path_metrics_follow_wizards_and_tasks() {
     let f = fixture(false).await;
     let core = f.app.state.core.clone();
-    let principal = member_of("payments");
+    let principal = testing::member("payments").as_service_token();
     let template = "template:default/feature-service";
     // A wizard run that creates a task, and one abandoned two days ago.
     for (session, event) in [
@@ -1003,7 +979,7 @@ async fn publishes_to_an_https_git_host_with_credentials_from_vault() {
 
     let mut values = feature_values("svc-remote");
     values["repoUrl"] = json!("gitlab.paved.test?owner=payments&repo=svc-remote");
-    let (_, created) = f.send("POST", "/api/scaffolder/v2/tasks", DEV, Some(json!({"templateRef": "template:default/feature-service", "values": values.clone()}))).await;
+    let (_, created) = f.app.as_(DEV).request("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": "template:default/feature-service", "values": values.clone()}))).await;
     let task = f
         .wait_for(created["id"].as_str().unwrap(), &["completed", "failed"])
         .await;
@@ -1034,10 +1010,11 @@ async fn publishes_to_an_https_git_host_with_credentials_from_vault() {
 
     // Publishing again to the same repository is refused; so is a host Paved has no credentials for.
     let (_, again) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             "/api/scaffolder/v2/tasks",
-            DEV,
             Some(json!({"templateRef": "template:default/feature-service", "values": values})),
         )
         .await;
@@ -1051,10 +1028,11 @@ async fn publishes_to_an_https_git_host_with_credentials_from_vault() {
     let mut values = feature_values("svc-nocreds");
     values["repoUrl"] = json!("nocreds.paved.test?owner=payments&repo=svc-nocreds");
     let (_, denied) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             "/api/scaffolder/v2/tasks",
-            DEV,
             Some(json!({"templateRef": "template:default/feature-service", "values": values})),
         )
         .await;
@@ -1065,13 +1043,14 @@ async fn publishes_to_an_https_git_host_with_credentials_from_vault() {
     assert!(!git.root.path().join("payments/svc-nocreds.git").exists());
     // The token never shows up in the task's log.
     let (_, events) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "GET",
             &format!(
                 "/api/scaffolder/v2/tasks/{}/events",
                 denied["id"].as_str().unwrap()
             ),
-            DEV,
             None,
         )
         .await;
@@ -1194,10 +1173,11 @@ async fn publishes_over_ssh_with_a_key_from_vault_and_checks_the_host_key() {
     let mut values = feature_values("svc-ssh");
     values["repoUrl"] = json!("ssh.paved.test?owner=payments&repo=svc-ssh");
     let (_, created) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             "/api/scaffolder/v2/tasks",
-            DEV,
             Some(json!({"templateRef": "template:default/feature-service", "values": values})),
         )
         .await;
@@ -1228,10 +1208,11 @@ async fn publishes_over_ssh_with_a_key_from_vault_and_checks_the_host_key() {
     let mut values = feature_values("svc-mitm");
     values["repoUrl"] = json!("badhost.paved.test?owner=payments&repo=svc-mitm");
     let (_, created) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             "/api/scaffolder/v2/tasks",
-            DEV,
             Some(json!({"templateRef": "template:default/feature-service", "values": values})),
         )
         .await;
@@ -1250,13 +1231,14 @@ async fn publishes_over_ssh_with_a_key_from_vault_and_checks_the_host_key() {
     assert!(!ssh.root.path().join("payments/svc-mitm.git").exists());
     // No key material is left in the workspace or the log.
     let (_, events) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "GET",
             &format!(
                 "/api/scaffolder/v2/tasks/{}/events",
                 refused["id"].as_str().unwrap()
             ),
-            DEV,
             None,
         )
         .await;
@@ -1282,10 +1264,6 @@ async fn remote_fixture(
             "PAVED_SCAFFOLDER_WORKDIR",
             work.path().display().to_string(),
         ),
-        (
-            "PAVED_SERVICE_TOKENS",
-            format!("dev:{DEV}:developer:payments"),
-        ),
     ];
     vars.extend(extra);
     vars.extend(vault.portal_vars());
@@ -1305,8 +1283,7 @@ async fn old_workspaces_are_cleaned_and_a_retry_then_starts_over() {
     let f = fixture(false).await;
     let core = f.app.state.core.clone();
     std::fs::create_dir_all(f.git_root.join("payments/svc-janitor.git")).unwrap();
-    let (_, created) = f
-        .send("POST", "/api/scaffolder/v2/tasks", DEV, Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-janitor")})))
+    let (_, created) = f.app.as_(DEV).request("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-janitor")})))
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
     f.wait_for(&id, &["failed"]).await;
@@ -1333,10 +1310,11 @@ async fn old_workspaces_are_cleaned_and_a_retry_then_starts_over() {
     // Retrying then runs every step again and the repository gets the rendered files.
     std::fs::remove_dir_all(f.git_root.join("payments/svc-janitor.git")).unwrap();
     let (status, body) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             &format!("/api/scaffolder/v2/tasks/{id}/retry"),
-            DEV,
             None,
         )
         .await;
@@ -1363,8 +1341,7 @@ async fn old_workspaces_are_cleaned_and_a_retry_then_starts_over() {
 #[tokio::test]
 async fn notifications_reach_the_team_and_only_its_members_can_read_them() {
     let f = fixture(false).await;
-    let (_, created) = f
-        .send("POST", "/api/scaffolder/v2/tasks", DEV, Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-notify")})))
+    let (_, created) = f.app.as_(DEV).request("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": "template:default/feature-service", "values": feature_values("svc-notify")})))
         .await;
     f.wait_for(created["id"].as_str().unwrap(), &["completed"])
         .await;
@@ -1384,46 +1361,42 @@ async fn notifications_reach_the_team_and_only_its_members_can_read_them() {
             &[],
         )
         .await;
-    let list = |cookie: &str| {
-        server_fn(
-            "notifications_list",
-            "",
-            &[(header::COOKIE, cookie), (header::ORIGIN, PUBLIC_URL)],
-        )
-    };
-    let mine = body_json(f.app.send(list(&member)).await).await;
+    let mine = body_json(
+        f.app
+            .with_session(&member)
+            .call("notifications_list", "")
+            .await,
+    )
+    .await;
     assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
     assert_eq!(mine[0]["title"], "svc-notify is ready");
     let id = mine[0]["id"].as_i64().unwrap();
     // Another team sees nothing and cannot mark it read.
-    let theirs = body_json(f.app.send(list(&outsider)).await).await;
+    let theirs = body_json(
+        f.app
+            .with_session(&outsider)
+            .call("notifications_list", "")
+            .await,
+    )
+    .await;
     assert!(theirs.as_array().unwrap().is_empty(), "{theirs}");
     let form = format!("id={id}");
     let refused = f
         .app
-        .send(server_fn(
-            "notifications_read",
-            &form,
-            &[(header::COOKIE, &outsider), (header::ORIGIN, PUBLIC_URL)],
-        ))
+        .with_session(&outsider)
+        .call("notifications_read", &form)
         .await;
     assert_eq!(refused.status(), StatusCode::NOT_FOUND);
     let read = f
         .app
-        .send(server_fn(
-            "notifications_read",
-            &form,
-            &[(header::COOKIE, &member), (header::ORIGIN, PUBLIC_URL)],
-        ))
+        .with_session(&member)
+        .call("notifications_read", &form)
         .await;
     assert_eq!(read.status(), StatusCode::OK);
     let unread = body_json(
         f.app
-            .send(server_fn(
-                "notifications_unread",
-                "",
-                &[(header::COOKIE, &member), (header::ORIGIN, PUBLIC_URL)],
-            ))
+            .with_session(&member)
+            .call("notifications_unread", "")
             .await,
     )
     .await;
@@ -1438,33 +1411,47 @@ async fn notifications_reach_the_team_and_only_its_members_can_read_them() {
             &[],
         )
         .await;
-    let unread_for = |cookie: &str| {
-        server_fn(
-            "notifications_unread",
-            "",
-            &[(header::COOKIE, cookie), (header::ORIGIN, PUBLIC_URL)],
-        )
-    };
     assert_eq!(
-        body_json(f.app.send(unread_for(&teammate)).await).await,
+        body_json(
+            f.app
+                .with_session(&teammate)
+                .call("notifications_unread", "")
+                .await
+        )
+        .await,
         json!(1)
     );
-    let theirs = body_json(f.app.send(list(&teammate)).await).await;
+    let theirs = body_json(
+        f.app
+            .with_session(&teammate)
+            .call("notifications_list", "")
+            .await,
+    )
+    .await;
     assert_eq!(theirs[0]["read"], json!(false), "{theirs}");
     let again = f
         .app
-        .send(server_fn(
-            "notifications_read",
-            &form,
-            &[(header::COOKIE, &member), (header::ORIGIN, PUBLIC_URL)],
-        ))
+        .with_session(&member)
+        .call("notifications_read", &form)
         .await;
     assert_eq!(again.status(), StatusCode::OK, "marking twice is harmless");
     assert_eq!(
-        body_json(f.app.send(unread_for(&teammate)).await).await,
+        body_json(
+            f.app
+                .with_session(&teammate)
+                .call("notifications_unread", "")
+                .await
+        )
+        .await,
         json!(1)
     );
-    let mine = body_json(f.app.send(list(&member)).await).await;
+    let mine = body_json(
+        f.app
+            .with_session(&member)
+            .call("notifications_list", "")
+            .await,
+    )
+    .await;
     assert_eq!(mine[0]["read"], json!(true), "{mine}");
 }
 
@@ -1473,10 +1460,11 @@ async fn whoever_sees_the_completion_event_reads_the_final_status() {
     let f = fixture(false).await;
     for _ in 0..10 {
         let (_, created) = f
-            .send(
+            .app
+            .as_(DEV)
+            .request(
                 "POST",
                 "/api/scaffolder/v2/tasks",
-                DEV,
                 Some(json!({"templateRef": "template:default/escape-test", "values": {}})),
             )
             .await;
@@ -1484,17 +1472,19 @@ async fn whoever_sees_the_completion_event_reads_the_final_status() {
         // The live log ends with the completion event; the task read right after is finished.
         let stream = f
             .app
-            .send(bearer(
+            .as_(DEV)
+            .response(
                 "GET",
                 &format!("/api/scaffolder/v2/tasks/{id}/eventstream"),
-                DEV,
                 None,
-            ))
+            )
             .await;
         let stream = body_text(stream).await;
         assert!(stream.contains("event: completion"), "{stream}");
         let (_, task) = f
-            .send("GET", &format!("/api/scaffolder/v2/tasks/{id}"), DEV, None)
+            .app
+            .as_(DEV)
+            .request("GET", &format!("/api/scaffolder/v2/tasks/{id}"), None)
             .await;
         assert_eq!(task["status"], "completed", "{task}");
     }
@@ -1525,7 +1515,9 @@ async fn attack_hostile_picker_answers_are_refused_before_a_task_exists() {
         let body = json!({"templateRef": "template:default/feature-service", "values": values});
         let f = &f;
         async move {
-            f.send("POST", "/api/scaffolder/v2/tasks", DEV, Some(body))
+            f.app
+                .as_(DEV)
+                .request("POST", "/api/scaffolder/v2/tasks", Some(body))
                 .await
         }
     };
@@ -1582,7 +1574,9 @@ async fn attack_catalog_register_takes_only_what_the_team_may_own() {
         let f = &f;
         async move {
             let (status, created) = f
-                .send("POST", "/api/scaffolder/v2/tasks", DEV, Some(body))
+                .app
+                .as_(DEV)
+                .request("POST", "/api/scaffolder/v2/tasks", Some(body))
                 .await;
             assert_eq!(status, StatusCode::CREATED, "{created}");
             let id = created["id"].as_str().unwrap().to_owned();
@@ -1658,23 +1652,19 @@ async fn attack_event_streams_end_are_capped_and_authorized() {
     use paved_core::scaffold::runner::MAX_STREAMS_PER_PRINCIPAL;
     let f = fixture(false).await;
     let (_, created) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             "/api/scaffolder/v2/tasks",
-            DEV,
             Some(json!({"templateRef": "template:default/escape-test", "values": {"wait": 30}})),
         )
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
     f.wait_for(&id, &["processing"]).await;
-    let open = || {
-        f.app.send(bearer(
-            "GET",
-            &format!("/api/scaffolder/v2/tasks/{id}/eventstream"),
-            DEV,
-            None,
-        ))
-    };
+    let stream = format!("/api/scaffolder/v2/tasks/{id}/eventstream");
+    let dev = f.app.as_(DEV);
+    let open = || dev.response("GET", &stream, None);
     // Responses whose bodies are not read keep their streams (and slots) open.
     let mut held = Vec::new();
     for _ in 0..MAX_STREAMS_PER_PRINCIPAL {
@@ -1687,21 +1677,22 @@ async fn attack_event_streams_end_are_capped_and_authorized() {
     // Another team's member gets no stream at all.
     let r = f
         .app
-        .send(bearer(
+        .as_(SEARCH)
+        .response(
             "GET",
             &format!("/api/scaffolder/v2/tasks/{id}/eventstream"),
-            SEARCH,
             None,
-        ))
+        )
         .await;
     assert!(r.status() == StatusCode::FORBIDDEN || r.status() == StatusCode::NOT_FOUND);
     // Closing streams gives the slots back.
     held.clear();
     let (status, _) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             &format!("/api/scaffolder/v2/tasks/{id}/cancel"),
-            DEV,
             None,
         )
         .await;
@@ -1752,13 +1743,14 @@ async fn attack_event_streams_end_are_capped_and_authorized() {
 async fn attack_a_person_cannot_queue_tasks_without_end() {
     use paved_core::scaffold::MAX_RUNNING_TASKS_PER_PERSON;
     let f = fixture_with(false, false).await;
-    let start = |token: &'static str| {
-        f.send(
-            "POST",
-            "/api/scaffolder/v2/tasks",
-            token,
-            Some(json!({"templateRef": "template:default/escape-test", "values": {}})),
-        )
+    let app = &f.app;
+    let start = move |token: &'static str| async move {
+        app.as_(token)
+            .post(
+                "/api/scaffolder/v2/tasks",
+                json!({"templateRef": "template:default/escape-test", "values": {}}),
+            )
+            .await
     };
     for _ in 0..MAX_RUNNING_TASKS_PER_PERSON {
         let (status, body) = start(DEV).await;
@@ -1780,10 +1772,11 @@ async fn attack_a_nested_secret_quoted_by_a_failure_stays_masked() {
     const NESTED: &str = "nested-pw-5f1c9e3d-never-shown";
     let f = fixture(false).await;
     let (status, created) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "POST",
             "/api/scaffolder/v2/tasks",
-            DEV,
             Some(json!({"templateRef": "template:default/leaky-failure",
                 "values": {"db": {"host": "db.internal", "password": NESTED}}})),
         )
@@ -1807,10 +1800,11 @@ async fn attack_a_nested_secret_quoted_by_a_failure_stays_masked() {
     );
     assert_eq!(task["secretNames"], json!(["db.password"]), "{task}");
     let (_, events) = f
-        .send(
+        .app
+        .as_(DEV)
+        .request(
             "GET",
             &format!("/api/scaffolder/v2/tasks/{id}/events"),
-            DEV,
             None,
         )
         .await;

@@ -11,9 +11,7 @@ use common::vault::TestVault;
 use common::*;
 use serde_json::{json, Value};
 
-const PAYMENTS_DEV: &str = "dev-token-0123456789abcdef";
-const PAYMENTS_LEAD: &str = "lead-token-0123456789abcdef";
-const SEARCH_DEV: &str = "search-token-0123456789abcdef";
+use common::tokens::{PAYMENTS_DEV, PAYMENTS_LEAD, SEARCH_DEV};
 
 const CATALOG: &str = r#"
 apiVersion: backstage.io/v1alpha1
@@ -56,14 +54,10 @@ async fn fixture_with(vault: TestVault, vault_addr: Option<&str>) -> Fixture {
     std::fs::write(catalog.path().join("catalog-info.yaml"), CATALOG).unwrap();
     let root = catalog.path().display().to_string();
     let location = format!("file:{root}/catalog-info.yaml");
-    let tokens = format!(
-        "dev:{PAYMENTS_DEV}:developer:payments,lead:{PAYMENTS_LEAD}:team_lead:payments,search:{SEARCH_DEV}:developer:search"
-    );
     let addr = vault_addr.map(str::to_owned).unwrap_or(vault.addr.clone());
     let app = test_app(&[
         ("PAVED_CATALOG_FILE_ROOTS", &root),
         ("PAVED_CATALOG_LOCATIONS", &location),
-        ("PAVED_SERVICE_TOKENS", &tokens),
         ("PAVED_VAULT_ADDR", &addr),
         ("PAVED_VAULT_TOKEN", &vault.portal_token),
     ])
@@ -80,20 +74,6 @@ async fn fixture() -> Fixture {
     fixture_with(vault, None).await
 }
 
-impl Fixture {
-    async fn call(
-        &self,
-        method: &str,
-        uri: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, String) {
-        let response = self.app.send(bearer(method, uri, token, body)).await;
-        let status = response.status();
-        (status, body_text(response).await)
-    }
-}
-
 #[tokio::test]
 async fn provisioned_service_account_reads_exactly_its_secret_and_values_never_leak() {
     let f = fixture().await;
@@ -101,10 +81,11 @@ async fn provisioned_service_account_reads_exactly_its_secret_and_values_never_l
     let value_v2 = "pw-v2-8d2b7c44-unique";
 
     let (status, text) = f
-        .call(
+        .app
+        .as_(PAYMENTS_DEV)
+        .text(
             "PUT",
             "/api/secrets/v1/payments/checkout/database",
-            PAYMENTS_DEV,
             Some(json!({"data": {"DATABASE_PASSWORD": value_v1, "DATABASE_USER": "checkout"}})),
         )
         .await;
@@ -178,10 +159,11 @@ async fn provisioned_service_account_reads_exactly_its_secret_and_values_never_l
 
     // Rotation makes version 2; the versions list is metadata only.
     let (status, text) = f
-        .call(
+        .app
+        .as_(PAYMENTS_DEV)
+        .text(
             "PUT",
             "/api/secrets/v1/payments/checkout/database",
-            PAYMENTS_DEV,
             Some(json!({"data": {"DATABASE_PASSWORD": value_v2}, "cas": 1})),
         )
         .await;
@@ -189,12 +171,9 @@ async fn provisioned_service_account_reads_exactly_its_secret_and_values_never_l
     let rotated: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(rotated["version"], 2);
     let (status, text) = f
-        .call(
-            "GET",
-            "/api/secrets/v1/payments/checkout/database",
-            PAYMENTS_DEV,
-            None,
-        )
+        .app
+        .as_(PAYMENTS_DEV)
+        .text("GET", "/api/secrets/v1/payments/checkout/database", None)
         .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let detail: Value = serde_json::from_str(&text).unwrap();
@@ -207,12 +186,9 @@ async fn provisioned_service_account_reads_exactly_its_secret_and_values_never_l
         .unwrap()
         .starts_with("20"));
     let (status, list) = f
-        .call(
-            "GET",
-            "/api/secrets/v1/payments/checkout",
-            PAYMENTS_DEV,
-            None,
-        )
+        .app
+        .as_(PAYMENTS_DEV)
+        .text("GET", "/api/secrets/v1/payments/checkout", None)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(list.contains("\"current_version\":2"));
@@ -252,40 +228,44 @@ async fn other_teams_are_refused_and_vault_is_left_untouched() {
     let uri = "/api/secrets/v1/payments/checkout/database";
     let body = json!({"data": {"PASSWORD": "intruder-value"}});
     assert_eq!(
-        f.call("PUT", uri, SEARCH_DEV, Some(body.clone())).await.0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        f.call("GET", "/api/secrets/v1/payments/checkout", SEARCH_DEV, None)
+        f.app
+            .as_(SEARCH_DEV)
+            .text("PUT", uri, Some(body.clone()))
             .await
             .0,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        f.call("GET", uri, SEARCH_DEV, None).await.0,
+        f.app
+            .as_(SEARCH_DEV)
+            .text("GET", "/api/secrets/v1/payments/checkout", None)
+            .await
+            .0,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        f.call("DELETE", uri, SEARCH_DEV, None).await.0,
+        f.app.as_(SEARCH_DEV).text("GET", uri, None).await.0,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        f.call(
-            "POST",
-            "/api/secrets/v1/payments/checkout/provision",
-            SEARCH_DEV,
-            None
-        )
-        .await
-        .0,
+        f.app.as_(SEARCH_DEV).text("DELETE", uri, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        f.app
+            .as_(SEARCH_DEV)
+            .text("POST", "/api/secrets/v1/payments/checkout/provision", None)
+            .await
+            .0,
         StatusCode::FORBIDDEN
     );
     // A team's member cannot write under a service another team owns, even naming their own team.
     let (status, text) = f
-        .call(
+        .app
+        .as_(SEARCH_DEV)
+        .text(
             "PUT",
             "/api/secrets/v1/search/checkout/database",
-            SEARCH_DEV,
             Some(body),
         )
         .await;
@@ -319,10 +299,6 @@ async fn other_teams_are_refused_and_vault_is_left_untouched() {
             &[],
         )
         .await;
-    let headers = [
-        (header::COOKIE, outsider.as_str()),
-        (header::ORIGIN, PUBLIC_URL),
-    ];
     for (name, form) in [
         ("secrets_panel", "team=payments&holder=checkout"),
         (
@@ -340,21 +316,18 @@ async fn other_teams_are_refused_and_vault_is_left_untouched() {
         ("secrets_finish", "team=payments&holder=checkout"),
         ("secrets_team_services", "team=payments"),
     ] {
-        let response = f.app.send(server_fn(name, form, &headers)).await;
+        let response = f.app.with_session(&outsider).call(name, form).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name}");
     }
-    let save = Request::post("/api/secrets_save")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "application/json")
-        .header(header::COOKIE, &outsider)
-        .header(header::ORIGIN, PUBLIC_URL)
-        .body(Body::from(
+    let response = f
+        .app
+        .with_session(&outsider)
+        .call_json(
+            "secrets_save",
             json!({"team": "payments", "holder": "checkout", "name": "database",
-                   "pairs": [["PASSWORD", "intruder-value"]], "expected_version": 0})
-            .to_string(),
-        ))
-        .unwrap();
-    let response = f.app.send(save).await;
+                   "pairs": [["PASSWORD", "intruder-value"]], "expected_version": 0}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let (status, _) = f
         .vault
@@ -385,68 +358,83 @@ async fn check_and_set_and_destroy_rules() {
     let uri = "/api/secrets/v1/payments/checkout/api-key";
     let put = |cas: Option<i64>| json!({"data": {"API_KEY": "k"}, "cas": cas});
     assert_eq!(
-        f.call("PUT", uri, PAYMENTS_DEV, Some(put(Some(0)))).await.0,
+        f.app
+            .as_(PAYMENTS_DEV)
+            .text("PUT", uri, Some(put(Some(0))))
+            .await
+            .0,
         StatusCode::CREATED
     );
     // Creating again with cas 0, or rotating from a stale version, is a conflict.
-    let (status, text) = f.call("PUT", uri, PAYMENTS_DEV, Some(put(Some(0)))).await;
+    let (status, text) = f
+        .app
+        .as_(PAYMENTS_DEV)
+        .text("PUT", uri, Some(put(Some(0))))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{text}");
     assert!(text.contains("already exists"));
     assert_eq!(
-        f.call("PUT", uri, PAYMENTS_DEV, Some(put(Some(1)))).await.0,
+        f.app
+            .as_(PAYMENTS_DEV)
+            .text("PUT", uri, Some(put(Some(1))))
+            .await
+            .0,
         StatusCode::OK
     );
-    let (status, text) = f.call("PUT", uri, PAYMENTS_DEV, Some(put(Some(1)))).await;
+    let (status, text) = f
+        .app
+        .as_(PAYMENTS_DEV)
+        .text("PUT", uri, Some(put(Some(1))))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{text}");
     assert!(text.contains("newer version"));
     // Bad input is refused with the field named.
     let (status, text) = f
-        .call(
+        .app
+        .as_(PAYMENTS_DEV)
+        .text(
             "PUT",
             "/api/secrets/v1/payments/checkout/Bad_Name",
-            PAYMENTS_DEV,
             Some(put(None)),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
     let (status, text) = f
-        .call(
-            "PUT",
-            uri,
-            PAYMENTS_DEV,
-            Some(json!({"data": {"not-a-key": "v"}})),
-        )
+        .app
+        .as_(PAYMENTS_DEV)
+        .text("PUT", uri, Some(json!({"data": {"not-a-key": "v"}})))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
     // A service that is not in the catalog is a clear 404.
     let (status, text) = f
-        .call(
-            "PUT",
-            "/api/secrets/v1/payments/nope/db",
-            PAYMENTS_DEV,
-            Some(put(None)),
-        )
+        .app
+        .as_(PAYMENTS_DEV)
+        .text("PUT", "/api/secrets/v1/payments/nope/db", Some(put(None)))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
 
     // Members cannot delete versions or destroy; leads can.
     assert_eq!(
-        f.call("DELETE", &format!("{uri}/versions/1"), PAYMENTS_DEV, None)
+        f.app
+            .as_(PAYMENTS_DEV)
+            .text("DELETE", &format!("{uri}/versions/1"), None)
             .await
             .0,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        f.call("DELETE", uri, PAYMENTS_DEV, None).await.0,
+        f.app.as_(PAYMENTS_DEV).text("DELETE", uri, None).await.0,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        f.call("DELETE", &format!("{uri}/versions/1"), PAYMENTS_LEAD, None)
+        f.app
+            .as_(PAYMENTS_LEAD)
+            .text("DELETE", &format!("{uri}/versions/1"), None)
             .await
             .0,
         StatusCode::NO_CONTENT
     );
-    let (_, text) = f.call("GET", uri, PAYMENTS_DEV, None).await;
+    let (_, text) = f.app.as_(PAYMENTS_DEV).text("GET", uri, None).await;
     let detail: Value = serde_json::from_str(&text).unwrap();
     let v1 = detail["versions"]
         .as_array()
@@ -456,7 +444,7 @@ async fn check_and_set_and_destroy_rules() {
         .unwrap();
     assert!(v1["deleted_at"].is_string(), "{v1}");
     assert_eq!(
-        f.call("DELETE", uri, PAYMENTS_LEAD, None).await.0,
+        f.app.as_(PAYMENTS_LEAD).text("DELETE", uri, None).await.0,
         StatusCode::NO_CONTENT
     );
     let (status, _) = f
@@ -470,7 +458,7 @@ async fn check_and_set_and_destroy_rules() {
         .await;
     assert_eq!(status, 404, "destroyed in Vault");
     assert_eq!(
-        f.call("GET", uri, PAYMENTS_DEV, None).await.0,
+        f.app.as_(PAYMENTS_DEV).text("GET", uri, None).await.0,
         StatusCode::NOT_FOUND
     );
 }
@@ -483,10 +471,11 @@ async fn vault_stopped_mid_provisioning_reports_what_is_missing_and_a_rerun_conv
     let mut f = fixture_with(vault, Some(&proxy.url.clone())).await;
     proxy.arm();
     let (status, text) = f
-        .call(
+        .app
+        .as_(PAYMENTS_DEV)
+        .text(
             "PUT",
             "/api/secrets/v1/payments/checkout/database",
-            PAYMENTS_DEV,
             Some(json!({"data": {"PASSWORD": "crash-test-value"}})),
         )
         .await;
@@ -512,12 +501,9 @@ async fn vault_stopped_mid_provisioning_reports_what_is_missing_and_a_rerun_conv
 
     // The status says what is missing.
     let (_, list) = f
-        .call(
-            "GET",
-            "/api/secrets/v1/payments/checkout",
-            PAYMENTS_DEV,
-            None,
-        )
+        .app
+        .as_(PAYMENTS_DEV)
+        .text("GET", "/api/secrets/v1/payments/checkout", None)
         .await;
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list["access"]["complete"], false);
@@ -537,12 +523,9 @@ async fn vault_stopped_mid_provisioning_reports_what_is_missing_and_a_rerun_conv
         .check_health()
         .await;
     let (status, text) = f
-        .call(
-            "POST",
-            "/api/secrets/v1/payments/checkout/provision",
-            PAYMENTS_DEV,
-            None,
-        )
+        .app
+        .as_(PAYMENTS_DEV)
+        .text("POST", "/api/secrets/v1/payments/checkout/provision", None)
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
     assert!(text.contains("does not answer"));
@@ -559,12 +542,9 @@ async fn vault_stopped_mid_provisioning_reports_what_is_missing_and_a_rerun_conv
         .check_health()
         .await;
     let (status, text) = f
-        .call(
-            "POST",
-            "/api/secrets/v1/payments/checkout/provision",
-            PAYMENTS_DEV,
-            None,
-        )
+        .app
+        .as_(PAYMENTS_DEV)
+        .text("POST", "/api/secrets/v1/payments/checkout/provision", None)
         .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(text.contains("\"complete\":true"));
@@ -602,10 +582,11 @@ async fn sealed_vault_is_reported_and_refuses_writes_without_touching_anything()
     );
 
     let (status, text) = f
-        .call(
+        .app
+        .as_(PAYMENTS_DEV)
+        .text(
             "PUT",
             "/api/secrets/v1/payments/checkout/database",
-            PAYMENTS_DEV,
             Some(json!({"data": {"PASSWORD": "x"}})),
         )
         .await;
@@ -650,20 +631,14 @@ async fn the_ui_save_function_provisions_like_the_api() {
             &[],
         )
         .await;
+    let as_member = f.app.with_session(&member);
     let save = |version: i64, value: &str| {
-        Request::post("/api/secrets_save")
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json")
-            .header(header::COOKIE, &member)
-            .header(header::ORIGIN, PUBLIC_URL)
-            .body(Body::from(
-                json!({"team": "payments", "holder": "checkout", "name": "token",
-                       "pairs": [["TOKEN", value]], "expected_version": version})
-                .to_string(),
-            ))
-            .unwrap()
+        json!({"team": "payments", "holder": "checkout", "name": "token",
+               "pairs": [["TOKEN", value]], "expected_version": version})
     };
-    let response = f.app.send(save(0, "ui-value-one")).await;
+    let response = as_member
+        .call_json("secrets_save", save(0, "ui-value-one"))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let text = body_text(response).await;
     assert!(!text.contains("ui-value-one"));
@@ -675,9 +650,13 @@ async fn the_ui_save_function_provisions_like_the_api() {
         .unwrap()
         .contains("agent-inject-secret-token"));
     // A stale form (it still shows version 0) is refused: someone else's version is not overwritten.
-    let response = f.app.send(save(0, "ui-value-two")).await;
+    let response = as_member
+        .call_json("secrets_save", save(0, "ui-value-two"))
+        .await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
-    let response = f.app.send(save(1, "ui-value-two")).await;
+    let response = as_member
+        .call_json("secrets_save", save(1, "ui-value-two"))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
 
     // The entity page shows the annotations to members only.
@@ -801,18 +780,10 @@ async fn the_portal_logs_in_with_approle_or_kubernetes_and_renews_its_token() {
 #[tokio::test]
 async fn the_openapi_document_describes_every_route() {
     // Without Vault configured, the API says so clearly.
-    let app = test_app(&[(
-        "PAVED_SERVICE_TOKENS",
-        "dev:dev-token-0123456789abcdef:developer:payments",
-    )])
-    .await;
+    let app = test_app(&[]).await;
     let response = app
-        .send(bearer(
-            "GET",
-            "/api/secrets/v1/openapi.json",
-            PAYMENTS_DEV,
-            None,
-        ))
+        .as_(PAYMENTS_DEV)
+        .response("GET", "/api/secrets/v1/openapi.json", None)
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     let doc = body_json(response).await;
@@ -831,18 +802,10 @@ async fn the_openapi_document_describes_every_route() {
         }
     }
     // Without Vault configured, the API says so clearly.
-    let app = test_app(&[(
-        "PAVED_SERVICE_TOKENS",
-        "dev:dev-token-0123456789abcdef:developer:payments",
-    )])
-    .await;
+    let app = test_app(&[]).await;
     let response = app
-        .send(bearer(
-            "GET",
-            "/api/secrets/v1/payments/checkout",
-            PAYMENTS_DEV,
-            None,
-        ))
+        .as_(PAYMENTS_DEV)
+        .response("GET", "/api/secrets/v1/payments/checkout", None)
         .await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(body_text(response).await.contains("PAVED_VAULT_ADDR"));

@@ -269,3 +269,78 @@ mod tests {
         assert_eq!(service.actor(), "service:s");
     }
 }
+
+/// Principals for tests, built the same way everywhere: `member("payments")`,
+/// `lead("payments")`, `pm()`, `admin()`, adjusted with `named`, `also_member`
+/// and `also_lead`. Each is a signed-in person (user id 1) unless
+/// `as_service_token` says otherwise.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use super::{AuthMethod, PlatformRole, Principal, TeamRole};
+
+    fn person() -> Principal {
+        Principal {
+            user_id: Some(1),
+            subject: "dev".into(),
+            display_name: "dev".into(),
+            email: None,
+            method: AuthMethod::Session,
+            platform_roles: Default::default(),
+            teams: Default::default(),
+        }
+    }
+
+    /// A developer in `team`.
+    pub fn member(team: &str) -> Principal {
+        person().also_member(team)
+    }
+
+    /// The lead of `team`.
+    pub fn lead(team: &str) -> Principal {
+        person().also_lead(team)
+    }
+
+    /// A platform PM, in no team.
+    pub fn pm() -> Principal {
+        Principal {
+            platform_roles: [PlatformRole::PlatformPm].into(),
+            ..person()
+        }
+    }
+
+    /// A platform admin, in no team.
+    pub fn admin() -> Principal {
+        Principal {
+            platform_roles: [PlatformRole::PlatformAdmin].into(),
+            ..person()
+        }
+    }
+
+    impl Principal {
+        /// The same roles under another subject (and display name).
+        pub fn named(mut self, subject: &str) -> Self {
+            subject.clone_into(&mut self.subject);
+            subject.clone_into(&mut self.display_name);
+            self
+        }
+
+        /// Adds membership of `team`.
+        pub fn also_member(mut self, team: &str) -> Self {
+            self.teams.insert(team.to_owned(), TeamRole::Member);
+            self
+        }
+
+        /// Adds the lead role of `team`.
+        pub fn also_lead(mut self, team: &str) -> Self {
+            self.teams.insert(team.to_owned(), TeamRole::Lead);
+            self
+        }
+
+        /// The same roles held by a service token (no user row).
+        pub fn as_service_token(mut self) -> Self {
+            self.user_id = None;
+            self.method = AuthMethod::ServiceToken;
+            self
+        }
+    }
+}

@@ -6,21 +6,13 @@ use sqlx::SqlitePool;
 
 use super::ledger::{Clock, Ledger, LedgerError, ManualClock, ReserveRequest, UsageRecord};
 use super::*;
-use crate::auth::{AuthMethod, PlatformRole, TeamRole};
+use paved_shared::auth::testing;
+
+fn lead() -> Principal {
+    testing::lead("payments").named("lee")
+}
 
 const CENT: i64 = NANOCENTS_PER_CENT;
-
-fn principal(platform: &[PlatformRole], teams: &[(&str, TeamRole)]) -> Principal {
-    Principal {
-        user_id: Some(1),
-        subject: "lee".into(),
-        display_name: "Lee".into(),
-        email: None,
-        method: AuthMethod::Session,
-        platform_roles: platform.iter().copied().collect(),
-        teams: teams.iter().map(|(t, r)| (t.to_string(), *r)).collect(),
-    }
-}
 
 fn ms(s: &str) -> i64 {
     s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
@@ -55,10 +47,6 @@ fn input(limit_cents: i64, period: Period) -> BudgetInput {
         tpm_limit: None,
         expected_version: None,
     }
-}
-
-fn lead() -> Principal {
-    principal(&[], &[("payments", TeamRole::Lead)])
 }
 
 fn request(id: &str, amount: i64) -> ReserveRequest {
@@ -344,9 +332,9 @@ async fn requests_per_minute_are_limited_with_a_retry_time(pool: SqlitePool) {
 async fn budgets_are_versioned_audited_and_only_leads_change_them(pool: SqlitePool) {
     let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
     let ledger = setup(&pool, clock.clone()).await;
-    let member = principal(&[], &[("payments", TeamRole::Member)]);
-    let other_lead = principal(&[], &[("search", TeamRole::Lead)]);
-    let pm = principal(&[PlatformRole::PlatformPm], &[]);
+    let member = testing::member("payments").named("lee");
+    let other_lead = testing::lead("search").named("lee");
+    let pm = testing::pm().named("lee");
     for who in [&member, &other_lead, &pm] {
         let err = set_budget(
             &pool,

@@ -9,31 +9,20 @@ use sqlx::SqlitePool;
 use super::query::{self, Filter, Query};
 use super::source::{SourceLimits, Sources};
 use super::store;
-use crate::auth::{AuthMethod, PlatformRole, Principal, TeamRole};
+use crate::auth::Principal;
 use crate::CoreError;
+use paved_shared::auth::testing;
 
 fn examples() -> PathBuf {
     super::conformance_examples()
 }
 
 fn admin() -> Principal {
-    Principal {
-        user_id: Some(1),
-        subject: "ada".into(),
-        display_name: "Ada".into(),
-        email: None,
-        method: AuthMethod::Session,
-        platform_roles: [PlatformRole::PlatformAdmin].into(),
-        teams: Default::default(),
-    }
+    testing::admin().named("ada")
 }
 
 fn developer() -> Principal {
-    Principal {
-        platform_roles: Default::default(),
-        teams: [("payments".to_string(), TeamRole::Member)].into(),
-        ..admin()
-    }
+    testing::member("payments").named("ada")
 }
 
 async fn register(pool: &SqlitePool, sources: &Sources, path: &Path) -> store::LocationInfo {
@@ -696,10 +685,7 @@ async fn owners_edit_portal_fields_and_others_cannot(pool: SqlitePool) {
         ("#payments-oncall", Some("user:ada"))
     );
 
-    let outsider = Principal {
-        teams: [("search".to_string(), TeamRole::Lead)].into(),
-        ..developer()
-    };
+    let outsider = testing::lead("search").named("ada");
     assert!(!portal::can_edit(&outsider, Some("group:default/payments")));
     assert!(matches!(
         portal::set(&pool, &outsider, "component:default/svc", &fields).await,

@@ -31,8 +31,25 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-/// Builds the app with `vars` on top of minimal defaults. The issuer points at
-/// a closed port unless a test overrides it.
+/// The service tokens every test app accepts unless a test sets
+/// `PAVED_SERVICE_TOKENS` itself, declared once for every test file.
+pub mod tokens {
+    pub const ADMIN: &str = "admin-token-0123456789abcdef";
+    pub const PAYMENTS_DEV: &str = "dev-token-0123456789abcdef";
+    pub const PAYMENTS_LEAD: &str = "lead-token-0123456789abcdef";
+    pub const SEARCH_DEV: &str = "search-token-0123456789abcdef";
+    pub const SEARCH_LEAD: &str = "other-lead-0123456789abcdef";
+    /// `PAVED_SERVICE_TOKENS` for the tokens above: `admin` (platform admin),
+    /// `dev` and `lead` of payments, `search` and `other` (its lead) of search.
+    pub const ALL: &str = "admin:admin-token-0123456789abcdef:platform_admin,\
+        dev:dev-token-0123456789abcdef:developer:payments,\
+        lead:lead-token-0123456789abcdef:team_lead:payments,\
+        search:search-token-0123456789abcdef:developer:search,\
+        other:other-lead-0123456789abcdef:team_lead:search";
+}
+
+/// Builds the app with `vars` on top of minimal defaults (the [`tokens`]
+/// included). The issuer points at a closed port unless a test overrides it.
 pub async fn test_app(vars: &[(&str, &str)]) -> TestApp {
     test_app_with_clock(vars, Arc::new(paved_core::budgets::ledger::SystemClock)).await
 }
@@ -54,6 +71,7 @@ pub async fn test_app_with_clock(
             "paved-demo-secret".into(),
         ),
         ("PAVED_SITE_ROOT".into(), dir.path().display().to_string()),
+        ("PAVED_SERVICE_TOKENS".into(), tokens::ALL.into()),
     ]);
     for (k, v) in vars {
         env.insert((*k).into(), (*v).into());
@@ -70,7 +88,147 @@ pub async fn test_app_with_clock(
     }
 }
 
+/// A caller of the test app's JSON APIs: `app.as_(tokens::ADMIN).put(uri, json)`.
+/// `app.with_session(&cookie).call("budget_save", form)` calls a server function
+/// as a signed-in person.
+pub struct Client<'a> {
+    app: &'a TestApp,
+    headers: Vec<(header::HeaderName, String)>,
+}
+
+impl Client<'_> {
+    /// Sends `method uri` with `body` as JSON; answers the status and the
+    /// body parsed as JSON (a string when it is not JSON, null when empty).
+    pub async fn request(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
+        let (status, text) = self.text(method, uri, body).await;
+        let value = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// [`Client::request`] answering the body as it came, for tests that
+    /// search it for values that must not be there.
+    pub async fn text(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, String) {
+        let response = self.response(method, uri, body).await;
+        let status = response.status();
+        (status, body_text(response).await)
+    }
+
+    /// The whole response, for tests that read its headers.
+    pub async fn response(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<serde_json::Value>,
+    ) -> Response<Body> {
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let request = match body {
+            Some(b) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => request.body(Body::empty()),
+        };
+        self.app.send(request.unwrap()).await
+    }
+
+    /// Calls the server function `name` with a URL-encoded `form`, as the
+    /// browser's forms do.
+    pub async fn call(&self, name: &str, form: &str) -> Response<Body> {
+        let headers: Vec<(header::HeaderName, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str()))
+            .collect();
+        self.app.send(server_fn(name, form, &headers)).await
+    }
+
+    /// Calls the server function `name` with a JSON body, as islands do.
+    pub async fn call_json(&self, name: &str, body: serde_json::Value) -> Response<Body> {
+        let mut request = Request::post(format!("/api/{name}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json");
+        for (k, v) in &self.headers {
+            request = request.header(k, v);
+        }
+        self.app
+            .send(request.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    pub async fn get(&self, uri: &str) -> (StatusCode, serde_json::Value) {
+        self.request("GET", uri, None).await
+    }
+
+    pub async fn post(
+        &self,
+        uri: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        self.request("POST", uri, Some(body)).await
+    }
+
+    pub async fn put(&self, uri: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+        self.request("PUT", uri, Some(body)).await
+    }
+
+    pub async fn patch(
+        &self,
+        uri: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        self.request("PATCH", uri, Some(body)).await
+    }
+
+    pub async fn delete(&self, uri: &str) -> (StatusCode, serde_json::Value) {
+        self.request("DELETE", uri, None).await
+    }
+}
+
 impl TestApp {
+    /// A caller presenting `token` as a bearer token.
+    pub fn as_(&self, token: &str) -> Client<'_> {
+        Client {
+            app: self,
+            headers: vec![(header::AUTHORIZATION, format!("Bearer {token}"))],
+        }
+    }
+
+    /// A caller with the session `cookie` (from [`TestApp::session_for`]),
+    /// sending the portal's own origin as a browser does.
+    pub fn with_session(&self, cookie: &str) -> Client<'_> {
+        Client {
+            app: self,
+            headers: vec![
+                (header::COOKIE, cookie.to_owned()),
+                (header::ORIGIN, PUBLIC_URL.to_owned()),
+            ],
+        }
+    }
+
+    /// A caller with no credentials.
+    pub fn anonymous(&self) -> Client<'_> {
+        Client {
+            app: self,
+            headers: Vec::new(),
+        }
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Response<Body> {
         self.router.clone().oneshot(request).await.unwrap()
     }
@@ -267,19 +425,6 @@ pub fn contains_bytes(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
-}
-
-/// A service-token principal that is a member of `team`.
-pub fn member_of(team: &str) -> paved_core::auth::Principal {
-    paved_core::auth::Principal {
-        user_id: None,
-        subject: "dev".into(),
-        display_name: "dev".into(),
-        email: None,
-        method: paved_core::auth::AuthMethod::ServiceToken,
-        platform_roles: Default::default(),
-        teams: [(team.to_owned(), paved_core::auth::TeamRole::Member)].into(),
-    }
 }
 
 /// A JSON API request with a bearer token.
