@@ -285,6 +285,101 @@ pub fn DataLink(
     }
 }
 
+/// A column heading of a [`Table`].
+#[derive(Debug, Clone, Copy)]
+pub struct Col {
+    label: &'static str,
+    numeric: bool,
+    hidden: bool,
+}
+
+impl Col {
+    /// A column of text.
+    pub const fn text(label: &'static str) -> Self {
+        Self {
+            label,
+            numeric: false,
+            hidden: false,
+        }
+    }
+
+    /// A column of numbers, aligned right.
+    pub const fn numeric(label: &'static str) -> Self {
+        Self {
+            label,
+            numeric: true,
+            hidden: false,
+        }
+    }
+
+    /// A column of buttons: its heading is for screen readers only.
+    pub const fn actions(label: &'static str) -> Self {
+        Self {
+            label,
+            numeric: false,
+            hidden: true,
+        }
+    }
+}
+
+/// A data table: headings from `columns`, rows from `children` (`<tr>`s),
+/// scrolling sideways on narrow screens.
+#[component]
+pub fn Table(
+    columns: Vec<Col>,
+    #[prop(optional, into)] label: Option<String>,
+    #[prop(optional)] testid: Option<&'static str>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <div class="overflow-x-auto">
+            <table class="table" aria-label=label data-testid=testid>
+                <thead>
+                    <tr>
+                        {columns
+                            .into_iter()
+                            .map(|c| {
+                                let class = c.numeric.then_some("text-right");
+                                if c.hidden {
+                                    view! { <th scope="col" class=class><span class="sr-only">{c.label}</span></th> }.into_any()
+                                } else {
+                                    view! { <th scope="col" class=class>{c.label}</th> }.into_any()
+                                }
+                            })
+                            .collect_view()}
+                    </tr>
+                </thead>
+                <tbody>{children()}</tbody>
+            </table>
+        </div>
+    }
+}
+
+/// Paging under a list: "11–20 of 143" and links to the pages before and
+/// after, when there are any.
+#[component]
+pub fn Pager(
+    /// The first item shown, counting from 1.
+    first: i64,
+    /// The last item shown.
+    last: i64,
+    total: i64,
+    prev: Option<String>,
+    next: Option<String>,
+    #[prop(default = "Previous")] prev_label: &'static str,
+    #[prop(default = "Next")] next_label: &'static str,
+) -> impl IntoView {
+    view! {
+        <nav aria-label="Pages" class="mt-4 flex items-center justify-between text-sm">
+            <span>{format!("{first}–{last} of {total}")}</span>
+            <span class="flex gap-2">
+                {prev.map(|h| view! { <a class="btn-secondary" href=h>{prev_label}</a> })}
+                {next.map(|h| view! { <a class="btn-secondary" href=h>{next_label}</a> })}
+            </span>
+        </nav>
+    }
+}
+
 /// What to show when a list is empty: what it is and what to do next.
 #[component]
 pub fn EmptyState(

@@ -37,7 +37,10 @@ pub struct CoreState {
     pub vault: Option<Arc<secrets::vault::Vault>>,
     /// The scaffolder's in-process state (workers, secret answers, live events).
     pub scaffolder: Arc<scaffold::Scaffolder>,
-    /// The LLM gateway: budget ledger, prices, keys, breakers and metrics.
+    /// Budgets: the ledger, prices and gateway keys.
+    pub budgets: Arc<budgets::Budgets>,
+    /// The LLM gateway: routes, breakers, provider credentials and metrics;
+    /// it charges [`CoreState::budgets`].
     pub gateway: Arc<gateway::Gateway>,
     /// Refreshes people ask for, throttled per location and in total.
     pub refresher: Arc<catalog::refresh::Refresher>,
@@ -52,7 +55,10 @@ pub enum CoreStartError {
     /// The Vault client could not be built (an unreadable CA file).
     #[error(transparent)]
     Vault(#[from] secrets::vault::VaultError),
-    /// The gateway's ledger or prices could not be loaded.
+    /// The budget ledger or prices could not be loaded.
+    #[error(transparent)]
+    Budgets(#[from] budgets::BudgetsStartError),
+    /// The gateway's HTTP client could not be built.
     #[error(transparent)]
     Gateway(#[from] gateway::GatewayStartError),
 }
@@ -71,14 +77,23 @@ impl CoreState {
             &config.catalog.file_roots,
             &config.catalog.allowed_hosts,
             catalog::source::SourceLimits::default(),
-        );
+        )
+        .with_kinds(catalog::model::Kinds::default().with(scaffold::template::TemplateKind));
         let vault = match &config.vault {
             Some(vault) => Some(Arc::new(secrets::vault::Vault::new(vault.clone())?)),
             None => None,
         };
-        let gateway =
-            gateway::Gateway::start(db.clone(), config.clone(), vault.clone(), clock).await?;
+        let budgets = budgets::Budgets::start(&db, &config, clock.clone()).await?;
+        let gateway = gateway::Gateway::start(
+            db.clone(),
+            config.clone(),
+            vault.clone(),
+            budgets.clone(),
+            clock,
+        )
+        .await?;
         Ok(Self {
+            budgets,
             gateway,
             db,
             config,

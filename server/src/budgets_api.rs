@@ -48,7 +48,7 @@ async fn get_team(
 ) -> ApiResult<Json<budgets::BudgetView>> {
     let core = &state.core;
     Ok(Json(
-        budgets::budget(&core.db, &core.gateway.ledger, &p, &team, "").await?,
+        budgets::budget(&core.db, &core.budgets.ledger, &p, &team, "").await?,
     ))
 }
 
@@ -59,7 +59,7 @@ async fn get_all(
 ) -> ApiResult<Json<Vec<budgets::BudgetView>>> {
     let core = &state.core;
     Ok(Json(
-        budgets::team_budgets(&core.db, &core.gateway.ledger, &p, &team).await?,
+        budgets::team_budgets(&core.db, &core.budgets.ledger, &p, &team).await?,
     ))
 }
 
@@ -70,7 +70,7 @@ async fn get_workspace(
 ) -> ApiResult<Json<budgets::BudgetView>> {
     let core = &state.core;
     Ok(Json(
-        budgets::budget(&core.db, &core.gateway.ledger, &p, &team, &workspace).await?,
+        budgets::budget(&core.db, &core.budgets.ledger, &p, &team, &workspace).await?,
     ))
 }
 
@@ -86,7 +86,7 @@ async fn set(
     Ok(Json(
         budgets::set_budget(
             &core.db,
-            &core.gateway.ledger,
+            &core.budgets.ledger,
             p,
             team,
             workspace,
@@ -145,7 +145,7 @@ fn instant(
 
 /// The range asked for; the current team period (or the last 30 days) by default.
 fn range(state: &AppState, team: &str, q: &QueryPairs) -> Result<(i64, i64), CoreError> {
-    let ledger = &state.core.gateway.ledger;
+    let ledger = &state.core.budgets.ledger;
     let tz = ledger.time_zone();
     let (default_from, default_to) = ledger.period_or_recent(team, 30);
     let from = instant(q.first("from"), "from", tz)?.unwrap_or(default_from);
@@ -165,7 +165,7 @@ async fn team_usage(
         message: format!("`{by_raw}` is not model, workspace, day or caller"),
     })?;
     let (from, to) = range(&state, &team, &q)?;
-    let tz = state.core.gateway.ledger.time_zone();
+    let tz = state.core.budgets.ledger.time_zone();
     let groups = usage::report(&state.core.db, tz, &p, &team, from, to, by).await?;
     Ok(Json(json!({
         "team": team,
@@ -206,7 +206,7 @@ async fn all_csv(
     Extension(p): Extension<Principal>,
     q: QueryPairs,
 ) -> ApiResult<Response> {
-    let ledger = &state.core.gateway.ledger;
+    let ledger = &state.core.budgets.ledger;
     let now = ledger.now_ms();
     let from =
         instant(q.first("from"), "from", ledger.time_zone())?.unwrap_or(now - 30 * 86_400_000);
@@ -258,7 +258,7 @@ async fn revoke_key(
     Extension(p): Extension<Principal>,
     ApiPath((team, id)): ApiPath<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    keys::revoke(&state.core.db, &state.core.gateway.keys, &p, &team, id).await?;
+    keys::revoke(&state.core.db, &state.core.budgets.keys, &p, &team, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -282,7 +282,7 @@ async fn put_price(
     };
     let row = prices::set_price(
         &state.core.db,
-        &state.core.gateway.prices,
+        &state.core.budgets.prices,
         &p,
         &provider,
         &model,
@@ -300,7 +300,7 @@ async fn delete_price(
 ) -> ApiResult<StatusCode> {
     prices::remove_price(
         &state.core.db,
-        &state.core.gateway.prices,
+        &state.core.budgets.prices,
         &p,
         &provider,
         &model,

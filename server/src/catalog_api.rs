@@ -413,8 +413,11 @@ struct ValidateBody {
 }
 
 /// `POST /validate-entity`: 200 when valid, 400 with every field problem otherwise.
-async fn validate_entity(Json(body): Json<ValidateBody>) -> Response {
-    match model::validate(&body.entity) {
+async fn validate_entity(
+    State(state): State<AppState>,
+    Json(body): Json<ValidateBody>,
+) -> Response {
+    match model::validate(&body.entity, &state.core.catalog.kinds) {
         Ok(_) => (StatusCode::OK, Json(json!({}))).into_response(),
         Err(problems) => (
             StatusCode::BAD_REQUEST,

@@ -370,7 +370,7 @@ async fn two_hundred_concurrent_requests_never_overspend() {
         50 * 1_000_000_000,
         "spend reaches the limit exactly and never passes it"
     );
-    assert_eq!(gw.app.state.core.gateway.ledger.held_count(), 0);
+    assert_eq!(gw.app.state.core.budgets.ledger.held_count(), 0);
     let held: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM llm_reservations WHERE state = 'held'")
             .fetch_one(&gw.app.state.core.db)
@@ -935,7 +935,7 @@ fn a_crash_with_reservations_in_flight_releases_them_by_ttl_after_restart() {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let app = test_app_with_clock(&borrowed, mid_period_clock()).await;
-        let ledger = &app.state.core.gateway.ledger;
+        let ledger = &app.state.core.budgets.ledger;
         // 800 output tokens = 0.8 cents held by the dead request.
         assert_eq!(ledger.held_count(), 1);
         let (_, view) = {
@@ -950,7 +950,7 @@ fn a_crash_with_reservations_in_flight_releases_them_by_ttl_after_restart() {
         let r = app.send(chat(&key, hello(950))).await;
         assert_status(&r, StatusCode::TOO_MANY_REQUESTS);
         let started = Instant::now();
-        while app.state.core.gateway.ledger.held_count() > 0 {
+        while app.state.core.budgets.ledger.held_count() > 0 {
             assert!(
                 started.elapsed() < Duration::from_secs(5),
                 "the hold never expired"

@@ -12,7 +12,7 @@ use super::{
     bar_colour, cents_from_nanocents, dollars, dollars_f, BudgetForm, BudgetView, CreateGatewayKey,
     OnLimit, PriceLine, RevokeGatewayKey, SaveBudget, SavePrice, SaveWorkspaceBudget,
 };
-use crate::components::{format_time, Badge, Tone};
+use crate::components::{format_time, Badge, Col, Table, Tone};
 
 const W: f64 = 640.0;
 const H: f64 = 220.0;
@@ -499,9 +499,7 @@ pub fn GatewayKeys(team: String, keys: Vec<GatewayKeyInfo>, can_manage: bool) ->
             } else {
                 view! {
                     <div class="overflow-x-auto">
-                        <table class="table" data-testid="gateway-keys">
-                            <thead><tr><th scope="col">"Name"</th><th scope="col">"Key"</th><th scope="col">"Workspace"</th><th scope="col">"Last used"</th><th scope="col">"Status"</th>{can_manage.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}</tr></thead>
-                            <tbody>
+                        <Table testid="gateway-keys" columns=[Col::text("Name"), Col::text("Key"), Col::text("Workspace"), Col::text("Last used"), Col::text("Status")].into_iter().chain(can_manage.then_some(Col::actions("Actions"))).collect()>
                                 {keys.get().into_iter().map(|k| {
                                     let id = k.id;
                                     let revoked = k.revoked_at.is_some();
@@ -521,8 +519,7 @@ pub fn GatewayKeys(team: String, keys: Vec<GatewayKeyInfo>, can_manage: bool) ->
                                         </tr>
                                     }
                                 }).collect_view()}
-                            </tbody>
-                        </table>
+                            </Table>
                     </div>
                 }.into_any()
             }}
@@ -575,9 +572,7 @@ pub fn PriceTable(prices: Vec<PriceLine>, can_edit: bool) -> impl IntoView {
             <h2 id="prices-heading" class="mb-1 text-base font-semibold">"Prices (US dollars per million tokens)"</h2>
             <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"Seeded from the providers' public list prices. A model without a price is refused by the gateway, never billed as free."</p>
             <div class="max-h-96 overflow-auto">
-                <table class="table" data-testid="prices">
-                    <thead><tr><th scope="col">"Provider"</th><th scope="col">"Model"</th><th scope="col" class="text-right">"Input"</th><th scope="col" class="text-right">"Output"</th><th scope="col">"Set by"</th>{can_edit.then(|| view! { <th scope="col"><span class="sr-only">"Edit"</span></th> })}</tr></thead>
-                    <tbody>
+                <Table testid="prices" columns=[Col::text("Provider"), Col::text("Model"), Col::numeric("Input"), Col::numeric("Output"), Col::text("Set by")].into_iter().chain(can_edit.then_some(Col::actions("Edit"))).collect()>
                         {move || prices.get().into_iter().map(|p| {
                             let edit = p.clone();
                             view! {
@@ -596,8 +591,7 @@ pub fn PriceTable(prices: Vec<PriceLine>, can_edit: bool) -> impl IntoView {
                                 </tr>
                             }
                         }).collect_view()}
-                    </tbody>
-                </table>
+                    </Table>
             </div>
             {can_edit.then(|| view! {
                 <form class="mt-4 grid gap-3 sm:grid-cols-5 sm:items-end" on:submit=move |ev| {

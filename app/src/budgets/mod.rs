@@ -15,7 +15,9 @@ pub use paved_shared::budgets::{
     CircuitInfo, CircuitState, NewGatewayKey, OnLimit, Overview, PriceLine, UsageGroup,
 };
 
-use crate::components::{format_time, loaded, Badge, Card, EmptyState, PageHeader, Tone};
+use crate::components::{
+    format_time, loaded, Badge, Card, Col, EmptyState, PageHeader, Table, Tone,
+};
 use crate::error::AppError;
 
 /// The Budget page's data: members of the team, platform PMs and admins.
@@ -61,7 +63,7 @@ pub async fn create_gateway_key(
 pub async fn revoke_gateway_key(team: String, id: i64) -> Result<i64, AppError> {
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
-    budgets::keys::revoke(&core.db, &core.gateway.keys, &user, &team, id).await?;
+    budgets::keys::revoke(&core.db, &core.budgets.keys, &user, &team, id).await?;
     Ok(id)
 }
 
@@ -110,9 +112,7 @@ fn usage_table(
             } else {
                 view! {
                     <div class="overflow-x-auto">
-                        <table class="table" data-testid=testid>
-                            <thead><tr><th scope="col">{what}</th><th scope="col" class="text-right">"Requests"</th><th scope="col" class="text-right">"Errors"</th><th scope="col" class="text-right">"Tokens"</th><th scope="col" class="text-right">"Cost"</th></tr></thead>
-                            <tbody>
+                        <Table testid columns=vec![Col::text(what), Col::numeric("Requests"), Col::numeric("Errors"), Col::numeric("Tokens"), Col::numeric("Cost")]>
                                 {lines.into_iter().map(|l| view! {
                                     <tr>
                                         <td class="font-medium">{if l.key.is_empty() { "(none)".to_owned() } else { l.key }}</td>
@@ -122,8 +122,7 @@ fn usage_table(
                                         <td class="text-right tabular-nums">{dollars_f(l.cost_cents)}</td>
                                     </tr>
                                 }).collect_view()}
-                            </tbody>
-                        </table>
+                            </Table>
                     </div>
                 }.into_any()
             }}
@@ -236,10 +235,7 @@ pub fn LlmOverviewPage() -> impl IntoView {
                                 view! { <EmptyState title="No budgets yet" body="Team leads set one on their team's Budget page; until then the gateway refuses that team's calls." /> }.into_any()
                             } else {
                                 view! {
-                                    <div class="overflow-x-auto">
-                                        <table class="table" data-testid="all-budgets">
-                                            <thead><tr><th scope="col">"Team"</th><th scope="col">"Limit"</th><th scope="col" class="text-right">"Spent"</th><th scope="col">"Used"</th><th scope="col">"At the limit"</th></tr></thead>
-                                            <tbody>
+                                    <Table columns=vec![Col::text("Team"), Col::text("Limit"), Col::numeric("Spent"), Col::text("Used"), Col::text("At the limit")] testid="all-budgets">
                                                 {d.budgets.into_iter().map(|b| {
                                                     let pct = b.used_percent();
                                                     let fill = format!("h-2 rounded {}", bar_colour(&b));
@@ -255,9 +251,7 @@ pub fn LlmOverviewPage() -> impl IntoView {
                                                         </tr>
                                                     }
                                                 }).collect_view()}
-                                            </tbody>
-                                        </table>
-                                    </div>
+                                            </Table>
                                 }.into_any()
                             }}
                         </Card>

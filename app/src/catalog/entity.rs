@@ -11,7 +11,7 @@ use crate::catalog::{
     catalog_entity, ref_href, EntityView, PortalView, SavePortalFields, ToggleStar,
 };
 use crate::components::{
-    format_time, loaded, percent_encode, Badge, Card, DataLink, PageHeader, Tone,
+    format_time, loaded, percent_encode, Badge, Card, Col, DataLink, PageHeader, Table, Tone,
 };
 
 /// The entity page.
@@ -220,17 +220,12 @@ fn ApiDefinition(operations: Vec<(String, String, String)>, definition: String) 
                 view! { <pre class="max-h-96 overflow-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{definition}</pre> }.into_any()
             } else {
                 view! {
-                    <div class="overflow-x-auto">
-                        <table class="table" aria-label="Operations">
-                            <thead><tr><th scope="col">"Method"</th><th scope="col">"Path"</th><th scope="col">"Summary"</th></tr></thead>
-                            <tbody>
+                    <Table columns=vec![Col::text("Method"), Col::text("Path"), Col::text("Summary")] label="Operations">
                                 {operations.into_iter().map(|(method, path, summary)| {
                                     let tone = match method.as_str() { "GET" => Tone::Info, "POST" => Tone::Success, "DELETE" => Tone::Danger, _ => Tone::Warning };
                                     view! { <tr><td><Badge tone>{method}</Badge></td><td><code class="text-xs">{path}</code></td><td>{summary}</td></tr> }
                                 }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
+                            </Table>
                     <details class="mt-3"><summary class="cursor-pointer text-sm">"Raw definition"</summary>
                         <pre class="mt-2 max-h-96 overflow-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{definition}</pre>
                     </details>

@@ -5,7 +5,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::catalog::{catalog_list, highlight, ref_href, ListQuery, FACETS, PAGE_SIZE};
-use crate::components::{loaded, percent_encode, Badge, Card, EmptyState, PageHeader, Tone};
+use crate::components::{
+    loaded, percent_encode, Badge, Card, Col, EmptyState, PageHeader, Pager, Table, Tone,
+};
 
 /// URL parameter of each facet key.
 fn param_of(key: &str) -> &'static str {
@@ -210,13 +212,7 @@ fn Results(query: ListQuery, page: crate::catalog::ListPage) -> impl IntoView {
                     }
                 } else {
                     view! {
-                        <div class="overflow-x-auto">
-                            <table class="table">
-                                <thead><tr>
-                                    <th scope="col">"Name"</th><th scope="col">"Kind"</th><th scope="col">"Type"</th>
-                                    <th scope="col">"Owner"</th><th scope="col">"Lifecycle"</th><th scope="col">"Description"</th>
-                                </tr></thead>
-                                <tbody>
+                        <Table columns=vec![Col::text("Name"), Col::text("Kind"), Col::text("Type"), Col::text("Owner"), Col::text("Lifecycle"), Col::text("Description")]>
                                     {page.rows.into_iter().map(|r| {
                                         let href = r.href();
                                         let owner_href = ref_href(&r.owner);
@@ -238,16 +234,8 @@ fn Results(query: ListQuery, page: crate::catalog::ListPage) -> impl IntoView {
                                             </tr>
                                         }
                                     }).collect_view()}
-                                </tbody>
-                            </table>
-                        </div>
-                        <nav aria-label="Pages" class="mt-4 flex items-center justify-between text-sm">
-                            <span>{format!("{}–{} of {}", start + 1, end, page.total)}</span>
-                            <span class="flex gap-2">
-                                {prev.map(|h| view! { <a class="btn-secondary" href=h>"Previous"</a> })}
-                                {next.map(|h| view! { <a class="btn-secondary" href=h>"Next"</a> })}
-                            </span>
-                        </nav>
+                                </Table>
+                        <Pager first=start + 1 last=end total=page.total prev next />
                     }.into_any()
                 }}
             </Card>

@@ -11,8 +11,8 @@ use crate::catalog::{
     RegisterLocation,
 };
 use crate::components::{
-    format_time, loaded, refetch_on, Badge, Card, EmptyState, ErrorView, Field, MeResource,
-    PageHeader, Tone,
+    format_time, loaded, refetch_on, Badge, Card, Col, EmptyState, ErrorView, Field, MeResource,
+    PageHeader, Table, Tone,
 };
 use crate::identity::{authorize, Action};
 
@@ -134,10 +134,7 @@ fn LocationsManager(is_admin: bool, initial: Vec<LocationView>) -> impl IntoView
 fn LocationTable(list: Vec<LocationView>) -> impl IntoView {
     view! {
         <Card>
-            <div class="overflow-x-auto">
-                <table class="table">
-                    <thead><tr><th scope="col">"Target"</th><th scope="col">"Status"</th><th scope="col">"Entities"</th><th scope="col">"Problems"</th><th scope="col">"Last refresh"</th></tr></thead>
-                    <tbody>
+            <Table columns=vec![Col::text("Target"), Col::text("Status"), Col::text("Entities"), Col::text("Problems"), Col::text("Last refresh")]>
                         {list.into_iter().map(|l| view! {
                             <tr data-testid="location-row">
                                 <td class="break-all"><a href=format!("/catalog/locations/{}", l.id) class="text-indigo-700 hover:underline dark:text-indigo-300">{l.target}</a></td>
@@ -147,9 +144,7 @@ fn LocationTable(list: Vec<LocationView>) -> impl IntoView {
                                 <td class="whitespace-nowrap">{l.last_refresh_at.map(format_time).unwrap_or_else(|| "never".into())}</td>
                             </tr>
                         }).collect_view()}
-                    </tbody>
-                </table>
-            </div>
+                    </Table>
         </Card>
     }
 }
@@ -199,10 +194,7 @@ pub fn ProblemTable(problems: Vec<ProblemView>) -> impl IntoView {
         return view! { <EmptyState title="No problems" body="Everything in this source was read and validated." /> }.into_any();
     }
     view! {
-        <div class="overflow-x-auto">
-            <table class="table" aria-label="Problems">
-                <thead><tr><th scope="col">"File"</th><th scope="col">"Document"</th><th scope="col">"Entity"</th><th scope="col">"Field"</th><th scope="col">"Problem"</th></tr></thead>
-                <tbody>
+        <Table columns=vec![Col::text("File"), Col::text("Document"), Col::text("Entity"), Col::text("Field"), Col::text("Problem")] label="Problems">
                     {problems.into_iter().map(|p| view! {
                         <tr data-testid="problem-row">
                             <td class="max-w-xs break-all text-xs">{p.source}</td>
@@ -212,9 +204,7 @@ pub fn ProblemTable(problems: Vec<ProblemView>) -> impl IntoView {
                             <td class="text-red-700 dark:text-red-300">{p.message}</td>
                         </tr>
                     }).collect_view()}
-                </tbody>
-            </table>
-        </div>
+                </Table>
     }
     .into_any()
 }

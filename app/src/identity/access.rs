@@ -7,8 +7,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::{
-    format_time, loaded, refetch_on, Badge, Card, EmptyState, ErrorView, PageHeader, ToastRegion,
-    Toasts, Tone,
+    format_time, loaded, refetch_on, Badge, Card, Col, EmptyState, ErrorView, PageHeader, Table,
+    ToastRegion, Toasts, Tone,
 };
 use crate::error::AppError;
 use paved_shared::identity::PersonAccess;
@@ -119,17 +119,7 @@ fn PeopleTable(
     revoke: ServerAction<AdminRevokeToken>,
 ) -> impl IntoView {
     view! {
-        <div class="overflow-x-auto">
-            <table class="table">
-                <thead>
-                    <tr>
-                        <th scope="col">"Person"</th>
-                        <th scope="col">"Last sign-in"</th>
-                        <th scope="col">"API tokens that work"</th>
-                        <th scope="col"><span class="sr-only">"Actions"</span></th>
-                    </tr>
-                </thead>
-                <tbody>
+        <Table columns=vec![Col::text("Person"), Col::text("Last sign-in"), Col::text("API tokens that work"), Col::actions("Actions")]>
                     {list.into_iter().map(|PersonAccess { person: p, tokens }| {
                         let disabled = p.disabled_at.is_some();
                         let toggle_label = format!("{} {}", if disabled { "Enable" } else { "Disable" }, p.display_name);
@@ -177,8 +167,6 @@ fn PeopleTable(
                             </tr>
                         }
                     }).collect_view()}
-                </tbody>
-            </table>
-        </div>
+                </Table>
     }
 }

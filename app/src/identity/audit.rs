@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::{format_time, loaded, Card, EmptyState, PageHeader};
+use crate::components::{format_time, loaded, Card, Col, EmptyState, PageHeader, Pager, Table};
 use crate::identity::audit_log;
 
 /// `/admin/audit?offset=N`.
@@ -34,13 +34,7 @@ pub fn AuditPage() -> impl IntoView {
                                     view! { <EmptyState title="Nothing has changed yet" body="Sign-ins that change memberships, and every change made in Paved, appear here." /> }.into_any()
                                 } else {
                                     view! {
-                                        <div class="overflow-x-auto">
-                                            <table class="table">
-                                                <thead><tr>
-                                                    <th scope="col">"When"</th><th scope="col">"Who"</th><th scope="col">"Action"</th>
-                                                    <th scope="col">"Target"</th><th scope="col">"Before → after"</th>
-                                                </tr></thead>
-                                                <tbody>
+                                        <Table columns=vec![Col::text("When"), Col::text("Who"), Col::text("Action"), Col::text("Target"), Col::text("Before → after")]>
                                                     {page.entries.into_iter().map(|r| view! {
                                                         <tr>
                                                             <td class="whitespace-nowrap">{format_time(r.at)}</td>
@@ -54,16 +48,11 @@ pub fn AuditPage() -> impl IntoView {
                                                             </td>
                                                         </tr>
                                                     }).collect_view()}
-                                                </tbody>
-                                            </table>
-                                        </div>
-                                        <nav aria-label="Pages" class="mt-4 flex items-center justify-between text-sm">
-                                            <span>{format!("{}–{} of {}", page.offset + 1, end, page.total)}</span>
-                                            <span class="flex gap-2">
-                                                {prev.map(|o| view! { <a class="btn-secondary" href=format!("/admin/audit?offset={o}")>"Newer"</a> })}
-                                                {next.map(|o| view! { <a class="btn-secondary" href=format!("/admin/audit?offset={o}")>"Older"</a> })}
-                                            </span>
-                                        </nav>
+                                                </Table>
+                                        <Pager first=page.offset + 1 last=end total=page.total
+                                            prev=prev.map(|o| format!("/admin/audit?offset={o}"))
+                                            next=next.map(|o| format!("/admin/audit?offset={o}"))
+                                            prev_label="Newer" next_label="Older" />
                                     }.into_any()
                                 }}
                             </Card>

@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::{
-    format_time, loaded, refetch_on, Badge, Card, EmptyState, ErrorView, Field, MeResource,
-    PageHeader, ToastRegion, Toasts, Tone,
+    format_time, loaded, refetch_on, Badge, Card, Col, EmptyState, ErrorView, Field, MeResource,
+    PageHeader, Table, ToastRegion, Toasts, Tone,
 };
 use crate::identity::{list_tokens, CreateToken, RevokeToken, TokenInfo};
 
@@ -133,19 +133,7 @@ fn TokenManager(initial: Vec<TokenInfo>) -> impl IntoView {
 #[component]
 fn TokenTable(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
     view! {
-        <div class="overflow-x-auto">
-            <table class="table">
-                <thead>
-                    <tr>
-                        <th scope="col">"Name"</th>
-                        <th scope="col">"Token"</th>
-                        <th scope="col">"Created"</th>
-                        <th scope="col">"Last used"</th>
-                        <th scope="col">"Expires"</th>
-                        <th scope="col"><span class="sr-only">"Actions"</span></th>
-                    </tr>
-                </thead>
-                <tbody>
+        <Table columns=vec![Col::text("Name"), Col::text("Token"), Col::text("Created"), Col::text("Last used"), Col::text("Expires"), Col::actions("Actions")]>
                     {list.into_iter().map(|t| {
                         let active = t.revoked_at.is_none();
                         let label = format!("Revoke token {}", t.name);
@@ -171,9 +159,7 @@ fn TokenTable(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl I
                             </tr>
                         }
                     }).collect_view()}
-                </tbody>
-            </table>
-        </div>
+                </Table>
         {move || revoke.value().get().and_then(|r| r.err()).map(|e| view! {
             <p role="alert" class="mt-2 text-sm text-red-600">{e.to_string()}</p>
         })}

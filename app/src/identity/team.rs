@@ -6,7 +6,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::catalog::locations::ProblemTable;
 use crate::catalog::{ref_href, team_problems};
-use crate::components::{loaded, Badge, Card, EmptyState, PageHeader, Tone};
+use crate::components::{loaded, Badge, Card, Col, EmptyState, PageHeader, Table, Tone};
 use crate::identity::{team_detail, TeamRole};
 
 /// `/teams/:name`.
@@ -36,10 +36,7 @@ pub fn TeamPage() -> impl IntoView {
                                     }.into_any()
                                 } else {
                                     view! {
-                                        <div class="overflow-x-auto">
-                                            <table class="table">
-                                                <thead><tr><th scope="col">"Name"</th><th scope="col">"E-mail"</th><th scope="col">"Role"</th></tr></thead>
-                                                <tbody>
+                                        <Table columns=vec![Col::text("Name"), Col::text("E-mail"), Col::text("Role")]>
                                                     {team.members.into_iter().map(|m| {
                                                         let tone = if m.role == TeamRole::Lead { Tone::Success } else { Tone::Neutral };
                                                         view! {
@@ -50,9 +47,7 @@ pub fn TeamPage() -> impl IntoView {
                                                             </tr>
                                                         }
                                                     }).collect_view()}
-                                                </tbody>
-                                            </table>
-                                        </div>
+                                                </Table>
                                     }.into_any()
                                 }}
                             </Card>

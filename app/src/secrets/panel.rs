@@ -9,7 +9,7 @@ use super::{
     SaveSecret, SecretPairs, SecretSummary, SecretVersion, SecretsPanelData as PanelData,
     StepOutcome, StepState, LLM_HOLDER, LLM_KEYS_NAME,
 };
-use crate::components::{format_time, Badge, Tone};
+use crate::components::{format_time, Badge, Col, Table, Tone};
 
 #[derive(Clone, Copy)]
 struct PairRow {
@@ -286,23 +286,11 @@ fn SecretTable(
     secrets: RwSignal<Vec<SecretSummary>>,
 ) -> impl IntoView {
     view! {
-        <div class="overflow-x-auto">
-            <table class="table" data-testid="secrets-table">
-                <thead>
-                    <tr>
-                        <th scope="col">"Name"</th>
-                        <th scope="col">"Version"</th>
-                        <th scope="col">"Last written"</th>
-                        <th scope="col"><span class="sr-only">"Actions"</span></th>
-                    </tr>
-                </thead>
-                <tbody>
+        <Table columns=vec![Col::text("Name"), Col::text("Version"), Col::text("Last written"), Col::actions("Actions")] testid="secrets-table">
                     {list.into_iter().map(|s| view! {
                         <SecretRow s team holder can_write can_destroy editing secrets />
                     }).collect_view()}
-                </tbody>
-            </table>
-        </div>
+                </Table>
     }
 }
 

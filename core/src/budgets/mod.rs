@@ -22,6 +22,54 @@ use money::{cents_ceil, NANOCENTS_PER_CENT};
 pub use paved_shared::budgets::{BudgetChange, BudgetView, OnLimit, MAX_LIMIT_CENTS};
 use period::Period;
 
+/// The budgets feature's state, loaded once: the ledger, prices and gateway
+/// keys. The gateway checks and charges them; budget pages and APIs read and
+/// change them here.
+pub struct Budgets {
+    /// The two-phase ledger of every team's and workspace's spend.
+    pub ledger: Ledger,
+    /// Prices per provider and model, in memory.
+    pub prices: prices::PriceBook,
+    /// Gateway keys in memory.
+    pub keys: keys::KeyCache,
+}
+
+/// Why the budgets could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetsStartError {
+    /// SQLite failed.
+    #[error("cannot load the budget ledger: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Prices could not be seeded.
+    #[error("cannot seed prices: {0}")]
+    Prices(#[from] CoreError),
+    /// `PAVED_BUDGET_TIMEZONE` names no time zone.
+    #[error("{0}")]
+    TimeZone(String),
+}
+
+impl Budgets {
+    /// Seeds prices on first start, loads them and the ledger (holds left by
+    /// a crash are released by `reservation_ttl`), on `clock`'s time in the
+    /// configured time zone.
+    pub async fn start(
+        pool: &SqlitePool,
+        config: &crate::config::Config,
+        clock: std::sync::Arc<dyn ledger::Clock>,
+    ) -> Result<std::sync::Arc<Self>, BudgetsStartError> {
+        prices::seed_if_empty(pool).await?;
+        let book = prices::PriceBook::default();
+        book.reload(pool).await?;
+        let tz = period::time_zone(&config.llm.time_zone).map_err(BudgetsStartError::TimeZone)?;
+        let ledger = Ledger::start(pool.clone(), tz, config.llm.reservation_ttl, clock).await?;
+        Ok(std::sync::Arc::new(Self {
+            ledger,
+            prices: book,
+            keys: keys::KeyCache::default(),
+        }))
+    }
+}
+
 /// How long an idempotency key's first response is kept and replayed (published in the docs).
 pub const IDEMPOTENCY_RETENTION_MS: i64 = 24 * 3600 * 1000;
 

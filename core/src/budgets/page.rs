@@ -23,7 +23,7 @@ pub async fn budget_page(
 ) -> Result<BudgetPage, CoreError> {
     authorize(caller, Action::ViewTeam(team))?;
     let gateway = &core.gateway;
-    let ledger = &gateway.ledger;
+    let ledger = &core.budgets.ledger;
     let tz = ledger.time_zone();
     let (mut team_budget, mut workspaces) = (None, Vec::new());
     for v in super::team_budgets(&core.db, ledger, caller, team).await? {
@@ -97,11 +97,10 @@ pub async fn budget_page(
 /// Every team's budget, the prices and the breakers: platform PMs and admins.
 pub async fn overview(core: &CoreState, caller: &Principal) -> Result<Overview, CoreError> {
     authorize(caller, Action::ViewPlatformInsights)?;
-    let gateway = &core.gateway;
     let mut budgets: Vec<BudgetView> = super::load_rules(&core.db)
         .await?
         .into_iter()
-        .map(|r| super::view(r, &gateway.ledger))
+        .map(|r| super::view(r, &core.budgets.ledger))
         .collect();
     budgets.sort_by(|a, b| (&a.team, &a.workspace_id).cmp(&(&b.team, &b.workspace_id)));
     let mut prices: Vec<PriceLine> = prices::list_all(&core.db)
@@ -148,7 +147,7 @@ pub async fn save(
     let input = BudgetInput::from_json(&body)?;
     super::set_budget(
         &core.db,
-        &core.gateway.ledger,
+        &core.budgets.ledger,
         caller,
         team,
         &workspace,
@@ -186,7 +185,7 @@ pub async fn save_price(
 ) -> Result<PriceLine, CoreError> {
     let row = prices::set_price(
         &core.db,
-        &core.gateway.prices,
+        &core.budgets.prices,
         caller,
         provider,
         model,

@@ -121,7 +121,7 @@ pub async fn crawl(sources: &Sources, root: Target) -> Crawl {
                     message,
                 });
             }
-            let entity = match validate(&value) {
+            let entity = match validate(&value, &sources.kinds) {
                 Ok(e) => e,
                 Err(field_problems) => {
                     out.problems

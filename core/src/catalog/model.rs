@@ -23,6 +23,45 @@ pub const KINDS: [&str; 9] = [
     "Template",
 ];
 
+/// The rules of a kind whose `spec` another feature defines (the scaffolder's
+/// Template): the catalog checks its `apiVersion` and asks it about the spec,
+/// without knowing those rules itself.
+pub trait KindSpec: Send + Sync {
+    /// The kind, as written in YAML (`Template`).
+    fn kind(&self) -> &'static str;
+    /// The one `apiVersion` accepted for it.
+    fn api_version(&self) -> &'static str;
+    /// Problems with an entity's `spec`, as (field, message).
+    fn spec_problems(&self, spec: &Value) -> Vec<(String, String)>;
+}
+
+/// The kinds registered by other features, consulted by [`validate`].
+#[derive(Clone, Default)]
+pub struct Kinds(Vec<std::sync::Arc<dyn KindSpec>>);
+
+impl Kinds {
+    /// These kinds and `spec`.
+    pub fn with(mut self, spec: impl KindSpec + 'static) -> Self {
+        self.0.push(std::sync::Arc::new(spec));
+        self
+    }
+
+    fn find(&self, kind: &str) -> Option<&dyn KindSpec> {
+        self.0
+            .iter()
+            .find(|k| k.kind().eq_ignore_ascii_case(kind))
+            .map(|k| k.as_ref())
+    }
+}
+
+impl std::fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|k| k.kind()))
+            .finish()
+    }
+}
+
 /// The namespace used when none is given.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
@@ -240,8 +279,9 @@ pub struct ValidEntity {
     pub relations: Vec<Relation>,
 }
 
-/// Validates one entity. Returns every problem found, not only the first.
-pub fn validate(entity: &Value) -> Result<ValidEntity, Vec<FieldProblem>> {
+/// Validates one entity, asking `kinds` about the kinds other features
+/// define. Returns every problem found, not only the first.
+pub fn validate(entity: &Value, kinds: &Kinds) -> Result<ValidEntity, Vec<FieldProblem>> {
     let mut problems = Vec::new();
     let Some(object) = entity.as_object() else {
         return Err(vec![FieldProblem::new(
@@ -249,25 +289,29 @@ pub fn validate(entity: &Value) -> Result<ValidEntity, Vec<FieldProblem>> {
             "an entity must be a mapping with apiVersion, kind, metadata and spec",
         )]);
     };
-    let is_template = object
+    let defined_elsewhere = object
         .get("kind")
         .and_then(Value::as_str)
-        .is_some_and(|k| k.eq_ignore_ascii_case("Template"));
-    match object.get("apiVersion").and_then(Value::as_str) {
-        Some(v) if is_template && v == crate::scaffold::template::TEMPLATE_API_VERSION => {}
-        Some(v) if is_template => problems.push(FieldProblem::new(
+        .and_then(|k| kinds.find(k));
+    match (
+        object.get("apiVersion").and_then(Value::as_str),
+        defined_elsewhere,
+    ) {
+        (Some(v), Some(spec)) if v == spec.api_version() => {}
+        (Some(v), Some(spec)) => problems.push(FieldProblem::new(
             "apiVersion",
             format!(
-                "`{v}` is not supported for a Template; use {}",
-                crate::scaffold::template::TEMPLATE_API_VERSION
+                "`{v}` is not supported for a {}; use {}",
+                spec.kind(),
+                spec.api_version()
             ),
         )),
-        Some(v) if API_VERSIONS.contains(&v) => {}
-        Some(v) => problems.push(FieldProblem::new(
+        (Some(v), None) if API_VERSIONS.contains(&v) => {}
+        (Some(v), None) => problems.push(FieldProblem::new(
             "apiVersion",
             format!("`{v}` is not supported; use backstage.io/v1alpha1"),
         )),
-        None => problems.push(FieldProblem::new("apiVersion", "is required")),
+        (None, _) => problems.push(FieldProblem::new("apiVersion", "is required")),
     }
     let kind = match object.get("kind").and_then(Value::as_str) {
         Some(k) => match KINDS.iter().find(|known| known.eq_ignore_ascii_case(k)) {
@@ -411,10 +455,8 @@ pub fn validate(entity: &Value) -> Result<ValidEntity, Vec<FieldProblem>> {
                 "is required for a Group (use [] for none)",
             ));
         }
-        if kind == "Template" {
-            for (field, message) in
-                crate::scaffold::template::spec_problems(spec.unwrap_or(&Value::Null))
-            {
+        if let Some(defined) = defined_elsewhere {
+            for (field, message) in defined.spec_problems(spec.unwrap_or(&Value::Null)) {
                 problems.push(FieldProblem::new(field, message));
             }
         }
@@ -588,7 +630,7 @@ mod tests {
             json!({"type": "service", "lifecycle": "production", "owner": "team-a", "system": "wayback",
                    "providesApis": ["wayback-search"], "dependsOn": ["resource:db"]}),
         );
-        let valid = validate(&e).unwrap();
+        let valid = validate(&e, &Kinds::default()).unwrap();
         assert_eq!(
             valid.entity_ref.to_string(),
             "component:default/wayback-search"
@@ -621,7 +663,7 @@ mod tests {
         let e = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
             "metadata": {"name": "invalid component", "tags": ["go", "go 1.15.3"]},
             "spec": {"type": "service", "owner": "user:guest", "dependsOn": ["db"]}});
-        let problems = validate(&e).unwrap_err();
+        let problems = validate(&e, &Kinds::default()).unwrap_err();
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -638,18 +680,18 @@ mod tests {
     #[test]
     fn unknown_kinds_and_versions_are_refused() {
         let e = json!({"apiVersion": "example.com/v9", "kind": "Spaceship", "metadata": {"name": "x"}, "spec": {}});
-        let problems = validate(&e).unwrap_err();
+        let problems = validate(&e, &Kinds::default()).unwrap_err();
         assert_eq!(problems[0].field, "apiVersion");
         assert_eq!(problems[1].field, "kind");
         assert!(problems[1].message.contains("unknown kind `Spaceship`"));
-        assert!(validate(&json!("just a string")).is_err());
+        assert!(validate(&json!("just a string"), &Kinds::default()).is_err());
     }
 
     #[test]
     fn groups_users_and_locations() {
         let g = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "team-a"},
             "spec": {"type": "team", "parent": "backstage", "children": [], "members": ["ada"]}});
-        let v = validate(&g).unwrap();
+        let v = validate(&g, &Kinds::default()).unwrap();
         let rel: Vec<String> = v
             .relations
             .iter()
@@ -660,12 +702,15 @@ mod tests {
         assert!(rel.contains(&"user:default/ada memberOf group:default/team-a".to_string()));
         let no_children = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "g"}, "spec": {"type": "team"}});
         assert_eq!(
-            validate(&no_children).unwrap_err()[0].field,
+            validate(&no_children, &Kinds::default()).unwrap_err()[0].field,
             "spec.children"
         );
         let loc = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Location", "metadata": {"name": "l"}, "spec": {}});
-        assert_eq!(validate(&loc).unwrap_err()[0].field, "spec.targets");
+        assert_eq!(
+            validate(&loc, &Kinds::default()).unwrap_err()[0].field,
+            "spec.targets"
+        );
         let user = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "User", "metadata": {"name": "u"}, "spec": {"memberOf": ["team-a"]}});
-        assert!(validate(&user).is_ok());
+        assert!(validate(&user, &Kinds::default()).is_ok());
     }
 }

@@ -146,6 +146,8 @@ pub struct Sources {
     http: reqwest::Client,
     /// The limits applied.
     pub limits: SourceLimits,
+    /// Kinds other features define, checked as entities are read.
+    pub kinds: super::model::Kinds,
 }
 
 impl Sources {
@@ -163,7 +165,14 @@ impl Sources {
             allowed: allowed.to_vec(),
             http,
             limits,
+            kinds: super::model::Kinds::default(),
         }
+    }
+
+    /// These sources, checking `kinds` as entities are read.
+    pub fn with_kinds(mut self, kinds: super::model::Kinds) -> Self {
+        self.kinds = kinds;
+        self
     }
 
     /// Checks a location to register: `kind` is `file` or `url`.

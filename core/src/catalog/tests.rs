@@ -8,13 +8,18 @@ use sqlx::SqlitePool;
 
 use super::query::{self, Filter, Query};
 use super::source::{SourceLimits, Sources};
-use super::store;
+use super::{model, store};
 use crate::auth::Principal;
 use crate::CoreError;
 use paved_shared::auth::testing;
 
 fn examples() -> PathBuf {
     super::conformance_examples()
+}
+
+/// The kinds CoreState registers: the scaffolder's Template.
+fn kinds() -> model::Kinds {
+    model::Kinds::default().with(crate::scaffold::template::TemplateKind)
 }
 
 fn admin() -> Principal {
@@ -51,7 +56,8 @@ fn relation_targets(entity: &Value, kind: &str) -> Vec<String> {
 
 async fn ingest_examples(pool: &SqlitePool) -> (Sources, Vec<store::LocationInfo>) {
     let root = examples();
-    let sources = Sources::new(std::slice::from_ref(&root), &[], SourceLimits::default());
+    let sources =
+        Sources::new(std::slice::from_ref(&root), &[], SourceLimits::default()).with_kinds(kinds());
     let mut locations = Vec::new();
     for file in [
         "all.yaml",
@@ -165,7 +171,8 @@ async fn text_placeholders_resolve_relative_to_the_file(pool: SqlitePool) {
         "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: pay}\nspec: {type: openapi, lifecycle: production, owner: payments, definition: {$text: ./specs/openapi.yaml}}\n",
     )
     .unwrap();
-    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let sources =
+        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
     let info = register(&pool, &sources, &dir.path().join("api.yaml")).await;
     assert_eq!(info.status, "ok");
     let api = store::entity_by_ref(&pool, "api:default/pay")
@@ -196,7 +203,8 @@ async fn vanished_entities_become_orphans_and_duplicates_keep_the_first_owner(po
     )
     .unwrap();
     std::fs::write(&b, component_yaml("one", "search")).unwrap();
-    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let sources =
+        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
     let loc_a = register(&pool, &sources, &a).await;
     let loc_b = register(&pool, &sources, &b).await;
 
@@ -251,7 +259,8 @@ async fn bad_input_is_reported_and_loses_nothing_else(pool: SqlitePool) {
         format!("a: \"{}\"\n", "x".repeat(10 * 1024 * 1024)),
     )
     .unwrap();
-    let sources = Sources::new(&[root.to_path_buf()], &[], SourceLimits::default());
+    let sources =
+        Sources::new(&[root.to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
     register(&pool, &sources, &root.join("good.yaml")).await;
     for (file, expected) in [
         ("malformed.yaml", "invalid YAML"),
@@ -311,7 +320,8 @@ async fn bad_input_is_reported_and_loses_nothing_else(pool: SqlitePool) {
 async fn only_admins_manage_locations_and_entities(pool: SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c.yaml"), component_yaml("c", "payments")).unwrap();
-    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let sources =
+        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
     let path = dir.path().join("c.yaml");
     let refused = store::register_location(
         &pool,
@@ -457,7 +467,8 @@ async fn export_then_reimport_gives_identical_entities(pool: SqlitePool) {
 
     let fresh = SqlitePool::connect("sqlite::memory:").await.unwrap();
     crate::db::MIGRATOR.run(&fresh).await.unwrap();
-    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let sources =
+        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
     let info = register(&fresh, &sources, &export).await;
     assert_eq!(
         info.status,
@@ -487,7 +498,8 @@ async fn cached_facets_follow_every_catalog_change(pool: SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), component_yaml("a", "payments")).unwrap();
     std::fs::write(dir.path().join("b.yaml"), component_yaml("b", "search")).unwrap();
-    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let sources =
+        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
     let cache = query::FacetCache::default();
     let keys = vec!["relations.ownedby".to_string()];
     register(&pool, &sources, &dir.path().join("a.yaml")).await;
@@ -537,7 +549,8 @@ async fn pasted_yaml_is_imported_refreshed_and_validated(pool: SqlitePool) {
         &[],
         &["example.com".parse().unwrap()],
         SourceLimits::default(),
-    );
+    )
+    .with_kinds(kinds());
     let yaml = format!(
         "{}---\n{}",
         component_yaml("pasted-one", "payments"),
@@ -610,7 +623,8 @@ async fn stars_toggle_and_narrow_queries(pool: SqlitePool) {
         ),
     )
     .unwrap();
-    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let sources =
+        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
     register(&pool, &sources, &dir.path().join("c.yaml")).await;
     sqlx::query(
         "INSERT INTO users (id, subject, display_name, created_at) VALUES (1, 'ada', 'Ada', 0)",
@@ -666,7 +680,8 @@ async fn owners_edit_portal_fields_and_others_cannot(pool: SqlitePool) {
     use super::portal::{self, PortalFields};
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c.yaml"), component_yaml("svc", "payments")).unwrap();
-    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let sources =
+        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
     register(&pool, &sources, &dir.path().join("c.yaml")).await;
     let fields = PortalFields {
         oncall: "#payments-oncall".into(),
@@ -726,7 +741,8 @@ async fn refreshes_on_request_are_coalesced_and_throttled(pool: SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a.yaml");
     std::fs::write(&file, component_yaml("one", "payments")).unwrap();
-    let sources = Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default());
+    let sources =
+        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
     let location = register(&pool, &sources, &file).await;
     let refresher = Refresher::new(std::time::Duration::from_secs(60), 2);
     let dev = developer();

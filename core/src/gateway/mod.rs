@@ -25,13 +25,12 @@ use sqlx::SqlitePool;
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use crate::budgets::keys::{KeyCache, KeyIdentity};
+use crate::budgets::keys::KeyIdentity;
 use crate::budgets::ledger::{
-    Clock, Hold, Ledger, LedgerError, Replay, ReserveRequest, SoftAlert, StoredResponse,
-    UsageRecord,
+    Clock, Hold, LedgerError, Replay, ReserveRequest, SoftAlert, StoredResponse, UsageRecord,
 };
 use crate::budgets::money::{Price, NANOCENTS_PER_CENT};
-use crate::budgets::prices::{self, PriceBook};
+use crate::budgets::Budgets;
 use crate::config::Config;
 use crate::secrets::vault::Vault;
 use breaker::{Breakers, Permit};
@@ -216,12 +215,9 @@ impl TraceContext {
 
 /// The gateway, built once at start-up.
 pub struct Gateway {
-    /// The budget ledger.
-    pub ledger: Ledger,
-    /// Prices in memory.
-    pub prices: PriceBook,
-    /// Gateway keys in memory.
-    pub keys: KeyCache,
+    /// The budget ledger, prices and keys it checks and charges (shared with
+    /// the budgets feature, which owns them).
+    budgets: Arc<Budgets>,
     /// Circuit breakers.
     pub breakers: Breakers,
     /// Prometheus metrics.
@@ -247,18 +243,9 @@ impl std::fmt::Debug for Gateway {
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayStartError {
-    /// SQLite failed.
-    #[error("cannot load the budget ledger: {0}")]
-    Database(#[from] sqlx::Error),
-    /// Prices could not be seeded.
-    #[error("cannot seed prices: {0}")]
-    Prices(#[from] crate::CoreError),
     /// The HTTP client could not be built.
     #[error("cannot build the upstream HTTP client: {0}")]
     Http(#[from] reqwest::Error),
-    /// The time zone is unknown.
-    #[error("{0}")]
-    TimeZone(String),
 }
 
 struct Context {
@@ -328,15 +315,9 @@ impl Gateway {
         pool: SqlitePool,
         config: Arc<Config>,
         vault: Option<Arc<Vault>>,
+        budgets: Arc<Budgets>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, GatewayStartError> {
-        prices::seed_if_empty(&pool).await?;
-        let book = PriceBook::default();
-        book.reload(&pool).await?;
-        let tz = crate::budgets::period::time_zone(&config.llm.time_zone)
-            .map_err(GatewayStartError::TimeZone)?;
-        let ledger =
-            Ledger::start(pool.clone(), tz, config.llm.reservation_ttl, clock.clone()).await?;
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(512)
@@ -344,9 +325,7 @@ impl Gateway {
             .connect_timeout(Duration::from_secs(10))
             .build()?;
         let gateway = Arc::new(Self {
-            ledger,
-            prices: book,
-            keys: KeyCache::default(),
+            budgets,
             breakers: Breakers::new(config.llm.breaker_failures, config.llm.breaker_cooldown),
             metrics: GatewayMetrics::default(),
             config,
@@ -367,7 +346,7 @@ impl Gateway {
     /// Models that are configured and priced (what a budget may allow).
     pub fn priced_models(&self) -> Vec<String> {
         self.routes()
-            .filter(|r| self.prices.get(&r.provider, &r.model).is_some())
+            .filter(|r| self.budgets.prices.get(&r.provider, &r.model).is_some())
             .map(|r| r.model.clone())
             .collect()
     }
@@ -390,15 +369,16 @@ impl Gateway {
             return Err(unauthorized());
         };
         match self
+            .budgets
             .keys
-            .authenticate(&self.pool, token, self.ledger.now_ms())
+            .authenticate(&self.pool, token, self.budgets.ledger.now_ms())
             .await
         {
             Ok(Some(key)) => {
                 // Last use is kept to the minute: one write per key and minute, not per request.
                 let minute = crate::now_unix() / 60 * 60;
-                if self.keys.note_use(key.id, minute) {
-                    self.ledger.key_used(key.id, minute);
+                if self.budgets.keys.note_use(key.id, minute) {
+                    self.budgets.ledger.key_used(key.id, minute);
                 }
                 Ok(key)
             }
@@ -418,9 +398,10 @@ impl Gateway {
     pub fn models_for(&self, key: &KeyIdentity) -> Reply {
         let data: Vec<Value> = self
             .routes()
-            .filter(|r| self.prices.get(&r.provider, &r.model).is_some())
+            .filter(|r| self.budgets.prices.get(&r.provider, &r.model).is_some())
             .filter(|r| {
-                self.ledger
+                self.budgets
+                    .ledger
                     .allows_model(&key.team, &key.workspace, &r.model)
             })
             .map(
@@ -530,7 +511,7 @@ impl Gateway {
             None,
             &Outcome::failed(reply.status, error_type, Duration::ZERO),
         );
-        self.ledger.record(record);
+        self.budgets.ledger.record(record);
         reply
     }
 
@@ -583,16 +564,26 @@ impl Gateway {
     ) -> Result<Admitted, Refusal> {
         let team = &ctx.key.team;
         if !self
+            .budgets
             .ledger
             .allows_model(team, &ctx.key.workspace, &ctx.route.model)
         {
             return Err(Refusal::ModelNotAllowed);
         }
-        let Some(price) = self.prices.get(&ctx.route.provider, &ctx.route.model) else {
+        let Some(price) = self
+            .budgets
+            .prices
+            .get(&ctx.route.provider, &ctx.route.model)
+        else {
             return Err(Refusal::ModelNotPriced);
         };
         if let Some((key, hash)) = &ctx.idempotency {
-            match self.ledger.replay(&self.pool, team, key, hash).await {
+            match self
+                .budgets
+                .ledger
+                .replay(&self.pool, team, key, hash)
+                .await
+            {
                 Ok(Replay::New) => {}
                 Ok(Replay::Stored(stored)) => return Err(Refusal::Replayed(stored)),
                 Ok(Replay::DifferentBody) => return Err(Refusal::IdempotencyKeyReused),
@@ -633,7 +624,8 @@ impl Gateway {
     /// Holds the worst case against every budget that applies, atomically.
     async fn reserve(&self, ctx: &Context, admitted: &Admitted) -> Result<Hold, LedgerError> {
         let (input_bound, output_bound) = admitted.bounds;
-        self.ledger
+        self.budgets
+            .ledger
             .reserve(ReserveRequest {
                 id: uuid::Uuid::new_v4().to_string(),
                 team: ctx.key.team.clone(),
@@ -1020,10 +1012,12 @@ impl Gateway {
             _ => None,
         };
         let record = self.finish(ctx, Some(hold), &outcome);
-        if let Some(alert) = self.ledger.settle(hold, record, response) {
+        if let Some(alert) = self.budgets.ledger.settle(hold, record, response) {
             self.announce(alert);
         }
-        self.ledger.remaining(&ctx.key.team, &ctx.key.workspace)
+        self.budgets
+            .ledger
+            .remaining(&ctx.key.team, &ctx.key.workspace)
     }
 
     fn void(
@@ -1039,7 +1033,7 @@ impl Gateway {
             Some(hold),
             &Outcome::failed(status, error_type, upstream),
         );
-        self.ledger.void(hold, record);
+        self.budgets.ledger.void(hold, record);
     }
 
     fn refusal(&self, ctx: &Context, error: LedgerError) -> Reply {
@@ -1168,8 +1162,8 @@ impl Gateway {
             return;
         };
         let http = self.http.clone();
-        let ledger = self.ledger.clone();
-        let tz = self.ledger.time_zone().clone();
+        let ledger = self.budgets.ledger.clone();
+        let tz = self.budgets.ledger.time_zone().clone();
         tokio::spawn(async move {
             let body = json!({
                 "type": "budget.soft_threshold_crossed",
@@ -1258,7 +1252,7 @@ impl Gateway {
         m.budget_spent.clear();
         for rule in rules {
             let ws = rule.workspace_id.clone().unwrap_or_default();
-            if let Some(f) = self.ledger.figures(&rule.team, &ws) {
+            if let Some(f) = self.budgets.ledger.figures(&rule.team, &ws) {
                 let limit = rule.limit_cents as f64;
                 let spent = f.spent_nanocents as f64 / NANOCENTS_PER_CENT as f64;
                 let reserved = f.reserved_nanocents as f64 / NANOCENTS_PER_CENT as f64;
@@ -1275,12 +1269,12 @@ impl Gateway {
         for c in self.breakers.list(Instant::now()) {
             m.circuit.set(&[&c.provider, &c.model], c.state.gauge());
         }
-        m.held.set(&[], self.ledger.held_count() as f64);
+        m.held.set(&[], self.budgets.ledger.held_count() as f64);
     }
 
     /// Test and shutdown helper: waits until the ledger has committed everything.
     pub async fn flush(&self) {
-        self.ledger.flush().await;
+        self.budgets.ledger.flush().await;
     }
 }
 

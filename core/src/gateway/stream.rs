@@ -187,7 +187,10 @@ pub(super) fn metered(
     let status = response.status().as_u16();
     let content_type = "text/event-stream".to_owned();
     let kept = ctx.idempotency.as_ref().map(|_| BytesMut::new());
-    let remaining = gateway.ledger.remaining(&ctx.key.team, &ctx.key.workspace);
+    let remaining = gateway
+        .budgets
+        .ledger
+        .remaining(&ctx.key.team, &ctx.key.workspace);
     let stream = Metered {
         inner: response.bytes_stream().boxed(),
         pending: BytesMut::new(),

@@ -216,6 +216,24 @@ pub fn iso8601_minutes(raw: &str) -> Option<i64> {
     Some(total.round() as i64)
 }
 
+/// The Template kind as the catalog checks it: the catalog knows nothing of
+/// parameters, steps or actions and asks this.
+pub struct TemplateKind;
+
+impl crate::catalog::model::KindSpec for TemplateKind {
+    fn kind(&self) -> &'static str {
+        "Template"
+    }
+
+    fn api_version(&self) -> &'static str {
+        TEMPLATE_API_VERSION
+    }
+
+    fn spec_problems(&self, spec: &Value) -> Vec<(String, String)> {
+        spec_problems(spec)
+    }
+}
+
 /// Problems with a Template's `spec`, as (field, message), for catalog ingestion.
 pub fn spec_problems(spec: &Value) -> Vec<(String, String)> {
     let mut problems = Vec::new();
