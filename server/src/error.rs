@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use paved_core::CoreError;
-use serde_json::json;
 
 /// An API error: a domain error, or a request the API could not read.
 #[derive(Debug)]
@@ -86,6 +85,33 @@ fn name_for(status: StatusCode) -> &'static str {
     }
 }
 
+/// The error envelope every JSON API answers with (Backstage's format).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+    /// The HTTP answer it came with.
+    pub response: ErrorStatus,
+}
+
+/// The error's kind and message (never SQL text or a secret value).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// e.g. `NotFoundError`, `InputError`, `ConflictError`.
+    pub name: &'static str,
+    /// For people; names the field at fault.
+    pub message: String,
+}
+
+/// The HTTP status of an error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorStatus {
+    /// The HTTP status code.
+    #[serde(rename = "statusCode")]
+    pub status_code: u16,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
@@ -108,10 +134,15 @@ impl IntoResponse for ApiError {
                 (status, message)
             }
         };
-        let body = json!({
-            "error": {"name": name_for(status), "message": message},
-            "response": {"statusCode": status.as_u16()},
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                name: name_for(status),
+                message,
+            },
+            response: ErrorStatus {
+                status_code: status.as_u16(),
+            },
+        };
         (status, Json(body)).into_response()
     }
 }
@@ -119,6 +150,7 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     async fn body(e: ApiError) -> (StatusCode, serde_json::Value) {
         let response = e.into_response();

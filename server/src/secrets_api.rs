@@ -13,12 +13,123 @@ use axum::{Extension, Json, Router};
 use paved_core::auth::Principal;
 use paved_core::secrets::{self, naming, SecretValues, WriteOutcome};
 use paved_core::CoreError;
+use paved_shared::secrets::{AccessView, HolderSecrets, SecretDetail, StepOutcome};
 use secrecy::SecretString;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, JsonObject};
 use crate::AppState;
+
+/// The OpenAPI document of this API, generated from the handlers and types
+/// below (committed as `docs/secrets-openapi.json`; a test keeps them equal).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Paved secrets API",
+        version = "1",
+        description = "Write-only Vault (KV v2) secrets per team and service. Values go to Vault only: responses carry paths, versions, the Vault policy and Kubernetes auth role, and the Vault Agent Injector annotations, never values. Authenticate with a bearer token (personal token or service token). Members of a team create and rotate its secrets; only team leads and platform admins delete versions or destroy secrets."
+    ),
+    servers((url = "/api/secrets/v1")),
+    paths(list, provision, put_secret, detail, destroy, delete_version),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct SecretsApi;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+/// The refusals every call of this API may answer with.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum Refusals {
+    /// Not signed in / no valid bearer token
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Not a member (or lead) of the team
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such service (Component owned by the team) or secret
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Invalid name, key or body; the message names the field and never quotes a value
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+    /// Vault is sealed, unreachable or not configured; nothing was changed
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// The body of a secret write.
+// Read field by field through `parse_put_body`, so no error ever quotes a
+// value; this type only describes it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct PutSecret {
+    /// Key names (letters, digits, _) to values; 1 to 50 keys.
+    data: BTreeMap<String, String>,
+    /// Check-and-set: 0 creates only; n writes only if version n is current.
+    /// Omitted: write over the current version.
+    #[schema(minimum = 0)]
+    cas: Option<i64>,
+}
+
+/// The answer to a write.
+#[derive(Serialize, ToSchema)]
+struct PutResult {
+    /// The KV v2 data path.
+    #[schema(example = "secret/data/platform/payments/payments-api/database")]
+    path: String,
+    /// The version written.
+    version: i64,
+    /// Whether this created the secret (version 1).
+    created: bool,
+    /// The Vault ACL policy workloads read it with.
+    policy: Option<String>,
+    /// The Kubernetes auth role (services only).
+    role: Option<String>,
+    /// The Vault Agent Injector annotations for the service's pods.
+    annotations: BTreeMap<String, String>,
+    /// Secret, policy and role steps.
+    steps: Vec<StepOutcome>,
+    /// Vault's request id of the write, to match Vault's audit log.
+    vault_request_id: Option<String>,
+    /// Present on 502 only: the value was saved, its workload access is incomplete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Incomplete>,
+}
+
+/// Why a saved secret's access is incomplete.
+#[derive(Serialize, ToSchema)]
+struct Incomplete {
+    /// `IncompleteProvisioning`.
+    name: &'static str,
+    /// What to do.
+    message: &'static str,
+}
+
+/// The answer to `POST /{team}/{service}/provision`.
+#[derive(Serialize, ToSchema)]
+struct Provisioned {
+    /// The policy and role steps.
+    steps: Vec<StepOutcome>,
+    /// What workloads need, and whether it is in place.
+    access: AccessView,
+}
 
 /// The secrets API routes (mounted at `/api/secrets/v1`).
 pub fn routes() -> Router<AppState> {
@@ -103,32 +214,44 @@ pub(crate) fn secret_strings(
         .collect()
 }
 
-fn outcome_json(outcome: &WriteOutcome) -> serde_json::Value {
-    let annotations: BTreeMap<&str, &str> = outcome
-        .access
-        .as_ref()
-        .map(|a| {
-            a.annotations
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({
-        "path": outcome.secret.path,
-        "version": outcome.secret.current_version,
-        "created": outcome.created,
-        "policy": outcome.access.as_ref().map(|a| a.policy_name.clone()),
-        "role": outcome.access.as_ref().and_then(|a| a.role_name.clone()),
-        "annotations": annotations,
-        "steps": outcome.steps,
-        "vault_request_id": outcome.vault_request_id,
-    })
+fn put_result(outcome: WriteOutcome) -> PutResult {
+    let access = outcome.access;
+    PutResult {
+        path: outcome.secret.path,
+        version: outcome.secret.current_version,
+        created: outcome.created,
+        policy: access.as_ref().map(|a| a.policy_name.clone()),
+        role: access.as_ref().and_then(|a| a.role_name.clone()),
+        annotations: access
+            .map(|a| a.annotations.into_iter().collect())
+            .unwrap_or_default(),
+        steps: outcome.steps,
+        vault_request_id: outcome.vault_request_id,
+        error: None,
+    }
 }
 
 /// `PUT /{team}/{service}/{name}`: 201 on the first version, 200 on a new one.
 /// When the value was written but its policy or role was not, 502 with the
 /// steps, so the caller knows what is missing (re-running converges).
+#[utoipa::path(
+    put,
+    path = "/{team}/{service}/{name}",
+    summary = "Create or rotate a secret, then converge its policy and role",
+    params(
+        ("team" = String, Path, description = "Team name (the catalog Group)."),
+        ("service" = String, Path, description = "Catalog Component name owned by the team, or `_team` for the team's shared secrets."),
+        ("name" = String, Path, description = "The secret's name: lowercase letters, digits and single hyphens, at most 40 characters."),
+    ),
+    request_body = PutSecret,
+    responses(
+        (status = 201, description = "Created (version 1)", body = PutResult),
+        (status = 200, description = "Rotated (a new version)", body = PutResult),
+        (status = 409, description = "Check-and-set failed: someone wrote a newer version, or the secret exists and cas was 0", body = ErrorBody),
+        (status = 502, description = "The value was written but the policy or role was not; see steps and re-run", body = PutResult),
+        Refusals,
+    )
+)]
 async fn put_secret(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -138,14 +261,15 @@ async fn put_secret(
     let target = target(&team, &service, &name)?;
     let (values, cas) = parse_put_body(body)?;
     let outcome = secrets::write(&state.core, &principal, &target, values, cas).await?;
-    let mut answer = outcome_json(&outcome);
-    let status = if !outcome.complete() {
-        answer["error"] = json!({
-            "name": "IncompleteProvisioning",
-            "message": "The secret was saved, but its workload access is incomplete; see steps. Re-run with POST .../provision.",
+    let (complete, created) = (outcome.complete(), outcome.created);
+    let mut answer = put_result(outcome);
+    let status = if !complete {
+        answer.error = Some(Incomplete {
+            name: "IncompleteProvisioning",
+            message: "The secret was saved, but its workload access is incomplete; see steps. Re-run with POST .../provision.",
         });
         StatusCode::BAD_GATEWAY
-    } else if outcome.created {
+    } else if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -154,6 +278,16 @@ async fn put_secret(
 }
 
 /// `GET /{team}/{service}`: the secrets' metadata with access state.
+#[utoipa::path(
+    get,
+    path = "/{team}/{service}",
+    summary = "List a service's (or the team's) secrets: metadata and access state",
+    params(
+        ("team" = String, Path, description = "Team name (the catalog Group)."),
+        ("service" = String, Path, description = "Catalog Component name owned by the team, or `_team` for the team's shared secrets."),
+    ),
+    responses((status = 200, description = "The secrets", body = HolderSecrets), Refusals)
+)]
 async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -167,6 +301,17 @@ async fn list(
 }
 
 /// `GET /{team}/{service}/{name}`: metadata and versions.
+#[utoipa::path(
+    get,
+    path = "/{team}/{service}/{name}",
+    summary = "A secret's metadata and versions (never values)",
+    params(
+        ("team" = String, Path, description = "Team name (the catalog Group)."),
+        ("service" = String, Path, description = "Catalog Component name owned by the team, or `_team` for the team's shared secrets."),
+        ("name" = String, Path, description = "The secret's name: lowercase letters, digits and single hyphens, at most 40 characters."),
+    ),
+    responses((status = 200, description = "The secret", body = SecretDetail), Refusals)
+)]
 async fn detail(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -177,6 +322,17 @@ async fn detail(
 }
 
 /// `DELETE /{team}/{service}/{name}`: destroys every version (leads and admins).
+#[utoipa::path(
+    delete,
+    path = "/{team}/{service}/{name}",
+    summary = "Destroy every version and the metadata (team leads and platform admins)",
+    params(
+        ("team" = String, Path, description = "Team name (the catalog Group)."),
+        ("service" = String, Path, description = "Catalog Component name owned by the team, or `_team` for the team's shared secrets."),
+        ("name" = String, Path, description = "The secret's name: lowercase letters, digits and single hyphens, at most 40 characters."),
+    ),
+    responses((status = 204, description = "Destroyed"), Refusals)
+)]
 async fn destroy(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -188,6 +344,18 @@ async fn destroy(
 }
 
 /// `DELETE /{team}/{service}/{name}/versions/{version}`: soft-deletes one version.
+#[utoipa::path(
+    delete,
+    path = "/{team}/{service}/{name}/versions/{version}",
+    summary = "Soft-delete one version (team leads and platform admins; Vault can undelete it)",
+    params(
+        ("team" = String, Path, description = "Team name (the catalog Group)."),
+        ("service" = String, Path, description = "Catalog Component name owned by the team, or `_team` for the team's shared secrets."),
+        ("name" = String, Path, description = "The secret's name: lowercase letters, digits and single hyphens, at most 40 characters."),
+        ("version" = i64, Path, minimum = 1, description = "The version to delete."),
+    ),
+    responses((status = 204, description = "Deleted"), Refusals)
+)]
 async fn delete_version(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -199,6 +367,20 @@ async fn delete_version(
 }
 
 /// `POST /{team}/{service}/provision`: re-runs the policy and role steps.
+#[utoipa::path(
+    post,
+    path = "/{team}/{service}/provision",
+    summary = "Re-run the policy and Kubernetes role steps (idempotent)",
+    params(
+        ("team" = String, Path, description = "Team name (the catalog Group)."),
+        ("service" = String, Path, description = "Catalog Component name owned by the team, or `_team` for the team's shared secrets."),
+    ),
+    responses(
+        (status = 200, description = "Everything in place", body = Provisioned),
+        (status = 502, description = "A step failed; see steps", body = Provisioned),
+        Refusals,
+    )
+)]
 async fn provision(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -212,21 +394,33 @@ async fn provision(
     } else {
         StatusCode::BAD_GATEWAY
     };
-    Ok((status, Json(json!({"steps": steps, "access": access}))).into_response())
+    Ok((status, Json(Provisioned { steps, access })).into_response())
 }
 
 /// `GET /openapi.json`: the OpenAPI document for this API.
 async fn openapi() -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        include_str!("../../docs/secrets-openapi.json"),
-    )
-        .into_response()
+    Json(SecretsApi::openapi()).into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `docs/secrets-openapi.json` is what the code generates. After changing
+    /// the API, `PAVED_WRITE_OPENAPI=1 cargo test -p paved openapi` rewrites it.
+    #[test]
+    fn the_committed_openapi_document_is_the_generated_one() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/secrets-openapi.json");
+        let generated = SecretsApi::openapi().to_pretty_json().unwrap() + "\n";
+        if std::env::var_os("PAVED_WRITE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap();
+        assert!(
+            committed == generated,
+            "docs/secrets-openapi.json differs from the generated document; run PAVED_WRITE_OPENAPI=1 cargo test -p paved openapi"
+        );
+    }
 
     fn parse_put_body(body: &[u8]) -> Result<(SecretValues, Option<i64>), ApiError> {
         Ok(super::parse_put_body(JsonObject::parse(body)?.0)?)

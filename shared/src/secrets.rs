@@ -11,6 +11,7 @@ pub const LLM_HOLDER: &str = "_llm";
 pub const LLM_KEYS_NAME: &str = "provider-keys";
 
 /// One secret, as listed (never its values).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecretSummary {
     /// The owning team.
@@ -30,6 +31,7 @@ pub struct SecretSummary {
 }
 
 /// One version's metadata.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecretVersion {
     /// The version number.
@@ -47,6 +49,7 @@ pub struct SecretVersion {
 }
 
 /// A secret with its versions.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecretDetail {
     /// The secret.
@@ -58,6 +61,7 @@ pub struct SecretDetail {
 }
 
 /// How one provisioning step went.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
@@ -70,6 +74,7 @@ pub enum StepState {
 }
 
 /// One provisioning step's outcome.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepOutcome {
     /// `secret`, `policy` or `role`.
@@ -83,6 +88,7 @@ pub struct StepOutcome {
 }
 
 /// What workloads need to read a scope's secrets, and whether it is in place.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccessView {
     /// The ACL policy name.
@@ -101,7 +107,8 @@ pub struct AccessView {
     pub last_error: Option<String>,
     /// Whether everything is in place.
     pub complete: bool,
-    /// The injector annotations, in order (services only).
+    /// The injector annotations, in order (services only), as [name, value] pairs.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<String>>))]
     pub annotations: Vec<(String, String)>,
     /// The same annotations as a YAML block to paste into a pod template.
     pub annotations_yaml: String,
@@ -130,6 +137,7 @@ impl WriteOutcome {
 }
 
 /// The secrets of one service (or the team as a whole) with their access state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HolderSecrets {
     /// The team.
