@@ -15,7 +15,106 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use crate::error::ErrorBody;
+use crate::openapi::BearerAuth;
 use crate::AppState;
+use std::collections::BTreeMap;
+use utoipa::{OpenApi, ToSchema};
+
+/// The OpenAPI document of this API, generated from the handlers and types
+/// below (committed as `docs/catalog-openapi.json`; a test keeps them equal).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Paved catalog API",
+        version = "1.0.0",
+        description = "Backstage-compatible catalog API at PAVED_PUBLIC_URL/api/catalog. Send `Authorization: Bearer <token>` (a personal API token or a service token). Every signed-in caller reads; platform admins write."
+    ),
+    servers((url = "/api/catalog")),
+    paths(
+        list_entities,
+        entities_by_query,
+        entity_by_name,
+        entity_by_uid,
+        delete_entity,
+        entities_by_refs,
+        entity_facets,
+        list_locations,
+        add_location,
+        get_location,
+        delete_location,
+        get_location_problems,
+        validate_entity,
+        refresh
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct CatalogApi;
+
+/// A catalog entity as authored (Backstage's shape; unknown fields are kept).
+// Entities are stored and served as raw JSON; this type only describes them.
+#[derive(ToSchema)]
+#[schema(as = Entity)]
+#[allow(dead_code)]
+struct EntityDoc {
+    #[schema(rename = "apiVersion")]
+    api_version: String,
+    kind: String,
+    metadata: EntityMetadataDoc,
+    #[schema(value_type = Option<Object>)]
+    spec: Option<Value>,
+    relations: Option<Vec<RelationDoc>>,
+}
+
+/// An entity's metadata (other fields such as title, labels and annotations are kept as authored).
+#[derive(ToSchema)]
+#[schema(as = EntityMetadata)]
+#[allow(dead_code)]
+struct EntityMetadataDoc {
+    name: String,
+    namespace: Option<String>,
+    uid: Option<String>,
+    etag: Option<String>,
+}
+
+/// A relation to another entity, computed by the catalog.
+#[derive(ToSchema)]
+#[schema(as = Relation)]
+#[allow(dead_code)]
+struct RelationDoc {
+    #[schema(rename = "type")]
+    kind: String,
+    #[schema(rename = "targetRef")]
+    target_ref: String,
+}
+
+/// A problem found reading a location.
+// `catalog::crawl::Problem` is serialized as is; this type only describes it.
+#[derive(ToSchema)]
+#[schema(as = Problem)]
+#[allow(dead_code)]
+struct ProblemDoc {
+    /// The file or URL.
+    source: String,
+    /// Which YAML document (0-based), when the problem is inside one.
+    document: Option<usize>,
+    /// The entity's `kind:namespace/name`, when known.
+    entity_ref: Option<String>,
+    /// The field path, when the problem is a field.
+    field: Option<String>,
+    /// What is wrong.
+    message: String,
+}
+
+/// The refusals every call of this API may answer with.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum Refusals {
+    /// Not signed in / no valid bearer token
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+}
 
 /// The routes, to nest under `/api/catalog`.
 pub fn routes() -> Router<AppState> {
@@ -110,6 +209,23 @@ fn raw_items(json: Vec<String>, fields: &[String]) -> Result<Vec<Box<RawValue>>,
 }
 
 /// `GET /entities`: the older list form (a JSON array).
+#[utoipa::path(
+    get,
+    path = "/entities",
+    summary = "List entities (array form)",
+    params(
+        ("filter" = Option<Vec<String>>, Query, style = Form, explode, description = "Backstage filter, e.g. kind=component,spec.type=service. Repeat for OR."),
+        ("fields" = Option<Vec<String>>, Query, style = Form, explode, description = "Comma-separated dotted paths to return, e.g. metadata.name,kind."),
+        ("offset" = Option<i64>, Query, description = "Rows to skip"),
+        ("limit" = Option<i64>, Query, description = "At most 1000"),
+        ("order" = Option<Vec<String>>, Query, style = Form, explode, description = "asc:metadata.name or metadata.name,desc"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = Vec<EntityDoc>),
+        (status = 400, description = "A filter, order or number that cannot be read", body = ErrorBody),
+        Refusals,
+    )
+)]
 async fn list_entities(
     State(state): State<AppState>,
     p: QueryPairs,
@@ -126,14 +242,29 @@ async fn list_entities(
     Ok(Json(raw_items(json, &fields(&p))?))
 }
 
-/// A `by-query` answer.
-#[derive(serde::Serialize)]
+/// A page of entities.
+#[derive(serde::Serialize, ToSchema)]
 struct QueryAnswer {
+    #[schema(value_type = Vec<EntityDoc>)]
     items: Vec<Box<RawValue>>,
+    /// Entities matching, on every page.
     #[serde(rename = "totalItems")]
+    #[schema(rename = "totalItems")]
     total_items: i64,
     #[serde(rename = "pageInfo")]
-    page_info: serde_json::Map<String, Value>,
+    #[schema(rename = "pageInfo")]
+    page_info: PageInfo,
+}
+
+/// Cursors to the pages around this one, when there are any.
+#[derive(serde::Serialize, ToSchema, Default)]
+struct PageInfo {
+    #[serde(rename = "nextCursor", skip_serializing_if = "Option::is_none")]
+    #[schema(rename = "nextCursor")]
+    next_cursor: Option<String>,
+    #[serde(rename = "prevCursor", skip_serializing_if = "Option::is_none")]
+    #[schema(rename = "prevCursor")]
+    prev_cursor: Option<String>,
 }
 
 /// The state a `by-query` cursor carries, so later pages need only `cursor`.
@@ -162,6 +293,25 @@ fn decode_cursor(raw: &str) -> Result<Cursor, CoreError> {
 }
 
 /// `GET /entities/by-query`: filtered, searched, ordered pages with cursors.
+#[utoipa::path(
+    get,
+    path = "/entities/by-query",
+    summary = "Query entities with paging",
+    params(
+        ("filter" = Option<Vec<String>>, Query, style = Form, explode, description = "Backstage filter, e.g. kind=component,spec.type=service. Repeat for OR."),
+        ("fields" = Option<Vec<String>>, Query, style = Form, explode, description = "Comma-separated dotted paths to return, e.g. metadata.name,kind."),
+        ("orderField" = Option<Vec<String>>, Query, style = Form, explode, description = "metadata.name,asc"),
+        ("fullTextFilterTerm" = Option<String>, Query, description = "Words to search for"),
+        ("limit" = Option<i64>, Query, description = "Page size, at most 500"),
+        ("offset" = Option<i64>, Query, description = "Rows to skip (first page only)"),
+        ("cursor" = Option<String>, Query, description = "A `nextCursor` or `prevCursor` from an earlier page; it carries the filter, order and search"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = QueryAnswer),
+        (status = 400, description = "A filter, order, number or cursor that cannot be read", body = ErrorBody),
+        Refusals,
+    )
+)]
 async fn entities_by_query(
     State(state): State<AppState>,
     p: QueryPairs,
@@ -188,24 +338,18 @@ async fn entities_by_query(
         only: None,
     };
     let (json, total) = query::run_json(&state.core.db, &q).await?;
-    let mut page_info = serde_json::Map::new();
+    let mut page_info = PageInfo::default();
     if cursor.offset + limit < total {
-        page_info.insert(
-            "nextCursor".into(),
-            json!(encode_cursor(&Cursor {
-                offset: cursor.offset + limit,
-                ..cursor_clone(&cursor)
-            })),
-        );
+        page_info.next_cursor = Some(encode_cursor(&Cursor {
+            offset: cursor.offset + limit,
+            ..cursor_clone(&cursor)
+        }));
     }
     if cursor.offset > 0 {
-        page_info.insert(
-            "prevCursor".into(),
-            json!(encode_cursor(&Cursor {
-                offset: (cursor.offset - limit).max(0),
-                ..cursor_clone(&cursor)
-            })),
-        );
+        page_info.prev_cursor = Some(encode_cursor(&Cursor {
+            offset: (cursor.offset - limit).max(0),
+            ..cursor_clone(&cursor)
+        }));
     }
     Ok(Json(QueryAnswer {
         items: raw_items(json, &fields(&p))?,
@@ -223,6 +367,22 @@ fn cursor_clone(c: &Cursor) -> Cursor {
     }
 }
 
+/// `GET /entities/by-name/{kind}/{namespace}/{name}`.
+#[utoipa::path(
+    get,
+    path = "/entities/by-name/{kind}/{namespace}/{name}",
+    summary = "One entity by reference",
+    params(
+        ("kind" = String, Path, description = "e.g. component (any case)"),
+        ("namespace" = String, Path, description = "e.g. default"),
+        ("name" = String, Path),
+    ),
+    responses(
+        (status = 200, description = "OK", body = EntityDoc),
+        (status = 404, description = "No such entity", body = ErrorBody),
+        Refusals,
+    )
+)]
 async fn entity_by_name(
     State(state): State<AppState>,
     ApiPath((kind, namespace, name)): ApiPath<(String, String, String)>,
@@ -232,6 +392,18 @@ async fn entity_by_name(
     ))
 }
 
+/// `GET /entities/by-uid/{uid}`.
+#[utoipa::path(
+    get,
+    path = "/entities/by-uid/{uid}",
+    summary = "One entity by uid",
+    params(("uid" = String, Path)),
+    responses(
+        (status = 200, description = "OK", body = EntityDoc),
+        (status = 404, description = "No such entity", body = ErrorBody),
+        Refusals,
+    )
+)]
 async fn entity_by_uid(
     State(state): State<AppState>,
     ApiPath(uid): ApiPath<String>,
@@ -239,6 +411,19 @@ async fn entity_by_uid(
     Ok(Json(store::entity_by_uid(&state.core.db, &uid).await?))
 }
 
+/// `DELETE /entities/by-uid/{uid}`.
+#[utoipa::path(
+    delete,
+    path = "/entities/by-uid/{uid}",
+    summary = "Delete an entity (platform admins); it returns at the next refresh if its source still has it",
+    params(("uid" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Only platform admins delete entities", body = ErrorBody),
+        (status = 404, description = "No such entity", body = ErrorBody),
+        Refusals,
+    )
+)]
 async fn delete_entity(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -248,19 +433,42 @@ async fn delete_entity(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// References to look up.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ByRefs {
+    /// Up to 1000 references, e.g. `component:default/petstore`.
+    #[schema(rename = "entityRefs")]
     entity_refs: Vec<String>,
+    /// Dotted paths to return, e.g. `metadata.name`.
     #[serde(default)]
     fields: Vec<String>,
 }
 
+/// Entities in the order asked.
+#[derive(serde::Serialize, ToSchema)]
+struct ByRefsAnswer {
+    /// `null` where a reference names no entity.
+    #[schema(value_type = Vec<Option<EntityDoc>>)]
+    items: Vec<Value>,
+}
+
 /// `POST /entities/by-refs`: entities in the order asked, `null` for unknown ones.
+#[utoipa::path(
+    post,
+    path = "/entities/by-refs",
+    summary = "Entities by references, in order; null for unknown",
+    request_body = ByRefs,
+    responses(
+        (status = 200, description = "OK", body = ByRefsAnswer),
+        (status = 400, description = "More than 1000 references, or a body that cannot be read", body = ErrorBody),
+        Refusals,
+    )
+)]
 async fn entities_by_refs(
     State(state): State<AppState>,
     Json(body): Json<ByRefs>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ByRefsAnswer>> {
     if body.entity_refs.len() > 1000 {
         return Err(CoreError::Invalid {
             field: "entityRefs",
@@ -280,11 +488,42 @@ async fn entities_by_refs(
         };
         items.push(entity);
     }
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(ByRefsAnswer { items }))
+}
+
+/// Value counts per facet.
+#[derive(serde::Serialize, ToSchema)]
+struct FacetsAnswer {
+    /// For each facet asked, its values and how many entities have each.
+    facets: BTreeMap<String, Vec<FacetCount>>,
+}
+
+/// How many entities have a value.
+#[derive(serde::Serialize, ToSchema)]
+struct FacetCount {
+    value: String,
+    count: i64,
 }
 
 /// `GET /entity-facets?facet=kind&facet=spec.type&filter=...`.
-async fn entity_facets(State(state): State<AppState>, p: QueryPairs) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/entity-facets",
+    summary = "Value counts per facet",
+    params(
+        ("facet" = Vec<String>, Query, style = Form, explode, description = "e.g. kind, spec.type, metadata.tags"),
+        ("filter" = Option<Vec<String>>, Query, style = Form, explode, description = "Backstage filter, e.g. kind=component,spec.type=service. Repeat for OR."),
+    ),
+    responses(
+        (status = 200, description = "OK", body = FacetsAnswer),
+        (status = 400, description = "No facet named, or a filter that cannot be read", body = ErrorBody),
+        Refusals,
+    )
+)]
+async fn entity_facets(
+    State(state): State<AppState>,
+    p: QueryPairs,
+) -> ApiResult<Json<FacetsAnswer>> {
     let keys = p.all("facet");
     if keys.is_empty() {
         return Err(CoreError::Invalid {
@@ -302,65 +541,171 @@ async fn entity_facets(State(state): State<AppState>, p: QueryPairs) -> ApiResul
             &query::Filter::parse(&p.all("filter"))?,
         )
         .await?;
-    let body: serde_json::Map<String, Value> = facets
+    let facets = facets
         .into_iter()
         .map(|(k, values)| {
-            (
-                k,
-                Value::Array(
-                    values
-                        .into_iter()
-                        .map(|(value, count)| json!({"value": value, "count": count}))
-                        .collect(),
-                ),
-            )
+            let counts = values
+                .into_iter()
+                .map(|(value, count)| FacetCount { value, count })
+                .collect();
+            (k, counts)
         })
         .collect();
-    Ok(Json(json!({ "facets": body })))
+    Ok(Json(FacetsAnswer { facets }))
 }
 
-fn location_json(l: &store::LocationInfo) -> Value {
-    json!({"id": l.id, "type": l.kind, "target": l.target, "status": l.status, "lastRefreshAt": l.last_refresh_at,
-           "entityCount": l.entity_count, "problemCount": l.problem_count})
+/// A registered location.
+#[derive(serde::Serialize, ToSchema)]
+struct Location {
+    id: String,
+    /// `url` or `file`.
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    kind: String,
+    /// The URL or path.
+    target: String,
+    /// `pending`, `ok`, `problems` or `failed`.
+    status: String,
+    /// Unix seconds of the last refresh.
+    #[serde(rename = "lastRefreshAt")]
+    #[schema(rename = "lastRefreshAt")]
+    last_refresh_at: Option<i64>,
+    /// Entities it provides.
+    #[serde(rename = "entityCount")]
+    #[schema(rename = "entityCount")]
+    entity_count: i64,
+    /// Problems of its last refresh.
+    #[serde(rename = "problemCount")]
+    #[schema(rename = "problemCount")]
+    problem_count: i64,
 }
 
-async fn list_locations(State(state): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
+impl From<&store::LocationInfo> for Location {
+    fn from(l: &store::LocationInfo) -> Self {
+        Self {
+            id: l.id.clone(),
+            kind: l.kind.clone(),
+            target: l.target.clone(),
+            status: l.status.clone(),
+            last_refresh_at: l.last_refresh_at,
+            entity_count: l.entity_count,
+            problem_count: l.problem_count,
+        }
+    }
+}
+
+/// One item of the location list, as Backstage wraps it.
+#[derive(serde::Serialize, ToSchema)]
+struct LocationItem {
+    data: Location,
+}
+
+/// `GET /locations`.
+#[utoipa::path(
+    get,
+    path = "/locations",
+    summary = "Registered locations",
+    responses((status = 200, description = "OK", body = Vec<LocationItem>), Refusals)
+)]
+async fn list_locations(State(state): State<AppState>) -> ApiResult<Json<Vec<LocationItem>>> {
     let locations = store::locations(&state.core.db).await?;
     Ok(Json(
         locations
             .iter()
-            .map(|l| json!({ "data": location_json(l) }))
+            .map(|l| LocationItem { data: l.into() })
             .collect(),
     ))
 }
 
+/// `GET /locations/{id}`.
+#[utoipa::path(
+    get,
+    path = "/locations/{id}",
+    summary = "One location",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "OK", body = Location),
+        (status = 404, description = "No such location", body = ErrorBody),
+        Refusals,
+    )
+)]
 async fn get_location(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(location_json(
-        &store::location(&state.core.db, &id).await?,
-    )))
+) -> ApiResult<Json<Location>> {
+    Ok(Json((&store::location(&state.core.db, &id).await?).into()))
 }
 
+/// The problems of a location's last refresh.
+#[derive(serde::Serialize, ToSchema)]
+struct ProblemsAnswer {
+    #[schema(value_type = Vec<ProblemDoc>)]
+    problems: Vec<paved_core::catalog::crawl::Problem>,
+}
+
+/// `GET /locations/{id}/problems`.
+#[utoipa::path(
+    get,
+    path = "/locations/{id}/problems",
+    summary = "The problems of the location's last refresh",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "OK", body = ProblemsAnswer),
+        (status = 404, description = "No such location", body = ErrorBody),
+        Refusals,
+    )
+)]
 async fn get_location_problems(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProblemsAnswer>> {
     store::location(&state.core.db, &id).await?;
-    Ok(Json(
-        json!({ "problems": store::location_problems(&state.core.db, &id).await? }),
-    ))
+    Ok(Json(ProblemsAnswer {
+        problems: store::location_problems(&state.core.db, &id).await?,
+    }))
 }
 
-#[derive(Deserialize)]
+/// A location to register.
+#[derive(Deserialize, ToSchema)]
 struct NewLocation {
+    /// `url` or `file`.
     #[serde(rename = "type")]
+    #[schema(rename = "type")]
     kind: String,
+    /// The URL, or a path under `PAVED_CATALOG_FILE_ROOTS`.
     target: String,
 }
 
+/// What a registration read.
+#[derive(serde::Serialize, ToSchema)]
+struct Registered {
+    /// The location (on a dry run of a new one, only its type and target).
+    #[schema(value_type = Location)]
+    location: Value,
+    #[schema(value_type = Vec<EntityDoc>)]
+    entities: Vec<Value>,
+    #[schema(value_type = Vec<ProblemDoc>)]
+    problems: Vec<paved_core::catalog::crawl::Problem>,
+    /// Dry runs only: whether the location is registered already.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exists: Option<bool>,
+}
+
 /// `POST /locations[?dryRun=true]`: registers (platform admins) and ingests at once.
+#[utoipa::path(
+    post,
+    path = "/locations",
+    summary = "Register a location and ingest it (platform admins)",
+    params(("dryRun" = Option<String>, Query, description = "true to only report what would be ingested")),
+    request_body = NewLocation,
+    responses(
+        (status = 201, description = "Registered (or, with dryRun=true, what would be registered; `exists` says whether it already is)", body = Registered),
+        (status = 403, description = "Only platform admins register locations", body = ErrorBody),
+        (status = 409, description = "The location is registered already", body = ErrorBody),
+        (status = 422, description = "A type, target or host that is not allowed", body = ErrorBody),
+        Refusals,
+    )
+)]
 async fn add_location(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -382,22 +727,43 @@ async fn add_location(
         .iter()
         .map(|e| e.entity.body.clone())
         .collect();
-    let mut response = json!({
-        "location": location.as_ref().map(location_json).unwrap_or_else(|| json!({"type": body.kind, "target": body.target})),
-        "entities": entities,
-        "problems": found.problems,
-    });
-    if dry_run {
-        let exists = store::locations(&state.core.db)
-            .await?
-            .iter()
-            .any(|l| l.kind == body.kind && l.target == body.target);
-        response["exists"] = json!(exists);
-    }
+    let location = match &location {
+        Some(l) => serde_json::to_value(Location::from(l)).unwrap_or_default(),
+        None => json!({"type": body.kind, "target": body.target}),
+    };
+    let exists = if dry_run {
+        Some(
+            store::locations(&state.core.db)
+                .await?
+                .iter()
+                .any(|l| l.kind == body.kind && l.target == body.target),
+        )
+    } else {
+        None
+    };
+    let response = Registered {
+        location,
+        entities,
+        problems: found.problems,
+        exists,
+    };
     // Backstage answers 201 for a dry run too, and its client insists on it.
     Ok((StatusCode::CREATED, Json(response)).into_response())
 }
 
+/// `DELETE /locations/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/locations/{id}",
+    summary = "Unregister a location and remove its entities (platform admins)",
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Only platform admins unregister locations", body = ErrorBody),
+        (status = 404, description = "No such location", body = ErrorBody),
+        Refusals,
+    )
+)]
 async fn delete_location(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -407,12 +773,45 @@ async fn delete_location(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// An entity to check.
+#[derive(Deserialize, ToSchema)]
 struct ValidateBody {
+    #[schema(value_type = EntityDoc)]
     entity: Value,
+    /// Where it would come from (accepted, as Backstage's client sends it).
+    #[allow(dead_code)]
+    location: Option<String>,
+}
+
+/// Every problem with an entity.
+#[derive(serde::Serialize, ToSchema)]
+struct ValidationErrors {
+    errors: Vec<FieldError>,
+}
+
+/// One field's problem.
+#[derive(serde::Serialize, ToSchema)]
+struct FieldError {
+    /// `InputError`.
+    name: &'static str,
+    /// The field and what is wrong with it.
+    message: String,
+    /// The field path, e.g. `metadata.name`.
+    field: String,
 }
 
 /// `POST /validate-entity`: 200 when valid, 400 with every field problem otherwise.
+#[utoipa::path(
+    post,
+    path = "/validate-entity",
+    summary = "Validate an entity",
+    request_body = ValidateBody,
+    responses(
+        (status = 200, description = "Valid"),
+        (status = 400, description = "Invalid: every problem, each naming its field", body = ValidationErrors),
+        Refusals,
+    )
+)]
 async fn validate_entity(
     State(state): State<AppState>,
     Json(body): Json<ValidateBody>,
@@ -421,22 +820,45 @@ async fn validate_entity(
         Ok(_) => (StatusCode::OK, Json(json!({}))).into_response(),
         Err(problems) => (
             StatusCode::BAD_REQUEST,
-            Json(json!({
-                "errors": problems.iter().map(|p| json!({"name": "InputError", "message": format!("{}: {}", p.field, p.message), "field": p.field})).collect::<Vec<_>>()
-            })),
+            Json(ValidationErrors {
+                errors: problems
+                    .into_iter()
+                    .map(|p| FieldError {
+                        name: "InputError",
+                        message: format!("{}: {}", p.field, p.message),
+                        field: p.field,
+                    })
+                    .collect(),
+            }),
         )
             .into_response(),
     }
 }
 
-#[derive(Deserialize)]
+/// What to refresh.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RefreshBody {
+    /// The entity whose location to re-read; absent: every location (platform admins).
+    #[schema(rename = "entityRef")]
     entity_ref: Option<String>,
 }
 
 /// `POST /refresh`: re-reads the location of `entityRef` (any signed-in user
 /// may ask; it only re-reads the source), or every location for admins.
+#[utoipa::path(
+    post,
+    path = "/refresh",
+    summary = "Re-read the location of an entity (anyone), or every location (platform admins)",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "Refreshed"),
+        (status = 403, description = "Only platform admins refresh every location", body = ErrorBody),
+        (status = 404, description = "No such entity", body = ErrorBody),
+        (status = 429, description = "Refreshed too often; try again shortly", body = ErrorBody),
+        Refusals,
+    )
+)]
 async fn refresh(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
@@ -467,9 +889,20 @@ async fn refresh(
 
 /// The OpenAPI document for this API.
 async fn openapi() -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        include_str!("../../docs/catalog-openapi.json"),
-    )
-        .into_response()
+    Json(CatalogApi::openapi()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/catalog-openapi.json` is what the code generates. After changing
+    /// the API, `PAVED_WRITE_OPENAPI=1 cargo test -p paved openapi` rewrites it.
+    #[test]
+    fn the_committed_openapi_document_is_the_generated_one() {
+        crate::openapi::compare(
+            &CatalogApi::openapi(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/catalog-openapi.json"),
+        );
+    }
 }

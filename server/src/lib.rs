@@ -13,6 +13,7 @@ pub mod gateway_api;
 pub mod limits;
 pub mod middleware;
 pub mod oidc;
+pub mod openapi;
 pub mod scaffolder_api;
 pub mod secrets_api;
 pub mod session;

@@ -20,6 +20,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, JsonObject};
+use crate::openapi::BearerAuth;
 use crate::AppState;
 
 /// The OpenAPI document of this API, generated from the handlers and types
@@ -37,21 +38,6 @@ use crate::AppState;
     security(("bearer" = []))
 )]
 pub struct SecretsApi;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-            );
-    }
-}
 
 /// The refusals every call of this API may answer with.
 #[derive(utoipa::IntoResponses)]
@@ -410,15 +396,9 @@ mod tests {
     /// the API, `PAVED_WRITE_OPENAPI=1 cargo test -p paved openapi` rewrites it.
     #[test]
     fn the_committed_openapi_document_is_the_generated_one() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/secrets-openapi.json");
-        let generated = SecretsApi::openapi().to_pretty_json().unwrap() + "\n";
-        if std::env::var_os("PAVED_WRITE_OPENAPI").is_some() {
-            std::fs::write(path, &generated).unwrap();
-        }
-        let committed = std::fs::read_to_string(path).unwrap();
-        assert!(
-            committed == generated,
-            "docs/secrets-openapi.json differs from the generated document; run PAVED_WRITE_OPENAPI=1 cargo test -p paved openapi"
+        crate::openapi::compare(
+            &SecretsApi::openapi(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/secrets-openapi.json"),
         );
     }
 
