@@ -205,6 +205,9 @@ pub struct CatalogConfig {
     /// `PAVED_CATALOG_ALLOWED_HOSTS`: origins (`host`, `host:port` or
     /// `http(s)://host[:port]`) `url` locations may fetch from.
     pub allowed_hosts: Vec<crate::catalog::source::AllowedOrigin>,
+    /// `PAVED_INTEGRATIONS`: a YAML file of git hosts (kind, API, credential
+    /// in Vault); their hosts are allowed for `url` locations too.
+    pub integrations: Vec<crate::integrations::Integration>,
     /// `PAVED_CATALOG_REFRESH_MINUTES`: how often every location is re-read.
     pub refresh_interval: Duration,
     /// `PAVED_CATALOG_LOCATIONS`: locations (`file:<path>` or `url:<url>`) registered at start.
@@ -407,6 +410,17 @@ impl Config {
                 .map(|h| h.parse())
                 .collect::<Result<_, String>>()
                 .map_err(|m| ConfigError::new("PAVED_CATALOG_ALLOWED_HOSTS", m))?,
+            integrations: match get("PAVED_INTEGRATIONS") {
+                None => Vec::new(),
+                Some(path) => {
+                    let yaml = std::fs::read_to_string(&path).map_err(|e| {
+                        ConfigError::new("PAVED_INTEGRATIONS", format!("cannot read `{path}`: {e}"))
+                    })?;
+                    crate::integrations::config::parse(&yaml).map_err(|m| {
+                        ConfigError::new("PAVED_INTEGRATIONS", format!("`{path}`: {m}"))
+                    })?
+                }
+            },
             refresh_interval: Duration::from_secs(
                 60 * parse_u64(&get, "PAVED_CATALOG_REFRESH_MINUTES", 30)?,
             ),

@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod gateway;
 pub mod identity;
+pub mod integrations;
 pub mod notifications;
 pub mod scaffold;
 pub mod secrets;
@@ -29,6 +30,8 @@ pub struct CoreState {
     pub db: sqlx::SqlitePool,
     /// The typed configuration, loaded once.
     pub config: Arc<config::Config>,
+    /// The git hosts files are read from, with their credentials and rate limits.
+    pub integrations: Arc<integrations::Integrations>,
     /// Where the catalog may read from (allow-lists and limits).
     pub catalog: Arc<catalog::source::Sources>,
     /// Facet counts, cached until the catalog changes.
@@ -73,16 +76,21 @@ impl CoreState {
         config: Arc<config::Config>,
         clock: Arc<dyn budgets::ledger::Clock>,
     ) -> Result<Self, CoreStartError> {
+        let vault = match &config.vault {
+            Some(vault) => Some(Arc::new(secrets::vault::Vault::new(vault.clone())?)),
+            None => None,
+        };
+        let integrations = Arc::new(integrations::Integrations::new(
+            config.catalog.integrations.clone(),
+            vault.clone(),
+        ));
         let catalog = catalog::source::Sources::new(
             &config.catalog.file_roots,
             &config.catalog.allowed_hosts,
             catalog::source::SourceLimits::default(),
         )
-        .with_kinds(catalog::model::Kinds::default().with(scaffold::template::TemplateKind));
-        let vault = match &config.vault {
-            Some(vault) => Some(Arc::new(secrets::vault::Vault::new(vault.clone())?)),
-            None => None,
-        };
+        .with_kinds(catalog::model::Kinds::default().with(scaffold::template::TemplateKind))
+        .with_integrations(integrations.clone());
         let budgets = budgets::Budgets::start(&db, &config, clock.clone()).await?;
         let gateway = gateway::Gateway::start(
             db.clone(),
@@ -93,6 +101,7 @@ impl CoreState {
         )
         .await?;
         Ok(Self {
+            integrations,
             budgets,
             gateway,
             db,

@@ -148,6 +148,8 @@ pub struct Sources {
     pub limits: SourceLimits,
     /// Kinds other features define, checked as entities are read.
     pub kinds: super::model::Kinds,
+    /// Git hosts with their APIs and credentials; their hosts are allowed.
+    integrations: Option<std::sync::Arc<crate::integrations::Integrations>>,
 }
 
 impl Sources {
@@ -166,7 +168,17 @@ impl Sources {
             http,
             limits,
             kinds: super::model::Kinds::default(),
+            integrations: None,
         }
+    }
+
+    /// These sources, reading URLs on `integrations`' hosts through their APIs.
+    pub fn with_integrations(
+        mut self,
+        integrations: std::sync::Arc<crate::integrations::Integrations>,
+    ) -> Self {
+        self.integrations = Some(integrations);
+        self
     }
 
     /// These sources, checking `kinds` as entities are read.
@@ -217,11 +229,16 @@ impl Sources {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("`{raw}` must be an http or https URL"));
         }
+        if let Some(integration) = self.integrations.as_ref().and_then(|i| i.for_url(&url)) {
+            // Refuse at registration what the integration cannot read.
+            crate::integrations::url::parse(integration, &url)?;
+            return Ok(Target::Url(url));
+        }
         if !self.allowed.iter().any(|origin| origin.matches(&url)) {
             let host = url.host_str().unwrap_or_default();
             let port = url.port_or_known_default().unwrap_or_default();
             return Err(format!(
-                "{}://{host}:{port} is not in PAVED_CATALOG_ALLOWED_HOSTS, so Paved will not fetch {raw}",
+                "{}://{host}:{port} is neither a configured integration (PAVED_INTEGRATIONS) nor in PAVED_CATALOG_ALLOWED_HOSTS, so Paved will not fetch {raw}",
                 url.scheme()
             ));
         }
@@ -284,6 +301,14 @@ impl Sources {
                 String::from_utf8(bytes).map_err(|_| format!("{target} is not UTF-8 text"))
             }
             Target::Url(url) => {
+                if let Some(integrations) = &self.integrations {
+                    if let Some(integration) = integrations.for_url(url) {
+                        return integrations
+                            .read_file(integration, url, max)
+                            .await
+                            .map(|f| f.text.as_str().to_owned());
+                    }
+                }
                 let mut response = self
                     .http
                     .get(url.clone())

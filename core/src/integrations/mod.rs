@@ -1,0 +1,350 @@
+//! Git hosts as integrations: files read by their blob/tree/raw URLs through
+//! each host's API with the integration's credential, conditional requests so
+//! an unchanged file costs one small request, and the host's rate limit
+//! respected (a limited host is not asked again before it resets).
+//!
+//! Credentials come from Vault into the one request that uses them: they are
+//! never logged, stored, put in an error or on a command line.
+
+pub mod config;
+pub mod url;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::secrets::vault::Vault;
+pub use config::{CredentialRef, HostKind, Integration};
+pub use url::RepoPath;
+
+/// How long a credential read from Vault is used before it is read again.
+const CREDENTIAL_TTL: Duration = Duration::from_secs(300);
+/// How many conditional-request answers are remembered.
+const ETAG_ENTRIES: usize = 20_000;
+
+/// A file read from a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// Its text.
+    pub text: Arc<String>,
+    /// True when the host answered 304: the same bytes as the last read.
+    pub unchanged: bool,
+}
+
+/// What a host said about its rate limit on its last answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests left in the window.
+    pub remaining: Option<i64>,
+    /// The window's size.
+    pub limit: Option<i64>,
+    /// When the window resets (Unix seconds).
+    pub reset_at: Option<i64>,
+    /// Set while the host refuses for the rate limit: no request is sent before then.
+    pub limited_until: Option<i64>,
+}
+
+/// The git hosts Paved knows, and what it remembers of each.
+pub struct Integrations {
+    list: Vec<Integration>,
+    vault: Option<Arc<Vault>>,
+    vault_prefix: String,
+    http: reqwest::Client,
+    credentials: Mutex<HashMap<String, (Option<SecretString>, Instant)>>,
+    etags: Mutex<HashMap<String, (String, Arc<String>)>>,
+    limits: Mutex<HashMap<String, RateLimit>>,
+    now: Box<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for Integrations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Integrations")
+            .field(
+                "hosts",
+                &self.list.iter().map(|i| &i.host).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Integrations {
+    /// The configured integrations, reading credentials from `vault`.
+    pub fn new(list: Vec<Integration>, vault: Option<Arc<Vault>>) -> Self {
+        let vault_prefix = vault
+            .as_ref()
+            .map(|v| v.config().prefix.clone())
+            .unwrap_or_default();
+        let http = reqwest::Client::builder()
+            // A redirect could lead to a host the credential is not meant for.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .user_agent(concat!("Paved/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Self {
+            list,
+            vault,
+            vault_prefix,
+            http,
+            credentials: Mutex::default(),
+            etags: Mutex::default(),
+            limits: Mutex::default(),
+            now: Box::new(crate::now_unix),
+        }
+    }
+
+    /// The configured integrations.
+    pub fn list(&self) -> &[Integration] {
+        &self.list
+    }
+
+    /// The integration serving `url`, if any.
+    pub fn for_url(&self, url: &::url::Url) -> Option<&Integration> {
+        self.list.iter().find(|i| i.matches(url))
+    }
+
+    /// The last rate-limit state seen from `host`.
+    pub fn rate_limit(&self, host: &str) -> RateLimit {
+        lock(&self.limits).get(host).cloned().unwrap_or_default()
+    }
+
+    /// Reads the file `url` names through its integration's API: with the
+    /// credential, conditionally (an unchanged file is one 304), within `max`
+    /// bytes. Errors say what to fix and never quote the credential.
+    pub async fn read_file(
+        &self,
+        integration: &Integration,
+        url: &::url::Url,
+        max: usize,
+    ) -> Result<Fetched, String> {
+        let file = url::parse(integration, url)?;
+        let Some(request_url) = url::raw_file_request(integration, &file) else {
+            return Err(format!(
+                "{url} is on {}, a plain git host; Paved reads its files with git, which catalog locations do not use yet: register a file of a GitHub, GitLab, Bitbucket, Azure DevOps or Gitea host",
+                integration.host
+            ));
+        };
+        let host = &integration.host;
+        let now = (self.now)();
+        if let Some(until) = self.rate_limit(host).limited_until.filter(|u| *u > now) {
+            return Err(format!(
+                "{host} rate-limited Paved; it is not asked again before {} (in {} s)",
+                format_utc(until),
+                until - now
+            ));
+        }
+        let credential = self.credential(integration).await?;
+        let cache_key = request_url.to_string();
+        let cached = lock(&self.etags).get(&cache_key).cloned();
+        let mut request = self.http.get(request_url.clone());
+        request = match integration.kind {
+            HostKind::Github | HostKind::GithubEnterprise => request
+                .header("accept", "application/vnd.github.raw")
+                .header("x-github-api-version", "2022-11-28"),
+            _ => request,
+        };
+        if let Some(token) = &credential {
+            request = authorize(request, integration.kind, token);
+        }
+        if let Some((etag, _)) = &cached {
+            request = request.header("if-none-match", etag.as_str());
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {host} for {url}: {}", without_url(&e)))?;
+        self.note_rate_limit(host, &response, now);
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_MODIFIED {
+            if let Some((_, text)) = cached {
+                return Ok(Fetched {
+                    text,
+                    unchanged: true,
+                });
+            }
+        }
+        if !status.is_success() {
+            return Err(self.explain(integration, url, status, credential.is_some(), now));
+        }
+        if response.content_length().is_some_and(|n| n as usize > max) {
+            return Err(format!("{url} is larger than the {} KB limit", max / 1024));
+        }
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("cannot read {url} from {host}: {}", without_url(&e)))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > max {
+                return Err(format!("{url} is larger than the {} KB limit", max / 1024));
+            }
+        }
+        let text =
+            Arc::new(String::from_utf8(body).map_err(|_| format!("{url} is not UTF-8 text"))?);
+        if let Some(etag) = etag {
+            let mut etags = lock(&self.etags);
+            if etags.len() >= ETAG_ENTRIES {
+                etags.clear();
+            }
+            etags.insert(cache_key, (etag, text.clone()));
+        }
+        Ok(Fetched {
+            text,
+            unchanged: false,
+        })
+    }
+
+    fn explain(
+        &self,
+        integration: &Integration,
+        url: &::url::Url,
+        status: reqwest::StatusCode,
+        with_credential: bool,
+        now: i64,
+    ) -> String {
+        let host = &integration.host;
+        let credential = match &integration.credential {
+            CredentialRef::None => "no credential is configured for it".to_owned(),
+            CredentialRef::Token { path } | CredentialRef::GithubApp { path, .. } => {
+                format!("its credential is at {}/{path} in Vault", self.vault_prefix)
+            }
+        };
+        match status.as_u16() {
+            401 => format!("{host} refused the credential for {url} (401): {credential}; check that it is valid and not expired"),
+            403 | 429 if self.rate_limit(host).limited_until.is_some_and(|u| u > now) => {
+                let until = self.rate_limit(host).limited_until.unwrap_or(now);
+                format!("{host} rate-limited Paved ({status}); it is not asked again before {} (in {} s)", format_utc(until), until - now)
+            }
+            403 => format!("{host} forbade reading {url} (403): {credential}; give it read access to the repository"),
+            404 if with_credential => format!("{host} has no {url} that its credential can read (404): check the path and ref, and that the credential may read the repository"),
+            404 => format!("{host} has no public {url} (404): check the path and ref; a private repository needs a credential ({credential})"),
+            _ => format!("{host} answered {status} for {url}"),
+        }
+    }
+
+    fn note_rate_limit(&self, host: &str, response: &reqwest::Response, now: i64) {
+        let header = |names: &[&str]| {
+            names.iter().find_map(|n| {
+                response
+                    .headers()
+                    .get(*n)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+            })
+        };
+        let remaining = header(&["x-ratelimit-remaining", "ratelimit-remaining"]);
+        let limit = header(&["x-ratelimit-limit", "ratelimit-limit"]);
+        let reset_at = header(&["x-ratelimit-reset", "ratelimit-reset"]);
+        let retry_after = header(&["retry-after"]);
+        let status = response.status().as_u16();
+        let limited =
+            matches!(status, 403 | 429) && (remaining == Some(0) || retry_after.is_some());
+        let mut limits = lock(&self.limits);
+        let entry = limits.entry(host.to_owned()).or_default();
+        if remaining.is_some() {
+            entry.remaining = remaining;
+            entry.limit = limit;
+            entry.reset_at = reset_at;
+        }
+        entry.limited_until = if limited {
+            Some(
+                retry_after
+                    .map(|s| now + s)
+                    .or(reset_at)
+                    .unwrap_or(now + 60)
+                    .max(now + 1),
+            )
+        } else {
+            None
+        };
+    }
+
+    /// The integration's token, read from Vault (cached for five minutes).
+    async fn credential(&self, integration: &Integration) -> Result<Option<SecretString>, String> {
+        let path = match &integration.credential {
+            CredentialRef::None => return Ok(None),
+            CredentialRef::Token { path } => path,
+            CredentialRef::GithubApp { .. } => {
+                return Err(format!(
+                    "{} is configured with a GitHub App; Paved reads with tokens only for now: store a token at a git/ path and name it as the credential",
+                    integration.host
+                ))
+            }
+        };
+        if let Some((value, at)) = lock(&self.credentials).get(path) {
+            if at.elapsed() < CREDENTIAL_TTL {
+                return Ok(value.clone());
+            }
+        }
+        let vault = self.vault.as_ref().ok_or_else(|| {
+            format!(
+                "{}'s credential is at {path} in Vault, but Vault is not configured (PAVED_VAULT_ADDR)",
+                integration.host
+            )
+        })?;
+        let full = format!("{}/{path}", self.vault_prefix);
+        let data = vault.read_kv(&full).await.map_err(|e| {
+            format!(
+                "cannot read {}'s credential from Vault at {full}: {e}",
+                integration.host
+            )
+        })?;
+        let token = data
+            .as_ref()
+            .and_then(|d| d.get("token"))
+            .and_then(Value::as_str)
+            .map(|t| SecretString::from(t.to_owned()))
+            .ok_or_else(|| {
+                format!(
+                    "no `token` field at {full} in Vault for {}",
+                    integration.host
+                )
+            })?;
+        lock(&self.credentials).insert(path.clone(), (Some(token.clone()), Instant::now()));
+        Ok(Some(token))
+    }
+}
+
+/// Adds the host kind's authorization header for `token`.
+fn authorize(
+    request: reqwest::RequestBuilder,
+    kind: HostKind,
+    token: &SecretString,
+) -> reqwest::RequestBuilder {
+    let secret = token.expose_secret();
+    match kind {
+        HostKind::Gitlab => request.header("private-token", secret),
+        HostKind::Gitea => request.header("authorization", format!("token {secret}")),
+        HostKind::AzureDevops => request.basic_auth("", Some(secret)),
+        _ => request.bearer_auth(secret),
+    }
+}
+
+/// A reqwest error without its URL (URLs are ours, but keep messages short
+/// and never echo a query string).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(&format!(" for url ({url})"), "");
+    }
+    text
+}
+
+fn format_utc(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.strftime("%H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
