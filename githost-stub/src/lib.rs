@@ -153,6 +153,11 @@ impl GithubStub {
         self.lock().requests.clone()
     }
 
+    /// Adds a repository.
+    pub fn add_repo(&self, repo: Repo) {
+        self.lock().repos.push(repo);
+    }
+
     /// Replaces (or adds) a file on a repository's default branch.
     pub fn set_file(&self, full_name: &str, path: &str, content: &str) {
         let mut inner = self.lock();
@@ -338,12 +343,47 @@ fn answer(
                         .unwrap_or_else(|| repo.default_branch.clone());
                     contents(repo, &git_ref, &file_path, if_none_match, raw)
                 }
+                (Some(repo), Some("git"))
+                    if segments.get(4).map(String::as_str) == Some("trees")
+                        && segments.len() == 6 =>
+                {
+                    tree(repo, &segments[5])
+                }
                 (Some(_), Some(_)) => not_found("https://docs.github.com/rest"),
             }
         }
         _ => not_found("https://docs.github.com/rest"),
     };
     with_rate_headers(response, inner)
+}
+
+fn tree(repo: &Repo, git_ref: &str) -> Response {
+    let Some(files) = repo.refs.get(git_ref) else {
+        return github_error(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "https://docs.github.com/rest/git/trees#get-a-tree",
+        );
+    };
+    let mut entries = Vec::new();
+    let mut folders = std::collections::BTreeSet::new();
+    for (path, bytes) in files {
+        let mut at = path.as_str();
+        while let Some((parent, _)) = at.rsplit_once('/') {
+            folders.insert(parent.to_owned());
+            at = parent;
+        }
+        entries.push(
+            json!({"path": path, "mode": "100644", "type": "blob", "size": bytes.len(),
+                            "sha": hex::encode(&Sha256::digest(bytes)[..20])}),
+        );
+    }
+    for folder in folders {
+        entries.push(json!({"path": folder, "mode": "040000", "type": "tree"}));
+    }
+    json_answer(
+        json!({"sha": hex::encode(&Sha256::digest(git_ref.as_bytes())[..20]), "tree": entries, "truncated": false}),
+    )
 }
 
 fn not_found(docs: &str) -> Response {

@@ -41,7 +41,31 @@ struct Fixture {
     app: TestApp,
     github: GithubStub,
     _vault: TestVault,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+/// Backstage's own example template (`@backstage/create-app`), file by file,
+/// as a repository would hold it under `nodejs/`.
+fn backstage_example_files() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../node_modules/@backstage/create-app/templates/default-app/examples/template");
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(&root).unwrap().display().to_string();
+                out.push((
+                    format!("nodejs/{relative}"),
+                    std::fs::read_to_string(&path).unwrap(),
+                ));
+            }
+        }
+    }
+    out
 }
 
 async fn fixture(with_credential: bool) -> Fixture {
@@ -58,6 +82,14 @@ async fn fixture(with_credential: bool) -> Fixture {
             )
             .private(),
             Repo::new("acme", "invoices", &[("catalog-info.yaml", INVOICES)]),
+            {
+                let files = backstage_example_files();
+                let borrowed: Vec<(&str, &str)> = files
+                    .iter()
+                    .map(|(p, c)| (p.as_str(), c.as_str()))
+                    .collect();
+                Repo::new("acme", "templates", &borrowed).private()
+            },
         ],
         &[TOKEN],
         5_000,
@@ -86,14 +118,27 @@ async fn fixture(with_credential: bool) -> Fixture {
         ),
     )
     .unwrap();
-    let mut vars: Vec<(&str, String)> = vec![("PAVED_INTEGRATIONS", file.display().to_string())];
+    let git = dir.path().join("git");
+    let mut vars: Vec<(&str, String)> = vec![
+        ("PAVED_INTEGRATIONS", file.display().to_string()),
+        (
+            "PAVED_SCAFFOLDER_GIT_HOSTS",
+            format!("github.com=file://{}", git.display()),
+        ),
+        (
+            "PAVED_SCAFFOLDER_WORKDIR",
+            dir.path().join("work").display().to_string(),
+        ),
+    ];
     vars.extend(vault.portal_vars());
     let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = test_app(&borrowed).await;
+    tokio::spawn(paved_core::scaffold::run_workers(app.state.core.clone()));
     Fixture {
-        app: test_app(&borrowed).await,
+        app,
         github,
         _vault: vault,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -260,4 +305,92 @@ async fn failures_say_what_to_fix() {
         "{problems:?}"
     );
     assert_eq!(f.github.violations(), Vec::<String>::new());
+}
+
+/// Backstage's example template registered by its URL in a private
+/// repository: its `./content` skeleton is fetched from the same repository
+/// folder through the integration, in a dry run and in a real task.
+#[tokio::test]
+async fn a_template_registered_by_url_fetches_its_skeleton_from_the_repository() {
+    let f = fixture(true).await;
+    let (status, body) = f
+        .register("https://github.com/acme/templates/blob/main/nodejs/template.yaml")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["problems"], json!([]), "{body}");
+    let values =
+        json!({"name": "example-svc", "repoUrl": "github.com?owner=guest&repo=example-svc"});
+    let (status, dry) = f
+        .app
+        .as_(ADMIN)
+        .post(
+            "/api/scaffolder/v2/dry-run",
+            json!({"templateRef": "template:default/example-nodejs-template", "values": values}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    let files: Vec<&str> = dry["directoryContents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    for expected in ["catalog-info.yaml", "index.js", "package.json"] {
+        assert!(files.contains(&expected), "{files:?}");
+    }
+
+    let (status, created) = f
+        .app
+        .as_(ADMIN)
+        .post(
+            "/api/scaffolder/v2/tasks",
+            json!({"templateRef": "template:default/example-nodejs-template", "values": values}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let mut task = Value::Null;
+    for _ in 0..300 {
+        let (_, t) = f
+            .app
+            .as_(ADMIN)
+            .get(&format!("/api/scaffolder/v2/tasks/{id}"))
+            .await;
+        let done = matches!(t["status"].as_str(), Some("completed" | "failed"));
+        task = t;
+        if done {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(task["status"], "completed", "{task}");
+    let clone = f.dir.path().join("clone");
+    let out = std::process::Command::new("git")
+        .args(["clone", "--quiet"])
+        .arg(f.dir.path().join("git/guest/example-svc.git"))
+        .arg(&clone)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let package: Value =
+        serde_json::from_str(&std::fs::read_to_string(clone.join("package.json")).unwrap())
+            .unwrap();
+    assert_eq!(package["name"], "example-svc");
+    // No fetched copy of the skeleton is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path().join("work"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".fetch-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(f.github.violations(), Vec::<String>::new());
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    if let Some(at) = logs.find(TOKEN) {
+        panic!(
+            "the token is in the logs: {}",
+            &logs[at.saturating_sub(600)..(at + 100).min(logs.len())]
+        );
+    }
 }

@@ -238,7 +238,7 @@ impl Sources {
             let host = url.host_str().unwrap_or_default();
             let port = url.port_or_known_default().unwrap_or_default();
             return Err(format!(
-                "{}://{host}:{port} is neither a configured integration (PAVED_INTEGRATIONS) nor in PAVED_CATALOG_ALLOWED_HOSTS, so Paved will not fetch {raw}",
+                "{}://{host}:{port} is not in PAVED_CATALOG_ALLOWED_HOSTS nor a configured git host (PAVED_INTEGRATIONS), so Paved will not fetch {raw}",
                 url.scheme()
             ));
         }

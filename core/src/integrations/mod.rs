@@ -203,6 +203,177 @@ impl Integrations {
         })
     }
 
+    /// Copies the folder `folder` of a repository into `dest` (created), at
+    /// most `max_files` files of at most the read limit each: one listing of
+    /// the repository's tree, then each file. Answers how many files came.
+    pub async fn download(
+        &self,
+        integration: &Integration,
+        folder: &RepoPath,
+        dest: &std::path::Path,
+        max_files: usize,
+    ) -> Result<usize, String> {
+        if !integration.kind.is_github() {
+            return Err(format!(
+                "reading folders from {} hosts ({}) is not supported yet; keep the skeleton on a GitHub host or in a file location",
+                integration.kind.as_str(),
+                integration.host
+            ));
+        }
+        let api = integration.api_base_url.as_str().trim_end_matches('/');
+        let repo = url::encode_path(&folder.repo);
+        let credential = self.credential(integration).await?;
+        let get = |address: String| {
+            let mut request = self
+                .http
+                .get(address)
+                .header("accept", "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28");
+            if let Some(token) = &credential {
+                request = authorize(request, integration.kind, token);
+            }
+            request
+        };
+        let host = &integration.host;
+        let json = |response: reqwest::Response| async move {
+            let status = response.status();
+            if !status.is_success() {
+                return Err(status);
+            }
+            response.json::<Value>().await.map_err(|_| status)
+        };
+        let now = (self.now)();
+        let git_ref = match &folder.git_ref {
+            Some(r) => r.clone(),
+            None => {
+                let response = get(format!("{api}/repos/{repo}"))
+                    .send()
+                    .await
+                    .map_err(|e| format!("cannot reach {host}: {}", without_url(&e)))?;
+                self.note_rate_limit(host, &response, now);
+                let answer = json(response).await.map_err(|status| {
+                    self.explain_repo(integration, &folder.repo, status, credential.is_some(), now)
+                })?;
+                answer["default_branch"]
+                    .as_str()
+                    .unwrap_or("main")
+                    .to_owned()
+            }
+        };
+        let response = get(format!(
+            "{api}/repos/{repo}/git/trees/{}?recursive=1",
+            url::encode(&git_ref)
+        ))
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {host}: {}", without_url(&e)))?;
+        self.note_rate_limit(host, &response, now);
+        let tree = json(response).await.map_err(|status| {
+            self.explain_repo(integration, &folder.repo, status, credential.is_some(), now)
+        })?;
+        if tree["truncated"].as_bool() == Some(true) {
+            return Err(format!(
+                "{}'s tree at {git_ref} is too large for {host} to list at once; keep skeletons in a smaller repository",
+                folder.repo
+            ));
+        }
+        let prefix = if folder.path.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", folder.path)
+        };
+        let files: Vec<String> = tree["tree"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["type"] == "blob")
+            .filter_map(|e| e["path"].as_str())
+            .filter(|p| p.starts_with(&prefix))
+            .map(str::to_owned)
+            .collect();
+        if files.is_empty() {
+            return Err(format!(
+                "{host} has no folder {} in {} at {git_ref}",
+                if folder.path.is_empty() {
+                    "/"
+                } else {
+                    &folder.path
+                },
+                folder.repo
+            ));
+        }
+        if files.len() > max_files {
+            return Err(format!("the folder has more than {max_files} files"));
+        }
+        std::fs::create_dir_all(dest)
+            .map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
+        for path in &files {
+            let relative = &path[prefix.len()..];
+            if relative
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == ".." || s.contains('\\'))
+            {
+                return Err(format!(
+                    "{} holds a file named {path:?}, which Paved will not write",
+                    folder.repo
+                ));
+            }
+            let file = RepoPath {
+                repo: folder.repo.clone(),
+                git_ref: Some(git_ref.clone()),
+                path: path.clone(),
+            };
+            let address = url::raw_file_request(integration, &file)
+                .ok_or_else(|| format!("{host} serves no raw files"))?;
+            let mut request = self
+                .http
+                .get(address)
+                .header("accept", "application/vnd.github.raw")
+                .header("x-github-api-version", "2022-11-28");
+            if let Some(token) = &credential {
+                request = authorize(request, integration.kind, token);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| format!("cannot reach {host}: {}", without_url(&e)))?;
+            self.note_rate_limit(host, &response, now);
+            let status = response.status();
+            if !status.is_success() {
+                return Err(self.explain_repo(
+                    integration,
+                    &folder.repo,
+                    status,
+                    credential.is_some(),
+                    now,
+                ));
+            }
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| format!("cannot read {path} from {host}: {}", without_url(&e)))?;
+            let target = dest.join(relative);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(&target, &bytes).map_err(|e| format!("cannot write {relative}: {e}"))?;
+        }
+        Ok(files.len())
+    }
+
+    fn explain_repo(
+        &self,
+        integration: &Integration,
+        repo: &str,
+        status: reqwest::StatusCode,
+        with_credential: bool,
+        now: i64,
+    ) -> String {
+        let url = ::url::Url::parse(&format!("https://{}/{repo}", integration.host))
+            .unwrap_or_else(|_| integration.api_base_url.clone());
+        self.explain(integration, &url, status, with_credential, now)
+    }
+
     fn explain(
         &self,
         integration: &Integration,

@@ -188,11 +188,13 @@ const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
     .remove(b'_')
     .remove(b'~');
 
-fn encode(part: &str) -> String {
+/// Percent-encodes one path segment or query value.
+pub fn encode(part: &str) -> String {
     percent_encoding::utf8_percent_encode(part, COMPONENT).to_string()
 }
 
-fn encode_path(path: &str) -> String {
+/// Percent-encodes each segment of a `/`-separated path.
+pub fn encode_path(path: &str) -> String {
     path.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 

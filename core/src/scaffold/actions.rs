@@ -31,8 +31,8 @@ pub struct ActionContext<'a> {
     pub owner_team: Option<&'a str>,
     /// The task's workspace folder.
     pub workspace: &'a Path,
-    /// The template's folder (for `./skeleton`).
-    pub template_dir: Option<&'a Path>,
+    /// Where the template was read from (for `./skeleton`).
+    pub template_base: Option<&'a super::TemplateBase>,
     /// The task's log.
     pub log: &'a TaskLog,
     /// Only say what would happen (except for fetches).
@@ -109,23 +109,85 @@ pub fn safe_join(root: &Path, relative: &str) -> Result<PathBuf, String> {
     Ok(out)
 }
 
-/// The source folder or file of a fetch: relative to the template's folder, and
-/// inside the catalog's file roots.
-fn source_path(ctx: &ActionContext<'_>, url: &str) -> Result<PathBuf, String> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        return Err(format!(
-            "`{url}`: Paved fetches skeletons from the template's own folder (a relative path such as ./skeleton)"
-        ));
+/// A skeleton folder ready to read: the template's own folder, or a copy
+/// fetched from a git host (removed when this is dropped).
+struct Skeleton {
+    path: PathBuf,
+    fetched: bool,
+}
+
+impl Drop for Skeleton {
+    fn drop(&mut self) {
+        if self.fetched {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
     }
-    let base = ctx
-        .template_dir
-        .ok_or("this template has no folder to fetch from (it was not read from a file)")?;
-    let joined = if Path::new(url).is_absolute() {
-        PathBuf::from(url)
+}
+
+/// The source folder of a fetch: relative to the template's folder and inside
+/// the catalog's file roots, or, for a template read from a git host (or an
+/// absolute URL on one), that folder of the repository fetched through the
+/// host's integration.
+async fn source_path(ctx: &ActionContext<'_>, url: &str) -> Result<Skeleton, String> {
+    let remote = if url.starts_with("http://") || url.starts_with("https://") {
+        Some(::url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL ({e})"))?)
     } else {
-        base.join(url)
+        None
     };
-    ctx.core.catalog.check_dir(&joined)
+    let local = |base: &Path| -> Result<Skeleton, String> {
+        let joined = if Path::new(url).is_absolute() {
+            PathBuf::from(url)
+        } else {
+            base.join(url)
+        };
+        Ok(Skeleton {
+            path: ctx.core.catalog.check_dir(&joined)?,
+            fetched: false,
+        })
+    };
+    let integrations = &ctx.core.integrations;
+    let (integration, folder) = match (remote, ctx.template_base) {
+        (Some(remote), _) => {
+            let integration = integrations.for_url(&remote).ok_or_else(|| {
+                format!("`{url}` is not on a configured git host (PAVED_INTEGRATIONS); use a path relative to the template, such as ./skeleton")
+            })?;
+            (integration, crate::integrations::url::parse(integration, &remote)?)
+        }
+        (None, Some(super::TemplateBase::Dir(dir))) => return local(dir),
+        (None, Some(super::TemplateBase::Url(template))) => {
+            let integration = integrations.for_url(template).ok_or_else(|| {
+                format!("the template was read from {template}, whose host is no longer a configured git host (PAVED_INTEGRATIONS)")
+            })?;
+            let file = crate::integrations::url::parse(integration, template)?;
+            (integration, file.join(url)?)
+        }
+        (None, None) => {
+            return Err("this template has no folder to fetch from (it was pasted into the portal); use an absolute URL on a configured git host".into())
+        }
+    };
+    let dest = ctx.workspace.with_file_name(format!(
+        "{}.fetch-{}",
+        ctx.task_id,
+        uuid::Uuid::new_v4().simple()
+    ));
+    let skeleton = Skeleton {
+        path: dest.clone(),
+        fetched: true,
+    };
+    let count = integrations
+        .download(integration, &folder, &dest, MAX_FILES)
+        .await?;
+    ctx.info(format!(
+        "Fetched {count} files of {} from {}",
+        if folder.path.is_empty() {
+            "/"
+        } else {
+            &folder.path
+        },
+        integration.host
+    ))
+    .await;
+    Ok(skeleton)
 }
 
 fn globs(input: &Value, keys: &[&str]) -> Result<globset::GlobSet, String> {
@@ -182,7 +244,8 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 async fn fetch_template(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
     let url = required_str(input, "url")?;
-    let source = source_path(ctx, url)?;
+    let skeleton = source_path(ctx, url).await?;
+    let source = skeleton.path.clone();
     let target = safe_join(
         ctx.workspace,
         input_str(input, "targetPath").unwrap_or("./"),
@@ -273,7 +336,8 @@ fn copy_permissions(_: &Path, _: &Path) {}
 
 async fn fetch_plain(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
     let url = required_str(input, "url")?;
-    let source = source_path(ctx, url)?;
+    let skeleton = source_path(ctx, url).await?;
+    let source = skeleton.path.clone();
     let target = safe_join(
         ctx.workspace,
         input_str(input, "targetPath").unwrap_or("./"),
@@ -295,9 +359,13 @@ async fn fetch_plain(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, St
 async fn fetch_plain_file(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
     let url = required_str(input, "url")?;
     let target = safe_join(ctx.workspace, required_str(input, "targetPath")?)?;
-    let base = ctx
-        .template_dir
-        .ok_or("this template has no folder to fetch from")?;
+    let base = match ctx.template_base {
+        Some(super::TemplateBase::Dir(dir)) => dir,
+        Some(super::TemplateBase::Url(_)) => {
+            return Err("fetch:plain:file reads files next to templates read from files; for a template on a git host use fetch:plain with the file's folder".into())
+        }
+        None => return Err("this template has no folder to fetch from".into()),
+    };
     let file = base.join(url);
     let dir = file.parent().ok_or("the file has no folder")?;
     let dir = ctx.core.catalog.check_dir(dir)?;

@@ -57,10 +57,51 @@ pub async fn list_templates(core: &CoreState) -> Result<Vec<TemplateSummary>, Co
 }
 
 /// A template, its entity as stored, and its folder (when read from a file).
+/// Where a template was read from: what its relative skeleton paths
+/// (`./skeleton`) resolve against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateBase {
+    /// The folder of a template read from a file.
+    Dir(PathBuf),
+    /// The URL of a template read from a git host (the template file itself).
+    Url(url::Url),
+}
+
+impl TemplateBase {
+    /// Reads the form stored with a task (a folder path or a URL).
+    pub fn parse(stored: &str) -> Self {
+        match url::Url::parse(stored) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => TemplateBase::Url(url),
+            _ => TemplateBase::Dir(PathBuf::from(stored)),
+        }
+    }
+
+    /// The form stored with a task.
+    pub fn stored(&self) -> String {
+        match self {
+            TemplateBase::Dir(dir) => dir.display().to_string(),
+            TemplateBase::Url(url) => url.to_string(),
+        }
+    }
+
+    /// Where a catalog entity read from `source` (`file:<path>` or a URL) takes its skeletons from.
+    fn of_source(source: &str) -> Option<Self> {
+        if let Some(path) = source.strip_prefix("file:") {
+            return std::path::Path::new(path)
+                .parent()
+                .map(|p| TemplateBase::Dir(p.to_path_buf()));
+        }
+        url::Url::parse(source)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .map(TemplateBase::Url)
+    }
+}
+
 pub async fn load_template(
     core: &CoreState,
     template_ref: &str,
-) -> Result<(Template, Value, Option<PathBuf>), CoreError> {
+) -> Result<(Template, Value, Option<TemplateBase>), CoreError> {
     let reference =
         crate::catalog::model::EntityRef::parse(template_ref, Some("template"), "default")
             .map_err(|message| CoreError::Invalid {
@@ -86,10 +127,7 @@ pub async fn load_template(
     )
     .fetch_optional(&core.db)
     .await?;
-    let dir = source
-        .as_deref()
-        .and_then(|s| s.strip_prefix("file:"))
-        .and_then(|p| std::path::Path::new(p).parent().map(PathBuf::from));
+    let dir = source.as_deref().and_then(TemplateBase::of_source);
     let parsed = template::parse(&entity).map_err(|message| CoreError::Invalid {
         field: "templateRef",
         message,
@@ -317,6 +355,7 @@ pub async fn create_task(
         )));
     }
     let id = uuid::Uuid::new_v4().to_string();
+    let stored_base = dir.as_ref().map(TemplateBase::stored);
     let secret_names: Vec<&String> = request.secrets.keys().collect();
     let user_ref = principal
         .user_id
@@ -325,7 +364,7 @@ pub async fn create_task(
         id: &id,
         template_ref: &template.entity_ref,
         template_json: &entity.to_string(),
-        template_dir: dir.as_ref().and_then(|d| d.to_str()),
+        template_dir: stored_base.as_deref(),
         values_json: &request.values.to_string(),
         secret_names: &serde_json::to_string(&secret_names).unwrap_or_else(|_| "[]".into()),
         created_by: &principal.actor(),
@@ -648,7 +687,7 @@ pub async fn dry_run(
         &request.values,
         &request.secrets,
         &workspace,
-        dir.as_deref(),
+        dir.as_ref(),
         &log,
         true,
     )

@@ -379,7 +379,7 @@ async fn run_task(core: &CoreState, task: TaskRow) -> Result<(), crate::CoreErro
         .await?;
         return Ok(());
     }
-    let template_dir = task.template_dir.as_deref().map(PathBuf::from);
+    let template_base = task.template_dir.as_deref().map(super::TemplateBase::parse);
     let outcome = run_steps(
         core,
         &task,
@@ -388,7 +388,7 @@ async fn run_task(core: &CoreState, task: TaskRow) -> Result<(), crate::CoreErro
         &values,
         &secrets,
         &workspace,
-        template_dir.as_deref(),
+        template_base.as_ref(),
         &log,
         false,
     )
@@ -469,7 +469,7 @@ pub async fn run_steps(
     values: &Value,
     secrets: &BTreeMap<String, SecretString>,
     workspace: &Path,
-    template_dir: Option<&Path>,
+    template_base: Option<&super::TemplateBase>,
     log: &TaskLog,
     dry_run: bool,
 ) -> Result<StepsOutcome, crate::CoreError> {
@@ -601,7 +601,7 @@ pub async fn run_steps(
                 principal,
                 owner_team: task.owner_team.as_deref(),
                 workspace,
-                template_dir,
+                template_base,
                 log,
                 dry_run,
                 expressions,
