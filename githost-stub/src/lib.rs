@@ -10,6 +10,7 @@ pub mod openapi;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -36,6 +37,13 @@ pub struct Repo {
     pub default_branch: String,
     /// Branches (and tags) to their files: path → bytes.
     pub refs: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    /// Repositories created through the API are real bare git repositories
+    /// (pushed to over smart HTTP); their files are read with git.
+    pub bare: Option<PathBuf>,
+    /// The description given at creation.
+    pub description: Option<String>,
+    /// Topics set through the API.
+    pub topics: Vec<String>,
 }
 
 impl Repo {
@@ -54,7 +62,55 @@ impl Repo {
                     .map(|(p, c)| ((*p).to_owned(), c.as_bytes().to_vec()))
                     .collect(),
             )]),
+            bare: None,
+            description: None,
+            topics: Vec::new(),
         }
+    }
+
+    /// The files at `git_ref` (a branch, tag or commit).
+    fn files(&self, git_ref: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        let Some(bare) = &self.bare else {
+            return self.refs.get(git_ref).cloned();
+        };
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(bare)
+                .args(args)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| o.stdout)
+        };
+        let names = git(&["ls-tree", "-r", "--name-only", git_ref])?;
+        let mut files = BTreeMap::new();
+        for name in String::from_utf8_lossy(&names).lines() {
+            files.insert(
+                name.to_owned(),
+                git(&["show", &format!("{git_ref}:{name}")])?,
+            );
+        }
+        Some(files)
+    }
+
+    /// The newest commit of `git_ref`: (sha, message), for repositories with history.
+    fn head(&self, git_ref: &str) -> Option<(String, String)> {
+        let bare = self.bare.as_ref()?;
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(bare)
+            .args(["log", "-1", "--format=%H%n%B", git_ref])
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (sha, message) = text.split_once('\n')?;
+        Some((sha.to_owned(), message.trim_end().to_owned()))
     }
 
     /// The same repository, private.
@@ -81,11 +137,25 @@ pub struct Recorded {
     pub conditional: bool,
     /// The status answered.
     pub status: u16,
+    /// The JSON body sent, if any.
+    pub body: Option<Value>,
 }
 
 #[derive(Debug)]
 struct Inner {
     repos: Vec<Repo>,
+    /// Organizations and their team slugs.
+    orgs: BTreeMap<String, Vec<String>>,
+    /// The login every accepted token belongs to.
+    login: String,
+    /// Where created repositories live (bare, pushed to over smart HTTP).
+    git_root: PathBuf,
+    /// Team access granted: (org/team, owner/repo, permission).
+    grants: Vec<(String, String, String)>,
+    /// Protected branches: (owner/repo, branch).
+    protected: Vec<(String, String)>,
+    /// `http://127.0.0.1:<port>`, for clone URLs.
+    base_url: String,
     tokens: Vec<String>,
     rate_limit: i64,
     remaining: i64,
@@ -99,6 +169,23 @@ struct Inner {
 pub struct GithubStub {
     addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
+    _git_root: Arc<TempRoot>,
+}
+
+/// The folder created repositories live in, removed with the stand-in.
+struct TempRoot(PathBuf);
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
 }
 
 fn now() -> i64 {
@@ -114,8 +201,20 @@ impl GithubStub {
     pub async fn start(repos: Vec<Repo>, tokens: &[&str], rate_limit: i64) -> Self {
         // Fail at start, not on the first request, when the description is missing.
         openapi::description();
+        let git_root = std::env::temp_dir().join(format!(
+            "paved-githost-stub-{}-{}",
+            std::process::id(),
+            now_nanos()
+        ));
+        std::fs::create_dir_all(&git_root).expect("a folder for created repositories");
         let inner = Arc::new(Mutex::new(Inner {
             repos,
+            orgs: BTreeMap::new(),
+            login: "paved-bot".into(),
+            git_root: git_root.clone(),
+            grants: Vec::new(),
+            protected: Vec::new(),
+            base_url: String::new(),
             tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
             rate_limit,
             remaining: rate_limit,
@@ -128,10 +227,47 @@ impl GithubStub {
             .await
             .expect("a loopback port");
         let addr = listener.local_addr().expect("the bound address");
+        inner.lock().unwrap_or_else(|e| e.into_inner()).base_url = format!("http://{addr}");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { addr, inner }
+        Self {
+            addr,
+            inner,
+            _git_root: Arc::new(TempRoot(git_root)),
+        }
+    }
+
+    /// Adds an organization with its team slugs.
+    pub fn add_org(&self, org: &str, teams: &[&str]) {
+        self.lock().orgs.insert(
+            org.to_owned(),
+            teams.iter().map(|t| (*t).to_owned()).collect(),
+        );
+    }
+
+    /// The repository `owner/name` as the stand-in holds it.
+    pub fn repo(&self, full_name: &str) -> Option<Repo> {
+        self.lock()
+            .repos
+            .iter()
+            .find(|r| r.full_name().eq_ignore_ascii_case(full_name))
+            .cloned()
+    }
+
+    /// Team access granted: (org/team, owner/repo, permission).
+    pub fn grants(&self) -> Vec<(String, String, String)> {
+        self.lock().grants.clone()
+    }
+
+    /// Protected branches: (owner/repo, branch).
+    pub fn protected(&self) -> Vec<(String, String)> {
+        self.lock().protected.clone()
+    }
+
+    /// The files of `owner/name` at `git_ref`, pushed ones included.
+    pub fn files(&self, full_name: &str, git_ref: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        self.repo(full_name)?.files(git_ref)
     }
 
     /// The API root, as `api_base_url`.
@@ -198,6 +334,9 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
+    if path.contains(".git/") {
+        return git_http(&inner, &method, &uri, &headers, body).await;
+    }
     let query: Vec<(String, String)> = uri
         .query()
         .map(|q| {
@@ -239,6 +378,7 @@ async fn handle(
         token.as_deref(),
         if_none_match.as_deref(),
         raw,
+        json_body.as_ref(),
     );
     let status = response.status().as_u16();
     inner.requests.push(Recorded {
@@ -247,6 +387,7 @@ async fn handle(
         authorized: token.is_some(),
         conditional: if_none_match.is_some(),
         status,
+        body: json_body,
     });
     response
 }
@@ -268,6 +409,113 @@ fn decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Git's smart HTTP protocol for created repositories, through `git
+/// http-backend` (a real git server), with Basic authentication whose
+/// password must be an accepted token.
+async fn git_http(
+    inner: &Arc<Mutex<Inner>>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (root, tokens) = {
+        let inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+        (inner.git_root.clone(), inner.tokens.clone())
+    };
+    let password = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|pair| pair.split_once(':').map(|(_, p)| p.to_owned()));
+    if !password.is_some_and(|p| tokens.contains(&p)) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Basic realm=\"GitHub\"")],
+            "Invalid username or token.",
+        )
+            .into_response();
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut child = match tokio::process::Command::new("git")
+        .arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GIT_PROJECT_ROOT", &root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "http.receivepack")
+        .env("GIT_CONFIG_VALUE_0", "true")
+        .env("REMOTE_USER", "x-access-token")
+        .env("REQUEST_METHOD", method.as_str())
+        .env("PATH_INFO", uri.path())
+        .env("QUERY_STRING", uri.query().unwrap_or_default())
+        .env("CONTENT_TYPE", header("content-type"))
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+        .env("GIT_PROTOCOL", header("git-protocol"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        let _ = stdin.write_all(&body).await;
+    }
+    let Ok(output) = child.wait_with_output().await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let out = output.stdout;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, i + 4))
+        .or_else(|| {
+            out.windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| (i, i + 2))
+        });
+    let Some((head_end, body_start)) = split else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let mut response = Response::new(axum::body::Body::from(out[body_start..].to_vec()));
+    for line in String::from_utf8_lossy(&out[..head_end]).lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("status") {
+            if let Some(code) = value.split(' ').next().and_then(|c| c.parse::<u16>().ok()) {
+                *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+            }
+        } else if let (Ok(n), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(name.trim().as_bytes()),
+            axum::http::HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().append(n, v);
+        }
+    }
+    response
 }
 
 fn with_rate_headers(mut response: Response, inner: &Inner) -> Response {
@@ -293,6 +541,7 @@ fn with_rate_headers(mut response: Response, inner: &Inner) -> Response {
     response
 }
 
+#[allow(clippy::too_many_arguments)]
 fn answer(
     inner: &mut Inner,
     method: &Method,
@@ -301,6 +550,7 @@ fn answer(
     token: Option<&str>,
     if_none_match: Option<&str>,
     raw: bool,
+    body: Option<&Value>,
 ) -> Response {
     if token.is_some_and(|t| !inner.tokens.iter().any(|k| k == t)) {
         return github_error(
@@ -323,18 +573,95 @@ fn answer(
         .split('/')
         .map(decode)
         .collect();
-    let response = match (method, segments.first().map(String::as_str)) {
-        (&Method::GET, Some("repos")) if segments.len() >= 3 => {
-            let full = format!("{}/{}", segments[1], segments[2]);
-            let visible = inner
+    let seg = |i: usize| segments.get(i).map(String::as_str);
+    let response = match (method, seg(0)) {
+        (&Method::GET, Some("user")) if segments.len() == 1 => match token {
+            Some(_) => json_answer(json!({"login": inner.login, "type": "User"})),
+            None => github_error(
+                StatusCode::UNAUTHORIZED,
+                "Requires authentication",
+                "https://docs.github.com/rest/users/users#get-the-authenticated-user",
+            ),
+        },
+        (&Method::GET, Some("orgs")) if segments.len() == 2 => {
+            if inner.orgs.contains_key(&segments[1]) {
+                json_answer(json!({"login": segments[1], "type": "Organization"}))
+            } else {
+                not_found("https://docs.github.com/rest/orgs/orgs#get-an-organization")
+            }
+        }
+        (&Method::POST, Some("orgs")) if segments.len() == 3 && seg(2) == Some("repos") => {
+            if token.is_none() {
+                github_error(
+                    StatusCode::UNAUTHORIZED,
+                    "Requires authentication",
+                    "https://docs.github.com/rest/repos/repos#create-an-organization-repository",
+                )
+            } else if !inner.orgs.contains_key(&segments[1]) {
+                not_found(
+                    "https://docs.github.com/rest/repos/repos#create-an-organization-repository",
+                )
+            } else {
+                let owner = segments[1].clone();
+                create_repo(inner, &owner, body)
+            }
+        }
+        (&Method::POST, Some("user")) if segments.len() == 2 && seg(1) == Some("repos") => {
+            if token.is_none() {
+                github_error(StatusCode::UNAUTHORIZED, "Requires authentication", "https://docs.github.com/rest/repos/repos#create-a-repository-for-the-authenticated-user")
+            } else {
+                let owner = inner.login.clone();
+                create_repo(inner, &owner, body)
+            }
+        }
+        (&Method::PUT, Some("orgs"))
+            if segments.len() == 7 && seg(2) == Some("teams") && seg(4) == Some("repos") =>
+        {
+            let known = inner
+                .orgs
+                .get(&segments[1])
+                .is_some_and(|t| t.contains(&segments[3]));
+            let repo_known = inner
                 .repos
                 .iter()
-                .find(|r| r.full_name().eq_ignore_ascii_case(&full))
-                .filter(|r| !r.private || token.is_some());
-            match (visible, segments.get(3).map(String::as_str)) {
-                (None, _) => not_found("https://docs.github.com/rest/repos/repos#get-a-repository"),
-                (Some(repo), None) => json_answer(repo_json(repo)),
-                (Some(repo), Some("contents")) => {
+                .any(|r| r.full_name() == format!("{}/{}", segments[5], segments[6]));
+            if known && repo_known {
+                let permission = body
+                    .and_then(|b| b["permission"].as_str())
+                    .unwrap_or("push")
+                    .to_owned();
+                inner.grants.push((
+                    format!("{}/{}", segments[1], segments[3]),
+                    format!("{}/{}", segments[5], segments[6]),
+                    permission,
+                ));
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                not_found("https://docs.github.com/rest/teams/teams#add-or-update-team-repository-permissions")
+            }
+        }
+        (_, Some("repos")) if segments.len() >= 3 => {
+            let full = format!("{}/{}", segments[1], segments[2]);
+            let index = inner
+                .repos
+                .iter()
+                .position(|r| r.full_name().eq_ignore_ascii_case(&full))
+                .filter(|i| !inner.repos[*i].private || token.is_some());
+            match (index, method, seg(3)) {
+                (None, _, _) => {
+                    not_found("https://docs.github.com/rest/repos/repos#get-a-repository")
+                }
+                (Some(i), &Method::GET, None) => {
+                    let mut answer = repo_json(&inner.repos[i]);
+                    answer["clone_url"] = json!(format!(
+                        "{}/{}.git",
+                        inner.base_url,
+                        inner.repos[i].full_name()
+                    ));
+                    json_answer(answer)
+                }
+                (Some(i), &Method::GET, Some("contents")) => {
+                    let repo = &inner.repos[i];
                     let file_path = segments[4..].join("/");
                     let git_ref = query
                         .iter()
@@ -343,13 +670,51 @@ fn answer(
                         .unwrap_or_else(|| repo.default_branch.clone());
                     contents(repo, &git_ref, &file_path, if_none_match, raw)
                 }
-                (Some(repo), Some("git"))
-                    if segments.get(4).map(String::as_str) == Some("trees")
-                        && segments.len() == 6 =>
+                (Some(i), &Method::GET, Some("git"))
+                    if seg(4) == Some("trees") && segments.len() == 6 =>
                 {
-                    tree(repo, &segments[5])
+                    tree(&inner.repos[i], &segments[5])
                 }
-                (Some(_), Some(_)) => not_found("https://docs.github.com/rest"),
+                (Some(i), &Method::GET, Some("commits")) if segments.len() == 4 => {
+                    let repo = &inner.repos[i];
+                    let git_ref = query
+                        .iter()
+                        .find(|(k, _)| k == "sha")
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_else(|| repo.default_branch.clone());
+                    match repo.head(&git_ref) {
+                        Some((sha, message)) => {
+                            json_answer(json!([{"sha": sha, "commit": {"message": message}}]))
+                        }
+                        None if repo.bare.is_some() => github_error(
+                            StatusCode::CONFLICT,
+                            "Git Repository is empty.",
+                            "https://docs.github.com/rest/commits/commits#list-commits",
+                        ),
+                        None => {
+                            not_found("https://docs.github.com/rest/commits/commits#list-commits")
+                        }
+                    }
+                }
+                (Some(i), &Method::PUT, Some("topics")) if segments.len() == 4 => {
+                    let names: Vec<String> = body
+                        .and_then(|b| b["names"].as_array())
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect();
+                    inner.repos[i].topics = names.clone();
+                    json_answer(json!({"names": names}))
+                }
+                (Some(i), &Method::PUT, Some("branches"))
+                    if seg(5) == Some("protection") && segments.len() == 6 =>
+                {
+                    let entry = (inner.repos[i].full_name(), segments[4].clone());
+                    inner.protected.push(entry);
+                    json_answer(json!({"url": path}))
+                }
+                (Some(_), _, _) => not_found("https://docs.github.com/rest"),
             }
         }
         _ => not_found("https://docs.github.com/rest"),
@@ -358,7 +723,7 @@ fn answer(
 }
 
 fn tree(repo: &Repo, git_ref: &str) -> Response {
-    let Some(files) = repo.refs.get(git_ref) else {
+    let Some(files) = repo.files(git_ref) else {
         return github_error(
             StatusCode::NOT_FOUND,
             "Not Found",
@@ -367,7 +732,7 @@ fn tree(repo: &Repo, git_ref: &str) -> Response {
     };
     let mut entries = Vec::new();
     let mut folders = std::collections::BTreeSet::new();
-    for (path, bytes) in files {
+    for (path, bytes) in &files {
         let mut at = path.as_str();
         while let Some((parent, _)) = at.rsplit_once('/') {
             folders.insert(parent.to_owned());
@@ -399,6 +764,70 @@ fn json_answer(value: Value) -> Response {
         .into_response()
 }
 
+fn create_repo(inner: &mut Inner, owner: &str, body: Option<&Value>) -> Response {
+    let docs = "https://docs.github.com/rest/repos/repos#create-an-organization-repository";
+    let Some(name) = body.and_then(|b| b["name"].as_str()).map(str::to_owned) else {
+        return github_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid request.\n\n\"name\" wasn't supplied.",
+            docs,
+        );
+    };
+    let full = format!("{owner}/{name}");
+    if inner
+        .repos
+        .iter()
+        .any(|r| r.full_name().eq_ignore_ascii_case(&full))
+    {
+        let answer = json!({"message": "Repository creation failed.", "errors": [{"resource": "Repository", "code": "custom", "field": "name", "message": "name already exists on this account"}], "documentation_url": docs, "status": "422"});
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            [("content-type", "application/json; charset=utf-8")],
+            answer.to_string(),
+        )
+            .into_response();
+    }
+    let bare = inner.git_root.join(owner).join(format!("{name}.git"));
+    let made = std::fs::create_dir_all(&bare).is_ok()
+        && std::process::Command::new("git")
+            .args(["init", "--quiet", "--bare", "-b", "main"])
+            .arg(&bare)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .status()
+            .is_ok_and(|s| s.success());
+    if !made {
+        return github_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not create the repository",
+            docs,
+        );
+    }
+    let private = body.and_then(|b| b["private"].as_bool()).unwrap_or(false);
+    let repo = Repo {
+        owner: owner.to_owned(),
+        name,
+        private,
+        archived: false,
+        default_branch: "main".into(),
+        refs: BTreeMap::new(),
+        bare: Some(bare),
+        description: body
+            .and_then(|b| b["description"].as_str())
+            .map(str::to_owned),
+        topics: Vec::new(),
+    };
+    let mut answer = repo_json(&repo);
+    answer["clone_url"] = json!(format!("{}/{}.git", inner.base_url, repo.full_name()));
+    inner.repos.push(repo);
+    (
+        StatusCode::CREATED,
+        [("content-type", "application/json; charset=utf-8")],
+        answer.to_string(),
+    )
+        .into_response()
+}
+
 fn repo_json(repo: &Repo) -> Value {
     json!({
         "id": u64::from_str_radix(&hex::encode(&Sha256::digest(repo.full_name().as_bytes())[..6]), 16).unwrap_or(1),
@@ -408,6 +837,8 @@ fn repo_json(repo: &Repo) -> Value {
         "archived": repo.archived,
         "default_branch": repo.default_branch,
         "visibility": if repo.private { "private" } else { "public" },
+        "description": repo.description,
+        "topics": repo.topics,
         "html_url": format!("https://github.com/{}", repo.full_name()),
         "owner": {"login": repo.owner, "type": "Organization"},
     })
@@ -421,7 +852,7 @@ fn contents(
     raw: bool,
 ) -> Response {
     let docs = "https://docs.github.com/rest/repos/contents#get-repository-content";
-    let Some(files) = repo.refs.get(git_ref) else {
+    let Some(files) = repo.files(git_ref) else {
         return github_error(
             StatusCode::NOT_FOUND,
             &format!("No commit found for the ref {git_ref}"),

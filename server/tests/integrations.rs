@@ -309,7 +309,7 @@ async fn failures_say_what_to_fix() {
 
 /// Backstage's example template registered by its URL in a private
 /// repository: its `./content` skeleton is fetched from the same repository
-/// folder through the integration, in a dry run and in a real task.
+/// folder through the integration (the real task is in the publish test).
 #[tokio::test]
 async fn a_template_registered_by_url_fetches_its_skeleton_from_the_repository() {
     let f = fixture(true).await;
@@ -339,45 +339,6 @@ async fn a_template_registered_by_url_fetches_its_skeleton_from_the_repository()
         assert!(files.contains(&expected), "{files:?}");
     }
 
-    let (status, created) = f
-        .app
-        .as_(ADMIN)
-        .post(
-            "/api/scaffolder/v2/tasks",
-            json!({"templateRef": "template:default/example-nodejs-template", "values": values}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap();
-    let mut task = Value::Null;
-    for _ in 0..300 {
-        let (_, t) = f
-            .app
-            .as_(ADMIN)
-            .get(&format!("/api/scaffolder/v2/tasks/{id}"))
-            .await;
-        let done = matches!(t["status"].as_str(), Some("completed" | "failed"));
-        task = t;
-        if done {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(task["status"], "completed", "{task}");
-    let clone = f.dir.path().join("clone");
-    let out = std::process::Command::new("git")
-        .args(["clone", "--quiet"])
-        .arg(f.dir.path().join("git/guest/example-svc.git"))
-        .arg(&clone)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let package: Value =
-        serde_json::from_str(&std::fs::read_to_string(clone.join("package.json")).unwrap())
-            .unwrap();
-    assert_eq!(package["name"], "example-svc");
     // No fetched copy of the skeleton is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(f.dir.path().join("work"))
         .unwrap()
@@ -393,4 +354,115 @@ async fn a_template_registered_by_url_fetches_its_skeleton_from_the_repository()
             &logs[at.saturating_sub(600)..(at + 100).min(logs.len())]
         );
     }
+}
+
+async fn run_task(f: &Fixture, template: &str, values: Value) -> Value {
+    let (status, created) = f
+        .app
+        .as_(ADMIN)
+        .post(
+            "/api/scaffolder/v2/tasks",
+            json!({"templateRef": template, "values": values}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    for _ in 0..300 {
+        let (_, task) = f
+            .app
+            .as_(ADMIN)
+            .get(&format!("/api/scaffolder/v2/tasks/{id}"))
+            .await;
+        if matches!(task["status"].as_str(), Some("completed" | "failed")) {
+            return task;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("task {id} did not finish");
+}
+
+/// `publish:github` on a GitHub integration creates the repository through
+/// the API (GitHub never creates one on push), pushes over git's smart HTTP
+/// with the token, protects the branch, and `catalog:register` registers the
+/// file from the new repository as a URL location; a second task never
+/// overwrites it.
+#[tokio::test]
+async fn publish_github_creates_the_repository_then_pushes_and_registers_it() {
+    let f = fixture(true).await;
+    f.github.add_org("acme", &["payments"]);
+    let (status, body) = f
+        .register("https://github.com/acme/templates/blob/main/nodejs/template.yaml")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let values =
+        json!({"name": "example-svc", "repoUrl": "github.com?owner=acme&repo=example-svc"});
+    let task = run_task(
+        &f,
+        "template:default/example-nodejs-template",
+        values.clone(),
+    )
+    .await;
+    assert_eq!(task["status"], "completed", "{task}");
+
+    let repo = f
+        .github
+        .repo("acme/example-svc")
+        .expect("the repository was created");
+    assert!(repo.private, "private unless the template says otherwise");
+    assert_eq!(repo.description.as_deref(), Some("This is example-svc"));
+    let files = f.github.files("acme/example-svc", "main").unwrap();
+    let package: Value = serde_json::from_slice(&files["package.json"]).unwrap();
+    assert_eq!(package["name"], "example-svc");
+    assert_eq!(
+        f.github.protected(),
+        vec![("acme/example-svc".to_owned(), "main".to_owned())]
+    );
+    let created: Vec<_> = f
+        .github
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/orgs/acme/repos")
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0].body.as_ref().unwrap()["visibility"], "private");
+
+    // Registered from the new repository, as a location that refreshes from it.
+    let (status, entity) = f
+        .app
+        .as_(PAYMENTS_DEV)
+        .get("/api/catalog/entities/by-name/component/default/example-svc")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entity}");
+    let (_, locations) = f.app.as_(ADMIN).get("/api/catalog/locations").await;
+    assert!(
+        locations
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["data"]["type"] == "url"
+                && l["data"]["target"]
+                    == "https://github.com/acme/example-svc/blob/main/catalog-info.yaml"),
+        "{locations}"
+    );
+
+    // Another task for the same repository never overwrites it.
+    let again = run_task(&f, "template:default/example-nodejs-template", values).await;
+    assert_eq!(again["status"], "failed", "{again}");
+    assert!(
+        again["error"].as_str().unwrap().contains("already exists"),
+        "{again}"
+    );
+    let files_after = f.github.files("acme/example-svc", "main").unwrap();
+    assert_eq!(files, files_after);
+
+    // No fetched copy of a skeleton is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path().join("work"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".fetch-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(f.github.violations(), Vec::<String>::new());
+    assert!(!contains_bytes(&captured_logs().lock().unwrap(), TOKEN));
+    assert!(!contains_bytes(&f.app.database_bytes(), TOKEN));
 }

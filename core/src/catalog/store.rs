@@ -235,6 +235,56 @@ pub async fn register_scaffolded(
     Ok(id)
 }
 
+/// Registers the `catalog-info.yaml` a golden path published to a git host
+/// as a `url` location (so refreshes read the repository) for `team`; a
+/// retried task finds the location it registered. Returns the location id.
+pub async fn register_scaffolded_url(
+    pool: &SqlitePool,
+    sources: &Sources,
+    actor: &str,
+    url: &str,
+    team: Option<&str>,
+) -> Result<String, CoreError> {
+    let checked = sources
+        .check("url", url)
+        .map_err(|message| CoreError::Invalid {
+            field: "catalogInfoUrl",
+            message,
+        })?;
+    let (kind, target) = (checked.kind(), checked.raw());
+    let existing = sqlx::query_scalar!(
+        r#"SELECT id AS "id!" FROM catalog_locations WHERE type = ?1 AND target = ?2"#,
+        kind,
+        target
+    )
+    .fetch_optional(pool)
+    .await?;
+    let id = match existing {
+        Some(id) => id,
+        None => {
+            insert_location(
+                pool,
+                kind,
+                &target,
+                None,
+                actor,
+                "catalog.location.scaffold",
+                json!({"type": "url", "target": target}),
+            )
+            .await?
+        }
+    };
+    sqlx::query!(
+        "UPDATE catalog_locations SET team = ?2 WHERE id = ?1",
+        id,
+        team
+    )
+    .execute(pool)
+    .await?;
+    refresh_location(pool, sources, &id).await?;
+    Ok(id)
+}
+
 /// Registers a location from configuration (`PAVED_CATALOG_LOCATIONS`) if it
 /// is not registered yet, then refreshes it. Returns the location id.
 pub async fn ensure_location(

@@ -361,6 +361,58 @@ impl Integrations {
         Ok(files.len())
     }
 
+    /// One call of `integration`'s REST API with its credential: the status
+    /// and the JSON answer (`null` when there is none). The rate limit is noted
+    /// and respected as for reads.
+    pub async fn api(
+        &self,
+        integration: &Integration,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let host = &integration.host;
+        let now = (self.now)();
+        if let Some(until) = self.rate_limit(host).limited_until.filter(|u| *u > now) {
+            return Err(format!(
+                "{host} rate-limited Paved; it is not asked again before {} (in {} s)",
+                format_utc(until),
+                until - now
+            ));
+        }
+        let credential = self.credential(integration).await?;
+        let address = format!(
+            "{}/{}",
+            integration.api_base_url.as_str().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        let mut request = self
+            .http
+            .request(method, address)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28");
+        if let Some(token) = &credential {
+            request = authorize(request, integration.kind, token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {host}: {}", without_url(&e)))?;
+        self.note_rate_limit(host, &response, now);
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// The integration's token, for a git push over https (never put on a
+    /// command line: see the scaffolder's `basic_auth_env`).
+    pub async fn token(&self, integration: &Integration) -> Result<Option<SecretString>, String> {
+        self.credential(integration).await
+    }
+
     fn explain_repo(
         &self,
         integration: &Integration,

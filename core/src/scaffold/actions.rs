@@ -42,7 +42,7 @@ pub struct ActionContext<'a> {
 }
 
 impl ActionContext<'_> {
-    async fn info(&self, message: impl AsRef<str>) {
+    pub(super) async fn info(&self, message: impl AsRef<str>) {
         self.log.info(Some(self.step_id), message.as_ref()).await;
     }
 }
@@ -63,20 +63,20 @@ pub async fn run(action: &str, ctx: &ActionContext<'_>, input: &Value) -> Result
     }
 }
 
-fn input_str<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
+pub(super) fn input_str<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
     input
         .get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
 }
 
-fn required_str<'a>(input: &'a Value, key: &str) -> Result<&'a str, String> {
+pub(super) fn required_str<'a>(input: &'a Value, key: &str) -> Result<&'a str, String> {
     input_str(input, key).ok_or_else(|| format!("the input `{key}` is required"))
 }
 
 /// A branch name as a git ref may be, and never an option: letters, digits,
 /// `.`, `_`, `/`, `-`, not starting with `-` or `.`, no `..`.
-fn check_branch(branch: &str) -> Result<(), String> {
+pub(super) fn check_branch(branch: &str) -> Result<(), String> {
     let ok = !branch.is_empty()
         && branch.len() <= 200
         && !branch.starts_with(['-', '.', '/'])
@@ -383,12 +383,16 @@ async fn fetch_plain_file(ctx: &ActionContext<'_>, input: &Value) -> Result<Valu
 }
 
 /// Runs git with no user or system configuration and no prompts; output is masked.
-async fn git(ctx: &ActionContext<'_>, dir: &Path, args: &[&str]) -> Result<String, String> {
+pub(super) async fn git(
+    ctx: &ActionContext<'_>,
+    dir: &Path,
+    args: &[&str],
+) -> Result<String, String> {
     git_env(ctx, dir, args, &[]).await
 }
 
 /// [`git`] with extra environment (how to reach a remote host).
-async fn git_env(
+pub(super) async fn git_env(
     ctx: &ActionContext<'_>,
     dir: &Path,
     args: &[&str],
@@ -428,6 +432,15 @@ async fn git_env(
 async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
     let repo_url = required_str(input, "repoUrl")?;
     let parsed = paved_shared::forms::parse_repo_url(repo_url)?;
+    let github = ctx
+        .core
+        .integrations
+        .list()
+        .iter()
+        .find(|i| i.host == parsed.host.to_ascii_lowercase() && i.kind.is_github());
+    if let Some(integration) = github {
+        return super::publish::github(ctx, input, integration, &parsed).await;
+    }
     let owner = parsed
         .owner
         .clone()
@@ -700,7 +713,7 @@ async fn remote_access(
 /// so the token never appears on a command line (which every local user can
 /// read in `ps` or `/proc/*/cmdline`), only in the environment of Paved's own
 /// child process.
-fn basic_auth_env(user: &str, token: &str) -> Vec<(String, String)> {
+pub(super) fn basic_auth_env(user: &str, token: &str) -> Vec<(String, String)> {
     use base64::Engine as _;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
     vec![
@@ -740,6 +753,9 @@ async fn remote_secret(
 async fn catalog_register(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
     let info_path = input_str(input, "catalogInfoPath").unwrap_or("/catalog-info.yaml");
     let (location_name, yaml) = if let Some(contents) = input_str(input, "repoContentsUrl") {
+        if contents.starts_with("https://") || contents.starts_with("http://") {
+            return register_from_git_host(ctx, contents, info_path).await;
+        }
         let Some(rest) = contents.strip_prefix("git+file://") else {
             let remote = contents.strip_prefix("git+").ok_or_else(|| {
                 format!("`{contents}` is not a repository Paved published (git+<url>#<branch>)")
@@ -839,6 +855,55 @@ async fn catalog_register(ctx: &ActionContext<'_>, input: &Value) -> Result<Valu
         );
     };
     register_yaml(ctx, info_path, location_name, yaml).await
+}
+
+/// `catalog:register` of a repository on a configured git host
+/// (`repoContentsUrl` as `publish:github` answers it, e.g.
+/// `https://github.com/acme/svc/blob/main`): read through the integration,
+/// checked as the catalog would, and registered as a `url` location of the
+/// task's team, so refreshes read the repository.
+async fn register_from_git_host(
+    ctx: &ActionContext<'_>,
+    contents: &str,
+    info_path: &str,
+) -> Result<Value, String> {
+    let url = format!(
+        "{}/{}",
+        contents.trim_end_matches('/'),
+        info_path.trim_start_matches('/')
+    );
+    if ctx.dry_run {
+        let local = safe_join(ctx.workspace, info_path.trim_start_matches('/'))?;
+        let yaml = std::fs::read_to_string(&local)
+            .map_err(|_| format!("the workspace has no {info_path} to register"))?;
+        return register_yaml(ctx, info_path, url, yaml).await;
+    }
+    let target = ctx.core.catalog.check("url", &url)?;
+    let yaml = ctx.core.catalog.read(&target).await?;
+    let found = crate::catalog::store::preview_yaml(&ctx.core.catalog, &url, &yaml).await;
+    check_registrable(ctx, &url, &found).await?;
+    if let Some(p) = found.problems.first() {
+        return Err(format!("{info_path} has problems: {}", p.message));
+    }
+    let entity_ref = found
+        .entities
+        .iter()
+        .find(|e| e.entity.entity_ref.kind == "component")
+        .or(found.entities.first())
+        .map(|e| e.entity.entity_ref.to_string())
+        .ok_or_else(|| format!("{info_path} has no entities"))?;
+    crate::catalog::store::register_scaffolded_url(
+        &ctx.core.db,
+        &ctx.core.catalog,
+        &ctx.principal.actor(),
+        &url,
+        ctx.owner_team,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    ctx.info(format!("Registered {entity_ref} from {url}"))
+        .await;
+    Ok(json!({"entityRef": entity_ref, "catalogInfoUrl": url}))
 }
 
 /// Checks `yaml` as the catalog would and registers it (or, in a dry run, says what it would register).

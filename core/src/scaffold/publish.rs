@@ -1,0 +1,407 @@
+//! `publish:github` on a configured GitHub integration: the repository is
+//! created through the API (never over an existing one), configured (topics,
+//! team access, branch protection) and the workspace pushed to it.
+
+use reqwest::Method;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+use super::actions::{
+    basic_auth_env, check_branch, git, git_env, input_str, safe_join, ActionContext,
+};
+use crate::integrations::Integration;
+use paved_shared::forms::RepoUrl;
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// GitHub's message in an error answer, for people.
+fn github_message(answer: &Value) -> String {
+    let mut message = answer["message"]
+        .as_str()
+        .unwrap_or("no message")
+        .to_owned();
+    if let Some(errors) = answer["errors"].as_array() {
+        let details: Vec<&str> = errors
+            .iter()
+            .filter_map(|e| e["message"].as_str())
+            .collect();
+        if !details.is_empty() {
+            message = format!("{message}: {}", details.join("; "));
+        }
+    }
+    message
+}
+
+/// Creates `owner/repo` on `integration`'s GitHub and pushes the workspace.
+pub(super) async fn github(
+    ctx: &ActionContext<'_>,
+    input: &Value,
+    integration: &Integration,
+    parsed: &RepoUrl,
+) -> Result<Value, String> {
+    let owner = parsed
+        .owner
+        .clone()
+        .ok_or("the repository location needs an owner (host?owner=org&repo=name)")?;
+    let name = parsed.repo.clone();
+    if !valid_name(&owner) || !valid_name(&name) {
+        return Err(format!("`{owner}/{name}` is not a GitHub repository name"));
+    }
+    let branch = input_str(input, "defaultBranch").unwrap_or("main");
+    check_branch(branch)?;
+    let description = input_str(input, "description").unwrap_or("Created by Paved");
+    let visibility = input_str(input, "repoVisibility").unwrap_or("private");
+    if !matches!(visibility, "private" | "internal" | "public") {
+        return Err(format!(
+            "repoVisibility `{visibility}` must be private, internal or public"
+        ));
+    }
+    let topics: Vec<String> = input
+        .get("topics")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if let Some(bad) = topics.iter().find(|t| {
+        t.is_empty() || t.len() > 50 || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    }) {
+        return Err(format!(
+            "topic `{bad}` must be lowercase letters, digits and hyphens (at most 50)"
+        ));
+    }
+    let host = &integration.host;
+    let html = format!("https://{host}/{owner}/{name}");
+    let mut outputs = json!({
+        "remoteUrl": format!("{html}.git"),
+        "repoContentsUrl": format!("{html}/blob/{branch}"),
+        "commitHash": Value::Null,
+    });
+    if ctx.dry_run {
+        ctx.info(format!(
+            "Would create {html} ({visibility}) on {host} and push the workspace to {branch}"
+        ))
+        .await;
+        return Ok(outputs);
+    }
+    let api = &ctx.core.integrations;
+    let marker = format!("Paved-Task: {}", ctx.task_id);
+    let (status, existing) = api
+        .api(
+            integration,
+            Method::GET,
+            &format!("repos/{owner}/{name}"),
+            None,
+        )
+        .await?;
+    let repo = match status {
+        200 => {
+            // Never overwrite: only this task's own repository may be taken up again.
+            let (status, commits) = api
+                .api(
+                    integration,
+                    Method::GET,
+                    &format!("repos/{owner}/{name}/commits?sha={branch}&per_page=1"),
+                    None,
+                )
+                .await?;
+            let head = commits[0]["commit"]["message"].as_str().unwrap_or_default();
+            if status == 200 && head.contains(&marker) {
+                ctx.info(format!("{html} was already published by this task"))
+                    .await;
+                outputs["commitHash"] = commits[0]["sha"].clone();
+                return Ok(outputs);
+            }
+            let empty_and_ours = status == 409 && existing["description"] == json!(description);
+            if !empty_and_ours {
+                return Err(format!(
+                    "a repository already exists at {html}; choose another name"
+                ));
+            }
+            ctx.info(format!("{html} was created by this task before; pushing to it"))
+                .await;
+            existing
+        }
+        404 => create(ctx, integration, &owner, &name, description, visibility).await?,
+        401 | 403 => {
+            return Err(format!(
+                "{host} refused to look up {owner}/{name} ({status}): {}; check the credential of the integration",
+                github_message(&existing)
+            ))
+        }
+        other => {
+            return Err(format!(
+                "{host} answered {other} looking up {owner}/{name}: {}",
+                github_message(&existing)
+            ))
+        }
+    };
+    if !topics.is_empty() {
+        let (status, answer) = api
+            .api(
+                integration,
+                Method::PUT,
+                &format!("repos/{owner}/{name}/topics"),
+                Some(&json!({"names": topics})),
+            )
+            .await?;
+        if status >= 300 {
+            return Err(format!(
+                "{host} refused the topics ({status}): {}",
+                github_message(&answer)
+            ));
+        }
+    }
+    grant_access(ctx, integration, input, &owner, &name).await?;
+
+    // Commit the workspace and push it, the token in git's environment only.
+    let source = safe_join(
+        ctx.workspace,
+        input_str(input, "sourcePath").unwrap_or("./"),
+    )?;
+    let message = format!(
+        "{}\n\n{description}\n\n{marker}",
+        input_str(input, "gitCommitMessage").unwrap_or("Initial commit")
+    );
+    let author_name = input_str(input, "gitAuthorName").unwrap_or("Paved Scaffolder");
+    let author_email = input_str(input, "gitAuthorEmail").unwrap_or("scaffolder@paved.invalid");
+    let _ = std::fs::remove_dir_all(source.join(".git"));
+    git(ctx, &source, &["init", "--quiet", "-b", branch]).await?;
+    git(ctx, &source, &["add", "--all"]).await?;
+    let name_cfg = format!("user.name={author_name}");
+    let email_cfg = format!("user.email={author_email}");
+    git(
+        ctx,
+        &source,
+        &[
+            "-c", &name_cfg, "-c", &email_cfg, "commit", "--quiet", "-m", &message,
+        ],
+    )
+    .await?;
+    let clone_url = repo["clone_url"]
+        .as_str()
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .ok_or_else(|| format!("{host} gave no https clone URL for {owner}/{name}"))?
+        .to_owned();
+    let env = match api.token(integration).await? {
+        Some(token) => basic_auth_env("x-access-token", token.expose_secret()),
+        None => Vec::new(),
+    };
+    let refspec = format!("HEAD:refs/heads/{branch}");
+    git_env(
+        ctx,
+        &source,
+        &["push", "--quiet", &clone_url, &refspec],
+        &env,
+    )
+    .await?;
+    let hash = git(ctx, &source, &["rev-parse", "HEAD"]).await?;
+    let _ = std::fs::remove_dir_all(source.join(".git"));
+    ctx.info(format!(
+        "Published {html} ({branch} at {})",
+        &hash.trim()[..hash.trim().len().min(12)]
+    ))
+    .await;
+
+    let protect = input
+        .get("protectDefaultBranch")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    if protect {
+        protect_branch(ctx, integration, input, &owner, &name, branch).await;
+    }
+    outputs["remoteUrl"] = json!(clone_url);
+    if let Some(html_url) = repo["html_url"]
+        .as_str()
+        .filter(|u| u.starts_with("https://"))
+    {
+        outputs["repoContentsUrl"] = json!(format!("{html_url}/blob/{branch}"));
+    }
+    outputs["commitHash"] = json!(hash.trim());
+    Ok(outputs)
+}
+
+/// Creates the repository under an organization, or under the credential's
+/// own user when `owner` is that user.
+async fn create(
+    ctx: &ActionContext<'_>,
+    integration: &Integration,
+    owner: &str,
+    name: &str,
+    description: &str,
+    visibility: &str,
+) -> Result<Value, String> {
+    let api = &ctx.core.integrations;
+    let host = &integration.host;
+    let (status, _) = api
+        .api(integration, Method::GET, &format!("orgs/{owner}"), None)
+        .await?;
+    let (path, body) = if status == 200 {
+        (
+            format!("orgs/{owner}/repos"),
+            json!({"name": name, "description": description, "private": visibility != "public",
+                   "visibility": visibility, "auto_init": false}),
+        )
+    } else {
+        let (_, me) = api.api(integration, Method::GET, "user", None).await?;
+        if me["login"].as_str().map(str::to_ascii_lowercase) != Some(owner.to_ascii_lowercase()) {
+            return Err(format!(
+                "{owner} is neither an organization on {host} nor the integration's own account; choose an organization the credential may create repositories in"
+            ));
+        }
+        if visibility == "internal" {
+            return Err(
+                "internal repositories belong to organizations; choose private or public".into(),
+            );
+        }
+        (
+            "user/repos".to_owned(),
+            json!({"name": name, "description": description, "private": visibility != "public", "auto_init": false}),
+        )
+    };
+    let (status, answer) = api
+        .api(integration, Method::POST, &path, Some(&body))
+        .await?;
+    match status {
+        201 => {
+            ctx.info(format!("Created {host}/{owner}/{name} ({visibility})")).await;
+            Ok(answer)
+        }
+        422 => Err(format!(
+            "{host} would not create {owner}/{name}: {}; choose another name",
+            github_message(&answer)
+        )),
+        other => Err(format!(
+            "{host} answered {other} creating {owner}/{name}: {}; check that the credential may create repositories there",
+            github_message(&answer)
+        )),
+    }
+}
+
+/// Gives `access` (`org/team-slug` or a user) admin rights; without it, the
+/// owning team (its Paved name as the GitHub team slug) may push. A team
+/// GitHub does not know is logged, not fatal: the repository exists already.
+async fn grant_access(
+    ctx: &ActionContext<'_>,
+    integration: &Integration,
+    input: &Value,
+    owner: &str,
+    name: &str,
+) -> Result<(), String> {
+    let api = &ctx.core.integrations;
+    let (path, body, who) = match input_str(input, "access") {
+        Some(access) => match access.split_once('/') {
+            Some((org, team)) if valid_name(org) && valid_name(team) => (
+                format!("orgs/{org}/teams/{team}/repos/{owner}/{name}"),
+                json!({"permission": "admin"}),
+                format!("team {access}"),
+            ),
+            None if valid_name(access) => (
+                format!("repos/{owner}/{name}/collaborators/{access}"),
+                json!({"permission": "admin"}),
+                format!("user {access}"),
+            ),
+            _ => {
+                return Err(format!(
+                    "access `{access}` must be org/team-slug or a user name"
+                ))
+            }
+        },
+        None => match ctx.owner_team {
+            Some(team) if valid_name(team) => (
+                format!("orgs/{owner}/teams/{team}/repos/{owner}/{name}"),
+                json!({"permission": "push"}),
+                format!("team {owner}/{team}"),
+            ),
+            _ => return Ok(()),
+        },
+    };
+    let (status, answer) = api
+        .api(integration, Method::PUT, &path, Some(&body))
+        .await?;
+    if status < 300 {
+        ctx.info(format!("Gave {who} access to {owner}/{name}"))
+            .await;
+    } else {
+        ctx.info(format!(
+            "Could not give {who} access to {owner}/{name} ({status}: {}); grant it on {}",
+            github_message(&answer),
+            integration.host
+        ))
+        .await;
+    }
+    Ok(())
+}
+
+/// Requires a reviewed pull request to change the default branch. Plans
+/// without branch protection answer 403: that is logged, not fatal.
+async fn protect_branch(
+    ctx: &ActionContext<'_>,
+    integration: &Integration,
+    input: &Value,
+    owner: &str,
+    name: &str,
+    branch: &str,
+) {
+    let code_owners = input
+        .get("requireCodeOwnerReviews")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let body = json!({
+        "required_status_checks": null,
+        "enforce_admins": false,
+        "required_pull_request_reviews": {
+            "required_approving_review_count": 1,
+            "require_code_owner_reviews": code_owners,
+        },
+        "restrictions": null,
+    });
+    let answer = ctx
+        .core
+        .integrations
+        .api(
+            integration,
+            Method::PUT,
+            &format!("repos/{owner}/{name}/branches/{branch}/protection"),
+            Some(&body),
+        )
+        .await;
+    match answer {
+        Ok((status, _)) if status < 300 => {
+            ctx.info(format!(
+                "Protected {branch}: changes need a reviewed pull request"
+            ))
+            .await
+        }
+        Ok((status, answer)) => {
+            ctx.info(format!(
+                "Could not protect {branch} ({status}: {}); protect it on {}",
+                github_message(&answer),
+                integration.host
+            ))
+            .await
+        }
+        Err(e) => ctx.info(format!("Could not protect {branch}: {e}")).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_github_accepts() {
+        for ok in ["svc", "payments-api", "a.b_c"] {
+            assert!(super::valid_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "x?y"] {
+            assert!(!super::valid_name(bad), "{bad}");
+        }
+    }
+}
