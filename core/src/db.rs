@@ -41,9 +41,35 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
         .max_connections(8)
         .connect_with(options)
         .await?;
-    MIGRATOR.run(&pool).await?;
+    migrate(&pool).await?;
     tokio::spawn(checkpoint_wal(pool.clone()));
     Ok(pool)
+}
+
+/// Applies the migrations on one connection with foreign keys off, as
+/// SQLite's procedure for rebuilding a table requires (a rebuilt parent table
+/// must not cascade to its children; sqlx runs each migration in a
+/// transaction, where the pragma cannot change), then checks every foreign
+/// key and turns them back on.
+async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut *conn)
+        .await?;
+    let applied = MIGRATOR.run(&mut *conn).await;
+    let broken: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(&mut *conn)
+        .await?;
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut *conn)
+        .await?;
+    applied?;
+    if let Some((table,)) = broken.first() {
+        return Err(sqlx::Error::Protocol(format!(
+            "after migrating, {table} has rows whose foreign keys point nowhere"
+        )));
+    }
+    Ok(())
 }
 
 /// Copies the write-ahead log into the database file every second (PASSIVE:

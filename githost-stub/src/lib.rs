@@ -590,6 +590,34 @@ fn answer(
                 not_found("https://docs.github.com/rest/orgs/orgs#get-an-organization")
             }
         }
+        (&Method::GET, Some("orgs" | "users"))
+            if segments.len() == 3 && seg(2) == Some("repos") =>
+        {
+            let is_org = seg(0) == Some("orgs");
+            let owner = segments[1].clone();
+            if is_org && !inner.orgs.contains_key(&owner) {
+                not_found("https://docs.github.com/rest/repos/repos#list-organization-repositories")
+            } else {
+                let number = |name: &str, default: usize| {
+                    query
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .and_then(|(_, v)| v.parse::<usize>().ok())
+                        .unwrap_or(default)
+                };
+                let per_page = number("per_page", 30).clamp(1, 100);
+                let page = number("page", 1).max(1);
+                let visible: Vec<Value> = inner
+                    .repos
+                    .iter()
+                    .filter(|r| r.owner == owner && (!r.private || token.is_some()))
+                    .skip((page - 1) * per_page)
+                    .take(per_page)
+                    .map(repo_json)
+                    .collect();
+                json_answer(Value::Array(visible))
+            }
+        }
         (&Method::POST, Some("orgs")) if segments.len() == 3 && seg(2) == Some("repos") => {
             if token.is_none() {
                 github_error(

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::error::ErrorBody;
+use crate::error::{ApiError, ErrorBody};
 use crate::openapi::BearerAuth;
 use crate::AppState;
 use std::collections::BTreeMap;
@@ -885,6 +885,86 @@ async fn refresh(
         }
     }
     Ok(StatusCode::OK)
+}
+
+/// `POST /api/catalog/webhooks/github`: GitHub's webhook deliveries
+/// (`push`, `ping`), checked against the integration's webhook secret. A push
+/// refreshes exactly the locations it changes, in the background; the answer
+/// says which. Served without a session: the signature is the authentication.
+pub async fn github_webhook(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let event = header("x-github-event").ok_or_else(|| CoreError::Invalid {
+        field: "X-GitHub-Event",
+        message: "is required (this endpoint takes GitHub webhook deliveries)".into(),
+    })?;
+    let signature = header("x-hub-signature-256").ok_or(ApiError::Request {
+        status: StatusCode::UNAUTHORIZED,
+        message: "X-Hub-Signature-256 is required: set a secret on the webhook".into(),
+    })?;
+    let payload: Value = serde_json::from_slice(&body).map_err(|_| CoreError::Invalid {
+        field: "body",
+        message: "is not JSON (set the webhook's content type to application/json)".into(),
+    })?;
+    let repo_url = payload["repository"]["html_url"]
+        .as_str()
+        .and_then(|u| url::Url::parse(u).ok())
+        .ok_or_else(|| CoreError::Invalid {
+            field: "repository.html_url",
+            message: "is missing".into(),
+        })?;
+    let integrations = &state.core.integrations;
+    let integration = integrations
+        .for_url(&repo_url)
+        .filter(|i| i.kind.is_github())
+        .ok_or_else(|| {
+            CoreError::NotFound(format!(
+                "{} is not a GitHub host configured in PAVED_INTEGRATIONS",
+                repo_url.host_str().unwrap_or_default()
+            ))
+        })?;
+    integrations
+        .verify_webhook(integration, &body, &signature)
+        .await
+        .map_err(|message| ApiError::Request {
+            status: StatusCode::UNAUTHORIZED,
+            message,
+        })?;
+    if event == "ping" {
+        return Ok(Json(json!({"ok": true})).into_response());
+    }
+    if event != "push" {
+        return Ok((StatusCode::ACCEPTED, Json(json!({"ignored": event}))).into_response());
+    }
+    let full_name = payload["repository"]["full_name"]
+        .as_str()
+        .unwrap_or_default();
+    let Some(branch) = payload["ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("refs/heads/"))
+    else {
+        return Ok((StatusCode::ACCEPTED, Json(json!({"refreshed": []}))).into_response());
+    };
+    let ids =
+        store::locations_for_push(&state.core.db, &integration.host, full_name, branch).await?;
+    let core = state.core.clone();
+    let refreshing = ids.clone();
+    tokio::spawn(async move {
+        for id in refreshing {
+            if let Err(e) = store::refresh_location(&core.db, &core.catalog, &id).await {
+                tracing::warn!(location = %id, error = %e, "refresh after a push failed");
+            }
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({"refreshed": ids}))).into_response())
 }
 
 /// The OpenAPI document for this API.

@@ -182,6 +182,13 @@ pub fn router(state: AppState) -> Router {
         "/llm/v1",
         gateway_api::routes(state.core.gateway.max_body_bytes()),
     );
+    // Git hosts authenticate their deliveries with a signature, not a session.
+    let webhooks = Router::new()
+        .route(
+            "/api/catalog/webhooks/github",
+            axum::routing::post(catalog_api::github_webhook),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(25 * 1024 * 1024));
 
     let portal = Router::new()
         .route("/healthz", get(api::healthz))
@@ -226,6 +233,7 @@ pub fn router(state: AppState) -> Router {
         ));
 
     gateway
+        .merge(webhooks)
         .merge(portal)
         // Every response: no framing (clickjacking), no MIME sniffing, no full URLs leaked to other sites.
         .layer(SetResponseHeaderLayer::if_not_present(

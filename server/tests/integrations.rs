@@ -14,6 +14,7 @@ use paved_githost_stub::{GithubStub, Repo};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "ghp_stand-in-token-5d1c8e2b-never-shown";
+const WEBHOOK_SECRET: &str = "whsec-3f9a7c1e-stand-in";
 
 const PAYMENTS_API: &str = r#"apiVersion: backstage.io/v1alpha1
 kind: Component
@@ -100,7 +101,7 @@ async fn fixture(with_credential: bool) -> Fixture {
         .root(
             "POST",
             "secret/data/platform/git/github.com",
-            json!({"data": {"token": TOKEN}}),
+            json!({"data": {"token": TOKEN, "webhook_secret": WEBHOOK_SECRET}}),
         )
         .await;
     let dir = tempfile::tempdir().unwrap();
@@ -465,4 +466,189 @@ async fn publish_github_creates_the_repository_then_pushes_and_registers_it() {
     assert_eq!(f.github.violations(), Vec::<String>::new());
     assert!(!contains_bytes(&captured_logs().lock().unwrap(), TOKEN));
     assert!(!contains_bytes(&f.app.database_bytes(), TOKEN));
+}
+
+fn component(name: &str, description: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  description: {description}\nspec:\n  type: service\n  lifecycle: production\n  owner: group:default/payments\n"
+    )
+}
+
+/// A signed GitHub `push` delivery for `full_name`'s main branch.
+fn push_delivery(full_name: &str, secret: &str) -> (String, String) {
+    let body = json!({
+        "ref": "refs/heads/main",
+        "repository": {"full_name": full_name, "html_url": format!("https://github.com/{full_name}")},
+        "commits": [{"modified": ["catalog-info.yaml"]}],
+    })
+    .to_string();
+    let signature = format!(
+        "sha256={}",
+        hex::encode(paved_core::integrations::hmac_sha256(
+            secret.as_bytes(),
+            body.as_bytes()
+        ))
+    );
+    (body, signature)
+}
+
+/// Discovery of an organization with 50 repositories: each repository with
+/// the file becomes its own location (two broken files reported there),
+/// archived ones and those without the file are skipped; an unchanged
+/// rescan costs one request per repository; a signed push refreshes only
+/// the location it changes.
+#[tokio::test]
+async fn an_organization_is_discovered_and_a_push_refreshes_only_its_location() {
+    let f = fixture(true).await;
+    f.github.add_org("acme", &["payments"]);
+    for i in 0..50 {
+        let name = format!("svc-{i:02}");
+        let content = match i {
+            3 => "kind: Component\nmetadata: [not, a, mapping\n".to_owned(),
+            4 => "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: svc-04\n"
+                .to_owned(),
+            _ => component(&name, "first"),
+        };
+        let mut repo = if i == 5 {
+            Repo::new("acme", &name, &[("README.md", "no catalog file here")])
+        } else {
+            Repo::new("acme", &name, &[("catalog-info.yaml", content.as_str())])
+        };
+        repo.archived = i >= 48;
+        f.github.add_repo(repo);
+    }
+    let (status, body) = f
+        .app
+        .as_(ADMIN)
+        .post(
+            "/api/catalog/locations",
+            json!({"type": "github-discovery", "target": "https://github.com/acme/svc-*/blob/-/catalog-info.yaml"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["problems"], json!([]), "{body}");
+    let discovery_id = body["location"]["id"].as_str().unwrap().to_owned();
+
+    let (_, locations) = f.app.as_(ADMIN).get("/api/catalog/locations").await;
+    let discovered: Vec<&Value> = locations
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["data"])
+        .filter(|l| {
+            l["type"] == "url"
+                && l["target"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://github.com/acme/svc-")
+        })
+        .collect();
+    // 50 repositories: one without the file and two archived are not locations.
+    assert_eq!(discovered.len(), 47, "{locations}");
+    let mut with_problems: Vec<&str> = discovered
+        .iter()
+        .filter(|l| l["problemCount"].as_i64().unwrap() > 0)
+        .map(|l| l["target"].as_str().unwrap())
+        .collect();
+    with_problems.sort();
+    assert_eq!(
+        with_problems,
+        [
+            "https://github.com/acme/svc-03/blob/main/catalog-info.yaml",
+            "https://github.com/acme/svc-04/blob/main/catalog-info.yaml"
+        ]
+    );
+    let (_, page) = f
+        .app
+        .as_(ADMIN)
+        .get(
+            "/api/catalog/entities/by-query?filter=kind=component&limit=1&fullTextFilterTerm=first",
+        )
+        .await;
+    assert_eq!(page["totalItems"], 45, "{page}");
+    assert!(f.problems(&discovery_id).await.is_empty());
+
+    // An unchanged rescan: one listing page and one conditional read per repository.
+    let before = f.github.requests().len();
+    let (status, _) = f
+        .app
+        .as_(ADMIN)
+        .post("/api/catalog/refresh", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let rescan = &f.github.requests()[before..];
+    let reads: Vec<_> = rescan
+        .iter()
+        .filter(|r| r.path.contains("/contents/"))
+        .collect();
+    // One read per repository that is not archived: unchanged files answer
+    // 304; the repository without the file is asked again (it may have one now).
+    assert_eq!(reads.len(), 48, "{rescan:?}");
+    assert!(
+        reads.iter().all(|r| (r.conditional && r.status == 304)
+            || (r.path == "/repos/acme/svc-05/contents/catalog-info.yaml" && r.status == 404)),
+        "{reads:?}"
+    );
+    assert_eq!(
+        rescan.len() - reads.len(),
+        1,
+        "one listing page: {rescan:?}"
+    );
+
+    // A push to svc-07 refreshes its location, and only that one.
+    f.github.set_file(
+        "acme/svc-07",
+        "catalog-info.yaml",
+        &component("svc-07", "second"),
+    );
+    let (forged, _) = push_delivery("acme/svc-07", WEBHOOK_SECRET);
+    let bad = axum::http::Request::post("/api/catalog/webhooks/github")
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(forged))
+        .unwrap();
+    assert_status(&f.app.send(bad).await, StatusCode::UNAUTHORIZED);
+    let before = f.github.requests().len();
+    let (body, signature) = push_delivery("acme/svc-07", WEBHOOK_SECRET);
+    let delivery = axum::http::Request::post("/api/catalog/webhooks/github")
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", signature)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let response = f.app.send(delivery).await;
+    assert_status(&response, StatusCode::ACCEPTED);
+    let answer = body_json(response).await;
+    assert_eq!(answer["refreshed"].as_array().unwrap().len(), 1, "{answer}");
+    let mut description = Value::Null;
+    for _ in 0..100 {
+        let (_, entity) = f
+            .app
+            .as_(PAYMENTS_DEV)
+            .get("/api/catalog/entities/by-name/component/default/svc-07")
+            .await;
+        description = entity["metadata"]["description"].clone();
+        if description == "second" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(description, "second");
+    let after: Vec<String> = f.github.requests()[before..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        after,
+        ["/repos/acme/svc-07/contents/catalog-info.yaml"],
+        "only svc-07 was read"
+    );
+
+    assert_eq!(f.github.violations(), Vec::<String>::new());
+    assert!(!contains_bytes(&captured_logs().lock().unwrap(), TOKEN));
+    assert!(!contains_bytes(
+        &captured_logs().lock().unwrap(),
+        WEBHOOK_SECRET
+    ));
 }

@@ -2,6 +2,7 @@
 //! locations, storage and queries.
 
 pub mod crawl;
+pub mod discovery;
 pub mod model;
 pub mod page;
 pub mod portal;

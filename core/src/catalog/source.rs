@@ -36,6 +36,9 @@ pub enum Target {
     File(PathBuf),
     /// An http(s) URL on an allowed host.
     Url(Url),
+    /// An organization on a git host, scanned for a file in each
+    /// repository (see [`super::discovery`]).
+    Discovery(Url),
     /// YAML pasted into the portal, kept in the database.
     Pasted {
         /// The name the person gave the import.
@@ -49,7 +52,7 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::File(p) => write!(f, "file:{}", p.display()),
-            Target::Url(u) => write!(f, "{u}"),
+            Target::Url(u) | Target::Discovery(u) => write!(f, "{u}"),
             Target::Pasted { name, .. } => write!(f, "pasted:{name}"),
         }
     }
@@ -61,6 +64,7 @@ impl Target {
         match self {
             Target::File(_) => "file",
             Target::Url(_) => "url",
+            Target::Discovery(_) => "github-discovery",
             Target::Pasted { .. } => "pasted",
         }
     }
@@ -69,7 +73,7 @@ impl Target {
     pub fn raw(&self) -> String {
         match self {
             Target::File(p) => p.display().to_string(),
-            Target::Url(u) => u.to_string(),
+            Target::Url(u) | Target::Discovery(u) => u.to_string(),
             Target::Pasted { name, .. } => name.clone(),
         }
     }
@@ -187,12 +191,34 @@ impl Sources {
         self
     }
 
-    /// Checks a location to register: `kind` is `file` or `url`.
+    /// The git-host integrations reads go through, when configured.
+    pub fn integrations(&self) -> Option<&crate::integrations::Integrations> {
+        self.integrations.as_deref()
+    }
+
+    /// Checks a location to register: `kind` is `file`, `url` or
+    /// `github-discovery`.
     pub fn check(&self, kind: &str, raw: &str) -> Result<Target, String> {
         match kind {
             "url" => self.check_url(raw),
             "file" => self.check_file(Path::new(raw)),
-            other => Err(format!("unknown location type `{other}`; use url or file")),
+            "github-discovery" => {
+                let url = Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL ({e})"))?;
+                let integration = self
+                    .integrations
+                    .as_ref()
+                    .and_then(|i| i.for_url(&url))
+                    .filter(|i| i.kind.is_github())
+                    .ok_or_else(|| {
+                        format!("{raw} is not on a GitHub host configured in PAVED_INTEGRATIONS")
+                    })?;
+                let _ = integration;
+                super::discovery::parse(&url)?;
+                Ok(Target::Discovery(url))
+            }
+            other => Err(format!(
+                "unknown location type `{other}`; use url, file or github-discovery"
+            )),
         }
     }
 
@@ -220,6 +246,9 @@ impl Sources {
             }
             Target::Pasted { .. } => Err(format!(
                 "`{raw}` is relative, but pasted YAML has no folder; use an absolute URL on an allowed host"
+            )),
+            Target::Discovery(_) => Err(format!(
+                "`{raw}` is relative to an organization, which is not a file"
             )),
         }
     }
@@ -336,6 +365,9 @@ impl Sources {
                 }
                 String::from_utf8(body).map_err(|_| format!("{target} is not UTF-8 text"))
             }
+            Target::Discovery(url) => Err(format!(
+                "{url} names repositories to scan, not a file to read"
+            )),
             Target::Pasted { content, .. } => {
                 if content.len() > max {
                     return Err(too_big(content.len()));

@@ -82,6 +82,10 @@ pub async fn register_location_as(
             message,
         })?;
     if dry_run {
+        if let Target::Discovery(url) = &checked {
+            let scan = discover_preview(sources, url).await;
+            return Ok((None, scan));
+        }
         return Ok((None, crawl(sources, checked).await));
     }
     let (kind, target) = (checked.kind(), checked.raw());
@@ -101,10 +105,124 @@ pub async fn register_location_as(
         )),
         other => other,
     })?;
-    let found = crawl(sources, checked).await;
-    apply(pool, &id, &found).await?;
+    let found = match &checked {
+        Target::Discovery(url) => {
+            let report = refresh_discovery(pool, sources, &id, url).await?;
+            Crawl {
+                entities: Vec::new(),
+                problems: report.problems,
+            }
+        }
+        _ => {
+            let found = crawl(sources, checked).await;
+            apply(pool, &id, &found).await?;
+            found
+        }
+    };
     let info = location(pool, &id).await?;
     Ok((Some(info), found))
+}
+
+/// What a discovery location would find, without registering anything.
+async fn discover_preview(sources: &Sources, url: &url::Url) -> Crawl {
+    let problems = match super::discovery::parse(url) {
+        Ok(pattern) => {
+            let scan = super::discovery::scan(sources, url, &pattern, &Default::default()).await;
+            let mut merged = Crawl::default();
+            for file in scan.found {
+                let found = crawl(sources, Target::Url(file)).await;
+                merged.entities.extend(found.entities);
+                merged.problems.extend(found.problems);
+            }
+            merged.problems.extend(scan.problems);
+            return merged;
+        }
+        Err(message) => message,
+    };
+    Crawl {
+        entities: Vec::new(),
+        problems: vec![Problem {
+            source: url.to_string(),
+            document: None,
+            entity_ref: None,
+            field: None,
+            message: problems,
+        }],
+    }
+}
+
+/// Refreshes a discovery location: lists the repositories, registers a
+/// `url` location (created by `discovery:<id>`) for each new one holding the
+/// file, refreshes every one found (at most four at a time), and keeps the
+/// scan's own problems on the discovery location.
+async fn refresh_discovery(
+    pool: &SqlitePool,
+    sources: &Sources,
+    id: &str,
+    url: &url::Url,
+) -> Result<RefreshReport, CoreError> {
+    use futures_util::stream::{self, StreamExt};
+    let pattern = super::discovery::parse(url).map_err(|message| CoreError::Invalid {
+        field: "target",
+        message,
+    })?;
+    let creator = format!("discovery:{id}");
+    let children: std::collections::HashMap<String, String> = locations(pool)
+        .await?
+        .into_iter()
+        .filter(|l| l.created_by == creator && l.kind == "url")
+        .map(|l| (l.target, l.id))
+        .collect();
+    let known = children.keys().cloned().collect();
+    let scan = super::discovery::scan(sources, url, &pattern, &known).await;
+    let mut ids = Vec::new();
+    for file in &scan.found {
+        let target = file.to_string();
+        let child = match children.get(&target) {
+            Some(child) => child.clone(),
+            None => {
+                insert_location(
+                    pool,
+                    "url",
+                    &target,
+                    None,
+                    &creator,
+                    "catalog.location.discover",
+                    json!({"type": "url", "target": target, "discovered_by": id}),
+                )
+                .await?
+            }
+        };
+        ids.push(child);
+    }
+    let refreshed = stream::iter(ids.into_iter().map(|child: String| async move {
+        let result = Box::pin(refresh_location(pool, sources, &child)).await;
+        (child, result)
+    }))
+    .buffer_unordered(super::discovery::PARALLEL_READS)
+    .collect::<Vec<_>>()
+    .await;
+    for (child, result) in refreshed {
+        if let Err(e) = result {
+            tracing::warn!(location = %child, error = %e, "refreshing a discovered location failed");
+        }
+    }
+    tracing::info!(
+        location = %id,
+        repositories = scan.repositories,
+        archived = scan.archived,
+        with_file = scan.found.len(),
+        "discovery scanned"
+    );
+    apply(
+        pool,
+        id,
+        &Crawl {
+            entities: Vec::new(),
+            problems: scan.problems,
+        },
+    )
+    .await
 }
 
 /// Imports pasted YAML (platform admins) as a location of its own, named
@@ -285,6 +403,36 @@ pub async fn register_scaffolded_url(
     Ok(id)
 }
 
+/// The locations a push to `branch` of `https://{host}/{full_name}`
+/// changes: its `url` locations on that branch; when it has none, the
+/// discovery locations of its owner (the push may have added the file).
+pub async fn locations_for_push(
+    pool: &SqlitePool,
+    host: &str,
+    full_name: &str,
+    branch: &str,
+) -> Result<Vec<String>, CoreError> {
+    let all = locations(pool).await?;
+    let prefix = format!("https://{host}/{full_name}/blob/{branch}/").to_ascii_lowercase();
+    let direct: Vec<String> = all
+        .iter()
+        .filter(|l| l.kind == "url" && l.target.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l.id.clone())
+        .collect();
+    if !direct.is_empty() {
+        return Ok(direct);
+    }
+    let owner = full_name.split('/').next().unwrap_or_default();
+    let owner_prefix = format!("https://{host}/{owner}/").to_ascii_lowercase();
+    Ok(all
+        .iter()
+        .filter(|l| {
+            l.kind == "github-discovery" && l.target.to_ascii_lowercase().starts_with(&owner_prefix)
+        })
+        .map(|l| l.id.clone())
+        .collect())
+}
+
 /// Registers a location from configuration (`PAVED_CATALOG_LOCATIONS`) if it
 /// is not registered yet, then refreshes it. Returns the location id.
 pub async fn ensure_location(
@@ -372,6 +520,13 @@ pub async fn refresh_location(
     id: &str,
 ) -> Result<RefreshReport, CoreError> {
     let info = location(pool, id).await?;
+    if info.kind == "github-discovery" {
+        let url = url::Url::parse(&info.target).map_err(|e| CoreError::Invalid {
+            field: "target",
+            message: e.to_string(),
+        })?;
+        return refresh_discovery(pool, sources, id, &url).await;
+    }
     let checked = if info.kind == "pasted" {
         let content =
             sqlx::query_scalar!("SELECT content FROM catalog_locations WHERE id = ?1", id)
@@ -420,10 +575,19 @@ pub async fn location_id_of(
 
 /// Refreshes every location (the periodic job and `POST /refresh` without an entity).
 pub async fn refresh_all(pool: &SqlitePool, sources: &Sources) -> Result<usize, CoreError> {
-    let ids =
-        sqlx::query_scalar!(r#"SELECT id AS "id!" FROM catalog_locations ORDER BY created_at"#)
-            .fetch_all(pool)
-            .await?;
+    let all = locations(pool).await?;
+    let parents: std::collections::HashSet<String> = all
+        .iter()
+        .filter(|l| l.kind == "github-discovery")
+        .map(|l| format!("discovery:{}", l.id))
+        .collect();
+    // A discovered location is refreshed by its discovery location's scan.
+    let mut ordered: Vec<&LocationInfo> = all
+        .iter()
+        .filter(|l| !parents.contains(&l.created_by))
+        .collect();
+    ordered.sort_by_key(|l| l.created_at);
+    let ids: Vec<String> = ordered.into_iter().map(|l| l.id.clone()).collect();
     for id in &ids {
         if let Err(e) = refresh_location(pool, sources, id).await {
             tracing::warn!(location = %id, error = %e, "catalog refresh failed");

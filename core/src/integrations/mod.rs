@@ -34,6 +34,17 @@ pub struct Fetched {
     pub unchanged: bool,
 }
 
+/// A repository as an organization listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoSummary {
+    /// Its name.
+    pub name: String,
+    /// Archived repositories are skipped by discovery.
+    pub archived: bool,
+    /// Its default branch.
+    pub default_branch: String,
+}
+
 /// What a host said about its rate limit on its last answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RateLimit {
@@ -407,10 +418,115 @@ impl Integrations {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
+    /// Checks a webhook delivery's `X-Hub-Signature-256` (`sha256=<hex>`)
+    /// against the integration's `webhook_secret` (a field beside its token
+    /// in Vault), in constant time.
+    pub async fn verify_webhook(
+        &self,
+        integration: &Integration,
+        body: &[u8],
+        signature: &str,
+    ) -> Result<(), String> {
+        let path = match &integration.credential {
+            CredentialRef::Token { path } | CredentialRef::GithubApp { path, .. } => path,
+            CredentialRef::None => {
+                return Err(format!(
+                    "{} has no credential in PAVED_INTEGRATIONS, so no webhook secret to check deliveries with",
+                    integration.host
+                ))
+            }
+        };
+        let vault = self.vault.as_ref().ok_or("Vault is not configured")?;
+        let full = format!("{}/{path}", self.vault_prefix);
+        let data = vault
+            .read_kv(&full)
+            .await
+            .map_err(|e| format!("cannot read the webhook secret from Vault: {e}"))?;
+        let secret = data
+            .as_ref()
+            .and_then(|d| d.get("webhook_secret"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("no `webhook_secret` field at {full} in Vault"))?;
+        let expected = hex::encode(hmac_sha256(secret.as_bytes(), body));
+        let given = signature.trim().strip_prefix("sha256=").unwrap_or_default();
+        let same = given.len() == expected.len()
+            && given
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if same {
+            Ok(())
+        } else {
+            Err("the delivery's X-Hub-Signature-256 does not match the webhook secret".into())
+        }
+    }
+
     /// The integration's token, for a git push over https (never put on a
     /// command line: see the scaffolder's `basic_auth_env`).
     pub async fn token(&self, integration: &Integration) -> Result<Option<SecretString>, String> {
         self.credential(integration).await
+    }
+
+    /// Every repository of `owner` (an organization, or else a user) that
+    /// the credential can see, 100 per request.
+    pub async fn list_repos(
+        &self,
+        integration: &Integration,
+        owner: &str,
+    ) -> Result<Vec<RepoSummary>, String> {
+        if !integration.kind.is_github() {
+            return Err(format!(
+                "discovery on {} hosts ({}) is not supported yet",
+                integration.kind.as_str(),
+                integration.host
+            ));
+        }
+        let host = &integration.host;
+        let mut out = Vec::new();
+        let mut scope = format!("orgs/{}", url::encode(owner));
+        let mut page = 1;
+        loop {
+            let (status, answer) = self
+                .api(
+                    integration,
+                    reqwest::Method::GET,
+                    &format!("{scope}/repos?per_page=100&page={page}"),
+                    None,
+                )
+                .await?;
+            if status == 404 && page == 1 && scope.starts_with("orgs/") {
+                scope = format!("users/{}", url::encode(owner));
+                continue;
+            }
+            if status != 200 {
+                let now = (self.now)();
+                let url = ::url::Url::parse(&format!("https://{host}/{owner}"))
+                    .unwrap_or_else(|_| integration.api_base_url.clone());
+                return Err(self.explain(
+                    integration,
+                    &url,
+                    reqwest::StatusCode::from_u16(status)
+                        .unwrap_or(reqwest::StatusCode::BAD_GATEWAY),
+                    !matches!(integration.credential, CredentialRef::None),
+                    now,
+                ));
+            }
+            let repos = answer.as_array().cloned().unwrap_or_default();
+            let count = repos.len();
+            out.extend(repos.iter().filter_map(|r| {
+                Some(RepoSummary {
+                    name: r["name"].as_str()?.to_owned(),
+                    archived: r["archived"].as_bool().unwrap_or(false),
+                    default_branch: r["default_branch"].as_str().unwrap_or("main").to_owned(),
+                })
+            }));
+            if count < 100 || page >= 1000 {
+                break;
+            }
+            page += 1;
+        }
+        Ok(out)
     }
 
     fn explain_repo(
@@ -537,6 +653,28 @@ impl Integrations {
     }
 }
 
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
 /// Adds the host kind's authorization header for `token`.
 fn authorize(
     request: reqwest::RequestBuilder,
@@ -570,4 +708,24 @@ fn format_utc(unix: i64) -> String {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hmac_matches_rfc_4231_and_githubs_example() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            hex::encode(super::hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // GitHub's documented example (validating webhook deliveries).
+        assert_eq!(
+            hex::encode(super::hmac_sha256(
+                b"It's a Secret to Everybody",
+                b"Hello, World!"
+            )),
+            "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+    }
 }
