@@ -49,6 +49,20 @@ unset PAVED_OIDC_ISSUER PAVED_VAULT_ADDR PAVED_LLM_UPSTREAMS
 start_stack "$run_dir" oidc vault llm
 trap 'stop_stack; rm -rf "$run_dir"' EXIT
 
+# GitHub cannot be reached from here: its stand-in serves an organization
+# (every request checked against GitHub's OpenAPI description), with the
+# token in OpenBao where the integration says.
+github_port=${GITHUB_TEST_PORT:-9480}
+"$CARGO_TARGET_DIR/debug/paved-githost-stub" --port "$github_port" --repos 3 --token e2e-github-token \
+  > "$run_dir/githost.log" 2>&1 &
+pids+=($!)
+wait_for_ok "http://127.0.0.1:$((github_port + 1))/_stub/stats" 60 || { cat "$run_dir/githost.log"; die "the GitHub stand-in did not start"; }
+curl -sf -X POST -H "X-Vault-Token: $VAULT_TOKEN" -d '{"data":{"token":"e2e-github-token","webhook_secret":"e2e-webhook-secret"}}' \
+  "$VAULT_ADDR/v1/secret/data/platform/git/github.com" > /dev/null || die "cannot store the GitHub token in OpenBao"
+printf 'integrations:\n  - host: github.com\n    kind: github\n    api_base_url: http://127.0.0.1:%s\n    credential: git/github.com\n' \
+  "$github_port" > "$run_dir/integrations.yaml"
+export PAVED_INTEGRATIONS="$run_dir/integrations.yaml"
+
 conformance="$PAVED_CONFORMANCE_DIR/backstage-catalog-examples"
 # Budgets run on a clock started mid-period (a Wednesday in mid-March, 13:00 in
 # Berlin), so no browser test depends on the day it runs: the demo's usage and

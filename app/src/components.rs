@@ -78,6 +78,7 @@ fn NavLinks(me: Principal, #[prop(into)] class: String) -> impl IntoView {
         view! {
             <A href="/admin/access" attr:class="nav-link">"Access"</A>
             <A href="/admin/audit" attr:class="nav-link">"Audit log"</A>
+            <A href="/admin/integrations" attr:class="nav-link">"Git hosts"</A>
         }
     });
     let insights = authorize(&me, Action::ViewPlatformInsights)

@@ -23,6 +23,7 @@ use leptos_router::{path, SsrMode};
 use crate::budgets::{BudgetPage, LlmOverviewPage};
 use crate::catalog::{
     entity::EntityPage,
+    integrations::IntegrationsPage,
     list::CatalogPage,
     locations::{LocationPage, LocationsPage},
 };
@@ -100,6 +101,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/notifications") view=NotificationsPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/access") view=AccessPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/integrations") view=IntegrationsPage ssr=SsrMode::Async />
                     <Route path=path!("/catalog") view=CatalogPage ssr=SsrMode::Async />
                     <Route path=path!("/create") view=CreatePage ssr=SsrMode::Async />
                     <Route path=path!("/create/templates/:namespace/:name") view=WizardPage ssr=SsrMode::Async />

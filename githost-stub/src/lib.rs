@@ -169,7 +169,15 @@ struct Inner {
 pub struct GithubStub {
     addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
+    load: Arc<Load>,
     _git_root: Arc<TempRoot>,
+}
+
+/// Requests in flight now, and the most at once.
+#[derive(Debug, Default)]
+pub struct Load {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
 }
 
 /// The folder created repositories live in, removed with the stand-in.
@@ -199,6 +207,11 @@ impl GithubStub {
     /// Starts on a free loopback port with `repos`, accepting `tokens`
     /// (each may read every repository) and `rate_limit` requests per hour.
     pub async fn start(repos: Vec<Repo>, tokens: &[&str], rate_limit: i64) -> Self {
+        Self::start_on(0, repos, tokens, rate_limit).await
+    }
+
+    /// [`GithubStub::start`] on loopback port `port` (0 picks a free one).
+    pub async fn start_on(port: u16, repos: Vec<Repo>, tokens: &[&str], rate_limit: i64) -> Self {
         // Fail at start, not on the first request, when the description is missing.
         openapi::description();
         let git_root = std::env::temp_dir().join(format!(
@@ -222,8 +235,25 @@ impl GithubStub {
             requests: Vec::new(),
             violations: Vec::new(),
         }));
-        let app = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let load = Arc::new(Load::default());
+        let counted = load.clone();
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(inner.clone())
+            .layer(axum::middleware::from_fn(
+                move |request, next: axum::middleware::Next| {
+                    let load = counted.clone();
+                    async move {
+                        use std::sync::atomic::Ordering;
+                        let current = load.now.fetch_add(1, Ordering::SeqCst) + 1;
+                        load.most.fetch_max(current, Ordering::SeqCst);
+                        let response = next.run(request).await;
+                        load.now.fetch_sub(1, Ordering::SeqCst);
+                        response
+                    }
+                },
+            ));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("a loopback port");
         let addr = listener.local_addr().expect("the bound address");
@@ -234,8 +264,14 @@ impl GithubStub {
         Self {
             addr,
             inner,
+            load,
             _git_root: Arc::new(TempRoot(git_root)),
         }
+    }
+
+    /// The most requests that were in flight at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.load.most.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Adds an organization with its team slugs.
@@ -575,6 +611,11 @@ fn answer(
         .collect();
     let seg = |i: usize| segments.get(i).map(String::as_str);
     let response = match (method, seg(0)) {
+        (&Method::GET, Some("rate_limit")) if segments.len() == 1 => {
+            let core = json!({"limit": inner.rate_limit, "remaining": inner.remaining.max(0),
+                              "reset": inner.reset_at, "used": inner.rate_limit - inner.remaining.max(0)});
+            json_answer(json!({"resources": {"core": core}, "rate": core}))
+        }
         (&Method::GET, Some("user")) if segments.len() == 1 => match token {
             Some(_) => json_answer(json!({"login": inner.login, "type": "User"})),
             None => github_error(

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use common::tokens::{ADMIN, PAYMENTS_DEV};
 use common::vault::TestVault;
 use common::*;
+use paved_core::auth::{PlatformRole, TeamRole};
 use paved_githost_stub::{GithubStub, Repo};
 use serde_json::{json, Value};
 
@@ -651,4 +652,78 @@ async fn an_organization_is_discovered_and_a_push_refreshes_only_its_location() 
         &captured_logs().lock().unwrap(),
         WEBHOOK_SECRET
     ));
+}
+
+/// Platform admins see each git host (where its credential lives, never the
+/// credential), its rate limit as the host last reported it and how many
+/// locations read through it, and test its connection; others are refused.
+#[tokio::test]
+async fn admins_see_each_git_host_and_test_its_connection() {
+    let f = fixture(true).await;
+    let (status, body) = f
+        .register("https://github.com/acme/invoices/blob/main/catalog-info.yaml")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let admin = f
+        .app
+        .session_for("ada", &[], &[PlatformRole::PlatformAdmin])
+        .await;
+    let response = f
+        .app
+        .with_session(&admin)
+        .call("integrations_overview", "")
+        .await;
+    assert_status(&response, StatusCode::OK);
+    let text = body_text(response).await;
+    assert!(!text.contains(TOKEN));
+    let list: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(list[0]["host"], "github.com");
+    assert_eq!(list[0]["kind"], "github");
+    assert_eq!(list[0]["credential"], "token at git/github.com in Vault");
+    assert_eq!(list[0]["locations"], 1);
+    assert_eq!(list[0]["rate_limit"], 5000);
+    assert!(list[0]["rate_remaining"].as_i64().unwrap() < 5000);
+
+    let response = f
+        .app
+        .with_session(&admin)
+        .call("integration_test", "host=github.com")
+        .await;
+    assert_status(&response, StatusCode::OK);
+    let check = body_json(response).await;
+    assert_eq!(check["ok"], true, "{check}");
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Connected to github.com"),
+        "{check}"
+    );
+
+    // The location page says which integration reads it.
+    let (_, locations) = f.app.as_(ADMIN).get("/api/catalog/locations").await;
+    let id = locations[0]["data"]["id"].as_str().unwrap();
+    let response = f
+        .app
+        .with_session(&admin)
+        .call("catalog_location", &format!("id={id}"))
+        .await;
+    assert_status(&response, StatusCode::OK);
+    assert_eq!(
+        body_json(response).await["integration"],
+        "github.com (github)"
+    );
+
+    let member = f
+        .app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    for (name, form) in [
+        ("integrations_overview", ""),
+        ("integration_test", "host=github.com"),
+    ] {
+        let response = f.app.with_session(&member).call(name, form).await;
+        assert_status(&response, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(f.github.violations(), Vec::<String>::new());
 }

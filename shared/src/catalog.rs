@@ -195,4 +195,44 @@ pub struct LocationView {
     pub last_refresh_at: Option<i64>,
     /// Its problems (detail view only).
     pub problems: Vec<ProblemView>,
+    /// The git host it is read through (`github.com (github)`), for URL
+    /// locations on a configured integration.
+    #[serde(default)]
+    pub integration: Option<String>,
+    /// The discovery location that registered it, if one did.
+    #[serde(default)]
+    pub discovered_by: Option<String>,
+}
+
+/// A configured git host as platform admins see it (never its credential).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationView {
+    /// `host` or `host:port`.
+    pub host: String,
+    /// `github`, `gitlab`…
+    pub kind: String,
+    /// The API root.
+    pub api_base_url: String,
+    /// Where the credential lives in Vault (a path, never the value), or
+    /// that there is none.
+    pub credential: String,
+    /// Requests left in the host's rate-limit window, when it said.
+    pub rate_remaining: Option<i64>,
+    /// The window's size.
+    pub rate_limit: Option<i64>,
+    /// When the window resets (Unix seconds).
+    pub rate_reset_at: Option<i64>,
+    /// Set while Paved waits for the host's rate limit to reset (Unix seconds).
+    pub limited_until: Option<i64>,
+    /// Locations read through it.
+    pub locations: usize,
+}
+
+/// The outcome of "Test connection".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionCheck {
+    /// Whether the host accepted the credential.
+    pub ok: bool,
+    /// What happened, for people.
+    pub message: String,
 }

@@ -176,7 +176,14 @@ pub fn LocationPage() -> impl IntoView {
                                     <button type="submit" class="btn-secondary" disabled=move || refresh.pending().get()>"Refresh now"</button>
                                 </ActionForm>
                             </PageHeader>
-                            <div class="mb-4"><Badge tone=status_tone(&l.status)>{l.status.clone()}</Badge></div>
+                            <div class="mb-4 flex flex-wrap items-center gap-2">
+                                <Badge tone=status_tone(&l.status)>{l.status.clone()}</Badge>
+                                {l.integration.clone().map(|i| view! { <span class="text-sm text-slate-600 dark:text-slate-400" data-testid="location-integration">"Read through "{i}</span> })}
+                                {l.discovered_by.clone().map(|d| {
+                                    let href = format!("/catalog/locations/{d}");
+                                    view! { <a class="text-sm text-indigo-700 hover:underline dark:text-indigo-300" href=href>"Found by a discovery location"</a> }
+                                })}
+                            </div>
                             <Card title="Problems">
                                 <ProblemTable problems=l.problems />
                             </Card>

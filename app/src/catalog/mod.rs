@@ -4,6 +4,7 @@
 //! `locations.rs`.
 
 pub mod entity;
+pub mod integrations;
 pub mod list;
 pub mod locations;
 

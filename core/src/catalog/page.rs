@@ -222,6 +222,10 @@ pub async fn locations(core: &CoreState) -> Result<Vec<LocationView>, CoreError>
 /// One location with its problems.
 pub async fn location(core: &CoreState, id: &str) -> Result<LocationView, CoreError> {
     let mut view = location_view(store::location(&core.db, id).await?);
+    view.integration = url::Url::parse(&view.target)
+        .ok()
+        .and_then(|u| core.integrations.for_url(&u))
+        .map(|i| format!("{} ({})", i.host, i.kind.as_str()));
     view.problems = store::location_problems(&core.db, id)
         .await?
         .into_iter()
@@ -298,6 +302,8 @@ fn location_view(l: LocationInfo) -> LocationView {
         problem_count: l.problem_count,
         last_refresh_at: l.last_refresh_at,
         problems: Vec::new(),
+        integration: None,
+        discovered_by: l.created_by.strip_prefix("discovery:").map(str::to_owned),
     }
 }
 

@@ -7,6 +7,7 @@
 //! never logged, stored, put in an error or on a command line.
 
 pub mod config;
+pub mod page;
 pub mod url;
 
 use std::collections::HashMap;
