@@ -156,6 +156,10 @@ struct Inner {
     protected: Vec<(String, String)>,
     /// `http://127.0.0.1:<port>`, for clone URLs.
     base_url: String,
+    /// A GitHub App: its id and public key, and how long its installation tokens live.
+    app: Option<(u64, rsa::RsaPublicKey, i64)>,
+    /// Installation tokens minted so far.
+    minted: usize,
     tokens: Vec<String>,
     rate_limit: i64,
     remaining: i64,
@@ -228,6 +232,8 @@ impl GithubStub {
             grants: Vec::new(),
             protected: Vec::new(),
             base_url: String::new(),
+            app: None,
+            minted: 0,
             tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
             rate_limit,
             remaining: rate_limit,
@@ -267,6 +273,31 @@ impl GithubStub {
             load,
             _git_root: Arc::new(TempRoot(git_root)),
         }
+    }
+
+    /// Registers a GitHub App (`app_id`, its public key as PEM) installed for
+    /// every owner; its installation tokens live `lifetime` seconds.
+    pub fn with_app(&self, app_id: u64, public_key_pem: &str, lifetime: i64) {
+        use rsa::pkcs8::DecodePublicKey;
+        let key = rsa::RsaPublicKey::from_public_key_pem(public_key_pem)
+            .or_else(|_| {
+                use rsa::pkcs1::DecodeRsaPublicKey;
+                rsa::RsaPublicKey::from_pkcs1_pem(public_key_pem)
+            })
+            .expect("an RSA public key in PEM");
+        self.lock().app = Some((app_id, key, lifetime));
+    }
+
+    /// Sets how long new installation tokens live.
+    pub fn set_token_lifetime(&self, lifetime: i64) {
+        if let Some(app) = self.lock().app.as_mut() {
+            app.2 = lifetime;
+        }
+    }
+
+    /// How many installation tokens were minted.
+    pub fn minted(&self) -> usize {
+        self.lock().minted
     }
 
     /// The most requests that were in flight at once.
@@ -588,6 +619,9 @@ fn answer(
     raw: bool,
     body: Option<&Value>,
 ) -> Response {
+    if let Some(response) = app_endpoints(inner, method, path, token) {
+        return response;
+    }
     if token.is_some_and(|t| !inner.tokens.iter().any(|k| k == t)) {
         return github_error(
             StatusCode::UNAUTHORIZED,
@@ -817,6 +851,99 @@ fn tree(repo: &Repo, git_ref: &str) -> Response {
     }
     json_answer(
         json!({"sha": hex::encode(&Sha256::digest(git_ref.as_bytes())[..20]), "tree": entries, "truncated": false}),
+    )
+}
+
+/// Whether `jwt` is the App's: RS256 under its key, issued by its id, and
+/// within GitHub's ten-minute window.
+fn app_jwt_ok(app: &(u64, rsa::RsaPublicKey, i64), jwt: &str) -> bool {
+    use rsa::signature::Verifier;
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header, claims, signature] = parts.as_slice() else {
+        return false;
+    };
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (Ok(claims), Ok(signature)) = (b64.decode(claims), b64.decode(signature)) else {
+        return false;
+    };
+    let Ok(signature) = rsa::pkcs1v15::Signature::try_from(signature.as_slice()) else {
+        return false;
+    };
+    let verifier = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(app.1.clone());
+    if verifier
+        .verify(format!("{header}.{}", parts[1]).as_bytes(), &signature)
+        .is_err()
+    {
+        return false;
+    }
+    let Ok(claims) = serde_json::from_slice::<Value>(&claims) else {
+        return false;
+    };
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap_or(0),
+        claims["exp"].as_i64().unwrap_or(0),
+    );
+    claims["iss"].as_str() == Some(app.0.to_string().as_str())
+        && exp > now()
+        && iat <= now() + 60
+        && exp - iat <= 600
+}
+
+/// The GitHub App endpoints, authenticated by the App's JWT.
+fn app_endpoints(
+    inner: &mut Inner,
+    method: &Method,
+    path: &str,
+    token: Option<&str>,
+) -> Option<Response> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let installation_lookup = matches!(
+        (method, segments.as_slice()),
+        (&Method::GET, ["orgs" | "users", _, "installation"])
+            | (&Method::GET, ["repos", _, _, "installation"])
+    );
+    let mint = matches!(
+        (method, segments.as_slice()),
+        (&Method::POST, ["app", "installations", _, "access_tokens"])
+    );
+    if !installation_lookup && !mint {
+        return None;
+    }
+    let docs = "https://docs.github.com/rest/apps/apps";
+    let Some(app) = inner.app.clone() else {
+        return Some(not_found(docs));
+    };
+    if !token.is_some_and(|jwt| app_jwt_ok(&app, jwt)) {
+        return Some(github_error(
+            StatusCode::UNAUTHORIZED,
+            "A JSON web token could not be decoded",
+            docs,
+        ));
+    }
+    if installation_lookup {
+        let owner = segments[1];
+        let known = inner.orgs.contains_key(owner) || inner.repos.iter().any(|r| r.owner == owner);
+        return Some(if known {
+            json_answer(
+                json!({"id": 4200 + owner.len(), "app_id": app.0, "account": {"login": owner}}),
+            )
+        } else {
+            not_found(docs)
+        });
+    }
+    inner.minted += 1;
+    let token = format!("ghs_stub_installation_{}_{}", inner.minted, now_nanos());
+    inner.tokens.push(token.clone());
+    let expires_at = jiff::Timestamp::from_second(now() + app.2)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    Some(
+        (
+            StatusCode::CREATED,
+            [("content-type", "application/json; charset=utf-8")],
+            json!({"token": token, "expires_at": expires_at}).to_string(),
+        )
+            .into_response(),
     )
 }
 

@@ -71,6 +71,15 @@ fn backstage_example_files() -> Vec<(String, String)> {
 }
 
 async fn fixture(with_credential: bool) -> Fixture {
+    fixture_with(if with_credential {
+        "credential: git/github.com"
+    } else {
+        ""
+    })
+    .await
+}
+
+async fn fixture_with(credential: &str) -> Fixture {
     captured_logs();
     let github = GithubStub::start(
         vec![
@@ -107,11 +116,6 @@ async fn fixture(with_credential: bool) -> Fixture {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("integrations.yaml");
-    let credential = if with_credential {
-        "credential: git/github.com"
-    } else {
-        ""
-    };
     std::fs::write(
         &file,
         format!(
@@ -726,4 +730,73 @@ async fn admins_see_each_git_host_and_test_its_connection() {
         assert_status(&response, StatusCode::FORBIDDEN);
     }
     assert_eq!(f.github.violations(), Vec::<String>::new());
+}
+
+/// Reads through a GitHub App: Paved signs a JWT with the App's key from
+/// Vault, finds the installation, mints an installation token, reuses it,
+/// and mints a new one when the old one is within five minutes of expiry;
+/// neither the key nor a token is ever logged or stored.
+#[tokio::test]
+async fn a_github_app_mints_installation_tokens_and_renews_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("app.pem");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let private_key = openssl(&["genrsa", "-traditional", "2048"]);
+    std::fs::write(&key_path, &private_key).unwrap();
+    let public_key = openssl(&["rsa", "-in", key_path.to_str().unwrap(), "-pubout"]);
+
+    let f = fixture_with("credential: { app_id: 42, private_key: git/github-app }").await;
+    // Installation tokens that live two minutes are within five minutes of
+    // expiry at once: each use mints a new one.
+    f.github.with_app(42, &public_key, 120);
+    f._vault
+        .root(
+            "POST",
+            "secret/data/platform/git/github-app",
+            json!({"data": {"private_key": private_key}}),
+        )
+        .await;
+    let (status, body) = f
+        .register("https://github.com/acme/payments-api/blob/main/catalog-info.yaml")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["problems"], json!([]), "{body}");
+    assert_eq!(f.github.minted(), 2, "the file and its $text placeholder");
+
+    // Tokens that live an hour are reused: one more mint, then none.
+    f.github.set_token_lifetime(3600);
+    let refresh = json!({"entityRef": "component:default/payments-api"});
+    f.app
+        .as_(ADMIN)
+        .post("/api/catalog/refresh", refresh.clone())
+        .await;
+    assert_eq!(f.github.minted(), 3);
+    f.github
+        .set_file("acme/payments-api", "docs/summary.txt", "Renewed.");
+    f.app.as_(ADMIN).post("/api/catalog/refresh", refresh).await;
+    assert_eq!(f.github.minted(), 3, "the fresh token is reused");
+    let (_, entity) = f
+        .app
+        .as_(PAYMENTS_DEV)
+        .get("/api/catalog/entities/by-name/component/default/payments-api")
+        .await;
+    assert_eq!(entity["metadata"]["description"], "Renewed.");
+
+    assert_eq!(f.github.violations(), Vec::<String>::new());
+    let logs = captured_logs();
+    let logs = logs.lock().unwrap();
+    assert!(!contains_bytes(&logs, "BEGIN RSA PRIVATE KEY"));
+    assert!(!contains_bytes(&logs, "ghs_stub_installation_"));
+    assert!(!contains_bytes(
+        &f.app.database_bytes(),
+        "ghs_stub_installation_"
+    ));
+    assert!(!contains_bytes(&f.app.database_bytes(), "PRIVATE KEY"));
 }

@@ -66,6 +66,8 @@ pub struct Integrations {
     vault_prefix: String,
     http: reqwest::Client,
     credentials: Mutex<HashMap<String, (Option<SecretString>, Instant)>>,
+    /// GitHub App installation tokens per host/owner, with their expiry (Unix seconds).
+    installations: Mutex<HashMap<String, (SecretString, i64)>>,
     etags: Mutex<HashMap<String, (String, Arc<String>)>>,
     limits: Mutex<HashMap<String, RateLimit>>,
     now: Box<dyn Fn() -> i64 + Send + Sync>,
@@ -102,6 +104,7 @@ impl Integrations {
             vault_prefix,
             http,
             credentials: Mutex::default(),
+            installations: Mutex::default(),
             etags: Mutex::default(),
             limits: Mutex::default(),
             now: Box::new(crate::now_unix),
@@ -148,7 +151,7 @@ impl Integrations {
                 until - now
             ));
         }
-        let credential = self.credential(integration).await?;
+        let credential = self.credential(integration, owner_of(&file.repo)).await?;
         let cache_key = request_url.to_string();
         let cached = lock(&self.etags).get(&cache_key).cloned();
         let mut request = self.http.get(request_url.clone());
@@ -234,7 +237,7 @@ impl Integrations {
         }
         let api = integration.api_base_url.as_str().trim_end_matches('/');
         let repo = url::encode_path(&folder.repo);
-        let credential = self.credential(integration).await?;
+        let credential = self.credential(integration, owner_of(&folder.repo)).await?;
         let get = |address: String| {
             let mut request = self
                 .http
@@ -392,7 +395,16 @@ impl Integrations {
                 until - now
             ));
         }
-        let credential = self.credential(integration).await?;
+        let owner = {
+            let mut parts = path.trim_start_matches('/').split('/');
+            match (parts.next(), parts.next()) {
+                (Some("repos" | "orgs" | "users"), Some(owner)) => {
+                    Some(owner.split('?').next().unwrap_or(owner))
+                }
+                _ => None,
+            }
+        };
+        let credential = self.credential(integration, owner).await?;
         let address = format!(
             "{}/{}",
             integration.api_base_url.as_str().trim_end_matches('/'),
@@ -465,8 +477,12 @@ impl Integrations {
 
     /// The integration's token, for a git push over https (never put on a
     /// command line: see the scaffolder's `basic_auth_env`).
-    pub async fn token(&self, integration: &Integration) -> Result<Option<SecretString>, String> {
-        self.credential(integration).await
+    pub async fn token(
+        &self,
+        integration: &Integration,
+        owner: &str,
+    ) -> Result<Option<SecretString>, String> {
+        self.credential(integration, Some(owner)).await
     }
 
     /// Every repository of `owner` (an organization, or else a user) that
@@ -609,18 +625,41 @@ impl Integrations {
     }
 
     /// The integration's token, read from Vault (cached for five minutes).
-    async fn credential(&self, integration: &Integration) -> Result<Option<SecretString>, String> {
+    /// The token for a request about `owner`'s repositories: the
+    /// integration's token, or an installation token of its GitHub App.
+    async fn credential(
+        &self,
+        integration: &Integration,
+        owner: Option<&str>,
+    ) -> Result<Option<SecretString>, String> {
         let path = match &integration.credential {
             CredentialRef::None => return Ok(None),
             CredentialRef::Token { path } => path,
-            CredentialRef::GithubApp { .. } => {
-                return Err(format!(
-                    "{} is configured with a GitHub App; Paved reads with tokens only for now: store a token at a git/ path and name it as the credential",
-                    integration.host
-                ))
+            CredentialRef::GithubApp { app_id, path } => {
+                let owner = owner.ok_or_else(|| {
+                    format!(
+                        "{} uses a GitHub App, whose tokens act for one installation, and this request names no repository owner",
+                        integration.host
+                    )
+                })?;
+                return self
+                    .installation_token(integration, *app_id, path, owner)
+                    .await
+                    .map(Some);
             }
         };
-        if let Some((value, at)) = lock(&self.credentials).get(path) {
+        self.vault_field(integration, path, "token").await.map(Some)
+    }
+
+    /// A field of the secret at `path` (under the prefix), cached for five minutes.
+    async fn vault_field(
+        &self,
+        integration: &Integration,
+        path: &str,
+        field: &str,
+    ) -> Result<SecretString, String> {
+        let key = format!("{path}#{field}");
+        if let Some((Some(value), at)) = lock(&self.credentials).get(&key) {
             if at.elapsed() < CREDENTIAL_TTL {
                 return Ok(value.clone());
             }
@@ -638,19 +677,136 @@ impl Integrations {
                 integration.host
             )
         })?;
-        let token = data
+        let value = data
             .as_ref()
-            .and_then(|d| d.get("token"))
+            .and_then(|d| d.get(field))
             .and_then(Value::as_str)
             .map(|t| SecretString::from(t.to_owned()))
             .ok_or_else(|| {
                 format!(
-                    "no `token` field at {full} in Vault for {}",
+                    "no `{field}` field at {full} in Vault for {}",
                     integration.host
                 )
             })?;
-        lock(&self.credentials).insert(path.clone(), (Some(token.clone()), Instant::now()));
-        Ok(Some(token))
+        lock(&self.credentials).insert(key, (Some(value.clone()), Instant::now()));
+        Ok(value)
+    }
+
+    /// An installation token of the GitHub App `app_id` for `owner`'s
+    /// installation: minted with a JWT signed by the App's private key (field
+    /// `private_key` at `path`), reused until five minutes before it expires.
+    async fn installation_token(
+        &self,
+        integration: &Integration,
+        app_id: u64,
+        path: &str,
+        owner: &str,
+    ) -> Result<SecretString, String> {
+        let host = &integration.host;
+        let now = (self.now)();
+        let cache_key = format!("{host}/{}", owner.to_ascii_lowercase());
+        if let Some((token, expires_at)) = lock(&self.installations).get(&cache_key) {
+            if expires_at - now > 300 {
+                return Ok(token.clone());
+            }
+        }
+        let key = self.vault_field(integration, path, "private_key").await?;
+        let jwt = github_app::jwt(app_id, key.expose_secret(), now)
+            .map_err(|e| format!("the GitHub App key at {path} in Vault cannot sign: {e}"))?;
+        let api = integration.api_base_url.as_str().trim_end_matches('/');
+        let call = |method: reqwest::Method, address: String| {
+            self.http
+                .request(method, address)
+                .bearer_auth(&jwt)
+                .header("accept", "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28")
+        };
+        let mut installation = None;
+        for scope in ["orgs", "users"] {
+            let response = call(
+                reqwest::Method::GET,
+                format!("{api}/{scope}/{}/installation", url::encode(owner)),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {host}: {}", without_url(&e)))?;
+            if response.status().is_success() {
+                let answer: Value = response.json().await.unwrap_or(Value::Null);
+                installation = answer["id"].as_u64();
+                break;
+            }
+            if response.status().as_u16() == 401 {
+                return Err(format!(
+                    "{host} refused the GitHub App {app_id}'s signature (401): check the app id and the key at {path} in Vault"
+                ));
+            }
+        }
+        let installation = installation.ok_or_else(|| {
+            format!(
+                "the GitHub App {app_id} is not installed for {owner} on {host}: install it there"
+            )
+        })?;
+        let response = call(
+            reqwest::Method::POST,
+            format!("{api}/app/installations/{installation}/access_tokens"),
+        )
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {host}: {}", without_url(&e)))?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        let token = answer["token"]
+            .as_str()
+            .filter(|_| status.is_success())
+            .map(|t| SecretString::from(t.to_owned()))
+            .ok_or_else(|| {
+                format!("{host} would not mint an installation token for {owner} ({status})")
+            })?;
+        let expires_at = answer["expires_at"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_second())
+            .unwrap_or(now + 3600);
+        tracing::info!(host = %host, owner = %owner, installation, expires_at, "minted a GitHub App installation token");
+        lock(&self.installations).insert(cache_key, (token.clone(), expires_at));
+        Ok(token)
+    }
+}
+
+/// The owner part of `owner/name` (or of a clone URL's path).
+fn owner_of(repo: &str) -> Option<&str> {
+    repo.split('/')
+        .next()
+        .filter(|o| !o.is_empty() && !o.contains(':'))
+}
+
+/// GitHub App authentication: the JWT an App signs to ask for installation tokens.
+pub mod github_app {
+    use base64::Engine;
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+
+    /// A JWT for App `app_id`, valid from a minute ago (clock drift) for nine
+    /// minutes (GitHub allows ten), signed RS256 with the App's PEM key
+    /// (PKCS#1, as GitHub issues them, or PKCS#8).
+    pub fn jwt(app_id: u64, private_key_pem: &str, now: i64) -> Result<String, String> {
+        let key = rsa::RsaPrivateKey::from_pkcs1_pem(private_key_pem)
+            .or_else(|_| rsa::RsaPrivateKey::from_pkcs8_pem(private_key_pem))
+            .map_err(|_| "not an RSA private key in PEM".to_owned())?;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let header = b64(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let claims = b64(
+            serde_json::json!({"iat": now - 60, "exp": now + 540, "iss": app_id.to_string()})
+                .to_string()
+                .as_bytes(),
+        );
+        let signing_input = format!("{header}.{claims}");
+        let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
+        let signature = signer
+            .try_sign(signing_input.as_bytes())
+            .map_err(|e| e.to_string())?;
+        Ok(format!("{signing_input}.{}", b64(&signature.to_bytes())))
     }
 }
 

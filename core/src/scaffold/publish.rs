@@ -191,7 +191,7 @@ pub(super) async fn github(
         .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
         .ok_or_else(|| format!("{host} gave no https clone URL for {owner}/{name}"))?
         .to_owned();
-    let env = match api.token(integration).await? {
+    let env = match api.token(integration, &owner).await? {
         Some(token) => basic_auth_env("x-access-token", token.expose_secret()),
         None => Vec::new(),
     };
