@@ -363,10 +363,40 @@ pub async fn register_scaffolded_url(
     url: &str,
     team: Option<&str>,
 ) -> Result<String, CoreError> {
+    let id = find_or_insert(
+        pool,
+        sources,
+        "url",
+        url,
+        actor,
+        "catalog.location.scaffold",
+    )
+    .await?;
+    sqlx::query!(
+        "UPDATE catalog_locations SET team = ?2 WHERE id = ?1",
+        id,
+        team
+    )
+    .execute(pool)
+    .await?;
+    refresh_location(pool, sources, &id).await?;
+    Ok(id)
+}
+
+/// The id of the location `kind:target` (checked as registration does),
+/// inserting it with its audit entry by `actor` when it is new.
+async fn find_or_insert(
+    pool: &SqlitePool,
+    sources: &Sources,
+    kind: &str,
+    target: &str,
+    actor: &str,
+    action: &str,
+) -> Result<String, CoreError> {
     let checked = sources
-        .check("url", url)
+        .check(kind, target)
         .map_err(|message| CoreError::Invalid {
-            field: "catalogInfoUrl",
+            field: "target",
             message,
         })?;
     let (kind, target) = (checked.kind(), checked.raw());
@@ -377,8 +407,8 @@ pub async fn register_scaffolded_url(
     )
     .fetch_optional(pool)
     .await?;
-    let id = match existing {
-        Some(id) => id,
+    match existing {
+        Some(id) => Ok(id),
         None => {
             insert_location(
                 pool,
@@ -386,21 +416,12 @@ pub async fn register_scaffolded_url(
                 &target,
                 None,
                 actor,
-                "catalog.location.scaffold",
-                json!({"type": "url", "target": target}),
+                action,
+                json!({"type": kind, "target": target}),
             )
-            .await?
+            .await
         }
-    };
-    sqlx::query!(
-        "UPDATE catalog_locations SET team = ?2 WHERE id = ?1",
-        id,
-        team
-    )
-    .execute(pool)
-    .await?;
-    refresh_location(pool, sources, &id).await?;
-    Ok(id)
+    }
 }
 
 /// The locations a push to `branch` of `https://{host}/{full_name}`
@@ -441,36 +462,15 @@ pub async fn ensure_location(
     kind: &str,
     target: &str,
 ) -> Result<String, CoreError> {
-    let checked = sources
-        .check(kind, target)
-        .map_err(|message| CoreError::Invalid {
-            field: "target",
-            message,
-        })?;
-    let (kind, target) = (checked.kind(), checked.raw());
-    let existing = sqlx::query_scalar!(
-        r#"SELECT id AS "id!" FROM catalog_locations WHERE type = ?1 AND target = ?2"#,
+    let id = find_or_insert(
+        pool,
+        sources,
         kind,
-        target
+        target,
+        "system:config",
+        "catalog.location.register",
     )
-    .fetch_optional(pool)
     .await?;
-    let id = match existing {
-        Some(id) => id,
-        None => {
-            let after = json!({"type": kind, "target": target});
-            insert_location(
-                pool,
-                kind,
-                &target,
-                None,
-                "system:config",
-                "catalog.location.register",
-                after,
-            )
-            .await?
-        }
-    };
     refresh_location(pool, sources, &id).await?;
     Ok(id)
 }

@@ -126,6 +126,18 @@ impl Integrations {
         lock(&self.limits).get(host).cloned().unwrap_or_default()
     }
 
+    /// Refuses at once while `host` waits for its rate limit to reset.
+    fn backing_off(&self, host: &str, now: i64) -> Result<(), String> {
+        match self.rate_limit(host).limited_until.filter(|u| *u > now) {
+            Some(until) => Err(format!(
+                "{host} rate-limited Paved; it is not asked again before {} (in {} s)",
+                format_utc(until),
+                until - now
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Reads the file `url` names through its integration's API: with the
     /// credential, conditionally (an unchanged file is one 304), within `max`
     /// bytes. Errors say what to fix and never quote the credential.
@@ -144,13 +156,7 @@ impl Integrations {
         };
         let host = &integration.host;
         let now = (self.now)();
-        if let Some(until) = self.rate_limit(host).limited_until.filter(|u| *u > now) {
-            return Err(format!(
-                "{host} rate-limited Paved; it is not asked again before {} (in {} s)",
-                format_utc(until),
-                until - now
-            ));
-        }
+        self.backing_off(host, now)?;
         let credential = self.credential(integration, owner_of(&file.repo)).await?;
         let cache_key = request_url.to_string();
         let cached = lock(&self.etags).get(&cache_key).cloned();
@@ -388,13 +394,7 @@ impl Integrations {
     ) -> Result<(u16, Value), String> {
         let host = &integration.host;
         let now = (self.now)();
-        if let Some(until) = self.rate_limit(host).limited_until.filter(|u| *u > now) {
-            return Err(format!(
-                "{host} rate-limited Paved; it is not asked again before {} (in {} s)",
-                format_utc(until),
-                until - now
-            ));
-        }
+        self.backing_off(host, now)?;
         let owner = {
             let mut parts = path.trim_start_matches('/').split('/');
             match (parts.next(), parts.next()) {

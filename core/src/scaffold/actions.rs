@@ -585,25 +585,7 @@ async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, St
         }
     }
     let description = input_str(input, "description").unwrap_or("Created by Paved");
-    let message = format!(
-        "{}\n\n{description}\n\n{marker}",
-        input_str(input, "gitCommitMessage").unwrap_or("Initial commit")
-    );
-    let author_name = input_str(input, "gitAuthorName").unwrap_or("Paved Scaffolder");
-    let author_email = input_str(input, "gitAuthorEmail").unwrap_or("scaffolder@paved.invalid");
-    let _ = std::fs::remove_dir_all(source.join(".git"));
-    git(ctx, &source, &["init", "--quiet", "-b", branch]).await?;
-    git(ctx, &source, &["add", "--all"]).await?;
-    let name_cfg = format!("user.name={author_name}");
-    let email_cfg = format!("user.email={author_email}");
-    git(
-        ctx,
-        &source,
-        &[
-            "-c", &name_cfg, "-c", &email_cfg, "commit", "--quiet", "-m", &message,
-        ],
-    )
-    .await?;
+    commit_workspace(ctx, input, &source, branch, description, &marker).await?;
     let refspec = format!("HEAD:refs/heads/{branch}");
     let access = remote_access(ctx, &parsed.host, &host.target).await?;
     access
@@ -620,6 +602,39 @@ async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, St
     let mut out = outputs;
     out["commitHash"] = json!(hash.trim());
     Ok(out)
+}
+
+/// Makes `source` one commit on `branch`: the template's message (or
+/// "Initial commit"), `description`, and the task's `marker` trailer by which
+/// a retried task recognises its own push; author from the input.
+pub(super) async fn commit_workspace(
+    ctx: &ActionContext<'_>,
+    input: &Value,
+    source: &Path,
+    branch: &str,
+    description: &str,
+    marker: &str,
+) -> Result<(), String> {
+    let message = format!(
+        "{}\n\n{description}\n\n{marker}",
+        input_str(input, "gitCommitMessage").unwrap_or("Initial commit")
+    );
+    let author_name = input_str(input, "gitAuthorName").unwrap_or("Paved Scaffolder");
+    let author_email = input_str(input, "gitAuthorEmail").unwrap_or("scaffolder@paved.invalid");
+    let _ = std::fs::remove_dir_all(source.join(".git"));
+    git(ctx, source, &["init", "--quiet", "-b", branch]).await?;
+    git(ctx, source, &["add", "--all"]).await?;
+    let name_cfg = format!("user.name={author_name}");
+    let email_cfg = format!("user.email={author_email}");
+    git(
+        ctx,
+        source,
+        &[
+            "-c", &name_cfg, "-c", &email_cfg, "commit", "--quiet", "-m", &message,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// A scratch folder inside the workspace (removed by the caller).

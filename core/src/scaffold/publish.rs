@@ -7,7 +7,8 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::actions::{
-    basic_auth_env, check_branch, git, git_env, input_str, safe_join, ActionContext,
+    basic_auth_env, check_branch, commit_workspace, git, git_env, input_str, safe_join,
+    ActionContext,
 };
 use crate::integrations::Integration;
 use paved_shared::forms::RepoUrl;
@@ -167,25 +168,7 @@ pub(super) async fn github(
         ctx.workspace,
         input_str(input, "sourcePath").unwrap_or("./"),
     )?;
-    let message = format!(
-        "{}\n\n{description}\n\n{marker}",
-        input_str(input, "gitCommitMessage").unwrap_or("Initial commit")
-    );
-    let author_name = input_str(input, "gitAuthorName").unwrap_or("Paved Scaffolder");
-    let author_email = input_str(input, "gitAuthorEmail").unwrap_or("scaffolder@paved.invalid");
-    let _ = std::fs::remove_dir_all(source.join(".git"));
-    git(ctx, &source, &["init", "--quiet", "-b", branch]).await?;
-    git(ctx, &source, &["add", "--all"]).await?;
-    let name_cfg = format!("user.name={author_name}");
-    let email_cfg = format!("user.email={author_email}");
-    git(
-        ctx,
-        &source,
-        &[
-            "-c", &name_cfg, "-c", &email_cfg, "commit", "--quiet", "-m", &message,
-        ],
-    )
-    .await?;
+    commit_workspace(ctx, input, &source, branch, description, &marker).await?;
     let clone_url = repo["clone_url"]
         .as_str()
         .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
