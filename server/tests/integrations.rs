@@ -159,6 +159,14 @@ impl Fixture {
             .await
     }
 
+    /// Registers `url`, which must read without a problem.
+    async fn register_cleanly(&self, url: &str) -> Value {
+        let (status, body) = self.register(url).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["problems"], json!([]), "{body}");
+        body
+    }
+
     async fn problems(&self, id: &str) -> Vec<String> {
         let (_, body) = self
             .app
@@ -177,11 +185,8 @@ impl Fixture {
 #[tokio::test]
 async fn a_private_repository_is_read_by_its_blob_url_with_the_token_from_vault() {
     let f = fixture(true).await;
-    let (status, body) = f
-        .register("https://github.com/acme/payments-api/blob/main/catalog-info.yaml")
+    f.register_cleanly("https://github.com/acme/payments-api/blob/main/catalog-info.yaml")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["problems"], json!([]), "{body}");
     let (status, entity) = f
         .app
         .as_(PAYMENTS_DEV)
@@ -248,11 +253,8 @@ async fn a_private_repository_is_read_by_its_blob_url_with_the_token_from_vault(
 async fn failures_say_what_to_fix() {
     let f = fixture(false).await;
     // Public repositories need no credential.
-    let (status, body) = f
-        .register("https://github.com/acme/invoices/blob/main/catalog-info.yaml")
+    f.register_cleanly("https://github.com/acme/invoices/blob/main/catalog-info.yaml")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["problems"], json!([]), "{body}");
     assert!(f.github.requests().iter().all(|r| !r.authorized));
 
     // A private repository without a credential: the path, or a credential.
@@ -319,11 +321,8 @@ async fn failures_say_what_to_fix() {
 #[tokio::test]
 async fn a_template_registered_by_url_fetches_its_skeleton_from_the_repository() {
     let f = fixture(true).await;
-    let (status, body) = f
-        .register("https://github.com/acme/templates/blob/main/nodejs/template.yaml")
+    f.register_cleanly("https://github.com/acme/templates/blob/main/nodejs/template.yaml")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["problems"], json!([]), "{body}");
     let values =
         json!({"name": "example-svc", "repoUrl": "github.com?owner=guest&repo=example-svc"});
     let (status, dry) = f
@@ -763,11 +762,8 @@ async fn a_github_app_mints_installation_tokens_and_renews_them() {
             json!({"data": {"private_key": private_key}}),
         )
         .await;
-    let (status, body) = f
-        .register("https://github.com/acme/payments-api/blob/main/catalog-info.yaml")
+    f.register_cleanly("https://github.com/acme/payments-api/blob/main/catalog-info.yaml")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["problems"], json!([]), "{body}");
     assert_eq!(f.github.minted(), 2, "the file and its $text placeholder");
 
     // Tokens that live an hour are reused: one more mint, then none.

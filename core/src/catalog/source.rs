@@ -204,15 +204,16 @@ impl Sources {
             "file" => self.check_file(Path::new(raw)),
             "github-discovery" => {
                 let url = Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL ({e})"))?;
-                let integration = self
+                let on_github = self
                     .integrations
                     .as_ref()
                     .and_then(|i| i.for_url(&url))
-                    .filter(|i| i.kind.is_github())
-                    .ok_or_else(|| {
-                        format!("{raw} is not on a GitHub host configured in PAVED_INTEGRATIONS")
-                    })?;
-                let _ = integration;
+                    .is_some_and(|i| i.kind.is_github());
+                if !on_github {
+                    return Err(format!(
+                        "{raw} is not on a GitHub host configured in PAVED_INTEGRATIONS"
+                    ));
+                }
                 super::discovery::parse(&url)?;
                 Ok(Target::Discovery(url))
             }

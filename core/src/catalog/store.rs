@@ -75,12 +75,7 @@ pub async fn register_location_as(
     target: &str,
     dry_run: bool,
 ) -> Result<(Option<LocationInfo>, Crawl), CoreError> {
-    let checked = sources
-        .check(kind, target)
-        .map_err(|message| CoreError::Invalid {
-            field: "target",
-            message,
-        })?;
+    let checked = check_target(sources, kind, target)?;
     if dry_run {
         if let Target::Discovery(url) = &checked {
             let scan = discover_preview(sources, url).await;
@@ -393,12 +388,7 @@ async fn find_or_insert(
     actor: &str,
     action: &str,
 ) -> Result<String, CoreError> {
-    let checked = sources
-        .check(kind, target)
-        .map_err(|message| CoreError::Invalid {
-            field: "target",
-            message,
-        })?;
+    let checked = check_target(sources, kind, target)?;
     let (kind, target) = (checked.kind(), checked.raw());
     let existing = sqlx::query_scalar!(
         r#"SELECT id AS "id!" FROM catalog_locations WHERE type = ?1 AND target = ?2"#,
@@ -473,6 +463,16 @@ pub async fn ensure_location(
     .await?;
     refresh_location(pool, sources, &id).await?;
     Ok(id)
+}
+
+/// `kind:target` checked as registration checks it, a refusal naming the target.
+fn check_target(sources: &Sources, kind: &str, target: &str) -> Result<Target, CoreError> {
+    sources
+        .check(kind, target)
+        .map_err(|message| CoreError::Invalid {
+            field: "target",
+            message,
+        })
 }
 
 /// Inserts a location row and its audit entry in one transaction; returns

@@ -150,7 +150,7 @@ impl Integrations {
         let file = url::parse(integration, url)?;
         let Some(request_url) = url::raw_file_request(integration, &file) else {
             return Err(format!(
-                "{url} is on {}, a plain git host; Paved reads its files with git, which catalog locations do not use yet: register a file of a GitHub, GitLab, Bitbucket, Azure DevOps or Gitea host",
+                "{url} is on {}, a plain git host, whose files Paved does not read into the catalog: register a file of a GitHub, GitLab, Bitbucket, Azure DevOps or Gitea host",
                 integration.host
             ));
         };
@@ -236,9 +236,9 @@ impl Integrations {
     ) -> Result<usize, String> {
         if !integration.kind.is_github() {
             return Err(format!(
-                "reading folders from {} hosts ({}) is not supported yet; keep the skeleton on a GitHub host or in a file location",
+                "Paved reads folders only from GitHub hosts, and {} is a {} host; keep the skeleton on a GitHub host or in a file location",
+                integration.host,
                 integration.kind.as_str(),
-                integration.host
             ));
         }
         let api = integration.api_base_url.as_str().trim_end_matches('/');
@@ -494,9 +494,9 @@ impl Integrations {
     ) -> Result<Vec<RepoSummary>, String> {
         if !integration.kind.is_github() {
             return Err(format!(
-                "discovery on {} hosts ({}) is not supported yet",
+                "Paved discovers repositories only on GitHub hosts, and {} is a {} host; register each repository's file as a url location instead",
+                integration.host,
                 integration.kind.as_str(),
-                integration.host
             ));
         }
         let host = &integration.host;

@@ -900,13 +900,8 @@ async fn register_from_git_host(
     if let Some(p) = found.problems.first() {
         return Err(format!("{info_path} has problems: {}", p.message));
     }
-    let entity_ref = found
-        .entities
-        .iter()
-        .find(|e| e.entity.entity_ref.kind == "component")
-        .or(found.entities.first())
-        .map(|e| e.entity.entity_ref.to_string())
-        .ok_or_else(|| format!("{info_path} has no entities"))?;
+    let entity_ref =
+        main_entity_ref(&found).ok_or_else(|| format!("{info_path} has no entities"))?;
     crate::catalog::store::register_scaffolded_url(
         &ctx.core.db,
         &ctx.core.catalog,
@@ -919,6 +914,16 @@ async fn register_from_git_host(
     ctx.info(format!("Registered {entity_ref} from {url}"))
         .await;
     Ok(json!({"entityRef": entity_ref, "catalogInfoUrl": url}))
+}
+
+/// The entity a registered file is about: its Component, else its first entity.
+fn main_entity_ref(found: &crate::catalog::crawl::Crawl) -> Option<String> {
+    found
+        .entities
+        .iter()
+        .find(|e| e.entity.entity_ref.kind == "component")
+        .or(found.entities.first())
+        .map(|e| e.entity.entity_ref.to_string())
 }
 
 /// Checks `yaml` as the catalog would and registers it (or, in a dry run, says what it would register).
@@ -947,13 +952,8 @@ async fn register_yaml(
             .collect();
         return Err(format!("{info_path} has problems: {}", list.join("; ")));
     }
-    let entity_ref = found
-        .entities
-        .iter()
-        .find(|e| e.entity.entity_ref.kind == "component")
-        .or(found.entities.first())
-        .map(|e| e.entity.entity_ref.to_string())
-        .ok_or_else(|| format!("{info_path} has no entities"))?;
+    let entity_ref =
+        main_entity_ref(&found).ok_or_else(|| format!("{info_path} has no entities"))?;
     if ctx.dry_run {
         ctx.info(format!("Would register {entity_ref} from {location_name}"))
             .await;
