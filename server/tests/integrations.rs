@@ -796,3 +796,55 @@ async fn a_github_app_mints_installation_tokens_and_renews_them() {
     ));
     assert!(!contains_bytes(&f.app.database_bytes(), "PRIVATE KEY"));
 }
+
+/// Attack: a repository whose tree names a file outside the skeleton folder
+/// (`..`) is refused before anything is written; a forged webhook for a host
+/// that is not configured is refused too.
+#[tokio::test]
+async fn attack_hostile_trees_and_foreign_webhooks_are_refused() {
+    let f = fixture(true).await;
+    let mut files = backstage_example_files();
+    files.push((
+        "nodejs/content/../../escaped.txt".to_owned(),
+        "outside".to_owned(),
+    ));
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    f.github.add_repo(Repo::new("evil", "templates", &borrowed));
+    f.register_cleanly("https://github.com/evil/templates/blob/main/nodejs/template.yaml")
+        .await;
+    let (status, dry) = f
+        .app
+        .as_(ADMIN)
+        .post(
+            "/api/scaffolder/v2/dry-run",
+            json!({"templateRef": "template:default/example-nodejs-template",
+                   "values": {"name": "x-svc", "repoUrl": "github.com?owner=acme&repo=x-svc"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert!(
+        dry.to_string().contains("which Paved will not write"),
+        "{dry}"
+    );
+    assert!(!f.dir.path().join("escaped.txt").exists());
+    assert!(!f.dir.path().join("work/escaped.txt").exists());
+
+    let body = json!({"ref": "refs/heads/main",
+                      "repository": {"full_name": "a/b", "html_url": "https://gitlab.evil.example/a/b"}})
+    .to_string();
+    let forged = axum::http::Request::post("/api/catalog/webhooks/github")
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    assert_status(&f.app.send(forged).await, StatusCode::NOT_FOUND);
+    let unsigned = axum::http::Request::post("/api/catalog/webhooks/github")
+        .header("x-github-event", "push")
+        .body(axum::body::Body::from("{}"))
+        .unwrap();
+    assert_status(&f.app.send(unsigned).await, StatusCode::UNAUTHORIZED);
+}
