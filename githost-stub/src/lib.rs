@@ -165,6 +165,8 @@ struct Inner {
     remaining: i64,
     reset_at: i64,
     requests: Vec<Recorded>,
+    /// Git smart-HTTP requests: (method, path?query).
+    git_requests: Vec<(String, String)>,
     violations: Vec<String>,
 }
 
@@ -239,6 +241,7 @@ impl GithubStub {
             remaining: rate_limit,
             reset_at: now() + 3600,
             requests: Vec::new(),
+            git_requests: Vec::new(),
             violations: Vec::new(),
         }));
         let load = Arc::new(Load::default());
@@ -356,6 +359,73 @@ impl GithubStub {
         self.lock().requests.clone()
     }
 
+    /// Git smart-HTTP requests so far: (method, path with query).
+    pub fn git_requests(&self) -> Vec<(String, String)> {
+        self.lock().git_requests.clone()
+    }
+
+    /// Adds a repository with real git history, served over smart HTTP at
+    /// `{url}/{owner}/{name}.git` as well as through the API: `files`
+    /// committed on `main`.
+    pub fn add_git_repo(&self, owner: &str, name: &str, files: &[(&str, &str)]) {
+        let bare = self.lock().git_root.join(owner).join(format!("{name}.git"));
+        std::fs::create_dir_all(&bare).expect("a folder for the repository");
+        init_bare(&bare).expect("git init --bare");
+        self.add_repo(Repo {
+            bare: Some(bare),
+            refs: BTreeMap::new(),
+            ..Repo::new(owner, name, &[])
+        });
+        self.commit(&format!("{owner}/{name}"), files);
+    }
+
+    /// Commits `files` (path, content) on the default branch of a repository
+    /// made by [`GithubStub::add_git_repo`] or created through the API.
+    pub fn commit(&self, full_name: &str, files: &[(&str, &str)]) {
+        let bare = self
+            .repo(full_name)
+            .and_then(|r| r.bare)
+            .expect("a repository with git history");
+        let work = bare.with_extension(format!("work-{}", now_nanos()));
+        let git = |dir: &std::path::Path, args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_AUTHOR_NAME", "Stand-in")
+                .env("GIT_AUTHOR_EMAIL", "stand-in@example.com")
+                .env("GIT_COMMITTER_NAME", "Stand-in")
+                .env("GIT_COMMITTER_EMAIL", "stand-in@example.com")
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "git {args:?}");
+        };
+        let parent = bare.parent().expect("the owner folder");
+        git(
+            parent,
+            &[
+                "clone",
+                "-q",
+                &bare.to_string_lossy(),
+                &work.to_string_lossy(),
+            ],
+        );
+        for (path, content) in files {
+            let target = work.join(path);
+            std::fs::create_dir_all(target.parent().expect("a parent")).expect("a folder");
+            std::fs::write(target, content).expect("a file");
+        }
+        git(&work, &["add", "-A"]);
+        git(
+            &work,
+            &["commit", "-q", "--allow-empty", "-m", "Change files"],
+        );
+        git(&work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+        let _ = std::fs::remove_dir_all(&work);
+    }
+
     /// Adds a repository.
     pub fn add_repo(&self, repo: Repo) {
         self.lock().repos.push(repo);
@@ -402,7 +472,13 @@ async fn handle(
 ) -> Response {
     let path = uri.path().to_owned();
     if path.contains(".git/") {
-        return git_http(&inner, &method, &uri, &headers, body).await;
+        let response = git_http(&inner, &method, &uri, &headers, body).await;
+        inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .git_requests
+            .push((method.to_string(), uri.to_string()));
+        return response;
     }
     let query: Vec<(String, String)> = uri
         .query()
@@ -984,14 +1060,7 @@ fn create_repo(inner: &mut Inner, owner: &str, body: Option<&Value>) -> Response
             .into_response();
     }
     let bare = inner.git_root.join(owner).join(format!("{name}.git"));
-    let made = std::fs::create_dir_all(&bare).is_ok()
-        && std::process::Command::new("git")
-            .args(["init", "--quiet", "--bare", "-b", "main"])
-            .arg(&bare)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .status()
-            .is_ok_and(|s| s.success());
+    let made = std::fs::create_dir_all(&bare).is_ok() && init_bare(&bare).is_ok();
     if !made {
         return github_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -1022,6 +1091,28 @@ fn create_repo(inner: &mut Inner, owner: &str, body: Option<&Value>) -> Response
         answer.to_string(),
     )
         .into_response()
+}
+
+/// An empty bare repository whose default branch is `main` and which, like
+/// GitHub, serves partial clones (`--filter`).
+fn init_bare(bare: &std::path::Path) -> Result<(), String> {
+    for args in [
+        &["init", "--quiet", "--bare", "-b", "main", "."][..],
+        &["config", "uploadpack.allowFilter", "true"],
+        &["config", "uploadpack.allowAnySHA1InWant", "true"],
+    ] {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(bare)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err(format!("git {args:?} failed"));
+        }
+    }
+    Ok(())
 }
 
 fn repo_json(repo: &Repo) -> Value {

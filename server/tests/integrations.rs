@@ -71,15 +71,21 @@ fn backstage_example_files() -> Vec<(String, String)> {
 }
 
 async fn fixture(with_credential: bool) -> Fixture {
-    fixture_with(if with_credential {
-        "credential: git/github.com"
-    } else {
-        ""
-    })
+    fixture_with(
+        if with_credential {
+            "credential: git/github.com"
+        } else {
+            ""
+        },
+        false,
+    )
     .await
 }
 
-async fn fixture_with(credential: &str) -> Fixture {
+/// The stand-in behind `github.com` with `credential`; with `plain_git`, its
+/// smart-HTTP side is also configured as a plain git server (kind `git`,
+/// token at `git/plain`).
+async fn fixture_with(credential: &str, plain_git: bool) -> Fixture {
     captured_logs();
     let github = GithubStub::start(
         vec![
@@ -116,14 +122,24 @@ async fn fixture_with(credential: &str) -> Fixture {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("integrations.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "integrations:\n  - host: github.com\n    kind: github\n    api_base_url: {}\n    {credential}\n",
-            github.url()
-        ),
-    )
-    .unwrap();
+    let mut yaml = format!(
+        "integrations:\n  - host: github.com\n    kind: github\n    api_base_url: {}\n    {credential}\n",
+        github.url()
+    );
+    if plain_git {
+        vault
+            .root(
+                "POST",
+                "secret/data/platform/git/plain",
+                json!({"data": {"token": TOKEN, "username": "paved"}}),
+            )
+            .await;
+        yaml.push_str(&format!(
+            "  - host: {}\n    kind: git\n    credential: git/plain\n",
+            github.url().trim_start_matches("http://")
+        ));
+    }
+    std::fs::write(&file, yaml).unwrap();
     let git = dir.path().join("git");
     let mut vars: Vec<(&str, String)> = vec![
         ("PAVED_INTEGRATIONS", file.display().to_string()),
@@ -359,6 +375,104 @@ async fn a_template_registered_by_url_fetches_its_skeleton_from_the_repository()
             &logs[at.saturating_sub(600)..(at + 100).min(logs.len())]
         );
     }
+}
+
+/// A plain git server (kind `git`): a catalog file and a template named as
+/// Docker build contexts name them (`REPO.git#REF:PATH`) are read with a
+/// shallow, sparse git fetch with the token from Vault; a refresh of an
+/// unchanged ref asks only for the ref; the skeleton next to the template
+/// comes the same way.
+#[tokio::test]
+async fn a_plain_git_server_serves_catalog_files_and_skeletons_through_git() {
+    let f = fixture_with("credential: git/github.com", true).await;
+    let files = backstage_example_files();
+    let mut borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    borrowed.push(("catalog-info.yaml", INVOICES));
+    f.github.add_git_repo("acme", "platform", &borrowed);
+    let base = format!("{}/acme/platform.git", f.github.url());
+
+    f.register_cleanly(&format!("{base}#main:catalog-info.yaml"))
+        .await;
+    let (status, entity) = f
+        .app
+        .as_(PAYMENTS_DEV)
+        .get("/api/catalog/entities/by-name/component/default/invoices")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entity}");
+    assert_eq!(entity["spec"]["lifecycle"], "experimental");
+    let first = f.github.git_requests();
+    assert!(
+        first.iter().any(|(m, _)| m == "POST"),
+        "the file came over git's smart HTTP: {first:?}"
+    );
+
+    // Unchanged: git ls-remote only (the ref advertisement), no fetch.
+    let refresh = json!({"entityRef": "component:default/invoices"});
+    let (status, _) = f
+        .app
+        .as_(ADMIN)
+        .post("/api/catalog/refresh", refresh.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let again = &f.github.git_requests()[first.len()..];
+    assert!(
+        !again.is_empty() && again.len() <= 2,
+        "one ls-remote, nothing fetched: {again:?}"
+    );
+
+    // A new commit is read on the next refresh.
+    f.github.commit(
+        "acme/platform",
+        &[(
+            "catalog-info.yaml",
+            &INVOICES.replace("experimental", "production"),
+        )],
+    );
+    f.app.as_(ADMIN).post("/api/catalog/refresh", refresh).await;
+    let (_, entity) = f
+        .app
+        .as_(PAYMENTS_DEV)
+        .get("/api/catalog/entities/by-name/component/default/invoices")
+        .await;
+    assert_eq!(entity["spec"]["lifecycle"], "production");
+
+    // A template from the same server fetches its ./content skeleton with git.
+    f.register_cleanly(&format!("{base}#main:nodejs/template.yaml"))
+        .await;
+    let values =
+        json!({"name": "example-svc", "repoUrl": "github.com?owner=guest&repo=example-svc"});
+    let (status, dry) = f
+        .app
+        .as_(ADMIN)
+        .post(
+            "/api/scaffolder/v2/dry-run",
+            json!({"templateRef": "template:default/example-nodejs-template", "values": values}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    let paths: Vec<&str> = dry["directoryContents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    for expected in ["catalog-info.yaml", "index.js", "package.json"] {
+        assert!(paths.contains(&expected), "{paths:?}");
+    }
+    assert!(!paths.contains(&"template.yaml"), "{paths:?}");
+
+    // A ref that does not exist says so on the location.
+    let (status, body) = f.register(&format!("{base}#nope:catalog-info.yaml")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let message = body["problems"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no branch or tag named nope"), "{body}");
+
+    // The token went to git through its environment only.
+    assert!(!contains_bytes(&captured_logs().lock().unwrap(), TOKEN));
+    assert!(!contains_bytes(&f.app.database_bytes(), TOKEN));
 }
 
 async fn run_task(f: &Fixture, template: &str, values: Value) -> Value {
@@ -751,7 +865,11 @@ async fn a_github_app_mints_installation_tokens_and_renews_them() {
     std::fs::write(&key_path, &private_key).unwrap();
     let public_key = openssl(&["rsa", "-in", key_path.to_str().unwrap(), "-pubout"]);
 
-    let f = fixture_with("credential: { app_id: 42, private_key: git/github-app }").await;
+    let f = fixture_with(
+        "credential: { app_id: 42, private_key: git/github-app }",
+        false,
+    )
+    .await;
     // Installation tokens that live two minutes are within five minutes of
     // expiry at once: each use mints a new one.
     f.github.with_app(42, &public_key, 120);

@@ -7,6 +7,7 @@
 //! never logged, stored, put in an error or on a command line.
 
 pub mod config;
+pub mod git;
 pub mod page;
 pub mod url;
 
@@ -23,6 +24,8 @@ pub use url::RepoPath;
 
 /// How long a credential read from Vault is used before it is read again.
 const CREDENTIAL_TTL: Duration = Duration::from_secs(300);
+/// The largest file a skeleton fetched with git may hold.
+const MAX_GIT_FILE: usize = 10 * 1024 * 1024;
 /// How many conditional-request answers are remembered.
 const ETAG_ENTRIES: usize = 20_000;
 
@@ -149,10 +152,7 @@ impl Integrations {
     ) -> Result<Fetched, String> {
         let file = url::parse(integration, url)?;
         let Some(request_url) = url::raw_file_request(integration, &file) else {
-            return Err(format!(
-                "{url} is on {}, a plain git host, whose files Paved does not read into the catalog: register a file of a GitHub, GitLab, Bitbucket, Azure DevOps or Gitea host",
-                integration.host
-            ));
+            return self.read_with_git(integration, url, &file, max).await;
         };
         let host = &integration.host;
         let now = (self.now)();
@@ -235,11 +235,18 @@ impl Integrations {
         max_files: usize,
     ) -> Result<usize, String> {
         if !integration.kind.is_github() {
-            return Err(format!(
-                "Paved reads folders only from GitHub hosts, and {} is a {} host; keep the skeleton on a GitHub host or in a file location",
-                integration.host,
-                integration.kind.as_str(),
-            ));
+            // Other hosts' APIs list trees page by page or not at all: one
+            // shallow, sparse git fetch is fewer requests on every one of them.
+            let clone = git::clone_url(integration, &folder.repo)?;
+            let env = self.git_env(integration, &folder.repo).await?;
+            return git::download(&clone, folder, &env, dest, max_files, MAX_GIT_FILE)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot fetch {} from {}: {e}",
+                        folder.repo, integration.host
+                    )
+                });
         }
         let api = integration.api_base_url.as_str().trim_end_matches('/');
         let repo = url::encode_path(&folder.repo);
@@ -380,6 +387,72 @@ impl Integrations {
             std::fs::write(&target, &bytes).map_err(|e| format!("cannot write {relative}: {e}"))?;
         }
         Ok(files.len())
+    }
+
+    /// Reads a file with git (kind `git`, whose servers have no file API):
+    /// `git ls-remote` first, and the file is fetched only when the ref's
+    /// commit moved since the last read.
+    async fn read_with_git(
+        &self,
+        integration: &Integration,
+        url: &::url::Url,
+        file: &RepoPath,
+        max: usize,
+    ) -> Result<Fetched, String> {
+        let clone = git::clone_url(integration, &file.repo)?;
+        let env = self.git_env(integration, &file.repo).await?;
+        let cache_key = format!("git:{url}");
+        let fail = |e: String| format!("cannot read {url}: {e}");
+        let commit = git::remote_commit(&clone, file.git_ref.as_deref(), &env)
+            .await
+            .map_err(fail)?;
+        if let Some((seen, text)) = lock(&self.etags).get(&cache_key) {
+            if *seen == commit {
+                return Ok(Fetched {
+                    text: text.clone(),
+                    unchanged: true,
+                });
+            }
+        }
+        let (text, commit) = git::read_file(&clone, file, &env, max)
+            .await
+            .map_err(fail)?;
+        let text = Arc::new(text);
+        let mut etags = lock(&self.etags);
+        if etags.len() >= ETAG_ENTRIES {
+            etags.clear();
+        }
+        etags.insert(cache_key, (commit, text.clone()));
+        Ok(Fetched {
+            text,
+            unchanged: false,
+        })
+    }
+
+    /// The environment that gives git the integration's credential for
+    /// `repo` (none for a host without one).
+    async fn git_env(
+        &self,
+        integration: &Integration,
+        repo: &str,
+    ) -> Result<Vec<(String, String)>, String> {
+        let owner = if integration.kind == HostKind::Git {
+            None
+        } else {
+            owner_of(repo)
+        };
+        let Some(token) = self.credential(integration, owner).await? else {
+            return Ok(Vec::new());
+        };
+        let user = match &integration.credential {
+            CredentialRef::Token { path } => self
+                .vault_field_maybe(integration, path, "username")
+                .await?
+                .map(|u| u.expose_secret().to_owned()),
+            _ => None,
+        }
+        .unwrap_or_else(|| git::default_user(integration.kind).to_owned());
+        Ok(git::basic_auth_env(&user, token.expose_secret()))
     }
 
     /// One call of `integration`'s REST API with its credential: the status
@@ -658,8 +731,27 @@ impl Integrations {
         path: &str,
         field: &str,
     ) -> Result<SecretString, String> {
+        self.vault_field_maybe(integration, path, field)
+            .await?
+            .ok_or_else(|| {
+                format!(
+                    "no `{field}` field at {}/{path} in Vault for {}",
+                    self.vault_prefix, integration.host
+                )
+            })
+    }
+
+    /// [`Self::vault_field`], answering `None` when the secret has no such
+    /// field (remembered as well, so an optional field is not asked for on
+    /// every request).
+    async fn vault_field_maybe(
+        &self,
+        integration: &Integration,
+        path: &str,
+        field: &str,
+    ) -> Result<Option<SecretString>, String> {
         let key = format!("{path}#{field}");
-        if let Some((Some(value), at)) = lock(&self.credentials).get(&key) {
+        if let Some((value, at)) = lock(&self.credentials).get(&key) {
             if at.elapsed() < CREDENTIAL_TTL {
                 return Ok(value.clone());
             }
@@ -681,14 +773,8 @@ impl Integrations {
             .as_ref()
             .and_then(|d| d.get(field))
             .and_then(Value::as_str)
-            .map(|t| SecretString::from(t.to_owned()))
-            .ok_or_else(|| {
-                format!(
-                    "no `{field}` field at {full} in Vault for {}",
-                    integration.host
-                )
-            })?;
-        lock(&self.credentials).insert(key, (Some(value.clone()), Instant::now()));
+            .map(|t| SecretString::from(t.to_owned()));
+        lock(&self.credentials).insert(key, (value.clone(), Instant::now()));
         Ok(value)
     }
 

@@ -723,23 +723,7 @@ async fn remote_access(
     Ok(access)
 }
 
-/// The environment that makes git send HTTP Basic credentials: git reads
-/// `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n` as configuration,
-/// so the token never appears on a command line (which every local user can
-/// read in `ps` or `/proc/*/cmdline`), only in the environment of Paved's own
-/// child process.
-pub(super) fn basic_auth_env(user: &str, token: &str) -> Vec<(String, String)> {
-    use base64::Engine as _;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
-    vec![
-        ("GIT_CONFIG_COUNT".into(), "1".into()),
-        ("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()),
-        (
-            "GIT_CONFIG_VALUE_0".into(),
-            format!("Authorization: Basic {basic}"),
-        ),
-    ]
-}
+pub(super) use crate::integrations::git::basic_auth_env;
 
 fn write_private(path: &Path, contents: &str) -> Result<(), String> {
     std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
