@@ -219,8 +219,10 @@ async fn a_private_repository_is_read_by_its_blob_url_with_the_token_from_vault(
     assert!(requests.iter().all(|r| r.authorized && r.status == 200));
     assert_eq!(f.github.violations(), Vec::<String>::new());
 
-    // A refresh asks conditionally: the unchanged file costs a 304.
+    // A refresh asks conditionally: the unchanged file and its $text
+    // placeholder cost one 304 each, and nothing is parsed again.
     let before = f.github.requests().len();
+    let parsed = f.app.state.core.catalog.files_parsed();
     let (status, _) = f
         .app
         .as_(ADMIN)
@@ -231,11 +233,12 @@ async fn a_private_repository_is_read_by_its_blob_url_with_the_token_from_vault(
         .await;
     assert_eq!(status, StatusCode::OK);
     let refreshed = &f.github.requests()[before..];
-    assert!(!refreshed.is_empty());
+    assert_eq!(refreshed.len(), 2, "{refreshed:?}");
     assert!(
         refreshed.iter().all(|r| r.conditional && r.status == 304),
         "{refreshed:?}"
     );
+    assert_eq!(f.app.state.core.catalog.files_parsed(), parsed);
     // A change is read on the next refresh.
     f.github.set_file(
         "acme/payments-api",
@@ -258,6 +261,7 @@ async fn a_private_repository_is_read_by_its_blob_url_with_the_token_from_vault(
         entity["metadata"]["description"],
         "Takes payments, and refunds them."
     );
+    assert_eq!(f.app.state.core.catalog.files_parsed(), parsed + 1);
 
     // The token never left Vault but for the requests that used it.
     assert!(!contains_bytes(&captured_logs().lock().unwrap(), TOKEN));
@@ -409,7 +413,8 @@ async fn a_plain_git_server_serves_catalog_files_and_skeletons_through_git() {
         "the file came over git's smart HTTP: {first:?}"
     );
 
-    // Unchanged: git ls-remote only (the ref advertisement), no fetch.
+    // Unchanged: git ls-remote only (the ref advertisement), no fetch, no parse.
+    let parsed = f.app.state.core.catalog.files_parsed();
     let refresh = json!({"entityRef": "component:default/invoices"});
     let (status, _) = f
         .app
@@ -417,6 +422,7 @@ async fn a_plain_git_server_serves_catalog_files_and_skeletons_through_git() {
         .post("/api/catalog/refresh", refresh.clone())
         .await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(f.app.state.core.catalog.files_parsed(), parsed);
     let again = &f.github.git_requests()[first.len()..];
     assert!(
         !again.is_empty() && again.len() <= 2,

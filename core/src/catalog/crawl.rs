@@ -43,11 +43,17 @@ pub struct Crawl {
     pub entities: Vec<FoundEntity>,
     /// Everything that went wrong.
     pub problems: Vec<Problem>,
+    /// Every file read (placeholders included) with its version on the
+    /// host, when each has one; `None` as soon as one has not.
+    pub files: Option<Vec<(Target, String)>>,
 }
 
 /// Crawls from `root`, following Location entities.
 pub async fn crawl(sources: &Sources, root: Target) -> Crawl {
-    let mut out = Crawl::default();
+    let mut out = Crawl {
+        files: Some(Vec::new()),
+        ..Crawl::default()
+    };
     let mut queue: VecDeque<(Target, Vec<Target>)> = VecDeque::from([(root, Vec::new())]);
     let mut seen: HashSet<Target> = HashSet::new();
     let mut files = 0usize;
@@ -96,13 +102,20 @@ pub async fn crawl(sources: &Sources, root: Target) -> Crawl {
             ));
             break;
         }
-        let text = match sources.read(&target).await {
-            Ok(t) => t,
+        let text = match sources.read_conditional(&target).await {
+            Ok(read) => {
+                match (&mut out.files, read.version) {
+                    (Some(files), Some(version)) => files.push((target.clone(), version)),
+                    _ => out.files = None,
+                }
+                read.text
+            }
             Err(message) => {
                 out.problems.push(problem(None, message));
                 continue;
             }
         };
+        sources.count_parse();
         for (document, parsed) in parse_documents(&text).into_iter().enumerate() {
             let mut value = match parsed {
                 Ok(v) => v,
@@ -112,7 +125,15 @@ pub async fn crawl(sources: &Sources, root: Target) -> Crawl {
                 }
             };
             let entity_ref = describe(&value);
-            for (field, message) in sources.resolve_placeholders(&target, &mut value).await {
+            let (placeholder_problems, reads) =
+                sources.resolve_placeholders_read(&target, &mut value).await;
+            for (file, version) in reads {
+                match (&mut out.files, version) {
+                    (Some(files), Some(version)) => files.push((file, version)),
+                    _ => out.files = None,
+                }
+            }
+            for (field, message) in placeholder_problems {
                 out.problems.push(Problem {
                     source: source.clone(),
                     document: Some(document),

@@ -154,6 +154,32 @@ pub struct Sources {
     pub kinds: super::model::Kinds,
     /// Git hosts with their APIs and credentials; their hosts are allowed.
     integrations: Option<std::sync::Arc<crate::integrations::Integrations>>,
+    /// Per location, the files its last clean crawl read, all through
+    /// integrations (so each can be asked "changed?" cheaply), and how many
+    /// entities it gave: while none of them changed, a refresh re-parses nothing.
+    settled: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Settled>>>,
+    /// Reads that found a file changed while checking a settled location,
+    /// kept for the crawl that follows at once (so it does not ask again).
+    fresh: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Target, (String, String)>>>,
+    /// Files parsed so far (what a refresh of an unchanged location avoids).
+    parsed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// What a location's last clean crawl depended on.
+#[derive(Debug, Clone)]
+struct Settled {
+    files: Vec<(Target, String)>,
+    entities: usize,
+}
+
+/// A read, and what identifies its bytes on the host (`None` when the
+/// source cannot tell: local files, plain URLs, pasted YAML).
+#[derive(Debug)]
+pub struct Read {
+    /// The text.
+    pub text: String,
+    /// The file's ETag or commit id, from a git host.
+    pub version: Option<String>,
 }
 
 impl Sources {
@@ -173,7 +199,70 @@ impl Sources {
             limits,
             kinds: super::model::Kinds::default(),
             integrations: None,
+            settled: std::sync::Arc::default(),
+            fresh: std::sync::Arc::default(),
+            parsed: std::sync::Arc::default(),
         }
+    }
+
+    /// How many files crawls have parsed so far.
+    pub fn files_parsed(&self) -> u64 {
+        self.parsed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(super) fn count_parse(&self) {
+        self.parsed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Remembers what location `id`'s crawl read, when every file can be
+    /// asked "changed?" and the crawl was clean; forgets it otherwise.
+    pub(super) fn settle(&self, id: &str, files: Option<Vec<(Target, String)>>, entities: usize) {
+        let mut settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
+        match files {
+            Some(files) => {
+                settled.insert(id.to_owned(), Settled { files, entities });
+            }
+            None => {
+                settled.remove(id);
+            }
+        }
+    }
+
+    /// When none of the files location `id`'s last clean crawl read has
+    /// changed (each asked conditionally), the number of entities it gave.
+    pub(super) async fn unchanged_since_settled(&self, id: &str) -> Option<usize> {
+        let settled = self
+            .settled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()?;
+        for (file, version) in &settled.files {
+            match self.read_conditional(file).await {
+                Ok(Read {
+                    version: Some(now), ..
+                }) if now == *version => {}
+                Ok(Read {
+                    text,
+                    version: Some(now),
+                }) => {
+                    let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+                    if fresh.len() >= 1_000 {
+                        fresh.clear();
+                    }
+                    fresh.insert(file.clone(), (text, now));
+                    drop(fresh);
+                    self.settle(id, None, 0);
+                    return None;
+                }
+                _ => {
+                    self.settle(id, None, 0);
+                    return None;
+                }
+            }
+        }
+        Some(settled.entities)
     }
 
     /// These sources, reading URLs on `integrations`' hosts through their APIs.
@@ -308,6 +397,27 @@ impl Sources {
 
     /// Reads a target as UTF-8 text, refusing anything over the size limit.
     pub async fn read(&self, target: &Target) -> Result<String, String> {
+        self.read_conditional(target).await.map(|r| r.text)
+    }
+
+    /// [`Sources::read`], saying whether the file is the same as last time
+    /// where its host can tell (git hosts: ETags, commit ids).
+    pub async fn read_conditional(&self, target: &Target) -> Result<Read, String> {
+        let fresh = self
+            .fresh
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(target);
+        if let Some((text, version)) = fresh {
+            return Ok(Read {
+                text,
+                version: Some(version),
+            });
+        }
+        let plain = |text: String| Read {
+            text,
+            version: None,
+        };
         let max = self.limits.max_bytes;
         let too_big = |n: usize| {
             format!(
@@ -328,7 +438,9 @@ impl Sources {
                 let bytes = tokio::fs::read(path)
                     .await
                     .map_err(|e| format!("cannot read {target}: {e}"))?;
-                String::from_utf8(bytes).map_err(|_| format!("{target} is not UTF-8 text"))
+                String::from_utf8(bytes)
+                    .map(plain)
+                    .map_err(|_| format!("{target} is not UTF-8 text"))
             }
             Target::Url(url) => {
                 if let Some(integrations) = &self.integrations {
@@ -336,7 +448,10 @@ impl Sources {
                         return integrations
                             .read_file(integration, url, max)
                             .await
-                            .map(|f| f.text.as_str().to_owned());
+                            .map(|f| Read {
+                                text: f.text.as_str().to_owned(),
+                                version: f.version,
+                            });
                     }
                 }
                 let mut response = self
@@ -364,7 +479,9 @@ impl Sources {
                         return Err(too_big(body.len()));
                     }
                 }
-                String::from_utf8(body).map_err(|_| format!("{target} is not UTF-8 text"))
+                String::from_utf8(body)
+                    .map(plain)
+                    .map_err(|_| format!("{target} is not UTF-8 text"))
             }
             Target::Discovery(url) => Err(format!(
                 "{url} names repositories to scan, not a file to read"
@@ -373,7 +490,7 @@ impl Sources {
                 if content.len() > max {
                     return Err(too_big(content.len()));
                 }
-                Ok(content.clone())
+                Ok(plain(content.clone()))
             }
         }
     }
@@ -386,9 +503,21 @@ impl Sources {
         base: &Target,
         value: &mut Value,
     ) -> Vec<(String, String)> {
+        self.resolve_placeholders_read(base, value).await.0
+    }
+
+    /// [`Sources::resolve_placeholders`], also answering each file read with
+    /// its version on its host (`None` where the host cannot tell).
+    pub async fn resolve_placeholders_read(
+        &self,
+        base: &Target,
+        value: &mut Value,
+    ) -> (Vec<(String, String)>, Vec<(Target, Option<String>)>) {
         let mut problems = Vec::new();
-        self.walk(base, value, String::new(), &mut problems).await;
-        problems
+        let mut reads = Vec::new();
+        self.walk(base, value, String::new(), &mut problems, &mut reads)
+            .await;
+        (problems, reads)
     }
 
     fn walk<'a>(
@@ -397,10 +526,11 @@ impl Sources {
         value: &'a mut Value,
         path: String,
         problems: &'a mut Vec<(String, String)>,
+        reads: &'a mut Vec<(Target, Option<String>)>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             if let Some((kind, reference)) = placeholder(value) {
-                match self.fetch_placeholder(base, kind, &reference).await {
+                match self.fetch_placeholder(base, kind, &reference, reads).await {
                     Ok(resolved) => *value = resolved,
                     Err(message) => problems.push((path, message)),
                 }
@@ -414,12 +544,12 @@ impl Sources {
                         } else {
                             format!("{path}.{key}")
                         };
-                        self.walk(base, child, child_path, problems).await;
+                        self.walk(base, child, child_path, problems, reads).await;
                     }
                 }
                 Value::Array(items) => {
                     for (i, child) in items.iter_mut().enumerate() {
-                        self.walk(base, child, format!("{path}[{i}]"), problems)
+                        self.walk(base, child, format!("{path}[{i}]"), problems, reads)
                             .await;
                     }
                 }
@@ -433,14 +563,17 @@ impl Sources {
         base: &Target,
         kind: &str,
         reference: &str,
+        reads: &mut Vec<(Target, Option<String>)>,
     ) -> Result<Value, String> {
         let target = self
             .resolve(base, reference)
             .map_err(|e| format!("{kind}: {e}"))?;
-        let text = self
-            .read(&target)
-            .await
-            .map_err(|e| format!("{kind}: {e}"))?;
+        let read = self.read_conditional(&target).await;
+        reads.push((
+            target.clone(),
+            read.as_ref().ok().and_then(|r| r.version.clone()),
+        ));
+        let text = read.map_err(|e| format!("{kind}: {e}"))?.text;
         match kind {
             "$text" => Ok(Value::String(text)),
             "$json" => serde_json::from_str(&text)

@@ -106,11 +106,12 @@ pub async fn register_location_as(
             Crawl {
                 entities: Vec::new(),
                 problems: report.problems,
+                files: None,
             }
         }
         _ => {
             let found = crawl(sources, checked).await;
-            apply(pool, &id, &found).await?;
+            apply_settled(pool, sources, &id, &found).await?;
             found
         }
     };
@@ -143,6 +144,7 @@ async fn discover_preview(sources: &Sources, url: &url::Url) -> Crawl {
             field: None,
             message: problems,
         }],
+        files: None,
     }
 }
 
@@ -215,6 +217,7 @@ async fn refresh_discovery(
         &Crawl {
             entities: Vec::new(),
             problems: scan.problems,
+            files: None,
         },
     )
     .await
@@ -344,7 +347,7 @@ pub async fn register_scaffolded(
     )
     .execute(pool)
     .await?;
-    apply(pool, &id, &found).await?;
+    apply_settled(pool, sources, &id, &found).await?;
     Ok(id)
 }
 
@@ -540,6 +543,25 @@ pub async fn refresh_location(
     } else {
         sources.check(&info.kind, &info.target)
     };
+    if checked.is_ok() && info.status == "ok" {
+        if let Some(entities) = sources.unchanged_since_settled(id).await {
+            if info.entity_count == entities as i64 {
+                // Nothing the location read has changed: nothing to parse or write.
+                let now = now_unix();
+                sqlx::query!(
+                    "UPDATE catalog_locations SET last_refresh_at = ?2 WHERE id = ?1",
+                    id,
+                    now
+                )
+                .execute(pool)
+                .await?;
+                return Ok(RefreshReport {
+                    unchanged: entities,
+                    ..RefreshReport::default()
+                });
+            }
+        }
+    }
     let found = match checked {
         Ok(target) => crawl(sources, target).await,
         Err(message) => Crawl {
@@ -551,9 +573,28 @@ pub async fn refresh_location(
                 field: None,
                 message,
             }],
+            files: None,
         },
     };
-    apply(pool, id, &found).await
+    apply_settled(pool, sources, id, &found).await
+}
+
+/// [`apply`], then remembers what the crawl read when it was clean, so the
+/// next refresh of an unchanged location re-parses nothing.
+async fn apply_settled(
+    pool: &SqlitePool,
+    sources: &Sources,
+    id: &str,
+    found: &Crawl,
+) -> Result<RefreshReport, CoreError> {
+    let report = apply(pool, id, found).await?;
+    let clean = report.problems.is_empty();
+    sources.settle(
+        id,
+        found.files.clone().filter(|_| clean),
+        found.entities.len(),
+    );
+    Ok(report)
 }
 
 /// The id of the location that provides `entity_ref` (`None` for an orphan);

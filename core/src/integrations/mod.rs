@@ -36,6 +36,8 @@ pub struct Fetched {
     pub text: Arc<String>,
     /// True when the host answered 304: the same bytes as the last read.
     pub unchanged: bool,
+    /// What identifies these bytes on the host (an ETag or a commit id), when it said.
+    pub version: Option<String>,
 }
 
 /// A repository as an organization listing shows it.
@@ -180,10 +182,11 @@ impl Integrations {
         self.note_rate_limit(host, &response, now);
         let status = response.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
-            if let Some((_, text)) = cached {
+            if let Some((etag, text)) = cached {
                 return Ok(Fetched {
                     text,
                     unchanged: true,
+                    version: Some(etag),
                 });
             }
         }
@@ -211,16 +214,17 @@ impl Integrations {
         }
         let text =
             Arc::new(String::from_utf8(body).map_err(|_| format!("{url} is not UTF-8 text"))?);
-        if let Some(etag) = etag {
+        if let Some(etag) = &etag {
             let mut etags = lock(&self.etags);
             if etags.len() >= ETAG_ENTRIES {
                 etags.clear();
             }
-            etags.insert(cache_key, (etag, text.clone()));
+            etags.insert(cache_key, (etag.clone(), text.clone()));
         }
         Ok(Fetched {
             text,
             unchanged: false,
+            version: etag,
         })
     }
 
@@ -411,6 +415,7 @@ impl Integrations {
                 return Ok(Fetched {
                     text: text.clone(),
                     unchanged: true,
+                    version: Some(commit),
                 });
             }
         }
@@ -422,10 +427,11 @@ impl Integrations {
         if etags.len() >= ETAG_ENTRIES {
             etags.clear();
         }
-        etags.insert(cache_key, (commit, text.clone()));
+        etags.insert(cache_key, (commit.clone(), text.clone()));
         Ok(Fetched {
             text,
             unchanged: false,
+            version: Some(commit),
         })
     }
 
