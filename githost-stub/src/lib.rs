@@ -124,6 +124,29 @@ impl Repo {
     }
 }
 
+/// A pull request opened through the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pull {
+    /// `owner/name` of the repository.
+    pub repo: String,
+    /// Its number in the repository.
+    pub number: u64,
+    /// Title and body.
+    pub title: String,
+    /// The description.
+    pub body: String,
+    /// The branch proposed, and the branch it goes into.
+    pub head: String,
+    /// The branch it goes into.
+    pub base: String,
+    /// Opened as a draft.
+    pub draft: bool,
+    /// Users and team slugs asked for a review.
+    pub reviewers: Vec<String>,
+    /// Team slugs asked for a review.
+    pub team_reviewers: Vec<String>,
+}
+
 /// A request the stand-in received (the token is reduced to whether one came).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
@@ -167,6 +190,8 @@ struct Inner {
     requests: Vec<Recorded>,
     /// Git smart-HTTP requests: (method, path?query).
     git_requests: Vec<(String, String)>,
+    /// Pull requests opened through the API.
+    pulls: Vec<Pull>,
     violations: Vec<String>,
 }
 
@@ -242,6 +267,7 @@ impl GithubStub {
             reset_at: now() + 3600,
             requests: Vec::new(),
             git_requests: Vec::new(),
+            pulls: Vec::new(),
             violations: Vec::new(),
         }));
         let load = Arc::new(Load::default());
@@ -424,6 +450,11 @@ impl GithubStub {
         );
         git(&work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
         let _ = std::fs::remove_dir_all(&work);
+    }
+
+    /// The pull requests opened so far.
+    pub fn pulls(&self) -> Vec<Pull> {
+        self.lock().pulls.clone()
     }
 
     /// Adds a repository.
@@ -865,6 +896,15 @@ fn answer(
                         Some((sha, message)) => {
                             json_answer(json!([{"sha": sha, "commit": {"message": message}}]))
                         }
+                        None if repo.bare.is_some()
+                            && repo.head(&repo.default_branch).is_some() =>
+                        {
+                            github_error(
+                                StatusCode::NOT_FOUND,
+                                &format!("No commit found for SHA: {git_ref}"),
+                                "https://docs.github.com/rest/commits/commits#list-commits",
+                            )
+                        }
                         None if repo.bare.is_some() => github_error(
                             StatusCode::CONFLICT,
                             "Git Repository is empty.",
@@ -873,6 +913,66 @@ fn answer(
                         None => {
                             not_found("https://docs.github.com/rest/commits/commits#list-commits")
                         }
+                    }
+                }
+                (Some(i), &Method::GET, Some("pulls")) if segments.len() == 4 => {
+                    let full = inner.repos[i].full_name();
+                    let field = |name: &str| {
+                        query
+                            .iter()
+                            .find(|(k, _)| k == name)
+                            .map(|(_, v)| v.clone())
+                    };
+                    let state = field("state").unwrap_or_else(|| "open".into());
+                    let head = field("head");
+                    let owner = inner.repos[i].owner.clone();
+                    let list: Vec<Value> = inner
+                        .pulls
+                        .iter()
+                        .filter(|p| p.repo == full && matches!(state.as_str(), "open" | "all"))
+                        .filter(|p| {
+                            head.as_ref()
+                                .is_none_or(|h| *h == format!("{owner}:{}", p.head))
+                        })
+                        .map(|p| pull_json(inner, p))
+                        .collect();
+                    json_answer(Value::Array(list))
+                }
+                (Some(i), &Method::POST, Some("pulls")) if segments.len() == 4 => {
+                    open_pull(inner, i, token, body)
+                }
+                (Some(i), &Method::POST, Some("pulls"))
+                    if segments.len() == 6 && seg(5) == Some("requested_reviewers") =>
+                {
+                    let full = inner.repos[i].full_name();
+                    let number: u64 = segments[4].parse().unwrap_or_default();
+                    let names = |key: &str| -> Vec<String> {
+                        body.and_then(|b| b[key].as_array())
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    };
+                    let (reviewers, teams) = (names("reviewers"), names("team_reviewers"));
+                    match inner
+                        .pulls
+                        .iter_mut()
+                        .find(|p| p.repo == full && p.number == number)
+                    {
+                        Some(pull) => {
+                            pull.reviewers.extend(reviewers);
+                            pull.team_reviewers.extend(teams);
+                            let pull = pull.clone();
+                            let answer = pull_json(inner, &pull);
+                            (
+                                StatusCode::CREATED,
+                                [("content-type", "application/json; charset=utf-8")],
+                                answer.to_string(),
+                            )
+                                .into_response()
+                        }
+                        None => not_found("https://docs.github.com/rest/pulls/review-requests#request-reviewers-for-a-pull-request"),
                     }
                 }
                 (Some(i), &Method::PUT, Some("topics")) if segments.len() == 4 => {
@@ -1091,6 +1191,95 @@ fn create_repo(inner: &mut Inner, owner: &str, body: Option<&Value>) -> Response
         answer.to_string(),
     )
         .into_response()
+}
+
+/// `POST /repos/{owner}/{repo}/pulls`: both branches must exist and differ,
+/// and only one open pull request per head and base.
+fn open_pull(inner: &mut Inner, i: usize, token: Option<&str>, body: Option<&Value>) -> Response {
+    let docs = "https://docs.github.com/rest/pulls/pulls#create-a-pull-request";
+    if token.is_none() {
+        return github_error(StatusCode::UNAUTHORIZED, "Requires authentication", docs);
+    }
+    let field = |k: &str| {
+        body.and_then(|b| b[k].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (title, head, base) = (field("title"), field("head"), field("base"));
+    let repo = &inner.repos[i];
+    let invalid = |message: &str| {
+        let answer = json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom", "message": message}], "documentation_url": docs, "status": "422"});
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            [("content-type", "application/json; charset=utf-8")],
+            answer.to_string(),
+        )
+            .into_response()
+    };
+    let (Some((head_sha, _)), Some((base_sha, _))) = (repo.head(&head), repo.head(&base)) else {
+        return invalid(&format!(
+            "head or base branch does not exist ({head}, {base})"
+        ));
+    };
+    if head_sha == base_sha {
+        return invalid(&format!("No commits between {base} and {head}"));
+    }
+    let full = repo.full_name();
+    if inner
+        .pulls
+        .iter()
+        .any(|p| p.repo == full && p.head == head && p.base == base)
+    {
+        return invalid(&format!(
+            "A pull request already exists for {}:{head}.",
+            repo.owner
+        ));
+    }
+    let number = inner.pulls.iter().filter(|p| p.repo == full).count() as u64 + 1;
+    let pull = Pull {
+        repo: full,
+        number,
+        title,
+        body: field("body"),
+        head,
+        base,
+        draft: body.and_then(|b| b["draft"].as_bool()).unwrap_or(false),
+        reviewers: Vec::new(),
+        team_reviewers: Vec::new(),
+    };
+    let answer = pull_json(inner, &pull);
+    inner.pulls.push(pull);
+    (
+        StatusCode::CREATED,
+        [("content-type", "application/json; charset=utf-8")],
+        answer.to_string(),
+    )
+        .into_response()
+}
+
+fn pull_json(inner: &Inner, pull: &Pull) -> Value {
+    let repo = inner.repos.iter().find(|r| r.full_name() == pull.repo);
+    let sha = |branch: &str| {
+        repo.and_then(|r| r.head(branch))
+            .map(|(sha, _)| sha)
+            .unwrap_or_default()
+    };
+    let owner = pull.repo.split('/').next().unwrap_or_default();
+    json!({
+        "id": 1000 + pull.number,
+        "number": pull.number,
+        "state": "open",
+        "title": pull.title,
+        "body": pull.body,
+        "draft": pull.draft,
+        "html_url": format!("https://github.com/{}/pull/{}", pull.repo, pull.number),
+        "url": format!("{}/repos/{}/pulls/{}", inner.base_url, pull.repo, pull.number),
+        "user": {"login": inner.login},
+        "head": {"ref": pull.head, "sha": sha(&pull.head), "label": format!("{owner}:{}", pull.head)},
+        "base": {"ref": pull.base, "sha": sha(&pull.base), "label": format!("{owner}:{}", pull.base)},
+        "requested_reviewers": pull.reviewers.iter().map(|l| json!({"login": l})).collect::<Vec<_>>(),
+        "requested_teams": pull.team_reviewers.iter().map(|s| json!({"slug": s})).collect::<Vec<_>>(),
+    })
 }
 
 /// An empty bare repository whose default branch is `main` and which, like

@@ -592,6 +592,116 @@ async fn publish_github_creates_the_repository_then_pushes_and_registers_it() {
     assert!(!contains_bytes(&f.app.database_bytes(), TOKEN));
 }
 
+const ALERTS_TEMPLATE: &str = r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: add-alerts
+  title: Add alert rules
+spec:
+  owner: group:default/payments
+  type: service
+  parameters:
+    - title: Where
+      required: [repoUrl, service]
+      properties:
+        repoUrl: { type: string }
+        service: { type: string }
+  steps:
+    - id: fetch
+      action: fetch:template
+      input:
+        url: ./content
+        values:
+          service: ${{ parameters.service }}
+    - id: pr
+      action: publish:github:pull-request
+      input:
+        repoUrl: ${{ parameters.repoUrl }}
+        branchName: paved/alerts-${{ parameters.service }}
+        title: Add alert rules for ${{ parameters.service }}
+        description: Proposed by Paved
+        targetPath: monitoring
+        reviewers: [octocat]
+        teamReviewers: [payments]
+  output:
+    links:
+      - title: Pull request
+        url: ${{ steps.pr.output.remoteUrl }}
+"#;
+
+/// `publish:github:pull-request` proposes the rendered files to an existing
+/// repository: a branch from the default branch with the files under
+/// `targetPath`, a pull request with reviewers, the default branch untouched;
+/// another task never takes over an open pull request from the same branch.
+#[tokio::test]
+async fn publish_github_pull_request_proposes_files_to_an_existing_repository() {
+    let f = fixture(true).await;
+    f.github.add_repo(Repo::new(
+        "acme",
+        "pr-templates",
+        &[
+            ("alerts/template.yaml", ALERTS_TEMPLATE),
+            (
+                "alerts/content/alerts.yaml",
+                "service: ${{ values.service }}\n",
+            ),
+        ],
+    ));
+    f.github
+        .add_git_repo("acme", "payments-src", &[("README.md", "# payments\n")]);
+    f.register_cleanly("https://github.com/acme/pr-templates/blob/main/alerts/template.yaml")
+        .await;
+    let values =
+        json!({"repoUrl": "github.com?owner=acme&repo=payments-src", "service": "payments"});
+    let task = run_task(&f, "template:default/add-alerts", values.clone()).await;
+    assert_eq!(task["status"], "completed", "{task}");
+
+    let pulls = f.github.pulls();
+    assert_eq!(pulls.len(), 1, "{pulls:?}");
+    let pull = &pulls[0];
+    assert_eq!(
+        (pull.head.as_str(), pull.base.as_str(), pull.title.as_str()),
+        (
+            "paved/alerts-payments",
+            "main",
+            "Add alert rules for payments"
+        )
+    );
+    assert_eq!(pull.reviewers, vec!["octocat".to_owned()]);
+    assert_eq!(pull.team_reviewers, vec!["payments".to_owned()]);
+    let proposed = f
+        .github
+        .files("acme/payments-src", "paved/alerts-payments")
+        .unwrap();
+    assert_eq!(proposed["monitoring/alerts.yaml"], b"service: payments\n");
+    assert_eq!(proposed["README.md"], b"# payments\n");
+    let main = f.github.files("acme/payments-src", "main").unwrap();
+    assert_eq!(main.keys().collect::<Vec<_>>(), vec!["README.md"]);
+    let output = task["output"].to_string();
+    assert!(
+        output.contains("https://github.com/acme/payments-src/pull/1"),
+        "{task}"
+    );
+
+    // Another task with the same branch finds the pull request open, and stops.
+    let again = run_task(&f, "template:default/add-alerts", values).await;
+    assert_eq!(again["status"], "failed", "{again}");
+    let error = again["error"].as_str().unwrap();
+    assert!(
+        error.contains("pull request #1") && error.contains("already open"),
+        "{again}"
+    );
+    assert_eq!(f.github.pulls().len(), 1);
+    assert_eq!(
+        f.github
+            .files("acme/payments-src", "paved/alerts-payments")
+            .unwrap(),
+        proposed
+    );
+    assert_eq!(f.github.violations(), Vec::<String>::new());
+    assert!(!contains_bytes(&captured_logs().lock().unwrap(), TOKEN));
+}
+
 fn component(name: &str, description: &str) -> String {
     format!(
         "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  description: {description}\nspec:\n  type: service\n  lifecycle: production\n  owner: group:default/payments\n"

@@ -54,6 +54,7 @@ pub async fn run(action: &str, ctx: &ActionContext<'_>, input: &Value) -> Result
         "fetch:plain" => fetch_plain(ctx, input).await,
         "fetch:plain:file" => fetch_plain_file(ctx, input).await,
         "publish:git" | "publish:github" => publish_git(ctx, input).await,
+        "publish:github:pull-request" => super::publish::github_pull_request(ctx, input).await,
         "catalog:register" => catalog_register(ctx, input).await,
         "vault:provision" => vault_provision(ctx, input).await,
         "notification:send" => notification_send(ctx, input).await,
@@ -209,7 +210,7 @@ fn globs(input: &Value, keys: &[&str]) -> Result<globset::GlobSet, String> {
 }
 
 /// Every file under `dir` (relative paths, sorted); symlinks are refused.
-fn walk(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub(super) fn walk(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
