@@ -53,7 +53,7 @@ trap 'stop_stack; rm -rf "$run_dir"' EXIT
 # (every request checked against GitHub's OpenAPI description), with the
 # token in OpenBao where the integration says.
 github_port=${GITHUB_TEST_PORT:-9480}
-"$CARGO_TARGET_DIR/debug/paved-githost-stub" --port "$github_port" --repos 3 --token e2e-github-token \
+"$CARGO_TARGET_DIR/debug/paved-githost-stub" --port "$github_port" --repos 3 --token e2e-github-token --token-expires-in-days 5 \
   > "$run_dir/githost.log" 2>&1 &
 pids+=($!)
 wait_for_ok "http://127.0.0.1:$((github_port + 1))/_stub/stats" 60 || { cat "$run_dir/githost.log"; die "the GitHub stand-in did not start"; }

@@ -11,6 +11,10 @@ test('an admin sees the git hosts and tests the connection to GitHub', async ({ 
   await hydrated(page);
   await row.getByRole('button', { name: 'Test connection to github.com' }).click();
   await expect(row.getByTestId('connection-result')).toContainText('Connected to github.com');
+  await expect(row.getByTestId('connection-result')).toContainText('The token expires on');
+  // GitHub said when the token expires: the page warns, days ahead.
+  await page.reload();
+  await expect(page.getByTestId('integration-row').filter({ hasText: 'github.com' }).getByTestId('token-expiry')).toContainText('Token expires');
 });
 
 test('a developer is not shown the git hosts page', async ({ page }) => {

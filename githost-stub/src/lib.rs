@@ -192,6 +192,9 @@ struct Inner {
     git_requests: Vec<(String, String)>,
     /// Pull requests opened through the API.
     pulls: Vec<Pull>,
+    /// `GitHub-Authentication-Token-Expiration`, sent on authenticated
+    /// answers (as GitHub does for tokens that expire).
+    token_expiration: Option<String>,
     violations: Vec<String>,
 }
 
@@ -268,6 +271,7 @@ impl GithubStub {
             requests: Vec::new(),
             git_requests: Vec::new(),
             pulls: Vec::new(),
+            token_expiration: None,
             violations: Vec::new(),
         }));
         let load = Arc::new(Load::default());
@@ -474,6 +478,12 @@ impl GithubStub {
         }
     }
 
+    /// Makes authenticated answers carry `GitHub-Authentication-Token-Expiration`
+    /// (GitHub's format, `2026-12-24 09:00:00 UTC`), as for a fine-grained token.
+    pub fn set_token_expiration(&self, value: &str) {
+        self.lock().token_expiration = Some(value.to_owned());
+    }
+
     /// Sets the requests left in the current window (0 makes every request a 403).
     pub fn set_remaining(&self, remaining: i64) {
         self.lock().remaining = remaining;
@@ -554,6 +564,14 @@ async fn handle(
         raw,
         json_body.as_ref(),
     );
+    let mut response = response;
+    if let (Some(_), Some(expiration)) = (&token, &inner.token_expiration) {
+        if let Ok(value) = axum::http::HeaderValue::from_str(expiration) {
+            response
+                .headers_mut()
+                .insert("github-authentication-token-expiration", value);
+        }
+    }
     let status = response.status().as_u16();
     inner.requests.push(Recorded {
         method: method.to_string(),

@@ -6,14 +6,14 @@
 //! `POST /_stub/file` (`{"repo": "acme/svc-0007", "path": "...", "content": "..."}`)
 //! changes a file, as a push would.
 //!
-//! paved-githost-stub [--port N] [--org NAME] [--repos N] [--token T]
+//! paved-githost-stub [--port N] [--org NAME] [--repos N] [--token T] [--token-expires-in-days D]
 
 use std::sync::Arc;
 
 use paved_githost_stub::{GithubStub, Repo};
 
 fn usage() -> ! {
-    eprintln!("usage: paved-githost-stub [--port N] [--org NAME] [--repos N] [--token T]");
+    eprintln!("usage: paved-githost-stub [--port N] [--org NAME] [--repos N] [--token T] [--token-expires-in-days D]");
     std::process::exit(2)
 }
 
@@ -21,6 +21,7 @@ fn usage() -> ! {
 async fn main() {
     let (mut port, mut org, mut count) = (9460u16, "acme".to_owned(), 2000usize);
     let mut tokens: Vec<String> = Vec::new();
+    let mut expires_in_days: Option<i64> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_else(|| usage());
@@ -29,6 +30,9 @@ async fn main() {
             "--org" => org = value,
             "--repos" => count = value.parse().unwrap_or_else(|_| usage()),
             "--token" => tokens.push(value),
+            "--token-expires-in-days" => {
+                expires_in_days = Some(value.parse().unwrap_or_else(|_| usage()))
+            }
             _ => usage(),
         }
     }
@@ -45,6 +49,12 @@ async fn main() {
     let accepted: Vec<&str> = tokens.iter().map(String::as_str).collect();
     let stub = Arc::new(GithubStub::start_on(port, repos, &accepted, i64::MAX / 2).await);
     stub.add_org(&org, &[]);
+    if let Some(days) = expires_in_days {
+        let at = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(24 * days))
+            .expect("a time within range");
+        stub.set_token_expiration(&at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string());
+    }
     eprintln!(
         "GitHub stand-in at {} with {count} repositories in {org}",
         stub.url()

@@ -893,6 +893,13 @@ async fn an_organization_is_discovered_and_a_push_refreshes_only_its_location() 
 #[tokio::test]
 async fn admins_see_each_git_host_and_test_its_connection() {
     let f = fixture(true).await;
+    // The token expires in three days, as GitHub says on every answer.
+    let expires = paved_core::now_unix() + 3 * 86_400;
+    let stamp = jiff::Timestamp::from_second(expires)
+        .unwrap()
+        .strftime("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
+    f.github.set_token_expiration(&stamp);
     let (status, body) = f
         .register("https://github.com/acme/invoices/blob/main/catalog-info.yaml")
         .await;
@@ -916,6 +923,9 @@ async fn admins_see_each_git_host_and_test_its_connection() {
     assert_eq!(list[0]["locations"], 1);
     assert_eq!(list[0]["rate_limit"], 5000);
     assert!(list[0]["rate_remaining"].as_i64().unwrap() < 5000);
+    assert_eq!(list[0]["token_expires_at"], expires);
+    assert_eq!(list[0]["token_expires_soon"], true);
+    assert_eq!(list[0]["token_renewed"], false);
 
     let response = f
         .app
@@ -930,6 +940,13 @@ async fn admins_see_each_git_host_and_test_its_connection() {
             .as_str()
             .unwrap()
             .starts_with("Connected to github.com"),
+        "{check}"
+    );
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains("The token expires on"),
         "{check}"
     );
 
@@ -1018,6 +1035,21 @@ async fn a_github_app_mints_installation_tokens_and_renews_them() {
         .get("/api/catalog/entities/by-name/component/default/payments-api")
         .await;
     assert_eq!(entity["metadata"]["description"], "Renewed.");
+
+    // The page shows the current installation token's expiry, renewed by Paved.
+    let admin = f
+        .app
+        .session_for("ada", &[], &[PlatformRole::PlatformAdmin])
+        .await;
+    let response = f
+        .app
+        .with_session(&admin)
+        .call("integrations_overview", "")
+        .await;
+    let list: Value = serde_json::from_str(&body_text(response).await).unwrap();
+    assert_eq!(list[0]["token_renewed"], true, "{list}");
+    assert_eq!(list[0]["token_expires_soon"], false, "{list}");
+    assert!(list[0]["token_expires_at"].as_i64().is_some(), "{list}");
 
     assert_eq!(f.github.violations(), Vec::<String>::new());
     let logs = captured_logs();

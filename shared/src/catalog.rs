@@ -226,6 +226,13 @@ pub struct IntegrationView {
     pub limited_until: Option<i64>,
     /// Locations read through it.
     pub locations: usize,
+    /// When the credential expires (Unix seconds), when the host said: a
+    /// token's own expiry, or the current GitHub App installation token's.
+    pub token_expires_at: Option<i64>,
+    /// True when that is within 14 days and nothing renews it on its own.
+    pub token_expires_soon: bool,
+    /// True for GitHub Apps, whose installation tokens Paved renews itself.
+    pub token_renewed: bool,
 }
 
 /// The outcome of "Test connection".

@@ -72,6 +72,7 @@ fn IntegrationsTable(list: Vec<IntegrationView>) -> impl IntoView {
             {list.into_iter().map(|i| {
                 let limited = i.limited_until.is_some();
                 let rate_text = rate(&i);
+                let expiry = i.clone();
                 view! {
                     <tr data-testid="integration-row">
                         <td>
@@ -79,7 +80,10 @@ fn IntegrationsTable(list: Vec<IntegrationView>) -> impl IntoView {
                             " " <Badge>{i.kind.clone()}</Badge>
                             <span class="block text-xs text-slate-500">{i.api_base_url.clone()}</span>
                         </td>
-                        <td class="text-sm">{i.credential.clone()}</td>
+                        <td class="text-sm">
+                            {i.credential.clone()}
+                            <CredentialExpiry view=expiry />
+                        </td>
                         <td class="text-sm">
                             {if limited {
                                 view! { <Badge tone=Tone::Warning>{rate_text}</Badge> }.into_any()
@@ -93,6 +97,32 @@ fn IntegrationsTable(list: Vec<IntegrationView>) -> impl IntoView {
                 }
             }).collect_view()}
         </Table>
+    }
+}
+
+/// When the credential expires, as the host said; a warning within 14 days.
+#[component]
+fn CredentialExpiry(view: IntegrationView) -> impl IntoView {
+    match (view.token_expires_at, view.token_renewed) {
+        (Some(at), true) => view! {
+            <span class="block text-xs text-slate-500" data-testid="token-expiry">
+                {format!("Installation token renewed automatically (current one until {})", format_time(at))}
+            </span>
+        }
+        .into_any(),
+        (Some(at), false) if view.token_expires_soon => view! {
+            <span class="block" data-testid="token-expiry">
+                <Badge tone=Tone::Warning>{format!("Token expires {}: replace it in Vault", format_time(at))}</Badge>
+            </span>
+        }
+        .into_any(),
+        (Some(at), false) => view! {
+            <span class="block text-xs text-slate-500" data-testid="token-expiry">
+                {format!("Token expires {}", format_time(at))}
+            </span>
+        }
+        .into_any(),
+        (None, _) => ().into_any(),
     }
 }
 

@@ -75,6 +75,9 @@ pub struct Integrations {
     installations: Mutex<HashMap<String, (SecretString, i64)>>,
     etags: Mutex<HashMap<String, (String, Arc<String>)>>,
     limits: Mutex<HashMap<String, RateLimit>>,
+    /// When each host's token expires, as the host said (GitHub's
+    /// `GitHub-Authentication-Token-Expiration`).
+    expiries: Mutex<HashMap<String, i64>>,
     now: Box<dyn Fn() -> i64 + Send + Sync>,
 }
 
@@ -112,6 +115,7 @@ impl Integrations {
             installations: Mutex::default(),
             etags: Mutex::default(),
             limits: Mutex::default(),
+            expiries: Mutex::default(),
             now: Box::new(crate::now_unix),
         }
     }
@@ -129,6 +133,28 @@ impl Integrations {
     /// The last rate-limit state seen from `host`.
     pub fn rate_limit(&self, host: &str) -> RateLimit {
         lock(&self.limits).get(host).cloned().unwrap_or_default()
+    }
+
+    /// When the credential of `host` expires, if known: the token's expiry
+    /// as the host reported it, or the soonest expiry of the GitHub App
+    /// installation tokens held now (those are renewed on their own).
+    pub fn token_expires_at(&self, host: &str) -> Option<i64> {
+        let reported = lock(&self.expiries).get(host).copied();
+        let prefix = format!("{host}/");
+        let installations = lock(&self.installations)
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, (_, expires))| *expires)
+            .min();
+        match (reported, installations) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The time now, as the integrations see it.
+    pub fn now(&self) -> i64 {
+        (self.now)()
     }
 
     /// Refuses at once while `host` waits for its rate limit to reset.
@@ -680,6 +706,14 @@ impl Integrations {
         let limit = header(&["x-ratelimit-limit", "ratelimit-limit"]);
         let reset_at = header(&["x-ratelimit-reset", "ratelimit-reset"]);
         let retry_after = header(&["retry-after"]);
+        if let Some(expires) = response
+            .headers()
+            .get("github-authentication-token-expiration")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_expiration)
+        {
+            lock(&self.expiries).insert(host.to_owned(), expires);
+        }
         let status = response.status().as_u16();
         let limited =
             matches!(status, 403 | 429) && (remaining == Some(0) || retry_after.is_some());
@@ -949,6 +983,30 @@ fn without_url(e: &reqwest::Error) -> String {
     text
 }
 
+/// GitHub's `GitHub-Authentication-Token-Expiration` value
+/// (`2026-12-24 09:00:00 UTC`, or with a numeric offset such as `-0700`).
+fn parse_expiration(value: &str) -> Option<i64> {
+    let value = value.trim();
+    let (stamp, zone) = value.rsplit_once(' ')?;
+    let civil: jiff::civil::DateTime = stamp.trim().replace(' ', "T").parse().ok()?;
+    let offset_seconds = match zone {
+        "UTC" | "GMT" | "Z" => 0,
+        z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
+            let hours: i32 = z[1..3].parse().ok()?;
+            let minutes: i32 = z[3..5].parse().ok()?;
+            let total = hours * 3600 + minutes * 60;
+            if z.starts_with('-') {
+                -total
+            } else {
+                total
+            }
+        }
+        _ => return None,
+    };
+    let utc = civil.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    Some(utc.as_second() - i64::from(offset_seconds))
+}
+
 fn format_utc(unix: i64) -> String {
     jiff::Timestamp::from_second(unix)
         .map(|t| t.strftime("%H:%M:%S UTC").to_string())
@@ -961,6 +1019,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn token_expiration_headers_in_both_of_githubs_formats() {
+        assert_eq!(
+            super::parse_expiration("2026-12-24 09:00:00 UTC"),
+            Some(1_798_102_800)
+        );
+        assert_eq!(
+            super::parse_expiration("2026-12-24 02:00:00 -0700"),
+            Some(1_798_102_800)
+        );
+        assert_eq!(super::parse_expiration("soon"), None);
+    }
+
     #[test]
     fn hmac_matches_rfc_4231_and_githubs_example() {
         // RFC 4231, test case 2.

@@ -8,6 +8,9 @@ use super::{CredentialRef, HostKind};
 use crate::auth::{authorize, Action, Principal};
 use crate::{CoreError, CoreState};
 
+/// How long before a token's expiry the page warns (14 days).
+const EXPIRY_WARNING: i64 = 14 * 24 * 3600;
+
 /// Every configured integration: platform admins only.
 pub async fn overview(
     core: &CoreState,
@@ -21,6 +24,8 @@ pub async fn overview(
         .iter()
         .map(|i| {
             let limit = integrations.rate_limit(&i.host);
+            let expires = integrations.token_expires_at(&i.host);
+            let renewed = matches!(i.credential, CredentialRef::GithubApp { .. });
             IntegrationView {
                 host: i.host.clone(),
                 kind: i.kind.as_str().to_owned(),
@@ -40,6 +45,10 @@ pub async fn overview(
                     .iter()
                     .filter(|l| url::Url::parse(&l.target).is_ok_and(|u| i.matches(&u)))
                     .count(),
+                token_expires_at: expires,
+                token_expires_soon: !renewed
+                    && expires.is_some_and(|at| at - integrations.now() < EXPIRY_WARNING),
+                token_renewed: renewed,
             }
         })
         .collect())
@@ -80,9 +89,27 @@ pub async fn test_connection(
                     .map(|left| format!("; {left} requests left this hour"))
                     .unwrap_or_default(),
             };
+            let expiry = match integrations.token_expires_at(host) {
+                Some(at) if !matches!(integration.credential, CredentialRef::GithubApp { .. }) => {
+                    let days = (at - integrations.now()) / 86_400;
+                    format!(
+                        " The token expires on {} ({}); replace it in Vault before then.",
+                        jiff::Timestamp::from_second(at)
+                            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+                            .unwrap_or_default(),
+                        match days {
+                            d if d < 0 => "already past".to_owned(),
+                            0 => "within a day".to_owned(),
+                            1 => "in 1 day".to_owned(),
+                            d => format!("in {d} days"),
+                        }
+                    )
+                }
+                _ => String::new(),
+            };
             ConnectionCheck {
                 ok: true,
-                message: format!("Connected to {host}{detail}."),
+                message: format!("Connected to {host}{detail}.{expiry}"),
             }
         }
         Ok((401, _)) => ConnectionCheck {
