@@ -171,15 +171,7 @@ pub(super) async fn github(
         input_str(input, "sourcePath").unwrap_or("./"),
     )?;
     commit_workspace(ctx, input, &source, branch, description, &marker).await?;
-    let clone_url = repo["clone_url"]
-        .as_str()
-        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-        .ok_or_else(|| format!("{host} gave no https clone URL for {owner}/{name}"))?
-        .to_owned();
-    let env = match api.token(integration, &owner).await? {
-        Some(token) => basic_auth_env("x-access-token", token.expose_secret()),
-        None => Vec::new(),
-    };
+    let (clone_url, env) = push_access(ctx, integration, &repo, &owner, &name).await?;
     let refspec = format!("HEAD:refs/heads/{branch}");
     git_env(
         ctx,
@@ -212,6 +204,32 @@ pub(super) async fn github(
     }
     outputs["commitHash"] = json!(hash.trim());
     Ok(outputs)
+}
+
+/// The repository's https clone URL as GitHub answered it, and the
+/// environment that gives git the integration's token for it.
+async fn push_access(
+    ctx: &ActionContext<'_>,
+    integration: &Integration,
+    repo: &Value,
+    owner: &str,
+    name: &str,
+) -> Result<(String, Vec<(String, String)>), String> {
+    let clone_url = repo["clone_url"]
+        .as_str()
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .ok_or_else(|| {
+            format!(
+                "{} gave no https clone URL for {owner}/{name}",
+                integration.host
+            )
+        })?
+        .to_owned();
+    let env = match ctx.core.integrations.token(integration, owner).await? {
+        Some(token) => basic_auth_env("x-access-token", token.expose_secret()),
+        None => Vec::new(),
+    };
+    Ok((clone_url, env))
 }
 
 /// Creates the repository under an organization, or under the credential's
@@ -545,15 +563,7 @@ pub(super) async fn github_pull_request(
     }
 
     // Clone the target branch, place the files, commit on the new branch, push.
-    let clone_url = repo["clone_url"]
-        .as_str()
-        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-        .ok_or_else(|| format!("{host} gave no https clone URL for {owner}/{name}"))?
-        .to_owned();
-    let env = match api.token(integration, &owner).await? {
-        Some(token) => basic_auth_env("x-access-token", token.expose_secret()),
-        None => Vec::new(),
-    };
+    let (clone_url, env) = push_access(ctx, integration, &repo, &owner, &name).await?;
     let scratch = ctx.workspace.with_file_name(format!(
         "{}.pr-{}",
         ctx.task_id,
