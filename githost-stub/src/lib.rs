@@ -6,6 +6,7 @@
 //! ([`openapi::check`]); what does not fit is kept in
 //! [`GithubStub::violations`] for the test to assert on.
 
+pub mod gitlab;
 pub mod openapi;
 
 use std::collections::BTreeMap;
@@ -215,7 +216,7 @@ pub struct Load {
 }
 
 /// The folder created repositories live in, removed with the stand-in.
-struct TempRoot(PathBuf);
+pub(crate) struct TempRoot(pub(crate) PathBuf);
 
 impl Drop for TempRoot {
     fn drop(&mut self) {
@@ -223,14 +224,14 @@ impl Drop for TempRoot {
     }
 }
 
-fn now_nanos() -> u128 {
+pub(crate) fn now_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default()
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -585,7 +586,7 @@ async fn handle(
 }
 
 /// Percent-decoding (a query value's `+` is a space; pass it replaced).
-fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -617,6 +618,20 @@ async fn git_http(
         let inner = inner.lock().unwrap_or_else(|e| e.into_inner());
         (inner.git_root.clone(), inner.tokens.clone())
     };
+    git_backend(&root, &tokens, "GitHub", method, uri, headers, body).await
+}
+
+/// `git http-backend` over the bare repositories under `root`, for callers
+/// whose Basic password is one of `tokens`.
+pub(crate) async fn git_backend(
+    root: &std::path::Path,
+    tokens: &[String],
+    realm: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
     let password = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -631,7 +646,7 @@ async fn git_http(
     if !password.is_some_and(|p| tokens.contains(&p)) {
         return (
             StatusCode::UNAUTHORIZED,
-            [("www-authenticate", "Basic realm=\"GitHub\"")],
+            [("www-authenticate", format!("Basic realm=\"{realm}\""))],
             "Invalid username or token.",
         )
             .into_response();
@@ -647,7 +662,7 @@ async fn git_http(
         .arg("http-backend")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("GIT_PROJECT_ROOT", &root)
+        .env("GIT_PROJECT_ROOT", root)
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -1302,7 +1317,7 @@ fn pull_json(inner: &Inner, pull: &Pull) -> Value {
 
 /// An empty bare repository whose default branch is `main` and which, like
 /// GitHub, serves partial clones (`--filter`).
-fn init_bare(bare: &std::path::Path) -> Result<(), String> {
+pub(crate) fn init_bare(bare: &std::path::Path) -> Result<(), String> {
     for args in [
         &["init", "--quiet", "--bare", "-b", "main", "."][..],
         &["config", "uploadpack.allowFilter", "true"],

@@ -11,11 +11,13 @@ use common::tokens::{ADMIN, PAYMENTS_DEV};
 use common::vault::TestVault;
 use common::*;
 use paved_core::auth::{PlatformRole, TeamRole};
+use paved_githost_stub::gitlab::GitlabStub;
 use paved_githost_stub::{GithubStub, Repo};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "ghp_stand-in-token-5d1c8e2b-never-shown";
 const WEBHOOK_SECRET: &str = "whsec-3f9a7c1e-stand-in";
+const GITLAB_TOKEN: &str = "glpat-stand-in-7a41c2d9-never-shown";
 
 const PAYMENTS_API: &str = r#"apiVersion: backstage.io/v1alpha1
 kind: Component
@@ -86,6 +88,11 @@ async fn fixture(with_credential: bool) -> Fixture {
 /// smart-HTTP side is also configured as a plain git server (kind `git`,
 /// token at `git/plain`).
 async fn fixture_with(credential: &str, plain_git: bool) -> Fixture {
+    fixture_full(credential, plain_git, None).await
+}
+
+/// [`fixture_with`], plus a GitLab stand-in as kind `gitlab` (token at `git/gitlab`).
+async fn fixture_full(credential: &str, plain_git: bool, gitlab: Option<&GitlabStub>) -> Fixture {
     captured_logs();
     let github = GithubStub::start(
         vec![
@@ -137,6 +144,20 @@ async fn fixture_with(credential: &str, plain_git: bool) -> Fixture {
         yaml.push_str(&format!(
             "  - host: {}\n    kind: git\n    credential: git/plain\n",
             github.url().trim_start_matches("http://")
+        ));
+    }
+    if let Some(gitlab) = gitlab {
+        vault
+            .root(
+                "POST",
+                "secret/data/platform/git/gitlab",
+                json!({"data": {"token": GITLAB_TOKEN}}),
+            )
+            .await;
+        yaml.push_str(&format!(
+            "  - host: {}\n    kind: gitlab\n    api_base_url: {}\n    credential: git/gitlab\n",
+            gitlab.host(),
+            gitlab.api_url()
         ));
     }
     std::fs::write(&file, yaml).unwrap();
@@ -700,6 +721,108 @@ async fn publish_github_pull_request_proposes_files_to_an_existing_repository() 
     );
     assert_eq!(f.github.violations(), Vec::<String>::new());
     assert!(!contains_bytes(&captured_logs().lock().unwrap(), TOKEN));
+}
+
+const GITLAB_TEMPLATE: &str = r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: gitlab-service
+  title: A service on GitLab
+spec:
+  owner: group:default/payments
+  type: service
+  parameters:
+    - title: Name
+      required: [name]
+      properties:
+        name: { type: string }
+  steps:
+    - id: fetch
+      action: fetch:template
+      input:
+        url: ./content
+        values:
+          name: ${{ parameters.name }}
+    - id: publish
+      action: publish:gitlab
+      input:
+        repoUrl: HOST?owner=acme&repo=${{ parameters.name }}
+        description: The ${{ parameters.name }} service
+        topics: [paved]
+    - id: register
+      action: catalog:register
+      input:
+        repoContentsUrl: ${{ steps.publish.output.repoContentsUrl }}
+        catalogInfoPath: /catalog-info.yaml
+"#;
+
+/// GitLab end to end: a template in a private project read by its `/-/blob/`
+/// URL (raw files API with `PRIVATE-TOKEN`, ETags), its skeleton fetched with
+/// git, and `publish:gitlab` creating the project in its group through the
+/// API before pushing; the entity registered from the new project refreshes
+/// with a 304; a second task never overwrites the project.
+#[tokio::test]
+async fn gitlab_templates_are_read_and_publish_gitlab_creates_the_project() {
+    let gitlab = GitlabStub::start(None, &["acme"], &[GITLAB_TOKEN]).await;
+    let template = GITLAB_TEMPLATE.replace("HOST", &gitlab.host());
+    gitlab.add_project(
+        "acme/templates",
+        true,
+        &[
+            ("service/template.yaml", template.as_str()),
+            (
+                "service/content/catalog-info.yaml",
+                "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ${{ values.name }}\nspec:\n  type: service\n  lifecycle: experimental\n  owner: group:default/payments\n",
+            ),
+        ],
+    );
+    let f = fixture_full("credential: git/github.com", false, Some(&gitlab)).await;
+    f.register_cleanly(&format!(
+        "https://{}/acme/templates/-/blob/main/service/template.yaml",
+        gitlab.host()
+    ))
+    .await;
+    let task = run_task(&f, "template:default/gitlab-service", json!({"name": "ledger"})).await;
+    assert_eq!(task["status"], "completed", "{task}");
+
+    let project = gitlab.project("acme/ledger").expect("the project was created");
+    assert_eq!(project.visibility, "private");
+    assert_eq!(project.description, "The ledger service");
+    assert_eq!(project.topics, vec!["paved".to_owned()]);
+    let files = project.files("main").unwrap();
+    assert!(String::from_utf8_lossy(&files["catalog-info.yaml"]).contains("name: ledger"));
+    let (status, entity) = f
+        .app
+        .as_(PAYMENTS_DEV)
+        .get("/api/catalog/entities/by-name/component/default/ledger")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entity}");
+
+    // A refresh of the new entity's file is one conditional request.
+    let before = gitlab.requests().len();
+    f.app
+        .as_(ADMIN)
+        .post(
+            "/api/catalog/refresh",
+            json!({"entityRef": "component:default/ledger"}),
+        )
+        .await;
+    let refreshed = &gitlab.requests()[before..];
+    assert_eq!(refreshed.len(), 1, "{refreshed:?}");
+    assert_eq!(refreshed[0].2, 304, "{refreshed:?}");
+
+    // Another task for the same project never overwrites it.
+    let again = run_task(&f, "template:default/gitlab-service", json!({"name": "ledger"})).await;
+    assert_eq!(again["status"], "failed", "{again}");
+    assert!(
+        again["error"].as_str().unwrap().contains("already exists"),
+        "{again}"
+    );
+    assert_eq!(project.files("main").unwrap(), files);
+
+    assert_eq!(gitlab.violations(), Vec::<String>::new());
+    assert!(!contains_bytes(&captured_logs().lock().unwrap(), GITLAB_TOKEN));
+    assert!(!contains_bytes(&f.app.database_bytes(), GITLAB_TOKEN));
 }
 
 fn component(name: &str, description: &str) -> String {

@@ -53,7 +53,7 @@ pub async fn run(action: &str, ctx: &ActionContext<'_>, input: &Value) -> Result
         "fetch:template" => fetch_template(ctx, input).await,
         "fetch:plain" => fetch_plain(ctx, input).await,
         "fetch:plain:file" => fetch_plain_file(ctx, input).await,
-        "publish:git" | "publish:github" => publish_git(ctx, input).await,
+        "publish:git" | "publish:github" | "publish:gitlab" => publish_git(ctx, input).await,
         "publish:github:pull-request" => super::publish::github_pull_request(ctx, input).await,
         "catalog:register" => catalog_register(ctx, input).await,
         "vault:provision" => vault_provision(ctx, input).await,
@@ -433,14 +433,20 @@ pub(super) async fn git_env(
 async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
     let repo_url = required_str(input, "repoUrl")?;
     let parsed = paved_shared::forms::parse_repo_url(repo_url)?;
-    let github = ctx
+    let integration = ctx
         .core
         .integrations
         .list()
         .iter()
-        .find(|i| i.host == parsed.host.to_ascii_lowercase() && i.kind.is_github());
-    if let Some(integration) = github {
-        return super::publish::github(ctx, input, integration, &parsed).await;
+        .find(|i| i.host == parsed.host.to_ascii_lowercase());
+    match integration {
+        Some(i) if i.kind.is_github() => {
+            return super::publish::github(ctx, input, i, &parsed).await
+        }
+        Some(i) if i.kind == crate::integrations::HostKind::Gitlab => {
+            return super::gitlab::publish(ctx, input, i, &parsed).await
+        }
+        _ => {}
     }
     let owner = parsed
         .owner

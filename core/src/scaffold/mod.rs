@@ -8,6 +8,7 @@ pub mod expr;
 pub mod log;
 pub mod metrics;
 pub mod page;
+mod gitlab;
 mod publish;
 pub mod runner;
 pub mod tasks;

@@ -11,7 +11,7 @@ use super::expr::Expressions;
 pub const TEMPLATE_API_VERSION: &str = "scaffolder.backstage.io/v1beta3";
 
 /// The actions Paved runs, with a one-line description each.
-pub const ACTIONS: [(&str, &str); 11] = [
+pub const ACTIONS: [(&str, &str); 12] = [
     (
         "fetch:template",
         "Renders a skeleton folder into the workspace with ${{ values.x }}",
@@ -28,6 +28,10 @@ pub const ACTIONS: [(&str, &str); 11] = [
     (
         "publish:github",
         "Backstage's GitHub publisher, run as publish:git",
+    ),
+    (
+        "publish:gitlab",
+        "Backstage's GitLab publisher: creates the project through GitLab's API, then pushes",
     ),
     (
         "publish:github:pull-request",
