@@ -6,6 +6,8 @@
 //! ([`openapi::check`]); what does not fit is kept in
 //! [`GithubStub::violations`] for the test to assert on.
 
+pub mod forge;
+pub mod gitlab;
 pub mod openapi;
 
 use std::collections::BTreeMap;
@@ -70,45 +72,19 @@ impl Repo {
 
     /// The files at `git_ref` (a branch, tag or commit).
     fn files(&self, git_ref: &str) -> Option<BTreeMap<String, Vec<u8>>> {
-        let Some(bare) = &self.bare else {
-            return self.refs.get(git_ref).cloned();
-        };
-        let git = |args: &[&str]| {
-            std::process::Command::new("git")
-                .arg("--git-dir")
-                .arg(bare)
-                .args(args)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| o.stdout)
-        };
-        let names = git(&["ls-tree", "-r", "--name-only", git_ref])?;
-        let mut files = BTreeMap::new();
-        for name in String::from_utf8_lossy(&names).lines() {
-            files.insert(
-                name.to_owned(),
-                git(&["show", &format!("{git_ref}:{name}")])?,
-            );
+        match &self.bare {
+            Some(bare) => bare_files(bare, git_ref),
+            None => self.refs.get(git_ref).cloned(),
         }
-        Some(files)
     }
 
     /// The newest commit of `git_ref`: (sha, message), for repositories with history.
     fn head(&self, git_ref: &str) -> Option<(String, String)> {
-        let bare = self.bare.as_ref()?;
-        let out = std::process::Command::new("git")
-            .arg("--git-dir")
-            .arg(bare)
-            .args(["log", "-1", "--format=%H%n%B", git_ref])
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .output()
-            .ok()
-            .filter(|o| o.status.success())?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let out = bare_git(
+            self.bare.as_ref()?,
+            &["log", "-1", "--format=%H%n%B", git_ref],
+        )?;
+        let text = String::from_utf8_lossy(&out).into_owned();
         let (sha, message) = text.split_once('\n')?;
         Some((sha.to_owned(), message.trim_end().to_owned()))
     }
@@ -215,7 +191,7 @@ pub struct Load {
 }
 
 /// The folder created repositories live in, removed with the stand-in.
-struct TempRoot(PathBuf);
+pub(crate) struct TempRoot(pub(crate) PathBuf);
 
 impl Drop for TempRoot {
     fn drop(&mut self) {
@@ -223,14 +199,14 @@ impl Drop for TempRoot {
     }
 }
 
-fn now_nanos() -> u128 {
+pub(crate) fn now_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default()
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -416,44 +392,7 @@ impl GithubStub {
             .repo(full_name)
             .and_then(|r| r.bare)
             .expect("a repository with git history");
-        let work = bare.with_extension(format!("work-{}", now_nanos()));
-        let git = |dir: &std::path::Path, args: &[&str]| {
-            let ok = std::process::Command::new("git")
-                .args(args)
-                .current_dir(dir)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .env("GIT_AUTHOR_NAME", "Stand-in")
-                .env("GIT_AUTHOR_EMAIL", "stand-in@example.com")
-                .env("GIT_COMMITTER_NAME", "Stand-in")
-                .env("GIT_COMMITTER_EMAIL", "stand-in@example.com")
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "git {args:?}");
-        };
-        let parent = bare.parent().expect("the owner folder");
-        git(
-            parent,
-            &[
-                "clone",
-                "-q",
-                &bare.to_string_lossy(),
-                &work.to_string_lossy(),
-            ],
-        );
-        for (path, content) in files {
-            let target = work.join(path);
-            std::fs::create_dir_all(target.parent().expect("a parent")).expect("a folder");
-            std::fs::write(target, content).expect("a file");
-        }
-        git(&work, &["add", "-A"]);
-        git(
-            &work,
-            &["commit", "-q", "--allow-empty", "-m", "Change files"],
-        );
-        git(&work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
-        let _ = std::fs::remove_dir_all(&work);
+        commit_files(&bare, files);
     }
 
     /// The pull requests opened so far.
@@ -585,7 +524,7 @@ async fn handle(
 }
 
 /// Percent-decoding (a query value's `+` is a space; pass it replaced).
-fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -617,6 +556,20 @@ async fn git_http(
         let inner = inner.lock().unwrap_or_else(|e| e.into_inner());
         (inner.git_root.clone(), inner.tokens.clone())
     };
+    git_backend(&root, &tokens, "GitHub", method, uri, headers, body).await
+}
+
+/// `git http-backend` over the bare repositories under `root`, for callers
+/// whose Basic password is one of `tokens`.
+pub(crate) async fn git_backend(
+    root: &std::path::Path,
+    tokens: &[String],
+    realm: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
     let password = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -631,7 +584,7 @@ async fn git_http(
     if !password.is_some_and(|p| tokens.contains(&p)) {
         return (
             StatusCode::UNAUTHORIZED,
-            [("www-authenticate", "Basic realm=\"GitHub\"")],
+            [("www-authenticate", format!("Basic realm=\"{realm}\""))],
             "Invalid username or token.",
         )
             .into_response();
@@ -647,7 +600,7 @@ async fn git_http(
         .arg("http-backend")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("GIT_PROJECT_ROOT", &root)
+        .env("GIT_PROJECT_ROOT", root)
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -1300,9 +1253,84 @@ fn pull_json(inner: &Inner, pull: &Pull) -> Value {
     })
 }
 
+/// Commits `files` (path, content) on `main` of the bare repository `bare`
+/// (empty or not), as the stand-in's own user.
+pub(crate) fn commit_files(bare: &std::path::Path, files: &[(&str, &str)]) {
+    let work = bare.with_extension(format!("work-{}", now_nanos()));
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "Stand-in")
+            .env("GIT_AUTHOR_EMAIL", "stand-in@example.com")
+            .env("GIT_COMMITTER_NAME", "Stand-in")
+            .env("GIT_COMMITTER_EMAIL", "stand-in@example.com")
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "git {args:?}");
+    };
+    let parent = bare.parent().expect("the owner folder");
+    git(
+        parent,
+        &[
+            "clone",
+            "-q",
+            &bare.to_string_lossy(),
+            &work.to_string_lossy(),
+        ],
+    );
+    git(&work, &["checkout", "-q", "-B", "main"]);
+    for (path, content) in files {
+        let target = work.join(path);
+        std::fs::create_dir_all(target.parent().expect("a parent")).expect("a folder");
+        std::fs::write(target, content).expect("a file");
+    }
+    git(&work, &["add", "-A"]);
+    git(
+        &work,
+        &["commit", "-q", "--allow-empty", "-m", "Change files"],
+    );
+    git(&work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Runs git on the bare repository `bare`; its output when it succeeds.
+pub(crate) fn bare_git(bare: &std::path::Path, args: &[&str]) -> Option<Vec<u8>> {
+    std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(bare)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| o.stdout)
+}
+
+/// The files of the bare repository `bare` at `git_ref`: path → bytes.
+pub(crate) fn bare_files(
+    bare: &std::path::Path,
+    git_ref: &str,
+) -> Option<BTreeMap<String, Vec<u8>>> {
+    let names = bare_git(bare, &["ls-tree", "-r", "--name-only", git_ref])?;
+    let mut out = BTreeMap::new();
+    for name in String::from_utf8_lossy(&names).lines() {
+        out.insert(
+            name.to_owned(),
+            bare_git(bare, &["show", &format!("{git_ref}:{name}")])?,
+        );
+    }
+    Some(out)
+}
+
 /// An empty bare repository whose default branch is `main` and which, like
 /// GitHub, serves partial clones (`--filter`).
-fn init_bare(bare: &std::path::Path) -> Result<(), String> {
+pub(crate) fn init_bare(bare: &std::path::Path) -> Result<(), String> {
     for args in [
         &["init", "--quiet", "--bare", "-b", "main", "."][..],
         &["config", "uploadpack.allowFilter", "true"],

@@ -11,11 +11,14 @@ use common::tokens::{ADMIN, PAYMENTS_DEV};
 use common::vault::TestVault;
 use common::*;
 use paved_core::auth::{PlatformRole, TeamRole};
+use paved_githost_stub::forge::{Forge, ForgeStub};
+use paved_githost_stub::gitlab::GitlabStub;
 use paved_githost_stub::{GithubStub, Repo};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "ghp_stand-in-token-5d1c8e2b-never-shown";
 const WEBHOOK_SECRET: &str = "whsec-3f9a7c1e-stand-in";
+const GITLAB_TOKEN: &str = "glpat-stand-in-7a41c2d9-never-shown";
 
 const PAYMENTS_API: &str = r#"apiVersion: backstage.io/v1alpha1
 kind: Component
@@ -86,6 +89,16 @@ async fn fixture(with_credential: bool) -> Fixture {
 /// smart-HTTP side is also configured as a plain git server (kind `git`,
 /// token at `git/plain`).
 async fn fixture_with(credential: &str, plain_git: bool) -> Fixture {
+    fixture_full(credential, plain_git, &[]).await
+}
+
+/// Another host's stand-in to configure: (kind, host, api_base_url, token);
+/// its token is kept at `git/{kind}`.
+type Extra<'a> = (&'a str, String, String, &'a str);
+
+/// [`fixture_with`], plus `extra` hosts (GitLab, Bitbucket, Azure DevOps,
+/// Gitea stand-ins), each with its token in Vault.
+async fn fixture_full(credential: &str, plain_git: bool, extra: &[Extra<'_>]) -> Fixture {
     captured_logs();
     let github = GithubStub::start(
         vec![
@@ -137,6 +150,18 @@ async fn fixture_with(credential: &str, plain_git: bool) -> Fixture {
         yaml.push_str(&format!(
             "  - host: {}\n    kind: git\n    credential: git/plain\n",
             github.url().trim_start_matches("http://")
+        ));
+    }
+    for (kind, host, api, token) in extra {
+        vault
+            .root(
+                "POST",
+                &format!("secret/data/platform/git/{kind}"),
+                json!({"data": {"token": token}}),
+            )
+            .await;
+        yaml.push_str(&format!(
+            "  - host: {host}\n    kind: {kind}\n    api_base_url: {api}\n    credential: git/{kind}\n"
         ));
     }
     std::fs::write(&file, yaml).unwrap();
@@ -700,6 +725,403 @@ async fn publish_github_pull_request_proposes_files_to_an_existing_repository() 
     );
     assert_eq!(f.github.violations(), Vec::<String>::new());
     assert!(!contains_bytes(&captured_logs().lock().unwrap(), TOKEN));
+}
+
+const GITLAB_TEMPLATE: &str = r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: gitlab-service
+  title: A service on GitLab
+spec:
+  owner: group:default/payments
+  type: service
+  parameters:
+    - title: Name
+      required: [name]
+      properties:
+        name: { type: string }
+  steps:
+    - id: fetch
+      action: fetch:template
+      input:
+        url: ./content
+        values:
+          name: ${{ parameters.name }}
+    - id: publish
+      action: publish:gitlab
+      input:
+        repoUrl: HOST?owner=acme&repo=${{ parameters.name }}
+        description: The ${{ parameters.name }} service
+        topics: [paved]
+    - id: register
+      action: catalog:register
+      input:
+        repoContentsUrl: ${{ steps.publish.output.repoContentsUrl }}
+        catalogInfoPath: /catalog-info.yaml
+"#;
+
+/// GitLab end to end: a template in a private project read by its `/-/blob/`
+/// URL (raw files API with `PRIVATE-TOKEN`, ETags), its skeleton fetched with
+/// git, and `publish:gitlab` creating the project in its group through the
+/// API before pushing; the entity registered from the new project refreshes
+/// with a 304; a second task never overwrites the project.
+#[tokio::test]
+async fn gitlab_templates_are_read_and_publish_gitlab_creates_the_project() {
+    let gitlab = GitlabStub::start(None, &["acme"], &[GITLAB_TOKEN]).await;
+    let template = GITLAB_TEMPLATE.replace("HOST", &gitlab.host());
+    gitlab.add_project(
+        "acme/templates",
+        true,
+        &[
+            ("service/template.yaml", template.as_str()),
+            (
+                "service/content/catalog-info.yaml",
+                "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ${{ values.name }}\nspec:\n  type: service\n  lifecycle: experimental\n  owner: group:default/payments\n",
+            ),
+        ],
+    );
+    let f = fixture_full(
+        "credential: git/github.com",
+        false,
+        &[("gitlab", gitlab.host(), gitlab.api_url(), GITLAB_TOKEN)],
+    )
+    .await;
+    f.register_cleanly(&format!(
+        "https://{}/acme/templates/-/blob/main/service/template.yaml",
+        gitlab.host()
+    ))
+    .await;
+    let task = run_task(
+        &f,
+        "template:default/gitlab-service",
+        json!({"name": "ledger"}),
+    )
+    .await;
+    assert_eq!(task["status"], "completed", "{task}");
+
+    let project = gitlab
+        .project("acme/ledger")
+        .expect("the project was created");
+    assert_eq!(project.visibility, "private");
+    assert_eq!(project.description, "The ledger service");
+    assert_eq!(project.topics, vec!["paved".to_owned()]);
+    let files = project.files("main").unwrap();
+    assert!(String::from_utf8_lossy(&files["catalog-info.yaml"]).contains("name: ledger"));
+    let (status, entity) = f
+        .app
+        .as_(PAYMENTS_DEV)
+        .get("/api/catalog/entities/by-name/component/default/ledger")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entity}");
+
+    // A refresh of the new entity's file is one conditional request.
+    let before = gitlab.requests().len();
+    f.app
+        .as_(ADMIN)
+        .post(
+            "/api/catalog/refresh",
+            json!({"entityRef": "component:default/ledger"}),
+        )
+        .await;
+    let refreshed = &gitlab.requests()[before..];
+    assert_eq!(refreshed.len(), 1, "{refreshed:?}");
+    assert_eq!(refreshed[0].2, 304, "{refreshed:?}");
+
+    // Another task for the same project never overwrites it.
+    let again = run_task(
+        &f,
+        "template:default/gitlab-service",
+        json!({"name": "ledger"}),
+    )
+    .await;
+    assert_eq!(again["status"], "failed", "{again}");
+    assert!(
+        again["error"].as_str().unwrap().contains("already exists"),
+        "{again}"
+    );
+    assert_eq!(project.files("main").unwrap(), files);
+
+    assert_eq!(gitlab.violations(), Vec::<String>::new());
+    assert!(!contains_bytes(
+        &captured_logs().lock().unwrap(),
+        GITLAB_TOKEN
+    ));
+    assert!(!contains_bytes(&f.app.database_bytes(), GITLAB_TOKEN));
+}
+
+const BITBUCKET_TOKEN: &str = "bbat-stand-in-91c3e0aa-never-shown";
+const FORGE_TOKEN: &str = "pat-stand-in-2b7d90f1-never-shown";
+
+/// A template that renders `./content` and publishes with `ACTION` to
+/// `REPO_URL` (`NAME` stands for the parameter), then registers the new
+/// repository's catalog file.
+const PUBLISHING_TEMPLATE: &str = r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: TEMPLATE_NAME
+spec:
+  owner: group:default/payments
+  type: service
+  parameters:
+    - title: Name
+      required: [name]
+      properties:
+        name: { type: string }
+  steps:
+    - id: fetch
+      action: fetch:template
+      input:
+        url: ./content
+        values:
+          name: ${{ parameters.name }}
+    - id: publish
+      action: ACTION
+      input:
+        repoUrl: REPO_URL
+        description: The ${{ parameters.name }} service
+    - id: register
+      action: catalog:register
+      input:
+        repoContentsUrl: ${{ steps.publish.output.repoContentsUrl }}
+        catalogInfoPath: /catalog-info.yaml
+"#;
+
+const SKELETON_CATALOG_INFO: &str = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ${{ values.name }}\nspec:\n  type: service\n  lifecycle: experimental\n  owner: group:default/payments\n";
+
+/// Bitbucket Cloud and Bitbucket Data Center end to end: a template in a
+/// private repository read by its `/src/` or `/browse/` URL with the Bearer
+/// token from Vault, its skeleton fetched with git from the host's clone
+/// path, and `publish:bitbucket` (and Backstage's per-kind names) creating
+/// the repository through the API before pushing; the registered entity
+/// refreshes with one 304; a second task never overwrites the repository.
+#[tokio::test]
+async fn bitbucket_templates_are_read_and_publish_bitbucket_creates_the_repository() {
+    let cloud = ForgeStub::start(Forge::BitbucketCloud, &["acme"], &[BITBUCKET_TOKEN]).await;
+    let server = ForgeStub::start(Forge::BitbucketServer, &["PLAT"], &[BITBUCKET_TOKEN]).await;
+    let cases = [
+        (
+            &cloud,
+            "acme/templates",
+            "publish:bitbucketCloud",
+            format!("{}?workspace=acme&project=PAY&repo=${{{{ parameters.name }}}}", cloud.host()),
+            format!("https://{}/acme/templates/src/main/service/template.yaml", cloud.host()),
+            "acme/ledger",
+        ),
+        (
+            &server,
+            "PLAT/templates",
+            "publish:bitbucket",
+            format!("{}?project=PLAT&repo=${{{{ parameters.name }}}}", server.host()),
+            format!(
+                "https://{}/projects/PLAT/repos/templates/browse/service/template.yaml?at=refs/heads/main",
+                server.host()
+            ),
+            "PLAT/ledger-dc",
+        ),
+    ];
+    for (stub, repo, action, repo_url, _, _) in &cases {
+        let template = PUBLISHING_TEMPLATE
+            .replace(
+                "TEMPLATE_NAME",
+                &format!("on-{}", stub.host().replace([':', '.'], "-")),
+            )
+            .replace("ACTION", action)
+            .replace("REPO_URL", repo_url);
+        stub.add_repo(
+            repo,
+            true,
+            &[
+                ("service/template.yaml", template.as_str()),
+                ("service/content/catalog-info.yaml", SKELETON_CATALOG_INFO),
+            ],
+        );
+    }
+    let f = fixture_full(
+        "credential: git/github.com",
+        false,
+        &[
+            (
+                "bitbucket-cloud",
+                cloud.host(),
+                cloud.api_url(),
+                BITBUCKET_TOKEN,
+            ),
+            (
+                "bitbucket-server",
+                server.host(),
+                server.api_url(),
+                BITBUCKET_TOKEN,
+            ),
+        ],
+    )
+    .await;
+    for (stub, _, _, _, template_url, created) in &cases {
+        f.register_cleanly(template_url).await;
+        let template = format!(
+            "template:default/on-{}",
+            stub.host().replace([':', '.'], "-")
+        );
+        let name = created.rsplit('/').next().unwrap();
+        let task = run_task(&f, &template, json!({"name": name})).await;
+        assert_eq!(task["status"], "completed", "{task}");
+
+        let hosted = stub.repo(created).expect("the repository was created");
+        assert!(hosted.private, "repositories are private unless asked");
+        assert_eq!(hosted.description, format!("The {name} service"));
+        let files = hosted.files("main").unwrap();
+        assert!(
+            String::from_utf8_lossy(&files["catalog-info.yaml"]).contains(&format!("name: {name}"))
+        );
+        let (status, entity) = f
+            .app
+            .as_(PAYMENTS_DEV)
+            .get(&format!(
+                "/api/catalog/entities/by-name/component/default/{name}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{entity}");
+
+        // A refresh of the new entity's file is one conditional request.
+        let before = stub.requests().len();
+        f.app
+            .as_(ADMIN)
+            .post(
+                "/api/catalog/refresh",
+                json!({"entityRef": format!("component:default/{name}")}),
+            )
+            .await;
+        let refreshed = &stub.requests()[before..];
+        assert_eq!(refreshed.len(), 1, "{refreshed:?}");
+        assert_eq!(refreshed[0].2, 304, "{refreshed:?}");
+
+        // Another task for the same repository never overwrites it.
+        let again = run_task(&f, &template, json!({"name": name})).await;
+        assert_eq!(again["status"], "failed", "{again}");
+        assert!(
+            again["error"].as_str().unwrap().contains("already exists"),
+            "{again}"
+        );
+        assert_eq!(hosted.files("main").unwrap(), files);
+        assert_eq!(stub.violations(), Vec::<String>::new());
+    }
+    assert!(!contains_bytes(
+        &captured_logs().lock().unwrap(),
+        BITBUCKET_TOKEN
+    ));
+    assert!(!contains_bytes(&f.app.database_bytes(), BITBUCKET_TOKEN));
+}
+
+/// Azure DevOps and Gitea: catalog files and templates read by the hosts'
+/// own URLs (`_git/REPO?path=…&version=GB…`, `/src/branch/…`) through
+/// their file APIs with each host's way of sending the token, skeletons
+/// fetched with git from their clone paths (a dry run renders them), and
+/// an unchanged refresh answered 304.
+#[tokio::test]
+async fn azure_devops_and_gitea_files_and_skeletons_are_read_with_their_own_credentials() {
+    let azure = ForgeStub::start(Forge::AzureDevops, &[], &[FORGE_TOKEN]).await;
+    let gitea = ForgeStub::start(Forge::Gitea, &[], &[FORGE_TOKEN]).await;
+    let cases = [
+        (
+            &azure,
+            "acme/platform/templates",
+            format!("https://{}/acme/platform/_git/templates?path=/service/template.yaml&version=GBmain", azure.host()),
+            format!("https://{}/acme/platform/_git/templates?path=/catalog-info.yaml", azure.host()),
+        ),
+        (
+            &gitea,
+            "acme/templates",
+            format!("https://{}/acme/templates/src/branch/main/service/template.yaml", gitea.host()),
+            format!("https://{}/acme/templates/src/branch/main/catalog-info.yaml", gitea.host()),
+        ),
+    ];
+    for (i, (stub, repo, _, _)) in cases.iter().enumerate() {
+        let template = PUBLISHING_TEMPLATE
+            .replace("TEMPLATE_NAME", &format!("read-{i}"))
+            .replace("ACTION", "publish:github")
+            .replace(
+                "REPO_URL",
+                "github.com?owner=acme&repo=${{ parameters.name }}",
+            );
+        stub.add_repo(
+            repo,
+            true,
+            &[
+                ("service/template.yaml", template.as_str()),
+                ("service/content/catalog-info.yaml", SKELETON_CATALOG_INFO),
+                ("service/content/docs/index.md", "# ${{ values.name }}\n"),
+                (
+                    "catalog-info.yaml",
+                    &component(&format!("hosted-{i}"), "first"),
+                ),
+            ],
+        );
+    }
+    let f = fixture_full(
+        "credential: git/github.com",
+        false,
+        &[
+            ("azure-devops", azure.host(), azure.api_url(), FORGE_TOKEN),
+            ("gitea", gitea.host(), gitea.api_url(), FORGE_TOKEN),
+        ],
+    )
+    .await;
+    for (i, (stub, _, template_url, catalog_url)) in cases.iter().enumerate() {
+        f.register_cleanly(catalog_url).await;
+        let (status, entity) = f
+            .app
+            .as_(PAYMENTS_DEV)
+            .get(&format!(
+                "/api/catalog/entities/by-name/component/default/hosted-{i}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{entity}");
+        assert_eq!(entity["metadata"]["description"], "first");
+
+        f.register_cleanly(template_url).await;
+        let (status, dry) = f
+            .app
+            .as_(ADMIN)
+            .post(
+                "/api/scaffolder/v2/dry-run",
+                json!({"templateRef": format!("template:default/read-{i}"), "values": {"name": "dry-svc"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{dry}");
+        let files: Vec<(&str, &str)> = dry["directoryContents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["path"].as_str().unwrap(),
+                    f["base64Content"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let paths: Vec<&str> = files.iter().map(|(p, _)| *p).collect();
+        assert!(
+            paths.contains(&"catalog-info.yaml") && paths.contains(&"docs/index.md"),
+            "{paths:?}"
+        );
+
+        let before = stub.requests().len();
+        f.app
+            .as_(ADMIN)
+            .post(
+                "/api/catalog/refresh",
+                json!({"entityRef": format!("component:default/hosted-{i}")}),
+            )
+            .await;
+        let refreshed = &stub.requests()[before..];
+        assert_eq!(refreshed.len(), 1, "{refreshed:?}");
+        assert_eq!(refreshed[0].2, 304, "{refreshed:?}");
+        assert_eq!(stub.violations(), Vec::<String>::new());
+    }
+    assert!(!contains_bytes(
+        &captured_logs().lock().unwrap(),
+        FORGE_TOKEN
+    ));
+    assert!(!contains_bytes(&f.app.database_bytes(), FORGE_TOKEN));
 }
 
 fn component(name: &str, description: &str) -> String {

@@ -462,8 +462,9 @@ impl Integrations {
     }
 
     /// The environment that gives git the integration's credential for
-    /// `repo` (none for a host without one).
-    async fn git_env(
+    /// `repo` (none for a host without one): the token as password, with
+    /// Vault's `username` field or the kind's usual user name.
+    pub async fn git_env(
         &self,
         integration: &Integration,
         repo: &str,
@@ -515,11 +516,14 @@ impl Integrations {
             integration.api_base_url.as_str().trim_end_matches('/'),
             path.trim_start_matches('/')
         );
-        let mut request = self
-            .http
-            .request(method, address)
-            .header("accept", "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28");
+        let mut request = self.http.request(method, address);
+        request = if integration.kind.is_github() {
+            request
+                .header("accept", "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28")
+        } else {
+            request.header("accept", "application/json")
+        };
         if let Some(token) = &credential {
             request = authorize(request, integration.kind, token);
         }

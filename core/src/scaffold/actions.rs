@@ -53,7 +53,12 @@ pub async fn run(action: &str, ctx: &ActionContext<'_>, input: &Value) -> Result
         "fetch:template" => fetch_template(ctx, input).await,
         "fetch:plain" => fetch_plain(ctx, input).await,
         "fetch:plain:file" => fetch_plain_file(ctx, input).await,
-        "publish:git" | "publish:github" => publish_git(ctx, input).await,
+        "publish:git"
+        | "publish:github"
+        | "publish:gitlab"
+        | "publish:bitbucket"
+        | "publish:bitbucketCloud"
+        | "publish:bitbucketServer" => publish_git(ctx, input).await,
         "publish:github:pull-request" => super::publish::github_pull_request(ctx, input).await,
         "catalog:register" => catalog_register(ctx, input).await,
         "vault:provision" => vault_provision(ctx, input).await,
@@ -433,14 +438,29 @@ pub(super) async fn git_env(
 async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
     let repo_url = required_str(input, "repoUrl")?;
     let parsed = paved_shared::forms::parse_repo_url(repo_url)?;
-    let github = ctx
+    let integration = ctx
         .core
         .integrations
         .list()
         .iter()
-        .find(|i| i.host == parsed.host.to_ascii_lowercase() && i.kind.is_github());
-    if let Some(integration) = github {
-        return super::publish::github(ctx, input, integration, &parsed).await;
+        .find(|i| i.host == parsed.host.to_ascii_lowercase());
+    match integration {
+        Some(i) if i.kind.is_github() => {
+            return super::publish::github(ctx, input, i, &parsed).await
+        }
+        Some(i) if i.kind == crate::integrations::HostKind::Gitlab => {
+            return super::gitlab::publish(ctx, input, i, &parsed).await
+        }
+        Some(i)
+            if matches!(
+                i.kind,
+                crate::integrations::HostKind::BitbucketCloud
+                    | crate::integrations::HostKind::BitbucketServer
+            ) =>
+        {
+            return super::bitbucket::publish(ctx, input, i, &parsed).await
+        }
+        _ => {}
     }
     let owner = parsed
         .owner
@@ -587,22 +607,43 @@ async fn publish_git(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, St
     }
     let description = input_str(input, "description").unwrap_or("Created by Paved");
     commit_workspace(ctx, input, &source, branch, description, &marker).await?;
-    let refspec = format!("HEAD:refs/heads/{branch}");
     let access = remote_access(ctx, &parsed.host, &host.target).await?;
-    access
-        .git(ctx, &source, &["push", "--quiet", &remote, &refspec])
-        .await?;
+    let hash = push_workspace(ctx, &source, &remote, &remote_url, branch, &access.env).await?;
     drop(access);
-    let hash = git(ctx, &source, &["rev-parse", "HEAD"]).await?;
+    let mut out = outputs;
+    out["commitHash"] = json!(hash);
+    Ok(out)
+}
+
+/// Pushes the commit [`commit_workspace`] made in `source` to `branch` of
+/// `remote` (git's environment `env` holds how to reach it), removes the
+/// workspace's repository again and returns the commit's hash; `shown` is
+/// the repository as the log names it.
+pub(super) async fn push_workspace(
+    ctx: &ActionContext<'_>,
+    source: &Path,
+    remote: &str,
+    shown: &str,
+    branch: &str,
+    env: &[(String, String)],
+) -> Result<String, String> {
+    let refspec = format!("HEAD:refs/heads/{branch}");
+    git_env(
+        ctx,
+        source,
+        &["push", "--quiet", "--", remote, &refspec],
+        env,
+    )
+    .await?;
+    let hash = git(ctx, source, &["rev-parse", "HEAD"]).await?;
+    let hash = hash.trim().to_owned();
     let _ = std::fs::remove_dir_all(source.join(".git"));
     ctx.info(format!(
-        "Published {remote_url} ({branch} at {})",
-        &hash.trim()[..hash.trim().len().min(12)]
+        "Published {shown} ({branch} at {})",
+        &hash[..hash.len().min(12)]
     ))
     .await;
-    let mut out = outputs;
-    out["commitHash"] = json!(hash.trim());
-    Ok(out)
+    Ok(hash)
 }
 
 /// Makes `source` one commit on `branch`: the template's message (or

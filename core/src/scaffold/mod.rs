@@ -4,7 +4,9 @@
 //! and then queues, reads or controls tasks.
 
 pub mod actions;
+mod bitbucket;
 pub mod expr;
+mod gitlab;
 pub mod log;
 pub mod metrics;
 pub mod page;

@@ -5,11 +5,10 @@
 //! existing repository as a pull request.
 
 use reqwest::Method;
-use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::actions::{
-    basic_auth_env, check_branch, commit_workspace, git, git_env, input_str, required_str,
+    check_branch, commit_workspace, git, git_env, input_str, push_workspace, required_str,
     safe_join, walk, ActionContext,
 };
 use crate::integrations::Integration;
@@ -172,21 +171,7 @@ pub(super) async fn github(
     )?;
     commit_workspace(ctx, input, &source, branch, description, &marker).await?;
     let (clone_url, env) = push_access(ctx, integration, &repo, &owner, &name).await?;
-    let refspec = format!("HEAD:refs/heads/{branch}");
-    git_env(
-        ctx,
-        &source,
-        &["push", "--quiet", &clone_url, &refspec],
-        &env,
-    )
-    .await?;
-    let hash = git(ctx, &source, &["rev-parse", "HEAD"]).await?;
-    let _ = std::fs::remove_dir_all(source.join(".git"));
-    ctx.info(format!(
-        "Published {html} ({branch} at {})",
-        &hash.trim()[..hash.trim().len().min(12)]
-    ))
-    .await;
+    let hash = push_workspace(ctx, &source, &clone_url, &html, branch, &env).await?;
 
     let protect = input
         .get("protectDefaultBranch")
@@ -202,7 +187,7 @@ pub(super) async fn github(
     {
         outputs["repoContentsUrl"] = json!(format!("{html_url}/blob/{branch}"));
     }
-    outputs["commitHash"] = json!(hash.trim());
+    outputs["commitHash"] = json!(hash);
     Ok(outputs)
 }
 
@@ -225,10 +210,11 @@ async fn push_access(
             )
         })?
         .to_owned();
-    let env = match ctx.core.integrations.token(integration, owner).await? {
-        Some(token) => basic_auth_env("x-access-token", token.expose_secret()),
-        None => Vec::new(),
-    };
+    let env = ctx
+        .core
+        .integrations
+        .git_env(integration, &format!("{owner}/{name}"))
+        .await?;
     Ok((clone_url, env))
 }
 

@@ -11,7 +11,7 @@ use super::expr::Expressions;
 pub const TEMPLATE_API_VERSION: &str = "scaffolder.backstage.io/v1beta3";
 
 /// The actions Paved runs, with a one-line description each.
-pub const ACTIONS: [(&str, &str); 11] = [
+pub const ACTIONS: [(&str, &str); 15] = [
     (
         "fetch:template",
         "Renders a skeleton folder into the workspace with ${{ values.x }}",
@@ -28,6 +28,22 @@ pub const ACTIONS: [(&str, &str); 11] = [
     (
         "publish:github",
         "Backstage's GitHub publisher, run as publish:git",
+    ),
+    (
+        "publish:gitlab",
+        "Backstage's GitLab publisher: creates the project through GitLab's API, then pushes",
+    ),
+    (
+        "publish:bitbucket",
+        "Backstage's Bitbucket publisher (Cloud or Data Center): creates the repository through the API, then pushes",
+    ),
+    (
+        "publish:bitbucketCloud",
+        "Backstage's Bitbucket Cloud publisher, run as publish:bitbucket",
+    ),
+    (
+        "publish:bitbucketServer",
+        "Backstage's Bitbucket Data Center publisher, run as publish:bitbucket",
     ),
     (
         "publish:github:pull-request",
