@@ -40,6 +40,8 @@ pub struct Project {
     pub topics: Vec<String>,
     /// The default branch.
     pub default_branch: String,
+    /// Archived projects are read-only.
+    pub archived: bool,
     bare: PathBuf,
 }
 
@@ -160,6 +162,18 @@ impl GitlabStub {
         commit_files(&project.bare, files);
     }
 
+    /// Archives the project `path_with_namespace`.
+    pub fn archive(&self, path_with_namespace: &str) {
+        if let Some(p) = self
+            .lock()
+            .projects
+            .iter_mut()
+            .find(|p| p.path_with_namespace == path_with_namespace)
+        {
+            p.archived = true;
+        }
+    }
+
     /// The project `path_with_namespace`.
     pub fn project(&self, path_with_namespace: &str) -> Option<Project> {
         self.lock()
@@ -198,6 +212,7 @@ fn new_project(
         visibility: visibility.to_owned(),
         topics,
         default_branch: "main".into(),
+        archived: false,
         bare,
     })
 }
@@ -226,6 +241,23 @@ const DOCUMENTED: &[(&str, &str, &[&str], &[&str])] = &[
     ("GET", "version", &[], &[]),
     ("GET", "user", &[], &[]),
     ("GET", "namespaces/:id", &[], &["owned_only"]),
+    (
+        "GET",
+        "groups/:id/projects",
+        &[],
+        &[
+            "archived",
+            "include_subgroups",
+            "with_shared",
+            "order_by",
+            "sort",
+            "per_page",
+            "page",
+            "simple",
+            "visibility",
+            "search",
+        ],
+    ),
     (
         "GET",
         "projects/:id",
@@ -272,6 +304,7 @@ fn shape(segments: &[String]) -> String {
         }
         [p, _] if p == "projects" => "projects/:id".into(),
         [n, _] if n == "namespaces" => "namespaces/:id".into(),
+        [g, _, p] if g == "groups" && p == "projects" => "groups/:id/projects".into(),
         other => other.join("/"),
     }
 }
@@ -450,6 +483,35 @@ fn answer(
                        "web_url": format!("{}/{id}", inner.external)}),
             )
         }
+        (&Method::GET, ["groups", group, "projects"]) => {
+            if !inner.groups.iter().any(|g| g == group) {
+                return message(StatusCode::NOT_FOUND, "404 Group Not Found");
+            }
+            let subgroups = param("include_subgroups").as_deref() == Some("true");
+            let per_page: usize = param("per_page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(20)
+                .clamp(1, 100);
+            let page: usize = param("page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1)
+                .max(1);
+            let prefix = format!("{group}/");
+            let listed: Vec<Value> = inner
+                .projects
+                .iter()
+                .filter(|p| p.visibility == "public" || authenticated)
+                .filter(|p| {
+                    p.path_with_namespace
+                        .strip_prefix(&prefix)
+                        .is_some_and(|rest| subgroups || !rest.contains('/'))
+                })
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(|p| project_json(inner, p))
+                .collect();
+            json_answer(StatusCode::OK, json!(listed))
+        }
         (&Method::POST, ["projects"]) => {
             if !authenticated {
                 return message(StatusCode::UNAUTHORIZED, "401 Unauthorized");
@@ -576,7 +638,8 @@ fn project_json(inner: &Inner, project: &Project) -> Value {
         "description": project.description,
         "visibility": project.visibility,
         "topics": project.topics,
-        "default_branch": project.default_branch,
+        "default_branch": if project.git(&["rev-parse", "--verify", "-q", "HEAD"]).is_some() { json!(project.default_branch) } else { Value::Null },
+        "archived": project.archived,
         "web_url": format!("{}/{}", inner.external, project.path_with_namespace),
         "http_url_to_repo": format!("{}/{}.git", inner.base_url, project.path_with_namespace),
         "empty_repo": project.git(&["rev-parse", "--verify", "-q", "HEAD"]).is_none(),

@@ -1124,6 +1124,137 @@ async fn azure_devops_and_gitea_files_and_skeletons_are_read_with_their_own_cred
     assert!(!contains_bytes(&f.app.database_bytes(), FORGE_TOKEN));
 }
 
+/// GitLab group discovery as Backstage writes it (`gitlab-discovery`,
+/// `https://HOST/GROUP/blob/*/PATH`): every project of the group and its
+/// subgroups is listed through GitLab's API, archived ones skipped; each
+/// project with the file becomes its own location (a broken file reported
+/// there); an unchanged rescan is one listing page and one conditional read
+/// per project.
+#[tokio::test]
+async fn a_gitlab_group_is_discovered_with_its_subgroups() {
+    let gitlab = GitlabStub::start(None, &["acme", "acme/platform"], &[GITLAB_TOKEN]).await;
+    for i in 0..6 {
+        let name = format!("svc-{i}");
+        let content = match i {
+            2 => "kind: Component\nmetadata: [not, a, mapping\n".to_owned(),
+            _ => component(&name, "first"),
+        };
+        let files: Vec<(&str, &str)> = if i == 3 {
+            vec![("README.md", "no catalog file here")]
+        } else {
+            vec![("catalog-info.yaml", content.as_str())]
+        };
+        gitlab.add_project(&format!("acme/{name}"), true, &files);
+    }
+    gitlab.archive("acme/svc-4");
+    gitlab.add_project(
+        "acme/platform/tools",
+        true,
+        &[("catalog-info.yaml", &component("tools", "first"))],
+    );
+    let f = fixture_full(
+        "credential: git/github.com",
+        false,
+        &[("gitlab", gitlab.host(), gitlab.api_url(), GITLAB_TOKEN)],
+    )
+    .await;
+    let target = format!("https://{}/acme/blob/*/catalog-info.yaml", gitlab.host());
+    let (status, refused) = f
+        .app
+        .as_(ADMIN)
+        .post(
+            "/api/catalog/locations",
+            json!({"type": "github-discovery", "target": target}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(
+        refused.to_string().contains("not on a GitHub host"),
+        "{refused}"
+    );
+
+    let (status, body) = f
+        .app
+        .as_(ADMIN)
+        .post(
+            "/api/catalog/locations",
+            json!({"type": "gitlab-discovery", "target": target}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["location"]["type"], "gitlab-discovery", "{body}");
+    let discovery_id = body["location"]["id"].as_str().unwrap().to_owned();
+    assert!(f.problems(&discovery_id).await.is_empty());
+
+    let (_, locations) = f.app.as_(ADMIN).get("/api/catalog/locations").await;
+    let mut discovered: Vec<(String, i64)> = locations
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["data"])
+        .filter(|l| l["type"] == "url")
+        .map(|l| {
+            (
+                l["target"].as_str().unwrap().to_owned(),
+                l["problemCount"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    discovered.sort();
+    let host = gitlab.host();
+    let expected: Vec<(String, i64)> = [
+        ("acme/platform/tools", 0),
+        ("acme/svc-0", 0),
+        ("acme/svc-1", 0),
+        ("acme/svc-2", 1),
+        ("acme/svc-5", 0),
+    ]
+    .iter()
+    .map(|(p, n)| {
+        (
+            format!("https://{host}/{p}/-/blob/main/catalog-info.yaml"),
+            *n,
+        )
+    })
+    .collect();
+    assert_eq!(discovered, expected);
+    for name in ["svc-0", "svc-1", "svc-5", "tools"] {
+        let (status, entity) = f
+            .app
+            .as_(PAYMENTS_DEV)
+            .get(&format!(
+                "/api/catalog/entities/by-name/component/default/{name}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{name}: {entity}");
+    }
+
+    // An unchanged rescan: one listing page and one conditional read per project.
+    let before = gitlab.requests().len();
+    let (status, _) = f
+        .app
+        .as_(ADMIN)
+        .post("/api/catalog/refresh", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let rescan = &gitlab.requests()[before..];
+    let listings = rescan.iter().filter(|r| r.1.contains("/groups/")).count();
+    let reads: Vec<_> = rescan.iter().filter(|r| r.1.contains("/raw?")).collect();
+    assert_eq!(listings, 1, "{rescan:?}");
+    // Six projects are not archived: five files unchanged, one project without the file.
+    assert_eq!(reads.len(), 6, "{rescan:?}");
+    assert_eq!(reads.iter().filter(|r| r.2 == 304).count(), 5, "{rescan:?}");
+    assert!(
+        reads.iter().any(|r| r.1.contains("svc-3") && r.2 == 404),
+        "{rescan:?}"
+    );
+    assert_eq!(gitlab.violations(), Vec::<String>::new());
+    assert!(!contains_bytes(
+        &captured_logs().lock().unwrap(),
+        GITLAB_TOKEN
+    ));
+}
+
 fn component(name: &str, description: &str) -> String {
     format!(
         "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  description: {description}\nspec:\n  type: service\n  lifecycle: production\n  owner: group:default/payments\n"

@@ -73,15 +73,17 @@ fn LocationsManager(is_admin: bool, initial: Vec<LocationView>) -> impl IntoView
         {is_admin.then(|| view! {
                     <Card title="Register a location" class="mb-6">
                         <ActionForm action=register>
-                            <div class="grid gap-3 sm:grid-cols-[8rem_1fr_auto] sm:items-end">
+                            <div class="grid gap-3 sm:grid-cols-[11rem_1fr_auto] sm:items-end">
                                 <div class="flex flex-col gap-1">
                                     <label for="location-type" class="text-sm font-medium">"Type"</label>
                                     <select id="location-type" name="kind" class="input">
                                         <option value="file">"file"</option>
                                         <option value="url">"url"</option>
+                                        <option value="github-discovery">"github-discovery"</option>
+                                        <option value="gitlab-discovery">"gitlab-discovery"</option>
                                     </select>
                                 </div>
-                                <Field label="Target" id="location-target" error=error help="A path under PAVED_CATALOG_FILE_ROOTS, or a URL on PAVED_CATALOG_ALLOWED_HOSTS">
+                                <Field label="Target" id="location-target" error=error help="A path under PAVED_CATALOG_FILE_ROOTS; a file URL on PAVED_CATALOG_ALLOWED_HOSTS or a configured git host; for discovery, https://github.com/ORG/*/blob/-/catalog-info.yaml or https://gitlab.example.com/GROUP/blob/*/catalog-info.yaml">
                                     <input id="location-target" name="target" class="input" required aria-describedby="location-target-error" />
                                 </Field>
                                 <button type="submit" class="btn-primary justify-center" disabled=move || register.pending().get()>

@@ -1,7 +1,10 @@
 //! Discovery: a location of type `github-discovery` whose target names an
 //! organization, a repository-name pattern, a branch and a path, e.g.
 //! `https://github.com/acme/*/blob/-/catalog-info.yaml` (`-`: each
-//! repository's default branch). Each repository found with that file
+//! repository's default branch), or of type `gitlab-discovery` naming a
+//! group (its subgroups included) as Backstage writes it:
+//! `https://gitlab.example.com/acme/platform/blob/*/catalog-info.yaml`
+//! (`*` or `-`: each project's default branch). Each repository found with that file
 //! becomes a `url` location of its own (created by `discovery:<id>`), so
 //! its status and problems are shown on it; archived repositories are
 //! skipped. Reads run at most four at a time per host.
@@ -13,6 +16,11 @@ use url::Url;
 
 use super::crawl::Problem;
 use super::source::{Sources, Target};
+
+/// Whether a location of type `kind` scans an organization or group.
+pub fn is_discovery(kind: &str) -> bool {
+    matches!(kind, "github-discovery" | "gitlab-discovery")
+}
 
 /// How many reads of one discovery run are in flight at once.
 pub const PARALLEL_READS: usize = 4;
@@ -32,10 +40,34 @@ pub struct Pattern {
     pub path: String,
 }
 
-/// Parses `https://HOST/OWNER/REPO-GLOB/blob/REF-or--/PATH`.
-pub fn parse(url: &Url) -> Result<Pattern, String> {
-    let shape = "https://HOST/ORG/*/blob/-/catalog-info.yaml (a repository-name pattern, a branch or - for each default branch, a path)";
+/// Parses a discovery target of location type `kind`:
+/// `https://HOST/OWNER/REPO-GLOB/blob/REF-or--/PATH` (`github-discovery`)
+/// or `https://HOST/GROUP[/SUBGROUP…]/blob/REF-or-*/PATH` (`gitlab-discovery`).
+pub fn parse(kind: &str, url: &Url) -> Result<Pattern, String> {
     let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
+    let host = crate::integrations::config::host_key(url).unwrap_or_default();
+    let default_branch = |r: &str| (!matches!(r, "-" | "*")).then(|| r.to_owned());
+    if kind == "gitlab-discovery" {
+        let shape = "https://HOST/GROUP/blob/*/catalog-info.yaml (a group, its subgroups included; a branch or * for each default branch; a path)";
+        let at = segments.iter().position(|s| *s == "blob");
+        return match at {
+            Some(i)
+                if i >= 1
+                    && segments.len() > i + 2
+                    && segments[..i].iter().all(|s| !s.is_empty()) =>
+            {
+                Ok(Pattern {
+                    host,
+                    owner: segments[..i].join("/"),
+                    repos: "*".into(),
+                    git_ref: default_branch(segments[i + 1]),
+                    path: segments[i + 2..].join("/"),
+                })
+            }
+            _ => Err(format!("{url} is not a discovery target; use {shape}")),
+        };
+    }
+    let shape = "https://HOST/ORG/*/blob/-/catalog-info.yaml (a repository-name pattern, a branch or - for each default branch, a path)";
     match segments.as_slice() {
         [owner, repos, "blob" | "tree", git_ref, path @ ..]
             if !path.is_empty() && !owner.is_empty() && !repos.is_empty() =>
@@ -43,10 +75,10 @@ pub fn parse(url: &Url) -> Result<Pattern, String> {
             globset::Glob::new(repos)
                 .map_err(|e| format!("`{repos}` is not a repository-name pattern: {e}"))?;
             Ok(Pattern {
-                host: crate::integrations::config::host_key(url).unwrap_or_default(),
+                host,
                 owner: (*owner).to_owned(),
                 repos: (*repos).to_owned(),
-                git_ref: (*git_ref != "-").then(|| (*git_ref).to_owned()),
+                git_ref: default_branch(git_ref),
                 path: path.join("/"),
             })
         }
@@ -117,17 +149,25 @@ pub async fn scan(
         if !glob.as_ref().is_some_and(|g| g.is_match(&repo.name)) {
             continue;
         }
+        // An empty GitLab project has no default branch and nothing to read.
+        if repo.default_branch.is_empty() && pattern.git_ref.is_none() {
+            continue;
+        }
         if repo.archived {
             out.archived += 1;
             continue;
         }
         let branch = pattern.git_ref.clone().unwrap_or(repo.default_branch);
+        let blob = if integration.kind.is_github() {
+            "blob"
+        } else {
+            "-/blob"
+        };
         let raw = format!(
-            "{}://{}/{}/{}/blob/{}/{}",
+            "{}://{}/{}/{blob}/{}/{}",
             target.scheme(),
             pattern.host,
-            pattern.owner,
-            repo.name,
+            repo.full_name,
             branch,
             pattern.path
         );
@@ -178,6 +218,7 @@ mod tests {
     #[test]
     fn targets_name_an_owner_a_pattern_a_branch_and_a_path() {
         let p = parse(
+            "github-discovery",
             &Url::parse("https://github.com/acme/service-*/blob/-/catalog-info.yaml").unwrap(),
         )
         .unwrap();
@@ -191,6 +232,7 @@ mod tests {
             ("acme", "service-*", None, "catalog-info.yaml")
         );
         let p = parse(
+            "github-discovery",
             &Url::parse("https://ghe.example.com:8443/acme/*/blob/main/docs/catalog.yaml").unwrap(),
         )
         .unwrap();
@@ -204,9 +246,44 @@ mod tests {
             "https://github.com/acme/*/blob/-",
         ] {
             assert!(
-                parse(&Url::parse(bad).unwrap())
+                parse("github-discovery", &Url::parse(bad).unwrap())
                     .unwrap_err()
                     .contains("use https://HOST/ORG/*"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn gitlab_targets_name_a_group_with_its_subgroups_a_branch_and_a_path() {
+        let p = parse(
+            "gitlab-discovery",
+            &Url::parse("https://gitlab.example.com/acme/platform/blob/*/catalog-info.yaml")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (p.owner.as_str(), p.git_ref, p.path.as_str()),
+            ("acme/platform", None, "catalog-info.yaml")
+        );
+        let p = parse(
+            "gitlab-discovery",
+            &Url::parse("https://gitlab.example.com/acme/blob/main/docs/catalog.yaml").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (p.owner.as_str(), p.git_ref.as_deref(), p.path.as_str()),
+            ("acme", Some("main"), "docs/catalog.yaml")
+        );
+        for bad in [
+            "https://gitlab.example.com/acme",
+            "https://gitlab.example.com/blob/main/catalog-info.yaml",
+            "https://gitlab.example.com/acme/blob/main",
+        ] {
+            assert!(
+                parse("gitlab-discovery", &Url::parse(bad).unwrap())
+                    .unwrap_err()
+                    .contains("use https://HOST/GROUP/blob/*"),
                 "{bad}"
             );
         }

@@ -36,9 +36,10 @@ pub enum Target {
     File(PathBuf),
     /// An http(s) URL on an allowed host.
     Url(Url),
-    /// An organization on a git host, scanned for a file in each
-    /// repository (see [`super::discovery`]).
-    Discovery(Url),
+    /// An organization (GitHub) or group (GitLab) on a git host, scanned
+    /// for a file in each repository (see [`super::discovery`]); with its
+    /// location type, `github-discovery` or `gitlab-discovery`.
+    Discovery(Url, &'static str),
     /// YAML pasted into the portal, kept in the database.
     Pasted {
         /// The name the person gave the import.
@@ -52,7 +53,7 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::File(p) => write!(f, "file:{}", p.display()),
-            Target::Url(u) | Target::Discovery(u) => write!(f, "{u}"),
+            Target::Url(u) | Target::Discovery(u, _) => write!(f, "{u}"),
             Target::Pasted { name, .. } => write!(f, "pasted:{name}"),
         }
     }
@@ -64,7 +65,7 @@ impl Target {
         match self {
             Target::File(_) => "file",
             Target::Url(_) => "url",
-            Target::Discovery(_) => "github-discovery",
+            Target::Discovery(_, kind) => kind,
             Target::Pasted { .. } => "pasted",
         }
     }
@@ -73,7 +74,7 @@ impl Target {
     pub fn raw(&self) -> String {
         match self {
             Target::File(p) => p.display().to_string(),
-            Target::Url(u) | Target::Discovery(u) => u.to_string(),
+            Target::Url(u) | Target::Discovery(u, _) => u.to_string(),
             Target::Pasted { name, .. } => name.clone(),
         }
     }
@@ -285,29 +286,42 @@ impl Sources {
         self.integrations.as_deref()
     }
 
-    /// Checks a location to register: `kind` is `file`, `url` or
-    /// `github-discovery`.
+    /// Checks a location to register: `kind` is `file`, `url`,
+    /// `github-discovery` or `gitlab-discovery`.
     pub fn check(&self, kind: &str, raw: &str) -> Result<Target, String> {
         match kind {
             "url" => self.check_url(raw),
             "file" => self.check_file(Path::new(raw)),
-            "github-discovery" => {
+            "github-discovery" | "gitlab-discovery" => {
                 let url = Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL ({e})"))?;
-                let on_github = self
+                let host_kind = self
                     .integrations
                     .as_ref()
                     .and_then(|i| i.for_url(&url))
-                    .is_some_and(|i| i.kind.is_github());
-                if !on_github {
+                    .map(|i| i.kind);
+                let (fits, wanted) = if kind == "github-discovery" {
+                    (host_kind.is_some_and(|k| k.is_github()), "GitHub")
+                } else {
+                    (
+                        host_kind == Some(crate::integrations::HostKind::Gitlab),
+                        "GitLab",
+                    )
+                };
+                if !fits {
                     return Err(format!(
-                        "{raw} is not on a GitHub host configured in PAVED_INTEGRATIONS"
+                        "{raw} is not on a {wanted} host configured in PAVED_INTEGRATIONS"
                     ));
                 }
-                super::discovery::parse(&url)?;
-                Ok(Target::Discovery(url))
+                let kind = if kind == "github-discovery" {
+                    "github-discovery"
+                } else {
+                    "gitlab-discovery"
+                };
+                super::discovery::parse(kind, &url)?;
+                Ok(Target::Discovery(url, kind))
             }
             other => Err(format!(
-                "unknown location type `{other}`; use url, file or github-discovery"
+                "unknown location type `{other}`; use url, file, github-discovery or gitlab-discovery"
             )),
         }
     }
@@ -337,7 +351,7 @@ impl Sources {
             Target::Pasted { .. } => Err(format!(
                 "`{raw}` is relative, but pasted YAML has no folder; use an absolute URL on an allowed host"
             )),
-            Target::Discovery(_) => Err(format!(
+            Target::Discovery(..) => Err(format!(
                 "`{raw}` is relative to an organization, which is not a file"
             )),
         }
@@ -483,7 +497,7 @@ impl Sources {
                     .map(plain)
                     .map_err(|_| format!("{target} is not UTF-8 text"))
             }
-            Target::Discovery(url) => Err(format!(
+            Target::Discovery(url, _) => Err(format!(
                 "{url} names repositories to scan, not a file to read"
             )),
             Target::Pasted { content, .. } => {

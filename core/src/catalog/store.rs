@@ -77,8 +77,8 @@ pub async fn register_location_as(
 ) -> Result<(Option<LocationInfo>, Crawl), CoreError> {
     let checked = check_target(sources, kind, target)?;
     if dry_run {
-        if let Target::Discovery(url) = &checked {
-            let scan = discover_preview(sources, url).await;
+        if let Target::Discovery(url, kind) = &checked {
+            let scan = discover_preview(sources, kind, url).await;
             return Ok((None, scan));
         }
         return Ok((None, crawl(sources, checked).await));
@@ -101,8 +101,8 @@ pub async fn register_location_as(
         other => other,
     })?;
     let found = match &checked {
-        Target::Discovery(url) => {
-            let report = refresh_discovery(pool, sources, &id, url).await?;
+        Target::Discovery(url, kind) => {
+            let report = refresh_discovery(pool, sources, &id, kind, url).await?;
             Crawl {
                 entities: Vec::new(),
                 problems: report.problems,
@@ -120,8 +120,8 @@ pub async fn register_location_as(
 }
 
 /// What a discovery location would find, without registering anything.
-async fn discover_preview(sources: &Sources, url: &url::Url) -> Crawl {
-    let problems = match super::discovery::parse(url) {
+async fn discover_preview(sources: &Sources, kind: &str, url: &url::Url) -> Crawl {
+    let problems = match super::discovery::parse(kind, url) {
         Ok(pattern) => {
             let scan = super::discovery::scan(sources, url, &pattern, &Default::default()).await;
             let mut merged = Crawl::default();
@@ -156,10 +156,11 @@ async fn refresh_discovery(
     pool: &SqlitePool,
     sources: &Sources,
     id: &str,
+    kind: &str,
     url: &url::Url,
 ) -> Result<RefreshReport, CoreError> {
     use futures_util::stream::{self, StreamExt};
-    let pattern = super::discovery::parse(url).map_err(|message| CoreError::Invalid {
+    let pattern = super::discovery::parse(kind, url).map_err(|message| CoreError::Invalid {
         field: "target",
         message,
     })?;
@@ -523,12 +524,12 @@ pub async fn refresh_location(
     id: &str,
 ) -> Result<RefreshReport, CoreError> {
     let info = location(pool, id).await?;
-    if info.kind == "github-discovery" {
+    if super::discovery::is_discovery(&info.kind) {
         let url = url::Url::parse(&info.target).map_err(|e| CoreError::Invalid {
             field: "target",
             message: e.to_string(),
         })?;
-        return refresh_discovery(pool, sources, id, &url).await;
+        return refresh_discovery(pool, sources, id, &info.kind, &url).await;
     }
     let checked = if info.kind == "pasted" {
         let content =
@@ -619,7 +620,7 @@ pub async fn refresh_all(pool: &SqlitePool, sources: &Sources) -> Result<usize, 
     let all = locations(pool).await?;
     let parents: std::collections::HashSet<String> = all
         .iter()
-        .filter(|l| l.kind == "github-discovery")
+        .filter(|l| super::discovery::is_discovery(&l.kind))
         .map(|l| format!("discovery:{}", l.id))
         .collect();
     // A discovered location is refreshed by its discovery location's scan.

@@ -45,6 +45,8 @@ pub struct Fetched {
 pub struct RepoSummary {
     /// Its name.
     pub name: String,
+    /// Its path on the host: `owner/name` (GitHub) or `group/sub/name` (GitLab).
+    pub full_name: String,
     /// Archived repositories are skipped by discovery.
     pub archived: bool,
     /// Its default branch.
@@ -601,23 +603,33 @@ impl Integrations {
         integration: &Integration,
         owner: &str,
     ) -> Result<Vec<RepoSummary>, String> {
-        if !integration.kind.is_github() {
+        let gitlab = integration.kind == HostKind::Gitlab;
+        if !integration.kind.is_github() && !gitlab {
             return Err(format!(
-                "Paved discovers repositories only on GitHub hosts, and {} is a {} host; register each repository's file as a url location instead",
+                "Paved discovers repositories only on GitHub and GitLab hosts, and {} is a {} host; register each repository's file as a url location instead",
                 integration.host,
                 integration.kind.as_str(),
             ));
         }
         let host = &integration.host;
         let mut out = Vec::new();
-        let mut scope = format!("orgs/{}", url::encode(owner));
+        let mut scope = if gitlab {
+            format!("groups/{}", url::encode(owner))
+        } else {
+            format!("orgs/{}", url::encode(owner))
+        };
+        let listing = if gitlab {
+            "projects?include_subgroups=true&with_shared=false&order_by=id&sort=asc&per_page=100"
+        } else {
+            "repos?per_page=100"
+        };
         let mut page = 1;
         loop {
             let (status, answer) = self
                 .api(
                     integration,
                     reqwest::Method::GET,
-                    &format!("{scope}/repos?per_page=100&page={page}"),
+                    &format!("{scope}/{listing}&page={page}"),
                     None,
                 )
                 .await?;
@@ -641,10 +653,26 @@ impl Integrations {
             let repos = answer.as_array().cloned().unwrap_or_default();
             let count = repos.len();
             out.extend(repos.iter().filter_map(|r| {
+                let (name, full_name, default_branch) = if gitlab {
+                    (
+                        r["path"].as_str()?,
+                        r["path_with_namespace"].as_str()?.to_owned(),
+                        // An empty project has none.
+                        r["default_branch"].as_str().unwrap_or_default(),
+                    )
+                } else {
+                    let name = r["name"].as_str()?;
+                    (
+                        name,
+                        format!("{owner}/{name}"),
+                        r["default_branch"].as_str().unwrap_or("main"),
+                    )
+                };
                 Some(RepoSummary {
-                    name: r["name"].as_str()?.to_owned(),
+                    name: name.to_owned(),
+                    full_name,
                     archived: r["archived"].as_bool().unwrap_or(false),
-                    default_branch: r["default_branch"].as_str().unwrap_or("main").to_owned(),
+                    default_branch: default_branch.to_owned(),
                 })
             }));
             if count < 100 || page >= 1000 {
