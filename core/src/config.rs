@@ -22,7 +22,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(var: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(var: &'static str, message: impl Into<String>) -> Self {
         Self {
             var,
             message: message.into(),
@@ -68,6 +68,8 @@ pub struct Config {
     pub scaffolder: ScaffolderConfig,
     /// `PAVED_LLM_*` and `PAVED_BUDGET_*`: the LLM gateway and budgets.
     pub llm: crate::gateway::config::LlmConfig,
+    /// `PAVED_OUTCOMES_*` and `PAVED_EVENTS_*`: delivery events and DORA.
+    pub outcomes: crate::outcomes::config::OutcomesConfig,
 }
 
 /// The scaffolder's settings.
@@ -485,9 +487,11 @@ impl Config {
         };
 
         let llm = parse_llm(&get)?;
+        let outcomes = crate::outcomes::config::parse(&get)?;
 
         Ok(Self {
             llm,
+            outcomes,
             catalog,
             vault,
             scaffolder,

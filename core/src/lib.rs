@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod identity;
 pub mod integrations;
 pub mod notifications;
+pub mod outcomes;
 pub mod scaffold;
 pub mod secrets;
 pub mod teams;
@@ -64,6 +65,9 @@ pub enum CoreStartError {
     /// The gateway's HTTP client could not be built.
     #[error(transparent)]
     Gateway(#[from] gateway::GatewayStartError),
+    /// The event sources from the environment could not be recorded.
+    #[error(transparent)]
+    Outcomes(#[from] CoreError),
 }
 
 impl CoreState {
@@ -91,6 +95,7 @@ impl CoreState {
         )
         .with_kinds(catalog::model::Kinds::default().with(scaffold::template::TemplateKind))
         .with_integrations(integrations.clone());
+        outcomes::sources::sync_environment(&db, &config.outcomes).await?;
         let budgets = budgets::Budgets::start(&db, &config, clock.clone()).await?;
         let gateway = gateway::Gateway::start(
             db.clone(),

@@ -583,6 +583,17 @@ async fn publish_github_creates_the_repository_then_pushes_and_registers_it() {
         .get("/api/catalog/entities/by-name/component/default/example-svc")
         .await;
     assert_eq!(status, StatusCode::OK, "{entity}");
+    // As Backstage's catalog does: the repository's slug and the file's folder.
+    let annotations = &entity["metadata"]["annotations"];
+    assert_eq!(
+        annotations["github.com/project-slug"], "acme/example-svc",
+        "{entity}"
+    );
+    assert_eq!(
+        annotations["backstage.io/source-location"],
+        "url:https://github.com/acme/example-svc/blob/main/",
+        "{entity}"
+    );
     let (_, locations) = f.app.as_(ADMIN).get("/api/catalog/locations").await;
     assert!(
         locations
@@ -813,6 +824,10 @@ async fn gitlab_templates_are_read_and_publish_gitlab_creates_the_project() {
         .get("/api/catalog/entities/by-name/component/default/ledger")
         .await;
     assert_eq!(status, StatusCode::OK, "{entity}");
+    assert_eq!(
+        entity["metadata"]["annotations"]["gitlab.com/project-slug"], "acme/ledger",
+        "{entity}"
+    );
 
     // A refresh of the new entity's file is one conditional request.
     let before = gitlab.requests().len();

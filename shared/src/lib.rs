@@ -9,5 +9,6 @@ pub mod catalog;
 pub mod forms;
 pub mod identity;
 pub mod notifications;
+pub mod outcomes;
 pub mod scaffold;
 pub mod secrets;

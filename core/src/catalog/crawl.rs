@@ -142,6 +142,17 @@ pub async fn crawl(sources: &Sources, root: Target) -> Crawl {
                     message,
                 });
             }
+            let annotations = sources.scm_annotations(&target);
+            if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                let map = metadata
+                    .entry("annotations")
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if let Some(map) = map.as_object_mut() {
+                    for (key, v) in annotations {
+                        map.entry(key).or_insert(Value::String(v));
+                    }
+                }
+            }
             let entity = match validate(&value, &sources.kinds) {
                 Ok(e) => e,
                 Err(field_problems) => {

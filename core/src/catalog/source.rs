@@ -281,6 +281,45 @@ impl Sources {
         self
     }
 
+    /// The annotations Backstage's catalog adds to an entity read from a
+    /// git host, when the entity does not set them: `backstage.io/source-location`
+    /// (the file's folder) and, on GitHub and GitLab hosts,
+    /// `github.com/project-slug` / `gitlab.com/project-slug` (the delivery
+    /// outcomes map events to components through them).
+    pub fn scm_annotations(&self, target: &Target) -> Vec<(&'static str, String)> {
+        use crate::integrations::HostKind;
+        let Target::Url(url) = target else {
+            return Vec::new();
+        };
+        let Some(integration) = self.integrations.as_ref().and_then(|i| i.for_url(url)) else {
+            return Vec::new();
+        };
+        let Ok(file) = crate::integrations::url::parse(integration, url) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if integration.kind != HostKind::AzureDevops
+            && integration.kind != HostKind::Git
+            && url.query().is_none()
+        {
+            let mut folder = url.clone();
+            folder.set_fragment(None);
+            let path = folder.path().to_owned();
+            if let Some(at) = path.rfind('/') {
+                folder.set_path(&path[..=at]);
+                out.push(("backstage.io/source-location", format!("url:{folder}")));
+            }
+        }
+        match integration.kind {
+            HostKind::Github | HostKind::GithubEnterprise => {
+                out.push(("github.com/project-slug", file.repo))
+            }
+            HostKind::Gitlab => out.push(("gitlab.com/project-slug", file.repo)),
+            _ => {}
+        }
+        out
+    }
+
     /// The git-host integrations reads go through, when configured.
     pub fn integrations(&self) -> Option<&crate::integrations::Integrations> {
         self.integrations.as_deref()

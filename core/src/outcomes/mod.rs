@@ -1,0 +1,269 @@
+//! Delivery outcomes: DORA's five keys per team and per component, from the
+//! delivery events GitHub, GitLab, Apache DevLake's webhook API and any other
+//! tool (Paved's generic JSON) send as they happen. Each delivery is
+//! verified, kept raw with its delivery id (a redelivery changes nothing),
+//! and read into facts ([`events`]); attribution and the numbers are
+//! computed when asked ([`compute`]), so every number comes with the
+//! deployments, changes and incidents behind it and the reason each counts.
+
+pub mod compute;
+pub mod config;
+pub mod events;
+pub mod read;
+pub mod sources;
+pub mod store;
+
+use std::collections::HashMap;
+
+use paved_shared::outcomes::{BandScheme, ChangeView, DeploymentView, Dora, IncidentView};
+use sqlx::SqlitePool;
+
+use self::compute::{Attribution, Rules, Scope, Window};
+use self::config::OutcomesConfig;
+use self::events::{Fact, Refused};
+use self::sources::SourceKind;
+use crate::CoreError;
+
+/// Why a delivery was not taken.
+#[derive(Debug)]
+pub enum ReceiveError {
+    /// No source's secret or token matches (401); nothing is kept.
+    Unauthenticated(String),
+    /// The body is not what the source sends (400); nothing is kept.
+    Invalid(Refused),
+    /// Storing failed.
+    Core(CoreError),
+}
+
+impl From<CoreError> for ReceiveError {
+    fn from(e: CoreError) -> Self {
+        ReceiveError::Core(e)
+    }
+}
+
+/// What happened to a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Receipt {
+    /// The source it was taken from.
+    pub source: String,
+    /// How many facts it told (0: an event Paved does not use).
+    pub facts: usize,
+    /// A redelivery of one already kept: nothing changed.
+    pub duplicate: bool,
+}
+
+/// One delivery as received.
+#[derive(Debug)]
+pub struct Delivery<'a> {
+    /// The source kind the endpoint serves.
+    pub kind: SourceKind,
+    /// The event's name (`X-GitHub-Event`, `X-Gitlab-Event`, `deployments`, …).
+    pub event: &'a str,
+    /// The delivery's id, when the source sends one; otherwise the body's hash is used.
+    pub delivery_id: Option<&'a str>,
+    /// `X-Hub-Signature-256` (GitHub) or the token (the others).
+    pub credential: &'a str,
+    /// The raw body.
+    pub body: &'a [u8],
+}
+
+/// Verifies, reads and keeps one delivery.
+pub async fn receive(
+    pool: &SqlitePool,
+    config: &OutcomesConfig,
+    delivery: Delivery<'_>,
+    now: i64,
+) -> Result<Receipt, ReceiveError> {
+    let source = match delivery.kind {
+        SourceKind::Github => {
+            sources::verify_github(pool, config, delivery.body, delivery.credential).await?
+        }
+        kind => sources::verify_token(pool, config, kind, delivery.credential).await?,
+    }
+    .ok_or_else(|| {
+        ReceiveError::Unauthenticated(match delivery.kind {
+            SourceKind::Github => {
+                "X-Hub-Signature-256 does not match any GitHub event source's secret".into()
+            }
+            SourceKind::Gitlab => {
+                "X-Gitlab-Token is not the token of any GitLab event source".into()
+            }
+            _ => "the bearer token is not the token of any event source of this kind".into(),
+        })
+    })?;
+    let text = std::str::from_utf8(delivery.body).map_err(|_| {
+        ReceiveError::Invalid(Refused {
+            field: "body".into(),
+            message: "is not UTF-8 JSON".into(),
+        })
+    })?;
+    let payload: serde_json::Value = if text.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(text).map_err(|_| {
+            ReceiveError::Invalid(Refused {
+                field: "body".into(),
+                message: "is not JSON".into(),
+            })
+        })?
+    };
+    let facts: Vec<Fact> = match (delivery.kind, delivery.event) {
+        (SourceKind::Github, event) => events::github(event, &payload, config),
+        (SourceKind::Gitlab, event) => events::gitlab(event, &payload),
+        (SourceKind::Devlake, "deployments") => events::devlake_deployment(&payload),
+        (SourceKind::Devlake, "issues") => events::devlake_issue(&payload),
+        (SourceKind::Devlake, "pull_requests") => events::devlake_pull_request(&payload),
+        (SourceKind::Devlake, close) => match close.strip_prefix("issue-close:") {
+            Some(key) => Ok(vec![Fact::IncidentResolved {
+                key: key.to_owned(),
+                at: now,
+            }]),
+            None => Ok(Vec::new()),
+        },
+        (SourceKind::Generic, _) => events::generic(&payload),
+    }
+    .map_err(ReceiveError::Invalid)?;
+    let hashed;
+    let delivery_id = match delivery
+        .delivery_id
+        .filter(|d| !d.is_empty() && d.len() <= 255)
+    {
+        Some(id) => id,
+        None => {
+            use sha2::{Digest, Sha256};
+            hashed = format!(
+                "sha256:{}",
+                hex::encode(
+                    Sha256::new()
+                        .chain_update(delivery.event)
+                        .chain_update(delivery.body)
+                        .finalize()
+                )
+            );
+            &hashed
+        }
+    };
+    let stored = store::ingest(
+        pool,
+        &source,
+        delivery_id,
+        delivery.event,
+        text,
+        &facts,
+        now,
+    )
+    .await?;
+    Ok(Receipt {
+        source,
+        facts: facts.len(),
+        duplicate: stored == store::Ingested::Duplicate,
+    })
+}
+
+/// What to compute: a window, the environments, the band scheme.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The window.
+    pub window: Window,
+    /// Only this environment (case-insensitive); `None`: the production ones.
+    pub environment: Option<String>,
+    /// How change failure rate is banded.
+    pub scheme: BandScheme,
+}
+
+fn rules(config: &OutcomesConfig) -> Rules {
+    Rules {
+        first_deploy_lookback_secs: config.first_deploy_lookback_secs,
+        incident_window_secs: config.incident_window_secs,
+    }
+}
+
+async fn attribute_all(
+    pool: &SqlitePool,
+    config: &OutcomesConfig,
+    scopes: &[Scope],
+    query: &Query,
+) -> Result<Vec<Attribution>, CoreError> {
+    let graphs = read::graphs(pool, scopes).await?;
+    let empty = HashMap::new();
+    let mut out = Vec::with_capacity(scopes.len());
+    for scope in scopes {
+        let inputs = read::inputs(pool, scope, query.window.to).await?;
+        let deployments: Vec<_> = inputs
+            .deployments
+            .into_iter()
+            .filter(|d| match &query.environment {
+                Some(env) => d.environment.eq_ignore_ascii_case(env),
+                None => config.is_production(&d.environment),
+            })
+            .collect();
+        let scoped: HashMap<String, compute::RepoGraph> = scope
+            .repos
+            .iter()
+            .filter_map(|r| graphs.get(r).map(|g| (r.clone(), g.clone())))
+            .collect();
+        out.push(compute::attribute(
+            scope,
+            &deployments,
+            &inputs.incidents,
+            if scoped.is_empty() { &empty } else { &scoped },
+            rules(config),
+        ));
+    }
+    Ok(out)
+}
+
+/// The scopes a target names: a team's components, or one component.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Every component the team owns.
+    Team(String),
+    /// One component (`component:namespace/name`).
+    Component(String),
+}
+
+async fn scopes(pool: &SqlitePool, target: &Target) -> Result<Vec<Scope>, CoreError> {
+    match target {
+        Target::Team(team) => read::team_scopes(pool, team).await,
+        Target::Component(entity_ref) => Ok(vec![read::component_scope(pool, entity_ref).await?]),
+    }
+}
+
+/// The five keys for `target` over the query's window, with the window before.
+pub async fn dora(
+    pool: &SqlitePool,
+    config: &OutcomesConfig,
+    target: &Target,
+    query: &Query,
+) -> Result<Dora, CoreError> {
+    let scopes = scopes(pool, target).await?;
+    let attributions = attribute_all(pool, config, &scopes, query).await?;
+    Ok(compute::dora(&attributions, &query.window, query.scheme))
+}
+
+/// The lists behind the numbers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Behind {
+    /// Deployments (successful and failed), newest first.
+    pub deployments: Vec<DeploymentView>,
+    /// Changes, the longest lead time first.
+    pub changes: Vec<ChangeView>,
+    /// Incidents, newest first.
+    pub incidents: Vec<IncidentView>,
+}
+
+/// The deployments, changes and incidents behind `target`'s numbers.
+pub async fn behind(
+    pool: &SqlitePool,
+    config: &OutcomesConfig,
+    target: &Target,
+    query: &Query,
+) -> Result<Behind, CoreError> {
+    let scopes = scopes(pool, target).await?;
+    let attributions = attribute_all(pool, config, &scopes, query).await?;
+    Ok(Behind {
+        deployments: compute::deployment_views(&attributions, &query.window),
+        changes: compute::change_views(&attributions, &query.window),
+        incidents: compute::incident_views(&attributions, &query.window),
+    })
+}

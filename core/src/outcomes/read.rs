@@ -1,0 +1,336 @@
+//! Reading what attribution needs: a component's repositories (from its
+//! catalog annotations), its deployments and incidents, and the history of
+//! its repositories. Mapping is read at the time of asking, so a component
+//! registered or re-annotated later gets its events at once.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use sqlx::SqlitePool;
+
+use super::compute::{CommitInfo, DeployRow, IncidentRow, MergeInfo, RepoGraph, Scope};
+use super::events::repo_key;
+use crate::CoreError;
+
+/// The annotation naming a monorepo component's folder.
+pub const PATH_ANNOTATION: &str = "paved.dev/source-path";
+
+/// The repositories an entity's annotations name: `github.com/project-slug`,
+/// `gitlab.com/project-slug` (on the host of `backstage.io/source-location`
+/// when that names one) and `backstage.io/source-location` itself.
+pub fn repos_of(entity: &Value) -> (Vec<String>, Option<String>) {
+    let annotations = &entity["metadata"]["annotations"];
+    let get = |k: &str| {
+        annotations[k]
+            .as_str()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let mut repos = Vec::new();
+    let location = get("backstage.io/source-location")
+        .map(|l| l.strip_prefix("url:").unwrap_or(l))
+        .and_then(|l| url::Url::parse(l).ok());
+    let location_host = location
+        .as_ref()
+        .and_then(crate::integrations::config::host_key);
+    if let Some(slug) = get("github.com/project-slug") {
+        let host = location_host
+            .clone()
+            .filter(|h| h != "gitlab.com")
+            .unwrap_or_else(|| "github.com".into());
+        repos.extend(repo_key(&format!("https://{host}/{slug}")));
+    }
+    if let Some(slug) = get("gitlab.com/project-slug") {
+        let host = location_host
+            .clone()
+            .filter(|h| h != "github.com")
+            .unwrap_or_else(|| "gitlab.com".into());
+        repos.extend(repo_key(&format!("https://{host}/{slug}")));
+    }
+    if let Some(url) = &location {
+        // The repository part: before `/-/` (GitLab), or the first two segments after `/tree/`-style paths.
+        let path = url.path();
+        let repo_path = if let Some(at) = path.find("/-/") {
+            &path[..at]
+        } else {
+            let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+            match segments
+                .iter()
+                .position(|s| matches!(*s, "tree" | "blob" | "src"))
+            {
+                Some(at) if at >= 2 => &path[..segments[..at].join("/").len() + 1],
+                _ => path,
+            }
+        };
+        if let Some(host) = &location_host {
+            repos.extend(repo_key(&format!("{}://{host}{repo_path}", url.scheme())));
+        }
+    }
+    repos.sort();
+    repos.dedup();
+    let prefix = get(PATH_ANNOTATION).map(|p| {
+        let p = p.trim_matches('/');
+        format!("{p}/")
+    });
+    (repos, prefix)
+}
+
+/// The scope of `component:namespace/name`, or `NotFound`.
+pub async fn component_scope(pool: &SqlitePool, entity_ref: &str) -> Result<Scope, CoreError> {
+    let body = sqlx::query_scalar!(
+        "SELECT body FROM catalog_entities WHERE entity_ref = ?1 AND kind_key = 'component'",
+        entity_ref
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| CoreError::NotFound(format!("component {entity_ref}")))?;
+    let entity: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let (repos, path_prefix) = repos_of(&entity);
+    Ok(Scope {
+        component: entity_ref.to_owned(),
+        repos,
+        path_prefix,
+    })
+}
+
+/// The scopes of every component `team` owns (`group:default/<team>`).
+pub async fn team_scopes(pool: &SqlitePool, team: &str) -> Result<Vec<Scope>, CoreError> {
+    let owner = format!("group:default/{team}");
+    let rows = sqlx::query!(
+        r#"SELECT entity_ref AS "entity_ref!", body FROM catalog_entities
+           WHERE owner_ref = ?1 AND kind_key = 'component' ORDER BY entity_ref"#,
+        owner
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let entity: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+            let (repos, path_prefix) = repos_of(&entity);
+            Scope {
+                component: r.entity_ref,
+                repos,
+                path_prefix,
+            }
+        })
+        .collect())
+}
+
+/// What one component's attribution reads.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Its deployments up to the end of the window.
+    pub deployments: Vec<DeployRow>,
+    /// Its incidents up to the end of the window (not withdrawn).
+    pub incidents: Vec<IncidentRow>,
+}
+
+/// Loads `scope`'s deployments and incidents finished before `to`.
+pub async fn inputs(pool: &SqlitePool, scope: &Scope, to: i64) -> Result<Inputs, CoreError> {
+    let repos = serde_json::to_string(&scope.repos).unwrap_or_else(|_| "[]".into());
+    let deployments = sqlx::query!(
+        r#"SELECT id AS "id!", key, repo, component_ref, environment, sha, status, finished_at, rework, fixes, title
+           FROM outcome_deployments
+           WHERE finished_at < ?3
+             AND (component_ref = ?1 OR (component_ref IS NULL AND repo IN (SELECT value FROM json_each(?2))))
+           ORDER BY finished_at, id"#,
+        scope.component,
+        repos,
+        to
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| DeployRow {
+        id: r.id,
+        key: r.key,
+        repo: r.repo,
+        component_ref: r.component_ref,
+        environment: r.environment,
+        sha: r.sha,
+        status: r.status,
+        finished_at: r.finished_at,
+        rework: r.rework,
+        fixes: r.fixes,
+        title: r.title,
+    })
+    .collect();
+    let incidents = sqlx::query!(
+        r#"SELECT id AS "id!", key, repo, component_ref, title, url, created_at, resolved_at, cause_sha, cause_deployment
+           FROM outcome_incidents
+           WHERE withdrawn = 0 AND created_at < ?3
+             AND (component_ref = ?1 OR (component_ref IS NULL AND repo IN (SELECT value FROM json_each(?2))))
+           ORDER BY created_at, id"#,
+        scope.component,
+        repos,
+        to
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| IncidentRow {
+        id: r.id,
+        key: r.key,
+        repo: r.repo,
+        component_ref: r.component_ref,
+        title: r.title,
+        url: r.url,
+        created_at: r.created_at,
+        resolved_at: r.resolved_at,
+        cause_sha: r.cause_sha,
+        cause_deployment: r.cause_deployment,
+    })
+    .collect();
+    Ok(Inputs {
+        deployments,
+        incidents,
+    })
+}
+
+/// The history of `repo` as events told it.
+pub async fn graph(pool: &SqlitePool, repo: &str) -> Result<RepoGraph, CoreError> {
+    let mut out = RepoGraph::default();
+    for r in sqlx::query!(
+        "SELECT sha, committed_at, files FROM outcome_commits WHERE repo = ?1",
+        repo
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        out.commits.insert(
+            r.sha,
+            CommitInfo {
+                at: r.committed_at,
+                files: r.files.and_then(|f| serde_json::from_str(&f).ok()),
+            },
+        );
+    }
+    for r in sqlx::query!(
+        "SELECT sha, parent FROM outcome_parents WHERE repo = ?1",
+        repo
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        out.parents.entry(r.sha).or_default().push(r.parent);
+    }
+    for r in sqlx::query!(
+        "SELECT merge_sha, head_sha, number FROM outcome_merges WHERE repo = ?1",
+        repo
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        out.merges.insert(
+            r.merge_sha,
+            MergeInfo {
+                head_sha: r.head_sha,
+                number: r.number,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The histories of every repository in `scopes`.
+pub async fn graphs(
+    pool: &SqlitePool,
+    scopes: &[Scope],
+) -> Result<HashMap<String, RepoGraph>, CoreError> {
+    let mut out = HashMap::new();
+    for repo in scopes.iter().flat_map(|s| &s.repos) {
+        if !out.contains_key(repo) {
+            out.insert(repo.clone(), graph(pool, repo).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// Events whose repository maps to no component and that name none that
+/// exists: (kind, repo or component, count, latest), for admins to map.
+pub async fn unmapped(pool: &SqlitePool) -> Result<Vec<Unmapped>, CoreError> {
+    let mapped: std::collections::HashSet<String> =
+        sqlx::query_scalar!("SELECT body FROM catalog_entities WHERE kind_key = 'component'")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .filter_map(|b| serde_json::from_str::<Value>(&b).ok())
+            .flat_map(|e| repos_of(&e).0)
+            .collect();
+    let rows = sqlx::query!(
+        r#"SELECT 'deployment' AS "kind!: String", repo, component_ref, COUNT(*) AS "count!: i64", MAX(finished_at) AS "latest!: i64"
+           FROM outcome_deployments
+           WHERE component_ref IS NULL OR component_ref NOT IN (SELECT entity_ref FROM catalog_entities)
+           GROUP BY repo, component_ref
+           UNION ALL
+           SELECT 'incident', repo, component_ref, COUNT(*), MAX(created_at)
+           FROM outcome_incidents
+           WHERE withdrawn = 0 AND (component_ref IS NULL OR component_ref NOT IN (SELECT entity_ref FROM catalog_entities))
+           GROUP BY repo, component_ref"#
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out: Vec<Unmapped> = rows
+        .into_iter()
+        .filter(|r| {
+            r.component_ref.is_some() || !r.repo.as_ref().is_some_and(|repo| mapped.contains(repo))
+        })
+        .map(|r| Unmapped {
+            kind: r.kind,
+            repo: r.repo,
+            component: r.component_ref,
+            count: r.count,
+            latest: r.latest,
+        })
+        .collect();
+    out.sort_by_key(|u| std::cmp::Reverse(u.latest));
+    Ok(out)
+}
+
+/// Events no component claims.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Unmapped {
+    /// `deployment` or `incident`.
+    pub kind: String,
+    /// The repository they name.
+    pub repo: Option<String>,
+    /// The component they name (which does not exist).
+    pub component: Option<String>,
+    /// How many.
+    pub count: i64,
+    /// The newest (unix seconds).
+    pub latest: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn repositories_come_from_slugs_and_source_locations() {
+        let entity = json!({"metadata": {"annotations": {
+            "github.com/project-slug": "Acme/payments",
+            "backstage.io/source-location": "url:https://github.com/acme/payments/tree/main/services/api/",
+        }}});
+        assert_eq!(
+            repos_of(&entity),
+            (vec!["github.com/acme/payments".to_owned()], None)
+        );
+        let gitlab = json!({"metadata": {"annotations": {
+            "gitlab.com/project-slug": "group/sub/proj",
+            "backstage.io/source-location": "url:https://gitlab.example.com/group/sub/proj/-/tree/main",
+            "paved.dev/source-path": "/services/api/",
+        }}});
+        assert_eq!(
+            repos_of(&gitlab),
+            (
+                vec!["gitlab.example.com/group/sub/proj".to_owned()],
+                Some("services/api/".to_owned())
+            )
+        );
+        let hostile = json!({"metadata": {"annotations": {"backstage.io/source-location": "url:javascript:alert(1)"}}});
+        assert_eq!(repos_of(&hostile).0, Vec::<String>::new());
+    }
+}
