@@ -14,6 +14,7 @@ pub mod limits;
 pub mod middleware;
 pub mod oidc;
 pub mod openapi;
+pub mod outcomes_api;
 pub mod scaffolder_api;
 pub mod secrets_api;
 pub mod session;
@@ -188,6 +189,7 @@ pub fn router(state: AppState) -> Router {
             "/api/catalog/webhooks/github",
             axum::routing::post(catalog_api::github_webhook),
         )
+        .nest("/api/events/v1", outcomes_api::event_routes())
         .layer(axum::extract::DefaultBodyLimit::max(25 * 1024 * 1024));
 
     let portal = Router::new()
@@ -211,6 +213,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/secrets/v1", secrets_api::routes())
         .nest("/api/scaffolder/v2", scaffolder_api::routes())
         .nest("/api/budgets/v1", budgets_api::routes())
+        .nest("/api/outcomes/v1", outcomes_api::routes())
         .route("/metrics", get(gateway_api::metrics))
         .route("/auth/login", get(oidc::login))
         .route("/auth/callback", get(oidc::callback))

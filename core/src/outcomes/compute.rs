@@ -510,11 +510,23 @@ pub fn dora(attributions: &[Attribution], window: &Window, scheme: BandScheme) -
 }
 
 fn keys(attributions: &[Attribution], window: &Window, scheme: BandScheme) -> Dora {
-    let deployments: Vec<&Attributed> = attributions
+    // A team's monorepo deployment counts for each component it changed,
+    // but is one deployment: merge them by row.
+    let mut merged: BTreeMap<i64, (&Attributed, Vec<&Shipped>, bool)> = BTreeMap::new();
+    for d in attributions
         .iter()
         .flat_map(|a| &a.deployments)
         .filter(|d| window.contains(d.row.finished_at))
-        .collect();
+    {
+        let entry = merged.entry(d.row.id).or_insert((d, Vec::new(), false));
+        for c in &d.changes {
+            if !entry.1.iter().any(|seen| seen.sha == c.sha) {
+                entry.1.push(c);
+            }
+        }
+        entry.2 |= !d.caused.is_empty();
+    }
+    let deployments: Vec<&Attributed> = merged.values().map(|(d, _, _)| *d).collect();
     let count = deployments.len() as u64;
     let days: HashSet<jiff::civil::Date> = deployments
         .iter()
@@ -533,10 +545,10 @@ fn keys(attributions: &[Attribution], window: &Window, scheme: BandScheme) -> Do
         0.0
     };
 
-    let mut leads: Vec<i64> = deployments
-        .iter()
-        .flat_map(|d| {
-            d.changes
+    let mut leads: Vec<i64> = merged
+        .values()
+        .flat_map(|(d, changes, _)| {
+            changes
                 .iter()
                 .filter(|c| c.counts_lead)
                 .filter_map(|c| c.committed_at.map(|at| d.row.finished_at - at))
@@ -546,7 +558,7 @@ fn keys(attributions: &[Attribution], window: &Window, scheme: BandScheme) -> Do
     leads.sort_unstable();
     let lead_median = median(&leads);
 
-    let failed = deployments.iter().filter(|d| !d.caused.is_empty()).count() as u64;
+    let failed = merged.values().filter(|(_, _, caused)| *caused).count() as u64;
     let rework = deployments.iter().filter(|d| d.rework.is_some()).count() as u64;
     let ratio = |n: u64| (count > 0).then(|| n as f64 / count as f64);
     let cfr = ratio(failed);

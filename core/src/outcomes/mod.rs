@@ -15,6 +15,7 @@ pub mod store;
 
 use std::collections::HashMap;
 
+pub use paved_shared::outcomes::Dora as DoraView;
 use paved_shared::outcomes::{BandScheme, ChangeView, DeploymentView, Dora, IncidentView};
 use sqlx::SqlitePool;
 
@@ -22,6 +23,7 @@ use self::compute::{Attribution, Rules, Scope, Window};
 use self::config::OutcomesConfig;
 use self::events::{Fact, Refused};
 use self::sources::SourceKind;
+use crate::auth::{authorize, Action, Principal};
 use crate::CoreError;
 
 /// Why a delivery was not taken.
@@ -160,6 +162,110 @@ pub async fn receive(
     })
 }
 
+/// A query as a caller writes it (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct QueryInput {
+    /// Start: `2026-11-01` (midnight in `tz`) or an RFC 3339 time.
+    pub from: Option<String>,
+    /// End (exclusive), in the same forms.
+    pub to: Option<String>,
+    /// One environment instead of the production ones.
+    pub env: Option<String>,
+    /// The IANA time zone days are counted in (default UTC).
+    pub tz: Option<String>,
+    /// `2024` (default) or `2023`: how change failure rate is banded.
+    pub bands: Option<String>,
+}
+
+/// The longest window asked for at once.
+pub const MAX_WINDOW_DAYS: i64 = 731;
+
+fn instant(raw: &str, field: &'static str, tz: &jiff::tz::TimeZone) -> Result<i64, CoreError> {
+    if let Ok(t) = raw.parse::<jiff::Timestamp>() {
+        return Ok(t.as_second());
+    }
+    raw.parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.to_zoned(tz.clone()).ok())
+        .map(|z| z.timestamp().as_second())
+        .ok_or_else(|| CoreError::Invalid {
+            field,
+            message: format!("`{raw}` is not a date (2026-11-01) or an RFC 3339 time"),
+        })
+}
+
+impl Query {
+    /// Checks `input`; the default window is the 30 days up to the end of
+    /// today (in `tz`) as of `now` (unix seconds).
+    pub fn parse(input: &QueryInput, now: i64) -> Result<Query, CoreError> {
+        let tz = match input.tz.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            None => jiff::tz::TimeZone::UTC,
+            Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| CoreError::Invalid {
+                field: "tz",
+                message: format!("`{name}` is not an IANA time zone such as Europe/Berlin"),
+            })?,
+        };
+        let end_of_today = jiff::Timestamp::from_second(now)
+            .ok()
+            .map(|t| t.to_zoned(tz.clone()).date())
+            .and_then(|d| d.tomorrow().ok())
+            .and_then(|d| d.to_zoned(tz.clone()).ok())
+            .map(|z| z.timestamp().as_second())
+            .unwrap_or(now);
+        let to = match &input.to {
+            Some(raw) => instant(raw, "to", &tz)?,
+            None => end_of_today,
+        };
+        let from = match &input.from {
+            Some(raw) => instant(raw, "from", &tz)?,
+            None => to - 30 * 86_400,
+        };
+        if from >= to {
+            return Err(CoreError::Invalid {
+                field: "from",
+                message: "must be before `to`".into(),
+            });
+        }
+        if to - from > MAX_WINDOW_DAYS * 86_400 {
+            return Err(CoreError::Invalid {
+                field: "from",
+                message: format!("the window may span at most {MAX_WINDOW_DAYS} days"),
+            });
+        }
+        let scheme = match input.bands.as_deref() {
+            None | Some("2024") => BandScheme::Dora2024,
+            Some("2023") => BandScheme::Dora2023,
+            Some(other) => {
+                return Err(CoreError::Invalid {
+                    field: "bands",
+                    message: format!("`{other}` is not 2024 or 2023"),
+                })
+            }
+        };
+        let environment = input
+            .env
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                if e.len() > 255 {
+                    Err(CoreError::Invalid {
+                        field: "env",
+                        message: "is longer than 255 characters".into(),
+                    })
+                } else {
+                    Ok(e.to_owned())
+                }
+            })
+            .transpose()?;
+        Ok(Query {
+            window: Window { from, to, tz },
+            environment,
+            scheme,
+        })
+    }
+}
+
 /// What to compute: a window, the environments, the band scheme.
 #[derive(Debug, Clone)]
 pub struct Query {
@@ -222,7 +328,16 @@ pub enum Target {
     Component(String),
 }
 
-async fn scopes(pool: &SqlitePool, target: &Target) -> Result<Vec<Scope>, CoreError> {
+/// Team outcomes are open to the team, platform PMs and admins; a
+/// component's to everyone who may read the catalog (every signed-in person).
+async fn scopes(
+    pool: &SqlitePool,
+    principal: &Principal,
+    target: &Target,
+) -> Result<Vec<Scope>, CoreError> {
+    if let Target::Team(team) = target {
+        authorize(principal, Action::ViewTeam(team))?;
+    }
     match target {
         Target::Team(team) => read::team_scopes(pool, team).await,
         Target::Component(entity_ref) => Ok(vec![read::component_scope(pool, entity_ref).await?]),
@@ -233,10 +348,11 @@ async fn scopes(pool: &SqlitePool, target: &Target) -> Result<Vec<Scope>, CoreEr
 pub async fn dora(
     pool: &SqlitePool,
     config: &OutcomesConfig,
+    principal: &Principal,
     target: &Target,
     query: &Query,
 ) -> Result<Dora, CoreError> {
-    let scopes = scopes(pool, target).await?;
+    let scopes = scopes(pool, principal, target).await?;
     let attributions = attribute_all(pool, config, &scopes, query).await?;
     Ok(compute::dora(&attributions, &query.window, query.scheme))
 }
@@ -256,14 +372,24 @@ pub struct Behind {
 pub async fn behind(
     pool: &SqlitePool,
     config: &OutcomesConfig,
+    principal: &Principal,
     target: &Target,
     query: &Query,
 ) -> Result<Behind, CoreError> {
-    let scopes = scopes(pool, target).await?;
+    let scopes = scopes(pool, principal, target).await?;
     let attributions = attribute_all(pool, config, &scopes, query).await?;
     Ok(Behind {
         deployments: compute::deployment_views(&attributions, &query.window),
         changes: compute::change_views(&attributions, &query.window),
         incidents: compute::incident_views(&attributions, &query.window),
     })
+}
+
+/// Events no component claims, for admins to map.
+pub async fn unmapped(
+    pool: &SqlitePool,
+    principal: &Principal,
+) -> Result<Vec<read::Unmapped>, CoreError> {
+    authorize(principal, Action::AdministerPlatform)?;
+    read::unmapped(pool).await
 }

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
 
 use super::config::OutcomesConfig;
+use crate::auth::{authorize, Action, Principal};
 use crate::{audit, now_unix, CoreError};
 
 /// The id of the source configured by `PAVED_EVENTS_GITHUB_SECRET`.
@@ -45,7 +46,8 @@ impl SourceKind {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// The kind named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "github" => Some(SourceKind::Github),
             "gitlab" => Some(SourceKind::Gitlab),
@@ -181,8 +183,9 @@ pub async fn sync_environment(pool: &SqlitePool, config: &OutcomesConfig) -> Res
     Ok(())
 }
 
-/// Every source, newest first.
-pub async fn list(pool: &SqlitePool) -> Result<Vec<SourceView>, CoreError> {
+/// Every source, newest first (platform admins).
+pub async fn list(pool: &SqlitePool, principal: &Principal) -> Result<Vec<SourceView>, CoreError> {
+    authorize(principal, Action::AdministerPlatform)?;
     let rows = sqlx::query!(
         r#"SELECT id AS "id!", kind, name, created_at, rotated_at, last_event_at, event_count
            FROM outcome_sources ORDER BY created_at DESC, name"#
@@ -208,10 +211,12 @@ pub async fn list(pool: &SqlitePool) -> Result<Vec<SourceView>, CoreError> {
 /// Creates a source; its secret is in the answer and nowhere to be read again.
 pub async fn create(
     pool: &SqlitePool,
-    actor: &str,
+    principal: &Principal,
     kind: SourceKind,
     name: &str,
 ) -> Result<Created, CoreError> {
+    authorize(principal, Action::AdministerPlatform)?;
+    let actor = &principal.actor();
     let name = check_name(name)?;
     let id = uuid::Uuid::new_v4().to_string();
     let secret = new_secret();
@@ -257,7 +262,13 @@ pub async fn create(
 }
 
 /// Replaces a source's secret; the old one stops working at once.
-pub async fn rotate(pool: &SqlitePool, actor: &str, id: &str) -> Result<Created, CoreError> {
+pub async fn rotate(
+    pool: &SqlitePool,
+    principal: &Principal,
+    id: &str,
+) -> Result<Created, CoreError> {
+    authorize(principal, Action::AdministerPlatform)?;
+    let actor = &principal.actor();
     let row = sqlx::query!(
         r#"SELECT id AS "id!", kind, name, created_at, last_event_at, event_count FROM outcome_sources WHERE id = ?1"#,
         id
@@ -314,7 +325,9 @@ pub async fn rotate(pool: &SqlitePool, actor: &str, id: &str) -> Result<Created,
 }
 
 /// Removes a source (its events stay, for the numbers they made).
-pub async fn delete(pool: &SqlitePool, actor: &str, id: &str) -> Result<(), CoreError> {
+pub async fn delete(pool: &SqlitePool, principal: &Principal, id: &str) -> Result<(), CoreError> {
+    authorize(principal, Action::AdministerPlatform)?;
+    let actor = &principal.actor();
     if id.starts_with("env-") {
         return Err(CoreError::Invalid {
             field: "id",
