@@ -138,12 +138,19 @@ pub async fn metrics(
         .unwrap_or_default();
     let gateway = &state.core.gateway;
     gateway.refresh_gauges(&rules);
+    let mut text = gateway.metrics.render();
+    let core = &state.core;
+    let now = core.budgets.ledger.now_ms() / 1000;
+    match paved_core::outcomes::prometheus(&core.db, &core.config.outcomes, now).await {
+        Ok(dora) => text.push_str(&dora),
+        Err(e) => tracing::warn!(error = %e, "the DORA gauges could not be computed"),
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        gateway.metrics.render(),
+        text,
     )
         .into_response()
 }

@@ -840,34 +840,7 @@ async fn metrics_use_the_promised_names_and_pass_promtool() {
         !text.contains("4bf92f3577b34da6a3ce929d0e0e4736"),
         "no trace ids in labels"
     );
-    match std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    {
-        Ok(mut child) => {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "promtool: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Err(_) if std::env::var("CI").is_err() => {
-            eprintln!("promtool is not installed; scripts/test.sh installs it");
-        }
-        Err(e) => panic!("promtool must run in CI: {e}"),
-    }
+    promtool_check_metrics(&text);
 }
 
 #[test]

@@ -73,12 +73,17 @@ async fn fixture() -> Fixture {
     std::fs::write(&file, CATALOG).unwrap();
     let root = dir.path().display().to_string();
     let location = format!("file:{}", file.display());
-    let app = test_app(&[
-        ("PAVED_CATALOG_FILE_ROOTS", root.as_str()),
-        ("PAVED_CATALOG_LOCATIONS", location.as_str()),
-        ("PAVED_EVENTS_GITHUB_SECRET", GITHUB_SECRET),
-        ("PAVED_EVENTS_GITLAB_TOKEN", GITLAB_TOKEN),
-    ])
+    // /metrics looks back 30 days from 2026-03-03, the day after the scenario.
+    let clock = paved_core::budgets::ledger::OffsetClock::starting_at(1_772_496_000_000);
+    let app = test_app_with_clock(
+        &[
+            ("PAVED_CATALOG_FILE_ROOTS", root.as_str()),
+            ("PAVED_CATALOG_LOCATIONS", location.as_str()),
+            ("PAVED_EVENTS_GITHUB_SECRET", GITHUB_SECRET),
+            ("PAVED_EVENTS_GITLAB_TOKEN", GITLAB_TOKEN),
+        ],
+        std::sync::Arc::new(clock),
+    )
     .await;
     Fixture { app, _dir: dir }
 }
@@ -487,6 +492,24 @@ async fn a_monorepo_scenario_gives_the_hand_computed_five_keys() {
     let (code, _) =
         get("/api/outcomes/v1/components/default/checkout/dora?tz=Mars/Olympus".into()).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The same numbers as Prometheus gauges over the trailing 30 days.
+    let (code, metrics) = f.app.as_(ADMIN).text("GET", "/metrics", None).await;
+    assert_eq!(code, StatusCode::OK);
+    for line in [
+        "paved_dora_team_deployments_per_week{team=\"payments\"} 0.4666666666666667",
+        "paved_dora_team_lead_time_seconds{team=\"payments\"} 9000",
+        "paved_dora_component_change_failure_rate{team=\"payments\",component=\"checkout\"} 0.5",
+        "paved_dora_component_recovery_time_seconds{team=\"payments\",component=\"checkout\"} 5400",
+        "paved_dora_component_rework_rate{team=\"payments\",component=\"cart\"} 0",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    // No data, no gauge: cart had no incidents.
+    assert!(!metrics.contains(
+        "paved_dora_component_recovery_time_seconds{team=\"payments\",component=\"cart\"}"
+    ));
+    promtool_check_metrics(&metrics);
 }
 
 /// Who may see and manage what; anonymous deliveries without a valid

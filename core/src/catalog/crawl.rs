@@ -143,7 +143,11 @@ pub async fn crawl(sources: &Sources, root: Target) -> Crawl {
                 });
             }
             let annotations = sources.scm_annotations(&target);
-            if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            if let Some(metadata) = value
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+                .filter(|_| !annotations.is_empty())
+            {
                 let map = metadata
                     .entry("annotations")
                     .or_insert_with(|| Value::Object(Default::default()));

@@ -393,3 +393,133 @@ pub async fn unmapped(
     authorize(principal, Action::AdministerPlatform)?;
     read::unmapped(pool).await
 }
+
+/// The Four Keys (and rework) gauges over the trailing 30 days as of `now`,
+/// per team and per component, in Prometheus' text format. A gauge with no
+/// data is left out (absent, never 0).
+pub async fn prometheus(
+    pool: &SqlitePool,
+    config: &OutcomesConfig,
+    now: i64,
+) -> Result<String, CoreError> {
+    use std::fmt::Write;
+    let rows = sqlx::query!(
+        r#"SELECT entity_ref AS "entity_ref!", owner_ref, body FROM catalog_entities
+           WHERE kind_key = 'component' AND owner_ref LIKE 'group:%' ORDER BY entity_ref"#
+    )
+    .fetch_all(pool)
+    .await?;
+    let query = Query {
+        window: Window {
+            from: now - 30 * 86_400,
+            to: now,
+            tz: jiff::tz::TimeZone::UTC,
+        },
+        environment: None,
+        scheme: BandScheme::Dora2024,
+    };
+    let mut by_team: std::collections::BTreeMap<String, Vec<Attribution>> = Default::default();
+    let mut components = Vec::new();
+    for r in rows {
+        let entity: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+        let (repos, path_prefix) = read::repos_of(&entity);
+        let scope = Scope {
+            component: r.entity_ref.clone(),
+            repos,
+            path_prefix,
+        };
+        let attribution = attribute_all(pool, config, std::slice::from_ref(&scope), &query)
+            .await?
+            .pop()
+            .unwrap_or_default();
+        if attribution.deployments.is_empty() && attribution.incidents.is_empty() {
+            continue;
+        }
+        let team = r
+            .owner_ref
+            .as_deref()
+            .and_then(|o| o.rsplit('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        let name = r
+            .entity_ref
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        components.push((
+            team.clone(),
+            name,
+            compute::dora(
+                std::slice::from_ref(&attribution),
+                &query.window,
+                query.scheme,
+            ),
+        ));
+        by_team.entry(team).or_default().push(attribution);
+    }
+    let teams: Vec<(String, Dora)> = by_team
+        .iter()
+        .map(|(team, a)| (team.clone(), compute::dora(a, &query.window, query.scheme)))
+        .collect();
+    let escape = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    type Key = (&'static str, &'static str, fn(&Dora) -> Option<f64>);
+    let keys: [Key; 5] = [
+        (
+            "deployments_per_week",
+            "Successful production deployments per week over the last 30 days.",
+            |d| Some(d.deployment_frequency.per_week),
+        ),
+        (
+            "lead_time_seconds",
+            "Median lead time for changes over the last 30 days, in seconds.",
+            |d| d.lead_time_seconds.median.map(|m| m as f64),
+        ),
+        (
+            "change_failure_rate",
+            "Deployments that caused an incident, 0..1, over the last 30 days.",
+            |d| d.change_failure_rate.value,
+        ),
+        (
+            "recovery_time_seconds",
+            "Median failed-deployment recovery time over the last 30 days, in seconds.",
+            |d| d.recovery_time_seconds.median.map(|m| m as f64),
+        ),
+        (
+            "rework_rate",
+            "Deployments made to fix an incident, 0..1, over the last 30 days.",
+            |d| d.rework_rate.value,
+        ),
+    ];
+    let mut out = String::new();
+    for (key, help, value) in keys {
+        let _ = writeln!(out, "# HELP paved_dora_team_{key} {help}");
+        let _ = writeln!(out, "# TYPE paved_dora_team_{key} gauge");
+        for (team, d) in &teams {
+            if let Some(v) = value(d) {
+                let _ = writeln!(
+                    out,
+                    "paved_dora_team_{key}{{team=\"{}\"}} {v}",
+                    escape(team)
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP paved_dora_component_{key} {help}");
+        let _ = writeln!(out, "# TYPE paved_dora_component_{key} gauge");
+        for (team, component, d) in &components {
+            if let Some(v) = value(d) {
+                let _ = writeln!(
+                    out,
+                    "paved_dora_component_{key}{{team=\"{}\",component=\"{}\"}} {v}",
+                    escape(team),
+                    escape(component)
+                );
+            }
+        }
+    }
+    Ok(out)
+}

@@ -457,3 +457,37 @@ impl TestApp {
         bytes
     }
 }
+
+/// Checks Prometheus text with `promtool check metrics` (installed by
+/// scripts/test.sh; required in CI).
+#[allow(dead_code)]
+pub fn promtool_check_metrics(text: &str) {
+    match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(mut child) => {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) if std::env::var("CI").is_err() => {
+            eprintln!("promtool is not installed; scripts/test.sh installs it");
+        }
+        Err(e) => panic!("promtool must run in CI: {e}"),
+    }
+}
