@@ -79,6 +79,7 @@ fn NavLinks(me: Principal, #[prop(into)] class: String) -> impl IntoView {
             <A href="/admin/access" attr:class="nav-link">"Access"</A>
             <A href="/admin/audit" attr:class="nav-link">"Audit log"</A>
             <A href="/admin/integrations" attr:class="nav-link">"Git hosts"</A>
+            <A href="/admin/outcomes" attr:class="nav-link">"Delivery events"</A>
         }
     });
     let insights = authorize(&me, Action::ViewPlatformInsights)

@@ -10,6 +10,7 @@ pub mod error;
 pub mod errors;
 pub mod identity;
 pub mod notifications;
+pub mod outcomes;
 pub mod scaffold;
 pub mod secrets;
 #[cfg(feature = "ssr")]
@@ -96,12 +97,15 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=HomePage ssr=SsrMode::Async />
                     <Route path=path!("/teams/:name") view=TeamPage ssr=SsrMode::Async />
                     <Route path=path!("/teams/:name/budget") view=BudgetPage ssr=SsrMode::Async />
+                    <Route path=path!("/teams/:name/outcomes") view=outcomes::TeamOutcomesPage ssr=SsrMode::Async />
                     <Route path=path!("/llm") view=LlmOverviewPage ssr=SsrMode::Async />
                     <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async />
                     <Route path=path!("/notifications") view=NotificationsPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/access") view=AccessPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/integrations") view=IntegrationsPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/outcomes") view=outcomes::sources::EventSourcesPage ssr=SsrMode::Async />
+                    <Route path=path!("/catalog/component/:namespace/:name/outcomes") view=outcomes::ComponentOutcomesPage ssr=SsrMode::Async />
                     <Route path=path!("/catalog") view=CatalogPage ssr=SsrMode::Async />
                     <Route path=path!("/create") view=CreatePage ssr=SsrMode::Async />
                     <Route path=path!("/create/templates/:namespace/:name") view=WizardPage ssr=SsrMode::Async />

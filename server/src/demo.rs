@@ -26,7 +26,7 @@ pub struct DemoUser {
 /// Seeds teams `payments` and `search` and the demo people, their roles
 /// derived from their groups through the configured mapping, and the teams'
 /// LLM budgets with gateway usage placed relative to `now_ms` (the budget
-/// clock) in the budget time zone.
+/// clock) in the budget time zone, and twelve weeks of delivery events.
 pub async fn seed(
     pool: &SqlitePool,
     config: &Config,
@@ -72,5 +72,6 @@ pub async fn seed(
     .await?;
     let tz = paved_core::budgets::period::time_zone(&config.llm.time_zone)?;
     paved_core::budgets::seed_demo(pool, &tz, now_ms).await?;
+    paved_core::outcomes::demo::seed(pool, now_ms / 1000).await?;
     Ok(())
 }

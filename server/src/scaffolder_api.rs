@@ -204,8 +204,10 @@ async fn task_eventstream(
         .or(query.after)
         .unwrap_or(0);
     // Authorizes (and 404s) before the stream starts; one of a few per person.
-    let pending = scaffold::events(&state.core, &principal, &id, last_seen).await?;
+    // The status is read before the events: a task that finishes between the
+    // two reads must not look finished with nothing to send.
     let task = scaffold::task(&state.core, &principal, &id).await?;
+    let pending = scaffold::events(&state.core, &principal, &id, last_seen).await?;
     if pending.is_empty() && matches!(task.status.as_str(), "completed" | "failed" | "cancelled") {
         // A finished task with nothing left to send: 204 tells EventSource
         // not to reconnect.

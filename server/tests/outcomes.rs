@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::tokens::{ADMIN, PAYMENTS_DEV, PAYMENTS_LEAD, SEARCH_DEV};
 use common::*;
+use paved_core::auth::{PlatformRole, TeamRole};
 use serde_json::{json, Value};
 
 const GITHUB_SECRET: &str = "whsec-outcomes-7d2f1a9c";
@@ -751,4 +752,153 @@ async fn devlake_webhook_bodies_are_taken_unchanged() {
         .await
         .unwrap();
     assert!(deployments >= 2, "{deployments}");
+}
+
+/// The Outcomes pages and their server functions: the team's people see
+/// the numbers with the reason behind each row, another team's developer is
+/// refused, and only admins manage event sources (the secret shown once).
+#[tokio::test]
+async fn outcomes_pages_explain_each_number_to_the_right_people() {
+    let f = fixture().await;
+    let token = f.source("generic").await;
+    let repo = "https://github.com/acme/shop";
+    let sha = |c: char| c.to_string().repeat(40);
+    let batch = json!({"events": [
+        {"type": "change", "repo": repo, "sha": sha('a'), "committed_at": "2026-03-02T08:00:00Z",
+         "files": ["services/checkout/a.rs"]},
+        {"type": "deployment", "id": "REL-1", "repo": repo, "sha": sha('a'), "environment": "production",
+         "title": "Release one", "finished_at": "2026-03-02T10:00:00Z"},
+        {"type": "incident", "id": "INC-9", "component": "checkout", "title": "Checkout is down",
+         "created_at": "2026-03-02T11:00:00Z", "resolved_at": "2026-03-02T12:00:00Z",
+         "cause": {"deployment": "REL-1"}},
+        {"type": "change", "repo": repo, "sha": sha('b'), "parents": [sha('a')],
+         "committed_at": "2026-03-02T11:30:00Z", "files": ["services/checkout/fix.rs"]},
+        {"type": "deployment", "id": "REL-2", "repo": repo, "sha": sha('b'), "environment": "production",
+         "title": "Hotfix", "finished_at": "2026-03-02T11:50:00Z", "fixes": "INC-9"},
+    ]});
+    let (code, receipt) = f.generic(&token, Some("page-batch"), &batch).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{receipt}");
+
+    let member = f
+        .app
+        .session_for("pat", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let outsider = f
+        .app
+        .session_for("sam", &[("search", TeamRole::Member)], &[])
+        .await;
+    let admin = f
+        .app
+        .session_for("ada", &[], &[PlatformRole::PlatformAdmin])
+        .await;
+    let window = "from=2026-03-02&to=2026-03-03";
+
+    // The server function behind both pages.
+    let r = f
+        .app
+        .with_session(&member)
+        .call(
+            "outcomes_data",
+            &format!("team=payments&{window}&list=changes"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = body_json(r).await;
+    assert_eq!(
+        page["dora"]["deployment_frequency"]["deployments"], 2,
+        "{page}"
+    );
+    assert_eq!(page["dora"]["rework_rate"]["rework"], 1, "{page}");
+    assert_eq!(page["dora"]["change_failure_rate"]["failed"], 1, "{page}");
+    assert_eq!(page["weeks"].as_array().unwrap().len(), 12);
+    assert_eq!(page["list_total"], 2, "{page}");
+    assert_eq!(page["behind"]["changes"].as_array().unwrap().len(), 2);
+    assert!(page["behind"]["deployments"].as_array().unwrap().is_empty());
+    let r = f
+        .app
+        .with_session(&outsider)
+        .call("outcomes_data", &format!("team=payments&{window}"))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A component's outcomes are open to everyone who reads the catalog.
+    let r = f
+        .app
+        .with_session(&outsider)
+        .call(
+            "outcomes_data",
+            &format!("component=component:default/checkout&{window}"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = f
+        .app
+        .with_session(&member)
+        .call("outcomes_data", "team=payments&from=tomorrow")
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The rendered page: the five keys, and why the hotfix is rework.
+    let (code, html) = f
+        .app
+        .with_session(&member)
+        .text(
+            "GET",
+            &format!("/teams/payments/outcomes?{window}&list=deployments"),
+            None,
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    for text in [
+        "Deployment frequency",
+        "Lead time for changes",
+        "Change failure rate",
+        "Failed deployment recovery time",
+        "Deployment rework rate",
+        "made to fix incident INC-9",
+        "Caused INC-9",
+        "Hotfix",
+    ] {
+        assert!(html.contains(text), "{text} missing from the page");
+    }
+    // A component with no events says how to send them.
+    let (_, html) = f
+        .app
+        .with_session(&member)
+        .text(
+            "GET",
+            "/catalog/component/default/cart/outcomes?from=2020-01-01&to=2020-02-01",
+            None,
+        )
+        .await;
+    assert!(html.contains("No delivery events reached component cart yet"));
+    assert!(html.contains("http://paved.test/api/events/v1/generic"));
+
+    // Event sources: admins only; the secret is in the answer once.
+    let r = f
+        .app
+        .with_session(&member)
+        .call("event_source_create", "kind=generic&name=ci")
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = f
+        .app
+        .with_session(&admin)
+        .call("event_source_create", "kind=generic&name=ci")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let created = body_json(r).await;
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("pvev_"), "{created}");
+    let r = f.app.with_session(&admin).call("event_sources", "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let listing = body_text(r).await;
+    assert!(listing.contains("\"ci\"") && !listing.contains(&secret));
+    let r = f
+        .app
+        .with_session(&admin)
+        .call("event_source_create", "kind=svn&name=old")
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = f.app.with_session(&member).call("event_sources", "").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }

@@ -204,6 +204,207 @@ pub struct IncidentView {
     pub reason: String,
 }
 
+/// A kind of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// GitHub webhooks (`X-Hub-Signature-256`).
+    Github,
+    /// GitLab webhooks (`X-Gitlab-Token`).
+    Gitlab,
+    /// Apache DevLake's webhook API (bearer token).
+    Devlake,
+    /// Paved's generic JSON (bearer token).
+    Generic,
+}
+
+impl SourceKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Github => "github",
+            SourceKind::Gitlab => "gitlab",
+            SourceKind::Devlake => "devlake",
+            SourceKind::Generic => "generic",
+        }
+    }
+
+    /// The kind named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "github" => Some(SourceKind::Github),
+            "gitlab" => Some(SourceKind::Gitlab),
+            "devlake" => Some(SourceKind::Devlake),
+            "generic" => Some(SourceKind::Generic),
+            _ => None,
+        }
+    }
+
+    /// Where this kind posts, relative to the public URL.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            SourceKind::Github => "/api/events/v1/github",
+            SourceKind::Gitlab => "/api/events/v1/gitlab",
+            SourceKind::Devlake => "/api/events/v1/devlake/connections/{id}/deployments",
+            SourceKind::Generic => "/api/events/v1/generic",
+        }
+    }
+}
+
+/// A source as admins see it (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceView {
+    /// Its id.
+    pub id: String,
+    /// Its kind.
+    pub kind: SourceKind,
+    /// A name for people.
+    pub name: String,
+    /// Where it posts.
+    pub endpoint: String,
+    /// Set by an environment variable rather than created here.
+    pub from_environment: bool,
+    /// When it was created (unix seconds).
+    pub created_at: i64,
+    /// When its secret was last replaced.
+    pub rotated_at: Option<i64>,
+    /// When it last delivered an event.
+    pub last_event_at: Option<i64>,
+    /// How many deliveries it made.
+    pub event_count: i64,
+}
+
+/// A source with its new secret, shown this once.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Created {
+    /// The source.
+    pub source: SourceView,
+    /// The secret (GitHub) or token (the others).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created")
+            .field("source", &self.source)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Events no component claims.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unmapped {
+    /// `deployment` or `incident`.
+    pub kind: String,
+    /// The repository they name.
+    pub repo: Option<String>,
+    /// The component they name (which does not exist).
+    pub component: Option<String>,
+    /// How many.
+    pub count: i64,
+    /// The newest (unix seconds).
+    pub latest: i64,
+}
+
+/// The lists behind the numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Behind {
+    /// Deployments (successful and failed), newest first.
+    pub deployments: Vec<DeploymentView>,
+    /// Changes, the longest lead time first.
+    pub changes: Vec<ChangeView>,
+    /// Incidents, newest first.
+    pub incidents: Vec<IncidentView>,
+}
+
+/// Which list a page shows below the five keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum List {
+    /// The deployments (the default).
+    #[default]
+    Deployments,
+    /// The changes behind lead time.
+    Changes,
+    /// The incidents behind change failure rate and recovery time.
+    Incidents,
+}
+
+impl List {
+    /// The list named `s` (`deployments` when unknown or absent).
+    pub fn parse(s: &str) -> List {
+        match s {
+            "changes" => List::Changes,
+            "incidents" => List::Incidents,
+            _ => List::Deployments,
+        }
+    }
+
+    /// The query-string name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            List::Deployments => "deployments",
+            List::Changes => "changes",
+            List::Incidents => "incidents",
+        }
+    }
+}
+
+/// Where each kind of source posts, for the empty states.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventEndpoints {
+    /// GitHub webhooks.
+    pub github: String,
+    /// GitLab webhooks.
+    pub gitlab: String,
+    /// Paved's generic JSON.
+    pub generic: String,
+    /// DevLake's webhook API (`{id}`: the source's id).
+    pub devlake: String,
+}
+
+/// An Outcomes page: a team's or a component's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutcomesPage {
+    /// The five keys over the asked window, with the window before.
+    pub dora: Dora,
+    /// The five keys per week for the 12 weeks up to the window's end, oldest first.
+    pub weeks: Vec<Dora>,
+    /// What the shown list holds (at most [`OutcomesPage::LIST_LIMIT`] rows).
+    pub behind: Behind,
+    /// How many rows the shown list has in all.
+    pub list_total: u64,
+    /// The components counted (`component:namespace/name`).
+    pub components: Vec<String>,
+    /// Whether any delivery event reached these components, ever.
+    pub has_events: bool,
+    /// Where events are sent.
+    pub endpoints: EventEndpoints,
+    /// The environment asked for; `None`: the production ones.
+    pub environment: Option<String>,
+    /// The production environment patterns.
+    pub production: Vec<String>,
+    /// The signed-in person manages event sources.
+    pub manages_sources: bool,
+}
+
+impl OutcomesPage {
+    /// The most rows a page lists.
+    pub const LIST_LIMIT: usize = 200;
+}
+
+/// The admins' page: event sources and unmapped events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourcesPage {
+    /// Every source.
+    pub sources: Vec<SourceView>,
+    /// Events no component claims.
+    pub unmapped: Vec<Unmapped>,
+    /// Where events are sent.
+    pub endpoints: EventEndpoints,
+}
+
 /// A human duration: `42 s`, `17 min`, `5.2 h`, `3.1 d`.
 pub fn duration(secs: i64) -> String {
     let s = secs.max(0) as f64;

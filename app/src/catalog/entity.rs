@@ -48,6 +48,10 @@ fn Entity(e: EntityView) -> impl IntoView {
     let download = format!("data:text/yaml;charset=utf-8,{}", percent_encode(&e.yaml));
     let is_api = e.kind == "API";
     let is_component = e.kind == "Component";
+    let (outcomes_ns, outcomes_name) = (
+        e.namespace.to_ascii_lowercase(),
+        e.name.to_ascii_lowercase(),
+    );
     let service_name = e.name.to_ascii_lowercase();
     // Teams are the catalog Groups of the default namespace.
     let owner_team = e
@@ -116,7 +120,9 @@ fn Entity(e: EntityView) -> impl IntoView {
                 </Card>
             })}
             <Card title="Kubernetes"><p class="text-sm text-slate-500">"Kubernetes workloads show here once the cluster integration is enabled."</p></Card>
-            <Card title="Outcomes"><p class="text-sm text-slate-500">"DORA metrics show here once deployment events are connected."</p></Card>
+            {is_component.then(|| view! {
+                <crate::outcomes::ComponentOutcomesCard namespace=outcomes_ns.clone() name=outcomes_name.clone() />
+            })}
             {(is_component && !owner_team.is_empty()).then(|| view! {
                 <crate::secrets::SecretsSection team=owner_team.clone() holder=service_name.clone() title="Secrets" class="lg:col-span-3"
                     intro="Write-only Vault secrets for this service. Its pods read them through the Vault Agent Injector with the role below; values are never shown again." />

@@ -25,8 +25,10 @@ pub fn TeamPage() -> impl IntoView {
                         let count = team.members.len();
                         let team_name = team.name.clone();
                         let budget_href = format!("/teams/{}/budget", team.name);
+                        let outcomes_href = format!("/teams/{}/outcomes", team.name);
                         view! {
                             <PageHeader title=team.display_name.clone() subtitle=format!("Team {} · {count} member(s)", team.name)>
+                                <a href=outcomes_href class="btn-secondary" data-testid="outcomes-link">"Outcomes"</a>
                                 <a href=budget_href class="btn-secondary" data-testid="budget-link">"LLM budget"</a>
                             </PageHeader>
                             <Card title="Members">

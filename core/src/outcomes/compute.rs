@@ -509,6 +509,29 @@ pub fn dora(attributions: &[Attribution], window: &Window, scheme: BandScheme) -
     current
 }
 
+/// The five keys for each of the `weeks` seven-day windows up to `to`,
+/// oldest first (the sparklines' points).
+pub fn weekly(
+    attributions: &[Attribution],
+    to: i64,
+    tz: &jiff::tz::TimeZone,
+    weeks: usize,
+    scheme: BandScheme,
+) -> Vec<Dora> {
+    (0..weeks as i64)
+        .rev()
+        .map(|back| {
+            let end = to - back * 7 * 86_400;
+            let window = Window {
+                from: end - 7 * 86_400,
+                to: end,
+                tz: tz.clone(),
+            };
+            keys(attributions, &window, scheme)
+        })
+        .collect()
+}
+
 fn keys(attributions: &[Attribution], window: &Window, scheme: BandScheme) -> Dora {
     // A team's monorepo deployment counts for each component it changed,
     // but is one deployment: merge them by row.

@@ -8,6 +8,7 @@
 
 pub mod compute;
 pub mod config;
+pub mod demo;
 pub mod events;
 pub mod read;
 pub mod sources;
@@ -16,7 +17,7 @@ pub mod store;
 use std::collections::HashMap;
 
 pub use paved_shared::outcomes::Dora as DoraView;
-use paved_shared::outcomes::{BandScheme, ChangeView, DeploymentView, Dora, IncidentView};
+use paved_shared::outcomes::{BandScheme, Dora, EventEndpoints, List, OutcomesPage, SourcesPage};
 use sqlx::SqlitePool;
 
 use self::compute::{Attribution, Rules, Scope, Window};
@@ -357,16 +358,7 @@ pub async fn dora(
     Ok(compute::dora(&attributions, &query.window, query.scheme))
 }
 
-/// The lists behind the numbers.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Behind {
-    /// Deployments (successful and failed), newest first.
-    pub deployments: Vec<DeploymentView>,
-    /// Changes, the longest lead time first.
-    pub changes: Vec<ChangeView>,
-    /// Incidents, newest first.
-    pub incidents: Vec<IncidentView>,
-}
+pub use paved_shared::outcomes::Behind;
 
 /// The deployments, changes and incidents behind `target`'s numbers.
 pub async fn behind(
@@ -382,6 +374,102 @@ pub async fn behind(
         deployments: compute::deployment_views(&attributions, &query.window),
         changes: compute::change_views(&attributions, &query.window),
         incidents: compute::incident_views(&attributions, &query.window),
+    })
+}
+
+/// How many weeks the Outcomes pages' sparklines show.
+pub const SPARKLINE_WEEKS: usize = 12;
+
+fn endpoints(public_url: &url::Url) -> EventEndpoints {
+    let at = |path: &str| {
+        let mut url = public_url.clone();
+        let base = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base}{path}"));
+        url.to_string()
+    };
+    EventEndpoints {
+        github: at(SourceKind::Github.endpoint()),
+        gitlab: at(SourceKind::Gitlab.endpoint()),
+        generic: at(SourceKind::Generic.endpoint()),
+        devlake: at(SourceKind::Devlake.endpoint()).replace("%7Bid%7D", "{id}"),
+    }
+}
+
+/// An Outcomes page: the five keys, their weekly trend, one list behind
+/// them (`list`) and what the empty states need.
+pub async fn page(
+    core: &crate::CoreState,
+    principal: &Principal,
+    target: &Target,
+    query: &Query,
+    list: List,
+) -> Result<OutcomesPage, CoreError> {
+    let config = &core.config.outcomes;
+    let scopes = scopes(&core.db, principal, target).await?;
+    let attributions = attribute_all(&core.db, config, &scopes, query).await?;
+    let has_events = attributions
+        .iter()
+        .any(|a| !a.deployments.is_empty() || !a.failed.is_empty() || !a.incidents.is_empty());
+    let window = &query.window;
+    let (behind, list_total) = {
+        let limit = OutcomesPage::LIST_LIMIT;
+        let mut behind = Behind {
+            deployments: Vec::new(),
+            changes: Vec::new(),
+            incidents: Vec::new(),
+        };
+        let total = match list {
+            List::Deployments => {
+                behind.deployments = compute::deployment_views(&attributions, window);
+                let n = behind.deployments.len();
+                behind.deployments.truncate(limit);
+                n
+            }
+            List::Changes => {
+                behind.changes = compute::change_views(&attributions, window);
+                let n = behind.changes.len();
+                behind.changes.truncate(limit);
+                n
+            }
+            List::Incidents => {
+                behind.incidents = compute::incident_views(&attributions, window);
+                let n = behind.incidents.len();
+                behind.incidents.truncate(limit);
+                n
+            }
+        };
+        (behind, total as u64)
+    };
+    Ok(OutcomesPage {
+        dora: compute::dora(&attributions, window, query.scheme),
+        weeks: compute::weekly(
+            &attributions,
+            window.to,
+            &window.tz,
+            SPARKLINE_WEEKS,
+            query.scheme,
+        ),
+        behind,
+        list_total,
+        components: scopes.into_iter().map(|s| s.component).collect(),
+        has_events,
+        endpoints: endpoints(&core.config.public_url),
+        environment: query.environment.clone(),
+        production: config.production_patterns.clone(),
+        manages_sources: authorize(principal, Action::AdministerPlatform).is_ok(),
+    })
+}
+
+/// The admins' page: every event source and the unmapped events.
+pub async fn sources_page(
+    core: &crate::CoreState,
+    principal: &Principal,
+) -> Result<SourcesPage, CoreError> {
+    authorize(principal, Action::AdministerPlatform)?;
+    Ok(SourcesPage {
+        sources: sources::list(&core.db, principal).await?,
+        unmapped: read::unmapped(&core.db).await?,
+        endpoints: endpoints(&core.config.public_url),
     })
 }
 

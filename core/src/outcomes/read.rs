@@ -288,20 +288,7 @@ pub async fn unmapped(pool: &SqlitePool) -> Result<Vec<Unmapped>, CoreError> {
     Ok(out)
 }
 
-/// Events no component claims.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Unmapped {
-    /// `deployment` or `incident`.
-    pub kind: String,
-    /// The repository they name.
-    pub repo: Option<String>,
-    /// The component they name (which does not exist).
-    pub component: Option<String>,
-    /// How many.
-    pub count: i64,
-    /// The newest (unix seconds).
-    pub latest: i64,
-}
+pub use paved_shared::outcomes::Unmapped;
 
 #[cfg(test)]
 mod tests {

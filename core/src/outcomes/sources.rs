@@ -8,7 +8,6 @@
 
 use rand::RngCore;
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
 
@@ -21,84 +20,7 @@ pub const ENV_GITHUB: &str = "env-github";
 /// The id of the source configured by `PAVED_EVENTS_GITLAB_TOKEN`.
 pub const ENV_GITLAB: &str = "env-gitlab";
 
-/// A kind of source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// GitHub webhooks (`X-Hub-Signature-256`).
-    Github,
-    /// GitLab webhooks (`X-Gitlab-Token`).
-    Gitlab,
-    /// Apache DevLake's webhook API (bearer token).
-    Devlake,
-    /// Paved's generic JSON (bearer token).
-    Generic,
-}
-
-impl SourceKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Github => "github",
-            SourceKind::Gitlab => "gitlab",
-            SourceKind::Devlake => "devlake",
-            SourceKind::Generic => "generic",
-        }
-    }
-
-    /// The kind named `s`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "github" => Some(SourceKind::Github),
-            "gitlab" => Some(SourceKind::Gitlab),
-            "devlake" => Some(SourceKind::Devlake),
-            "generic" => Some(SourceKind::Generic),
-            _ => None,
-        }
-    }
-
-    /// Where this kind posts, relative to the public URL.
-    pub fn endpoint(self) -> &'static str {
-        match self {
-            SourceKind::Github => "/api/events/v1/github",
-            SourceKind::Gitlab => "/api/events/v1/gitlab",
-            SourceKind::Devlake => "/api/events/v1/devlake/connections/{id}/deployments",
-            SourceKind::Generic => "/api/events/v1/generic",
-        }
-    }
-}
-
-/// A source as admins see it (never its secret).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SourceView {
-    /// Its id.
-    pub id: String,
-    /// Its kind.
-    pub kind: SourceKind,
-    /// A name for people.
-    pub name: String,
-    /// Where it posts.
-    pub endpoint: String,
-    /// Set by an environment variable rather than created here.
-    pub from_environment: bool,
-    /// When it was created (unix seconds).
-    pub created_at: i64,
-    /// When its secret was last replaced.
-    pub rotated_at: Option<i64>,
-    /// When it last delivered an event.
-    pub last_event_at: Option<i64>,
-    /// How many deliveries it made.
-    pub event_count: i64,
-}
-
-/// A source with its new secret, shown this once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Created {
-    /// The source.
-    pub source: SourceView,
-    /// The secret (GitHub) or token (the others).
-    pub secret: String,
-}
+pub use paved_shared::outcomes::{Created, SourceKind, SourceView};
 
 fn new_secret() -> String {
     let mut bytes = [0u8; 24];
