@@ -23,7 +23,7 @@ test('a team lead opens Outcomes, follows lead time to the changes behind it and
   await expect(changes).toBeVisible();
   await expect(changes.locator('tbody tr').first()).toBeVisible();
   await expect(changes).toContainText(/the deployed commit|an ancestor of the deployed commit/);
-  await expect(page.getByRole('link', { name: 'Changes' })).toHaveAttribute('aria-current', 'page');
+  await expect(page.getByRole('link', { name: 'Changes', exact: true })).toHaveAttribute('aria-current', 'page');
 
   // The deployments list: the hotfix counts as rework, and says why.
   await page.getByRole('link', { name: 'Deployments', exact: true }).click();
@@ -35,16 +35,17 @@ test('a team lead opens Outcomes, follows lead time to the changes behind it and
   await expect(row).toContainText('Hotfix for INC-');
 });
 
-test('a component page shows its outcomes in brief and a component without events says how to send them', async ({ page }) => {
+test('a component page shows its outcomes in brief, and a window without events says how to send them', async ({ page }) => {
   await signIn(page, user('dana'), '/catalog/component/default/payments-api');
   await expect(page.getByTestId('outcomes-summary')).toBeVisible();
   await page.getByRole('link', { name: /Open the outcomes/ }).click();
   await expect(page).toHaveURL(/\/catalog\/component\/default\/payments-api\/outcomes$/);
   await expect(page.getByTestId('dora-keys')).toBeVisible();
 
-  await page.goto('/catalog/component/default/product-search/outcomes');
+  // Before the demo's history began.
+  await page.goto('/catalog/component/default/checkout-web/outcomes?from=2020-01-01&to=2020-02-01');
   const empty = page.getByTestId('no-events');
-  await expect(empty).toContainText('No delivery events reached component product-search yet');
+  await expect(empty).toContainText('No delivery events reached component checkout-web by the end of this window');
   await expect(empty).toContainText('/api/events/v1/github');
   await expect(empty).toContainText('curl -X POST');
 });

@@ -870,7 +870,7 @@ async fn outcomes_pages_explain_each_number_to_the_right_people() {
             None,
         )
         .await;
-    assert!(html.contains("No delivery events reached component cart yet"));
+    assert!(html.contains("No delivery events reached component cart by the end of this window"));
     assert!(html.contains("http://paved.test/api/events/v1/generic"));
 
     // Event sources: admins only; the secret is in the answer once.

@@ -581,7 +581,7 @@ fn NoEventsYet(page: OutcomesPage, subject: String) -> impl IntoView {
     );
     view! {
         <div class="mb-6 rounded-xl border border-dashed border-slate-300 p-6 text-sm dark:border-slate-700" data-testid="no-events">
-            <p class="font-medium">{format!("No delivery events reached {subject} yet")}</p>
+            <p class="font-medium">{format!("No delivery events reached {subject} by the end of this window")}</p>
             <p class="mt-1 text-slate-600 dark:text-slate-400">"Numbers appear as soon as deployments arrive; lead time also needs the commits (pushes or merged pull requests), and change failure rate the incidents. Events map to components through the `github.com/project-slug`, `gitlab.com/project-slug` or `backstage.io/source-location` annotations."</p>
             <ul class="mt-3 list-disc space-y-1 pl-5">
                 <li>"GitHub: add a webhook to the repository (content type application/json; events: pushes, pull requests, deployments, deployment statuses, issues) with the URL "<code>{e.github}</code>" and the source's secret."</li>
