@@ -136,8 +136,14 @@ async fn gitlab(
             "X-Gitlab-Event is required (this endpoint takes GitLab webhooks)",
         )
     })?;
-    let delivery_id = header(&headers, "x-gitlab-event-uuid")
-        .or_else(|| header(&headers, "x-gitlab-webhook-uuid"));
+    // GitLab's `Idempotency-Key` is the same on a retry and different for
+    // every other delivery; `X-Gitlab-Event-UUID` is shared by the hooks one
+    // action triggers, so it counts only with the event's name. (Never
+    // `X-Gitlab-Webhook-UUID`: that names the webhook, not the delivery.)
+    let delivery = header(&headers, "idempotency-key")
+        .map(|k| format!("idempotency:{k}"))
+        .or_else(|| header(&headers, "x-gitlab-event-uuid").map(|u| format!("{event}:{u}")));
+    let delivery_id = delivery.as_deref();
     let receipt = receive(
         &state,
         Delivery {

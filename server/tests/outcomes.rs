@@ -349,6 +349,15 @@ async fn a_monorepo_scenario_gives_the_hand_computed_five_keys() {
         )
         .await;
     assert_eq!(again["duplicate"], true);
+    // The same key with other content is refused, not dropped as a duplicate.
+    let (code, refused) = f
+        .generic(
+            &token,
+            Some("c2"),
+            &change('2', "2026-03-02T09:30:00Z", Some('1'), "services/cart/b.rs"),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
     let staging = json!({"type": "deployment", "id": "S1", "repo": repo, "sha": sha('3'), "environment": "staging",
                          "finished_at": "2026-03-02T11:00:00Z"});
     f.generic(&token, None, &staging).await;
@@ -668,6 +677,35 @@ async fn gitlab_webhooks_are_read_with_their_token() {
     )
     .await;
     assert_eq!(again["duplicate"], true);
+    // One action can trigger several hooks with the same event UUID: each is kept.
+    let (_, other_hook) = send(
+        "Issue Hook",
+        "gitlab/issue_incident.json",
+        GITLAB_TOKEN,
+        "u-3",
+    )
+    .await;
+    assert_eq!(other_hook["duplicate"], false, "{other_hook}");
+    // GitLab's Idempotency-Key identifies the delivery across retries.
+    let retry = |uuid: &'static str| {
+        let body = fixture_file("gitlab/push.json").to_string();
+        let f = &f;
+        async move {
+            f.post_raw(
+                "/api/events/v1/gitlab",
+                &[
+                    ("x-gitlab-event", "Push Hook".to_owned()),
+                    ("x-gitlab-token", GITLAB_TOKEN.to_owned()),
+                    ("x-gitlab-event-uuid", uuid.to_owned()),
+                    ("idempotency-key", "push-retry-1".to_owned()),
+                ],
+                &body,
+            )
+            .await
+        }
+    };
+    assert_eq!(retry("r-1").await.1["duplicate"], false);
+    assert_eq!(retry("r-2").await.1["duplicate"], true);
     let deployment = fixture_file("gitlab/deployment.json");
     let full_sha = deployment["commit_url"]
         .as_str()

@@ -534,10 +534,9 @@ pub fn gitlab(event: &str, payload: &Value) -> Read<Vec<Fact>> {
             let Some(merge_sha) =
                 sha(&attrs["merge_commit_sha"]).or_else(|| sha(&attrs["squash_commit_sha"]))
             else {
-                return Err(Refused::new(
-                    "object_attributes.merge_commit_sha",
-                    "is required for a merged merge request",
-                ));
+                // A fast-forward merge makes no commit of its own: the branch's
+                // commits reach the target as they are, and the Push Hook tells them.
+                return Ok(Vec::new());
             };
             Ok(vec![Fact::Merge {
                 repo: repo()?,
@@ -1044,6 +1043,21 @@ mod tests {
             panic!()
         };
         assert!(commits[0].parents.is_empty());
+    }
+
+    #[test]
+    fn a_fast_forward_merge_request_tells_nothing_of_its_own() {
+        let hook = |attrs: Value| {
+            json!({"project": {"web_url": "https://gitlab.example.com/acme/shop"},
+                   "object_attributes": attrs})
+        };
+        // No merge commit: the Push Hook carries the commits.
+        let ff = hook(json!({"action": "merge", "state": "merged", "iid": 7,
+                              "merge_commit_sha": null, "updated_at": "2026-03-02T10:00:00Z"}));
+        assert_eq!(gitlab("Merge Request Hook", &ff).unwrap().len(), 0);
+        let merged = hook(json!({"action": "merge", "state": "merged", "iid": 7,
+                                  "merge_commit_sha": "a".repeat(40), "updated_at": "2026-03-02T10:00:00Z"}));
+        assert_eq!(gitlab("Merge Request Hook", &merged).unwrap().len(), 1);
     }
 
     #[test]

@@ -43,6 +43,23 @@ pub async fn ingest(
     .await?
     .rows_affected();
     if inserted == 0 {
+        // The same id with other content is not a redelivery: refuse it
+        // rather than drop what it says.
+        let kept = sqlx::query_scalar!(
+            "SELECT body FROM outcome_events WHERE source_id = ?1 AND delivery_id = ?2",
+            source_id,
+            delivery_id
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if kept != body {
+            return Err(CoreError::Invalid {
+                field: "Idempotency-Key",
+                message: format!(
+                    "delivery `{delivery_id}` was already received with another body; send new content under a new id"
+                ),
+            });
+        }
         return Ok(Ingested::Duplicate);
     }
     for fact in facts {

@@ -547,6 +547,7 @@ fn report(args: &Args, mut tally: Tally, cpu: Option<f64>) -> Value {
         json!({
             "p50": round3(percentile(s, 0.50)),
             "p90": round3(percentile(s, 0.90)),
+            "p95": round3(percentile(s, 0.95)),
             "p99": round3(percentile(s, 0.99)),
             "p99_9": round3(percentile(s, 0.999)),
             "max": round3(s.last().map_or(0.0, |&n| n as f64 / 1e6)),
