@@ -44,7 +44,7 @@ until [ "$(curl -s -H "$auth" "$url/api/catalog/entities/by-query?limit=1&filter
 
 log "sending a year of deliveries for $components components"
 "$bin/events-load" send --url "$url" --secret "$secret" --components "$components" --rounds "$rounds" \
-  --connections 8 > "$work/ingest.json"
+  --connections 8 > "$work/ingest.json" || { cat "$work/ingest.json"; tail -n 20 "$work/paved.log"; die "deliveries failed"; }
 cat "$work/ingest.json"
 rss_mb=$([ -n "$server" ] && awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$server/status" || echo "?")
 db_mb=$(( $(stat -c %s "$work/paved.db") / 1048576 ))

@@ -51,6 +51,10 @@ pub struct CoreState {
     /// Signed-in people's principals, cached for [`identity::PRINCIPAL_TTL`];
     /// every change to a person's access drops their entry at once.
     pub principals: identity::PrincipalCache,
+    /// Delivery events are written one at a time in this process: waiting
+    /// here in order is far cheaper than SQLite's busy retries when many
+    /// webhooks arrive at once.
+    pub outcomes_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Why the domain state could not be built.
@@ -117,6 +121,7 @@ impl CoreState {
             scaffolder: Arc::new(scaffold::Scaffolder::new()),
             refresher: Arc::default(),
             principals: identity::PrincipalCache::new(identity::PRINCIPAL_TTL, 10_000),
+            outcomes_writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 }

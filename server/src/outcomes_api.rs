@@ -67,7 +67,14 @@ async fn receive(
     delivery: Delivery<'_>,
 ) -> Result<outcomes::Receipt, ReceiveError> {
     let core = &state.core;
-    outcomes::receive(&core.db, &core.config.outcomes, delivery, now(state)).await
+    outcomes::receive(
+        &core.db,
+        &core.config.outcomes,
+        &core.outcomes_writer,
+        delivery,
+        now(state),
+    )
+    .await
 }
 
 fn refused(e: ReceiveError) -> ApiError {

@@ -74,6 +74,7 @@ pub struct Delivery<'a> {
 pub async fn receive(
     pool: &SqlitePool,
     config: &OutcomesConfig,
+    writer: &tokio::sync::Mutex<()>,
     delivery: Delivery<'_>,
     now: i64,
 ) -> Result<Receipt, ReceiveError> {
@@ -146,6 +147,7 @@ pub async fn receive(
             &hashed
         }
     };
+    let write = writer.lock().await;
     let stored = store::ingest(
         pool,
         &source,
@@ -156,6 +158,7 @@ pub async fn receive(
         now,
     )
     .await?;
+    drop(write);
     Ok(Receipt {
         source,
         facts: facts.len(),

@@ -60,8 +60,9 @@ fn hmac_sha256(key: &[u8], body: &[u8]) -> String {
     )
 }
 
+/// A commit's sha (never all zeros, which GitHub uses for "no commit").
 fn sha(c: usize, r: usize, k: usize) -> String {
-    format!("{c:016x}{r:016x}{k:08x}")
+    format!("{:016x}{r:016x}{k:08x}", c + 1)
 }
 
 fn time(unix: i64) -> String {
