@@ -55,6 +55,8 @@ pub struct CoreState {
     /// here in order is far cheaper than SQLite's busy retries when many
     /// webhooks arrive at once.
     pub outcomes_writer: Arc<tokio::sync::Mutex<()>>,
+    /// Repository histories the Outcomes reads walk, kept between reads.
+    pub outcomes_graphs: Arc<outcomes::read::GraphCache>,
 }
 
 /// Why the domain state could not be built.
@@ -122,6 +124,7 @@ impl CoreState {
             refresher: Arc::default(),
             principals: identity::PrincipalCache::new(identity::PRINCIPAL_TTL, 10_000),
             outcomes_writer: Arc::new(tokio::sync::Mutex::new(())),
+            outcomes_graphs: Arc::default(),
         })
     }
 }

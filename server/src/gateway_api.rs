@@ -141,7 +141,7 @@ pub async fn metrics(
     let mut text = gateway.metrics.render();
     let core = &state.core;
     let now = core.budgets.ledger.now_ms() / 1000;
-    match paved_core::outcomes::prometheus(&core.db, &core.config.outcomes, now).await {
+    match paved_core::outcomes::prometheus(core, now).await {
         Ok(dora) => text.push_str(&dora),
         Err(e) => tracing::warn!(error = %e, "the DORA gauges could not be computed"),
     }

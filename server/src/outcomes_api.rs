@@ -67,14 +67,7 @@ async fn receive(
     delivery: Delivery<'_>,
 ) -> Result<outcomes::Receipt, ReceiveError> {
     let core = &state.core;
-    outcomes::receive(
-        &core.db,
-        &core.config.outcomes,
-        &core.outcomes_writer,
-        delivery,
-        now(state),
-    )
-    .await
+    outcomes::receive(core, delivery, now(state)).await
 }
 
 fn refused(e: ReceiveError) -> ApiError {
@@ -287,9 +280,7 @@ async fn dora_of(
 ) -> ApiResult<Json<paved_core::outcomes::DoraView>> {
     let core = &state.core;
     let query = query(state, q)?;
-    Ok(Json(
-        outcomes::dora(&core.db, &core.config.outcomes, p, &target, &query).await?,
-    ))
+    Ok(Json(outcomes::dora(core, p, &target, &query).await?))
 }
 
 async fn list_of(
@@ -301,7 +292,7 @@ async fn list_of(
 ) -> ApiResult<Json<Value>> {
     let core = &state.core;
     let query = query(state, q)?;
-    let behind = outcomes::behind(&core.db, &core.config.outcomes, p, &target, &query).await?;
+    let behind = outcomes::behind(core, p, &target, &query).await?;
     let value = match list {
         "deployments" => serde_json::to_value(behind.deployments),
         "changes" => serde_json::to_value(behind.changes),

@@ -852,6 +852,31 @@ async fn outcomes_pages_explain_each_number_to_the_right_people() {
     assert_eq!(page["list_total"], 2, "{page}");
     assert_eq!(page["behind"]["changes"].as_array().unwrap().len(), 2);
     assert!(page["behind"]["deployments"].as_array().unwrap().is_empty());
+    // A later push and deployment show at once (the history read above is
+    // not served from memory after it changed).
+    let later = json!({"events": [
+        {"type": "change", "repo": repo, "sha": sha('c'), "parents": [sha('b')],
+         "committed_at": "2026-03-02T13:00:00Z", "files": ["services/checkout/b.rs"]},
+        {"type": "deployment", "id": "REL-3", "repo": repo, "sha": sha('c'), "environment": "production",
+         "finished_at": "2026-03-02T15:00:00Z"},
+    ]});
+    let (code, receipt) = f.generic(&token, Some("page-later"), &later).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{receipt}");
+    let r = f
+        .app
+        .with_session(&member)
+        .call(
+            "outcomes_data",
+            &format!("team=payments&{window}&list=changes"),
+        )
+        .await;
+    let page = body_json(r).await;
+    assert_eq!(
+        page["dora"]["deployment_frequency"]["deployments"], 3,
+        "{page}"
+    );
+    // The new commit's time is known: the history was read again.
+    assert_eq!(page["dora"]["lead_time_seconds"]["changes"], 3, "{page}");
     let r = f
         .app
         .with_session(&outsider)

@@ -190,7 +190,7 @@ pub fn attribute(
     scope: &Scope,
     deployments: &[DeployRow],
     incidents: &[IncidentRow],
-    graphs: &HashMap<String, RepoGraph>,
+    graphs: &HashMap<String, impl std::borrow::Borrow<RepoGraph>>,
     rules: Rules,
 ) -> Attribution {
     let mut out = Attribution::default();
@@ -219,7 +219,7 @@ pub fn attribute(
         let explicit = d.component_ref.as_deref() == Some(scope.component.as_str());
         let mut changes = Vec::new();
         if let (Some(repo), Some(sha)) = (&d.repo, &d.sha) {
-            let graph = graphs.get(repo).unwrap_or(&empty);
+            let graph = graphs.get(repo).map(|g| g.borrow()).unwrap_or(&empty);
             let mut stack = vec![sha.clone()];
             let mut walked = 0usize;
             while let Some(node) = stack.pop() {

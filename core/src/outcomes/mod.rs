@@ -72,12 +72,11 @@ pub struct Delivery<'a> {
 
 /// Verifies, reads and keeps one delivery.
 pub async fn receive(
-    pool: &SqlitePool,
-    config: &OutcomesConfig,
-    writer: &tokio::sync::Mutex<()>,
+    core: &crate::CoreState,
     delivery: Delivery<'_>,
     now: i64,
 ) -> Result<Receipt, ReceiveError> {
+    let (pool, config) = (&core.db, &core.config.outcomes);
     let source = match delivery.kind {
         SourceKind::Github => {
             sources::verify_github(pool, config, delivery.body, delivery.credential).await?
@@ -147,7 +146,7 @@ pub async fn receive(
             &hashed
         }
     };
-    let write = writer.lock().await;
+    let write = core.outcomes_writer.lock().await;
     let stored = store::ingest(
         pool,
         &source,
@@ -159,6 +158,11 @@ pub async fn receive(
     )
     .await?;
     drop(write);
+    for fact in &facts {
+        if let Fact::Commits { repo, .. } | Fact::Merge { repo, .. } = fact {
+            core.outcomes_graphs.invalidate(repo);
+        }
+    }
     Ok(Receipt {
         source,
         facts: facts.len(),
@@ -289,13 +293,13 @@ fn rules(config: &OutcomesConfig) -> Rules {
 }
 
 async fn attribute_all(
-    pool: &SqlitePool,
-    config: &OutcomesConfig,
+    core: &crate::CoreState,
     scopes: &[Scope],
     query: &Query,
 ) -> Result<Vec<Attribution>, CoreError> {
-    let graphs = read::graphs(pool, scopes).await?;
-    let empty = HashMap::new();
+    let (pool, config) = (&core.db, &core.config.outcomes);
+    let graphs = read::graphs(pool, &core.outcomes_graphs, scopes).await?;
+    let empty: HashMap<String, std::sync::Arc<compute::RepoGraph>> = HashMap::new();
     let mut out = Vec::with_capacity(scopes.len());
     for scope in scopes {
         let inputs = read::inputs(pool, scope, query.window.to).await?;
@@ -307,7 +311,7 @@ async fn attribute_all(
                 None => config.is_production(&d.environment),
             })
             .collect();
-        let scoped: HashMap<String, compute::RepoGraph> = scope
+        let scoped: HashMap<String, std::sync::Arc<compute::RepoGraph>> = scope
             .repos
             .iter()
             .filter_map(|r| graphs.get(r).map(|g| (r.clone(), g.clone())))
@@ -350,14 +354,13 @@ async fn scopes(
 
 /// The five keys for `target` over the query's window, with the window before.
 pub async fn dora(
-    pool: &SqlitePool,
-    config: &OutcomesConfig,
+    core: &crate::CoreState,
     principal: &Principal,
     target: &Target,
     query: &Query,
 ) -> Result<Dora, CoreError> {
-    let scopes = scopes(pool, principal, target).await?;
-    let attributions = attribute_all(pool, config, &scopes, query).await?;
+    let scopes = scopes(&core.db, principal, target).await?;
+    let attributions = attribute_all(core, &scopes, query).await?;
     Ok(compute::dora(&attributions, &query.window, query.scheme))
 }
 
@@ -365,14 +368,13 @@ pub use paved_shared::outcomes::Behind;
 
 /// The deployments, changes and incidents behind `target`'s numbers.
 pub async fn behind(
-    pool: &SqlitePool,
-    config: &OutcomesConfig,
+    core: &crate::CoreState,
     principal: &Principal,
     target: &Target,
     query: &Query,
 ) -> Result<Behind, CoreError> {
-    let scopes = scopes(pool, principal, target).await?;
-    let attributions = attribute_all(pool, config, &scopes, query).await?;
+    let scopes = scopes(&core.db, principal, target).await?;
+    let attributions = attribute_all(core, &scopes, query).await?;
     Ok(Behind {
         deployments: compute::deployment_views(&attributions, &query.window),
         changes: compute::change_views(&attributions, &query.window),
@@ -409,7 +411,7 @@ pub async fn page(
 ) -> Result<OutcomesPage, CoreError> {
     let config = &core.config.outcomes;
     let scopes = scopes(&core.db, principal, target).await?;
-    let attributions = attribute_all(&core.db, config, &scopes, query).await?;
+    let attributions = attribute_all(core, &scopes, query).await?;
     let has_events = attributions
         .iter()
         .any(|a| !a.deployments.is_empty() || !a.failed.is_empty() || !a.incidents.is_empty());
@@ -488,11 +490,8 @@ pub async fn unmapped(
 /// The Four Keys (and rework) gauges over the trailing 30 days as of `now`,
 /// per team and per component, in Prometheus' text format. A gauge with no
 /// data is left out (absent, never 0).
-pub async fn prometheus(
-    pool: &SqlitePool,
-    config: &OutcomesConfig,
-    now: i64,
-) -> Result<String, CoreError> {
+pub async fn prometheus(core: &crate::CoreState, now: i64) -> Result<String, CoreError> {
+    let pool = &core.db;
     use std::fmt::Write;
     let rows = sqlx::query!(
         r#"SELECT entity_ref AS "entity_ref!", owner_ref, body FROM catalog_entities
@@ -519,7 +518,7 @@ pub async fn prometheus(
             repos,
             path_prefix,
         };
-        let attribution = attribute_all(pool, config, std::slice::from_ref(&scope), &query)
+        let attribution = attribute_all(core, std::slice::from_ref(&scope), &query)
             .await?
             .pop()
             .unwrap_or_default();

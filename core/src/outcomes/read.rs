@@ -233,16 +233,96 @@ pub async fn graph(pool: &SqlitePool, repo: &str) -> Result<RepoGraph, CoreError
     Ok(out)
 }
 
-/// The histories of every repository in `scopes`.
+/// Repository histories kept in memory between reads: a year of one
+/// repository is thousands of commits, and every Outcomes page and DORA call
+/// walks them. A delivery that tells commits or merges of a repository drops
+/// its entry; at most [`GraphCache::CAPACITY`] repositories are kept (the
+/// least recently read go first).
+#[derive(Debug, Default)]
+pub struct GraphCache {
+    inner: std::sync::Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    graphs: HashMap<String, (std::sync::Arc<RepoGraph>, u64)>,
+    /// Bumped by every invalidation, so a read that began before one never
+    /// stores what it loaded.
+    generation: u64,
+    clock: u64,
+}
+
+impl GraphCache {
+    /// The most repositories kept.
+    pub const CAPACITY: usize = 128;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets `repo`'s history (its events changed).
+    pub fn invalidate(&self, repo: &str) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.graphs.remove(repo);
+    }
+
+    fn get(&self, repo: &str) -> Result<std::sync::Arc<RepoGraph>, u64> {
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let now = inner.clock;
+        let generation = inner.generation;
+        match inner.graphs.get_mut(repo) {
+            Some((graph, used)) => {
+                *used = now;
+                Ok(graph.clone())
+            }
+            None => Err(generation),
+        }
+    }
+
+    fn put(&self, repo: &str, graph: std::sync::Arc<RepoGraph>, loaded_at: u64) {
+        let mut inner = self.lock();
+        if inner.generation != loaded_at {
+            return;
+        }
+        if inner.graphs.len() >= Self::CAPACITY {
+            if let Some(oldest) = inner
+                .graphs
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            {
+                inner.graphs.remove(&oldest);
+            }
+        }
+        let now = inner.clock;
+        inner.graphs.insert(repo.to_owned(), (graph, now));
+    }
+}
+
+/// The histories of every repository in `scopes`, through `cache`.
 pub async fn graphs(
     pool: &SqlitePool,
+    cache: &GraphCache,
     scopes: &[Scope],
-) -> Result<HashMap<String, RepoGraph>, CoreError> {
+) -> Result<HashMap<String, std::sync::Arc<RepoGraph>>, CoreError> {
     let mut out = HashMap::new();
     for repo in scopes.iter().flat_map(|s| &s.repos) {
-        if !out.contains_key(repo) {
-            out.insert(repo.clone(), graph(pool, repo).await?);
+        if out.contains_key(repo) {
+            continue;
         }
+        let graph = match cache.get(repo) {
+            Ok(graph) => graph,
+            Err(generation) => {
+                let graph = std::sync::Arc::new(graph(pool, repo).await?);
+                cache.put(repo, graph.clone(), generation);
+                graph
+            }
+        };
+        out.insert(repo.clone(), graph);
     }
     Ok(out)
 }
@@ -293,6 +373,28 @@ pub use paved_shared::outcomes::Unmapped;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_graph_cache_forgets_on_change_and_never_keeps_a_stale_read() {
+        let cache = GraphCache::default();
+        let generation = cache.get("r").unwrap_err();
+        cache.put("r", std::sync::Arc::new(RepoGraph::default()), generation);
+        assert!(cache.get("r").is_ok());
+        cache.invalidate("r");
+        assert!(cache.get("r").is_err());
+        // A load that began before an invalidation is not kept.
+        let before = cache.get("s").unwrap_err();
+        cache.invalidate("s");
+        cache.put("s", std::sync::Arc::new(RepoGraph::default()), before);
+        assert!(cache.get("s").is_err());
+        // Bounded: the least recently read goes first.
+        for i in 0..GraphCache::CAPACITY + 1 {
+            let g = cache.get(&i.to_string()).unwrap_err();
+            cache.put(&i.to_string(), std::sync::Arc::new(RepoGraph::default()), g);
+        }
+        assert!(cache.get("0").is_err());
+        assert!(cache.get(&GraphCache::CAPACITY.to_string()).is_ok());
+    }
     use serde_json::json;
 
     #[test]
