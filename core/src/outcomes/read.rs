@@ -126,14 +126,16 @@ pub struct Inputs {
     pub incidents: Vec<IncidentRow>,
 }
 
-/// Loads `scope`'s deployments and incidents finished before `to`.
+/// Loads `scope`'s deployments and incidents finished before `to`. (`+`
+/// keeps SQLite from reading every row without a component through the
+/// component index: the repository index finds them.)
 pub async fn inputs(pool: &SqlitePool, scope: &Scope, to: i64) -> Result<Inputs, CoreError> {
     let repos = serde_json::to_string(&scope.repos).unwrap_or_else(|_| "[]".into());
     let deployments = sqlx::query!(
         r#"SELECT id AS "id!", key, repo, component_ref, environment, sha, status, finished_at, rework, fixes, title
            FROM outcome_deployments
            WHERE finished_at < ?3
-             AND (component_ref = ?1 OR (component_ref IS NULL AND repo IN (SELECT value FROM json_each(?2))))
+             AND (component_ref = ?1 OR (+component_ref IS NULL AND repo IN (SELECT value FROM json_each(?2))))
            ORDER BY finished_at, id"#,
         scope.component,
         repos,
@@ -160,7 +162,7 @@ pub async fn inputs(pool: &SqlitePool, scope: &Scope, to: i64) -> Result<Inputs,
         r#"SELECT id AS "id!", key, repo, component_ref, title, url, created_at, resolved_at, cause_sha, cause_deployment
            FROM outcome_incidents
            WHERE withdrawn = 0 AND created_at < ?3
-             AND (component_ref = ?1 OR (component_ref IS NULL AND repo IN (SELECT value FROM json_each(?2))))
+             AND (component_ref = ?1 OR (+component_ref IS NULL AND repo IN (SELECT value FROM json_each(?2))))
            ORDER BY created_at, id"#,
         scope.component,
         repos,
