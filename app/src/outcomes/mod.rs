@@ -599,6 +599,11 @@ fn NoEventsYet(page: OutcomesPage, subject: String) -> impl IntoView {
     }
 }
 
+/// An RFC 3339 UTC time from the wire as the tables show it: `2026-03-02 10:00:00`.
+fn when(t: &str) -> String {
+    t.replace('T', " ").trim_end_matches('Z').to_owned()
+}
+
 fn short(sha: &str) -> String {
     sha.chars().take(7).collect()
 }
@@ -614,7 +619,7 @@ fn deployments_table(rows: Vec<DeploymentView>) -> impl IntoView {
                     let failed = d.status != "success";
                     view! {
                         <tr data-key=d.key.clone()>
-                            <td class="whitespace-nowrap">{d.finished_at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
+                            <td class="whitespace-nowrap">{when(&d.finished_at)}</td>
                             <td>
                                 <span class="font-medium">{d.title.clone().unwrap_or_else(|| d.key.clone())}</span>
                                 {d.sha.as_deref().map(|s| view! { " "<code class="text-xs">{short(s)}</code> })}
@@ -650,8 +655,8 @@ fn changes_table(rows: Vec<ChangeView>) -> impl IntoView {
                         <td><code class="text-xs">{short(&c.sha)}</code></td>
                         <td class="text-sm">{c.repo}</td>
                         <td>{c.deployment}</td>
-                        <td class="whitespace-nowrap">{c.committed_at.map(|t| t.replace('T', " ").trim_end_matches('Z').to_owned()).unwrap_or_else(|| "unknown".into())}</td>
-                        <td class="whitespace-nowrap">{c.deployed_at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
+                        <td class="whitespace-nowrap">{c.committed_at.as_deref().map(when).unwrap_or_else(|| "unknown".into())}</td>
+                        <td class="whitespace-nowrap">{when(&c.deployed_at)}</td>
                         <td class="text-right tabular-nums">{c.lead_seconds.map(duration).unwrap_or_else(|| "not counted".into())}</td>
                         <td class="text-sm">{c.reason}</td>
                     </tr>
@@ -679,8 +684,8 @@ fn incidents_table(rows: Vec<IncidentView>) -> impl IntoView {
                             " "<code class="text-xs">{i.key}</code>
                         </td>
                         <td>{i.component.rsplit('/').next().unwrap_or_default().to_owned()}</td>
-                        <td class="whitespace-nowrap">{i.created_at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
-                        <td class="whitespace-nowrap">{i.resolved_at.map(|t| t.replace('T', " ").trim_end_matches('Z').to_owned()).unwrap_or_else(|| "open".into())}</td>
+                        <td class="whitespace-nowrap">{when(&i.created_at)}</td>
+                        <td class="whitespace-nowrap">{i.resolved_at.as_deref().map(when).unwrap_or_else(|| "open".into())}</td>
                         <td class="text-right tabular-nums">{i.recovery_seconds.map(duration).unwrap_or_else(|| "—".into())}</td>
                         <td>{i.deployment.unwrap_or_else(|| "no deployment".into())}</td>
                         <td class="text-sm">{i.reason}</td>
