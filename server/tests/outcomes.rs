@@ -965,3 +965,57 @@ async fn outcomes_pages_explain_each_number_to_the_right_people() {
     let r = f.app.with_session(&member).call("event_sources", "").await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+/// What an attacker with a source's token would send: a `javascript:` link
+/// and markup in an incident, a body past the limit, malformed JSON. None
+/// becomes a link or markup on the page, and refused bodies keep nothing.
+#[tokio::test]
+async fn attack_hostile_event_fields_never_become_links_markup_or_rows() {
+    let f = fixture().await;
+    let token = f.source("generic").await;
+    let incident = json!({"type": "incident", "id": "EVIL-1", "component": "checkout",
+        "title": "<script>alert(1)</script>\n---\nowner: attacker",
+        "url": "javascript:alert(1)", "created_at": "2026-03-02T10:00:00Z"});
+    let (code, receipt) = f.generic(&token, Some("evil-1"), &incident).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{receipt}");
+    let member = f
+        .app
+        .session_for("pat", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let (code, html) = f
+        .app
+        .with_session(&member)
+        .text(
+            "GET",
+            "/catalog/component/default/checkout/outcomes?from=2026-03-02&to=2026-03-03&list=incidents",
+            None,
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!html.contains("<script>alert(1)"));
+    assert!(!html.contains("href=\"javascript:"));
+
+    let kept = f.events().await;
+    let huge = format!(
+        "{{\"type\": \"change\", \"repo\": \"https://github.com/acme/shop\", \"pad\": \"{}\"}}",
+        "x".repeat(26 * 1024 * 1024)
+    );
+    let (code, _) = f
+        .post_raw(
+            "/api/events/v1/generic",
+            &[("authorization", format!("Bearer {token}"))],
+            &huge,
+        )
+        .await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+    let (code, _) = f
+        .post_raw(
+            "/api/events/v1/generic",
+            &[("authorization", format!("Bearer {token}"))],
+            "{\"type\": \"deployment\",",
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert_eq!(f.events().await, kept);
+}
