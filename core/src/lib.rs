@@ -51,12 +51,15 @@ pub struct CoreState {
     /// Signed-in people's principals, cached for [`identity::PRINCIPAL_TTL`];
     /// every change to a person's access drops their entry at once.
     pub principals: identity::PrincipalCache,
-    /// Delivery events are written one at a time in this process: waiting
-    /// here in order is far cheaper than SQLite's busy retries when many
-    /// webhooks arrive at once.
-    pub outcomes_writer: Arc<tokio::sync::Mutex<()>>,
+    /// Delivery events are written by one task in this process, the ones
+    /// that arrive together in one transaction (group commit).
+    pub outcomes_writer: Arc<outcomes::store::Writer>,
     /// Repository histories the Outcomes reads walk, kept between reads.
     pub outcomes_graphs: Arc<outcomes::read::GraphCache>,
+    /// What each kept delivery touched, so cached attributions know they are stale.
+    pub outcomes_versions: Arc<outcomes::cache::Versions>,
+    /// Components' attributions kept between reads.
+    pub outcomes_attributions: Arc<outcomes::cache::AttributionCache>,
 }
 
 /// Why the domain state could not be built.
@@ -123,8 +126,10 @@ impl CoreState {
             scaffolder: Arc::new(scaffold::Scaffolder::new()),
             refresher: Arc::default(),
             principals: identity::PrincipalCache::new(identity::PRINCIPAL_TTL, 10_000),
-            outcomes_writer: Arc::new(tokio::sync::Mutex::new(())),
+            outcomes_writer: Arc::default(),
             outcomes_graphs: Arc::default(),
+            outcomes_versions: Arc::default(),
+            outcomes_attributions: Arc::default(),
         })
     }
 }

@@ -300,6 +300,81 @@ async fn github_deliveries_are_verified_idempotent_and_mapped_by_project_slug() 
         reason.contains("the latest production deployment"),
         "{incidents}"
     );
+    // The label taken off: no longer an incident, and the numbers read
+    // before (kept between reads) follow at once.
+    let mut unlabeled = incident.clone();
+    unlabeled["action"] = json!("unlabeled");
+    unlabeled["issue"]["labels"] = json!([]);
+    let (code, receipt) = f.github("issues", "i-2", &unlabeled, GITHUB_SECRET).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{receipt}");
+    let (_, dora) = f
+        .app
+        .as_(SEARCH_DEV)
+        .get(&format!(
+            "/api/outcomes/v1/components/default/hello-world/dora?{window}"
+        ))
+        .await;
+    assert_eq!(dora["change_failure_rate"]["value"], 0.0, "{dora}");
+    assert_eq!(dora["recovery_time_seconds"]["open"], 0, "{dora}");
+}
+
+/// Deliveries that arrive together are kept in one transaction (group
+/// commit), yet each is answered for itself: an id reused with another body
+/// is refused while the rest are kept; and numbers read before follow every
+/// delivery kept after them.
+#[tokio::test]
+async fn deliveries_arriving_together_are_each_answered_and_numbers_follow_them() {
+    let f = fixture().await;
+    let token = f.source("generic").await;
+    let dora = || async {
+        let (code, dora) = f
+            .app
+            .as_(PAYMENTS_LEAD)
+            .get("/api/outcomes/v1/components/default/checkout/dora?from=2026-03-02&to=2026-03-03")
+            .await;
+        assert_eq!(code, StatusCode::OK, "{dora}");
+        dora
+    };
+    assert_eq!(dora().await["deployment_frequency"]["deployments"], 0);
+    let before = f.events().await;
+    let deployment = |i: u32, minute: u32| {
+        json!({"type": "deployment", "id": format!("D{i}"), "component": "checkout",
+               "environment": "production", "finished_at": format!("2026-03-02T10:{minute:02}:00Z")})
+    };
+    let mut burst: Vec<(String, Value)> = (0..24)
+        .map(|i| (format!("k{i}"), deployment(i, i)))
+        .collect();
+    // The same id as k5 with another body, in the same burst.
+    burst.push(("k5".into(), deployment(99, 59)));
+    let sends = burst
+        .iter()
+        .map(|(key, body)| f.generic(&token, Some(key), body));
+    let answers = futures_util::future::join_all(sends).await;
+    let accepted = answers
+        .iter()
+        .filter(|(code, _)| *code == StatusCode::ACCEPTED)
+        .count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(code, _)| *code == StatusCode::UNPROCESSABLE_ENTITY)
+        .collect();
+    assert_eq!((accepted, refused.len()), (24, 1), "{answers:?}");
+    assert!(
+        refused[0]
+            .1
+            .to_string()
+            .contains("already received with another body"),
+        "{refused:?}"
+    );
+    assert_eq!(f.events().await, before + 24);
+    let after = dora().await;
+    assert_eq!(after["deployment_frequency"]["deployments"], 24, "{after}");
+    // One more, read again: the kept numbers are not served stale.
+    let (code, _) = f
+        .generic(&token, Some("k-late"), &deployment(100, 30))
+        .await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    assert_eq!(dora().await["deployment_frequency"]["deployments"], 25);
 }
 
 /// A monorepo of two components, events sent out of order and twice through

@@ -3,6 +3,7 @@
 //! each incident is blamed on (and why), which deployments are rework, and
 //! the numbers over a window. Nothing here reads the clock or the database.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use paved_shared::outcomes::{
@@ -122,12 +123,49 @@ pub struct Shipped {
     pub repo: String,
     /// When it was committed.
     pub committed_at: Option<i64>,
-    /// Why it counts (or why its lead time does not).
-    pub reason: String,
+    /// Why it counts (or why its lead time does not); see [`Shipped::reason`].
+    pub why: ChangeReason,
     /// Whether its lead time counts here: only at its first deployment to
     /// any of the environments asked for (two production environments ship
     /// the same change twice, but it reached production once).
     pub counts_lead: bool,
+}
+
+/// How a change reached a deployment (rendered by [`Shipped::reason`], so
+/// a year of changes kept in memory is not a year of sentences).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeReason {
+    /// The commit deployed.
+    Deployed,
+    /// An ancestor of the commit deployed.
+    Ancestor,
+    /// A merge commit whose branch's commits were not received (the pull request).
+    Merge(String),
+    /// Reached, but no push told when it was committed.
+    NoTime,
+}
+
+impl Shipped {
+    /// Why it counts (or why its lead time does not), for a person;
+    /// `deployed` is the commit its deployment deployed.
+    pub fn reason(&self, deployed: Option<&str>) -> String {
+        let deployed = deployed.map(short).unwrap_or("a commit");
+        let reason = match &self.why {
+            ChangeReason::Merge(number) => format!(
+                "merge of #{number} (its branch's commits were not received, so the merge commit's time counts)"
+            ),
+            ChangeReason::NoTime => format!(
+                "reached {deployed} but no push told when it was committed, so it has no lead time"
+            ),
+            ChangeReason::Deployed => "the deployed commit".to_owned(),
+            ChangeReason::Ancestor => format!("an ancestor of the deployed commit {deployed}"),
+        };
+        if self.counts_lead {
+            reason
+        } else {
+            format!("{reason}; it reached another of these environments earlier, where its lead time counts")
+        }
+    }
 }
 
 /// A deployment with what it shipped and caused.
@@ -199,9 +237,9 @@ pub fn attribute(
     let empty = RepoGraph::default();
     // Per environment: the commits already shipped, and the history horizon
     // (the first deployment's look-back) no walk goes beyond.
-    let mut shipped: HashMap<&str, HashSet<String>> = HashMap::new();
+    let mut shipped: HashMap<&str, HashSet<&str>> = HashMap::new();
     let mut horizon: HashMap<&str, i64> = HashMap::new();
-    let mut reached: HashSet<String> = HashSet::new();
+    let mut reached: HashSet<&str> = HashSet::new();
     for d in ordered {
         if d.status == "failure" {
             out.failed.push(d.clone());
@@ -220,34 +258,32 @@ pub fn attribute(
         let mut changes = Vec::new();
         if let (Some(repo), Some(sha)) = (&d.repo, &d.sha) {
             let graph = graphs.get(repo).map(|g| g.borrow()).unwrap_or(&empty);
-            let mut stack = vec![sha.clone()];
+            let mut stack: Vec<&str> = vec![sha.as_str()];
             let mut walked = 0usize;
             while let Some(node) = stack.pop() {
-                if seen.contains(&node) {
+                if seen.contains(node) {
                     continue;
                 }
-                let info = graph.commits.get(&node);
+                let info = graph.commits.get(node);
                 if let Some(at) = info.and_then(|i| i.at) {
                     if at < limit {
                         continue;
                     }
                 }
-                seen.insert(node.clone());
+                seen.insert(node);
                 walked += 1;
                 if walked > 20_000 {
                     break;
                 }
-                let merge = graph.merges.get(&node);
+                let merge = graph.merges.get(node);
                 let branch_known = merge
                     .and_then(|m| m.head_sha.as_ref())
                     .is_some_and(|h| graph.commits.contains_key(h));
-                if let Some(parents) = graph.parents.get(&node) {
-                    stack.extend(parents.iter().cloned());
+                if let Some(parents) = graph.parents.get(node) {
+                    stack.extend(parents.iter().map(String::as_str));
                 }
-                if let Some(m) = merge {
-                    if let Some(head) = &m.head_sha {
-                        stack.push(head.clone());
-                    }
+                if let Some(head) = merge.and_then(|m| m.head_sha.as_deref()) {
+                    stack.push(head);
                 }
                 if branch_known {
                     // The merge stands for its branch's commits, counted themselves.
@@ -258,29 +294,18 @@ pub fn attribute(
                         continue;
                     }
                 }
-                let reason = match (merge, info.and_then(|i| i.at)) {
-                    (Some(m), Some(_)) => format!(
-                        "merge of #{} (its branch's commits were not received, so the merge commit's time counts)",
-                        m.number
-                    ),
-                    (_, None) => format!(
-                        "reached {} but no push told when it was committed, so it has no lead time",
-                        short(sha)
-                    ),
-                    (None, Some(_)) if node == *sha => "the deployed commit".to_owned(),
-                    (None, Some(_)) => format!("an ancestor of the deployed commit {}", short(sha)),
+                let why = match (merge, info.and_then(|i| i.at)) {
+                    (Some(m), Some(_)) => ChangeReason::Merge(m.number.clone()),
+                    (_, None) => ChangeReason::NoTime,
+                    (None, Some(_)) if node == sha.as_str() => ChangeReason::Deployed,
+                    (None, Some(_)) => ChangeReason::Ancestor,
                 };
-                let counts_lead = reached.insert(node.clone());
                 changes.push(Shipped {
-                    sha: node.clone(),
+                    sha: node.to_owned(),
                     repo: repo.clone(),
                     committed_at: info.and_then(|i| i.at),
-                    reason: if counts_lead {
-                        reason
-                    } else {
-                        format!("{reason}; it reached another of these environments earlier, where its lead time counts")
-                    },
-                    counts_lead,
+                    why,
+                    counts_lead: reached.insert(node),
                 });
             }
         }
@@ -503,7 +528,15 @@ impl Window {
 
 /// The five keys over `window` from the attributions of one or more
 /// components (a team), with the window before as `previous`.
-pub fn dora(attributions: &[Attribution], window: &Window, scheme: BandScheme) -> Dora {
+fn each<A: Borrow<Attribution>>(attributions: &[A]) -> impl Iterator<Item = &Attribution> {
+    attributions.iter().map(|a| a.borrow())
+}
+
+pub fn dora<A: Borrow<Attribution>>(
+    attributions: &[A],
+    window: &Window,
+    scheme: BandScheme,
+) -> Dora {
     let mut current = keys(attributions, window, scheme);
     current.previous = Some(Box::new(keys(attributions, &window.previous(), scheme)));
     current
@@ -511,8 +544,8 @@ pub fn dora(attributions: &[Attribution], window: &Window, scheme: BandScheme) -
 
 /// The five keys for each of the `weeks` seven-day windows up to `to`,
 /// oldest first (the sparklines' points).
-pub fn weekly(
-    attributions: &[Attribution],
+pub fn weekly<A: Borrow<Attribution>>(
+    attributions: &[A],
     to: i64,
     tz: &jiff::tz::TimeZone,
     weeks: usize,
@@ -532,12 +565,11 @@ pub fn weekly(
         .collect()
 }
 
-fn keys(attributions: &[Attribution], window: &Window, scheme: BandScheme) -> Dora {
+fn keys<A: Borrow<Attribution>>(attributions: &[A], window: &Window, scheme: BandScheme) -> Dora {
     // A team's monorepo deployment counts for each component it changed,
     // but is one deployment: merge them by row.
     let mut merged: BTreeMap<i64, (&Attributed, Vec<&Shipped>, bool)> = BTreeMap::new();
-    for d in attributions
-        .iter()
+    for d in each(attributions)
         .flat_map(|a| &a.deployments)
         .filter(|d| window.contains(d.row.finished_at))
     {
@@ -588,7 +620,7 @@ fn keys(attributions: &[Attribution], window: &Window, scheme: BandScheme) -> Do
 
     // Each incident once, even when it counts for several components.
     let mut incidents: BTreeMap<i64, &Blamed> = BTreeMap::new();
-    for b in attributions.iter().flat_map(|a| &a.incidents) {
+    for b in each(attributions).flat_map(|a| &a.incidents) {
         if window.contains(b.row.created_at) {
             incidents.insert(b.row.id, b);
         }
@@ -642,9 +674,11 @@ fn keys(attributions: &[Attribution], window: &Window, scheme: BandScheme) -> Do
 }
 
 /// The deployments behind the numbers in `window`, newest first.
-pub fn deployment_views(attributions: &[Attribution], window: &Window) -> Vec<DeploymentView> {
-    let mut out: Vec<DeploymentView> = attributions
-        .iter()
+pub fn deployment_views<A: Borrow<Attribution>>(
+    attributions: &[A],
+    window: &Window,
+) -> Vec<DeploymentView> {
+    let mut out: Vec<DeploymentView> = each(attributions)
         .flat_map(|a| {
             a.deployments
                 .iter()
@@ -703,9 +737,11 @@ pub fn deployment_views(attributions: &[Attribution], window: &Window) -> Vec<De
 }
 
 /// The changes behind lead time in `window`, the longest wait first.
-pub fn change_views(attributions: &[Attribution], window: &Window) -> Vec<ChangeView> {
-    let mut out: Vec<ChangeView> = attributions
-        .iter()
+pub fn change_views<A: Borrow<Attribution>>(
+    attributions: &[A],
+    window: &Window,
+) -> Vec<ChangeView> {
+    let mut out: Vec<ChangeView> = each(attributions)
         .flat_map(|a| &a.deployments)
         .filter(|d| window.contains(d.row.finished_at))
         .flat_map(|d| {
@@ -714,12 +750,12 @@ pub fn change_views(attributions: &[Attribution], window: &Window) -> Vec<Change
                     .committed_at
                     .filter(|_| c.counts_lead)
                     .map(|at| d.row.finished_at - at);
+                let reason = c.reason(d.row.sha.as_deref());
                 let reason = match lead {
                     Some(l) if l <= 0 => format!(
-                        "{}; committed after the deployment finished (clock skew?), so its lead time is left out",
-                        c.reason
+                        "{reason}; committed after the deployment finished (clock skew?), so its lead time is left out"
                     ),
-                    _ => c.reason.clone(),
+                    _ => reason,
                 };
                 ChangeView {
                     sha: c.sha.clone(),
@@ -739,15 +775,16 @@ pub fn change_views(attributions: &[Attribution], window: &Window) -> Vec<Change
 }
 
 /// The incidents opened in `window`, newest first.
-pub fn incident_views(attributions: &[Attribution], window: &Window) -> Vec<IncidentView> {
-    let keys: HashMap<i64, &str> = attributions
-        .iter()
+pub fn incident_views<A: Borrow<Attribution>>(
+    attributions: &[A],
+    window: &Window,
+) -> Vec<IncidentView> {
+    let keys: HashMap<i64, &str> = each(attributions)
         .flat_map(|a| &a.deployments)
         .map(|d| (d.row.id, d.row.key.as_str()))
         .collect();
     let mut seen = HashSet::new();
-    let mut out: Vec<IncidentView> = attributions
-        .iter()
+    let mut out: Vec<IncidentView> = each(attributions)
         .flat_map(|a| &a.incidents)
         .filter(|b| window.contains(b.row.created_at))
         .filter(|b| seen.insert((b.row.id, b.component.clone())))

@@ -6,6 +6,7 @@
 //! computed when asked ([`compute`]), so every number comes with the
 //! deployments, changes and incidents behind it and the reason each counts.
 
+pub mod cache;
 pub mod compute;
 pub mod config;
 pub mod demo;
@@ -14,7 +15,7 @@ pub mod read;
 pub mod sources;
 pub mod store;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use paved_shared::outcomes::Dora as DoraView;
 use paved_shared::outcomes::{BandScheme, Dora, EventEndpoints, List, OutcomesPage, SourcesPage};
@@ -146,26 +147,47 @@ pub async fn receive(
             &hashed
         }
     };
-    let write = core.outcomes_writer.lock().await;
-    let stored = store::ingest(
-        pool,
-        &source,
-        delivery_id,
-        delivery.event,
-        text,
-        &facts,
-        now,
-    )
-    .await?;
-    drop(write);
+    let fact_count = facts.len();
+    let mut touched: Vec<String> = Vec::new();
+    let mut histories: Vec<String> = Vec::new();
+    let mut everything = false;
     for fact in &facts {
-        if let Fact::Commits { repo, .. } | Fact::Merge { repo, .. } = fact {
-            core.outcomes_graphs.invalidate(repo);
+        match fact {
+            Fact::Commits { repo, .. } | Fact::Merge { repo, .. } => {
+                histories.push(repo.clone());
+                touched.push(repo.clone());
+            }
+            Fact::Deployment(d) => touched.extend(d.repo.iter().chain(&d.component).cloned()),
+            Fact::Incident(i) => touched.extend(i.repo.iter().chain(&i.component).cloned()),
+            Fact::IncidentResolved { .. } | Fact::IncidentWithdrawn { .. } => everything = true,
         }
+    }
+    let stored = core
+        .outcomes_writer
+        .submit(
+            pool,
+            store::Job {
+                source_id: source.clone(),
+                delivery_id: delivery_id.to_owned(),
+                event: delivery.event.to_owned(),
+                body: text.to_owned(),
+                facts,
+                now,
+            },
+        )
+        .await?;
+    for repo in &histories {
+        core.outcomes_graphs.invalidate(repo);
+    }
+    if everything {
+        core.outcomes_versions.touch_everything();
+    } else if !touched.is_empty() {
+        core.outcomes_versions
+            .touch(touched.iter().map(String::as_str));
     }
     Ok(Receipt {
         source,
-        facts: facts.len(),
+        facts: fact_count,
         duplicate: stored == store::Ingested::Duplicate,
     })
 }
@@ -292,39 +314,53 @@ fn rules(config: &OutcomesConfig) -> Rules {
     }
 }
 
+/// Each scope's attribution up to the query's end, from the cache when no
+/// delivery about it was kept since it was computed.
 async fn attribute_all(
     core: &crate::CoreState,
     scopes: &[Scope],
     query: &Query,
-) -> Result<Vec<Attribution>, CoreError> {
-    let (pool, config) = (&core.db, &core.config.outcomes);
-    let graphs = read::graphs(pool, &core.outcomes_graphs, scopes).await?;
-    let empty: HashMap<String, std::sync::Arc<compute::RepoGraph>> = HashMap::new();
+) -> Result<Vec<Arc<Attribution>>, CoreError> {
     let mut out = Vec::with_capacity(scopes.len());
     for scope in scopes {
-        let inputs = read::inputs(pool, scope, query.window.to).await?;
-        let deployments: Vec<_> = inputs
-            .deployments
-            .into_iter()
-            .filter(|d| match &query.environment {
-                Some(env) => d.environment.eq_ignore_ascii_case(env),
-                None => config.is_production(&d.environment),
-            })
-            .collect();
-        let scoped: HashMap<String, std::sync::Arc<compute::RepoGraph>> = scope
-            .repos
-            .iter()
-            .filter_map(|r| graphs.get(r).map(|g| (r.clone(), g.clone())))
-            .collect();
-        out.push(compute::attribute(
-            scope,
-            &deployments,
-            &inputs.incidents,
-            if scoped.is_empty() { &empty } else { &scoped },
-            rules(config),
-        ));
+        let key = cache::Key::new(scope, query.environment.as_deref(), query.window.to);
+        let stamp = core.outcomes_versions.stamp(scope);
+        let attribution = match core.outcomes_attributions.get(&key, stamp) {
+            Some(kept) => kept,
+            None => {
+                let fresh = Arc::new(attribute_one(core, scope, query).await?);
+                core.outcomes_attributions.put(key, fresh.clone(), stamp);
+                fresh
+            }
+        };
+        out.push(attribution);
     }
     Ok(out)
+}
+
+async fn attribute_one(
+    core: &crate::CoreState,
+    scope: &Scope,
+    query: &Query,
+) -> Result<Attribution, CoreError> {
+    let (pool, config) = (&core.db, &core.config.outcomes);
+    let graphs = read::graphs(pool, &core.outcomes_graphs, std::slice::from_ref(scope)).await?;
+    let inputs = read::inputs(pool, scope, query.window.to).await?;
+    let deployments: Vec<_> = inputs
+        .deployments
+        .into_iter()
+        .filter(|d| match &query.environment {
+            Some(env) => d.environment.eq_ignore_ascii_case(env),
+            None => config.is_production(&d.environment),
+        })
+        .collect();
+    Ok(compute::attribute(
+        scope,
+        &deployments,
+        &inputs.incidents,
+        &graphs,
+        rules(config),
+    ))
 }
 
 /// The scopes a target names: a team's components, or one component.
@@ -508,7 +544,7 @@ pub async fn prometheus(core: &crate::CoreState, now: i64) -> Result<String, Cor
         environment: None,
         scheme: BandScheme::Dora2024,
     };
-    let mut by_team: std::collections::BTreeMap<String, Vec<Attribution>> = Default::default();
+    let mut by_team: std::collections::BTreeMap<String, Vec<Arc<Attribution>>> = Default::default();
     let mut components = Vec::new();
     for r in rows {
         let entity: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
@@ -518,10 +554,9 @@ pub async fn prometheus(core: &crate::CoreState, now: i64) -> Result<String, Cor
             repos,
             path_prefix,
         };
-        let attribution = attribute_all(core, std::slice::from_ref(&scope), &query)
-            .await?
-            .pop()
-            .unwrap_or_default();
+        // Past the cache: a scrape reads every component, and would push
+        // out what people are looking at.
+        let attribution = Arc::new(attribute_one(core, &scope, &query).await?);
         if attribution.deployments.is_empty() && attribution.incidents.is_empty() {
             continue;
         }

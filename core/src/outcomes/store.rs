@@ -17,6 +17,23 @@ pub enum Ingested {
     Duplicate,
 }
 
+/// One delivery to keep: who sent it, its id, the raw body and what it told.
+#[derive(Debug)]
+pub struct Job {
+    /// The source it came from.
+    pub source_id: String,
+    /// Its delivery id (unique per source).
+    pub delivery_id: String,
+    /// The event's name.
+    pub event: String,
+    /// The raw body, kept for re-computation.
+    pub body: String,
+    /// What it told.
+    pub facts: Vec<Fact>,
+    /// When it was received.
+    pub now: i64,
+}
+
 /// Keeps one delivery of `source_id` and applies its `facts`.
 pub async fn ingest(
     pool: &SqlitePool,
@@ -27,19 +44,92 @@ pub async fn ingest(
     facts: &[Fact],
     now: i64,
 ) -> Result<Ingested, CoreError> {
+    let job = Job {
+        source_id: source_id.to_owned(),
+        delivery_id: delivery_id.to_owned(),
+        event: event.to_owned(),
+        body: body.to_owned(),
+        facts: facts.to_vec(),
+        now,
+    };
+    ingest_batch(pool, std::slice::from_ref(&job))
+        .await
+        .pop()
+        .unwrap_or(Ok(Ingested::Duplicate))
+}
+
+/// Keeps `jobs` in one transaction and answers each. A delivery refused on
+/// its own (an id reused with another body) is refused before it writes
+/// anything, so the others are kept; if the transaction itself fails, each
+/// delivery is tried again in a transaction of its own, so one bad delivery
+/// never costs the others theirs.
+pub async fn ingest_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Ingested, CoreError>> {
+    match try_batch(pool, jobs).await {
+        Ok(results) => results,
+        Err(e) if jobs.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::warn!(error = %e, deliveries = jobs.len(), "a batch of deliveries failed; keeping them one by one");
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                results.push(match try_batch(pool, std::slice::from_ref(job)).await {
+                    Ok(mut one) => one.pop().unwrap_or(Ok(Ingested::Duplicate)),
+                    Err(e) => Err(e),
+                });
+            }
+            results
+        }
+    }
+}
+
+async fn try_batch(
+    pool: &SqlitePool,
+    jobs: &[Job],
+) -> Result<Vec<Result<Ingested, CoreError>>, CoreError> {
     let mut tx = pool.begin().await?;
-    let count = facts.len() as i64;
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut counts: std::collections::HashMap<&str, (i64, i64)> = Default::default();
+    for job in jobs {
+        let result = ingest_one(&mut tx, job).await?;
+        if let Ok(Ingested::Stored(_)) = result {
+            let entry = counts.entry(job.source_id.as_str()).or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.max(job.now);
+        }
+        results.push(result);
+    }
+    for (source_id, (count, last)) in counts {
+        sqlx::query!(
+            "UPDATE outcome_sources SET last_event_at = MAX(COALESCE(last_event_at, 0), ?2),
+                event_count = event_count + ?3 WHERE id = ?1",
+            source_id,
+            last,
+            count
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Keeps one delivery in `tx`: the inner error refuses this delivery (and
+/// nothing of it was written), the outer one fails the transaction.
+async fn ingest_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    job: &Job,
+) -> Result<Result<Ingested, CoreError>, CoreError> {
+    let count = job.facts.len() as i64;
     let inserted = sqlx::query!(
         "INSERT INTO outcome_events (source_id, delivery_id, event, received_at, body, facts)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-        source_id,
-        delivery_id,
-        event,
-        now,
-        body,
+        job.source_id,
+        job.delivery_id,
+        job.event,
+        job.now,
+        job.body,
         count
     )
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
     .rows_affected();
     if inserted == 0 {
@@ -47,33 +137,90 @@ pub async fn ingest(
         // rather than drop what it says.
         let kept = sqlx::query_scalar!(
             "SELECT body FROM outcome_events WHERE source_id = ?1 AND delivery_id = ?2",
-            source_id,
-            delivery_id
+            job.source_id,
+            job.delivery_id
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
-        if kept != body {
-            return Err(CoreError::Invalid {
+        if kept != job.body {
+            return Ok(Err(CoreError::Invalid {
                 field: "Idempotency-Key",
                 message: format!(
-                    "delivery `{delivery_id}` was already received with another body; send new content under a new id"
+                    "delivery `{}` was already received with another body; send new content under a new id",
+                    job.delivery_id
                 ),
-            });
+            }));
         }
-        return Ok(Ingested::Duplicate);
+        return Ok(Ok(Ingested::Duplicate));
     }
-    for fact in facts {
-        apply(&mut tx, source_id, fact).await?;
+    for fact in &job.facts {
+        apply(tx, &job.source_id, fact).await?;
     }
-    sqlx::query!(
-        "UPDATE outcome_sources SET last_event_at = ?2, event_count = event_count + 1 WHERE id = ?1",
-        source_id,
-        now
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(Ingested::Stored(facts.len()))
+    Ok(Ok(Ingested::Stored(job.facts.len())))
+}
+
+/// Group commit: deliveries that arrive while one batch is being written
+/// are written together in the next transaction, by one task. SQLite has one
+/// writer; a transaction per webhook spends most of its time committing and
+/// handing the write lock over, a batch pays that once.
+#[derive(Debug, Default)]
+pub struct Writer {
+    queue: std::sync::OnceLock<tokio::sync::mpsc::Sender<Pending>>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    job: Job,
+    reply: tokio::sync::oneshot::Sender<Result<Ingested, CoreError>>,
+}
+
+impl Writer {
+    /// The most deliveries in one transaction.
+    pub const MAX_BATCH: usize = 64;
+    /// The most body bytes in one transaction (one large delivery goes alone).
+    pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+    /// Keeps `job` (in the next batch) and answers once it is committed.
+    pub async fn submit(&self, pool: &SqlitePool, job: Job) -> Result<Ingested, CoreError> {
+        let queue = self.queue.get_or_init(|| {
+            let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+            tokio::spawn(write_batches(pool.clone(), receiver));
+            sender
+        });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        queue.send(Pending { job, reply }).await.map_err(|_| {
+            CoreError::Unavailable(
+                "the delivery writer has stopped; send the delivery again".into(),
+            )
+        })?;
+        answer.await.map_err(|_| {
+            CoreError::Unavailable(
+                "the delivery writer has stopped; send the delivery again".into(),
+            )
+        })?
+    }
+}
+
+async fn write_batches(pool: SqlitePool, mut receiver: tokio::sync::mpsc::Receiver<Pending>) {
+    while let Some(first) = receiver.recv().await {
+        let mut bytes = first.job.body.len();
+        let mut batch = vec![first];
+        while batch.len() < Writer::MAX_BATCH && bytes < Writer::MAX_BATCH_BYTES {
+            match receiver.try_recv() {
+                Ok(next) => {
+                    bytes += next.job.body.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let (jobs, replies): (Vec<Job>, Vec<_>) =
+            batch.into_iter().map(|p| (p.job, p.reply)).unzip();
+        let results = ingest_batch(&pool, &jobs).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
 }
 
 async fn apply(
@@ -83,31 +230,49 @@ async fn apply(
 ) -> Result<(), CoreError> {
     match fact {
         Fact::Commits { repo, commits } => {
-            for c in commits {
-                let files = (!c.files.is_empty())
-                    .then(|| serde_json::to_string(&c.files).unwrap_or_default());
+            // One statement per table, however many commits a push tells.
+            let rows = serde_json::Value::Array(
+                commits
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "sha": c.sha,
+                            "at": c.at,
+                            "files": (!c.files.is_empty())
+                                .then(|| serde_json::to_string(&c.files).unwrap_or_default()),
+                        })
+                    })
+                    .collect(),
+            )
+            .to_string();
+            sqlx::query!(
+                "INSERT INTO outcome_commits (repo, sha, committed_at, files)
+                 SELECT ?1, value ->> '$.sha', value ->> '$.at', value ->> '$.files' FROM json_each(?2) WHERE true
+                 ON CONFLICT (repo, sha) DO UPDATE SET
+                    committed_at = COALESCE(outcome_commits.committed_at, excluded.committed_at),
+                    files = COALESCE(outcome_commits.files, excluded.files)",
+                repo,
+                rows
+            )
+            .execute(&mut **tx)
+            .await?;
+            let parents = serde_json::Value::Array(
+                commits
+                    .iter()
+                    .flat_map(|c| c.parents.iter().map(|p| serde_json::json!([c.sha, p])))
+                    .collect(),
+            );
+            if parents.as_array().is_some_and(|p| !p.is_empty()) {
+                let parents = parents.to_string();
                 sqlx::query!(
-                    "INSERT INTO outcome_commits (repo, sha, committed_at, files) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (repo, sha) DO UPDATE SET
-                        committed_at = COALESCE(outcome_commits.committed_at, excluded.committed_at),
-                        files = COALESCE(outcome_commits.files, excluded.files)",
+                    "INSERT INTO outcome_parents (repo, sha, parent)
+                     SELECT ?1, value ->> '$[0]', value ->> '$[1]' FROM json_each(?2) WHERE true
+                     ON CONFLICT DO NOTHING",
                     repo,
-                    c.sha,
-                    c.at,
-                    files
+                    parents
                 )
                 .execute(&mut **tx)
                 .await?;
-                for parent in &c.parents {
-                    sqlx::query!(
-                        "INSERT INTO outcome_parents (repo, sha, parent) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                        repo,
-                        c.sha,
-                        parent
-                    )
-                    .execute(&mut **tx)
-                    .await?;
-                }
             }
         }
         Fact::Merge {
