@@ -10,8 +10,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use paved_core::auth::Principal;
 use paved_core::outcomes::sources::{self, SourceKind};
-use paved_core::outcomes::{self, Delivery, QueryInput, ReceiveError, Target};
+use paved_core::outcomes::{self, surveys, Delivery, QueryInput, ReceiveError, Target};
 use paved_core::CoreError;
+use paved_shared::surveys::{AnswerInput, SurveyInput};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
@@ -42,6 +43,13 @@ pub fn routes() -> Router<AppState> {
         .route("/sources/{id}", axum::routing::delete(delete_source))
         .route("/sources/{id}/rotate", post(rotate_source))
         .route("/unmapped", get(unmapped))
+        .route("/surveys", get(survey_rounds).post(create_survey))
+        .route("/surveys/open", get(open_surveys))
+        .route("/surveys/{id}/answer", axum::routing::put(answer_survey))
+        .route("/surveys/{id}/results", get(survey_results))
+        .route("/surveys/{id}/results.csv", get(survey_csv))
+        .route("/surveys/{id}/themes", axum::routing::put(survey_themes))
+        .route("/surveys/{id}/prompt", post(survey_prompt))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -399,4 +407,141 @@ async fn unmapped(
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<Vec<paved_core::outcomes::read::Unmapped>>> {
     Ok(Json(outcomes::unmapped(&state.core.db, &p).await?))
+}
+
+/// A JSON object read as `T`; a body of the wrong shape is refused naming
+/// what was expected, never quoting what was sent.
+fn typed<T: serde::de::DeserializeOwned>(body: JsonObject) -> Result<T, ApiError> {
+    serde_json::from_value(Value::Object(body.0)).map_err(|e| {
+        let message = e.to_string();
+        let message = match message.split_once(" at line") {
+            Some((m, _)) => m.to_owned(),
+            None => message,
+        };
+        let message =
+            if message.starts_with("missing field") || message.starts_with("unknown field") {
+                message
+            } else {
+                match message.rsplit_once("expected ") {
+                    Some((_, expected)) => {
+                        format!("has a value of the wrong type: expected {expected}")
+                    }
+                    None => "does not have the expected shape".to_owned(),
+                }
+            };
+        ApiError::from(CoreError::Invalid {
+            field: "body",
+            message,
+        })
+    })
+}
+
+async fn create_survey(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: JsonObject,
+) -> ApiResult<Response> {
+    let input: SurveyInput = typed(body)?;
+    let survey = surveys::create(&state.core, &p, &input, now(&state)).await?;
+    Ok((StatusCode::CREATED, Json(survey)).into_response())
+}
+
+async fn survey_rounds(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Vec<paved_shared::surveys::Round>>> {
+    Ok(Json(surveys::rounds(&state.core, &p, now(&state)).await?))
+}
+
+async fn open_surveys(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Vec<paved_shared::surveys::OpenSurvey>>> {
+    Ok(Json(
+        surveys::open_for(&state.core, &p, now(&state), false).await?,
+    ))
+}
+
+async fn answer_survey(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    body: JsonObject,
+) -> ApiResult<Json<AnswerInput>> {
+    let input: AnswerInput = typed(body)?;
+    Ok(Json(
+        surveys::answer(&state.core, &p, &id, &input, now(&state)).await?,
+    ))
+}
+
+async fn survey_results(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    q: QueryPairs,
+) -> ApiResult<Json<paved_shared::surveys::Results>> {
+    let team = q.first("team");
+    Ok(Json(
+        surveys::results(&state.core, &p, &id, team.as_deref(), now(&state)).await?,
+    ))
+}
+
+async fn survey_csv(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let csv = surveys::csv(&state.core, &p, &id, now(&state)).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"survey-results.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+async fn survey_themes(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<paved_shared::surveys::Survey>> {
+    let themes: Vec<paved_shared::surveys::Theme> = serde_json::from_value(
+        body.get("themes")
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new())),
+    )
+    .map_err(|_| CoreError::Invalid {
+        field: "themes",
+        message: "must be a list of {name, keywords: [..]}".into(),
+    })?;
+    Ok(Json(
+        surveys::set_themes(&state.core, &p, &id, &themes, now(&state)).await?,
+    ))
+}
+
+async fn survey_prompt(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<StatusCode> {
+    let dismiss = match body.get("action").and_then(Value::as_str) {
+        Some("snooze") => false,
+        Some("dismiss") => true,
+        _ => {
+            return Err(CoreError::Invalid {
+                field: "action",
+                message: "must be snooze or dismiss".into(),
+            }
+            .into())
+        }
+    };
+    surveys::hold_prompt(&state.core, &p, &id, dismiss, now(&state)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -12,3 +12,4 @@ pub mod notifications;
 pub mod outcomes;
 pub mod scaffold;
 pub mod secrets;
+pub mod surveys;

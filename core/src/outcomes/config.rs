@@ -31,6 +31,12 @@ pub struct OutcomesConfig {
     pub github_secret: Option<SecretString>,
     /// `PAVED_EVENTS_GITLAB_TOKEN`: the token of the default GitLab source.
     pub gitlab_token: Option<SecretString>,
+    /// `PAVED_SURVEY_KEY` (at least 32 characters): the key that lets a
+    /// person find their own survey answer while the survey is open. It is
+    /// never stored in the database, so the tables alone never link an
+    /// answer to a person. Unset: a random key per process (an answer given
+    /// before a restart can then no longer be changed).
+    pub survey_key: SecretString,
 }
 
 impl OutcomesConfig {
@@ -134,6 +140,14 @@ pub fn parse(get: &impl Fn(&str) -> Option<String>) -> Result<OutcomesConfig, Co
         )?,
         github_secret: get("PAVED_EVENTS_GITHUB_SECRET").map(SecretString::from),
         gitlab_token: get("PAVED_EVENTS_GITLAB_TOKEN").map(SecretString::from),
+        survey_key: match get("PAVED_SURVEY_KEY") {
+            Some(key) if key.trim().len() >= 32 => SecretString::from(key.trim().to_owned()),
+            Some(_) => return Err(ConfigError::new(
+                "PAVED_SURVEY_KEY",
+                "is shorter than 32 characters; use a random value such as `openssl rand -hex 32`",
+            )),
+            None => SecretString::from(hex::encode(rand::random::<[u8; 32]>())),
+        },
     })
 }
 
@@ -172,5 +186,7 @@ mod tests {
         let err =
             parse(&|k| (k == "PAVED_OUTCOMES_DEPLOY_WORKFLOWS").then(|| "[".into())).unwrap_err();
         assert_eq!(err.var, "PAVED_OUTCOMES_DEPLOY_WORKFLOWS");
+        let err = parse(&|k| (k == "PAVED_SURVEY_KEY").then(|| "short".into())).unwrap_err();
+        assert_eq!(err.var, "PAVED_SURVEY_KEY");
     }
 }

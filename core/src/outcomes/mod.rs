@@ -14,6 +14,7 @@ pub mod events;
 pub mod read;
 pub mod sources;
 pub mod store;
+pub mod surveys;
 
 use std::sync::Arc;
 
@@ -210,7 +211,11 @@ pub struct QueryInput {
 /// The longest window asked for at once.
 pub const MAX_WINDOW_DAYS: i64 = 731;
 
-fn instant(raw: &str, field: &'static str, tz: &jiff::tz::TimeZone) -> Result<i64, CoreError> {
+pub(crate) fn instant(
+    raw: &str,
+    field: &'static str,
+    tz: &jiff::tz::TimeZone,
+) -> Result<i64, CoreError> {
     if let Ok(t) = raw.parse::<jiff::Timestamp>() {
         return Ok(t.as_second());
     }
