@@ -3,7 +3,7 @@
 //! late or out-of-order event only adds what was missing (a pending status
 //! never overwrites a finished one, a resolved incident stays resolved).
 
-use sqlx::SqlitePool;
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 use super::events::{Fact, Incident};
 use crate::CoreError;
@@ -52,7 +52,8 @@ pub async fn ingest(
         facts: facts.to_vec(),
         now,
     };
-    ingest_batch(pool, std::slice::from_ref(&job))
+    let mut conn = pool.acquire().await?;
+    ingest_batch(&mut conn, std::slice::from_ref(&job))
         .await
         .pop()
         .unwrap_or(Ok(Ingested::Duplicate))
@@ -63,15 +64,18 @@ pub async fn ingest(
 /// anything, so the others are kept; if the transaction itself fails, each
 /// delivery is tried again in a transaction of its own, so one bad delivery
 /// never costs the others theirs.
-pub async fn ingest_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Ingested, CoreError>> {
-    match try_batch(pool, jobs).await {
+pub async fn ingest_batch(
+    conn: &mut SqliteConnection,
+    jobs: &[Job],
+) -> Vec<Result<Ingested, CoreError>> {
+    match try_batch(conn, jobs).await {
         Ok(results) => results,
         Err(e) if jobs.len() == 1 => vec![Err(e)],
         Err(e) => {
             tracing::warn!(error = %e, deliveries = jobs.len(), "a batch of deliveries failed; keeping them one by one");
             let mut results = Vec::with_capacity(jobs.len());
             for job in jobs {
-                results.push(match try_batch(pool, std::slice::from_ref(job)).await {
+                results.push(match try_batch(conn, std::slice::from_ref(job)).await {
                     Ok(mut one) => one.pop().unwrap_or(Ok(Ingested::Duplicate)),
                     Err(e) => Err(e),
                 });
@@ -82,10 +86,10 @@ pub async fn ingest_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Result<Ingeste
 }
 
 async fn try_batch(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     jobs: &[Job],
 ) -> Result<Vec<Result<Ingested, CoreError>>, CoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let mut results = Vec::with_capacity(jobs.len());
     let mut counts: std::collections::HashMap<&str, (i64, i64)> = Default::default();
     for job in jobs {
@@ -201,7 +205,22 @@ impl Writer {
     }
 }
 
+/// The writer keeps one connection with a larger page cache: the indexes
+/// it inserts into stay warm between batches instead of being read again
+/// through whichever pooled connection comes next.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+
+async fn writer_connection(
+    pool: &SqlitePool,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, CoreError> {
+    let mut conn = pool.acquire().await?;
+    let pragma = format!("PRAGMA cache_size = -{WRITER_CACHE_KIB}");
+    sqlx::Executor::execute(&mut *conn, pragma.as_str()).await?;
+    Ok(conn)
+}
+
 async fn write_batches(pool: SqlitePool, mut receiver: tokio::sync::mpsc::Receiver<Pending>) {
+    let mut conn = None;
     while let Some(first) = receiver.recv().await {
         let mut bytes = first.job.body.len();
         let mut batch = vec![first];
@@ -216,7 +235,26 @@ async fn write_batches(pool: SqlitePool, mut receiver: tokio::sync::mpsc::Receiv
         }
         let (jobs, replies): (Vec<Job>, Vec<_>) =
             batch.into_iter().map(|p| (p.job, p.reply)).unzip();
-        let results = ingest_batch(&pool, &jobs).await;
+        if conn.is_none() {
+            match writer_connection(&pool).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "no database connection for delivery events");
+                    for reply in replies {
+                        let _ = reply.send(Err(CoreError::Unavailable(
+                            "the delivery could not be kept; send it again".into(),
+                        )));
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let results = ingest_batch(c, &jobs).await;
+        if results.iter().any(|r| matches!(r, Err(CoreError::Database(_)))) {
+            // A fresh connection next time, in case this one is broken.
+            conn = None;
+        }
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
