@@ -160,7 +160,7 @@ pub fn BudgetPage() -> impl IntoView {
     let name = move || params.with(|p| p.get("name").unwrap_or_default());
     let data = Resource::new(name, budget_page);
     view! {
-        <Title text=move || format!("LLM budget · {}", name()) />
+        <Title text=format!("LLM budget · {}", untrack(name)) />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading the budget…"</p> }>
             {move || Suspend::new(async move {
                 loaded(data.await, |d| {

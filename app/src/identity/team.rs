@@ -17,7 +17,7 @@ pub fn TeamPage() -> impl IntoView {
     let team = Resource::new(name, team_detail);
     let problems = Resource::new(name, team_problems);
     view! {
-        <Title text=move || format!("Team {}", name()) />
+        <Title text=format!("Team {}", untrack(name)) />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading team…"</p> }>
             {move || Suspend::new(async move {
                 loaded(team.await, |page| {

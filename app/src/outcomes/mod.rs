@@ -115,7 +115,10 @@ pub fn TeamOutcomesPage() -> impl IntoView {
         },
     );
     view! {
-        <Title text=move || format!("Outcomes · team {}", team()) />
+        // Read once: the server renders the title after the page's reactive
+        // owner is gone, so a title closure over route params could panic
+        // under load (pages are full loads in islands mode, so once is enough).
+        <Title text=format!("Outcomes · team {}", untrack(team)) />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Computing outcomes…"</p> }>
             {move || Suspend::new(async move {
                 let team = team();
@@ -162,7 +165,7 @@ pub fn ComponentOutcomesPage() -> impl IntoView {
         },
     );
     view! {
-        <Title text=move || format!("Outcomes · {}", entity().1) />
+        <Title text=format!("Outcomes · {}", untrack(entity).1) />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Computing outcomes…"</p> }>
             {move || Suspend::new(async move {
                 let (ns, name) = entity();

@@ -251,7 +251,10 @@ async fn write_batches(pool: SqlitePool, mut receiver: tokio::sync::mpsc::Receiv
         }
         let Some(c) = conn.as_mut() else { continue };
         let results = ingest_batch(c, &jobs).await;
-        if results.iter().any(|r| matches!(r, Err(CoreError::Database(_)))) {
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(CoreError::Database(_))))
+        {
             // A fresh connection next time, in case this one is broken.
             conn = None;
         }
