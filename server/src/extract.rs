@@ -43,6 +43,44 @@ impl JsonObject {
     }
 }
 
+/// A JSON object request body read as `T`; a body of the wrong shape is
+/// refused (422) naming what was expected, never quoting what was sent.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonObject(map) = JsonObject::from_request(req, state).await?;
+        serde_json::from_value(Value::Object(map))
+            .map(ApiJson)
+            .map_err(|e| {
+                let message = e.to_string();
+                let message = match message.split_once(" at line") {
+                    Some((m, _)) => m.to_owned(),
+                    None => message,
+                };
+                let message = if message.starts_with("missing field")
+                    || message.starts_with("unknown field")
+                {
+                    message
+                } else {
+                    match message.rsplit_once("expected ") {
+                        Some((_, expected)) => {
+                            format!("has a value of the wrong type: expected {expected}")
+                        }
+                        None => "does not have the expected shape".to_owned(),
+                    }
+                };
+                ApiError::from(CoreError::Invalid {
+                    field: "body",
+                    message,
+                })
+            })
+    }
+}
+
 /// Query parameters into a typed struct; a value that does not fit answers
 /// 400 in the envelope, naming the parameters rather than quoting them.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use paved_shared::surveys::{AnswerInput, SurveyInput};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiPath, JsonObject, QueryPairs};
+use crate::extract::{ApiJson, ApiPath, JsonObject, QueryPairs};
 use crate::AppState;
 
 /// The event endpoints (mounted at `/api/events/v1`, no session).
@@ -409,39 +409,11 @@ async fn unmapped(
     Ok(Json(outcomes::unmapped(&state.core.db, &p).await?))
 }
 
-/// A JSON object read as `T`; a body of the wrong shape is refused naming
-/// what was expected, never quoting what was sent.
-fn typed<T: serde::de::DeserializeOwned>(body: JsonObject) -> Result<T, ApiError> {
-    serde_json::from_value(Value::Object(body.0)).map_err(|e| {
-        let message = e.to_string();
-        let message = match message.split_once(" at line") {
-            Some((m, _)) => m.to_owned(),
-            None => message,
-        };
-        let message =
-            if message.starts_with("missing field") || message.starts_with("unknown field") {
-                message
-            } else {
-                match message.rsplit_once("expected ") {
-                    Some((_, expected)) => {
-                        format!("has a value of the wrong type: expected {expected}")
-                    }
-                    None => "does not have the expected shape".to_owned(),
-                }
-            };
-        ApiError::from(CoreError::Invalid {
-            field: "body",
-            message,
-        })
-    })
-}
-
 async fn create_survey(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    body: JsonObject,
+    ApiJson(input): ApiJson<SurveyInput>,
 ) -> ApiResult<Response> {
-    let input: SurveyInput = typed(body)?;
     let survey = surveys::create(&state.core, &p, &input, now(&state)).await?;
     Ok((StatusCode::CREATED, Json(survey)).into_response())
 }
@@ -466,9 +438,8 @@ async fn answer_survey(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-    body: JsonObject,
+    ApiJson(input): ApiJson<AnswerInput>,
 ) -> ApiResult<Json<AnswerInput>> {
-    let input: AnswerInput = typed(body)?;
     Ok(Json(
         surveys::answer(&state.core, &p, &id, &input, now(&state)).await?,
     ))

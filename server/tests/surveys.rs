@@ -202,10 +202,14 @@ async fn surveys_count_every_answer_once_and_show_no_group_below_the_minimum() {
     assert_eq!(lines.len(), 11, "{csv}");
     assert_eq!(
         lines[0],
-        "score,\"Ease of delivery\",\"Documentation\",teams,comment"
+        "score,Ease of delivery,Documentation,teams,comment"
     );
-    assert_eq!(lines.iter().filter(|l| l.contains("payments")).count(), 6);
-    assert!(!csv.contains("search\""), "{csv}");
+    let teams: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(3).unwrap_or_default())
+        .collect();
+    assert_eq!(teams.iter().filter(|t| **t == "payments").count(), 6);
+    assert_eq!(teams.iter().filter(|t| t.is_empty()).count(), 4, "{csv}");
 
     // The tables: no answer carries a person, and who answered carries no answer.
     let db = &app.state.core.db;
@@ -380,4 +384,76 @@ async fn audiences_prompts_and_small_surveys() {
         .await;
     assert_eq!(code, StatusCode::NO_CONTENT);
     assert_eq!(prompt(T0 + 10 * 86_400).await, 0, "dismissed");
+}
+
+/// Hostile survey input: malformed and oversized bodies are refused without
+/// keeping anything, a comment a spreadsheet would run as a formula stays
+/// text in the CSV, and control characters never reach a survey's title.
+#[tokio::test]
+async fn attack_hostile_survey_input_is_refused_or_kept_as_text() {
+    let clock = Arc::new(ManualClock::at(T0 * 1000));
+    let app = test_app_with_clock(&[], clock).await;
+    let pm = app
+        .session_for("pat", &[], &[PlatformRole::PlatformPm])
+        .await;
+    let mut people = Vec::new();
+    for i in 0..5 {
+        people.push(
+            app.session_for(&format!("dev{i}"), &[("payments", TeamRole::Member)], &[])
+                .await,
+        );
+    }
+    let surveys = "/api/outcomes/v1/surveys";
+    let (code, body) = app
+        .with_session(&pm)
+        .post(surveys, json!({"title": "line\n---\nbreak"}))
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, survey) = app
+        .with_session(&pm)
+        .post(surveys, json!({"title": "Pulse"}))
+        .await;
+    let answer = format!("{surveys}/{}/answer", survey["id"].as_str().unwrap());
+    let (code, _) = app
+        .with_session(&people[0])
+        .text("PUT", &answer, None)
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "an empty body");
+    let (code, _) = app
+        .with_session(&people[0])
+        .put(&answer, json!({"score": 5, "comment": "x".repeat(2001)}))
+        .await;
+    assert_eq!(
+        code,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "an oversized comment"
+    );
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM survey_answers")
+            .fetch_one(&app.state.core.db)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count().await, 0, "nothing kept from refused answers");
+    for who in &people {
+        let (code, _) = app
+            .with_session(who)
+            .put(
+                &answer,
+                json!({"score": 9, "comment": "=HYPERLINK(\"http://evil.example\",\"x\")"}),
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK);
+    }
+    let (_, csv) = app
+        .with_session(&pm)
+        .text(
+            "GET",
+            &format!("{surveys}/{}/results.csv", survey["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 5, "{csv}");
+    assert!(rows.iter().all(|r| r.contains("\"'=HYPERLINK(")), "{csv}");
 }

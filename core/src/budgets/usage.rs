@@ -149,8 +149,9 @@ pub fn local_day(ms: i64, tz: &TimeZone) -> String {
 
 /// One CSV cell, quoted when needed. A cell a spreadsheet would run as a
 /// formula (starting `=`, `+`, `-`, `@`, tab or CR: key and workspace names
-/// are chosen by users) is prefixed with `'` so it stays text.
-fn csv_cell(value: &str) -> String {
+/// are chosen by users) is prefixed with `'` so it stays text. Every CSV
+/// export writes its cells through this.
+pub fn csv_cell(value: &str) -> String {
     let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {

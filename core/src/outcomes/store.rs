@@ -235,9 +235,10 @@ async fn write_batches(pool: SqlitePool, mut receiver: tokio::sync::mpsc::Receiv
         }
         let (jobs, replies): (Vec<Job>, Vec<_>) =
             batch.into_iter().map(|p| (p.job, p.reply)).unzip();
-        if conn.is_none() {
-            match writer_connection(&pool).await {
-                Ok(c) => conn = Some(c),
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match writer_connection(&pool).await {
+                Ok(c) => conn.insert(c),
                 Err(e) => {
                     tracing::error!(error = %e, "no database connection for delivery events");
                     for reply in replies {
@@ -247,9 +248,8 @@ async fn write_batches(pool: SqlitePool, mut receiver: tokio::sync::mpsc::Receiv
                     }
                     continue;
                 }
-            }
-        }
-        let Some(c) = conn.as_mut() else { continue };
+            },
+        };
         let results = ingest_batch(c, &jobs).await;
         if results
             .iter()

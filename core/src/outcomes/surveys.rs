@@ -208,19 +208,32 @@ struct Row {
     themes: String,
 }
 
+fn list(raw: &str) -> Vec<String> {
+    serde_json::from_str(raw).unwrap_or_default()
+}
+
+/// Whether `audience` asks someone in the teams `in_team` accepts, as `persona`.
+fn asks(audience: &Audience, in_team: impl Fn(&str) -> bool, persona: &str) -> bool {
+    (audience.teams.is_empty() || audience.teams.iter().any(|t| in_team(t)))
+        && (audience.roles.is_empty() || audience.roles.iter().any(|r| r == persona))
+}
+
 impl Row {
+    fn audience(&self) -> Audience {
+        Audience {
+            teams: list(&self.audience_teams),
+            roles: list(&self.audience_roles),
+        }
+    }
+
     fn view(&self, now: i64) -> Survey {
-        let list = |raw: &str| serde_json::from_str::<Vec<String>>(raw).unwrap_or_default();
         Survey {
             id: self.id.clone(),
             title: self.title.clone(),
             question: self.question.clone(),
             drivers: list(&self.drivers),
             comment: self.comment != 0,
-            audience: Audience {
-                teams: list(&self.audience_teams),
-                roles: list(&self.audience_roles),
-            },
+            audience: self.audience(),
             opens_at: iso(self.opens_at),
             closes_at: iso(self.closes_at),
             min_group: self.min_group.max(LOWEST_MIN_GROUP as i64) as u32,
@@ -230,15 +243,11 @@ impl Row {
     }
 
     fn includes(&self, principal: &Principal) -> bool {
-        let view = self.view(0);
-        (view.audience.teams.is_empty()
-            || view
-                .audience
-                .teams
-                .iter()
-                .any(|t| principal.teams.contains_key(t)))
-            && (view.audience.roles.is_empty()
-                || view.audience.roles.iter().any(|r| r == persona(principal)))
+        asks(
+            &self.audience(),
+            |t| principal.teams.contains_key(t),
+            persona(principal),
+        )
     }
 }
 
@@ -480,20 +489,14 @@ async fn grouping_teams(
     pool: &SqlitePool,
     principal: &Principal,
     audience: &Audience,
-    min_group: i64,
+    min_group: u64,
 ) -> Result<Vec<String>, CoreError> {
     let mut out = Vec::new();
     for team in principal.teams.keys() {
         if !audience.teams.is_empty() && !audience.teams.contains(team) {
             continue;
         }
-        let members = sqlx::query_scalar!(
-            r#"SELECT COUNT(*) AS "n!: i64" FROM memberships m JOIN teams t ON t.id = m.team_id WHERE t.name = ?1"#,
-            team
-        )
-        .fetch_one(pool)
-        .await?;
-        if members >= min_group {
+        if team_members(pool, team).await? >= min_group {
             out.push(team.clone());
         }
     }
@@ -565,7 +568,13 @@ pub async fn answer(
     };
     let key = owner_key(core, id, principal);
     let teams = serde_json::to_string(
-        &grouping_teams(&core.db, principal, &survey.audience, row.min_group).await?,
+        &grouping_teams(
+            &core.db,
+            principal,
+            &survey.audience,
+            survey.min_group as u64,
+        )
+        .await?,
     )
     .unwrap_or_else(|_| "[]".into());
     let (score, drivers_raw, persona) = (
@@ -648,6 +657,15 @@ async fn answers(pool: &SqlitePool, id: &str) -> Result<Vec<Answer>, CoreError> 
     .collect())
 }
 
+/// Promoters' share minus detractors' in percent, rounded (0 with no answers).
+fn nps(promoters: u64, detractors: u64, responses: u64) -> i32 {
+    if responses == 0 {
+        return 0;
+    }
+    let pct = |n: u64| (n * 100) as f64 / responses as f64;
+    (pct(promoters) - pct(detractors)).round() as i32
+}
+
 /// NPS and its parts over `answers` with `drivers` driver questions.
 fn score<'a>(answers: impl IntoIterator<Item = &'a Answer>, drivers: usize) -> Score {
     let mut out = Score {
@@ -670,10 +688,7 @@ fn score<'a>(answers: impl IntoIterator<Item = &'a Answer>, drivers: usize) -> S
             }
         }
     }
-    if out.responses > 0 {
-        let pct = |n: u64| (n * 100) as f64 / out.responses as f64;
-        out.nps = (pct(out.promoters) - pct(out.detractors)).round() as i32;
-    }
+    out.nps = nps(out.promoters, out.detractors, out.responses);
     out.drivers = sums
         .iter()
         .map(|(sum, n)| (*n > 0).then(|| (*sum as f64 / *n as f64 * 100.0).round() / 100.0))
@@ -683,7 +698,7 @@ fn score<'a>(answers: impl IntoIterator<Item = &'a Answer>, drivers: usize) -> S
 
 /// The people a survey asks, counted from the directory.
 async fn audience_size(pool: &SqlitePool, row: &Row) -> Result<u64, CoreError> {
-    let view = row.view(0);
+    let audience = row.audience();
     let people = sqlx::query!(
         r#"SELECT u.id AS "id!", u.platform_roles, m.role AS "role?", t.name AS "team?"
            FROM users u LEFT JOIN memberships m ON m.user_id = u.id LEFT JOIN teams t ON t.id = m.team_id
@@ -701,15 +716,12 @@ async fn audience_size(pool: &SqlitePool, row: &Row) -> Result<u64, CoreError> {
     Ok(by_person
         .values()
         .filter(|(platform, lead, teams)| {
-            (view.audience.teams.is_empty()
-                || view.audience.teams.iter().any(|t| teams.contains(t)))
-                && (view.audience.roles.is_empty()
-                    || view
-                        .audience
-                        .roles
-                        .iter()
-                        .any(|r| r == persona_of(*platform, *lead)))
-                && (*platform || !teams.is_empty())
+            (*platform || !teams.is_empty())
+                && asks(
+                    &audience,
+                    |t| teams.contains(t),
+                    persona_of(*platform, *lead),
+                )
         })
         .count() as u64)
 }
@@ -758,6 +770,17 @@ pub async fn results(
     team: Option<&str>,
     now: i64,
 ) -> Result<Results, CoreError> {
+    Ok(results_and_answers(core, principal, id, team, now).await?.0)
+}
+
+/// [`results`] and the answers they were computed from.
+async fn results_and_answers(
+    core: &crate::CoreState,
+    principal: &Principal,
+    id: &str,
+    team: Option<&str>,
+    now: i64,
+) -> Result<(Results, Vec<Answer>), CoreError> {
     match team {
         Some(team) => {
             if authorize(principal, Action::ViewPlatformInsights).is_err() {
@@ -776,7 +799,13 @@ pub async fn results(
         all.retain(|a| a.teams.iter().any(|t| t == team));
     }
     let overall = score(&all, drivers);
-    let audience = audience_size(&core.db, &row).await?;
+    let audience = match team {
+        // A team's audience: its members, when the survey asks the team.
+        Some(team) => audience_size(&core.db, &row)
+            .await?
+            .min(team_members(&core.db, team).await?),
+        None => audience_size(&core.db, &row).await?,
+    };
     let hidden = overall.responses < min;
     let group = |name: &str, of: Vec<&Answer>| {
         let s = score(of, drivers);
@@ -822,17 +851,13 @@ pub async fn results(
             .collect()
     };
     let comments: Vec<String> = all.iter().filter_map(|a| a.comment.clone()).collect();
-    Ok(Results {
+    let results = Results {
         hidden,
         nps: (!hidden).then_some(overall.nps),
         responses: overall.responses,
-        audience: if team.is_some() {
-            // A team's audience: its members, when the survey asks the team.
-            audience.min(team_members(&core.db, team.unwrap_or_default()).await?)
-        } else {
-            audience
-        },
-        response_rate: None,
+        audience,
+        response_rate: (audience > 0)
+            .then(|| (overall.responses as f64 / audience as f64).min(1.0)),
         promoters: if hidden { 0 } else { overall.promoters },
         passives: if hidden { 0 } else { overall.passives },
         detractors: if hidden { 0 } else { overall.detractors },
@@ -851,12 +876,8 @@ pub async fn results(
         },
         min_group: survey.min_group,
         survey,
-    })
-    .map(|mut r| {
-        r.response_rate =
-            (r.audience > 0).then(|| (r.responses as f64 / r.audience as f64).min(1.0));
-        r
-    })
+    };
+    Ok((results, all))
 }
 
 async fn team_members(pool: &SqlitePool, team: &str) -> Result<u64, CoreError> {
@@ -884,33 +905,35 @@ pub async fn rounds(
     )
     .fetch_all(&core.db)
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let scores = sqlx::query_scalar!(
-            "SELECT score FROM survey_answers WHERE survey_id = ?1",
-            row.id
+    let tallies: std::collections::HashMap<String, (u64, u64, u64)> = sqlx::query!(
+        r#"SELECT survey_id, COUNT(*) AS "responses!: i64",
+                  SUM(score >= 9) AS "promoters!: i64", SUM(score <= 6) AS "detractors!: i64"
+           FROM survey_answers GROUP BY survey_id"#
+    )
+    .fetch_all(&core.db)
+    .await?
+    .into_iter()
+    .map(|r| {
+        (
+            r.survey_id,
+            (r.responses as u64, r.promoters as u64, r.detractors as u64),
         )
-        .fetch_all(&core.db)
-        .await?;
-        let survey = row.view(now);
-        let answers: Vec<Answer> = scores
-            .into_iter()
-            .map(|s| Answer {
-                teams: Vec::new(),
-                persona: String::new(),
-                score: s.clamp(0, 10) as u8,
-                drivers: Vec::new(),
-                comment: None,
-            })
-            .collect();
-        let s = score(&answers, 0);
-        out.push(Round {
-            responses: s.responses,
-            nps: (s.responses >= survey.min_group as u64).then_some(s.nps),
-            survey,
-        });
-    }
-    Ok(out)
+    })
+    .collect();
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let survey = row.view(now);
+            let (responses, promoters, detractors) =
+                tallies.get(&row.id).copied().unwrap_or_default();
+            Round {
+                responses,
+                nps: (responses >= survey.min_group as u64)
+                    .then(|| nps(promoters, detractors, responses)),
+                survey,
+            }
+        })
+        .collect())
 }
 
 /// A survey's answers as CSV, one row per answer in no particular order:
@@ -922,7 +945,7 @@ pub async fn csv(
     id: &str,
     now: i64,
 ) -> Result<String, CoreError> {
-    let results = results(core, principal, id, None, now).await?;
+    let (results, answers) = results_and_answers(core, principal, id, None, now).await?;
     let shown: BTreeSet<&str> = results
         .by_team
         .iter()
@@ -931,15 +954,7 @@ pub async fn csv(
             GroupResult::Hidden { .. } => None,
         })
         .collect();
-    let field = |v: &str| {
-        // Quoted, and a leading formula character neutralised for spreadsheets.
-        let v = if v.starts_with(['=', '+', '-', '@']) {
-            format!("'{v}")
-        } else {
-            v.to_owned()
-        };
-        format!("\"{}\"", v.replace('"', "\"\""))
-    };
+    let field = crate::budgets::usage::csv_cell;
     let mut out = String::from("score");
     for q in &results.survey.drivers {
         out.push(',');
@@ -949,7 +964,7 @@ pub async fn csv(
     if results.hidden {
         return Ok(out);
     }
-    for a in answers(&core.db, id).await? {
+    for a in answers {
         out.push_str(&a.score.to_string());
         for i in 0..results.survey.drivers.len() {
             out.push(',');
