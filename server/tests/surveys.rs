@@ -191,6 +191,31 @@ async fn surveys_count_every_answer_once_and_show_no_group_below_the_minimum() {
     // Developers see no results.
     let (code, _) = app.with_session(&payments[0]).get(&results).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
+    // Nor do they, or a lead, export them or edit the themes.
+    for who in [&payments[0], &lead] {
+        let (code, _) = app
+            .with_session(who)
+            .text("GET", &format!("{surveys}/{id}/results.csv"), None)
+            .await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+        let (code, _) = app
+            .with_session(who)
+            .put(
+                &format!("{surveys}/{id}/themes"),
+                json!({"themes": [{"name": "x", "keywords": ["y"]}]}),
+            )
+            .await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+    }
+    // A service token has no prompt to snooze.
+    let (code, _) = app
+        .as_(ADMIN)
+        .post(
+            &format!("{surveys}/{id}/prompt"),
+            json!({"action": "snooze"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
 
     // CSV: one row per answer; a team named only where its group is shown.
     let (code, csv) = app
