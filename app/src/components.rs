@@ -93,6 +93,7 @@ fn NavLinks(me: Principal, #[prop(into)] class: String) -> impl IntoView {
             <A href="/catalog" attr:class="nav-link">"Catalog"</A>
             <A href="/create" attr:class="nav-link">"Create"</A>
             {team_links}
+            <A href="/surveys" attr:class="nav-link">"Surveys"</A>
             {insights}
             {admin}
         </nav>

@@ -99,6 +99,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:name/budget") view=BudgetPage ssr=SsrMode::Async />
                     <Route path=path!("/teams/:name/outcomes") view=outcomes::TeamOutcomesPage ssr=SsrMode::Async />
                     <Route path=path!("/llm") view=LlmOverviewPage ssr=SsrMode::Async />
+                    <Route path=path!("/surveys") view=outcomes::surveys::SurveysPage ssr=SsrMode::Async />
+                    <Route path=path!("/surveys/:id") view=outcomes::surveys::SurveyResultsPage ssr=SsrMode::Async />
                     <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async />
                     <Route path=path!("/notifications") view=NotificationsPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />

@@ -482,3 +482,106 @@ async fn attack_hostile_survey_input_is_refused_or_kept_as_text() {
     assert_eq!(rows.len(), 5, "{csv}");
     assert!(rows.iter().all(|r| r.contains("\"'=HYPERLINK(")), "{csv}");
 }
+
+#[tokio::test]
+async fn the_home_prompt_offers_an_open_survey_once_and_the_page_shows_each_role_its_part() {
+    let clock = Arc::new(ManualClock::at(T0 * 1000));
+    let app = test_app_with_clock(&[], clock.clone()).await;
+    let pm = app
+        .session_for("pat", &[], &[PlatformRole::PlatformPm])
+        .await;
+    let lead = app
+        .session_for("lee", &[("payments", TeamRole::Lead)], &[])
+        .await;
+    let dev = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let other = app
+        .session_for("sid", &[("search", TeamRole::Member)], &[])
+        .await;
+
+    // Nothing open: no prompt.
+    let r = app.with_session(&dev).call("survey_prompt_next", "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body_json(r).await, Value::Null);
+
+    // The PM's builder posts through the server function.
+    let r = app
+        .with_session(&pm)
+        .call_json(
+            "survey_new",
+            json!({"input": {"title": "Payments pulse", "drivers": ["Docs"], "audience": {"teams": ["payments"]}}}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let id = body_json(r).await["id"].as_str().unwrap().to_owned();
+    // A developer cannot create one.
+    let r = app
+        .with_session(&dev)
+        .call_json("survey_new", json!({"input": {"title": "Mine"}}))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // The payments developer is prompted; search is not asked.
+    let r = app.with_session(&dev).call("survey_prompt_next", "").await;
+    assert_eq!(body_json(r).await["id"], json!(id));
+    let r = app
+        .with_session(&other)
+        .call("survey_prompt_next", "")
+        .await;
+    assert_eq!(body_json(r).await, Value::Null);
+
+    // "Later" hides it for three days, then it comes back; answering ends it.
+    let r = app
+        .with_session(&dev)
+        .call("survey_hold", &format!("id={id}&dismiss=false"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.with_session(&dev).call("survey_prompt_next", "").await;
+    assert_eq!(body_json(r).await, Value::Null);
+    clock.set((T0 + 3 * 86_400 + 1) * 1000);
+    let r = app.with_session(&dev).call("survey_prompt_next", "").await;
+    assert_eq!(body_json(r).await["id"], json!(id));
+    let r = app
+        .with_session(&dev)
+        .call_json(
+            "survey_respond",
+            json!({"id": id, "answer": {"score": 9, "drivers": [4], "comment": "docs are good"}}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.with_session(&dev).call("survey_prompt_next", "").await;
+    assert_eq!(body_json(r).await, Value::Null);
+
+    // The page: the developer sees their own answer and nothing platform-wide.
+    let page = body_json(app.with_session(&dev).call("surveys_page_data", "").await).await;
+    assert_eq!(page["platform"], json!(false));
+    assert_eq!(page["rounds"], json!([]));
+    assert_eq!(page["teams"], json!([]));
+    assert_eq!(page["open"][0]["answered"], json!(true));
+    assert_eq!(page["open"][0]["mine"]["score"], json!(9));
+    // The lead sees the survey that asked their team (to open its results).
+    let page = body_json(app.with_session(&lead).call("surveys_page_data", "").await).await;
+    assert_eq!(page["led"], json!(["payments"]));
+    assert_eq!(page["team_surveys"][0]["id"], json!(id));
+    assert_eq!(page["rounds"], json!([]));
+    // The PM sees every round (one answer: below the minimum, no NPS) and every team.
+    let page = body_json(app.with_session(&pm).call("surveys_page_data", "").await).await;
+    assert_eq!(page["platform"], json!(true));
+    assert_eq!(page["rounds"][0]["responses"], json!(1));
+    assert_eq!(page["rounds"][0]["nps"], Value::Null);
+    assert!(page["teams"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("payments")));
+
+    // "Don't ask again" is for good, even after the snooze would have ended.
+    let r = app
+        .with_session(&lead)
+        .call("survey_hold", &format!("id={id}&dismiss=true"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    clock.set((T0 + 10 * 86_400) * 1000);
+    let r = app.with_session(&lead).call("survey_prompt_next", "").await;
+    assert_eq!(body_json(r).await, Value::Null);
+}

@@ -228,3 +228,21 @@ pub struct Round {
     /// NPS, or `null` while below the minimum group.
     pub nps: Option<i32>,
 }
+
+/// The surveys page (`/surveys`): what the caller is asked and the rounds
+/// they may read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SurveysOverview {
+    /// Open surveys the caller is asked, with their own answer.
+    pub open: Vec<OpenSurvey>,
+    /// Whether the caller sees platform-wide results and creates surveys.
+    pub platform: bool,
+    /// Every round with its NPS (platform PMs and admins).
+    pub rounds: Vec<Round>,
+    /// The teams the caller leads.
+    pub led: Vec<String>,
+    /// Surveys that asked a team the caller leads, newest first.
+    pub team_surveys: Vec<Survey>,
+    /// Every team's name, for choosing an audience (platform PMs and admins).
+    pub teams: Vec<String>,
+}

@@ -5,6 +5,7 @@ use leptos_meta::Title;
 
 use crate::components::{loaded, Badge, Card, EmptyState, MeResource, PageHeader, Tone};
 use crate::identity::{home_role, HomeRole, Principal, TeamRole};
+use crate::outcomes::surveys::SurveyPromptCard;
 
 /// The signed-in home page.
 #[component]
@@ -69,6 +70,7 @@ fn Home(me: Principal) -> impl IntoView {
                 view! { <a href=format!("/teams/{team}") data-testid="home-team"><Badge tone>{label}</Badge></a> }
             }).collect_view()}
         </div>
+        <SurveyPromptCard />
         <div class="grid gap-4 md:grid-cols-2 lg:grid-cols-3">
             {next_steps(role, &me)}
         </div>

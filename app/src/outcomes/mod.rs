@@ -7,6 +7,7 @@
 //! that list says why it counts.
 
 pub mod sources;
+pub mod surveys;
 
 use leptos::prelude::*;
 use leptos_meta::Title;

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use paved_shared::surveys::{
     AnswerInput, Audience, GroupResult, OpenSurvey, Results, Round, Score, Survey, SurveyInput,
-    SurveyState, Theme, ThemeComments, DEFAULT_MIN_GROUP, DEFAULT_OPEN_DAYS, DEFAULT_QUESTION,
-    LOWEST_MIN_GROUP,
+    SurveyState, SurveysOverview, Theme, ThemeComments, DEFAULT_MIN_GROUP, DEFAULT_OPEN_DAYS,
+    DEFAULT_QUESTION, LOWEST_MIN_GROUP,
 };
 use secrecy::ExposeSecret;
 use sqlx::SqlitePool;
@@ -934,6 +934,78 @@ pub async fn rounds(
             }
         })
         .collect())
+}
+
+/// The one survey the home page offers the caller now: open, asking them,
+/// not answered, snoozed or dismissed. `None` for service tokens.
+pub async fn prompt(
+    core: &crate::CoreState,
+    principal: &Principal,
+    now: i64,
+) -> Result<Option<Survey>, CoreError> {
+    if person(principal).is_err() {
+        return Ok(None);
+    }
+    Ok(open_for(core, principal, now, true)
+        .await?
+        .into_iter()
+        .next()
+        .map(|o| o.survey))
+}
+
+/// The surveys page: the open surveys the caller is asked; for platform
+/// PMs and admins every round and the teams an audience may name; for team
+/// leads the surveys that asked their teams.
+pub async fn overview(
+    core: &crate::CoreState,
+    principal: &Principal,
+    now: i64,
+) -> Result<SurveysOverview, CoreError> {
+    let open = if person(principal).is_ok() {
+        open_for(core, principal, now, false).await?
+    } else {
+        Vec::new()
+    };
+    let platform = authorize(principal, Action::ViewPlatformInsights).is_ok();
+    let led: Vec<String> = principal.led_teams().map(str::to_owned).collect();
+    let (rounds, teams) = if platform {
+        let teams = crate::teams::list(&core.db)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        (self::rounds(core, principal, now).await?, teams)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let team_surveys = if led.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as!(
+            Row,
+            r#"SELECT id AS "id!", title, question, drivers, comment, audience_teams, audience_roles,
+                      opens_at, closes_at, min_group, themes
+               FROM surveys WHERE opens_at <= ?1 ORDER BY opens_at DESC, id LIMIT 200"#,
+            now
+        )
+        .fetch_all(&core.db)
+        .await?
+        .into_iter()
+        .filter(|row| {
+            let audience = row.audience();
+            audience.teams.is_empty() || led.iter().any(|t| audience.teams.contains(t))
+        })
+        .map(|row| row.view(now))
+        .collect()
+    };
+    Ok(SurveysOverview {
+        open,
+        platform,
+        rounds,
+        led,
+        team_surveys,
+        teams,
+    })
 }
 
 /// A survey's answers as CSV, one row per answer in no particular order:
