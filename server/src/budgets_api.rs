@@ -162,7 +162,7 @@ async fn team_usage(
     let by_raw = q.first("group_by").unwrap_or_else(|| "model".into());
     let by = usage::GroupBy::parse(&by_raw).ok_or_else(|| CoreError::Invalid {
         field: "group_by",
-        message: format!("`{by_raw}` is not model, workspace, day or caller"),
+        message: format!("`{by_raw}` is not model, workspace, day, caller or feature"),
     })?;
     let (from, to) = range(&state, &team, &q)?;
     let tz = state.core.budgets.ledger.time_zone();

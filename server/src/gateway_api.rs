@@ -93,6 +93,7 @@ async fn call(
                 idempotency_key: text(&headers, "idempotency-key"),
                 traceparent: text(&headers, "traceparent"),
                 tracestate: text(&headers, "tracestate"),
+                feature: text(&headers, "x-paved-feature"),
             },
         )
         .await;

@@ -965,10 +965,11 @@ async fn spans_reach_the_collector_with_genai_attributes_and_the_callers_trace()
     // Other tests in this binary hit the same span callsites under other
     // subscribers at the same time; recompute their interest for ours.
     tracing::callsite::rebuild_interest_cache();
-    let r = gw
-        .app
-        .send(with_key(chat(&key, hello(10)), "span-check-1"))
-        .await;
+    let mut request = with_key(chat(&key, hello(10)), "span-check-1");
+    request
+        .headers_mut()
+        .insert("x-paved-feature", "checkout-assistant".parse().unwrap());
+    let r = gw.app.send(request).await;
     assert_status(&r, StatusCode::OK);
     // Flushing blocks until the export is done, and the export needs this
     // (single-threaded) runtime to drive its gRPC call: flush off-thread.
@@ -1021,6 +1022,7 @@ async fn spans_reach_the_collector_with_genai_attributes_and_the_callers_trace()
         ("gen_ai.usage.input_tokens", "10"),
         ("gen_ai.usage.output_tokens", "20"),
         ("server.address", "127.0.0.1"),
+        ("paved.feature", "checkout-assistant"),
     ] {
         let got = span
             .attributes
@@ -1320,5 +1322,79 @@ async fn attack_timeouts_and_media_cannot_dodge_the_budget() {
     assert!(
         after["spent_nanocents"].as_i64().unwrap()
             >= before["spent_nanocents"].as_i64().unwrap() + 900 * 1_000_000
+    );
+}
+
+#[tokio::test]
+async fn the_feature_a_caller_names_is_recorded_and_reported_and_a_bad_one_refused() {
+    let gw = gateway(&[]).await;
+    gw.budget(
+        "payments",
+        LEAD,
+        json!({"period": "monthly", "limit_cents": 100}),
+    )
+    .await;
+    let key = gw.key("payments", LEAD, None).await;
+    let feature = |mut r: Request<Body>, f: &str| {
+        r.headers_mut()
+            .insert("x-paved-feature", f.parse().unwrap());
+        r
+    };
+    // The header, twice; the body's metadata once; none once.
+    for _ in 0..2 {
+        let r = gw
+            .app
+            .send(feature(chat(&key, hello(10)), "support-chat"))
+            .await;
+        assert_status(&r, StatusCode::OK);
+    }
+    let mut body = hello(10);
+    body["metadata"] = json!({"paved_feature": "code-review"});
+    assert_status(&gw.app.send(chat(&key, body)).await, StatusCode::OK);
+    assert_status(&gw.app.send(chat(&key, hello(10))).await, StatusCode::OK);
+    // Hostile names are refused before anything is held or charged.
+    for bad in ["with space", "<script>", "a,b", &"x".repeat(65)] {
+        let r = gw.app.send(feature(chat(&key, hello(10)), bad)).await;
+        assert_status(&r, StatusCode::BAD_REQUEST);
+        let text = body_text(r).await;
+        assert!(text.contains("X-Paved-Feature"), "{text}");
+    }
+    gw.app.state.core.gateway.flush().await;
+    let features: Vec<(Option<String>,)> =
+        sqlx::query_as("SELECT feature FROM llm_usage ORDER BY id")
+            .fetch_all(&gw.app.state.core.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        features,
+        vec![
+            (Some("support-chat".to_owned()),),
+            (Some("support-chat".to_owned()),),
+            (Some("code-review".to_owned()),),
+            (None,)
+        ]
+    );
+    // The usage API groups by feature; the CSV carries it.
+    let (status, report) = gw
+        .app
+        .as_(LEAD)
+        .get("/api/budgets/v1/teams/payments/usage?group_by=feature")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let groups = report["groups"].as_array().unwrap();
+    let of = |k: &str| groups.iter().find(|g| g["key"] == k).cloned();
+    assert_eq!(of("support-chat").unwrap()["requests"], json!(2));
+    assert_eq!(of("code-review").unwrap()["requests"], json!(1));
+    assert_eq!(of("").unwrap()["requests"], json!(1));
+    let (status, csv) = gw
+        .app
+        .as_(LEAD)
+        .text("GET", "/api/budgets/v1/teams/payments/usage.csv", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(csv.lines().next().unwrap().ends_with(",feature"), "{csv}");
+    assert_eq!(
+        csv.lines().filter(|l| l.ends_with(",support-chat")).count(),
+        2
     );
 }

@@ -383,6 +383,9 @@ pub struct BudgetPage {
     pub by_model: Vec<UsageGroup>,
     /// Spend by workspace this period.
     pub by_workspace: Vec<UsageGroup>,
+    /// Spend by the product feature callers named (`X-Paved-Feature`) this period.
+    #[serde(default)]
+    pub by_feature: Vec<UsageGroup>,
     /// Top callers (gateway keys) this period.
     pub callers: Vec<UsageGroup>,
     /// Budget changes, newest first.

@@ -190,6 +190,7 @@ pub fn BudgetPage() -> impl IntoView {
                                 {usage_table("By model", "Model", d.by_model, "by-model")}
                                 {usage_table("Top callers", "Gateway key", d.callers, "callers")}
                                 {usage_table("By workspace", "Workspace", d.by_workspace, "by-workspace")}
+                                {usage_table("By feature", "Feature (X-Paved-Feature)", d.by_feature, "by-feature")}
                                 {circuit_table(d.circuits)}
                             </div>
                             <div class="mt-6">

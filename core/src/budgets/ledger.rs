@@ -271,6 +271,8 @@ pub struct UsageRecord {
     pub error_type: Option<String>,
     /// The W3C trace id.
     pub trace_id: Option<String>,
+    /// The product feature the caller named.
+    pub feature: Option<String>,
     /// The caller's idempotency key.
     pub idempotency_key: Option<String>,
     /// The reservation, if one was made.
@@ -1214,8 +1216,8 @@ async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
                 sqlx::query!(
                     r#"INSERT INTO llm_usage (at, team, workspace_id, key_id, key_name, provider, model, request_type,
                          input_tokens, output_tokens, cost_nanocents, latency_ms, status, error_type, trace_id,
-                         idempotency_key, reservation_id)
-                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"#,
+                         idempotency_key, reservation_id, feature)
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"#,
                     u.at_ms,
                     u.team,
                     u.workspace,
@@ -1232,7 +1234,8 @@ async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
                     u.error_type,
                     u.trace_id,
                     u.idempotency_key,
-                    u.reservation_id
+                    u.reservation_id,
+                    u.feature
                 )
                 .execute(&mut *tx)
                 .await?;

@@ -668,11 +668,18 @@ pub async fn seed_demo(
                 ("payments", _) => "payments-api",
                 _ => "search-ranker",
             };
+            // The product features callers name with X-Paved-Feature.
+            let feature = match (team, call.slot) {
+                ("payments", 0) => Some("checkout-assistant"),
+                ("payments", 1) => Some("fraud-explanations"),
+                ("payments", _) => None,
+                _ => Some("query-rewrite"),
+            };
             let tokens_in = input * volume;
             let tokens_out = output * volume;
             sqlx::query!(
-                r#"INSERT INTO llm_usage (at, team, workspace_id, key_name, provider, model, request_type, input_tokens, output_tokens, cost_nanocents, latency_ms, status, reservation_id)
-                   VALUES (?1, ?2, ?3, ?4, 'openai', ?5, 'chat', ?6, ?7, ?8, 850, 200, 'demo-seed')"#,
+                r#"INSERT INTO llm_usage (at, team, workspace_id, key_name, provider, model, request_type, input_tokens, output_tokens, cost_nanocents, latency_ms, status, reservation_id, feature)
+                   VALUES (?1, ?2, ?3, ?4, 'openai', ?5, 'chat', ?6, ?7, ?8, 850, 200, 'demo-seed', ?9)"#,
                 call.at_ms,
                 team,
                 workspace,
@@ -680,7 +687,8 @@ pub async fn seed_demo(
                 model,
                 tokens_in,
                 tokens_out,
-                cost
+                cost,
+                feature
             )
             .execute(&mut *tx)
             .await?;

@@ -39,6 +39,7 @@ pub async fn budget_page(
     let daily = report(GroupBy::Day).await?;
     let by_model = report(GroupBy::Model).await?;
     let by_workspace = report(GroupBy::Workspace).await?;
+    let by_feature = report(GroupBy::Feature).await?;
     let callers = report(GroupBy::Caller).await?;
     let days: Vec<DayPoint> = usage::days_between(start, end, tz)
         .into_iter()
@@ -86,6 +87,7 @@ pub async fn budget_page(
         workspaces,
         by_model,
         by_workspace,
+        by_feature,
         callers,
         history,
         keys,

@@ -23,6 +23,8 @@ pub enum GroupBy {
     Day,
     /// Per gateway key name: the top callers.
     Caller,
+    /// Per product feature the caller named (`""` for none).
+    Feature,
 }
 
 impl GroupBy {
@@ -33,6 +35,7 @@ impl GroupBy {
             "workspace" => Some(Self::Workspace),
             "day" => Some(Self::Day),
             "caller" => Some(Self::Caller),
+            "feature" => Some(Self::Feature),
             _ => None,
         }
     }
@@ -100,6 +103,15 @@ pub async fn report(
             r#"SELECT COALESCE(key_name, '') AS "key!: String", COUNT(*) AS "requests!: i64", SUM(status >= 400) AS "errors!: i64",
                  SUM(input_tokens) AS "input_tokens!: i64", SUM(output_tokens) AS "output_tokens!: i64", SUM(cost_nanocents) AS "cost!: i64"
                FROM llm_usage WHERE team = ?1 AND at >= ?2 AND at < ?3 GROUP BY key_name ORDER BY 6 DESC, 1 LIMIT 20"#,
+            team, from_ms, to_ms
+        )
+        .fetch_all(pool)
+        .await?,
+        GroupBy::Feature => sqlx::query_as!(
+            Row,
+            r#"SELECT COALESCE(feature, '') AS "key!: String", COUNT(*) AS "requests!: i64", SUM(status >= 400) AS "errors!: i64",
+                 SUM(input_tokens) AS "input_tokens!: i64", SUM(output_tokens) AS "output_tokens!: i64", SUM(cost_nanocents) AS "cost!: i64"
+               FROM llm_usage WHERE team = ?1 AND at >= ?2 AND at < ?3 GROUP BY feature ORDER BY 6 DESC, 1 LIMIT 50"#,
             team, from_ms, to_ms
         )
         .fetch_all(pool)
@@ -179,7 +191,7 @@ pub async fn export_csv(
     }
     let rows = sqlx::query!(
         r#"SELECT at, team, workspace_id, key_name, provider, model, request_type, input_tokens, output_tokens,
-             cost_nanocents, latency_ms, status, error_type, trace_id, idempotency_key
+             cost_nanocents, latency_ms, status, error_type, trace_id, idempotency_key, feature
            FROM llm_usage WHERE (?1 IS NULL OR team = ?1) AND at >= ?2 AND at < ?3 ORDER BY at, id"#,
         team,
         from_ms,
@@ -187,7 +199,7 @@ pub async fn export_csv(
     )
     .fetch_all(pool)
     .await?;
-    let mut out = String::from("time,team,workspace_id,caller,provider,model,request_type,input_tokens,output_tokens,cost_usd,latency_ms,status,error_type,trace_id,idempotency_key\n");
+    let mut out = String::from("time,team,workspace_id,caller,provider,model,request_type,input_tokens,output_tokens,cost_usd,latency_ms,status,error_type,trace_id,idempotency_key,feature\n");
     for r in rows {
         let time = Timestamp::from_millisecond(r.at)
             .map(|t| t.to_string())
@@ -214,6 +226,7 @@ pub async fn export_csv(
             r.error_type.unwrap_or_default(),
             r.trace_id.unwrap_or_default(),
             r.idempotency_key.unwrap_or_default(),
+            r.feature.unwrap_or_default(),
         ];
         let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
         out.push_str(&line.join(","));

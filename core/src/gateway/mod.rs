@@ -72,6 +72,40 @@ pub struct Call {
     pub traceparent: Option<String>,
     /// The caller's W3C `tracestate`.
     pub tracestate: Option<String>,
+    /// The `X-Paved-Feature` header: the product feature the call serves.
+    pub feature: Option<String>,
+}
+
+/// The longest feature name a caller may send.
+pub const MAX_FEATURE_LEN: usize = 64;
+
+/// The product feature a call names: the `X-Paved-Feature` header, else the
+/// body's `metadata.paved_feature` (OpenAI's `metadata` is a string map).
+/// 1–64 letters, digits and `. _ - : /`, so it is safe in a metric label, a
+/// span and a CSV cell; anything else is refused rather than mangled.
+pub fn feature_of(header: Option<&str>, body: &Value) -> Result<Option<String>, String> {
+    let raw = match header {
+        Some(h) => Some(h),
+        None => body
+            .get("metadata")
+            .and_then(|m| m.get("paved_feature"))
+            .and_then(Value::as_str),
+    };
+    let Some(raw) = raw.map(str::trim) else {
+        return Ok(None);
+    };
+    let ok = !raw.is_empty()
+        && raw.len() <= MAX_FEATURE_LEN
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'));
+    if ok {
+        Ok(Some(raw.to_owned()))
+    } else {
+        Err(format!(
+            "X-Paved-Feature (or metadata.paved_feature) must be 1–{MAX_FEATURE_LEN} letters, digits, '.', '_', '-', ':' or '/'."
+        ))
+    }
 }
 
 /// A body to send back.
@@ -256,6 +290,8 @@ struct Context {
     trace: TraceContext,
     idempotency: Option<(String, String)>,
     span: tracing::Span,
+    /// The product feature the caller named.
+    feature: Option<String>,
 }
 
 impl Context {
@@ -436,6 +472,10 @@ impl Gateway {
         let Some(model) = parsed.get("model").and_then(Value::as_str) else {
             return Reply::error(400, "invalid_request_error", "`model` is required.");
         };
+        let feature = match feature_of(call.feature.as_deref(), &parsed) {
+            Ok(f) => f,
+            Err(message) => return Reply::error(400, "invalid_request_error", message),
+        };
         let Some(route) = self.config.llm.routes.get(model).cloned() else {
             return Reply::error(
                 404,
@@ -474,6 +514,7 @@ impl Gateway {
             trace_id = %trace.trace_id,
             paved.team = %key.team,
             paved.workspace_id = %key.workspace,
+            paved.feature = feature.as_deref().unwrap_or(""),
         );
         trace.link(&span);
         let idempotency = match &call.idempotency_key {
@@ -498,6 +539,7 @@ impl Gateway {
             trace,
             idempotency,
             span: span.clone(),
+            feature,
         };
         self.clone()
             .run(ctx, parsed, call.body)
@@ -1152,6 +1194,7 @@ impl Gateway {
             trace_id: Some(ctx.trace.trace_id.clone()),
             idempotency_key: ctx.idempotency.as_ref().map(|(k, _)| k.clone()),
             reservation_id: hold.map(|h| h.id.clone()),
+            feature: ctx.feature.clone(),
         }
     }
 
