@@ -85,7 +85,10 @@ fn NavLinks(me: Principal, #[prop(into)] class: String) -> impl IntoView {
     let insights = authorize(&me, Action::ViewPlatformInsights)
         .is_ok()
         .then(|| {
-            view! { <A href="/llm" attr:class="nav-link">"LLM gateway"</A> }
+            view! {
+                <A href="/llm" attr:class="nav-link">"LLM gateway"</A>
+                <A href="/capabilities" attr:class="nav-link">"Capabilities"</A>
+            }
         });
     view! {
         <nav aria-label="Main" class=format!("{class} items-start gap-1 md:items-center")>

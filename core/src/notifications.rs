@@ -8,6 +8,9 @@ use crate::{now_unix, CoreError};
 
 pub use paved_shared::notifications::{Notification, Severity};
 
+/// The recipient every platform PM and admin reads.
+pub const PLATFORM_ROLE: &str = "role:platform";
+
 /// Sends one notification to each recipient, in one transaction.
 pub async fn send(
     pool: &SqlitePool,
@@ -18,9 +21,35 @@ pub async fn send(
     severity: Severity,
     origin: Option<&str>,
 ) -> Result<(), CoreError> {
-    let now = now_unix();
-    let severity = severity.as_str();
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    send_in(
+        &mut tx,
+        recipients,
+        title,
+        description,
+        link,
+        severity,
+        origin,
+        now_unix(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`send`] inside the caller's transaction, stamped `now` (unix seconds).
+#[allow(clippy::too_many_arguments)]
+pub async fn send_in(
+    tx: &mut sqlx::SqliteConnection,
+    recipients: &[String],
+    title: &str,
+    description: Option<&str>,
+    link: Option<&str>,
+    severity: Severity,
+    origin: Option<&str>,
+    now: i64,
+) -> Result<(), CoreError> {
+    let severity = severity.as_str();
     for recipient in recipients {
         sqlx::query!(
             "INSERT INTO notifications (recipient, title, description, link, severity, origin, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -35,7 +64,6 @@ pub async fn send(
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -43,6 +71,10 @@ pub async fn send(
 pub fn recipients_for(principal: &Principal) -> Vec<String> {
     let mut out = vec![reader_ref(principal), "broadcast".to_owned()];
     out.extend(principal.teams.keys().map(|t| format!("group:default/{t}")));
+    // Platform PMs and admins hear about the platform's own capabilities.
+    if !principal.platform_roles.is_empty() {
+        out.push(PLATFORM_ROLE.to_owned());
+    }
     out
 }
 

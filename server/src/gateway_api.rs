@@ -146,6 +146,10 @@ pub async fn metrics(
         Ok(dora) => text.push_str(&dora),
         Err(e) => tracing::warn!(error = %e, "the DORA gauges could not be computed"),
     }
+    match paved_core::outcomes::capabilities::list(core, now).await {
+        Ok(c) => text.push_str(&paved_core::outcomes::capabilities::prometheus(&c)),
+        Err(e) => tracing::warn!(error = %e, "the SLO gauges could not be computed"),
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -302,6 +302,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         .clone()
         .map(|vault| tokio::spawn(vault.maintain()));
     let scaffolder = tokio::spawn(paved_core::scaffold::run_workers(state.core.clone()));
+    let slo_alerts = tokio::spawn(slo_alert_loop(state.core.clone()));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;
@@ -315,10 +316,24 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     purge.abort();
     catalog.abort();
     scaffolder.abort();
+    slo_alerts.abort();
     if let Some(vault) = vault {
         vault.abort();
     }
     served.map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// Checks the platform capabilities' SLOs every minute and notifies the
+/// owner of each new breach or fast burn once.
+pub async fn slo_alert_loop(core: CoreState) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        interval.tick().await;
+        let now = core.budgets.ledger.now_ms() / 1000;
+        if let Err(e) = paved_core::outcomes::capabilities::alert(&core, now).await {
+            tracing::warn!(error = %e, "the capabilities' SLOs could not be checked");
+        }
+    }
 }
 
 /// Registers and reads the configured catalog locations (then `/readyz` turns

@@ -50,6 +50,8 @@ pub fn routes() -> Router<AppState> {
         .route("/surveys/{id}/results.csv", get(survey_csv))
         .route("/surveys/{id}/themes", axum::routing::put(survey_themes))
         .route("/surveys/{id}/prompt", post(survey_prompt))
+        .route("/capabilities", get(capabilities))
+        .route("/capabilities/{*id}", get(capability))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -515,4 +517,26 @@ async fn survey_prompt(
     };
     surveys::hold_prompt(&state.core, &p, &id, dismiss, now(&state)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn capabilities(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Vec<paved_shared::capabilities::CapabilityView>>> {
+    Ok(Json(
+        outcomes::capabilities::registry(&state.core, &p, now(&state)).await?,
+    ))
+}
+
+async fn capability(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<paved_shared::capabilities::CapabilityView>> {
+    let id = id.trim_start_matches('/');
+    let all = outcomes::capabilities::registry(&state.core, &p, now(&state)).await?;
+    all.into_iter()
+        .find(|c| c.id.eq_ignore_ascii_case(id))
+        .map(Json)
+        .ok_or_else(|| CoreError::NotFound(format!("capability {id}")).into())
 }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod budgets;
+pub mod capabilities;
 pub mod catalog;
 pub mod forms;
 pub mod identity;

@@ -6,6 +6,7 @@
 //! Every number links to the list it was computed from, and every row of
 //! that list says why it counts.
 
+pub mod capabilities;
 pub mod sources;
 pub mod surveys;
 

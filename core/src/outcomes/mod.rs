@@ -7,6 +7,7 @@
 //! deployments, changes and incidents behind it and the reason each counts.
 
 pub mod cache;
+pub mod capabilities;
 pub mod compute;
 pub mod config;
 pub mod demo;
