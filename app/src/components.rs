@@ -86,6 +86,7 @@ fn NavLinks(me: Principal, #[prop(into)] class: String) -> impl IntoView {
         .is_ok()
         .then(|| {
             view! {
+                <A href="/platform" attr:class="nav-link">"Platform"</A>
                 <A href="/llm" attr:class="nav-link">"LLM gateway"</A>
                 <A href="/capabilities" attr:class="nav-link">"Capabilities"</A>
             }

@@ -101,6 +101,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/llm") view=LlmOverviewPage ssr=SsrMode::Async />
                     <Route path=path!("/surveys") view=outcomes::surveys::SurveysPage ssr=SsrMode::Async />
                     <Route path=path!("/capabilities") view=outcomes::capabilities::CapabilitiesPage ssr=SsrMode::Async />
+                    <Route path=path!("/platform") view=outcomes::platform::PlatformPage ssr=SsrMode::Async />
                     <Route path=path!("/surveys/:id") view=outcomes::surveys::SurveyResultsPage ssr=SsrMode::Async />
                     <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async />
                     <Route path=path!("/notifications") view=NotificationsPage ssr=SsrMode::Async />

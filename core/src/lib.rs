@@ -60,6 +60,8 @@ pub struct CoreState {
     pub outcomes_versions: Arc<outcomes::cache::Versions>,
     /// Components' attributions kept between reads.
     pub outcomes_attributions: Arc<outcomes::cache::AttributionCache>,
+    /// Who used Paved today (for weekly and monthly active people).
+    pub activity: Arc<outcomes::adoption::Activity>,
 }
 
 /// Why the domain state could not be built.
@@ -130,6 +132,7 @@ impl CoreState {
             outcomes_graphs: Arc::default(),
             outcomes_versions: Arc::default(),
             outcomes_attributions: Arc::default(),
+            activity: Arc::default(),
         })
     }
 }

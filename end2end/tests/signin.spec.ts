@@ -5,7 +5,7 @@ const homes = [
   { username: 'dana', badge: 'Developer', teams: ['payments · member'], next: 'Find or create a service' },
   { username: 'lee', badge: 'Team lead', teams: ['payments · lead'], next: "Your team's LLM budget" },
   { username: 'sam', badge: 'Team lead', teams: ['search · lead'], next: "Your team's LLM budget" },
-  { username: 'pat', badge: 'Platform PM', teams: [], next: 'LLM spend across teams' },
+  { username: 'pat', badge: 'Platform PM', teams: [], next: 'Teams over the last 30 days' },
   { username: 'ada', badge: 'Platform admin', teams: [], next: 'Golden paths' },
 ];
 

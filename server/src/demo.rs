@@ -73,5 +73,6 @@ pub async fn seed(
     let tz = paved_core::budgets::period::time_zone(&config.llm.time_zone)?;
     paved_core::budgets::seed_demo(pool, &tz, now_ms).await?;
     paved_core::outcomes::demo::seed(pool, now_ms / 1000).await?;
+    paved_core::outcomes::capabilities::seed_demo(pool, now_ms / 1000).await?;
     Ok(())
 }

@@ -78,6 +78,10 @@ pub async fn authenticate(
 
     match principal {
         Some(p) => {
+            if let Some(user) = p.user_id {
+                let now = state.core.budgets.ledger.now_ms() / 1000;
+                state.core.activity.touch(&state.core.db, user, now);
+            }
             request.extensions_mut().insert(p);
             next.run(request).await
         }

@@ -50,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/surveys/{id}/results.csv", get(survey_csv))
         .route("/surveys/{id}/themes", axum::routing::put(survey_themes))
         .route("/surveys/{id}/prompt", post(survey_prompt))
+        .route("/adoption", get(adoption))
         .route("/capabilities", get(capabilities))
         .route("/capabilities/{*id}", get(capability))
 }
@@ -539,4 +540,13 @@ async fn capability(
         .find(|c| c.id.eq_ignore_ascii_case(id))
         .map(Json)
         .ok_or_else(|| CoreError::NotFound(format!("capability {id}")).into())
+}
+
+async fn adoption(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<paved_shared::adoption::Adoption>> {
+    Ok(Json(
+        outcomes::adoption::adoption(&state.core, &p, now(&state)).await?,
+    ))
 }

@@ -3,6 +3,7 @@
 //! types of each feature, and the input rules the browser checks as you type
 //! and the server enforces ([`forms`]: template forms, names, links).
 
+pub mod adoption;
 pub mod auth;
 pub mod budgets;
 pub mod capabilities;

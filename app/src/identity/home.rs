@@ -5,6 +5,7 @@ use leptos_meta::Title;
 
 use crate::components::{loaded, Badge, Card, EmptyState, MeResource, PageHeader, Tone};
 use crate::identity::{home_role, HomeRole, Principal, TeamRole};
+use crate::outcomes::platform::PlatformHomeBody;
 use crate::outcomes::surveys::SurveyPromptCard;
 
 /// The signed-in home page.
@@ -71,11 +72,113 @@ fn Home(me: Principal) -> impl IntoView {
             }).collect_view()}
         </div>
         <SurveyPromptCard />
-        <div class="grid gap-4 md:grid-cols-2 lg:grid-cols-3">
-            {next_steps(role, &me)}
-        </div>
+        {match role {
+            HomeRole::ProductManager => view! { <PlatformHomeBody base="/" /> }.into_any(),
+            HomeRole::Admin => view! {
+                <div class="grid gap-4 md:grid-cols-2 lg:grid-cols-3">{next_steps(role, &me)}</div>
+                <h2 class="mb-3 mt-8 text-lg font-semibold">"The platform at a glance"</h2>
+                <PlatformHomeBody base="/" />
+            }.into_any(),
+            _ => view! {
+                <div class="mb-6 grid gap-4 md:grid-cols-2 lg:grid-cols-3">
+                    <MyTasks />
+                    {me.teams.keys().cloned().map(|team| view! { <TeamGlance team /> }).collect_view()}
+                    <Unread />
+                </div>
+                <div class="grid gap-4 md:grid-cols-2 lg:grid-cols-3">{next_steps(role, &me)}</div>
+            }.into_any(),
+        }}
     }
     .into_any()
+}
+
+/// The person's recent golden-path runs.
+#[component]
+fn MyTasks() -> impl IntoView {
+    let tasks = Resource::new(|| (), |_| crate::scaffold::scaffold_my_tasks());
+    view! {
+        <Card title="Your recent runs">
+            <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match tasks.await {
+                        Ok(list) if !list.is_empty() => view! {
+                            <ul class="flex flex-col gap-1 text-sm" data-testid="home-tasks">
+                                {list.into_iter().take(5).map(|t| {
+                                    let tone = match t.status.as_str() {
+                                        "completed" => Tone::Success,
+                                        "failed" => Tone::Danger,
+                                        "open" | "processing" => Tone::Info,
+                                        _ => Tone::Neutral,
+                                    };
+                                    view! {
+                                        <li class="flex items-center justify-between gap-2">
+                                            <a class="link truncate" href=format!("/create/tasks/{}", t.id)>{t.template_title}</a>
+                                            <Badge tone>{t.status.as_str()}</Badge>
+                                        </li>
+                                    }
+                                }).collect_view()}
+                            </ul>
+                        }.into_any(),
+                        _ => view! {
+                            <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"Nothing run yet: a golden path creates the repository, catalog entry and secrets in one go."</p>
+                            <a href="/create" class="btn-secondary">"Choose a golden path"</a>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </Card>
+    }
+}
+
+/// One of the person's teams: catalog problems and where its outcomes are.
+#[component]
+fn TeamGlance(team: String) -> impl IntoView {
+    let name = team.clone();
+    let problems = Resource::new(move || name.clone(), crate::catalog::team_problems);
+    let outcomes = format!("/teams/{team}/outcomes");
+    let page = format!("/teams/{team}");
+    view! {
+        <Card title=format!("Team {team}")>
+            <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
+                {move || Suspend::new({
+                    let page = page.clone();
+                    async move {
+                        match problems.await {
+                            Ok(p) if !p.is_empty() => view! {
+                                <p class="mb-2 text-sm" data-testid="home-problems"><Badge tone=Tone::Warning>{format!("{} catalog problems", p.len())}</Badge></p>
+                                <a class="link text-sm" href=page>"See what to fix"</a>
+                            }.into_any(),
+                            Ok(_) => view! { <p class="mb-2 text-sm text-slate-600 dark:text-slate-400">"Every catalog entry the team owns reads cleanly."</p> }.into_any(),
+                            Err(_) => view! { <p class="mb-2 text-sm text-slate-500">"Catalog problems could not be read just now."</p> }.into_any(),
+                        }
+                    }
+                })}
+            </Suspense>
+            <a class="btn-secondary mt-2" href=outcomes>"Delivery outcomes"</a>
+        </Card>
+    }
+}
+
+/// Unread notifications, with the way to them.
+#[component]
+fn Unread() -> impl IntoView {
+    let unread = Resource::new(|| (), |_| crate::notifications::notifications_unread());
+    view! {
+        <Card title="Notifications">
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let n = unread.await.unwrap_or(0);
+                    let text = match n {
+                        0 => "You're all caught up.".to_owned(),
+                        1 => "1 unread notification.".to_owned(),
+                        n => format!("{n} unread notifications."),
+                    };
+                    view! { <p class="mb-3 text-sm text-slate-600 dark:text-slate-400" data-testid="home-unread">{text}</p> }
+                })}
+            </Suspense>
+            <a href="/notifications" class="btn-secondary">"Open notifications"</a>
+        </Card>
+    }
 }
 
 fn next_steps(role: HomeRole, me: &Principal) -> AnyView {
@@ -84,6 +187,10 @@ fn next_steps(role: HomeRole, me: &Principal) -> AnyView {
     let team_href = format!("/teams/{lead_team}");
     match role {
         HomeRole::Admin => view! {
+            <Card title="Platform capabilities">
+                <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"Every golden path, model route and platform service with its owner, SLOs and error budget."</p>
+                <a href="/capabilities" class="btn-secondary">"Open capabilities"</a>
+            </Card>
             <Card title="Golden paths">
                 <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"The templates teams start services from, and where the catalog reads them."</p>
                 <a href="/catalog/locations" class="btn-secondary">"Manage catalog locations"</a>

@@ -7,6 +7,7 @@
 //! that list says why it counts.
 
 pub mod capabilities;
+pub mod platform;
 pub mod sources;
 pub mod surveys;
 
@@ -435,7 +436,17 @@ fn trend(key: &Key) -> Option<(String, Tone)> {
 
 /// A weekly sparkline: an SVG polyline with a gap where a week had no data,
 /// described in words for screen readers.
-fn sparkline(values: &[Option<f64>], unit: &str, title: &str) -> impl IntoView {
+pub(crate) fn sparkline(values: &[Option<f64>], unit: &str, title: &str) -> impl IntoView {
+    sparkline_per(values, unit, title, "week")
+}
+
+/// [`sparkline`] over `period`s (`week`, `day`).
+pub(crate) fn sparkline_per(
+    values: &[Option<f64>],
+    unit: &str,
+    title: &str,
+    period: &str,
+) -> impl IntoView {
     let (w, h) = (120.0_f64, 32.0_f64);
     let max = values
         .iter()
@@ -473,7 +484,7 @@ fn sparkline(values: &[Option<f64>], unit: &str, title: &str) -> impl IntoView {
         .collect::<Vec<_>>()
         .join(", ");
     let label = format!(
-        "{title} per week over the last {} weeks, in {unit}: {words}",
+        "{title} per {period} over the last {} {period}s, in {unit}: {words}",
         values.len()
     );
     view! {

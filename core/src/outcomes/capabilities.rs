@@ -462,6 +462,28 @@ pub async fn list(core: &crate::CoreState, now: i64) -> Result<Vec<CapabilityVie
     Ok(out)
 }
 
+/// The demo's incident: yesterday twelve `gpt-4o` calls failed upstream
+/// (502), so that model route is below its SLO and the registry, the
+/// notifications and the PM's home have something to show.
+pub async fn seed_demo(pool: &SqlitePool, now: i64) -> Result<(), CoreError> {
+    let at = (now - 86_400) * 1000;
+    let mut tx = pool.begin().await?;
+    for i in 0..12_i64 {
+        let when = at + i * 60_000;
+        sqlx::query!(
+            r#"INSERT INTO llm_usage (at, team, workspace_id, key_name, provider, model, request_type, input_tokens,
+                                      output_tokens, cost_nanocents, latency_ms, status, error_type, reservation_id, feature)
+               VALUES (?1, 'payments', '', 'payments-api', 'openai', 'gpt-4o', 'chat', 0, 0, 0, 30000, 502,
+                       'upstream_5xx', 'demo-seed', 'fraud-explanations')"#,
+            when
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// One capability by id, or not found.
 pub async fn get(core: &crate::CoreState, id: &str, now: i64) -> Result<CapabilityView, CoreError> {
     list(core, now)

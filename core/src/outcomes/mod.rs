@@ -6,6 +6,7 @@
 //! computed when asked ([`compute`]), so every number comes with the
 //! deployments, changes and incidents behind it and the reason each counts.
 
+pub mod adoption;
 pub mod cache;
 pub mod capabilities;
 pub mod compute;
@@ -533,66 +534,8 @@ pub async fn unmapped(
 /// per team and per component, in Prometheus' text format. A gauge with no
 /// data is left out (absent, never 0).
 pub async fn prometheus(core: &crate::CoreState, now: i64) -> Result<String, CoreError> {
-    let pool = &core.db;
     use std::fmt::Write;
-    let rows = sqlx::query!(
-        r#"SELECT entity_ref AS "entity_ref!", owner_ref, body FROM catalog_entities
-           WHERE kind_key = 'component' AND owner_ref LIKE 'group:%' ORDER BY entity_ref"#
-    )
-    .fetch_all(pool)
-    .await?;
-    let query = Query {
-        window: Window {
-            from: now - 30 * 86_400,
-            to: now,
-            tz: jiff::tz::TimeZone::UTC,
-        },
-        environment: None,
-        scheme: BandScheme::Dora2024,
-    };
-    let mut by_team: std::collections::BTreeMap<String, Vec<Arc<Attribution>>> = Default::default();
-    let mut components = Vec::new();
-    for r in rows {
-        let entity: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-        let (repos, path_prefix) = read::repos_of(&entity);
-        let scope = Scope {
-            component: r.entity_ref.clone(),
-            repos,
-            path_prefix,
-        };
-        // Past the cache: a scrape reads every component, and would push
-        // out what people are looking at.
-        let attribution = Arc::new(attribute_one(core, &scope, &query).await?);
-        if attribution.deployments.is_empty() && attribution.incidents.is_empty() {
-            continue;
-        }
-        let team = r
-            .owner_ref
-            .as_deref()
-            .and_then(|o| o.rsplit('/').next())
-            .unwrap_or_default()
-            .to_owned();
-        let name = r
-            .entity_ref
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        components.push((
-            team.clone(),
-            name,
-            compute::dora(
-                std::slice::from_ref(&attribution),
-                &query.window,
-                query.scheme,
-            ),
-        ));
-        by_team.entry(team).or_default().push(attribution);
-    }
-    let teams: Vec<(String, Dora)> = by_team
-        .iter()
-        .map(|(team, a)| (team.clone(), compute::dora(a, &query.window, query.scheme)))
-        .collect();
+    let (teams, components) = dora_by_team(core, now).await?;
     let escape = |v: &str| {
         v.replace('\\', "\\\\")
             .replace('"', "\\\"")
@@ -653,4 +596,75 @@ pub async fn prometheus(core: &crate::CoreState, now: i64) -> Result<String, Cor
         }
     }
     Ok(out)
+}
+
+/// DORA's keys over the last 30 days for each team and each of its
+/// components that had deployments or incidents (absent otherwise), for
+/// `/metrics` and the platform home. Past the attribution cache: it reads
+/// every component, and would push out what people are looking at.
+#[allow(clippy::type_complexity)]
+pub async fn dora_by_team(
+    core: &crate::CoreState,
+    now: i64,
+) -> Result<(Vec<(String, Dora)>, Vec<(String, String, Dora)>), CoreError> {
+    let pool = &core.db;
+    let rows = sqlx::query!(
+        r#"SELECT entity_ref AS "entity_ref!", owner_ref, body FROM catalog_entities
+           WHERE kind_key = 'component' AND owner_ref LIKE 'group:%' ORDER BY entity_ref"#
+    )
+    .fetch_all(pool)
+    .await?;
+    let query = Query {
+        window: Window {
+            from: now - 30 * 86_400,
+            to: now,
+            tz: jiff::tz::TimeZone::UTC,
+        },
+        environment: None,
+        scheme: BandScheme::Dora2024,
+    };
+    let mut by_team: std::collections::BTreeMap<String, Vec<Arc<Attribution>>> = Default::default();
+    let mut components = Vec::new();
+    for r in rows {
+        let entity: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+        let (repos, path_prefix) = read::repos_of(&entity);
+        let scope = Scope {
+            component: r.entity_ref.clone(),
+            repos,
+            path_prefix,
+        };
+        // Past the cache: a scrape reads every component, and would push
+        // out what people are looking at.
+        let attribution = Arc::new(attribute_one(core, &scope, &query).await?);
+        if attribution.deployments.is_empty() && attribution.incidents.is_empty() {
+            continue;
+        }
+        let team = r
+            .owner_ref
+            .as_deref()
+            .and_then(|o| o.rsplit('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        let name = r
+            .entity_ref
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        components.push((
+            team.clone(),
+            name,
+            compute::dora(
+                std::slice::from_ref(&attribution),
+                &query.window,
+                query.scheme,
+            ),
+        ));
+        by_team.entry(team).or_default().push(attribution);
+    }
+    let teams: Vec<(String, Dora)> = by_team
+        .iter()
+        .map(|(team, a)| (team.clone(), compute::dora(a, &query.window, query.scheme)))
+        .collect();
+    Ok((teams, components))
 }

@@ -936,6 +936,47 @@ pub async fn rounds(
         .collect())
 }
 
+/// The latest survey (by opening) whose overall NPS can be shown, as
+/// (id, title, NPS, answers), and each team's NPS in it where the team's
+/// group reaches the survey's minimum: for the platform home.
+pub async fn latest_by_team(
+    pool: &SqlitePool,
+    now: i64,
+) -> Result<(Option<(String, String, i32, u64)>, BTreeMap<String, i32>), CoreError> {
+    let candidates = sqlx::query!(
+        r#"SELECT s.id AS "id!", s.title, s.min_group, COUNT(a.id) AS "responses!: i64"
+           FROM surveys s JOIN survey_answers a ON a.survey_id = s.id
+           WHERE s.opens_at <= ?1 GROUP BY s.id HAVING COUNT(a.id) >= s.min_group
+           ORDER BY s.opens_at DESC, s.id LIMIT 1"#,
+        now
+    )
+    .fetch_all(pool)
+    .await?;
+    let Some(latest) = candidates.into_iter().next() else {
+        return Ok((None, BTreeMap::new()));
+    };
+    let all = answers(pool, &latest.id).await?;
+    let overall = score(&all, 0);
+    let min = latest.min_group.max(i64::from(LOWEST_MIN_GROUP)) as u64;
+    let mut per_team: BTreeMap<String, Vec<&Answer>> = BTreeMap::new();
+    for a in &all {
+        for t in &a.teams {
+            per_team.entry(t.clone()).or_default().push(a);
+        }
+    }
+    let teams = per_team
+        .into_iter()
+        .filter_map(|(team, of)| {
+            let s = score(of, 0);
+            (s.responses >= min).then_some((team, s.nps))
+        })
+        .collect();
+    Ok((
+        Some((latest.id, latest.title, overall.nps, overall.responses)),
+        teams,
+    ))
+}
+
 /// The one survey the home page offers the caller now: open, asking them,
 /// not answered, snoozed or dismissed. `None` for service tokens.
 pub async fn prompt(

@@ -1,0 +1,231 @@
+//! The platform PM's home (`/platform`, and the home page of platform PMs
+//! and admins): adoption as weekly trends, every team side by side (DORA,
+//! adoption, AI cost, NPS) with sortable columns, the latest survey and the
+//! capabilities that need attention. Server-rendered; sorting is a link.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+use paved_shared::adoption::{AdoptionWeek, PlatformHome, TeamRow};
+use paved_shared::outcomes::duration;
+
+use crate::components::{loaded, percent_encode, Card, EmptyState, PageHeader};
+use crate::error::AppError;
+use crate::outcomes::capabilities::capability_href;
+use crate::outcomes::{sparkline, sparkline_per};
+
+/// The platform home's data (platform PMs and admins).
+#[server(endpoint = "platform_home_data")]
+pub async fn platform_home_data() -> Result<PlatformHome, AppError> {
+    let user = crate::ssr::require_user()?;
+    let core = crate::ssr::core()?;
+    let now = core.budgets.ledger.now_ms() / 1000;
+    Ok(paved_core::outcomes::adoption::platform_home(&core, &user, now).await?)
+}
+
+/// `/platform`.
+#[component]
+pub fn PlatformPage() -> impl IntoView {
+    view! {
+        <Title text="Platform" />
+        <PageHeader title="The platform as a product" subtitle="Whether teams adopt the platform, and whether it makes their delivery better." />
+        <PlatformHomeBody base="/platform" />
+    }
+}
+
+/// The body of the platform home, with sorting links to `base`.
+#[component]
+pub fn PlatformHomeBody(#[prop(into)] base: String) -> impl IntoView {
+    let data = Resource::new(|| (), |_| platform_home_data());
+    let query = use_query_map();
+    let sort = move || query.with(|q| q.get("sort").unwrap_or_else(|| "ai_cost".into()));
+    view! {
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading the platform's numbers…"</p> }>
+            {move || Suspend::new({
+                let base = base.clone();
+                async move {
+                    let sort = sort();
+                    loaded(data.await, move |home| view! { <Body home sort base /> })
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn money(cents: f64) -> String {
+    format!("${:.2}", cents / 100.0)
+}
+
+fn ratio(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "—".into()
+    } else {
+        format!("{:.0}%", part as f64 / whole as f64 * 100.0)
+    }
+}
+
+fn series(weeks: &[AdoptionWeek], f: fn(&AdoptionWeek) -> f64) -> Vec<Option<f64>> {
+    weeks.iter().map(|w| Some(f(w))).collect()
+}
+
+#[component]
+fn Trend(
+    label: &'static str,
+    value: String,
+    detail: String,
+    values: Vec<Option<f64>>,
+    unit: &'static str,
+) -> impl IntoView {
+    view! {
+        <div class="card" data-testid="adoption-tile">
+            <p class="text-sm text-slate-600 dark:text-slate-400">{label}</p>
+            <p class="text-2xl font-semibold tabular-nums">{value}</p>
+            <p class="text-xs text-slate-500">{detail}</p>
+            <div class="mt-2">{sparkline(&values, unit, label)}</div>
+        </div>
+    }
+}
+
+fn sort_rows(rows: &mut [TeamRow], sort: &str) {
+    let key = |r: &TeamRow| -> f64 {
+        match sort {
+            "members" => r.members as f64,
+            "services" => r.services as f64,
+            "runs" => r.template_runs as f64,
+            "deploys" => r
+                .dora
+                .as_ref()
+                .map_or(-1.0, |d| d.deployment_frequency.per_week),
+            "lead_time" => r
+                .dora
+                .as_ref()
+                .and_then(|d| d.lead_time_seconds.median)
+                .map_or(f64::MAX, |m| m as f64),
+            "nps" => r.nps.map_or(-1000.0, f64::from),
+            "secrets" => r.secrets as f64,
+            _ => r.ai_cost_cents,
+        }
+    };
+    if sort == "team" {
+        rows.sort_by(|a, b| a.team.cmp(&b.team));
+    } else if sort == "lead_time" {
+        rows.sort_by(|a, b| key(a).total_cmp(&key(b)).then_with(|| a.team.cmp(&b.team)));
+    } else {
+        rows.sort_by(|a, b| key(b).total_cmp(&key(a)).then_with(|| a.team.cmp(&b.team)));
+    }
+}
+
+#[component]
+fn Body(home: PlatformHome, sort: String, base: String) -> impl IntoView {
+    let a = home.adoption.clone();
+    let weeks = a.weeks.clone();
+    let last = weeks.last().cloned().unwrap_or_default();
+    let mut rows = home.teams.clone();
+    sort_rows(&mut rows, &sort);
+    let (base_for, sort_for) = (base.clone(), sort.clone());
+    let heading = move |key: &'static str, label: &'static str, numeric: bool| {
+        let href = format!("{base_for}?sort={}#teams", percent_encode(key));
+        let current = sort_for == key;
+        view! {
+            <th scope="col" class=if numeric { "text-right" } else { "" }
+                aria-sort=if current { if key == "team" || key == "lead_time" { "ascending" } else { "descending" } } else { "none" }>
+                <a class="hover:underline" href=href>{label}{if current { " ▾" } else { "" }}</a>
+            </th>
+        }
+    };
+    let attention = if home.attention.is_empty() {
+        view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid="attention-empty">"Every capability is inside its SLO."</p> }.into_any()
+    } else {
+        view! {
+            <ul class="flex flex-col gap-1" data-testid="attention">
+                {home.attention.iter().map(|(id, name, state)| view! {
+                    <li><a class="link" href=capability_href(id)>{name.clone()}</a>{format!(" · {state}")}</li>
+                }).collect_view()}
+            </ul>
+        }
+        .into_any()
+    };
+    let survey = match &home.latest_survey {
+        Some((id, title, nps, n)) => view! {
+            <p class="text-2xl font-semibold tabular-nums" data-testid="latest-nps">{format!("{nps:+}")}</p>
+            <p class="text-sm text-slate-600 dark:text-slate-400">{format!("{title} · {n} answers")}</p>
+            <a class="btn-secondary mt-2" href=format!("/surveys/{id}")>"Open the results"</a>
+        }
+        .into_any(),
+        None => view! {
+            <p class="text-sm text-slate-600 dark:text-slate-400">"No survey has enough answers to show an NPS yet."</p>
+            <a class="btn-secondary mt-2" href="/surveys">"Create a survey"</a>
+        }
+        .into_any(),
+    };
+    view! {
+        <div class="grid gap-4 sm:grid-cols-2 lg:grid-cols-4">
+            <Trend label="Teams onboarded" value=format!("{} of {}", a.teams_onboarded, a.teams_total)
+                detail=format!("{} own a service or ran a golden path", ratio(a.teams_onboarded, a.teams_total))
+                values=series(&weeks, |w| w.template_runs as f64) unit="golden-path runs" />
+            <Trend label="Services from golden paths" value=format!("{} of {}", a.services_from_golden_paths, a.services_total)
+                detail=format!("{} of the catalog's services · {:.0} hours saved in 30 days", ratio(a.services_from_golden_paths, a.services_total), a.hours_saved_30d)
+                values=series(&weeks, |w| w.template_successes as f64) unit="successful runs" />
+            <Trend label="Active people" value=format!("{} this week", a.weekly_active)
+                detail=format!("{} in 30 days of {} people", a.monthly_active, a.people_total)
+                values=series(&weeks, |w| w.active_people as f64) unit="people" />
+            <Trend label="Gateway calls this week" value=last.gateway_requests.to_string()
+                detail=format!("{} spent this week · {} secret versions written", money(last.gateway_cost_cents), last.secret_writes)
+                values=series(&weeks, |w| w.gateway_requests as f64) unit="calls" />
+        </div>
+        <div class="mt-6 grid gap-4 md:grid-cols-2">
+            <Card title="Needs attention">
+                {attention}
+                <a class="btn-secondary mt-3" href="/capabilities">"All capabilities"</a>
+            </Card>
+            <Card title="Latest NPS">
+                <div class="flex flex-col items-start">{survey}</div>
+            </Card>
+        </div>
+        <Card title="Teams over the last 30 days" class="mt-6">
+            {if rows.is_empty() {
+                view! { <EmptyState title="No teams yet" body="Teams appear when people sign in through groups that map to teams (PAVED_OIDC_GROUP_MAPPING)." /> }.into_any()
+            } else {
+                view! {
+                    <div class="overflow-x-auto" id="teams">
+                        <table class="table" data-testid="team-comparison">
+                            <thead><tr>
+                                {heading("team", "Team", false)}
+                                {heading("members", "People", true)}
+                                {heading("services", "Services", true)}
+                                {heading("runs", "Golden-path runs", true)}
+                                {heading("deploys", "Deploys / week", true)}
+                                {heading("lead_time", "Lead time", true)}
+                                {heading("secrets", "Secrets", true)}
+                                {heading("ai_cost", "AI cost", true)}
+                                <th scope="col">"AI cost per day"</th>
+                                {heading("nps", "NPS", true)}
+                            </tr></thead>
+                            <tbody>
+                                {rows.into_iter().map(|r| {
+                                    let daily: Vec<Option<f64>> = r.ai_cost_daily.iter().map(|c| Some(c / 100.0)).collect();
+                                    let team_href = format!("/teams/{}/outcomes", r.team);
+                                    view! {
+                                        <tr data-testid="team-row">
+                                            <td><a class="link font-medium" href=team_href>{r.team.clone()}</a></td>
+                                            <td class="text-right tabular-nums">{r.members}</td>
+                                            <td class="text-right tabular-nums">{r.services}</td>
+                                            <td class="text-right tabular-nums">{r.template_runs}</td>
+                                            <td class="text-right tabular-nums">{r.dora.as_ref().map(|d| format!("{:.1}", d.deployment_frequency.per_week)).unwrap_or_else(|| "—".into())}</td>
+                                            <td class="text-right tabular-nums">{r.dora.as_ref().and_then(|d| d.lead_time_seconds.median).map(duration).unwrap_or_else(|| "—".into())}</td>
+                                            <td class="text-right tabular-nums">{r.secrets}</td>
+                                            <td class="text-right tabular-nums">{money(r.ai_cost_cents)}</td>
+                                            <td>{sparkline_per(&daily, "dollars", "AI cost", "day")}</td>
+                                            <td class="text-right tabular-nums">{r.nps.map(|n| format!("{n:+}")).unwrap_or_else(|| "—".into())}</td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                    <p class="mt-2 text-xs text-slate-500">"A dash means no data: no delivery events for DORA, or too few answers for a team's NPS (never shown below a survey's minimum group)."</p>
+                }.into_any()
+            }}
+        </Card>
+    }
+}

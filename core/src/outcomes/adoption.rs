@@ -1,0 +1,337 @@
+//! Adoption and the platform PM's home: teams onboarded, services created
+//! through golden paths, weekly and monthly active people, golden-path
+//! runs, gateway calls and spend, secrets written — each as a weekly trend —
+//! and every team side by side with its DORA keys, AI cost and NPS.
+//!
+//! Active people come from `user_activity`: one row per person and day,
+//! written the first time [`Activity::touch`] sees them that day.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+
+use paved_shared::adoption::{Adoption, AdoptionWeek, PlatformHome, TeamRow};
+use paved_shared::capabilities::SloState;
+use sqlx::SqlitePool;
+
+use crate::auth::{authorize, Action, Principal};
+use crate::budgets::money::NANOCENTS_PER_CENT;
+use crate::CoreError;
+
+/// Weeks in the adoption trend.
+pub const WEEKS: i64 = 12;
+
+/// Remembers who has been seen today, so a person's activity is written
+/// once a day, not on every request.
+#[derive(Debug, Default)]
+pub struct Activity {
+    seen: Mutex<(i64, HashSet<i64>)>,
+}
+
+impl Activity {
+    /// Records that `user` used Paved at `now` (unix seconds): one insert
+    /// per person and day, off the request path.
+    pub fn touch(&self, pool: &SqlitePool, user: i64, now: i64) {
+        let day = now.div_euclid(86_400);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.0 != day {
+                *seen = (day, HashSet::new());
+            }
+            if !seen.1.insert(user) {
+                return;
+            }
+        }
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sqlx::query!(
+                "INSERT OR IGNORE INTO user_activity (user_id, day) VALUES (?1, ?2)",
+                user,
+                day
+            )
+            .execute(&pool)
+            .await
+            {
+                tracing::warn!(error = %e, "could not record activity");
+            }
+        });
+    }
+}
+
+/// The Monday (unix day) of the week holding unix day `day` (1970-01-01 was a Thursday).
+pub fn monday_of(day: i64) -> i64 {
+    day - (day + 3).rem_euclid(7)
+}
+
+fn date_of(day: i64) -> String {
+    jiff::Timestamp::from_second(day * 86_400)
+        .map(|t| t.to_string()[..10].to_owned())
+        .unwrap_or_default()
+}
+
+fn cents(nanocents: i64) -> f64 {
+    nanocents as f64 / NANOCENTS_PER_CENT as f64
+}
+
+/// Adoption across the company as of `now` (platform PMs and admins).
+pub async fn adoption(
+    core: &crate::CoreState,
+    principal: &Principal,
+    now: i64,
+) -> Result<Adoption, CoreError> {
+    authorize(principal, Action::ViewPlatformInsights)?;
+    compute(&core.db, now).await
+}
+
+async fn compute(pool: &SqlitePool, now: i64) -> Result<Adoption, CoreError> {
+    let today = now.div_euclid(86_400);
+    let first = monday_of(today) - (WEEKS - 1) * 7;
+    let since_30 = now - 30 * 86_400;
+    let teams_total = sqlx::query_scalar!(r#"SELECT COUNT(*) AS "n!: i64" FROM teams"#)
+        .fetch_one(pool)
+        .await?;
+    let teams_onboarded = sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "n!: i64" FROM teams t
+           WHERE EXISTS (SELECT 1 FROM catalog_entities e WHERE e.owner_ref = 'group:default/' || t.name AND e.orphan = 0)
+              OR EXISTS (SELECT 1 FROM scaffolder_tasks s WHERE s.owner_team = t.name)"#
+    )
+    .fetch_one(pool)
+    .await?;
+    let services_total = sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "n!: i64" FROM catalog_entities WHERE kind_key = 'component' AND orphan = 0"#
+    )
+    .fetch_one(pool)
+    .await?;
+    let services_from_golden_paths = sqlx::query_scalar!(
+        r#"SELECT COUNT(DISTINCT f.entity_uid) AS "n!: i64"
+           FROM catalog_fields f JOIN catalog_entities e ON e.uid = f.entity_uid
+           WHERE f.key = 'metadata.annotations.backstage.io/source-template'
+             AND e.kind_key = 'component' AND e.orphan = 0"#
+    )
+    .fetch_one(pool)
+    .await?;
+    let people_total =
+        sqlx::query_scalar!(r#"SELECT COUNT(*) AS "n!: i64" FROM users WHERE disabled_at IS NULL"#)
+            .fetch_one(pool)
+            .await?;
+    let (week_ago, month_ago) = (today - 6, today - 29);
+    let weekly_active = sqlx::query_scalar!(
+        r#"SELECT COUNT(DISTINCT user_id) AS "n!: i64" FROM user_activity WHERE day >= ?1"#,
+        week_ago
+    )
+    .fetch_one(pool)
+    .await?;
+    let monthly_active = sqlx::query_scalar!(
+        r#"SELECT COUNT(DISTINCT user_id) AS "n!: i64" FROM user_activity WHERE day >= ?1"#,
+        month_ago
+    )
+    .fetch_one(pool)
+    .await?;
+    let saved_minutes = sqlx::query_scalar!(
+        r#"SELECT COALESCE(SUM(time_saved_minutes), 0) AS "n!: i64" FROM scaffolder_tasks
+           WHERE status = 'completed' AND finished_at >= ?1"#,
+        since_30
+    )
+    .fetch_one(pool)
+    .await?;
+
+    let mut weeks: BTreeMap<i64, AdoptionWeek> = (0..WEEKS)
+        .map(|i| {
+            let day = first + i * 7;
+            (
+                day,
+                AdoptionWeek {
+                    week: date_of(day),
+                    ..AdoptionWeek::default()
+                },
+            )
+        })
+        .collect();
+    let week_of = |day: i64| monday_of(day);
+    let (first_s, first_ms) = (first * 86_400, first * 86_400_000);
+    for r in sqlx::query!(
+        r#"SELECT (day - ((day + 3) % 7)) AS "week!: i64", COUNT(DISTINCT user_id) AS "n!: i64"
+           FROM user_activity WHERE day >= ?1 GROUP BY 1"#,
+        first
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        if let Some(w) = weeks.get_mut(&r.week) {
+            w.active_people = r.n.max(0) as u64;
+        }
+    }
+    for r in sqlx::query!(
+        r#"SELECT created_at / 86400 AS "day!: i64", COUNT(*) AS "runs!: i64",
+                  SUM(status = 'completed') AS "ok!: i64"
+           FROM scaffolder_tasks WHERE created_at >= ?1 GROUP BY 1"#,
+        first_s
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        if let Some(w) = weeks.get_mut(&week_of(r.day)) {
+            w.template_runs += r.runs.max(0) as u64;
+            w.template_successes += r.ok.max(0) as u64;
+        }
+    }
+    for r in sqlx::query!(
+        r#"SELECT at / 86400000 AS "day!: i64", COUNT(*) AS "n!: i64", SUM(cost_nanocents) AS "cost!: i64"
+           FROM llm_usage WHERE at >= ?1 GROUP BY 1"#,
+        first_ms
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        if let Some(w) = weeks.get_mut(&week_of(r.day)) {
+            w.gateway_requests += r.n.max(0) as u64;
+            w.gateway_cost_cents += cents(r.cost);
+        }
+    }
+    for r in sqlx::query!(
+        r#"SELECT created_at / 86400 AS "day!: i64", COUNT(*) AS "n!: i64"
+           FROM secret_versions WHERE created_at >= ?1 GROUP BY 1"#,
+        first_s
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        if let Some(w) = weeks.get_mut(&week_of(r.day)) {
+            w.secret_writes += r.n.max(0) as u64;
+        }
+    }
+    let u = |v: i64| v.max(0) as u64;
+    Ok(Adoption {
+        teams_total: u(teams_total),
+        teams_onboarded: u(teams_onboarded),
+        services_total: u(services_total),
+        services_from_golden_paths: u(services_from_golden_paths),
+        people_total: u(people_total),
+        weekly_active: u(weekly_active),
+        monthly_active: u(monthly_active),
+        hours_saved_30d: saved_minutes.max(0) as f64 / 60.0,
+        weeks: weeks.into_values().collect(),
+    })
+}
+
+/// The platform PM's home as of `now` (platform PMs and admins): adoption,
+/// every team over the last 30 days, the latest survey and the capabilities
+/// that need attention.
+pub async fn platform_home(
+    core: &crate::CoreState,
+    principal: &Principal,
+    now: i64,
+) -> Result<PlatformHome, CoreError> {
+    authorize(principal, Action::ViewPlatformInsights)?;
+    let pool = &core.db;
+    let adoption = compute(pool, now).await?;
+    let since = now - 30 * 86_400;
+    let first_day = now.div_euclid(86_400) - 29;
+    let first_ms = first_day * 86_400_000;
+    let mut rows: BTreeMap<String, TeamRow> = crate::teams::list(pool)
+        .await?
+        .into_iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                TeamRow {
+                    team: t.name,
+                    members: t.member_count.max(0) as u64,
+                    ai_cost_daily: vec![0.0; 30],
+                    ..TeamRow::default()
+                },
+            )
+        })
+        .collect();
+    for r in sqlx::query!(
+        r#"SELECT owner_ref AS "owner!", COUNT(*) AS "n!: i64" FROM catalog_entities
+           WHERE kind_key = 'component' AND orphan = 0 AND owner_ref LIKE 'group:default/%' GROUP BY owner_ref"#
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        let team = r.owner.trim_start_matches("group:default/");
+        if let Some(row) = rows.get_mut(team) {
+            row.services = r.n.max(0) as u64;
+        }
+    }
+    for r in sqlx::query!(
+        r#"SELECT owner_team AS "team!", COUNT(*) AS "n!: i64" FROM scaffolder_tasks
+           WHERE created_at >= ?1 AND owner_team IS NOT NULL GROUP BY owner_team"#,
+        since
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        if let Some(row) = rows.get_mut(&r.team) {
+            row.template_runs = r.n.max(0) as u64;
+        }
+    }
+    for r in sqlx::query!(
+        r#"SELECT team, at / 86400000 AS "day!: i64", COUNT(*) AS "n!: i64", SUM(cost_nanocents) AS "cost!: i64"
+           FROM llm_usage WHERE at >= ?1 GROUP BY team, 2"#,
+        first_ms
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        if let Some(row) = rows.get_mut(&r.team) {
+            row.gateway_requests += r.n.max(0) as u64;
+            row.ai_cost_cents += cents(r.cost);
+            if let Some(slot) = usize::try_from(r.day - first_day)
+                .ok()
+                .and_then(|i| row.ai_cost_daily.get_mut(i))
+            {
+                *slot += cents(r.cost);
+            }
+        }
+    }
+    for r in sqlx::query!(r#"SELECT team, COUNT(*) AS "n!: i64" FROM secrets GROUP BY team"#)
+        .fetch_all(pool)
+        .await?
+    {
+        if let Some(row) = rows.get_mut(&r.team) {
+            row.secrets = r.n.max(0) as u64;
+        }
+    }
+    let (teams_dora, _) = super::dora_by_team(core, now).await?;
+    for (team, dora) in teams_dora {
+        if let Some(row) = rows.get_mut(&team) {
+            row.dora = Some(dora);
+        }
+    }
+    let (latest_survey, nps) = super::surveys::latest_by_team(pool, now).await?;
+    for (team, n) in nps {
+        if let Some(row) = rows.get_mut(&team) {
+            row.nps = Some(n);
+        }
+    }
+    let attention = super::capabilities::list(core, now)
+        .await?
+        .into_iter()
+        .filter(|c| matches!(c.state, SloState::Breached | SloState::AtRisk))
+        .map(|c| (c.id, c.name, c.state.label().to_owned()))
+        .collect();
+    Ok(PlatformHome {
+        adoption,
+        teams: rows.into_values().collect(),
+        latest_survey,
+        attention,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weeks_start_on_monday() {
+        // 2026-03-02 is a Monday (unix day 20514); 2026-03-08 the Sunday after.
+        assert_eq!(date_of(20_514), "2026-03-02");
+        for day in 20_514..20_521 {
+            assert_eq!(monday_of(day), 20_514, "{}", date_of(day));
+        }
+        assert_eq!(monday_of(20_521), 20_521);
+        // 1970-01-01 (a Thursday) belongs to the week of 1969-12-29.
+        assert_eq!(monday_of(0), -3);
+    }
+}
