@@ -905,6 +905,8 @@ async fn golden_path_metrics_follow_wizards_and_tasks() {
     assert_eq!(m.failures_by_step, vec![("publish".to_owned(), 1)]);
     assert!(m.lead_time_median_secs.is_some());
     assert_eq!(m.time_saved_minutes, 180);
+    // The abandoned run never left the first page.
+    assert_eq!(m.abandoned_at, vec![("first page".to_owned(), 1)]);
 }
 
 /// A git smart-HTTP server over TLS that requires Basic credentials (tests/fixtures/git-https/server.py).

@@ -85,4 +85,7 @@ pub struct PlatformHome {
     pub latest_survey: Option<(String, String, i32, u64)>,
     /// Capabilities breached and at risk: (id, name, state label).
     pub attention: Vec<(String, String, String)>,
+    /// Each golden path's funnel and success over the last 30 days.
+    #[serde(default)]
+    pub golden_paths: Vec<crate::scaffold::TemplateMetrics>,
 }

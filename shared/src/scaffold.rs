@@ -212,6 +212,39 @@ pub struct TaskListItem {
     pub created_at: i64,
 }
 
+/// One template's numbers since a point in time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateMetrics {
+    /// `template:default/name`.
+    pub template_ref: String,
+    /// Wizard runs started.
+    pub wizards_started: i64,
+    /// Wizard runs that created a task.
+    pub wizards_submitted: i64,
+    /// Wizard runs older than a day that never created a task.
+    pub wizards_abandoned: i64,
+    /// submitted / started, when anything started.
+    pub completion_rate: Option<f64>,
+    /// Tasks created.
+    pub tasks: i64,
+    /// Tasks completed.
+    pub tasks_succeeded: i64,
+    /// Tasks failed.
+    pub tasks_failed: i64,
+    /// succeeded / (succeeded + failed), when any ended.
+    pub success_rate: Option<f64>,
+    /// (step id, failures), most failing first.
+    pub failures_by_step: Vec<(String, i64)>,
+    /// Median seconds from wizard start to task success.
+    pub lead_time_median_secs: Option<i64>,
+    /// Minutes saved by completed tasks (the template's `backstage.io/time-saved`).
+    pub time_saved_minutes: i64,
+    /// Where abandoned wizard runs stopped: (`first page`, `page 2`…,
+    /// `review`), most first.
+    #[serde(default)]
+    pub abandoned_at: Vec<(String, i64)>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

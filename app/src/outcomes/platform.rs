@@ -182,6 +182,7 @@ fn Body(home: PlatformHome, sort: String, base: String) -> impl IntoView {
                 <div class="flex flex-col items-start">{survey}</div>
             </Card>
         </div>
+        <GoldenPaths paths=home.golden_paths.clone() />
         <Card title="Teams over the last 30 days" class="mt-6">
             {if rows.is_empty() {
                 view! { <EmptyState title="No teams yet" body="Teams appear when people sign in through groups that map to teams (PAVED_OIDC_GROUP_MAPPING)." /> }.into_any()
@@ -224,6 +225,66 @@ fn Body(home: PlatformHome, sort: String, base: String) -> impl IntoView {
                         </table>
                     </div>
                     <p class="mt-2 text-xs text-slate-500">"A dash means no data: no delivery events for DORA, or too few answers for a team's NPS (never shown below a survey's minimum group)."</p>
+                }.into_any()
+            }}
+        </Card>
+    }
+}
+
+fn rate(r: Option<f64>) -> String {
+    r.map(|v| format!("{:.0}%", v * 100.0))
+        .unwrap_or_else(|| "—".into())
+}
+
+/// Each golden path's wizard funnel, where people stop, its success and
+/// the step that fails most, its lead time and the time it saved.
+#[component]
+fn GoldenPaths(paths: Vec<paved_shared::scaffold::TemplateMetrics>) -> impl IntoView {
+    view! {
+        <Card title="Golden paths over the last 30 days" class="mt-6">
+            {if paths.is_empty() {
+                view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid="golden-paths-empty">"Nobody has opened a golden path's wizard in 30 days: share the Create page with the teams you are onboarding."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="overflow-x-auto">
+                        <table class="table" data-testid="golden-paths">
+                            <thead><tr>
+                                <th scope="col">"Golden path"</th>
+                                <th scope="col" class="text-right">"Wizards started"</th>
+                                <th scope="col" class="text-right">"Completed"</th>
+                                <th scope="col">"Where people stop"</th>
+                                <th scope="col" class="text-right">"Runs"</th>
+                                <th scope="col" class="text-right">"Succeeded"</th>
+                                <th scope="col">"Failing step"</th>
+                                <th scope="col" class="text-right">"Start to done"</th>
+                                <th scope="col" class="text-right">"Time saved"</th>
+                            </tr></thead>
+                            <tbody>
+                                {paths.into_iter().map(|m| {
+                                    let name = m.template_ref.strip_prefix("template:").unwrap_or(&m.template_ref).to_owned();
+                                    let stops = if m.abandoned_at.is_empty() {
+                                        "—".to_owned()
+                                    } else {
+                                        m.abandoned_at.iter().take(2).map(|(s, n)| format!("{s} ({n})")).collect::<Vec<_>>().join(", ")
+                                    };
+                                    let failing = m.failures_by_step.first().map(|(s, n)| format!("{s} ({n})")).unwrap_or_else(|| "—".into());
+                                    view! {
+                                        <tr>
+                                            <td class="font-medium">{name}</td>
+                                            <td class="text-right tabular-nums">{m.wizards_started}</td>
+                                            <td class="text-right tabular-nums">{rate(m.completion_rate)}</td>
+                                            <td class="text-sm">{stops}</td>
+                                            <td class="text-right tabular-nums">{m.tasks}</td>
+                                            <td class="text-right tabular-nums">{rate(m.success_rate)}</td>
+                                            <td class="text-sm">{failing}</td>
+                                            <td class="text-right tabular-nums">{m.lead_time_median_secs.map(duration).unwrap_or_else(|| "—".into())}</td>
+                                            <td class="text-right tabular-nums">{format!("{:.1} h", m.time_saved_minutes as f64 / 60.0)}</td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
                 }.into_any()
             }}
         </Card>

@@ -311,11 +311,13 @@ pub async fn platform_home(
         .filter(|c| matches!(c.state, SloState::Breached | SloState::AtRisk))
         .map(|c| (c.id, c.name, c.state.label().to_owned()))
         .collect();
+    let golden_paths = crate::scaffold::metrics::metrics(core, since).await?;
     Ok(PlatformHome {
         adoption,
         teams: rows.into_values().collect(),
         latest_survey,
         attention,
+        golden_paths,
     })
 }
 

@@ -3,41 +3,12 @@
 //! self-service success rate (tasks completed vs failed, and at which step),
 //! golden-path lead time (wizard start to task success) and time saved.
 
-use serde::{Deserialize, Serialize};
-
 use crate::{CoreError, CoreState};
 
 /// A wizard run not submitted within this long counts as abandoned.
 pub const ABANDONED_AFTER_SECS: i64 = 24 * 3600;
 
-/// One template's numbers since a point in time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TemplateMetrics {
-    /// `template:default/name`.
-    pub template_ref: String,
-    /// Wizard runs started.
-    pub wizards_started: i64,
-    /// Wizard runs that created a task.
-    pub wizards_submitted: i64,
-    /// Wizard runs older than a day that never created a task.
-    pub wizards_abandoned: i64,
-    /// submitted / started, when anything started.
-    pub completion_rate: Option<f64>,
-    /// Tasks created.
-    pub tasks: i64,
-    /// Tasks completed.
-    pub tasks_succeeded: i64,
-    /// Tasks failed.
-    pub tasks_failed: i64,
-    /// succeeded / (succeeded + failed), when any ended.
-    pub success_rate: Option<f64>,
-    /// (step id, failures), most failing first.
-    pub failures_by_step: Vec<(String, i64)>,
-    /// Median seconds from wizard start to task success.
-    pub lead_time_median_secs: Option<i64>,
-    /// Minutes saved by completed tasks (the template's `backstage.io/time-saved`).
-    pub time_saved_minutes: i64,
-}
+pub use paved_shared::scaffold::TemplateMetrics;
 
 fn ratio(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
@@ -87,6 +58,19 @@ pub async fn metrics(core: &CoreState, since: i64) -> Result<Vec<TemplateMetrics
     .fetch_all(&core.db)
     .await?;
 
+    // Abandoned runs by the furthest stage they reached.
+    let stops = sqlx::query!(
+        r#"SELECT template_ref AS "template_ref!", reviewed AS "reviewed!: i64", last_page, COUNT(*) AS "n!: i64"
+           FROM (SELECT session, template_ref, MAX(event IN ('review', 'dry_run')) AS reviewed, MAX(page) AS last_page
+                 FROM wizard_events WHERE at >= ?1 GROUP BY session
+                 HAVING SUM(event = 'submitted') = 0 AND MIN(at) < ?2)
+           GROUP BY 1, 2, 3 ORDER BY 4 DESC"#,
+        since,
+        abandoned_before
+    )
+    .fetch_all(&core.db)
+    .await?;
+
     let mut refs: Vec<String> = wizards.iter().map(|w| w.template_ref.clone()).collect();
     refs.extend(tasks.iter().map(|t| t.template_ref.clone()));
     refs.sort();
@@ -108,6 +92,18 @@ pub async fn metrics(core: &CoreState, since: i64) -> Result<Vec<TemplateMetrics
                 .map(|l| l.secs.max(0))
                 .collect();
             lead.sort_unstable();
+            let abandoned_at = stops
+                .iter()
+                .filter(|s| s.template_ref == r)
+                .map(|s| {
+                    let stage = match (s.reviewed, s.last_page) {
+                        (1, _) => "review".to_owned(),
+                        (_, Some(p)) if p > 0 => format!("page {}", p + 1),
+                        _ => "first page".to_owned(),
+                    };
+                    (stage, s.n)
+                })
+                .collect();
             TemplateMetrics {
                 completion_rate: ratio(submitted, started),
                 success_rate: ratio(ok, ok + failed),
@@ -125,6 +121,7 @@ pub async fn metrics(core: &CoreState, since: i64) -> Result<Vec<TemplateMetrics
                 tasks_succeeded: ok,
                 tasks_failed: failed,
                 time_saved_minutes: saved,
+                abandoned_at,
             }
         })
         .collect())
