@@ -84,6 +84,18 @@ test('a PM surveys team payments, six developers answer through the prompt, the 
   await expect(page.getByTestId('rounds')).toContainText(title);
   await expect(page.getByTestId('nps-trend')).toHaveAttribute('aria-label', new RegExp(`${title}: \\+17`));
   expect(results).toContain('/surveys/');
+
+  // The lead sees the team's NPS on the team's Outcomes page and the team's results.
+  const lead = await browser.newContext();
+  const leadPage = await lead.newPage();
+  await signIn(leadPage, user('lee'), '/teams/payments/outcomes');
+  await expect(leadPage.getByTestId('team-nps')).toHaveText('+17');
+  await expect(leadPage.getByTestId('team-ai-cost')).toContainText('$');
+  await leadPage.goto('/surveys');
+  await leadPage.getByTestId('team-surveys').locator('li', { hasText: title }).getByRole('link', { name: 'Team payments' }).click();
+  await expect(leadPage.getByTestId('nps-value')).toHaveText('+17');
+  await expect(leadPage.getByTestId('survey-csv')).toHaveCount(0);
+  await lead.close();
 });
 
 test('a developer may not read platform results, and the builder is not offered', async ({ page }) => {

@@ -120,6 +120,22 @@ async fn adoption_counts_people_weeks_and_teams_and_only_platform_people_read_it
         "40 days ago is outside"
     );
 
+    // A team's own page shows its row; other teams are refused.
+    let r = app
+        .with_session(&dana)
+        .call("team_experience", "team=payments")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let row = body_json(r).await;
+    assert_eq!(row["ai_cost_cents"], json!(400.0));
+    assert_eq!(row["members"], json!(1));
+    assert_eq!(row["nps"], serde_json::Value::Null, "no survey yet");
+    let r = app
+        .with_session(&sid)
+        .call("team_experience", "team=payments")
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
     // Developers, leads and service tokens without the role are refused.
     let (status, _) = app
         .with_session(&dana)

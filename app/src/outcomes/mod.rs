@@ -134,6 +134,7 @@ pub fn TeamOutcomesPage() -> impl IntoView {
                             <a href=team_href class="btn-secondary">"Team page"</a>
                         </PageHeader>
                         <OutcomesBody page base asked=a subject />
+                        <platform::TeamExperience team=team.clone() />
                     }
                 })
             })}

@@ -290,3 +290,56 @@ fn GoldenPaths(paths: Vec<paved_shared::scaffold::TemplateMetrics>) -> impl Into
         </Card>
     }
 }
+
+/// One team's platform experience (its members, PMs and admins).
+#[server(endpoint = "team_experience")]
+pub async fn team_experience(team: String) -> Result<TeamRow, AppError> {
+    let user = crate::ssr::require_user()?;
+    let core = crate::ssr::core()?;
+    let now = core.budgets.ledger.now_ms() / 1000;
+    Ok(paved_core::outcomes::adoption::team_row(&core, &user, &team, now).await?)
+}
+
+/// The team Outcomes page's platform section: golden-path runs, AI cost per
+/// day and the team's NPS, each with where to go next.
+#[component]
+pub fn TeamExperience(team: String) -> impl IntoView {
+    let name = team.clone();
+    let data = Resource::new(move || name.clone(), team_experience);
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new({
+                let team = team.clone();
+                async move {
+                    data.await.ok().map(|r| {
+                        let daily: Vec<Option<f64>> = r.ai_cost_daily.iter().map(|c| Some(c / 100.0)).collect();
+                        let budget = format!("/teams/{team}/budget");
+                        view! {
+                            <h2 class="mb-3 mt-8 text-lg font-semibold">"Platform experience"</h2>
+                            <div class="grid gap-4 md:grid-cols-3" data-testid="team-experience">
+                                <Card title="AI cost, 30 days">
+                                    <p class="text-2xl font-semibold tabular-nums" data-testid="team-ai-cost">{money(r.ai_cost_cents)}</p>
+                                    <p class="text-xs text-slate-500">{format!("{} gateway calls", r.gateway_requests)}</p>
+                                    <div class="mt-2">{sparkline_per(&daily, "dollars", "AI cost", "day")}</div>
+                                    <a class="link mt-2 text-sm" href=budget>"Budget and cost per feature"</a>
+                                </Card>
+                                <Card title="Golden paths, 30 days">
+                                    <p class="text-2xl font-semibold tabular-nums">{r.template_runs}</p>
+                                    <p class="text-xs text-slate-500">{format!("runs · {} services owned · {} secrets", r.services, r.secrets)}</p>
+                                    <a class="link mt-2 text-sm" href="/create">"Start a new service"</a>
+                                </Card>
+                                <Card title="Team NPS">
+                                    {match r.nps {
+                                        Some(n) => view! { <p class="text-2xl font-semibold tabular-nums" data-testid="team-nps">{format!("{n:+}")}</p><p class="text-xs text-slate-500">"from the latest survey with enough answers"</p> }.into_any(),
+                                        None => view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid="team-nps-none">"No survey has enough answers from this team to show an NPS. Answer open surveys on the Surveys page; results appear from the survey's minimum group up."</p> }.into_any(),
+                                    }}
+                                    <a class="link mt-2 text-sm" href="/surveys">"Surveys"</a>
+                                </Card>
+                            </div>
+                        }
+                    })
+                }
+            })}
+        </Suspense>
+    }
+}

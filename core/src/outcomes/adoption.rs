@@ -213,6 +213,78 @@ async fn compute(pool: &SqlitePool, now: i64) -> Result<Adoption, CoreError> {
     })
 }
 
+/// One team's platform experience over the last 30 days, for its
+/// Outcomes page (the team's members, PMs and admins): golden-path runs, AI
+/// cost per day, secrets, and its NPS in the latest survey that shows it.
+pub async fn team_row(
+    core: &crate::CoreState,
+    principal: &Principal,
+    team: &str,
+    now: i64,
+) -> Result<TeamRow, CoreError> {
+    authorize(principal, Action::ViewTeam(team))?;
+    let pool = &core.db;
+    let since = now - 30 * 86_400;
+    let first_day = now.div_euclid(86_400) - 29;
+    let first_ms = first_day * 86_400_000;
+    let members = sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "n!: i64" FROM memberships m JOIN teams t ON t.id = m.team_id WHERE t.name = ?1"#,
+        team
+    )
+    .fetch_one(pool)
+    .await?;
+    let owner = format!("group:default/{team}");
+    let services = sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "n!: i64" FROM catalog_entities WHERE kind_key = 'component' AND orphan = 0 AND owner_ref = ?1"#,
+        owner
+    )
+    .fetch_one(pool)
+    .await?;
+    let runs = sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "n!: i64" FROM scaffolder_tasks WHERE owner_team = ?1 AND created_at >= ?2"#,
+        team,
+        since
+    )
+    .fetch_one(pool)
+    .await?;
+    let secrets = sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "n!: i64" FROM secrets WHERE team = ?1"#,
+        team
+    )
+    .fetch_one(pool)
+    .await?;
+    let mut row = TeamRow {
+        team: team.to_owned(),
+        members: members.max(0) as u64,
+        services: services.max(0) as u64,
+        template_runs: runs.max(0) as u64,
+        secrets: secrets.max(0) as u64,
+        ai_cost_daily: vec![0.0; 30],
+        ..TeamRow::default()
+    };
+    for r in sqlx::query!(
+        r#"SELECT at / 86400000 AS "day!: i64", COUNT(*) AS "n!: i64", SUM(cost_nanocents) AS "cost!: i64"
+           FROM llm_usage WHERE team = ?1 AND at >= ?2 GROUP BY 1"#,
+        team,
+        first_ms
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        row.gateway_requests += r.n.max(0) as u64;
+        row.ai_cost_cents += cents(r.cost);
+        if let Some(slot) = usize::try_from(r.day - first_day)
+            .ok()
+            .and_then(|i| row.ai_cost_daily.get_mut(i))
+        {
+            *slot += cents(r.cost);
+        }
+    }
+    let (_, nps) = super::surveys::latest_by_team(pool, now).await?;
+    row.nps = nps.get(team).copied();
+    Ok(row)
+}
+
 /// The platform PM's home as of `now` (platform PMs and admins): adoption,
 /// every team over the last 30 days, the latest survey and the capabilities
 /// that need attention.
