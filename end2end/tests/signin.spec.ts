@@ -17,7 +17,7 @@ for (const h of homes) {
     await expect(page.getByRole('heading', { name: `Hi ${u.name.split(' ')[0]}` })).toBeVisible();
     const role = page.getByTestId('home-role');
     await expect(role.getByText(h.badge, { exact: true })).toBeVisible();
-    await expect(page.getByRole('heading', { name: h.next })).toBeVisible();
+    await expect(page.getByRole('heading', { name: h.next, exact: true })).toBeVisible();
     for (const t of h.teams) await expect(role.getByText(t)).toBeVisible();
 
     for (const t of h.teams) {

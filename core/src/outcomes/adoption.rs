@@ -72,6 +72,24 @@ fn cents(nanocents: i64) -> f64 {
     nanocents as f64 / NANOCENTS_PER_CENT as f64
 }
 
+/// Adds a day's gateway calls and spend to a team's 30-day row.
+trait AddUsage {
+    fn add_usage(&mut self, day_index: i64, calls: i64, cost_nanocents: i64);
+}
+
+impl AddUsage for TeamRow {
+    fn add_usage(&mut self, day_index: i64, calls: i64, cost_nanocents: i64) {
+        self.gateway_requests += calls.max(0) as u64;
+        self.ai_cost_cents += cents(cost_nanocents);
+        if let Some(slot) = usize::try_from(day_index)
+            .ok()
+            .and_then(|i| self.ai_cost_daily.get_mut(i))
+        {
+            *slot += cents(cost_nanocents);
+        }
+    }
+}
+
 /// Adoption across the company as of `now` (platform PMs and admins).
 pub async fn adoption(
     core: &crate::CoreState,
@@ -271,14 +289,7 @@ pub async fn team_row(
     .fetch_all(pool)
     .await?
     {
-        row.gateway_requests += r.n.max(0) as u64;
-        row.ai_cost_cents += cents(r.cost);
-        if let Some(slot) = usize::try_from(r.day - first_day)
-            .ok()
-            .and_then(|i| row.ai_cost_daily.get_mut(i))
-        {
-            *slot += cents(r.cost);
-        }
+        row.add_usage(r.day - first_day, r.n, r.cost);
     }
     let (_, nps) = super::surveys::latest_by_team(pool, now).await?;
     row.nps = nps.get(team).copied();
@@ -347,14 +358,7 @@ pub async fn platform_home(
     .await?
     {
         if let Some(row) = rows.get_mut(&r.team) {
-            row.gateway_requests += r.n.max(0) as u64;
-            row.ai_cost_cents += cents(r.cost);
-            if let Some(slot) = usize::try_from(r.day - first_day)
-                .ok()
-                .and_then(|i| row.ai_cost_daily.get_mut(i))
-            {
-                *slot += cents(r.cost);
-            }
+            row.add_usage(r.day - first_day, r.n, r.cost);
         }
     }
     for r in sqlx::query!(r#"SELECT team, COUNT(*) AS "n!: i64" FROM secrets GROUP BY team"#)

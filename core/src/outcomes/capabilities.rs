@@ -138,6 +138,12 @@ fn declared(
     }
 }
 
+/// An entity's annotations from their stored JSON (`null` when absent or unreadable).
+fn annotations_of(raw: Option<&str>) -> Value {
+    raw.and_then(|a| serde_json::from_str(a).ok())
+        .unwrap_or(Value::Null)
+}
+
 /// The raw records the registry is computed from.
 struct Inputs {
     models: BTreeMap<String, Counts>,
@@ -233,11 +239,7 @@ async fn inputs(pool: &SqlitePool, now: i64) -> Result<Inputs, CoreError> {
     .await?
     .into_iter()
     .map(|r| {
-        let annotations: Value = r
-            .annotations
-            .as_deref()
-            .and_then(|a| serde_json::from_str(a).ok())
-            .unwrap_or(Value::Null);
+        let annotations = annotations_of(r.annotations.as_deref());
         let name = r.title.unwrap_or(r.name);
         let d = declared(&r.entity_ref, r.owner_ref, r.lifecycle, &annotations);
         (r.entity_ref, name, d)
@@ -254,11 +256,7 @@ async fn inputs(pool: &SqlitePool, now: i64) -> Result<Inputs, CoreError> {
     .await?
     .into_iter()
     .map(|r| {
-        let annotations: Value = r
-            .annotations
-            .as_deref()
-            .and_then(|a| serde_json::from_str(a).ok())
-            .unwrap_or(Value::Null);
+        let annotations = annotations_of(r.annotations.as_deref());
         (
             r.capability,
             declared(&r.entity_ref, r.owner_ref, r.lifecycle, &annotations),
