@@ -510,17 +510,7 @@ pub fn ErrorView(error: AppError) -> impl IntoView {
     }
 }
 
-/// Percent-encodes `s` for a URL query value (everything but RFC 3986 unreserved characters).
-pub fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub use paved_shared::forms::percent_encode;
 
 /// Formats Unix seconds as `YYYY-MM-DD HH:MM UTC`.
 pub fn format_time(unix: i64) -> String {

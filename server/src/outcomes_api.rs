@@ -522,24 +522,22 @@ async fn survey_prompt(
 
 async fn capabilities(
     State(state): State<AppState>,
-    Extension(p): Extension<Principal>,
+    // Anyone signed in reads the registry: it is about the platform, not a team.
+    Extension(_): Extension<Principal>,
 ) -> ApiResult<Json<Vec<paved_shared::capabilities::CapabilityView>>> {
     Ok(Json(
-        outcomes::capabilities::registry(&state.core, &p, now(&state)).await?,
+        outcomes::capabilities::list(&state.core, now(&state)).await?,
     ))
 }
 
 async fn capability(
     State(state): State<AppState>,
-    Extension(p): Extension<Principal>,
+    Extension(_): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<paved_shared::capabilities::CapabilityView>> {
-    let id = id.trim_start_matches('/');
-    let all = outcomes::capabilities::registry(&state.core, &p, now(&state)).await?;
-    all.into_iter()
-        .find(|c| c.id.eq_ignore_ascii_case(id))
-        .map(Json)
-        .ok_or_else(|| CoreError::NotFound(format!("capability {id}")).into())
+    Ok(Json(
+        outcomes::capabilities::get(&state.core, id.trim_start_matches('/'), now(&state)).await?,
+    ))
 }
 
 async fn adoption(

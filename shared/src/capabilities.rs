@@ -96,3 +96,9 @@ pub struct CapabilityView {
     /// The worst of its SLOs.
     pub state: SloState,
 }
+
+/// Where the registry opens at capability `id` (ids hold `:` and `/`, so it
+/// travels as a query value).
+pub fn href(id: &str) -> String {
+    format!("/capabilities?id={}", crate::forms::percent_encode(id))
+}

@@ -706,6 +706,18 @@ pub fn canonical_entity_ref(answer: &str, kinds: &[String]) -> Result<String, St
     ))
 }
 
+/// Percent-encodes `s` for a URL query value (everything but RFC 3986 unreserved characters).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Whether a URL that came from data (catalog YAML, template output, a
 /// notification, a team note) may become a link: `http`, `https` and
 /// `mailto` URLs, and relative ones (`/catalog`, `docs/x`, `#top`). Anything

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use paved_shared::capabilities::{CapabilityView, SloState, SloView, BURN_WINDOW_HOURS};
+use paved_shared::capabilities::{href, CapabilityView, SloState, SloView, BURN_WINDOW_HOURS};
 
 use crate::components::{loaded, Badge, Card, DataLink, EmptyState, PageHeader, Tone};
 use crate::error::AppError;
@@ -13,10 +13,11 @@ use crate::error::AppError;
 /// Every capability with its SLOs (anyone signed in).
 #[server(endpoint = "capabilities_registry")]
 pub async fn capabilities_registry() -> Result<Vec<CapabilityView>, AppError> {
-    let user = crate::ssr::require_user()?;
+    // Anyone signed in reads the registry: it is about the platform, not a team.
+    crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
     let now = core.budgets.ledger.now_ms() / 1000;
-    Ok(paved_core::outcomes::capabilities::registry(&core, &user, now).await?)
+    Ok(paved_core::outcomes::capabilities::list(&core, now).await?)
 }
 
 /// The badge of an SLO state.
@@ -127,7 +128,7 @@ fn Registry(mut all: Vec<CapabilityView>, chosen: Option<String>) -> impl IntoVi
                     </tr></thead>
                     <tbody>
                         {all.into_iter().map(|c| {
-                            let href = capability_href(&c.id);
+                            let href = href(&c.id);
                             let first = c.slos.first().cloned();
                             view! {
                                 <tr data-testid="capability-row">
@@ -148,11 +149,6 @@ fn Registry(mut all: Vec<CapabilityView>, chosen: Option<String>) -> impl IntoVi
             <p class="mt-3 text-xs text-slate-500">"Owners, lifecycles, objectives and rollback notes come from the catalog: annotate a Template, or any entity with paved.dev/capability: <id>, and set paved.dev/slo-objective and paved.dev/rollback."</p>
         </Card>
     }
-}
-
-/// The link to one capability on this page.
-pub fn capability_href(id: &str) -> String {
-    format!("/capabilities?id={}", crate::components::percent_encode(id))
 }
 
 #[component]

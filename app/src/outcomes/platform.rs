@@ -7,11 +7,11 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use paved_shared::adoption::{AdoptionWeek, PlatformHome, TeamRow};
+use paved_shared::budgets::dollars_f;
 use paved_shared::outcomes::duration;
 
 use crate::components::{loaded, percent_encode, Card, EmptyState, PageHeader};
 use crate::error::AppError;
-use crate::outcomes::capabilities::capability_href;
 use crate::outcomes::{sparkline, sparkline_per};
 
 /// The platform home's data (platform PMs and admins).
@@ -50,10 +50,6 @@ pub fn PlatformHomeBody(#[prop(into)] base: String) -> impl IntoView {
             })}
         </Suspense>
     }
-}
-
-fn money(cents: f64) -> String {
-    format!("${:.2}", cents / 100.0)
 }
 
 fn ratio(part: u64, whole: u64) -> String {
@@ -139,7 +135,7 @@ fn Body(home: PlatformHome, sort: String, base: String) -> impl IntoView {
         view! {
             <ul class="flex flex-col gap-1" data-testid="attention">
                 {home.attention.iter().map(|(id, name, state)| view! {
-                    <li><a class="link" href=capability_href(id)>{name.clone()}</a>{format!(" · {state}")}</li>
+                    <li><a class="link" href=paved_shared::capabilities::href(id)>{name.clone()}</a>{format!(" · {state}")}</li>
                 }).collect_view()}
             </ul>
         }
@@ -170,7 +166,7 @@ fn Body(home: PlatformHome, sort: String, base: String) -> impl IntoView {
                 detail=format!("{} in 30 days of {} people", a.monthly_active, a.people_total)
                 values=series(&weeks, |w| w.active_people as f64) unit="people" />
             <Trend label="Gateway calls this week" value=last.gateway_requests.to_string()
-                detail=format!("{} spent this week · {} secret versions written", money(last.gateway_cost_cents), last.secret_writes)
+                detail=format!("{} spent this week · {} secret versions written", dollars_f(last.gateway_cost_cents), last.secret_writes)
                 values=series(&weeks, |w| w.gateway_requests as f64) unit="calls" />
         </div>
         <div class="mt-6 grid gap-4 md:grid-cols-2">
@@ -215,7 +211,7 @@ fn Body(home: PlatformHome, sort: String, base: String) -> impl IntoView {
                                             <td class="text-right tabular-nums">{r.dora.as_ref().map(|d| format!("{:.1}", d.deployment_frequency.per_week)).unwrap_or_else(|| "—".into())}</td>
                                             <td class="text-right tabular-nums">{r.dora.as_ref().and_then(|d| d.lead_time_seconds.median).map(duration).unwrap_or_else(|| "—".into())}</td>
                                             <td class="text-right tabular-nums">{r.secrets}</td>
-                                            <td class="text-right tabular-nums">{money(r.ai_cost_cents)}</td>
+                                            <td class="text-right tabular-nums">{dollars_f(r.ai_cost_cents)}</td>
                                             <td>{sparkline_per(&daily, "dollars", "AI cost", "day")}</td>
                                             <td class="text-right tabular-nums">{r.nps.map(|n| format!("{n:+}")).unwrap_or_else(|| "—".into())}</td>
                                         </tr>
@@ -318,7 +314,7 @@ pub fn TeamExperience(team: String) -> impl IntoView {
                             <h2 class="mb-3 mt-8 text-lg font-semibold">"Platform experience"</h2>
                             <div class="grid gap-4 md:grid-cols-3" data-testid="team-experience">
                                 <Card title="AI cost, 30 days">
-                                    <p class="text-2xl font-semibold tabular-nums" data-testid="team-ai-cost">{money(r.ai_cost_cents)}</p>
+                                    <p class="text-2xl font-semibold tabular-nums" data-testid="team-ai-cost">{dollars_f(r.ai_cost_cents)}</p>
                                     <p class="text-xs text-slate-500">{format!("{} gateway calls", r.gateway_requests)}</p>
                                     <div class="mt-2">{sparkline_per(&daily, "dollars", "AI cost", "day")}</div>
                                     <a class="link mt-2 text-sm" href=budget>"Budget and cost per feature"</a>

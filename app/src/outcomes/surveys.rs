@@ -139,10 +139,7 @@ pub fn SurveyForm(survey: Survey, mine: Option<AnswerInput>, prompt: bool) -> im
     );
     let answered_before = mine.is_some();
     let sent = Signal::derive(move || matches!(respond.value().get(), Some(Ok(_))));
-    let held = Signal::derive(move || match hold.value().get() {
-        Some(Ok(())) => Some(()),
-        _ => None,
-    });
+    let held = Signal::derive(move || matches!(hold.value().get(), Some(Ok(()))));
     let dismissing = RwSignal::new(false);
     let problem = Signal::derive(move || {
         respond
@@ -169,7 +166,7 @@ pub fn SurveyForm(survey: Survey, mine: Option<AnswerInput>, prompt: bool) -> im
     let question = survey.question.clone();
     let asks_comment = survey.comment;
     view! {
-        {move || if let Some(()) = held.get() {
+        {move || if held.get() {
             let text = if dismissing.get_untracked() {
                 "We won't ask about this survey here again. You can still answer it on the Surveys page."
             } else {

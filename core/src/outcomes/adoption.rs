@@ -231,6 +231,108 @@ async fn compute(pool: &SqlitePool, now: i64) -> Result<Adoption, CoreError> {
     })
 }
 
+/// Each team's row over the 30 days before `now` (members, services,
+/// golden-path runs, gateway calls and AI cost per day, secrets, NPS), for
+/// every team or only `only`, and the latest survey the NPS comes from.
+/// DORA is left to the platform home.
+#[allow(clippy::type_complexity)]
+async fn team_rows(
+    pool: &SqlitePool,
+    now: i64,
+    only: Option<&str>,
+) -> Result<
+    (
+        BTreeMap<String, TeamRow>,
+        Option<(String, String, i32, u64)>,
+    ),
+    CoreError,
+> {
+    let since = now - 30 * 86_400;
+    let first_day = now.div_euclid(86_400) - 29;
+    let first_ms = first_day * 86_400_000;
+    let mut rows: BTreeMap<String, TeamRow> = sqlx::query!(
+        r#"SELECT t.name, COUNT(m.user_id) AS "members!: i64"
+           FROM teams t LEFT JOIN memberships m ON m.team_id = t.id
+           WHERE (?1 IS NULL OR t.name = ?1) GROUP BY t.id ORDER BY t.name"#,
+        only
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|t| {
+        (
+            t.name.clone(),
+            TeamRow {
+                team: t.name,
+                members: t.members.max(0) as u64,
+                ai_cost_daily: vec![0.0; 30],
+                ..TeamRow::default()
+            },
+        )
+    })
+    .collect();
+    let owner = only.map(|t| format!("group:default/{t}"));
+    for r in sqlx::query!(
+        r#"SELECT owner_ref AS "owner!", COUNT(*) AS "n!: i64" FROM catalog_entities
+           WHERE kind_key = 'component' AND orphan = 0 AND owner_ref LIKE 'group:default/%'
+             AND (?1 IS NULL OR owner_ref = ?1) GROUP BY owner_ref"#,
+        owner
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        let team = r.owner.trim_start_matches("group:default/");
+        if let Some(row) = rows.get_mut(team) {
+            row.services = r.n.max(0) as u64;
+        }
+    }
+    for r in sqlx::query!(
+        r#"SELECT owner_team AS "team!", COUNT(*) AS "n!: i64" FROM scaffolder_tasks
+           WHERE created_at >= ?1 AND owner_team IS NOT NULL AND (?2 IS NULL OR owner_team = ?2)
+           GROUP BY owner_team"#,
+        since,
+        only
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        if let Some(row) = rows.get_mut(&r.team) {
+            row.template_runs = r.n.max(0) as u64;
+        }
+    }
+    for r in sqlx::query!(
+        r#"SELECT team, at / 86400000 AS "day!: i64", COUNT(*) AS "n!: i64", SUM(cost_nanocents) AS "cost!: i64"
+           FROM llm_usage WHERE at >= ?1 AND (?2 IS NULL OR team = ?2) GROUP BY team, 2"#,
+        first_ms,
+        only
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        if let Some(row) = rows.get_mut(&r.team) {
+            row.add_usage(r.day - first_day, r.n, r.cost);
+        }
+    }
+    for r in sqlx::query!(
+        r#"SELECT team, COUNT(*) AS "n!: i64" FROM secrets WHERE (?1 IS NULL OR team = ?1) GROUP BY team"#,
+        only
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        if let Some(row) = rows.get_mut(&r.team) {
+            row.secrets = r.n.max(0) as u64;
+        }
+    }
+    let (latest, nps) = super::surveys::latest_by_team(pool, now).await?;
+    for (team, n) in nps {
+        if let Some(row) = rows.get_mut(&team) {
+            row.nps = Some(n);
+        }
+    }
+    Ok((rows, latest))
+}
+
 /// One team's platform experience over the last 30 days, for its
 /// Outcomes page (the team's members, PMs and admins): golden-path runs, AI
 /// cost per day, secrets, and its NPS in the latest survey that shows it.
@@ -241,59 +343,11 @@ pub async fn team_row(
     now: i64,
 ) -> Result<TeamRow, CoreError> {
     authorize(principal, Action::ViewTeam(team))?;
-    let pool = &core.db;
-    let since = now - 30 * 86_400;
-    let first_day = now.div_euclid(86_400) - 29;
-    let first_ms = first_day * 86_400_000;
-    let members = sqlx::query_scalar!(
-        r#"SELECT COUNT(*) AS "n!: i64" FROM memberships m JOIN teams t ON t.id = m.team_id WHERE t.name = ?1"#,
-        team
-    )
-    .fetch_one(pool)
-    .await?;
-    let owner = format!("group:default/{team}");
-    let services = sqlx::query_scalar!(
-        r#"SELECT COUNT(*) AS "n!: i64" FROM catalog_entities WHERE kind_key = 'component' AND orphan = 0 AND owner_ref = ?1"#,
-        owner
-    )
-    .fetch_one(pool)
-    .await?;
-    let runs = sqlx::query_scalar!(
-        r#"SELECT COUNT(*) AS "n!: i64" FROM scaffolder_tasks WHERE owner_team = ?1 AND created_at >= ?2"#,
-        team,
-        since
-    )
-    .fetch_one(pool)
-    .await?;
-    let secrets = sqlx::query_scalar!(
-        r#"SELECT COUNT(*) AS "n!: i64" FROM secrets WHERE team = ?1"#,
-        team
-    )
-    .fetch_one(pool)
-    .await?;
-    let mut row = TeamRow {
-        team: team.to_owned(),
-        members: members.max(0) as u64,
-        services: services.max(0) as u64,
-        template_runs: runs.max(0) as u64,
-        secrets: secrets.max(0) as u64,
-        ai_cost_daily: vec![0.0; 30],
-        ..TeamRow::default()
-    };
-    for r in sqlx::query!(
-        r#"SELECT at / 86400000 AS "day!: i64", COUNT(*) AS "n!: i64", SUM(cost_nanocents) AS "cost!: i64"
-           FROM llm_usage WHERE team = ?1 AND at >= ?2 GROUP BY 1"#,
-        team,
-        first_ms
-    )
-    .fetch_all(pool)
-    .await?
-    {
-        row.add_usage(r.day - first_day, r.n, r.cost);
-    }
-    let (_, nps) = super::surveys::latest_by_team(pool, now).await?;
-    row.nps = nps.get(team).copied();
-    Ok(row)
+    team_rows(&core.db, now, Some(team))
+        .await?
+        .0
+        .remove(team)
+        .ok_or_else(|| CoreError::NotFound(format!("team {team}")))
 }
 
 /// The platform PM's home as of `now` (platform PMs and admins): adoption,
@@ -307,78 +361,11 @@ pub async fn platform_home(
     authorize(principal, Action::ViewPlatformInsights)?;
     let pool = &core.db;
     let adoption = compute(pool, now).await?;
-    let since = now - 30 * 86_400;
-    let first_day = now.div_euclid(86_400) - 29;
-    let first_ms = first_day * 86_400_000;
-    let mut rows: BTreeMap<String, TeamRow> = crate::teams::list(pool)
-        .await?
-        .into_iter()
-        .map(|t| {
-            (
-                t.name.clone(),
-                TeamRow {
-                    team: t.name,
-                    members: t.member_count.max(0) as u64,
-                    ai_cost_daily: vec![0.0; 30],
-                    ..TeamRow::default()
-                },
-            )
-        })
-        .collect();
-    for r in sqlx::query!(
-        r#"SELECT owner_ref AS "owner!", COUNT(*) AS "n!: i64" FROM catalog_entities
-           WHERE kind_key = 'component' AND orphan = 0 AND owner_ref LIKE 'group:default/%' GROUP BY owner_ref"#
-    )
-    .fetch_all(pool)
-    .await?
-    {
-        let team = r.owner.trim_start_matches("group:default/");
-        if let Some(row) = rows.get_mut(team) {
-            row.services = r.n.max(0) as u64;
-        }
-    }
-    for r in sqlx::query!(
-        r#"SELECT owner_team AS "team!", COUNT(*) AS "n!: i64" FROM scaffolder_tasks
-           WHERE created_at >= ?1 AND owner_team IS NOT NULL GROUP BY owner_team"#,
-        since
-    )
-    .fetch_all(pool)
-    .await?
-    {
-        if let Some(row) = rows.get_mut(&r.team) {
-            row.template_runs = r.n.max(0) as u64;
-        }
-    }
-    for r in sqlx::query!(
-        r#"SELECT team, at / 86400000 AS "day!: i64", COUNT(*) AS "n!: i64", SUM(cost_nanocents) AS "cost!: i64"
-           FROM llm_usage WHERE at >= ?1 GROUP BY team, 2"#,
-        first_ms
-    )
-    .fetch_all(pool)
-    .await?
-    {
-        if let Some(row) = rows.get_mut(&r.team) {
-            row.add_usage(r.day - first_day, r.n, r.cost);
-        }
-    }
-    for r in sqlx::query!(r#"SELECT team, COUNT(*) AS "n!: i64" FROM secrets GROUP BY team"#)
-        .fetch_all(pool)
-        .await?
-    {
-        if let Some(row) = rows.get_mut(&r.team) {
-            row.secrets = r.n.max(0) as u64;
-        }
-    }
+    let (mut rows, latest_survey) = team_rows(pool, now, None).await?;
     let (teams_dora, _) = super::dora_by_team(core, now).await?;
     for (team, dora) in teams_dora {
         if let Some(row) = rows.get_mut(&team) {
             row.dora = Some(dora);
-        }
-    }
-    let (latest_survey, nps) = super::surveys::latest_by_team(pool, now).await?;
-    for (team, n) in nps {
-        if let Some(row) = rows.get_mut(&team) {
-            row.nps = Some(n);
         }
     }
     let attention = super::capabilities::list(core, now)
@@ -387,7 +374,7 @@ pub async fn platform_home(
         .filter(|c| matches!(c.state, SloState::Breached | SloState::AtRisk))
         .map(|c| (c.id, c.name, c.state.label().to_owned()))
         .collect();
-    let golden_paths = crate::scaffold::metrics::metrics(core, since).await?;
+    let golden_paths = crate::scaffold::metrics::metrics(core, now - 30 * 86_400).await?;
     Ok(PlatformHome {
         adoption,
         teams: rows.into_values().collect(),

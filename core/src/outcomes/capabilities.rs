@@ -20,7 +20,6 @@ use paved_shared::capabilities::{CapabilityView, SloState, SloView, BURN_WINDOW_
 use serde_json::Value;
 use sqlx::SqlitePool;
 
-use crate::auth::Principal;
 use crate::notifications::{self, Severity};
 use crate::CoreError;
 
@@ -61,18 +60,12 @@ impl Counts {
 pub fn evaluate(id: &str, name: &str, objective: f64, c: Counts) -> SloView {
     let allowed = 1.0 - objective;
     let sli = (c.total > 0).then(|| c.good as f64 / c.total as f64);
-    let remaining = sli.map(|s| {
-        if allowed <= 0.0 {
-            if s >= 1.0 {
-                1.0
-            } else {
-                f64::NEG_INFINITY
-            }
-        } else {
-            1.0 - (1.0 - s) / allowed
-        }
+    // A 100% objective allows no bad event: untouched or overspent.
+    let remaining = sli.map(|s| match (allowed > 0.0, s >= 1.0) {
+        (true, _) => 1.0 - (1.0 - s) / allowed,
+        (false, true) => 1.0,
+        (false, false) => -1.0,
     });
-    let remaining = remaining.map(|r| if r.is_finite() { r } else { -1.0 });
     let burn_rate = (c.recent_total > 0 && allowed > 0.0).then(|| {
         let bad = (c.recent_total - c.recent_good.min(c.recent_total)) as f64;
         bad / c.recent_total as f64 / allowed
@@ -491,17 +484,6 @@ pub async fn get(core: &crate::CoreState, id: &str, now: i64) -> Result<Capabili
         .ok_or_else(|| CoreError::NotFound(format!("capability {id}")))
 }
 
-/// The registry for `principal` (anyone signed in).
-pub async fn registry(
-    core: &crate::CoreState,
-    principal: &Principal,
-    now: i64,
-) -> Result<Vec<CapabilityView>, CoreError> {
-    let _ = principal;
-    alert(core, now).await?;
-    list(core, now).await
-}
-
 /// Notifies each owner of an SLO that is breached or burning fast, once:
 /// the open alert is remembered and cleared when the SLO recovers, so the
 /// next breach notifies again. Returns how many notifications were sent.
@@ -558,7 +540,7 @@ pub async fn alert(core: &crate::CoreState, now: i64) -> Result<usize, CoreError
                             .map(|b| format!(", burning at {b:.1}×"))
                             .unwrap_or_default()
                     );
-                    let link = link_to(&c.id);
+                    let link = paved_shared::capabilities::href(&c.id);
                     let origin = format!("capability:{}:{}:{kind}", c.id, s.id);
                     let recipients = [
                         format!("group:default/{}", c.owner),
@@ -591,20 +573,6 @@ pub async fn alert(core: &crate::CoreState, now: i64) -> Result<usize, CoreError
     }
     tx.commit().await?;
     Ok(sent)
-}
-
-/// The registry page opened at capability `id`.
-pub fn link_to(id: &str) -> String {
-    let encoded: String = id
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    format!("/capabilities?id={encoded}")
 }
 
 fn percent(v: f64) -> String {
