@@ -10,8 +10,8 @@
 //! entity annotated `paved.dev/capability: <id>` declares them for that
 //! capability (its `spec.owner` and `spec.lifecycle`, plus
 //! `paved.dev/slo-objective: "99.9"` and `paved.dev/rollback: <text>`).
-//! Without a declaration the platform team (`PAVED_PLATFORM_TEAM`'s
-//! default, `platform`) owns the built-in capabilities.
+//! Without a declaration team `platform` ([`PLATFORM_TEAM`], the owner
+//! the shipped Templates name) owns the built-in capabilities.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
