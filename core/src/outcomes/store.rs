@@ -3,6 +3,8 @@
 //! late or out-of-order event only adds what was missing (a pending status
 //! never overwrites a finished one, a resolved incident stays resolved).
 
+use std::collections::HashSet;
+
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 use super::events::{Fact, Incident};
@@ -90,77 +92,217 @@ async fn try_batch(
     jobs: &[Job],
 ) -> Result<Vec<Result<Ingested, CoreError>>, CoreError> {
     let mut tx = conn.begin().await?;
-    let mut results = Vec::with_capacity(jobs.len());
-    let mut counts: std::collections::HashMap<&str, (i64, i64)> = Default::default();
-    for job in jobs {
-        let result = ingest_one(&mut tx, job).await?;
-        if let Ok(Ingested::Stored(_)) = result {
-            let entry = counts.entry(job.source_id.as_str()).or_default();
-            entry.0 += 1;
-            entry.1 = entry.1.max(job.now);
-        }
-        results.push(result);
-    }
-    for (source_id, (count, last)) in counts {
-        sqlx::query!(
-            "UPDATE outcome_sources SET last_event_at = MAX(COALESCE(last_event_at, 0), ?2),
-                event_count = event_count + ?3 WHERE id = ?1",
-            source_id,
-            last,
-            count
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(results)
-}
-
-/// Keeps one delivery in `tx`: the inner error refuses this delivery (and
-/// nothing of it was written), the outer one fails the transaction.
-async fn ingest_one(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    job: &Job,
-) -> Result<Result<Ingested, CoreError>, CoreError> {
-    let count = job.facts.len() as i64;
-    let inserted = sqlx::query!(
-        "INSERT INTO outcome_events (source_id, delivery_id, event, received_at, body, facts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-        job.source_id,
-        job.delivery_id,
-        job.event,
-        job.now,
-        job.body,
-        count
+    // Every raw delivery in one statement; the ones it kept come back (a
+    // delivery id seen before is not inserted).
+    let rows = serde_json::Value::Array(
+        jobs.iter()
+            .map(|j| {
+                serde_json::json!([
+                    j.source_id,
+                    j.delivery_id,
+                    j.event,
+                    j.now,
+                    j.body,
+                    j.facts.len()
+                ])
+            })
+            .collect(),
     )
-    .execute(&mut **tx)
+    .to_string();
+    let mut kept: HashSet<(String, String)> = sqlx::query!(
+        r#"INSERT INTO outcome_events (source_id, delivery_id, event, received_at, body, facts)
+           SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]', value ->> '$[3]',
+                  value ->> '$[4]', value ->> '$[5]'
+           FROM json_each(?1) WHERE true
+           ON CONFLICT DO NOTHING RETURNING source_id, delivery_id"#,
+        rows
+    )
+    .fetch_all(&mut *tx)
     .await?
-    .rows_affected();
-    if inserted == 0 {
-        // The same id with other content is not a redelivery: refuse it
-        // rather than drop what it says.
-        let kept = sqlx::query_scalar!(
-            "SELECT body FROM outcome_events WHERE source_id = ?1 AND delivery_id = ?2",
-            job.source_id,
-            job.delivery_id
-        )
-        .fetch_one(&mut **tx)
-        .await?;
-        if kept != job.body {
-            return Ok(Err(CoreError::Invalid {
+    .into_iter()
+    .map(|r| (r.source_id, r.delivery_id))
+    .collect();
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut stored: Vec<&Job> = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        let key = (job.source_id.clone(), job.delivery_id.clone());
+        if kept.remove(&key) {
+            stored.push(job);
+            results.push(Ok(Ingested::Stored(job.facts.len())));
+            continue;
+        }
+        // Seen before: in this batch, or already kept.
+        let earlier = jobs[..i]
+            .iter()
+            .find(|j| j.source_id == job.source_id && j.delivery_id == job.delivery_id);
+        let same = match earlier {
+            Some(j) => j.body == job.body,
+            None => {
+                sqlx::query_scalar!(
+                    "SELECT body FROM outcome_events WHERE source_id = ?1 AND delivery_id = ?2",
+                    job.source_id,
+                    job.delivery_id
+                )
+                .fetch_one(&mut *tx)
+                .await?
+                    == job.body
+            }
+        };
+        results.push(if same {
+            Ok(Ingested::Duplicate)
+        } else {
+            // The same id with other content is not a redelivery: refuse it
+            // rather than drop what it says.
+            Err(CoreError::Invalid {
                 field: "Idempotency-Key",
                 message: format!(
                     "delivery `{}` was already received with another body; send new content under a new id",
                     job.delivery_id
                 ),
-            }));
+            })
+        });
+    }
+    apply_all(&mut tx, &stored).await?;
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Applies what the kept deliveries told, one statement per table for the
+/// whole batch. The tables are independent of one another, so this is what
+/// applying the deliveries one after another would leave; within a table the
+/// rows go in arrival order (a later status of a deployment wins as before).
+/// Incidents, whose facts (opened, resolved, withdrawn) act on one another,
+/// are applied one by one in order.
+async fn apply_all(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    jobs: &[&Job],
+) -> Result<(), CoreError> {
+    use serde_json::{json, Value};
+    let (mut commits, mut parents, mut merges, mut deployments) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for job in jobs {
+        for fact in &job.facts {
+            match fact {
+                Fact::Commits { repo, commits: cs } => {
+                    for c in cs {
+                        commits.push(json!([
+                            repo,
+                            c.sha,
+                            c.at,
+                            (!c.files.is_empty())
+                                .then(|| serde_json::to_string(&c.files).unwrap_or_default()),
+                        ]));
+                        parents.extend(c.parents.iter().map(|p| json!([repo, c.sha, p])));
+                    }
+                }
+                Fact::Merge {
+                    repo,
+                    merge_sha,
+                    head_sha,
+                    number,
+                    opened_at,
+                    merged_at,
+                } => merges.push(json!([
+                    repo, merge_sha, head_sha, number, opened_at, merged_at
+                ])),
+                Fact::Deployment(d) => deployments.push(json!([
+                    job.source_id,
+                    d.key,
+                    d.repo,
+                    d.component,
+                    d.environment,
+                    d.sha,
+                    d.status.as_str(),
+                    d.started_at,
+                    d.finished_at,
+                    d.rework,
+                    d.fixes,
+                    d.title
+                ])),
+                Fact::Incident(_)
+                | Fact::IncidentResolved { .. }
+                | Fact::IncidentWithdrawn { .. } => {}
+            }
         }
-        return Ok(Ok(Ingested::Duplicate));
     }
-    for fact in &job.facts {
-        apply(tx, &job.source_id, fact).await?;
+    if !commits.is_empty() {
+        let rows = Value::Array(commits).to_string();
+        sqlx::query!(
+            "INSERT INTO outcome_commits (repo, sha, committed_at, files)
+             SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]', value ->> '$[3]'
+             FROM json_each(?1) WHERE true
+             ON CONFLICT (repo, sha) DO UPDATE SET
+                committed_at = COALESCE(outcome_commits.committed_at, excluded.committed_at),
+                files = COALESCE(outcome_commits.files, excluded.files)",
+            rows
+        )
+        .execute(&mut **tx)
+        .await?;
     }
-    Ok(Ok(Ingested::Stored(job.facts.len())))
+    if !parents.is_empty() {
+        let rows = Value::Array(parents).to_string();
+        sqlx::query!(
+            "INSERT INTO outcome_parents (repo, sha, parent)
+             SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]' FROM json_each(?1) WHERE true
+             ON CONFLICT DO NOTHING",
+            rows
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !merges.is_empty() {
+        let rows = Value::Array(merges).to_string();
+        sqlx::query!(
+            "INSERT INTO outcome_merges (repo, merge_sha, head_sha, number, opened_at, merged_at)
+             SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]', value ->> '$[3]',
+                    value ->> '$[4]', value ->> '$[5]'
+             FROM json_each(?1) WHERE true
+             ON CONFLICT (repo, merge_sha) DO UPDATE SET
+                head_sha = COALESCE(excluded.head_sha, outcome_merges.head_sha),
+                opened_at = COALESCE(excluded.opened_at, outcome_merges.opened_at)",
+            rows
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !deployments.is_empty() {
+        let rows = Value::Array(deployments).to_string();
+        sqlx::query!(
+            "INSERT INTO outcome_deployments
+                (source_id, key, repo, component_ref, environment, sha, status, started_at, finished_at, rework, fixes, title)
+             SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]', value ->> '$[3]', value ->> '$[4]',
+                    value ->> '$[5]', value ->> '$[6]', value ->> '$[7]', value ->> '$[8]', value ->> '$[9]',
+                    value ->> '$[10]', value ->> '$[11]'
+             FROM json_each(?1) WHERE true
+             ON CONFLICT (source_id, key) DO UPDATE SET
+                repo = COALESCE(excluded.repo, outcome_deployments.repo),
+                component_ref = COALESCE(excluded.component_ref, outcome_deployments.component_ref),
+                environment = excluded.environment,
+                sha = COALESCE(excluded.sha, outcome_deployments.sha),
+                finished_at = CASE WHEN excluded.status = 'pending' AND outcome_deployments.status <> 'pending'
+                                   THEN outcome_deployments.finished_at ELSE excluded.finished_at END,
+                status = CASE WHEN excluded.status = 'pending' THEN outcome_deployments.status ELSE excluded.status END,
+                started_at = MIN(COALESCE(outcome_deployments.started_at, excluded.started_at),
+                                 COALESCE(excluded.started_at, outcome_deployments.started_at)),
+                rework = COALESCE(excluded.rework, outcome_deployments.rework),
+                fixes = COALESCE(excluded.fixes, outcome_deployments.fixes),
+                title = COALESCE(excluded.title, outcome_deployments.title)",
+            rows
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    for job in jobs {
+        for fact in &job.facts {
+            if matches!(
+                fact,
+                Fact::Incident(_) | Fact::IncidentResolved { .. } | Fact::IncidentWithdrawn { .. }
+            ) {
+                apply_incident(tx, &job.source_id, fact).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Group commit: deliveries that arrive while one batch is being written
@@ -183,6 +325,9 @@ impl Writer {
     pub const MAX_BATCH: usize = 64;
     /// The most body bytes in one transaction (one large delivery goes alone).
     pub const MAX_BATCH_BYTES: usize = 8 << 20;
+    /// How many times the writer yields, finding nothing new, before it
+    /// writes what it has (each a few microseconds).
+    pub const GATHER_YIELDS: usize = 8;
 
     /// Keeps `job` (in the next batch) and answers once it is committed.
     pub async fn submit(&self, pool: &SqlitePool, job: Job) -> Result<Ingested, CoreError> {
@@ -224,11 +369,20 @@ async fn write_batches(pool: SqlitePool, mut receiver: tokio::sync::mpsc::Receiv
     while let Some(first) = receiver.recv().await {
         let mut bytes = first.job.body.len();
         let mut batch = vec![first];
+        // Deliveries tend to arrive together (senders answered by the last
+        // commit send their next at once): before writing, let the handlers
+        // already running hand theirs over, so one transaction carries them.
+        let mut idle = 0;
         while batch.len() < Writer::MAX_BATCH && bytes < Writer::MAX_BATCH_BYTES {
             match receiver.try_recv() {
                 Ok(next) => {
                     bytes += next.job.body.len();
                     batch.push(next);
+                    idle = 0;
+                }
+                Err(_) if idle < Writer::GATHER_YIELDS => {
+                    idle += 1;
+                    tokio::task::yield_now().await;
                 }
                 Err(_) => break,
             }
@@ -264,117 +418,12 @@ async fn write_batches(pool: SqlitePool, mut receiver: tokio::sync::mpsc::Receiv
     }
 }
 
-async fn apply(
+async fn apply_incident(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     source_id: &str,
     fact: &Fact,
 ) -> Result<(), CoreError> {
     match fact {
-        Fact::Commits { repo, commits } => {
-            // One statement per table, however many commits a push tells.
-            let rows = serde_json::Value::Array(
-                commits
-                    .iter()
-                    .map(|c| {
-                        serde_json::json!({
-                            "sha": c.sha,
-                            "at": c.at,
-                            "files": (!c.files.is_empty())
-                                .then(|| serde_json::to_string(&c.files).unwrap_or_default()),
-                        })
-                    })
-                    .collect(),
-            )
-            .to_string();
-            sqlx::query!(
-                "INSERT INTO outcome_commits (repo, sha, committed_at, files)
-                 SELECT ?1, value ->> '$.sha', value ->> '$.at', value ->> '$.files' FROM json_each(?2) WHERE true
-                 ON CONFLICT (repo, sha) DO UPDATE SET
-                    committed_at = COALESCE(outcome_commits.committed_at, excluded.committed_at),
-                    files = COALESCE(outcome_commits.files, excluded.files)",
-                repo,
-                rows
-            )
-            .execute(&mut **tx)
-            .await?;
-            let parents = serde_json::Value::Array(
-                commits
-                    .iter()
-                    .flat_map(|c| c.parents.iter().map(|p| serde_json::json!([c.sha, p])))
-                    .collect(),
-            );
-            if parents.as_array().is_some_and(|p| !p.is_empty()) {
-                let parents = parents.to_string();
-                sqlx::query!(
-                    "INSERT INTO outcome_parents (repo, sha, parent)
-                     SELECT ?1, value ->> '$[0]', value ->> '$[1]' FROM json_each(?2) WHERE true
-                     ON CONFLICT DO NOTHING",
-                    repo,
-                    parents
-                )
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
-        Fact::Merge {
-            repo,
-            merge_sha,
-            head_sha,
-            number,
-            opened_at,
-            merged_at,
-        } => {
-            sqlx::query!(
-                "INSERT INTO outcome_merges (repo, merge_sha, head_sha, number, opened_at, merged_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (repo, merge_sha) DO UPDATE SET
-                    head_sha = COALESCE(excluded.head_sha, outcome_merges.head_sha),
-                    opened_at = COALESCE(excluded.opened_at, outcome_merges.opened_at)",
-                repo,
-                merge_sha,
-                head_sha,
-                number,
-                opened_at,
-                merged_at
-            )
-            .execute(&mut **tx)
-            .await?;
-        }
-        Fact::Deployment(d) => {
-            let status = d.status.as_str();
-            sqlx::query!(
-                "INSERT INTO outcome_deployments
-                    (source_id, key, repo, component_ref, environment, sha, status, started_at, finished_at, rework, fixes, title)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                 ON CONFLICT (source_id, key) DO UPDATE SET
-                    repo = COALESCE(excluded.repo, outcome_deployments.repo),
-                    component_ref = COALESCE(excluded.component_ref, outcome_deployments.component_ref),
-                    environment = excluded.environment,
-                    sha = COALESCE(excluded.sha, outcome_deployments.sha),
-                    finished_at = CASE WHEN excluded.status = 'pending' AND outcome_deployments.status <> 'pending'
-                                       THEN outcome_deployments.finished_at ELSE excluded.finished_at END,
-                    status = CASE WHEN excluded.status = 'pending' THEN outcome_deployments.status ELSE excluded.status END,
-                    started_at = MIN(COALESCE(outcome_deployments.started_at, excluded.started_at),
-                                     COALESCE(excluded.started_at, outcome_deployments.started_at)),
-                    rework = COALESCE(excluded.rework, outcome_deployments.rework),
-                    fixes = COALESCE(excluded.fixes, outcome_deployments.fixes),
-                    title = COALESCE(excluded.title, outcome_deployments.title)",
-                source_id,
-                d.key,
-                d.repo,
-                d.component,
-                d.environment,
-                d.sha,
-                status,
-                d.started_at,
-                d.finished_at,
-                d.rework,
-                d.fixes,
-                d.title
-            )
-            .execute(&mut **tx)
-            .await?;
-        }
         Fact::Incident(Incident {
             key,
             repo,
@@ -434,6 +483,145 @@ async fn apply(
             .execute(&mut **tx)
             .await?;
         }
+        Fact::Commits { .. } | Fact::Merge { .. } | Fact::Deployment(_) => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcomes::events::{Commit, DeployStatus, Deployment};
+
+    fn job(id: &str, body: &str, facts: Vec<Fact>) -> Job {
+        Job {
+            source_id: "src".into(),
+            delivery_id: id.into(),
+            event: "generic".into(),
+            body: body.into(),
+            facts,
+            now: 1_000,
+        }
+    }
+
+    fn deployment(status: DeployStatus, finished_at: i64) -> Fact {
+        Fact::Deployment(Deployment {
+            key: "d1".into(),
+            repo: Some("github.com/acme/a".into()),
+            component: None,
+            environment: "production".into(),
+            sha: Some("abc".into()),
+            status,
+            started_at: Some(10),
+            finished_at,
+            rework: None,
+            fixes: None,
+            title: None,
+        })
+    }
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn a_batch_keeps_each_delivery_once_and_applies_facts_in_arrival_order(pool: SqlitePool) {
+        sqlx::query(
+            "INSERT INTO outcome_sources (id, kind, name, created_by, created_at) VALUES ('src', 'generic', 'S', 't', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let commit = |sha: &str, parent: &str| Commit {
+            sha: sha.into(),
+            at: Some(5),
+            parents: vec![parent.into()],
+            files: vec![],
+        };
+        let incident = Fact::Incident(Incident {
+            key: "INC-1".into(),
+            repo: None,
+            component: None,
+            title: "down".into(),
+            url: None,
+            created_at: 20,
+            resolved_at: None,
+            cause_sha: None,
+            cause_deployment: None,
+        });
+        let jobs = vec![
+            job(
+                "1",
+                "a",
+                vec![
+                    Fact::Commits {
+                        repo: "github.com/acme/a".into(),
+                        commits: vec![commit("abc", "p0"), commit("def", "abc")],
+                    },
+                    deployment(DeployStatus::Pending, 11),
+                ],
+            ),
+            job(
+                "2",
+                "b",
+                vec![deployment(DeployStatus::Success, 12), incident],
+            ),
+            // A redelivery within the batch, and the same id with other content.
+            job("1", "a", vec![deployment(DeployStatus::Failure, 99)]),
+            job("2", "changed", vec![]),
+            job(
+                "3",
+                "c",
+                vec![Fact::IncidentResolved {
+                    key: "INC-1".into(),
+                    at: 30,
+                }],
+            ),
+            // A later pending status never overwrites a finished one.
+            job("4", "d", vec![deployment(DeployStatus::Pending, 13)]),
+        ];
+        let mut conn = pool.acquire().await.unwrap();
+        let results = ingest_batch(&mut conn, &jobs).await;
+        assert!(matches!(results[0], Ok(Ingested::Stored(2))));
+        assert!(matches!(results[1], Ok(Ingested::Stored(2))));
+        assert!(matches!(results[2], Ok(Ingested::Duplicate)));
+        assert!(matches!(
+            results[3],
+            Err(CoreError::Invalid {
+                field: "Idempotency-Key",
+                ..
+            })
+        ));
+        assert!(matches!(results[4], Ok(Ingested::Stored(1))));
+        assert!(matches!(results[5], Ok(Ingested::Stored(1))));
+        let (status, finished): (String, i64) =
+            sqlx::query_as("SELECT status, finished_at FROM outcome_deployments WHERE key = 'd1'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!((status.as_str(), finished), ("success", 12));
+        let n = |sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(n("SELECT COUNT(*) FROM outcome_events").await, 4);
+        assert_eq!(n("SELECT COUNT(*) FROM outcome_commits").await, 2);
+        assert_eq!(n("SELECT COUNT(*) FROM outcome_parents").await, 2);
+        assert_eq!(
+            n("SELECT resolved_at FROM outcome_incidents WHERE key = 'INC-1'").await,
+            30
+        );
+        assert_eq!(
+            n("SELECT event_count FROM outcome_sources WHERE id = 'src'").await,
+            4
+        );
+        // Sent again later, everything is a duplicate and nothing changes.
+        let again = ingest_batch(&mut conn, &jobs[..2]).await;
+        assert!(again.iter().all(|r| matches!(r, Ok(Ingested::Duplicate))));
+        assert_eq!(
+            n("SELECT event_count FROM outcome_sources WHERE id = 'src'").await,
+            4
+        );
+    }
 }
