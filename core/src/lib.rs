@@ -60,6 +60,8 @@ pub struct CoreState {
     pub outcomes_versions: Arc<outcomes::cache::Versions>,
     /// Components' attributions kept between reads.
     pub outcomes_attributions: Arc<outcomes::cache::AttributionCache>,
+    /// Every team's DORA keys, kept while nothing they were read from changed.
+    pub outcomes_board: Arc<outcomes::cache::Board<outcomes::ByTeam>>,
     /// Who used Paved today (for weekly and monthly active people).
     pub activity: Arc<outcomes::adoption::Activity>,
 }
@@ -132,6 +134,7 @@ impl CoreState {
             outcomes_graphs: Arc::default(),
             outcomes_versions: Arc::default(),
             outcomes_attributions: Arc::default(),
+            outcomes_board: Arc::default(),
             activity: Arc::default(),
         })
     }

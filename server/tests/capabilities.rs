@@ -289,3 +289,71 @@ async fn slos_error_budgets_and_one_notification_per_breach() {
     }
     promtool_check_metrics(&metrics);
 }
+
+#[tokio::test]
+async fn the_gateway_added_latency_slo_counts_only_calls_that_reached_a_provider() {
+    let clock = Arc::new(ManualClock::at(T0 * 1000));
+    let app = test_app_with_clock(&[], clock.clone()).await;
+    // Two days ago: 995 calls the gateway added 2 ms to, 5 it added 40 ms
+    // to, and 50 refused before any provider was called (no overhead).
+    for (overhead_us, status, n) in [
+        (Some(2_000), 200, 995),
+        (Some(40_000), 200, 5),
+        (None, 429, 50),
+    ] {
+        let mut tx = app.state.core.db.begin().await.unwrap();
+        for _ in 0..n {
+            sqlx::query(
+                "INSERT INTO llm_usage (at, team, workspace_id, provider, model, request_type, input_tokens,
+                                        output_tokens, cost_nanocents, latency_ms, status, overhead_us)
+                 VALUES (?1, 'payments', '', 'stub', 'stub-chat', 'chat', 1, 1, 1, 300, ?2, ?3)",
+            )
+            .bind((T0 - 2 * 86_400) * 1000)
+            .bind(status)
+            .bind(overhead_us)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let (status, all) = app
+        .as_(PAYMENTS_DEV)
+        .get("/api/outcomes/v1/capabilities")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    for id in ["gateway", "model:stub-chat"] {
+        let slos = find(&all, id)["slos"].as_array().unwrap().clone();
+        let added = slos
+            .iter()
+            .find(|s| s["id"] == "added_latency")
+            .unwrap_or_else(|| panic!("{id} has no added-latency SLO: {slos:?}"));
+        // 995 of 1000 timed calls within 25 ms: 99.5% against 99%; half the
+        // budget (10 slow calls allowed, 5 spent) is left.
+        assert_eq!(
+            (added["good"].clone(), added["total"].clone()),
+            (json!(995), json!(1000))
+        );
+        assert_eq!(added["objective"], json!(0.99));
+        assert!(
+            (added["error_budget_remaining"].as_f64().unwrap() - 0.5).abs() < 1e-9,
+            "{added}"
+        );
+        assert_eq!(added["state"], "met");
+        // The refused calls count against nothing here and are not failures.
+        let availability = slos.iter().find(|s| s["id"] == "availability").unwrap();
+        assert_eq!(
+            (availability["good"].clone(), availability["total"].clone()),
+            (json!(1050), json!(1050))
+        );
+    }
+    // 30 days on they have left the 28-day window.
+    clock.set((T0 + 30 * 86_400) * 1000);
+    let (_, all) = app
+        .as_(PAYMENTS_DEV)
+        .get("/api/outcomes/v1/capabilities")
+        .await;
+    let gw = find(&all, "gateway");
+    assert_eq!(gw["slos"][1]["total"], json!(0));
+    assert_eq!(gw["slos"][1]["state"], "no_data");
+}

@@ -252,6 +252,28 @@ async fn chat_embeddings_and_models_are_proxied_charged_and_recorded() {
             Some("4bf92f3577b34da6a3ce929d0e0e4736".into())
         )
     );
+    // What the gateway itself added is recorded beside the whole time, and
+    // the dashboards' rollups follow the rows in the same transaction.
+    let (overhead_us, latency_ms): (Option<i64>, i64) =
+        sqlx::query_as("SELECT overhead_us, latency_ms FROM llm_usage ORDER BY id LIMIT 1")
+            .fetch_one(&gw.app.state.core.db)
+            .await
+            .unwrap();
+    let overhead_us = overhead_us.expect("a provider was called");
+    assert!((0..=latency_ms * 1000 + 999).contains(&overhead_us));
+    let (requests, cost, timed): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT SUM(requests) FROM llm_usage_daily WHERE team = 'payments'),
+                (SELECT SUM(cost_nanocents) FROM llm_usage_daily WHERE team = 'payments'),
+                (SELECT SUM(timed) FROM llm_usage_model_hourly)",
+    )
+    .fetch_one(&gw.app.state.core.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (requests, cost, timed),
+        (2, rows[0].3 + rows[1].3, 2),
+        "{rows:?}"
+    );
 
     // A model without a price is refused, never free.
     let r = gw

@@ -265,6 +265,9 @@ pub struct UsageRecord {
     pub cost_nanocents: i64,
     /// Time in the gateway.
     pub latency_ms: i64,
+    /// The time the gateway itself added (its whole time minus the
+    /// provider's), in microseconds; `None` when no provider was called.
+    pub overhead_us: Option<i64>,
     /// The status answered.
     pub status: u16,
     /// The error class, when not 2xx.
@@ -1216,8 +1219,8 @@ async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
                 sqlx::query!(
                     r#"INSERT INTO llm_usage (at, team, workspace_id, key_id, key_name, provider, model, request_type,
                          input_tokens, output_tokens, cost_nanocents, latency_ms, status, error_type, trace_id,
-                         idempotency_key, reservation_id, feature)
-                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"#,
+                         idempotency_key, reservation_id, feature, overhead_us)
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"#,
                     u.at_ms,
                     u.team,
                     u.workspace,
@@ -1235,7 +1238,8 @@ async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
                     u.trace_id,
                     u.idempotency_key,
                     u.reservation_id,
-                    u.feature
+                    u.feature,
+                    u.overhead_us
                 )
                 .execute(&mut *tx)
                 .await?;

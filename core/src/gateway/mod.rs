@@ -1189,6 +1189,10 @@ impl Gateway {
             output_tokens: outcome.output_tokens,
             cost_nanocents: outcome.cost_nanocents,
             latency_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+            overhead_us: (outcome.upstream > Duration::ZERO).then(|| {
+                i64::try_from(elapsed.saturating_sub(outcome.upstream).as_micros())
+                    .unwrap_or(i64::MAX)
+            }),
             status: outcome.status,
             error_type: outcome.error_type.map(str::to_owned),
             trace_id: Some(ctx.trace.trace_id.clone()),

@@ -165,7 +165,7 @@ async fn compute(pool: &SqlitePool, now: i64) -> Result<Adoption, CoreError> {
         })
         .collect();
     let week_of = |day: i64| monday_of(day);
-    let (first_s, first_ms) = (first * 86_400, first * 86_400_000);
+    let first_s = first * 86_400;
     for r in sqlx::query!(
         r#"SELECT (day - ((day + 3) % 7)) AS "week!: i64", COUNT(DISTINCT user_id) AS "n!: i64"
            FROM user_activity WHERE day >= ?1 GROUP BY 1"#,
@@ -193,9 +193,9 @@ async fn compute(pool: &SqlitePool, now: i64) -> Result<Adoption, CoreError> {
         }
     }
     for r in sqlx::query!(
-        r#"SELECT at / 86400000 AS "day!: i64", COUNT(*) AS "n!: i64", SUM(cost_nanocents) AS "cost!: i64"
-           FROM llm_usage WHERE at >= ?1 GROUP BY 1"#,
-        first_ms
+        r#"SELECT day AS "day!: i64", SUM(requests) AS "n!: i64", SUM(cost_nanocents) AS "cost!: i64"
+           FROM llm_usage_daily WHERE day >= ?1 GROUP BY day"#,
+        first
     )
     .fetch_all(pool)
     .await?
@@ -249,7 +249,6 @@ async fn team_rows(
 > {
     let since = now - 30 * 86_400;
     let first_day = now.div_euclid(86_400) - 29;
-    let first_ms = first_day * 86_400_000;
     let mut rows: BTreeMap<String, TeamRow> = sqlx::query!(
         r#"SELECT t.name, COUNT(m.user_id) AS "members!: i64"
            FROM teams t LEFT JOIN memberships m ON m.team_id = t.id
@@ -301,16 +300,16 @@ async fn team_rows(
         }
     }
     for r in sqlx::query!(
-        r#"SELECT team, at / 86400000 AS "day!: i64", COUNT(*) AS "n!: i64", SUM(cost_nanocents) AS "cost!: i64"
-           FROM llm_usage WHERE at >= ?1 AND (?2 IS NULL OR team = ?2) GROUP BY team, 2"#,
-        first_ms,
+        r#"SELECT team, day, requests, cost_nanocents FROM llm_usage_daily
+           WHERE day >= ?1 AND (?2 IS NULL OR team = ?2)"#,
+        first_day,
         only
     )
     .fetch_all(pool)
     .await?
     {
         if let Some(row) = rows.get_mut(&r.team) {
-            row.add_usage(r.day - first_day, r.n, r.cost);
+            row.add_usage(r.day - first_day, r.requests, r.cost_nanocents);
         }
     }
     for r in sqlx::query!(
@@ -362,10 +361,10 @@ pub async fn platform_home(
     let pool = &core.db;
     let adoption = compute(pool, now).await?;
     let (mut rows, latest_survey) = team_rows(pool, now, None).await?;
-    let (teams_dora, _) = super::dora_by_team(core, now).await?;
-    for (team, dora) in teams_dora {
-        if let Some(row) = rows.get_mut(&team) {
-            row.dora = Some(dora);
+    let board = super::dora_by_team(core, now).await?;
+    for (team, dora) in &board.0 {
+        if let Some(row) = rows.get_mut(team) {
+            row.dora = Some(dora.clone());
         }
     }
     let attention = super::capabilities::list(core, now)
@@ -387,6 +386,61 @@ pub async fn platform_home(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn the_usage_rollups_follow_inserts_and_deletes(pool: SqlitePool) {
+        let day = 20_514_i64; // 2026-03-02
+        let at = |h: i64| (day * 86_400 + h * 3600) * 1000;
+        for (ms, team, model, status, cost, overhead) in [
+            (at(1), "a", "m1", 200, 10, Some(1_000)),
+            (at(1), "a", "m1", 502, 0, Some(30_000)),
+            (at(2), "a", "m2", 429, 0, None),
+            (at(25), "b", "m1", 200, 7, Some(25_000)),
+        ] {
+            sqlx::query(
+                "INSERT INTO llm_usage (at, team, provider, model, request_type, cost_nanocents, latency_ms, status, overhead_us)
+                 VALUES (?1, ?2, 'p', ?3, 'chat', ?4, 1, ?5, ?6)",
+            )
+            .bind(ms)
+            .bind(team)
+            .bind(model)
+            .bind(cost)
+            .bind(status)
+            .bind(overhead)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query("DELETE FROM llm_usage WHERE status = 429")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let daily: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT team, day, requests, cost_nanocents FROM llm_usage_daily WHERE requests > 0 ORDER BY 1, 2",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            daily,
+            vec![("a".into(), day, 2, 10), ("b".into(), day + 1, 1, 7)]
+        );
+        let hourly: Vec<(String, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT model, hour, requests, failed, refused, timed, fast FROM llm_usage_model_hourly
+             WHERE requests > 0 ORDER BY 2, 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let hour = day * 24;
+        assert_eq!(
+            hourly,
+            vec![
+                ("m1".into(), hour + 1, 2, 1, 0, 2, 1),
+                ("m1".into(), hour + 25, 1, 0, 0, 1, 1),
+            ]
+        );
+    }
 
     #[test]
     fn weeks_start_on_monday() {

@@ -55,6 +55,11 @@ impl Versions {
         inner.everything = inner.counter;
     }
 
+    /// How many changes were recorded: equal counters mean nothing changed.
+    pub fn counter(&self) -> u64 {
+        self.lock().counter
+    }
+
     /// The latest change to `scope`'s component or repositories.
     pub fn stamp(&self, scope: &Scope) -> u64 {
         let inner = self.lock();
@@ -150,6 +155,61 @@ impl AttributionCache {
     }
 }
 
+/// The last every-team answer (the platform home's and `/metrics`' DORA
+/// columns: every component attributed), reused while no delivery was kept,
+/// the catalog's mapping is the same and it is under
+/// [`Board::MAX_AGE_SECS`] old (its 30-day window moves on). One caller
+/// computes while the others wait for its answer.
+#[derive(Debug, Default)]
+pub struct Board<T> {
+    inner: tokio::sync::Mutex<Option<BoardEntry<T>>>,
+}
+
+#[derive(Debug)]
+struct BoardEntry<T> {
+    fingerprint: u64,
+    version: u64,
+    at: i64,
+    value: Arc<T>,
+}
+
+impl<T> Board<T> {
+    /// How long an answer is reused, in seconds.
+    pub const MAX_AGE_SECS: i64 = 60;
+
+    /// The answer for `fingerprint` (what was read) and `version`
+    /// ([`Versions::counter`]) as of `now`: the kept one while it holds,
+    /// else `compute`'s, kept for the next caller.
+    pub async fn get_or_compute<E, F>(
+        &self,
+        fingerprint: u64,
+        version: u64,
+        now: i64,
+        compute: F,
+    ) -> Result<Arc<T>, E>
+    where
+        F: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut entry = self.inner.lock().await;
+        if let Some(e) = entry.as_ref() {
+            if e.fingerprint == fingerprint
+                && e.version == version
+                && (0..Self::MAX_AGE_SECS).contains(&(now - e.at))
+            {
+                return Ok(e.value.clone());
+            }
+        }
+        let value = Arc::new(compute.await?);
+        *entry = Some(BoardEntry {
+            fingerprint,
+            version,
+            at: now,
+            value: value.clone(),
+        });
+        Ok(value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +268,31 @@ mod tests {
         versions.touch(["github.com/acme/a"]);
         cache.put(key.clone(), Arc::default(), before);
         assert!(cache.get(&key, versions.stamp(&a)).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_board_is_reused_only_while_nothing_changed_and_for_a_minute() {
+        let board = Board::<u32>::default();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let get = |fingerprint, version, now| {
+            let calls = &calls;
+            let board = &board;
+            async move {
+                *board
+                    .get_or_compute::<(), _>(fingerprint, version, now, async {
+                        Ok(calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(get(1, 1, 1000).await, 0);
+        assert_eq!(get(1, 1, 1059).await, 0, "reused within the minute");
+        assert_eq!(get(1, 1, 1060).await, 1, "a minute on, computed again");
+        assert_eq!(get(1, 2, 1061).await, 2, "a delivery was kept");
+        assert_eq!(get(9, 2, 1062).await, 3, "the mapping changed");
+        assert_eq!(get(9, 2, 1000).await, 4, "a clock that went back");
+        assert_eq!(get(9, 2, 1000).await, 4);
     }
 
     #[test]

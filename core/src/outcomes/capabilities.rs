@@ -26,6 +26,14 @@ use crate::CoreError;
 /// The window every SLO is computed over, in days.
 pub const WINDOW_DAYS: u32 = 28;
 
+/// The most time the gateway may add to a call (the provider's own time
+/// excluded) for it to count as fast: the `fast` column of the hourly
+/// rollup (`llm_usage_model_hourly`, kept by a trigger) counts against it.
+pub const ADDED_LATENCY_MS: i64 = 25;
+
+const ADDED_LATENCY_SLI: &str =
+    "Calls to a provider where the gateway itself added at most 25 ms (the provider's time excluded)";
+
 /// The team that owns the built-in capabilities unless a catalog entity says otherwise.
 pub const PLATFORM_TEAM: &str = "platform";
 
@@ -140,6 +148,7 @@ fn annotations_of(raw: Option<&str>) -> Value {
 /// The raw records the registry is computed from.
 struct Inputs {
     models: BTreeMap<String, Counts>,
+    latency: BTreeMap<String, Counts>,
     tasks: BTreeMap<String, Counts>,
     secrets: Counts,
     catalog: Counts,
@@ -160,25 +169,35 @@ fn counts(total: i64, good: i64, recent_total: i64, recent_good: i64) -> Counts 
 async fn inputs(pool: &SqlitePool, now: i64) -> Result<Inputs, CoreError> {
     let since = now - i64::from(WINDOW_DAYS) * 86_400;
     let recent = now - BURN_WINDOW_HOURS * 3600;
-    let (since_ms, recent_ms) = (since * 1000, recent * 1000);
-    // Gateway calls: good unless the gateway or its provider failed (5xx).
-    let models = sqlx::query!(
-        r#"SELECT model, COUNT(*) AS "total!: i64", SUM(status < 500) AS "good!: i64",
-                  SUM(at >= ?2) AS "recent_total!: i64", SUM(at >= ?2 AND status < 500) AS "recent_good!: i64"
-           FROM llm_usage WHERE at >= ?1 GROUP BY model"#,
-        since_ms,
-        recent_ms
+    // Gateway calls from the hourly rollup (a window edge falls on the hour):
+    // good unless the gateway or its provider failed (5xx); fast when the
+    // gateway itself added at most ADDED_LATENCY_MS.
+    let (since_hour, recent_hour) = (since.div_euclid(3600), recent.div_euclid(3600));
+    let mut models = BTreeMap::new();
+    let mut latency = BTreeMap::new();
+    for r in sqlx::query!(
+        r#"SELECT model, SUM(requests) AS "total!: i64", SUM(requests - failed) AS "good!: i64",
+                  SUM(CASE WHEN hour >= ?2 THEN requests ELSE 0 END) AS "recent_total!: i64",
+                  SUM(CASE WHEN hour >= ?2 THEN requests - failed ELSE 0 END) AS "recent_good!: i64",
+                  SUM(timed) AS "timed!: i64", SUM(fast) AS "fast!: i64",
+                  SUM(CASE WHEN hour >= ?2 THEN timed ELSE 0 END) AS "recent_timed!: i64",
+                  SUM(CASE WHEN hour >= ?2 THEN fast ELSE 0 END) AS "recent_fast!: i64"
+           FROM llm_usage_model_hourly WHERE hour >= ?1 GROUP BY model HAVING SUM(requests) > 0"#,
+        since_hour,
+        recent_hour
     )
     .fetch_all(pool)
     .await?
-    .into_iter()
-    .map(|r| {
-        (
-            r.model,
+    {
+        models.insert(
+            r.model.clone(),
             counts(r.total, r.good, r.recent_total, r.recent_good),
-        )
-    })
-    .collect();
+        );
+        latency.insert(
+            r.model,
+            counts(r.timed, r.fast, r.recent_timed, r.recent_fast),
+        );
+    }
     // Scaffolder tasks that finished: completed is good, failed is bad; cancelled is the person's choice.
     let tasks = sqlx::query!(
         r#"SELECT template_ref, COUNT(*) AS "total!: i64", SUM(status = 'completed') AS "good!: i64",
@@ -258,6 +277,7 @@ async fn inputs(pool: &SqlitePool, now: i64) -> Result<Inputs, CoreError> {
     .collect();
     Ok(Inputs {
         models,
+        latency,
         tasks,
         secrets,
         catalog,
@@ -325,9 +345,12 @@ pub async fn list(core: &crate::CoreState, now: i64) -> Result<Vec<CapabilityVie
         declarations: &i.declarations,
     };
     let mut out = Vec::new();
-    let mut gateway = Counts::default();
+    let (mut gateway, mut added) = (Counts::default(), Counts::default());
     for c in i.models.values() {
         gateway.add(*c);
+    }
+    for c in i.latency.values() {
+        added.add(*c);
     }
     let availability = "Requests answered without a gateway or provider failure (5xx)";
     out.push(b.capability(
@@ -337,7 +360,15 @@ pub async fn list(core: &crate::CoreState, now: i64) -> Result<Vec<CapabilityVie
         "The OpenAI-compatible proxy every team's LLM calls go through, inside each team's budget.".into(),
         Some("/llm".into()),
         None,
-        vec![("availability", availability, 0.995, gateway)],
+        vec![
+            ("availability", availability, 0.995, gateway),
+            (
+                "added_latency",
+                ADDED_LATENCY_SLI,
+                0.99,
+                added,
+            ),
+        ],
         vec![
             "Per-team and per-workspace budgets, held before each call (never overspent)".into(),
             "Requests- and tokens-per-minute limits per budget".into(),
@@ -369,12 +400,20 @@ pub async fn list(core: &crate::CoreState, now: i64) -> Result<Vec<CapabilityVie
             format!("The {model} route of the LLM gateway (provider {provider})."),
             Some("/llm".into()),
             None,
-            vec![(
-                "availability",
-                availability,
-                0.99,
-                i.models.get(model).copied().unwrap_or_default(),
-            )],
+            vec![
+                (
+                    "availability",
+                    availability,
+                    0.99,
+                    i.models.get(model).copied().unwrap_or_default(),
+                ),
+                (
+                    "added_latency",
+                    ADDED_LATENCY_SLI,
+                    0.99,
+                    i.latency.get(model).copied().unwrap_or_default(),
+                ),
+            ],
             controls,
         ));
     }

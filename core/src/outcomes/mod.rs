@@ -535,7 +535,8 @@ pub async fn unmapped(
 /// data is left out (absent, never 0).
 pub async fn prometheus(core: &crate::CoreState, now: i64) -> Result<String, CoreError> {
     use std::fmt::Write;
-    let (teams, components) = dora_by_team(core, now).await?;
+    let board = dora_by_team(core, now).await?;
+    let (teams, components) = &*board;
     let escape = |v: &str| {
         v.replace('\\', "\\\\")
             .replace('"', "\\\"")
@@ -573,7 +574,7 @@ pub async fn prometheus(core: &crate::CoreState, now: i64) -> Result<String, Cor
     for (key, help, value) in keys {
         let _ = writeln!(out, "# HELP paved_dora_team_{key} {help}");
         let _ = writeln!(out, "# TYPE paved_dora_team_{key} gauge");
-        for (team, d) in &teams {
+        for (team, d) in teams {
             if let Some(v) = value(d) {
                 let _ = writeln!(
                     out,
@@ -584,7 +585,7 @@ pub async fn prometheus(core: &crate::CoreState, now: i64) -> Result<String, Cor
         }
         let _ = writeln!(out, "# HELP paved_dora_component_{key} {help}");
         let _ = writeln!(out, "# TYPE paved_dora_component_{key} gauge");
-        for (team, component, d) in &components {
+        for (team, component, d) in components {
             if let Some(v) = value(d) {
                 let _ = writeln!(
                     out,
@@ -598,22 +599,62 @@ pub async fn prometheus(core: &crate::CoreState, now: i64) -> Result<String, Cor
     Ok(out)
 }
 
-/// DORA's keys over the last 30 days for each team and each of its
-/// components that had deployments or incidents (absent otherwise), for
-/// `/metrics` and the platform home. Past the attribution cache: it reads
-/// every component, and would push out what people are looking at.
-#[allow(clippy::type_complexity)]
-pub async fn dora_by_team(
-    core: &crate::CoreState,
-    now: i64,
-) -> Result<(Vec<(String, Dora)>, Vec<(String, String, Dora)>), CoreError> {
+/// DORA's keys over the last 30 days for each team, and for each of its
+/// components that had deployments or incidents (absent otherwise).
+pub type ByTeam = (Vec<(String, Dora)>, Vec<(String, String, Dora)>);
+
+/// [`ByTeam`] as of `now`, for `/metrics` and the platform home. Attributes
+/// every component, past the attribution cache (it would push out what
+/// people are looking at); the answer is kept on [`crate::CoreState`]'s
+/// board while no delivery is kept and the mapping stays (for a minute at
+/// most), so a busy platform home or a scrape every few seconds computes it
+/// once.
+pub async fn dora_by_team(core: &crate::CoreState, now: i64) -> Result<Arc<ByTeam>, CoreError> {
+    use std::hash::{Hash, Hasher};
     let pool = &core.db;
+    let version = core.outcomes_versions.counter();
     let rows = sqlx::query!(
         r#"SELECT entity_ref AS "entity_ref!", owner_ref, body FROM catalog_entities
            WHERE kind_key = 'component' AND owner_ref LIKE 'group:%' ORDER BY entity_ref"#
     )
     .fetch_all(pool)
     .await?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let components: Vec<(Scope, String)> = rows
+        .into_iter()
+        .map(|r| {
+            let entity: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+            let (repos, path_prefix) = read::repos_of(&entity);
+            let scope = Scope {
+                component: r.entity_ref,
+                repos,
+                path_prefix,
+            };
+            let team = r
+                .owner_ref
+                .as_deref()
+                .and_then(|o| o.rsplit('/').next())
+                .unwrap_or_default()
+                .to_owned();
+            (&scope.component, &scope.repos, &scope.path_prefix, &team).hash(&mut hasher);
+            (scope, team)
+        })
+        .collect();
+    core.outcomes_board
+        .get_or_compute(
+            hasher.finish(),
+            version,
+            now,
+            by_team(core, components, now),
+        )
+        .await
+}
+
+async fn by_team(
+    core: &crate::CoreState,
+    components: Vec<(Scope, String)>,
+    now: i64,
+) -> Result<ByTeam, CoreError> {
     let query = Query {
         window: Window {
             from: now - 30 * 86_400,
@@ -624,34 +665,19 @@ pub async fn dora_by_team(
         scheme: BandScheme::Dora2024,
     };
     let mut by_team: std::collections::BTreeMap<String, Vec<Arc<Attribution>>> = Default::default();
-    let mut components = Vec::new();
-    for r in rows {
-        let entity: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-        let (repos, path_prefix) = read::repos_of(&entity);
-        let scope = Scope {
-            component: r.entity_ref.clone(),
-            repos,
-            path_prefix,
-        };
-        // Past the cache: a scrape reads every component, and would push
-        // out what people are looking at.
+    let mut out = Vec::new();
+    for (scope, team) in components {
         let attribution = Arc::new(attribute_one(core, &scope, &query).await?);
         if attribution.deployments.is_empty() && attribution.incidents.is_empty() {
             continue;
         }
-        let team = r
-            .owner_ref
-            .as_deref()
-            .and_then(|o| o.rsplit('/').next())
-            .unwrap_or_default()
-            .to_owned();
-        let name = r
-            .entity_ref
+        let name = scope
+            .component
             .rsplit('/')
             .next()
             .unwrap_or_default()
             .to_owned();
-        components.push((
+        out.push((
             team.clone(),
             name,
             compute::dora(
@@ -666,5 +692,5 @@ pub async fn dora_by_team(
         .iter()
         .map(|(team, a)| (team.clone(), compute::dora(a, &query.window, query.scheme)))
         .collect();
-    Ok((teams, components))
+    Ok((teams, out))
 }

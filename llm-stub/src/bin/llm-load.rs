@@ -2,7 +2,7 @@
 //! (`scripts/bench-gateway.sh`). Prints one JSON line.
 //!
 //! ```text
-//! llm-load --url URL [--header 'K: V']... [--body JSON] [--idempotency]
+//! llm-load --url URL [--header 'K: V']... [--header-file F] [--body JSON] [--idempotency]
 //!          (--rate R | --max [--connections C]) [--duration S] [--warmup S]
 //! ```
 //!
@@ -43,6 +43,8 @@ usage: llm-load --url URL (--rate R | --max) [options]
 
   --url URL            http:// URL to call
   --header 'K: V'      extra request header (repeatable)
+  --header-file FILE   one 'K: V' header per line; connection i adds line i mod n
+                       (closed loop: e.g. a different person's token per connection)
   --body JSON          request body; sends POST with content-type application/json
                        (default: GET without a body)
   --method M           override the method
@@ -61,6 +63,8 @@ usage: llm-load --url URL (--rate R | --max) [options]
 struct Args {
     url: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// One header per connection, round robin (`--header-file`).
+    per_connection: Vec<(HeaderName, HeaderValue)>,
     body: Option<Bytes>,
     method: Option<Method>,
     idempotency: bool,
@@ -81,9 +85,21 @@ fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
 }
 
 /// Parses the arguments after the program name; `Ok(None)` means `--help`.
+fn header(v: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, val) = v
+        .split_once(':')
+        .ok_or_else(|| format!("a header must be 'Name: value': {v}"))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("invalid header name in {v}"))?;
+    let val =
+        HeaderValue::from_str(val.trim()).map_err(|_| format!("invalid header value in {v}"))?;
+    Ok((name, val))
+}
+
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
     let mut url = None;
     let mut headers = Vec::new();
+    let mut per_connection = Vec::new();
     let mut body = None;
     let mut method = None;
     let mut idempotency = false;
@@ -119,15 +135,18 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 url = Some(uri);
             }
             "--header" | "-H" => {
-                let v = value()?;
-                let (name, val) = v
-                    .split_once(':')
-                    .ok_or_else(|| format!("--header must be 'Name: value': {v}"))?;
-                let name = HeaderName::from_bytes(name.trim().as_bytes())
-                    .map_err(|_| format!("invalid header name in {v}"))?;
-                let val = HeaderValue::from_str(val.trim())
-                    .map_err(|_| format!("invalid header value in {v}"))?;
-                headers.push((name, val));
+                headers.push(header(&value()?)?);
+            }
+            "--header-file" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read --header-file {path}: {e}"))?;
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    per_connection.push(header(line)?);
+                }
+                if per_connection.is_empty() {
+                    return Err(format!("--header-file {path} has no headers"));
+                }
             }
             "--body" => {
                 let v = value()?;
@@ -185,9 +204,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     if duration.is_zero() {
         return Err("--duration must be positive".into());
     }
+    if !per_connection.is_empty() && rate.is_some() {
+        return Err("--header-file needs --max (a header per connection)".into());
+    }
     Ok(Some(Args {
         url,
         headers,
+        per_connection,
         body,
         method,
         idempotency,
@@ -206,6 +229,7 @@ struct Target {
     method: Method,
     path: String,
     headers: Vec<(HeaderName, HeaderValue)>,
+    per_connection: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
     idempotency: Option<String>,
     counter: AtomicU64,
@@ -243,6 +267,7 @@ impl Target {
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
             headers,
+            per_connection: args.per_connection.clone(),
             body: args.body.clone().unwrap_or_default(),
             idempotency: args
                 .idempotency
@@ -252,13 +277,18 @@ impl Target {
         }
     }
 
-    fn request(&self) -> Request<Full<Bytes>> {
+    /// The request connection `conn` sends.
+    fn request(&self, conn: usize) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(self.body.clone()));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = Uri::try_from(self.path.as_str()).unwrap_or_default();
         let headers = req.headers_mut();
         for (name, value) in &self.headers {
             headers.append(name.clone(), value.clone());
+        }
+        if !self.per_connection.is_empty() {
+            let (name, value) = &self.per_connection[conn % self.per_connection.len()];
+            headers.insert(name.clone(), value.clone());
         }
         if let Some(prefix) = &self.idempotency {
             let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -284,11 +314,15 @@ impl Target {
     }
 
     /// Sends one request on `sender` and reads the whole answer: the status, or a transport error.
-    async fn send(&self, sender: &mut SendRequest<Full<Bytes>>) -> Result<u16, &'static str> {
+    async fn send(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+        conn: usize,
+    ) -> Result<u16, &'static str> {
         let exchange = async {
             sender.ready().await.map_err(|_| "io")?;
             let response = sender
-                .send_request(self.request())
+                .send_request(self.request(conn))
                 .await
                 .map_err(|_| "io")?;
             let status = response.status().as_u16();
@@ -422,7 +456,7 @@ async fn open_loop(target: Arc<Target>, rate: f64, args: &Args) -> Tally {
                             };
                             match sender {
                                 Ok(mut sender) => {
-                                    let result = target.send(&mut sender).await;
+                                    let result = target.send(&mut sender, 0).await;
                                     if result.is_ok() {
                                         idle.lock()
                                             .unwrap_or_else(PoisonError::into_inner)
@@ -469,7 +503,7 @@ async fn closed_loop(target: Arc<Target>, args: &Args) -> Tally {
     let measure_from = start + args.warmup;
     let end = measure_from + args.duration;
     let mut workers = Vec::with_capacity(connections);
-    for _ in 0..connections {
+    for conn in 0..connections {
         let target = target.clone();
         workers.push(tokio::spawn(async move {
             let mut tally = Tally::default();
@@ -480,9 +514,9 @@ async fn closed_loop(target: Arc<Target>, args: &Args) -> Tally {
                     break;
                 }
                 let outcome = match sender.as_mut() {
-                    Some(s) if !s.is_closed() => target.send(s).await,
+                    Some(s) if !s.is_closed() => target.send(s, conn).await,
                     _ => match target.connect().await {
-                        Ok(s) => target.send(sender.insert(s)).await,
+                        Ok(s) => target.send(sender.insert(s), conn).await,
                         Err(e) => Err(e),
                     },
                 };
@@ -636,8 +670,8 @@ mod tests {
         assert_eq!(t.addr, "127.0.0.1:9400");
         assert_eq!(t.path, "/v1/chat/completions");
         assert_eq!(t.method, Method::POST);
-        let r1 = t.request();
-        let r2 = t.request();
+        let r1 = t.request(0);
+        let r2 = t.request(1);
         assert_ne!(
             r1.headers().get("idempotency-key"),
             r2.headers().get("idempotency-key")
@@ -652,6 +686,30 @@ mod tests {
         assert!(parse(&["--url", "http://x/", "--max", "--body", "{"]).is_err());
         assert!(parse(&["--url", "http://x/", "--max", "--header", "nocolon"]).is_err());
         assert_eq!(parse(&["--help"]).unwrap().map(|_| ()), None);
+    }
+
+    #[test]
+    fn a_header_file_gives_each_connection_its_own_header() {
+        let path = std::env::temp_dir().join(format!("llm-load-h-{}", std::process::id()));
+        std::fs::write(
+            &path,
+            "Authorization: Bearer a\n\nAuthorization: Bearer b\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let a = parse(&["--url", "http://x/", "--max", "--header-file", file])
+            .unwrap()
+            .unwrap();
+        let t = Target::new(&a);
+        let auth = |conn| t.request(conn).headers()["authorization"].clone();
+        assert_eq!(auth(0), "Bearer a");
+        assert_eq!(auth(1), "Bearer b");
+        assert_eq!(auth(2), "Bearer a");
+        // Open loop has no connections to give headers to.
+        assert!(parse(&["--url", "http://x/", "--rate", "5", "--header-file", file]).is_err());
+        std::fs::write(&path, "\n").unwrap();
+        assert!(parse(&["--url", "http://x/", "--max", "--header-file", file]).is_err());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
