@@ -1,6 +1,8 @@
 -- The time the gateway itself added to a call (its whole time minus the
 -- provider's), in microseconds; NULL when no provider was called.
 ALTER TABLE llm_usage ADD COLUMN overhead_us INTEGER;
+-- The last day's calls per model (latency percentiles, errors by class).
+CREATE INDEX llm_usage_at ON llm_usage(at);
 
 -- Gateway usage rolled up as it is written, for the dashboards that read
 -- every team or every model over weeks (a million rows a month is normal):

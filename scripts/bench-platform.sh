@@ -27,7 +27,8 @@ work=$(mktemp -d)
 port=3371 url="http://127.0.0.1:3371"
 export OIDC_PORT=4471 PAVED_PUBLIC_URL="$url"
 start_stack "$work" oidc
-trap 'stop_stack; rm -rf "$work"' EXIT
+# BENCH_KEEP=1 keeps the database (and prints where) for looking into a number.
+if [ -n "${BENCH_KEEP:-}" ]; then trap 'stop_stack; log "kept $work"' EXIT; else trap 'stop_stack; rm -rf "$work"' EXIT; fi
 oidc_port=$OIDC_PORT
 
 mkdir -p "$work/catalog"

@@ -62,6 +62,10 @@ pub struct CoreState {
     pub outcomes_attributions: Arc<outcomes::cache::AttributionCache>,
     /// Every team's DORA keys, kept while nothing they were read from changed.
     pub outcomes_board: Arc<outcomes::cache::Board<outcomes::ByTeam>>,
+    /// The platform home's numbers, kept for `PAVED_DASHBOARD_REFRESH_SECONDS`.
+    pub platform_snapshot: Arc<outcomes::cache::Board<outcomes::adoption::Snapshot>>,
+    /// Survey results kept until the next answer.
+    pub survey_results: Arc<outcomes::surveys::ResultsCache>,
     /// Who used Paved today (for weekly and monthly active people).
     pub activity: Arc<outcomes::adoption::Activity>,
 }
@@ -135,6 +139,8 @@ impl CoreState {
             outcomes_versions: Arc::default(),
             outcomes_attributions: Arc::default(),
             outcomes_board: Arc::default(),
+            platform_snapshot: Arc::default(),
+            survey_results: Arc::default(),
             activity: Arc::default(),
         })
     }

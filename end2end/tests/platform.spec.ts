@@ -29,8 +29,8 @@ test('a PM lands on the platform home, compares teams and opens a capability who
   await expect(page).toHaveURL(/\/capabilities\?id=model%3Agpt-4o$/);
   const detail = page.getByTestId('capability-detail');
   await expect(detail.getByRole('heading', { name: 'Model gpt-4o' })).toBeVisible();
-  await expect(detail.getByTestId('slo')).toContainText('Breached');
-  await expect(detail.getByTestId('slo-numbers')).toContainText(/\d+ good of \d+ over 28 days = \d/);
+  await expect(detail.getByTestId('slo').first()).toContainText('Breached');
+  await expect(detail.getByTestId('slo-numbers').first()).toContainText(/\d+ good of \d+ over 28 days = \d/);
   await expect(detail.getByTestId('capability-owner')).toHaveText('platform');
   // The owner heard about it once, through notifications.
   await page.goto('/notifications');

@@ -120,6 +120,57 @@ async fn adoption_counts_people_weeks_and_teams_and_only_platform_people_read_it
         "40 days ago is outside"
     );
 
+    // Teams come a page of 50 at a time, sorted on the server.
+    let before = home["teams_total"].as_u64().unwrap();
+    for i in 0..60 {
+        sqlx::query("INSERT INTO teams (name, display_name, created_at) VALUES (?1, ?1, 0)")
+            .bind(format!("zz-team-{i:02}"))
+            .execute(&app.state.core.db)
+            .await
+            .unwrap();
+    }
+    // The home's numbers are kept for PAVED_DASHBOARD_REFRESH_SECONDS (30 by
+    // default): the new teams show once that has passed.
+    let kept = body_json(app.with_session(&pm).call("platform_home_data", "").await).await;
+    assert_eq!(kept["teams_total"].as_u64().unwrap(), before);
+    clock.set((T0 + 30) * 1000);
+    let r = app
+        .with_session(&pm)
+        .call("platform_home_data", "sort=team&page=2")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = body_json(r).await;
+    assert_eq!(page["teams_total"].as_u64().unwrap(), before + 60);
+    assert_eq!(
+        (page["page"].clone(), page["sort"].clone()),
+        (json!(2), json!("team"))
+    );
+    let names: Vec<&str> = page["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["team"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len() as u64, before + 60 - 50);
+    assert_eq!(names.last(), Some(&"zz-team-59"));
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+    // A page past the end is the last one; an unknown column sorts by AI cost.
+    let r = app
+        .with_session(&pm)
+        .call("platform_home_data", "sort=bogus&page=99")
+        .await;
+    let last = body_json(r).await;
+    assert_eq!(
+        (last["page"].clone(), last["sort"].clone()),
+        (json!(2), json!("ai_cost"))
+    );
+    let first = body_json(app.with_session(&pm).call("platform_home_data", "").await).await;
+    assert_eq!(first["teams"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        first["teams"][0]["team"], "payments",
+        "the biggest AI spender first"
+    );
+
     // A team's own page shows its row; other teams are refused.
     let r = app
         .with_session(&dana)

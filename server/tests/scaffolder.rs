@@ -907,6 +907,54 @@ async fn golden_path_metrics_follow_wizards_and_tasks() {
     assert_eq!(m.time_saved_minutes, 180);
     // The abandoned run never left the first page.
     assert_eq!(m.abandoned_at, vec![("first page".to_owned(), 1)]);
+
+    // Golden-path lead time runs on to the new service's first successful
+    // production deployment: none yet.
+    assert_eq!(
+        (m.services_in_production, m.production_lead_time_median_secs),
+        (0, None)
+    );
+    let entity_ref: String = sqlx::query_scalar(
+        "SELECT json_extract(output_json, '$.entityRef') FROM scaffolder_steps
+         WHERE task_id = ?1 AND action = 'catalog:register'",
+    )
+    .bind(&ok)
+    .fetch_one(&core.db)
+    .await
+    .unwrap();
+    let started: i64 =
+        sqlx::query_scalar("SELECT MIN(at) FROM wizard_events WHERE session = 's-done'")
+            .fetch_one(&core.db)
+            .await
+            .unwrap();
+    // Staging first, then a failed production deployment, then the one that counts.
+    for (key, environment, status, after) in [
+        ("d1", "staging", "success", 1_800),
+        ("d2", "production", "failure", 3_600),
+        ("d3", "production", "success", 7_200),
+        ("d4", "production", "success", 9_000),
+    ] {
+        sqlx::query(
+            "INSERT INTO outcome_deployments (source_id, key, component_ref, environment, status, finished_at)
+             VALUES ('test', ?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(key)
+        .bind(&entity_ref)
+        .bind(environment)
+        .bind(status)
+        .bind(started + after)
+        .execute(&core.db)
+        .await
+        .unwrap();
+    }
+    let all = paved_core::scaffold::metrics::metrics(&core, 0)
+        .await
+        .unwrap();
+    let m = all.iter().find(|m| m.template_ref == template).unwrap();
+    assert_eq!(
+        (m.services_in_production, m.production_lead_time_median_secs),
+        (1, Some(7_200))
+    );
 }
 
 /// A git smart-HTTP server over TLS that requires Basic credentials (tests/fixtures/git-https/server.py).

@@ -139,6 +139,18 @@ async fn surveys_count_every_answer_once_and_show_no_group_below_the_minimum() {
     assert_eq!(code, StatusCode::OK, "{all}");
     assert_eq!(all["responses"], 10);
     assert_eq!(all["nps"], 50);
+    // Results are kept between reads, and an answer changed is seen at once:
+    // 9 → 0 makes a promoter a detractor (6 − 3 of 10: NPS 30), and back.
+    for (score, nps) in [(0, 30), (9, 50)] {
+        let (code, _) = app
+            .with_session(&payments[5])
+            .put(&answer, json!({"score": score}))
+            .await;
+        assert_eq!(code, StatusCode::OK);
+        let (_, again) = app.with_session(&pm).get(&results).await;
+        assert_eq!(again["nps"], nps, "{again}");
+    }
+    assert_eq!(all["nps"], 50);
     assert_eq!(
         (&all["promoters"], &all["passives"], &all["detractors"]),
         (&json!(7), &json!(1), &json!(2))

@@ -79,8 +79,17 @@ pub struct TeamRow {
 pub struct PlatformHome {
     /// Adoption across the company.
     pub adoption: Adoption,
-    /// Every team.
+    /// One page of teams, in `sort` order.
     pub teams: Vec<TeamRow>,
+    /// How many teams there are in all.
+    #[serde(default)]
+    pub teams_total: u64,
+    /// The page shown, from 1 ([`TEAM_PAGE_SIZE`] teams a page).
+    #[serde(default)]
+    pub page: u32,
+    /// The column the teams are sorted by (one of [`TEAM_SORTS`]).
+    #[serde(default)]
+    pub sort: String,
     /// The latest survey with a shown NPS: (id, title, NPS, answers).
     pub latest_survey: Option<(String, String, i32, u64)>,
     /// Capabilities breached and at risk: (id, name, state label).
@@ -88,4 +97,94 @@ pub struct PlatformHome {
     /// Each golden path's funnel and success over the last 30 days.
     #[serde(default)]
     pub golden_paths: Vec<crate::scaffold::TemplateMetrics>,
+}
+
+/// Teams on one page of the platform home.
+pub const TEAM_PAGE_SIZE: usize = 50;
+
+/// The columns the platform home's teams sort by; the first is the default.
+pub const TEAM_SORTS: [&str; 9] = [
+    "ai_cost",
+    "team",
+    "members",
+    "services",
+    "runs",
+    "deploys",
+    "lead_time",
+    "secrets",
+    "nps",
+];
+
+/// `sort` if it is one of [`TEAM_SORTS`], else the default.
+pub fn team_sort(sort: &str) -> &'static str {
+    TEAM_SORTS
+        .iter()
+        .find(|s| **s == sort)
+        .copied()
+        .unwrap_or(TEAM_SORTS[0])
+}
+
+/// Sorts teams by a column of [`TEAM_SORTS`]: the team name and lead time
+/// ascending (shortest first, teams without one last), every other column
+/// descending; ties by name.
+pub fn sort_teams<R: std::borrow::Borrow<TeamRow>>(rows: &mut [R], sort: &str) {
+    let key = |r: &TeamRow| -> f64 {
+        match sort {
+            "members" => r.members as f64,
+            "services" => r.services as f64,
+            "runs" => r.template_runs as f64,
+            "deploys" => r
+                .dora
+                .as_ref()
+                .map_or(-1.0, |d| d.deployment_frequency.per_week),
+            "lead_time" => r
+                .dora
+                .as_ref()
+                .and_then(|d| d.lead_time_seconds.median)
+                .map_or(f64::MAX, |m| m as f64),
+            "nps" => r.nps.map_or(-1000.0, f64::from),
+            "secrets" => r.secrets as f64,
+            _ => r.ai_cost_cents,
+        }
+    };
+    rows.sort_by(|a, b| {
+        let (a, b) = (a.borrow(), b.borrow());
+        match sort {
+            "team" => a.team.cmp(&b.team),
+            "lead_time" => key(a).total_cmp(&key(b)).then_with(|| a.team.cmp(&b.team)),
+            _ => key(b).total_cmp(&key(a)).then_with(|| a.team.cmp(&b.team)),
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(team: &str, cost: f64, nps: Option<i32>) -> TeamRow {
+        TeamRow {
+            team: team.into(),
+            ai_cost_cents: cost,
+            nps,
+            ..TeamRow::default()
+        }
+    }
+
+    #[test]
+    fn teams_sort_by_a_known_column_with_ties_by_name() {
+        let mut rows = vec![
+            row("b", 5.0, None),
+            row("a", 5.0, Some(10)),
+            row("c", 9.0, Some(-20)),
+        ];
+        sort_teams(&mut rows, team_sort("ai_cost"));
+        let names = |rows: &[TeamRow]| rows.iter().map(|r| r.team.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&rows), ["c", "a", "b"]);
+        sort_teams(&mut rows, team_sort("nps"));
+        assert_eq!(names(&rows), ["a", "c", "b"], "no NPS last");
+        sort_teams(&mut rows, team_sort("team"));
+        assert_eq!(names(&rows), ["a", "b", "c"]);
+        assert_eq!(team_sort("'; DROP"), "ai_cost");
+        assert_eq!(team_sort("secrets"), "secrets");
+    }
 }

@@ -426,6 +426,28 @@ pub struct Overview {
     pub circuits: Vec<CircuitInfo>,
     /// The caller may edit prices.
     pub can_edit_prices: bool,
+    /// Each model's calls over the last 24 hours, busiest first.
+    #[serde(default)]
+    pub models: Vec<ModelHealth>,
+}
+
+/// One model's calls through the gateway over a window: latency and
+/// errors by class.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelHealth {
+    /// The model as callers name it.
+    pub model: String,
+    /// Calls answered.
+    pub calls: u64,
+    /// Median whole time in the gateway, milliseconds.
+    pub p50_ms: Option<i64>,
+    /// 95th percentile of the same.
+    pub p95_ms: Option<i64>,
+    /// 95th percentile of the time the gateway itself added (the
+    /// provider's excluded), milliseconds with a fraction.
+    pub added_p95_ms: Option<f64>,
+    /// (error class, calls), most first: `upstream_5xx`, `rate_limited`…
+    pub errors: Vec<(String, u64)>,
 }
 
 #[cfg(test)]

@@ -237,6 +237,13 @@ pub struct TemplateMetrics {
     pub failures_by_step: Vec<(String, i64)>,
     /// Median seconds from wizard start to task success.
     pub lead_time_median_secs: Option<i64>,
+    /// Services the completed runs registered that have since been deployed
+    /// to production successfully (from the delivery events).
+    #[serde(default)]
+    pub services_in_production: i64,
+    /// Median seconds from wizard start to that first production deployment.
+    #[serde(default)]
+    pub production_lead_time_median_secs: Option<i64>,
     /// Minutes saved by completed tasks (the template's `backstage.io/time-saved`).
     pub time_saved_minutes: i64,
     /// Where abandoned wizard runs stopped: (`first page`, `page 2`…,

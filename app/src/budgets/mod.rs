@@ -12,7 +12,8 @@ use leptos_router::hooks::use_params_map;
 use paved_core::budgets;
 pub use paved_shared::budgets::{
     cents_from_nanocents, dollars, dollars_f, BudgetForm, BudgetPage as BudgetPageData, BudgetView,
-    CircuitInfo, CircuitState, NewGatewayKey, OnLimit, Overview, PriceLine, UsageGroup,
+    CircuitInfo, CircuitState, ModelHealth, NewGatewayKey, OnLimit, Overview, PriceLine,
+    UsageGroup,
 };
 
 use crate::components::{
@@ -124,6 +125,39 @@ fn usage_table(
                                 }).collect_view()}
                             </Table>
                     </div>
+                }.into_any()
+            }}
+        </Card>
+    }
+}
+
+fn model_table(models: Vec<ModelHealth>) -> impl IntoView {
+    let ms = |v: Option<i64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v} ms"));
+    view! {
+        <Card title="Models over the last 24 hours" class="mt-6">
+            {if models.is_empty() {
+                view! { <p class="text-sm text-slate-500" data-testid="models-empty">"No calls in the last 24 hours. Calls appear here once a team with a budget and a gateway key sends one to /llm/v1."</p> }.into_any()
+            } else {
+                view! {
+                    <Table columns=vec![Col::text("Model"), Col::numeric("Calls"), Col::numeric("p50"), Col::numeric("p95"), Col::numeric("Added by the gateway, p95"), Col::text("Errors by class")] testid="model-health">
+                        {models.into_iter().map(|m| {
+                            let errors = if m.errors.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                m.errors.iter().map(|(class, n)| format!("{class} {n}")).collect::<Vec<_>>().join(", ")
+                            };
+                            view! {
+                                <tr>
+                                    <td class="font-medium">{m.model}</td>
+                                    <td class="text-right tabular-nums">{m.calls}</td>
+                                    <td class="text-right tabular-nums">{ms(m.p50_ms)}</td>
+                                    <td class="text-right tabular-nums">{ms(m.p95_ms)}</td>
+                                    <td class="text-right tabular-nums">{m.added_p95_ms.map_or_else(|| "—".to_owned(), |v| format!("{v:.1} ms"))}</td>
+                                    <td class="text-sm">{errors}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </Table>
                 }.into_any()
             }}
         </Card>
@@ -260,6 +294,7 @@ pub fn LlmOverviewPage() -> impl IntoView {
                             <div class="md:col-span-2"><board::PriceTable prices=d.prices can_edit=d.can_edit_prices /></div>
                             {circuit_table(d.circuits)}
                         </div>
+                        {model_table(d.models)}
                     })
             })}
         </Suspense>

@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use paved_shared::adoption::{AdoptionWeek, PlatformHome, TeamRow};
+use paved_shared::adoption::{AdoptionWeek, PlatformHome, TeamRow, TEAM_PAGE_SIZE};
 use paved_shared::budgets::dollars_f;
 use paved_shared::outcomes::duration;
 
@@ -14,13 +14,24 @@ use crate::components::{loaded, percent_encode, Card, EmptyState, PageHeader};
 use crate::error::AppError;
 use crate::outcomes::{sparkline, sparkline_per};
 
-/// The platform home's data (platform PMs and admins).
+/// The platform home's data (platform PMs and admins): one page (from 1)
+/// of the teams, sorted by a column of `TEAM_SORTS`.
 #[server(endpoint = "platform_home_data")]
-pub async fn platform_home_data() -> Result<PlatformHome, AppError> {
+pub async fn platform_home_data(
+    sort: Option<String>,
+    page: Option<u32>,
+) -> Result<PlatformHome, AppError> {
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
     let now = core.budgets.ledger.now_ms() / 1000;
-    Ok(paved_core::outcomes::adoption::platform_home(&core, &user, now).await?)
+    Ok(paved_core::outcomes::adoption::platform_home(
+        &core,
+        &user,
+        now,
+        sort.as_deref().unwrap_or_default(),
+        page.unwrap_or(1),
+    )
+    .await?)
 }
 
 /// `/platform`.
@@ -36,16 +47,22 @@ pub fn PlatformPage() -> impl IntoView {
 /// The body of the platform home, with sorting links to `base`.
 #[component]
 pub fn PlatformHomeBody(#[prop(into)] base: String) -> impl IntoView {
-    let data = Resource::new(|| (), |_| platform_home_data());
     let query = use_query_map();
-    let sort = move || query.with(|q| q.get("sort").unwrap_or_else(|| "ai_cost".into()));
+    let params = move || {
+        query.with(|q| {
+            (
+                q.get("sort"),
+                q.get("page").and_then(|p| p.parse::<u32>().ok()),
+            )
+        })
+    };
+    let data = Resource::new(params, |(sort, page)| platform_home_data(sort, page));
     view! {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading the platform's numbers…"</p> }>
             {move || Suspend::new({
                 let base = base.clone();
                 async move {
-                    let sort = sort();
-                    loaded(data.await, move |home| view! { <Body home sort base /> })
+                    loaded(data.await, move |home| view! { <Body home base /> })
                 }
             })}
         </Suspense>
@@ -82,42 +99,20 @@ fn Trend(
     }
 }
 
-fn sort_rows(rows: &mut [TeamRow], sort: &str) {
-    let key = |r: &TeamRow| -> f64 {
-        match sort {
-            "members" => r.members as f64,
-            "services" => r.services as f64,
-            "runs" => r.template_runs as f64,
-            "deploys" => r
-                .dora
-                .as_ref()
-                .map_or(-1.0, |d| d.deployment_frequency.per_week),
-            "lead_time" => r
-                .dora
-                .as_ref()
-                .and_then(|d| d.lead_time_seconds.median)
-                .map_or(f64::MAX, |m| m as f64),
-            "nps" => r.nps.map_or(-1000.0, f64::from),
-            "secrets" => r.secrets as f64,
-            _ => r.ai_cost_cents,
-        }
-    };
-    if sort == "team" {
-        rows.sort_by(|a, b| a.team.cmp(&b.team));
-    } else if sort == "lead_time" {
-        rows.sort_by(|a, b| key(a).total_cmp(&key(b)).then_with(|| a.team.cmp(&b.team)));
-    } else {
-        rows.sort_by(|a, b| key(b).total_cmp(&key(a)).then_with(|| a.team.cmp(&b.team)));
-    }
-}
-
 #[component]
-fn Body(home: PlatformHome, sort: String, base: String) -> impl IntoView {
+fn Body(home: PlatformHome, base: String) -> impl IntoView {
     let a = home.adoption.clone();
     let weeks = a.weeks.clone();
     let last = weeks.last().cloned().unwrap_or_default();
-    let mut rows = home.teams.clone();
-    sort_rows(&mut rows, &sort);
+    let rows = home.teams.clone();
+    let sort = home.sort.clone();
+    let pager = Pager {
+        base: base.clone(),
+        sort: sort.clone(),
+        page: home.page.max(1),
+        shown: rows.len(),
+        total: home.teams_total,
+    };
     let (base_for, sort_for) = (base.clone(), sort.clone());
     let heading = move |key: &'static str, label: &'static str, numeric: bool| {
         let href = format!("{base_for}?sort={}#teams", percent_encode(key));
@@ -220,10 +215,46 @@ fn Body(home: PlatformHome, sort: String, base: String) -> impl IntoView {
                             </tbody>
                         </table>
                     </div>
+                    {pager.view()}
                     <p class="mt-2 text-xs text-slate-500">"A dash means no data: no delivery events for DORA, or too few answers for a team's NPS (never shown below a survey's minimum group)."</p>
                 }.into_any()
             }}
         </Card>
+    }
+}
+
+/// Where a page of teams sits among all, with links to the pages beside it.
+struct Pager {
+    base: String,
+    sort: String,
+    page: u32,
+    shown: usize,
+    total: u64,
+}
+
+impl Pager {
+    fn view(self) -> impl IntoView {
+        let first = (self.page as u64 - 1) * TEAM_PAGE_SIZE as u64;
+        let href = |page: u32| {
+            format!(
+                "{}?sort={}&page={page}#teams",
+                self.base,
+                percent_encode(&self.sort)
+            )
+        };
+        let previous = (self.page > 1).then(|| href(self.page - 1));
+        let next = (first + (self.shown as u64) < self.total).then(|| href(self.page + 1));
+        (self.total as usize > TEAM_PAGE_SIZE).then(|| {
+            view! {
+                <nav class="mt-3 flex items-center justify-between gap-2 text-sm" aria-label="Pages of teams" data-testid="team-pages">
+                    <span class="text-slate-600 dark:text-slate-400">{format!("Teams {}–{} of {}", first + 1, first + self.shown as u64, self.total)}</span>
+                    <span class="flex gap-2">
+                        {previous.map(|h| view! { <a class="btn-secondary" href=h rel="prev">"Previous"</a> })}
+                        {next.map(|h| view! { <a class="btn-secondary" href=h rel="next">"Next"</a> })}
+                    </span>
+                </nav>
+            }
+        })
     }
 }
 
@@ -253,6 +284,7 @@ fn GoldenPaths(paths: Vec<paved_shared::scaffold::TemplateMetrics>) -> impl Into
                                 <th scope="col" class="text-right">"Succeeded"</th>
                                 <th scope="col">"Failing step"</th>
                                 <th scope="col" class="text-right">"Start to done"</th>
+                                <th scope="col" class="text-right"><abbr title="From the wizard's start to the new service's first successful production deployment (median), and how many of the services created have reached production">"Start to production"</abbr></th>
                                 <th scope="col" class="text-right">"Time saved"</th>
                             </tr></thead>
                             <tbody>
@@ -274,6 +306,11 @@ fn GoldenPaths(paths: Vec<paved_shared::scaffold::TemplateMetrics>) -> impl Into
                                             <td class="text-right tabular-nums">{rate(m.success_rate)}</td>
                                             <td class="text-sm">{failing}</td>
                                             <td class="text-right tabular-nums">{m.lead_time_median_secs.map(duration).unwrap_or_else(|| "—".into())}</td>
+                                            <td class="text-right tabular-nums" data-testid="to-production">{match m.production_lead_time_median_secs {
+                                                Some(secs) => format!("{} ({} in production)", duration(secs), m.services_in_production),
+                                                None if m.tasks_succeeded > 0 => "not deployed yet".to_owned(),
+                                                None => "—".to_owned(),
+                                            }}</td>
                                             <td class="text-right tabular-nums">{format!("{:.1} h", m.time_saved_minutes as f64 / 60.0)}</td>
                                         </tr>
                                     }

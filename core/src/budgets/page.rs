@@ -2,7 +2,10 @@
 //! the rules, the ledger, usage and keys in one call each, so the page's
 //! server functions and any API return the same figures.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
+
+use sqlx::SqlitePool;
 
 use serde_json::Value;
 
@@ -11,7 +14,7 @@ use crate::auth::{authorize, Action, Principal};
 use crate::{CoreError, CoreState};
 use paved_shared::budgets::{
     cents_from_nanocents, dollars, BudgetBoard, BudgetForm, BudgetPage, CircuitInfo, DayPoint,
-    NewGatewayKey, Overview, PriceLine,
+    ModelHealth, NewGatewayKey, Overview, PriceLine,
 };
 use usage::GroupBy;
 
@@ -114,12 +117,64 @@ pub async fn overview(core: &CoreState, caller: &Principal) -> Result<Overview, 
     prices.sort_by(|a, b| {
         (!a.routed, &a.provider, &a.model).cmp(&(!b.routed, &b.provider, &b.model))
     });
+    let models = model_health(&core.db, core.budgets.ledger.now_ms() - 86_400_000).await?;
     Ok(Overview {
         budgets,
         prices,
         circuits: circuits(core),
         can_edit_prices: authorize(caller, Action::AdministerPlatform).is_ok(),
+        models,
     })
+}
+
+/// Nearest-rank percentile `q` (0..1] of sorted `values`.
+fn percentile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
+}
+
+/// Each model's latency and errors by class since `since_ms`, busiest first.
+pub async fn model_health(pool: &SqlitePool, since_ms: i64) -> Result<Vec<ModelHealth>, CoreError> {
+    let rows = sqlx::query!(
+        "SELECT model, latency_ms, overhead_us, error_type FROM llm_usage WHERE at >= ?1",
+        since_ms
+    )
+    .fetch_all(pool)
+    .await?;
+    #[derive(Default)]
+    struct Acc {
+        latency: Vec<i64>,
+        added: Vec<i64>,
+        errors: BTreeMap<String, u64>,
+    }
+    let mut by_model: BTreeMap<String, Acc> = BTreeMap::new();
+    for r in rows {
+        let acc = by_model.entry(r.model).or_default();
+        acc.latency.push(r.latency_ms);
+        acc.added.extend(r.overhead_us);
+        if let Some(class) = r.error_type {
+            *acc.errors.entry(class).or_default() += 1;
+        }
+    }
+    let mut out: Vec<ModelHealth> = by_model
+        .into_iter()
+        .map(|(model, mut acc)| {
+            acc.latency.sort_unstable();
+            acc.added.sort_unstable();
+            let mut errors: Vec<(String, u64)> = acc.errors.into_iter().collect();
+            errors.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            ModelHealth {
+                model,
+                calls: acc.latency.len() as u64,
+                p50_ms: percentile(&acc.latency, 0.5),
+                p95_ms: percentile(&acc.latency, 0.95),
+                added_p95_ms: percentile(&acc.added, 0.95).map(|us| us as f64 / 1000.0),
+                errors,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.model.cmp(&b.model)));
+    Ok(out)
 }
 
 /// Saves a budget from the editor through the same validation as the REST
@@ -323,5 +378,68 @@ mod tests {
         // Past the end (a period that just rolled): never below what is spent.
         assert_eq!(projection(10.0, 800 * hour, 0, 720 * hour), 10.0);
         assert_eq!(projection(0.0, 5 * hour, 0, 720 * hour), 0.0);
+    }
+}
+
+#[cfg(test)]
+mod model_health_tests {
+    use super::*;
+
+    #[sqlx::test(migrations = "../migrations")]
+    async fn latency_percentiles_and_errors_by_class_per_model(pool: SqlitePool) {
+        // m1: latencies 1..=100 ms, five rate-limited and two upstream
+        // failures among them, the gateway adding 1 ms (5 ms to the last
+        // five calls); m2: one call without a provider (no added time); an
+        // older call outside the window.
+        let mut rows = Vec::new();
+        for i in 1..=100_i64 {
+            let error = match i {
+                1..=5 => Some("rate_limited"),
+                6..=7 => Some("upstream_5xx"),
+                _ => None,
+            };
+            let added = if i > 95 { 5_000 } else { 1_000 };
+            rows.push((1_000 + i, "m1", i, Some(added), error));
+        }
+        rows.push((1_500, "m2", 3, None, Some("budget_exceeded")));
+        rows.push((10, "m1", 9_999, Some(9_000_000), None));
+        for (at, model, latency, added, error) in rows {
+            sqlx::query(
+                "INSERT INTO llm_usage (at, team, provider, model, request_type, latency_ms, status, error_type, overhead_us)
+                 VALUES (?1, 't', 'p', ?2, 'chat', ?3, ?4, ?5, ?6)",
+            )
+            .bind(at)
+            .bind(model)
+            .bind(latency)
+            .bind(if error.is_some() { 429 } else { 200 })
+            .bind(error)
+            .bind(added)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        let health = model_health(&pool, 1_000).await.unwrap();
+        assert_eq!(
+            health,
+            vec![
+                ModelHealth {
+                    model: "m1".into(),
+                    calls: 100,
+                    p50_ms: Some(50),
+                    p95_ms: Some(95),
+                    added_p95_ms: Some(1.0),
+                    errors: vec![("rate_limited".into(), 5), ("upstream_5xx".into(), 2)],
+                },
+                ModelHealth {
+                    model: "m2".into(),
+                    calls: 1,
+                    p50_ms: Some(3),
+                    p95_ms: Some(3),
+                    added_p95_ms: None,
+                    errors: vec![("budget_exceeded".into(), 1)],
+                },
+            ]
+        );
+        assert!(model_health(&pool, 5_000).await.unwrap().is_empty());
     }
 }

@@ -107,10 +107,11 @@ async fn compute(pool: &SqlitePool, now: i64) -> Result<Adoption, CoreError> {
     let teams_total = sqlx::query_scalar!(r#"SELECT COUNT(*) AS "n!: i64" FROM teams"#)
         .fetch_one(pool)
         .await?;
+    // Each subquery is read once into a temporary index, not once per team.
     let teams_onboarded = sqlx::query_scalar!(
         r#"SELECT COUNT(*) AS "n!: i64" FROM teams t
-           WHERE EXISTS (SELECT 1 FROM catalog_entities e WHERE e.owner_ref = 'group:default/' || t.name AND e.orphan = 0)
-              OR EXISTS (SELECT 1 FROM scaffolder_tasks s WHERE s.owner_team = t.name)"#
+           WHERE 'group:default/' || t.name IN (SELECT owner_ref FROM catalog_entities WHERE orphan = 0 AND owner_ref IS NOT NULL)
+              OR t.name IN (SELECT owner_team FROM scaffolder_tasks WHERE owner_team IS NOT NULL)"#
     )
     .fetch_one(pool)
     .await?;
@@ -132,14 +133,15 @@ async fn compute(pool: &SqlitePool, now: i64) -> Result<Adoption, CoreError> {
             .fetch_one(pool)
             .await?;
     let (week_ago, month_ago) = (today - 6, today - 29);
+    // A person was active since a day when their last active day is on or after it.
     let weekly_active = sqlx::query_scalar!(
-        r#"SELECT COUNT(DISTINCT user_id) AS "n!: i64" FROM user_activity WHERE day >= ?1"#,
+        r#"SELECT COUNT(*) AS "n!: i64" FROM users WHERE last_active_day >= ?1"#,
         week_ago
     )
     .fetch_one(pool)
     .await?;
     let monthly_active = sqlx::query_scalar!(
-        r#"SELECT COUNT(DISTINCT user_id) AS "n!: i64" FROM user_activity WHERE day >= ?1"#,
+        r#"SELECT COUNT(*) AS "n!: i64" FROM users WHERE last_active_day >= ?1"#,
         month_ago
     )
     .fetch_one(pool)
@@ -167,8 +169,7 @@ async fn compute(pool: &SqlitePool, now: i64) -> Result<Adoption, CoreError> {
     let week_of = |day: i64| monday_of(day);
     let first_s = first * 86_400;
     for r in sqlx::query!(
-        r#"SELECT (day - ((day + 3) % 7)) AS "week!: i64", COUNT(DISTINCT user_id) AS "n!: i64"
-           FROM user_activity WHERE day >= ?1 GROUP BY 1"#,
+        r#"SELECT week AS "week!: i64", people AS "n!: i64" FROM activity_weekly WHERE week >= ?1"#,
         first
     )
     .fetch_all(pool)
@@ -349,15 +350,19 @@ pub async fn team_row(
         .ok_or_else(|| CoreError::NotFound(format!("team {team}")))
 }
 
-/// The platform PM's home as of `now` (platform PMs and admins): adoption,
-/// every team over the last 30 days, the latest survey and the capabilities
-/// that need attention.
-pub async fn platform_home(
-    core: &crate::CoreState,
-    principal: &Principal,
-    now: i64,
-) -> Result<PlatformHome, CoreError> {
-    authorize(principal, Action::ViewPlatformInsights)?;
+/// The platform home's numbers before sorting and paging: adoption, every
+/// team's row (with its DORA), the latest survey, the capabilities that need
+/// attention and the golden paths.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    adoption: Adoption,
+    teams: Vec<TeamRow>,
+    latest_survey: Option<(String, String, i32, u64)>,
+    attention: Vec<(String, String, String)>,
+    golden_paths: Vec<paved_shared::scaffold::TemplateMetrics>,
+}
+
+async fn snapshot(core: &crate::CoreState, now: i64) -> Result<Snapshot, CoreError> {
     let pool = &core.db;
     let adoption = compute(pool, now).await?;
     let (mut rows, latest_survey) = team_rows(pool, now, None).await?;
@@ -374,12 +379,54 @@ pub async fn platform_home(
         .map(|c| (c.id, c.name, c.state.label().to_owned()))
         .collect();
     let golden_paths = crate::scaffold::metrics::metrics(core, now - 30 * 86_400).await?;
-    Ok(PlatformHome {
+    Ok(Snapshot {
         adoption,
         teams: rows.into_values().collect(),
         latest_survey,
         attention,
         golden_paths,
+    })
+}
+
+/// The platform PM's home as of `now` (platform PMs and admins): adoption,
+/// one page (from 1) of the teams over the last 30 days sorted by `sort`
+/// (an unknown column sorts by AI cost; a page past the end is the last),
+/// the latest survey and the capabilities that need attention. The numbers
+/// are computed by one caller and kept for `PAVED_DASHBOARD_REFRESH_SECONDS`
+/// (a company's worth of teams, usage and answers is read each time).
+pub async fn platform_home(
+    core: &crate::CoreState,
+    principal: &Principal,
+    now: i64,
+    sort: &str,
+    page: u32,
+) -> Result<PlatformHome, CoreError> {
+    authorize(principal, Action::ViewPlatformInsights)?;
+    let refresh = core.config.outcomes.dashboard_refresh_secs;
+    let snap = core
+        .platform_snapshot
+        .get_or_compute(0, 0, now, refresh, snapshot(core, now))
+        .await?;
+    let sort = paved_shared::adoption::team_sort(sort);
+    let mut order: Vec<&TeamRow> = snap.teams.iter().collect();
+    paved_shared::adoption::sort_teams(&mut order, sort);
+    let size = paved_shared::adoption::TEAM_PAGE_SIZE;
+    let pages = order.len().div_ceil(size).max(1);
+    let page = (page.max(1) as usize).min(pages);
+    Ok(PlatformHome {
+        adoption: snap.adoption.clone(),
+        teams: order
+            .into_iter()
+            .skip((page - 1) * size)
+            .take(size)
+            .cloned()
+            .collect(),
+        teams_total: snap.teams.len() as u64,
+        page: page as u32,
+        sort: sort.to_owned(),
+        latest_survey: snap.latest_survey.clone(),
+        attention: snap.attention.clone(),
+        golden_paths: snap.golden_paths.clone(),
     })
 }
 

@@ -155,14 +155,22 @@ impl AttributionCache {
     }
 }
 
-/// The last every-team answer (the platform home's and `/metrics`' DORA
-/// columns: every component attributed), reused while no delivery was kept,
-/// the catalog's mapping is the same and it is under
-/// [`Board::MAX_AGE_SECS`] old (its 30-day window moves on). One caller
-/// computes while the others wait for its answer.
-#[derive(Debug, Default)]
+/// The last answer of an expensive every-team computation (the platform
+/// home's numbers; every component's DORA for it and `/metrics`), reused
+/// while what it was read from is the same (a fingerprint and a version the
+/// caller gives) and it is younger than the caller's maximum age. One
+/// caller computes while the others wait for its answer.
+#[derive(Debug)]
 pub struct Board<T> {
     inner: tokio::sync::Mutex<Option<BoardEntry<T>>>,
+}
+
+impl<T> Default for Board<T> {
+    fn default() -> Self {
+        Self {
+            inner: tokio::sync::Mutex::new(None),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -174,17 +182,16 @@ struct BoardEntry<T> {
 }
 
 impl<T> Board<T> {
-    /// How long an answer is reused, in seconds.
-    pub const MAX_AGE_SECS: i64 = 60;
-
-    /// The answer for `fingerprint` (what was read) and `version`
-    /// ([`Versions::counter`]) as of `now`: the kept one while it holds,
-    /// else `compute`'s, kept for the next caller.
+    /// The answer for `fingerprint` (what was read) and `version` (e.g.
+    /// [`Versions::counter`]) as of `now` (seconds): the kept one while it
+    /// holds and is under `max_age` seconds old, else `compute`'s, kept for
+    /// the next caller.
     pub async fn get_or_compute<E, F>(
         &self,
         fingerprint: u64,
         version: u64,
         now: i64,
+        max_age: i64,
         compute: F,
     ) -> Result<Arc<T>, E>
     where
@@ -194,7 +201,7 @@ impl<T> Board<T> {
         if let Some(e) = entry.as_ref() {
             if e.fingerprint == fingerprint
                 && e.version == version
-                && (0..Self::MAX_AGE_SECS).contains(&(now - e.at))
+                && (0..max_age).contains(&(now - e.at))
             {
                 return Ok(e.value.clone());
             }
@@ -279,7 +286,7 @@ mod tests {
             let board = &board;
             async move {
                 *board
-                    .get_or_compute::<(), _>(fingerprint, version, now, async {
+                    .get_or_compute::<(), _>(fingerprint, version, now, 60, async {
                         Ok(calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
                     })
                     .await

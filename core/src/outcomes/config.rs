@@ -37,6 +37,10 @@ pub struct OutcomesConfig {
     /// answer to a person. Unset: a random key per process (an answer given
     /// before a restart can then no longer be changed).
     pub survey_key: SecretString,
+    /// `PAVED_DASHBOARD_REFRESH_SECONDS`: how long the platform home's
+    /// numbers are kept before they are computed again (default 30; 0
+    /// computes them on every read).
+    pub dashboard_refresh_secs: i64,
 }
 
 impl OutcomesConfig {
@@ -148,6 +152,18 @@ pub fn parse(get: &impl Fn(&str) -> Option<String>) -> Result<OutcomesConfig, Co
             )),
             None => SecretString::from(hex::encode(rand::random::<[u8; 32]>())),
         },
+        dashboard_refresh_secs: match get("PAVED_DASHBOARD_REFRESH_SECONDS") {
+            None => 30,
+            Some(raw) => match raw.trim().parse::<i64>() {
+                Ok(n) if (0..=3600).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::new(
+                        "PAVED_DASHBOARD_REFRESH_SECONDS",
+                        format!("`{raw}` is not a whole number of seconds from 0 to 3600"),
+                    ))
+                }
+            },
+        },
     })
 }
 
@@ -186,6 +202,13 @@ mod tests {
         let err =
             parse(&|k| (k == "PAVED_OUTCOMES_DEPLOY_WORKFLOWS").then(|| "[".into())).unwrap_err();
         assert_eq!(err.var, "PAVED_OUTCOMES_DEPLOY_WORKFLOWS");
+        let err =
+            parse(&|k| (k == "PAVED_DASHBOARD_REFRESH_SECONDS").then(|| "-1".into())).unwrap_err();
+        assert!(
+            err.to_string().contains("PAVED_DASHBOARD_REFRESH_SECONDS"),
+            "{err}"
+        );
+        assert_eq!(OutcomesConfig::default().dashboard_refresh_secs, 30);
         let err = parse(&|k| (k == "PAVED_SURVEY_KEY").then(|| "short".into())).unwrap_err();
         assert_eq!(err.var, "PAVED_SURVEY_KEY");
     }

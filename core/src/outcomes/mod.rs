@@ -599,9 +599,51 @@ pub async fn prometheus(core: &crate::CoreState, now: i64) -> Result<String, Cor
     Ok(out)
 }
 
+/// When the component `entity_ref` was first deployed to production
+/// successfully at or after `since` (unix seconds): a deployment naming it,
+/// or one of its repositories' deployments that names no component; `None`
+/// while it has not been (or is not in the catalog).
+pub async fn first_production_deployment(
+    core: &crate::CoreState,
+    entity_ref: &str,
+    since: i64,
+) -> Result<Option<i64>, CoreError> {
+    let pool = &core.db;
+    let Some(body) = sqlx::query_scalar!(
+        "SELECT body FROM catalog_entities WHERE entity_ref = ?1",
+        entity_ref
+    )
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let entity: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let repos = serde_json::to_string(&read::repos_of(&entity).0).unwrap_or_else(|_| "[]".into());
+    let deployments = sqlx::query!(
+        r#"SELECT environment, finished_at FROM outcome_deployments
+           WHERE status = 'success' AND finished_at >= ?3
+             AND (component_ref = ?1 OR (+component_ref IS NULL AND repo IN (SELECT value FROM json_each(?2))))
+           ORDER BY finished_at"#,
+        entity_ref,
+        repos,
+        since
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(deployments
+        .into_iter()
+        .find(|d| core.config.outcomes.is_production(&d.environment))
+        .map(|d| d.finished_at))
+}
+
 /// DORA's keys over the last 30 days for each team, and for each of its
 /// components that had deployments or incidents (absent otherwise).
 pub type ByTeam = (Vec<(String, Dora)>, Vec<(String, String, Dora)>);
+
+/// How long every team's DORA is reused while no delivery arrives (its
+/// 30-day window moves on), in seconds.
+pub const BOARD_MAX_AGE_SECS: i64 = 60;
 
 /// [`ByTeam`] as of `now`, for `/metrics` and the platform home. Attributes
 /// every component, past the attribution cache (it would push out what
@@ -645,6 +687,7 @@ pub async fn dora_by_team(core: &crate::CoreState, now: i64) -> Result<Arc<ByTea
             hasher.finish(),
             version,
             now,
+            BOARD_MAX_AGE_SECS,
             by_team(core, components, now),
         )
         .await

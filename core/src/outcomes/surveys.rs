@@ -12,7 +12,9 @@
 //! at least the minimum size, so a small team's answers are not told apart
 //! even by someone reading the tables.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use paved_shared::surveys::{
     AnswerInput, Audience, GroupResult, OpenSurvey, Results, Round, Score, Survey, SurveyInput,
@@ -24,6 +26,89 @@ use sqlx::SqlitePool;
 
 use crate::auth::{authorize, Action, AuthMethod, Principal, TeamRole};
 use crate::{audit, CoreError};
+
+/// Results kept between reads, per survey and team filter: computing them
+/// reads every answer (thousands in a company-wide round), and a results
+/// page is read far more often than surveys are answered. Every answer,
+/// theme edit or new survey bumps the generation, which makes every kept
+/// result stale; the response rate's audience (people and teams) is at most
+/// [`ResultsCache::MAX_AGE_SECS`] old.
+#[derive(Default)]
+pub struct ResultsCache {
+    generation: AtomicU64,
+    entries: Mutex<HashMap<(String, Option<String>), Kept>>,
+}
+
+struct Kept {
+    generation: u64,
+    at: i64,
+    results: Results,
+    answers: Arc<Vec<Answer>>,
+}
+
+impl std::fmt::Debug for ResultsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultsCache")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResultsCache {
+    /// The longest a result is kept, in seconds.
+    pub const MAX_AGE_SECS: i64 = 60;
+    /// The most results kept (the oldest go first).
+    const CAPACITY: usize = 32;
+
+    /// Records that answers or a survey changed: every kept result is stale.
+    pub fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn get(&self, key: &(String, Option<String>), now: i64) -> Option<(Results, Arc<Vec<Answer>>)> {
+        let generation = self.generation();
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(key)
+            .filter(|k| {
+                k.generation == generation && (0..Self::MAX_AGE_SECS).contains(&(now - k.at))
+            })
+            .map(|k| (k.results.clone(), k.answers.clone()))
+    }
+
+    fn put(
+        &self,
+        key: (String, Option<String>),
+        generation: u64,
+        now: i64,
+        results: &Results,
+        answers: Arc<Vec<Answer>>,
+    ) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if !entries.contains_key(&key) && entries.len() >= Self::CAPACITY {
+            if let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, k)| k.at)
+                .map(|(k, _)| k.clone())
+            {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(
+            key,
+            Kept {
+                generation,
+                at: now,
+                results: results.clone(),
+                answers,
+            },
+        );
+    }
+}
 
 /// The personas results are grouped by, and audiences name.
 pub const PERSONAS: [&str; 3] = ["developer", "lead", "platform"];
@@ -338,6 +423,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
+    core.survey_results.changed();
     Ok(load(&core.db, &id).await?.view(now))
 }
 
@@ -356,6 +442,7 @@ pub async fn set_themes(
     sqlx::query!("UPDATE surveys SET themes = ?2 WHERE id = ?1", id, raw)
         .execute(&core.db)
         .await?;
+    core.survey_results.changed();
     Ok(load(&core.db, id).await?.view(now))
 }
 
@@ -628,6 +715,7 @@ pub async fn answer(
         }
     }
     tx.commit().await?;
+    core.survey_results.changed();
     Ok(kept)
 }
 
@@ -780,7 +868,7 @@ async fn results_and_answers(
     id: &str,
     team: Option<&str>,
     now: i64,
-) -> Result<(Results, Vec<Answer>), CoreError> {
+) -> Result<(Results, Arc<Vec<Answer>>), CoreError> {
     match team {
         Some(team) => {
             if authorize(principal, Action::ViewPlatformInsights).is_err() {
@@ -792,6 +880,13 @@ async fn results_and_answers(
     erase_closed_keys(&core.db, now).await?;
     let row = load(&core.db, id).await?;
     let survey = row.view(now);
+    let key = (id.to_owned(), team.map(str::to_owned));
+    if let Some((mut results, all)) = core.survey_results.get(&key, now) {
+        // Whether it is open or closed is as of now.
+        results.survey = survey;
+        return Ok((results, all));
+    }
+    let generation = core.survey_results.generation();
     let min = survey.min_group as u64;
     let drivers = survey.drivers.len();
     let mut all = answers(&core.db, id).await?;
@@ -821,25 +916,19 @@ async fn results_and_answers(
             }
         }
     };
-    let teams: BTreeSet<&str> = all
-        .iter()
-        .flat_map(|a| a.teams.iter().map(String::as_str))
-        .filter(|t| team.is_none_or(|only| only == *t))
-        .collect();
+    // Each answer into its teams' groups in one pass.
+    let mut per_team: BTreeMap<&str, Vec<&Answer>> = BTreeMap::new();
+    for a in &all {
+        for t in &a.teams {
+            if team.is_none_or(|only| only == t) {
+                per_team.entry(t.as_str()).or_default().push(a);
+            }
+        }
+    }
     let by_team = if hidden {
         Vec::new()
     } else {
-        teams
-            .iter()
-            .map(|t| {
-                group(
-                    t,
-                    all.iter()
-                        .filter(|a| a.teams.iter().any(|x| x == t))
-                        .collect(),
-                )
-            })
-            .collect()
+        per_team.into_iter().map(|(t, of)| group(t, of)).collect()
     };
     let by_persona = if hidden {
         Vec::new()
@@ -877,6 +966,9 @@ async fn results_and_answers(
         min_group: survey.min_group,
         survey,
     };
+    let all = Arc::new(all);
+    core.survey_results
+        .put(key, generation, now, &results, all.clone());
     Ok((results, all))
 }
 
@@ -943,16 +1035,29 @@ pub async fn latest_by_team(
     pool: &SqlitePool,
     now: i64,
 ) -> Result<(Option<(String, String, i32, u64)>, BTreeMap<String, i32>), CoreError> {
-    let candidates = sqlx::query!(
-        r#"SELECT s.id AS "id!", s.title, s.min_group, COUNT(a.id) AS "responses!: i64"
-           FROM surveys s JOIN survey_answers a ON a.survey_id = s.id
-           WHERE s.opens_at <= ?1 GROUP BY s.id HAVING COUNT(a.id) >= s.min_group
-           ORDER BY s.opens_at DESC, s.id LIMIT 1"#,
+    // Newest first, counting each round's answers until one has enough
+    // (usually the first): never every round's answers at once.
+    let rounds = sqlx::query!(
+        r#"SELECT id AS "id!", title, min_group FROM surveys WHERE opens_at <= ?1
+           ORDER BY opens_at DESC, id"#,
         now
     )
     .fetch_all(pool)
     .await?;
-    let Some(latest) = candidates.into_iter().next() else {
+    let mut latest = None;
+    for round in rounds {
+        let responses = sqlx::query_scalar!(
+            r#"SELECT COUNT(*) AS "n!: i64" FROM survey_answers WHERE survey_id = ?1"#,
+            round.id
+        )
+        .fetch_one(pool)
+        .await?;
+        if responses >= round.min_group {
+            latest = Some(round);
+            break;
+        }
+    }
+    let Some(latest) = latest else {
         return Ok((None, BTreeMap::new()));
     };
     let all = answers(pool, &latest.id).await?;
@@ -1077,7 +1182,7 @@ pub async fn csv(
     if results.hidden {
         return Ok(out);
     }
-    for a in answers {
+    for a in answers.iter() {
         out.push_str(&a.score.to_string());
         for i in 0..results.survey.drivers.len() {
             out.push(',');

@@ -1,7 +1,8 @@
 //! Platform UX metrics of the golden paths, for the outcome dashboards:
 //! template completion rate (wizards started vs submitted, abandoned),
 //! self-service success rate (tasks completed vs failed, and at which step),
-//! golden-path lead time (wizard start to task success) and time saved.
+//! golden-path lead time (wizard start to task success, and to the new
+//! service's first production deployment) and time saved.
 
 use crate::{CoreError, CoreState};
 
@@ -57,6 +58,31 @@ pub async fn metrics(core: &CoreState, since: i64) -> Result<Vec<TemplateMetrics
     )
     .fetch_all(&core.db)
     .await?;
+    // Golden-path lead time: wizard start to the new service's first
+    // successful production deployment (from the delivery events).
+    let registered = sqlx::query!(
+        r#"SELECT t.template_ref AS "template_ref!", MIN(w.at) AS "started!: i64",
+                  json_extract(s.output_json, '$.entityRef') AS "entity_ref: String"
+           FROM scaffolder_tasks t
+           JOIN wizard_events w ON w.session = t.wizard_session AND w.event = 'started'
+           JOIN scaffolder_steps s ON s.task_id = t.id AND s.action = 'catalog:register' AND s.status = 'completed'
+           WHERE t.status = 'completed' AND t.created_at >= ?1
+           GROUP BY t.id"#,
+        since
+    )
+    .fetch_all(&core.db)
+    .await?;
+    let mut to_production: Vec<(String, i64)> = Vec::new();
+    for r in registered {
+        let Some(entity_ref) = r.entity_ref else {
+            continue;
+        };
+        if let Some(at) =
+            crate::outcomes::first_production_deployment(core, &entity_ref, r.started).await?
+        {
+            to_production.push((r.template_ref, at - r.started));
+        }
+    }
 
     // Abandoned runs by the furthest stage they reached.
     let stops = sqlx::query!(
@@ -92,6 +118,12 @@ pub async fn metrics(core: &CoreState, since: i64) -> Result<Vec<TemplateMetrics
                 .map(|l| l.secs.max(0))
                 .collect();
             lead.sort_unstable();
+            let mut first_deploy: Vec<i64> = to_production
+                .iter()
+                .filter(|(t, _)| *t == r)
+                .map(|(_, secs)| (*secs).max(0))
+                .collect();
+            first_deploy.sort_unstable();
             let abandoned_at = stops
                 .iter()
                 .filter(|s| s.template_ref == r)
@@ -113,6 +145,9 @@ pub async fn metrics(core: &CoreState, since: i64) -> Result<Vec<TemplateMetrics
                     .map(|f| (f.step_id.clone(), f.n))
                     .collect(),
                 lead_time_median_secs: (!lead.is_empty()).then(|| lead[lead.len() / 2]),
+                services_in_production: first_deploy.len() as i64,
+                production_lead_time_median_secs: (!first_deploy.is_empty())
+                    .then(|| first_deploy[first_deploy.len() / 2]),
                 template_ref: r,
                 wizards_started: started,
                 wizards_submitted: submitted,
