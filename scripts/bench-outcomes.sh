@@ -4,7 +4,8 @@
 #   - a year of GitHub webhook deliveries for BENCH_COMPONENTS (500) components
 #     (200 deployments each with 10 commits, an incident every 20th: 100,000
 #     deployments, 1,000,000 commits, 5,000 incidents), every delivery signed,
-#     sent over 8 connections as fast as Paved answers: deliveries per second
+#     sent over BENCH_CONNECTIONS (8) connections as fast as Paved answers:
+#     deliveries per second
 #   - a team's Outcomes page (10 components), signed in, 10 connections, 20 s
 #   - one component's DORA API, 10 connections, 20 s
 #   - a mapping change (a component's project-slug edited, the catalog
@@ -14,6 +15,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 components=${BENCH_COMPONENTS:-500}
 rounds=${BENCH_ROUNDS:-200}
+connections=${BENCH_CONNECTIONS:-8}
 
 "$ROOT/scripts/setup.sh" demo
 command -v jq >/dev/null || { log "installing jq"; as_root apt-get install -y -qq jq >/dev/null; }
@@ -44,7 +46,7 @@ until [ "$(curl -s -H "$auth" "$url/api/catalog/entities/by-query?limit=1&filter
 
 log "sending a year of deliveries for $components components"
 "$bin/events-load" send --url "$url" --secret "$secret" --components "$components" --rounds "$rounds" \
-  --connections 8 > "$work/ingest.json" || { cat "$work/ingest.json"; tail -n 20 "$work/paved.log"; die "deliveries failed"; }
+  --connections "$connections" > "$work/ingest.json" || { cat "$work/ingest.json"; tail -n 20 "$work/paved.log"; die "deliveries failed"; }
 cat "$work/ingest.json"
 rss_mb=$([ -n "$server" ] && awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$server/status" || echo "?")
 db_mb=$(( $(stat -c %s "$work/paved.db") / 1048576 ))
@@ -96,7 +98,7 @@ Data: $components components in 50 teams, a year of GitHub deliveries: $(j inges
 
 | target | goal | measured |
 |---|---|---|
-| webhook ingestion, signatures verified, 8 connections | ≥ 5,000 deliveries/s | $(j ingest .deliveries_per_second) deliveries/s ($(j ingest .seconds) s; p50 $(j ingest .latency_ms.p50) ms, p95 $(j ingest .latency_ms.p95) ms; $(j ingest .failed) failed) |
+| webhook ingestion, signatures verified, $connections connections | ≥ 5,000 deliveries/s | $(j ingest .deliveries_per_second) deliveries/s ($(j ingest .seconds) s; p50 $(j ingest .latency_ms.p50) ms, p95 $(j ingest .latency_ms.p95) ms; $(j ingest .failed) failed) |
 | team Outcomes page (10 components), SSR, 10 connections | p95 ≤ 100 ms | p95 $(j page .latency_ms.p95) ms (p50 $(j page .latency_ms.p50) ms, $(j page .rps) pages/s, $(j page .errors) errors) |
 | one component's DORA API, 10 connections | p95 ≤ 20 ms | p95 $(j api .latency_ms.p95) ms (p50 $(j api .latency_ms.p50) ms, $(j api .rps) req/s, $(j api .errors) errors) |
 | mapping change re-computed (catalog refresh included) | ≤ 10 s | unmapped in ${unmap_ms} ms, mapped back in ${remap_ms} ms |

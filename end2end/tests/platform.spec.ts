@@ -46,3 +46,15 @@ test('a developer home shows their runs, their team and notifications, and no pl
   const response = await page.goto('/platform');
   expect(response?.status()).toBe(403);
 });
+
+test("a lead's home shows the team's budget burn and forecast, its secrets and its delivery trend", async ({ page }) => {
+  await signIn(page, user('lee'), '/');
+  await expect(page.getByRole('heading', { name: 'Team payments this month' })).toBeVisible();
+  await expect(page.getByTestId('lead-burn')).toContainText(/LLM spend \$[\d,.]+ of \$[\d,.]+ per month/);
+  await expect(page.getByRole('progressbar', { name: /% of the budget used/ })).toBeVisible();
+  await expect(page.getByTestId('lead-forecast')).toContainText(/At this pace \$[\d,.]+ by the end of the period/);
+  await expect(page.getByTestId('lead-delivery')).toContainText('Deploys per week');
+  await expect(page.getByTestId('lead-secrets')).toBeVisible();
+  await page.getByRole('link', { name: 'Outcomes', exact: true }).click();
+  await expect(page).toHaveURL(/\/teams\/payments\/outcomes$/);
+});

@@ -203,3 +203,73 @@ async fn adoption_counts_people_weeks_and_teams_and_only_platform_people_read_it
     let (status, _) = app.as_(ADMIN).get("/api/outcomes/v1/adoption").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_lead_sees_the_budget_burn_failing_secrets_and_delivery_of_their_team() {
+    let clock = Arc::new(ManualClock::at(T0 * 1000));
+    let app = test_app_with_clock(&[], clock.clone()).await;
+    let lee = app
+        .session_for("lee", &[("payments", TeamRole::Lead)], &[])
+        .await;
+    let sid = app
+        .session_for("sid", &[("search", TeamRole::Member)], &[])
+        .await;
+    // Before any budget: the card says so.
+    let glance = body_json(
+        app.with_session(&lee)
+            .call("lead_glance", "team=payments")
+            .await,
+    )
+    .await;
+    assert_eq!(glance["budget"], serde_json::Value::Null, "{glance}");
+    let (status, body) = app
+        .as_(PAYMENTS_LEAD)
+        .put(
+            "/api/budgets/v1/teams/payments",
+            json!({"period": "monthly", "limit_cents": 10000, "soft_alert_percent": 80, "on_limit": "block",
+                   "allowed_models": [], "rpm_limit": null, "tpm_limit": null}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    sqlx::query(
+        "INSERT INTO secret_access (team, holder, policy_name, last_attempt_at, last_error)
+         VALUES ('payments', 'payments-api', 'payments-api', ?1, 'permission denied'),
+                ('payments', 'ledger', 'ledger', ?1, NULL),
+                ('search', 'indexer', 'indexer', ?1, 'permission denied')",
+    )
+    .bind(T0)
+    .execute(&app.state.core.db)
+    .await
+    .unwrap();
+
+    let r = app
+        .with_session(&lee)
+        .call("lead_glance", "team=payments")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let glance = body_json(r).await;
+    assert_eq!(glance["team"], "payments");
+    assert_eq!(glance["budget"]["limit_cents"], json!(10000), "{glance}");
+    assert_eq!(glance["budget"]["spent_cents"], json!(0.0));
+    assert_eq!(glance["budget"]["period"], "per month");
+    assert_eq!(
+        glance["secrets_failing"],
+        json!(1),
+        "search's failure is not payments'"
+    );
+    assert_eq!(
+        glance["dora"]["deployment_frequency"]["deployments"],
+        json!(0)
+    );
+    assert!(
+        glance["dora"]["previous"].is_object(),
+        "the 30 days before, to compare"
+    );
+
+    // Another team's member may not read it.
+    let r = app
+        .with_session(&sid)
+        .call("lead_glance", "team=payments")
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

@@ -99,6 +99,32 @@ pub struct PlatformHome {
     pub golden_paths: Vec<crate::scaffold::TemplateMetrics>,
 }
 
+/// A team budget's burn this period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Burn {
+    /// Spent so far, in cents.
+    pub spent_cents: f64,
+    /// The limit, in cents.
+    pub limit_cents: i64,
+    /// At this pace, by the end of the period, in cents.
+    pub projected_cents: f64,
+    /// `per month`, `per week`…, for people.
+    pub period: String,
+}
+
+/// What a team lead's home shows of one team at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeadGlance {
+    /// The team.
+    pub team: String,
+    /// The team budget's burn and forecast; `None` without a team budget.
+    pub budget: Option<Burn>,
+    /// Services whose Vault policy or Kubernetes role last failed to write.
+    pub secrets_failing: u64,
+    /// The team's delivery over the last 30 days, with the 30 before.
+    pub dora: crate::outcomes::Dora,
+}
+
 /// Teams on one page of the platform home.
 pub const TEAM_PAGE_SIZE: usize = 50;
 

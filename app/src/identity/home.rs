@@ -5,7 +5,7 @@ use leptos_meta::Title;
 
 use crate::components::{loaded, Badge, Card, EmptyState, MeResource, PageHeader, Tone};
 use crate::identity::{home_role, HomeRole, Principal, TeamRole};
-use crate::outcomes::platform::PlatformHomeBody;
+use crate::outcomes::platform::{LeadCard, PlatformHomeBody};
 use crate::outcomes::surveys::SurveyPromptCard;
 
 /// The signed-in home page.
@@ -82,6 +82,7 @@ fn Home(me: Principal) -> impl IntoView {
             _ => view! {
                 <div class="mb-6 grid gap-4 md:grid-cols-2 lg:grid-cols-3">
                     <MyTasks />
+                    {me.teams.iter().filter(|(_, r)| **r == TeamRole::Lead).map(|(team, _)| view! { <LeadCard team=team.clone() /> }).collect_view()}
                     {me.teams.keys().cloned().map(|team| view! { <TeamGlance team /> }).collect_view()}
                     <Unread />
                 </div>

@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use paved_shared::adoption::{AdoptionWeek, PlatformHome, TeamRow, TEAM_PAGE_SIZE};
+use paved_shared::adoption::{AdoptionWeek, LeadGlance, PlatformHome, TeamRow, TEAM_PAGE_SIZE};
 use paved_shared::budgets::dollars_f;
 use paved_shared::outcomes::duration;
 
@@ -374,5 +374,87 @@ pub fn TeamExperience(team: String) -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// One team at a glance for its lead (the team's members, PMs and admins).
+#[server(endpoint = "lead_glance")]
+pub async fn lead_glance_data(team: String) -> Result<LeadGlance, AppError> {
+    let user = crate::ssr::require_user()?;
+    let core = crate::ssr::core()?;
+    let now = core.budgets.ledger.now_ms() / 1000;
+    Ok(paved_core::outcomes::adoption::lead_glance(&core, &user, &team, now).await?)
+}
+
+/// "12.0 → 9.5" style: the window before, then this one.
+fn versus(now: Option<String>, before: Option<String>) -> String {
+    match (now, before) {
+        (Some(n), Some(b)) => format!("{n} (was {b})"),
+        (Some(n), None) => n,
+        (None, _) => "—".to_owned(),
+    }
+}
+
+/// A lead's team at a glance on the home page: the budget's burn and
+/// forecast, failing secrets, and delivery against the 30 days before.
+#[component]
+pub fn LeadCard(team: String) -> impl IntoView {
+    let name = team.clone();
+    let data = Resource::new(move || name.clone(), lead_glance_data);
+    let budget_href = format!("/teams/{team}/budget");
+    let outcomes_href = format!("/teams/{team}/outcomes");
+    view! {
+        <Card title=format!("Team {team} this month")>
+            <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
+                {move || Suspend::new({
+                    let (budget_href, outcomes_href) = (budget_href.clone(), outcomes_href.clone());
+                    async move {
+                        loaded(data.await, move |g| {
+                            let budget = match &g.budget {
+                                Some(b) => {
+                                    let pct = if b.limit_cents > 0 { (b.spent_cents / b.limit_cents as f64 * 100.0).min(100.0) } else { 100.0 };
+                                    let over = b.projected_cents > b.limit_cents as f64;
+                                    view! {
+                                        <p class="text-sm" data-testid="lead-burn">{format!("LLM spend {} of {} {}", dollars_f(b.spent_cents), dollars_f(b.limit_cents as f64), b.period)}</p>
+                                        <div class="my-1 h-2 rounded bg-slate-200 dark:bg-slate-800" role="progressbar" aria-valuenow=pct.round() aria-valuemin="0" aria-valuemax="100" aria-label=format!("{:.0}% of the budget used", pct)>
+                                            <div class=if over { "h-2 rounded bg-amber-500" } else { "h-2 rounded bg-indigo-500" } style=format!("width: {pct:.0}%")></div>
+                                        </div>
+                                        <p class="text-xs text-slate-600 dark:text-slate-400" data-testid="lead-forecast">{format!("At this pace {} by the end of the period{}", dollars_f(b.projected_cents), if over { ": over the limit" } else { "" })}</p>
+                                    }.into_any()
+                                }
+                                None => view! { <p class="text-sm text-slate-600 dark:text-slate-400" data-testid="lead-burn">"No LLM budget yet: the gateway refuses the team's calls until you set one."</p> }.into_any(),
+                            };
+                            let d = &g.dora;
+                            let before = d.previous.as_deref();
+                            let deploys = versus(
+                                Some(format!("{:.1}", d.deployment_frequency.per_week)),
+                                before.map(|p| format!("{:.1}", p.deployment_frequency.per_week)),
+                            );
+                            let lead = versus(
+                                d.lead_time_seconds.median.map(duration),
+                                before.and_then(|p| p.lead_time_seconds.median).map(duration),
+                            );
+                            let secrets = match g.secrets_failing {
+                                0 => "Every service's Vault policy and role are in place.".to_owned(),
+                                1 => "1 service's Vault policy or role failed to write.".to_owned(),
+                                n => format!("{n} services' Vault policies or roles failed to write."),
+                            };
+                            view! {
+                                {budget}
+                                <dl class="mt-3 grid grid-cols-2 gap-2 text-sm" data-testid="lead-delivery">
+                                    <div><dt class="text-xs text-slate-500">"Deploys per week"</dt><dd class="tabular-nums">{deploys}</dd></div>
+                                    <div><dt class="text-xs text-slate-500">"Lead time"</dt><dd class="tabular-nums">{lead}</dd></div>
+                                </dl>
+                                <p class="mt-2 text-sm" data-testid="lead-secrets">{secrets}</p>
+                                <div class="mt-3 flex flex-wrap gap-2">
+                                    <a class="btn-secondary" href=budget_href>"Budget"</a>
+                                    <a class="btn-secondary" href=outcomes_href>"Outcomes"</a>
+                                </div>
+                            }
+                        })
+                    }
+                })}
+            </Suspense>
+        </Card>
     }
 }

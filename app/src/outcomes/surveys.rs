@@ -577,17 +577,29 @@ pub fn SurveyResultsPage() -> impl IntoView {
     let query = use_query_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
     let team = move || query.with(|q| q.get("team").filter(|t| !t.is_empty()));
+    let page = move || {
+        query.with(|q| {
+            q.get("page")
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(1)
+        })
+    };
     let data = Resource::new(move || (id(), team()), |(id, team)| survey_report(id, team));
     view! {
         <Title text="Survey results" />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading results…"</p> }>
             {move || Suspend::new(async move {
-                let team = team();
-                loaded(data.await, move |r| view! { <ResultsView r team /> })
+                let (team, page) = (team(), page());
+                loaded(data.await, move |r| view! { <ResultsView r team page /> })
             })}
         </Suspense>
     }
 }
+
+/// Teams on one page of a survey's heatmap and team table.
+const TEAMS_PER_PAGE: usize = 50;
+/// Comments listed under each theme (the CSV has them all).
+const COMMENTS_PER_THEME: usize = 20;
 
 fn nps_tone(nps: i32) -> &'static str {
     if nps >= 30 {
@@ -600,7 +612,7 @@ fn nps_tone(nps: i32) -> &'static str {
 }
 
 #[component]
-fn ResultsView(r: Results, team: Option<String>) -> impl IntoView {
+fn ResultsView(r: Results, team: Option<String>, page: usize) -> impl IntoView {
     let s = r.survey.clone();
     let scope = match &team {
         Some(t) => format!("Team {t}"),
@@ -643,7 +655,37 @@ fn ResultsView(r: Results, team: Option<String>) -> impl IntoView {
     let total = (r.promoters + r.passives + r.detractors).max(1) as f64;
     let pct = |n: u64| n as f64 / total * 100.0;
     let drivers = s.drivers.clone();
-    let (overall_drivers, heat_groups) = (r.drivers.clone(), r.by_team.clone());
+    // A company-wide round groups answers by hundreds of teams: a page of
+    // them at a time in the heatmap and the team table.
+    let pages = r.by_team.len().div_ceil(TEAMS_PER_PAGE).max(1);
+    let page = page.clamp(1, pages);
+    let page_groups: Vec<GroupResult> = r
+        .by_team
+        .iter()
+        .skip((page - 1) * TEAMS_PER_PAGE)
+        .take(TEAMS_PER_PAGE)
+        .cloned()
+        .collect();
+    let team_pages = {
+        let (id, total, shown) = (s.id.clone(), r.by_team.len(), page_groups.len());
+        move || {
+            (pages > 1).then(|| {
+                let link = |p: usize| format!("/surveys/{}?page={p}", percent_encode(&id));
+                let first = (page - 1) * TEAMS_PER_PAGE;
+                view! {
+                    <nav class="mt-3 flex items-center justify-between gap-2 text-sm" aria-label="Pages of teams" data-testid="result-pages">
+                        <span class="text-slate-600 dark:text-slate-400">{format!("Teams {}–{} of {total}", first + 1, first + shown)}</span>
+                        <span class="flex gap-2">
+                            {(page > 1).then(|| view! { <a class="btn-secondary" href=link(page - 1) rel="prev">"Previous"</a> })}
+                            {(page < pages).then(|| view! { <a class="btn-secondary" href=link(page + 1) rel="next">"Next"</a> })}
+                        </span>
+                    </nav>
+                }
+            })
+        }
+    };
+    let team_pages_again = team_pages.clone();
+    let (overall_drivers, heat_groups) = (r.drivers.clone(), page_groups.clone());
     let themes = r.themes.clone();
     let editor = team
         .is_none()
@@ -677,11 +719,13 @@ fn ResultsView(r: Results, team: Option<String>) -> impl IntoView {
         {(!drivers.is_empty()).then(|| view! {
             <Card title="Drivers by team" class="mt-6">
                 <Heatmap drivers=drivers.clone() overall=overall_drivers groups=heat_groups min=r.min_group />
+                {team_pages()}
             </Card>
         })}
         <div class="mt-6 grid gap-6 lg:grid-cols-2">
             <Card title="By team">
-                <GroupTable groups=r.by_team.clone() min=r.min_group testid="by-team" />
+                <GroupTable groups=page_groups min=r.min_group testid="by-team" />
+                {team_pages_again()}
             </Card>
             <Card title="By persona">
                 <GroupTable groups=r.by_persona.clone() min=r.min_group testid="by-persona" />
@@ -693,13 +737,17 @@ fn ResultsView(r: Results, team: Option<String>) -> impl IntoView {
             } else {
                 view! {
                     <div class="flex flex-col gap-4" data-testid="themes">
-                        {themes.into_iter().map(|t| view! {
-                            <details class="rounded-lg border border-slate-200 p-3 dark:border-slate-800">
-                                <summary class="cursor-pointer font-medium">{format!("{} · {}", t.theme, t.count)}</summary>
-                                <ul class="mt-2 list-disc pl-5 text-sm">
-                                    {t.comments.into_iter().map(|c| view! { <li>{c}</li> }).collect_view()}
-                                </ul>
-                            </details>
+                        {themes.into_iter().map(|t| {
+                            let more = t.comments.len().saturating_sub(COMMENTS_PER_THEME);
+                            view! {
+                                <details class="rounded-lg border border-slate-200 p-3 dark:border-slate-800">
+                                    <summary class="cursor-pointer font-medium">{format!("{} · {}", t.theme, t.count)}</summary>
+                                    <ul class="mt-2 list-disc pl-5 text-sm">
+                                        {t.comments.into_iter().take(COMMENTS_PER_THEME).map(|c| view! { <li>{c}</li> }).collect_view()}
+                                    </ul>
+                                    {(more > 0).then(|| view! { <p class="mt-2 text-xs text-slate-500">{format!("and {more} more: every comment is in the CSV")}</p> })}
+                                </details>
+                            }
                         }).collect_view()}
                     </div>
                 }.into_any()

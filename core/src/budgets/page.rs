@@ -274,6 +274,31 @@ fn circuits(core: &CoreState) -> Vec<CircuitInfo> {
 
 /// A straight line through this period so far, never below what is already
 /// spent; at least an hour in, so one early call doesn't explode it.
+/// The team budget's burn this period and where it is heading (the team's
+/// members, PMs and admins); `None` without a team budget.
+pub async fn burn(
+    core: &CoreState,
+    caller: &Principal,
+    team: &str,
+) -> Result<Option<paved_shared::adoption::Burn>, CoreError> {
+    let ledger = &core.budgets.ledger;
+    let Some(budget) = super::team_budgets(&core.db, ledger, caller, team)
+        .await?
+        .into_iter()
+        .find(|b| b.workspace_id.is_none())
+    else {
+        return Ok(None);
+    };
+    let spent = cents_from_nanocents(budget.spent_nanocents);
+    let (start, end) = ledger.period_or_recent(team, 29);
+    Ok(Some(paved_shared::adoption::Burn {
+        spent_cents: spent,
+        limit_cents: budget.limit_cents,
+        projected_cents: projection(spent, ledger.now_ms(), start, end),
+        period: budget.period.per().to_owned(),
+    }))
+}
+
 pub fn projection(spent_cents: f64, now_ms: i64, start_ms: i64, end_ms: i64) -> f64 {
     let elapsed = (now_ms - start_ms).max(3_600_000) as f64;
     spent_cents * ((end_ms - start_ms) as f64 / elapsed).max(1.0)

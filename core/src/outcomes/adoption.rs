@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
-use paved_shared::adoption::{Adoption, AdoptionWeek, PlatformHome, TeamRow};
+use paved_shared::adoption::{Adoption, AdoptionWeek, LeadGlance, PlatformHome, TeamRow};
 use paved_shared::capabilities::SloState;
 use sqlx::SqlitePool;
 
@@ -348,6 +348,48 @@ pub async fn team_row(
         .0
         .remove(team)
         .ok_or_else(|| CoreError::NotFound(format!("team {team}")))
+}
+
+/// One team at a glance for its lead's home (the team's members, PMs and
+/// admins): the budget's burn and forecast, secrets whose Vault policy or
+/// role failed to write, and delivery over the last 30 days against the 30
+/// before.
+pub async fn lead_glance(
+    core: &crate::CoreState,
+    principal: &Principal,
+    team: &str,
+    now: i64,
+) -> Result<LeadGlance, CoreError> {
+    authorize(principal, Action::ViewTeam(team))?;
+    let budget = crate::budgets::page::burn(core, principal, team).await?;
+    let secrets_failing = sqlx::query_scalar!(
+        r#"SELECT COUNT(*) AS "n!: i64" FROM secret_access WHERE team = ?1 AND last_error IS NOT NULL"#,
+        team
+    )
+    .fetch_one(&core.db)
+    .await?;
+    let query = super::Query {
+        window: super::compute::Window {
+            from: now - 30 * 86_400,
+            to: now,
+            tz: jiff::tz::TimeZone::UTC,
+        },
+        environment: None,
+        scheme: paved_shared::outcomes::BandScheme::Dora2024,
+    };
+    let dora = super::dora(
+        core,
+        principal,
+        &super::Target::Team(team.to_owned()),
+        &query,
+    )
+    .await?;
+    Ok(LeadGlance {
+        team: team.to_owned(),
+        budget,
+        secrets_failing: secrets_failing.max(0) as u64,
+        dora,
+    })
 }
 
 /// The platform home's numbers before sorting and paging: adoption, every

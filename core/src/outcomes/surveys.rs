@@ -37,6 +37,10 @@ use crate::{audit, CoreError};
 pub struct ResultsCache {
     generation: AtomicU64,
     entries: Mutex<HashMap<(String, Option<String>), Kept>>,
+    /// Answers are written one at a time in this process, queued in order
+    /// here rather than in SQLite's busy handler, which sleeps between tries
+    /// (a company answering at once would wait tens of milliseconds).
+    writes: tokio::sync::Mutex<()>,
 }
 
 struct Kept {
@@ -669,7 +673,8 @@ pub async fn answer(
         serde_json::to_string(&kept.drivers).unwrap_or_else(|_| "[]".into()),
         persona(principal),
     );
-    let mut tx = core.db.begin().await?;
+    let _turn = core.survey_results.writes.lock().await;
+    let mut tx = core.db.begin_with("BEGIN IMMEDIATE").await?;
     let first = sqlx::query!(
         "INSERT INTO survey_respondents (survey_id, user_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         id,
