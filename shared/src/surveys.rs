@@ -214,6 +214,9 @@ pub struct Results {
     pub by_persona: Vec<GroupResult>,
     /// Comments by theme (empty while hidden).
     pub themes: Vec<ThemeComments>,
+    /// How many teams `by_team` holds in all (a page may hold fewer).
+    #[serde(default)]
+    pub teams_total: u64,
     /// The smallest group shown.
     pub min_group: u32,
 }
@@ -246,3 +249,8 @@ pub struct SurveysOverview {
     /// Every team's name, for choosing an audience (platform PMs and admins).
     pub teams: Vec<String>,
 }
+
+/// Teams on one page of a survey's results.
+pub const RESULT_TEAMS_PER_PAGE: usize = 50;
+/// Comments shown under each theme on a page (the CSV has them all).
+pub const RESULT_COMMENTS_PER_THEME: usize = 20;

@@ -12,7 +12,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use paved_shared::surveys::{
     AnswerInput, GroupResult, Results, Round, Score, Survey, SurveyInput, SurveyState,
-    SurveysOverview, Theme, DEFAULT_MIN_GROUP,
+    SurveysOverview, Theme, DEFAULT_MIN_GROUP, RESULT_TEAMS_PER_PAGE,
 };
 
 use crate::components::{loaded, percent_encode, Badge, Card, EmptyState, Field, PageHeader, Tone};
@@ -66,14 +66,23 @@ pub async fn survey_new(input: SurveyInput) -> Result<Survey, AppError> {
 
 /// A survey's results: platform-wide, or one team's for its lead.
 #[server(endpoint = "survey_report")]
-pub async fn survey_report(id: String, team: Option<String>) -> Result<Results, AppError> {
+pub async fn survey_report(
+    id: String,
+    team: Option<String>,
+    page: Option<usize>,
+) -> Result<Results, AppError> {
     let user = crate::ssr::require_user()?;
     let core = crate::ssr::core()?;
     let team = team.filter(|t| !t.is_empty());
-    Ok(
-        paved_core::outcomes::surveys::results(&core, &user, &id, team.as_deref(), now(&core))
-            .await?,
+    Ok(paved_core::outcomes::surveys::results_page(
+        &core,
+        &user,
+        &id,
+        team.as_deref(),
+        page.unwrap_or(1),
+        now(&core),
     )
+    .await?)
 }
 
 /// Replaces a survey's comment themes (platform PMs and admins).
@@ -584,7 +593,10 @@ pub fn SurveyResultsPage() -> impl IntoView {
                 .unwrap_or(1)
         })
     };
-    let data = Resource::new(move || (id(), team()), |(id, team)| survey_report(id, team));
+    let data = Resource::new(
+        move || (id(), team(), page()),
+        |(id, team, page)| survey_report(id, team, Some(page)),
+    );
     view! {
         <Title text="Survey results" />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading results…"</p> }>
@@ -595,11 +607,6 @@ pub fn SurveyResultsPage() -> impl IntoView {
         </Suspense>
     }
 }
-
-/// Teams on one page of a survey's heatmap and team table.
-const TEAMS_PER_PAGE: usize = 50;
-/// Comments listed under each theme (the CSV has them all).
-const COMMENTS_PER_THEME: usize = 20;
 
 fn nps_tone(nps: i32) -> &'static str {
     if nps >= 30 {
@@ -655,23 +662,18 @@ fn ResultsView(r: Results, team: Option<String>, page: usize) -> impl IntoView {
     let total = (r.promoters + r.passives + r.detractors).max(1) as f64;
     let pct = |n: u64| n as f64 / total * 100.0;
     let drivers = s.drivers.clone();
-    // A company-wide round groups answers by hundreds of teams: a page of
-    // them at a time in the heatmap and the team table.
-    let pages = r.by_team.len().div_ceil(TEAMS_PER_PAGE).max(1);
+    // A company-wide round groups answers by hundreds of teams: the server
+    // sends a page of them at a time.
+    let per_page = RESULT_TEAMS_PER_PAGE;
+    let pages = (r.teams_total as usize).div_ceil(per_page).max(1);
     let page = page.clamp(1, pages);
-    let page_groups: Vec<GroupResult> = r
-        .by_team
-        .iter()
-        .skip((page - 1) * TEAMS_PER_PAGE)
-        .take(TEAMS_PER_PAGE)
-        .cloned()
-        .collect();
+    let page_groups = r.by_team.clone();
     let team_pages = {
-        let (id, total, shown) = (s.id.clone(), r.by_team.len(), page_groups.len());
+        let (id, total, shown) = (s.id.clone(), r.teams_total, page_groups.len());
         move || {
             (pages > 1).then(|| {
                 let link = |p: usize| format!("/surveys/{}?page={p}", percent_encode(&id));
-                let first = (page - 1) * TEAMS_PER_PAGE;
+                let first = (page - 1) * per_page;
                 view! {
                     <nav class="mt-3 flex items-center justify-between gap-2 text-sm" aria-label="Pages of teams" data-testid="result-pages">
                         <span class="text-slate-600 dark:text-slate-400">{format!("Teams {}–{} of {total}", first + 1, first + shown)}</span>
@@ -738,12 +740,12 @@ fn ResultsView(r: Results, team: Option<String>, page: usize) -> impl IntoView {
                 view! {
                     <div class="flex flex-col gap-4" data-testid="themes">
                         {themes.into_iter().map(|t| {
-                            let more = t.comments.len().saturating_sub(COMMENTS_PER_THEME);
+                            let more = (t.count as usize).saturating_sub(t.comments.len());
                             view! {
                                 <details class="rounded-lg border border-slate-200 p-3 dark:border-slate-800">
                                     <summary class="cursor-pointer font-medium">{format!("{} · {}", t.theme, t.count)}</summary>
                                     <ul class="mt-2 list-disc pl-5 text-sm">
-                                        {t.comments.into_iter().take(COMMENTS_PER_THEME).map(|c| view! { <li>{c}</li> }).collect_view()}
+                                        {t.comments.into_iter().map(|c| view! { <li>{c}</li> }).collect_view()}
                                     </ul>
                                     {(more > 0).then(|| view! { <p class="mt-2 text-xs text-slate-500">{format!("and {more} more: every comment is in the CSV")}</p> })}
                                 </details>

@@ -41,12 +41,15 @@ pub struct ResultsCache {
     /// here rather than in SQLite's busy handler, which sleeps between tries
     /// (a company answering at once would wait tens of milliseconds).
     writes: tokio::sync::Mutex<()>,
+    /// Results are computed one at a time: readers arriving together wait
+    /// for the first one's and use it.
+    computing: tokio::sync::Mutex<()>,
 }
 
 struct Kept {
     generation: u64,
     at: i64,
-    results: Results,
+    results: Arc<Results>,
     answers: Arc<Vec<Answer>>,
 }
 
@@ -73,7 +76,11 @@ impl ResultsCache {
         self.generation.load(Ordering::SeqCst)
     }
 
-    fn get(&self, key: &(String, Option<String>), now: i64) -> Option<(Results, Arc<Vec<Answer>>)> {
+    fn get(
+        &self,
+        key: &(String, Option<String>),
+        now: i64,
+    ) -> Option<(Arc<Results>, Arc<Vec<Answer>>)> {
         let generation = self.generation();
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
@@ -89,7 +96,7 @@ impl ResultsCache {
         key: (String, Option<String>),
         generation: u64,
         now: i64,
-        results: &Results,
+        results: Arc<Results>,
         answers: Arc<Vec<Answer>>,
     ) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
@@ -107,7 +114,7 @@ impl ResultsCache {
             Kept {
                 generation,
                 at: now,
-                results: results.clone(),
+                results,
                 answers,
             },
         );
@@ -863,7 +870,65 @@ pub async fn results(
     team: Option<&str>,
     now: i64,
 ) -> Result<Results, CoreError> {
-    Ok(results_and_answers(core, principal, id, team, now).await?.0)
+    let (kept, _) = results_and_answers(core, principal, id, team, now).await?;
+    let mut results = Results::clone(&kept);
+    results.teams_total = results.by_team.len() as u64;
+    // Whether it is open or closed is as of now.
+    results.survey = load(&core.db, id).await?.view(now);
+    Ok(results)
+}
+
+/// One page (from 1) of [`results`] for the results page: the teams of that
+/// page and the first comments of each theme (their counts stay whole).
+pub async fn results_page(
+    core: &crate::CoreState,
+    principal: &Principal,
+    id: &str,
+    team: Option<&str>,
+    page: usize,
+    now: i64,
+) -> Result<Results, CoreError> {
+    use paved_shared::surveys::{RESULT_COMMENTS_PER_THEME, RESULT_TEAMS_PER_PAGE};
+    let (kept, _) = results_and_answers(core, principal, id, team, now).await?;
+    let pages = kept.by_team.len().div_ceil(RESULT_TEAMS_PER_PAGE).max(1);
+    let page = page.clamp(1, pages);
+    Ok(Results {
+        survey: load(&core.db, id).await?.view(now),
+        by_team: kept
+            .by_team
+            .iter()
+            .skip((page - 1) * RESULT_TEAMS_PER_PAGE)
+            .take(RESULT_TEAMS_PER_PAGE)
+            .cloned()
+            .collect(),
+        teams_total: kept.by_team.len() as u64,
+        themes: kept
+            .themes
+            .iter()
+            .map(|t| ThemeComments {
+                theme: t.theme.clone(),
+                count: t.count,
+                comments: t
+                    .comments
+                    .iter()
+                    .take(RESULT_COMMENTS_PER_THEME)
+                    .cloned()
+                    .collect(),
+            })
+            .collect(),
+        distribution: kept.distribution.clone(),
+        drivers: kept.drivers.clone(),
+        by_persona: kept.by_persona.clone(),
+        hidden: kept.hidden,
+        nps: kept.nps,
+        responses: kept.responses,
+        audience: kept.audience,
+        response_rate: kept.response_rate,
+        promoters: kept.promoters,
+        passives: kept.passives,
+        detractors: kept.detractors,
+        min_group: kept.min_group,
+    })
 }
 
 /// [`results`] and the answers they were computed from.
@@ -873,7 +938,7 @@ async fn results_and_answers(
     id: &str,
     team: Option<&str>,
     now: i64,
-) -> Result<(Results, Arc<Vec<Answer>>), CoreError> {
+) -> Result<(Arc<Results>, Arc<Vec<Answer>>), CoreError> {
     match team {
         Some(team) => {
             if authorize(principal, Action::ViewPlatformInsights).is_err() {
@@ -886,10 +951,12 @@ async fn results_and_answers(
     let row = load(&core.db, id).await?;
     let survey = row.view(now);
     let key = (id.to_owned(), team.map(str::to_owned));
-    if let Some((mut results, all)) = core.survey_results.get(&key, now) {
-        // Whether it is open or closed is as of now.
-        results.survey = survey;
-        return Ok((results, all));
+    if let Some(kept) = core.survey_results.get(&key, now) {
+        return Ok(kept);
+    }
+    let _turn = core.survey_results.computing.lock().await;
+    if let Some(kept) = core.survey_results.get(&key, now) {
+        return Ok(kept);
     }
     let generation = core.survey_results.generation();
     let min = survey.min_group as u64;
@@ -969,11 +1036,12 @@ async fn results_and_answers(
             themes_of(&survey.themes, comments)
         },
         min_group: survey.min_group,
+        teams_total: 0,
         survey,
     };
-    let all = Arc::new(all);
+    let (results, all) = (Arc::new(results), Arc::new(all));
     core.survey_results
-        .put(key, generation, now, &results, all.clone());
+        .put(key, generation, now, results.clone(), all.clone());
     Ok((results, all))
 }
 

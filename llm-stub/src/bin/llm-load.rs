@@ -43,8 +43,9 @@ usage: llm-load --url URL (--rate R | --max) [options]
 
   --url URL            http:// URL to call
   --header 'K: V'      extra request header (repeatable)
-  --header-file FILE   one 'K: V' header per line; connection i adds line i mod n
-                       (closed loop: e.g. a different person's token per connection)
+  --header-file FILE   one 'K: V' header per line, taken in turn: closed loop,
+                       connection i adds line i mod n; open loop, request i does
+                       (e.g. a different person's token for each)
   --body JSON          request body; sends POST with content-type application/json
                        (default: GET without a body)
   --method M           override the method
@@ -63,7 +64,8 @@ usage: llm-load --url URL (--rate R | --max) [options]
 struct Args {
     url: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
-    /// One header per connection, round robin (`--header-file`).
+    /// Headers taken in turn by connection (closed loop) or request (open
+    /// loop) (`--header-file`).
     per_connection: Vec<(HeaderName, HeaderValue)>,
     body: Option<Bytes>,
     method: Option<Method>,
@@ -204,9 +206,6 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     if duration.is_zero() {
         return Err("--duration must be positive".into());
     }
-    if !per_connection.is_empty() && rate.is_some() {
-        return Err("--header-file needs --max (a header per connection)".into());
-    }
     Ok(Some(Args {
         url,
         headers,
@@ -277,8 +276,8 @@ impl Target {
         }
     }
 
-    /// The request connection `conn` sends.
-    fn request(&self, conn: usize) -> Request<Full<Bytes>> {
+    /// The request connection (closed loop) or request (open loop) `turn` sends.
+    fn request(&self, turn: usize) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(self.body.clone()));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = Uri::try_from(self.path.as_str()).unwrap_or_default();
@@ -287,7 +286,7 @@ impl Target {
             headers.append(name.clone(), value.clone());
         }
         if !self.per_connection.is_empty() {
-            let (name, value) = &self.per_connection[conn % self.per_connection.len()];
+            let (name, value) = &self.per_connection[turn % self.per_connection.len()];
             headers.insert(name.clone(), value.clone());
         }
         if let Some(prefix) = &self.idempotency {
@@ -317,12 +316,12 @@ impl Target {
     async fn send(
         &self,
         sender: &mut SendRequest<Full<Bytes>>,
-        conn: usize,
+        turn: usize,
     ) -> Result<u16, &'static str> {
         let exchange = async {
             sender.ready().await.map_err(|_| "io")?;
             let response = sender
-                .send_request(self.request(conn))
+                .send_request(self.request(turn))
                 .await
                 .map_err(|_| "io")?;
             let status = response.status().as_u16();
@@ -427,6 +426,7 @@ async fn open_loop(target: Arc<Target>, rate: f64, args: &Args) -> Tally {
                 if scheduled > now {
                     std::thread::sleep(scheduled - now);
                 }
+                let turn = usize::try_from(i).unwrap_or(usize::MAX);
                 i += 1;
                 let (target, permits, idle, tally, in_flight) = (
                     target.clone(),
@@ -456,7 +456,7 @@ async fn open_loop(target: Arc<Target>, rate: f64, args: &Args) -> Tally {
                             };
                             match sender {
                                 Ok(mut sender) => {
-                                    let result = target.send(&mut sender, 0).await;
+                                    let result = target.send(&mut sender, turn).await;
                                     if result.is_ok() {
                                         idle.lock()
                                             .unwrap_or_else(PoisonError::into_inner)
@@ -705,8 +705,8 @@ mod tests {
         assert_eq!(auth(0), "Bearer a");
         assert_eq!(auth(1), "Bearer b");
         assert_eq!(auth(2), "Bearer a");
-        // Open loop has no connections to give headers to.
-        assert!(parse(&["--url", "http://x/", "--rate", "5", "--header-file", file]).is_err());
+        // Open loop takes them by request.
+        assert!(parse(&["--url", "http://x/", "--rate", "5", "--header-file", file]).is_ok());
         std::fs::write(&path, "\n").unwrap();
         assert!(parse(&["--url", "http://x/", "--max", "--header-file", file]).is_err());
         std::fs::remove_file(&path).unwrap();
