@@ -27,7 +27,8 @@ work=$(mktemp -d)
 port=3370 url="http://127.0.0.1:3370"
 export OIDC_PORT=4470 PAVED_PUBLIC_URL="$url"
 start_stack "$work" oidc
-trap 'stop_stack; rm -rf "$work"' EXIT
+# BENCH_KEEP=1 keeps the database and logs (and prints where).
+if [ -n "${BENCH_KEEP:-}" ]; then trap 'stop_stack; log "kept $work"' EXIT; else trap 'stop_stack; rm -rf "$work"' EXIT; fi
 oidc_port=$OIDC_PORT
 
 mkdir -p "$work/catalog"
@@ -52,12 +53,7 @@ rss_mb=$([ -n "$server" ] && awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$serv
 db_mb=$(( $(stat -c %s "$work/paved.db") / 1048576 ))
 
 # Sign in as pat (platform PM: reads every team's outcomes) through the real provider.
-jar="$work/cookies"
-form=$(curl -s -L -c "$jar" -b "$jar" "$url/auth/login")
-action=$(echo "$form" | grep -o 'action="[^"]*"' | head -1 | sed 's/action="//; s/"$//')
-curl -s -L -c "$jar" -b "$jar" -o /dev/null -d username=pat -d password=pat-demo "http://127.0.0.1:$oidc_port$action"
-cookie=$(awk '$6 == "paved_session" { print $7 }' "$jar")
-[ -n "$cookie" ] || die "sign-in for the benchmark failed"
+cookie=$(bench_sign_in pat "$oidc_port" "$work/cookies")
 page="$url/teams/team-07/outcomes"
 curl -s -b "paved_session=$cookie" "$page" | grep -q 'Deployment frequency' || die "the team Outcomes page did not render"
 api="$url/api/outcomes/v1/components/default/svc-0007/dora"

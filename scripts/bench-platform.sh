@@ -62,12 +62,7 @@ log "sending a year of deliveries for $components components"
 db_mb=$(( $(stat -c %s "$work/paved.db") / 1048576 ))
 
 # Sign in as pat (platform PM) through the real provider.
-jar="$work/cookies"
-form=$(curl -s -L -c "$jar" -b "$jar" "$url/auth/login")
-action=$(echo "$form" | grep -o 'action="[^"]*"' | head -1 | sed 's/action="//; s/"$//')
-curl -s -L -c "$jar" -b "$jar" -o /dev/null -d username=pat -d password=pat-demo "http://127.0.0.1:$oidc_port$action"
-cookie=$(awk '$6 == "paved_session" { print $7 }' "$jar")
-[ -n "$cookie" ] || die "sign-in for the benchmark failed"
+cookie=$(bench_sign_in pat "$oidc_port" "$work/cookies")
 
 home="$url/platform"
 curl -s -b "paved_session=$cookie" "$home" | grep -q 'data-testid="team-comparison"' || die "the Platform home did not render"

@@ -148,3 +148,16 @@ YAML
       "$VAULT_ADDR/v1/secret/data/platform/llm/_platform" > /dev/null || die "cannot store the stub provider key in Vault"
   fi
 }
+
+# bench_sign_in USER OIDC_PORT JAR: signs USER (password USER-demo, the demo
+# provider's) in to Paved at $PAVED_PUBLIC_URL through the provider's form
+# and prints the session cookie's value.
+bench_sign_in() {
+  local who=$1 port=$2 jar=$3 form action cookie
+  form=$(curl -s -L -c "$jar" -b "$jar" "$PAVED_PUBLIC_URL/auth/login")
+  action=$(echo "$form" | grep -o 'action="[^"]*"' | head -1 | sed 's/action="//; s/"$//')
+  curl -s -L -c "$jar" -b "$jar" -o /dev/null -d username="$who" -d password="$who-demo" "http://127.0.0.1:$port$action"
+  cookie=$(awk '$6 == "paved_session" { print $7 }' "$jar")
+  [ -n "$cookie" ] || die "sign-in of $who for the benchmark failed"
+  echo "$cookie"
+}

@@ -186,6 +186,19 @@ async fn adoption_counts_people_weeks_and_teams_and_only_platform_people_read_it
         .call("team_experience", "team=payments")
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A team only the catalog knows (nobody from it has signed in): an empty
+    // row, not a missing page.
+    let r = app
+        .with_session(&pm)
+        .call("team_experience", "team=catalog-only")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let row = body_json(r).await;
+    assert_eq!(
+        (row["team"].clone(), row["members"].clone()),
+        (json!("catalog-only"), json!(0))
+    );
+    assert_eq!(row["ai_cost_daily"].as_array().unwrap().len(), 30);
 
     // Developers, leads and service tokens without the role are refused.
     let (status, _) = app

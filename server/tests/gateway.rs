@@ -1419,4 +1419,28 @@ async fn the_feature_a_caller_names_is_recorded_and_reported_and_a_bad_one_refus
         csv.lines().filter(|l| l.ends_with(",support-chat")).count(),
         2
     );
+    // The Budget page charts each feature's cost per day of the period.
+    let page = paved_core::budgets::page::budget_page(
+        &gw.app.state.core,
+        &paved_shared::auth::testing::lead("payments"),
+        "payments",
+    )
+    .await
+    .unwrap();
+    let names: Vec<&str> = page.feature_days.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(names, ["", "code-review", "support-chat"]);
+    for (feature, daily) in &page.feature_days {
+        assert_eq!(daily.len(), page.board.days.len());
+        let total: f64 = daily.iter().sum();
+        let reported = of(feature).unwrap()["cost_cents"].as_f64().unwrap();
+        assert!(
+            (total - reported).abs() < 1e-9,
+            "{feature}: {total} vs {reported}"
+        );
+        assert_eq!(
+            daily.iter().filter(|c| **c > 0.0).count(),
+            1,
+            "all today: {daily:?}"
+        );
+    }
 }

@@ -386,6 +386,9 @@ pub struct BudgetPage {
     /// Spend by the product feature callers named (`X-Paved-Feature`) this period.
     #[serde(default)]
     pub by_feature: Vec<UsageGroup>,
+    /// Each feature's cost per day of the board's days, in cents.
+    #[serde(default)]
+    pub feature_days: Vec<(String, Vec<f64>)>,
     /// Top callers (gateway keys) this period.
     pub callers: Vec<UsageGroup>,
     /// Budget changes, newest first.

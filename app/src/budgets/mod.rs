@@ -131,6 +131,36 @@ fn usage_table(
     }
 }
 
+/// Each feature's cost per day this period, as sparklines.
+fn feature_trends(features: Vec<(String, Vec<f64>)>) -> impl IntoView {
+    view! {
+        <Card title="Cost per feature over time">
+            {if features.is_empty() {
+                view! { <p class="text-sm text-slate-500">"No gateway calls this period yet. Callers name the feature a call is for with the X-Paved-Feature header."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="flex flex-col gap-3" data-testid="feature-trends">
+                        {features.into_iter().map(|(feature, daily)| {
+                            let label = if feature.is_empty() { "(none)".to_owned() } else { feature };
+                            let total: f64 = daily.iter().sum();
+                            let values: Vec<Option<f64>> = daily.iter().map(|c| Some(c / 100.0)).collect();
+                            view! {
+                                <li class="flex items-center justify-between gap-3">
+                                    <span class="min-w-0 truncate font-medium">{label.clone()}</span>
+                                    <span class="flex items-center gap-2">
+                                        {crate::outcomes::sparkline_per(&values, "dollars", &format!("{label} cost"), "day")}
+                                        <span class="w-20 text-right tabular-nums">{dollars_f(total)}</span>
+                                    </span>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+        </Card>
+    }
+}
+
 fn model_table(models: Vec<ModelHealth>) -> impl IntoView {
     let ms = |v: Option<i64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v} ms"));
     view! {
@@ -225,6 +255,7 @@ pub fn BudgetPage() -> impl IntoView {
                                 {usage_table("Top callers", "Gateway key", d.callers, "callers")}
                                 {usage_table("By workspace", "Workspace", d.by_workspace, "by-workspace")}
                                 {usage_table("By feature", "Feature (X-Paved-Feature)", d.by_feature, "by-feature")}
+                                {feature_trends(d.feature_days)}
                                 {circuit_table(d.circuits)}
                             </div>
                             <div class="mt-6">

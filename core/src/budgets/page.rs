@@ -54,6 +54,9 @@ pub async fn budget_page(
             day,
         })
         .collect();
+    let day_keys: Vec<String> = days.iter().map(|d| d.day.clone()).collect();
+    let feature_days =
+        usage::feature_days(&core.db, tz, caller, team, (start, end), &day_keys).await?;
     let today_key = usage::local_day(now, tz);
     let today = days
         .iter()
@@ -91,6 +94,7 @@ pub async fn budget_page(
         by_model,
         by_workspace,
         by_feature,
+        feature_days,
         callers,
         history,
         keys,

@@ -152,6 +152,44 @@ pub async fn report(
     Ok(rows.into_iter().map(group).collect())
 }
 
+/// Each feature's cost in cents on each of `days` (local calendar days in
+/// `tz`, `2026-11-27`) over `[from_ms, to_ms)`, features by name (`""`:
+/// calls that named none); members, PMs and admins may read.
+pub async fn feature_days(
+    pool: &SqlitePool,
+    tz: &TimeZone,
+    caller: &Principal,
+    team: &str,
+    (from_ms, to_ms): (i64, i64),
+    days: &[String],
+) -> Result<Vec<(String, Vec<f64>)>, CoreError> {
+    authorize(caller, Action::ViewTeam(team))?;
+    let rows = sqlx::query!(
+        r#"SELECT COALESCE(feature, '') AS "feature!: String", (at / 900000) * 900000 AS "bucket!: i64",
+                  SUM(cost_nanocents) AS "cost!: i64"
+           FROM llm_usage WHERE team = ?1 AND at >= ?2 AND at < ?3 GROUP BY 1, 2"#,
+        team,
+        from_ms,
+        to_ms
+    )
+    .fetch_all(pool)
+    .await?;
+    let index: std::collections::HashMap<&str, usize> = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.as_str(), i))
+        .collect();
+    let mut out: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for r in rows {
+        if let Some(&i) = index.get(local_day(r.bucket, tz).as_str()) {
+            out.entry(r.feature)
+                .or_insert_with(|| vec![0.0; days.len()])[i] +=
+                r.cost as f64 / NANOCENTS_PER_CENT as f64;
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
 /// The local calendar day of `ms` in `tz` (`2026-11-27`).
 pub fn local_day(ms: i64, tz: &TimeZone) -> String {
     Timestamp::from_millisecond(ms)

@@ -271,6 +271,15 @@ async fn team_rows(
         )
     })
     .collect();
+    // A team the catalog names but nobody from it has signed in yet: its
+    // row, with no members.
+    if let Some(team) = only {
+        rows.entry(team.to_owned()).or_insert_with(|| TeamRow {
+            team: team.to_owned(),
+            ai_cost_daily: vec![0.0; 30],
+            ..TeamRow::default()
+        });
+    }
     let owner = only.map(|t| format!("group:default/{t}"));
     for r in sqlx::query!(
         r#"SELECT owner_ref AS "owner!", COUNT(*) AS "n!: i64" FROM catalog_entities
@@ -343,11 +352,11 @@ pub async fn team_row(
     now: i64,
 ) -> Result<TeamRow, CoreError> {
     authorize(principal, Action::ViewTeam(team))?;
-    team_rows(&core.db, now, Some(team))
+    Ok(team_rows(&core.db, now, Some(team))
         .await?
         .0
         .remove(team)
-        .ok_or_else(|| CoreError::NotFound(format!("team {team}")))
+        .unwrap_or_default())
 }
 
 /// One team at a glance for its lead's home (the team's members, PMs and
