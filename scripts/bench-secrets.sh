@@ -42,12 +42,7 @@ count=$(curl -s -H "$auth" "$url/api/secrets/v1/payments/payments-api" | grep -o
 [ "$count" = 50 ] || die "expected 50 secrets, found $count"
 
 # The panel's data (the server function the section renders from), as dana's session would call it.
-jar="$work/cookies"
-form=$(curl -s -L -c "$jar" -b "$jar" "$url/auth/login")
-action=$(echo "$form" | grep -o 'action="[^"]*"' | head -1 | sed 's/action="//; s/"$//')
-curl -s -L -c "$jar" -b "$jar" -o /dev/null -d username=dana -d password=dana-demo "http://127.0.0.1:$oidc_port$action"
-cookie=$(awk '$6 == "paved_session" { print $7 }' "$jar")
-[ -n "$cookie" ] || die "sign-in for the benchmark failed"
+cookie=$(bench_sign_in dana "$oidc_port" "$work/cookies")
 page="$url/catalog/component/default/payments-api"
 curl -s -b "paved_session=$cookie" "$page" | grep -q 'agent-inject-secret-s50' || die "the entity page does not show the 50 secrets"
 printf 'wrk.method = "POST"\nwrk.body = "team=payments&holder=payments-api"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Accept"] = "application/json"\n' > "$work/panel.lua"
