@@ -377,15 +377,7 @@ pub async fn lead_glance(
     )
     .fetch_one(&core.db)
     .await?;
-    let query = super::Query {
-        window: super::compute::Window {
-            from: now - 30 * 86_400,
-            to: now,
-            tz: jiff::tz::TimeZone::UTC,
-        },
-        environment: None,
-        scheme: paved_shared::outcomes::BandScheme::Dora2024,
-    };
+    let query = super::Query::trailing_30_days(now);
     let dora = super::dora(
         core,
         principal,

@@ -232,6 +232,20 @@ pub(crate) fn instant(
 }
 
 impl Query {
+    /// The production environments over the 30 days before `now` (unix
+    /// seconds), UTC days, DORA 2024 bands: the dashboards' window.
+    pub fn trailing_30_days(now: i64) -> Query {
+        Query {
+            window: Window {
+                from: now - 30 * 86_400,
+                to: now,
+                tz: jiff::tz::TimeZone::UTC,
+            },
+            environment: None,
+            scheme: BandScheme::Dora2024,
+        }
+    }
+
     /// Checks `input`; the default window is the 30 days up to the end of
     /// today (in `tz`) as of `now` (unix seconds).
     pub fn parse(input: &QueryInput, now: i64) -> Result<Query, CoreError> {
@@ -698,15 +712,7 @@ async fn by_team(
     components: Vec<(Scope, String)>,
     now: i64,
 ) -> Result<ByTeam, CoreError> {
-    let query = Query {
-        window: Window {
-            from: now - 30 * 86_400,
-            to: now,
-            tz: jiff::tz::TimeZone::UTC,
-        },
-        environment: None,
-        scheme: BandScheme::Dora2024,
-    };
+    let query = Query::trailing_30_days(now);
     let mut by_team: std::collections::BTreeMap<String, Vec<Arc<Attribution>>> = Default::default();
     let mut out = Vec::new();
     for (scope, team) in components {

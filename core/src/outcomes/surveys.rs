@@ -870,12 +870,8 @@ pub async fn results(
     team: Option<&str>,
     now: i64,
 ) -> Result<Results, CoreError> {
-    let (kept, _) = results_and_answers(core, principal, id, team, now).await?;
-    let mut results = Results::clone(&kept);
-    results.teams_total = results.by_team.len() as u64;
-    // Whether it is open or closed is as of now.
-    results.survey = load(&core.db, id).await?.view(now);
-    Ok(results)
+    let (kept, _, survey) = results_and_answers(core, principal, id, team, now).await?;
+    Ok(shaped(&kept, survey, 1, usize::MAX, usize::MAX))
 }
 
 /// One page (from 1) of [`results`] for the results page: the teams of that
@@ -889,16 +885,34 @@ pub async fn results_page(
     now: i64,
 ) -> Result<Results, CoreError> {
     use paved_shared::surveys::{RESULT_COMMENTS_PER_THEME, RESULT_TEAMS_PER_PAGE};
-    let (kept, _) = results_and_answers(core, principal, id, team, now).await?;
-    let pages = kept.by_team.len().div_ceil(RESULT_TEAMS_PER_PAGE).max(1);
+    let (kept, _, survey) = results_and_answers(core, principal, id, team, now).await?;
+    Ok(shaped(
+        &kept,
+        survey,
+        page,
+        RESULT_TEAMS_PER_PAGE,
+        RESULT_COMMENTS_PER_THEME,
+    ))
+}
+
+/// Kept results as answered: the survey as of now, page `page` (from 1,
+/// clamped) of `per_page` teams, and at most `comments` comments per theme.
+fn shaped(
+    kept: &Results,
+    survey: Survey,
+    page: usize,
+    per_page: usize,
+    comments: usize,
+) -> Results {
+    let pages = kept.by_team.len().div_ceil(per_page).max(1);
     let page = page.clamp(1, pages);
-    Ok(Results {
-        survey: load(&core.db, id).await?.view(now),
+    Results {
+        survey,
         by_team: kept
             .by_team
             .iter()
-            .skip((page - 1) * RESULT_TEAMS_PER_PAGE)
-            .take(RESULT_TEAMS_PER_PAGE)
+            .skip((page - 1).saturating_mul(per_page))
+            .take(per_page)
             .cloned()
             .collect(),
         teams_total: kept.by_team.len() as u64,
@@ -908,12 +922,7 @@ pub async fn results_page(
             .map(|t| ThemeComments {
                 theme: t.theme.clone(),
                 count: t.count,
-                comments: t
-                    .comments
-                    .iter()
-                    .take(RESULT_COMMENTS_PER_THEME)
-                    .cloned()
-                    .collect(),
+                comments: t.comments.iter().take(comments).cloned().collect(),
             })
             .collect(),
         distribution: kept.distribution.clone(),
@@ -928,17 +937,18 @@ pub async fn results_page(
         passives: kept.passives,
         detractors: kept.detractors,
         min_group: kept.min_group,
-    })
+    }
 }
 
-/// [`results`] and the answers they were computed from.
+/// [`results`] (kept; its survey as when computed), the answers they were
+/// computed from, and the survey as of `now`.
 async fn results_and_answers(
     core: &crate::CoreState,
     principal: &Principal,
     id: &str,
     team: Option<&str>,
     now: i64,
-) -> Result<(Arc<Results>, Arc<Vec<Answer>>), CoreError> {
+) -> Result<(Arc<Results>, Arc<Vec<Answer>>, Survey), CoreError> {
     match team {
         Some(team) => {
             if authorize(principal, Action::ViewPlatformInsights).is_err() {
@@ -951,12 +961,12 @@ async fn results_and_answers(
     let row = load(&core.db, id).await?;
     let survey = row.view(now);
     let key = (id.to_owned(), team.map(str::to_owned));
-    if let Some(kept) = core.survey_results.get(&key, now) {
-        return Ok(kept);
+    if let Some((results, all)) = core.survey_results.get(&key, now) {
+        return Ok((results, all, survey));
     }
     let _turn = core.survey_results.computing.lock().await;
-    if let Some(kept) = core.survey_results.get(&key, now) {
-        return Ok(kept);
+    if let Some((results, all)) = core.survey_results.get(&key, now) {
+        return Ok((results, all, survey));
     }
     let generation = core.survey_results.generation();
     let min = survey.min_group as u64;
@@ -1037,12 +1047,12 @@ async fn results_and_answers(
         },
         min_group: survey.min_group,
         teams_total: 0,
-        survey,
+        survey: survey.clone(),
     };
     let (results, all) = (Arc::new(results), Arc::new(all));
     core.survey_results
         .put(key, generation, now, results.clone(), all.clone());
-    Ok((results, all))
+    Ok((results, all, survey))
 }
 
 async fn team_members(pool: &SqlitePool, team: &str) -> Result<u64, CoreError> {
@@ -1236,7 +1246,7 @@ pub async fn csv(
     id: &str,
     now: i64,
 ) -> Result<String, CoreError> {
-    let (results, answers) = results_and_answers(core, principal, id, None, now).await?;
+    let (results, answers, _) = results_and_answers(core, principal, id, None, now).await?;
     let shown: BTreeSet<&str> = results
         .by_team
         .iter()
