@@ -15,10 +15,12 @@
 //! [`suite`] runs Gatekeeper's `gator verify` suites and [`report`] writes
 //! conftest's output formats.
 
+pub mod cli;
 pub mod constraint;
 pub mod docs;
 pub mod matcher;
 pub mod normalize;
+pub mod report;
 pub mod review;
 pub mod set;
 pub mod suite;

@@ -16,6 +16,11 @@
 //!   undefined, not true. regorus negates the whole call. Such arguments are
 //!   bound on the same line: `__paved_n1 := x.missing; not f(__paved_n1)`.
 //!   Comparisons (`not a.b == "x"`) are calls too.
+//! - **`some x` after an iteration** fails in regorus ("duplicated
+//!   definition of local variable") once the body runs for a second binding:
+//!   the platform team's own seed policy does this (`some i … some j`). A bare
+//!   `some` declaration only introduces names, so later ones are moved to the
+//!   body's first `some` line (`some i, j`), which regorus evaluates once.
 //! - **`sprintf` with fewer arguments than verbs** prints `%!v(MISSING)` in
 //!   OPA (Go's fmt); regorus raises an error, which makes the rule undefined.
 //!   Verbs past the last argument of a literal array become that text.
@@ -76,6 +81,7 @@ fn pieces(src: &str) -> Vec<(usize, Piece)> {
 pub fn normalize_v0(src: &str) -> String {
     let src = split_chained_bodies(src);
     let src = separate_paren_statements(&src);
+    let src = gather_some_declarations(&src);
     let mut counter = 0;
     src.split_inclusive('\n')
         .map(|line| {
@@ -83,6 +89,68 @@ pub fn normalize_v0(src: &str) -> String {
             hoist_negated_arguments(&line, &mut counter)
         })
         .collect()
+}
+
+/// The variables of a bare `some a, b` statement on its own line.
+fn bare_some(line: &str) -> Option<Vec<&str>> {
+    let rest = line.trim().strip_prefix("some ")?;
+    let vars: Vec<&str> = rest.split(',').map(str::trim).collect();
+    vars.iter().all(|v| is_ident(v)).then_some(vars)
+}
+
+/// Move later bare `some` declarations of a body to its first one.
+fn gather_some_declarations(src: &str) -> String {
+    let ps = pieces(src);
+    let mut lines: Vec<String> = src.split_inclusive('\n').map(str::to_string).collect();
+    // The innermost open brace at the start of each line.
+    let mut line_starts = Vec::new();
+    let mut offset = 0;
+    for l in &lines {
+        line_starts.push(offset);
+        offset += l.len();
+    }
+    let mut stack: Vec<usize> = Vec::new();
+    let mut k = 0;
+    // For each body (by its brace offset): the line of its first bare `some`.
+    let mut first_some: std::collections::HashMap<usize, usize> = Default::default();
+    let mut moves: Vec<(usize, usize, Vec<String>)> = Vec::new();
+    for (n, start) in line_starts.iter().enumerate() {
+        while k < ps.len() && ps[k].0 < *start {
+            match ps[k].1 {
+                Piece::Open(_) => stack.push(ps[k].0),
+                Piece::Close(_) => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+            k += 1;
+        }
+        let Some(&body) = stack.last() else { continue };
+        if src.as_bytes()[body] != b'{' {
+            continue;
+        }
+        if let Some(vars) = bare_some(&lines[n]) {
+            match first_some.get(&body) {
+                None => {
+                    first_some.insert(body, n);
+                }
+                Some(&first) => {
+                    moves.push((first, n, vars.iter().map(|v| v.to_string()).collect()))
+                }
+            }
+        }
+    }
+    for (first, later, vars) in moves {
+        let newline = if lines[later].ends_with('\n') {
+            "\n"
+        } else {
+            ""
+        };
+        lines[later] = newline.to_string();
+        let line = lines[first].trim_end_matches('\n').to_string();
+        lines[first] = format!("{line}, {}\n", vars.join(", "));
+    }
+    lines.concat()
 }
 
 /// Split `text` at top-level commas (outside brackets and strings).
@@ -168,9 +236,7 @@ fn is_ident(s: &str) -> bool {
 /// (`f(x)`, `a.b(x)`): what OPA evaluates before a negation.
 fn is_dynamic(term: &str) -> bool {
     let t = term.trim();
-    let head_end = t
-        .find(['.', '[', '('])
-        .unwrap_or(t.len());
+    let head_end = t.find(['.', '[', '(']).unwrap_or(t.len());
     let head = &t[..head_end];
     if !is_ident(head) || head_end == t.len() {
         return false;
@@ -524,6 +590,15 @@ mod tests {
         );
         let same = "msg := sprintf(\"%v%% %v\", [x, f(y, z)])\n";
         assert_eq!(missing_sprintf_args(same), same);
+    }
+
+    #[test]
+    fn later_some_declarations_join_the_first() {
+        let src = "package k\ndeny[msg] {\n  some i\n  envs := c[i].env\n  some j, k\n  envs[j].name == k\n  msg := \"x\"\n}\n";
+        assert_eq!(
+            normalize_v0(src),
+            "package k\ndeny[msg] {\n  some i, j, k\n  envs := c[i].env\n\n  envs[j].name == k\n  msg := \"x\"\n}\n"
+        );
     }
 
     #[test]

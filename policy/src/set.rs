@@ -278,6 +278,17 @@ impl PolicySet {
 
     /// Check one review against every constraint that applies at this point.
     pub fn check_constraints(&self, review: &Review, ctx: Context<'_>) -> Vec<Finding> {
+        self.check_constraints_with(review, ctx, &mut Vec::new())
+    }
+
+    /// As [`PolicySet::check_constraints`], also naming each constraint
+    /// that applied (matched and was evaluated) in `evaluated`.
+    pub fn check_constraints_with(
+        &self,
+        review: &Review,
+        ctx: Context<'_>,
+        evaluated: &mut Vec<String>,
+    ) -> Vec<Finding> {
         let mut findings = Vec::new();
         let namespace = ctx.namespace.or_else(|| {
             ctx.inventory
@@ -320,6 +331,7 @@ impl PolicySet {
             let Some(template) = self.templates.get(&constraint.kind) else {
                 continue;
             };
+            evaluated.push(constraint.name.clone());
             let program = &template.program;
             if program.uses_inventory && ctx.inventory.is_none() {
                 findings.push(finding(
@@ -409,35 +421,55 @@ impl PolicySet {
         docs: &[Document],
         point: EnforcementPoint,
         namespaces: &[String],
-    ) -> Result<Vec<(Document, Vec<Finding>)>> {
+    ) -> Vec<DocumentCheck> {
         let objects = kubernetes_objects(docs.to_vec());
-        let inventory = Inventory::from_objects(
-            objects
-                .iter()
-                .map(|d| &d.value)
-                .filter(|v| is_kubernetes_object(v)),
-        )
+        let inventory = Inventory::from_objects(objects.iter().map(|d| &d.value).filter(|v| {
+            is_kubernetes_object(v) && !crate::review::str_at(v, &["metadata", "name"]).is_empty()
+        }))
         .unwrap_or_default();
         let ctx = Context {
             point,
             inventory: Some(&inventory),
             namespace: None,
         };
+        let rego_namespaces = self.namespaces();
         let mut out = Vec::new();
         for doc in objects {
             let mut findings = Vec::new();
+            let mut evaluated = Vec::new();
             if is_kubernetes_object(&doc.value) {
                 let review = Review::of_manifest(doc.value.clone());
-                findings.extend(self.check_constraints(&review, ctx));
-                if namespaces.iter().any(|n| n == ADMISSION_PACKAGE) {
+                findings.extend(self.check_constraints_with(&review, ctx, &mut evaluated));
+                if namespaces.iter().any(|n| n == ADMISSION_PACKAGE)
+                    && rego_namespaces.iter().any(|n| n == ADMISSION_PACKAGE)
+                {
+                    evaluated.push(ADMISSION_PACKAGE.to_string());
                     findings.extend(self.check_admission_rego(&review));
                 }
             }
+            for ns in namespaces {
+                if ns != ADMISSION_PACKAGE && rego_namespaces.contains(ns) {
+                    evaluated.push(ns.clone());
+                }
+            }
             findings.extend(self.check_conftest(&doc.value, namespaces));
-            out.push((doc, findings));
+            out.push(DocumentCheck {
+                document: doc,
+                findings,
+                evaluated,
+            });
         }
-        Ok(out)
+        out
     }
+}
+
+/// One document's check: what it broke and which policies looked at it.
+#[derive(Debug, Clone)]
+pub struct DocumentCheck {
+    pub document: Document,
+    pub findings: Vec<Finding>,
+    /// Constraint names and Rego namespaces that were evaluated.
+    pub evaluated: Vec<String>,
 }
 
 /// Whether a document is a Kubernetes object (apiVersion and kind).

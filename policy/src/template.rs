@@ -32,27 +32,36 @@ impl std::fmt::Debug for Program {
     }
 }
 
-/// Whether a plain Rego file is Rego v1 (`if`, `contains`) or v0: tried as
-/// v1 first, as OPA 1.x and conftest do, then as v0. The error of the form
-/// the file looks written in is the one reported.
+/// Whether a plain Rego file is Rego v1 (`if`, `contains`) or v0. A file
+/// that imports `rego.v1`, or uses `if`/`contains` without parsing as v0, is
+/// v1; a file that parses as v0 and uses neither keyword is v0 (regorus reads
+/// some v0 rules in v1 mode too, with other meanings). The error reported is
+/// the one of the form the file looks written in.
 pub fn detect_v1(path: &str, source: &str) -> Result<bool> {
     let attempt = |v1: bool| {
         let mut engine = regorus::Engine::new();
         engine.set_rego_v0(!v1);
         engine.add_policy(path.to_string(), source.to_string())
     };
-    match attempt(true) {
-        Ok(_) => Ok(true),
-        Err(v1_error) => match attempt(false) {
-            Ok(_) => Ok(false),
-            Err(v0_error) => {
-                let looks_v1 = source.contains(" if ") || source.contains(" contains ");
-                let error = if looks_v1 { v1_error } else { v0_error };
-                Err(PolicyError::Invalid {
-                    policy: path.to_string(),
-                    message: first_lines(&error.to_string()),
-                })
-            }
+    // Keywords in code, not in comments.
+    let code: String = source
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let looks_v1 = code.contains("import rego.v1")
+        || code.contains(" if ")
+        || code.contains(" if{")
+        || code.contains(" contains ");
+    let first = attempt(looks_v1);
+    match first {
+        Ok(_) => Ok(looks_v1),
+        Err(error) => match attempt(!looks_v1) {
+            Ok(_) => Ok(!looks_v1),
+            Err(_) => Err(PolicyError::Invalid {
+                policy: path.to_string(),
+                message: first_lines(&error.to_string()),
+            }),
         },
     }
 }

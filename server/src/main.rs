@@ -10,8 +10,51 @@ use tracing_subscriber::{EnvFilter, Layer};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `paved policy …`: the policy CLI, offline, without the server's configuration.
+    if args.first().map(String::as_str) == Some("policy") {
+        return policy_cli(&args[1..]);
+    }
+    serve()
+}
+
+/// `paved policy test|verify`: conftest's and gator's conventions on Paved's engine.
+fn policy_cli(args: &[String]) -> ExitCode {
+    let fetch = |url: &str| -> Result<String, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let mut request = reqwest::Client::new().get(url);
+            // A portal token for a bundle that needs one.
+            if let Ok(token) = std::env::var("PAVED_TOKEN") {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(format!("HTTP {status}"));
+            }
+            response.text().await.map_err(|e| e.to_string())
+        })
+    };
+    let mut stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    let mut io = paved_policy::cli::Io {
+        stdin: &mut stdin,
+        stdout: &mut stdout,
+        stderr: &mut stderr,
+        fetch: &fetch,
+    };
+    let code = paved_policy::cli::main(args, &mut io);
+    ExitCode::from(u8::try_from(code).unwrap_or(3))
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn serve() -> ExitCode {
     // rustify logs every Vault 404 as an error; Paved logs classified Vault errors itself.
     let filter = EnvFilter::try_from_env("PAVED_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn,rustify=off"));
