@@ -70,6 +70,8 @@ pub struct Config {
     pub llm: crate::gateway::config::LlmConfig,
     /// `PAVED_OUTCOMES_*` and `PAVED_EVENTS_*`: delivery events and DORA.
     pub outcomes: crate::outcomes::config::OutcomesConfig,
+    /// `PAVED_POLICY_*` and `PAVED_ADMISSION_TOKEN`: policies and the admission webhook.
+    pub policy: crate::policy::config::PolicyConfig,
 }
 
 /// The scaffolder's settings.
@@ -488,10 +490,12 @@ impl Config {
 
         let llm = parse_llm(&get)?;
         let outcomes = crate::outcomes::config::parse(&get)?;
+        let policy = crate::policy::config::parse(&get)?;
 
         Ok(Self {
             llm,
             outcomes,
+            policy,
             catalog,
             vault,
             scaffolder,

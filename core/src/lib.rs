@@ -14,6 +14,7 @@ pub mod identity;
 pub mod integrations;
 pub mod notifications;
 pub mod outcomes;
+pub mod policy;
 pub mod scaffold;
 pub mod secrets;
 pub mod teams;
@@ -68,6 +69,8 @@ pub struct CoreState {
     pub survey_results: Arc<outcomes::surveys::ResultsCache>,
     /// Who used Paved today (for weekly and monthly active people).
     pub activity: Arc<outcomes::adoption::Activity>,
+    /// The policies in force, exceptions and the violation log.
+    pub policies: Arc<policy::Policies>,
 }
 
 /// Why the domain state could not be built.
@@ -85,6 +88,9 @@ pub enum CoreStartError {
     /// The event sources from the environment could not be recorded.
     #[error(transparent)]
     Outcomes(#[from] CoreError),
+    /// A policy in `PAVED_POLICY_DIRS` does not load or compile.
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyStartError),
 }
 
 impl CoreState {
@@ -113,6 +119,7 @@ impl CoreState {
         .with_kinds(catalog::model::Kinds::default().with(scaffold::template::TemplateKind))
         .with_integrations(integrations.clone());
         outcomes::sources::sync_environment(&db, &config.outcomes).await?;
+        let policies = Arc::new(policy::Policies::start(&db, &config.policy).await?);
         let budgets = budgets::Budgets::start(&db, &config, clock.clone()).await?;
         let gateway = gateway::Gateway::start(
             db.clone(),
@@ -142,6 +149,7 @@ impl CoreState {
             platform_snapshot: Arc::default(),
             survey_results: Arc::default(),
             activity: Arc::default(),
+            policies,
         })
     }
 }

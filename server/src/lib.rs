@@ -15,6 +15,7 @@ pub mod middleware;
 pub mod oidc;
 pub mod openapi;
 pub mod outcomes_api;
+pub mod policy_api;
 pub mod scaffolder_api;
 pub mod secrets_api;
 pub mod session;
@@ -190,6 +191,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(catalog_api::github_webhook),
         )
         .nest("/api/events/v1", outcomes_api::event_routes())
+        .merge(policy_api::admission_routes())
         .layer(axum::extract::DefaultBodyLimit::max(25 * 1024 * 1024));
 
     let portal = Router::new()
@@ -214,6 +216,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/scaffolder/v2", scaffolder_api::routes())
         .nest("/api/budgets/v1", budgets_api::routes())
         .nest("/api/outcomes/v1", outcomes_api::routes())
+        .nest("/api/policy/v1", policy_api::routes())
         .route("/metrics", get(gateway_api::metrics))
         .route("/auth/login", get(oidc::login))
         .route("/auth/callback", get(oidc::callback))

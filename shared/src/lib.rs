@@ -12,6 +12,7 @@ pub mod forms;
 pub mod identity;
 pub mod notifications;
 pub mod outcomes;
+pub mod policy;
 pub mod scaffold;
 pub mod secrets;
 pub mod surveys;
