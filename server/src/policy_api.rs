@@ -35,6 +35,59 @@ pub fn routes() -> Router<AppState> {
         .route("/exceptions", get(exceptions).post(create_exception))
         .route("/exceptions/{id}/revoke", post(revoke_exception))
         .route("/check", post(check))
+        .route("/cli/{platform}", get(cli))
+}
+
+/// The platform this binary was built for, as `/cli/{platform}` names it.
+pub const CLI_PLATFORM: &str = if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+    "linux-x86_64"
+} else if cfg!(all(target_os = "linux", target_arch = "aarch64")) {
+    "linux-aarch64"
+} else if cfg!(all(target_os = "macos", target_arch = "aarch64")) {
+    "darwin-aarch64"
+} else {
+    "other"
+};
+
+/// `GET /api/policy/v1/cli/{platform}`: this `paved` binary, so CI runs
+/// `paved policy test` with exactly the engine the portal enforces with.
+async fn cli(
+    Extension(p): Extension<Principal>,
+    State(state): State<AppState>,
+    ApiPath(platform): ApiPath<String>,
+) -> ApiResult<Response> {
+    policy::list_policies(&state.core, &p).await?;
+    if platform != CLI_PLATFORM {
+        return Err(paved_core::CoreError::NotFound(format!(
+            "a paved CLI for {platform} (this portal serves {CLI_PLATFORM})"
+        ))
+        .into());
+    }
+    let path = std::env::current_exe().map_err(|e| {
+        tracing::error!(error = %e, "cannot locate the running binary");
+        paved_core::CoreError::Unavailable("the CLI cannot be served right now".into())
+    })?;
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot open the running binary");
+        paved_core::CoreError::Unavailable("the CLI cannot be served right now".into())
+    })?;
+    let length = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_string(),
+            ),
+            (axum::http::header::CONTENT_LENGTH, length.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"paved\"".to_string(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 fn review(status: StatusCode, body: Value) -> Response {

@@ -96,6 +96,11 @@ async fn every_shipped_template_scaffolds_a_working_service() {
         ("PAVED_CATALOG_LOCATIONS", locations),
         ("PAVED_SCAFFOLDER_GIT_HOSTS", hosts),
         ("PAVED_SCAFFOLDER_WORKDIR", work_dir),
+        // The shipped policies: every golden path's manifests must pass them to publish.
+        (
+            "PAVED_POLICY_DIRS",
+            root().join("policies").display().to_string(),
+        ),
     ];
     vars.extend(vault.portal_vars());
     let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -157,6 +162,19 @@ async fn every_shipped_template_scaffolds_a_working_service() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(task["status"], "completed", "{}: {task}", template.name);
+        // Its Kubernetes manifests were checked against the shipped policies before publishing.
+        let (_, events) = app
+            .as_(LEAD)
+            .get(&format!("/api/scaffolder/v2/tasks/{id}/events"))
+            .await;
+        let checked = events.as_array().unwrap().iter().any(|e| {
+            e["body"]["message"].as_str().is_some_and(|m| {
+                m.contains(
+                    "Kubernetes objects in 3 files checked against 6 policies: no violations",
+                )
+            })
+        });
+        assert!(checked, "{}: {events}", template.name);
 
         // The repository clones; its manifests parse.
         let clones = tempfile::tempdir().unwrap();

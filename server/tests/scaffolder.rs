@@ -39,6 +39,10 @@ async fn fixture(with_vault: bool) -> Fixture {
 }
 
 async fn fixture_with(with_vault: bool, workers: bool) -> Fixture {
+    fixture_full(with_vault, workers, Vec::new()).await
+}
+
+async fn fixture_full(with_vault: bool, workers: bool, extra: Vec<(&str, String)>) -> Fixture {
     captured_logs();
     let git = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -71,6 +75,7 @@ async fn fixture_with(with_vault: bool, workers: bool) -> Fixture {
         ("PAVED_SCAFFOLDER_GIT_HOSTS", hosts),
         ("PAVED_SCAFFOLDER_WORKDIR", work_dir),
     ];
+    vars.extend(extra);
     if let Some(v) = &vault {
         vars.extend(v.portal_vars());
     }
@@ -1869,4 +1874,78 @@ async fn attack_a_nested_secret_quoted_by_a_failure_stays_masked() {
         !contains_bytes(&captured_logs().lock().unwrap(), NESTED),
         "secret in the logs"
     );
+}
+
+fn shipped_policies() -> String {
+    format!("{}/../policies", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A template whose manifests break a policy fails at `policy:check`, with
+/// each violation in the live log (file, document, object, message), and
+/// publishes nothing; fixed manifests pass and publish. Without a
+/// `policy:check` step, publishing checks the manifests itself.
+#[tokio::test]
+async fn policy_check_blocks_publishing_a_violating_service() {
+    let f = fixture_full(false, true, vec![("PAVED_POLICY_DIRS", shipped_policies())]).await;
+    for (name, explicit) in [("svc-latest", true), ("svc-latest-implicit", false)] {
+        let (status, created) = f
+            .app
+            .as_(DEV)
+            .post(
+                "/api/scaffolder/v2/tasks",
+                json!({"templateRef": "template:default/policy-checked",
+                    "values": {"name": name, "image": "nginx:latest", "explicit": explicit}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        let task = f.wait_for(&id, &["completed", "failed"]).await;
+        assert_eq!(task["status"], "failed", "{task}");
+        let error = task["error"].as_str().unwrap();
+        assert!(error.contains("1 violation block publishing"), "{error}");
+        let messages = f.messages(&id).await;
+        let violation = messages
+            .iter()
+            .find(|m| m.starts_with("violation: "))
+            .unwrap_or_else(|| panic!("{messages:#?}"));
+        assert_eq!(
+            violation,
+            &format!("violation: k8s/deployment.yaml:7 (document 2) Deployment/payments/{name}: [pinned-images] Deployment {name}: container app uses the tag latest; pin a version or a digest")
+        );
+        assert!(
+            !f.git_root.join(format!("payments/{name}.git")).exists(),
+            "nothing is published"
+        );
+    }
+    // Recorded at the scaffolder's enforcement point, with the team.
+    f.app.state.core.policies.log.flush().await;
+    let (_, page) = f
+        .app
+        .as_(ADMIN)
+        .get("/api/policy/v1/violations?point=scaffolder")
+        .await;
+    assert_eq!(page["total"], 2, "{page}");
+    assert_eq!(page["items"][0]["team"], "payments");
+
+    // A pinned image passes and publishes.
+    let (_, created) = f
+        .app
+        .as_(DEV)
+        .post(
+            "/api/scaffolder/v2/tasks",
+            json!({"templateRef": "template:default/policy-checked",
+                "values": {"name": "svc-pinned", "image": "nginx:1.27.3", "explicit": true}}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let task = f.wait_for(&id, &["completed", "failed"]).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let messages = f.messages(&id).await;
+    assert!(
+        messages.iter().any(
+            |m| m == "2 Kubernetes objects in 1 file checked against 6 policies: no violations"
+        ),
+        "{messages:#?}"
+    );
+    assert!(f.git_root.join("payments/svc-pinned.git").exists());
 }

@@ -39,6 +39,9 @@ pub struct ActionContext<'a> {
     pub dry_run: bool,
     /// The expression engine, for skeleton files.
     pub expressions: &'a Expressions,
+    /// Set once a `policy:check` step of this run has passed; until then,
+    /// publishing checks any Kubernetes manifests itself.
+    pub policy_checked: &'a std::sync::atomic::AtomicBool,
 }
 
 impl ActionContext<'_> {
@@ -58,8 +61,15 @@ pub async fn run(action: &str, ctx: &ActionContext<'_>, input: &Value) -> Result
         | "publish:gitlab"
         | "publish:bitbucket"
         | "publish:bitbucketCloud"
-        | "publish:bitbucketServer" => publish_git(ctx, input).await,
-        "publish:github:pull-request" => super::publish::github_pull_request(ctx, input).await,
+        | "publish:bitbucketServer" => {
+            implicit_policy_check(ctx, input).await?;
+            publish_git(ctx, input).await
+        }
+        "publish:github:pull-request" => {
+            implicit_policy_check(ctx, input).await?;
+            super::publish::github_pull_request(ctx, input).await
+        }
+        "policy:check" => policy_check(ctx, input).await,
         "catalog:register" => catalog_register(ctx, input).await,
         "vault:provision" => vault_provision(ctx, input).await,
         "notification:send" => notification_send(ctx, input).await,
@@ -1194,6 +1204,187 @@ async fn notification_send(ctx: &ActionContext<'_>, input: &Value) -> Result<Val
     ctx.info(format!("Notified {}", normalized.join(", ")))
         .await;
     Ok(json!({}))
+}
+
+/// Kubernetes manifests under `dir` of the workspace (YAML and JSON files
+/// holding at least one Kubernetes object that is not a Backstage entity).
+fn manifest_files(
+    ctx: &ActionContext<'_>,
+    dir: &str,
+) -> Result<Vec<paved_policy::docs::SourceFile>, String> {
+    let root = safe_join(ctx.workspace, dir)?;
+    let mut files = Vec::new();
+    let candidates: Vec<PathBuf> = if root.is_file() {
+        vec![PathBuf::new()]
+    } else if root.is_dir() {
+        walk(&root)?
+    } else {
+        return Err(format!("`{dir}` is not in the workspace"));
+    };
+    for rel in candidates {
+        let path = if rel.as_os_str().is_empty() {
+            root.clone()
+        } else {
+            root.join(&rel)
+        };
+        let is_manifest = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        );
+        if !is_manifest || path.components().any(|c| c.as_os_str() == ".git") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let shown = path
+            .strip_prefix(ctx.workspace)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let file = paved_policy::docs::SourceFile::new(shown, text);
+        // Files that are not YAML, or hold no Kubernetes object, are not manifests.
+        let Ok(docs) = file.documents() else { continue };
+        let kubernetes = docs.iter().any(|d| {
+            paved_policy::set::is_kubernetes_object(&d.value)
+                && !d
+                    .value
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|a| a.contains("backstage.io/"))
+        });
+        if kubernetes {
+            files.push(file);
+        }
+    }
+    Ok(files)
+}
+
+/// `policy:check`: check the workspace's Kubernetes manifests (input `path`,
+/// default the whole workspace) against the policies at the scaffolder's
+/// enforcement point. Each finding goes to the live log with its file,
+/// document, object and message; a `deny` (or a policy that cannot be
+/// evaluated) fails the step, so nothing is published.
+async fn policy_check(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {
+    let path = input_str(input, "path").unwrap_or(".");
+    let files = manifest_files(ctx, path)?;
+    let output = check_and_log(ctx, &files).await?;
+    ctx.policy_checked
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(output)
+}
+
+/// Before publishing, when the template has no `policy:check` step, check
+/// the published folder's Kubernetes manifests the same way.
+async fn implicit_policy_check(ctx: &ActionContext<'_>, input: &Value) -> Result<(), String> {
+    if ctx
+        .policy_checked
+        .load(std::sync::atomic::Ordering::Relaxed)
+        || ctx.core.policies.current().is_empty()
+    {
+        return Ok(());
+    }
+    let path = input_str(input, "sourcePath").unwrap_or(".");
+    let files = manifest_files(ctx, path)?;
+    if files.is_empty() {
+        return Ok(());
+    }
+    ctx.info("Checking the Kubernetes manifests against the platform's policies before publishing")
+        .await;
+    check_and_log(ctx, &files).await.map(|_| ())
+}
+
+async fn check_and_log(
+    ctx: &ActionContext<'_>,
+    files: &[paved_policy::docs::SourceFile],
+) -> Result<Value, String> {
+    // The team the service is for: its owner picker's, else the creator's only team.
+    let team = ctx.owner_team.or_else(|| {
+        let mut teams = ctx.principal.teams.keys();
+        match (teams.next(), teams.next()) {
+            (Some(only), None) => Some(only.as_str()),
+            _ => None,
+        }
+    });
+    let label = format!("task {}: ", ctx.task_id);
+    let reports = crate::policy::check_files(
+        ctx.core,
+        if ctx.dry_run {
+            paved_policy::EnforcementPoint::Audit
+        } else {
+            paved_policy::EnforcementPoint::Scaffolder
+        },
+        files,
+        &label,
+        team,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut objects = 0;
+    let mut blocking = 0;
+    let mut warnings = 0;
+    for (file, report) in &reports {
+        objects += report.objects;
+        for f in &report.findings {
+            let what = match f.action.as_str() {
+                "deny" => "violation",
+                "error" => "policy error",
+                "warn" => "warning",
+                "excepted" => "excepted by an exception",
+                _ => "dry run",
+            };
+            ctx.log
+                .event(
+                    Some(ctx.step_id),
+                    "log",
+                    &format!(
+                        "{what}: {file}:{} (document {}) {}: [{}] {}",
+                        f.line,
+                        f.document + 1,
+                        f.object,
+                        f.policy,
+                        f.message
+                    ),
+                    Some(f.action.as_str()),
+                )
+                .await;
+            match f.action.as_str() {
+                "deny" | "error" => blocking += 1,
+                "warn" => warnings += 1,
+                _ => {}
+            }
+        }
+    }
+    let checked = format!(
+        "{objects} Kubernetes object{} in {} file{} checked against {} polic{}",
+        if objects == 1 { "" } else { "s" },
+        reports.len(),
+        if reports.len() == 1 { "" } else { "s" },
+        ctx.core.policies.current().len(),
+        if ctx.core.policies.current().len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+    );
+    if blocking > 0 {
+        return Err(format!(
+            "{checked}: {blocking} violation{} block publishing; fix the manifests or ask the platform team for an exception",
+            if blocking == 1 { "" } else { "s" }
+        ));
+    }
+    ctx.info(format!(
+        "{checked}: no violations{}",
+        if warnings > 0 {
+            format!(
+                ", {warnings} warning{}",
+                if warnings == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        }
+    ))
+    .await;
+    Ok(json!({"objects": objects, "warnings": warnings, "violations": 0}))
 }
 
 async fn debug_log(ctx: &ActionContext<'_>, input: &Value) -> Result<Value, String> {

@@ -486,6 +486,7 @@ pub async fn run_steps(
     } else {
         tasks::steps(&core.db, &task.id).await?
     };
+    let policy_checked = std::sync::atomic::AtomicBool::new(false);
     for step in &template.steps {
         let row = recorded.iter().find(|r| r.step_id == step.id);
         match row.map(|r| r.status.as_str()) {
@@ -605,6 +606,7 @@ pub async fn run_steps(
                 log,
                 dry_run,
                 expressions,
+                policy_checked: &policy_checked,
             };
             match actions::run(&step.action, &ctx, &input).await {
                 Ok(output) => outputs.push(log.masker().mask_json(&output)),

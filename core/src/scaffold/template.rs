@@ -11,7 +11,7 @@ use super::expr::Expressions;
 pub const TEMPLATE_API_VERSION: &str = "scaffolder.backstage.io/v1beta3";
 
 /// The actions Paved runs, with a one-line description each.
-pub const ACTIONS: [(&str, &str); 15] = [
+pub const ACTIONS: [(&str, &str); 16] = [
     (
         "fetch:template",
         "Renders a skeleton folder into the workspace with ${{ values.x }}",
@@ -60,6 +60,10 @@ pub const ACTIONS: [(&str, &str); 15] = [
     (
         "notification:send",
         "Sends an in-portal notification to users or an entity's owners",
+    ),
+    (
+        "policy:check",
+        "Checks the workspace's Kubernetes manifests against the platform's policies; a violation fails the step",
     ),
     (
         "debug:log",
