@@ -98,6 +98,7 @@ fn NavLinks(me: Principal, #[prop(into)] class: String) -> impl IntoView {
             <A href="/create" attr:class="nav-link">"Create"</A>
             {team_links}
             <A href="/surveys" attr:class="nav-link">"Surveys"</A>
+            {(!me.has_no_access()).then(|| view! { <A href="/policies" attr:class="nav-link">"Policies"</A> })}
             {insights}
             {admin}
         </nav>

@@ -11,6 +11,7 @@ pub mod errors;
 pub mod identity;
 pub mod notifications;
 pub mod outcomes;
+pub mod policy;
 pub mod scaffold;
 pub mod secrets;
 #[cfg(feature = "ssr")]
@@ -100,6 +101,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/teams/:name/outcomes") view=outcomes::TeamOutcomesPage ssr=SsrMode::Async />
                     <Route path=path!("/llm") view=LlmOverviewPage ssr=SsrMode::Async />
                     <Route path=path!("/surveys") view=outcomes::surveys::SurveysPage ssr=SsrMode::Async />
+                    <Route path=path!("/policies") view=policy::PoliciesPage ssr=SsrMode::Async />
                     <Route path=path!("/capabilities") view=outcomes::capabilities::CapabilitiesPage ssr=SsrMode::Async />
                     <Route path=path!("/platform") view=outcomes::platform::PlatformPage ssr=SsrMode::Async />
                     <Route path=path!("/surveys/:id") view=outcomes::surveys::SurveyResultsPage ssr=SsrMode::Async />

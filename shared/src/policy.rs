@@ -137,6 +137,8 @@ pub struct PoliciesPage {
     pub sources: Vec<String>,
     /// Whether the viewer may grant and revoke exceptions.
     pub can_administer: bool,
+    /// Whether the viewer may read recorded violations (admins and PMs).
+    pub can_view_violations: bool,
     /// Teams an exception may be owned by.
     pub teams: Vec<String>,
 }

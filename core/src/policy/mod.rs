@@ -839,6 +839,7 @@ pub async fn revoke_exception(
 pub async fn page(core: &CoreState, principal: &Principal) -> Result<PoliciesPage, CoreError> {
     let policies = list_policies(core, principal).await?;
     let exceptions = exceptions(core, principal).await?;
+    let can_view_violations = authorize(principal, Action::ViewPlatformInsights).is_ok();
     let violations = match violations(
         core,
         principal,
@@ -871,6 +872,7 @@ pub async fn page(core: &CoreState, principal: &Principal) -> Result<PoliciesPag
         exceptions,
         sources: core.policies.sources().to_vec(),
         can_administer,
+        can_view_violations,
         teams,
     })
 }
