@@ -124,6 +124,8 @@ pub struct Constraint {
     pub kind: String,
     pub name: String,
     pub parameters: Value,
+    /// The parameters as regorus reads them, converted once.
+    pub parameters_rego: regorus::Value,
     pub matcher: Match,
     pub actions: Actions,
     /// The constraint as written.
@@ -198,10 +200,12 @@ impl Constraint {
                 ))
             })?)
         };
+        let parameters_rego = crate::template::to_rego(&parameters).map_err(invalid)?;
         Ok(Constraint {
             kind,
             name,
             parameters,
+            parameters_rego,
             matcher,
             actions,
             source: value.clone(),

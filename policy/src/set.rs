@@ -301,6 +301,8 @@ impl PolicySet {
                 namespace.cloned().unwrap_or_else(|| json!({})),
             );
         }
+        // The review as regorus reads it, converted once for every constraint.
+        let mut review_rego = None;
         for constraint in &self.constraints {
             let Some(action) = constraint.actions.at(ctx.point) else {
                 continue;
@@ -344,10 +346,28 @@ impl PolicySet {
                 ));
                 continue;
             }
-            let input = json!({"review": request, "parameters": constraint.parameters});
+            let review_value = match &review_rego {
+                Some(v) => v,
+                None => match crate::template::to_rego(&request) {
+                    Ok(v) => review_rego.insert(v),
+                    Err(e) => {
+                        findings.push(finding(e, json!({}), Severity::Error));
+                        continue;
+                    }
+                },
+            };
+            let mut input = regorus::Value::new_object();
+            if let Ok(map) = input.as_object_mut() {
+                map.insert(regorus::Value::from("review"), review_value.clone());
+                map.insert(
+                    regorus::Value::from("parameters"),
+                    constraint.parameters_rego.clone(),
+                );
+            }
             let empty = json!({});
             let inventory = Some(ctx.inventory.map_or(&empty, Inventory::data));
-            match program.eval(&template.name, "violation", &input, inventory) {
+            let path = format!("{}.violation", program.package);
+            match program.eval_rego(&template.name, &path, input, inventory) {
                 Ok(None) => {}
                 Ok(Some(results)) => {
                     for result in results.as_array().into_iter().flatten() {

@@ -15,6 +15,9 @@ pub const ADMISSION_TARGET: &str = "admission.k8s.gatekeeper.sh";
 #[derive(Clone)]
 pub struct Program {
     engine: regorus::Engine,
+    /// Prepared engines ready for another evaluation: taking one is cheaper
+    /// than cloning the prepared engine.
+    idle: Arc<std::sync::Mutex<Vec<regorus::Engine>>>,
     /// The rule paths this program answers (`data.<package>.violation`, …).
     pub package: String,
     /// Every package the modules define (`data.a.b`), sorted.
@@ -110,6 +113,7 @@ impl Program {
         packages.dedup();
         Ok(Program {
             engine,
+            idle: Arc::default(),
             package,
             packages,
             uses_inventory,
@@ -141,28 +145,53 @@ impl Program {
         input: &Value,
         inventory: Option<&Value>,
     ) -> Result<Option<Value>> {
+        let input = to_rego(input).map_err(|message| PolicyError::Eval {
+            policy: policy.to_string(),
+            message,
+        })?;
+        self.eval_rego(policy, path, input, inventory)
+    }
+
+    /// [`Program::eval_path`] with the input already a regorus value (the
+    /// admission path converts a review once for every constraint).
+    pub fn eval_rego(
+        &self,
+        policy: &str,
+        path: &str,
+        input: RegoValue,
+        inventory: Option<&Value>,
+    ) -> Result<Option<Value>> {
         let eval_err = |message: String| PolicyError::Eval {
             policy: policy.to_string(),
             message,
         };
-        let mut engine = self.engine.clone();
+        let inventory = inventory.filter(|_| self.uses_inventory);
+        // Adding data makes regorus prepare the program again: only for Rego
+        // that reads the inventory, on a fresh clone that is not kept.
+        let pooled = if inventory.is_none() {
+            self.idle.lock().ok().and_then(|mut idle| idle.pop())
+        } else {
+            None
+        };
+        let mut engine = pooled.unwrap_or_else(|| self.engine.clone());
         if let Some(inventory) = inventory {
             let data = serde_json::json!({ "inventory": inventory });
             engine
                 .add_data(to_rego(&data).map_err(eval_err)?)
                 .map_err(|e| eval_err(first_lines(&e.to_string())))?;
         }
-        engine.set_input(to_rego(input).map_err(eval_err)?);
-        let value = engine
-            .eval_rule(path.to_string())
-            .map_err(|e| eval_err(first_lines(&e.to_string())))?;
-        if value == RegoValue::Undefined {
-            return Ok(None);
+        engine.set_input(input);
+        let value = engine.eval_rule(path.to_string());
+        if inventory.is_none() {
+            engine.set_input(RegoValue::Undefined);
+            if let Ok(mut idle) = self.idle.lock() {
+                if idle.len() < 64 {
+                    idle.push(engine);
+                }
+            }
         }
-        let json = value.to_json_str().map_err(|e| eval_err(e.to_string()))?;
-        serde_json::from_str(&json)
-            .map(Some)
-            .map_err(|e| eval_err(e.to_string()))
+        let value = value.map_err(|e| eval_err(first_lines(&e.to_string())))?;
+        finish(value, policy)
     }
 
     /// Evaluate the whole main package (every rule's value, by name), for
@@ -191,7 +220,24 @@ impl Program {
     }
 }
 
-fn to_rego(value: &Value) -> std::result::Result<RegoValue, String> {
+/// A rule's value as JSON; undefined (or an empty set) is `None`.
+fn finish(value: RegoValue, policy: &str) -> Result<Option<Value>> {
+    let eval_err = |message: String| PolicyError::Eval {
+        policy: policy.to_string(),
+        message,
+    };
+    if value == RegoValue::Undefined {
+        return Ok(None);
+    }
+    let json = value.to_json_str().map_err(|e| eval_err(e.to_string()))?;
+    let json: Value = serde_json::from_str(&json).map_err(|e| eval_err(e.to_string()))?;
+    if json.as_array().is_some_and(|a| a.is_empty()) {
+        return Ok(None);
+    }
+    Ok(Some(json))
+}
+
+pub fn to_rego(value: &Value) -> std::result::Result<RegoValue, String> {
     RegoValue::from_json_str(&value.to_string()).map_err(|e| e.to_string())
 }
 

@@ -182,9 +182,11 @@ fn every_output_format() {
     assert_eq!(sarif.code, 1);
     let s: serde_json::Value = serde_json::from_str(&sarif.stdout).unwrap();
     // Valid against SARIF 2.1.0's published schema, clean runs too.
-    let schema_path = root().join("node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json");
+    let schema_path =
+        root().join("node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json");
     let mut schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&schema_path).expect("npm packages installed (scripts/setup.sh test)"),
+        &std::fs::read_to_string(&schema_path)
+            .expect("npm packages installed (scripts/setup.sh test)"),
     )
     .unwrap();
     // The published schema's language pattern has a stray `]` (`…-[a-zA-Z]{2}]?$`),
@@ -195,9 +197,13 @@ fn every_output_format() {
         *pattern = serde_json::json!("^[a-zA-Z]{2}(-[a-zA-Z]{2})?$");
     }
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let clean: serde_json::Value = serde_json::from_str(&run(&["test", "-", "-p", &p, "-o", "sarif"], GOOD).stdout).unwrap();
+    let clean: serde_json::Value =
+        serde_json::from_str(&run(&["test", "-", "-p", &p, "-o", "sarif"], GOOD).stdout).unwrap();
     for report in [&s, &clean] {
-        let errors: Vec<String> = validator.iter_errors(report).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(report)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{errors:#?}");
     }
     assert_eq!(clean["runs"][0]["invocations"][0]["exitCode"], 0);
