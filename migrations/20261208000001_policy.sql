@@ -35,3 +35,13 @@ CREATE TABLE policy_exceptions (
     revoked_at  INTEGER
 );
 CREATE INDEX policy_exceptions_active ON policy_exceptions (policy, namespace) WHERE revoked_at IS NULL;
+
+-- Evaluations per policy and hour, with those that failed to evaluate: the
+-- policies' SLO on the capabilities page (errors are never a silent pass).
+CREATE TABLE policy_evaluations_hourly (
+    hour        INTEGER NOT NULL,   -- unix seconds / 3600
+    policy      TEXT NOT NULL,
+    evaluations INTEGER NOT NULL,
+    errors      INTEGER NOT NULL,
+    PRIMARY KEY (hour, policy)
+) WITHOUT ROWID;

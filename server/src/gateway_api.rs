@@ -146,6 +146,7 @@ pub async fn metrics(
         Ok(dora) => text.push_str(&dora),
         Err(e) => tracing::warn!(error = %e, "the DORA gauges could not be computed"),
     }
+    text.push_str(&core.policies.metrics.render());
     match paved_core::outcomes::capabilities::list(core, now).await {
         Ok(c) => text.push_str(&paved_core::outcomes::capabilities::prometheus(&c)),
         Err(e) => tracing::warn!(error = %e, "the SLO gauges could not be computed"),

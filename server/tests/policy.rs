@@ -99,6 +99,30 @@ async fn recorded_reviews_are_allowed_denied_and_warned_with_the_uid_echoed() {
     );
     assert_eq!(delete["response"]["allowed"], false);
 
+    // Decisions and their latency are on /metrics, as Gatekeeper exports them.
+    let (status, metrics) = app.as_(tokens::ADMIN).text("GET", "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics.contains("paved_policy_admission_requests_total{status=\"allow\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("paved_policy_admission_requests_total{status=\"deny\"} 3\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("paved_policy_admission_requests_total{status=\"warn\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("paved_policy_admission_duration_seconds_count 5\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("paved_policy_violations_total{point=\"admission\",action=\"deny\"} 4\n"),
+        "{metrics}"
+    );
+
     // Every decision that found something is recorded for the admins' page.
     let (status, page) = app
         .as_(tokens::ADMIN)
@@ -377,4 +401,47 @@ async fn policies_that_do_not_compile_stop_the_start() {
         .unwrap_err()
         .to_string()
         .contains("PAVED_POLICY_DIRS"));
+}
+
+#[tokio::test]
+async fn each_policy_is_a_capability_with_its_owner_and_an_evaluation_slo() {
+    let app = app().await;
+    for _ in 0..3 {
+        admit(&app, &fixture("pod-create-allowed.json")).await;
+    }
+    app.state.core.policies.log.flush().await;
+    let (status, list) = app
+        .as_(tokens::PAYMENTS_DEV)
+        .get("/api/outcomes/v1/capabilities")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let policy = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "policy:no-raw-openai-api-key")
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(policy["kind"], "policy");
+    assert_eq!(policy["owner"], "platform");
+    assert_eq!(policy["link"], "/policies");
+    let slo = &policy["slos"][0];
+    assert_eq!(slo["id"], "evaluation_success");
+    assert_eq!(slo["total"], 3);
+    assert_eq!(slo["good"], 3);
+    assert!(policy["cost_controls"][0]
+        .as_str()
+        .unwrap()
+        .contains("deny at admission"));
+    // Owner labels apply to Deployments only: the Pods did not count for it.
+    let labels = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "policy:owner-and-team-labels")
+        .unwrap();
+    assert_eq!(labels["slos"][0]["total"], 0);
+    assert!(labels["cost_controls"][0]
+        .as_str()
+        .unwrap()
+        .contains("warn at admission"));
 }

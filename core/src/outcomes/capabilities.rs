@@ -154,6 +154,8 @@ struct Inputs {
     catalog: Counts,
     templates: Vec<(String, String, Declared)>,
     declarations: BTreeMap<String, Declared>,
+    /// Evaluations per policy (good: without an evaluation error).
+    policies: BTreeMap<String, Counts>,
 }
 
 fn counts(total: i64, good: i64, recent_total: i64, recent_good: i64) -> Counts {
@@ -275,6 +277,24 @@ async fn inputs(pool: &SqlitePool, now: i64) -> Result<Inputs, CoreError> {
         )
     })
     .collect();
+    let policies = sqlx::query!(
+        r#"SELECT policy, SUM(evaluations) AS "total!: i64", SUM(evaluations - errors) AS "good!: i64",
+                  SUM(CASE WHEN hour >= ?2 THEN evaluations ELSE 0 END) AS "recent_total!: i64",
+                  SUM(CASE WHEN hour >= ?2 THEN evaluations - errors ELSE 0 END) AS "recent_good!: i64"
+           FROM policy_evaluations_hourly WHERE hour >= ?1 GROUP BY policy"#,
+        since_hour,
+        recent_hour
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| {
+        (
+            r.policy,
+            counts(r.total, r.good, r.recent_total, r.recent_good),
+        )
+    })
+    .collect();
     Ok(Inputs {
         models,
         latency,
@@ -283,6 +303,7 @@ async fn inputs(pool: &SqlitePool, now: i64) -> Result<Inputs, CoreError> {
         catalog,
         templates,
         declarations,
+        policies,
     })
 }
 
@@ -489,6 +510,64 @@ pub async fn list(core: &crate::CoreState, now: i64) -> Result<Vec<CapabilityVie
         )],
         vec!["Refreshes throttled and coalesced per location".into()],
     ));
+    // Each policy in force is a capability of the platform, owned by whoever
+    // its template names (`paved.dev/owner`), with an SLO on its evaluations.
+    let set = core.policies.current();
+    for c in &set.constraints {
+        let template = set.templates.get(&c.kind);
+        let owner = template
+            .and_then(|t| {
+                t.source
+                    .pointer("/metadata/annotations/paved.dev~1owner")
+                    .and_then(Value::as_str)
+            })
+            .map(str::to_owned);
+        let declared = Declared {
+            entity: format!("policy:{}", c.name),
+            owner: owner.map(|o| team_of(&o)),
+            lifecycle: None,
+            objective: None,
+            rollback: Some(
+                "Set the constraint's enforcementAction to dryrun (or grant an exception on the Policies page) and restart Paved".into(),
+            ),
+        };
+        let title = template
+            .and_then(|t| t.title.clone())
+            .unwrap_or_else(|| c.kind.clone());
+        let actions = c
+            .actions
+            .summary()
+            .into_iter()
+            .filter(|(p, _)| *p != paved_policy::EnforcementPoint::Audit)
+            .map(|(p, a)| match a {
+                Some(a) => format!("{} at {}", a.as_str(), p.label()),
+                None => format!("not applied at {}", p.label()),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(
+            b.capability(
+                format!("policy:{}", c.name),
+                format!("Policy: {title}"),
+                "policy",
+                template
+                    .and_then(|t| t.description.clone())
+                    .unwrap_or_else(|| format!("The {} constraint.", c.name)),
+                Some("/policies".into()),
+                Some(&declared),
+                vec![(
+                    "evaluation_success",
+                    "Checks and admission decisions evaluated without a policy error",
+                    0.999,
+                    i.policies.get(&c.name).copied().unwrap_or_default(),
+                )],
+                vec![
+                    format!("Enforced: {actions}"),
+                    "Exceptions per namespace with an owner, a reason and an expiry".into(),
+                ],
+            ),
+        );
+    }
     Ok(out)
 }
 

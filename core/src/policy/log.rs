@@ -21,6 +21,8 @@ pub struct ViolationRow {
 
 enum Message {
     Rows(Vec<ViolationRow>),
+    /// Evaluations at `at`: per policy, (evaluations, errors).
+    Counts(i64, Vec<(String, u64, u64)>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -57,6 +59,17 @@ impl ViolationLog {
         }
     }
 
+    /// Count evaluations (and evaluation errors) per policy at `at`.
+    pub fn count(&self, at: i64, counts: Vec<(String, u64, u64)>) {
+        if counts.is_empty() {
+            return;
+        }
+        if self.tx.try_send(Message::Counts(at, counts)).is_err() {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Wait until everything queued so far is written.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
@@ -75,19 +88,28 @@ async fn writer(db: sqlx::SqlitePool, mut rx: mpsc::Receiver<Message>, kept: i64
     while let Some(first) = rx.recv().await {
         let mut rows = Vec::new();
         let mut flushes = Vec::new();
+        // (hour, policy) → (evaluations, errors)
+        let mut counts: std::collections::BTreeMap<(i64, String), (u64, u64)> = Default::default();
         let mut take = |m: Message, rows: &mut Vec<ViolationRow>| match m {
             Message::Rows(r) => rows.extend(r),
+            Message::Counts(at, list) => {
+                for (policy, n, errors) in list {
+                    let slot = counts.entry((at.div_euclid(3600), policy)).or_default();
+                    slot.0 += n;
+                    slot.1 += errors;
+                }
+            }
             Message::Flush(done) => flushes.push(done),
         };
         take(first, &mut rows);
-        while rows.len() < 5_000 {
+        for _ in 0..10_000 {
             match rx.try_recv() {
                 Ok(m) => take(m, &mut rows),
                 Err(_) => break,
             }
         }
-        if !rows.is_empty() {
-            if let Err(e) = write(&db, &rows, kept).await {
+        if !rows.is_empty() || !counts.is_empty() {
+            if let Err(e) = write(&db, &rows, &counts, kept).await {
                 tracing::error!(error = %e, rows = rows.len(), "recording policy violations failed");
             }
         }
@@ -97,8 +119,27 @@ async fn writer(db: sqlx::SqlitePool, mut rx: mpsc::Receiver<Message>, kept: i64
     }
 }
 
-async fn write(db: &sqlx::SqlitePool, rows: &[ViolationRow], kept: i64) -> Result<(), sqlx::Error> {
+async fn write(
+    db: &sqlx::SqlitePool,
+    rows: &[ViolationRow],
+    counts: &std::collections::BTreeMap<(i64, String), (u64, u64)>,
+    kept: i64,
+) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
+    for ((hour, policy), (n, errors)) in counts {
+        let (n, errors) = (*n as i64, *errors as i64);
+        sqlx::query!(
+            "INSERT INTO policy_evaluations_hourly (hour, policy, evaluations, errors) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (hour, policy) DO UPDATE SET evaluations = evaluations + excluded.evaluations,
+                                                     errors = errors + excluded.errors",
+            hour,
+            policy,
+            n,
+            errors
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     for r in rows {
         sqlx::query!(
             "INSERT INTO policy_violations (at, point, action, policy, kind, object, namespace, message, source, team)

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod log;
+pub mod metrics;
 
 use std::sync::{Arc, RwLock};
 
@@ -47,6 +48,8 @@ pub struct Policies {
     exceptions: RwLock<Arc<Vec<ActiveException>>>,
     /// Where violations are written, off the request path.
     pub log: ViolationLog,
+    /// Decisions, latency and violations for `/metrics`.
+    pub metrics: metrics::PolicyMetrics,
 }
 
 impl std::fmt::Debug for Policies {
@@ -80,6 +83,7 @@ impl Policies {
             sources: dirs.iter().map(|d| d.display().to_string()).collect(),
             exceptions: RwLock::default(),
             log: ViolationLog::start(db.clone(), config.violations_kept),
+            metrics: Default::default(),
         };
         policies
             .reload_exceptions(db)
@@ -225,6 +229,7 @@ pub fn admission_review(core: &CoreState, body: &[u8]) -> Result<Value, Admissio
             "oldObject cannot be empty for DELETE operations".into(),
         ));
     }
+    let started = std::time::Instant::now();
     let review_of = Review::of_request(request.clone());
     let set = core.policies.current();
     let ctx = Context {
@@ -232,9 +237,13 @@ pub fn admission_review(core: &CoreState, body: &[u8]) -> Result<Value, Admissio
         inventory: None,
         namespace: None,
     };
-    let mut findings = set.check_constraints(&review_of, ctx);
+    let mut evaluated = Vec::new();
+    let mut findings = set.check_constraints_with(&review_of, ctx, &mut evaluated);
     findings.extend(set.check_admission_rego(&review_of));
     let now = now_unix();
+    core.policies
+        .log
+        .count(now, evaluation_counts(&evaluated, &findings));
     let namespace = review_of.namespace.clone();
     let name = object_name(&review_of.object).to_string();
     let decided = effective(&core.policies, findings, &namespace, &name, now);
@@ -250,6 +259,7 @@ pub fn admission_review(core: &CoreState, body: &[u8]) -> Result<Value, Admissio
             "warn" => warn.push(line),
             _ => {}
         }
+        core.policies.metrics.violations("admission", word, 1);
         rows.push(ViolationRow {
             at: now,
             point: "admission",
@@ -283,6 +293,16 @@ pub fn admission_review(core: &CoreState, body: &[u8]) -> Result<Value, Admissio
     if !warn.is_empty() {
         response["warnings"] = json!(warn);
     }
+    let status = if decided.iter().any(|(_, w)| *w == "error") {
+        "error"
+    } else if response["allowed"] == false {
+        "deny"
+    } else if response.get("warnings").is_some() {
+        "warn"
+    } else {
+        "allow"
+    };
+    core.policies.metrics.decision(status, started.elapsed());
     Ok(json!({
         "apiVersion": api_version,
         "kind": "AdmissionReview",
@@ -301,6 +321,25 @@ pub fn admission_error(message: &str) -> Value {
             "status": {"code": 400, "message": message},
         },
     })
+}
+
+/// Per policy: evaluations and evaluation errors, for the capability SLOs.
+fn evaluation_counts(evaluated: &[String], findings: &[Finding]) -> Vec<(String, u64, u64)> {
+    let mut out: Vec<(String, u64, u64)> = Vec::new();
+    for name in evaluated {
+        let errors = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error && &f.policy == name)
+            .count() as u64;
+        match out.iter_mut().find(|(p, _, _)| p == name) {
+            Some(slot) => {
+                slot.1 += 1;
+                slot.2 += errors.min(1);
+            }
+            None => out.push((name.clone(), 1, errors.min(1))),
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -324,6 +363,7 @@ pub fn check_files(
     ];
     let mut out = Vec::new();
     let mut rows = Vec::new();
+    let mut counts = Vec::new();
     for file in files {
         let docs = file.documents().map_err(|e| CoreError::Invalid {
             field: "manifests",
@@ -339,6 +379,9 @@ pub fn check_files(
             if paved_policy::set::is_kubernetes_object(&check.document.value) {
                 report.objects += 1;
             }
+            if point != EnforcementPoint::Audit {
+                counts.extend(evaluation_counts(&check.evaluated, &check.findings));
+            }
             let value = &check.document.value;
             let ns = value
                 .pointer("/metadata/namespace")
@@ -352,6 +395,7 @@ pub fn check_files(
                     report.blocked = true;
                 }
                 if point != EnforcementPoint::Audit {
+                    core.policies.metrics.violations(point.label(), word, 1);
                     rows.push(ViolationRow {
                         at: now,
                         point: point.label(),
@@ -378,6 +422,7 @@ pub fn check_files(
         out.push((file.name.clone(), report));
     }
     core.policies.log.record(rows);
+    core.policies.log.count(now, counts);
     Ok(out)
 }
 
