@@ -160,7 +160,8 @@ impl PolicySet {
 
     /// Load every policy under the paths (files or folders, recursively):
     /// ConstraintTemplates and Constraints from YAML/JSON, Rego from `.rego`
-    /// files (except `_test.rego`). Other documents (suites, samples) are skipped.
+    /// files (except `_test.rego`). Other documents (suites) and `samples/`
+    /// folders (the examples suites check) are skipped.
     pub fn load_paths(paths: &[PathBuf]) -> Result<PolicySet> {
         let mut files = Vec::new();
         for path in paths {
@@ -606,11 +607,10 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         })?;
         for entry in entries.flatten() {
             let p = entry.path();
-            let hidden = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            if hidden {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            // Hidden entries, and `samples/` folders: the examples a suite
+            // checks (Gatekeeper's library layout), not policies in force.
+            if name.starts_with('.') || (name == "samples" && p.is_dir()) {
                 continue;
             }
             if p.is_dir() {

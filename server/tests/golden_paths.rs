@@ -170,7 +170,7 @@ async fn every_shipped_template_scaffolds_a_working_service() {
         let checked = events.as_array().unwrap().iter().any(|e| {
             e["body"]["message"].as_str().is_some_and(|m| {
                 m.contains(
-                    "Kubernetes objects in 3 files checked against 6 policies: no violations",
+                    "Kubernetes objects in 3 files checked against 7 policies: no violations",
                 )
             })
         });

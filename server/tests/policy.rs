@@ -445,3 +445,66 @@ async fn each_policy_is_a_capability_with_its_owner_and_an_evaluation_slo() {
         .unwrap()
         .contains("warn at admission"));
 }
+
+#[tokio::test]
+async fn services_with_secrets_must_be_injected_by_vault() {
+    let app = app().await;
+    let deployment = |annotations: Value| {
+        json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "v-1", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                "operation": "CREATE", "namespace": "payments",
+                "object": {"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "chat", "namespace": "payments", "labels": {"owner": "payments", "team": "payments"}},
+                    "spec": {"selector": {"matchLabels": {"app": "chat"}}, "template": {
+                        "metadata": {"labels": {"app": "chat"}, "annotations": annotations},
+                        "spec": {"serviceAccountName": "chat", "securityContext": {"runAsNonRoot": true},
+                            "containers": [{"name": "app", "image": "registry.example.com/chat:1.4.2",
+                                "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}, "limits": {"cpu": "1m", "memory": "1Mi"}}}]}}}}}
+        })
+    };
+    // No service has secrets yet: nothing to require.
+    assert_eq!(
+        admit(&app, &deployment(json!({}))).await["response"]["allowed"],
+        true
+    );
+    // Paved provisions chat's secrets (its role binds payments/chat).
+    sqlx::query(
+        "INSERT INTO secret_access (team, holder, policy_name, role_name, namespace, service_account, last_attempt_at)
+         VALUES ('payments', 'chat', 'paved__payments__chat', 'paved__payments__chat', 'payments', 'chat', 1)",
+    )
+    .execute(&app.state.core.db)
+    .await
+    .unwrap();
+    app.state
+        .core
+        .policies
+        .refresh_parameters(&app.state.core.db)
+        .await
+        .unwrap();
+    let answer = admit(&app, &deployment(json!({}))).await;
+    assert_eq!(answer["response"]["allowed"], false);
+    assert!(answer["response"]["status"]["message"].as_str().unwrap().starts_with(
+        "[vault-injection-for-secrets] Deployment chat runs as service account chat of service chat, which has secrets in Paved"
+    ), "{answer}");
+    let injected = json!({"vault.hashicorp.com/agent-inject": "true", "vault.hashicorp.com/role": "paved__payments__chat"});
+    assert_eq!(
+        admit(&app, &deployment(injected)).await["response"]["allowed"],
+        true
+    );
+    // The bundle CI downloads carries the same list.
+    let (_, bundle) = app
+        .as_(tokens::PAYMENTS_DEV)
+        .get("/api/policy/v1/bundle")
+        .await;
+    let constraint = bundle["constraints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metadata"]["name"] == "vault-injection-for-secrets")
+        .unwrap();
+    assert_eq!(
+        constraint["spec"]["parameters"]["services"][0]["role"],
+        "paved__payments__chat"
+    );
+}

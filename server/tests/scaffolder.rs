@@ -1943,7 +1943,7 @@ async fn policy_check_blocks_publishing_a_violating_service() {
     let messages = f.messages(&id).await;
     assert!(
         messages.iter().any(
-            |m| m == "2 Kubernetes objects in 1 file checked against 6 policies: no violations"
+            |m| m == "2 Kubernetes objects in 1 file checked against 7 policies: no violations"
         ),
         "{messages:#?}"
     );

@@ -89,7 +89,60 @@ impl Policies {
             .reload_exceptions(db)
             .await
             .map_err(|e| PolicyStartError(format!("reading exceptions: {e}")))?;
+        policies
+            .refresh_parameters(db)
+            .await
+            .map_err(|e| PolicyStartError(format!("reading the services with secrets: {e}")))?;
         Ok(policies)
+    }
+
+    /// Fill the parameters Paved keeps for constraints annotated
+    /// `paved.dev/parameters`: `vault-services` is every service Paved
+    /// provisioned secrets for (its namespace, service account and Vault
+    /// role). Called at start and after each provisioning.
+    pub async fn refresh_parameters(&self, db: &sqlx::SqlitePool) -> Result<(), CoreError> {
+        let current = self.current();
+        let dynamic = |c: &paved_policy::Constraint| {
+            c.source
+                .pointer("/metadata/annotations/paved.dev~1parameters")
+                .and_then(Value::as_str)
+                == Some("vault-services")
+        };
+        if !current.constraints.iter().any(dynamic) {
+            return Ok(());
+        }
+        let rows = sqlx::query!(
+            r#"SELECT holder, role_name AS "role!: String", namespace AS "namespace!: String",
+                      service_account AS "service_account!: String"
+               FROM secret_access
+               WHERE role_name IS NOT NULL AND namespace IS NOT NULL AND service_account IS NOT NULL
+               ORDER BY team, holder"#
+        )
+        .fetch_all(db)
+        .await?;
+        let services: Vec<Value> = rows
+            .into_iter()
+            .map(|r| {
+                json!({"service": r.holder, "namespace": r.namespace,
+                       "serviceAccount": r.service_account, "role": r.role})
+            })
+            .collect();
+        let mut next = (*current).clone();
+        let mut changed = false;
+        for c in next.constraints.iter_mut().filter(|c| dynamic(c)) {
+            if c.parameters.get("services") == Some(&Value::Array(services.clone())) {
+                continue;
+            }
+            c.parameters["services"] = Value::Array(services.clone());
+            c.parameters_rego = paved_policy::template::to_rego(&c.parameters)
+                .map_err(|e| CoreError::Unavailable(format!("policy parameters: {e}")))?;
+            c.source["spec"]["parameters"] = c.parameters.clone();
+            changed = true;
+        }
+        if changed {
+            *self.set.write().expect("policy lock") = Arc::new(next);
+        }
+        Ok(())
     }
 
     /// The policies in force.

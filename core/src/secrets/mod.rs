@@ -456,6 +456,10 @@ async fn converge(
 
     row.last_error = (!errors.is_empty()).then(|| errors.join("; "));
     store::save_access(&state.db, &scope.team, &holder, &row).await?;
+    // The Vault injection policy now requires this service's annotations.
+    if let Err(e) = state.policies.refresh_parameters(&state.db).await {
+        tracing::warn!(error = %e, "the policies' service list could not be refreshed");
+    }
     crate::audit::record(
         &state.db,
         actor,
