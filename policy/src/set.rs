@@ -349,13 +349,7 @@ impl PolicySet {
             }
             let review_value = match &review_rego {
                 Some(v) => v,
-                None => match crate::template::to_rego(&request) {
-                    Ok(v) => review_rego.insert(v),
-                    Err(e) => {
-                        findings.push(finding(e, json!({}), Severity::Error));
-                        continue;
-                    }
-                },
+                None => review_rego.insert(regorus::Value::from(request.clone())),
             };
             let mut input = regorus::Value::new_object();
             if let Ok(map) = input.as_object_mut() {

@@ -21,15 +21,21 @@ pub struct ViolationRow {
 
 enum Message {
     Rows(Vec<ViolationRow>),
-    /// Evaluations at `at`: per policy, (evaluations, errors).
-    Counts(i64, Vec<(String, u64, u64)>),
     Flush(oneshot::Sender<()>),
 }
+
+/// Evaluations per (hour, policy): (evaluations, errors), kept in memory and
+/// written with the next batch or every few seconds, never per request.
+type Counts = std::collections::BTreeMap<(i64, String), (u64, u64)>;
+
+/// How often counted evaluations are written when no violation is.
+const COUNT_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The handle to the writer.
 #[derive(Debug, Clone)]
 pub struct ViolationLog {
     tx: mpsc::Sender<Message>,
+    counts: std::sync::Arc<std::sync::Mutex<Counts>>,
     dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -37,9 +43,11 @@ impl ViolationLog {
     /// Start the writer; it keeps the newest `kept` rows.
     pub fn start(db: sqlx::SqlitePool, kept: i64) -> ViolationLog {
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(writer(db, rx, kept));
+        let counts: std::sync::Arc<std::sync::Mutex<Counts>> = Default::default();
+        tokio::spawn(writer(db, rx, counts.clone(), kept));
         ViolationLog {
             tx,
+            counts,
             dropped: Default::default(),
         }
     }
@@ -64,9 +72,12 @@ impl ViolationLog {
         if counts.is_empty() {
             return;
         }
-        if self.tx.try_send(Message::Counts(at, counts)).is_err() {
-            self.dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut pending) = self.counts.lock() {
+            for (policy, n, errors) in counts {
+                let slot = pending.entry((at.div_euclid(3600), policy)).or_default();
+                slot.0 += n;
+                slot.1 += errors;
+            }
         }
     }
 
@@ -84,30 +95,41 @@ impl ViolationLog {
     }
 }
 
-async fn writer(db: sqlx::SqlitePool, mut rx: mpsc::Receiver<Message>, kept: i64) {
-    while let Some(first) = rx.recv().await {
+async fn writer(
+    db: sqlx::SqlitePool,
+    mut rx: mpsc::Receiver<Message>,
+    pending: std::sync::Arc<std::sync::Mutex<Counts>>,
+    kept: i64,
+) {
+    let mut tick = tokio::time::interval(COUNT_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => Some(m),
+                None => break,
+            },
+            _ = tick.tick() => None,
+        };
         let mut rows = Vec::new();
         let mut flushes = Vec::new();
-        // (hour, policy) → (evaluations, errors)
-        let mut counts: std::collections::BTreeMap<(i64, String), (u64, u64)> = Default::default();
         let mut take = |m: Message, rows: &mut Vec<ViolationRow>| match m {
             Message::Rows(r) => rows.extend(r),
-            Message::Counts(at, list) => {
-                for (policy, n, errors) in list {
-                    let slot = counts.entry((at.div_euclid(3600), policy)).or_default();
-                    slot.0 += n;
-                    slot.1 += errors;
-                }
-            }
             Message::Flush(done) => flushes.push(done),
         };
-        take(first, &mut rows);
+        if let Some(first) = first {
+            take(first, &mut rows);
+        }
         for _ in 0..10_000 {
             match rx.try_recv() {
                 Ok(m) => take(m, &mut rows),
                 Err(_) => break,
             }
         }
+        let counts = pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
         if !rows.is_empty() || !counts.is_empty() {
             if let Err(e) = write(&db, &rows, &counts, kept).await {
                 tracing::error!(error = %e, rows = rows.len(), "recording policy violations failed");
@@ -122,7 +144,7 @@ async fn writer(db: sqlx::SqlitePool, mut rx: mpsc::Receiver<Message>, kept: i64
 async fn write(
     db: &sqlx::SqlitePool,
     rows: &[ViolationRow],
-    counts: &std::collections::BTreeMap<(i64, String), (u64, u64)>,
+    counts: &Counts,
     kept: i64,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
