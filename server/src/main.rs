@@ -11,6 +11,12 @@ use tracing_subscriber::{EnvFilter, Layer};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Errors created and handled inside libraries (regorus evaluates policies
+    // with anyhow errors) must not each capture a backtrace, which costs more
+    // than the evaluation: panics still honour RUST_BACKTRACE.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `paved policy …`: the policy CLI, offline, without the server's configuration.
     if args.first().map(String::as_str) == Some("policy") {
