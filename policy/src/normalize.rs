@@ -153,14 +153,13 @@ fn gather_some_declarations(src: &str) -> String {
     lines.concat()
 }
 
-/// Split `text` at top-level commas (outside brackets and strings).
-fn split_top_level(text: &str) -> Option<Vec<&str>> {
-    let mut parts = Vec::new();
-    let mut depth = 0i32;
-    let mut start = 0;
+/// The characters of `text` outside double-quoted strings, with their byte
+/// offsets; a quote that opens a string is reported (as `"`), the string's
+/// content and closing quote are not.
+fn code_chars(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let mut in_string = false;
     let mut escaped = false;
-    for (i, c) in text.char_indices() {
+    text.char_indices().filter(move |&(_, c)| {
         if in_string {
             match (escaped, c) {
                 (true, _) => escaped = false,
@@ -168,10 +167,21 @@ fn split_top_level(text: &str) -> Option<Vec<&str>> {
                 (false, '"') => in_string = false,
                 _ => {}
             }
-            continue;
+            return false;
         }
+        in_string = c == '"';
+        true
+    })
+}
+
+/// Split `text` at top-level commas (outside brackets and strings); `None`
+/// for unbalanced brackets or a comment.
+fn split_top_level(text: &str) -> Option<Vec<&str>> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, c) in code_chars(text) {
         match c {
-            '"' => in_string = true,
             '(' | '[' | '{' => depth += 1,
             ')' | ']' | '}' => {
                 depth -= 1;
@@ -187,7 +197,7 @@ fn split_top_level(text: &str) -> Option<Vec<&str>> {
             _ => {}
         }
     }
-    if depth != 0 || in_string {
+    if depth != 0 {
         return None;
     }
     parts.push(&text[start..]);
@@ -197,20 +207,8 @@ fn split_top_level(text: &str) -> Option<Vec<&str>> {
 /// The index just past the bracket that closes the one opening at `open`.
 fn closing(text: &str, open: usize) -> Option<usize> {
     let mut depth = 0i32;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, c) in text[open..].char_indices() {
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    for (i, c) in code_chars(&text[open..]) {
         match c {
-            '"' => in_string = true,
             '(' | '[' | '{' => depth += 1,
             ')' | ']' | '}' => {
                 depth -= 1;

@@ -227,19 +227,8 @@ fn tap(results: &[CheckResult]) -> String {
         }
         let _ = writeln!(out, "1..{total}");
         let mut n = 0;
-        for item in &r.failures {
-            n += 1;
-            let _ = writeln!(
-                out,
-                "not ok {n} {} - {} - {}",
-                indicator(&r.file, Some(item.line)),
-                r.namespace,
-                item.message
-            );
-        }
-        if !r.warnings.is_empty() {
-            out.push_str("# warnings\n");
-            for item in &r.warnings {
+        let mut not_ok = |out: &mut String, items: &[Item]| {
+            for item in items {
                 n += 1;
                 let _ = writeln!(
                     out,
@@ -249,7 +238,13 @@ fn tap(results: &[CheckResult]) -> String {
                     item.message
                 );
             }
+        };
+        not_ok(&mut out, &r.failures);
+        if !r.warnings.is_empty() {
+            out.push_str("# warnings\n");
+            not_ok(&mut out, &r.warnings);
         }
+        let mut n = r.failures.len() + r.warnings.len();
         if r.successes > 0 {
             out.push_str("# successes\n");
             for _ in 0..r.successes {
