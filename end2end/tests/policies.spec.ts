@@ -73,6 +73,9 @@ test('an admin sees what admission refused and grants and revokes an exception',
 
   await signIn(page, user('ada'), '/policies');
   await hydrated(page);
+  // Admins read the policy folders again after changing them.
+  await page.getByRole('button', { name: 'Reload policies' }).click();
+  await expect(page.getByTestId('reload-result')).toContainText('7 policies in force');
   await page.getByLabel('Where').selectOption('admission');
   const violation = page.getByTestId('violation-row').filter({ hasText: uid });
   await expect(violation).toContainText('Pod/payments/chat-e2e');

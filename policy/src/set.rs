@@ -334,6 +334,14 @@ impl PolicySet {
             let Some(template) = self.templates.get(&constraint.kind) else {
                 continue;
             };
+            // At the webhook, Gatekeeper skips templates whose `operations`
+            // leave the request's operation out.
+            if ctx.point == EnforcementPoint::Admission {
+                let operation = crate::review::str_at(&review.request, &["operation"]);
+                if !template.reviews_operation(operation) {
+                    continue;
+                }
+            }
             evaluated.push(constraint.name.clone());
             let program = &template.program;
             if program.uses_inventory && ctx.inventory.is_none() {

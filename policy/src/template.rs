@@ -255,8 +255,22 @@ pub struct Template {
     pub title: Option<String>,
     pub description: Option<String>,
     pub program: Arc<Program>,
+    /// `targets[].operations`: the admission operations the template reviews
+    /// at the webhook (empty or `*`: all), as Gatekeeper filters them.
+    pub operations: Vec<String>,
     /// The template as written, for the policy bundle and the admin page.
     pub source: Value,
+}
+
+impl Template {
+    /// Whether the webhook reviews `operation` with this template.
+    pub fn reviews_operation(&self, operation: &str) -> bool {
+        self.operations.is_empty()
+            || self
+                .operations
+                .iter()
+                .any(|o| o == "*" || o.eq_ignore_ascii_case(operation))
+    }
 }
 
 impl Template {
@@ -312,7 +326,16 @@ impl Template {
                 .and_then(Value::as_str)
                 .map(|s| s.trim().to_string())
         };
+        let operations = target
+            .get("operations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
         Ok(Template {
+            operations,
             title: annotation("metadata.gatekeeper.sh/title"),
             description: annotation("description"),
             name,

@@ -124,3 +124,60 @@ fn a_template_reading_the_inventory_is_an_error_where_there_is_none() {
         findings[0].message
     );
 }
+
+#[test]
+fn the_webhook_skips_templates_whose_operations_leave_the_request_out() {
+    let template = serde_yaml::from_str::<serde_json::Value>(
+        r#"
+apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata: {name: k8sdenyall}
+spec:
+  crd: {spec: {names: {kind: K8sDenyAll}}}
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      operations: ["CREATE"]
+      rego: |
+        package k8sdenyall
+        violation[{"msg": "denied"}] { true }
+"#,
+    )
+    .unwrap();
+    let constraint = serde_json::json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sDenyAll", "metadata": {"name": "deny-all"}});
+    let docs: Vec<_> = [template, constraint]
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| paved_policy::Document {
+            file: "t".into(),
+            index,
+            line: 1,
+            value,
+        })
+        .collect();
+    let set = PolicySet::build(&docs, &[]).unwrap();
+    let review = |op: &str| {
+        Review::of_request(serde_json::json!({"uid": "u", "operation": op,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"}},
+            "oldObject": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"}}}))
+    };
+    let at = |point| paved_policy::set::Context {
+        point,
+        inventory: None,
+        namespace: None,
+    };
+    assert_eq!(
+        set.check_constraints(&review("CREATE"), at(EnforcementPoint::Admission))
+            .len(),
+        1
+    );
+    assert!(set
+        .check_constraints(&review("UPDATE"), at(EnforcementPoint::Admission))
+        .is_empty());
+    // Elsewhere (gator, the scaffolder) every operation is reviewed, as in Gatekeeper.
+    assert_eq!(
+        set.check_constraints(&review("UPDATE"), at(EnforcementPoint::Ci))
+            .len(),
+        1
+    );
+}

@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/exceptions", get(exceptions).post(create_exception))
         .route("/exceptions/{id}/revoke", post(revoke_exception))
         .route("/check", post(check))
+        .route("/reload", post(reload))
         .route("/cli/{platform}", get(cli))
 }
 
@@ -225,6 +226,15 @@ async fn revoke_exception(
 ) -> ApiResult<StatusCode> {
     policy::revoke_exception(&state.core, &p, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/policy/v1/reload`: read `PAVED_POLICY_DIRS` again (platform admins).
+async fn reload(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Value>> {
+    let count = state.core.policies.reload(&state.core.db, &p).await?;
+    Ok(Json(serde_json::json!({"policies": count})))
 }
 
 #[derive(Debug, Deserialize)]

@@ -508,3 +508,54 @@ async fn services_with_secrets_must_be_injected_by_vault() {
         "paved__payments__chat"
     );
 }
+
+#[tokio::test]
+async fn policies_reload_and_a_broken_one_leaves_them_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |from: &str| {
+        let src = format!("{}/{from}", policies_dir());
+        let dst = dir.path().join(from);
+        std::fs::create_dir_all(&dst).unwrap();
+        for f in ["template.yaml", "constraint.yaml"] {
+            std::fs::copy(format!("{src}/{f}"), dst.join(f)).unwrap();
+        }
+    };
+    copy("image-tags");
+    let app = test_app(&[("PAVED_POLICY_DIRS", &dir.path().display().to_string())]).await;
+    let denied = fixture("pod-create-denied.json");
+    let message = |a: Value| {
+        a["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(!message(admit(&app, &denied).await).contains("no-raw-openai-api-key"));
+    copy("no-openai-api-key");
+    let (status, _) = app
+        .as_(tokens::PAYMENTS_LEAD)
+        .post("/api/policy/v1/reload", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = app
+        .as_(tokens::ADMIN)
+        .post("/api/policy/v1/reload", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["policies"], 2);
+    assert!(message(admit(&app, &denied).await).contains("no-raw-openai-api-key"));
+    // A template that does not compile: refused with its file, the two stay in force.
+    std::fs::write(dir.path().join("no-openai-api-key/template.yaml"), "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: pavednoopenaiapikey}\nspec:\n  crd: {spec: {names: {kind: PavedNoOpenAIAPIKey}}}\n  targets:\n    - target: admission.k8s.gatekeeper.sh\n      rego: |\n        package x\n        violation[{\"msg\": m}] { m := }\n").unwrap();
+    let (status, body) = app
+        .as_(tokens::ADMIN)
+        .post("/api/policy/v1/reload", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pavednoopenaiapikey"),
+        "{body}"
+    );
+    assert!(message(admit(&app, &denied).await).contains("no-raw-openai-api-key"));
+}

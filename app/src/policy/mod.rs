@@ -78,6 +78,14 @@ pub async fn policy_exception_create(
     Ok(paved_core::policy::create_exception(&core, &user, input).await?)
 }
 
+/// Reads the policy folders again (platform admins); answers how many are in force.
+#[server(endpoint = "policy_reload")]
+pub async fn policy_reload() -> Result<usize, AppError> {
+    let user = crate::ssr::require_user()?;
+    let core = crate::ssr::core()?;
+    Ok(core.policies.reload(&core.db, &user).await?)
+}
+
 /// Revokes an exception (platform admins).
 #[server(endpoint = "policy_exception_revoke")]
 pub async fn policy_exception_revoke(id: i64) -> Result<(), AppError> {
@@ -121,6 +129,7 @@ pub fn PoliciesPage() -> impl IntoView {
                 loaded(data.await, |page| {
                     let insights = page.can_view_violations;
                     view! {
+                        {page.can_administer.then(|| view! { <ReloadButton /> })}
                         <PolicyTable policies=page.policies.clone() sources=page.sources.clone() />
                         <div class="mt-6 grid gap-6 lg:grid-cols-2">
                             <Playground />
@@ -133,6 +142,27 @@ pub fn PoliciesPage() -> impl IntoView {
                 })
             })}
         </Suspense>
+    }
+}
+
+/// Reads the policy folders again after they changed (an island, admins).
+#[island]
+fn ReloadButton() -> impl IntoView {
+    let reload = ServerAction::<PolicyReload>::new();
+    view! {
+        <div class="mb-4 flex flex-wrap items-center gap-3">
+            <ActionForm action=reload>
+                <button type="submit" class="btn-secondary" disabled=move || reload.pending().get()>
+                    {move || if reload.pending().get() { "Reloading…" } else { "Reload policies" }}
+                </button>
+            </ActionForm>
+            <span class="text-sm" aria-live="polite" data-testid="reload-result">
+                {move || reload.value().get().map(|r| match r {
+                    Ok(n) => view! { <span class="text-emerald-700 dark:text-emerald-300">{format!("{n} policies in force. Reload the page to see them.")}</span> }.into_any(),
+                    Err(e) => view! { <ErrorView error=e /> }.into_any(),
+                })}
+            </span>
+        </div>
     }
 }
 

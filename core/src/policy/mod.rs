@@ -45,6 +45,7 @@ struct ActiveException {
 pub struct Policies {
     set: RwLock<Arc<PolicySet>>,
     sources: Vec<String>,
+    dirs: Vec<std::path::PathBuf>,
     exceptions: RwLock<Arc<Vec<ActiveException>>>,
     /// Where violations are written, off the request path.
     pub log: ViolationLog,
@@ -73,14 +74,11 @@ impl Policies {
             .filter(|d| config.explicit || d.exists())
             .cloned()
             .collect();
-        let set = if dirs.is_empty() {
-            PolicySet::default()
-        } else {
-            PolicySet::load_paths(&dirs).map_err(|e| PolicyStartError(e.to_string()))?
-        };
+        let set = load(&dirs).map_err(PolicyStartError)?;
         let policies = Policies {
             set: RwLock::new(Arc::new(set)),
             sources: dirs.iter().map(|d| d.display().to_string()).collect(),
+            dirs,
             exceptions: RwLock::default(),
             log: ViolationLog::start(db.clone(), config.violations_kept),
             metrics: Default::default(),
@@ -145,6 +143,38 @@ impl Policies {
         Ok(())
     }
 
+    /// Read the policy folders again (platform admins), audited. A policy
+    /// that does not load or compile leaves the policies in force as they
+    /// were and is answered with its file and line.
+    pub async fn reload(
+        &self,
+        db: &sqlx::SqlitePool,
+        principal: &Principal,
+    ) -> Result<usize, CoreError> {
+        authorize(principal, Action::AdministerPlatform).map_err(|f| CoreError::Forbidden(f.0))?;
+        let dirs = self.dirs.clone();
+        let set = tokio::task::spawn_blocking(move || load(&dirs))
+            .await
+            .map_err(|e| CoreError::Unavailable(format!("reloading policies: {e}")))?
+            .map_err(|message| CoreError::Invalid {
+                field: "policies",
+                message,
+            })?;
+        let count = set.len();
+        *self.set.write().expect("policy lock") = Arc::new(set);
+        self.refresh_parameters(db).await?;
+        audit::record(
+            db,
+            &principal.actor(),
+            "policy.reload",
+            &self.sources.join(","),
+            None,
+            Some(json!({"policies": count})),
+        )
+        .await?;
+        Ok(count)
+    }
+
     /// The policies in force.
     pub fn current(&self) -> Arc<PolicySet> {
         self.set.read().expect("policy lock").clone()
@@ -184,6 +214,13 @@ impl Policies {
                 && paved_policy::matcher::Wildcard(e.object_name.clone()).matches(name)
         })
     }
+}
+
+fn load(dirs: &[std::path::PathBuf]) -> Result<PolicySet, String> {
+    if dirs.is_empty() {
+        return Ok(PolicySet::default());
+    }
+    PolicySet::load_paths(dirs).map_err(|e| e.to_string())
 }
 
 /// The action word recorded for a finding.
