@@ -302,8 +302,11 @@ impl PolicySet {
                 namespace.cloned().unwrap_or_else(|| json!({})),
             );
         }
-        // The review as regorus reads it, converted once for every constraint.
+        // The review as regorus reads it, converted once for every constraint;
+        // an empty inventory where the caller has one but it holds nothing.
         let mut review_rego = None;
+        let empty = json!({});
+        let inventory = Some(ctx.inventory.map_or(&empty, Inventory::data));
         for constraint in &self.constraints {
             let Some(action) = constraint.actions.at(ctx.point) else {
                 continue;
@@ -367,8 +370,6 @@ impl PolicySet {
                     constraint.parameters_rego.clone(),
                 );
             }
-            let empty = json!({});
-            let inventory = Some(ctx.inventory.map_or(&empty, Inventory::data));
             let path = format!("{}.violation", program.package);
             match program.eval_rego(&template.name, &path, input, inventory) {
                 Ok(None) => {}

@@ -120,40 +120,9 @@ impl Program {
         })
     }
 
-    /// Evaluate `rule` (a path under the package, e.g. `violation`) with
-    /// `input` and, when given, `data.inventory`. Undefined is `None`.
-    pub fn eval(
-        &self,
-        policy: &str,
-        rule: &str,
-        input: &Value,
-        inventory: Option<&Value>,
-    ) -> Result<Option<Value>> {
-        self.eval_path(
-            policy,
-            &format!("{}.{}", self.package, rule),
-            input,
-            inventory,
-        )
-    }
-
-    /// Evaluate the rule at a full path (`data.<package>.<rule>`).
-    pub fn eval_path(
-        &self,
-        policy: &str,
-        path: &str,
-        input: &Value,
-        inventory: Option<&Value>,
-    ) -> Result<Option<Value>> {
-        let input = to_rego(input).map_err(|message| PolicyError::Eval {
-            policy: policy.to_string(),
-            message,
-        })?;
-        self.eval_rego(policy, path, input, inventory)
-    }
-
-    /// [`Program::eval_path`] with the input already a regorus value (the
-    /// admission path converts a review once for every constraint).
+    /// Evaluate the rule at a full path (`data.<package>.<rule>`) with `input`
+    /// (converted once by the caller, for every constraint of a review) and,
+    /// for Rego that reads it, `data.inventory`. Undefined is `None`.
     pub fn eval_rego(
         &self,
         policy: &str,

@@ -54,10 +54,9 @@ pub const CLI_PLATFORM: &str = if cfg!(all(target_os = "linux", target_arch = "x
 /// `paved policy test` with exactly the engine the portal enforces with.
 async fn cli(
     Extension(p): Extension<Principal>,
-    State(state): State<AppState>,
     ApiPath(platform): ApiPath<String>,
 ) -> ApiResult<Response> {
-    policy::list_policies(&state.core, &p).await?;
+    policy::authorize_view(&p)?;
     if platform != CLI_PLATFORM {
         return Err(paved_core::CoreError::NotFound(format!(
             "a paved CLI for {platform} (this portal serves {CLI_PLATFORM})"
@@ -170,7 +169,7 @@ async fn bundle(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<Value>> {
-    policy::list_policies(&state.core, &p).await?;
+    policy::authorize_view(&p)?;
     Ok(Json(policy::bundle(&state.core)))
 }
 

@@ -279,7 +279,7 @@ pub struct AdmissionError(pub String);
 /// code 299), `uid` and `apiVersion` echoed. The plain OPA admission form
 /// (`package kubernetes.admission`) is consulted too.
 pub fn admission_review(core: &CoreState, body: &[u8]) -> Result<Value, AdmissionError> {
-    let review: Value = serde_json::from_slice(body)
+    let mut review: Value = serde_json::from_slice(body)
         .map_err(|e| AdmissionError(format!("the body is not JSON: {e}")))?;
     let api_version = review
         .get("apiVersion")
@@ -320,7 +320,9 @@ pub fn admission_review(core: &CoreState, body: &[u8]) -> Result<Value, Admissio
         ));
     }
     let started = std::time::Instant::now();
-    let review_of = Review::of_request(request.clone());
+    let api_version = api_version.to_owned();
+    // The request is reviewed as it came: taken out of the body, not copied.
+    let review_of = Review::of_request(review["request"].take());
     let set = core.policies.current();
     let ctx = Context {
         point: EnforcementPoint::Admission,
@@ -516,17 +518,24 @@ pub fn check_files(
     Ok(out)
 }
 
+/// Who may see the policies, their exceptions and the playground: anyone
+/// with a team or a platform role.
+pub fn authorize_view(principal: &Principal) -> Result<(), CoreError> {
+    if principal.has_no_access() {
+        return Err(CoreError::Forbidden(
+            "Policies are visible to members of a team and the platform team.".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The playground: check pasted YAML as an audit (nothing recorded).
 pub fn playground(
     core: &CoreState,
     principal: &Principal,
     yaml: &str,
 ) -> Result<CheckReport, CoreError> {
-    if principal.has_no_access() {
-        return Err(CoreError::Forbidden(
-            "The policy playground is open to members of a team and the platform team.".into(),
-        ));
-    }
+    authorize_view(principal)?;
     if yaml.len() > MAX_CHECK_BYTES {
         return Err(CoreError::Invalid {
             field: "manifests",
@@ -561,11 +570,7 @@ pub async fn list_policies(
     core: &CoreState,
     principal: &Principal,
 ) -> Result<Vec<PolicyView>, CoreError> {
-    if principal.has_no_access() {
-        return Err(CoreError::Forbidden(
-            "Policies are visible to members of a team and the platform team.".into(),
-        ));
-    }
+    authorize_view(principal)?;
     let set = core.policies.current();
     let week_ago = now_unix() - 7 * 86_400;
     let counts = sqlx::query!(
@@ -697,12 +702,6 @@ pub struct ViolationFilter {
     pub limit: i64,
 }
 
-fn rfc3339(at: i64) -> String {
-    jiff::Timestamp::from_second(at)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
-}
-
 /// Recorded violations, newest first (platform admins and PMs).
 pub async fn violations(
     core: &CoreState,
@@ -751,7 +750,7 @@ pub async fn violations(
             .into_iter()
             .map(|r| ViolationView {
                 id: r.id,
-                at: rfc3339(r.at),
+                at: crate::rfc3339_utc(r.at),
                 point: r.point,
                 action: r.action,
                 policy: r.policy,
@@ -771,26 +770,12 @@ pub async fn violations(
 // ---------------------------------------------------------------------------
 // Exceptions
 
-fn valid_namespace(ns: &str) -> bool {
-    !ns.is_empty()
-        && ns.len() <= 63
-        && ns
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !ns.starts_with('-')
-        && !ns.ends_with('-')
-}
-
 /// Every exception, newest first (anyone who may see policies).
 pub async fn exceptions(
     core: &CoreState,
     principal: &Principal,
 ) -> Result<Vec<ExceptionView>, CoreError> {
-    if principal.has_no_access() {
-        return Err(CoreError::Forbidden(
-            "Policies are visible to members of a team and the platform team.".into(),
-        ));
-    }
+    authorize_view(principal)?;
     let now = now_unix();
     let rows = sqlx::query!(
         r#"SELECT id AS "id!: i64", policy, namespace, object_name, team, reason, expires_at,
@@ -808,9 +793,9 @@ pub async fn exceptions(
             object_name: r.object_name,
             team: r.team,
             reason: r.reason,
-            expires_at: rfc3339(r.expires_at),
+            expires_at: crate::rfc3339_utc(r.expires_at),
             created_by: r.created_by,
-            created_at: rfc3339(r.created_at),
+            created_at: crate::rfc3339_utc(r.created_at),
             state: if r.revoked_at.is_some() {
                 "revoked"
             } else if r.expires_at <= now {
@@ -837,7 +822,7 @@ pub async fn create_exception(
             message: format!("no constraint named {:?} is in force", input.policy),
         });
     }
-    if !valid_namespace(&input.namespace) {
+    if !crate::secrets::store::is_dns1123_label(&input.namespace) {
         return Err(CoreError::Invalid {
             field: "namespace",
             message: "a Kubernetes namespace name: lowercase letters, digits and -".into(),
@@ -927,9 +912,9 @@ pub async fn create_exception(
         object_name,
         team: input.team,
         reason,
-        expires_at: rfc3339(expires_at),
+        expires_at: crate::rfc3339_utc(expires_at),
         created_by: actor,
-        created_at: rfc3339(now),
+        created_at: crate::rfc3339_utc(now),
         state: "active".into(),
     })
 }
@@ -975,23 +960,22 @@ pub async fn page(core: &CoreState, principal: &Principal) -> Result<PoliciesPag
     let policies = list_policies(core, principal).await?;
     let exceptions = exceptions(core, principal).await?;
     let can_view_violations = authorize(principal, Action::ViewPlatformInsights).is_ok();
-    let violations = match violations(
-        core,
-        principal,
-        ViolationFilter {
-            limit: 50,
-            ..Default::default()
-        },
-    )
-    .await
-    {
-        Ok(v) => v,
-        Err(CoreError::Forbidden(_)) => ViolationPage {
+    let violations = if can_view_violations {
+        violations(
+            core,
+            principal,
+            ViolationFilter {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await?
+    } else {
+        ViolationPage {
             items: Vec::new(),
             next_before: None,
             total: 0,
-        },
-        Err(e) => return Err(e),
+        }
     };
     let can_administer = authorize(principal, Action::AdministerPlatform).is_ok();
     let teams = if can_administer {
