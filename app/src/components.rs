@@ -572,6 +572,22 @@ pub fn refetch_on<T, F, Fut>(
     });
 }
 
+/// What a server action's last answer said about the input `field` (its
+/// `AppError::Invalid` message), for a form's [`Field`].
+pub fn field_error<S>(action: ServerAction<S>, field: &'static str) -> Signal<Option<String>>
+where
+    S: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    Signal::derive(move || {
+        action
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .and_then(|e| e.field_message(field))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::format_time;

@@ -154,6 +154,14 @@ impl CoreState {
     }
 }
 
+/// A unix timestamp (seconds) as RFC 3339 in UTC (`2026-12-06T22:55:01Z`),
+/// as the APIs answer times.
+pub fn rfc3339_utc(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
 /// Seconds since the Unix epoch, the timestamp format of every table.
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

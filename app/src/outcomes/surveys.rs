@@ -463,15 +463,7 @@ fn SurveyBuilder(teams: Vec<String>) -> impl IntoView {
     let opens = RwSignal::new(String::new());
     let closes = RwSignal::new(String::new());
     let min_group = RwSignal::new(DEFAULT_MIN_GROUP.to_string());
-    let error_of = move |field: &'static str| {
-        Signal::derive(move || {
-            create
-                .value()
-                .get()
-                .and_then(|r| r.err())
-                .and_then(|e| e.field_message(field))
-        })
-    };
+    let error_of = move |field: &'static str| crate::components::field_error(create, field);
     let other_error = Signal::derive(move || {
         create.value().get().and_then(|r| r.err()).filter(|e| {
             ["title", "drivers", "opens_at", "closes_at", "min_group"]

@@ -11,8 +11,8 @@ use paved_shared::policy::{
 };
 
 use crate::components::{
-    loaded, Badge, Card, Col, EmptyState, ErrorView, Field, PageHeader, Table, ToastRegion, Toasts,
-    Tone,
+    field_error, loaded, Badge, Card, Col, EmptyState, ErrorView, Field, PageHeader, Table,
+    ToastRegion, Toasts, Tone,
 };
 use crate::error::AppError;
 
@@ -370,15 +370,6 @@ fn ExceptionsManager(
             });
         }
     });
-    let field_error = move |field: &'static str| {
-        Signal::derive(move || {
-            create
-                .value()
-                .get()
-                .and_then(|r| r.err())
-                .and_then(|e| e.field_message(field))
-        })
-    };
     let other_error = Signal::derive(move || {
         create
             .value()
@@ -406,26 +397,26 @@ fn ExceptionsManager(
                     <summary class="cursor-pointer font-medium">"Grant an exception"</summary>
                     <ActionForm action=create>
                         <div class="mt-3 grid gap-3 sm:grid-cols-2">
-                            <Field label="Policy" id="exception-policy" error=field_error("policy")>
+                            <Field label="Policy" id="exception-policy" error=field_error(create, "policy")>
                                 <select id="exception-policy" name="policy" class="input">
                                     {policies.iter().map(|p| view! { <option value=p.clone()>{p.clone()}</option> }).collect_view()}
                                 </select>
                             </Field>
-                            <Field label="Namespace" id="exception-namespace" error=field_error("namespace")>
+                            <Field label="Namespace" id="exception-namespace" error=field_error(create, "namespace")>
                                 <input id="exception-namespace" name="namespace" class="input" required maxlength="63" autocomplete="off" />
                             </Field>
-                            <Field label="Objects" id="exception-object" error=field_error("object_name") help="A name, name-* or *, the default.">
+                            <Field label="Objects" id="exception-object" error=field_error(create, "object_name") help="A name, name-* or *, the default.">
                                 <input id="exception-object" name="object_name" class="input" value="*" maxlength="253" autocomplete="off" />
                             </Field>
-                            <Field label="Owning team" id="exception-team" error=field_error("team")>
+                            <Field label="Owning team" id="exception-team" error=field_error(create, "team")>
                                 <select id="exception-team" name="team" class="input">
                                     {teams.iter().map(|t| view! { <option value=t.clone()>{t.clone()}</option> }).collect_view()}
                                 </select>
                             </Field>
-                            <Field label="Days" id="exception-days" error=field_error("days") help="1 to 365.">
+                            <Field label="Days" id="exception-days" error=field_error(create, "days") help="1 to 365.">
                                 <input id="exception-days" name="days" type="number" min="1" max="365" value="30" class="input" required />
                             </Field>
-                            <Field label="Reason" id="exception-reason" error=field_error("reason") help="Why, for whoever reviews it later.">
+                            <Field label="Reason" id="exception-reason" error=field_error(create, "reason") help="Why, for whoever reviews it later.">
                                 <textarea id="exception-reason" name="reason" rows="2" class="input" required minlength="10" maxlength="2000"></textarea>
                             </Field>
                         </div>

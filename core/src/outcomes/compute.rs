@@ -493,12 +493,6 @@ pub fn recovery_band(median_secs: i64) -> Band {
     }
 }
 
-fn iso(secs: i64) -> String {
-    jiff::Timestamp::from_second(secs)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
 /// A window `[from, to)` in unix seconds, and the time zone deployment days
 /// are counted in.
 #[derive(Debug, Clone)]
@@ -634,8 +628,8 @@ fn keys<A: Borrow<Attribution>>(attributions: &[A], window: &Window, scheme: Ban
     let recovery_median = median(&recoveries);
 
     Dora {
-        from: iso(window.from),
-        to: iso(window.to),
+        from: crate::rfc3339_utc(window.from),
+        to: crate::rfc3339_utc(window.to),
         deployment_frequency: DeploymentFrequency {
             deployments: count,
             deployment_days: days.len() as u64,
@@ -700,7 +694,7 @@ pub fn deployment_views<A: Borrow<Attribution>>(
                         sha: d.row.sha.clone(),
                         title: d.row.title.clone(),
                         status: d.row.status.clone(),
-                        finished_at: iso(d.row.finished_at),
+                        finished_at: crate::rfc3339_utc(d.row.finished_at),
                         changes: d.changes.len() as u64,
                         lead_time_median_seconds: median(&leads),
                         caused_incidents: d.caused.clone(),
@@ -720,7 +714,7 @@ pub fn deployment_views<A: Borrow<Attribution>>(
                             sha: f.sha.clone(),
                             title: f.title.clone(),
                             status: f.status.clone(),
-                            finished_at: iso(f.finished_at),
+                            finished_at: crate::rfc3339_utc(f.finished_at),
                             changes: 0,
                             lead_time_median_seconds: None,
                             caused_incidents: Vec::new(),
@@ -762,8 +756,8 @@ pub fn change_views<A: Borrow<Attribution>>(
                     repo: c.repo.clone(),
                     component: d.component.clone(),
                     deployment: d.row.key.clone(),
-                    committed_at: c.committed_at.map(iso),
-                    deployed_at: iso(d.row.finished_at),
+                    committed_at: c.committed_at.map(crate::rfc3339_utc),
+                    deployed_at: crate::rfc3339_utc(d.row.finished_at),
                     lead_seconds: lead.filter(|l| *l > 0),
                     reason,
                 }
@@ -793,8 +787,8 @@ pub fn incident_views<A: Borrow<Attribution>>(
             title: b.row.title.clone(),
             url: b.row.url.clone(),
             component: b.component.clone(),
-            created_at: iso(b.row.created_at),
-            resolved_at: b.row.resolved_at.map(iso),
+            created_at: crate::rfc3339_utc(b.row.created_at),
+            resolved_at: b.row.resolved_at.map(crate::rfc3339_utc),
             recovery_seconds: b.row.resolved_at.map(|r| r - b.row.created_at),
             deployment: b
                 .deployment

@@ -22,12 +22,6 @@ fn sha(seed: &str) -> String {
     hex::encode(Sha256::digest(seed.as_bytes()))[..40].to_owned()
 }
 
-fn time(unix: i64) -> String {
-    jiff::Timestamp::from_second(unix)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
 /// A small deterministic generator, so every demo starts with the same story.
 struct Dice(u64);
 
@@ -66,7 +60,7 @@ pub fn batches(now: i64) -> Vec<Value> {
             events.push(json!({
                 "type": "change", "repo": PAYMENTS_REPO, "sha": commit,
                 "parents": parent.iter().collect::<Vec<_>>(),
-                "committed_at": time(committed),
+                "committed_at": crate::rfc3339_utc(committed),
             }));
             parent = Some(commit.clone());
             head = commit;
@@ -74,7 +68,7 @@ pub fn batches(now: i64) -> Vec<Value> {
         events.push(json!({
             "type": "deployment", "id": format!("payments-api-{n}"), "repo": PAYMENTS_REPO,
             "sha": head, "environment": "production", "status": "success",
-            "title": format!("Release {n}"), "finished_at": time(deployed),
+            "title": format!("Release {n}"), "finished_at": crate::rfc3339_utc(deployed),
         }));
         // Every seventh release breaks something; the fix ships the same day.
         if n % 7 == 3 {
@@ -84,7 +78,7 @@ pub fn batches(now: i64) -> Vec<Value> {
             events.push(json!({
                 "type": "incident", "id": key, "repo": PAYMENTS_REPO,
                 "title": format!("Card captures failing after release {n}"),
-                "created_at": time(opened), "resolved_at": time(resolved),
+                "created_at": crate::rfc3339_utc(opened), "resolved_at": crate::rfc3339_utc(resolved),
                 "cause": {"deployment": format!("payments-api-{n}")},
             }));
             let fix = sha(&format!("payments-api-{n}-fix"));
@@ -92,13 +86,13 @@ pub fn batches(now: i64) -> Vec<Value> {
             events.push(json!({
                 "type": "change", "repo": PAYMENTS_REPO, "sha": fix,
                 "parents": parent.iter().collect::<Vec<_>>(),
-                "committed_at": time(fixed - 1_800),
+                "committed_at": crate::rfc3339_utc(fixed - 1_800),
             }));
             parent = Some(fix.clone());
             events.push(json!({
                 "type": "deployment", "id": format!("payments-api-{n}-hotfix"), "repo": PAYMENTS_REPO,
                 "sha": fix, "environment": "production", "status": "success",
-                "title": format!("Hotfix for {key}"), "finished_at": time(fixed), "fixes": key,
+                "title": format!("Hotfix for {key}"), "finished_at": crate::rfc3339_utc(fixed), "fixes": key,
             }));
         }
         out.push(json!({ "events": events }));
@@ -112,7 +106,7 @@ pub fn batches(now: i64) -> Vec<Value> {
             out.push(json!({"events": [{
                 "type": "deployment", "id": format!("{component}-{k}"), "component": component,
                 "environment": "production", "title": format!("{component} {k}"),
-                "finished_at": time(t + 14 * 3_600),
+                "finished_at": crate::rfc3339_utc(t + 14 * 3_600),
             }]}));
             t += every * 86_400;
         }

@@ -274,12 +274,6 @@ fn check(input: &SurveyInput, now: i64) -> Result<Checked, CoreError> {
     })
 }
 
-fn iso(secs: i64) -> String {
-    jiff::Timestamp::from_second(secs)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
 fn state(opens_at: i64, closes_at: i64, now: i64) -> SurveyState {
     if now < opens_at {
         SurveyState::Scheduled
@@ -330,8 +324,8 @@ impl Row {
             drivers: list(&self.drivers),
             comment: self.comment != 0,
             audience: self.audience(),
-            opens_at: iso(self.opens_at),
-            closes_at: iso(self.closes_at),
+            opens_at: crate::rfc3339_utc(self.opens_at),
+            closes_at: crate::rfc3339_utc(self.closes_at),
             min_group: self.min_group.max(LOWEST_MIN_GROUP as i64) as u32,
             themes: serde_json::from_str(&self.themes).unwrap_or_default(),
             state: state(self.opens_at, self.closes_at, now),
