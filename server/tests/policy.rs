@@ -559,3 +559,29 @@ async fn policies_reload_and_a_broken_one_leaves_them_in_force() {
     );
     assert!(message(admit(&app, &denied).await).contains("no-raw-openai-api-key"));
 }
+
+#[tokio::test]
+async fn someone_without_a_team_or_role_sees_no_policies() {
+    let app = app().await;
+    let cookie = app.session_for("newcomer", &[], &[]).await;
+    let client = app.with_session(&cookie);
+    for uri in [
+        "/api/policy/v1/policies",
+        "/api/policy/v1/bundle",
+        "/api/policy/v1/exceptions",
+        "/api/policy/v1/cli/linux-x86_64",
+        "/api/policy/v1/violations",
+    ] {
+        let (status, _) = client.get(uri).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+    }
+    let (status, _) = client
+        .post("/api/policy/v1/check", json!({"manifests": "kind: Pod\n"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = client.post("/api/policy/v1/reload", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Their page says so instead of showing policies.
+    let response = client.call_json("policy_page_data", json!({})).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
