@@ -72,6 +72,8 @@ pub struct Config {
     pub outcomes: crate::outcomes::config::OutcomesConfig,
     /// `PAVED_POLICY_*` and `PAVED_ADMISSION_TOKEN`: policies and the admission webhook.
     pub policy: crate::policy::config::PolicyConfig,
+    /// `PAVED_KUBE_*`: the clusters golden paths deploy to.
+    pub kube: crate::kube::config::KubeConfig,
 }
 
 /// The scaffolder's settings.
@@ -491,11 +493,13 @@ impl Config {
         let llm = parse_llm(&get)?;
         let outcomes = crate::outcomes::config::parse(&get)?;
         let policy = crate::policy::config::parse(&get)?;
+        let kube = crate::kube::config::parse(&get)?;
 
         Ok(Self {
             llm,
             outcomes,
             policy,
+            kube,
             catalog,
             vault,
             scaffolder,

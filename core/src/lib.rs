@@ -12,6 +12,7 @@ pub mod error;
 pub mod gateway;
 pub mod identity;
 pub mod integrations;
+pub mod kube;
 pub mod notifications;
 pub mod outcomes;
 pub mod policy;
@@ -71,6 +72,8 @@ pub struct CoreState {
     pub activity: Arc<outcomes::adoption::Activity>,
     /// The policies in force, exceptions and the violation log.
     pub policies: Arc<policy::Policies>,
+    /// The Kubernetes clusters, their clients and the runtime cache.
+    pub kube: Arc<kube::Kube>,
 }
 
 /// Why the domain state could not be built.
@@ -121,6 +124,7 @@ impl CoreState {
         outcomes::sources::sync_environment(&db, &config.outcomes).await?;
         let policies = Arc::new(policy::Policies::start(&db, &config.policy).await?);
         let budgets = budgets::Budgets::start(&db, &config, clock.clone()).await?;
+        let kube = Arc::new(kube::Kube::new(config.kube.clone()));
         let gateway = gateway::Gateway::start(
             db.clone(),
             config.clone(),
@@ -150,6 +154,7 @@ impl CoreState {
             survey_results: Arc::default(),
             activity: Arc::default(),
             policies,
+            kube,
         })
     }
 }

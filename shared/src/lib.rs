@@ -10,6 +10,7 @@ pub mod capabilities;
 pub mod catalog;
 pub mod forms;
 pub mod identity;
+pub mod kube;
 pub mod notifications;
 pub mod outcomes;
 pub mod policy;

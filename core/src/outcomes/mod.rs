@@ -195,6 +195,62 @@ pub async fn receive(
     })
 }
 
+/// The event source of deployments Paved makes itself (`kube:apply`).
+pub const PAVED_SOURCE: &str = "paved";
+
+/// Keeps a deployment Paved made itself (a golden path's `kube:apply`),
+/// under its own source, as any delivery is kept: once per `delivery_id`.
+pub async fn record_own_deployment(
+    core: &crate::CoreState,
+    delivery_id: &str,
+    deployment: events::Deployment,
+    now: i64,
+) -> Result<bool, CoreError> {
+    let pool = &core.db;
+    sqlx::query!(
+        "INSERT INTO outcome_sources (id, kind, name, created_by, created_at)
+         VALUES (?1, 'generic', 'Paved deployments (kube:apply)', 'paved', ?2) ON CONFLICT DO NOTHING",
+        PAVED_SOURCE,
+        now
+    )
+    .execute(pool)
+    .await?;
+    let body = serde_json::json!({
+        "type": "deployment",
+        "id": deployment.key,
+        "component": deployment.component,
+        "environment": deployment.environment,
+        "sha": deployment.sha,
+        "status": deployment.status.as_str(),
+        "finished_at": crate::rfc3339_utc(deployment.finished_at),
+        "title": deployment.title,
+    })
+    .to_string();
+    let touched: Vec<String> = deployment
+        .repo
+        .iter()
+        .chain(&deployment.component)
+        .cloned()
+        .collect();
+    let stored = core
+        .outcomes_writer
+        .submit(
+            pool,
+            store::Job {
+                source_id: PAVED_SOURCE.into(),
+                delivery_id: delivery_id.to_owned(),
+                event: "deployment".into(),
+                body,
+                facts: vec![Fact::Deployment(deployment)],
+                now,
+            },
+        )
+        .await?;
+    core.outcomes_versions
+        .touch(touched.iter().map(String::as_str));
+    Ok(stored != store::Ingested::Duplicate)
+}
+
 /// A query as a caller writes it (all optional).
 #[derive(Debug, Clone, Default)]
 pub struct QueryInput {

@@ -45,7 +45,7 @@ pub struct ActionContext<'a> {
 }
 
 impl ActionContext<'_> {
-    pub(super) async fn info(&self, message: impl AsRef<str>) {
+    pub(crate) async fn info(&self, message: impl AsRef<str>) {
         self.log.info(Some(self.step_id), message.as_ref()).await;
     }
 }
@@ -70,6 +70,7 @@ pub async fn run(action: &str, ctx: &ActionContext<'_>, input: &Value) -> Result
             super::publish::github_pull_request(ctx, input).await
         }
         "policy:check" => policy_check(ctx, input).await,
+        "kube:apply" => crate::kube::action::kube_apply(ctx, input).await,
         "catalog:register" => catalog_register(ctx, input).await,
         "vault:provision" => vault_provision(ctx, input).await,
         "notification:send" => notification_send(ctx, input).await,
@@ -79,7 +80,7 @@ pub async fn run(action: &str, ctx: &ActionContext<'_>, input: &Value) -> Result
     }
 }
 
-pub(super) fn input_str<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
+pub(crate) fn input_str<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
     input
         .get(key)
         .and_then(Value::as_str)
@@ -1208,7 +1209,7 @@ async fn notification_send(ctx: &ActionContext<'_>, input: &Value) -> Result<Val
 
 /// Kubernetes manifests under `dir` of the workspace (YAML and JSON files
 /// holding at least one Kubernetes object that is not a Backstage entity).
-fn manifest_files(
+pub(crate) fn manifest_files(
     ctx: &ActionContext<'_>,
     dir: &str,
 ) -> Result<Vec<paved_policy::docs::SourceFile>, String> {
@@ -1294,7 +1295,7 @@ async fn implicit_policy_check(ctx: &ActionContext<'_>, input: &Value) -> Result
     check_and_log(ctx, &files).await.map(|_| ())
 }
 
-async fn check_and_log(
+pub(crate) async fn check_and_log(
     ctx: &ActionContext<'_>,
     files: &[paved_policy::docs::SourceFile],
 ) -> Result<Value, String> {

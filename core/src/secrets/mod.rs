@@ -172,10 +172,22 @@ pub async fn workload_identity(
     service: &str,
 ) -> Result<WorkloadIdentity, CoreError> {
     match store::workload(&state.db, team, service).await? {
-        Some((namespace, service_account)) => Ok(WorkloadIdentity {
-            namespace,
-            service_account,
-        }),
+        Some((namespace, service_account)) => {
+            // Where kube:apply deployed it wins over the annotation.
+            let placed = crate::kube::workload_placement(state, team, service).await?;
+            Ok(match placed {
+                Some((namespace, auth_mount)) => WorkloadIdentity {
+                    namespace,
+                    service_account,
+                    auth_mount,
+                },
+                None => WorkloadIdentity {
+                    namespace,
+                    service_account,
+                    auth_mount: None,
+                },
+            })
+        }
         None => Err(CoreError::NotFound(format!(
             "Component {service} owned by team {team}"
         ))),
@@ -403,7 +415,10 @@ async fn converge(
             }
             .policy_name();
             let request = vaultrs::api::auth::kubernetes::requests::CreateKubernetesRoleRequest {
-                mount: config.workload_auth_mount.clone(),
+                mount: workload
+                    .auth_mount
+                    .clone()
+                    .unwrap_or_else(|| config.workload_auth_mount.clone()),
                 name: role.clone(),
                 bound_service_account_names: vec![workload.service_account.clone()],
                 bound_service_account_namespaces: vec![workload.namespace.clone()],
@@ -424,7 +439,10 @@ async fn converge(
                             "role {role} for {}/{} at auth/{}",
                             workload.namespace,
                             workload.service_account,
-                            config.workload_auth_mount
+                            workload
+                                .auth_mount
+                                .as_deref()
+                                .unwrap_or(&config.workload_auth_mount)
                         ),
                     });
                 }

@@ -165,6 +165,9 @@ pub struct WorkloadIdentity {
     pub namespace: String,
     /// The service account (annotation `paved.dev/kubernetes-service-account`, default the service name).
     pub service_account: String,
+    /// The Kubernetes auth mount of the cluster `kube:apply` deployed it to,
+    /// when that cluster names one (else `PAVED_VAULT_K8S_AUTH_MOUNT`).
+    pub auth_mount: Option<String>,
 }
 
 /// The Vault Agent Injector annotations for a service's pods, in order.
