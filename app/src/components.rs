@@ -80,6 +80,7 @@ fn NavLinks(me: Principal, #[prop(into)] class: String) -> impl IntoView {
             <A href="/admin/audit" attr:class="nav-link">"Audit log"</A>
             <A href="/admin/integrations" attr:class="nav-link">"Git hosts"</A>
             <A href="/admin/outcomes" attr:class="nav-link">"Delivery events"</A>
+            <A href="/admin/clusters" attr:class="nav-link">"Clusters"</A>
         }
     });
     let insights = authorize(&me, Action::ViewPlatformInsights)

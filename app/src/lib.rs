@@ -9,6 +9,7 @@ pub mod components;
 pub mod error;
 pub mod errors;
 pub mod identity;
+pub mod kube;
 pub mod notifications;
 pub mod outcomes;
 pub mod policy;
@@ -111,6 +112,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/access") view=AccessPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/integrations") view=IntegrationsPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/outcomes") view=outcomes::sources::EventSourcesPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/clusters") view=kube::ClustersPage ssr=SsrMode::Async />
                     <Route path=path!("/catalog/component/:namespace/:name/outcomes") view=outcomes::ComponentOutcomesPage ssr=SsrMode::Async />
                     <Route path=path!("/catalog") view=CatalogPage ssr=SsrMode::Async />
                     <Route path=path!("/create") view=CreatePage ssr=SsrMode::Async />

@@ -15,6 +15,7 @@ pub mod middleware;
 pub mod oidc;
 pub mod openapi;
 pub mod outcomes_api;
+pub mod kube_api;
 pub mod policy_api;
 pub mod scaffolder_api;
 pub mod secrets_api;
@@ -217,6 +218,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/budgets/v1", budgets_api::routes())
         .nest("/api/outcomes/v1", outcomes_api::routes())
         .nest("/api/policy/v1", policy_api::routes())
+        .nest("/api/kube/v1", kube_api::routes())
         .route("/metrics", get(gateway_api::metrics))
         .route("/auth/login", get(oidc::login))
         .route("/auth/callback", get(oidc::callback))

@@ -63,6 +63,7 @@ fn Entity(e: EntityView) -> impl IntoView {
     let tags = e.tags.clone();
     let entity_ref = format!("{}:{}/{}", e.kind.to_ascii_lowercase(), e.namespace, e.name);
     let portal_ref = entity_ref.clone();
+    let runtime_ref = entity_ref.to_ascii_lowercase();
     let links = e.links.clone();
     let annotations = e.annotations.clone();
     view! {
@@ -119,7 +120,7 @@ fn Entity(e: EntityView) -> impl IntoView {
                     </dl>
                 </Card>
             })}
-            <Card title="Kubernetes"><p class="text-sm text-slate-500">"Kubernetes workloads show here once the cluster integration is enabled."</p></Card>
+            {is_component.then(|| view! { <crate::kube::RuntimeCard entity_ref=runtime_ref.clone() /> })}
             {is_component.then(|| view! {
                 <crate::outcomes::ComponentOutcomesCard namespace=outcomes_ns.clone() name=outcomes_name.clone() />
             })}
