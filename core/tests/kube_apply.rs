@@ -80,11 +80,10 @@ async fn serve(
     while let Some((request, send)) = handle.next_request().await {
         let method = request.method().to_string();
         let path = request.uri().path().to_owned();
-        let mut query: Vec<(String, String)> = url::form_urlencoded::parse(
-            request.uri().query().unwrap_or("").as_bytes(),
-        )
-        .into_owned()
-        .collect();
+        let mut query: Vec<(String, String)> =
+            url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
         query.sort();
         let content_type = request
             .headers()
@@ -100,7 +99,10 @@ async fn serve(
             at += 1;
         }
         let Some(exchange) = script.get(at) else {
-            panic!("unexpected request after the conversation ended: {method} {}", request.uri());
+            panic!(
+                "unexpected request after the conversation ended: {method} {}",
+                request.uri()
+            );
         };
         if exchange.repeat && at + 1 < script.len() && script[at + 1].matches(&method, &path) {
             at += 1;
@@ -121,7 +123,11 @@ async fn serve(
         expected.sort();
         assert_eq!(query, expected, "query of {method} {path}");
         if let Some(ct) = exchange.content_type {
-            assert_eq!(content_type.as_deref(), Some(ct), "content type of {method} {path}");
+            assert_eq!(
+                content_type.as_deref(),
+                Some(ct),
+                "content type of {method} {path}"
+            );
         }
         let body = request.into_body().collect_bytes().await.unwrap();
         if let Some(check) = &exchange.check {
@@ -215,7 +221,10 @@ fn options(wait: bool, timeout: Duration) -> Options {
     }
 }
 
-async fn run(script: Vec<Exchange>, options: Options) -> (Result<apply::Applied, String>, Lines, Vec<String>) {
+async fn run(
+    script: Vec<Exchange>,
+    options: Options,
+) -> (Result<apply::Applied, String>, Lines, Vec<String>) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let server = tokio::spawn(serve(handle, script));
     let client = kube::Client::new(service, "default");
@@ -228,27 +237,61 @@ async fn run(script: Vec<Exchange>, options: Options) -> (Result<apply::Applied,
 }
 
 #[tokio::test]
-async fn a_first_deploy_creates_the_namespace_dry_runs_everything_applies_in_order_and_waits_for_the_rollout() {
-    let ns_body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}});
+async fn a_first_deploy_creates_the_namespace_dry_runs_everything_applies_in_order_and_waits_for_the_rollout(
+) {
+    let ns_body =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}});
     let mut script = vec![
-        ex("GET", NS, 404, status(404, "NotFound", "namespaces \"payments\" not found")),
+        ex(
+            "GET",
+            NS,
+            404,
+            status(404, "NotFound", "namespaces \"payments\" not found"),
+        ),
         // Created first so the cluster can dry-run what goes in it.
-        ex("PATCH", NS, 201, echo(ns_body.clone(), 0)).apply(false).check(|b| {
-            assert_eq!(b["metadata"]["labels"]["team"], "payments");
-            assert_eq!(b["metadata"]["labels"]["app.kubernetes.io/managed-by"], "paved");
-        }),
+        ex("PATCH", NS, 201, echo(ns_body.clone(), 0))
+            .apply(false)
+            .check(|b| {
+                assert_eq!(b["metadata"]["labels"]["team"], "payments");
+                assert_eq!(
+                    b["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+                    "paved"
+                );
+            }),
     ];
     // The dry run of every object, in dependency order, before anything else.
-    for (path, kind) in [(NS, "Namespace"), (SA, "ServiceAccount"), (SVC, "Service"), (DEPLOY, "Deployment")] {
-        script.push(ex("PATCH", path, 200, json!({"kind": kind, "metadata": {"name": "web"}})).apply(true).check(move |b| {
-            assert_eq!(b["kind"], kind);
-            if kind != "Namespace" {
-                assert_eq!(b["metadata"]["namespace"], "payments", "{kind}");
-            }
-        }));
+    for (path, kind) in [
+        (NS, "Namespace"),
+        (SA, "ServiceAccount"),
+        (SVC, "Service"),
+        (DEPLOY, "Deployment"),
+    ] {
+        script.push(
+            ex(
+                "PATCH",
+                path,
+                200,
+                json!({"kind": kind, "metadata": {"name": "web"}}),
+            )
+            .apply(true)
+            .check(move |b| {
+                assert_eq!(b["kind"], kind);
+                if kind != "Namespace" {
+                    assert_eq!(b["metadata"]["namespace"], "payments", "{kind}");
+                }
+            }),
+        );
     }
     for (path, kind) in [(NS, "Namespace"), (SA, "ServiceAccount"), (SVC, "Service")] {
-        script.push(ex("PATCH", path, 200, json!({"kind": kind, "metadata": {"name": "x", "generation": 1}})).apply(false));
+        script.push(
+            ex(
+                "PATCH",
+                path,
+                200,
+                json!({"kind": kind, "metadata": {"name": "x", "generation": 1}}),
+            )
+            .apply(false),
+        );
     }
     script.push(
         ex("PATCH", DEPLOY, 200, echo(manifests()[0].clone(), 1))
@@ -257,31 +300,67 @@ async fn a_first_deploy_creates_the_namespace_dry_runs_everything_applies_in_ord
     );
     // The rollout: half ready, then ready.
     script.push(ex("GET", DEPLOY, 200, deployment_status(1, 1, json!([]))));
-    script.push(ex("GET", DEPLOY, 200, deployment_status(1, 2, json!([{"type": "Available", "status": "True"}]))));
+    script.push(ex(
+        "GET",
+        DEPLOY,
+        200,
+        deployment_status(1, 2, json!([{"type": "Available", "status": "True"}])),
+    ));
     let (result, lines, seen) = run(script, options(true, Duration::from_secs(5))).await;
     let applied = result.unwrap_or_else(|e| panic!("{e}\n{}", lines.text()));
     assert_eq!(
         applied.objects,
-        ["Namespace/payments", "ServiceAccount/web", "Service/web", "Deployment/web"]
+        [
+            "Namespace/payments",
+            "ServiceAccount/web",
+            "Service/web",
+            "Deployment/web"
+        ]
     );
     assert!(applied.ready);
     let log = lines.text();
     assert!(log.contains("does not exist yet"), "{log}");
-    assert!(log.contains("Server-side dry run passed for 4 objects"), "{log}");
-    assert!(log.contains("Deployment/web: 1 of 2 replicas ready"), "{log}");
+    assert!(
+        log.contains("Server-side dry run passed for 4 objects"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Deployment/web: 1 of 2 replicas ready"),
+        "{log}"
+    );
     assert!(log.contains("Deployment/web rolled out"), "{log}");
-    let first_real = seen.iter().position(|s| s.starts_with("PATCH") && !s.contains("dryRun")).unwrap();
-    assert!(seen[first_real].contains("/namespaces/payments?"), "{seen:?}");
+    let first_real = seen
+        .iter()
+        .position(|s| s.starts_with("PATCH") && !s.contains("dryRun"))
+        .unwrap();
+    assert!(
+        seen[first_real].contains("/namespaces/payments?"),
+        "{seen:?}"
+    );
     let last_dry = seen.iter().rposition(|s| s.contains("dryRun=All")).unwrap();
-    let second_real = seen.iter().skip(first_real + 1).position(|s| s.starts_with("PATCH") && !s.contains("dryRun")).unwrap() + first_real + 1;
-    assert!(last_dry < second_real, "every dry run comes before the apply: {seen:?}");
+    let second_real = seen
+        .iter()
+        .skip(first_real + 1)
+        .position(|s| s.starts_with("PATCH") && !s.contains("dryRun"))
+        .unwrap()
+        + first_real
+        + 1;
+    assert!(
+        last_dry < second_real,
+        "every dry run comes before the apply: {seen:?}"
+    );
 }
 
 #[tokio::test]
 async fn an_admission_webhook_refusing_the_dry_run_is_logged_and_nothing_is_applied() {
     let denied = "admission webhook \"validation.gatekeeper.sh\" denied the request: [no-openai-api-key] container app declares OPENAI_API_KEY; use Vault";
     let script = vec![
-        ex("GET", NS, 200, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}})),
+        ex(
+            "GET",
+            NS,
+            200,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}),
+        ),
         ex("PATCH", NS, 200, json!({})).apply(true),
         ex("PATCH", SA, 200, json!({})).apply(true),
         ex("PATCH", SVC, 200, json!({})).apply(true),
@@ -294,14 +373,23 @@ async fn an_admission_webhook_refusing_the_dry_run_is_logged_and_nothing_is_appl
     assert!(err.contains("[no-openai-api-key]"), "{err}");
     let log = lines.text();
     assert!(log.contains("dry run refused: Deployment/web: admission webhook \"validation.gatekeeper.sh\" denied"), "{log}");
-    assert!(seen.iter().all(|s| !s.starts_with("PATCH") || s.contains("dryRun=All")), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|s| !s.starts_with("PATCH") || s.contains("dryRun=All")),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_field_conflict_names_the_other_manager_and_the_way_out() {
     let conflict = "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas";
     let script = vec![
-        ex("GET", NS, 200, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}})),
+        ex(
+            "GET",
+            NS,
+            200,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}),
+        ),
         ex("PATCH", NS, 200, json!({})).apply(true),
         ex("PATCH", SA, 200, json!({})).apply(true),
         ex("PATCH", SVC, 200, json!({})).apply(true),
@@ -314,11 +402,20 @@ async fn a_field_conflict_names_the_other_manager_and_the_way_out() {
     assert!(lines.text().contains(".spec.replicas"));
 
     // With force, every apply (dry run included) says so.
-    let mut script = vec![ex("GET", NS, 200, json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "payments"}}))];
+    let mut script = vec![ex(
+        "GET",
+        NS,
+        200,
+        json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "payments"}}),
+    )];
     for dry in [true, false] {
         for path in [NS, SA, SVC, DEPLOY] {
             let q: &[(&str, &str)] = if dry {
-                &[("dryRun", "All"), ("fieldManager", "paved"), ("force", "true")]
+                &[
+                    ("dryRun", "All"),
+                    ("fieldManager", "paved"),
+                    ("force", "true"),
+                ]
             } else {
                 &[("fieldManager", "paved"), ("force", "true")]
             };
@@ -328,18 +425,41 @@ async fn a_field_conflict_names_the_other_manager_and_the_way_out() {
     let mut forced = options(false, Duration::from_secs(5));
     forced.force = true;
     let (result, lines, _) = run(script, forced).await;
-    assert_eq!(result.unwrap_or_else(|e| panic!("{e}\n{}", lines.text())).objects.len(), 4);
+    assert_eq!(
+        result
+            .unwrap_or_else(|e| panic!("{e}\n{}", lines.text()))
+            .objects
+            .len(),
+        4
+    );
 }
 
 #[tokio::test]
 async fn a_rollout_that_never_becomes_ready_times_out_with_its_events_and_problems_in_the_log() {
-    let mut script = vec![ex("GET", NS, 200, json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "payments"}}))];
+    let mut script = vec![ex(
+        "GET",
+        NS,
+        200,
+        json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "payments"}}),
+    )];
     for dry in [true, false] {
         for path in [NS, SA, SVC, DEPLOY] {
             script.push(ex("PATCH", path, 200, json!({"metadata": {"generation": 1}})).apply(dry));
         }
     }
-    script.push(ex("GET", DEPLOY, 200, deployment_status(1, 0, json!([{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}]))).repeat());
+    script.push(
+        ex(
+            "GET",
+            DEPLOY,
+            200,
+            deployment_status(
+                1,
+                0,
+                json!([{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}]),
+            ),
+        )
+        .repeat(),
+    );
     let pod = json!({"metadata": {"name": "web-5d9c7b6f4-x2x7q", "namespace": "payments", "labels": {"app": "web"},
                                   "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9c7b6f4", "uid": "u", "controller": true}]},
                      "spec": {"containers": [{"name": "app", "image": "registry.example/web:1.0"}]},
@@ -347,8 +467,13 @@ async fn a_rollout_that_never_becomes_ready_times_out_with_its_events_and_proble
                         "image": "registry.example/web:1.0", "imageID": "",
                         "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"registry.example/web:1.0\""}}}]}});
     script.push(
-        ex("GET", "/api/v1/namespaces/payments/pods", 200, json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod]}))
-            .query(&[("labelSelector", "app=web")]),
+        ex(
+            "GET",
+            "/api/v1/namespaces/payments/pods",
+            200,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod]}),
+        )
+        .query(&[("labelSelector", "app=web")]),
     );
     script.push(ex("GET", "/api/v1/namespaces/payments/events", 200, json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": [
         {"metadata": {"name": "web-5d9c7b6f4-x2x7q.1", "namespace": "payments"}, "type": "Warning", "reason": "Failed", "count": 4,
@@ -363,12 +488,21 @@ async fn a_rollout_that_never_becomes_ready_times_out_with_its_events_and_proble
     assert!(err.contains("Deployment/web was not ready within"), "{err}");
     assert!(err.contains("0 of 2 replicas ready"), "{err}");
     let log = lines.text();
-    assert!(log.contains("event Failed on Pod/web-5d9c7b6f4-x2x7q: Failed to pull image"), "{log}");
+    assert!(
+        log.contains("event Failed on Pod/web-5d9c7b6f4-x2x7q: Failed to pull image"),
+        "{log}"
+    );
     assert!(log.contains("(×4)"), "{log}");
     assert!(!log.contains("not ours"), "{log}");
     assert!(log.contains("problem ImagePullBackOff"), "{log}");
     // It polled more than once and logged the unchanged state once.
-    assert!(seen.iter().filter(|s| s.starts_with("GET /apis/apps/v1")).count() >= 3, "{seen:?}");
+    assert!(
+        seen.iter()
+            .filter(|s| s.starts_with("GET /apis/apps/v1"))
+            .count()
+            >= 3,
+        "{seen:?}"
+    );
     assert_eq!(log.matches("0 of 2 replicas ready").count(), 1, "{log}");
 }
 
@@ -392,9 +526,14 @@ async fn a_custom_kind_is_found_through_discovery_and_a_cluster_wide_one_is_refu
     )
     .unwrap();
     let lines = Lines::default();
-    let err = apply::run(&client, &plan, &options(false, Duration::from_secs(1)), &lines)
-        .await
-        .unwrap_err();
+    let err = apply::run(
+        &client,
+        &plan,
+        &options(false, Duration::from_secs(1)),
+        &lines,
+    )
+    .await
+    .unwrap_err();
     drop(client);
     server.await.unwrap();
     assert!(err.contains("Widget/w is cluster-wide"), "{err}");

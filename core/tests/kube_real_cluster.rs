@@ -23,7 +23,9 @@ async fn kube_apply_deploys_to_a_real_cluster_and_converges_when_run_again() {
         println!("skipped: set KUBECONFIG to a cluster where namespaces may be created (kind, k3s) to run this test");
         return;
     }
-    let client = kube::Client::try_default().await.expect("a client from KUBECONFIG");
+    let client = kube::Client::try_default()
+        .await
+        .expect("a client from KUBECONFIG");
     let namespace = format!("paved-e2e-{}", std::process::id());
     let objects = vec![
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "pause"}}),
@@ -45,7 +47,8 @@ async fn kube_apply_deploys_to_a_real_cluster_and_converges_when_run_again() {
     let first = apply::run(&client, &plan, &options, &Print).await;
     // Re-running converges: the same objects, nothing new.
     let second = apply::run(&client, &plan, &options, &Print).await;
-    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(client.clone());
     let _ = namespaces.delete(&namespace, &Default::default()).await;
     let first = first.expect("the first apply");
     assert!(first.ready);

@@ -137,7 +137,11 @@ async fn with_clusters() -> Fixture {
     std::fs::write(dir.path().join("catalog-info.yaml"), CATALOG).unwrap();
     std::fs::write(dir.path().join("prod.kubeconfig"), kubeconfig(&server)).unwrap();
     // Nothing listens on port 9: a cluster that cannot be reached.
-    std::fs::write(dir.path().join("gone.kubeconfig"), kubeconfig("http://127.0.0.1:9")).unwrap();
+    std::fs::write(
+        dir.path().join("gone.kubeconfig"),
+        kubeconfig("http://127.0.0.1:9"),
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("clusters.yaml"),
         "clusters:\n- name: prod-eu\n  kubeconfig: prod.kubeconfig\n  production: true\n- name: gone\n  kubeconfig: gone.kubeconfig\n",
@@ -165,20 +169,41 @@ const CHECKOUT: &str = "/api/kube/v1/entities/component/default/checkout";
 #[tokio::test]
 async fn the_owning_team_sees_problems_events_and_logs_others_see_the_summary() {
     let f = with_clusters().await;
-    let (status, view) = f.app.as_(tokens::PAYMENTS_DEV).get(&format!("{CHECKOUT}/runtime")).await;
+    let (status, view) = f
+        .app
+        .as_(tokens::PAYMENTS_DEV)
+        .get(&format!("{CHECKOUT}/runtime"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{view}");
     assert_eq!(view["state"], "ok");
     let clusters = view["clusters"].as_array().unwrap();
-    assert_eq!(clusters.len(), 1, "only the cluster the entity names: {view}");
+    assert_eq!(
+        clusters.len(),
+        1,
+        "only the cluster the entity names: {view}"
+    );
     let c = &clusters[0];
     assert_eq!(c["cluster"], "prod-eu");
     assert_eq!(c["state"], "ok");
     // Three crash-looping pods of one ReplicaSet: one problem, counted.
-    let crash = c["problems"].as_array().unwrap().iter().find(|p| p["code"] == "CrashLoopBackOff").expect("a crash loop");
+    let crash = c["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "CrashLoopBackOff")
+        .expect("a crash loop");
     assert_eq!(crash["count"], 3);
-    assert!(crash["suggestion"].as_str().unwrap().contains("previous"), "{crash}");
+    assert!(
+        crash["suggestion"].as_str().unwrap().contains("previous"),
+        "{crash}"
+    );
     // The selector keeps the other service's pod out.
-    let pods: Vec<&str> = c["pods"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let pods: Vec<&str> = c["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(pods.len(), 3, "{pods:?}");
     assert!(!pods.contains(&"billing-1"));
     assert_eq!(c["workloads"][0]["name"], "checkout");
@@ -186,21 +211,32 @@ async fn the_owning_team_sees_problems_events_and_logs_others_see_the_summary() 
     assert_eq!(c["can_read_logs"], true);
 
     // Another team: the workload summary, no events, no logs.
-    let (status, other) = f.app.as_(tokens::SEARCH_DEV).get(&format!("{CHECKOUT}/runtime")).await;
+    let (status, other) = f
+        .app
+        .as_(tokens::SEARCH_DEV)
+        .get(&format!("{CHECKOUT}/runtime"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let c = &other["clusters"][0];
     assert!(c["events"].is_null(), "{c}");
     assert_eq!(c["can_read_logs"], false);
-    assert_eq!(c["problems"].as_array().unwrap().len(), view["clusters"][0]["problems"].as_array().unwrap().len());
+    assert_eq!(
+        c["problems"].as_array().unwrap().len(),
+        view["clusters"][0]["problems"].as_array().unwrap().len()
+    );
 
-    let logs = format!("{CHECKOUT}/logs?cluster=prod-eu&pod=checkout-7d9c8b6f5d-x2k9p&previous=true");
+    let logs =
+        format!("{CHECKOUT}/logs?cluster=prod-eu&pod=checkout-7d9c8b6f5d-x2k9p&previous=true");
     let (status, body) = f.app.as_(tokens::SEARCH_DEV).get(&logs).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, body) = f.app.as_(tokens::PAYMENTS_DEV).get(&logs).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["previous"], true);
     assert_eq!(body["container"], "app");
-    assert_eq!(body["lines"][0], "checkout-7d9c8b6f5d-x2k9p: panic: connection refused");
+    assert_eq!(
+        body["lines"][0],
+        "checkout-7d9c8b6f5d-x2k9p: panic: connection refused"
+    );
     // A pod of another service in the same namespace is not this entity's.
     let (status, _) = f
         .app
@@ -211,7 +247,9 @@ async fn the_owning_team_sees_problems_events_and_logs_others_see_the_summary() 
     let (status, _) = f
         .app
         .as_(tokens::PAYMENTS_DEV)
-        .get(&format!("{CHECKOUT}/logs?cluster=prod-eu&pod=checkout-7d9c8b6f5d-x2k9p&container=sidecar"))
+        .get(&format!(
+            "{CHECKOUT}/logs?cluster=prod-eu&pod=checkout-7d9c8b6f5d-x2k9p&container=sidecar"
+        ))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -223,15 +261,24 @@ async fn fifty_viewers_cost_the_cluster_one_read_per_refresh() {
     let views = futures_util::future::join_all((0..50).map(|i| {
         let app = &f.app;
         async move {
-            let token = if i % 2 == 0 { tokens::PAYMENTS_DEV } else { tokens::SEARCH_DEV };
+            let token = if i % 2 == 0 {
+                tokens::PAYMENTS_DEV
+            } else {
+                tokens::SEARCH_DEV
+            };
             app.as_(token).get(&format!("{CHECKOUT}/runtime")).await
         }
     }))
     .await;
-    assert!(views.iter().all(|(s, v)| *s == StatusCode::OK && v["clusters"][0]["state"] == "ok"));
+    assert!(views
+        .iter()
+        .all(|(s, v)| *s == StatusCode::OK && v["clusters"][0]["state"] == "ok"));
     // One refresh: one list per kind of object (10), whatever the viewers.
     assert_eq!(f.requests.load(Ordering::SeqCst) - before, 10);
-    assert_eq!(f.app.state.core.kube.cache.refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        f.app.state.core.kube.cache.refreshes.load(Ordering::SeqCst),
+        1
+    );
 }
 
 #[tokio::test]
@@ -246,7 +293,10 @@ async fn an_unreachable_cluster_is_a_clear_state_and_admins_see_each_clusters_he
     let c = &view["clusters"][0];
     assert_eq!(c["cluster"], "gone");
     assert_eq!(c["state"], "unreachable");
-    assert!(c["message"].as_str().unwrap().contains("cannot be reached"), "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("cannot be reached"),
+        "{c}"
+    );
 
     // An entity that names no workload says what to do.
     let (_, none) = f
@@ -257,16 +307,33 @@ async fn an_unreachable_cluster_is_a_clear_state_and_admins_see_each_clusters_he
     assert_eq!(none["state"], "not-deployed");
     assert!(none["message"].as_str().unwrap().contains("kube:apply"));
 
-    let (status, _) = f.app.as_(tokens::PAYMENTS_LEAD).get("/api/kube/v1/clusters").await;
+    let (status, _) = f
+        .app
+        .as_(tokens::PAYMENTS_LEAD)
+        .get("/api/kube/v1/clusters")
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, list) = f.app.as_(tokens::ADMIN).get("/api/kube/v1/clusters").await;
     assert_eq!(status, StatusCode::OK, "{list}");
-    let by_name = |n: &str| list.as_array().unwrap().iter().find(|c| c["name"] == n).unwrap().clone();
+    let by_name = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(by_name("prod-eu")["state"], "ok");
     assert_eq!(by_name("prod-eu")["version"], "v1.33.1");
     assert_eq!(by_name("prod-eu")["production"], true);
     assert_eq!(by_name("gone")["state"], "unreachable");
-    assert!(by_name("gone")["message"].as_str().unwrap().contains("reach"), "{list}");
+    assert!(
+        by_name("gone")["message"]
+            .as_str()
+            .unwrap()
+            .contains("reach"),
+        "{list}"
+    );
 }
 
 #[tokio::test]
@@ -280,10 +347,16 @@ async fn without_clusters_the_view_says_how_to_connect_one() {
         ("PAVED_CATALOG_LOCATIONS", location.as_str()),
     ])
     .await;
-    let (status, body) = app.as_(tokens::PAYMENTS_DEV).get(&format!("{CHECKOUT}/runtime")).await;
+    let (status, body) = app
+        .as_(tokens::PAYMENTS_DEV)
+        .get(&format!("{CHECKOUT}/runtime"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "none");
-    assert!(body["message"].as_str().unwrap().contains("PAVED_KUBE_CLUSTERS"));
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("PAVED_KUBE_CLUSTERS"));
     let (status, _) = app
         .as_(tokens::PAYMENTS_DEV)
         .get("/api/kube/v1/entities/component/default/nothing/runtime")

@@ -147,7 +147,9 @@ fn ClusterSection(c: ClusterRuntime, entity_ref: String) -> impl IntoView {
     let show_logs = move |pod: String, container: Option<String>, previous: bool| {
         let (entity_ref, cluster) = (entity_ref.clone(), cluster.clone());
         leptos::task::spawn_local(async move {
-            logs.set(Some(kube_logs(entity_ref, cluster, pod, container, previous).await));
+            logs.set(Some(
+                kube_logs(entity_ref, cluster, pod, container, previous).await,
+            ));
         });
     };
     view! {

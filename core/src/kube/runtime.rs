@@ -43,10 +43,14 @@ struct Entry {
     error: Option<String>,
 }
 
+/// One namespace's entry; its lock is held while the cluster is read, so
+/// viewers arriving meanwhile wait for that read instead of sending theirs.
+type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
+
 /// Namespaces' objects, kept for the refresh interval.
 #[derive(Default)]
 pub struct RuntimeCache {
-    slots: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<Option<Entry>>>>>,
+    slots: Mutex<HashMap<(String, String), Slot>>,
     /// Reads sent to clusters (one per refresh of a namespace).
     pub refreshes: AtomicU64,
 }
@@ -310,10 +314,10 @@ pub fn view(
         let status = d.status.clone().unwrap_or_default();
         let desired = spec.replicas.unwrap_or(1);
         let available = status.available_replicas.unwrap_or(0);
-        let failing = status.conditions.iter().flatten().any(|c| {
-            (c.type_ == "Available" && c.status == "False")
-                || (c.type_ == "Progressing" && c.status == "False")
-        });
+        let failing =
+            status.conditions.iter().flatten().any(|c| {
+                c.status == "False" && (c.type_ == "Available" || c.type_ == "Progressing")
+            });
         let name = d.metadata.name.clone().unwrap_or_default();
         workload_names.push(("Deployment".into(), name.clone()));
         workloads.push(WorkloadView {
