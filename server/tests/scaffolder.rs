@@ -1949,3 +1949,190 @@ async fn policy_check_blocks_publishing_a_violating_service() {
     );
     assert!(f.git_root.join("payments/svc-pinned.git").exists());
 }
+
+/// A cluster stand-in (kube-stub, over HTTP) named `prod-eu`, production.
+async fn kube_cluster() -> (paved_kube_stub::Stub, tempfile::TempDir, String) {
+    let stub = paved_kube_stub::Stub::new(paved_kube_stub::Config::default());
+    let addr = paved_kube_stub::spawn(stub.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stub.kubeconfig"),
+        paved_kube_stub::kubeconfig(&format!("http://{addr}"), None),
+    )
+    .unwrap();
+    let clusters = dir.path().join("clusters.yaml");
+    std::fs::write(
+        &clusters,
+        "clusters:\n- name: prod-eu\n  kubeconfig: stub.kubeconfig\n  production: true\n  teams: [payments]\n",
+    )
+    .unwrap();
+    let path = clusters.display().to_string();
+    (stub, dir, path)
+}
+
+#[tokio::test]
+async fn kube_apply_deploys_after_the_policy_check_and_a_server_dry_run_and_records_where_it_runs()
+{
+    let (stub, _dir, clusters) = kube_cluster().await;
+    let f = fixture_full(
+        false,
+        true,
+        vec![
+            ("PAVED_POLICY_DIRS", shipped_policies()),
+            ("PAVED_KUBE_CLUSTERS", clusters),
+            ("PAVED_KUBE_ROLLOUT_POLL_MS", "50".into()),
+        ],
+    )
+    .await;
+    let create = |name: &str, image: &str, stuck: bool| {
+        json!({"templateRef": "template:default/kube-deployed",
+            "values": {"name": name, "image": image, "stuck": stuck}})
+    };
+    let (status, created) = f
+        .app
+        .as_(DEV)
+        .post(
+            "/api/scaffolder/v2/tasks",
+            create("svc-kube", "registry.example/svc:1.0.0", false),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let task = f.wait_for(&id, &["completed", "failed"]).await;
+    let messages = f.messages(&id).await;
+    assert_eq!(task["status"], "completed", "{task} {messages:#?}");
+    let position = |needle: &str| {
+        messages
+            .iter()
+            .position(|m| m.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {messages:#?}"))
+    };
+    // Policies, then the dry run of everything, then the apply, then the rollout.
+    let checked = position("checked against 7 policies: no violations");
+    let dry = position("Server-side dry run passed for 4 objects");
+    let applied = position("Applied Deployment/svc-kube");
+    let rolled = position("Deployment/svc-kube rolled out");
+    assert!(
+        checked < dry && dry < applied && applied < rolled,
+        "{messages:#?}"
+    );
+    position("Recorded that component:default/svc-kube runs in prod-eu/payments (backstage.io/kubernetes-id=svc-kube)");
+    position("Recorded a production deployment of component:default/svc-kube");
+    // What the cluster holds: the namespace labelled with the team, the
+    // Deployment applied by field manager paved.
+    let ns = stub
+        .get("v1", "Namespace", "", "payments")
+        .expect("the namespace");
+    assert_eq!(ns["metadata"]["labels"]["team"], "payments");
+    let deployment = stub
+        .get("apps/v1", "Deployment", "payments", "svc-kube")
+        .expect("the deployment");
+    assert_eq!(
+        deployment["metadata"]["managedFields"][0]["manager"],
+        "paved"
+    );
+    assert_eq!(
+        deployment["metadata"]["managedFields"][0]["operation"],
+        "Apply"
+    );
+    let pool = &f.app.state.core.db;
+    let placed: (String, String, i64) = sqlx::query_as(
+        "SELECT cluster, namespace, ready FROM kube_placements WHERE entity_ref = 'component:default/svc-kube'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(placed, ("prod-eu".into(), "payments".into(), 1));
+    let deployed: (String, String, Option<String>) = sqlx::query_as(
+        "SELECT environment, status, sha FROM outcome_deployments WHERE component_ref = 'component:default/svc-kube'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(deployed.0, "production");
+    assert_eq!(deployed.1, "success");
+    assert_eq!(
+        deployed.2.as_deref(),
+        Some("4b825dc642cb6eb9a060e54bf8d69288fbee4904")
+    );
+
+    // Running it again converges: same objects, same generation.
+    let generation = deployment["metadata"]["generation"].clone();
+    let (_, again) = f
+        .app
+        .as_(DEV)
+        .post(
+            "/api/scaffolder/v2/tasks",
+            create("svc-kube", "registry.example/svc:1.0.0", false),
+        )
+        .await;
+    let task = f
+        .wait_for(again["id"].as_str().unwrap(), &["completed", "failed"])
+        .await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let after = stub
+        .get("apps/v1", "Deployment", "payments", "svc-kube")
+        .unwrap();
+    assert_eq!(after["metadata"]["generation"], generation);
+
+    // A policy violation stops everything before the cluster is asked anything.
+    let (_, bad) = f
+        .app
+        .as_(DEV)
+        .post(
+            "/api/scaffolder/v2/tasks",
+            create("svc-latest", "registry.example/svc:latest", false),
+        )
+        .await;
+    let bad_id = bad["id"].as_str().unwrap().to_owned();
+    let task = f.wait_for(&bad_id, &["completed", "failed"]).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(stub
+        .get("apps/v1", "Deployment", "payments", "svc-latest")
+        .is_none());
+    assert!(f
+        .messages(&bad_id)
+        .await
+        .iter()
+        .all(|m| !m.contains("dry run")));
+
+    // A rollout that never becomes ready: the timeout, with the cluster's
+    // events and the detected problem in the log; the objects stay applied.
+    let (_, stuck) = f
+        .app
+        .as_(DEV)
+        .post(
+            "/api/scaffolder/v2/tasks",
+            create("svc-stuck", "registry.example/missing:1.0.0", true),
+        )
+        .await;
+    let stuck_id = stuck["id"].as_str().unwrap().to_owned();
+    let task = f.wait_for(&stuck_id, &["completed", "failed"]).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    let error = task["error"].as_str().unwrap();
+    assert!(
+        error.contains("Deployment/svc-stuck was not ready within 2 s"),
+        "{error}"
+    );
+    let messages = f.messages(&stuck_id).await;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("Failed to pull image \"registry.example/missing:1.0.0\"")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("problem ImagePullBackOff")),
+        "{messages:#?}"
+    );
+    // No production deployment is recorded for it.
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outcome_deployments WHERE component_ref = 'component:default/svc-stuck'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(count, 0);
+}

@@ -203,4 +203,54 @@ mod tests {
         assert!(known("apps/v1beta1", "Deployment").is_none());
         assert!(known("example.com/v1", "Widget").is_none());
     }
+
+    /// The documented ClusterRole grants what `kube:apply` and the runtime
+    /// view ask for, and nothing Paved never does (delete, wildcards).
+    #[test]
+    fn the_documented_cluster_role_covers_every_request_and_no_more() {
+        let text = include_str!("../../../docs/kubernetes-rbac.yaml");
+        let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+        let rules = role["rules"].as_array().unwrap();
+        let grants = |group: &str, resource: &str, verb: &str| {
+            rules.iter().any(|r| {
+                let has = |k: &str, v: &str| r[k].as_array().unwrap().iter().any(|x| x == v);
+                has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
+            })
+        };
+        for k in KNOWN
+            .iter()
+            .filter(|k| k.namespaced || k.kind == "Namespace")
+        {
+            for verb in ["get", "create", "patch"] {
+                assert!(grants(k.group, k.plural, verb), "{} {verb}", k.kind);
+            }
+        }
+        for (group, resource) in [
+            ("", "pods"),
+            ("", "services"),
+            ("", "events"),
+            ("apps", "deployments"),
+            ("apps", "statefulsets"),
+            ("apps", "daemonsets"),
+            ("batch", "jobs"),
+            ("batch", "cronjobs"),
+            ("autoscaling", "horizontalpodautoscalers"),
+            ("networking.k8s.io", "ingresses"),
+        ] {
+            assert!(grants(group, resource, "list"), "{resource} list");
+        }
+        assert!(grants("", "pods/log", "get"));
+        for r in rules {
+            for v in r["verbs"].as_array().unwrap() {
+                assert!(
+                    ["get", "list", "create", "patch"].contains(&v.as_str().unwrap()),
+                    "{v}"
+                );
+            }
+            assert!(!r["resources"].as_array().unwrap().iter().any(|x| x == "*"));
+        }
+    }
 }

@@ -11,7 +11,7 @@ use super::expr::Expressions;
 pub const TEMPLATE_API_VERSION: &str = "scaffolder.backstage.io/v1beta3";
 
 /// The actions Paved runs, with a one-line description each.
-pub const ACTIONS: [(&str, &str); 16] = [
+pub const ACTIONS: [(&str, &str); 17] = [
     (
         "fetch:template",
         "Renders a skeleton folder into the workspace with ${{ values.x }}",
@@ -64,6 +64,10 @@ pub const ACTIONS: [(&str, &str); 16] = [
     (
         "policy:check",
         "Checks the workspace's Kubernetes manifests against the platform's policies; a violation fails the step",
+    ),
+    (
+        "kube:apply",
+        "Deploys the workspace's Kubernetes manifests: policy check, server-side dry run, server-side apply, rollout",
     ),
     (
         "debug:log",
