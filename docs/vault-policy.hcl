@@ -30,6 +30,8 @@ path "sys/policy/paved__*" {
 }
 
 # One Kubernetes auth role per service, also named paved__<team>__<service>.
+# A cluster in PAVED_KUBE_CLUSTERS with its own `vaultAuthMount` needs the
+# same block for that mount (auth/<mount>/role/paved__*).
 path "auth/kubernetes/role/paved__*" {
   capabilities = ["create", "read", "update"]
 }

@@ -3,7 +3,7 @@
 #   1. the browser bundle: `app` for wasm32 with `hydrate`, wasm-bindgen, wasm-opt (npm binaryen)
 #   2. the stylesheet: Tailwind CSS v4 CLI
 #   3. the server: `paved`, debug by default, `--release` for benchmarks
-# Output: target/site/pkg/{paved.js,paved.wasm,paved.css}, the `paved` binary, `paved-llm-stub` and `paved-githost-stub`.
+# Output: target/site/pkg/{paved.js,paved.wasm,paved.css}, the `paved` binary, `paved-llm-stub`, `paved-githost-stub` and `kube-stub`.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -31,4 +31,4 @@ cp -r public/. "$SITE_ROOT/"
 log "building the server ($server_profile)"
 # The local stand-ins (an OpenAI-compatible provider, GitHub's REST API) come
 # along for the demo, the browser tests and the benchmarks.
-cargo build --locked -p paved -p paved-llm-stub -p paved-githost-stub --profile "$server_profile"
+cargo build --locked -p paved -p paved-llm-stub -p paved-githost-stub -p paved-kube-stub --profile "$server_profile"

@@ -21,14 +21,14 @@ export PAVED_CATALOG_LOCATIONS="${PAVED_CATALOG_LOCATIONS:-file:$ROOT/catalog/de
 # Golden paths publish to bare repositories under .paved/git (clone them with git clone).
 export PAVED_SCAFFOLDER_GIT_HOSTS="${PAVED_SCAFFOLDER_GIT_HOSTS:-git.paved.demo=file://$ROOT/.paved/git}"
 export PAVED_SCAFFOLDER_WORKDIR="${PAVED_SCAFFOLDER_WORKDIR:-$ROOT/.paved/scaffolder}"
-export OIDC_PORT="${OIDC_PORT:-4400}" VAULT_PORT="${VAULT_PORT:-8200}" LLM_PORT="${LLM_STUB_PORT:-9400}"
+export OIDC_PORT="${OIDC_PORT:-4400}" VAULT_PORT="${VAULT_PORT:-8200}" LLM_PORT="${LLM_STUB_PORT:-9400}" KUBE_PORT="${KUBE_STUB_PORT:-6443}"
 export LLM_KEY=sk-paved-demo-provider-key
 # No LLM provider is reachable from a demo: OpenAI's model names go to a local stub.
 # A stack part is skipped when its PAVED_* variable points at a real one.
 if [ -n "${PAVED_VAULT_ADDR:-}" ]; then
-  start_stack "$ROOT/.paved" oidc
+  start_stack "$ROOT/.paved" oidc kube
 else
-  start_stack "$ROOT/.paved" oidc vault llm
+  start_stack "$ROOT/.paved" oidc vault kube llm
 fi
 trap 'trap - INT TERM EXIT; stop_stack' INT TERM EXIT
 run_paved -
@@ -49,6 +49,9 @@ fi
 if [ -n "${STARTED_LLM:-}" ]; then
   echo "  LLM gateway: $PAVED_PUBLIC_URL/llm/v1 (OpenAI-compatible; a team lead creates a key on the team's LLM budget page)."
   echo "  Its models answer from a local stub provider on :$LLM_PORT; set PAVED_LLM_UPSTREAMS for real ones."
+fi
+if [ -n "${STARTED_KUBE:-}" ]; then
+  echo "  Kubernetes: a local API stand-in on :$KUBE_PORT plays the cluster prod-eu (see Payments API's page; kubeconfig .paved/kube-stub.kubeconfig)."
 fi
 echo "  Press Ctrl-C to stop everything."
 wait -n "${pids[@]}"

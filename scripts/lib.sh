@@ -45,11 +45,14 @@ wait_for_ok() {
 #   vault  an OpenBao dev server on $VAULT_PORT, root token $VAULT_TOKEN (skipped
 #          when PAVED_VAULT_ADDR is set); Paved gets the least-privilege token
 #          from vault-dev-setup.sh, never the root token.
+#   kube   a Kubernetes API stand-in (kube-stub) on $KUBE_PORT holding demo/kube,
+#          its admission chain Paved's own webhook, as the cluster `prod-eu`
+#          (skipped when PAVED_KUBE_CLUSTERS is set); writes DIR/clusters.yaml.
 #   llm    the stub LLM provider on $LLM_PORT (skipped when PAVED_LLM_UPSTREAMS is
 #          set); with OpenBao it requires key $LLM_KEY, stored where Paved reads
 #          it, and OpenAI's model names are routed to it.
 # Exports the PAVED_* variables that point Paved at what started, sets
-# STARTED_OIDC/STARTED_VAULT/STARTED_LLM and LLM_STUB_URL, appends pids to `pids`
+# STARTED_OIDC/STARTED_VAULT/STARTED_KUBE/STARTED_LLM and LLM_STUB_URL, appends pids to `pids`
 # and stops everything on exit.
 start_stack() {
   local dir=$1 part
@@ -85,6 +88,18 @@ start_stack() {
         PAVED_VAULT_TOKEN="$("$ROOT/scripts/vault-dev-setup.sh")"
         export PAVED_VAULT_TOKEN
         STARTED_VAULT=1
+        ;;
+      kube)
+        [ -n "${PAVED_KUBE_CLUSTERS:-}" ] && continue
+        log "starting the Kubernetes API stand-in at http://127.0.0.1:$KUBE_PORT (cluster prod-eu)"
+        "$CARGO_TARGET_DIR/${PAVED_PROFILE_DIR:-debug}/kube-stub" --addr "127.0.0.1:$KUBE_PORT" \
+          --fixtures "$ROOT/demo/kube" --logs "$ROOT/demo/kube/logs" --write-kubeconfig "$dir/kube-stub.kubeconfig" \
+          --admission-webhook "$PAVED_PUBLIC_URL/api/admission/v1/validate" > "$dir/kube-stub.log" 2>&1 &
+        pids+=($!)
+        wait_for_ok "http://127.0.0.1:$KUBE_PORT/version" 30 || die "the Kubernetes stand-in did not start; see $dir/kube-stub.log"
+        printf 'clusters:\n  - name: prod-eu\n    kubeconfig: kube-stub.kubeconfig\n    production: true\n' > "$dir/clusters.yaml"
+        export PAVED_KUBE_CLUSTERS="$dir/clusters.yaml"
+        STARTED_KUBE=1
         ;;
       llm)
         [ -n "${PAVED_LLM_UPSTREAMS:-}" ] && continue

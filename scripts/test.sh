@@ -45,13 +45,17 @@ log "building the portal"
 "$ROOT/scripts/build.sh"
 
 run_dir=$(mktemp -d)
-export OIDC_PORT=${OIDC_TEST_PORT:-4410} VAULT_PORT=${VAULT_TEST_PORT:-8210} LLM_PORT=${LLM_TEST_PORT:-9410}
+export OIDC_PORT=${OIDC_TEST_PORT:-4410} VAULT_PORT=${VAULT_TEST_PORT:-8210} LLM_PORT=${LLM_TEST_PORT:-9410} KUBE_PORT=${KUBE_TEST_PORT:-6450}
 export VAULT_TOKEN="paved-e2e-root" LLM_KEY="sk-paved-e2e-provider-key"
 export PAVED_URL="http://127.0.0.1:${PAVED_TEST_PORT:-3310}"
 export PAVED_BIND="${PAVED_URL#http://}" PAVED_PUBLIC_URL="$PAVED_URL"
 # The browser tests run against their own stack whatever this shell has set.
-unset PAVED_OIDC_ISSUER PAVED_VAULT_ADDR PAVED_LLM_UPSTREAMS
-start_stack "$run_dir" oidc vault llm
+unset PAVED_OIDC_ISSUER PAVED_VAULT_ADDR PAVED_LLM_UPSTREAMS PAVED_KUBE_CLUSTERS
+start_stack "$run_dir" oidc vault kube llm
+# A second cluster that cannot be reached (nothing listens on port 9), for
+# the pages' unreachable state.
+sed 's#server: .*#server: http://127.0.0.1:9#' "$run_dir/kube-stub.kubeconfig" > "$run_dir/edge-west.kubeconfig"
+printf '  - name: edge-west\n    kubeconfig: edge-west.kubeconfig\n' >> "$run_dir/clusters.yaml"
 trap 'stop_stack; rm -rf "$run_dir"' EXIT
 
 # GitHub cannot be reached from here: its stand-in serves an organization

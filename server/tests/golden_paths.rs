@@ -67,8 +67,17 @@ fn hostile_description(title: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn every_shipped_template_scaffolds_a_working_service() {
+/// The shipped templates registered with the org they pick from, real
+/// OpenBao, bare repositories, the shipped policies and `extra`, with
+/// workers running.
+struct GoldenPaths {
+    app: TestApp,
+    vault: TestVault,
+    git: tempfile::TempDir,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn golden_paths(extra: Vec<(&'static str, String)>) -> GoldenPaths {
     let vault = TestVault::start().await;
     let git = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -103,10 +112,50 @@ async fn every_shipped_template_scaffolds_a_working_service() {
         ),
     ];
     vars.extend(vault.portal_vars());
+    vars.extend(extra);
     let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let app = test_app(&borrowed).await;
     tokio::spawn(paved_core::scaffold::run_workers(app.state.core.clone()));
 
+    GoldenPaths {
+        app,
+        vault,
+        git,
+        _dirs: vec![work, catalog],
+    }
+}
+
+/// Runs `template` with `values` as the payments lead; the finished task.
+async fn run_task(app: &TestApp, template: &str, values: &Value) -> (String, Value) {
+    let response = app
+        .as_(LEAD).response("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": template, "values": values, "secrets": {"gatewayKey": "gk-golden-path-0001"}})))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let id = body_json(response).await["id"].as_str().unwrap().to_owned();
+    let mut task = Value::Null;
+    for _ in 0..300 {
+        task = body_json(
+            app.as_(LEAD)
+                .response("GET", &format!("/api/scaffolder/v2/tasks/{id}"), None)
+                .await,
+        )
+        .await;
+        if matches!(task["status"].as_str(), Some("completed" | "failed")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (id, task)
+}
+
+#[tokio::test]
+async fn every_shipped_template_scaffolds_a_working_service() {
+    let GoldenPaths {
+        app,
+        vault,
+        git,
+        _dirs,
+    } = golden_paths(Vec::new()).await;
     let templates = paved_core::scaffold::list_templates(&app.state.core)
         .await
         .unwrap();
@@ -143,24 +192,7 @@ async fn every_shipped_template_scaffolds_a_working_service() {
             .iter()
             .any(|f| f["path"] == "catalog-info.yaml"));
 
-        let response = app
-            .as_(LEAD).response("POST", "/api/scaffolder/v2/tasks", Some(json!({"templateRef": template.entity_ref, "values": values, "secrets": {"gatewayKey": "gk-golden-path-0001"}})))
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let id = body_json(response).await["id"].as_str().unwrap().to_owned();
-        let mut task = Value::Null;
-        for _ in 0..300 {
-            task = body_json(
-                app.as_(LEAD)
-                    .response("GET", &format!("/api/scaffolder/v2/tasks/{id}"), None)
-                    .await,
-            )
-            .await;
-            if matches!(task["status"].as_str(), Some("completed" | "failed")) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (id, task) = run_task(&app, &template.entity_ref, &values).await;
         assert_eq!(task["status"], "completed", "{}: {task}", template.name);
         // Its Kubernetes manifests were checked against the shipped policies before publishing.
         let (_, events) = app
@@ -267,4 +299,112 @@ async fn every_shipped_template_scaffolds_a_working_service() {
             );
         }
     }
+}
+
+/// The Rust golden path with a cluster picked: published, registered, its
+/// key in Vault, deployed to the cluster (kube-stub over HTTP) after the
+/// policy check and a server dry run, rolled out, recorded as a production
+/// deployment, and its page shows it running.
+#[tokio::test]
+async fn a_golden_path_with_a_cluster_deploys_and_its_page_shows_it_running() {
+    let stub = paved_kube_stub::Stub::new(paved_kube_stub::Config::default());
+    let addr = paved_kube_stub::spawn(stub.clone()).await;
+    let kube = tempfile::tempdir().unwrap();
+    std::fs::write(
+        kube.path().join("stub.kubeconfig"),
+        paved_kube_stub::kubeconfig(&format!("http://{addr}"), None),
+    )
+    .unwrap();
+    std::fs::write(
+        kube.path().join("clusters.yaml"),
+        "clusters:\n- name: prod-eu\n  kubeconfig: stub.kubeconfig\n  production: true\n  teams: [payments]\n",
+    )
+    .unwrap();
+    let g = golden_paths(vec![
+        (
+            "PAVED_KUBE_CLUSTERS",
+            kube.path().join("clusters.yaml").display().to_string(),
+        ),
+        ("PAVED_KUBE_ROLLOUT_POLL_MS", "50".into()),
+    ])
+    .await;
+    let values = json!({
+        "name": "gp-deployed",
+        "description": "Summarises tickets.",
+        "owner": "group:default/payments",
+        "lifecycle": "experimental",
+        "model": "gpt-4o-mini",
+        "otel": true,
+        "repoUrl": "git.paved.demo?owner=payments&repo=gp-deployed",
+        "cluster": "prod-eu",
+    });
+    let (id, task) = run_task(&g.app, "template:default/rust-axum-service", &values).await;
+    let (_, events) = g
+        .app
+        .as_(LEAD)
+        .get(&format!("/api/scaffolder/v2/tasks/{id}/events"))
+        .await;
+    let messages: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["body"]["message"].as_str())
+        .collect();
+    assert_eq!(task["status"], "completed", "{task} {messages:#?}");
+    for expected in [
+        "Server-side dry run passed for 4 objects (field manager paved)",
+        "Deployment/gp-deployed rolled out",
+        "Recorded that component:default/gp-deployed runs in prod-eu/payments (backstage.io/kubernetes-id=gp-deployed)",
+        "Recorded a production deployment of component:default/gp-deployed for delivery outcomes",
+    ] {
+        assert!(messages.iter().any(|m| m.contains(expected)), "no `{expected}` in {messages:#?}");
+    }
+    // The Vault role binds the namespace it was deployed to.
+    let role = g
+        .vault
+        .root(
+            "GET",
+            "auth/kubernetes/role/paved__payments__gp-deployed",
+            json!(null),
+        )
+        .await;
+    assert_eq!(
+        role["data"]["bound_service_account_namespaces"],
+        json!(["payments"])
+    );
+    // The registered entity names the cluster; its page shows two pods running.
+    let entity = paved_core::catalog::store::entity_by_ref(
+        &g.app.state.core.db,
+        "component:default/gp-deployed",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        entity["metadata"]["annotations"]["paved.dev/kubernetes-cluster"],
+        "prod-eu"
+    );
+    let (status, view) = g
+        .app
+        .as_(LEAD)
+        .get("/api/kube/v1/entities/component/default/gp-deployed/runtime")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let cluster = &view["clusters"][0];
+    assert_eq!(cluster["cluster"], "prod-eu");
+    assert_eq!(cluster["workloads"][0]["status"], "Available", "{cluster}");
+    assert_eq!(cluster["pods"].as_array().unwrap().len(), 2, "{cluster}");
+    assert!(
+        cluster["problems"].as_array().unwrap().is_empty(),
+        "{cluster}"
+    );
+    // Lead time to the first production deployment is real.
+    let first = paved_core::outcomes::first_production_deployment(
+        &g.app.state.core,
+        "component:default/gp-deployed",
+        0,
+    )
+    .await
+    .unwrap();
+    assert!(first.is_some());
+    assert!(g.git.path().join("payments/gp-deployed.git").exists());
 }

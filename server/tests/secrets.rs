@@ -811,3 +811,115 @@ async fn the_openapi_document_describes_every_route() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(body_text(response).await.contains("PAVED_VAULT_ADDR"));
 }
+
+/// Where `kube:apply` deployed a service decides its Vault role: the
+/// namespace it applied to, at that cluster's own Kubernetes auth mount.
+#[tokio::test]
+async fn the_kubernetes_role_follows_where_kube_apply_deployed_the_service() {
+    let vault = TestVault::start().await;
+    // The production cluster's own auth mount, and Paved's policy for it.
+    vault
+        .root(
+            "POST",
+            "sys/auth/kubernetes-prod-eu",
+            json!({"type": "kubernetes"}),
+        )
+        .await;
+    vault
+        .root(
+            "POST",
+            "auth/kubernetes-prod-eu/config",
+            json!({"kubernetes_host": "https://127.0.0.1:9", "disable_local_ca_jwt": true,
+                   "kubernetes_ca_cert": include_str!("fixtures/k8s-ca.pem")}),
+        )
+        .await;
+    let policy = format!(
+        "{}\npath \"auth/kubernetes-prod-eu/role/paved__*\" {{\n  capabilities = [\"create\", \"read\", \"update\"]\n}}\n",
+        include_str!("../../docs/vault-policy.hcl")
+    );
+    vault
+        .root("PUT", "sys/policy/paved-portal", json!({"policy": policy}))
+        .await;
+    let catalog = tempfile::tempdir().unwrap();
+    std::fs::write(catalog.path().join("catalog-info.yaml"), CATALOG).unwrap();
+    std::fs::write(
+        catalog.path().join("prod.kubeconfig"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:9\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user:\n    token: t\ncurrent-context: c\n",
+    )
+    .unwrap();
+    std::fs::write(
+        catalog.path().join("clusters.yaml"),
+        "clusters:\n- name: prod-eu\n  kubeconfig: prod.kubeconfig\n  vaultAuthMount: kubernetes-prod-eu\n",
+    )
+    .unwrap();
+    let root = catalog.path().display().to_string();
+    let location = format!("file:{root}/catalog-info.yaml");
+    let clusters = format!("{root}/clusters.yaml");
+    let app = test_app(&[
+        ("PAVED_CATALOG_FILE_ROOTS", &root),
+        ("PAVED_CATALOG_LOCATIONS", &location),
+        ("PAVED_VAULT_ADDR", &vault.addr),
+        ("PAVED_VAULT_TOKEN", &vault.portal_token),
+        ("PAVED_KUBE_CLUSTERS", &clusters),
+    ])
+    .await;
+    let (status, created) = app
+        .as_(PAYMENTS_DEV)
+        .put(
+            "/api/secrets/v1/payments/checkout/database",
+            json!({"data": {"DATABASE_PASSWORD": "pw-kube-1"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    // Before any deployment: the annotation's namespace, the default mount.
+    let role = vault
+        .root(
+            "GET",
+            "auth/kubernetes/role/paved__payments__checkout",
+            json!(null),
+        )
+        .await;
+    assert_eq!(
+        role["data"]["bound_service_account_namespaces"],
+        json!(["payments"])
+    );
+
+    // kube:apply put it in payments-prod on prod-eu.
+    paved_core::kube::record_placement(
+        &app.state.core,
+        paved_core::kube::Record {
+            entity_ref: "component:default/checkout",
+            cluster: "prod-eu",
+            namespace: "payments-prod",
+            selector: "backstage.io/kubernetes-id=checkout",
+            team: "payments",
+            objects: &["Deployment/checkout".to_owned()],
+            task_id: "task-1",
+            actor: "user:dana",
+            ready: true,
+            now: 1_780_000_000,
+        },
+    )
+    .await
+    .unwrap();
+    let (status, answer) = app
+        .as_(PAYMENTS_DEV)
+        .post("/api/secrets/v1/payments/checkout/provision", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let role = vault
+        .root(
+            "GET",
+            "auth/kubernetes-prod-eu/role/paved__payments__checkout",
+            json!(null),
+        )
+        .await;
+    assert_eq!(
+        role["data"]["bound_service_account_namespaces"],
+        json!(["payments-prod"])
+    );
+    assert_eq!(
+        role["data"]["bound_service_account_names"],
+        json!(["checkout"])
+    );
+}

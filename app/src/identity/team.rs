@@ -79,6 +79,7 @@ pub fn TeamPage() -> impl IntoView {
                                     intro="Shared by every service of the team: each service's Vault role can read them." />
                                 <crate::secrets::SecretsSection team=team_name.clone() holder=crate::secrets::LLM_HOLDER title="LLM provider keys"
                                     intro="The team's own provider keys for the platform LLM gateway (team leads set them). Without them the gateway uses the platform's keys." />
+                                <crate::kube::TeamRuntimeCard team=team_name.clone() />
                                 <Card title="Catalog problems">
                                     <p class="mb-3 text-sm text-slate-600 dark:text-slate-400">"What went wrong reading the catalog files of entities this team owns, so you can fix them."</p>
                                     <Suspense fallback=|| ()>

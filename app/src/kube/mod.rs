@@ -268,6 +268,62 @@ fn ClusterSection(c: ClusterRuntime, entity_ref: String) -> impl IntoView {
     }
 }
 
+/// Every Component of a team that runs somewhere.
+#[server(endpoint = "kube_team_runtime")]
+pub async fn kube_team_runtime(team: String) -> Result<Vec<RuntimeView>, AppError> {
+    let user = crate::ssr::require_user()?;
+    let core = crate::ssr::core()?;
+    Ok(paved_core::kube::team_runtime(&core, &user, &team).await?)
+}
+
+/// The team page's overview: each deployed service with its readiness and
+/// problems per cluster, linking to its page (rendered on the server).
+#[component]
+pub fn TeamRuntimeCard(team: String) -> impl IntoView {
+    let data = Resource::new(move || team.clone(), kube_team_runtime);
+    view! {
+        <Card title="Running services" class="md:col-span-2">
+            <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Reading the clusters…"</p> }>
+                {move || Suspend::new(async move {
+                    loaded(data.await, |list| {
+                        if list.is_empty() {
+                            view! { <EmptyState title="Nothing deployed yet" body="Services deployed with a golden path's kube:apply step, or whose catalog-info.yaml names a cluster, show here with their health." /> }.into_any()
+                        } else {
+                            view! {
+                                <div class="overflow-x-auto">
+                                    <Table testid="team-runtime" columns=vec![Col::text("Service"), Col::text("Cluster"), Col::numeric("Pods ready"), Col::text("Problems")]>
+                                        {list.into_iter().flat_map(|v| {
+                                            let name = v.entity_ref.rsplit('/').next().unwrap_or_default().to_owned();
+                                            let href = format!("/catalog/component/{}", v.entity_ref.split_once(':').map(|(_, r)| r).unwrap_or_default());
+                                            v.clusters.into_iter().map(move |c| {
+                                                let ready = c.pods.iter().filter(|p| p.ready.split_once('/').is_some_and(|(a, b)| a == b)).count();
+                                                let errors = c.problems.iter().filter(|p| p.severity == Severity::Error).count();
+                                                let warnings = c.problems.len() - errors;
+                                                view! {
+                                                    <tr>
+                                                        <td><a href=href.clone() class="text-indigo-700 hover:underline dark:text-indigo-300">{name.clone()}</a></td>
+                                                        <td>{format!("{} · {}", c.cluster, c.namespace)}{(c.state != "ok").then(|| view! { " "<Badge tone=Tone::Danger>"unreachable"</Badge> })}</td>
+                                                        <td class="tabular-nums">{format!("{ready} / {}", c.pods.len())}</td>
+                                                        <td>
+                                                            {(errors > 0).then(|| view! { <Badge tone=Tone::Danger>{format!("{errors} failing")}</Badge> })}
+                                                            {(warnings > 0).then(|| view! { " "<Badge tone=Tone::Warning>{format!("{warnings} warning{}", if warnings == 1 { "" } else { "s" })}</Badge> })}
+                                                            {(errors + warnings == 0 && c.state == "ok").then(|| view! { <Badge tone=Tone::Success>"healthy"</Badge> })}
+                                                        </td>
+                                                    </tr>
+                                                }
+                                            }).collect::<Vec<_>>()
+                                        }).collect_view()}
+                                    </Table>
+                                </div>
+                            }.into_any()
+                        }
+                    })
+                })}
+            </Suspense>
+        </Card>
+    }
+}
+
 /// `/admin/clusters`: every configured cluster and whether it answers.
 #[component]
 pub fn ClustersPage() -> impl IntoView {
