@@ -538,3 +538,18 @@ async fn a_custom_kind_is_found_through_discovery_and_a_cluster_wide_one_is_refu
     server.await.unwrap();
     assert!(err.contains("Widget/w is cluster-wide"), "{err}");
 }
+
+#[tokio::test]
+async fn a_namespace_that_belongs_to_another_team_is_refused_before_any_dry_run() {
+    let script = vec![ex(
+        "GET",
+        NS,
+        200,
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": "payments", "labels": {"paved.dev/team": "search"}}}),
+    )];
+    let (result, _, seen) = run(script, options(false, Duration::from_secs(1))).await;
+    let err = result.unwrap_err();
+    assert!(err.contains("belongs to team search"), "{err}");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+}

@@ -38,6 +38,34 @@ spec:
   lifecycle: production
   owner: group:default/payments
 ---
+# Team search's component points at a namespace that is not its own.
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: sneaky
+  annotations:
+    backstage.io/kubernetes-id: checkout
+    backstage.io/kubernetes-namespace: payments
+    paved.dev/kubernetes-cluster: prod-eu
+spec:
+  type: service
+  lifecycle: production
+  owner: group:default/search
+---
+# A selector that only leaves things out would select everything.
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: everything
+  annotations:
+    backstage.io/kubernetes-label-selector: "!canary"
+    backstage.io/kubernetes-namespace: payments
+    paved.dev/kubernetes-cluster: prod-eu
+spec:
+  type: service
+  lifecycle: production
+  owner: group:default/payments
+---
 apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata:
@@ -365,4 +393,47 @@ async fn without_clusters_the_view_says_how_to_connect_one() {
     let (status, list) = app.as_(tokens::ADMIN).get("/api/kube/v1/clusters").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list, json!([]));
+}
+
+#[tokio::test]
+async fn annotations_alone_never_open_another_namespaces_events_or_logs() {
+    let f = with_clusters().await;
+    // Team search's component points at payments' namespace: its members
+    // see the summary, never events or logs.
+    let (status, view) = f
+        .app
+        .as_(tokens::SEARCH_DEV)
+        .get("/api/kube/v1/entities/component/default/sneaky/runtime")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let c = &view["clusters"][0];
+    assert_eq!(c["pods"].as_array().unwrap().len(), 3, "{c}");
+    assert!(c["events"].is_null(), "{c}");
+    assert_eq!(c["can_read_logs"], false);
+    // Nor the cluster's free text in problems.
+    assert!(!c.to_string().contains("back-off 5m0s"), "{c}");
+    let (status, body) = f
+        .app
+        .as_(tokens::SEARCH_DEV)
+        .get("/api/kube/v1/entities/component/default/sneaky/logs?cluster=prod-eu&pod=checkout-7d9c8b6f5d-x2k9p")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let (_, view) = f
+        .app
+        .as_(tokens::PAYMENTS_DEV)
+        .get("/api/kube/v1/entities/component/default/everything/runtime")
+        .await;
+    assert_eq!(view["clusters"][0]["state"], "invalid", "{view}");
+    assert!(view["clusters"][0]["pods"].as_array().unwrap().is_empty());
+
+    // Names that would change the API server's URL are refused.
+    for pod in ["..", "a%2Fb", "x%3Fprevious%3Dtrue", "UPPER"] {
+        let (status, _) = f
+            .app
+            .as_(tokens::PAYMENTS_DEV)
+            .get(&format!("{CHECKOUT}/logs?cluster=prod-eu&pod={pod}"))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{pod}");
+    }
 }

@@ -2096,6 +2096,29 @@ async fn kube_apply_deploys_after_the_policy_check_and_a_server_dry_run_and_reco
         .iter()
         .all(|m| !m.contains("dry run")));
 
+    // Another team's namespace is refused before anything is sent.
+    let (_, other) = f
+        .app
+        .as_(DEV)
+        .post(
+            "/api/scaffolder/v2/tasks",
+            json!({"templateRef": "template:default/kube-deployed",
+                "values": {"name": "svc-elsewhere", "image": "registry.example/svc:1.0.0", "namespace": "search"}}),
+        )
+        .await;
+    let task = f
+        .wait_for(other["id"].as_str().unwrap(), &["completed", "failed"])
+        .await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(
+        task["error"]
+            .as_str()
+            .unwrap()
+            .contains("team payments deploys to the namespace payments on prod-eu, not search"),
+        "{task}"
+    );
+    assert!(stub.get("v1", "Namespace", "", "search").is_none());
+
     // A rollout that never becomes ready: the timeout, with the cluster's
     // events and the detected problem in the log; the objects stay applied.
     let (_, stuck) = f
@@ -2125,6 +2148,13 @@ async fn kube_apply_deploys_after_the_policy_check_and_a_server_dry_run_and_reco
         messages
             .iter()
             .any(|m| m.starts_with("problem ImagePullBackOff")),
+        "{messages:#?}"
+    );
+    // Not a Component of the team in the catalog: deployed, not recorded.
+    assert!(
+        messages.iter().any(|m| m.contains(
+            "component:default/svc-stuck is not a Component of team payments in the catalog"
+        )),
         "{messages:#?}"
     );
     // No production deployment is recorded for it.

@@ -117,16 +117,47 @@ pub async fn kube_apply(ctx: &ActionContext<'_>, input: &Value) -> Result<Value,
             "team {team} may not deploy to {cluster_name}; ask a platform admin to add it to the cluster's teams"
         ));
     }
+    let team_namespace = cluster.config.namespace_for(&team);
     let namespace = match actions::input_str(input, "namespace") {
         Some(ns) => ns.to_owned(),
-        None => cluster.config.namespace_for(&team),
+        None => team_namespace.clone(),
     };
     if !crate::secrets::store::is_dns1123_label(&namespace) {
         return Err(format!("`{namespace}` is not a Kubernetes namespace name"));
     }
+    // A team deploys into its own namespace only (admins anywhere).
+    if namespace != team_namespace && !ctx.principal.is_admin() {
+        return Err(format!(
+            "team {team} deploys to the namespace {team_namespace} on {cluster_name}, not {namespace}"
+        ));
+    }
     let entity_ref = actions::input_str(input, "entityRef")
         .map(|r| r.to_ascii_lowercase())
         .or_else(|| workspace_component(ctx));
+    // Only a Component the team owns in the catalog has its placement and
+    // deployments recorded; anything else is deployed but not recorded.
+    let entity_ref = match entity_ref {
+        Some(r) => match crate::catalog::store::entity_by_ref(&ctx.core.db, &r).await {
+            Ok(e)
+                if r.starts_with("component:")
+                    && super::owner_team(&e).as_deref() == Some(team.as_str()) =>
+            {
+                Some(r)
+            }
+            _ => {
+                ctx.log
+                    .event(
+                        Some(ctx.step_id),
+                        "log",
+                        &format!("{r} is not a Component of team {team} in the catalog (register it before this step), so where it runs will not be recorded"),
+                        Some("warn"),
+                    )
+                    .await;
+                None
+            }
+        },
+        None => None,
+    };
     let wait = bool_input(input, "wait", true)?;
     let force = bool_input(input, "force", false)?;
     let timeout = match input.get("timeoutSeconds") {
@@ -216,7 +247,11 @@ pub async fn kube_apply(ctx: &ActionContext<'_>, input: &Value) -> Result<Value,
             },
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            format!(
+                "the objects are applied, but where {entity_ref} runs could not be recorded ({e}); run the step again"
+            )
+        })?;
         ctx.info(format!(
             "Recorded that {entity_ref} runs in {cluster_name}/{namespace} ({selector})"
         ))

@@ -54,6 +54,8 @@ pub struct Item {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub namespace: String,
+    /// The team the namespace belongs to.
+    pub team: String,
     pub items: Vec<Item>,
 }
 
@@ -89,6 +91,10 @@ pub fn plan(objects: Vec<Value>, namespace: &str, team: &str) -> Result<Plan, St
             continue;
         }
         let label = format!("{kind}/{name}");
+        if !super::is_object_name(&name) && !is_path_segment(&name) {
+            problems.push(format!("{label}: `{name}` is not a Kubernetes object name"));
+            continue;
+        }
         if object.pointer("/metadata/generateName").is_some() {
             problems.push(format!(
                 "{label}: generateName cannot be applied; give it a fixed name"
@@ -177,8 +183,21 @@ pub fn plan(objects: Vec<Value>, namespace: &str, team: &str) -> Result<Plan, St
     items.sort_by_key(|i| i.order);
     Ok(Plan {
         namespace: namespace.to_owned(),
+        team: team.to_owned(),
         items,
     })
+}
+
+/// A name some kinds allow beyond DNS subdomains (RBAC names such as
+/// `system:reader`): one URL path segment, nothing that changes the URL.
+fn is_path_segment(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'))
 }
 
 /// What `kube:apply` did.
@@ -267,9 +286,23 @@ pub async fn run(
 
     // The namespace must exist for the cluster to dry-run what goes in it.
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let mut created_namespace = false;
     match namespaces.get_opt(&plan.namespace).await {
-        Ok(Some(_)) => {}
+        Ok(Some(existing)) => {
+            let owner = existing
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("paved.dev/team"));
+            if let Some(other) = owner.filter(|t| **t != plan.team) {
+                return Err(format!(
+                    "the namespace {} belongs to team {other}; team {} cannot deploy there",
+                    plan.namespace, plan.team
+                ));
+            }
+        }
         Ok(None) => {
+            created_namespace = true;
             progress
                 .line(
                     Level::Info,
@@ -314,9 +347,14 @@ pub async fn run(
     }
     if !refused.is_empty() {
         return Err(format!(
-            "the cluster refused {} of {} objects in the server-side dry run, so nothing was applied: {}",
+            "the cluster refused {} of {} objects in the server-side dry run, so nothing was applied{}: {}",
             refused.len(),
             plan.items.len(),
+            if created_namespace {
+                format!(" (only the namespace {} was created, for the dry run)", plan.namespace)
+            } else {
+                String::new()
+            },
             refused.join("; ")
         ));
     }
@@ -398,6 +436,8 @@ struct Rollout {
     updated: i32,
     ready: i32,
     available: i32,
+    /// Every replica, old ones included (kubectl waits for old ones to go).
+    total: i32,
     observed: bool,
     /// A condition that says the rollout has failed.
     failed: Option<String>,
@@ -410,6 +450,7 @@ impl Rollout {
             && self.updated >= self.desired
             && self.ready >= self.desired
             && self.available >= self.desired
+            && self.total <= self.updated
     }
 }
 
@@ -449,13 +490,17 @@ async fn read_rollout(client: &kube::Client, item: &Item) -> Result<Rollout, kub
                     )
                 })
             });
+            let observed = status.observed_generation >= d.metadata.generation;
             Rollout {
                 desired: spec.replicas.unwrap_or(1),
                 updated: status.updated_replicas.unwrap_or(0),
                 ready: status.ready_replicas.unwrap_or(0),
                 available: status.available_replicas.unwrap_or(0),
-                observed: status.observed_generation >= d.metadata.generation,
-                failed,
+                total: status.replicas.unwrap_or(0),
+                observed,
+                // A condition left from an earlier rollout says nothing
+                // until the controller has seen this one.
+                failed: failed.filter(|_| observed),
                 selector: selector_string(&spec.selector),
             }
         }
@@ -470,6 +515,7 @@ async fn read_rollout(client: &kube::Client, item: &Item) -> Result<Rollout, kub
                 updated: status.updated_replicas.unwrap_or(0),
                 ready: status.ready_replicas.unwrap_or(0),
                 available: status.available_replicas.unwrap_or(0),
+                total: status.replicas,
                 observed: status.observed_generation >= s.metadata.generation,
                 failed: None,
                 selector: selector_string(&spec.selector),
@@ -486,6 +532,7 @@ async fn read_rollout(client: &kube::Client, item: &Item) -> Result<Rollout, kub
                 updated: status.updated_number_scheduled.unwrap_or(0),
                 ready: status.number_ready,
                 available: status.number_available.unwrap_or(0),
+                total: status.current_number_scheduled,
                 observed: status.observed_generation >= d.metadata.generation,
                 failed: None,
                 selector: selector_string(&spec.selector),
@@ -580,6 +627,11 @@ async fn explain(
         .iter()
         .filter_map(|p| p.metadata.name.as_deref())
         .collect();
+    let owners: Vec<&str> = pods
+        .iter()
+        .flat_map(|p| p.metadata.owner_references.iter().flatten())
+        .map(|o| o.name.as_str())
+        .collect();
     match Api::<Event>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
         .await
@@ -590,10 +642,11 @@ async fn explain(
                 .iter()
                 .filter(|e| e.type_.as_deref() == Some("Warning"))
                 .filter(|e| {
+                    let kind = e.involved_object.kind.as_deref().unwrap_or_default();
                     e.involved_object.name.as_deref().is_some_and(|n| {
-                        n == item.name
-                            || n.starts_with(&format!("{}-", item.name))
-                            || names.contains(&n)
+                        (kind == item.kind && n == item.name)
+                            || (kind == "Pod" && names.contains(&n))
+                            || (kind == "ReplicaSet" && owners.contains(&n))
                     })
                 })
                 .collect();
@@ -632,6 +685,7 @@ async fn explain(
         statefulsets: &[],
         daemonsets: &[],
         hpas: &[],
+        details: true,
     };
     for p in super::detect::detect(&observed, jiff::Timestamp::now()) {
         progress

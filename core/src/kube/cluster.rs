@@ -46,18 +46,25 @@ impl Cluster {
             .get_or_try_init(|| async {
                 let mut config = match &self.config.credentials {
                     Credentials::Kubeconfig { path, context } => {
-                        let kc = kube::config::Kubeconfig::read_from(path)
-                            .map_err(|e| format!("cannot read its kubeconfig: {e}"))?;
+                        let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                            tracing::warn!(cluster = %self.config.name, error = %e, "kubeconfig unreadable");
+                            "its kubeconfig cannot be read (the server log says why)".to_owned()
+                        })?;
                         let options = kube::config::KubeConfigOptions {
                             context: context.clone(),
                             ..Default::default()
                         };
                         kube::Config::from_custom_kubeconfig(kc, &options)
                             .await
-                            .map_err(|e| format!("its kubeconfig cannot be used: {e}"))?
+                            .map_err(|e| {
+                                tracing::warn!(cluster = %self.config.name, error = %e, "kubeconfig unusable");
+                                "its kubeconfig cannot be used (the server log says why)".to_owned()
+                            })?
                     }
-                    Credentials::InCluster => kube::Config::incluster()
-                        .map_err(|e| format!("no in-cluster credentials: {e}"))?,
+                    Credentials::InCluster => kube::Config::incluster().map_err(|e| {
+                        tracing::warn!(cluster = %self.config.name, error = %e, "no in-cluster credentials");
+                        "no in-cluster credentials (the server log says why)".to_owned()
+                    })?,
                 };
                 config.connect_timeout = Some(self.timeout);
                 config.read_timeout = Some(self.timeout);
@@ -66,6 +73,11 @@ impl Cluster {
             })
             .await
             .cloned()
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Asks the API server its version (reused for 30 s).
@@ -130,7 +142,16 @@ pub fn describe(err: &kube::Error) -> String {
         }
         kube::Error::HyperError(e) => format!("cannot reach the API server: {e}"),
         kube::Error::Service(e) => format!("cannot reach the API server: {e}"),
-        kube::Error::Auth(e) => format!("cannot authenticate: {e}"),
+        // Credential errors can quote an exec plugin's command, environment
+        // and output: logged for admins, never shown.
+        kube::Error::Auth(e) => {
+            tracing::warn!(error = %e, "cluster authentication failed");
+            "cannot authenticate to the cluster (the server log says why)".into()
+        }
+        kube::Error::InferConfig(_) | kube::Error::InferKubeconfig(_) => {
+            tracing::warn!(error = %err, "cluster configuration failed");
+            "the cluster's configuration cannot be used (the server log says why)".into()
+        }
         other => other.to_string(),
     }
 }

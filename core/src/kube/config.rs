@@ -277,6 +277,11 @@ pub fn parse_file(text: &str, path: &std::path::Path) -> Result<Vec<ClusterConfi
             return Err(format!("{at}: `{bad}` in `teams` is not a team name"));
         }
         let namespace = c.namespace.unwrap_or_else(|| "{team}".into());
+        if !namespace.contains("{team}") {
+            return Err(format!(
+                "{at}: `namespace` must contain {{team}}: each team deploys to its own namespace, so one team can never overwrite another's objects"
+            ));
+        }
         if !is_name(&namespace.replace("{team}", "team")) {
             return Err(format!(
                 "{at}: `namespace` must give a Kubernetes name once `{{team}}` is replaced (lowercase letters, digits and dashes)"
@@ -381,6 +386,10 @@ mod tests {
             (
                 "clusters:\n- name: a\n  inCluster: true\n  colour: blue\n",
                 "unknown field",
+            ),
+            (
+                "clusters:\n- name: a\n  inCluster: true\n  namespace: shared\n",
+                "must contain {team}",
             ),
         ] {
             let err = parse_file(file, &path).unwrap_err();

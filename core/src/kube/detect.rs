@@ -25,6 +25,10 @@ pub struct Observed<'a> {
     pub statefulsets: &'a [StatefulSet],
     pub daemonsets: &'a [DaemonSet],
     pub hpas: &'a [HorizontalPodAutoscaler],
+    /// Quote what the cluster reports in free text (waiting and termination
+    /// messages, which may hold a log's tail, and exec probe commands): for
+    /// the owning team only. Without it, problems say what and where, not that text.
+    pub details: bool,
 }
 
 /// Every problem found, most severe first, pods with the same problem on the same
@@ -35,7 +39,7 @@ pub struct Observed<'a> {
 pub fn detect(observed: &Observed<'_>, now: Timestamp) -> Vec<Problem> {
     let mut found = Found::default();
     for pod in observed.pods {
-        pod_problems(pod, now, &mut found);
+        pod_problems(pod, now, observed.details, &mut found);
     }
     for deployment in observed.deployments {
         deployment_problems(deployment, &mut found);
@@ -121,6 +125,8 @@ struct ContainerView<'a> {
     spec: Option<&'a Container>,
     /// An init container (it runs to completion unless it is a sidecar).
     init: bool,
+    /// Quote the cluster's free text (see [`Observed::details`]).
+    details: bool,
 }
 
 impl ContainerView<'_> {
@@ -158,7 +164,7 @@ impl ContainerView<'_> {
 }
 
 /// The problems of every container of one pod.
-fn pod_problems(pod: &Pod, now: Timestamp, found: &mut Found) {
+fn pod_problems(pod: &Pod, now: Timestamp, details: bool, found: &mut Found) {
     let Some(status) = pod.status.as_ref() else {
         return;
     };
@@ -176,6 +182,7 @@ fn pod_problems(pod: &Pod, now: Timestamp, found: &mut Found) {
             status,
             spec: find_container(init_specs, &status.name),
             init: true,
+            details,
         });
     let regular = status
         .container_statuses
@@ -185,6 +192,7 @@ fn pod_problems(pod: &Pod, now: Timestamp, found: &mut Found) {
             status,
             spec: find_container(specs, &status.name),
             init: false,
+            details,
         });
 
     let running = status.phase.as_deref() == Some("Running");
@@ -259,6 +267,7 @@ fn waiting_problem(container: &ContainerView<'_>) -> Option<(&'static str, Strin
     let detail = waiting
         .message
         .as_deref()
+        .filter(|_| container.details)
         .map(|message| format!(": {message}"))
         .unwrap_or_default();
     match waiting.reason.as_deref()? {
@@ -269,7 +278,10 @@ fn waiting_problem(container: &ContainerView<'_>) -> Option<(&'static str, Strin
                 plural(restarts, "time", "times")
             );
             if let Some(last) = last_terminated(container.status) {
-                message.push_str(&format!(", last run ended with {}", termination(last)));
+                message.push_str(&format!(
+                    ", last run ended with {}",
+                    termination(last, container.details)
+                ));
             }
             Some((CRASH_LOOP, message, CRASH_LOOP_SUGGESTION))
         }
@@ -304,12 +316,13 @@ fn last_terminated(status: &ContainerStatus) -> Option<&ContainerStateTerminated
 }
 
 /// `Error (exit code 1): <termination message>`.
-fn termination(terminated: &ContainerStateTerminated) -> String {
+fn termination(terminated: &ContainerStateTerminated, details: bool) -> String {
     let reason = terminated.reason.as_deref().unwrap_or("termination");
     let mut text = format!("{reason} (exit code {})", terminated.exit_code);
     if let Some(message) = terminated
         .message
         .as_deref()
+        .filter(|_| details)
         .map(str::trim)
         .filter(|message| !message.is_empty())
     {
@@ -391,7 +404,7 @@ fn readiness_failing(
     if let Some(probe) = container
         .spec
         .and_then(|spec| spec.readiness_probe.as_ref())
-        .and_then(describe_probe)
+        .and_then(|probe| describe_probe(probe, container.details))
     {
         message.push_str(&format!("; readiness probe {probe}"));
     }
@@ -422,7 +435,7 @@ fn readiness_budget(spec: Option<&Container>) -> i64 {
 }
 
 /// `GET /ready on port http`, `TCP port 5432`, …
-fn describe_probe(probe: &Probe) -> Option<String> {
+fn describe_probe(probe: &Probe, details: bool) -> Option<String> {
     let port = |port: &IntOrString| match port {
         IntOrString::Int(number) => number.to_string(),
         IntOrString::String(name) => name.clone(),
@@ -438,7 +451,11 @@ fn describe_probe(probe: &Probe) -> Option<String> {
         return Some(format!("gRPC port {}", grpc.port));
     }
     let command = probe.exec.as_ref()?.command.as_deref()?;
-    Some(format!("exec `{}`", command.join(" ")))
+    Some(if details {
+        format!("exec `{}`", command.join(" "))
+    } else {
+        "an exec command".to_owned()
+    })
 }
 
 const AVAILABLE_SUGGESTION: &str = "Fewer replicas are available than required: look at the \
@@ -605,6 +622,7 @@ mod tests {
                 statefulsets: &[],
                 daemonsets: &[],
                 hpas: &[],
+                details: true,
             },
             now(),
         )
@@ -759,6 +777,31 @@ mod tests {
     }
 
     #[test]
+    fn without_details_the_clusters_free_text_is_not_quoted() {
+        let pods = [pod(include_str!(
+            "fixtures/pod-create-container-config-error.json"
+        ))];
+        let problems = detect(
+            &Observed {
+                pods: &pods,
+                deployments: &[],
+                statefulsets: &[],
+                daemonsets: &[],
+                hpas: &[],
+                details: false,
+            },
+            now(),
+        );
+        assert_eq!(codes(&problems), ["CreateContainerConfigError"]);
+        assert!(
+            !problems[0].message.contains("secret \"x\""),
+            "{}",
+            problems[0].message
+        );
+        assert!(problems[0].suggestion.contains("Secret or ConfigMap"));
+    }
+
+    #[test]
     fn an_oom_killed_container_running_again_is_reported_with_its_limit() {
         let problems = pods_only(&[pod(include_str!("fixtures/pod-oomkilled.json"))]);
         assert_eq!(codes(&problems), ["OOMKilled"]);
@@ -908,6 +951,7 @@ mod tests {
                 statefulsets: &[],
                 daemonsets: &[],
                 hpas: &[],
+                details: true,
             },
             now(),
         );
@@ -942,6 +986,7 @@ mod tests {
                 statefulsets: &[],
                 daemonsets: &[],
                 hpas: &[],
+                details: true,
             },
             now(),
         );
@@ -963,6 +1008,7 @@ mod tests {
                 statefulsets: &[],
                 daemonsets: &[],
                 hpas: &[],
+                details: true,
             },
             now(),
         );
@@ -993,6 +1039,7 @@ mod tests {
                 statefulsets: &[],
                 daemonsets: &[],
                 hpas: &hpas,
+                details: true,
             },
             now(),
         );
@@ -1037,6 +1084,7 @@ mod tests {
             statefulsets: &statefulsets,
             daemonsets: &[],
             hpas: &hpas,
+            details: true,
         };
         assert_eq!(detect(&observed, now()), []);
         // The fixtures are read as written, so this can fail.
@@ -1079,6 +1127,7 @@ mod tests {
                 statefulsets: &[],
                 daemonsets: &[],
                 hpas: &hpas,
+                details: true,
             },
             now(),
         );
@@ -1120,6 +1169,7 @@ mod tests {
                 statefulsets: &[StatefulSet::default()],
                 daemonsets: &[DaemonSet::default()],
                 hpas: &hpas,
+                details: true,
             },
             now(),
         );

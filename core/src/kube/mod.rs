@@ -36,6 +36,8 @@ pub const SELECTOR_ANNOTATION: &str = "backstage.io/kubernetes-label-selector";
 
 /// Most log lines returned.
 pub const LOG_LINES: i64 = 500;
+/// Most bytes of log read (a single huge line is cut there).
+pub const LOG_BYTES: i64 = 256 * 1024;
 
 /// The clusters, their clients and the runtime cache.
 pub struct Kube {
@@ -90,12 +92,14 @@ pub struct Placement {
     pub cluster: String,
     pub namespace: String,
     pub selector: String,
+    /// The team whose kube:apply recorded it.
+    pub team: String,
 }
 
 async fn placements(core: &CoreState, entity_ref: &str) -> Result<Vec<Placement>, CoreError> {
     let lower = entity_ref.to_ascii_lowercase();
     Ok(sqlx::query!(
-        "SELECT cluster, namespace, selector FROM kube_placements WHERE entity_ref = ?1 ORDER BY cluster",
+        "SELECT cluster, namespace, selector, team FROM kube_placements WHERE entity_ref = ?1 ORDER BY cluster",
         lower
     )
     .fetch_all(&core.db)
@@ -105,6 +109,7 @@ async fn placements(core: &CoreState, entity_ref: &str) -> Result<Vec<Placement>
         cluster: r.cluster,
         namespace: r.namespace,
         selector: r.selector,
+        team: r.team,
     })
     .collect())
 }
@@ -178,6 +183,31 @@ pub fn owner_team(entity: &Value) -> Option<String> {
     Some(name.to_ascii_lowercase())
 }
 
+/// Whether the owning team's events and logs may be read in `target`'s
+/// namespace: it is the namespace the cluster gives the team, or the team's
+/// own kube:apply put the entity there. A catalog annotation alone never
+/// entitles anyone to another namespace's events or logs.
+fn entitled(kube: &Kube, target: &Target, owner: Option<&str>, placed: &[Placement]) -> bool {
+    let Some(owner) = owner else {
+        return false;
+    };
+    let team_namespace = kube
+        .clusters
+        .get(&target.cluster)
+        .is_some_and(|c| c.config.namespace_for(owner) == target.namespace);
+    team_namespace
+        || placed.iter().any(|p| {
+            p.cluster == target.cluster && p.namespace == target.namespace && p.team == owner
+        })
+}
+
+/// A pod or object name as Kubernetes accepts them (a DNS subdomain).
+pub fn is_object_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(crate::secrets::store::is_dns1123_label)
+}
+
 fn unreachable(target: &Target, message: String, stale: Option<ClusterRuntime>) -> ClusterRuntime {
     match stale {
         Some(mut view) => {
@@ -225,7 +255,25 @@ async fn cluster_runtime(
             None,
         );
     };
-    let selector = match Selector::parse(&target.selector) {
+    if !crate::secrets::store::is_dns1123_label(&target.namespace) {
+        let mut view = unreachable(target, String::new(), None);
+        view.state = "invalid".into();
+        view.message = Some(format!(
+            "`{}` is not a Kubernetes namespace; fix the {NAMESPACE_ANNOTATION} annotation",
+            target.namespace
+        ));
+        return view;
+    }
+    let selector = match Selector::parse(&target.selector).and_then(|s| {
+        if s.selects() {
+            Ok(s)
+        } else {
+            Err(
+                "it only says what to leave out, so it would select everything in the namespace"
+                    .into(),
+            )
+        }
+    }) {
         Ok(s) => s,
         Err(e) => {
             let mut view = unreachable(target, String::new(), None);
@@ -305,15 +353,14 @@ async fn runtime_of(
         });
     }
     let owner = owner_team(entity);
-    let insider = match &owner {
+    let member = match &owner {
         Some(team) => authorize(principal, Action::ActInTeam(team)).is_ok(),
         None => principal.is_admin(),
     };
-    let clusters = futures_util::future::join_all(
-        targets
-            .iter()
-            .map(|t| cluster_runtime(core, t, insider, now)),
-    )
+    let clusters = futures_util::future::join_all(targets.iter().map(|t| {
+        let insider = member && entitled(&core.kube, t, owner.as_deref(), &placed);
+        cluster_runtime(core, t, insider, now)
+    }))
     .await;
     Ok(RuntimeView {
         entity_ref: entity_ref.to_owned(),
@@ -339,10 +386,16 @@ pub async fn team_runtime(
     .fetch_all(&core.db)
     .await?;
     let now = jiff::Timestamp::now();
-    let mut out = Vec::new();
-    for r in rows {
+    // Together: components in one namespace share its read, and an
+    // unreachable cluster costs one timeout, not one per component.
+    let views = futures_util::future::join_all(rows.iter().map(|r| async move {
         let entity: Value = serde_json::from_str(&r.body).unwrap_or_default();
-        let view = runtime_of(core, principal, &r.entity_ref, &entity, now).await?;
+        runtime_of(core, principal, &r.entity_ref, &entity, now).await
+    }))
+    .await;
+    let mut out = Vec::new();
+    for view in views {
+        let view = view?;
         if view.state == "ok" {
             out.push(view);
         }
@@ -361,9 +414,22 @@ pub async fn logs(
     container: Option<&str>,
     previous: bool,
 ) -> Result<PodLogs, CoreError> {
+    if !is_object_name(pod) {
+        return Err(CoreError::Invalid {
+            field: "pod",
+            message: format!("`{pod}` is not a pod name"),
+        });
+    }
+    if let Some(c) = container.filter(|c| !crate::secrets::store::is_dns1123_label(c)) {
+        return Err(CoreError::Invalid {
+            field: "container",
+            message: format!("`{c}` is not a container name"),
+        });
+    }
     let entity = crate::catalog::store::entity_by_ref(&core.db, entity_ref).await?;
-    match owner_team(&entity) {
-        Some(team) => authorize(principal, Action::ActInTeam(&team))?,
+    let owner = owner_team(&entity);
+    match &owner {
+        Some(team) => authorize(principal, Action::ActInTeam(team))?,
         None => authorize(principal, Action::AdministerPlatform)?,
     }
     let placed = placements(core, entity_ref).await?;
@@ -371,15 +437,27 @@ pub async fn logs(
         .into_iter()
         .find(|t| t.cluster == cluster_name)
         .ok_or_else(|| CoreError::NotFound(format!("{entity_ref} in cluster {cluster_name}")))?;
+    if !crate::secrets::store::is_dns1123_label(&target.namespace)
+        || !entitled(&core.kube, &target, owner.as_deref(), &placed)
+    {
+        return Err(CoreError::Forbidden(format!(
+            "{} is not team {}'s namespace in {cluster_name}, so its logs stay closed; deploy the service there with kube:apply",
+            target.namespace,
+            owner.as_deref().unwrap_or("(none)")
+        )));
+    }
     let cluster = core
         .kube
         .clusters
         .get(cluster_name)
         .ok_or_else(|| CoreError::NotFound(format!("cluster {cluster_name}")))?;
-    let selector = Selector::parse(&target.selector).map_err(|e| CoreError::Invalid {
-        field: "selector",
-        message: e,
-    })?;
+    let selector = Selector::parse(&target.selector)
+        .ok()
+        .filter(Selector::selects)
+        .ok_or_else(|| CoreError::Invalid {
+            field: "selector",
+            message: format!("the label selector `{}` cannot be used", target.selector),
+        })?;
     let client = cluster.client().await.map_err(CoreError::Unavailable)?;
     let pods: Api<Pod> = Api::namespaced(client, &target.namespace);
     let found = pods
@@ -388,10 +466,17 @@ pub async fn logs(
         .map_err(|e| CoreError::Unavailable(format!("{cluster_name}: {}", describe(&e))))?
         .filter(|p| selector.matches(p.metadata.labels.as_ref()))
         .ok_or_else(|| CoreError::NotFound(format!("pod {pod} of {entity_ref}")))?;
+    // Init containers too: a crash-looping migration is one of them.
     let containers: Vec<String> = found
         .spec
         .as_ref()
-        .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+        .map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+                .map(|c| c.name.clone())
+                .collect()
+        })
         .unwrap_or_default();
     let container = match container {
         Some(c) if containers.iter().any(|x| x == c) => c.to_owned(),
@@ -410,6 +495,7 @@ pub async fn logs(
         container: Some(container.clone()),
         previous,
         tail_lines: Some(LOG_LINES + 1),
+        limit_bytes: Some(LOG_BYTES),
         ..Default::default()
     };
     let text = pods

@@ -43,6 +43,13 @@ struct Entry {
     error: Option<String>,
 }
 
+/// Namespaces kept at most (per process); past it, the ones nobody is
+/// reading are dropped.
+pub const MAX_NAMESPACES: usize = 1_000;
+/// Most objects of one kind read from one namespace (events: the newest
+/// first is not guaranteed by the API, so the cap is generous).
+pub const MAX_OBJECTS: u32 = 2_000;
+
 /// One namespace's entry; its lock is held while the cluster is read, so
 /// viewers arriving meanwhile wait for that read instead of sending theirs.
 type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
@@ -67,6 +74,11 @@ impl RuntimeCache {
     pub async fn read(&self, cluster: &Cluster, namespace: &str, refresh: Duration) -> Read {
         let slot = {
             let mut slots = self.slots.lock().expect("runtime cache lock");
+            if slots.len() >= MAX_NAMESPACES {
+                // Namespaces nobody is reading right now go first; their
+                // next viewer reads them again.
+                slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+            }
             slots
                 .entry((cluster.config.name.clone(), namespace.to_owned()))
                 .or_default()
@@ -83,7 +95,14 @@ impl RuntimeCache {
         }
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         let previous = entry.as_ref().and_then(|e| e.data.clone());
-        let fresh = match fetch(cluster, namespace).await {
+        // However the cluster answers (or an exec credential plugin hangs),
+        // viewers waiting for this read get an answer in bounded time.
+        let limit = cluster.timeout() * 2;
+        let fetched = match tokio::time::timeout(limit, fetch(cluster, namespace)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {} s", limit.as_secs())),
+        };
+        let fresh = match fetched {
             Ok(s) => Entry {
                 at: Instant::now(),
                 data: Some(Arc::new(s)),
@@ -121,7 +140,7 @@ where
 
 async fn fetch(cluster: &Cluster, namespace: &str) -> Result<Snapshot, String> {
     let client = cluster.client().await?;
-    let lp = ListParams::default();
+    let lp = ListParams::default().limit(MAX_OBJECTS);
     macro_rules! list {
         ($t:ty) => {{
             let api = Api::<$t>::namespaced(client.clone(), namespace);
@@ -183,10 +202,12 @@ enum Requirement {
 }
 
 impl Selector {
-    /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h`.
+    /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h` as Kubernetes does:
+    /// keys are (optionally prefixed) label names, values label values, and
+    /// anything else is refused.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut parts = Vec::new();
-        let mut depth = 0;
+        let mut depth = 0i32;
         let mut current = String::new();
         for ch in text.chars() {
             match ch {
@@ -198,29 +219,58 @@ impl Selector {
                 }
                 _ => {}
             }
+            if !(0..=1).contains(&depth) {
+                return Err(format!("`{text}` has unbalanced parentheses"));
+            }
             current.push(ch);
+        }
+        if depth != 0 {
+            return Err(format!("`{text}` has unbalanced parentheses"));
         }
         parts.push(current);
         let mut out = Vec::new();
-        for part in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        for part in parts.iter().map(|p| p.trim()) {
+            if part.is_empty() {
+                return Err(format!("`{text}` has an empty requirement"));
+            }
+            let value = |v: &str| -> Result<String, String> {
+                let v = v.trim();
+                if is_label_value(v) {
+                    Ok(v.to_owned())
+                } else {
+                    Err(format!("`{v}` in `{part}` is not a label value"))
+                }
+            };
             let set = |rest: &str| -> Result<Vec<String>, String> {
                 let inner = rest
                     .trim()
                     .strip_prefix('(')
                     .and_then(|r| r.strip_suffix(')'))
                     .ok_or_else(|| format!("`{part}` needs its values in parentheses"))?;
-                Ok(inner.split(',').map(|v| v.trim().to_owned()).collect())
+                let values = inner.split(',').map(value).collect::<Result<Vec<_>, _>>()?;
+                if values.iter().all(String::is_empty) {
+                    return Err(format!("`{part}` needs at least one value"));
+                }
+                Ok(values)
+            };
+            // `key in (…)`: the operator is a word after whitespace, before `(`.
+            let set_op = |op: &str| -> Option<(String, String)> {
+                part.match_indices(op).find_map(|(at, _)| {
+                    let rest = part[at + op.len()..].trim_start();
+                    (part[..at].ends_with(char::is_whitespace) && rest.starts_with('('))
+                        .then(|| (part[..at].trim().to_owned(), rest.to_owned()))
+                })
             };
             let req = if let Some((k, v)) = part.split_once("!=") {
-                Requirement::NotEq(k.trim().into(), v.trim().into())
+                Requirement::NotEq(k.trim().into(), value(v)?)
             } else if let Some((k, v)) = part.split_once("==") {
-                Requirement::Eq(k.trim().into(), v.trim().into())
+                Requirement::Eq(k.trim().into(), value(v)?)
             } else if let Some((k, v)) = part.split_once('=') {
-                Requirement::Eq(k.trim().into(), v.trim().into())
-            } else if let Some((k, rest)) = part.split_once(" notin ") {
-                Requirement::NotIn(k.trim().into(), set(rest)?)
-            } else if let Some((k, rest)) = part.split_once(" in ") {
-                Requirement::In(k.trim().into(), set(rest)?)
+                Requirement::Eq(k.trim().into(), value(v)?)
+            } else if let Some((k, rest)) = set_op("notin") {
+                Requirement::NotIn(k, set(&rest)?)
+            } else if let Some((k, rest)) = set_op("in") {
+                Requirement::In(k, set(&rest)?)
             } else if let Some(k) = part.strip_prefix('!') {
                 Requirement::NotExists(k.trim().into())
             } else {
@@ -234,15 +284,24 @@ impl Selector {
                 | Requirement::Exists(k)
                 | Requirement::NotExists(k) => k,
             };
-            if key.is_empty() || key.contains(char::is_whitespace) {
-                return Err(format!("`{part}` is not a label requirement"));
+            if !is_label_key(key) {
+                return Err(format!("`{key}` in `{part}` is not a label name"));
             }
             out.push(req);
         }
-        if out.is_empty() {
-            return Err("an empty selector would match everything".into());
-        }
         Ok(Self(out))
+    }
+
+    /// Whether it names what to select (an `=`, `in` or existence
+    /// requirement), rather than only what to leave out: `!x` alone would
+    /// select every object in the namespace.
+    pub fn selects(&self) -> bool {
+        self.0.iter().any(|r| {
+            matches!(
+                r,
+                Requirement::Eq(..) | Requirement::In(..) | Requirement::Exists(_)
+            )
+        })
     }
 
     pub fn matches(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
@@ -256,6 +315,33 @@ impl Selector {
             Requirement::NotExists(k) => get(k).is_none(),
         })
     }
+}
+
+/// A label value: empty, or up to 63 alphanumerics, `-`, `_` and `.`,
+/// starting and ending alphanumeric.
+fn is_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// A label key: a non-empty label value as its name, optionally after a
+/// DNS subdomain prefix and `/`.
+fn is_label_key(k: &str) -> bool {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    !name.is_empty()
+        && is_label_value(name)
+        && prefix.is_none_or(|p| {
+            !p.is_empty()
+                && p.len() <= 253
+                && p.split('.').all(crate::secrets::store::is_dns1123_label)
+        })
 }
 
 fn ts(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> String {
@@ -480,6 +566,7 @@ pub fn view(
             statefulsets: &statefulsets,
             daemonsets: &daemonsets,
             hpas: &hpas,
+            details: with_events,
         },
         now,
     );
@@ -557,21 +644,27 @@ pub fn view(
         });
     }
     let events = with_events.then(|| {
-        let names: Vec<&str> = pods
+        // Exactly the objects shown, and the ReplicaSets that own their pods;
+        // never a name that merely starts like one of them.
+        let mut names: Vec<(&str, &str)> = pods
             .iter()
-            .filter_map(|p| p.metadata.name.as_deref())
-            .chain(workload_names.iter().map(|(_, n)| n.as_str()))
+            .filter_map(|p| p.metadata.name.as_deref().map(|n| ("Pod", n)))
+            .chain(workload_names.iter().map(|(k, n)| (k.as_str(), n.as_str())))
             .collect();
+        for p in &pods {
+            for o in p.metadata.owner_references.iter().flatten() {
+                names.push((o.kind.as_str(), o.name.as_str()));
+            }
+        }
         let mut events: Vec<&Event> = snapshot
             .events
             .iter()
             .filter(|e| {
-                e.involved_object.name.as_deref().is_some_and(|n| {
-                    names.contains(&n)
-                        || workload_names
-                            .iter()
-                            .any(|(_, w)| n.starts_with(&format!("{w}-")))
-                })
+                let kind = e.involved_object.kind.as_deref().unwrap_or_default();
+                e.involved_object
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| names.contains(&(kind, n)))
             })
             .collect();
         events.sort_by_key(|e| {
@@ -685,6 +778,8 @@ mod tests {
             ("tier", true),
             ("!canary", true),
             ("!tier", false),
+            ("domain in (x)", false),
+            ("tier in (front)", true),
             ("app=web,env in (dev)", false),
         ] {
             assert_eq!(
@@ -693,8 +788,24 @@ mod tests {
                 "{s}"
             );
         }
+        assert!(Selector::parse("env in(prod)").unwrap().matches(Some(&l)));
         assert!(!Selector::parse("app=web").unwrap().matches(None));
-        assert!(Selector::parse("").is_err());
-        assert!(Selector::parse("env in prod").is_err());
+        for bad in [
+            "",
+            "env in prod",
+            "a=b),c=d",
+            "x in ()",
+            "a=b,,c=d",
+            "app=we b",
+            "bad key=x",
+            "a=(b",
+            "app.kubernetes.io//name=x",
+        ] {
+            assert!(Selector::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Selector::parse("backstage.io/kubernetes-id=web")
+            .unwrap()
+            .selects());
+        assert!(!Selector::parse("!canary,env!=dev").unwrap().selects());
     }
 }
