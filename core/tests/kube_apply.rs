@@ -204,6 +204,24 @@ fn echo(body: Value, generation: i64) -> Value {
     b
 }
 
+/// The namespace exists; the dry runs of the namespace, the account and
+/// the Service pass; the Deployment's dry run is answered `status`, `body`.
+fn refused_dry_run(status: u16, body: Value) -> Vec<Exchange> {
+    vec![
+        ex(
+            "GET",
+            NS,
+            200,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}),
+        ),
+        ex("PATCH", NS, 200, json!({})).apply(true),
+        ex("PATCH", SA, 200, json!({})).apply(true),
+        ex("PATCH", SVC, 200, json!({})).apply(true),
+        ex("PATCH", DEPLOY, status, body).apply(true),
+        // No request after this: the conversation fails on any apply.
+    ]
+}
+
 fn deployment_status(generation: i64, ready: i32, conditions: Value) -> Value {
     let mut d = echo(manifests()[0].clone(), generation);
     d["metadata"]["namespace"] = json!("payments");
@@ -354,19 +372,7 @@ async fn a_first_deploy_creates_the_namespace_dry_runs_everything_applies_in_ord
 #[tokio::test]
 async fn an_admission_webhook_refusing_the_dry_run_is_logged_and_nothing_is_applied() {
     let denied = "admission webhook \"validation.gatekeeper.sh\" denied the request: [no-openai-api-key] container app declares OPENAI_API_KEY; use Vault";
-    let script = vec![
-        ex(
-            "GET",
-            NS,
-            200,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}),
-        ),
-        ex("PATCH", NS, 200, json!({})).apply(true),
-        ex("PATCH", SA, 200, json!({})).apply(true),
-        ex("PATCH", SVC, 200, json!({})).apply(true),
-        ex("PATCH", DEPLOY, 403, status(403, "Forbidden", denied)).apply(true),
-        // No request after this: the conversation fails on any apply.
-    ];
+    let script = refused_dry_run(403, status(403, "Forbidden", denied));
     let (result, lines, seen) = run(script, options(true, Duration::from_secs(5))).await;
     let err = result.unwrap_err();
     assert!(err.contains("nothing was applied"), "{err}");
@@ -383,18 +389,7 @@ async fn an_admission_webhook_refusing_the_dry_run_is_logged_and_nothing_is_appl
 #[tokio::test]
 async fn a_field_conflict_names_the_other_manager_and_the_way_out() {
     let conflict = "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas";
-    let script = vec![
-        ex(
-            "GET",
-            NS,
-            200,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}}),
-        ),
-        ex("PATCH", NS, 200, json!({})).apply(true),
-        ex("PATCH", SA, 200, json!({})).apply(true),
-        ex("PATCH", SVC, 200, json!({})).apply(true),
-        ex("PATCH", DEPLOY, 409, status(409, "Conflict", conflict)).apply(true),
-    ];
+    let script = refused_dry_run(409, status(409, "Conflict", conflict));
     let (result, lines, _) = run(script, options(false, Duration::from_secs(5))).await;
     let err = result.unwrap_err();
     assert!(err.contains("kubectl-client-side-apply"), "{err}");

@@ -1984,21 +1984,31 @@ async fn kube_apply_deploys_after_the_policy_check_and_a_server_dry_run_and_reco
         ],
     )
     .await;
-    let create = |name: &str, image: &str, stuck: bool| {
-        json!({"templateRef": "template:default/kube-deployed",
-            "values": {"name": name, "image": image, "stuck": stuck}})
+    // Runs the template with `values` added to a name and an image; the
+    // task id and the finished task.
+    let deploy = |name: &'static str, image: &'static str, extra: Value| {
+        let f = &f;
+        async move {
+            let mut values = json!({"name": name, "image": image});
+            values
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let (status, created) = f
+                .app
+                .as_(DEV)
+                .post(
+                    "/api/scaffolder/v2/tasks",
+                    json!({"templateRef": "template:default/kube-deployed", "values": values}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            let id = created["id"].as_str().unwrap().to_owned();
+            let task = f.wait_for(&id, &["completed", "failed"]).await;
+            (id, task)
+        }
     };
-    let (status, created) = f
-        .app
-        .as_(DEV)
-        .post(
-            "/api/scaffolder/v2/tasks",
-            create("svc-kube", "registry.example/svc:1.0.0", false),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    let task = f.wait_for(&id, &["completed", "failed"]).await;
+    let (id, task) = deploy("svc-kube", "registry.example/svc:1.0.0", json!({})).await;
     let messages = f.messages(&id).await;
     assert_eq!(task["status"], "completed", "{task} {messages:#?}");
     let position = |needle: &str| {
@@ -2058,17 +2068,7 @@ async fn kube_apply_deploys_after_the_policy_check_and_a_server_dry_run_and_reco
 
     // Running it again converges: same objects, same generation.
     let generation = deployment["metadata"]["generation"].clone();
-    let (_, again) = f
-        .app
-        .as_(DEV)
-        .post(
-            "/api/scaffolder/v2/tasks",
-            create("svc-kube", "registry.example/svc:1.0.0", false),
-        )
-        .await;
-    let task = f
-        .wait_for(again["id"].as_str().unwrap(), &["completed", "failed"])
-        .await;
+    let (_, task) = deploy("svc-kube", "registry.example/svc:1.0.0", json!({})).await;
     assert_eq!(task["status"], "completed", "{task}");
     let after = stub
         .get("apps/v1", "Deployment", "payments", "svc-kube")
@@ -2076,16 +2076,7 @@ async fn kube_apply_deploys_after_the_policy_check_and_a_server_dry_run_and_reco
     assert_eq!(after["metadata"]["generation"], generation);
 
     // A policy violation stops everything before the cluster is asked anything.
-    let (_, bad) = f
-        .app
-        .as_(DEV)
-        .post(
-            "/api/scaffolder/v2/tasks",
-            create("svc-latest", "registry.example/svc:latest", false),
-        )
-        .await;
-    let bad_id = bad["id"].as_str().unwrap().to_owned();
-    let task = f.wait_for(&bad_id, &["completed", "failed"]).await;
+    let (bad_id, task) = deploy("svc-latest", "registry.example/svc:latest", json!({})).await;
     assert_eq!(task["status"], "failed", "{task}");
     assert!(stub
         .get("apps/v1", "Deployment", "payments", "svc-latest")
@@ -2097,18 +2088,12 @@ async fn kube_apply_deploys_after_the_policy_check_and_a_server_dry_run_and_reco
         .all(|m| !m.contains("dry run")));
 
     // Another team's namespace is refused before anything is sent.
-    let (_, other) = f
-        .app
-        .as_(DEV)
-        .post(
-            "/api/scaffolder/v2/tasks",
-            json!({"templateRef": "template:default/kube-deployed",
-                "values": {"name": "svc-elsewhere", "image": "registry.example/svc:1.0.0", "namespace": "search"}}),
-        )
-        .await;
-    let task = f
-        .wait_for(other["id"].as_str().unwrap(), &["completed", "failed"])
-        .await;
+    let (_, task) = deploy(
+        "svc-elsewhere",
+        "registry.example/svc:1.0.0",
+        json!({"namespace": "search"}),
+    )
+    .await;
     assert_eq!(task["status"], "failed", "{task}");
     assert!(
         task["error"]
@@ -2121,16 +2106,12 @@ async fn kube_apply_deploys_after_the_policy_check_and_a_server_dry_run_and_reco
 
     // A rollout that never becomes ready: the timeout, with the cluster's
     // events and the detected problem in the log; the objects stay applied.
-    let (_, stuck) = f
-        .app
-        .as_(DEV)
-        .post(
-            "/api/scaffolder/v2/tasks",
-            create("svc-stuck", "registry.example/missing:1.0.0", true),
-        )
-        .await;
-    let stuck_id = stuck["id"].as_str().unwrap().to_owned();
-    let task = f.wait_for(&stuck_id, &["completed", "failed"]).await;
+    let (stuck_id, task) = deploy(
+        "svc-stuck",
+        "registry.example/missing:1.0.0",
+        json!({"stuck": true}),
+    )
+    .await;
     assert_eq!(task["status"], "failed", "{task}");
     let error = task["error"].as_str().unwrap();
     assert!(
