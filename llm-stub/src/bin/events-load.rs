@@ -65,6 +65,9 @@ fn sha(c: usize, r: usize, k: usize) -> String {
     format!("{:016x}{r:016x}{k:08x}", c + 1)
 }
 
+/// A delivery ready to send: event, delivery id, body, signature.
+type Signed = (&'static str, String, Bytes, String);
+
 fn time(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
@@ -215,13 +218,30 @@ async fn send(args: Vec<String>) -> Result<serde_json::Value, String> {
     });
     let connections = number(&args, "--connections", 8)?;
     let slots = plan.components * plan.rounds;
+    // Every delivery is built and signed before the clock starts, so the
+    // load generator's own work does not take the server's CPU on a shared
+    // machine while it is measured.
+    let prepared: Arc<Vec<Vec<Signed>>> = Arc::new(
+        (0..slots)
+            .map(|slot| {
+                let (r, c) = (slot / plan.components, slot % plan.components);
+                plan.deliveries(c, r)
+                    .into_iter()
+                    .map(|(event, delivery, body)| {
+                        let signature =
+                            format!("sha256={}", hmac_sha256(secret.as_bytes(), body.as_bytes()));
+                        (event, delivery, Bytes::from(body), signature)
+                    })
+                    .collect()
+            })
+            .collect(),
+    );
     let next = Arc::new(AtomicUsize::new(0));
-    let secret = Arc::new(secret);
     let addr = Arc::new(addr);
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..connections {
-        let (plan, next, secret, addr) = (plan.clone(), next.clone(), secret.clone(), addr.clone());
+        let (prepared, next, addr) = (prepared.clone(), next.clone(), addr.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies: Vec<u64> = Vec::new();
             let mut failures: Vec<String> = Vec::new();
@@ -232,10 +252,7 @@ async fn send(args: Vec<String>) -> Result<serde_json::Value, String> {
                     break;
                 }
                 // Round by round across every repository, as time passes.
-                let (r, c) = (slot / plan.components, slot % plan.components);
-                for (event, delivery, body) in plan.deliveries(c, r) {
-                    let signature =
-                        format!("sha256={}", hmac_sha256(secret.as_bytes(), body.as_bytes()));
+                for (event, delivery, body, signature) in prepared[slot].iter().cloned() {
                     let request = Request::builder()
                         .method(Method::POST)
                         .uri("/api/events/v1/github")
@@ -244,7 +261,7 @@ async fn send(args: Vec<String>) -> Result<serde_json::Value, String> {
                         .header("x-github-event", event)
                         .header("x-github-delivery", delivery)
                         .header("x-hub-signature-256", signature)
-                        .body(Full::new(Bytes::from(body)))
+                        .body(Full::new(body))
                         .map_err(|e| e.to_string());
                     let Ok(request) = request else { continue };
                     if sender
