@@ -117,6 +117,17 @@ fn problem_tone(p: &Problem) -> Tone {
     }
 }
 
+/// A cluster's state as a badge: the clusters page's (`ok`, `unreachable`,
+/// `unknown`) and a service's view of it (`ok`, `unreachable`, `invalid`).
+fn state_badge(state: &str) -> AnyView {
+    match state {
+        "ok" => view! { <Badge tone=Tone::Success>"reachable"</Badge> }.into_any(),
+        "invalid" => view! { <Badge tone=Tone::Warning>"misconfigured"</Badge> }.into_any(),
+        "unknown" => view! { <Badge>"not checked yet"</Badge> }.into_any(),
+        _ => view! { <Badge tone=Tone::Danger>"unreachable"</Badge> }.into_any(),
+    }
+}
+
 #[component]
 fn ClusterSection(c: ClusterRuntime, entity_ref: String) -> impl IntoView {
     let ClusterRuntime {
@@ -137,10 +148,7 @@ fn ClusterSection(c: ClusterRuntime, entity_ref: String) -> impl IntoView {
     } = c;
     let heading = format!("{cluster_name} · {namespace}");
     let nothing = state == "ok" && workloads.is_empty() && pods.is_empty();
-    let state_badge = match state.as_str() {
-        "ok" => view! { <Badge tone=Tone::Success>"reachable"</Badge> }.into_any(),
-        _ => view! { <Badge tone=Tone::Danger>"unreachable"</Badge> }.into_any(),
-    };
+    let state_badge = state_badge(&state);
     let logs = RwSignal::new(None::<Result<PodLogs, AppError>>);
     let can_logs = can_read_logs;
     let cluster = cluster_name.clone();
@@ -302,7 +310,7 @@ pub fn TeamRuntimeCard(team: String) -> impl IntoView {
                                                 view! {
                                                     <tr>
                                                         <td><a href=href.clone() class="text-indigo-700 hover:underline dark:text-indigo-300">{name.clone()}</a></td>
-                                                        <td>{format!("{} · {}", c.cluster, c.namespace)}{(c.state != "ok").then(|| view! { " "<Badge tone=Tone::Danger>"unreachable"</Badge> })}</td>
+                                                        <td>{format!("{} · {}", c.cluster, c.namespace)}{(c.state != "ok").then(|| view! { " "{state_badge(&c.state)} })}</td>
                                                         <td class="tabular-nums">{format!("{ready} / {}", c.pods.len())}</td>
                                                         <td>
                                                             {(errors > 0).then(|| view! { <Badge tone=Tone::Danger>{format!("{errors} failing")}</Badge> })}
@@ -349,10 +357,7 @@ pub fn ClustersPage() -> impl IntoView {
                                             <tr data-testid="cluster-row" data-state=c.state.clone()>
                                                 <td class="font-medium">{c.name.clone()}{c.production.then(|| view! { " "<Badge tone=Tone::Warning>"production"</Badge> })}</td>
                                                 <td>
-                                                    {match c.state.as_str() {
-                                                        "ok" => view! { <Badge tone=Tone::Success>"reachable"</Badge> }.into_any(),
-                                                        _ => view! { <Badge tone=Tone::Danger>"unreachable"</Badge> }.into_any(),
-                                                    }}
+                                                    {state_badge(&c.state)}
                                                     {c.latency_ms.map(|ms| view! { <span class="ml-1 text-xs text-slate-500">{format!("{ms} ms")}</span> })}
                                                     {c.message.clone().map(|m| view! { <p class="mt-1 text-xs text-red-700 dark:text-red-300">{m}</p> })}
                                                 </td>

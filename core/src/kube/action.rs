@@ -70,15 +70,8 @@ pub async fn kube_apply(ctx: &ActionContext<'_>, input: &Value) -> Result<Value,
         return Err("no Kubernetes cluster is connected to Paved (PAVED_KUBE_CLUSTERS); ask a platform admin to connect one, or remove the kube:apply step".into());
     }
     let team = ctx
-        .owner_team
+        .team()
         .map(str::to_owned)
-        .or_else(|| {
-            let mut teams = ctx.principal.teams.keys();
-            match (teams.next(), teams.next()) {
-                (Some(only), None) => Some(only.clone()),
-                _ => None,
-            }
-        })
         .ok_or("kube:apply needs the owning team: add an OwnerPicker to the template")?;
     crate::auth::authorize(ctx.principal, crate::auth::Action::ActInTeam(&team))
         .map_err(|e| e.to_string())?;
@@ -216,19 +209,15 @@ pub async fn kube_apply(ctx: &ActionContext<'_>, input: &Value) -> Result<Value,
         .map_err(|e| format!("cluster {cluster_name}: {e}"))?;
     let progress = TaskProgress { ctx };
     let selector = selector_of(&plan, entity_ref.as_deref());
-    // The service's Vault role must name this namespace before pods start.
-    let outcome = apply::run(
-        &client,
-        &plan,
-        &Options {
-            force,
-            wait: false,
-            timeout: Duration::from_secs(timeout),
-            poll: super::poll(ctx.core),
-        },
-        &progress,
-    )
-    .await?;
+    // Applied without waiting: the service's Vault role must name this
+    // namespace before its pods need it, so the rollout is waited for after.
+    let options = Options {
+        force,
+        wait: false,
+        timeout: Duration::from_secs(timeout),
+        poll: kube.config.rollout_poll,
+    };
+    let outcome = apply::run(&client, &plan, &options, &progress).await?;
     let now = crate::now_unix();
     if let Some(entity_ref) = &entity_ref {
         super::record_placement(
@@ -260,34 +249,26 @@ pub async fn kube_apply(ctx: &ActionContext<'_>, input: &Value) -> Result<Value,
     }
     let mut ready = false;
     if wait {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
-        apply::wait_all(
-            &client,
-            &plan,
-            deadline,
-            &Options {
-                force,
-                wait,
-                timeout: Duration::from_secs(timeout),
-                poll: super::poll(ctx.core),
-            },
-            &progress,
-        )
-        .await?;
+        let deadline = tokio::time::Instant::now() + options.timeout;
+        apply::wait_all(&client, &plan, deadline, &options, &progress).await?;
         ready = true;
         if let Some(entity_ref) = &entity_ref {
-            let _ = sqlx::query!(
+            if let Err(e) = sqlx::query!(
                 "UPDATE kube_placements SET ready = 1 WHERE entity_ref = ?1 AND cluster = ?2",
                 entity_ref,
                 cluster_name
             )
             .execute(&ctx.core.db)
-            .await;
+            .await
+            {
+                tracing::error!(error = %e, entity = %entity_ref, "cannot mark the placement ready");
+            }
         }
     }
     if cluster.config.production && (ready || !wait) {
         if let Some(entity_ref) = &entity_ref {
             let sha = actions::input_str(input, "sha").map(str::to_owned);
+            let finished_at = crate::now_unix();
             let deployment = crate::outcomes::events::Deployment {
                 key: format!("{}-{}", ctx.task_id, ctx.step_id),
                 repo: None,
@@ -296,19 +277,12 @@ pub async fn kube_apply(ctx: &ActionContext<'_>, input: &Value) -> Result<Value,
                 sha,
                 status: crate::outcomes::events::DeployStatus::Success,
                 started_at: None,
-                finished_at: crate::now_unix(),
+                finished_at,
                 rework: None,
                 fixes: None,
                 title: Some(format!("kube:apply to {cluster_name}/{namespace}")),
             };
-            match crate::outcomes::record_own_deployment(
-                ctx.core,
-                &format!("{}-{}", ctx.task_id, ctx.step_id),
-                deployment,
-                crate::now_unix(),
-            )
-            .await
-            {
+            match crate::outcomes::record_own_deployment(ctx.core, deployment, finished_at).await {
                 Ok(_) => {
                     ctx.info(format!(
                         "Recorded a {} deployment of {entity_ref} for delivery outcomes",

@@ -12,9 +12,6 @@ pub mod detect;
 pub mod resources;
 pub mod runtime;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
 use paved_shared::kube::{ClusterRuntime, ClusterView, PodLogs, RuntimeView};
@@ -208,6 +205,26 @@ pub fn is_object_name(name: &str) -> bool {
         && name.split('.').all(crate::secrets::store::is_dns1123_label)
 }
 
+/// A cluster's part of the view with nothing to show but `state` and why.
+fn empty_view(target: &Target, state: &str, message: String) -> ClusterRuntime {
+    ClusterRuntime {
+        cluster: target.cluster.clone(),
+        namespace: target.namespace.clone(),
+        selector: target.selector.clone(),
+        state: state.into(),
+        message: Some(message),
+        stale: false,
+        fetched_at: None,
+        workloads: Vec::new(),
+        pods: Vec::new(),
+        hpas: Vec::new(),
+        endpoints: Vec::new(),
+        problems: Vec::new(),
+        events: None,
+        can_read_logs: false,
+    }
+}
+
 fn unreachable(target: &Target, message: String, stale: Option<ClusterRuntime>) -> ClusterRuntime {
     match stale {
         Some(mut view) => {
@@ -220,25 +237,14 @@ fn unreachable(target: &Target, message: String, stale: Option<ClusterRuntime>) 
             ));
             view
         }
-        None => ClusterRuntime {
-            cluster: target.cluster.clone(),
-            namespace: target.namespace.clone(),
-            selector: target.selector.clone(),
-            state: "unreachable".into(),
-            message: Some(format!(
+        None => empty_view(
+            target,
+            "unreachable",
+            format!(
                 "{} cannot be reached: {message}. Paved tries again on the next refresh; if it persists, ask a platform admin to check the cluster's credentials and network on the Clusters page.",
                 target.cluster
-            )),
-            stale: false,
-            fetched_at: None,
-            workloads: Vec::new(),
-            pods: Vec::new(),
-            hpas: Vec::new(),
-            endpoints: Vec::new(),
-            problems: Vec::new(),
-            events: None,
-            can_read_logs: false,
-        },
+            ),
+        ),
     }
 }
 
@@ -256,33 +262,26 @@ async fn cluster_runtime(
         );
     };
     if !crate::secrets::store::is_dns1123_label(&target.namespace) {
-        let mut view = unreachable(target, String::new(), None);
-        view.state = "invalid".into();
-        view.message = Some(format!(
-            "`{}` is not a Kubernetes namespace; fix the {NAMESPACE_ANNOTATION} annotation",
-            target.namespace
-        ));
-        return view;
+        return empty_view(
+            target,
+            "invalid",
+            format!(
+                "`{}` is not a Kubernetes namespace; fix the {NAMESPACE_ANNOTATION} annotation",
+                target.namespace
+            ),
+        );
     }
-    let selector = match Selector::parse(&target.selector).and_then(|s| {
-        if s.selects() {
-            Ok(s)
-        } else {
-            Err(
-                "it only says what to leave out, so it would select everything in the namespace"
-                    .into(),
-            )
-        }
-    }) {
+    let selector = match Selector::usable(&target.selector) {
         Ok(s) => s,
         Err(e) => {
-            let mut view = unreachable(target, String::new(), None);
-            view.state = "invalid".into();
-            view.message = Some(format!(
-                "the label selector `{}` cannot be used: {e}; fix the {SELECTOR_ANNOTATION} annotation",
-                target.selector
-            ));
-            return view;
+            return empty_view(
+                target,
+                "invalid",
+                format!(
+                    "the label selector `{}` cannot be used: {e}; fix the {SELECTOR_ANNOTATION} annotation",
+                    target.selector
+                ),
+            )
         }
     };
     let read = core
@@ -451,13 +450,13 @@ pub async fn logs(
         .clusters
         .get(cluster_name)
         .ok_or_else(|| CoreError::NotFound(format!("cluster {cluster_name}")))?;
-    let selector = Selector::parse(&target.selector)
-        .ok()
-        .filter(Selector::selects)
-        .ok_or_else(|| CoreError::Invalid {
-            field: "selector",
-            message: format!("the label selector `{}` cannot be used", target.selector),
-        })?;
+    let selector = Selector::usable(&target.selector).map_err(|e| CoreError::Invalid {
+        field: "selector",
+        message: format!(
+            "the label selector `{}` cannot be used: {e}",
+            target.selector
+        ),
+    })?;
     let client = cluster.client().await.map_err(CoreError::Unavailable)?;
     let pods: Api<Pod> = Api::namespaced(client, &target.namespace);
     let found = pods
@@ -598,24 +597,4 @@ pub async fn workload_placement(
             .and_then(|c| c.vault_auth_mount.clone());
         (r.namespace, mount)
     }))
-}
-
-/// Test support: the entity's runtime at a chosen instant.
-#[doc(hidden)]
-pub async fn runtime_at(
-    core: &CoreState,
-    principal: &Principal,
-    entity_ref: &str,
-    now: jiff::Timestamp,
-) -> Result<RuntimeView, CoreError> {
-    let entity = crate::catalog::store::entity_by_ref(&core.db, entity_ref).await?;
-    runtime_of(core, principal, entity_ref, &entity, now).await
-}
-
-/// Shared handle type.
-pub type KubeHandle = Arc<Kube>;
-
-/// A poll interval no shorter than the configured one (tests shorten it).
-pub fn poll(core: &CoreState) -> Duration {
-    core.kube.config.rollout_poll
 }

@@ -292,6 +292,20 @@ impl Selector {
         Ok(Self(out))
     }
 
+    /// Parses a selector the runtime view may use: valid, and naming what to
+    /// select ([`Selector::selects`]).
+    pub fn usable(text: &str) -> Result<Self, String> {
+        let selector = Self::parse(text)?;
+        if selector.selects() {
+            Ok(selector)
+        } else {
+            Err(
+                "it only says what to leave out, so it would select everything in the namespace"
+                    .into(),
+            )
+        }
+    }
+
     /// Whether it names what to select (an `=`, `in` or existence
     /// requirement), rather than only what to leave out: `!x` alone would
     /// select every object in the namespace.

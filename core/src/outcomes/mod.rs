@@ -199,10 +199,10 @@ pub async fn receive(
 pub const PAVED_SOURCE: &str = "paved";
 
 /// Keeps a deployment Paved made itself (a golden path's `kube:apply`),
-/// under its own source, as any delivery is kept: once per `delivery_id`.
+/// under its own source, as any delivery is kept: once per deployment key
+/// (the delivery's id).
 pub async fn record_own_deployment(
     core: &crate::CoreState,
-    delivery_id: &str,
     deployment: events::Deployment,
     now: i64,
 ) -> Result<bool, CoreError> {
@@ -238,7 +238,7 @@ pub async fn record_own_deployment(
             pool,
             store::Job {
                 source_id: PAVED_SOURCE.into(),
-                delivery_id: delivery_id.to_owned(),
+                delivery_id: deployment.key.clone(),
                 event: "deployment".into(),
                 body,
                 facts: vec![Fact::Deployment(deployment)],

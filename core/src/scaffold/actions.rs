@@ -48,6 +48,18 @@ impl ActionContext<'_> {
     pub(crate) async fn info(&self, message: impl AsRef<str>) {
         self.log.info(Some(self.step_id), message.as_ref()).await;
     }
+
+    /// The team the service is for: the owner picker's, else the creator's
+    /// only team.
+    pub(crate) fn team(&self) -> Option<&str> {
+        self.owner_team.or_else(|| {
+            let mut teams = self.principal.teams.keys();
+            match (teams.next(), teams.next()) {
+                (Some(only), None) => Some(only.as_str()),
+                _ => None,
+            }
+        })
+    }
 }
 
 /// Runs `action` with `input`; answers its output or a message for people.
@@ -1299,14 +1311,7 @@ pub(crate) async fn check_and_log(
     ctx: &ActionContext<'_>,
     files: &[paved_policy::docs::SourceFile],
 ) -> Result<Value, String> {
-    // The team the service is for: its owner picker's, else the creator's only team.
-    let team = ctx.owner_team.or_else(|| {
-        let mut teams = ctx.principal.teams.keys();
-        match (teams.next(), teams.next()) {
-            (Some(only), None) => Some(only.as_str()),
-            _ => None,
-        }
-    });
+    let team = ctx.team();
     let label = format!("task {}: ", ctx.task_id);
     let reports = crate::policy::check_files(
         ctx.core,
