@@ -1,6 +1,8 @@
-//! `/llm/v1`: the OpenAI-compatible gateway. Callers authenticate with a
-//! team's gateway key (`Authorization: Bearer pvg_…`), not a session, so
-//! these routes sit outside the portal's session and sign-in layers.
+//! `/llm/v1`: the OpenAI-compatible gateway (chat completions, the Responses
+//! API, embeddings), and `/llm/anthropic/v1`: Anthropic's Messages API.
+//! Callers authenticate with a team's gateway key (`Authorization: Bearer
+//! pvg_…`, or Anthropic's `x-api-key: pvg_…`), not a session, so these routes
+//! sit outside the portal's session and sign-in layers.
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -17,8 +19,17 @@ use crate::AppState;
 pub fn routes(max_body_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/chat/completions", post(chat))
+        .route("/responses", post(responses))
         .route("/embeddings", post(embeddings))
         .route("/models", get(models))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+/// Anthropic's API (mounted at `/llm/anthropic/v1`), answering in Anthropic's shapes.
+pub fn anthropic_routes(max_body_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route("/messages", post(messages))
+        .route("/models", get(anthropic_models))
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
@@ -28,6 +39,15 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
+}
+
+/// The gateway key as Anthropic's SDKs send it (`x-api-key`), else a bearer token.
+fn api_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .or_else(|| bearer(headers))
 }
 
 fn text(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -65,7 +85,12 @@ async fn call(
     operation: Operation,
 ) -> Response {
     let gateway = &state.core.gateway;
-    let key = match gateway.authenticate(bearer(&headers)).await {
+    let credential = if operation == Operation::Messages {
+        api_key(&headers)
+    } else {
+        bearer(&headers)
+    };
+    let key = match gateway.authenticate(credential).await {
         Ok(key) => key,
         Err(reply) => return respond(reply),
     };
@@ -94,6 +119,8 @@ async fn call(
                 traceparent: text(&headers, "traceparent"),
                 tracestate: text(&headers, "tracestate"),
                 feature: text(&headers, "x-paved-feature"),
+                anthropic_version: text(&headers, "anthropic-version"),
+                anthropic_beta: text(&headers, "anthropic-beta"),
             },
         )
         .await;
@@ -106,6 +133,69 @@ async fn chat(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     call(state, headers, body, Operation::Chat).await
+}
+
+async fn responses(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    call(state, headers, body, Operation::Responses).await
+}
+
+async fn messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    anthropic_errors(call(state, headers, body, Operation::Messages).await).await
+}
+
+async fn anthropic_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let gateway = &state.core.gateway;
+    match gateway.authenticate(api_key(&headers)).await {
+        Ok(key) => respond(gateway.anthropic_models_for(&key)),
+        Err(reply) => anthropic_errors(respond(reply)).await,
+    }
+}
+
+/// Paved's own refusals in Anthropic's error shape
+/// (`{"type": "error", "error": {"type", "message"}}`), so Anthropic's SDKs
+/// raise their usual exceptions; Anthropic's own errors pass unchanged.
+async fn anthropic_errors(response: Response) -> Response {
+    if response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    if value["type"] == "error" {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    let message = value["error"]["message"]
+        .as_str()
+        .unwrap_or("request failed");
+    let kind = match parts.status.as_u16() {
+        400 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        409 => "invalid_request_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    };
+    let body = serde_json::json!({
+        "type": "error",
+        "error": {"type": kind, "message": message, "paved_code": value["error"]["type"]},
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body.to_string()))
 }
 
 async fn embeddings(

@@ -181,10 +181,15 @@ pub fn router(state: AppState) -> Router {
     };
     let leptos_options = state.leptos.clone();
     // The gateway authenticates its own keys: no session, no sign-in redirect.
-    let gateway = Router::new().nest(
-        "/llm/v1",
-        gateway_api::routes(state.core.gateway.max_body_bytes()),
-    );
+    let gateway = Router::new()
+        .nest(
+            "/llm/v1",
+            gateway_api::routes(state.core.gateway.max_body_bytes()),
+        )
+        .nest(
+            "/llm/anthropic/v1",
+            gateway_api::anthropic_routes(state.core.gateway.max_body_bytes()),
+        );
     // Git hosts authenticate their deliveries with a signature, not a session.
     let webhooks = Router::new()
         .route(

@@ -280,6 +280,14 @@ pub struct UsageRecord {
     pub idempotency_key: Option<String>,
     /// The reservation, if one was made.
     pub reservation_id: Option<String>,
+    /// The deployment that served (or was last tried).
+    pub deployment: Option<String>,
+    /// The model the caller asked for, when another one (a fallback) served.
+    pub requested_model: Option<String>,
+    /// Deployments tried (at least 1).
+    pub attempts: i64,
+    /// Why earlier deployments were passed over, e.g. `m/east 429`.
+    pub fallbacks: Option<String>,
 }
 
 /// A soft-threshold crossing to announce once per period.
@@ -374,6 +382,11 @@ enum Write {
         model: String,
         idempotency: Option<(String, String)>,
         created_at: i64,
+        ack: oneshot::Sender<Result<(), String>>,
+    },
+    Grow {
+        id: String,
+        amount_nanocents: i64,
         ack: oneshot::Sender<Result<(), String>>,
     },
     Finish {
@@ -868,6 +881,86 @@ impl Ledger {
         Ok(hold)
     }
 
+    /// Raises a hold to `amount_nanocents` (a fallback to a dearer model),
+    /// taking only the difference against every budget that applies,
+    /// atomically, and committing it before returning; a hold already that
+    /// large is left as it is. Refuses, leaving the hold unchanged, when the
+    /// difference does not fit.
+    pub async fn grow(&self, hold: &mut Hold, amount_nanocents: i64) -> Result<(), LedgerError> {
+        let extra = amount_nanocents - hold.amount_nanocents;
+        if extra <= 0 {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        {
+            let mut state = self.lock();
+            if !state.holds.contains_key(&hold.id) {
+                return Err(LedgerError::Unavailable(
+                    "the budget hold lapsed before the fallback".into(),
+                ));
+            }
+            let keys = state.applicable(&hold.team, &hold.workspace);
+            for key in &keys {
+                state.roll(key, &self.tz, now);
+                let Some(scope) = state.scopes.get(key) else {
+                    continue;
+                };
+                let limit = scope.rule.limit_cents.saturating_mul(NANOCENTS_PER_CENT);
+                let committed = scope.settled + scope.reserved;
+                if scope.rule.on_limit == OnLimit::Block && committed.saturating_add(extra) > limit
+                {
+                    return Err(LedgerError::BudgetExceeded {
+                        scope: key.clone(),
+                        period: scope.rule.period,
+                        limit_cents: scope.rule.limit_cents,
+                        committed_nanocents: committed,
+                        needed_nanocents: extra,
+                        remaining_cents: (limit - committed).max(0) / NANOCENTS_PER_CENT,
+                        resets_at: rfc3339(scope.period_end, &self.tz),
+                    });
+                }
+            }
+            for key in &keys {
+                if let Some(scope) = state.scopes.get_mut(key) {
+                    scope.reserved += extra;
+                }
+            }
+            if let Some(h) = state.holds.get_mut(&hold.id) {
+                h.amount_nanocents = amount_nanocents;
+            }
+        }
+        let (ack, committed) = oneshot::channel();
+        let sent = self.writes.send(Write::Grow {
+            id: hold.id.clone(),
+            amount_nanocents,
+            ack,
+        });
+        let result = match sent {
+            Ok(()) => committed
+                .await
+                .unwrap_or_else(|_| Err("the ledger writer stopped".into())),
+            Err(_) => Err("the ledger writer stopped".into()),
+        };
+        if let Err(reason) = result {
+            tracing::error!(%reason, "cannot commit a larger hold; refusing the fallback");
+            let mut state = self.lock();
+            let keys = state.applicable(&hold.team, &hold.workspace);
+            if let Some(h) = state.holds.get_mut(&hold.id) {
+                h.amount_nanocents = hold.amount_nanocents;
+                for key in &keys {
+                    if let Some(scope) = state.scopes.get_mut(key) {
+                        scope.reserved -= extra;
+                    }
+                }
+            }
+            return Err(LedgerError::Unavailable(
+                "the budget ledger cannot be written".into(),
+            ));
+        }
+        hold.amount_nanocents = amount_nanocents;
+        Ok(())
+    }
+
     /// Removes a hold from memory, adding `actual` to settled spend when given.
     /// Returns a soft-threshold crossing if this settlement caused one.
     fn release(&self, id: &str, settle: Option<(i64, i64, &str, &str)>) -> Option<SoftAlert> {
@@ -1102,7 +1195,7 @@ async fn writer(
         let mut committed = Vec::new();
         for (w, result) in outcomes {
             match w {
-                Write::Reserve { ack, .. } => acks.push((ack, result)),
+                Write::Reserve { ack, .. } | Write::Grow { ack, .. } => acks.push((ack, result)),
                 Write::Flush(ack) => flushes.push(ack),
                 Write::Finish {
                     response: Some((key, _, stored)),
@@ -1177,6 +1270,19 @@ async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
                 .execute(&mut *tx)
                 .await?;
             }
+            Write::Grow {
+                id,
+                amount_nanocents,
+                ..
+            } => {
+                sqlx::query!(
+                    "UPDATE llm_reservations SET amount_nanocents = ?2 WHERE id = ?1 AND state = 'held'",
+                    id,
+                    amount_nanocents
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
             Write::Finish {
                 id,
                 state,
@@ -1216,11 +1322,12 @@ async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
             }
             Write::Usage(u) => {
                 let status = i64::from(u.status);
+                let attempts = u.attempts.max(1);
                 sqlx::query!(
                     r#"INSERT INTO llm_usage (at, team, workspace_id, key_id, key_name, provider, model, request_type,
                          input_tokens, output_tokens, cost_nanocents, latency_ms, status, error_type, trace_id,
-                         idempotency_key, reservation_id, feature, overhead_us)
-                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"#,
+                         idempotency_key, reservation_id, feature, overhead_us, deployment, requested_model, attempts, fallbacks)
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"#,
                     u.at_ms,
                     u.team,
                     u.workspace,
@@ -1239,7 +1346,11 @@ async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
                     u.idempotency_key,
                     u.reservation_id,
                     u.feature,
-                    u.overhead_us
+                    u.overhead_us,
+                    u.deployment,
+                    u.requested_model,
+                    attempts,
+                    u.fallbacks
                 )
                 .execute(&mut *tx)
                 .await?;

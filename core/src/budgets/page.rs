@@ -261,7 +261,8 @@ fn price_line(core: &CoreState, p: prices::PriceRow) -> PriceLine {
     let routed = core
         .gateway
         .routes()
-        .any(|r| r.provider == p.provider && r.model == p.model);
+        .flat_map(|r| &r.deployments)
+        .any(|d| d.provider == p.provider && d.price_model == p.model);
     PriceLine {
         routed,
         input_usd: usd(p.input_millicents_per_mtok),

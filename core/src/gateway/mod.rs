@@ -5,10 +5,12 @@
 //! breakers, and records metrics, spans and one usage record per request.
 //! The HTTP layer (`server`) turns a [`Reply`] into a response.
 
+pub mod anthropic;
 pub mod breaker;
 pub mod config;
 pub mod metrics;
 pub mod retry;
+pub mod routing;
 mod stream;
 
 use std::collections::HashMap;
@@ -34,7 +36,7 @@ use crate::budgets::Budgets;
 use crate::config::Config;
 use crate::secrets::vault::Vault;
 use breaker::{Breakers, Permit};
-use config::{ModelKind, ModelRoute};
+use config::{Api, Deployment, ModelKind, ModelRoute};
 use metrics::GatewayMetrics;
 
 /// The longest `Idempotency-Key` accepted.
@@ -43,18 +45,50 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// What a caller asked the gateway to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
-    /// `POST /chat/completions`.
+    /// `POST /llm/v1/chat/completions`.
     Chat,
-    /// `POST /embeddings`.
+    /// `POST /llm/v1/embeddings`.
     Embeddings,
+    /// `POST /llm/v1/responses` (OpenAI's Responses API).
+    Responses,
+    /// `POST /llm/anthropic/v1/messages` (Anthropic's Messages API).
+    Messages,
 }
 
 impl Operation {
-    /// `gen_ai.operation.name` and the `request_type` label.
+    /// The `request_type` label and the usage record's type.
     pub fn name(self) -> &'static str {
         match self {
             Operation::Chat => "chat",
             Operation::Embeddings => "embeddings",
+            Operation::Responses => "responses",
+            Operation::Messages => "messages",
+        }
+    }
+
+    /// `gen_ai.operation.name` (OpenTelemetry's GenAI conventions).
+    pub fn otel_name(self) -> &'static str {
+        match self {
+            Operation::Embeddings => "embeddings",
+            _ => "chat",
+        }
+    }
+
+    /// The kind of model it needs.
+    pub fn kind(self) -> ModelKind {
+        match self {
+            Operation::Embeddings => ModelKind::Embeddings,
+            _ => ModelKind::Chat,
+        }
+    }
+
+    /// Whether a deployment speaking `api` can serve it (chat completions
+    /// are translated for Anthropic; the other APIs pass through as they are).
+    pub fn served_by(self, api: Api) -> bool {
+        match self {
+            Operation::Chat => true,
+            Operation::Embeddings | Operation::Responses => api == Api::Openai,
+            Operation::Messages => api == Api::Anthropic,
         }
     }
 }
@@ -74,6 +108,10 @@ pub struct Call {
     pub tracestate: Option<String>,
     /// The `X-Paved-Feature` header: the product feature the call serves.
     pub feature: Option<String>,
+    /// Anthropic's `anthropic-version` header (Messages API callers).
+    pub anthropic_version: Option<String>,
+    /// Anthropic's `anthropic-beta` header (Messages API callers).
+    pub anthropic_beta: Option<String>,
 }
 
 /// The longest feature name a caller may send.
@@ -260,8 +298,14 @@ pub struct Gateway {
     vault: Option<Arc<Vault>>,
     pool: SqlitePool,
     http: reqwest::Client,
-    credentials: Mutex<HashMap<(String, String), CachedCredential>>,
+    /// Provider keys by (team, provider, Vault path, field).
+    credentials: Mutex<HashMap<CredentialKey, CachedCredential>>,
+    /// Per-deployment load, latency and per-minute limits.
+    pub balancer: routing::Balancer,
 }
+
+/// Which provider key: team, provider, platform-wide Vault path, field.
+type CredentialKey = (String, String, Option<String>, String);
 
 /// A provider key read from Vault (or its absence) and when.
 type CachedCredential = (Option<SecretString>, Instant);
@@ -284,7 +328,14 @@ pub enum GatewayStartError {
 
 struct Context {
     key: KeyIdentity,
+    /// The model the caller asked for.
     route: ModelRoute,
+    /// The model and deployment being tried (finally: the one that served).
+    target: Candidate,
+    /// Deployments tried so far.
+    attempts: u32,
+    /// What failed before the deployment that served, e.g. `m/east 429`.
+    fallbacks: Vec<String>,
     operation: Operation,
     started: Instant,
     trace: TraceContext,
@@ -292,13 +343,17 @@ struct Context {
     span: tracing::Span,
     /// The product feature the caller named.
     feature: Option<String>,
+    /// The caller's `anthropic-version`, passed on to Anthropic.
+    anthropic_version: Option<String>,
+    /// The caller's `anthropic-beta`, passed on to Anthropic.
+    anthropic_beta: Option<String>,
 }
 
 impl Context {
     fn labels(&self) -> [&str; 5] {
         [
-            &self.route.provider,
-            &self.route.model,
+            &self.target.deployment.provider,
+            &self.target.model,
             &self.key.team,
             &self.key.workspace,
             self.operation.name(),
@@ -331,17 +386,29 @@ impl Outcome {
 }
 
 /// 503 `circuit_open` with the wait until the breaker lets a probe through.
-fn circuit_open(route: &ModelRoute, wait: Duration) -> Reply {
+fn circuit_open(target: &Candidate, wait: Duration) -> Reply {
     let seconds = wait.as_secs().max(1);
     Reply::error(
         503,
         "circuit_open",
         format!(
             "{} / {} is failing, so Paved paused requests to it; retry in {seconds} s.",
-            route.provider, route.model
+            target.deployment.provider, target.deployment.id
         ),
     )
     .with("retry-after", seconds.to_string())
+}
+
+/// One place a request may go: a model and one of its deployments, priced.
+#[derive(Debug, Clone)]
+struct Candidate {
+    /// The model's name (the caller's, or a fallback's).
+    model: String,
+    /// Output tokens assumed when the request sets no limit.
+    max_output_tokens: i64,
+    deployment: Deployment,
+    /// `None` while unpriced (such candidates are never called).
+    price: Option<Price>,
 }
 
 impl Gateway {
@@ -369,6 +436,7 @@ impl Gateway {
             pool,
             http,
             credentials: Mutex::default(),
+            balancer: routing::Balancer::default(),
         });
         tokio::spawn(retention(gateway.pool.clone(), clock));
         Ok(gateway)
@@ -379,10 +447,20 @@ impl Gateway {
         self.config.llm.routes.values()
     }
 
+    /// Whether some deployment of `route` has a price.
+    pub fn is_priced(&self, route: &ModelRoute) -> bool {
+        route.deployments.iter().any(|d| {
+            self.budgets
+                .prices
+                .get(&d.provider, &d.price_model)
+                .is_some()
+        })
+    }
+
     /// Models that are configured and priced (what a budget may allow).
     pub fn priced_models(&self) -> Vec<String> {
         self.routes()
-            .filter(|r| self.budgets.prices.get(&r.provider, &r.model).is_some())
+            .filter(|r| self.is_priced(r))
             .map(|r| r.model.clone())
             .collect()
     }
@@ -434,14 +512,14 @@ impl Gateway {
     pub fn models_for(&self, key: &KeyIdentity) -> Reply {
         let data: Vec<Value> = self
             .routes()
-            .filter(|r| self.budgets.prices.get(&r.provider, &r.model).is_some())
+            .filter(|r| self.is_priced(r))
             .filter(|r| {
                 self.budgets
                     .ledger
                     .allows_model(&key.team, &key.workspace, &r.model)
             })
             .map(
-                |r| json!({"id": r.model, "object": "model", "created": 0, "owned_by": r.provider}),
+                |r| json!({"id": r.model, "object": "model", "created": 0, "owned_by": r.provider()}),
             )
             .collect();
         Reply {
@@ -454,7 +532,37 @@ impl Gateway {
         }
     }
 
-    /// Handles one chat or embeddings call for `key`.
+    /// Anthropic's `GET /v1/models`: the models this key may use through
+    /// Anthropic's Messages API.
+    pub fn anthropic_models_for(&self, key: &KeyIdentity) -> Reply {
+        let data: Vec<Value> = self
+            .routes()
+            .filter(|r| r.deployments.iter().any(|d| d.api == Api::Anthropic))
+            .filter(|r| self.is_priced(r))
+            .filter(|r| {
+                self.budgets
+                    .ledger
+                    .allows_model(&key.team, &key.workspace, &r.model)
+            })
+            .map(|r| {
+                json!({"type": "model", "id": r.model, "display_name": r.model,
+                       "created_at": "1970-01-01T00:00:00Z"})
+            })
+            .collect();
+        let first = data.first().map(|m| m["id"].clone());
+        let last = data.last().map(|m| m["id"].clone());
+        Reply {
+            status: 200,
+            content_type: "application/json".into(),
+            headers: Vec::new(),
+            body: ReplyBody::Full(Bytes::from(
+                json!({"data": data, "has_more": false, "first_id": first, "last_id": last})
+                    .to_string(),
+            )),
+        }
+    }
+
+    /// Handles one call for `key`.
     pub async fn handle(self: &Arc<Self>, key: KeyIdentity, call: Call) -> Reply {
         let started = Instant::now();
         let mut trace =
@@ -483,38 +591,62 @@ impl Gateway {
                 format!("The model `{model}` is not offered by this gateway; GET /llm/v1/models lists yours."),
             );
         };
-        let wanted = match call.operation {
-            Operation::Chat => ModelKind::Chat,
-            Operation::Embeddings => ModelKind::Embeddings,
-        };
-        if route.kind != wanted {
+        if route.kind != call.operation.kind() {
             return Reply::error(
                 400,
                 "invalid_request_error",
-                format!("`{model}` is not a {} model.", call.operation.name()),
+                format!("`{model}` is not a {} model.", call.operation.otel_name()),
             );
         }
+        let Some(first) = route
+            .deployments
+            .iter()
+            .find(|d| call.operation.served_by(d.api))
+            .cloned()
+        else {
+            let api = match call.operation {
+                Operation::Messages => "Anthropic's Messages API (POST /llm/anthropic/v1/messages); call it through /llm/v1/chat/completions",
+                Operation::Responses => "the Responses API; call it through /llm/v1/chat/completions",
+                _ => "this API",
+            };
+            return Reply::error(
+                400,
+                "invalid_request_error",
+                format!("`{model}` is not served through {api}."),
+            );
+        };
+        let target = Candidate {
+            model: route.model.clone(),
+            max_output_tokens: route.max_output_tokens,
+            price: None,
+            deployment: first,
+        };
         let span = tracing::info_span!(
             "gen_ai",
-            otel.name = %format!("{} {}", call.operation.name(), model),
+            otel.name = %format!("{} {}", call.operation.otel_name(), model),
             otel.kind = "client",
             otel.status_code = Empty,
-            gen_ai.operation.name = call.operation.name(),
-            gen_ai.provider.name = %route.provider,
+            gen_ai.operation.name = call.operation.otel_name(),
+            gen_ai.provider.name = %target.deployment.provider,
             gen_ai.request.model = %model,
             gen_ai.response.model = Empty,
             gen_ai.usage.input_tokens = Empty,
             gen_ai.usage.output_tokens = Empty,
-            llm.provider = %route.provider,
+            llm.provider = %target.deployment.provider,
             llm.model = %model,
             llm.idempotency_key = Empty,
+            llm.request_type = call.operation.name(),
             error.type = Empty,
-            server.address = %route.server_address,
-            server.port = route.server_port,
+            server.address = %target.deployment.server_address,
+            server.port = target.deployment.server_port,
             trace_id = %trace.trace_id,
             paved.team = %key.team,
             paved.workspace_id = %key.workspace,
             paved.feature = feature.as_deref().unwrap_or(""),
+            paved.deployment = Empty,
+            paved.served_model = Empty,
+            paved.attempts = Empty,
+            paved.fallbacks = Empty,
         );
         trace.link(&span);
         let idempotency = match &call.idempotency_key {
@@ -534,12 +666,17 @@ impl Gateway {
         let ctx = Context {
             key,
             route,
+            target,
+            attempts: 0,
+            fallbacks: Vec::new(),
             operation: call.operation,
             started,
             trace,
             idempotency,
             span: span.clone(),
             feature,
+            anthropic_version: call.anthropic_version.filter(|v| valid_header_token(v)),
+            anthropic_beta: call.anthropic_beta.filter(|v| valid_header_token(v)),
         };
         self.clone()
             .run(ctx, parsed, call.body)
@@ -557,45 +694,341 @@ impl Gateway {
         reply
     }
 
-    /// One admitted request, in named steps: admit (model, price, idempotency,
-    /// worst-case bounds) → reserve the worst case → open the upstream
-    /// (breaker, credential) → call with retries → settle to the usage (or the
-    /// worst case when the provider may have billed) or void.
-    async fn run(self: Arc<Self>, ctx: Context, parsed: Value, body: Bytes) -> Reply {
+    /// One admitted request, in named steps: admit (model, idempotency,
+    /// worst-case bounds) → plan the deployments to try (the model's by
+    /// priority and weight, then its fallbacks) → for each: hold the worst
+    /// case at its price (reserve, or grow the hold by the difference) →
+    /// open the upstream (breaker, credential) → call → settle to the usage,
+    /// or move on to the next on a failure another deployment may not have.
+    async fn run(self: Arc<Self>, mut ctx: Context, parsed: Value, body: Bytes) -> Reply {
         let admitted = match self.admit(&ctx, &parsed, body.len()).await {
             Ok(a) => a,
             Err(early) => return early.reply(&self, &ctx),
         };
         drop(body);
-        let hold = match self.reserve(&ctx, &admitted).await {
-            Ok(hold) => hold,
-            Err(e) => return self.refusal(&ctx, e),
+        let mut plan = match self.plan(&ctx, &admitted) {
+            Ok(plan) => plan,
+            Err(early) => return early.reply(&self, &ctx),
         };
-        let (permit, credential) = match self.open_upstream(&ctx, &hold).await {
-            Ok(opened) => opened,
-            Err(reply) => return reply,
-        };
-        let call = UpstreamCall::new(&ctx, parsed);
-        let started = Instant::now();
-        match self
-            .call_with_retries(&ctx, &hold, &call, permit, credential.as_ref(), &admitted)
-            .await
-        {
-            Ok(response) => {
-                self.settle(ctx, hold, &admitted, &call, response, started)
-                    .await
+        let mut hold: Option<Hold> = None;
+        let mut last: Option<Failed> = None;
+        let mut next = 0;
+        while next < plan.len() {
+            let candidate = plan[next].clone();
+            next += 1;
+            let is_last = next == plan.len();
+            let Some(price) = candidate.price else {
+                continue;
+            };
+            self.aim(&mut ctx, &candidate);
+            let output_bound = admitted.output_bound(candidate.max_output_tokens);
+            let worst = price.cost(admitted.input_bound, output_bound);
+            let tokens = u64::try_from(admitted.input_bound.saturating_add(output_bound))
+                .unwrap_or(u64::MAX);
+            if !self.balancer.admit(
+                &candidate.deployment,
+                tokens,
+                self.budgets.ledger.now_ms() / 1000,
+            ) {
+                ctx.fallbacks.push(format!(
+                    "{} at its per-minute limit",
+                    candidate.deployment.id
+                ));
+                last = Some(Failed::Busy);
+                continue;
             }
-            Err(Attempts::CircuitOpen(wait)) => {
-                self.void(&ctx, &hold, 503, "circuit_open", started.elapsed());
-                circuit_open(&ctx.route, wait)
+            // The hold covers this deployment's worst case: reserved on the
+            // first attempt, grown by the difference for a dearer fallback.
+            let held = match hold.as_mut() {
+                None => match self.reserve(&ctx, &admitted, worst).await {
+                    Ok(h) => hold.insert(h),
+                    Err(e) => return self.refusal(&ctx, e),
+                },
+                Some(h) => {
+                    if let Err(e) = self.budgets.ledger.grow(h, worst).await {
+                        // The fallback does not fit the budget: refuse rather than overspend.
+                        let h = hold.take().expect("held");
+                        self.void(&ctx, &h, 429, "budget_exceeded", Duration::ZERO);
+                        return self.refusal_reply(e);
+                    }
+                    h
+                }
+            };
+            let call = match UpstreamCall::new(&ctx, &candidate, &parsed, output_bound) {
+                Ok(call) => call,
+                Err(message) => {
+                    ctx.fallbacks.push(format!(
+                        "{} cannot take the request",
+                        candidate.deployment.id
+                    ));
+                    last = Some(Failed::Untranslatable(message));
+                    continue;
+                }
+            };
+            let d = &candidate.deployment;
+            let permit = match self.breakers.acquire(&d.provider, &d.id, Instant::now()) {
+                Ok(p) => p,
+                Err(wait) => {
+                    ctx.fallbacks.push(format!("{} circuit open", d.id));
+                    last = Some(Failed::CircuitOpen(wait));
+                    continue;
+                }
+            };
+            let credential = match self.credential(&ctx.key.team, d).await {
+                Ok(c) => c,
+                Err(message) => {
+                    self.breakers.release(&d.provider, &d.id, permit);
+                    ctx.fallbacks.push(format!("{} credential", d.id));
+                    last = Some(Failed::Credential(message));
+                    continue;
+                }
+            };
+            let retries = if is_last {
+                self.config.llm.max_retries
+            } else {
+                0
+            };
+            let started = Instant::now();
+            let in_flight = self.balancer.start(d);
+            let result = self
+                .call_with_retries(
+                    &ctx,
+                    held,
+                    &call,
+                    permit,
+                    credential.as_ref(),
+                    output_bound,
+                    retries,
+                )
+                .await;
+            drop(in_flight);
+            match result {
+                Ok(response) => {
+                    self.balancer.observe(d, started.elapsed());
+                    let hold = hold.take().expect("held");
+                    let bounds = (admitted.input_bound, output_bound);
+                    return self
+                        .settle(ctx, hold, price, bounds, &call, response, started)
+                        .await;
+                }
+                Err(Attempts::CircuitOpen(wait)) => {
+                    ctx.fallbacks.push(format!("{} circuit open", d.id));
+                    last = Some(Failed::CircuitOpen(wait));
+                }
+                Err(Attempts::Failed(UpstreamFailure::Timeout)) => {
+                    // The provider may have run and billed it: this attempt
+                    // costs its worst case; a next one needs a hold of its own.
+                    let h = hold.take().expect("held");
+                    self.charge(
+                        &ctx,
+                        &h,
+                        price,
+                        None,
+                        (admitted.input_bound, output_bound),
+                        504,
+                        Some("timeout"),
+                        started.elapsed(),
+                        None,
+                    );
+                    ctx.fallbacks.push(format!("{} timeout", d.id));
+                    last = Some(Failed::TimedOut);
+                }
+                Err(Attempts::Failed(failure)) => {
+                    let status = failure.status();
+                    if failure.context_too_long() {
+                        ctx.fallbacks.push(format!("{} context window", d.id));
+                        let longer = self.candidates_for(&ctx, &candidate.model, true, &admitted);
+                        plan.truncate(next);
+                        plan.extend(longer);
+                    } else if !failure.falls_back() {
+                        // The request itself was refused: another deployment would refuse it too.
+                        let h = hold.take().expect("held");
+                        return self.upstream_failed(&ctx, &h, failure, started.elapsed());
+                    } else {
+                        ctx.fallbacks.push(format!(
+                            "{} {}",
+                            d.id,
+                            status.map_or("unreachable".to_owned(), |s| s.to_string())
+                        ));
+                    }
+                    last = Some(Failed::Upstream(failure, started.elapsed()));
+                }
             }
-            Err(Attempts::Failed(failure)) => {
-                self.upstream_failed(&ctx, &hold, &admitted, failure, started.elapsed())
-            }
+        }
+        self.all_failed(&ctx, hold, last)
+    }
+
+    /// Points the request at `candidate`: span, labels and the usage record follow.
+    fn aim(&self, ctx: &mut Context, candidate: &Candidate) {
+        ctx.attempts += 1;
+        ctx.target = candidate.clone();
+        let d = &candidate.deployment;
+        ctx.span.record("paved.deployment", d.id.as_str());
+        ctx.span
+            .record("paved.served_model", candidate.model.as_str());
+        ctx.span.record("paved.attempts", ctx.attempts);
+        ctx.span.record("gen_ai.provider.name", d.provider.as_str());
+        ctx.span.record("server.address", d.server_address.as_str());
+        ctx.span.record("server.port", d.server_port);
+        if !ctx.fallbacks.is_empty() {
+            ctx.span
+                .record("paved.fallbacks", ctx.fallbacks.join(", ").as_str());
         }
     }
 
-    /// Checks what needs no reservation: the model is allowed and priced, an
+    /// The answer when no deployment answered: the last failure, the hold voided.
+    fn all_failed(&self, ctx: &Context, hold: Option<Hold>, last: Option<Failed>) -> Reply {
+        let Some(last) = last else {
+            // Nothing could be tried: no deployment is priced.
+            return Refusal::ModelNotPriced.reply(self, ctx);
+        };
+        let (status, error_type, reply) = match last {
+            Failed::Upstream(failure, upstream) => {
+                return match hold {
+                    Some(h) => self.upstream_failed(ctx, &h, failure, upstream),
+                    None => self.upstream_reply(ctx, failure),
+                };
+            }
+            Failed::TimedOut => (
+                504,
+                "timeout",
+                Reply::error(
+                    504,
+                    "timeout",
+                    format!(
+                        "{} did not answer within {} s.",
+                        ctx.target.deployment.provider,
+                        self.config.llm.timeout.as_secs()
+                    ),
+                ),
+            ),
+            Failed::CircuitOpen(wait) => (503, "circuit_open", circuit_open(&ctx.target, wait)),
+            Failed::Credential(message) => (
+                502,
+                "unauthorized",
+                Reply::error(502, "upstream_credential_error", message),
+            ),
+            Failed::Untranslatable(message) => (
+                400,
+                "bad_request",
+                Reply::error(400, "invalid_request_error", message),
+            ),
+            Failed::Busy => (
+                429,
+                "rate_limited",
+                Reply::error(
+                    429,
+                    "rate_limit_exceeded",
+                    format!(
+                        "Every deployment of `{}` is at its per-minute limit; retry in a minute.",
+                        ctx.route.model
+                    ),
+                )
+                .with("retry-after", "60".into()),
+            ),
+        };
+        match hold {
+            Some(h) => self.void(ctx, &h, status, error_type, Duration::ZERO),
+            None if status != 504 => {
+                let record = self.finish(
+                    ctx,
+                    None,
+                    &Outcome::failed(status, error_type, Duration::ZERO),
+                );
+                self.budgets.ledger.record(record);
+            }
+            // A timed-out attempt was charged and recorded already.
+            None => {}
+        }
+        reply
+    }
+
+    /// The deployments to try, in order: the model's own (or, when the
+    /// prompt is clearly too long for it, its context-window fallbacks'),
+    /// then its fallbacks' — each by priority and weight, only those that
+    /// speak the request's API, of models the team may use.
+    fn plan(&self, ctx: &Context, admitted: &Admitted) -> Result<Vec<Candidate>, Refusal> {
+        let route = &ctx.route;
+        let too_long = route
+            .context_window
+            .is_some_and(|w| admitted.prompt_estimate > w)
+            && !route.context_window_fallbacks.is_empty();
+        let mut plan = if too_long {
+            ctx.span.record("paved.fallbacks", "context window");
+            self.candidates_for(ctx, &route.model, true, admitted)
+        } else {
+            self.candidates(ctx, route)
+        };
+        for fallback in &route.fallbacks {
+            if let Some(r) = self.config.llm.routes.get(fallback) {
+                if self
+                    .budgets
+                    .ledger
+                    .allows_model(&ctx.key.team, &ctx.key.workspace, &r.model)
+                {
+                    plan.extend(self.candidates(ctx, r));
+                }
+            }
+        }
+        if plan.iter().all(|c| c.price.is_none()) {
+            return Err(Refusal::ModelNotPriced);
+        }
+        Ok(plan)
+    }
+
+    /// `model`'s context-window fallbacks (with a larger or unknown window)
+    /// when `longer`, as candidates.
+    fn candidates_for(
+        &self,
+        ctx: &Context,
+        model: &str,
+        longer: bool,
+        admitted: &Admitted,
+    ) -> Vec<Candidate> {
+        let Some(route) = self.config.llm.routes.get(model) else {
+            return Vec::new();
+        };
+        if !longer {
+            return self.candidates(ctx, route);
+        }
+        route
+            .context_window_fallbacks
+            .iter()
+            .filter_map(|m| self.config.llm.routes.get(m))
+            .filter(|r| {
+                r.context_window
+                    .is_none_or(|w| w >= admitted.prompt_estimate)
+            })
+            .filter(|r| {
+                self.budgets
+                    .ledger
+                    .allows_model(&ctx.key.team, &ctx.key.workspace, &r.model)
+            })
+            .flat_map(|r| self.candidates(ctx, r))
+            .collect()
+    }
+
+    /// One model's deployments that can serve the request, in the order to try them.
+    fn candidates(&self, ctx: &Context, route: &ModelRoute) -> Vec<Candidate> {
+        let usable: Vec<Deployment> = route
+            .deployments
+            .iter()
+            .filter(|d| ctx.operation.served_by(d.api))
+            .cloned()
+            .collect();
+        self.balancer
+            .order(&usable, &mut rand::thread_rng())
+            .into_iter()
+            .map(|d| Candidate {
+                model: route.model.clone(),
+                max_output_tokens: route.max_output_tokens,
+                price: self.budgets.prices.get(&d.provider, &d.price_model),
+                deployment: d.clone(),
+            })
+            .collect()
+    }
+
+    /// Checks what needs no reservation: the model is allowed, an
     /// idempotency key is new (or its stored answer is replayed), the content
     /// can be bounded; and computes the worst case to reserve.
     async fn admit(
@@ -612,12 +1045,34 @@ impl Gateway {
         {
             return Err(Refusal::ModelNotAllowed);
         }
-        let Some(price) = self
-            .budgets
-            .prices
-            .get(&ctx.route.provider, &ctx.route.model)
-        else {
+        if !self.is_priced(&ctx.route) && ctx.route.fallbacks.is_empty() {
             return Err(Refusal::ModelNotPriced);
+        }
+        let media_tokens = match ctx.operation {
+            Operation::Chat => media_token_ceiling(parsed),
+            Operation::Embeddings => Ok(0),
+            Operation::Responses => responses_token_ceiling(parsed),
+            Operation::Messages => messages_token_ceiling(parsed),
+        }
+        .map_err(Refusal::UnsupportedContent)?;
+        let asked = match ctx.operation {
+            Operation::Embeddings => Some(0),
+            Operation::Chat => ["max_completion_tokens", "max_tokens"]
+                .iter()
+                .find_map(|k| parsed.get(*k).and_then(Value::as_i64))
+                .filter(|n| *n > 0),
+            Operation::Responses => parsed
+                .get("max_output_tokens")
+                .and_then(Value::as_i64)
+                .filter(|n| *n > 0),
+            Operation::Messages => match parsed.get("max_tokens").and_then(Value::as_i64) {
+                Some(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(Refusal::UnsupportedContent(
+                        "max_tokens: a positive integer is required.".into(),
+                    ))
+                }
+            },
         };
         if let Some((key, hash)) = &ctx.idempotency {
             match self
@@ -636,78 +1091,55 @@ impl Gateway {
         // Worst case: every byte of the body a prompt token (a token is at
         // least one byte, and JSON framing outweighs per-message overhead),
         // plus a ceiling per image (a short URL can stand for a large image),
-        // and every allowed output token used.
-        let media_tokens = media_token_ceiling(parsed).map_err(Refusal::UnsupportedContent)?;
-        let input_bound = i64::try_from(body_len)
-            .unwrap_or(i64::MAX)
-            .saturating_add(media_tokens);
-        let output_bound = match ctx.operation {
-            Operation::Embeddings => 0,
-            Operation::Chat => {
-                let asked = ["max_completion_tokens", "max_tokens"]
-                    .iter()
-                    .find_map(|k| parsed.get(*k).and_then(Value::as_i64))
-                    .filter(|n| *n > 0)
-                    .unwrap_or(ctx.route.max_output_tokens);
-                let choices = parsed
-                    .get("n")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(1)
-                    .clamp(1, 128);
-                asked.saturating_mul(choices)
-            }
+        // and every allowed output token used. Anthropic's prompt caching
+        // bills a cache write at up to twice the input price.
+        let bytes = i64::try_from(body_len).unwrap_or(i64::MAX);
+        let cache_writes =
+            ctx.operation == Operation::Messages && has_key(parsed, "cache_control", 0);
+        let input_bound = bytes
+            .saturating_add(media_tokens)
+            .saturating_mul(if cache_writes { 2 } else { 1 });
+        let choices = match ctx.operation {
+            Operation::Chat => parsed
+                .get("n")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+                .clamp(1, 128),
+            _ => 1,
         };
         Ok(Admitted {
-            price,
-            bounds: (input_bound, output_bound),
+            input_bound,
+            asked_output: asked,
+            choices,
+            prompt_estimate: bytes / 4,
         })
     }
 
-    /// Holds the worst case against every budget that applies, atomically.
-    async fn reserve(&self, ctx: &Context, admitted: &Admitted) -> Result<Hold, LedgerError> {
-        let (input_bound, output_bound) = admitted.bounds;
+    /// Holds `amount` against every budget that applies, atomically.
+    async fn reserve(
+        &self,
+        ctx: &Context,
+        admitted: &Admitted,
+        amount: i64,
+    ) -> Result<Hold, LedgerError> {
         self.budgets
             .ledger
             .reserve(ReserveRequest {
                 id: uuid::Uuid::new_v4().to_string(),
                 team: ctx.key.team.clone(),
                 workspace: ctx.key.workspace.clone(),
-                model: ctx.route.model.clone(),
-                amount_nanocents: admitted.price.cost(input_bound, output_bound),
-                estimated_tokens: input_bound / 4 + 1,
+                model: ctx.target.model.clone(),
+                amount_nanocents: amount,
+                estimated_tokens: admitted.input_bound / 4 + 1,
                 idempotency: ctx.idempotency.clone(),
             })
             .await
     }
 
-    /// The breaker's permission and the provider credential; on refusal the
-    /// hold is voided.
-    async fn open_upstream(
-        &self,
-        ctx: &Context,
-        hold: &Hold,
-    ) -> Result<(Permit, Option<SecretString>), Reply> {
-        let permit = self
-            .breakers
-            .acquire(&ctx.route.provider, &ctx.route.model, Instant::now())
-            .map_err(|wait| {
-                self.void(ctx, hold, 503, "circuit_open", Duration::ZERO);
-                circuit_open(&ctx.route, wait)
-            })?;
-        match self.credential(&ctx.key.team, &ctx.route).await {
-            Ok(credential) => Ok((permit, credential)),
-            Err(message) => {
-                self.breakers
-                    .release(&ctx.route.provider, &ctx.route.model, permit);
-                self.void(ctx, hold, 502, "unauthorized", Duration::ZERO);
-                Err(Reply::error(502, "upstream_credential_error", message))
-            }
-        }
-    }
-
     /// Calls the provider, retrying retryable answers and connection errors
-    /// with jitter (a timed-out generation only with an idempotency key), and
-    /// records each outcome with the circuit breaker.
+    /// with jitter up to `retries` times (a timed-out generation only with an
+    /// idempotency key), and records each outcome with the circuit breaker.
+    #[allow(clippy::too_many_arguments)]
     async fn call_with_retries(
         &self,
         ctx: &Context,
@@ -715,9 +1147,10 @@ impl Gateway {
         call: &UpstreamCall,
         permit: Permit,
         credential: Option<&SecretString>,
-        admitted: &Admitted,
+        output_bound: i64,
+        retries: u32,
     ) -> Result<reqwest::Response, Attempts> {
-        let (_, output_bound) = admitted.bounds;
+        let d = &ctx.target.deployment;
         let mut permit = permit;
         let mut attempt: u32 = 0;
         loop {
@@ -732,19 +1165,31 @@ impl Gateway {
             if let Some(state) = &ctx.trace.state {
                 request = request.header("tracestate", state);
             }
-            if let Some(secret) = credential {
-                request = request.bearer_auth(secret.expose_secret());
+            match (d.api, credential) {
+                (Api::Openai, Some(secret)) => {
+                    request = request.bearer_auth(secret.expose_secret())
+                }
+                (Api::Anthropic, Some(secret)) => {
+                    request = request.header("x-api-key", secret.expose_secret());
+                }
+                (_, None) => {}
+            }
+            if d.api == Api::Anthropic {
+                request = request.header(
+                    "anthropic-version",
+                    call.anthropic_version
+                        .as_deref()
+                        .unwrap_or(anthropic::ANTHROPIC_VERSION),
+                );
+                if let Some(beta) = &call.anthropic_beta {
+                    request = request.header("anthropic-beta", beta);
+                }
             }
             let result = request.send().await;
             let (wait, reason, failure) = match result {
                 Ok(response) if response.status().is_success() => {
-                    self.breakers.record(
-                        &ctx.route.provider,
-                        &ctx.route.model,
-                        permit,
-                        true,
-                        Instant::now(),
-                    );
+                    self.breakers
+                        .record(&d.provider, &d.id, permit, true, Instant::now());
                     return Ok(response);
                 }
                 Ok(response) => {
@@ -753,13 +1198,13 @@ impl Gateway {
                     let body = response.bytes().await.unwrap_or_default();
                     let retryable = retry::is_retryable(status, &body);
                     let wait = retry::server_wait(&headers, std::time::SystemTime::now());
-                    let failure = status >= 500;
-                    if !retryable || attempt >= self.config.llm.max_retries || permit.probe {
+                    let failure = status >= 500 || status == 429;
+                    if !retryable || attempt >= retries || permit.probe {
                         self.breakers.record(
-                            &ctx.route.provider,
-                            &ctx.route.model,
+                            &d.provider,
+                            &d.id,
                             permit,
-                            !failure,
+                            status < 500,
                             Instant::now(),
                         );
                         return Err(Attempts::Failed(UpstreamFailure::Status {
@@ -771,28 +1216,22 @@ impl Gateway {
                                 .map(str::to_owned),
                         }));
                     }
-                    (wait, status.to_string(), failure)
+                    (wait, status.to_string(), failure && status >= 500)
                 }
                 Err(e) => {
                     let timeout = e.is_timeout();
-                    tracing::warn!(error = %e, attempt, "upstream call failed");
+                    tracing::warn!(error = %e, attempt, deployment = %d.id, "upstream call failed");
                     // A generation that timed out may still run (and be billed):
                     // without an idempotency key, running it again could bill it twice.
                     let no_retry = timeout && ctx.idempotency.is_none();
-                    if attempt >= self.config.llm.max_retries || permit.probe || no_retry {
+                    if attempt >= retries || permit.probe || no_retry {
                         if timeout && output_bound > CALLER_SIZED_OUTPUT_TOKENS {
                             // The caller asked for a long generation: its timeout
                             // says nothing about the provider's health.
-                            self.breakers
-                                .release(&ctx.route.provider, &ctx.route.model, permit);
+                            self.breakers.release(&d.provider, &d.id, permit);
                         } else {
-                            self.breakers.record(
-                                &ctx.route.provider,
-                                &ctx.route.model,
-                                permit,
-                                false,
-                                Instant::now(),
-                            );
+                            self.breakers
+                                .record(&d.provider, &d.id, permit, false, Instant::now());
                         }
                         return Err(Attempts::Failed(if timeout {
                             UpstreamFailure::Timeout
@@ -807,16 +1246,11 @@ impl Gateway {
                     )
                 }
             };
-            self.breakers.record(
-                &ctx.route.provider,
-                &ctx.route.model,
-                permit,
-                !failure,
-                Instant::now(),
-            );
+            self.breakers
+                .record(&d.provider, &d.id, permit, !failure, Instant::now());
             self.metrics
                 .retries
-                .add(&[&ctx.route.provider, &ctx.route.model, &reason], 1.0);
+                .add(&[&d.provider, &ctx.target.model, &reason], 1.0);
             let sleep = wait.unwrap_or_else(|| {
                 retry::backoff(
                     attempt,
@@ -828,53 +1262,42 @@ impl Gateway {
             attempt += 1;
             permit = self
                 .breakers
-                .acquire(&ctx.route.provider, &ctx.route.model, Instant::now())
+                .acquire(&d.provider, &d.id, Instant::now())
                 .map_err(Attempts::CircuitOpen)?;
         }
     }
 
-    /// The answer when every attempt failed: a timeout costs the reserved
-    /// worst case (the provider may have run and billed it); other failures
-    /// void the hold.
+    /// The answer to a failed call that ends the request: the hold voided
+    /// (nothing was billed).
     fn upstream_failed(
         &self,
         ctx: &Context,
         hold: &Hold,
-        admitted: &Admitted,
         failure: UpstreamFailure,
         upstream: Duration,
     ) -> Reply {
+        let (status, error_type) = failure.classify();
+        self.void(ctx, hold, status, error_type, upstream);
+        self.upstream_reply(ctx, failure)
+    }
+
+    /// The caller's answer to a failed call (recorded elsewhere).
+    fn upstream_reply(&self, ctx: &Context, failure: UpstreamFailure) -> Reply {
+        let provider = &ctx.target.deployment.provider;
         match failure {
-            UpstreamFailure::Timeout => {
-                self.charge(
-                    ctx,
-                    hold,
-                    admitted.price,
-                    None,
-                    admitted.bounds,
-                    504,
-                    Some("timeout"),
-                    upstream,
-                    None,
-                );
-                Reply::error(
-                    504,
-                    "timeout",
-                    format!(
-                        "{} did not answer within {} s.",
-                        ctx.route.provider,
-                        self.config.llm.timeout.as_secs()
-                    ),
-                )
-            }
-            UpstreamFailure::Connect(e) => {
-                self.void(ctx, hold, 502, "upstream_5xx", upstream);
-                Reply::error(
-                    502,
-                    "upstream_unreachable",
-                    format!("Paved cannot reach {}: {e}", ctx.route.provider),
-                )
-            }
+            UpstreamFailure::Timeout => Reply::error(
+                504,
+                "timeout",
+                format!(
+                    "{provider} did not answer within {} s.",
+                    self.config.llm.timeout.as_secs()
+                ),
+            ),
+            UpstreamFailure::Connect(e) => Reply::error(
+                502,
+                "upstream_unreachable",
+                format!("Paved cannot reach {provider}: {e}"),
+            ),
             UpstreamFailure::Status {
                 status,
                 body,
@@ -890,14 +1313,13 @@ impl Gateway {
                     s if s >= 500 => "upstream_5xx",
                     _ => "bad_request",
                 };
-                self.void(ctx, hold, status, error_type, upstream);
                 if matches!(status, 401 | 403) {
                     // The platform's credential was refused, not the caller's
                     // key. The provider's text (which may describe the key)
                     // goes to the log, not to the caller.
                     tracing::warn!(
-                        provider = %ctx.route.provider,
-                        model = %ctx.route.model,
+                        provider = %provider,
+                        deployment = %ctx.target.deployment.id,
                         status,
                         message = %provider_message.escape_debug(),
                         "the provider refused the platform's credential"
@@ -906,11 +1328,20 @@ impl Gateway {
                         502,
                         "upstream_credential_error",
                         format!(
-                            "{} refused the platform's credential for {}; the platform team has been told in the log.",
-                            ctx.route.provider, ctx.route.model
+                            "{provider} refused the platform's credential for {}; the platform team has been told in the log.",
+                            ctx.target.model
                         ),
                     );
                 }
+                // An Anthropic deployment's error, for a caller of OpenAI's API.
+                let body = if ctx.target.deployment.api == Api::Anthropic
+                    && ctx.operation != Operation::Messages
+                    && !body.is_empty()
+                {
+                    anthropic::error_to_openai(&body)
+                } else {
+                    body
+                };
                 let mut reply = Reply {
                     status,
                     content_type: "application/json".into(),
@@ -934,17 +1365,20 @@ impl Gateway {
 
     /// Passes the provider's answer on and settles the hold to its usage: a
     /// stream is metered as it flows; a body that breaks off mid-way costs
-    /// the worst case.
+    /// the worst case. The answer names the model and deployment that served it.
+    #[allow(clippy::too_many_arguments)]
     async fn settle(
         self: Arc<Self>,
         ctx: Context,
         hold: Hold,
-        admitted: &Admitted,
+        price: Price,
+        bounds: (i64, i64),
         call: &UpstreamCall,
         response: reqwest::Response,
         started: Instant,
     ) -> Reply {
         let status = response.status().as_u16();
+        let served = served_headers(&ctx);
         let content_type = response
             .headers()
             .get("content-type")
@@ -952,16 +1386,18 @@ impl Gateway {
             .unwrap_or("application/json")
             .to_owned();
         if call.streaming && content_type.starts_with("text/event-stream") {
-            return stream::metered(
+            let mut reply = stream::metered(
                 self.clone(),
                 ctx,
                 hold,
-                admitted.price,
-                admitted.bounds,
+                price,
+                bounds,
                 response,
-                call.client_wants_usage,
+                call.shape.clone(),
                 started,
             );
+            reply.headers.extend(served);
+            return reply;
         }
         let body = match response.bytes().await {
             Ok(b) => b,
@@ -971,9 +1407,9 @@ impl Gateway {
                 self.charge(
                     &ctx,
                     &hold,
-                    admitted.price,
+                    price,
                     None,
-                    admitted.bounds,
+                    bounds,
                     502,
                     Some("upstream_5xx"),
                     started.elapsed(),
@@ -982,37 +1418,42 @@ impl Gateway {
                 return Reply::error(
                     502,
                     "upstream_error",
-                    format!("{} broke off its answer.", ctx.route.provider),
+                    format!("{} broke off its answer.", ctx.target.deployment.provider),
                 );
             }
         };
         let upstream = started.elapsed();
-        let usage = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
-            if let Some(m) = v.get("model").and_then(Value::as_str) {
-                ctx.span.record("gen_ai.response.model", m);
+        let parsed = serde_json::from_slice::<Value>(&body).ok();
+        if let Some(m) = parsed
+            .as_ref()
+            .and_then(|v| v.get("model"))
+            .and_then(Value::as_str)
+        {
+            ctx.span.record("gen_ai.response.model", m);
+        }
+        let (usage, body) = match (&call.shape, parsed) {
+            (Shape::AnthropicChat { .. }, Some(v)) => (
+                anthropic_usage(&v["usage"], false),
+                Bytes::from(anthropic::message_to_chat(&v, &ctx.target.model).to_string()),
+            ),
+            (Shape::Anthropic { long_cache }, Some(v)) => {
+                (anthropic_usage(&v["usage"], *long_cache), body)
             }
-            usage_of(&v)
-        });
+            (_, Some(v)) => (usage_of(&v), body),
+            (_, None) => (None, body),
+        };
         let stored = ctx.idempotency.as_ref().map(|_| StoredResponse {
             status,
             content_type: content_type.clone(),
             body: body.clone(),
         });
         let remaining = self.charge(
-            &ctx,
-            &hold,
-            admitted.price,
-            usage,
-            admitted.bounds,
-            status,
-            None,
-            upstream,
-            stored,
+            &ctx, &hold, price, usage, bounds, status, None, upstream, stored,
         );
         let mut reply = Reply {
             status,
             content_type,
-            headers: Vec::new(),
+            headers: served,
             body: ReplyBody::Full(body),
         };
         if let Some((cents, reset)) = remaining {
@@ -1079,7 +1520,17 @@ impl Gateway {
     }
 
     fn refusal(&self, ctx: &Context, error: LedgerError) -> Reply {
-        let (reply, error_type) = match &error {
+        let (reply, error_type) = Self::refusal_parts(&error);
+        self.refuse(ctx, reply, error_type)
+    }
+
+    /// The answer to a refused hold, recorded elsewhere.
+    fn refusal_reply(&self, error: LedgerError) -> Reply {
+        Self::refusal_parts(&error).0
+    }
+
+    fn refusal_parts(error: &LedgerError) -> (Reply, &'static str) {
+        match error {
             LedgerError::BudgetExceeded {
                 remaining_cents,
                 resets_at,
@@ -1112,8 +1563,7 @@ impl Gateway {
                 Reply::error(503, "ledger_unavailable", error.to_string()),
                 "budget_exceeded",
             ),
-        };
-        self.refuse(ctx, reply, error_type)
+        }
     }
 
     /// Records metrics and span fields; returns the usage record.
@@ -1182,8 +1632,12 @@ impl Gateway {
             workspace: ctx.key.workspace.clone(),
             key_id: Some(ctx.key.id),
             key_name: Some(ctx.key.name.clone()),
-            provider: ctx.route.provider.clone(),
-            model: ctx.route.model.clone(),
+            provider: ctx.target.deployment.provider.clone(),
+            model: ctx.target.model.clone(),
+            deployment: Some(ctx.target.deployment.id.clone()),
+            requested_model: (ctx.target.model != ctx.route.model).then(|| ctx.route.model.clone()),
+            attempts: i64::from(ctx.attempts.max(1)),
+            fallbacks: (!ctx.fallbacks.is_empty()).then(|| ctx.fallbacks.join(", ")),
             request_type: ctx.operation.name().to_owned(),
             input_tokens: outcome.input_tokens,
             output_tokens: outcome.output_tokens,
@@ -1243,9 +1697,14 @@ impl Gateway {
     async fn credential(
         &self,
         team: &str,
-        route: &ModelRoute,
+        route: &Deployment,
     ) -> Result<Option<SecretString>, String> {
-        let cache_key = (team.to_owned(), route.provider.clone());
+        let cache_key = (
+            team.to_owned(),
+            route.provider.clone(),
+            route.credential.clone(),
+            route.credential_key.clone(),
+        );
         if let Some((value, at)) = self
             .credentials
             .lock()
@@ -1310,8 +1769,8 @@ impl Gateway {
             }
         }
         m.circuit.clear();
-        for route in self.routes() {
-            m.circuit.set(&[&route.provider, &route.model], 0.0);
+        for d in self.routes().flat_map(|r| &r.deployments) {
+            m.circuit.set(&[&d.provider, &d.id], 0.0);
         }
         for c in self.breakers.list(Instant::now()) {
             m.circuit.set(&[&c.provider, &c.model], c.state.gauge());
@@ -1325,10 +1784,84 @@ impl Gateway {
     }
 }
 
-/// What admission found: the price and the worst case (prompt, completion tokens).
+/// What admission found: the worst case, before a deployment is chosen.
 struct Admitted {
-    price: Price,
-    bounds: (i64, i64),
+    /// Prompt tokens at most (billable: cache writes counted at their premium).
+    input_bound: i64,
+    /// The output limit the request set, if any.
+    asked_output: Option<i64>,
+    /// Choices asked for (`n`).
+    choices: i64,
+    /// A rough prompt size in tokens (bytes / 4), for the context window.
+    prompt_estimate: i64,
+}
+
+impl Admitted {
+    /// Output tokens at most on a model whose default limit is `model_max`.
+    fn output_bound(&self, model_max: i64) -> i64 {
+        self.asked_output
+            .unwrap_or(model_max)
+            .saturating_mul(self.choices)
+    }
+}
+
+/// Why a deployment was passed over, kept to answer with when none is left.
+enum Failed {
+    /// The provider's answer or the transport failed.
+    Upstream(UpstreamFailure, Duration),
+    /// It timed out (already charged its worst case).
+    TimedOut,
+    /// Its circuit is open.
+    CircuitOpen(Duration),
+    /// Its key could not be read.
+    Credential(String),
+    /// The request cannot be said in its API.
+    Untranslatable(String),
+    /// It is at its per-minute limit.
+    Busy,
+}
+
+/// The response headers naming what served a request.
+fn served_headers(ctx: &Context) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-paved-model", ctx.target.model.clone()),
+        ("x-paved-deployment", ctx.target.deployment.id.clone()),
+        ("x-paved-attempts", ctx.attempts.to_string()),
+    ]
+}
+
+/// Whether `key` occurs anywhere in `v` (bounded depth).
+fn has_key(v: &Value, key: &str, depth: usize) -> bool {
+    if depth > 32 {
+        return false;
+    }
+    match v {
+        Value::Object(map) => {
+            map.contains_key(key) || map.values().any(|x| has_key(x, key, depth + 1))
+        }
+        Value::Array(items) => items.iter().any(|x| has_key(x, key, depth + 1)),
+        _ => false,
+    }
+}
+
+/// Billable `(input, output)` tokens of an Anthropic `usage`: cache reads at
+/// a tenth of the input price, cache writes at 1.25× (twice with the
+/// one-hour TTL), as Anthropic bills them; rounded up.
+pub fn anthropic_usage(usage: &Value, long_cache: bool) -> Option<(i64, i64)> {
+    let n = |k: &str| usage.get(k).and_then(Value::as_i64).unwrap_or(0).max(0);
+    let input = usage.get("input_tokens").and_then(Value::as_i64)?.max(0);
+    let writes = n("cache_creation_input_tokens");
+    let reads = n("cache_read_input_tokens");
+    let writes = if long_cache {
+        writes.saturating_mul(2)
+    } else {
+        writes.saturating_mul(5).saturating_add(3) / 4
+    };
+    let reads = reads.saturating_add(9) / 10;
+    Some((
+        input.saturating_add(writes).saturating_add(reads),
+        n("output_tokens"),
+    ))
 }
 
 /// Why a request was answered before anything was reserved. One place turns
@@ -1379,7 +1912,7 @@ impl Refusal {
                     "model_not_priced",
                     format!(
                         "`{}` from {} has no price in Paved's price table, so it cannot be billed; a platform admin adds its price first.",
-                        ctx.route.model, ctx.route.provider
+                        ctx.route.model, ctx.route.provider()
                     ),
                 ),
                 "bad_request",
@@ -1413,49 +1946,131 @@ impl Refusal {
     }
 }
 
+/// How the provider's answer is read: where its usage is, and whether it is
+/// translated for the caller.
+#[derive(Debug, Clone)]
+pub(crate) enum Shape {
+    /// OpenAI chat completions (the caller may not have asked for the usage chunk).
+    OpenaiChat {
+        /// Whether the caller asked for usage in the stream (Paved always does).
+        client_wants_usage: bool,
+    },
+    /// OpenAI embeddings (no stream).
+    Embeddings,
+    /// OpenAI's Responses API.
+    Responses,
+    /// Anthropic's Messages API, passed through.
+    Anthropic {
+        /// Cache writes with the one-hour TTL.
+        long_cache: bool,
+    },
+    /// Anthropic's Messages API answering an OpenAI chat completion call.
+    AnthropicChat {
+        /// Whether the caller asked for usage in the stream.
+        include_usage: bool,
+    },
+}
+
 /// The request as the provider gets it.
 struct UpstreamCall {
     url: String,
     body: Bytes,
     streaming: bool,
-    /// Whether the caller asked for usage in the stream (Paved always does).
-    client_wants_usage: bool,
+    shape: Shape,
+    /// For Anthropic: the caller's `anthropic-version`, passed on.
+    anthropic_version: Option<String>,
+    /// For Anthropic: the caller's `anthropic-beta`, passed on.
+    anthropic_beta: Option<String>,
 }
 
 impl UpstreamCall {
-    /// The caller's body with the provider's model name, asking a stream for
-    /// its usage (the ledger needs it).
-    fn new(ctx: &Context, parsed: Value) -> Self {
-        let mut body = parsed;
-        let mut client_wants_usage = true;
-        if let Some(obj) = body.as_object_mut() {
-            obj.insert(
-                "model".into(),
-                Value::String(ctx.route.upstream_model.clone()),
-            );
-            if ctx.operation == Operation::Chat && obj.get("stream") == Some(&Value::Bool(true)) {
-                let options = obj.entry("stream_options").or_insert_with(|| json!({}));
-                if let Some(options) = options.as_object_mut() {
-                    client_wants_usage = options.get("include_usage") == Some(&Value::Bool(true));
-                    options.insert("include_usage".into(), Value::Bool(true));
+    /// The caller's body in the deployment's API, with the deployment's
+    /// model name, asking a stream for its usage (the ledger needs it).
+    fn new(
+        ctx: &Context,
+        candidate: &Candidate,
+        parsed: &Value,
+        output_bound: i64,
+    ) -> Result<Self, String> {
+        let d = &candidate.deployment;
+        let streaming = parsed.get("stream") == Some(&Value::Bool(true));
+        let anthropic_url = || {
+            if d.base_url.ends_with("/v1") {
+                format!("{}/messages", d.base_url)
+            } else {
+                format!("{}/v1/messages", d.base_url)
+            }
+        };
+        let with_model = || {
+            let mut body = parsed.clone();
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("model".into(), Value::String(d.upstream_model.clone()));
+            }
+            body
+        };
+        let (url, body, shape) = match (ctx.operation, d.api) {
+            (Operation::Chat, Api::Openai) => {
+                let mut body = with_model();
+                let mut client_wants_usage = true;
+                if streaming {
+                    if let Some(obj) = body.as_object_mut() {
+                        let options = obj.entry("stream_options").or_insert_with(|| json!({}));
+                        if let Some(options) = options.as_object_mut() {
+                            client_wants_usage =
+                                options.get("include_usage") == Some(&Value::Bool(true));
+                            options.insert("include_usage".into(), Value::Bool(true));
+                        }
+                    }
                 }
+                (
+                    format!("{}/chat/completions", d.base_url),
+                    body,
+                    Shape::OpenaiChat { client_wants_usage },
+                )
             }
-        }
-        let streaming = body.get("stream") == Some(&Value::Bool(true));
-        let url = format!(
-            "{}/{}",
-            ctx.route.base_url,
-            match ctx.operation {
-                Operation::Chat => "chat/completions",
-                Operation::Embeddings => "embeddings",
+            (Operation::Chat, Api::Anthropic) => {
+                let body = anthropic::chat_to_messages(parsed, &d.upstream_model, output_bound)
+                    .map_err(|e| e.0)?;
+                let include_usage = parsed["stream_options"]["include_usage"] == json!(true);
+                (
+                    anthropic_url(),
+                    body,
+                    Shape::AnthropicChat { include_usage },
+                )
             }
-        );
-        UpstreamCall {
+            (Operation::Embeddings, Api::Openai) => (
+                format!("{}/embeddings", d.base_url),
+                with_model(),
+                Shape::Embeddings,
+            ),
+            (Operation::Responses, Api::Openai) => (
+                format!("{}/responses", d.base_url),
+                with_model(),
+                Shape::Responses,
+            ),
+            (Operation::Messages, Api::Anthropic) => (
+                anthropic_url(),
+                with_model(),
+                Shape::Anthropic {
+                    long_cache: has_key(parsed, "cache_control", 0)
+                        && parsed.to_string().contains("\"1h\""),
+                },
+            ),
+            _ => {
+                return Err(format!(
+                    "{} does not speak this API.",
+                    candidate.deployment.id
+                ))
+            }
+        };
+        Ok(UpstreamCall {
             url,
             body: Bytes::from(body.to_string()),
             streaming,
-            client_wants_usage,
-        }
+            shape,
+            anthropic_version: ctx.anthropic_version.clone(),
+            anthropic_beta: ctx.anthropic_beta.clone(),
+        })
     }
 }
 
@@ -1475,6 +2090,66 @@ enum UpstreamFailure {
     },
     Timeout,
     Connect(String),
+}
+
+impl UpstreamFailure {
+    fn status(&self) -> Option<u16> {
+        match self {
+            UpstreamFailure::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether another deployment may succeed where this one failed: rate
+    /// limits, overload, server errors, refused credentials, the network.
+    fn falls_back(&self) -> bool {
+        match self {
+            UpstreamFailure::Status { status, .. } => {
+                matches!(status, 401 | 403 | 408 | 409 | 429) || *status >= 500
+            }
+            UpstreamFailure::Timeout | UpstreamFailure::Connect(_) => true,
+        }
+    }
+
+    /// Whether the provider said the prompt is longer than the model takes
+    /// (OpenAI's `context_length_exceeded`, Anthropic's "prompt is too long").
+    fn context_too_long(&self) -> bool {
+        let UpstreamFailure::Status { status, body, .. } = self else {
+            return false;
+        };
+        if !matches!(status, 400 | 413) {
+            return false;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            return false;
+        };
+        let error = &v["error"];
+        let message = error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        error["code"] == "context_length_exceeded"
+            || message.contains("maximum context length")
+            || message.contains("prompt is too long")
+            || message.contains("context window")
+    }
+
+    /// Status and error type for metrics and the usage record.
+    fn classify(&self) -> (u16, &'static str) {
+        match self {
+            UpstreamFailure::Timeout => (504, "timeout"),
+            UpstreamFailure::Connect(_) => (502, "upstream_5xx"),
+            UpstreamFailure::Status { status, .. } => (
+                *status,
+                match status {
+                    401 | 403 => "unauthorized",
+                    429 => "rate_limited",
+                    s if *s >= 500 => "upstream_5xx",
+                    _ => "bad_request",
+                },
+            ),
+        }
+    }
 }
 
 /// `(prompt, completion)` tokens from an OpenAI-style `usage`.
@@ -1544,6 +2219,117 @@ fn media_token_ceiling(request: &Value) -> Result<i64, String> {
         }
     }
     Ok(tokens)
+}
+
+/// The input tokens images in a Responses API request may add beyond its
+/// bytes; refuses what cannot be bounded before the call: a stored
+/// conversation (`previous_response_id`, `conversation`, `prompt`), files,
+/// audio, hosted tools (billed per call by the provider) and background runs.
+fn responses_token_ceiling(request: &Value) -> Result<i64, String> {
+    for (key, why) in [
+        ("previous_response_id", "the stored conversation it continues is billed as input but cannot be measured before the call; send the conversation's items in `input` instead"),
+        ("conversation", "the stored conversation is billed as input but cannot be measured before the call; send its items in `input` instead"),
+        ("prompt", "a stored prompt is billed as input but cannot be measured before the call; send its text in `input` instead"),
+    ] {
+        if request.get(key).is_some_and(|v| !v.is_null()) {
+            return Err(format!("`{key}` is not accepted: {why}."));
+        }
+    }
+    if request.get("background") == Some(&Value::Bool(true)) {
+        return Err("`background: true` is not accepted: the gateway settles a request's cost when it answers.".into());
+    }
+    for tool in request["tools"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        let kind = tool["type"].as_str().unwrap_or_default();
+        if !matches!(kind, "function" | "custom") {
+            return Err(format!(
+                "Tools of type `{kind}` are not accepted: the provider bills hosted tools per call, which no budget hold can bound. Use function tools."
+            ));
+        }
+    }
+    let mut tokens: i64 = 0;
+    let items = request["input"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    for item in items {
+        let Some(parts) = item["content"].as_array() else {
+            continue;
+        };
+        for part in parts {
+            match part["type"].as_str().unwrap_or_default() {
+                "input_text" | "output_text" | "text" | "refusal" | "" => {}
+                "input_image" => tokens = tokens.saturating_add(IMAGE_TOKEN_CEILING),
+                other => {
+                    return Err(format!(
+                        "Content parts of type `{other}` are not accepted: their cost cannot be bounded before the call, so no budget could be held for them. Send text and images only."
+                    ))
+                }
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+/// The input tokens images in an Anthropic Messages request may add beyond
+/// its bytes; refuses documents, server tools (billed per use) and MCP
+/// servers, whose cost cannot be bounded before the call.
+fn messages_token_ceiling(request: &Value) -> Result<i64, String> {
+    if request.get("mcp_servers").is_some_and(|v| !v.is_null()) {
+        return Err("`mcp_servers` is not accepted: remote tool calls are billed as input that cannot be bounded before the call.".into());
+    }
+    if request.get("container").is_some_and(|v| !v.is_null()) {
+        return Err("`container` is not accepted: code execution is billed by the hour, which no budget hold can bound.".into());
+    }
+    for tool in request["tools"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        if let Some(kind) = tool["type"].as_str().filter(|k| *k != "custom") {
+            return Err(format!(
+                "Tools of type `{kind}` are not accepted: Anthropic bills server tools per use, which no budget hold can bound. Use client tools (name, description, input_schema)."
+            ));
+        }
+    }
+    fn walk(blocks: &[Value], tokens: &mut i64, depth: usize) -> Result<(), String> {
+        for block in blocks {
+            match block["type"].as_str().unwrap_or_default() {
+                "image" => *tokens = tokens.saturating_add(IMAGE_TOKEN_CEILING),
+                "tool_result" if depth == 0 => {
+                    if let Some(inner) = block["content"].as_array() {
+                        walk(inner, tokens, depth + 1)?;
+                    }
+                }
+                "text" | "tool_use" | "tool_result" | "thinking" | "redacted_thinking" | "" => {}
+                other => {
+                    return Err(format!(
+                        "Content blocks of type `{other}` are not accepted: their cost cannot be bounded before the call, so no budget could be held for them. Send text, images and tool results."
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut tokens: i64 = 0;
+    for message in request["messages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        if let Some(blocks) = message["content"].as_array() {
+            walk(blocks, &mut tokens, 0)?;
+        }
+    }
+    Ok(tokens)
+}
+
+/// A header value Paved passes on: printable ASCII, short.
+fn valid_header_token(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 256 && v.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 /// Deletes idempotency records past the retention window, hourly, by the

@@ -403,12 +403,30 @@ pub async fn list(core: &crate::CoreState, now: i64) -> Result<Vec<CapabilityVie
     }
     for model in models {
         let route = core.config.llm.routes.get(model);
-        let provider = route.map_or("unknown", |r| r.provider.as_str());
-        let priced =
-            route.is_some_and(|r| core.budgets.prices.get(&r.provider, &r.model).is_some());
+        let mut providers: Vec<&str> = route
+            .map(|r| r.deployments.iter().map(|d| d.provider.as_str()).collect())
+            .unwrap_or_default();
+        providers.dedup();
+        let provider = if providers.is_empty() {
+            "unknown".to_owned()
+        } else {
+            providers.join(", ")
+        };
+        let priced = route.is_some_and(|r| core.gateway.is_priced(r));
         let mut controls = vec![format!(
             "Served by provider {provider}; each team's budget may allow or refuse the model"
         )];
+        if let Some(r) = route.filter(|r| r.deployments.len() > 1 || !r.fallbacks.is_empty()) {
+            controls.push(format!(
+                "{} deployments, weighted, each with its own circuit breaker{}",
+                r.deployments.len(),
+                if r.fallbacks.is_empty() {
+                    String::new()
+                } else {
+                    format!("; falls back to {}", r.fallbacks.join(", "))
+                }
+            ));
+        }
         if priced {
             controls.push("Priced per token in the gateway's price table".to_owned());
         } else {
