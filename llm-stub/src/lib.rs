@@ -1,12 +1,25 @@
-//! A local, OpenAI-compatible LLM upstream for tests and benchmarks.
+//! A local LLM upstream for tests and benchmarks that speaks three provider
+//! APIs.
 //!
-//! The stub answers `POST /v1/chat/completions` (JSON and server-sent-event
-//! streaming), `POST /v1/embeddings` and `GET /v1/models` the way OpenAI does,
-//! so the gateway can be exercised without a real provider. Tests script it
-//! with [`Behaviour`]s — one-shot ones queued with [`Stub::push`] and a
-//! fallback set with [`Stub::set_default`] — and inspect what arrived with
-//! [`Stub::requests`]. The same controls are reachable over HTTP under
-//! `/_stub/` for out-of-process use (the `paved-llm-stub` binary).
+//! - **OpenAI Chat Completions**: `POST /v1/chat/completions` (JSON and
+//!   server-sent-event streaming), plus `POST /v1/embeddings` and
+//!   `GET /v1/models`. Clients point at `http://{addr}/v1`.
+//! - **Anthropic Messages**: `POST /v1/messages` (JSON and Anthropic's typed
+//!   SSE events), authenticated with `x-api-key` and requiring the
+//!   `anthropic-version` header. Clients point at `http://{addr}` (Anthropic's
+//!   base URL has no `/v1`). A request with `tools` whose last user message
+//!   mentions "weather" is answered with a `tool_use` block.
+//! - **OpenAI Responses**: `POST /v1/responses` (JSON and typed SSE events with
+//!   `sequence_number`s).
+//!
+//! Tests script the stub with [`Behaviour`]s — one-shot ones queued with
+//! [`Stub::push`] and a fallback set with [`Stub::set_default`] — and inspect
+//! what arrived with [`Stub::requests`]. A behaviour sets the HTTP status (and
+//! with it the provider's error body), a delay, the reported token usage, and
+//! can shape streams: [`Behaviour::without_usage`] drops usage reporting and
+//! [`Behaviour::cut_after`] breaks a stream off mid-body. The same controls are
+//! reachable over HTTP under `/_stub/` for out-of-process use (the
+//! `paved-llm-stub` binary).
 //!
 //! The default `200` path is kept cheap: one mutex acquisition per request, no
 //! per-request logging, and a bounded request log
@@ -18,15 +31,17 @@
 //!
 //! let stub = Stub::new().require_key("sk-test");
 //! stub.push(Behaviour::status(429).with_retry_after("1"));
+//! stub.push(Behaviour::ok().with_usage(12, 5).cut_after(3));
 //! let addr = spawn(stub.clone()).await;
-//! // Point the client at format!("http://{addr}/v1") ...
+//! // Point an OpenAI client at format!("http://{addr}/v1"), an Anthropic
+//! // client at format!("http://{addr}") ...
 //! assert_eq!(stub.count(), 0);
 //! # }
 //! ```
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::fmt;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -45,10 +60,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+mod anthropic;
+mod responses;
+
 /// How many requests [`Stub::requests`] keeps; older entries are dropped.
 pub const MAX_LOGGED_REQUESTS: usize = 10_000;
 
-/// The assistant message every successful chat completion returns.
+/// The assistant text every successful answer carries (chat completions,
+/// messages and responses alike).
 pub const REPLY: &str = "Hello from the stub.";
 
 /// The model ids listed by `GET /v1/models`.
@@ -57,6 +76,8 @@ pub const MODELS: &[&str] = &[
     "gpt-4o",
     "text-embedding-3-small",
     "stub-model",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
 ];
 
 /// Model echoed back when a request does not name one.
@@ -65,29 +86,44 @@ const FALLBACK_MODEL: &str = "stub-model";
 /// Number of dimensions in every embedding vector.
 const EMBEDDING_DIMS: usize = 8;
 
-/// What the stub does with one chat or embeddings request.
+/// What the stub does with one request to a `/v1` endpoint.
 ///
 /// Deserialises with `#[serde(default)]`, so control calls may send partial
 /// JSON such as `{"status":429,"retry_after":"2"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Behaviour {
-    /// HTTP status to answer with; anything other than `200` produces an
-    /// OpenAI-style error body.
+    /// HTTP status to answer with; anything other than `200` produces the
+    /// provider's error body (OpenAI's, or Anthropic's on `/v1/messages`).
     pub status: u16,
     /// Milliseconds to wait before answering. For streams this is the time to
-    /// the first byte, and chunks are then spaced `delay_ms / 4` apart.
+    /// the first byte, and events are then spaced `delay_ms / 4` apart.
     pub delay_ms: u64,
     /// Value of the `retry-after` header on error answers.
     pub retry_after: Option<String>,
     /// Value of the `retry-after-ms` header on error answers.
     pub retry_after_ms: Option<String>,
-    /// `usage.prompt_tokens` reported on success.
+    /// Input (prompt) tokens reported on success.
     pub prompt_tokens: i64,
-    /// `usage.completion_tokens` reported on success (chat only).
+    /// Output (completion) tokens reported on success (not by embeddings).
     pub completion_tokens: i64,
-    /// `error.code` on error answers (`null` when unset).
+    /// On error answers: OpenAI's `error.code` (`null` when unset), or
+    /// Anthropic's `error.type` (which otherwise follows the status).
     pub error_code: Option<String>,
+    /// On error answers: the `error.message` of every API, replacing the
+    /// default `stub error <status>`.
+    pub error_message: Option<String>,
+    /// Report no usage at all: JSON answers have no `usage` field and streams
+    /// carry no token counts (no chat usage chunk even when asked for, empty
+    /// `usage` objects in Anthropic's `message_start` and `message_delta`, no
+    /// `usage` in the Responses API's `response.completed`).
+    pub omit_usage: bool,
+    /// Break a stream off after this many SSE events: the body then fails
+    /// instead of ending, so the connection is dropped without the chunked
+    /// terminator and the client sees a body error. If the stream has no
+    /// more events than this, all are sent before the break. JSON answers
+    /// are unaffected.
+    pub cut_after_chunks: Option<u32>,
 }
 
 impl Default for Behaviour {
@@ -100,6 +136,9 @@ impl Default for Behaviour {
             prompt_tokens: 10,
             completion_tokens: 20,
             error_code: None,
+            error_message: None,
+            omit_usage: false,
+            cut_after_chunks: None,
         }
     }
 }
@@ -136,21 +175,50 @@ impl Behaviour {
         self
     }
 
-    /// Reports the given prompt and completion token counts.
+    /// Reports the given prompt (input) and completion (output) token counts.
     pub fn with_usage(mut self, prompt_tokens: i64, completion_tokens: i64) -> Self {
         self.prompt_tokens = prompt_tokens;
         self.completion_tokens = completion_tokens;
         self
     }
 
-    /// Sets `error.code` on error answers.
+    /// Sets OpenAI's `error.code`, or Anthropic's `error.type`, on error
+    /// answers.
     pub fn with_error_code(mut self, code: &str) -> Self {
         self.error_code = Some(code.to_owned());
         self
     }
+
+    /// Sets `error.message` on error answers (all APIs).
+    pub fn with_error_message(mut self, message: &str) -> Self {
+        self.error_message = Some(message.to_owned());
+        self
+    }
+
+    /// Reports no usage, in JSON answers and streams alike (see
+    /// [`Behaviour::omit_usage`]).
+    pub fn without_usage(mut self) -> Self {
+        self.omit_usage = true;
+        self
+    }
+
+    /// Breaks a stream off after `events` SSE events (see
+    /// [`Behaviour::cut_after_chunks`]).
+    pub fn cut_after(mut self, events: u32) -> Self {
+        self.cut_after_chunks = Some(events);
+        self
+    }
+
+    /// The `error.message` for an error answer.
+    fn message(&self) -> String {
+        self.error_message
+            .clone()
+            .unwrap_or_else(|| format!("stub error {}", self.status))
+    }
 }
 
-/// One chat or embeddings request as the stub received it.
+/// One request to a scripted `/v1` endpoint (chat completions, embeddings,
+/// messages or responses) as the stub received it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Seen {
     /// HTTP method, e.g. `POST`.
@@ -165,6 +233,10 @@ pub struct Seen {
     pub idempotency_key: Option<String>,
     /// The `x-request-id` header, if sent.
     pub x_request_id: Option<String>,
+    /// The `x-api-key` header (Anthropic's key header), if sent.
+    pub x_api_key: Option<String>,
+    /// The `anthropic-version` header, if sent.
+    pub anthropic_version: Option<String>,
     /// The JSON body; a JSON string holding the raw text if it did not parse.
     pub body: Value,
     /// When the request arrived (monotonic; not serialised).
@@ -178,8 +250,8 @@ pub struct Seen {
 #[derive(Clone)]
 pub struct Stub {
     shared: Arc<Mutex<Shared>>,
-    /// The full expected `authorization` value (`Bearer <key>`), if required.
-    auth: Option<Arc<str>>,
+    /// The key callers must present, if one is required.
+    key: Option<Arc<str>>,
 }
 
 struct Shared {
@@ -199,7 +271,7 @@ impl fmt::Debug for Stub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = self.lock();
         f.debug_struct("Stub")
-            .field("requires_key", &self.auth.is_some())
+            .field("requires_key", &self.key.is_some())
             .field("queued", &shared.queue.len())
             .field("default", &shared.default)
             .field("count", &shared.count)
@@ -217,20 +289,24 @@ impl Stub {
                 log: VecDeque::new(),
                 count: 0,
             })),
-            auth: None,
+            key: None,
         }
     }
 
-    /// Requires `Authorization: Bearer <key>` on the `/v1` endpoints; other
-    /// requests get an OpenAI-style `401 invalid_api_key`. Applies to this
-    /// handle and clones made from it afterwards (pass it to [`router`]).
+    /// Requires the key on the `/v1` endpoints, presented the way each
+    /// provider expects: `Authorization: Bearer <key>` for the OpenAI
+    /// endpoints (else an OpenAI-style `401 invalid_api_key`) and
+    /// `x-api-key: <key>` for `/v1/messages` (else Anthropic's
+    /// `401 authentication_error`). Applies to this handle and clones made
+    /// from it afterwards (pass it to [`router`]).
     pub fn require_key(mut self, key: &str) -> Self {
-        self.auth = Some(Arc::from(format!("Bearer {key}")));
+        self.key = Some(Arc::from(key));
         self
     }
 
     /// Queues a one-shot behaviour; queued behaviours are consumed in FIFO
-    /// order by the next chat/embeddings requests, then the default applies.
+    /// order by the next admitted `/v1` requests (chat completions,
+    /// embeddings, messages, responses), then the default applies.
     pub fn push(&self, behaviour: Behaviour) {
         self.lock().queue.push_back(behaviour);
     }
@@ -240,13 +316,14 @@ impl Stub {
         self.lock().default = behaviour;
     }
 
-    /// The chat/embeddings requests received since the last [`Stub::reset`],
-    /// oldest first (at most the last [`MAX_LOGGED_REQUESTS`]).
+    /// The `/v1` requests (other than `GET /v1/models`) received since the
+    /// last [`Stub::reset`], rejected ones included, oldest first (at most
+    /// the last [`MAX_LOGGED_REQUESTS`]).
     pub fn requests(&self) -> Vec<Seen> {
         self.lock().log.iter().cloned().collect()
     }
 
-    /// How many chat/embeddings requests arrived since the last
+    /// How many such `/v1` requests arrived since the last
     /// [`Stub::reset`] (not capped like [`Stub::requests`]).
     pub fn count(&self) -> usize {
         usize::try_from(self.lock().count).unwrap_or(usize::MAX)
@@ -265,13 +342,17 @@ impl Stub {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn authorized(&self, headers: &HeaderMap) -> bool {
-        match &self.auth {
-            None => true,
-            Some(expected) => headers
+    fn authorized(&self, headers: &HeaderMap, via: KeyHeader) -> bool {
+        let Some(key) = &self.key else {
+            return true;
+        };
+        let presented = match via {
+            KeyHeader::Bearer => headers
                 .get(AUTHORIZATION)
-                .is_some_and(|v| v.as_bytes() == expected.as_bytes()),
-        }
+                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")),
+            KeyHeader::XApiKey => headers.get("x-api-key").map(HeaderValue::as_bytes),
+        };
+        presented == Some(key.as_bytes())
     }
 
     /// Logs the request and picks its behaviour, all under one lock.
@@ -284,8 +365,9 @@ impl Stub {
         headers: &HeaderMap,
         body: Value,
         invalid: Option<&'static str>,
+        via: KeyHeader,
     ) -> Result<(u64, Behaviour), Rejected> {
-        let authorized = self.authorized(headers);
+        let authorized = self.authorized(headers, via);
         let seen = Seen {
             method: method.as_str().to_owned(),
             path: uri.path().to_owned(),
@@ -293,6 +375,8 @@ impl Stub {
             traceparent: header_string(headers, "traceparent"),
             idempotency_key: header_string(headers, "idempotency-key"),
             x_request_id: header_string(headers, "x-request-id"),
+            x_api_key: header_string(headers, "x-api-key"),
+            anthropic_version: header_string(headers, "anthropic-version"),
             body,
             at: Instant::now(),
             at_unix_ms: unix_ms(),
@@ -328,7 +412,17 @@ impl Stub {
     }
 }
 
-/// Why [`Stub::admit`] turned a request away.
+/// Which header carries the caller's key when [`Stub::require_key`] is set.
+#[derive(Clone, Copy)]
+enum KeyHeader {
+    /// `Authorization: Bearer <key>` (OpenAI).
+    Bearer,
+    /// `x-api-key: <key>` (Anthropic).
+    XApiKey,
+}
+
+/// Why [`Stub::admit`] turned a request away. Converts into OpenAI's error
+/// answer; the `anthropic` module has its own conversion.
 enum Rejected {
     Unauthorized,
     Invalid(&'static str),
@@ -348,12 +442,15 @@ impl IntoResponse for Rejected {
     }
 }
 
-/// The stub's HTTP routes: `/v1/...` plus the `/_stub/...` controls.
+/// The stub's HTTP routes: `/v1/...` (chat completions, embeddings, models,
+/// messages, responses) plus the `/_stub/...` controls.
 pub fn router(stub: Stub) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/responses", post(responses::responses))
         .route("/_stub/push", post(control_push))
         .route("/_stub/default", post(control_default))
         .route("/_stub/reset", post(control_reset))
@@ -431,7 +528,8 @@ struct Completion<'a> {
     created: u64,
     model: &'a str,
     choices: [CompletionChoice<'a>; 1],
-    usage: Usage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
 }
 
 #[derive(Serialize)]
@@ -479,7 +577,8 @@ async fn chat_completions(
         .and_then(Value::as_bool)
         == Some(true);
 
-    let (n, behaviour) = match stub.admit(&method, &uri, &headers, body, invalid) {
+    let admitted = stub.admit(&method, &uri, &headers, body, invalid, KeyHeader::Bearer);
+    let (n, behaviour) = match admitted {
         Ok(admitted) => admitted,
         Err(rejected) => return rejected.into_response(),
     };
@@ -506,7 +605,7 @@ async fn chat_completions(
                 },
                 finish_reason: "stop",
             }],
-            usage: Usage::of(&behaviour),
+            usage: (!behaviour.omit_usage).then(|| Usage::of(&behaviour)),
         };
         return json_bytes(StatusCode::OK, to_json(&completion));
     }
@@ -531,7 +630,7 @@ async fn chat_completions(
         Some(" from the stub."),
         Some("stop"),
     )));
-    if include_usage {
+    if include_usage && !behaviour.omit_usage {
         events.push(sse_event(&Chunk {
             choices: Vec::new(),
             usage: Some(Usage::of(&behaviour)),
@@ -539,22 +638,7 @@ async fn chat_completions(
         }));
     }
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
-
-    let gap = Duration::from_millis(behaviour.delay_ms / 4);
-    let body = stream::iter(events.into_iter().enumerate()).then(move |(i, event)| async move {
-        if i > 0 && !gap.is_zero() {
-            tokio::time::sleep(gap).await;
-        }
-        Ok::<Bytes, Infallible>(event)
-    });
-    (
-        [
-            (CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
-            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        Body::from_stream(body),
-    )
-        .into_response()
+    sse_response(events, &behaviour)
 }
 
 #[derive(Serialize)]
@@ -575,7 +659,8 @@ struct EmbeddingList<'a> {
     object: &'a str,
     data: Vec<Embedding>,
     model: &'a str,
-    usage: EmbeddingUsage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<EmbeddingUsage>,
 }
 
 async fn embeddings(
@@ -609,7 +694,8 @@ async fn embeddings(
         }
     };
 
-    let (_, behaviour) = match stub.admit(&method, &uri, &headers, body, invalid) {
+    let admitted = stub.admit(&method, &uri, &headers, body, invalid, KeyHeader::Bearer);
+    let (_, behaviour) = match admitted {
         Ok(admitted) => admitted,
         Err(rejected) => return rejected.into_response(),
     };
@@ -632,16 +718,16 @@ async fn embeddings(
             })
             .collect(),
         model: &model,
-        usage: EmbeddingUsage {
+        usage: (!behaviour.omit_usage).then_some(EmbeddingUsage {
             prompt_tokens: behaviour.prompt_tokens,
             total_tokens: behaviour.prompt_tokens,
-        },
+        }),
     };
     json_bytes(StatusCode::OK, to_json(&list))
 }
 
 async fn models(State(stub): State<Stub>, headers: HeaderMap) -> Response {
-    if !stub.authorized(&headers) {
+    if !stub.authorized(&headers, KeyHeader::Bearer) {
         return invalid_api_key();
     }
     let data: Vec<Value> = MODELS
@@ -749,6 +835,11 @@ fn parse_body(raw: &Bytes) -> (Value, Option<&'static str>) {
     }
 }
 
+/// Whether a header is present with a non-empty value.
+fn has_header(headers: &HeaderMap, name: &str) -> bool {
+    headers.get(name).is_some_and(|v| !v.is_empty())
+}
+
 fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
@@ -759,12 +850,90 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("stub responses always serialise")
 }
 
+/// An unnamed server-sent event, `data: <json>` (OpenAI chat completions).
 fn sse_event<T: Serialize>(value: &T) -> Bytes {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"data: ");
     serde_json::to_writer(&mut out, value).expect("stub chunks always serialise");
     out.extend_from_slice(b"\n\n");
     Bytes::from(out)
+}
+
+/// A named server-sent event, `event: <name>` then `data: <json>` (the
+/// Anthropic Messages and OpenAI Responses streams).
+fn sse_named<T: Serialize>(name: &str, value: &T) -> Bytes {
+    let mut out = Vec::with_capacity(320);
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    serde_json::to_writer(&mut out, value).expect("stub events always serialise");
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// The error a stream cut by [`Behaviour::cut_after_chunks`] ends with.
+fn stream_cut() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "llm stub: stream cut off (cut_after_chunks)",
+    )
+}
+
+/// A `text/event-stream` answer sending `events` one by one, spaced
+/// `delay_ms / 4` apart, and broken off after
+/// [`Behaviour::cut_after_chunks`] events if set.
+fn sse_response(mut events: Vec<Bytes>, b: &Behaviour) -> Response {
+    let cut = b.cut_after_chunks.is_some();
+    if let Some(keep) = b.cut_after_chunks {
+        events.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+    }
+    let gap = Duration::from_millis(b.delay_ms / 4);
+    let items = events
+        .into_iter()
+        .map(Some)
+        .chain(cut.then_some(None))
+        .enumerate();
+    let body = stream::iter(items).then(move |(i, event)| async move {
+        match event {
+            Some(event) => {
+                if i > 0 && !gap.is_zero() {
+                    tokio::time::sleep(gap).await;
+                }
+                Ok(event)
+            }
+            None => {
+                // Let hyper flush what was sent before the body fails: the
+                // failure drops the connection, buffered bytes included.
+                tokio::task::yield_now().await;
+                Err(stream_cut())
+            }
+        }
+    });
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// Splits `text` into word-sized stream deltas, each but the first starting
+/// with its space: `"Hello from"` gives `["Hello", " from"]`.
+fn word_pieces(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (i, _) in text.match_indices(' ') {
+        if i > start {
+            pieces.push(&text[start..i]);
+            start = i;
+        }
+    }
+    if start < text.len() {
+        pieces.push(&text[start..]);
+    }
+    pieces
 }
 
 fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
@@ -792,10 +961,7 @@ fn invalid_api_key() -> Response {
 
 /// The OpenAI-style error answer for a non-200 [`Behaviour`].
 fn behaviour_error(b: &Behaviour) -> Response {
-    let status = StatusCode::from_u16(b.status)
-        .ok()
-        .filter(|s| !s.is_informational())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = error_status(b);
     let kind = match status.as_u16() {
         401 => "authentication_error",
         403 => "permission_error",
@@ -804,12 +970,22 @@ fn behaviour_error(b: &Behaviour) -> Response {
         500..=599 => "server_error",
         _ => "invalid_request_error",
     };
-    let mut response = openai_error(
-        status,
-        &format!("stub error {}", b.status),
-        kind,
-        b.error_code.as_deref(),
-    );
+    let mut response = openai_error(status, &b.message(), kind, b.error_code.as_deref());
+    retry_headers(&mut response, b);
+    response
+}
+
+/// The HTTP status of an error answer for `b` (`500` if not a valid
+/// non-informational status).
+fn error_status(b: &Behaviour) -> StatusCode {
+    StatusCode::from_u16(b.status)
+        .ok()
+        .filter(|s| !s.is_informational())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Adds the `retry-after` / `retry-after-ms` headers scripted on `b`.
+fn retry_headers(response: &mut Response, b: &Behaviour) {
     let headers = response.headers_mut();
     if let Some(value) = b.retry_after.as_deref() {
         if let Ok(value) = HeaderValue::from_str(value) {
@@ -821,7 +997,6 @@ fn behaviour_error(b: &Behaviour) -> Response {
             headers.insert(HeaderName::from_static("retry-after-ms"), value);
         }
     }
-    response
 }
 
 fn unix_ms() -> u64 {

@@ -1,4 +1,6 @@
-//! `paved-llm-stub`: runs the OpenAI-compatible stub upstream on localhost.
+//! `paved-llm-stub`: runs the stub LLM upstream on localhost. It serves
+//! OpenAI's Chat Completions, Embeddings, Models and Responses APIs and
+//! Anthropic's Messages API, scripted through `/_stub/` (see `--help`).
 //!
 //! ```text
 //! paved-llm-stub [--port N] [--require-key KEY] [--delay-ms N]
@@ -13,8 +15,26 @@ const USAGE: &str = "\
 usage: paved-llm-stub [--port N] [--require-key KEY] [--delay-ms N]
 
   --port N           port to listen on at 127.0.0.1 (default 9400; 0 picks one)
-  --require-key KEY  require `Authorization: Bearer KEY` on /v1 endpoints
-  --delay-ms N       default delay before answering, in milliseconds (default 0)";
+  --require-key KEY  require the key on /v1 endpoints: `Authorization: Bearer KEY`
+                     (OpenAI endpoints) or `x-api-key: KEY` (/v1/messages)
+  --delay-ms N       default delay before answering, in milliseconds (default 0)
+
+endpoints:
+  POST /v1/chat/completions  OpenAI Chat Completions (JSON or SSE with \"stream\")
+  POST /v1/embeddings        OpenAI Embeddings
+  GET  /v1/models            model list
+  POST /v1/responses         OpenAI Responses (JSON or typed SSE events)
+  POST /v1/messages          Anthropic Messages (needs `anthropic-version`;
+                             JSON or typed SSE events)
+  POST /_stub/push           queue behaviour(s): JSON object or array
+  POST /_stub/default        set the default behaviour
+  POST /_stub/reset          clear the queue and the request log
+  GET  /_stub/requests       the request log
+  GET  /_stub/count          the request count
+
+behaviour JSON (all fields optional): status, delay_ms, retry_after,
+retry_after_ms, prompt_tokens, completion_tokens, error_code, error_message,
+omit_usage, cut_after_chunks";
 
 /// Parsed command line.
 #[derive(Debug, PartialEq, Eq)]

@@ -1444,3 +1444,642 @@ async fn the_feature_a_caller_names_is_recorded_and_reported_and_a_bad_one_refus
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Routing: deployments, fallbacks, other APIs
+
+impl Gw {
+    async fn price_as(&self, provider: &str, model: &str, input: &str, output: &str) {
+        let (status, body) = self
+            .app
+            .as_(ADMIN)
+            .put(
+                &format!("/api/budgets/v1/prices/{provider}/{model}"),
+                json!({"input_usd_per_mtok": input, "output_usd_per_mtok": output}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// Team payments with `limit_cents` a month and a key.
+    async fn payments_key(&self, limit_cents: i64) -> String {
+        let (status, body) = self
+            .budget(
+                "payments",
+                LEAD,
+                json!({"period": "monthly", "limit_cents": limit_cents}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        self.key("payments", LEAD, None).await
+    }
+}
+
+/// Usage rows with the routing columns: model, requested model, deployment,
+/// attempts, fallbacks, status, input, output, cost.
+#[allow(clippy::type_complexity)]
+async fn routed_rows(
+    app: &TestApp,
+) -> Vec<(
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+)> {
+    app.state.core.gateway.flush().await;
+    sqlx::query_as(
+        "SELECT model, requested_model, deployment, attempts, fallbacks, status, input_tokens, output_tokens, cost_nanocents FROM llm_usage ORDER BY id",
+    )
+    .fetch_all(&app.state.core.db)
+    .await
+    .unwrap()
+}
+
+fn header_of(r: &axum::http::Response<Body>, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_models_deployments_share_its_traffic_by_weight_and_say_who_served() {
+    let west = Stub::new();
+    let west_addr = paved_llm_stub::spawn(west.clone()).await;
+    let gw = gateway_with(
+        Stub::new(),
+        move |east| {
+            format!(
+                "models:\n  - model: stub-chat\n    max_output_tokens: 1000\n    deployments:\n      - {{ name: east, provider: stub, base_url: \"http://{east}/v1\", price_model: stub-chat, weight: 3 }}\n      - {{ name: west, provider: stub, base_url: \"http://{west_addr}/v1\", price_model: stub-chat, weight: 1 }}\n"
+            )
+        },
+        &[],
+    )
+    .await;
+    let key = gw.payments_key(100_000).await;
+    let n = 600;
+    let mut east = 0;
+    for _ in 0..n {
+        let r = gw.app.send(chat(&key, hello(10))).await;
+        assert_status(&r, StatusCode::OK);
+        assert_eq!(header_of(&r, "x-paved-model"), "stub-chat");
+        assert_eq!(header_of(&r, "x-paved-attempts"), "1");
+        match header_of(&r, "x-paved-deployment").as_str() {
+            "stub-chat/east" => east += 1,
+            "stub-chat/west" => {}
+            other => panic!("served by {other:?}"),
+        }
+    }
+    // Weights 3:1 → three quarters to east (±4 standard deviations).
+    let share = f64::from(east) / f64::from(n);
+    assert!((share - 0.75).abs() < 0.07, "east served {share}");
+    assert_eq!(gw.stub.count(), east as usize);
+    assert_eq!(west.count(), (n - east) as usize);
+    let rows = routed_rows(&gw.app).await;
+    let east_rows = rows
+        .iter()
+        .filter(|r| r.2.as_deref() == Some("stub-chat/east"))
+        .count();
+    assert_eq!(
+        east_rows, east as usize,
+        "the usage rows name the deployment"
+    );
+    assert!(rows.iter().all(|r| r.1.is_none() && r.3 == 1));
+}
+
+/// `stub-chat` on stub A falls back to `stub-big` (twice the output price) on stub B.
+fn fallback_routes(a: std::net::SocketAddr, b: std::net::SocketAddr) -> String {
+    format!(
+        "models:\n  - model: stub-chat\n    provider: stub\n    base_url: http://{a}/v1\n    max_output_tokens: 1000\n    fallbacks: [stub-big]\n  - model: stub-big\n    provider: stub\n    base_url: http://{b}/v1\n    max_output_tokens: 1000\n"
+    )
+}
+
+#[tokio::test]
+async fn every_failure_class_falls_back_to_the_next_model_and_names_it() {
+    let big = Stub::new();
+    let big_addr = paved_llm_stub::spawn(big.clone()).await;
+    let gw = gateway_with(
+        Stub::new(),
+        move |a| fallback_routes(a, big_addr),
+        &[
+            ("PAVED_LLM_TIMEOUT_SECS", "1"),
+            ("PAVED_LLM_BREAKER_FAILURES", "100"),
+        ],
+    )
+    .await;
+    gw.price("stub-chat", "0", "10").await;
+    gw.price("stub-big", "0", "20").await;
+    let key = gw.payments_key(100_000).await;
+    big.set_default(Behaviour::ok().with_usage(5, 100));
+    let classes = [
+        ("429", Behaviour::status(429).with_retry_after("1")),
+        ("500", Behaviour::status(500)),
+        ("503", Behaviour::status(503)),
+        ("529", Behaviour::status(529)),
+        ("timeout", Behaviour::ok().with_delay_ms(1500)),
+    ];
+    for (class, behaviour) in &classes {
+        gw.stub.push(behaviour.clone());
+        let r = gw.app.send(chat(&key, hello(1000))).await;
+        assert_status(&r, StatusCode::OK);
+        assert_eq!(header_of(&r, "x-paved-model"), "stub-big", "{class}");
+        assert_eq!(header_of(&r, "x-paved-attempts"), "2", "{class}");
+        let body = body_json(r).await;
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "Hello from the stub."
+        );
+    }
+    assert_eq!(
+        gw.stub.count(),
+        classes.len(),
+        "one attempt each at stub-chat"
+    );
+    let rows = routed_rows(&gw.app).await;
+    let served: Vec<_> = rows.iter().filter(|r| r.5 == 200).collect();
+    assert_eq!(served.len(), classes.len());
+    for (row, (class, _)) in served.iter().zip(&classes) {
+        assert_eq!(row.0, "stub-big");
+        assert_eq!(row.1.as_deref(), Some("stub-chat"), "the model asked for");
+        assert_eq!(row.3, 2);
+        assert_eq!(
+            row.4.as_deref(),
+            Some(format!("stub-chat {class}").as_str()),
+            "why the first was passed over"
+        );
+        // Charged at the fallback's price: 100 output tokens × $20/M.
+        assert_eq!(row.8, 100 * 2_000_000);
+    }
+    // The timed-out attempt may have been billed: its worst case is a row of its own.
+    let timed_out: Vec<_> = rows.iter().filter(|r| r.5 == 504).collect();
+    assert_eq!(timed_out.len(), 1);
+    assert_eq!(timed_out[0].0, "stub-chat");
+    assert_eq!(timed_out[0].7, 1000, "worst case output");
+    assert_eq!(gw.app.state.core.budgets.ledger.held_count(), 0);
+
+    // A client error is the request's fault: no fallback, the provider's answer passed on.
+    gw.stub
+        .push(Behaviour::status(400).with_error_message("bad temperature"));
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::BAD_REQUEST);
+    assert!(body_text(r).await.contains("bad temperature"));
+    assert_eq!(big.count(), classes.len());
+
+    // A deployment nobody answers at: the fallback serves.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let gw2 = gateway_with(
+        Stub::new(),
+        move |_| fallback_routes(closed_addr, big_addr),
+        &[],
+    )
+    .await;
+    gw2.price("stub-big", "0", "20").await;
+    let key2 = gw2.payments_key(100_000).await;
+    let r = gw2.app.send(chat(&key2, hello(10))).await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(header_of(&r, "x-paved-model"), "stub-big");
+    let rows = routed_rows(&gw2.app).await;
+    assert_eq!(rows[0].4.as_deref(), Some("stub-chat unreachable"));
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_fallbacks_to_a_dearer_model_never_overspend() {
+    let big = Stub::new();
+    let big_addr = paved_llm_stub::spawn(big.clone()).await;
+    let gw = gateway_with(
+        Stub::new(),
+        move |a| fallback_routes(a, big_addr),
+        &[("PAVED_LLM_BREAKER_FAILURES", "1000")],
+    )
+    .await;
+    // stub-chat's worst case is 1 cent, stub-big's 2 cents: every fallback
+    // must grow its hold by a cent, atomically, or be refused.
+    gw.price("stub-chat", "0", "10").await;
+    gw.price("stub-big", "0", "20").await;
+    gw.stub
+        .set_default(Behaviour::status(500).with_delay_ms(20));
+    big.set_default(Behaviour::ok().with_usage(0, 1000).with_delay_ms(30));
+    let key = gw.payments_key(51).await;
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let router = gw.app.router.clone();
+        let request = chat(&key, hello(1000));
+        tasks.push(tokio::spawn(async move {
+            use tower::ServiceExt;
+            let r = router.oneshot(request).await.unwrap();
+            let status = r.status();
+            (status, body_json(r).await)
+        }));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(body["error"]["type"], "budget_exceeded", "{body}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(ok + refused, 200);
+    assert!(ok >= 1, "some fallbacks fit");
+    assert_eq!(
+        big.count(),
+        ok,
+        "nothing was sent that the budget could not pay"
+    );
+    let rows = routed_rows(&gw.app).await;
+    let spent: i64 = rows.iter().map(|r| r.8).sum();
+    assert_eq!(
+        spent,
+        ok as i64 * 2_000_000_000,
+        "each fallback costs its 2 cents"
+    );
+    assert!(
+        spent <= 51 * 1_000_000_000,
+        "spend {spent} never passes the limit"
+    );
+    for row in rows.iter().filter(|r| r.5 == 200) {
+        assert_eq!(
+            (row.0.as_str(), row.1.as_deref()),
+            ("stub-big", Some("stub-chat"))
+        );
+        assert!(
+            row.4.as_deref().unwrap().starts_with("stub-chat "),
+            "{row:?}"
+        );
+    }
+    assert_eq!(gw.app.state.core.budgets.ledger.held_count(), 0);
+}
+
+#[tokio::test]
+async fn a_prompt_too_long_for_the_model_goes_to_its_larger_one() {
+    let big = Stub::new();
+    let big_addr = paved_llm_stub::spawn(big.clone()).await;
+    let gw = gateway_with(
+        Stub::new(),
+        move |a| {
+            format!(
+                "models:\n  - {{ model: stub-chat, provider: stub, base_url: \"http://{a}/v1\", max_output_tokens: 1000, context_window: 100, context_window_fallbacks: [stub-big] }}\n  - {{ model: stub-big, provider: stub, base_url: \"http://{big_addr}/v1\", context_window: 100000 }}\n"
+            )
+        },
+        &[],
+    )
+    .await;
+    gw.price("stub-big", "0.10", "10").await;
+    let key = gw.payments_key(100_000).await;
+    // About 2,000 bytes: clearly more than 100 tokens.
+    let long = "lorem ipsum ".repeat(170);
+    let r = gw
+        .app
+        .send(chat(&key, json!({"model": "stub-chat", "max_tokens": 10, "messages": [{"role": "user", "content": long}]})))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(header_of(&r, "x-paved-model"), "stub-big");
+    assert_eq!(gw.stub.count(), 0, "the small model was not asked");
+    // A short prompt the provider still finds too long.
+    gw.stub.push(
+        Behaviour::status(400)
+            .with_error_code("context_length_exceeded")
+            .with_error_message("This model's maximum context length is 100 tokens."),
+    );
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(header_of(&r, "x-paved-model"), "stub-big");
+    let rows = routed_rows(&gw.app).await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].4.as_deref(), Some("stub-chat context window"));
+}
+
+/// `claude` served by Anthropic's API on the stub, `stub-chat` by OpenAI's.
+fn anthropic_routes(addr: std::net::SocketAddr) -> String {
+    format!(
+        "models:\n  - {{ model: claude-sonnet-4-5, provider: anthropic, api: anthropic, base_url: \"http://{addr}\", max_output_tokens: 2000 }}\n  - {{ model: stub-chat, provider: stub, base_url: \"http://{addr}/v1\", max_output_tokens: 1000 }}\n"
+    )
+}
+
+#[tokio::test]
+async fn chat_completions_are_served_by_anthropic_translated_both_ways() {
+    let gw = gateway_with(Stub::new(), anthropic_routes, &[]).await;
+    gw.price_as("anthropic", "claude-sonnet-4-5", "3", "15")
+        .await;
+    let key = gw.payments_key(100_000).await;
+    gw.stub.set_default(Behaviour::ok().with_usage(12, 8));
+    let r = gw
+        .app
+        .send(chat(
+            &key,
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi"}]}),
+        ))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    let body = body_json(r).await;
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the stub."
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(body["usage"]["prompt_tokens"], 12);
+    let sent = &gw.stub.requests()[0];
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.body["system"], "Be brief.");
+    assert_eq!(sent.body["max_tokens"], 100);
+    assert_eq!(sent.anthropic_version.as_deref(), Some("2023-06-01"));
+
+    // Tools: a tool_use block becomes an OpenAI tool call.
+    let r = gw
+        .app
+        .send(chat(&key, json!({"model": "claude-sonnet-4-5", "max_tokens": 100,
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+            "messages": [{"role": "user", "content": "What is the weather in Paris?"}]})))
+        .await;
+    let body = body_json(r).await;
+    let call = &body["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "get_weather");
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args["city"], "Paris");
+
+    // Streaming: Anthropic's events arrive as OpenAI chunks; usage from message_delta.
+    let r = gw
+        .app
+        .send(chat(
+            &key,
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "hi"}]}),
+        ))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    let text = body_text(r).await;
+    let mut content = String::new();
+    let mut usage = Value::Null;
+    for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if line == "[DONE]" {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        content.push_str(
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or(""),
+        );
+        if chunk["usage"].is_object() {
+            usage = chunk["usage"].clone();
+        }
+    }
+    assert_eq!(content, "Hello from the stub.");
+    assert_eq!(
+        (
+            usage["prompt_tokens"].as_i64(),
+            usage["completion_tokens"].as_i64()
+        ),
+        (Some(12), Some(8))
+    );
+    assert!(text.trim_end().ends_with("data: [DONE]"));
+    let rows = routed_rows(&gw.app).await;
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(row.0, "claude-sonnet-4-5");
+        assert_eq!(row.5, 200);
+    }
+    // 12 input × $3/M + 8 output × $15/M, in nanocents.
+    assert_eq!(
+        (rows[2].6, rows[2].7, rows[2].8),
+        (12, 8, 12 * 300_000 + 8 * 1_500_000)
+    );
+}
+
+fn messages(key: &str, body: Value) -> Request<Body> {
+    Request::post("/llm/anthropic/v1/messages")
+        .header("x-api-key", key)
+        .header("anthropic-version", "2023-06-01")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn anthropics_messages_api_passes_through_with_exact_accounting() {
+    let gw = gateway_with(Stub::new(), anthropic_routes, &[]).await;
+    gw.price_as("anthropic", "claude-sonnet-4-5", "3", "15")
+        .await;
+    let key = gw.payments_key(100_000).await;
+    gw.stub.set_default(Behaviour::ok().with_usage(20, 6));
+    let hi = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]});
+    let r = gw.app.send(messages(&key, hi.clone())).await;
+    assert_status(&r, StatusCode::OK);
+    let body = body_json(r).await;
+    assert_eq!(body["type"], "message");
+    assert_eq!(body["content"][0]["text"], "Hello from the stub.");
+    assert_eq!(gw.stub.requests()[0].path, "/v1/messages");
+
+    // Streamed: Anthropic's own events, unchanged.
+    let mut streamed = hi.clone();
+    streamed["stream"] = json!(true);
+    let r = gw.app.send(messages(&key, streamed)).await;
+    let text = body_text(r).await;
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events.first(), Some(&"message_start"));
+    assert_eq!(events.last(), Some(&"message_stop"));
+    assert!(events.contains(&"message_delta"));
+
+    // 529 (overloaded) is retried.
+    gw.stub.push(Behaviour::status(529));
+    let r = gw.app.send(messages(&key, hi.clone())).await;
+    assert_status(&r, StatusCode::OK);
+
+    // Errors in Anthropic's shape, whoever refuses.
+    let r = gw.app.send(messages("pvg_not-a-key", hi.clone())).await;
+    assert_status(&r, StatusCode::UNAUTHORIZED);
+    let body = body_json(r).await;
+    assert_eq!(
+        (body["type"].as_str(), body["error"]["type"].as_str()),
+        (Some("error"), Some("authentication_error"))
+    );
+    let r = gw
+        .app
+        .send(messages(
+            &key,
+            json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]}),
+        ))
+        .await;
+    assert_status(&r, StatusCode::BAD_REQUEST);
+    let body = body_json(r).await;
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_tokens"));
+    let r = gw
+        .app
+        .send(messages(
+            &key,
+            json!({"model": "stub-chat", "max_tokens": 5, "messages": []}),
+        ))
+        .await;
+    assert_status(&r, StatusCode::BAD_REQUEST);
+    let r = gw
+        .app
+        .send(messages(
+            &key,
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 5,
+            "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+            "messages": [{"role": "user", "content": "hi"}]}),
+        ))
+        .await;
+    assert_status(&r, StatusCode::BAD_REQUEST);
+
+    let rows = routed_rows(&gw.app).await;
+    let served: Vec<_> = rows.iter().filter(|r| r.5 == 200).collect();
+    assert_eq!(served.len(), 3);
+    for row in served {
+        assert_eq!(
+            (row.6, row.7),
+            (20, 6),
+            "usage from the answer and the stream"
+        );
+        assert_eq!(row.8, 20 * 300_000 + 6 * 1_500_000);
+    }
+    gw.budget(
+        "payments",
+        LEAD,
+        json!({"period": "monthly", "limit_cents": 0}),
+    )
+    .await;
+    let r = gw.app.send(messages(&key, hi)).await;
+    assert_status(&r, StatusCode::TOO_MANY_REQUESTS);
+    let body = body_json(r).await;
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(body["error"]["paved_code"], "budget_exceeded");
+}
+
+fn responses(key: &str, body: Value) -> Request<Body> {
+    Request::post("/llm/v1/responses")
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_responses_api_is_charged_exactly_and_what_cannot_be_bounded_refused() {
+    let gw = gateway(&[]).await;
+    let key = gw.payments_key(100_000).await;
+    gw.stub.set_default(Behaviour::ok().with_usage(9, 4));
+    let r = gw
+        .app
+        .send(responses(
+            &key,
+            json!({"model": "stub-chat", "input": "hi", "max_output_tokens": 50}),
+        ))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    let body = body_json(r).await;
+    assert_eq!(body["object"], "response");
+    assert_eq!(gw.stub.requests()[0].path, "/v1/responses");
+    let r = gw
+        .app
+        .send(responses(
+            &key,
+            json!({"model": "stub-chat", "input": "hi", "stream": true}),
+        ))
+        .await;
+    let text = body_text(r).await;
+    assert!(text.contains("response.completed"), "{text}");
+    for (field, value) in [
+        ("previous_response_id", json!("resp_1")),
+        ("background", json!(true)),
+        ("tools", json!([{"type": "web_search"}])),
+    ] {
+        let mut body = json!({"model": "stub-chat", "input": "hi"});
+        body[field] = value;
+        let r = gw.app.send(responses(&key, body)).await;
+        assert_status(&r, StatusCode::BAD_REQUEST);
+        let body = body_json(r).await;
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not accepted"),
+            "{field}: {body}"
+        );
+    }
+    assert_eq!(gw.stub.count(), 2);
+    let rows = routed_rows(&gw.app).await;
+    let served: Vec<_> = rows.iter().filter(|r| r.5 == 200).collect();
+    assert_eq!(served.len(), 2);
+    for row in served {
+        assert_eq!((row.6, row.7), (9, 4));
+        assert_eq!(row.8, 9 * 10_000 + 4 * 1_000_000);
+    }
+}
+
+#[tokio::test]
+async fn a_stream_without_usage_or_cut_off_or_left_is_still_charged() {
+    let gw = gateway(&[]).await;
+    let key = gw.payments_key(100_000).await;
+    let body = json!({"model": "stub-chat", "max_tokens": 1000, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let input_bound = i64::try_from(body.to_string().len()).unwrap();
+    // Ends cleanly without usage: the prompt's bound and the counted output.
+    gw.stub.push(Behaviour::ok().without_usage());
+    let r = gw.app.send(chat(&key, body.clone())).await;
+    let text = body_text(r).await;
+    assert!(text.contains("Hello"), "{text}");
+    // Breaks off: the worst case.
+    gw.stub.push(Behaviour::ok().cut_after(2));
+    let r = gw.app.send(chat(&key, body.clone())).await;
+    let _ = axum::body::to_bytes(r.into_body(), usize::MAX).await;
+    // The caller leaves after the first chunk: the provider's own usage, read to the end.
+    gw.stub
+        .push(Behaviour::ok().with_usage(3, 42).with_delay_ms(200));
+    let r = gw.app.send(chat(&key, body.clone())).await;
+    {
+        use http_body_util::BodyExt;
+        let mut b = r.into_body();
+        let _ = b.frame().await;
+    }
+    for _ in 0..100 {
+        if routed_rows(&gw.app).await.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows = routed_rows(&gw.app).await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let reply_bytes = i64::try_from("Hello from the stub.".len()).unwrap();
+    assert_eq!(
+        (rows[0].6, rows[0].7),
+        (input_bound, reply_bytes),
+        "counted output"
+    );
+    assert!(rows[0].8 > 0);
+    assert_eq!(
+        (rows[1].5, rows[1].6, rows[1].7),
+        (502, input_bound, 1000),
+        "worst case"
+    );
+    assert_eq!(
+        (rows[2].6, rows[2].7),
+        (3, 42),
+        "what the provider produced"
+    );
+    assert_eq!(gw.app.state.core.budgets.ledger.held_count(), 0);
+}

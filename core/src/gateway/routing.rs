@@ -63,7 +63,8 @@ impl Balancer {
     /// The order in which to try `deployments`: by priority (lower first);
     /// within one priority, a weighted random order (without replacement)
     /// where each weight is divided by one plus the requests in flight there
-    /// and scaled by how much slower than the fastest it has been answering.
+    /// and scaled by how much slower than the fastest it has been answering
+    /// (when clearly slower: more than half again, and 5 ms).
     pub fn order<'a, R: Rng>(
         &self,
         deployments: &'a [Deployment],
@@ -88,7 +89,12 @@ impl Balancer {
                 .into_iter()
                 .map(|d| {
                     let (busy, slow) = stats.get(&d.id).map_or((0, 1.0), |s| {
-                        let slow = if s.ewma_us > 0.0 && fastest.is_finite() {
+                        // Within half again of the fastest (plus 5 ms of
+                        // noise) counts as fast: weights decide among peers.
+                        let slow = if s.ewma_us > 0.0
+                            && fastest.is_finite()
+                            && s.ewma_us > fastest * 1.5 + 5_000.0
+                        {
                             (fastest / s.ewma_us).clamp(0.1, 1.0)
                         } else {
                             1.0
