@@ -698,6 +698,8 @@ fn parse_llm(
         )?),
         max_body_bytes: usize::try_from(parse_u64(get, "PAVED_LLM_MAX_BODY_BYTES", 4 << 20)?)
             .unwrap_or(usize::MAX),
+        cache_max_bytes: usize::try_from(parse_u64(get, "PAVED_LLM_CACHE_MAX_BYTES", 64 << 20)?)
+            .unwrap_or(usize::MAX),
         alert_webhook,
         credential_ttl: Duration::from_secs(parse_u64(get, "PAVED_LLM_CREDENTIAL_TTL_SECS", 60)?),
     })

@@ -10,6 +10,7 @@ use axum::{Extension, Json, Router};
 use jiff::Timestamp;
 use paved_core::auth::Principal;
 use paved_core::budgets::{self, keys, prices, usage, BudgetInput};
+use paved_core::gateway::settings;
 use paved_core::CoreError;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
@@ -32,6 +33,12 @@ pub fn routes() -> Router<AppState> {
         .route("/teams/{team}/usage.csv", get(team_csv))
         .route("/teams/{team}/keys", get(list_keys).post(create_key))
         .route("/teams/{team}/keys/{id}", delete(revoke_key))
+        .route(
+            "/teams/{team}/gateway-settings",
+            get(get_settings).put(put_settings),
+        )
+        .route("/teams/{team}/request-logs", get(request_logs))
+        .route("/teams/{team}/cache-savings", get(cache_savings))
         .route("/usage.csv", get(all_csv))
         .route("/prices", get(list_prices))
         .route(
@@ -173,6 +180,79 @@ async fn team_usage(
         "to": budgets::ledger::rfc3339(to, tz),
         "group_by": by_raw,
         "groups": groups,
+    })))
+}
+
+async fn get_settings(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(team): ApiPath<String>,
+) -> ApiResult<Json<settings::GatewaySettings>> {
+    let core = &state.core;
+    Ok(Json(
+        settings::get(&core.gateway.settings, &core.db, &p, &team).await?,
+    ))
+}
+
+async fn put_settings(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(team): ApiPath<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<settings::GatewaySettings>> {
+    let input: settings::GatewaySettings =
+        serde_json::from_value(Value::Object(body)).map_err(|e| CoreError::Invalid {
+            field: "body",
+            message: format!("is not gateway settings: {e}"),
+        })?;
+    let core = &state.core;
+    Ok(Json(
+        settings::set(&core.gateway.settings, &core.db, &p, &team, input).await?,
+    ))
+}
+
+async fn request_logs(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(team): ApiPath<String>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    let number = |name: &'static str| -> Result<Option<i64>, CoreError> {
+        q.first(name)
+            .map(|raw| {
+                raw.parse::<i64>().map_err(|_| CoreError::Invalid {
+                    field: name,
+                    message: format!("`{raw}` is not a number"),
+                })
+            })
+            .transpose()
+    };
+    let (before, limit) = (number("before")?, number("limit")?.unwrap_or(50));
+    let core = &state.core;
+    let tz = core.budgets.ledger.time_zone();
+    let entries = settings::request_logs(&core.db, tz, &p, &team, before, limit).await?;
+    let next = (entries.len() as i64 == limit.clamp(1, 200))
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(
+        json!({"team": team, "entries": entries, "next_before": next}),
+    ))
+}
+
+async fn cache_savings(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(team): ApiPath<String>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    let (from, _) = range(&state, &team, &q)?;
+    let core = &state.core;
+    let savings = settings::cache_savings(&core.db, &p, &team, from).await?;
+    let tz = core.budgets.ledger.time_zone();
+    Ok(Json(json!({
+        "team": team,
+        "from": budgets::ledger::rfc3339(from, tz),
+        "features": savings,
     })))
 }
 

@@ -121,6 +121,7 @@ async fn call(
                 feature: text(&headers, "x-paved-feature"),
                 anthropic_version: text(&headers, "anthropic-version"),
                 anthropic_beta: text(&headers, "anthropic-beta"),
+                cache_control: text(&headers, "cache-control"),
             },
         )
         .await;

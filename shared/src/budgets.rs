@@ -509,3 +509,198 @@ mod tests {
         );
     }
 }
+
+/// What a guardrail does when a detector matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum GuardAction {
+    /// Not checked.
+    #[default]
+    Off,
+    /// Checked and recorded (detector and count, never the text).
+    Report,
+    /// The match is replaced by a placeholder such as `[EMAIL]`.
+    Redact,
+    /// The request (or answer) is refused.
+    Block,
+}
+
+impl GuardAction {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardAction::Off => "off",
+            GuardAction::Report => "report",
+            GuardAction::Redact => "redact",
+            GuardAction::Block => "block",
+        }
+    }
+}
+
+/// The detectors a guardrail can use (wire names).
+pub const GUARDRAIL_DETECTORS: [&str; 7] = [
+    "email",
+    "phone",
+    "card_number",
+    "iban",
+    "api_key",
+    "aws_key",
+    "private_key",
+];
+
+/// The longest a team may keep request logs.
+pub const MAX_LOG_RETENTION_DAYS: i64 = 90;
+
+/// The longest cache lifetime.
+pub const MAX_CACHE_TTL_SECS: i64 = 86_400;
+
+/// A team's gateway settings: response cache, guardrails, request logs and
+/// the rotation policy for its own provider keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Seconds an identical request's answer is reused (0: no cache unless a
+    /// request asks with `Cache-Control: max-age=N`).
+    #[serde(default)]
+    pub cache_ttl_secs: i64,
+    /// Detectors the guardrails use (see [`GUARDRAIL_DETECTORS`]).
+    #[serde(default)]
+    pub guardrail_detectors: Vec<String>,
+    /// What happens to prompts that match.
+    #[serde(default)]
+    pub guardrail_prompt: GuardAction,
+    /// What happens to answers that match (streamed answers: reported only).
+    #[serde(default)]
+    pub guardrail_response: GuardAction,
+    /// Keep a log of requests for debugging.
+    #[serde(default)]
+    pub log_requests: bool,
+    /// Keep the request and response bodies too (masked).
+    #[serde(default)]
+    pub log_bodies: bool,
+    /// Days logs are kept (1–90).
+    #[serde(default = "default_retention")]
+    pub log_retention_days: i64,
+    /// Days after which the team's own provider keys should be rotated
+    /// (owners are reminded); `None`: no policy.
+    #[serde(default)]
+    pub key_rotation_days: Option<i64>,
+}
+
+fn default_retention() -> i64 {
+    7
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            cache_ttl_secs: 0,
+            guardrail_detectors: Vec::new(),
+            guardrail_prompt: GuardAction::Off,
+            guardrail_response: GuardAction::Off,
+            log_requests: false,
+            log_bodies: false,
+            log_retention_days: default_retention(),
+            key_rotation_days: None,
+        }
+    }
+}
+
+impl GatewaySettings {
+    /// Every problem, by field.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !(0..=MAX_CACHE_TTL_SECS).contains(&self.cache_ttl_secs) {
+            out.push((
+                "cache_ttl_secs".into(),
+                format!("must be 0–{MAX_CACHE_TTL_SECS} seconds"),
+            ));
+        }
+        for d in &self.guardrail_detectors {
+            if !GUARDRAIL_DETECTORS.contains(&d.as_str()) {
+                out.push((
+                    "guardrail_detectors".into(),
+                    format!(
+                        "unknown detector {d}; choose from {}",
+                        GUARDRAIL_DETECTORS.join(", ")
+                    ),
+                ));
+            }
+        }
+        let checking = self.guardrail_prompt != GuardAction::Off
+            || self.guardrail_response != GuardAction::Off;
+        if checking && self.guardrail_detectors.is_empty() {
+            out.push((
+                "guardrail_detectors".into(),
+                "choose at least one detector for the guardrails to use".into(),
+            ));
+        }
+        if !(1..=MAX_LOG_RETENTION_DAYS).contains(&self.log_retention_days) {
+            out.push((
+                "log_retention_days".into(),
+                format!("must be 1–{MAX_LOG_RETENTION_DAYS} days"),
+            ));
+        }
+        if self.log_bodies && !self.log_requests {
+            out.push((
+                "log_bodies".into(),
+                "bodies are kept only when requests are logged".into(),
+            ));
+        }
+        if self
+            .key_rotation_days
+            .is_some_and(|d| !(1..=3650).contains(&d))
+        {
+            out.push(("key_rotation_days".into(), "must be 1–3650 days".into()));
+        }
+        out
+    }
+}
+
+/// One logged gateway request, as the Budget page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RequestLogEntry {
+    /// Its id.
+    pub id: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The gateway key's name.
+    pub key_name: Option<String>,
+    /// `chat`, `responses`, `messages` or `embeddings`.
+    pub request_type: String,
+    /// The model that served.
+    pub model: String,
+    /// The deployment that served.
+    pub deployment: Option<String>,
+    /// The status answered.
+    pub status: u16,
+    /// Time in the gateway.
+    pub latency_ms: i64,
+    /// The product feature named.
+    pub feature: Option<String>,
+    /// The trace id.
+    pub trace_id: Option<String>,
+    /// Whether the cache answered.
+    pub cache_hit: bool,
+    /// Guardrail findings (detectors and counts).
+    pub guardrails: Option<String>,
+    /// The request body, masked (when bodies are kept).
+    pub request_body: Option<String>,
+    /// The response body, masked (when bodies are kept).
+    pub response_body: Option<String>,
+}
+
+/// What the response cache saved a team for one feature this period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CacheSaving {
+    /// The product feature (`None`: calls that named none).
+    pub feature: Option<String>,
+    /// Requests answered from the cache.
+    pub hits: i64,
+    /// What they would have cost, in cents (fractional).
+    pub saved_cents: f64,
+}

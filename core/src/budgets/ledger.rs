@@ -288,6 +288,23 @@ pub struct UsageRecord {
     pub attempts: i64,
     /// Why earlier deployments were passed over, e.g. `m/east 429`.
     pub fallbacks: Option<String>,
+    /// Answered from the response cache (at no cost).
+    pub cache_hit: bool,
+    /// What a cache hit would have cost.
+    pub saved_nanocents: i64,
+    /// Guardrail findings: detectors and counts, never the text.
+    pub guardrails: Option<String>,
+    /// The team keeps a request log: this request's entry.
+    pub log: Option<Box<RequestLog>>,
+}
+
+/// One entry of a team's request log (bodies already masked).
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog {
+    /// The request body as sent, masked (when the team keeps bodies).
+    pub request_body: Option<String>,
+    /// The answer, masked (when the team keeps bodies).
+    pub response_body: Option<String>,
 }
 
 /// A soft-threshold crossing to announce once per period.
@@ -1326,8 +1343,9 @@ async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
                 sqlx::query!(
                     r#"INSERT INTO llm_usage (at, team, workspace_id, key_id, key_name, provider, model, request_type,
                          input_tokens, output_tokens, cost_nanocents, latency_ms, status, error_type, trace_id,
-                         idempotency_key, reservation_id, feature, overhead_us, deployment, requested_model, attempts, fallbacks)
-                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"#,
+                         idempotency_key, reservation_id, feature, overhead_us, deployment, requested_model, attempts, fallbacks,
+                         cache_hit, saved_nanocents, guardrails)
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"#,
                     u.at_ms,
                     u.team,
                     u.workspace,
@@ -1350,10 +1368,36 @@ async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
                     u.deployment,
                     u.requested_model,
                     attempts,
-                    u.fallbacks
+                    u.fallbacks,
+                    u.cache_hit,
+                    u.saved_nanocents,
+                    u.guardrails
                 )
                 .execute(&mut *tx)
                 .await?;
+                if let Some(log) = &u.log {
+                    sqlx::query!(
+                        r#"INSERT INTO llm_request_logs (team, at, key_name, request_type, model, deployment, status, latency_ms,
+                             feature, trace_id, cache_hit, guardrails, request_body, response_body)
+                           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"#,
+                        u.team,
+                        u.at_ms,
+                        u.key_name,
+                        u.request_type,
+                        u.model,
+                        u.deployment,
+                        status,
+                        u.latency_ms,
+                        u.feature,
+                        u.trace_id,
+                        u.cache_hit,
+                        u.guardrails,
+                        log.request_body,
+                        log.response_body
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
             Write::Alert(a) => {
                 let now = crate::now_unix();

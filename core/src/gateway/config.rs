@@ -378,6 +378,8 @@ pub struct LlmConfig {
     pub breaker_cooldown: Duration,
     /// `PAVED_LLM_MAX_BODY_BYTES` (default 4 MiB).
     pub max_body_bytes: usize,
+    /// `PAVED_LLM_CACHE_MAX_BYTES` (default 64 MiB): the response cache's size.
+    pub cache_max_bytes: usize,
     /// `PAVED_BUDGET_ALERT_WEBHOOK`: soft-threshold alerts are POSTed here.
     pub alert_webhook: Option<Url>,
     /// `PAVED_LLM_CREDENTIAL_TTL_SECS` (default 60): provider keys are re-read after this.

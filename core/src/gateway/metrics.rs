@@ -254,6 +254,14 @@ pub struct GatewayMetrics {
     pub genai_duration: Family,
     /// `gen_ai_client_token_usage`.
     pub genai_tokens: Family,
+    /// `llm_cache_requests_total`.
+    pub cache: Family,
+    /// `llm_cache_saved_cents_total`.
+    pub cache_saved: Family,
+    /// `llm_guardrail_findings_total`.
+    pub guardrails: Family,
+    /// `llm_fallbacks_total`.
+    pub fallbacks: Family,
 }
 
 impl std::fmt::Debug for GatewayMetrics {
@@ -362,6 +370,30 @@ impl Default for GatewayMetrics {
                 GENAI_TOKENS,
                 Kind::Histogram(TOKEN_BUCKETS),
             ),
+            cache: Family::new(
+                "llm_cache_requests_total",
+                "Cacheable gateway requests by result (hit, miss).",
+                &["team", "model", "result"],
+                Kind::Counter,
+            ),
+            cache_saved: Family::new(
+                "llm_cache_saved_cents_total",
+                "What cache hits would have cost, in cents.",
+                &["team"],
+                Kind::Counter,
+            ),
+            guardrails: Family::new(
+                "llm_guardrail_findings_total",
+                "Guardrail matches by detector, where (prompt, response) and action.",
+                &["team", "detector", "stage", "action"],
+                Kind::Counter,
+            ),
+            fallbacks: Family::new(
+                "llm_fallbacks_total",
+                "Requests served by another deployment or model than the first tried.",
+                &["model", "served_by"],
+                Kind::Counter,
+            ),
         }
     }
 }
@@ -386,6 +418,10 @@ impl GatewayMetrics {
             &self.retries,
             &self.genai_duration,
             &self.genai_tokens,
+            &self.cache,
+            &self.cache_saved,
+            &self.guardrails,
+            &self.fallbacks,
         ] {
             family.render(&mut out);
         }

@@ -7,10 +7,13 @@
 
 pub mod anthropic;
 pub mod breaker;
+pub mod cache;
 pub mod config;
+pub mod guardrails;
 pub mod metrics;
 pub mod retry;
 pub mod routing;
+pub mod settings;
 mod stream;
 
 use std::collections::HashMap;
@@ -112,6 +115,8 @@ pub struct Call {
     pub anthropic_version: Option<String>,
     /// Anthropic's `anthropic-beta` header (Messages API callers).
     pub anthropic_beta: Option<String>,
+    /// The `Cache-Control` header: `max-age=N`, `no-cache`, `no-store`.
+    pub cache_control: Option<String>,
 }
 
 /// The longest feature name a caller may send.
@@ -302,6 +307,10 @@ pub struct Gateway {
     credentials: Mutex<HashMap<CredentialKey, CachedCredential>>,
     /// Per-deployment load, latency and per-minute limits.
     pub balancer: routing::Balancer,
+    /// Each team's cache, guardrail and log settings.
+    pub settings: settings::Settings,
+    /// Answers kept for identical requests.
+    cache: cache::Cache,
 }
 
 /// Which provider key: team, provider, platform-wide Vault path, field.
@@ -324,6 +333,9 @@ pub enum GatewayStartError {
     /// The HTTP client could not be built.
     #[error("cannot build the upstream HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The teams' gateway settings could not be read.
+    #[error("cannot read the teams' gateway settings: {0}")]
+    Settings(#[from] sqlx::Error),
 }
 
 struct Context {
@@ -347,6 +359,18 @@ struct Context {
     anthropic_version: Option<String>,
     /// The caller's `anthropic-beta`, passed on to Anthropic.
     anthropic_beta: Option<String>,
+    /// The caller's `Cache-Control`.
+    cache_control: Option<String>,
+    /// The team's settings when the request arrived.
+    team: Arc<settings::Team>,
+    /// Guardrail findings, e.g. `prompt email:1 redacted`.
+    guardrails: Vec<String>,
+    /// Where to keep the answer, and for how long.
+    cache: Option<(cache::Key, cache::Policy)>,
+    /// What a cache hit saved.
+    saved_nanocents: i64,
+    /// The request log entry, when the team keeps one.
+    log: Option<Box<crate::budgets::ledger::RequestLog>>,
 }
 
 impl Context {
@@ -421,12 +445,14 @@ impl Gateway {
         budgets: Arc<Budgets>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, GatewayStartError> {
+        let config_cache_bytes = config.llm.cache_max_bytes;
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(512)
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(10))
             .build()?;
+        let team_settings = settings::Settings::load(&pool).await?;
         let gateway = Arc::new(Self {
             budgets,
             breakers: Breakers::new(config.llm.breaker_failures, config.llm.breaker_cooldown),
@@ -437,6 +463,8 @@ impl Gateway {
             http,
             credentials: Mutex::default(),
             balancer: routing::Balancer::default(),
+            settings: team_settings,
+            cache: cache::Cache::new(config_cache_bytes),
         });
         tokio::spawn(retention(gateway.pool.clone(), clock));
         Ok(gateway)
@@ -647,6 +675,8 @@ impl Gateway {
             paved.served_model = Empty,
             paved.attempts = Empty,
             paved.fallbacks = Empty,
+            paved.guardrails = Empty,
+            paved.cache = Empty,
         );
         trace.link(&span);
         let idempotency = match &call.idempotency_key {
@@ -663,6 +693,7 @@ impl Gateway {
                 Some((k.clone(), hex::encode(Sha256::digest(&call.body))))
             }
         };
+        let team_settings = self.settings.of(&key.team);
         let ctx = Context {
             key,
             route,
@@ -677,6 +708,12 @@ impl Gateway {
             feature,
             anthropic_version: call.anthropic_version.filter(|v| valid_header_token(v)),
             anthropic_beta: call.anthropic_beta.filter(|v| valid_header_token(v)),
+            cache_control: call.cache_control,
+            team: team_settings,
+            guardrails: Vec::new(),
+            cache: None,
+            saved_nanocents: 0,
+            log: None,
         };
         self.clone()
             .run(ctx, parsed, call.body)
@@ -700,12 +737,55 @@ impl Gateway {
     /// case at its price (reserve, or grow the hold by the difference) →
     /// open the upstream (breaker, credential) → call → settle to the usage,
     /// or move on to the next on a failure another deployment may not have.
-    async fn run(self: Arc<Self>, mut ctx: Context, parsed: Value, body: Bytes) -> Reply {
-        let admitted = match self.admit(&ctx, &parsed, body.len()).await {
+    async fn run(self: Arc<Self>, mut ctx: Context, mut parsed: Value, body: Bytes) -> Reply {
+        let mut body_len = body.len();
+        drop(body);
+        if let Some(refused) = self.guard_prompt(&mut ctx, &mut parsed, &mut body_len) {
+            return refused;
+        }
+        if ctx.team.settings.log_requests {
+            ctx.log = Some(Box::new(crate::budgets::ledger::RequestLog {
+                request_body: ctx
+                    .team
+                    .settings
+                    .log_bodies
+                    .then(|| settings::mask(&parsed.to_string())),
+                response_body: None,
+            }));
+        }
+        let streaming = parsed.get("stream") == Some(&Value::Bool(true));
+        let policy = cache::Policy::of(
+            ctx.cache_control.as_deref(),
+            ctx.team.settings.cache_ttl_secs,
+        );
+        if policy.active()
+            && !streaming
+            && self
+                .budgets
+                .ledger
+                .allows_model(&ctx.key.team, &ctx.key.workspace, &ctx.route.model)
+        {
+            let key = cache::key(
+                &ctx.key.team,
+                ctx.operation.name(),
+                &ctx.route.model,
+                &parsed,
+            );
+            if policy.lookup {
+                if let Some(entry) = self.cache.get(&key, Instant::now(), policy.max_age) {
+                    return self.cache_hit(ctx, &entry);
+                }
+            }
+            self.metrics
+                .cache
+                .add(&[&ctx.key.team, &ctx.route.model, "miss"], 1.0);
+            ctx.span.record("paved.cache", "miss");
+            ctx.cache = Some((key, policy));
+        }
+        let admitted = match self.admit(&ctx, &parsed, body_len).await {
             Ok(a) => a,
             Err(early) => return early.reply(&self, &ctx),
         };
-        drop(body);
         let mut plan = match self.plan(&ctx, &admitted) {
             Ok(plan) => plan,
             Err(early) => return early.reply(&self, &ctx),
@@ -856,6 +936,140 @@ impl Gateway {
             }
         }
         self.all_failed(&ctx, hold, last)
+    }
+
+    /// Applies the team's prompt guardrails: findings recorded (detector and
+    /// count), matches redacted, or the request refused.
+    fn guard_prompt(
+        &self,
+        ctx: &mut Context,
+        parsed: &mut Value,
+        body_len: &mut usize,
+    ) -> Option<Reply> {
+        let action = ctx.team.settings.guardrail_prompt;
+        if action == settings::GuardAction::Off || ctx.team.detectors.is_empty() {
+            return None;
+        }
+        let found = guard(
+            parsed,
+            &ctx.team.detectors,
+            action == settings::GuardAction::Redact,
+        );
+        if found.is_empty() {
+            return None;
+        }
+        self.note_guardrails(ctx, "prompt", action, &found);
+        match action {
+            settings::GuardAction::Block => {
+                let reply = Reply::error(
+                    400,
+                    "guardrail_blocked",
+                    format!(
+                        "The prompt contains {}, which team {}'s guardrails keep from leaving Paved. Remove it and send the request again.",
+                        describe(&found),
+                        ctx.key.team
+                    ),
+                );
+                Some(self.refuse(ctx, reply, "guardrail"))
+            }
+            settings::GuardAction::Redact => {
+                // A placeholder may be longer than what it replaced.
+                *body_len = (*body_len).max(parsed.to_string().len());
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Records guardrail findings on the span, the metrics and the usage record.
+    fn note_guardrails(
+        &self,
+        ctx: &mut Context,
+        stage: &str,
+        action: settings::GuardAction,
+        found: &[guardrails::Match],
+    ) {
+        let verb = match action {
+            settings::GuardAction::Block => "blocked",
+            settings::GuardAction::Redact => "redacted",
+            _ => "reported",
+        };
+        for m in found {
+            self.metrics
+                .guardrails
+                .add(&[&ctx.key.team, m.detector.name(), stage, verb], 1.0);
+        }
+        ctx.guardrails
+            .push(format!("{stage} {} {verb}", guardrails::summary(found)));
+        ctx.span
+            .record("paved.guardrails", ctx.guardrails.join("; ").as_str());
+    }
+
+    /// The team's response guardrails on a complete answer: findings
+    /// recorded, matches redacted; `true` when the answer must be withheld.
+    fn guard_response(&self, ctx: &mut Context, body: &mut Bytes) -> bool {
+        let action = ctx.team.settings.guardrail_response;
+        if action == settings::GuardAction::Off || ctx.team.detectors.is_empty() {
+            return false;
+        }
+        let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+            return false;
+        };
+        let redact = action == settings::GuardAction::Redact;
+        let found = guard(&mut value, &ctx.team.detectors, redact);
+        if found.is_empty() {
+            return false;
+        }
+        self.note_guardrails(ctx, "response", action, &found);
+        if redact {
+            *body = Bytes::from(value.to_string());
+        }
+        action == settings::GuardAction::Block
+    }
+
+    /// Answers from the cache: nothing reserved, nothing charged, the saving recorded.
+    fn cache_hit(&self, mut ctx: Context, entry: &cache::Entry) -> Reply {
+        ctx.saved_nanocents = entry.cost_nanocents;
+        ctx.target.model = entry.model.clone();
+        ctx.target.deployment.id = entry.deployment.clone();
+        ctx.span.record("paved.cache", "hit");
+        self.metrics
+            .cache
+            .add(&[&ctx.key.team, &ctx.route.model, "hit"], 1.0);
+        self.metrics.cache_saved.add(
+            &[&ctx.key.team],
+            entry.cost_nanocents as f64 / NANOCENTS_PER_CENT as f64,
+        );
+        if let Some(log) = ctx.log.as_mut() {
+            if ctx.team.settings.log_bodies {
+                log.response_body = Some(settings::mask(&String::from_utf8_lossy(&entry.body)));
+            }
+        }
+        let mut record = self.finish(
+            &ctx,
+            None,
+            &Outcome {
+                status: 200,
+                error_type: None,
+                input_tokens: 0,
+                output_tokens: 0,
+                cost_nanocents: 0,
+                upstream: Duration::ZERO,
+            },
+        );
+        record.cache_hit = true;
+        record.saved_nanocents = entry.cost_nanocents;
+        self.budgets.ledger.record(record);
+        let age = entry.stored_at.elapsed().as_secs();
+        let mut headers = served_headers(&ctx);
+        headers.push(("x-paved-cache", "hit".into()));
+        headers.push(("age", age.to_string()));
+        Reply {
+            status: 200,
+            content_type: entry.content_type.clone(),
+            headers,
+            body: ReplyBody::Full(entry.body.clone()),
+        }
     }
 
     /// Points the request at `candidate`: span, labels and the usage record follow.
@@ -1369,7 +1583,7 @@ impl Gateway {
     #[allow(clippy::too_many_arguments)]
     async fn settle(
         self: Arc<Self>,
-        ctx: Context,
+        mut ctx: Context,
         hold: Hold,
         price: Price,
         bounds: (i64, i64),
@@ -1379,6 +1593,11 @@ impl Gateway {
     ) -> Reply {
         let status = response.status().as_u16();
         let served = served_headers(&ctx);
+        if ctx.attempts > 1 || ctx.target.model != ctx.route.model {
+            self.metrics
+                .fallbacks
+                .add(&[&ctx.route.model, &ctx.target.deployment.id], 1.0);
+        }
         let content_type = response
             .headers()
             .get("content-type")
@@ -1442,6 +1661,56 @@ impl Gateway {
             (_, Some(v)) => (usage_of(&v), body),
             (_, None) => (None, body),
         };
+        let mut body = body;
+        let withheld = self.guard_response(&mut ctx, &mut body);
+        if let Some(log) = ctx.log.as_mut() {
+            if ctx.team.settings.log_bodies {
+                log.response_body = Some(settings::mask(&String::from_utf8_lossy(&body)));
+            }
+        }
+        if withheld {
+            // The provider produced (and billed) it: charged, but not passed on.
+            self.charge(
+                &ctx,
+                &hold,
+                price,
+                usage,
+                bounds,
+                422,
+                Some("guardrail"),
+                upstream,
+                None,
+            );
+            return Reply::error(
+                422,
+                "guardrail_blocked",
+                format!(
+                    "The answer contained {}, which team {}'s guardrails withhold; it was billed.",
+                    ctx.guardrails.last().map_or("", |g| g.as_str()),
+                    ctx.key.team
+                ),
+            );
+        }
+        if let Some((key, policy)) = &ctx.cache {
+            if status == 200 && !policy.ttl.is_zero() {
+                let now = Instant::now();
+                self.cache.put(
+                    *key,
+                    cache::Entry {
+                        body: body.clone(),
+                        content_type: content_type.clone(),
+                        cost_nanocents: price.cost(
+                            usage.map_or(bounds.0, |u| u.0),
+                            usage.map_or(bounds.1, |u| u.1),
+                        ),
+                        model: ctx.target.model.clone(),
+                        deployment: ctx.target.deployment.id.clone(),
+                        stored_at: now,
+                        expires_at: now + policy.ttl,
+                    },
+                );
+            }
+        }
         let stored = ctx.idempotency.as_ref().map(|_| StoredResponse {
             status,
             content_type: content_type.clone(),
@@ -1450,6 +1719,10 @@ impl Gateway {
         let remaining = self.charge(
             &ctx, &hold, price, usage, bounds, status, None, upstream, stored,
         );
+        let mut served = served;
+        if ctx.cache.is_some() {
+            served.push(("x-paved-cache", "miss".into()));
+        }
         let mut reply = Reply {
             status,
             content_type,
@@ -1638,6 +1911,10 @@ impl Gateway {
             requested_model: (ctx.target.model != ctx.route.model).then(|| ctx.route.model.clone()),
             attempts: i64::from(ctx.attempts.max(1)),
             fallbacks: (!ctx.fallbacks.is_empty()).then(|| ctx.fallbacks.join(", ")),
+            cache_hit: false,
+            saved_nanocents: 0,
+            guardrails: (!ctx.guardrails.is_empty()).then(|| ctx.guardrails.join("; ")),
+            log: ctx.log.clone(),
             request_type: ctx.operation.name().to_owned(),
             input_tokens: outcome.input_tokens,
             output_tokens: outcome.output_tokens,
@@ -2327,6 +2604,40 @@ fn messages_token_ceiling(request: &Value) -> Result<i64, String> {
     Ok(tokens)
 }
 
+/// Scans every model-visible text of `value` with `detectors`, redacting
+/// matches when asked; returns the matches (their positions are per text).
+fn guard(
+    value: &mut Value,
+    detectors: &[guardrails::Detector],
+    redact: bool,
+) -> Vec<guardrails::Match> {
+    let mut found = Vec::new();
+    guardrails::visit_text(value, &mut |text: &mut String| {
+        let matches = guardrails::scan(text, detectors);
+        if matches.is_empty() {
+            return;
+        }
+        if redact {
+            *text = guardrails::redact(text, &matches);
+        }
+        found.extend(matches);
+    });
+    found
+}
+
+/// `2 email addresses and 1 card number`, for messages (never the text itself).
+fn describe(found: &[guardrails::Match]) -> String {
+    let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    for m in found {
+        *counts.entry(m.detector.label()).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(label, n)| format!("{n} × {label}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A header value Paved passes on: printable ASCII, short.
 fn valid_header_token(v: &str) -> bool {
     !v.is_empty() && v.len() <= 256 && v.bytes().all(|b| (0x20..0x7f).contains(&b))
@@ -2338,6 +2649,14 @@ async fn retention(pool: SqlitePool, clock: Arc<dyn Clock>) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
+        match settings::purge_request_logs(&pool, clock.now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deleted = n,
+                "request logs past their team's retention deleted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot delete old request logs"),
+        }
         let cutoff = clock.now_ms() - crate::budgets::IDEMPOTENCY_RETENTION_MS;
         let result = sqlx::query!(
             "DELETE FROM llm_reservations WHERE state != 'held' AND created_at < ?1",

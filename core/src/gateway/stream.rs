@@ -42,7 +42,27 @@ struct Finisher {
 impl Finisher {
     /// Settles the hold: the usage when the stream reported it, else the
     /// prompt's bound and the counted output (clean end), else the worst case.
-    fn complete(self, meter: &Meter, body: Option<Bytes>, broken: bool) {
+    fn complete(mut self, meter: &Meter, body: Option<Bytes>, broken: bool) {
+        if let Some(text) = &meter.seen {
+            let ctx = &mut self.ctx;
+            if ctx.team.settings.guardrail_response != super::settings::GuardAction::Off {
+                // What has streamed cannot be taken back: findings are reported.
+                let found = super::guardrails::scan(text, &ctx.team.detectors);
+                if !found.is_empty() {
+                    self.gateway.note_guardrails(
+                        ctx,
+                        "response",
+                        super::settings::GuardAction::Report,
+                        &found,
+                    );
+                }
+            }
+            if ctx.team.settings.log_bodies {
+                if let Some(log) = ctx.log.as_mut() {
+                    log.response_body = Some(super::settings::mask(text));
+                }
+            }
+        }
         let usage = meter
             .usage()
             .or_else(|| (!broken).then(|| (self.worst.0, meter.output_bytes.min(self.worst.1))));
@@ -77,9 +97,25 @@ struct Meter {
     /// Bytes of generated text and tool arguments seen.
     output_bytes: i64,
     translator: Option<StreamTranslator>,
+    /// What was sent to the caller (up to [`MAX_SEEN`]), for the response
+    /// guardrails and the request log.
+    seen: Option<String>,
 }
 
+/// The most of a stream kept for guardrails and logs.
+const MAX_SEEN: usize = 1 << 20;
+
 impl Meter {
+    fn keep(&mut self, out: &[u8]) {
+        if let Some(seen) = &mut self.seen {
+            if seen.len() < MAX_SEEN {
+                let room = MAX_SEEN - seen.len();
+                let text = String::from_utf8_lossy(&out[..out.len().min(room)]);
+                seen.push_str(&text);
+            }
+        }
+    }
+
     fn new(shape: Shape, model: &str) -> Self {
         let translator = match &shape {
             Shape::AnthropicChat { include_usage } => {
@@ -94,6 +130,7 @@ impl Meter {
             anthropic_complete: false,
             output_bytes: 0,
             translator,
+            seen: None,
         }
     }
 
@@ -115,6 +152,12 @@ impl Meter {
 
     /// Takes the provider's bytes; returns what to send the caller.
     fn consume(&mut self, pending: &mut BytesMut, chunk: &[u8]) -> BytesMut {
+        let out = self.translate(pending, chunk);
+        self.keep(&out);
+        out
+    }
+
+    fn translate(&mut self, pending: &mut BytesMut, chunk: &[u8]) -> BytesMut {
         if let Some(t) = &mut self.translator {
             let out = t.feed(chunk);
             self.output_bytes = i64::try_from(t.output_bytes()).unwrap_or(i64::MAX);
@@ -133,6 +176,12 @@ impl Meter {
 
     /// What is left when the provider's stream ends.
     fn end(&mut self, pending: &mut BytesMut) -> BytesMut {
+        let out = self.end_inner(pending);
+        self.keep(&out);
+        out
+    }
+
+    fn end_inner(&mut self, pending: &mut BytesMut) -> BytesMut {
         if let Some(t) = &mut self.translator {
             let out = t.finish();
             self.output_bytes = i64::try_from(t.output_bytes()).unwrap_or(i64::MAX);
@@ -372,7 +421,12 @@ pub(super) fn metered(
         .budgets
         .ledger
         .remaining(&ctx.key.team, &ctx.key.workspace);
-    let meter = Meter::new(shape, &ctx.target.model);
+    let mut meter = Meter::new(shape, &ctx.target.model);
+    let guarded = ctx.team.settings.guardrail_response != super::settings::GuardAction::Off
+        && !ctx.team.detectors.is_empty();
+    if guarded || (ctx.log.is_some() && ctx.team.settings.log_bodies) {
+        meter.seen = Some(String::new());
+    }
     let drain_for = gateway.config.llm.timeout;
     let stream = Metered {
         inner: response.bytes_stream().boxed(),
