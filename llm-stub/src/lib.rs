@@ -124,6 +124,9 @@ pub struct Behaviour {
     /// more events than this, all are sent before the break. JSON answers
     /// are unaffected.
     pub cut_after_chunks: Option<u32>,
+    /// The assistant's text in chat completions instead of [`REPLY`]
+    /// (streamed as one chunk).
+    pub reply: Option<String>,
 }
 
 impl Default for Behaviour {
@@ -139,6 +142,7 @@ impl Default for Behaviour {
             error_message: None,
             omit_usage: false,
             cut_after_chunks: None,
+            reply: None,
         }
     }
 }
@@ -179,6 +183,12 @@ impl Behaviour {
     pub fn with_usage(mut self, prompt_tokens: i64, completion_tokens: i64) -> Self {
         self.prompt_tokens = prompt_tokens;
         self.completion_tokens = completion_tokens;
+        self
+    }
+
+    /// Answers chat completions with `text`.
+    pub fn with_reply(mut self, text: &str) -> Self {
+        self.reply = Some(text.to_owned());
         self
     }
 
@@ -601,7 +611,7 @@ async fn chat_completions(
                 index: 0,
                 message: Message {
                     role: "assistant",
-                    content: REPLY,
+                    content: behaviour.reply.as_deref().unwrap_or(REPLY),
                 },
                 finish_reason: "stop",
             }],
@@ -624,12 +634,16 @@ async fn chat_completions(
     };
     let mut events = Vec::with_capacity(5);
     events.push(sse_event(&chunk(Some("assistant"), Some(""), None)));
-    events.push(sse_event(&chunk(None, Some("Hello"), None)));
-    events.push(sse_event(&chunk(
-        None,
-        Some(" from the stub."),
-        Some("stop"),
-    )));
+    if let Some(reply) = behaviour.reply.as_deref() {
+        events.push(sse_event(&chunk(None, Some(reply), Some("stop"))));
+    } else {
+        events.push(sse_event(&chunk(None, Some("Hello"), None)));
+        events.push(sse_event(&chunk(
+            None,
+            Some(" from the stub."),
+            Some("stop"),
+        )));
+    }
     if include_usage && !behaviour.omit_usage {
         events.push(sse_event(&Chunk {
             choices: Vec::new(),

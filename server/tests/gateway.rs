@@ -2083,3 +2083,383 @@ async fn a_stream_without_usage_or_cut_off_or_left_is_still_charged() {
     );
     assert_eq!(gw.app.state.core.budgets.ledger.held_count(), 0);
 }
+
+// ---------------------------------------------------------------------------
+// Cache, guardrails, request logs
+
+impl Gw {
+    async fn settings(&self, team: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.app
+            .as_(token)
+            .put(
+                &format!("/api/budgets/v1/teams/{team}/gateway-settings"),
+                body,
+            )
+            .await
+    }
+}
+
+fn with_header(mut request: Request<Body>, name: &'static str, value: &str) -> Request<Body> {
+    request.headers_mut().insert(name, value.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn cached_answers_are_free_never_shared_across_teams_and_their_savings_shown() {
+    let gw = gateway(&[]).await;
+    let key = gw.payments_key(100_000).await;
+    let (status, saved) = gw
+        .settings("payments", LEAD, json!({"cache_ttl_secs": 300}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    gw.stub.set_default(Behaviour::ok().with_usage(10, 20));
+    let ask = |user: &str| {
+        json!({"model": "stub-chat", "max_tokens": 50, "temperature": 0, "user": user,
+               "messages": [{"role": "user", "content": "What is Paved?"}]})
+    };
+    let r = gw
+        .app
+        .send(with_header(
+            chat(&key, ask("ana")),
+            "x-paved-feature",
+            "faq",
+        ))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(header_of(&r, "x-paved-cache"), "miss");
+    let first = body_json(r).await;
+    // The same question, fields in another order, another user: answered from the cache.
+    let reordered = json!({"messages": [{"content": "What is Paved?", "role": "user"}], "user": "bo",
+                           "temperature": 0, "max_tokens": 50, "model": "stub-chat"});
+    let r = gw
+        .app
+        .send(with_header(chat(&key, reordered), "x-paved-feature", "faq"))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(header_of(&r, "x-paved-cache"), "hit");
+    assert_eq!(body_json(r).await, first);
+    assert_eq!(gw.stub.count(), 1, "the provider was asked once");
+    // no-cache asks the provider again; no-store neither reads nor keeps.
+    let r = gw
+        .app
+        .send(with_header(
+            chat(&key, ask("ana")),
+            "cache-control",
+            "no-cache",
+        ))
+        .await;
+    assert_eq!(header_of(&r, "x-paved-cache"), "miss");
+    assert_eq!(gw.stub.count(), 2);
+    let r = gw
+        .app
+        .send(with_header(
+            chat(&key, ask("ana")),
+            "cache-control",
+            "no-store",
+        ))
+        .await;
+    assert_eq!(header_of(&r, "x-paved-cache"), "");
+    assert_eq!(gw.stub.count(), 3);
+    // Streams are not cached.
+    let mut streamed = ask("ana");
+    streamed["stream"] = json!(true);
+    let r = gw.app.send(chat(&key, streamed)).await;
+    let _ = body_text(r).await;
+    assert_eq!(gw.stub.count(), 4);
+    // Another team, even asking for the cache, never gets payments' answer.
+    gw.budget(
+        "search",
+        OTHER_LEAD,
+        json!({"period": "monthly", "limit_cents": 1000}),
+    )
+    .await;
+    let search_key = gw.key("search", OTHER_LEAD, None).await;
+    let r = gw
+        .app
+        .send(with_header(
+            chat(&search_key, ask("ana")),
+            "cache-control",
+            "max-age=600",
+        ))
+        .await;
+    assert_eq!(header_of(&r, "x-paved-cache"), "miss");
+    assert_eq!(gw.stub.count(), 5);
+    let r = gw
+        .app
+        .send(with_header(
+            chat(&search_key, ask("ana")),
+            "cache-control",
+            "max-age=600",
+        ))
+        .await;
+    assert_eq!(
+        header_of(&r, "x-paved-cache"),
+        "hit",
+        "a request opts in on its own"
+    );
+
+    gw.app.state.core.gateway.flush().await;
+    let hits: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT team, cost_nanocents, saved_nanocents, cache_hit FROM llm_usage WHERE cache_hit = 1 ORDER BY id",
+    )
+    .fetch_all(&gw.app.state.core.db)
+    .await
+    .unwrap();
+    let cost = 10 * 10_000 + 20 * 1_000_000;
+    assert_eq!(
+        hits,
+        vec![
+            ("payments".to_owned(), 0, cost, 1),
+            ("search".to_owned(), 0, cost, 1)
+        ],
+        "hits cost nothing and record what they saved"
+    );
+    let (status, savings) = gw
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/cache-savings")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{savings}");
+    assert_eq!(savings["features"][0]["feature"], "faq");
+    assert_eq!(savings["features"][0]["hits"], 1);
+    assert!(
+        (savings["features"][0]["saved_cents"].as_f64().unwrap() - cost as f64 / 1e9).abs() < 1e-9
+    );
+    let (_, view) = gw.app.as_(DEV).get("/api/budgets/v1/teams/payments").await;
+    // Spent: the four answers from the provider; the hit added nothing.
+    assert_eq!(view["spent_cents"], json!(1));
+}
+
+#[tokio::test]
+async fn guardrails_redact_block_or_report_and_never_keep_the_text() {
+    let gw = gateway(&[]).await;
+    let key = gw.payments_key(100_000).await;
+    let secret =
+        "Mail ana@example.com, card 4111 1111 1111 1111, key sk-proj-Q7xT2mVb9LkZ3nWp8RsY4dHc";
+    let ask = |text: &str| json!({"model": "stub-chat", "max_tokens": 20, "messages": [{"role": "user", "content": text}]});
+    // A developer cannot change them; a lead can; bad values are refused by field.
+    let (status, _) = gw
+        .settings(
+            "payments",
+            DEV,
+            json!({"guardrail_prompt": "block", "guardrail_detectors": ["email"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = gw
+        .settings(
+            "payments",
+            LEAD,
+            json!({"guardrail_prompt": "redact", "guardrail_detectors": ["ssn"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("unknown detector ssn"), "{body}");
+    let all = json!([
+        "email",
+        "card_number",
+        "api_key",
+        "phone",
+        "iban",
+        "aws_key",
+        "private_key"
+    ]);
+
+    // Redact: the provider sees placeholders.
+    gw.settings(
+        "payments",
+        LEAD,
+        json!({"guardrail_prompt": "redact", "guardrail_detectors": all}),
+    )
+    .await;
+    let r = gw.app.send(chat(&key, ask(secret))).await;
+    assert_status(&r, StatusCode::OK);
+    let sent = gw.stub.requests()[0].body["messages"][0]["content"].clone();
+    let sent = sent.as_str().unwrap();
+    assert!(
+        sent.contains("[EMAIL]") && sent.contains("[CARD]") && sent.contains("[API_KEY]"),
+        "{sent}"
+    );
+    assert!(
+        !sent.contains("ana@example.com") && !sent.contains("4111") && !sent.contains("sk-proj"),
+        "{sent}"
+    );
+    // Harmless look-alikes pass untouched.
+    let plain = "Release 1.2.3 ships on 2024-01-15; order 1234567812345678 at task-force.";
+    let r = gw.app.send(chat(&key, ask(plain))).await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(gw.stub.requests()[1].body["messages"][0]["content"], plain);
+
+    // Block: refused before anything is held or sent, naming what, never quoting it.
+    gw.settings(
+        "payments",
+        LEAD,
+        json!({"guardrail_prompt": "block", "guardrail_detectors": all}),
+    )
+    .await;
+    let r = gw.app.send(chat(&key, ask(secret))).await;
+    assert_status(&r, StatusCode::BAD_REQUEST);
+    let body = body_json(r).await;
+    assert_eq!(body["error"]["type"], "guardrail_blocked");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("email address") && message.contains("card number"),
+        "{message}"
+    );
+    assert!(!message.contains("ana@example.com"), "{message}");
+    assert_eq!(gw.stub.count(), 2);
+
+    // Report only, on prompts and answers: sent as written, findings recorded.
+    gw.settings("payments", LEAD, json!({"guardrail_prompt": "report", "guardrail_response": "redact", "guardrail_detectors": all}))
+        .await;
+    gw.stub
+        .push(Behaviour::ok().with_reply("Write to bo@example.org or call +44 20 7946 0958."));
+    let r = gw.app.send(chat(&key, ask("hi ana@example.com"))).await;
+    let body = body_json(r).await;
+    let answer = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(
+        answer, "Write to [EMAIL] or call [PHONE].",
+        "the answer is redacted"
+    );
+    assert_eq!(
+        gw.stub.requests()[2].body["messages"][0]["content"],
+        "hi ana@example.com"
+    );
+
+    gw.app.state.core.gateway.flush().await;
+    let rows: Vec<(i64, Option<String>, i64)> =
+        sqlx::query_as("SELECT status, guardrails, cost_nanocents FROM llm_usage ORDER BY id")
+            .fetch_all(&gw.app.state.core.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows[0].1.as_deref(),
+        Some("prompt api_key:1,card_number:1,email:1 redacted")
+    );
+    assert_eq!(rows[1].1, None);
+    assert_eq!(
+        (rows[2].0, rows[2].1.as_deref(), rows[2].2),
+        (
+            400,
+            Some("prompt api_key:1,card_number:1,email:1 blocked"),
+            0
+        )
+    );
+    assert_eq!(
+        rows[3].1.as_deref(),
+        Some("prompt email:1 reported; response email:1,phone:1 redacted")
+    );
+    // Nothing Paved stores holds the text itself.
+    let dump: Vec<String> = sqlx::query_scalar(
+        "SELECT COALESCE(guardrails, '') || COALESCE(error_type, '') || COALESCE(fallbacks, '') FROM llm_usage",
+    )
+    .fetch_all(&gw.app.state.core.db)
+    .await
+    .unwrap();
+    assert!(dump.iter().all(|d| !d.contains('@') && !d.contains("4111")));
+}
+
+#[tokio::test]
+async fn request_logs_are_masked_shown_to_the_team_only_and_deleted_after_retention() {
+    let gw = gateway(&[]).await;
+    let key = gw.payments_key(100_000).await;
+    let ask = json!({"model": "stub-chat", "max_tokens": 20, "messages": [{"role": "user", "content": "reach ana@example.com with sk-proj-Q7xT2mVb9LkZ3nWp8RsY4dHc"}]});
+    // Off by default: nothing kept.
+    gw.app.send(chat(&key, ask.clone())).await;
+    let (status, body) = gw
+        .settings(
+            "payments",
+            LEAD,
+            json!({"log_requests": true, "log_bodies": true, "log_retention_days": 2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let r = gw
+        .app
+        .send(with_header(
+            chat(&key, ask.clone()),
+            "x-paved-feature",
+            "support-bot",
+        ))
+        .await;
+    assert_status(&r, StatusCode::OK);
+    gw.app.state.core.gateway.flush().await;
+    let (status, logs) = gw
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/request-logs")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{logs}");
+    let entries = logs["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{logs}");
+    let entry = &entries[0];
+    assert_eq!(entry["feature"], "support-bot");
+    assert_eq!(entry["status"], 200);
+    assert_eq!(entry["model"], "stub-chat");
+    let request = entry["request_body"].as_str().unwrap();
+    assert!(
+        request.contains("[EMAIL]") && request.contains("[API_KEY]"),
+        "{request}"
+    );
+    assert!(
+        !request.contains("ana@example.com") && !request.contains("sk-proj"),
+        "{request}"
+    );
+    assert!(entry["response_body"]
+        .as_str()
+        .unwrap()
+        .contains("Hello from the stub."));
+    let (status, _) = gw
+        .app
+        .as_(OTHER_LEAD)
+        .get("/api/budgets/v1/teams/payments/request-logs")
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "another team's lead sees nothing"
+    );
+    // Without bodies: the entry, not the text.
+    gw.settings(
+        "payments",
+        LEAD,
+        json!({"log_requests": true, "log_retention_days": 2}),
+    )
+    .await;
+    gw.app.send(chat(&key, ask.clone())).await;
+    gw.app.state.core.gateway.flush().await;
+    let (_, logs) = gw
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/request-logs")
+        .await;
+    assert_eq!(logs["entries"].as_array().unwrap().len(), 2);
+    assert!(logs["entries"][0]["request_body"].is_null());
+
+    // Retention: entries older than the team's two days go, the rest stay.
+    let db = &gw.app.state.core.db;
+    let now = gw.app.state.core.budgets.ledger.now_ms();
+    for (team, age_days) in [
+        ("payments", 3),
+        ("payments", 1),
+        ("search", 6),
+        ("search", 8),
+    ] {
+        sqlx::query("INSERT INTO llm_request_logs (team, at, request_type, model, status, latency_ms) VALUES (?1, ?2, 'chat', 'stub-chat', 200, 1)")
+            .bind(team)
+            .bind(now - age_days * 86_400_000)
+            .execute(db)
+            .await
+            .unwrap();
+    }
+    let deleted = paved_core::gateway::settings::purge_request_logs(db, now)
+        .await
+        .unwrap();
+    // payments keeps 2 days (the 3-day-old goes); search has no settings: 7 days (the 8-day-old goes).
+    assert_eq!(deleted, 2);
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM llm_request_logs")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(left, 4);
+}

@@ -3,6 +3,7 @@
 //! usage reports. Periods follow the calendar in a configured time zone
 //! ([`period`]); money is exact integers ([`money`]).
 
+pub mod gateway_page;
 pub mod keys;
 pub mod ledger;
 pub mod money;
