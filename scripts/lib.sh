@@ -133,13 +133,16 @@ run_paved() {
   }
 }
 
-# The local OpenAI-compatible stub that stands in for LLM providers in the
-# demo, the browser tests and the benchmarks (no provider is reachable from
-# here): starts it on port $1, writes a PAVED_LLM_UPSTREAMS file $3 routing
-# OpenAI's model names to it, and sets LLM_STUB_URL. With an API key $2 the stub
-# requires it and the key is stored as the platform-wide credential at
-# secret/platform/llm/_platform (needs VAULT_ADDR and a VAULT_TOKEN that may
-# write there). Appends the stub's pid to `pids`.
+# The local stub that stands in for LLM providers (OpenAI's and Anthropic's
+# APIs) in the demo, the browser tests and the benchmarks (no provider is
+# reachable from here): starts it on port $1, writes a PAVED_LLM_UPSTREAMS file
+# $3 routing OpenAI's model names and claude-sonnet-4-5 (through Anthropic's
+# Messages API) to it, plus team-chat, a model with two weighted deployments
+# and a fallback to claude-sonnet-4-5, and sets LLM_STUB_URL. With an API key
+# $2 the stub requires it and the key is stored as the platform-wide
+# credential at secret/platform/llm/_platform, in both fields `openai` and
+# `anthropic` (needs VAULT_ADDR and a VAULT_TOKEN that may write there).
+# Appends the stub's pid to `pids`.
 start_llm_stub() {
   local port=$1 key=$2 file=$3 credential=""
   local args=(--port "$port")
@@ -156,10 +159,23 @@ models:
   - { model: gpt-4o-mini, provider: openai, base_url: "$LLM_STUB_URL/v1", ${credential}max_output_tokens: 16384 }
   - { model: gpt-4o, provider: openai, base_url: "$LLM_STUB_URL/v1", ${credential}max_output_tokens: 16384 }
   - { model: text-embedding-3-small, provider: openai, base_url: "$LLM_STUB_URL/v1", ${credential}type: embeddings }
+  # Anthropic's Messages API (the gateway calls {base_url}/v1/messages).
+  - { model: claude-sonnet-4-5, provider: anthropic, api: anthropic, base_url: "$LLM_STUB_URL", ${credential}max_output_tokens: 8192 }
+  # Routing: three requests in four go to primary, and when both fail the
+  # request falls back to claude-sonnet-4-5 (push {"status":500} twice to
+  # the stub's /_stub/push to see it).
+  - model: team-chat
+    max_output_tokens: 16384
+    deployments:
+      - { name: primary, provider: openai, base_url: "$LLM_STUB_URL/v1", ${credential}upstream_model: gpt-4o-mini, weight: 3 }
+      - { name: secondary, provider: openai, base_url: "$LLM_STUB_URL/v1", ${credential}upstream_model: gpt-4o-mini, weight: 1 }
+    fallbacks: [claude-sonnet-4-5]
 YAML
   wait_for_http "$LLM_STUB_URL/v1/models" 30 || die "the LLM stub did not start; see ${file%.yaml}.log"
   if [ -n "$key" ]; then
-    curl -sf -X POST -H "X-Vault-Token: $VAULT_TOKEN" -d "{\"data\":{\"openai\":\"$key\"}}" \
+    # One secret, one field per provider (a deployment's credential_key
+    # defaults to its provider); writing it again replaces it whole.
+    curl -sf -X POST -H "X-Vault-Token: $VAULT_TOKEN" -d "{\"data\":{\"openai\":\"$key\",\"anthropic\":\"$key\"}}" \
       "$VAULT_ADDR/v1/secret/data/platform/llm/_platform" > /dev/null || die "cannot store the stub provider key in Vault"
   fi
 }

@@ -41,10 +41,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sha" ]; then
   echo "$lock_sha" > "$stamp"
 fi
 
-# The official OpenAI Python SDK is pointed at the gateway by the tests.
+# The official OpenAI and Anthropic Python SDKs are pointed at the gateway by the tests.
 if [ "$purpose" = test ] && ! python3 -c 'import openai' 2>/dev/null; then
   log "installing the OpenAI Python SDK (PyPI openai)"
   python3 -m pip install --quiet openai
+fi
+if [ "$purpose" = test ] && ! python3 -c 'import anthropic' 2>/dev/null; then
+  log "installing the Anthropic Python SDK (PyPI anthropic)"
+  python3 -m pip install --quiet anthropic
 fi
 
 if ! command -v bao >/dev/null; then

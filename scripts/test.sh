@@ -95,7 +95,13 @@ if ! npx playwright test --config end2end/playwright.config.ts ${only:+"$only"};
 fi
 [ -z "$only" ] || { log "browser tests matching $only passed"; exit 0; }
 log "the official OpenAI Python SDK against the gateway"
-if ! PAVED_ADMIN_TOKEN=e2e-admin-token-0123456789abcdef python3 end2end/sdk/openai_sdk_test.py; then
+# LLM_STUB_URL: the stub's controls, to make team-chat's deployments fail and show its fallback.
+if ! PAVED_ADMIN_TOKEN=e2e-admin-token-0123456789abcdef LLM_STUB_URL="$LLM_STUB_URL" python3 end2end/sdk/openai_sdk_test.py; then
+  echo "---- paved log (last 80 lines) ----"; tail -n 80 "$run_dir/paved.log"
+  exit 1
+fi
+log "the official Anthropic Python SDK against the gateway"
+if ! PAVED_ADMIN_TOKEN=e2e-admin-token-0123456789abcdef python3 end2end/sdk/anthropic_sdk_test.py; then
   echo "---- paved log (last 80 lines) ----"; tail -n 80 "$run_dir/paved.log"
   exit 1
 fi

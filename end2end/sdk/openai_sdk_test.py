@@ -3,8 +3,9 @@
 Run by scripts/test.sh against the real server, whose models go to the local
 stub provider. Sets up team search's budget and a gateway key through the
 budgets API with the e2e admin service token, then exercises chat, streaming,
-embeddings, idempotent retries and budget exhaustion the way an application
-would. Exits non-zero on the first failure.
+embeddings, idempotent retries, the Responses API, a model with several
+deployments (team-chat), a Claude model behind chat completions and budget
+exhaustion the way an application would. Exits non-zero on the first failure.
 """
 
 import json
@@ -45,7 +46,8 @@ check(key.startswith("pvg_"), "a gateway key is created and shown once")
 client = openai.OpenAI(base_url=f"{BASE}/llm/v1", api_key=key, max_retries=0)
 
 models = [m.id for m in client.models.list()]
-check("gpt-4o-mini" in models and "text-embedding-3-small" in models, f"models.list shows the key's models: {models}")
+check(all(m in models for m in ("gpt-4o-mini", "text-embedding-3-small", "claude-sonnet-4-5", "team-chat")),
+      f"models.list shows the key's models: {models}")
 
 reply = client.chat.completions.create(
     model="gpt-4o-mini",
@@ -97,6 +99,73 @@ try:
     check(False, "the same key with another body is refused")
 except openai.UnprocessableEntityError as e:
     check("different request body" in str(e), "the same key with another body is refused (422)")
+
+# The Responses API (/llm/v1/responses), answered and streamed.
+response = client.responses.create(model="gpt-4o-mini", input="Say hello", max_output_tokens=50)
+check(response.output_text == "Hello from the stub.", f"a Responses API answer comes back: {response.output_text!r}")
+check(response.usage is not None and response.usage.input_tokens == 10 and response.usage.output_tokens == 20
+      and response.usage.total_tokens == 30, f"with its usage: {response.usage}")
+
+stream = client.responses.create(model="gpt-4o-mini", input="Stream please", max_output_tokens=50, stream=True)
+deltas, completed = [], None
+for event in stream:
+    if event.type == "response.output_text.delta":
+        deltas.append(event.delta)
+    elif event.type == "response.completed":
+        completed = event.response
+check("".join(deltas) == "Hello from the stub.", f"a streamed response arrives as output_text deltas: {deltas!r}")
+check(completed is not None and completed.usage is not None and completed.usage.total_tokens == 30,
+      "and ends with response.completed carrying usage")
+
+try:
+    client.responses.create(model="gpt-4o-mini", input="And then?", previous_response_id="resp_x")
+    check(False, "previous_response_id is refused")
+except openai.BadRequestError as e:
+    check(e.status_code == 400 and "`previous_response_id` is not accepted" in str(e),
+          f"previous_response_id is refused with a 400 that says why: {e}")
+
+# A model with two weighted deployments (and a fallback): the response
+# headers name the model and the deployment that served.
+seen = set()
+for _ in range(4):
+    raw = client.chat.completions.with_raw_response.create(
+        model="team-chat",
+        messages=[{"role": "user", "content": "Route me"}],
+        max_tokens=50,
+    )
+    check(raw.parse().choices[0].message.content == "Hello from the stub.", "team-chat answers")
+    check(raw.headers.get("x-paved-model") == "team-chat", f"x-paved-model names it: {raw.headers.get('x-paved-model')}")
+    deployment = raw.headers.get("x-paved-deployment")
+    check(deployment in ("team-chat/primary", "team-chat/secondary"), f"x-paved-deployment names a deployment: {deployment}")
+    seen.add(deployment)
+print(f"team-chat was served by {sorted(seen)}")
+
+# With the stub's controls (LLM_STUB_URL, from scripts/test.sh): both
+# deployments fail once, and the request falls back to claude-sonnet-4-5.
+stub = os.environ.get("LLM_STUB_URL")
+if stub:
+    push = urllib.request.Request(f"{stub}/_stub/push", method="POST",
+                                  data=json.dumps([{"status": 500}, {"status": 500}]).encode())
+    with urllib.request.urlopen(push) as pushed:
+        check(json.loads(pushed.read())["pushed"] == 2, "the stub will fail the next two requests")
+    raw = client.chat.completions.with_raw_response.create(
+        model="team-chat",
+        messages=[{"role": "user", "content": "Fall back"}],
+        max_tokens=50,
+    )
+    check(raw.parse().choices[0].message.content == "Hello from the stub.", "team-chat still answers")
+    check(raw.headers.get("x-paved-model") == "claude-sonnet-4-5" and raw.headers.get("x-paved-attempts") == "3",
+          f"from its fallback after both deployments failed: x-paved-model {raw.headers.get('x-paved-model')}, "
+          f"x-paved-deployment {raw.headers.get('x-paved-deployment')}, x-paved-attempts {raw.headers.get('x-paved-attempts')}")
+
+# A Claude model behind OpenAI's chat completions (translated to Anthropic's Messages API).
+reply = client.chat.completions.create(
+    model="claude-sonnet-4-5",
+    messages=[{"role": "user", "content": "Say hello"}],
+    max_tokens=50,
+)
+check(reply.choices[0].message.content == "Hello from the stub.", "claude-sonnet-4-5 answers a chat completion")
+check(reply.usage.prompt_tokens == 10 and reply.usage.completion_tokens == 20, "with its usage, translated")
 
 api("PUT", "/api/budgets/v1/teams/search", {"period": "monthly", "limit_cents": 0})
 try:

@@ -269,6 +269,9 @@ struct Shared {
     default: Behaviour,
     log: VecDeque<Seen>,
     count: u64,
+    /// Keys accepted instead of the one given to [`Stub::require_key`]
+    /// (set at run time with [`Stub::accept_keys`]).
+    accepted: Option<Vec<String>>,
 }
 
 impl Default for Stub {
@@ -298,6 +301,7 @@ impl Stub {
                 default: Behaviour::default(),
                 log: VecDeque::new(),
                 count: 0,
+                accepted: None,
             })),
             key: None,
         }
@@ -312,6 +316,12 @@ impl Stub {
     pub fn require_key(mut self, key: &str) -> Self {
         self.key = Some(Arc::from(key));
         self
+    }
+
+    /// From now on accepts exactly `keys` (a provider activating a rotated
+    /// key, or revoking an old one). Only for a stub that requires a key.
+    pub fn accept_keys(&self, keys: &[&str]) {
+        self.lock().accepted = Some(keys.iter().map(|k| (*k).to_owned()).collect());
     }
 
     /// Queues a one-shot behaviour; queued behaviours are consumed in FIFO
@@ -362,6 +372,9 @@ impl Stub {
                 .and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")),
             KeyHeader::XApiKey => headers.get("x-api-key").map(HeaderValue::as_bytes),
         };
+        if let Some(accepted) = &self.lock().accepted {
+            return presented.is_some_and(|p| accepted.iter().any(|k| k.as_bytes() == p));
+        }
         presented == Some(key.as_bytes())
     }
 

@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/teams/{team}/request-logs", get(request_logs))
         .route("/teams/{team}/cache-savings", get(cache_savings))
+        .route("/teams/{team}/provider-keys", get(provider_keys))
         .route("/usage.csv", get(all_csv))
         .route("/prices", get(list_prices))
         .route(
@@ -254,6 +255,25 @@ async fn cache_savings(
         "from": budgets::ledger::rfc3339(from, tz),
         "features": savings,
     })))
+}
+
+async fn provider_keys(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ApiPath(team): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    let core = &state.core;
+    let tz = core.budgets.ledger.time_zone();
+    let age = settings::provider_key_age(
+        &core.gateway.settings,
+        &core.db,
+        tz,
+        &p,
+        &team,
+        paved_core::now_unix(),
+    )
+    .await?;
+    Ok(Json(json!({"team": team, "own_keys": age})))
 }
 
 fn csv(body: String, name: &str) -> Response {

@@ -177,9 +177,13 @@ async fn anthropic_errors(response: Response) -> Response {
     if value["type"] == "error" {
         return Response::from_parts(parts, Body::from(bytes));
     }
-    let message = value["error"]["message"]
-        .as_str()
-        .unwrap_or("request failed");
+    let message = if parts.status == StatusCode::UNAUTHORIZED {
+        "Send a Paved gateway key as `x-api-key: pvg_…` (team leads create them on the team's Budget page)."
+    } else {
+        value["error"]["message"]
+            .as_str()
+            .unwrap_or("request failed")
+    };
     let kind = match parts.status.as_u16() {
         400 | 422 => "invalid_request_error",
         401 => "authentication_error",

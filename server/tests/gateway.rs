@@ -2463,3 +2463,131 @@ async fn request_logs_are_masked_shown_to_the_team_only_and_deleted_after_retent
         .unwrap();
     assert_eq!(left, 4);
 }
+
+#[tokio::test]
+async fn a_rotated_provider_key_takes_over_without_downtime_and_old_keys_are_reminded() {
+    let vault = common::vault::TestVault::start().await;
+    let set_key = |key: &'static str| {
+        let vault = &vault;
+        async move {
+            vault
+                .root(
+                    "POST",
+                    "secret/data/platform/llm/payments",
+                    json!({"data": {"stub": key}}),
+                )
+                .await;
+        }
+    };
+    set_key("sk-old-payments").await;
+    let vault_vars = vault.portal_vars();
+    let mut extra: Vec<(&str, &str)> = vault_vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.push(("PAVED_LLM_CREDENTIAL_TTL_SECS", "1"));
+    // Keys are read again once the one-second cache lapses.
+    let lapse = || tokio::time::sleep(Duration::from_millis(1100));
+    let gw = gateway_with(
+        Stub::new().require_key("sk-old-payments"),
+        upstreams,
+        &extra,
+    )
+    .await;
+    let key = gw.payments_key(100_000).await;
+    let auth = |gw: &Gw| -> Vec<String> {
+        gw.stub
+            .requests()
+            .iter()
+            .map(|r| r.authorization.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_status(&gw.app.send(chat(&key, hello(10))).await, StatusCode::OK);
+    // The lead rotates the key in Vault before the provider knows it: the old one keeps serving.
+    set_key("sk-new-payments").await;
+    lapse().await;
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::OK);
+    assert_eq!(
+        auth(&gw)[1..],
+        ["Bearer sk-new-payments", "Bearer sk-old-payments"],
+        "the new key first, then the previous one"
+    );
+    // The provider activates the new key: it answers, and the old one is no longer used.
+    gw.stub.accept_keys(&["sk-old-payments", "sk-new-payments"]);
+    lapse().await;
+    assert_status(&gw.app.send(chat(&key, hello(10))).await, StatusCode::OK);
+    gw.stub.accept_keys(&["sk-new-payments"]);
+    assert_status(&gw.app.send(chat(&key, hello(10))).await, StatusCode::OK);
+    assert_eq!(
+        auth(&gw)[3..],
+        ["Bearer sk-new-payments", "Bearer sk-new-payments"]
+    );
+
+    // Ages against the team's policy, and one reminder per version of the keys.
+    let db = &gw.app.state.core.db;
+    let now = paved_core::now_unix();
+    sqlx::query("INSERT INTO secrets (team, holder, name, current_version, created_at, created_by, updated_at, updated_by) VALUES ('payments', '_llm', 'provider-keys', 3, ?1, 'lee', ?1, 'lee')")
+        .bind(now - 100 * 86_400)
+        .execute(db)
+        .await
+        .unwrap();
+    let (_, ages) = gw
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/provider-keys")
+        .await;
+    assert_eq!(ages["own_keys"]["age_days"], 100);
+    assert_eq!(ages["own_keys"]["overdue"], false, "no policy yet");
+    let (status, body) = gw
+        .settings("payments", LEAD, json!({"key_rotation_days": 90}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, ages) = gw
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/provider-keys")
+        .await;
+    assert_eq!(
+        (
+            ages["own_keys"]["rotation_days"].as_i64(),
+            ages["own_keys"]["overdue"].as_bool()
+        ),
+        (Some(90), Some(true))
+    );
+    use paved_core::gateway::settings::remind_key_rotations;
+    assert_eq!(remind_key_rotations(db, now).await.unwrap(), 1);
+    assert_eq!(
+        remind_key_rotations(db, now).await.unwrap(),
+        0,
+        "once per version"
+    );
+    let reminders: Vec<(String, String)> =
+        sqlx::query_as("SELECT recipient, title FROM notifications WHERE origin = 'llm-gateway'")
+            .fetch_all(db)
+            .await
+            .unwrap();
+    assert_eq!(
+        reminders,
+        vec![(
+            "group:default/payments".to_owned(),
+            "Rotate the LLM provider keys of team payments".to_owned()
+        )]
+    );
+    // Rotated: fresh keys are not due.
+    sqlx::query("UPDATE secrets SET current_version = 4, updated_at = ?1 WHERE holder = '_llm'")
+        .bind(now)
+        .execute(db)
+        .await
+        .unwrap();
+    assert_eq!(remind_key_rotations(db, now).await.unwrap(), 0);
+    let (_, ages) = gw
+        .app
+        .as_(DEV)
+        .get("/api/budgets/v1/teams/payments/provider-keys")
+        .await;
+    assert_eq!(ages["own_keys"]["overdue"], false);
+    let (status, _) = gw
+        .app
+        .as_(OTHER_LEAD)
+        .get("/api/budgets/v1/teams/payments/provider-keys")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -704,3 +704,17 @@ pub struct CacheSaving {
     /// What they would have cost, in cents (fractional).
     pub saved_cents: f64,
 }
+
+/// How old a team's own LLM provider keys are, against its rotation policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProviderKeyAge {
+    /// When the keys were last set (RFC 3339).
+    pub updated_at: String,
+    /// Whole days since.
+    pub age_days: i64,
+    /// The team's policy, if any.
+    pub rotation_days: Option<i64>,
+    /// Older than the policy allows.
+    pub overdue: bool,
+}

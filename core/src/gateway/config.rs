@@ -10,7 +10,7 @@
 //!     base_url: https://api.openai.com/v1
 //!     credential: llm/_platform     # Vault path under PAVED_VAULT_PREFIX (platform-wide key)
 //!     credential_key: openai        # field in that secret (default: the provider)
-//!     type: chat                    # chat (default), embeddings or responses
+//!     type: chat                    # chat (default) or embeddings
 //!     max_output_tokens: 16384      # worst case when a request sets no max_tokens
 //!     upstream_model: gpt-4o-mini   # name sent upstream (default: model)
 //!   - model: chat-default           # several deployments

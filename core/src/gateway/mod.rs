@@ -316,8 +316,23 @@ pub struct Gateway {
 /// Which provider key: team, provider, platform-wide Vault path, field.
 type CredentialKey = (String, String, Option<String>, String);
 
-/// A provider key read from Vault (or its absence) and when.
-type CachedCredential = (Option<SecretString>, Instant);
+/// A provider key read from Vault (or its absence) and when; after a
+/// rotation, the previous key until the new one has answered once.
+#[derive(Clone)]
+struct CachedCredential {
+    current: Option<SecretString>,
+    previous: Option<SecretString>,
+    confirmed: bool,
+    at: Instant,
+}
+
+/// The key to call with, and the one to fall back to while a newly rotated
+/// key has not answered yet.
+#[derive(Clone, Default)]
+struct Credential {
+    key: Option<SecretString>,
+    previous: Option<SecretString>,
+}
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -677,6 +692,7 @@ impl Gateway {
             paved.fallbacks = Empty,
             paved.guardrails = Empty,
             paved.cache = Empty,
+            paved.vault_request_id = Empty,
         );
         trace.link(&span);
         let idempotency = match &call.idempotency_key {
@@ -870,17 +886,38 @@ impl Gateway {
             };
             let started = Instant::now();
             let in_flight = self.balancer.start(d);
-            let result = self
+            let mut result = self
                 .call_with_retries(
                     &ctx,
                     held,
                     &call,
                     permit,
-                    credential.as_ref(),
+                    credential.key.as_ref(),
                     output_bound,
                     retries,
                 )
                 .await;
+            if let (Err(Attempts::Failed(f)), Some(previous)) = (&result, &credential.previous) {
+                if matches!(f.status(), Some(401 | 403)) {
+                    // A newly rotated key is refused: the previous one keeps serving.
+                    tracing::warn!(deployment = %d.id, "the rotated provider key was refused; calling with the previous key");
+                    if let Ok(permit) = self.breakers.acquire(&d.provider, &d.id, Instant::now()) {
+                        result = self
+                            .call_with_retries(
+                                &ctx,
+                                held,
+                                &call,
+                                permit,
+                                Some(previous),
+                                output_bound,
+                                0,
+                            )
+                            .await;
+                    }
+                }
+            } else if result.is_ok() {
+                self.confirm_credential(&ctx.key.team, d);
+            }
             drop(in_flight);
             match result {
                 Ok(response) => {
@@ -1282,7 +1319,7 @@ impl Gateway {
             Operation::Messages => match parsed.get("max_tokens").and_then(Value::as_i64) {
                 Some(n) if n > 0 => Some(n),
                 _ => {
-                    return Err(Refusal::UnsupportedContent(
+                    return Err(Refusal::InvalidRequest(
                         "max_tokens: a positive integer is required.".into(),
                     ))
                 }
@@ -1971,30 +2008,25 @@ impl Gateway {
 
     /// The provider key for `team`: the team's own at `{prefix}/llm/{team}`,
     /// else the platform-wide one the route names; cached for a short TTL.
-    async fn credential(
-        &self,
-        team: &str,
-        route: &Deployment,
-    ) -> Result<Option<SecretString>, String> {
-        let cache_key = (
-            team.to_owned(),
-            route.provider.clone(),
-            route.credential.clone(),
-            route.credential_key.clone(),
-        );
-        if let Some((value, at)) = self
+    async fn credential(&self, team: &str, route: &Deployment) -> Result<Credential, String> {
+        let cache_key = credential_key(team, route);
+        let cached = self
             .credentials
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&cache_key)
-        {
-            if at.elapsed() < self.config.llm.credential_ttl {
-                return Ok(value.clone());
+            .cloned();
+        if let Some(c) = &cached {
+            if c.at.elapsed() < self.config.llm.credential_ttl {
+                return Ok(Credential {
+                    key: c.current.clone(),
+                    previous: (!c.confirmed).then(|| c.previous.clone()).flatten(),
+                });
             }
         }
         let Some(vault) = &self.vault else {
             return match &route.credential {
-                None => Ok(None),
+                None => Ok(Credential::default()),
                 Some(path) => Err(format!(
                     "{} needs the credential at {path} but Vault is not configured",
                     route.provider
@@ -2020,11 +2052,55 @@ impl Gateway {
                 }
             }
         }
+        // A changed key is a rotation: the old one stays at hand until the
+        // new one has answered once.
+        let entry = match cached {
+            Some(old) if !same_secret(&old.current, &found) => CachedCredential {
+                previous: if old.current.is_some() {
+                    old.current
+                } else {
+                    old.previous
+                },
+                current: found,
+                confirmed: false,
+                at: Instant::now(),
+            },
+            Some(old) => CachedCredential {
+                at: Instant::now(),
+                ..old
+            },
+            None => CachedCredential {
+                current: found,
+                previous: None,
+                confirmed: true,
+                at: Instant::now(),
+            },
+        };
+        let credential = Credential {
+            key: entry.current.clone(),
+            previous: (!entry.confirmed).then(|| entry.previous.clone()).flatten(),
+        };
         self.credentials
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(cache_key, (found.clone(), Instant::now()));
-        Ok(found)
+            .insert(cache_key, entry);
+        Ok(credential)
+    }
+
+    /// The current key answered: a rotation is complete, the old key forgotten.
+    fn confirm_credential(&self, team: &str, route: &Deployment) {
+        if let Some(c) = self
+            .credentials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&credential_key(team, route))
+        {
+            if !c.confirmed {
+                tracing::info!(team, deployment = %route.id, "a rotated provider key answered; the previous key is no longer used");
+            }
+            c.confirmed = true;
+            c.previous = None;
+        }
     }
 
     /// Sets the budget and circuit gauges from the live state (at scrape time).
@@ -2158,6 +2234,8 @@ enum Refusal {
     LedgerUnavailable(String),
     /// A part whose cost cannot be bounded before the call.
     UnsupportedContent(String),
+    /// A required field is missing or malformed.
+    InvalidRequest(String),
 }
 
 impl Refusal {
@@ -2216,6 +2294,10 @@ impl Refusal {
             ),
             Refusal::UnsupportedContent(message) => (
                 Reply::error(400, "unsupported_content", message),
+                "bad_request",
+            ),
+            Refusal::InvalidRequest(message) => (
+                Reply::error(400, "invalid_request_error", message),
                 "bad_request",
             ),
         };
@@ -2444,15 +2526,38 @@ pub fn usage_of(v: &Value) -> Option<(i64, i64)> {
     Some((input.max(0), output.max(0)))
 }
 
+/// Which cached key serves `team` at `route`.
+fn credential_key(team: &str, route: &Deployment) -> CredentialKey {
+    (
+        team.to_owned(),
+        route.provider.clone(),
+        route.credential.clone(),
+        route.credential_key.clone(),
+    )
+}
+
+fn same_secret(a: &Option<SecretString>, b: &Option<SecretString>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 async fn read_field(
     vault: &Vault,
     path: &str,
     field: &str,
 ) -> Result<Option<SecretString>, String> {
-    let secret = vault
-        .read_kv(path)
+    let (secret, request_id) = vault
+        .read_kv_traced(path)
         .await
         .map_err(|e| format!("cannot read the provider key from Vault: {e}"))?;
+    // The request that needed the key names Vault's request, so the two
+    // audit trails can be joined.
+    if let Some(id) = request_id {
+        tracing::Span::current().record("paved.vault_request_id", id.as_str());
+    }
     Ok(secret.and_then(|data| {
         data.get(field)
             .and_then(Value::as_str)
@@ -2649,6 +2754,14 @@ async fn retention(pool: SqlitePool, clock: Arc<dyn Clock>) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
+        match settings::remind_key_rotations(&pool, crate::now_unix()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                teams = n,
+                "reminded teams to rotate their LLM provider keys"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot check provider keys' ages"),
+        }
         match settings::purge_request_logs(&pool, clock.now_ms()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(

@@ -10,7 +10,9 @@ use sqlx::SqlitePool;
 use crate::auth::{authorize, Action, Principal};
 use crate::budgets::ledger::rfc3339;
 use crate::CoreError;
-pub use paved_shared::budgets::{CacheSaving, GatewaySettings, GuardAction, RequestLogEntry};
+pub use paved_shared::budgets::{
+    CacheSaving, GatewaySettings, GuardAction, ProviderKeyAge, RequestLogEntry,
+};
 
 use super::guardrails::{self, Detector};
 
@@ -265,6 +267,90 @@ pub async fn cache_savings(
             saved_cents: r.saved as f64 / crate::budgets::money::NANOCENTS_PER_CENT as f64,
         })
         .collect())
+}
+
+/// How old `team`'s own provider keys are against its rotation policy;
+/// `None` when the team has set none (its members, platform PMs and admins).
+pub async fn provider_key_age(
+    settings: &Settings,
+    pool: &SqlitePool,
+    tz: &jiff::tz::TimeZone,
+    caller: &Principal,
+    team: &str,
+    now_s: i64,
+) -> Result<Option<ProviderKeyAge>, CoreError> {
+    authorize(caller, Action::ViewTeam(team))?;
+    crate::budgets::require_team(pool, team).await?;
+    let holder = paved_shared::secrets::LLM_HOLDER;
+    let updated = sqlx::query_scalar!(
+        "SELECT updated_at FROM secrets WHERE team = ?1 AND holder = ?2",
+        team,
+        holder
+    )
+    .fetch_optional(pool)
+    .await?;
+    let rotation_days = settings.of(team).settings.key_rotation_days;
+    Ok(updated.map(|at| {
+        let age_days = (now_s - at).max(0) / 86_400;
+        ProviderKeyAge {
+            updated_at: rfc3339(at * 1000, tz),
+            age_days,
+            rotation_days,
+            overdue: rotation_days.is_some_and(|d| age_days >= d),
+        }
+    }))
+}
+
+/// Reminds each team whose own provider keys outlived its rotation policy,
+/// once per version of the keys (a notification to the team); returns how
+/// many teams were reminded.
+pub async fn remind_key_rotations(pool: &SqlitePool, now_s: i64) -> Result<usize, CoreError> {
+    let holder = paved_shared::secrets::LLM_HOLDER;
+    let due = sqlx::query!(
+        r#"SELECT s.team AS "team!", s.current_version, s.updated_at, g.key_rotation_days AS "days!: i64"
+           FROM secrets s JOIN llm_gateway_settings g ON g.team = s.team
+           WHERE s.holder = ?1 AND g.key_rotation_days IS NOT NULL
+             AND s.updated_at <= ?2 - g.key_rotation_days * 86400
+             AND NOT EXISTS (SELECT 1 FROM llm_key_reminders r WHERE r.team = s.team AND r.version = s.current_version)"#,
+        holder,
+        now_s
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut reminded = 0;
+    for row in &due {
+        let age = (now_s - row.updated_at) / 86_400;
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let fresh = sqlx::query!(
+            "INSERT OR IGNORE INTO llm_key_reminders (team, version, sent_at) VALUES (?1, ?2, ?3)",
+            row.team,
+            row.current_version,
+            now_s
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if fresh {
+            reminded += 1;
+            crate::notifications::send_in(
+                &mut tx,
+                &[format!("group:default/{}", row.team)],
+                &format!("Rotate the LLM provider keys of team {}", row.team),
+                Some(&format!(
+                    "They were set {age} days ago; the team rotates them every {} days. A team lead sets new keys under LLM provider keys on the team page. Requests keep using the old key until the new one has answered once, so rotating causes no downtime.",
+                    row.days
+                )),
+                Some(&format!("/teams/{}", row.team)),
+                crate::notifications::Severity::High,
+                Some("llm-gateway"),
+                now_s,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(reminded)
 }
 
 /// Deletes request logs older than their team's retention (7 days for a

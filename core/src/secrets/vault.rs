@@ -228,6 +228,34 @@ impl Vault {
         }
     }
 
+    /// [`Vault::read_kv`] with Vault's `request_id` of the read, for
+    /// joining Paved's traces with Vault's audit log.
+    #[allow(clippy::type_complexity)]
+    pub async fn read_kv_traced(
+        &self,
+        path: &str,
+    ) -> Result<
+        (
+            Option<serde_json::Map<String, serde_json::Value>>,
+            Option<String>,
+        ),
+        VaultError,
+    > {
+        let request = vaultrs::api::kv2::requests::ReadSecretRequest {
+            mount: self.config.kv_mount.clone(),
+            path: path.to_owned(),
+            version: None,
+        };
+        match self.call(request).await {
+            Ok(answer) => Ok((
+                answer.data.and_then(|d| d.data.as_object().cloned()),
+                answer.request_id,
+            )),
+            Err(VaultError::NotFound(_)) => Ok((None, None)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Runs `endpoint` with Paved's token and a fresh correlation id.
     pub async fn call<E>(&self, endpoint: E) -> Result<VaultResponse<E::Response>, VaultError>
     where
