@@ -4,6 +4,13 @@ use sqlx::SqlitePool;
 
 use crate::{now_unix, CoreError};
 
+/// The `tracing` target of every audit entry (exported with the server's
+/// audit export: OTLP logs or JSON lines).
+pub const AUDIT_TARGET: &str = "paved::audit";
+
+/// The `tracing` target of every gateway usage record (billing events).
+pub const BILLING_TARGET: &str = "paved::billing";
+
 /// Appends one entry. Pass a transaction so the entry commits with the change it records.
 pub async fn record<'e, E>(
     executor: E,
@@ -30,6 +37,7 @@ where
     )
     .execute(executor)
     .await?;
+    tracing::info!(target: AUDIT_TARGET, actor, action, object = target, "audit");
     Ok(())
 }
 

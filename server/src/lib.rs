@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod audit_export;
 pub mod budgets_api;
 pub mod catalog_api;
 pub mod demo;

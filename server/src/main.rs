@@ -62,8 +62,17 @@ fn policy_cli(args: &[String]) -> ExitCode {
 #[tokio::main]
 async fn serve() -> ExitCode {
     // rustify logs every Vault 404 as an error; Paved logs classified Vault errors itself.
-    let filter = EnvFilter::try_from_env("PAVED_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn,rustify=off"));
+    // Audit and billing events go to the audit export, not the log.
+    let quiet = |f: EnvFilter| {
+        ["paved::audit=off", "paved::billing=off"]
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .fold(f, EnvFilter::add_directive)
+    };
+    let filter = quiet(
+        EnvFilter::try_from_env("PAVED_LOG")
+            .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn,rustify=off")),
+    );
     // Spans go to an OTLP collector when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     let tracer = match paved_server::telemetry::otlp_tracer_from_env() {
         Ok(tracer) => tracer,
@@ -80,9 +89,19 @@ async fn serve() -> ExitCode {
                     .with_target("paved_core::gateway", tracing::Level::INFO),
             )
     });
+    // The audit log and billing events: OTLP logs, or JSON lines on PAVED_AUDIT_SINK.
+    let (audit, audit_provider) = match paved_server::audit_export::AuditExport::from_env() {
+        Ok(Some((layer, provider))) => (Some(layer.layer()), provider),
+        Ok(None) => (None, None),
+        Err(err) => {
+            eprintln!("paved: {err}");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_filter(filter))
         .with(otel)
+        .with(audit)
         .init();
     let config = match paved_core::config::Config::from_env() {
         Ok(config) => config,
@@ -94,6 +113,9 @@ async fn serve() -> ExitCode {
     let result = paved_server::run(config).await;
     if let Some((provider, _)) = tracer {
         // Send the last spans before exiting.
+        let _ = provider.shutdown();
+    }
+    if let Some(provider) = audit_provider {
         let _ = provider.shutdown();
     }
     match result {

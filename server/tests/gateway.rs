@@ -976,7 +976,22 @@ async fn spans_reach_the_collector_with_genai_attributes_and_the_callers_trace()
         tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let gw = gateway(&[]).await;
+    let vault = common::vault::TestVault::start().await;
+    vault
+        .root(
+            "POST",
+            "secret/data/platform/llm/_platform",
+            json!({"data": {"stub": "sk-platform-key"}}),
+        )
+        .await;
+    let vault_vars = vault.portal_vars();
+    let extra: Vec<(&str, &str)> = vault_vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let gw = gateway_with(
+        Stub::new(),
+        |addr| format!("models:\n  - model: stub-chat\n    provider: stub\n    base_url: http://{addr}/v1\n    credential: llm/_platform\n    max_output_tokens: 1000\n"),
+        &extra,
+    )
+    .await;
     gw.budget(
         "payments",
         LEAD,
@@ -1058,6 +1073,16 @@ async fn spans_reach_the_collector_with_genai_attributes_and_the_callers_trace()
         );
     }
     assert!(span.attributes.contains_key("gen_ai.response.model"));
+    assert!(span.attributes["paved.deployment"].contains("\"stub-chat\""));
+    // The provider key was read from Vault for this request: Vault's request id joins the two.
+    let vault_id = span
+        .attributes
+        .get("paved.vault_request_id")
+        .unwrap_or_else(|| panic!("no Vault request id: {:?}", span.attributes));
+    let uuid = vault_id
+        .split('"')
+        .find(|part| part.len() == 36 && part.matches('-').count() == 4);
+    assert!(uuid.is_some(), "a Vault request id (a UUID): {vault_id}");
     // The provider saw the gateway's span as its parent, in the same trace.
     let upstream = gw.stub.requests()[0].traceparent.clone().unwrap();
     assert_eq!(
@@ -2590,4 +2615,138 @@ async fn a_rotated_provider_key_takes_over_without_downtime_and_old_keys_are_rem
         .get("/api/budgets/v1/teams/payments/provider-keys")
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+// ---------------------------------------------------------------------------
+// The observability pipeline: audit and billing export, sampling, Vault ids
+
+#[tokio::test]
+async fn audit_entries_and_billing_events_are_exported_as_json_lines_joined_by_trace() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = dir.path().join("audit.jsonl");
+    let export = paved_server::audit_export::AuditExport::lines(sink.to_str().unwrap()).unwrap();
+    let subscriber = tracing_subscriber::registry().with(export.layer());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    let gw = gateway(&[]).await;
+    let key = gw.payments_key(100_000).await;
+    let r = gw.app.send(chat(&key, hello(10))).await;
+    assert_status(&r, StatusCode::OK);
+    gw.app.state.core.gateway.flush().await;
+    let lines: Vec<Value> = std::fs::read_to_string(&sink)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let audit = lines
+        .iter()
+        .find(|l| l["kind"] == "audit" && l["action"] == "budget.set")
+        .unwrap_or_else(|| panic!("no budget audit entry in {lines:?}"));
+    assert_eq!(audit["object"], "team:payments");
+    assert!(audit["actor"].as_str().unwrap().contains("lead"), "{audit}");
+    assert!(audit["at"].as_str().unwrap().ends_with('Z'), "{audit}");
+    let billing = lines
+        .iter()
+        .find(|l| l["kind"] == "billing")
+        .unwrap_or_else(|| panic!("no billing event in {lines:?}"));
+    assert_eq!(billing["team"], "payments");
+    assert_eq!(billing["model"], "stub-chat");
+    assert_eq!(
+        billing["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "the caller's trace"
+    );
+    let rows = usage_rows(&gw.app).await;
+    assert_eq!(billing["cost_nanocents"].as_i64(), Some(rows[0].3));
+    // The gateway key never appears.
+    assert!(!std::fs::read_to_string(&sink).unwrap().contains(&key));
+}
+
+#[tokio::test]
+async fn billing_events_reach_the_collector_as_otlp_logs_and_sampling_never_drops_usage() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let mut collector = fake_opentelemetry_collector::FakeCollectorServer::start()
+        .await
+        .unwrap();
+    let (export, logs) =
+        paved_server::audit_export::AuditExport::otlp(&collector.endpoint()).unwrap();
+    // No new trace is sampled; usage and billing must not depend on it.
+    let (traces, tracer) =
+        paved_server::telemetry::otlp_tracer_sampled(&collector.endpoint(), 0.0).unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(export.layer());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    let gw = gateway(&[]).await;
+    let key = gw.payments_key(100_000).await;
+    for _ in 0..3 {
+        let request = Request::post("/llm/v1/chat/completions")
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(hello(10).to_string()))
+            .unwrap();
+        assert_status(&gw.app.send(request).await, StatusCode::OK);
+    }
+    assert_eq!(
+        usage_rows(&gw.app).await.len(),
+        3,
+        "every usage record kept"
+    );
+    let flush = || {
+        let (logs, traces) = (logs.clone(), traces.clone());
+        tokio::task::spawn_blocking(move || {
+            let _ = logs.force_flush();
+            let _ = traces.force_flush();
+        })
+    };
+    let _ = flush().await;
+    let mut exported = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while exported
+        .iter()
+        .filter(|l: &&fake_opentelemetry_collector::ExportedLog| {
+            l.attributes
+                .get("paved.kind")
+                .is_some_and(|k| k.contains("\"billing\""))
+        })
+        .count()
+        < 3
+        && Instant::now() < deadline
+    {
+        let _ = flush().await;
+        exported.extend(collector.exported_logs(1, Duration::from_secs(2)).await);
+    }
+    let billing: Vec<_> = exported
+        .iter()
+        .filter(|l| {
+            l.attributes
+                .get("paved.kind")
+                .is_some_and(|k| k.contains("\"billing\""))
+        })
+        .collect();
+    assert_eq!(billing.len(), 3, "{exported:?}");
+    let rows: Vec<String> = sqlx::query_scalar("SELECT trace_id FROM llm_usage ORDER BY id")
+        .fetch_all(&gw.app.state.core.db)
+        .await
+        .unwrap();
+    for log in &billing {
+        assert!(
+            rows.contains(&log.trace_id),
+            "a billing log joins its usage row by trace id: {log:?}"
+        );
+        assert!(
+            log.attributes["paved.team"].contains("\"payments\""),
+            "{log:?}"
+        );
+    }
+    let spans = collector
+        .exported_spans(0, Duration::from_millis(500))
+        .await;
+    assert!(
+        !spans.iter().any(|s| s.name == "chat stub-chat"),
+        "with a ratio of 0 no new trace is recorded"
+    );
+    let _ = logs.shutdown();
+    let _ = traces.shutdown();
 }

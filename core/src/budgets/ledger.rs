@@ -307,6 +307,32 @@ pub struct RequestLog {
     pub response_body: Option<String>,
 }
 
+/// One usage record as a billing event for the observability pipeline
+/// (joined with traces by its trace id).
+fn billing_event(u: &UsageRecord) {
+    tracing::info!(
+        target: crate::audit::BILLING_TARGET,
+        team = %u.team,
+        workspace_id = %u.workspace,
+        key_name = u.key_name.as_deref().unwrap_or(""),
+        provider = %u.provider,
+        model = %u.model,
+        deployment = u.deployment.as_deref().unwrap_or(""),
+        request_type = %u.request_type,
+        input_tokens = u.input_tokens,
+        output_tokens = u.output_tokens,
+        cost_nanocents = u.cost_nanocents,
+        saved_nanocents = u.saved_nanocents,
+        cache_hit = u.cache_hit,
+        status = u.status,
+        error_type = u.error_type.as_deref().unwrap_or(""),
+        feature = u.feature.as_deref().unwrap_or(""),
+        trace_id = u.trace_id.as_deref().unwrap_or(""),
+        reservation_id = u.reservation_id.as_deref().unwrap_or(""),
+        "billing"
+    );
+}
+
 /// A soft-threshold crossing to announce once per period.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SoftAlert {
@@ -1069,6 +1095,7 @@ impl Ledger {
             response,
             team: hold.team.clone(),
         });
+        billing_event(&usage);
         let _ = self.writes.send(Write::Usage(Box::new(usage)));
         if let Some(alert) = &alert {
             let _ = self.writes.send(Write::Alert(alert.clone()));
@@ -1088,6 +1115,7 @@ impl Ledger {
             response: None,
             team: hold.team.clone(),
         });
+        billing_event(&usage);
         let _ = self.writes.send(Write::Usage(Box::new(usage)));
     }
 
@@ -1103,6 +1131,7 @@ impl Ledger {
     /// Records a request that never reserved (refused, or unknown model).
     pub fn record(&self, mut usage: UsageRecord) {
         usage.at_ms = self.clock.now_ms();
+        billing_event(&usage);
         let _ = self.writes.send(Write::Usage(Box::new(usage)));
     }
 
