@@ -21,6 +21,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 rate=${BENCH_RATE:-1000}
+# Routing, cache lookups and guardrails are measured at this rate (issue goal: 2,000/s).
+route_rate=${BENCH_ROUTE_RATE:-2000}
 duration=${BENCH_DURATION:-20}
 connections=${BENCH_CONNECTIONS:-64}
 warmup=3
@@ -111,6 +113,12 @@ models:
     provider: stub
     base_url: $stub/v1
     max_output_tokens: 1000
+  - model: stub-routed
+    max_output_tokens: 1000
+    deployments:
+      - { name: east, provider: stub, base_url: "$stub/v1", upstream_model: stub-chat, price_model: stub-chat, weight: 3 }
+      - { name: west, provider: stub, base_url: "$stub/v1", upstream_model: stub-chat, price_model: stub-chat, weight: 1 }
+    fallbacks: [stub-chat]
 YAML
 admin_token=bench-admin-0123456789abcdef
 lead_token=bench-lead-0123456789abcdef
@@ -159,6 +167,31 @@ load --url "$direct" --max --connections "$connections" --duration "$warmup" > /
 measure direct_max - --url "$direct" --max --connections "$connections" --duration "$duration"
 # One connection through the gateway, to compare with LiteLLM's.
 measure gateway_one "$paved_pid" --url "$gateway" -H "$gw_auth" --idempotency --max --connections 1 --duration 10
+
+# Routing (two weighted deployments and a fallback), a cache lookup that
+# misses (every body differs) and guardrails (all seven detectors, redacting
+# an email address in every prompt, and the answers) — then cache hits.
+api PUT /api/budgets/v1/teams/payments/gateway-settings "$lead_token" \
+  '{"cache_ttl_secs":300,"guardrail_detectors":["email","phone","card_number","iban","api_key","aws_key","private_key"],"guardrail_prompt":"redact","guardrail_response":"redact"}' 200
+run_tag=$(date +%s%N)
+routed_body='{"model":"stub-routed","messages":[{"role":"user","content":"Say hello to ana@example.com, request {n} of run '"$run_tag"'."}],"max_tokens":16}'
+hit_body='{"model":"stub-routed","messages":[{"role":"user","content":"Say hello to ana@example.com."}],"max_tokens":16}'
+load --url "$direct" --rate "$route_rate" --duration "$warmup" > /dev/null
+measure direct_route_rate - --url "$direct" --rate "$route_rate" --duration "$duration"
+body=$routed_body load --url "$gateway" -H "$gw_auth" --vary --rate "$route_rate" --duration "$warmup" > /dev/null
+scrape "$work/metrics-routed-before.txt"
+body=$routed_body measure routed_rate "$paved_pid" --url "$gateway" -H "$gw_auth" --vary --rate "$route_rate" --duration "$duration"
+scrape "$work/metrics-routed-after.txt"
+body=$hit_body load --url "$gateway" -H "$gw_auth" --rate "$route_rate" --duration "$warmup" > /dev/null
+body=$hit_body measure cache_hit_rate "$paved_pid" --url "$gateway" -H "$gw_auth" --rate "$route_rate" --duration "$duration"
+scrape "$work/metrics-hits.txt"
+code=$(curl -s -o "$work/api.out" -D "$work/hit.headers" -w '%{http_code}' -H "$gw_auth" -H 'Content-Type: application/json' -d "$hit_body" "$gateway")
+grep -qi '^x-paved-cache: hit' "$work/hit.headers" || die "the cache-hit run did not hit the cache: $(cat "$work/hit.headers")"
+hits=$(metric "$work/metrics-hits.txt" 'llm_cache_requests_total' %.0f)
+routed_overhead=$(awk -v a="$(metric "$work/metrics-routed-after.txt" llm_gateway_overhead_seconds_sum %.6f)" \
+  -v b="$(metric "$work/metrics-routed-before.txt" llm_gateway_overhead_seconds_sum %.6f)" \
+  -v c="$(( $(metric "$work/metrics-routed-after.txt" llm_gateway_overhead_seconds_count %.0f) - $(metric "$work/metrics-routed-before.txt" llm_gateway_overhead_seconds_count %.0f) ))" \
+  'BEGIN {if (c > 0) printf "%.3f", (a - b) / c * 1000; else print "n/a"}')
 peak_rss=$(peak_rss_mb "$paved_pid")
 
 # What the gateway counted, and its own overhead histogram (time not spent
@@ -233,6 +266,9 @@ MD
   row gateway_max "(c) gateway, closed loop $connections connections, ${duration} s"
   row direct_max "(d) stub direct, closed loop $connections connections, ${duration} s"
   row gateway_one "gateway, closed loop 1 connection, 10 s"
+  row direct_route_rate "(f0) stub direct, open loop $route_rate req/s, ${duration} s"
+  row routed_rate "(f) gateway with routing (2 deployments + fallback), a cache lookup (miss) and guardrails (7 detectors, redacting), open loop $route_rate req/s, ${duration} s"
+  row cache_hit_rate "(g) gateway answering from the cache (same settings), open loop $route_rate req/s, ${duration} s"
   if [ -z "$litellm_note" ]; then
     row litellm_one "(e) LiteLLM $litellm_version proxy, closed loop 1 connection, 10 s"
     row litellm_max "(e) LiteLLM $litellm_version proxy, closed loop $connections connections, ${duration} s"
@@ -247,6 +283,10 @@ MD
 | Paved CPU per request at $rate req/s / at max throughput | $(field gateway_rate .cpu_ms_per_req) ms / $(field gateway_max .cpu_ms_per_req) ms |
 | Paved RSS idle / peak (VmHWM) after all runs | $idle_rss MB / $peak_rss MB |
 | calls counted by \`llm_requests_total\` (all runs, warm-ups included) | $gw_counted |
+| latency added at $route_rate req/s with routing, a cache lookup and guardrails, p50 / p99 ((f) − (f0)); goal p99 ≤ 1.5 ms | $(diff_ms routed_rate direct_route_rate .latency_ms.p50) ms / $(diff_ms routed_rate direct_route_rate .latency_ms.p99) ms |
+| gateway's own overhead in run (f), mean | $routed_overhead ms |
+| a cache hit at $route_rate req/s, p50 / p99 over HTTP ((g)); goal p99 ≤ 0.5 ms | $(field cache_hit_rate .latency_ms.p50) ms / $(field cache_hit_rate .latency_ms.p99) ms |
+| cache lookups counted by \`llm_cache_requests_total\` (hits and misses, all runs) | $hits |
 MD
   if [ -z "$litellm_note" ]; then
     cat <<MD
@@ -260,7 +300,7 @@ MD
     printf '\nLiteLLM: %s\n' "$litellm_note"
   fi
   printf '\n<details><summary>llm-load output</summary>\n\n```\n'
-  for name in direct_rate gateway_rate gateway_max direct_max gateway_one litellm_one litellm_max; do
+  for name in direct_rate gateway_rate gateway_max direct_max gateway_one direct_route_rate routed_rate cache_hit_rate litellm_one litellm_max; do
     [ -f "$work/$name.json" ] && printf '%s: %s\n' "$name" "$(cat "$work/$name.json")"
   done
   printf '```\n</details>\n'

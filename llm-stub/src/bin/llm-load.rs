@@ -50,6 +50,7 @@ usage: llm-load --url URL (--rate R | --max) [options]
                        (default: GET without a body)
   --method M           override the method
   --idempotency        send a unique Idempotency-Key header with every request
+  --vary               replace {n} in the body with a number unique to each request
   --rate R             open loop: R requests per second at fixed intervals
   --max                closed loop: as fast as the connections allow
   --connections C      closed loop: connections (default 64);
@@ -70,6 +71,8 @@ struct Args {
     body: Option<Bytes>,
     method: Option<Method>,
     idempotency: bool,
+    /// Replace `{n}` in the body with a per-request counter (`--vary`).
+    vary: bool,
     rate: Option<f64>,
     connections: Option<usize>,
     duration: Duration,
@@ -105,6 +108,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     let mut body = None;
     let mut method = None;
     let mut idempotency = false;
+    let mut vary = false;
     let mut rate = None;
     let mut max = false;
     let mut connections = None;
@@ -164,6 +168,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 );
             }
             "--idempotency" => idempotency = true,
+            "--vary" => vary = true,
             "--rate" => {
                 let v = value()?;
                 rate = Some(
@@ -213,6 +218,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         body,
         method,
         idempotency,
+        vary,
         rate,
         connections,
         duration,
@@ -231,6 +237,9 @@ struct Target {
     per_connection: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
     idempotency: Option<String>,
+    /// The body split at `{n}`, when each request varies it.
+    vary: Option<(String, String)>,
+    varied: AtomicU64,
     counter: AtomicU64,
     timeout: Duration,
 }
@@ -271,6 +280,15 @@ impl Target {
             idempotency: args
                 .idempotency
                 .then(|| format!("llm-load-{}-{nonce:x}", std::process::id())),
+            vary: args
+                .vary
+                .then(|| {
+                    let text = String::from_utf8_lossy(args.body.as_deref().unwrap_or_default());
+                    text.split_once("{n}")
+                        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                })
+                .flatten(),
+            varied: AtomicU64::new(0),
             counter: AtomicU64::new(0),
             timeout: args.timeout,
         }
@@ -278,7 +296,14 @@ impl Target {
 
     /// The request connection (closed loop) or request (open loop) `turn` sends.
     fn request(&self, turn: usize) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(self.body.clone()));
+        let body = match &self.vary {
+            Some((before, after)) => {
+                let n = self.varied.fetch_add(1, Ordering::Relaxed);
+                Bytes::from(format!("{before}{n}{after}"))
+            }
+            None => self.body.clone(),
+        };
+        let mut req = Request::new(Full::new(body));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = Uri::try_from(self.path.as_str()).unwrap_or_default();
         let headers = req.headers_mut();
