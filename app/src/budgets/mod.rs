@@ -1,19 +1,21 @@
 //! Team LLM budgets in the UI: wire types, server functions and the Budget
 //! page (`/teams/:name/budget`) with the editor and keys islands
-//! (`board.rs`), plus the platform overview (`/llm`) with the price table.
+//! (`board.rs`), the gateway settings, request logs and cache savings
+//! (`gateway.rs`), plus the platform overview (`/llm`) with the price table.
 
 pub mod board;
+pub mod gateway;
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 #[cfg(feature = "ssr")]
 use paved_core::budgets;
 pub use paved_shared::budgets::{
     cents_from_nanocents, dollars, dollars_f, BudgetForm, BudgetPage as BudgetPageData, BudgetView,
-    CircuitInfo, CircuitState, ModelHealth, NewGatewayKey, OnLimit, Overview, PriceLine,
-    UsageGroup,
+    CircuitInfo, CircuitState, GatewaySettings, ModelHealth, NewGatewayKey, OnLimit, Overview,
+    PriceLine, UsageGroup,
 };
 
 use crate::components::{
@@ -66,6 +68,47 @@ pub async fn revoke_gateway_key(team: String, id: i64) -> Result<i64, AppError> 
     let core = crate::ssr::core()?;
     budgets::keys::revoke(&core.db, &core.budgets.keys, &user, &team, id).await?;
     Ok(id)
+}
+
+/// The gateway part of the Budget page: the team's gateway settings, its
+/// request logs (older than `logs_before`, when given) and what the cache
+/// saved this period (members of the team, platform PMs and admins).
+#[server(endpoint = "budget_gateway", input = Json)]
+pub async fn gateway_panel(
+    team: String,
+    logs_before: Option<i64>,
+) -> Result<gateway::GatewayPanel, AppError> {
+    let user = crate::ssr::require_user()?;
+    let core = crate::ssr::core()?;
+    let page = budgets::gateway_page::gateway_page(&core, &user, &team, logs_before).await?;
+    Ok(gateway::GatewayPanel {
+        settings: page.settings,
+        can_edit: page.can_edit,
+        logs: page.logs,
+        older_before: page.older_before,
+        savings: page.savings,
+    })
+}
+
+/// Saves the team's gateway settings (leads and admins; the server decides
+/// and checks every field).
+#[server(endpoint = "gateway_settings_save", input = Json)]
+pub async fn save_gateway_settings(
+    team: String,
+    settings: GatewaySettings,
+) -> Result<GatewaySettings, AppError> {
+    let user = crate::ssr::require_user()?;
+    let core = crate::ssr::core()?;
+    Ok(
+        paved_core::gateway::settings::set(
+            &core.gateway.settings,
+            &core.db,
+            &user,
+            &team,
+            settings,
+        )
+        .await?,
+    )
 }
 
 /// Every team's budget, prices and breakers (platform PMs and admins).
@@ -222,12 +265,24 @@ fn circuit_table(circuits: Vec<CircuitInfo>) -> impl IntoView {
 pub fn BudgetPage() -> impl IntoView {
     let params = use_params_map();
     let name = move || params.with(|p| p.get("name").unwrap_or_default());
+    let query = use_query_map();
+    let logs_before =
+        move || query.with(|q| q.get("logs_before").and_then(|v| v.parse::<i64>().ok()));
     let data = Resource::new(name, budget_page);
+    let gateway_data = Resource::new(
+        move || (name(), logs_before()),
+        |(team, before)| gateway_panel(team, before),
+    );
     view! {
         <Title text=format!("LLM budget · {}", untrack(name)) />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading the budget…"</p> }>
             {move || Suspend::new(async move {
-                loaded(data.await, |d| {
+                let both = match (data.await, gateway_data.await) {
+                    (Ok(d), Ok(g)) => Ok((d, g)),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+                let showing_older = logs_before().is_some();
+                loaded(both, |(d, g)| {
                         let team = d.board.team.clone();
                         let csv = format!("/api/budgets/v1/teams/{team}/usage.csv");
                         let back = format!("/teams/{team}");
@@ -263,6 +318,15 @@ pub fn BudgetPage() -> impl IntoView {
                             </div>
                             <div class="mt-6">
                                 <board::GatewayKeys team=team.clone() keys=d.keys can_manage=d.can_manage_keys />
+                            </div>
+                            <div class="mt-6">
+                                <gateway::GatewaySettingsForm team=team.clone() settings=g.settings.clone() can_edit=g.can_edit />
+                            </div>
+                            <div class="mt-6 grid gap-4 lg:grid-cols-3">
+                                <div class="lg:col-span-2">
+                                    {gateway::request_logs_card(&team, g.logs, g.older_before, showing_older, g.settings.log_requests, g.can_edit)}
+                                </div>
+                                {gateway::cache_savings_card(g.savings)}
                             </div>
                             <Card title="Changes" class="mt-6">
                                 {if d.history.is_empty() {
