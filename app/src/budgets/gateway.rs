@@ -6,8 +6,8 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use paved_shared::budgets::{
-    dollars_f, CacheSaving, GatewaySettings, GuardAction, RequestLogEntry, GUARDRAIL_DETECTORS,
-    MAX_CACHE_TTL_SECS, MAX_LOG_RETENTION_DAYS,
+    dollars_f, CacheSaving, GatewaySettings, GuardAction, ProviderKeyAge, RequestLogEntry,
+    GUARDRAIL_DETECTORS, MAX_CACHE_TTL_SECS, MAX_LOG_RETENTION_DAYS,
 };
 
 use super::SaveGatewaySettings;
@@ -27,6 +27,8 @@ pub struct GatewayPanel {
     pub older_before: Option<i64>,
     /// What the cache saved per feature this period.
     pub savings: Vec<CacheSaving>,
+    /// How old the team's own provider keys are (`None`: the platform's are used).
+    pub key_age: Option<ProviderKeyAge>,
 }
 
 /// A detector's name for people.
@@ -550,6 +552,38 @@ fn log_entry(e: RequestLogEntry) -> impl IntoView {
                 </div>
             </details>
         </li>
+    }
+}
+
+/// How old the team's own provider keys are, against its rotation policy.
+pub fn provider_keys_note(team: &str, age: Option<ProviderKeyAge>) -> impl IntoView {
+    let keys = format!("/teams/{team}");
+    match age {
+        None => view! {
+            <p class="text-sm text-slate-600 dark:text-slate-300" data-testid="provider-key-age">
+                "The team calls providers with the platform's keys. A team lead can set the team's own under "
+                <a class="link" href=keys>"LLM provider keys"</a>" on the team page."
+            </p>
+        }
+        .into_any(),
+        Some(a) => {
+            let policy = a.rotation_days.map_or_else(
+                || " No rotation policy is set.".to_owned(),
+                |d| format!(" The team rotates them every {d} days."),
+            );
+            let overdue = a.overdue;
+            view! {
+                <p class="text-sm text-slate-600 dark:text-slate-300" data-testid="provider-key-age">
+                    {format!("The team's own provider keys were set {} days ago ({}).{policy}", a.age_days, a.updated_at)}
+                    {overdue.then(|| view! {
+                        " "<Badge tone=Tone::Warning>"Rotation due"</Badge>" "
+                        <a class="link" href=keys.clone()>"Set new keys"</a>
+                        " — requests keep using the old key until the new one has answered once."
+                    })}
+                </p>
+            }
+            .into_any()
+        }
     }
 }
 

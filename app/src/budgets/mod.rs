@@ -87,6 +87,7 @@ pub async fn gateway_panel(
         logs: page.logs,
         older_before: page.older_before,
         savings: page.savings,
+        key_age: page.key_age,
     })
 }
 
@@ -321,6 +322,7 @@ pub fn BudgetPage() -> impl IntoView {
                             </div>
                             <div class="mt-6">
                                 <gateway::GatewaySettingsForm team=team.clone() settings=g.settings.clone() can_edit=g.can_edit />
+                                <div class="mt-2">{gateway::provider_keys_note(&team, g.key_age)}</div>
                             </div>
                             <div class="mt-6 grid gap-4 lg:grid-cols-3">
                                 <div class="lg:col-span-2">

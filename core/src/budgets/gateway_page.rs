@@ -5,7 +5,7 @@
 use crate::auth::{authorize, Action, Principal};
 use crate::gateway::settings;
 use crate::{CoreError, CoreState};
-use paved_shared::budgets::{CacheSaving, GatewaySettings, RequestLogEntry};
+use paved_shared::budgets::{CacheSaving, GatewaySettings, ProviderKeyAge, RequestLogEntry};
 
 /// How many request logs the page lists at a time.
 pub const LOGS_PER_PAGE: i64 = 50;
@@ -23,6 +23,8 @@ pub struct GatewayPage {
     pub older_before: Option<i64>,
     /// What the cache saved per feature this period, most saved first.
     pub savings: Vec<CacheSaving>,
+    /// How old the team's own provider keys are (`None`: it uses the platform's).
+    pub key_age: Option<ProviderKeyAge>,
 }
 
 /// `team`'s gateway settings, request logs (before `logs_before`, when
@@ -50,11 +52,21 @@ pub async fn gateway_page(
         .flatten();
     let from = ledger.period_or_recent(team, 30).0;
     let savings = settings::cache_savings(&core.db, caller, team, from).await?;
+    let key_age = settings::provider_key_age(
+        &core.gateway.settings,
+        &core.db,
+        ledger.time_zone(),
+        caller,
+        team,
+        crate::now_unix(),
+    )
+    .await?;
     Ok(GatewayPage {
         settings,
         can_edit: authorize(caller, Action::LeadTeam(team)).is_ok(),
         logs,
         older_before,
         savings,
+        key_age,
     })
 }
