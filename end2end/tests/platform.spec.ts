@@ -25,10 +25,10 @@ test('a PM lands on the platform home, compares teams and opens a capability who
   // The demo's gpt-4o outage: the model route is below its SLO and needs attention.
   const attention = page.getByTestId('attention');
   await expect(attention).toContainText('Model gpt-4o');
-  await attention.getByRole('link', { name: 'Model gpt-4o' }).click();
+  await attention.getByRole('link', { name: 'Model gpt-4o', exact: true }).click();
   await expect(page).toHaveURL(/\/capabilities\?id=model%3Agpt-4o$/);
   const detail = page.getByTestId('capability-detail');
-  await expect(detail.getByRole('heading', { name: 'Model gpt-4o' })).toBeVisible();
+  await expect(detail.getByRole('heading', { name: 'Model gpt-4o', exact: true })).toBeVisible();
   await expect(detail.getByTestId('slo').first()).toContainText('Breached');
   await expect(detail.getByTestId('slo-numbers').first()).toContainText(/\d+ good of \d+ over 28 days = \d/);
   await expect(detail.getByTestId('capability-owner')).toHaveText('platform');
