@@ -216,8 +216,11 @@ impl Cache {
         Some(entry)
     }
 
-    /// Stores an answer; the oldest go when the cache is full.
-    pub fn put(&self, key: Key, entry: Entry) {
+    /// Stores an answer; the oldest go when the cache is full. The body is
+    /// copied: a body read from the network may be a view into a much
+    /// larger buffer, which the cache would otherwise keep alive unseen.
+    pub fn put(&self, key: Key, mut entry: Entry) {
+        entry.body = Bytes::copy_from_slice(&entry.body);
         let size = entry.body.len();
         if size > self.max_bytes / 4 {
             return;
@@ -330,6 +333,22 @@ mod tests {
         assert!(
             cache.get(&[99; 32], now, None).is_none(),
             "too large to keep"
+        );
+    }
+
+    #[test]
+    fn a_view_into_a_large_buffer_is_kept_as_its_own_copy() {
+        let cache = Cache::new(1 << 20);
+        let big = Bytes::from(vec![b'y'; 1 << 16]);
+        let range = big.as_ptr() as usize..big.as_ptr() as usize + big.len();
+        let mut view = entry("", 60);
+        view.body = big.slice(0..10);
+        cache.put([7; 32], view);
+        let kept = cache.get(&[7; 32], Instant::now(), None).unwrap();
+        assert_eq!(&kept.body[..], b"yyyyyyyyyy");
+        assert!(
+            !range.contains(&(kept.body.as_ptr() as usize)),
+            "the cache must not pin the network buffer"
         );
     }
 }
