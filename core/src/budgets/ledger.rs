@@ -857,21 +857,8 @@ impl Ledger {
                             });
                         }
                     }
-                    let limit = scope.rule.limit_cents.saturating_mul(NANOCENTS_PER_CENT);
-                    let committed = scope.settled + scope.reserved;
-                    // Inclusive: reaching the limit exactly is allowed, crossing it is not.
-                    if scope.rule.on_limit == OnLimit::Block
-                        && committed.saturating_add(request.amount_nanocents) > limit
-                    {
-                        return Some(LedgerError::BudgetExceeded {
-                            scope: key.clone(),
-                            period: scope.rule.period,
-                            limit_cents: scope.rule.limit_cents,
-                            committed_nanocents: committed,
-                            needed_nanocents: request.amount_nanocents,
-                            remaining_cents: (limit - committed).max(0) / NANOCENTS_PER_CENT,
-                            resets_at: rfc3339(scope.period_end, &self.tz),
-                        });
+                    if let Some(refusal) = self.exceeds(key, scope, request.amount_nanocents) {
+                        return Some(refusal);
                     }
                 }
                 None
@@ -899,20 +886,15 @@ impl Ledger {
             state.holds.insert(hold.id.clone(), hold.clone());
             hold
         };
-        let (ack, committed) = oneshot::channel();
-        let sent = self.writes.send(Write::Reserve {
-            hold: hold.clone(),
-            model: request.model,
-            idempotency: request.idempotency.clone(),
-            created_at: now,
-            ack,
-        });
-        let result = match sent {
-            Ok(()) => committed
-                .await
-                .unwrap_or_else(|_| Err("the ledger writer stopped".into())),
-            Err(_) => Err("the ledger writer stopped".into()),
-        };
+        let result = self
+            .committed(|ack| Write::Reserve {
+                hold: hold.clone(),
+                model: request.model,
+                idempotency: request.idempotency.clone(),
+                created_at: now,
+                ack,
+            })
+            .await;
         if let Err(reason) = result {
             tracing::error!(%reason, "cannot commit a reservation; refusing the request");
             self.release(&hold.id, None);
@@ -922,6 +904,38 @@ impl Ledger {
             ));
         }
         Ok(hold)
+    }
+
+    /// The refusal when holding `amount` more would cross `scope`'s blocking
+    /// limit. Inclusive: reaching the limit exactly is allowed, crossing it is not.
+    fn exceeds(&self, key: &ScopeKey, scope: &Scope, amount: i64) -> Option<LedgerError> {
+        let limit = scope.rule.limit_cents.saturating_mul(NANOCENTS_PER_CENT);
+        let committed = scope.settled + scope.reserved;
+        (scope.rule.on_limit == OnLimit::Block && committed.saturating_add(amount) > limit).then(
+            || LedgerError::BudgetExceeded {
+                scope: key.clone(),
+                period: scope.rule.period,
+                limit_cents: scope.rule.limit_cents,
+                committed_nanocents: committed,
+                needed_nanocents: amount,
+                remaining_cents: (limit - committed).max(0) / NANOCENTS_PER_CENT,
+                resets_at: rfc3339(scope.period_end, &self.tz),
+            },
+        )
+    }
+
+    /// Sends the write `make` builds and waits until the writer has committed it.
+    async fn committed(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Write,
+    ) -> Result<(), String> {
+        let (ack, committed) = oneshot::channel();
+        match self.writes.send(make(ack)) {
+            Ok(()) => committed
+                .await
+                .unwrap_or_else(|_| Err("the ledger writer stopped".into())),
+            Err(_) => Err("the ledger writer stopped".into()),
+        }
     }
 
     /// Raises a hold to `amount_nanocents` (a fallback to a dearer model),
@@ -948,19 +962,8 @@ impl Ledger {
                 let Some(scope) = state.scopes.get(key) else {
                     continue;
                 };
-                let limit = scope.rule.limit_cents.saturating_mul(NANOCENTS_PER_CENT);
-                let committed = scope.settled + scope.reserved;
-                if scope.rule.on_limit == OnLimit::Block && committed.saturating_add(extra) > limit
-                {
-                    return Err(LedgerError::BudgetExceeded {
-                        scope: key.clone(),
-                        period: scope.rule.period,
-                        limit_cents: scope.rule.limit_cents,
-                        committed_nanocents: committed,
-                        needed_nanocents: extra,
-                        remaining_cents: (limit - committed).max(0) / NANOCENTS_PER_CENT,
-                        resets_at: rfc3339(scope.period_end, &self.tz),
-                    });
+                if let Some(refusal) = self.exceeds(key, scope, extra) {
+                    return Err(refusal);
                 }
             }
             for key in &keys {
@@ -972,18 +975,13 @@ impl Ledger {
                 h.amount_nanocents = amount_nanocents;
             }
         }
-        let (ack, committed) = oneshot::channel();
-        let sent = self.writes.send(Write::Grow {
-            id: hold.id.clone(),
-            amount_nanocents,
-            ack,
-        });
-        let result = match sent {
-            Ok(()) => committed
-                .await
-                .unwrap_or_else(|_| Err("the ledger writer stopped".into())),
-            Err(_) => Err("the ledger writer stopped".into()),
-        };
+        let result = self
+            .committed(|ack| Write::Grow {
+                id: hold.id.clone(),
+                amount_nanocents,
+                ack,
+            })
+            .await;
         if let Err(reason) = result {
             tracing::error!(%reason, "cannot commit a larger hold; refusing the fallback");
             let mut state = self.lock();
