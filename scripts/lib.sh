@@ -5,8 +5,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/paved/target}"
 export LEPTOS_OUTPUT_NAME=paved
 # CI builds once per run: incremental data would only fill the cache (it reached 35 GB here).
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
-# pip's --user scripts (OpenBao's `bao`) may live outside PATH on a fresh machine.
-export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH:$HOME/.local/bin"
+# Paved's own build tools (tools/) install to ~/.cache/paved/tools; pip's --user scripts (OpenBao's `bao`) may live outside PATH on a fresh machine.
+export PATH="$HOME/.cargo/bin:$HOME/.cache/paved/tools/bin:$ROOT/node_modules/.bin:$PATH:$HOME/.local/bin"
 SITE_ROOT="$ROOT/target/site"
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }

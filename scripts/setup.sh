@@ -32,6 +32,15 @@ if [ "$want" != "$have" ]; then
   cargo install wasm-bindgen-cli --version "$want"
 fi
 
+# paved-wasm-split (tools/wasm-split) splits the browser bundle at its lazy islands.
+tools_root="$HOME/.cache/paved/tools"
+split_sha=$(cat tools/wasm-split/Cargo.toml tools/wasm-split/Cargo.lock tools/wasm-split/src/*.rs | sha256sum | cut -d' ' -f1)
+if [ ! -x "$tools_root/bin/paved-wasm-split" ] || [ "$(cat "$tools_root/.wasm-split-sha" 2>/dev/null)" != "$split_sha" ]; then
+  log "installing paved-wasm-split (tools/wasm-split)"
+  cargo install --locked --quiet --force --path tools/wasm-split --root "$tools_root"
+  echo "$split_sha" > "$tools_root/.wasm-split-sha"
+fi
+
 # npm packages: Tailwind CSS v4, binaryen's wasm-opt, oidc-provider, Playwright (no browser download).
 stamp=node_modules/.paved-lock-sha
 lock_sha=$(sha256sum package-lock.json | cut -d' ' -f1)

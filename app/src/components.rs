@@ -59,7 +59,22 @@ pub fn AppShell() -> impl IntoView {
         <main id="main" class="mx-auto max-w-6xl px-4 py-6 md:py-10">
             <Outlet />
         </main>
+        <PageReady />
     }
+}
+
+/// Marks the document (`html[data-hydrated]`) once every island on the page
+/// has taken over. Islands hydrate one after another in document order and a
+/// lazy island's code arrives first, so this last island runs after all of
+/// them. End-to-end tests wait for the mark before interacting.
+#[island]
+fn PageReady() -> impl IntoView {
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("data-hydrated", "true");
+        }
+    });
 }
 
 /// Navigation links; admins also see the audit log.
@@ -157,18 +172,13 @@ fn MenuButton() -> impl IntoView {
     }
 }
 
-/// Switches light/dark and remembers the choice. An island on every signed-in
-/// page, so it also marks the document once the bundle has taken over
-/// (end-to-end tests wait for that before clicking interactive controls).
+/// Switches light/dark and remembers the choice.
 #[island]
 pub fn ThemeToggle() -> impl IntoView {
     let dark = RwSignal::new(false);
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
         {
-            if let Some(root) = document().document_element() {
-                let _ = root.set_attribute("data-hydrated", "true");
-            }
             let is_dark = document()
                 .document_element()
                 .map(|e| e.class_list().contains("dark"))

@@ -128,7 +128,7 @@ fn Chart(data: StoredValue<BoardData>, budget: RwSignal<Option<BudgetView>>) -> 
 }
 
 /// Spend against the limit, the chart, and (for leads) the editor.
-#[island]
+#[island(lazy)]
 pub fn BudgetBoard(data: BoardData) -> impl IntoView {
     let team = StoredValue::new(data.team.clone());
     let can_edit = data.can_edit;
@@ -355,7 +355,7 @@ pub fn BudgetBoard(data: BoardData) -> impl IntoView {
 
 /// Budgets for workspaces inside the team: a request from a key bound to a
 /// workspace must fit both the team's budget and the workspace's.
-#[island]
+#[island(lazy)]
 pub fn WorkspaceBudgets(
     team: String,
     workspaces: Vec<BudgetView>,
@@ -449,7 +449,7 @@ pub fn WorkspaceBudgets(
 }
 
 /// The team's gateway keys: created once-visible, revocable, with last use.
-#[island]
+#[island(lazy)]
 pub fn GatewayKeys(team: String, keys: Vec<GatewayKeyInfo>, can_manage: bool) -> impl IntoView {
     let team = StoredValue::new(team);
     let keys = RwSignal::new(keys);
@@ -544,7 +544,7 @@ pub fn GatewayKeys(team: String, keys: Vec<GatewayKeyInfo>, can_manage: bool) ->
 }
 
 /// The price table; admins edit a row or add one.
-#[island]
+#[island(lazy)]
 pub fn PriceTable(prices: Vec<PriceLine>, can_edit: bool) -> impl IntoView {
     let prices = RwSignal::new(prices);
     let provider = RwSignal::new(String::new());

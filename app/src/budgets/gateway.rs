@@ -233,7 +233,7 @@ const HELP: &str = "text-xs text-slate-500 dark:text-slate-400";
 
 /// The team's gateway settings: a form for leads, the values in words for
 /// everyone else.
-#[island]
+#[island(lazy)]
 pub fn GatewaySettingsForm(
     team: String,
     settings: GatewaySettings,

@@ -243,7 +243,7 @@ fn ApiDefinition(operations: Vec<(String, String, String)>, definition: String) 
 }
 
 /// What the owning team keeps in Paved, and the form to change it (owners only).
-#[island]
+#[island(lazy)]
 fn PortalCard(entity_ref: String, portal: PortalView, can_edit: bool) -> impl IntoView {
     let save = ServerAction::<SavePortalFields>::new();
     let shown = RwSignal::new(portal.clone());
@@ -300,7 +300,7 @@ fn PortalCard(entity_ref: String, portal: PortalView, can_edit: bool) -> impl In
 }
 
 /// Stars or unstars the entity for the viewer (an island).
-#[island]
+#[island(lazy)]
 fn StarButton(entity_ref: String, starred: bool) -> impl IntoView {
     let star = ServerAction::<ToggleStar>::new();
     let starred =

@@ -127,7 +127,7 @@ fn CredentialExpiry(view: IntegrationView) -> impl IntoView {
 }
 
 /// The "Test connection" button and its answer (an island).
-#[island]
+#[island(lazy)]
 fn TestConnection(host: String) -> impl IntoView {
     let test = ServerAction::<IntegrationTest>::new();
     let label = format!("Test connection to {host}");

@@ -43,7 +43,7 @@ pub fn LocationsPage() -> impl IntoView {
 }
 
 /// The forms (platform admins) and the list, refreshed after each change (an island).
-#[island]
+#[island(lazy)]
 fn LocationsManager(is_admin: bool, initial: Vec<LocationView>) -> impl IntoView {
     let register = ServerAction::<RegisterLocation>::new();
     let import = ServerAction::<ImportYaml>::new();

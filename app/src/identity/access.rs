@@ -56,7 +56,7 @@ pub fn AccessPage() -> impl IntoView {
 }
 
 /// The list with its actions (an island).
-#[island]
+#[island(lazy)]
 fn AccessManager(initial: Vec<PersonAccess>) -> impl IntoView {
     let toasts = Toasts::default();
     provide_context(toasts);

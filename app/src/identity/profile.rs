@@ -33,7 +33,7 @@ pub fn ProfilePage() -> impl IntoView {
 }
 
 /// Creating, listing and revoking personal API tokens (an island).
-#[island]
+#[island(lazy)]
 fn TokenManager(initial: Vec<TokenInfo>) -> impl IntoView {
     let toasts = Toasts::default();
     provide_context(toasts);

@@ -65,7 +65,7 @@ pub fn RuntimeCard(entity_ref: String) -> impl IntoView {
 }
 
 /// The runtime view, refreshed every `refresh_seconds` (an island).
-#[island]
+#[island(lazy)]
 fn RuntimePanel(initial: RuntimeView) -> impl IntoView {
     let every = initial.refresh_seconds.max(5);
     let entity_ref = initial.entity_ref.clone();

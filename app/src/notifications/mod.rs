@@ -44,7 +44,7 @@ pub fn NotificationsPage() -> impl IntoView {
 }
 
 /// The list, with "mark read" (an island).
-#[island]
+#[island(lazy)]
 fn NotificationList() -> impl IntoView {
     let read = ServerAction::<NotificationRead>::new();
     let list = Resource::new(move || read.version().get(), |_| notifications_list());

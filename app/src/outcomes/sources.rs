@@ -115,7 +115,7 @@ fn kind_label(kind: SourceKind) -> &'static str {
 }
 
 /// Creating, rotating and deleting sources (an island).
-#[island]
+#[island(lazy)]
 fn SourcesManager(
     initial: Vec<SourceView>,
     github: String,

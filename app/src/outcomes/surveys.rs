@@ -128,7 +128,7 @@ pub fn SurveyPromptCard() -> impl IntoView {
 /// Answering a survey: a score (one click), optional drivers and comment,
 /// then Send (the second click). In the prompt, also "Later" and "Don't
 /// ask again". An island.
-#[island]
+#[island(lazy)]
 pub fn SurveyForm(survey: Survey, mine: Option<AnswerInput>, prompt: bool) -> impl IntoView {
     let respond = ServerAction::<SurveyRespond>::new();
     let hold = ServerAction::<SurveyHold>::new();
@@ -449,7 +449,7 @@ fn NpsTrend(rounds: Vec<Round>) -> impl IntoView {
 }
 
 /// The survey builder (platform PMs and admins). An island.
-#[island]
+#[island(lazy)]
 fn SurveyBuilder(teams: Vec<String>) -> impl IntoView {
     let create = ServerAction::<SurveyNew>::new();
     let title = RwSignal::new(String::new());
@@ -856,7 +856,7 @@ fn GroupTable(groups: Vec<GroupResult>, min: u32, testid: &'static str) -> impl 
 }
 
 /// Editing the keyword themes comments are grouped by. An island.
-#[island]
+#[island(lazy)]
 fn ThemeEditor(id: String, themes: Vec<Theme>) -> impl IntoView {
     let save = ServerAction::<SurveySaveThemes>::new();
     let text = RwSignal::new(

@@ -146,7 +146,7 @@ pub fn PoliciesPage() -> impl IntoView {
 }
 
 /// Reads the policy folders again after they changed (an island, admins).
-#[island]
+#[island(lazy)]
 fn ReloadButton() -> impl IntoView {
     let reload = ServerAction::<PolicyReload>::new();
     view! {
@@ -210,7 +210,7 @@ fn PolicyTable(policies: Vec<PolicyView>, sources: Vec<String>) -> impl IntoView
 const PLAYGROUND_EXAMPLE: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: chat\n  namespace: payments\nspec:\n  containers:\n    - name: app\n      image: nginx:latest\n      env:\n        - name: OPENAI_API_KEY\n          value: sk-...\n";
 
 /// Paste manifests, see every violation (an island).
-#[island]
+#[island(lazy)]
 fn Playground() -> impl IntoView {
     let check = ServerAction::<PolicyPlayground>::new();
     let result = check.value();
@@ -258,7 +258,7 @@ fn Playground() -> impl IntoView {
 }
 
 /// Recorded violations with a point filter and older pages (an island).
-#[island]
+#[island(lazy)]
 fn ViolationsList(initial: ViolationPage) -> impl IntoView {
     let items = RwSignal::new(initial.items);
     let next = RwSignal::new(initial.next_before);
@@ -333,7 +333,7 @@ fn ViolationsList(initial: ViolationPage) -> impl IntoView {
 }
 
 /// Exceptions: everyone sees them; platform admins grant and revoke (an island).
-#[island]
+#[island(lazy)]
 fn ExceptionsManager(
     initial: Vec<ExceptionView>,
     can_administer: bool,

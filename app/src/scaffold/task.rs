@@ -31,7 +31,7 @@ fn mark(status: Status) -> &'static str {
 }
 
 /// The live view of one task.
-#[island]
+#[island(lazy)]
 pub fn TaskProgress(task: TaskPage) -> impl IntoView {
     let id = StoredValue::new(task.id.clone());
     let status = RwSignal::new(task.status);

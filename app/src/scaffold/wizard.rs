@@ -118,7 +118,7 @@ fn new_session_id() -> String {
 }
 
 /// The wizard for one template.
-#[island]
+#[island(lazy)]
 pub fn Wizard(data: WizardData) -> impl IntoView {
     let template_ref = StoredValue::new(data.template.entity_ref.clone());
     let pages = StoredValue::new(data.pages.clone());

@@ -35,7 +35,7 @@ enum Editing {
 }
 
 /// A service's, team's or LLM keys' secrets.
-#[island]
+#[island(lazy)]
 pub fn SecretsPanel(data: PanelData) -> impl IntoView {
     let team = StoredValue::new(data.team.clone());
     let holder = StoredValue::new(data.holder.clone());
