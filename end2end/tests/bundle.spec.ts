@@ -1,7 +1,7 @@
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Page } from '@playwright/test';
-import { BASE, hydrated, signIn, user } from './helpers';
+import { hydrated, signIn, startSiteTask, user } from './helpers';
 import { expect, test } from './fixtures';
 
 /**
@@ -50,22 +50,7 @@ test('each page loads only the code of the islands it shows', async ({ page }) =
   await hydrated(page);
 
   // A scaffolder task to show on the task page.
-  const site = `bundle-site-${Date.now().toString(36)}`;
-  const created = await page.request.post('/api/scaffolder/v2/tasks', {
-    headers: { Origin: BASE },
-    data: {
-      templateRef: 'template:default/static-site',
-      values: {
-        name: site,
-        description: 'A site for the bundle measurement',
-        owner: 'group:default/payments',
-        lifecycle: 'experimental',
-        repoUrl: `git.paved.demo?owner=payments&repo=${site}`,
-      },
-    },
-  });
-  expect(created.status(), await created.text()).toBe(201);
-  const { id } = await created.json();
+  const id = await startSiteTask(page, 'bundle-site');
 
   const pages: [string, string][] = [
     ['home', '/'],

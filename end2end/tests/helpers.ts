@@ -64,3 +64,27 @@ export async function flowUntilCallback(http: APIRequestContext, u: DemoUser): P
   }
   throw new Error('too many redirects');
 }
+
+/**
+ * Starts a scaffolder task from the static-site golden path through the
+ * scaffolder API, as the signed-in user of `page` (a payments member), and
+ * returns its id: for tests that need a task page without walking the wizard.
+ */
+export async function startSiteTask(page: Page, prefix: string): Promise<string> {
+  const site = `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+  const created = await page.request.post('/api/scaffolder/v2/tasks', {
+    headers: { Origin: BASE },
+    data: {
+      templateRef: 'template:default/static-site',
+      values: {
+        name: site,
+        description: `A site for ${prefix}`,
+        owner: 'group:default/payments',
+        lifecycle: 'experimental',
+        repoUrl: `git.paved.demo?owner=payments&repo=${site}`,
+      },
+    },
+  });
+  expect(created.status(), await created.text()).toBe(201);
+  return (await created.json()).id;
+}

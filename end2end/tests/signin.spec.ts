@@ -126,6 +126,8 @@ test('an admin sees their own change in the audit log, with who and what', async
   await signIn(page, user('ada'));
   await hydrated(page);
   await page.getByTestId('user-name').click();
+  await expect(page).toHaveURL(/\/profile$/);
+  await hydrated(page);
   const name = `audit-check-${Date.now()}`;
   await page.getByLabel('Token name').fill(name);
   await page.getByRole('button', { name: 'Create token' }).click();

@@ -6,6 +6,7 @@ test('a personal API token is shown once, works as a bearer token, and stops wor
   await hydrated(page);
   await page.getByTestId('user-name').click();
   await expect(page).toHaveURL(/\/profile$/);
+  await hydrated(page);
   await expect(page.getByText('No API tokens yet')).toBeVisible();
 
   // Inline validation from the server: an empty-after-trim name.

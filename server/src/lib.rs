@@ -181,6 +181,7 @@ pub fn router(state: AppState) -> Router {
         }
     };
     let leptos_options = state.leptos.clone();
+    let pkg_dir = std::path::Path::new(&*state.leptos.site_root).join(&*state.leptos.site_pkg_dir);
     // The gateway authenticates its own keys: no session, no sign-in redirect.
     let gateway = Router::new()
         .nest(
@@ -232,6 +233,17 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(leptos_options.clone())
         })
+        // The browser bundle (the main module and the lazy islands' chunks,
+        // with their gzip and brotli copies) is served directly: Leptos' file
+        // handler runs each static response inside a reactive owner and can
+        // copy another request's status onto it (a chunk answered 403 while
+        // a forbidden page rendered beside it).
+        .nest_service(
+            "/pkg",
+            tower_http::services::ServeDir::new(pkg_dir)
+                .precompressed_br()
+                .precompressed_gzip(),
+        )
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,

@@ -355,3 +355,57 @@ async fn activity_refreshes_the_idle_expiry() {
     );
     assert!(after.expiry_date >= before.expiry_date);
 }
+
+/// The browser bundle's files come with the compressed copy the browser
+/// accepts, and always with their own status: many chunk requests beside
+/// pages that answer 403 (the page a developer gets for the audit log) must
+/// all be 200, as a page loads hundreds of chunks while others render.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundle_files_are_served_compressed_and_never_take_another_response_status() {
+    let site = tempfile::tempdir().unwrap();
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let wasm = b"\0asm\x01\0\0\0 chunk".to_vec();
+    std::fs::write(pkg.join("chunk_7.wasm"), &wasm).unwrap();
+    std::fs::write(pkg.join("chunk_7.wasm.br"), b"brotli copy").unwrap();
+    std::fs::write(pkg.join("chunk_7.wasm.gz"), b"gzip copy").unwrap();
+    let app = test_app(&[("PAVED_SITE_ROOT", site.path().to_str().unwrap())]).await;
+
+    let br = app
+        .send(get_with("/pkg/chunk_7.wasm", header::ACCEPT_ENCODING, "gzip, br"))
+        .await;
+    assert_status(&br, StatusCode::OK);
+    assert_eq!(br.headers()[header::CONTENT_ENCODING], "br");
+    assert_eq!(br.headers()[header::CONTENT_TYPE], "application/wasm");
+    assert_eq!(body_text(br).await, "brotli copy");
+    let plain = app.send(get("/pkg/chunk_7.wasm")).await;
+    assert_status(&plain, StatusCode::OK);
+    assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+    assert_status(&app.send(get("/pkg/chunk_8.wasm")).await, StatusCode::NOT_FOUND);
+
+    let dev = app
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..240 {
+        let router = app.router.clone();
+        let dev = dev.clone();
+        tasks.spawn(async move {
+            use tower::ServiceExt;
+            let (uri, expected) = if i % 12 == 0 {
+                ("/admin/audit", StatusCode::FORBIDDEN)
+            } else {
+                ("/pkg/chunk_7.wasm", StatusCode::OK)
+            };
+            let response = router
+                .oneshot(get_with(uri, header::COOKIE, &dev))
+                .await
+                .unwrap();
+            (uri, expected, response.status())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (uri, expected, status) = done.unwrap();
+        assert_eq!(status, expected, "{uri}");
+    }
+}
