@@ -512,6 +512,7 @@ pub fn ErrorView(error: AppError) -> impl IntoView {
         view! { <a class="btn-primary" href="/">"Go home"</a> }.into_any()
     };
     view! {
+        <leptos_meta::Title text=title />
         <div class="mx-auto max-w-lg py-16 text-center" data-testid="error-page">
             <p class="text-sm font-semibold text-indigo-600 dark:text-indigo-400">{code}</p>
             <h1 class="mt-2 text-3xl font-semibold tracking-tight">{title}</h1>

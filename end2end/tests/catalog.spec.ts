@@ -31,7 +31,7 @@ test('a developer searches the catalog, filters by owner, opens an entity and fo
   await expect(page).toHaveURL(/\/catalog\/(component|api)\/default\//);
   await page.goto('/catalog/component/default/payments-api');
   await expect(page.getByRole('heading', { name: 'Payments API' })).toBeVisible();
-  await expect(page.getByRole('img', { name: 'Relations graph' })).toBeVisible();
+  await expect(page.getByRole('group', { name: 'Relations graph' })).toBeVisible();
   await page.getByTestId('relation-link').filter({ hasText: 'resource:default/ledger-db' }).click();
   await expect(page).toHaveURL(/\/catalog\/resource\/default\/ledger-db$/);
   await expect(page.getByRole('heading', { name: 'Ledger database' })).toBeVisible();

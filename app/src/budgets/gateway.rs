@@ -511,7 +511,7 @@ fn log_entry(e: RequestLogEntry) -> impl IntoView {
             <div>
                 <h4 class="text-xs font-semibold uppercase text-slate-500">{title}</h4>
                 {match text {
-                    Some(t) => view! { <pre class="mt-1 max-h-96 overflow-auto whitespace-pre-wrap break-all rounded bg-slate-100 p-3 text-xs dark:bg-slate-950" data-testid=testid>{readable(&t)}</pre> }.into_any(),
+                    Some(t) => view! { <pre tabindex="0" class="mt-1 max-h-96 overflow-auto whitespace-pre-wrap break-all rounded bg-slate-100 p-3 text-xs dark:bg-slate-950" data-testid=testid>{readable(&t)}</pre> }.into_any(),
                     None => view! { <p class="mt-1 text-sm text-slate-500">"Not kept: bodies are logged only while “Keep request and response bodies” is on."</p> }.into_any(),
                 }}
             </div>

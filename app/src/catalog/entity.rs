@@ -130,7 +130,7 @@ fn Entity(e: EntityView) -> impl IntoView {
             })}
             <Card title="YAML" class="lg:col-span-3">
                 <details><summary class="cursor-pointer text-sm">"Show the entity as YAML"</summary>
-                    <pre class="mt-2 overflow-x-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{e.yaml.clone()}</pre>
+                    <pre tabindex="0" class="mt-2 overflow-x-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{e.yaml.clone()}</pre>
                 </details>
             </Card>
         </div>
@@ -209,7 +209,7 @@ fn RelationGraph(center: String, relations: Vec<(String, String)>) -> impl IntoV
         })
         .collect_view();
     view! {
-        <svg viewBox=format!("0 0 {w} {h}") role="img" aria-label="Relations graph" class="w-full max-w-3xl">
+        <svg viewBox=format!("0 0 {w} {h}") role="group" aria-label="Relations graph" class="w-full max-w-3xl">
             {nodes}
             <rect x=cx - 80.0 y=cy - 16.0 width="160" height="32" rx="10" class="fill-indigo-600" />
             <text x=cx y=cy + 5.0 text-anchor="middle" class="fill-white text-[13px] font-semibold">{center.chars().take(24).collect::<String>()}</text>
@@ -224,7 +224,7 @@ fn ApiDefinition(operations: Vec<(String, String, String)>, definition: String) 
     view! {
         <Card title="API definition" class="lg:col-span-3">
             {if operations.is_empty() {
-                view! { <pre class="max-h-96 overflow-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{definition}</pre> }.into_any()
+                view! { <pre tabindex="0" class="max-h-96 overflow-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{definition}</pre> }.into_any()
             } else {
                 view! {
                     <Table columns=vec![Col::text("Method"), Col::text("Path"), Col::text("Summary")] label="Operations">
@@ -234,7 +234,7 @@ fn ApiDefinition(operations: Vec<(String, String, String)>, definition: String) 
                                 }).collect_view()}
                             </Table>
                     <details class="mt-3"><summary class="cursor-pointer text-sm">"Raw definition"</summary>
-                        <pre class="mt-2 max-h-96 overflow-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{definition}</pre>
+                        <pre tabindex="0" class="mt-2 max-h-96 overflow-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950">{definition}</pre>
                     </details>
                 }.into_any()
             }}

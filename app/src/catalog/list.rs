@@ -133,7 +133,7 @@ fn Results(query: ListQuery, page: crate::catalog::ListPage) -> impl IntoView {
                     let class = if is_active { "facet facet-active" } else { "facet" };
                     let text = if key == "relations.ownedby" { value.rsplit('/').next().unwrap_or(value).to_owned() } else { value.clone() };
                     view! {
-                        <li><a href=href class=class aria-pressed=is_active.to_string()>
+                        <li><a href=href class=class aria-current=is_active.then_some("true")>
                             <span>{text}</span><span class="text-xs text-slate-500 dark:text-slate-400">{*count}</span>
                         </a></li>
                     }
@@ -189,10 +189,10 @@ fn Results(query: ListQuery, page: crate::catalog::ListPage) -> impl IntoView {
     view! {
         <div class="grid gap-6 lg:grid-cols-[14rem_1fr]">
             <aside class="flex flex-col gap-4" aria-label="Filters">
-                <a href=mine_url class="btn-secondary justify-center" aria-pressed=query.mine.to_string()>
+                <a href=mine_url class="btn-secondary justify-center" aria-current=query.mine.then_some("true")>
                     {if query.mine { "Showing my teams' · show all" } else { "Only my teams'" }}
                 </a>
-                <a href=starred_url class="btn-secondary justify-center" aria-pressed=query.starred.to_string()>
+                <a href=starred_url class="btn-secondary justify-center" aria-current=query.starred.then_some("true")>
                     {if query.starred { "Showing starred · show all" } else { "★ Starred" }}
                 </a>
                 {facet_views}

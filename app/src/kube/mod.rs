@@ -235,7 +235,7 @@ fn ClusterSection(c: ClusterRuntime, entity_ref: String) -> impl IntoView {
                 Ok(l) => view! {
                     <div class="mt-3" data-testid="runtime-logs">
                         <p class="text-sm font-medium">{format!("{} / {}{}{}", l.pod, l.container, if l.previous { " (previous run)" } else { "" }, if l.truncated { ", last lines" } else { "" })}</p>
-                        <pre class="mt-1 max-h-96 overflow-auto rounded bg-slate-950 p-3 text-xs text-slate-100">{if l.lines.is_empty() { "(no output)".to_string() } else { l.lines.join("\n") }}</pre>
+                        <pre tabindex="0" class="mt-1 max-h-96 overflow-auto rounded bg-slate-950 p-3 text-xs text-slate-100">{if l.lines.is_empty() { "(no output)".to_string() } else { l.lines.join("\n") }}</pre>
                     </div>
                 }.into_any(),
                 Err(e) => view! { <ErrorView error=e /> }.into_any(),

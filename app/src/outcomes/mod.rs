@@ -606,7 +606,7 @@ fn NoEventsYet(page: OutcomesPage, subject: String) -> impl IntoView {
                 <li>"Apache DevLake's webhook calls: point them at "<code>{e.devlake}</code>" with the source's token."</li>
                 <li>"Any other tool: post Paved's generic JSON:"</li>
             </ul>
-            <pre class="mt-2 overflow-x-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-800"><code>{curl}</code></pre>
+            <pre tabindex="0" class="mt-2 overflow-x-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-800"><code>{curl}</code></pre>
             {if page.manages_sources {
                 view! { <p class="mt-3"><a href="/admin/outcomes" class="text-indigo-700 hover:underline dark:text-indigo-300">"Create an event source and its secret"</a></p> }.into_any()
             } else {

@@ -201,7 +201,7 @@ pub fn TaskProgress(task: TaskPage) -> impl IntoView {
                         }).collect_view()}
                     </div>
                 })}
-                <pre class="max-h-[32rem] overflow-auto rounded bg-slate-950 p-3 text-xs text-slate-100" data-testid="task-log" aria-live="polite">
+                <pre tabindex="0" class="max-h-[32rem] overflow-auto rounded bg-slate-950 p-3 text-xs text-slate-100" data-testid="task-log" aria-live="polite">
                     {move || log.get().into_iter().map(|l| format!("{}{}\n", l.step_id.map(|s| format!("[{s}] ")).unwrap_or_default(), l.message)).collect::<String>()}
                 </pre>
             </section>

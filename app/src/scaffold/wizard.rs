@@ -430,7 +430,7 @@ fn Review(
                     {move || open_file.get().and_then(|name| preview.get().and_then(|p| p.files.into_iter().find(|f| f.path == name))).map(|f| view! {
                         <div class="mt-3">
                             <p class="font-mono text-xs text-slate-500">{f.path.clone()}</p>
-                            <pre class="mt-1 max-h-96 overflow-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950" data-testid="dry-run-file">{f.content.unwrap_or_else(|| "(binary or large file)".into())}</pre>
+                            <pre tabindex="0" class="mt-1 max-h-96 overflow-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950" data-testid="dry-run-file">{f.content.unwrap_or_else(|| "(binary or large file)".into())}</pre>
                         </div>
                     })}
                 </section>

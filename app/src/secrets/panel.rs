@@ -494,7 +494,7 @@ fn AccessCard(
                             copied.set(true);
                         }>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
                     </div>
-                    <pre class="overflow-x-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950" data-testid="injector-annotations">{yaml}</pre>
+                    <pre tabindex="0" class="overflow-x-auto rounded bg-slate-100 p-3 text-xs dark:bg-slate-950" data-testid="injector-annotations">{yaml}</pre>
                 </div>
             })}
         </div>
