@@ -36,6 +36,8 @@ for scale in "${scales[@]}"; do
   curl -s -o "$work/register.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" -H 'content-type: application/json' \
     -d "{\"type\":\"file\",\"target\":\"$work/synth-$scale/all.yaml\"}" "$url/api/catalog/locations" | grep -q 201 || die "registration failed"
   ingest_s=$(awk "BEGIN { printf \"%.1f\", ($(date +%s%N) - $t0) / 1e9 }")
+  # VmHWM: the process's peak resident set so far, i.e. the peak while ingesting.
+  ingest_peak=$(( $(awk '/VmHWM/ { print $2 }' "/proc/$server/status") / 1024 ))
   entities=$(curl -s -H "Authorization: Bearer $token" "$url/api/catalog/entities/by-query?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totalItems"])')
 
   jar="$work/cookies-$scale"
@@ -52,6 +54,11 @@ for scale in "${scales[@]}"; do
   run 10 3s "Authorization: Bearer $token" "$query" > /dev/null
   q10=$(run 10 10s "Authorization: Bearer $token" "$query")
   q50=$(run 50 10s "Authorization: Bearer $token" "$query")
+  # Backstage's catalog table and search send these (issue 20's side-by-side comparison).
+  bs_list=$(run 10 10s "Authorization: Bearer $token" "$url/api/catalog/entities/by-query?filter=kind=component&limit=50")
+  bs_text=$(run 10 10s "Authorization: Bearer $token" "$url/api/catalog/entities/by-query?filter=kind=component&fullTextFilterTerm=payments&fullTextFilterFields=metadata.name,metadata.title&limit=50")
+  bs_facet=$(run 10 10s "Authorization: Bearer $token" "$url/api/catalog/entity-facets?facet=spec.type")
+  bs_name=$(run 10 10s "Authorization: Bearer $token" "$url/api/catalog/entities/by-name/component/default/comp-00042")
   f10=$(run 10 10s "Authorization: Bearer $token" "$facets")
   e10=$(run 10 10s "Cookie: $cookie" "$entity_page")
   l10=$(run 10 10s "Cookie: $cookie" "$list_page")
@@ -59,7 +66,28 @@ for scale in "${scales[@]}"; do
   page_gz=$(curl -s -H "Cookie: $cookie" "$list_page" | gzip -9 | wc -c)
   query_bytes=$(curl -s -H "Authorization: Bearer $token" "$query" | wc -c)
   rss=$(( $(awk '/VmRSS/ { print $2 }' "/proc/$server/status") / 1024 ))
+  peak=$(( $(awk '/VmHWM/ { print $2 }' "/proc/$server/status") / 1024 ))
   kill "$server"; wait "$server" 2>/dev/null || true
+
+  # Start to ready with this catalog already stored (5 starts), then the idle
+  # resident set 5 s after the last start.
+  ready_ms=()
+  for _ in 1 2 3 4 5; do
+    t0=$(date +%s%N)
+    PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \
+    PAVED_DATABASE_URL="sqlite://$work/catalog-$scale.db" PAVED_SITE_ROOT="$SITE_ROOT" \
+    PAVED_CATALOG_FILE_ROOTS="$work/synth-$scale" PAVED_SERVICE_TOKENS="bench:$token:platform_admin" \
+      "$CARGO_TARGET_DIR/release/paved" >> "$work/paved-$scale.log" 2>&1 &
+    server=$!
+    until [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ]; do sleep 0.005; done
+    ready_ms+=($(( ($(date +%s%N) - t0) / 1000000 )))
+    if [ "${#ready_ms[@]}" -lt 5 ]; then kill "$server"; wait "$server" 2>/dev/null || true; fi
+  done
+  sleep 5
+  idle_rss=$(( $(awk '/VmRSS/ { print $2 }' "/proc/$server/status") / 1024 ))
+  kill "$server"; wait "$server" 2>/dev/null || true
+  ready_sorted=$(printf '%s\n' "${ready_ms[@]}" | sort -n)
+  ready_median=$(echo "$ready_sorted" | sed -n 3p) ready_max=$(echo "$ready_sorted" | tail -1)
 
   cat >> "$results" <<MD
 ### Scale $scale: $entities entities
@@ -74,7 +102,14 @@ for scale in "${scales[@]}"; do
 | list page SSR (signed in), 10 connections | $l10 |
 | list page HTML + data | $((page_bytes / 1024)) KB ($((page_gz / 1024)) KB gzipped) |
 | \`by-query\` response, 50 full entities | $((query_bytes / 1024)) KB |
-| RSS after the runs | ${rss} MB |
+| Backstage's list query \`by-query?filter=kind=component&limit=50\`, 10 connections | $bs_list |
+| Backstage's search \`fullTextFilterFields=metadata.name,metadata.title\`, 10 connections | $bs_text |
+| Backstage's \`entity-facets?facet=spec.type\`, 10 connections | $bs_facet |
+| \`by-name\`, 10 connections | $bs_name |
+| peak RSS while ingesting (VmHWM after registration) | ${ingest_peak} MB |
+| RSS after the runs / peak over the runs | ${rss} MB / ${peak} MB |
+| start to ready with this catalog stored (5 starts) | median ${ready_median} ms, max ${ready_max} ms |
+| idle RSS 5 s after start | ${idle_rss} MB |
 
 MD
 done

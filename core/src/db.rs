@@ -49,17 +49,25 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
 /// Applies the migrations on one connection with foreign keys off, as
 /// SQLite's procedure for rebuilding a table requires (a rebuilt parent table
 /// must not cascade to its children; sqlx runs each migration in a
-/// transaction, where the pragma cannot change), then checks every foreign
-/// key and turns them back on.
+/// transaction, where the pragma cannot change), then, when a migration ran,
+/// checks every foreign key, and turns them back on. Without a migration
+/// nothing ran with the keys off, so the check (a scan of every reference:
+/// 130 ms of a 137 ms start with 13,000 entities) is skipped.
 async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
     sqlx::query("PRAGMA foreign_keys = OFF")
         .execute(&mut *conn)
         .await?;
+    let before = applied_migrations(&mut conn).await?;
     let applied = MIGRATOR.run(&mut *conn).await;
-    let broken: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-        .fetch_all(&mut *conn)
-        .await?;
+    let broken: Vec<(String,)> =
+        if applied.is_err() || applied_migrations(&mut conn).await? != before {
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&mut *conn)
+                .await?
+        } else {
+            Vec::new()
+        };
     sqlx::query("PRAGMA foreign_keys = ON")
         .execute(&mut *conn)
         .await?;
@@ -70,6 +78,21 @@ async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
         )));
     }
     Ok(())
+}
+
+/// How many migrations the database records as applied (none before the first).
+async fn applied_migrations(conn: &mut sqlx::SqliteConnection) -> Result<i64, sqlx::Error> {
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if exists == 0 {
+        return Ok(0);
+    }
+    sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut *conn)
+        .await
 }
 
 /// WAL frames (pages) past which the checkpointer truncates the log: 16,384
@@ -114,4 +137,38 @@ pub async fn is_ready(pool: &SqlitePool) -> bool {
         .fetch_one(pool)
         .await
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrations_are_counted_and_a_second_start_applies_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("paved.db").display());
+        let pool = connect(&url).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let applied = applied_migrations(&mut conn).await.unwrap();
+        assert_eq!(applied, MIGRATOR.iter().count() as i64);
+        drop(conn);
+        pool.close().await;
+
+        // Started again: nothing to apply, the count stays and the keys are on.
+        let pool = connect(&url).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        assert_eq!(applied_migrations(&mut conn).await.unwrap(), applied);
+        let keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(keys, 1);
+    }
+
+    #[tokio::test]
+    async fn an_empty_database_has_no_migrations_yet() {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        assert_eq!(applied_migrations(&mut conn).await.unwrap(), 0);
+    }
 }
