@@ -372,7 +372,11 @@ async fn bundle_files_are_served_compressed_and_never_take_another_response_stat
     let app = test_app(&[("PAVED_SITE_ROOT", site.path().to_str().unwrap())]).await;
 
     let br = app
-        .send(get_with("/pkg/chunk_7.wasm", header::ACCEPT_ENCODING, "gzip, br"))
+        .send(get_with(
+            "/pkg/chunk_7.wasm",
+            header::ACCEPT_ENCODING,
+            "gzip, br",
+        ))
         .await;
     assert_status(&br, StatusCode::OK);
     assert_eq!(br.headers()[header::CONTENT_ENCODING], "br");
@@ -381,7 +385,10 @@ async fn bundle_files_are_served_compressed_and_never_take_another_response_stat
     let plain = app.send(get("/pkg/chunk_7.wasm")).await;
     assert_status(&plain, StatusCode::OK);
     assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
-    assert_status(&app.send(get("/pkg/chunk_8.wasm")).await, StatusCode::NOT_FOUND);
+    assert_status(
+        &app.send(get("/pkg/chunk_8.wasm")).await,
+        StatusCode::NOT_FOUND,
+    );
 
     let dev = app
         .session_for("dana", &[("payments", TeamRole::Member)], &[])
