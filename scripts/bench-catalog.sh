@@ -21,14 +21,18 @@ oidc_port=$OIDC_PORT
 token="bench-admin-token-0123456789abcdef"
 
 results="$work/results.md"
-for scale in "${scales[@]}"; do
-  log "scale $scale: generating"
-  python3 bench/catalog_gen.py "$work/synth-$scale" "$scale"
+# Starts the release server on this scale's database (appending to its log); sets `server`.
+start_paved() {
   PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \
   PAVED_DATABASE_URL="sqlite://$work/catalog-$scale.db" PAVED_SITE_ROOT="$SITE_ROOT" \
   PAVED_CATALOG_FILE_ROOTS="$work/synth-$scale" PAVED_SERVICE_TOKENS="bench:$token:platform_admin" \
-    "$CARGO_TARGET_DIR/release/paved" > "$work/paved-$scale.log" 2>&1 &
+    "$CARGO_TARGET_DIR/release/paved" >> "$work/paved-$scale.log" 2>&1 &
   server=$!
+}
+for scale in "${scales[@]}"; do
+  log "scale $scale: generating"
+  python3 bench/catalog_gen.py "$work/synth-$scale" "$scale"
+  start_paved
   wait_for_ok "$url/readyz" 30
 
   log "scale $scale: ingesting"
@@ -74,11 +78,7 @@ for scale in "${scales[@]}"; do
   ready_ms=()
   for _ in 1 2 3 4 5; do
     t0=$(date +%s%N)
-    PAVED_BIND="127.0.0.1:$port" PAVED_PUBLIC_URL="$url" PAVED_DEMO=true PAVED_LOG=warn \
-    PAVED_DATABASE_URL="sqlite://$work/catalog-$scale.db" PAVED_SITE_ROOT="$SITE_ROOT" \
-    PAVED_CATALOG_FILE_ROOTS="$work/synth-$scale" PAVED_SERVICE_TOKENS="bench:$token:platform_admin" \
-      "$CARGO_TARGET_DIR/release/paved" >> "$work/paved-$scale.log" 2>&1 &
-    server=$!
+    start_paved
     until [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ]; do sleep 0.005; done
     ready_ms+=($(( ($(date +%s%N) - t0) / 1000000 )))
     if [ "${#ready_ms[@]}" -lt 5 ]; then kill "$server"; wait "$server" 2>/dev/null || true; fi

@@ -17,7 +17,7 @@ cargo build --locked -p app --lib --target wasm32-unknown-unknown \
   --no-default-features --features hydrate --profile wasm-release
 # Split at the lazy islands (tools/wasm-split): the main module keeps what every
 # page needs, each island's code becomes chunks fetched only where it is shown.
-rm -f "$SITE_ROOT"/pkg/chunk_*.wasm "$SITE_ROOT"/pkg/__wasm_split*
+rm -f "$SITE_ROOT"/pkg/chunk_*.wasm "$SITE_ROOT"/pkg/split_*.wasm "$SITE_ROOT"/pkg/__wasm_split*
 paved-wasm-split "$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/app.wasm" \
   "$SITE_ROOT/pkg" "$CARGO_TARGET_DIR/paved_split.wasm" paved
 wasm-bindgen --target web --no-typescript --keep-lld-exports --no-demangle \

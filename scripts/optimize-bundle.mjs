@@ -7,7 +7,7 @@
 //
 // One process matters: the split produces hundreds of small chunks, and
 // starting `wasm-opt` (binaryen compiled to JavaScript) once per chunk took
-// six minutes on two cores where this takes seconds.
+// six minutes on two cores where this takes about one.
 import binaryen from 'binaryen';
 import { readFileSync, writeFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';

@@ -70,7 +70,7 @@ test('each page loads only the code of the islands it shows', async ({ page }) =
   }
   expect(island(loads.task, 'task_progress')).toBe(true);
   expect(island(loads.entity, 'secrets_panel')).toBe(true);
-  // Every page gets the main module; a page without lazy islands nothing else.
+  // Every page gets the main module.
   for (const [name] of pages) expect(loads[name].files, name).toContain('paved.wasm');
 
   const report = process.env.PAVED_BUNDLE_REPORT;
