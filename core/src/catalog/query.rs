@@ -123,6 +123,14 @@ fn column_for(key: &str) -> Option<&'static str> {
 }
 
 fn push_values<'a>(qb: &mut QueryBuilder<'a, Sqlite>, values: &'a [String]) {
+    if let [value] = values {
+        // `= ?`, not `IN (?)`: SQLite estimates how many rows an equality
+        // keeps from its statistics, which decides whether a page walks an
+        // order index or sorts the matches; for `IN (?)` it cannot.
+        qb.push(" = ");
+        qb.push_bind(value.as_str());
+        return;
+    }
     qb.push(" IN (");
     let mut separated = qb.separated(", ");
     for v in values {
@@ -202,25 +210,39 @@ fn push_from<'a>(qb: &mut QueryBuilder<'a, Sqlite>, fts: Option<&'a str>) {
     }
 }
 
-/// The uids of one page, in order, and how many match in all.
-async fn page_of_uids(
-    pool: &SqlitePool,
-    query: &Query,
-    fts: Option<&str>,
-) -> Result<(Vec<String>, i64), CoreError> {
+/// `ORDER BY` for a query: its keys, then the entity reference to break ties.
+fn order_sql(query: &Query) -> Result<String, CoreError> {
     let mut order_sql = String::new();
     for (field, ascending) in &query.order {
         let expression = order_expression(field).ok_or_else(|| CoreError::Invalid {
             field: "order",
             message: format!(
-                "cannot order by `{field}`; use metadata.name, metadata.title, kind, metadata.namespace, spec.type, spec.lifecycle or spec.owner"
+                "cannot order by `{field}`; use metadata.name, metadata.title, kind, metadata.namespace, spec.type, spec.lifecycle, spec.owner or metadata.uid"
             ),
         })?;
         order_sql.push_str(expression);
         order_sql.push_str(if *ascending { " ASC, " } else { " DESC, " });
     }
-    order_sql.push_str("e.entity_ref ASC");
-    let mut qb = QueryBuilder::<Sqlite>::new("SELECT e.uid");
+    // The tie-breaker runs the same way as the first key, so that every order
+    // is one walk (forwards or backwards) along its index.
+    let first_ascending = query.order.first().is_none_or(|(_, ascending)| *ascending);
+    order_sql.push_str(if first_ascending {
+        "e.entity_ref ASC"
+    } else {
+        "e.entity_ref DESC"
+    });
+    Ok(order_sql)
+}
+
+/// The statement selecting one page's uids, after `prefix` (`EXPLAIN QUERY PLAN ` in tests).
+fn page_statement<'a>(
+    prefix: &str,
+    query: &'a Query,
+    fts: Option<&'a str>,
+    order_sql: &'a str,
+) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::<Sqlite>::new(prefix);
+    qb.push("SELECT e.uid");
     push_from(&mut qb, fts);
     push_where(&mut qb, &query.filter);
     push_only(&mut qb, query.only.as_deref());
@@ -230,13 +252,48 @@ async fn page_of_uids(
     qb.push_bind(query.limit.clamp(1, 1000));
     qb.push(" OFFSET ");
     qb.push_bind(query.offset.max(0));
-    let uids: Vec<String> = qb.build_query_scalar().fetch_all(pool).await?;
+    qb
+}
+
+/// The uids of one page, in order, and how many match in all.
+async fn page_of_uids(
+    pool: &SqlitePool,
+    query: &Query,
+    fts: Option<&str>,
+) -> Result<(Vec<String>, i64), CoreError> {
+    let order_sql = order_sql(query)?;
+    let uids: Vec<String> = page_statement("", query, fts, &order_sql)
+        .build_query_scalar()
+        .fetch_all(pool)
+        .await?;
     let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
     push_from(&mut count, fts);
     push_where(&mut count, &query.filter);
     push_only(&mut count, query.only.as_deref());
     let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
     Ok((uids, total))
+}
+
+/// How SQLite runs the page query (`EXPLAIN QUERY PLAN`, one line per step),
+/// for tests that hold the list to walking an index rather than sorting.
+#[cfg(test)]
+pub(super) async fn page_plan(pool: &SqlitePool, query: &Query) -> Vec<String> {
+    let fts = query.full_text.as_deref().and_then(fts_query);
+    let order_sql = order_sql(query).unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    // EXPLAIN plans with the schema (and statistics) the connection last
+    // read; a real read first picks up any change, as the query itself would.
+    sqlx::query("SELECT 1 FROM catalog_entities LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .unwrap();
+    let rows: Vec<(i64, i64, i64, String)> =
+        page_statement("EXPLAIN QUERY PLAN ", query, fts.as_deref(), &order_sql)
+            .build_query_as()
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    rows.into_iter().map(|(_, _, _, detail)| detail).collect()
 }
 
 /// Reads `columns` of the entities with `uids`, returned in the order of `uids`.

@@ -664,7 +664,31 @@ pub async fn apply(
     .map(|r| (r.entity_ref, (r.uid, r.location_id, r.etag, r.orphan)))
     .collect();
 
+    // Entities another location may already provide: looked up in batches
+    // (one query per 500 references, not one per entity).
+    let mut current_of: HashMap<String, (String, Option<String>, String, i64)> = HashMap::new();
+    let unknown: Vec<String> = found
+        .entities
+        .iter()
+        .map(|item| item.entity.entity_ref.to_string())
+        .filter(|r| !existing.contains_key(r))
+        .collect();
+    for chunk in unknown.chunks(500) {
+        let refs = Value::from(chunk.to_vec()).to_string();
+        for r in sqlx::query!(
+            r#"SELECT entity_ref, uid AS "uid!", location_id, etag, orphan FROM catalog_entities
+               WHERE entity_ref IN (SELECT value FROM json_each(?1))"#,
+            refs
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            current_of.insert(r.entity_ref, (r.uid, r.location_id, r.etag, r.orphan));
+        }
+    }
+
     let mut kept: HashSet<String> = HashSet::new();
+    let mut batch: Vec<EntityWrite<'_>> = Vec::with_capacity(WRITE_BATCH);
     for item in &found.entities {
         let entity_ref = item.entity.entity_ref.to_string();
         if !kept.insert(entity_ref.clone()) {
@@ -677,16 +701,10 @@ pub async fn apply(
             });
             continue;
         }
-        let current = match existing.get(&entity_ref) {
-            Some(c) => Some(c.clone()),
-            None => sqlx::query!(
-                r#"SELECT uid AS "uid!", location_id, etag, orphan FROM catalog_entities WHERE entity_ref = ?1"#,
-                entity_ref
-            )
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| (r.uid, r.location_id, r.etag, r.orphan)),
-        };
+        let current = existing
+            .get(&entity_ref)
+            .or_else(|| current_of.get(&entity_ref))
+            .cloned();
         if let Some((_, Some(owner), _, orphan)) = &current {
             if owner != location_id && *orphan == 0 {
                 let other = sqlx::query_scalar!(
@@ -722,18 +740,20 @@ pub async fn apply(
         } else {
             report.added += 1;
         }
-        write_entity(
-            &mut tx,
+        batch.push(EntityWrite::new(
             current.is_none(),
-            &uid,
-            location_id,
+            uid,
             &item.source,
             &item.entity,
-            &etag,
-            now,
-        )
-        .await?;
+            etag,
+        ));
+        if batch.len() == WRITE_BATCH {
+            write_entities(&mut tx, location_id, &batch, now).await?;
+            batch.clear();
+        }
     }
+    write_entities(&mut tx, location_id, &batch, now).await?;
+    drop(batch);
 
     // Entities this location provided before but not now: kept as orphans.
     for (entity_ref, (uid, owner, _, orphan)) in &existing {
@@ -791,16 +811,36 @@ pub async fn apply(
     .await?;
     tx.commit().await?;
     if report.added + report.updated + report.orphaned > 500 {
-        // A big ingestion leaves a large WAL that every later read must search;
-        // fold it back into the database now rather than at some later commit.
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(pool)
-            .await
-        {
-            tracing::warn!(error = %e, "WAL checkpoint after a large catalog refresh failed");
-        }
+        after_large_change(pool).await;
     }
     Ok(report)
+}
+
+/// Upkeep after a refresh that changed many entities.
+async fn after_large_change(pool: &SqlitePool) {
+    // The list's query plans pick between walking an order index and sorting
+    // a filter's matches by how many entities each kind, type or owner has:
+    // statistics SQLite only knows after ANALYZE (about 50 ms at 13k
+    // entities). Other connections read statistics only with the schema, so
+    // a throwaway table changes the schema and every connection re-plans.
+    if let Err(e) = sqlx::raw_sql(
+        "ANALYZE catalog_entities; \
+         CREATE TABLE IF NOT EXISTS catalog_stats_epoch (x INTEGER); \
+         DROP TABLE catalog_stats_epoch;",
+    )
+    .execute(pool)
+    .await
+    {
+        tracing::warn!(error = %e, "refreshing catalog statistics failed");
+    }
+    // A big ingestion leaves a large WAL that every later read must search;
+    // fold it back into the database now rather than at some later commit.
+    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(pool)
+        .await
+    {
+        tracing::warn!(error = %e, "WAL checkpoint after a large catalog refresh failed");
+    }
 }
 
 /// A stable hash of the entity's content.
@@ -808,112 +848,192 @@ fn etag_of(body: &Value) -> String {
     hex::encode(&Sha256::digest(body.to_string().as_bytes())[..12])
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn write_entity(
-    tx: &mut Transaction<'_, Sqlite>,
+/// Entities written per round of statements while applying a crawl.
+const WRITE_BATCH: usize = 200;
+
+/// One entity to insert or update, with its columns and filter fields worked out.
+struct EntityWrite<'a> {
     is_new: bool,
-    uid: &str,
+    uid: String,
+    entity_ref: String,
+    kind: String,
+    namespace: String,
+    name: String,
+    source: &'a str,
+    body: String,
+    etag: String,
+    spec_type: Option<String>,
+    lifecycle: Option<String>,
+    owner_ref: Option<String>,
+    title: Option<String>,
+    description: Option<String>,
+    fields: Vec<(String, String)>,
+    relations: Vec<(String, &'a str, String)>,
+}
+
+impl<'a> EntityWrite<'a> {
+    fn new(
+        is_new: bool,
+        uid: String,
+        source: &'a str,
+        entity: &'a super::model::ValidEntity,
+        etag: String,
+    ) -> Self {
+        let mut body = entity.body.clone();
+        if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.insert("uid".into(), Value::String(uid.clone()));
+            m.insert("etag".into(), Value::String(etag.clone()));
+        }
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        let mut fields = Vec::new();
+        flatten(&body, "", &mut fields);
+        for r in entity
+            .relations
+            .iter()
+            .filter(|r| r.source == entity.entity_ref)
+        {
+            fields.push((
+                format!("relations.{}", r.kind.to_ascii_lowercase()),
+                r.target.to_string(),
+            ));
+        }
+        fields.sort();
+        fields.dedup();
+        Self {
+            is_new,
+            entity_ref: entity.entity_ref.to_string(),
+            kind: text(&body["kind"]).unwrap_or_default(),
+            namespace: entity.entity_ref.namespace.clone(),
+            name: text(&body["metadata"]["name"]).unwrap_or_default(),
+            source,
+            spec_type: text(&body["spec"]["type"]),
+            lifecycle: text(&body["spec"]["lifecycle"]),
+            owner_ref: entity
+                .relations
+                .iter()
+                .find(|r| r.kind == "ownedBy" && r.source == entity.entity_ref)
+                .map(|r| r.target.to_string()),
+            title: text(&body["metadata"]["title"]),
+            description: text(&body["metadata"]["description"]),
+            body: body.to_string(),
+            uid,
+            etag,
+            fields,
+            relations: entity
+                .relations
+                .iter()
+                .map(|r| (r.source.to_string(), r.kind.as_str(), r.target.to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// Writes a batch of entities with a handful of multi-row statements:
+/// ingestion speed is bounded by how many statements it runs.
+async fn write_entities(
+    tx: &mut Transaction<'_, Sqlite>,
     location_id: &str,
-    source: &str,
-    entity: &super::model::ValidEntity,
-    etag: &str,
+    batch: &[EntityWrite<'_>],
     now: i64,
 ) -> Result<(), CoreError> {
-    let mut body = entity.body.clone();
-    if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.insert("uid".into(), Value::String(uid.to_owned()));
-        m.insert("etag".into(), Value::String(etag.to_owned()));
+    if batch.is_empty() {
+        return Ok(());
     }
-    let entity_ref = entity.entity_ref.to_string();
-    let kind = body["kind"].as_str().unwrap_or_default().to_owned();
-    let namespace = entity.entity_ref.namespace.clone();
-    let name = body["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let spec_type = body["spec"]["type"].as_str().map(str::to_owned);
-    let lifecycle = body["spec"]["lifecycle"].as_str().map(str::to_owned);
-    let owner_ref = entity
-        .relations
-        .iter()
-        .find(|r| r.kind == "ownedBy" && r.source == entity.entity_ref)
-        .map(|r| r.target.to_string());
-    let title = body["metadata"]["title"].as_str().map(str::to_owned);
-    let description = body["metadata"]["description"].as_str().map(str::to_owned);
-    let body_text = body.to_string();
-    sqlx::query!(
-        r#"INSERT INTO catalog_entities (uid, entity_ref, kind, namespace, name, location_id, source, body, etag, orphan,
-                                         spec_type, lifecycle, owner_ref, title, description, created_at, updated_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14, ?15, ?15)
-           ON CONFLICT (uid) DO UPDATE SET location_id = excluded.location_id, source = excluded.source, body = excluded.body,
-             etag = excluded.etag, orphan = 0, kind = excluded.kind, name = excluded.name, spec_type = excluded.spec_type,
-             lifecycle = excluded.lifecycle, owner_ref = excluded.owner_ref, title = excluded.title,
-             description = excluded.description, updated_at = excluded.updated_at"#,
-        uid,
-        entity_ref,
-        kind,
-        namespace,
-        name,
-        location_id,
-        source,
-        body_text,
-        etag,
-        spec_type,
-        lifecycle,
-        owner_ref,
-        title,
-        description,
-        now
-    )
-    .execute(&mut **tx)
-    .await?;
+    // SQLite binds at most 32,766 parameters per statement.
+    const MAX_PARAMS: usize = 32_000;
+    for chunk in batch.chunks(MAX_PARAMS / 16) {
+        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO catalog_entities (uid, entity_ref, kind, namespace, name, location_id, source, body, etag, orphan, \
+             spec_type, lifecycle, owner_ref, title, description, created_at, updated_at) ",
+        );
+        qb.push_values(chunk, |mut row, e| {
+            row.push_bind(&e.uid)
+                .push_bind(&e.entity_ref)
+                .push_bind(&e.kind)
+                .push_bind(&e.namespace)
+                .push_bind(&e.name)
+                .push_bind(location_id)
+                .push_bind(e.source)
+                .push_bind(&e.body)
+                .push_bind(&e.etag)
+                .push("0")
+                .push_bind(&e.spec_type)
+                .push_bind(&e.lifecycle)
+                .push_bind(&e.owner_ref)
+                .push_bind(&e.title)
+                .push_bind(&e.description)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        qb.push(
+            " ON CONFLICT (uid) DO UPDATE SET location_id = excluded.location_id, source = excluded.source, \
+             body = excluded.body, etag = excluded.etag, orphan = 0, kind = excluded.kind, name = excluded.name, \
+             spec_type = excluded.spec_type, lifecycle = excluded.lifecycle, owner_ref = excluded.owner_ref, \
+             title = excluded.title, description = excluded.description, updated_at = excluded.updated_at",
+        );
+        qb.build().execute(&mut **tx).await?;
+    }
 
-    if !is_new {
-        sqlx::query!("DELETE FROM catalog_fields WHERE entity_uid = ?1", uid)
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query!("DELETE FROM catalog_relations WHERE origin_uid = ?1", uid)
-            .execute(&mut **tx)
-            .await?;
-    }
-    let mut fields = Vec::new();
-    flatten(&body, "", &mut fields);
-    for r in entity
-        .relations
+    let updated: Vec<&str> = batch
         .iter()
-        .filter(|r| r.source == entity.entity_ref)
-    {
-        fields.push((
-            format!("relations.{}", r.kind.to_ascii_lowercase()),
-            r.target.to_string(),
-        ));
+        .filter(|e| !e.is_new)
+        .map(|e| e.uid.as_str())
+        .collect();
+    if !updated.is_empty() {
+        let uids = Value::from(updated).to_string();
+        sqlx::query!(
+            "DELETE FROM catalog_fields WHERE entity_uid IN (SELECT value FROM json_each(?1))",
+            uids
+        )
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query!(
+            "DELETE FROM catalog_relations WHERE origin_uid IN (SELECT value FROM json_each(?1))",
+            uids
+        )
+        .execute(&mut **tx)
+        .await?;
     }
-    fields.sort();
-    fields.dedup();
-    // One multi-row statement per table: ingestion speed is bounded by statement count.
-    for chunk in fields.chunks(4000) {
+
+    let fields: Vec<(&str, &str, &str)> = batch
+        .iter()
+        .flat_map(|e| {
+            e.fields
+                .iter()
+                .map(|(k, v)| (e.uid.as_str(), k.as_str(), v.as_str()))
+        })
+        .collect();
+    for chunk in fields.chunks(MAX_PARAMS / 3) {
         let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT INTO catalog_fields (entity_uid, key, value) ",
         );
-        qb.push_values(chunk, |mut row, (key, value)| {
-            row.push_bind(uid).push_bind(key).push_bind(value);
+        qb.push_values(chunk, |mut row, (uid, key, value)| {
+            row.push_bind(*uid).push_bind(*key).push_bind(*value);
         });
         qb.build().execute(&mut **tx).await?;
     }
-    let relations: Vec<(String, &str, String)> = entity
-        .relations
+    let relations: Vec<(&str, &str, &str, &str)> = batch
         .iter()
-        .map(|r| (r.source.to_string(), r.kind.as_str(), r.target.to_string()))
+        .flat_map(|e| {
+            e.relations.iter().map(|(source_ref, kind, target_ref)| {
+                (
+                    e.uid.as_str(),
+                    source_ref.as_str(),
+                    *kind,
+                    target_ref.as_str(),
+                )
+            })
+        })
         .collect();
-    for chunk in relations.chunks(4000) {
+    for chunk in relations.chunks(MAX_PARAMS / 4) {
         let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT INTO catalog_relations (origin_uid, source_ref, type, target_ref) ",
         );
-        qb.push_values(chunk, |mut row, (source_ref, kind, target_ref)| {
-            row.push_bind(uid)
-                .push_bind(source_ref.as_str())
+        qb.push_values(chunk, |mut row, (uid, source_ref, kind, target_ref)| {
+            row.push_bind(*uid)
+                .push_bind(*source_ref)
                 .push_bind(*kind)
-                .push_bind(target_ref.as_str());
+                .push_bind(*target_ref);
         });
         qb.build().execute(&mut **tx).await?;
     }
