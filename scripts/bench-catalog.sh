@@ -60,6 +60,11 @@ for scale in "${scales[@]}"; do
   q50=$(run 50 10s "Authorization: Bearer $token" "$query")
   # Backstage's catalog table and search send these (issue 20's side-by-side comparison).
   bs_list=$(run 10 10s "Authorization: Bearer $token" "$url/api/catalog/entities/by-query?filter=kind=component&limit=50")
+  # The same list with other filters, sorts and a deep page (issue 20: "whatever the filter").
+  list_type=$(run 10 10s "Authorization: Bearer $token" "$url/api/catalog/entities/by-query?filter=kind=component,spec.type=service&orderField=metadata.name,desc&limit=50")
+  list_owner=$(run 10 10s "Authorization: Bearer $token" "$url/api/catalog/entities/by-query?filter=kind=component,relations.ownedBy=group:default/group-0157&orderField=metadata.title,asc&limit=50")
+  list_lifecycle=$(run 10 10s "Authorization: Bearer $token" "$url/api/catalog/entities/by-query?filter=kind=component,spec.lifecycle=production&orderField=spec.owner,asc&limit=50")
+  list_deep=$(run 10 10s "Authorization: Bearer $token" "$url/api/catalog/entities/by-query?filter=kind=component&orderField=metadata.name,asc&offset=5000&limit=50")
   bs_text=$(run 10 10s "Authorization: Bearer $token" "$url/api/catalog/entities/by-query?filter=kind=component&fullTextFilterTerm=payments&fullTextFilterFields=metadata.name,metadata.title&limit=50")
   bs_facet=$(run 10 10s "Authorization: Bearer $token" "$url/api/catalog/entity-facets?facet=spec.type")
   bs_name=$(run 10 10s "Authorization: Bearer $token" "$url/api/catalog/entities/by-name/component/default/comp-00042")
@@ -71,6 +76,10 @@ for scale in "${scales[@]}"; do
   query_bytes=$(curl -s -H "Authorization: Bearer $token" "$query" | wc -c)
   rss=$(( $(awk '/VmRSS/ { print $2 }' "/proc/$server/status") / 1024 ))
   peak=$(( $(awk '/VmHWM/ { print $2 }' "/proc/$server/status") / 1024 ))
+  # RSS counts the memory-mapped database once per connection that maps it;
+  # PSS shares those pages out, and the anonymous part is the heap.
+  pss=$(( $(awk '/^Pss:/ { print $2 }' "/proc/$server/smaps_rollup") / 1024 ))
+  anon=$(( $(awk '/^Anonymous:/ { print $2 }' "/proc/$server/smaps_rollup") / 1024 ))
   kill "$server"; wait "$server" 2>/dev/null || true
 
   # Start to ready with this catalog already stored (5 starts), then the idle
@@ -103,11 +112,16 @@ for scale in "${scales[@]}"; do
 | list page HTML + data | $((page_bytes / 1024)) KB ($((page_gz / 1024)) KB gzipped) |
 | \`by-query\` response, 50 full entities | $((query_bytes / 1024)) KB |
 | Backstage's list query \`by-query?filter=kind=component&limit=50\`, 10 connections | $bs_list |
+| same list, \`spec.type=service\`, by name descending | $list_type |
+| same list, one owner (\`relations.ownedBy\`), by title | $list_owner |
+| same list, \`spec.lifecycle=production\`, by owner | $list_lifecycle |
+| same list, by name, rows 5,001–5,050 | $list_deep |
 | Backstage's search \`fullTextFilterFields=metadata.name,metadata.title\`, 10 connections | $bs_text |
 | Backstage's \`entity-facets?facet=spec.type\`, 10 connections | $bs_facet |
 | \`by-name\`, 10 connections | $bs_name |
 | peak RSS while ingesting (VmHWM after registration) | ${ingest_peak} MB |
 | RSS after the runs / peak over the runs | ${rss} MB / ${peak} MB |
+| after the runs: proportional set (PSS) / anonymous (heap) | ${pss} MB / ${anon} MB |
 | start to ready with this catalog stored (5 starts) | median ${ready_median} ms, max ${ready_max} ms |
 | idle RSS 5 s after start | ${idle_rss} MB |
 

@@ -122,11 +122,19 @@ fn column_for(key: &str) -> Option<&'static str> {
     })
 }
 
-fn push_values<'a>(qb: &mut QueryBuilder<'a, Sqlite>, values: &'a [String]) {
-    if let [value] = values {
-        // `= ?`, not `IN (?)`: SQLite estimates how many rows an equality
-        // keeps from its statistics, which decides whether a page walks an
-        // order index or sorts the matches; for `IN (?)` it cannot.
+/// How one filter value is compared: `= ?` or `IN (?)`. SQLite estimates how
+/// many rows an equality keeps from its statistics, which is what lets a page
+/// walk an order index and stop after 50 rows; for a count, the same
+/// estimate (most of the catalog) makes it scan the table, while `IN (?)`
+/// counts through the filter's smaller index, three times faster.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum One {
+    Equals,
+    In,
+}
+
+fn push_values<'a>(qb: &mut QueryBuilder<'a, Sqlite>, values: &'a [String], one: One) {
+    if let ([value], One::Equals) = (values, one) {
         qb.push(" = ");
         qb.push_bind(value.as_str());
         return;
@@ -139,9 +147,9 @@ fn push_values<'a>(qb: &mut QueryBuilder<'a, Sqlite>, values: &'a [String]) {
     qb.push(")");
 }
 
-fn push_where<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a Filter) {
+fn push_where<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a Filter, one: One) {
     qb.push(" WHERE 1 = 1");
-    push_filter(qb, filter);
+    push_filter(qb, filter, one);
 }
 
 fn push_only<'a>(qb: &mut QueryBuilder<'a, Sqlite>, only: Option<&'a [String]>) {
@@ -150,12 +158,12 @@ fn push_only<'a>(qb: &mut QueryBuilder<'a, Sqlite>, only: Option<&'a [String]>) 
             qb.push(" AND 0");
         } else {
             qb.push(" AND e.entity_ref");
-            push_values(qb, refs);
+            push_values(qb, refs, One::In);
         }
     }
 }
 
-fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a Filter) {
+fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a Filter, one: One) {
     if !filter.sets.is_empty() {
         qb.push(" AND (");
         for (i, set) in filter.sets.iter().enumerate() {
@@ -173,7 +181,7 @@ fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a Filter) {
                         if values.is_empty() {
                             qb.push(" IS NOT NULL");
                         } else {
-                            push_values(qb, values);
+                            push_values(qb, values, one);
                         }
                     }
                     None => {
@@ -181,7 +189,7 @@ fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, filter: &'a Filter) {
                         qb.push_bind(key.as_str());
                         if !values.is_empty() {
                             qb.push(" AND value");
-                            push_values(qb, values);
+                            push_values(qb, values, one);
                         }
                         qb.push(")");
                     }
@@ -244,7 +252,7 @@ fn page_statement<'a>(
     let mut qb = QueryBuilder::<Sqlite>::new(prefix);
     qb.push("SELECT e.uid");
     push_from(&mut qb, fts);
-    push_where(&mut qb, &query.filter);
+    push_where(&mut qb, &query.filter, One::Equals);
     push_only(&mut qb, query.only.as_deref());
     qb.push(" ORDER BY ");
     qb.push(order_sql);
@@ -268,7 +276,7 @@ async fn page_of_uids(
         .await?;
     let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
     push_from(&mut count, fts);
-    push_where(&mut count, &query.filter);
+    push_where(&mut count, &query.filter, One::In);
     push_only(&mut count, query.only.as_deref());
     let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
     Ok((uids, total))
@@ -499,7 +507,7 @@ pub async fn facets(
         qb.push_bind(key_lower.as_str());
         if !filter.sets.is_empty() {
             qb.push(" AND f.entity_uid IN (SELECT e.uid FROM catalog_entities e");
-            push_where(&mut qb, filter);
+            push_where(&mut qb, filter, One::In);
             qb.push(")");
         }
         qb.push(" GROUP BY f.value ORDER BY n DESC, f.value LIMIT 500");

@@ -971,7 +971,9 @@ async fn write_entities(
              spec_type = excluded.spec_type, lifecycle = excluded.lifecycle, owner_ref = excluded.owner_ref, \
              title = excluded.title, description = excluded.description, updated_at = excluded.updated_at",
         );
-        qb.build().execute(&mut **tx).await?;
+        // Row counts vary, so each text is new: not worth a place in the
+        // connection's statement cache (a 10,000-row insert is a big program).
+        qb.build().persistent(false).execute(&mut **tx).await?;
     }
 
     let updated: Vec<&str> = batch
@@ -1010,7 +1012,9 @@ async fn write_entities(
         qb.push_values(chunk, |mut row, (uid, key, value)| {
             row.push_bind(*uid).push_bind(*key).push_bind(*value);
         });
-        qb.build().execute(&mut **tx).await?;
+        // Row counts vary, so each text is new: not worth a place in the
+        // connection's statement cache (a 10,000-row insert is a big program).
+        qb.build().persistent(false).execute(&mut **tx).await?;
     }
     let relations: Vec<(&str, &str, &str, &str)> = batch
         .iter()
@@ -1035,7 +1039,9 @@ async fn write_entities(
                 .push_bind(*kind)
                 .push_bind(*target_ref);
         });
-        qb.build().execute(&mut **tx).await?;
+        // Row counts vary, so each text is new: not worth a place in the
+        // connection's statement cache (a 10,000-row insert is a big program).
+        qb.build().persistent(false).execute(&mut **tx).await?;
     }
     Ok(())
 }
