@@ -97,7 +97,7 @@ def catalog_list(client, i):
               ("orderField", f"{random.choice(orders)},{random.choice(['asc', 'desc'])}"),
               ("offset", str(random.randrange(0, 2000, 50)))]
     if i % 3 == 0:
-        params[0] = ("filter", f"kind=component,spec.owner=group:default/group-{random.randrange(200):04d}")
+        params[0] = ("filter", f"kind=component,relations.ownedBy=group:default/group-{random.randrange(200):04d}")
     return client.request("GET", "/api/catalog/entities/by-query?" + urllib.parse.urlencode(params),
                           headers=api_headers(admin_token))
 

@@ -35,7 +35,7 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
         // one mutex (this build enables memory management) made 10 concurrent
         // catalog lists 4× slower. The price: each connection maps the file
         // itself, and the kernel counts the shared pages in RSS once per map.
-        .pragma("mmap_size", "268435456")
+        .pragma("mmap_size", MMAP_SIZE)
         .pragma("cache_size", "-4096")
         // Checkpoints run in the background (below), never inside a commit:
         // otherwise every ~1000 pages one unlucky write (a gateway budget
@@ -49,6 +49,11 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
     tokio::spawn(checkpoint_wal(pool.clone()));
     Ok(pool)
 }
+
+/// Bytes of the database file each connection reads through a memory map.
+pub const MMAP_SIZE: &str = "268435456";
+/// Sets a connection's memory map back to [`MMAP_SIZE`].
+pub const RESTORE_MMAP: &str = "PRAGMA mmap_size = 268435456";
 
 /// Applies the migrations on one connection with foreign keys off, as
 /// SQLite's procedure for rebuilding a table requires (a rebuilt parent table
@@ -146,6 +151,11 @@ pub async fn is_ready(pool: &SqlitePool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_restored_memory_map_is_the_configured_one() {
+        assert_eq!(RESTORE_MMAP, format!("PRAGMA mmap_size = {MMAP_SIZE}"));
+    }
 
     #[tokio::test]
     async fn migrations_are_counted_and_a_second_start_applies_none() {
