@@ -287,9 +287,16 @@ if budget and budget.get("period_start"):
         "SELECT COALESCE(SUM(cost_nanocents), 0) FROM llm_usage WHERE team = 'payments' AND at >= ?",
         (start_ms,)).fetchone()[0]
 states = dict(con.execute("SELECT state, COUNT(*) FROM llm_reservations GROUP BY state").fetchall())
+# (The demo's seeded history shares one made-up reservation id: only real
+# reservations count.)
 double = con.execute(
-    "SELECT COUNT(*) FROM (SELECT reservation_id FROM llm_usage WHERE reservation_id IS NOT NULL "
-    "GROUP BY reservation_id HAVING COUNT(*) > 1)").fetchone()[0]
+    "SELECT COUNT(*) FROM (SELECT reservation_id FROM llm_usage WHERE reservation_id IN "
+    "(SELECT id FROM llm_reservations) GROUP BY reservation_id HAVING COUNT(*) > 1)").fetchone()[0]
+double_rows = [dict(zip(("reservation", "status", "cost_nanocents", "idempotency_key", "at", "error_type"), r)) for r in con.execute(
+    "SELECT reservation_id, status, cost_nanocents, idempotency_key, at, error_type FROM llm_usage WHERE reservation_id IN "
+    "(SELECT reservation_id FROM llm_usage WHERE reservation_id IN (SELECT id FROM llm_reservations) "
+    "GROUP BY reservation_id HAVING COUNT(*) > 1) "
+    "ORDER BY reservation_id, id").fetchall()]
 settled_without_usage = con.execute(
     "SELECT COUNT(*) FROM llm_reservations r WHERE r.state = 'settled' AND NOT EXISTS "
     "(SELECT 1 FROM llm_usage u WHERE u.reservation_id = r.id)").fetchone()[0]
@@ -303,6 +310,7 @@ checks["ledger"] = {
     "sum of usage records this period (nanocents)": period_usage,
     "reservations by state": states,
     "reservations with more than one usage record": double,
+    "their usage records": double_rows[:10],
     "settled reservations without a usage record": settled_without_usage,
     "gateway answers the client received (200)": answered,
     "usage records of answered soak requests": usage_ok,
