@@ -238,7 +238,7 @@ async fn list_entities(
         limit: number(&p, "limit", 1000)?.min(1000),
         only: None,
     };
-    let (json, _) = query::run_json(&state.core.db, &q).await?;
+    let (json, _) = query::run_json_cached(&state.core.db, &state.core.facet_cache, &q).await?;
     Ok(Json(raw_items(json, &fields(&p))?))
 }
 
@@ -337,7 +337,7 @@ async fn entities_by_query(
         limit,
         only: None,
     };
-    let (json, total) = query::run_json(&state.core.db, &q).await?;
+    let (json, total) = query::run_json_cached(&state.core.db, &state.core.facet_cache, &q).await?;
     let mut page_info = PageInfo::default();
     if cursor.offset + limit < total {
         page_info.next_cursor = Some(encode_cursor(&Cursor {

@@ -67,7 +67,7 @@ pub async fn list(
         limit: PAGE_SIZE,
         only,
     };
-    let (rows, total) = summaries(&core.db, &q).await?;
+    let (rows, total) = summaries(&core.db, &core.facet_cache, &q).await?;
     let keys: Vec<String> = FACETS.iter().map(|(k, _)| (*k).to_owned()).collect();
     let counts = core.facet_cache.facets(&core.db, &keys, &filter).await?;
     Ok(ListPage {

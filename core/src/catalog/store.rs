@@ -646,27 +646,42 @@ pub async fn apply(
     location_id: &str,
     found: &Crawl,
 ) -> Result<RefreshReport, CoreError> {
-    let mut conn = pool.acquire().await?;
     // The writer works without the memory map: pages it maps stay resident
     // (a 13k-entity ingestion touches 100 MB of them), while its own page
     // cache is bounded and nothing reads concurrently on this connection.
+    let mut guard = MapOff(Some(pool.acquire().await?));
+    let conn = guard.0.as_mut().expect("just set");
     sqlx::query("PRAGMA mmap_size = 0")
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
-    let result = apply_on(&mut conn, location_id, found).await;
-    if let Err(e) = sqlx::query(crate::db::RESTORE_MMAP)
-        .execute(&mut *conn)
+    let result = apply_on(conn, location_id, found).await;
+    match sqlx::query(crate::db::RESTORE_MMAP)
+        .execute(&mut **conn)
         .await
     {
-        tracing::warn!(error = %e, "restoring the memory map after a refresh failed");
-        conn.close_on_drop();
+        // Restored: the connection goes back to the pool as it came.
+        Ok(_) => drop(guard.0.take()),
+        Err(e) => tracing::warn!(error = %e, "restoring the memory map after a refresh failed"),
     }
-    drop(conn);
+    drop(guard);
     let report = result?;
     if report.added + report.updated + report.orphaned > 500 {
         after_large_change(pool).await;
     }
     Ok(report)
+}
+
+/// A pooled connection whose memory map is off: closed rather than returned
+/// to the pool unless the map was restored (also when the refresh is
+/// cancelled half-way, say by a client that went away).
+struct MapOff(Option<sqlx::pool::PoolConnection<Sqlite>>);
+
+impl Drop for MapOff {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.0.take() {
+            conn.close_on_drop();
+        }
+    }
 }
 
 async fn apply_on(
@@ -852,7 +867,7 @@ async fn after_large_change(pool: &SqlitePool) {
     if let Err(e) = sqlx::raw_sql(
         "ANALYZE catalog_entities; \
          CREATE TABLE IF NOT EXISTS catalog_stats_epoch (x INTEGER); \
-         DROP TABLE catalog_stats_epoch;",
+         DROP TABLE IF EXISTS catalog_stats_epoch;",
     )
     .execute(pool)
     .await

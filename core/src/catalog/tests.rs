@@ -530,6 +530,16 @@ async fn cached_facets_follow_every_catalog_change(pool: SqlitePool) {
         "a new entity shows at once"
     );
 
+    let components = Query {
+        filter: Filter::parse(&["kind=component"]).unwrap(),
+        limit: 10,
+        ..Query::default()
+    };
+    let (_, total) = query::run_json_cached(&pool, &cache, &components)
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+
     store::delete_location(&pool, &admin(), &b.id)
         .await
         .unwrap();
@@ -541,6 +551,10 @@ async fn cached_facets_follow_every_catalog_change(pool: SqlitePool) {
         first,
         "and so does a removal"
     );
+    let (page, total) = query::run_json_cached(&pool, &cache, &components)
+        .await
+        .unwrap();
+    assert_eq!((page.len(), total), (1, 1), "cached totals follow too");
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -895,6 +909,7 @@ async fn list_pages_walk_an_index_in_every_order_and_agree_with_a_sort(pool: Sql
     .await
     .unwrap();
     for (field, ascending) in [
+        ("", true),
         ("metadata.name", true),
         ("metadata.title", false),
         ("spec.type", true),
@@ -908,7 +923,11 @@ async fn list_pages_walk_an_index_in_every_order_and_agree_with_a_sort(pool: Sql
         ] {
             let q = Query {
                 filter: Filter::parse(&[filter]).unwrap(),
-                order: vec![(field.to_owned(), ascending)],
+                order: if field.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![(field.to_owned(), ascending)]
+                },
                 offset: 60,
                 limit: 50,
                 ..Query::default()
@@ -943,7 +962,8 @@ async fn list_pages_walk_an_index_in_every_order_and_agree_with_a_sort(pool: Sql
                     "metadata.title" => e.2.clone(),
                     "spec.type" => e.3.clone(),
                     "spec.owner" => e.4.clone(),
-                    _ => e.5.clone(),
+                    "kind" => e.5.clone(),
+                    _ => String::new(),
                 };
                 let ordering = key(a).cmp(&key(b)).then_with(|| a.0.cmp(&b.0));
                 if ascending {
