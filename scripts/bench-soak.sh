@@ -16,8 +16,11 @@ cd "$ROOT"
 minutes=${SOAK_MINUTES:-30}
 
 "$ROOT/scripts/setup.sh" demo
+commit=$(git rev-parse --short HEAD)
+git diff --quiet HEAD 2>/dev/null || commit="$commit + uncommitted changes"
 if [ "${BENCH_NO_BUILD:-}" = 1 ]; then
   log "BENCH_NO_BUILD=1: using the release binaries already built"
+  commit="$commit (binaries from an earlier build)"
 else
   "$ROOT/scripts/build.sh" --release
   cargo build --locked -p paved-llm-stub --profile release --bins
@@ -73,8 +76,6 @@ python3 bench/soak.py "$url" "$work/paved.pid" "$work/start-paved.sh" "$work/pav
   > "$work/soak.out" || status=$?
 cat "$work/soak.out"
 
-commit=$(git rev-parse --short HEAD)
-git diff --quiet HEAD 2>/dev/null || commit="$commit + uncommitted changes"
 python3 - "$minutes" "$commit" "$(date -u +%Y-%m-%d)" "$(nproc)" <<'PY' > bench/soak-results.md
 import json, sys
 minutes, commit, day, cores = sys.argv[1:5]
