@@ -94,16 +94,21 @@ pub fn fts_query(text: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
-fn order_expression(field: &str) -> Option<&'static str> {
+/// An order's SQL expression and the index led by it (see the order-index
+/// migration), which a walk in that order follows.
+fn order_key(field: &str) -> Option<(&'static str, &'static str)> {
     Some(match field {
-        "metadata.name" => "e.name COLLATE NOCASE",
-        "kind" => "e.kind COLLATE NOCASE",
-        "metadata.namespace" => "e.namespace",
-        "metadata.title" => "COALESCE(e.title, e.name) COLLATE NOCASE",
-        "spec.type" => "e.spec_type",
-        "spec.lifecycle" => "e.lifecycle",
-        "spec.owner" => "e.owner_ref",
-        "metadata.uid" => "e.uid",
+        "metadata.name" => ("e.name COLLATE NOCASE", "catalog_entities_order_name"),
+        "kind" => ("e.kind COLLATE NOCASE", "catalog_entities_order_kind"),
+        "metadata.namespace" => ("e.namespace", "catalog_entities_order_namespace"),
+        "metadata.title" => (
+            "COALESCE(e.title, e.name) COLLATE NOCASE",
+            "catalog_entities_order_title",
+        ),
+        "spec.type" => ("e.spec_type", "catalog_entities_order_type"),
+        "spec.lifecycle" => ("e.lifecycle", "catalog_entities_order_lifecycle"),
+        "spec.owner" => ("e.owner_ref", "catalog_entities_order_owner"),
+        "metadata.uid" => ("e.uid", "catalog_entities_order_uid"),
         _ => return None,
     })
 }
@@ -224,26 +229,21 @@ fn push_from<'a>(qb: &mut QueryBuilder<'a, Sqlite>, fts: Option<&'a str>) {
     }
 }
 
-/// The index a walk in `query`'s order follows (see the order-index migration).
+/// The index a walk in `query`'s order follows: its first key's, else the
+/// reference's (the default order).
 fn order_index(query: &Query) -> &'static str {
-    match query.order.first().map(|(field, _)| field.as_str()) {
-        Some("metadata.name") => "catalog_entities_order_name",
-        Some("metadata.title") => "catalog_entities_order_title",
-        Some("kind") => "catalog_entities_order_kind",
-        Some("metadata.namespace") => "catalog_entities_order_namespace",
-        Some("spec.type") => "catalog_entities_order_type",
-        Some("spec.lifecycle") => "catalog_entities_order_lifecycle",
-        Some("spec.owner") => "catalog_entities_order_owner",
-        Some("metadata.uid") => "catalog_entities_order_uid",
-        _ => "catalog_entities_order_ref",
-    }
+    query
+        .order
+        .first()
+        .and_then(|(field, _)| order_key(field))
+        .map_or("catalog_entities_order_ref", |(_, index)| index)
 }
 
 /// `ORDER BY` for a query: its keys, then the entity reference to break ties.
 fn order_sql(query: &Query) -> Result<String, CoreError> {
     let mut order_sql = String::new();
     for (field, ascending) in &query.order {
-        let expression = order_expression(field).ok_or_else(|| CoreError::Invalid {
+        let (expression, _) = order_key(field).ok_or_else(|| CoreError::Invalid {
             field: "order",
             message: format!(
                 "cannot order by `{field}`; use metadata.name, metadata.title, kind, metadata.namespace, spec.type, spec.lifecycle, spec.owner or metadata.uid"
@@ -274,11 +274,11 @@ fn page_statement<'a>(
     let mut qb = QueryBuilder::<Sqlite>::new(prefix);
     qb.push("SELECT e.uid");
     if one == One::Walk {
-        // Walking an order index: the search's matches become a set each
-        // entry is checked against (the unary plus stops SQLite from looking
-        // the matches up one by one and sorting them instead).
-        // Named, because SQLite would pick the smaller unique index on the
-        // reference, which lacks the filter columns: a table read per entry.
+        // Walking an order index, named because SQLite would pick the smaller
+        // unique index on the reference, which lacks the filter columns (a
+        // table read per entry). A search's matches become a set each entry
+        // is checked against: the unary plus stops SQLite from looking the
+        // matches up one by one and sorting them instead.
         qb.push(" FROM catalog_entities e INDEXED BY ");
         qb.push(order_index(query));
         push_where(&mut qb, &query.filter, one);
