@@ -1272,160 +1272,279 @@ async fn writer(
     }
 }
 
-async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    for w in batch {
-        match w {
-            Write::Reserve {
-                hold,
-                model,
-                idempotency,
-                created_at,
-                ..
-            } => {
-                let (key, hash) = match idempotency {
-                    Some((k, h)) => (Some(k.as_str()), Some(h.as_str())),
-                    None => (None, None),
-                };
-                if let Some(key) = key {
-                    // A record past the retention window gives its key back.
-                    sqlx::query!(
-                        "DELETE FROM llm_reservations WHERE team = ?1 AND idempotency_key = ?2 AND state != 'held'",
-                        hold.team,
-                        key
-                    )
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                sqlx::query!(
-                    r#"INSERT INTO llm_reservations
-                       (id, team, workspace_id, model, amount_nanocents, state, idempotency_key, request_hash, created_at, expires_at)
-                       VALUES (?1, ?2, ?3, ?4, ?5, 'held', ?6, ?7, ?8, ?9)"#,
-                    hold.id,
-                    hold.team,
-                    hold.workspace,
+/// Why a batch could not be committed.
+#[derive(Debug, thiserror::Error)]
+enum CommitError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// An idempotency key's earlier reservation is still held (the in-memory
+    /// check normally refuses this first; the database is the last word).
+    #[error("an idempotency key is still held by an earlier reservation")]
+    KeyHeld,
+    #[error("cannot encode a batch: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// A batch as set-based statements: each kind of change becomes one statement
+/// over a JSON array of rows (`json_each`), so a batch costs a handful of
+/// round trips to SQLite's connection thread whatever its size.
+#[derive(Default)]
+struct BatchRows<'a> {
+    reserves: Vec<serde_json::Value>,
+    grows: HashMap<&'a str, i64>,
+    finishes: Vec<serde_json::Value>,
+    expires: Vec<&'a str>,
+    usage: Vec<serde_json::Value>,
+    logs: Vec<serde_json::Value>,
+    /// Rare writes (alerts, key use), one statement each.
+    rest: Vec<&'a Write>,
+}
+
+impl<'a> BatchRows<'a> {
+    fn of(batch: &'a [Write]) -> Self {
+        use serde_json::json;
+        let mut rows = Self::default();
+        for w in batch {
+            match w {
+                Write::Reserve {
+                    hold,
                     model,
-                    hold.amount_nanocents,
-                    key,
-                    hash,
+                    idempotency,
                     created_at,
-                    hold.expires_at_ms
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
-            Write::Grow {
-                id,
-                amount_nanocents,
-                ..
-            } => {
-                sqlx::query!(
-                    "UPDATE llm_reservations SET amount_nanocents = ?2 WHERE id = ?1 AND state = 'held'",
+                    ..
+                } => rows.reserves.push(json!({
+                    "id": hold.id,
+                    "team": hold.team,
+                    "workspace": hold.workspace,
+                    "model": model,
+                    "amount": hold.amount_nanocents,
+                    "key": idempotency.as_ref().map(|(k, _)| k),
+                    "hash": idempotency.as_ref().map(|(_, h)| h),
+                    "created": created_at,
+                    "expires": hold.expires_at_ms,
+                })),
+                Write::Grow {
                     id,
-                    amount_nanocents
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
-            Write::Finish {
-                id,
-                state,
-                response,
-                ..
-            } => {
-                let (status, content_type, body) = match response {
-                    Some((_, _, r)) => (
-                        Some(i64::from(r.status)),
-                        Some(r.content_type.as_str()),
-                        Some(r.body.as_ref()),
-                    ),
-                    None => (None, None, None),
-                };
-                let state = *state;
-                sqlx::query!(
-                    r#"UPDATE llm_reservations SET state = ?2, response_status = ?3, response_type = ?4, response_body = ?5
-                       WHERE id = ?1"#,
+                    amount_nanocents,
+                    ..
+                } => {
+                    rows.grows.insert(id, *amount_nanocents);
+                }
+                Write::Finish {
                     id,
                     state,
-                    status,
-                    content_type,
-                    body
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
-            Write::Expire(ids) => {
-                for id in ids {
-                    sqlx::query!(
-                        "UPDATE llm_reservations SET state = 'expired' WHERE id = ?1 AND state = 'held'",
-                        id
-                    )
-                    .execute(&mut *tx)
-                    .await?;
+                    response,
+                    ..
+                } => {
+                    let stored = response.as_ref().map(|(_, _, r)| r);
+                    rows.finishes.push(json!({
+                        "id": id,
+                        "state": state,
+                        "status": stored.map(|r| r.status),
+                        "type": stored.map(|r| &r.content_type),
+                        // Bodies are bytes: hex in the JSON, unhex() in SQL.
+                        "body": stored.map(|r| hex::encode(&r.body)),
+                    }));
                 }
-            }
-            Write::Usage(u) => {
-                let status = i64::from(u.status);
-                let attempts = u.attempts.max(1);
-                sqlx::query!(
-                    r#"INSERT INTO llm_usage (at, team, workspace_id, key_id, key_name, provider, model, request_type,
-                         input_tokens, output_tokens, cost_nanocents, latency_ms, status, error_type, trace_id,
-                         idempotency_key, reservation_id, feature, overhead_us, deployment, requested_model, attempts, fallbacks,
-                         cache_hit, saved_nanocents, guardrails)
-                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"#,
-                    u.at_ms,
-                    u.team,
-                    u.workspace,
-                    u.key_id,
-                    u.key_name,
-                    u.provider,
-                    u.model,
-                    u.request_type,
-                    u.input_tokens,
-                    u.output_tokens,
-                    u.cost_nanocents,
-                    u.latency_ms,
-                    status,
-                    u.error_type,
-                    u.trace_id,
-                    u.idempotency_key,
-                    u.reservation_id,
-                    u.feature,
-                    u.overhead_us,
-                    u.deployment,
-                    u.requested_model,
-                    attempts,
-                    u.fallbacks,
-                    u.cache_hit,
-                    u.saved_nanocents,
-                    u.guardrails
-                )
-                .execute(&mut *tx)
-                .await?;
-                if let Some(log) = &u.log {
-                    sqlx::query!(
-                        r#"INSERT INTO llm_request_logs (team, at, key_name, request_type, model, deployment, status, latency_ms,
-                             feature, trace_id, cache_hit, guardrails, request_body, response_body)
-                           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"#,
-                        u.team,
-                        u.at_ms,
-                        u.key_name,
-                        u.request_type,
-                        u.model,
-                        u.deployment,
-                        status,
-                        u.latency_ms,
-                        u.feature,
-                        u.trace_id,
-                        u.cache_hit,
-                        u.guardrails,
-                        log.request_body,
-                        log.response_body
-                    )
-                    .execute(&mut *tx)
-                    .await?;
+                Write::Expire(ids) => rows.expires.extend(ids.iter().map(String::as_str)),
+                Write::Usage(u) => {
+                    rows.usage.push(json!({
+                        "at": u.at_ms,
+                        "team": u.team,
+                        "workspace": u.workspace,
+                        "key_id": u.key_id,
+                        "key_name": u.key_name,
+                        "provider": u.provider,
+                        "model": u.model,
+                        "request_type": u.request_type,
+                        "input": u.input_tokens,
+                        "output": u.output_tokens,
+                        "cost": u.cost_nanocents,
+                        "latency": u.latency_ms,
+                        "status": u.status,
+                        "error_type": u.error_type,
+                        "trace_id": u.trace_id,
+                        "key": u.idempotency_key,
+                        "reservation": u.reservation_id,
+                        "feature": u.feature,
+                        "overhead": u.overhead_us,
+                        "deployment": u.deployment,
+                        "requested_model": u.requested_model,
+                        "attempts": u.attempts.max(1),
+                        "fallbacks": u.fallbacks,
+                        "cache_hit": i64::from(u.cache_hit),
+                        "saved": u.saved_nanocents,
+                        "guardrails": u.guardrails,
+                    }));
+                    if let Some(log) = &u.log {
+                        rows.logs.push(json!({
+                            "team": u.team,
+                            "at": u.at_ms,
+                            "key_name": u.key_name,
+                            "request_type": u.request_type,
+                            "model": u.model,
+                            "deployment": u.deployment,
+                            "status": u.status,
+                            "latency": u.latency_ms,
+                            "feature": u.feature,
+                            "trace_id": u.trace_id,
+                            "cache_hit": i64::from(u.cache_hit),
+                            "guardrails": u.guardrails,
+                            "request_body": log.request_body,
+                            "response_body": log.response_body,
+                        }));
+                    }
                 }
+                Write::Alert(_) | Write::AlertDelivered { .. } | Write::KeyUsed { .. } => {
+                    rows.rest.push(w)
+                }
+                Write::Flush(_) => {}
             }
+        }
+        rows
+    }
+
+    fn statements(&self) -> usize {
+        [
+            !self.reserves.is_empty(),
+            !self.grows.is_empty(),
+            !self.finishes.is_empty(),
+            !self.expires.is_empty(),
+            !self.usage.is_empty(),
+            !self.logs.is_empty(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count()
+            + self.rest.len()
+    }
+}
+
+/// Commits a batch: one statement per kind of change, in one transaction
+/// (a batch that is one statement needs none: SQLite commits it atomically).
+async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), CommitError> {
+    let rows = BatchRows::of(batch);
+    match rows.statements() {
+        0 => Ok(()),
+        1 => {
+            let mut conn = pool.acquire().await?;
+            apply(&mut conn, &rows).await
+        }
+        _ => {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            apply(&mut tx, &rows).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+    }
+}
+
+async fn apply(conn: &mut sqlx::SqliteConnection, rows: &BatchRows<'_>) -> Result<(), CommitError> {
+    if !rows.reserves.is_empty() {
+        // A key's earlier record that is no longer held (voided, expired, or
+        // past the retention window: `replay` said New) gives the key back.
+        // One still held must refuse the batch even when it runs without a
+        // transaction, so the update sets a NULL state there: the NOT NULL
+        // constraint aborts the whole statement.
+        let json = serde_json::to_string(&rows.reserves)?;
+        sqlx::query!(
+            r#"INSERT INTO llm_reservations
+               (id, team, workspace_id, model, amount_nanocents, state, idempotency_key, request_hash, created_at, expires_at)
+               SELECT j.value ->> 'id', j.value ->> 'team', j.value ->> 'workspace', j.value ->> 'model',
+                      j.value ->> 'amount', 'held', j.value ->> 'key', j.value ->> 'hash',
+                      j.value ->> 'created', j.value ->> 'expires'
+               FROM json_each(?1) AS j WHERE true
+               ON CONFLICT (team, idempotency_key) WHERE idempotency_key IS NOT NULL DO UPDATE SET
+                 id = excluded.id, workspace_id = excluded.workspace_id, model = excluded.model,
+                 amount_nanocents = excluded.amount_nanocents,
+                 state = iif(llm_reservations.state = 'held', NULL, 'held'),
+                 request_hash = excluded.request_hash,
+                 response_status = NULL, response_type = NULL, response_body = NULL,
+                 created_at = excluded.created_at, expires_at = excluded.expires_at"#,
+            json
+        )
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            // SQLITE_CONSTRAINT_NOTNULL: the held key above.
+            if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("1299") {
+                CommitError::KeyHeld
+            } else {
+                CommitError::Db(e)
+            }
+        })?;
+    }
+    if !rows.grows.is_empty() {
+        let grows: Vec<_> = rows
+            .grows
+            .iter()
+            .map(|(id, amount)| serde_json::json!({"id": id, "amount": amount}))
+            .collect();
+        let json = serde_json::to_string(&grows)?;
+        sqlx::query!(
+            r#"UPDATE llm_reservations SET amount_nanocents = j.value ->> 'amount'
+               FROM json_each(?1) AS j
+               WHERE llm_reservations.id = j.value ->> 'id' AND llm_reservations.state = 'held'"#,
+            json
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !rows.finishes.is_empty() {
+        let json = serde_json::to_string(&rows.finishes)?;
+        sqlx::query!(
+            r#"UPDATE llm_reservations SET state = j.value ->> 'state', response_status = j.value ->> 'status',
+                 response_type = j.value ->> 'type', response_body = unhex(j.value ->> 'body')
+               FROM json_each(?1) AS j WHERE llm_reservations.id = j.value ->> 'id'"#,
+            json
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !rows.expires.is_empty() {
+        let json = serde_json::to_string(&rows.expires)?;
+        sqlx::query!(
+            r#"UPDATE llm_reservations SET state = 'expired'
+               WHERE state = 'held' AND id IN (SELECT value FROM json_each(?1))"#,
+            json
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !rows.usage.is_empty() {
+        let json = serde_json::to_string(&rows.usage)?;
+        sqlx::query!(
+            r#"INSERT INTO llm_usage (at, team, workspace_id, key_id, key_name, provider, model, request_type,
+                 input_tokens, output_tokens, cost_nanocents, latency_ms, status, error_type, trace_id,
+                 idempotency_key, reservation_id, feature, overhead_us, deployment, requested_model, attempts, fallbacks,
+                 cache_hit, saved_nanocents, guardrails)
+               SELECT v ->> 'at', v ->> 'team', v ->> 'workspace', v ->> 'key_id', v ->> 'key_name', v ->> 'provider',
+                 v ->> 'model', v ->> 'request_type', v ->> 'input', v ->> 'output', v ->> 'cost', v ->> 'latency',
+                 v ->> 'status', v ->> 'error_type', v ->> 'trace_id', v ->> 'key', v ->> 'reservation', v ->> 'feature',
+                 v ->> 'overhead', v ->> 'deployment', v ->> 'requested_model', v ->> 'attempts', v ->> 'fallbacks',
+                 v ->> 'cache_hit', v ->> 'saved', v ->> 'guardrails'
+               FROM (SELECT value AS v FROM json_each(?1) ORDER BY key)"#,
+            json
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !rows.logs.is_empty() {
+        let json = serde_json::to_string(&rows.logs)?;
+        sqlx::query!(
+            r#"INSERT INTO llm_request_logs (team, at, key_name, request_type, model, deployment, status, latency_ms,
+                 feature, trace_id, cache_hit, guardrails, request_body, response_body)
+               SELECT v ->> 'team', v ->> 'at', v ->> 'key_name', v ->> 'request_type', v ->> 'model', v ->> 'deployment',
+                 v ->> 'status', v ->> 'latency', v ->> 'feature', v ->> 'trace_id', v ->> 'cache_hit', v ->> 'guardrails',
+                 v ->> 'request_body', v ->> 'response_body'
+               FROM (SELECT value AS v FROM json_each(?1) ORDER BY key)"#,
+            json
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    for w in &rows.rest {
+        match w {
             Write::Alert(a) => {
                 let now = crate::now_unix();
                 sqlx::query!(
@@ -1437,7 +1556,7 @@ async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
                     a.spent_cents,
                     now
                 )
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             }
             Write::AlertDelivered {
@@ -1452,7 +1571,7 @@ async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
                     period_start_ms,
                     status
                 )
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             }
             Write::KeyUsed { id, at } => {
@@ -1461,11 +1580,11 @@ async fn commit(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Error> {
                     id,
                     at
                 )
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             }
-            Write::Flush(_) => {}
+            _ => {}
         }
     }
-    tx.commit().await
+    Ok(())
 }

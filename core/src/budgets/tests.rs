@@ -626,3 +626,158 @@ async fn the_demo_month_has_spend_and_a_sensible_projection_on_hard_days(pool: S
         );
     }
 }
+
+/// The writer commits a batch as one statement per kind of change: every
+/// reservation, growth, settlement (with its stored bytes), void, usage
+/// record and request log lands exactly once, and a key another reservation
+/// still holds in the database refuses only the request that reused it.
+#[sqlx::test(migrations = "../migrations")]
+async fn batched_writes_land_exactly_and_a_held_key_refuses_only_its_request(pool: SqlitePool) {
+    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
+    let ledger = setup(&pool, clock.clone()).await;
+    set_budget(
+        &pool,
+        &ledger,
+        &lead(),
+        "payments",
+        "",
+        input(1_000, Period::Monthly),
+        &[],
+    )
+    .await
+    .unwrap();
+    // A key settled earlier (no stored answer) is free to be used again.
+    let mut first = request("old", CENT);
+    first.idempotency = Some(("reused".into(), "h-old".into()));
+    let old = ledger.reserve(first).await.unwrap();
+    ledger.settle(&old, usage(CENT), None);
+    ledger.flush().await;
+    // A held row this process does not know about (another writer's), whose
+    // key a new request reuses.
+    sqlx::query(
+        "INSERT INTO llm_reservations (id, team, model, amount_nanocents, state, idempotency_key, request_hash, created_at, expires_at)
+         VALUES ('foreign', 'payments', 'm', 1, 'held', 'taken', 'h', 0, 9999999999999)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let reserves = (0..40).map(|i| {
+        let mut r = request(&format!("r{i}"), CENT);
+        r.idempotency = match i {
+            0 => Some(("reused".into(), "h-new".into())),
+            1 => Some(("taken".into(), "h".into())),
+            i if i % 3 == 0 => Some((format!("k{i}"), format!("h{i}"))),
+            _ => None,
+        };
+        ledger.reserve(r)
+    });
+    let results = futures_util::future::join_all(reserves).await;
+    assert!(
+        matches!(results[1], Err(LedgerError::Unavailable(_))),
+        "{:?}",
+        results[1]
+    );
+    let mut holds: Vec<_> = results
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(i, r)| r.unwrap_or_else(|e| panic!("reservation {i}: {e:?}")))
+        .collect();
+    assert_eq!(holds.len(), 39);
+    ledger.grow(&mut holds[2], 3 * CENT).await.unwrap();
+    let body = bytes::Bytes::from_static(b"\x00\xff{\"bytes\":\"not utf-8\"}");
+    for (i, hold) in holds.iter().enumerate() {
+        let mut u = usage(CENT);
+        u.reservation_id = Some(hold.id.clone());
+        u.feature = Some(format!("f{i}"));
+        u.cache_hit = i == 5;
+        if i % 4 == 0 {
+            u.log = Some(Box::new(ledger::RequestLog {
+                request_body: Some(format!("request {i}")),
+                response_body: None,
+            }));
+        }
+        match i % 3 {
+            0 => {
+                let stored = hold.idempotency_key.clone().map(|k| {
+                    (
+                        k,
+                        "h".to_string(),
+                        ledger::StoredResponse {
+                            status: 201,
+                            content_type: "application/json".into(),
+                            body: body.clone(),
+                        },
+                    )
+                });
+                ledger.settle(hold, u, stored);
+            }
+            1 => ledger.void(hold, u),
+            _ => {
+                ledger.settle(hold, u, None);
+            }
+        }
+    }
+    ledger.flush().await;
+
+    let rows: Vec<(String, String, i64, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT id, state, amount_nanocents, response_status, response_body FROM llm_reservations
+         WHERE id LIKE 'r%' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 39);
+    for (i, hold) in holds.iter().enumerate() {
+        let row = rows.iter().find(|r| r.0 == hold.id).unwrap();
+        let state = if i % 3 == 1 { "voided" } else { "settled" };
+        assert_eq!(row.1, state, "{}", hold.id);
+        let stored = i % 3 == 0 && hold.idempotency_key.is_some();
+        assert_eq!(row.3, stored.then_some(201), "{}", hold.id);
+        assert_eq!(row.4.as_deref(), stored.then_some(&body[..]), "{}", hold.id);
+    }
+    let grown = rows.iter().find(|r| r.0 == holds[2].id).unwrap();
+    assert_eq!(grown.2, 3 * CENT);
+    // The reused key now names the new reservation; the foreign one is untouched.
+    let by_key: Vec<(String, String)> = sqlx::query_as(
+        "SELECT idempotency_key, id FROM llm_reservations WHERE idempotency_key IN ('reused', 'taken') ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        by_key,
+        vec![
+            ("reused".to_string(), "r0".to_string()),
+            ("taken".to_string(), "foreign".to_string())
+        ]
+    );
+    let (usage_rows, features, hits): (i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT feature), SUM(cache_hit) FROM llm_usage WHERE reservation_id LIKE 'r%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((usage_rows, features, hits), (39, 39, 1));
+    let logs: Vec<String> =
+        sqlx::query_scalar("SELECT request_body FROM llm_request_logs ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        logs,
+        (0..39)
+            .filter(|i| i % 4 == 0)
+            .map(|i| format!("request {i}"))
+            .collect::<Vec<_>>()
+    );
+    // Nothing is left held but the foreign row, and memory agrees with disk.
+    let held: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM llm_reservations WHERE state = 'held'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(held, 1);
+    assert_eq!(ledger.held_count(), 0);
+}
