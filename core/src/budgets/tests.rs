@@ -781,3 +781,50 @@ async fn batched_writes_land_exactly_and_a_held_key_refuses_only_its_request(poo
     assert_eq!(held, 1);
     assert_eq!(ledger.held_count(), 0);
 }
+
+/// Settlements are committed a few milliseconds after the answer; a retry
+/// that reuses the key of a voided request meanwhile is a new request, and
+/// its reservation lands after the old record, in the same commit.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_key_freed_a_moment_ago_is_reusable_before_its_record_is_written(pool: SqlitePool) {
+    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
+    let ledger = setup(&pool, clock.clone()).await;
+    set_budget(
+        &pool,
+        &ledger,
+        &lead(),
+        "payments",
+        "",
+        input(100, Period::Monthly),
+        &[],
+    )
+    .await
+    .unwrap();
+    for round in 0..3 {
+        let mut r = request(&format!("try{round}"), CENT);
+        r.idempotency = Some(("retry-me".into(), "hash".into()));
+        assert!(matches!(
+            ledger
+                .replay(&pool, "payments", "retry-me", "hash")
+                .await
+                .unwrap(),
+            ledger::Replay::New
+        ));
+        let hold = ledger.reserve(r).await.unwrap();
+        // Voided (the provider failed): no flush before the next attempt.
+        ledger.void(&hold, usage(0));
+    }
+    ledger.flush().await;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, state FROM llm_reservations WHERE idempotency_key = 'retry-me'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, vec![("try2".to_string(), "voided".to_string())]);
+    let records: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM llm_usage WHERE reservation_id IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(records, 3);
+}

@@ -1,7 +1,8 @@
 //! Catalog queries: Backstage-style filters over flattened fields, full-text
 //! search (FTS5), ordering, paging and facets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -573,19 +574,69 @@ pub async fn summaries(
 /// Facet counts: key → (value, count).
 pub type Facets = BTreeMap<String, Vec<(String, i64)>>;
 
-/// Cached facet counts: (facet keys, filter) → (catalog generation, counts).
-type FacetEntries = std::collections::HashMap<(Vec<String>, Filter), (i64, Facets)>;
+/// Values computed once per catalog generation (bumped by a trigger on every
+/// entity change) and key, with one computation in flight per key: requests
+/// that arrive while the first one counts wait for its answer instead of
+/// counting too (at 132k entities ten concurrent first requests each counting
+/// 100,000 index entries made a p95 of 0.8 s).
+struct GenerationCache<K, V> {
+    entries: std::sync::Mutex<HashMap<K, (i64, Arc<tokio::sync::OnceCell<V>>)>>,
+}
 
-/// Cached query totals: (filter, search) → (catalog generation, total).
-type TotalEntries = std::collections::HashMap<(Filter, Option<String>), (i64, i64)>;
+impl<K, V> Default for GenerationCache<K, V> {
+    fn default() -> Self {
+        Self {
+            entries: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
 
-/// Remembers facet counts and query totals per catalog generation (bumped
-/// by a trigger on every entity change), so repeated requests cost one tiny
-/// query and totals stay exact.
+/// Keys remembered at most; past it the cache starts over (memory stays flat).
+const CACHED_KEYS: usize = 1000;
+
+impl<K: Eq + std::hash::Hash, V: Clone> GenerationCache<K, V> {
+    async fn get_or_compute<F, Fut>(
+        &self,
+        generation: i64,
+        key: K,
+        compute: F,
+    ) -> Result<V, CoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<V, CoreError>>,
+    {
+        let cell = {
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            match entries.get(&key) {
+                Some((seen, cell)) if *seen == generation => Some(cell.clone()),
+                // A newer generation is cached: this request read the
+                // generation before a change, so its answer is not kept.
+                Some((seen, _)) if *seen > generation => None,
+                _ => {
+                    entries.retain(|_, (seen, _)| *seen >= generation);
+                    if entries.len() >= CACHED_KEYS {
+                        entries.clear();
+                    }
+                    let cell = Arc::new(tokio::sync::OnceCell::new());
+                    entries.insert(key, (generation, cell.clone()));
+                    Some(cell)
+                }
+            }
+        };
+        match cell {
+            // A failed computation leaves the cell empty: the next waiter tries.
+            Some(cell) => cell.get_or_try_init(compute).await.cloned(),
+            None => compute().await,
+        }
+    }
+}
+
+/// Remembers facet counts and query totals per catalog generation, so
+/// repeated requests cost one tiny query and totals stay exact.
 #[derive(Default)]
 pub struct FacetCache {
-    entries: std::sync::Mutex<FacetEntries>,
-    totals: std::sync::Mutex<TotalEntries>,
+    facets: GenerationCache<(Vec<String>, Filter), Facets>,
+    totals: GenerationCache<(Filter, Option<String>), i64>,
 }
 
 async fn generation(pool: &SqlitePool) -> Result<i64, CoreError> {
@@ -612,22 +663,9 @@ impl FacetCache {
         }
         let generation = generation(pool).await?;
         let key = (query.filter.clone(), fts.map(str::to_owned));
-        {
-            let totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((seen, total)) = totals.get(&key) {
-                if *seen == generation {
-                    return Ok(*total);
-                }
-            }
-        }
-        let total = count(pool, query, fts).await?;
-        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        totals.retain(|_, (seen, _)| *seen == generation);
-        if totals.len() >= 1000 {
-            totals.clear();
-        }
-        totals.insert(key, (generation, total));
-        Ok(total)
+        self.totals
+            .get_or_compute(generation, key, || count(pool, query, fts))
+            .await
     }
 
     /// The counts for `keys` under `filter`, cached until the catalog changes.
@@ -638,24 +676,11 @@ impl FacetCache {
         filter: &Filter,
     ) -> Result<Facets, CoreError> {
         let generation = generation(pool).await?;
-        let cache_key = (keys.to_vec(), filter.clone());
-        {
-            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((seen, cached)) = entries.get(&cache_key) {
-                if *seen == generation {
-                    return Ok(cached.clone());
-                }
-            }
-        }
-        let fresh = facets(pool, keys, filter).await?;
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        // Stale generations are useless; a bounded map keeps memory flat.
-        entries.retain(|_, (seen, _)| *seen == generation);
-        if entries.len() >= 1000 {
-            entries.clear();
-        }
-        entries.insert(cache_key, (generation, fresh.clone()));
-        Ok(fresh)
+        self.facets
+            .get_or_compute(generation, (keys.to_vec(), filter.clone()), || {
+                facets(pool, keys, filter)
+            })
+            .await
     }
 }
 
@@ -763,5 +788,83 @@ mod tests {
             ),
             json!({"kind": "Component", "metadata": {"name": "a"}})
         );
+    }
+}
+
+#[cfg(test)]
+mod generation_cache_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_first_requests_compute_once_and_a_change_computes_again() {
+        let cache: GenerationCache<&str, i64> = GenerationCache::default();
+        let runs = AtomicUsize::new(0);
+        let compute = |value: i64| {
+            let runs = &runs;
+            move || async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                Ok::<_, CoreError>(value)
+            }
+        };
+        let answers = futures_util::future::join_all(
+            (0..10).map(|_| cache.get_or_compute(7, "components", compute(42))),
+        )
+        .await;
+        assert!(answers.iter().all(|a| matches!(a, Ok(42))));
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "one count for ten requests");
+        // The same generation is answered from the cache.
+        assert_eq!(
+            cache
+                .get_or_compute(7, "components", compute(0))
+                .await
+                .unwrap(),
+            42
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // A catalog change (a new generation) counts again.
+        assert_eq!(
+            cache
+                .get_or_compute(8, "components", compute(43))
+                .await
+                .unwrap(),
+            43
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        // A request that read the generation before that change gets its own
+        // answer, which does not replace the newer one.
+        assert_eq!(
+            cache
+                .get_or_compute(7, "components", compute(41))
+                .await
+                .unwrap(),
+            41
+        );
+        assert_eq!(
+            cache
+                .get_or_compute(8, "components", compute(0))
+                .await
+                .unwrap(),
+            43
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_computation_is_not_cached() {
+        let cache: GenerationCache<&str, i64> = GenerationCache::default();
+        let failed = cache
+            .get_or_compute(1, "apis", || async {
+                Err(CoreError::Unavailable("database is locked".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        let answer = cache
+            .get_or_compute(1, "apis", || async { Ok(5) })
+            .await
+            .unwrap();
+        assert_eq!(answer, 5);
     }
 }
