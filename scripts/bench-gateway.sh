@@ -4,6 +4,8 @@
 #   (a) straight to the stub (`paved-llm-stub`), open loop at 1,000 req/s, 20 s
 #   (b) through Paved's gateway, same load, with budgets, an Idempotency-Key
 #       per request and metrics (always on)
+#   (b5) the issue's goal rate: straight to the stub and through the gateway,
+#       open loop at 5,000 req/s (BENCH_HIGH_RATE), one after the other
 #   (c) through the gateway, closed loop, 64 connections, 20 s (max throughput)
 #   (d) straight to the stub, closed loop, 64 connections, 20 s
 #   (e) LiteLLM's proxy on the same stub, if `litellm[proxy]` installs into a
@@ -21,6 +23,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 rate=${BENCH_RATE:-1000}
+high_rate=${BENCH_HIGH_RATE:-5000}
 # Routing, cache lookups and guardrails are measured at this rate (issue goal: 2,000/s).
 route_rate=${BENCH_ROUTE_RATE:-2000}
 duration=${BENCH_DURATION:-20}
@@ -160,6 +163,11 @@ load --url "$gateway" -H "$gw_auth" --idempotency --rate "$rate" --duration "$wa
 scrape "$work/metrics-before.txt"
 measure gateway_rate "$paved_pid" --url "$gateway" -H "$gw_auth" --idempotency --rate "$rate" --duration "$duration"
 scrape "$work/metrics-after.txt"
+# (b5): the same at the issue's goal rate, stub direct then gateway.
+load --url "$direct" --rate "$high_rate" --duration "$warmup" > /dev/null
+measure direct_high - --url "$direct" --rate "$high_rate" --duration "$duration"
+load --url "$gateway" -H "$gw_auth" --idempotency --rate "$high_rate" --duration "$warmup" > /dev/null
+measure gateway_high "$paved_pid" --url "$gateway" -H "$gw_auth" --idempotency --rate "$high_rate" --duration "$duration"
 # (c) and (d): closed loop, as fast as $connections connections go.
 load --url "$gateway" -H "$gw_auth" --idempotency --max --connections "$connections" --duration "$warmup" > /dev/null
 measure gateway_max "$paved_pid" --url "$gateway" -H "$gw_auth" --idempotency --max --connections "$connections" --duration "$duration"
@@ -263,6 +271,8 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 MD
   row direct_rate "(a) stub direct, open loop $rate req/s, ${duration} s"
   row gateway_rate "(b) gateway (budgets, Idempotency-Key, metrics), open loop $rate req/s, ${duration} s"
+  row direct_high "(a5) stub direct, open loop $high_rate req/s, ${duration} s"
+  row gateway_high "(b5) gateway (budgets, Idempotency-Key, metrics), open loop $high_rate req/s, ${duration} s"
   row gateway_max "(c) gateway, closed loop $connections connections, ${duration} s"
   row direct_max "(d) stub direct, closed loop $connections connections, ${duration} s"
   row gateway_one "gateway, closed loop 1 connection, 10 s"
@@ -278,6 +288,7 @@ MD
 | derived | value |
 |---|---|
 | latency the gateway adds at $rate req/s, p50 / p99 ((b) − (a)) | $(diff_ms gateway_rate direct_rate .latency_ms.p50) ms / $(diff_ms gateway_rate direct_rate .latency_ms.p99) ms |
+| latency the gateway adds at $high_rate req/s, p50 / p99 ((b5) − (a5)); goal p99 ≤ 1 ms | $(diff_ms gateway_high direct_high .latency_ms.p50) ms / $(diff_ms gateway_high direct_high .latency_ms.p99) ms$(field gateway_high 'if .rps < (.target_rps * 0.98) then " (only \(.rps | round) req/s reached)" else "" end') |
 | gateway's own overhead (\`llm_gateway_overhead_seconds\`, total minus upstream), mean over run (b) | $overhead_mean ms over $overhead_count calls |
 | max throughput through the gateway / direct ((c) / (d)) | $(field gateway_max '.rps | round') / $(field direct_max '.rps | round') req/s |
 | Paved CPU per request at $rate req/s / at max throughput | $(field gateway_rate .cpu_ms_per_req) ms / $(field gateway_max .cpu_ms_per_req) ms |
@@ -300,7 +311,7 @@ MD
     printf '\nLiteLLM: %s\n' "$litellm_note"
   fi
   printf '\n<details><summary>llm-load output</summary>\n\n```\n'
-  for name in direct_rate gateway_rate gateway_max direct_max gateway_one direct_route_rate routed_rate cache_hit_rate litellm_one litellm_max; do
+  for name in direct_rate gateway_rate direct_high gateway_high gateway_max direct_max gateway_one direct_route_rate routed_rate cache_hit_rate litellm_one litellm_max; do
     [ -f "$work/$name.json" ] && printf '%s: %s\n' "$name" "$(cat "$work/$name.json")"
   done
   printf '```\n</details>\n'
