@@ -722,11 +722,7 @@ async fn add_location(
         dry_run,
     )
     .await?;
-    let entities: Vec<Value> = found
-        .entities
-        .iter()
-        .map(|e| e.entity.body.clone())
-        .collect();
+    let entities: Vec<Value> = found.entities.iter().map(|e| e.body()).collect();
     let location = match &location {
         Some(l) => serde_json::to_value(Location::from(l)).unwrap_or_default(),
         None => json!({"type": body.kind, "target": body.target}),

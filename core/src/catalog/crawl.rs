@@ -7,18 +7,54 @@ use std::collections::{HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::model::{validate, ValidEntity};
+use super::model::{validate, EntityRef, Relation, ValidEntity};
 use super::source::{parse_documents, Sources, Target};
 
 /// An entity found while crawling, with where it came from.
+///
+/// A crawl holds every entity of a location until it is applied in one
+/// transaction, so the entity is kept as its compact JSON text: a parsed
+/// `serde_json::Value` takes about twenty times as much memory (13,200
+/// synthetic entities: 5 MB of text, 110 MB parsed with their relations);
+/// relations are worked out again when the entity is written.
 #[derive(Debug, Clone)]
 pub struct FoundEntity {
     /// The file or URL.
     pub source: String,
     /// Which YAML document in it (0-based).
     pub document: usize,
-    /// The validated entity.
-    pub entity: ValidEntity,
+    /// Its reference.
+    pub entity_ref: EntityRef,
+    /// The validated entity (`metadata.namespace` filled in), as JSON text.
+    body: Box<str>,
+}
+
+impl FoundEntity {
+    /// Keeps a validated entity found at `source`, document `document`.
+    pub fn new(source: String, document: usize, entity: ValidEntity) -> Self {
+        Self {
+            source,
+            document,
+            body: entity.body.to_string().into_boxed_str(),
+            entity_ref: entity.entity_ref,
+        }
+    }
+
+    /// The entity as JSON text (compact, as `Value::to_string` writes it).
+    pub fn body_text(&self) -> &str {
+        &self.body
+    }
+
+    /// The entity, parsed again.
+    pub fn body(&self) -> Value {
+        // The text was written by serde_json from a Value: it parses.
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The relations it declares, both directions (as [`validate`] found them).
+    pub fn relations(&self, body: &Value) -> Vec<Relation> {
+        super::model::relations_of(body, &self.entity_ref)
+    }
 }
 
 /// One ingestion problem, precise enough for an owner to fix it.
@@ -189,11 +225,8 @@ pub async fn crawl(sources: &Sources, root: Target) -> Crawl {
                     }
                 }
             }
-            out.entities.push(FoundEntity {
-                source: source.clone(),
-                document,
-                entity,
-            });
+            out.entities
+                .push(FoundEntity::new(source.clone(), document, entity));
         }
     }
     out
@@ -247,8 +280,19 @@ mod tests {
         let refs: Vec<String> = crawl
             .entities
             .iter()
-            .map(|e| e.entity.entity_ref.to_string())
+            .map(|e| e.entity_ref.to_string())
             .collect();
+        // Kept as text, each entity gives back exactly what validation found.
+        let mut related = 0;
+        for e in &crawl.entities {
+            let body = e.body();
+            assert_eq!(body.to_string(), e.body_text());
+            let valid = validate(&body, &sources.kinds).unwrap();
+            assert_eq!(valid.entity_ref, e.entity_ref);
+            assert_eq!(e.relations(&body), valid.relations, "{}", e.entity_ref);
+            related += usize::from(!valid.relations.is_empty());
+        }
+        assert!(related > 10, "only {related} entities with relations");
         for expected in [
             "component:default/petstore",
             "component:default/wayback-archive-ingestion",

@@ -472,41 +472,7 @@ pub fn validate(entity: &Value, kinds: &Kinds) -> Result<ValidEntity, Vec<FieldP
             }
         }
         let me = EntityRef::new(kind, &namespace, &name);
-        for (field, default_kind, relation, is_list) in reference_fields(kind) {
-            let values: Vec<(String, &Value)> = match spec_map.get(*field) {
-                None | Some(Value::Null) => continue,
-                Some(Value::Array(items)) if *is_list => items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| (format!("spec.{field}[{i}]"), v))
-                    .collect(),
-                Some(v) if !is_list => vec![(format!("spec.{field}"), v)],
-                Some(_) => {
-                    problems.push(FieldProblem::new(
-                        format!("spec.{field}"),
-                        if *is_list {
-                            "must be a list of entity references"
-                        } else {
-                            "must be an entity reference"
-                        },
-                    ));
-                    continue;
-                }
-            };
-            for (path, value) in values {
-                let Some(raw) = value.as_str() else {
-                    problems.push(FieldProblem::new(
-                        path,
-                        "must be an entity reference string",
-                    ));
-                    continue;
-                };
-                match EntityRef::parse(raw, *default_kind, &namespace) {
-                    Ok(target) => relations.extend(relation_pair(&me, relation, &target)),
-                    Err(message) => problems.push(FieldProblem::new(path, message)),
-                }
-            }
-        }
+        relations = declared_relations(kind, &namespace, &me, spec_map, Some(&mut problems));
     }
 
     if !problems.is_empty() {
@@ -523,6 +489,80 @@ pub fn validate(entity: &Value, kinds: &Kinds) -> Result<ValidEntity, Vec<FieldP
         entity_ref: EntityRef::new(kind.unwrap_or_default(), &namespace, &name),
         relations,
     })
+}
+
+/// The relations a valid entity declares, both directions, sorted: what
+/// [`validate`] returned for it, worked out again from its body (a crawl
+/// keeps entities as text and computes these only when writing them).
+pub fn relations_of(body: &Value, me: &EntityRef) -> Vec<Relation> {
+    let Some(kind) = body.get("kind").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let empty = serde_json::Map::new();
+    let spec_map = body
+        .get("spec")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    // References without a namespace default to the entity's, as authored.
+    let namespace = body
+        .get("metadata")
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or(&me.namespace);
+    let mut relations = declared_relations(kind, namespace, me, spec_map, None);
+    relations.sort();
+    relations.dedup();
+    relations
+}
+
+/// The relations `spec_map`'s reference fields declare for entity `me` of
+/// `kind`; each field that is not a valid reference goes to `problems`.
+fn declared_relations(
+    kind: &str,
+    namespace: &str,
+    me: &EntityRef,
+    spec_map: &serde_json::Map<String, Value>,
+    mut problems: Option<&mut Vec<FieldProblem>>,
+) -> Vec<Relation> {
+    let mut relations = Vec::new();
+    let mut problem = |path: String, message: String| {
+        if let Some(p) = problems.as_deref_mut() {
+            p.push(FieldProblem::new(path, message));
+        }
+    };
+    for (field, default_kind, relation, is_list) in reference_fields(kind) {
+        let values: Vec<(String, &Value)> = match spec_map.get(*field) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(items)) if *is_list => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("spec.{field}[{i}]"), v))
+                .collect(),
+            Some(v) if !is_list => vec![(format!("spec.{field}"), v)],
+            Some(_) => {
+                problem(
+                    format!("spec.{field}"),
+                    if *is_list {
+                        "must be a list of entity references".into()
+                    } else {
+                        "must be an entity reference".into()
+                    },
+                );
+                continue;
+            }
+        };
+        for (path, value) in values {
+            let Some(raw) = value.as_str() else {
+                problem(path, "must be an entity reference string".into());
+                continue;
+            };
+            match EntityRef::parse(raw, *default_kind, namespace) {
+                Ok(target) => relations.extend(relation_pair(me, relation, &target)),
+                Err(message) => problem(path, message),
+            }
+        }
+    }
+    relations
 }
 
 /// The relation `relation` from `source` to `target`, and its reverse.
@@ -593,6 +633,26 @@ mod tests {
             .contains("needs a kind"));
         assert!(EntityRef::parse("a/b/c", Some("group"), "default").is_err());
         assert!(EntityRef::parse("", Some("group"), "default").is_err());
+    }
+
+    #[test]
+    fn relations_worked_out_from_a_valid_body_match_validation() {
+        let kinds = Kinds::default();
+        for yaml in [
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: web, namespace: shop}\nspec: {type: service, lifecycle: production, owner: team-a, system: store, dependsOn: ['resource:db', 'component:default/auth'], providesApis: [orders], consumesApis: ['other/pay']}",
+            "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: team-a}\nspec: {type: team, parent: eng, children: [team-b], members: [ana, 'user:ops/bo']}",
+            "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: {name: ana}\nspec: {memberOf: [team-a]}",
+            "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata: {name: bo}",
+            "apiVersion: backstage.io/v1alpha1\nkind: System\nmetadata: {name: store}\nspec: {owner: team-a, domain: commerce}",
+        ] {
+            let value: Value = serde_yaml::from_str(yaml).unwrap();
+            let valid = validate(&value, &kinds).unwrap();
+            assert_eq!(
+                relations_of(&valid.body, &valid.entity_ref),
+                valid.relations,
+                "{yaml}"
+            );
+        }
     }
 
     #[test]

@@ -714,7 +714,7 @@ async fn apply_on(
     let unknown: Vec<String> = found
         .entities
         .iter()
-        .map(|item| item.entity.entity_ref.to_string())
+        .map(|item| item.entity_ref.to_string())
         .filter(|r| !existing.contains_key(r))
         .collect();
     for chunk in unknown.chunks(500) {
@@ -734,7 +734,7 @@ async fn apply_on(
     let mut kept: HashSet<String> = HashSet::new();
     let mut batch: Vec<EntityWrite<'_>> = Vec::with_capacity(WRITE_BATCH);
     for item in &found.entities {
-        let entity_ref = item.entity.entity_ref.to_string();
+        let entity_ref = item.entity_ref.to_string();
         if !kept.insert(entity_ref.clone()) {
             report.problems.push(Problem {
                 source: item.source.clone(),
@@ -773,7 +773,7 @@ async fn apply_on(
             .as_ref()
             .map(|c| c.0.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let etag = etag_of(&item.entity.body);
+        let etag = etag_of(item.body_text());
         let unchanged = matches!(&current, Some((_, Some(owner), old_etag, 0)) if owner == location_id && *old_etag == etag);
         if unchanged {
             report.unchanged += 1;
@@ -784,13 +784,7 @@ async fn apply_on(
         } else {
             report.added += 1;
         }
-        batch.push(EntityWrite::new(
-            current.is_none(),
-            uid,
-            &item.source,
-            &item.entity,
-            etag,
-        ));
+        batch.push(EntityWrite::new(current.is_none(), uid, item, etag));
         if batch.len() == WRITE_BATCH {
             write_entities(&mut tx, location_id, &batch, now).await?;
             batch.clear();
@@ -884,9 +878,9 @@ async fn after_large_change(pool: &SqlitePool) {
     }
 }
 
-/// A stable hash of the entity's content.
-fn etag_of(body: &Value) -> String {
-    hex::encode(&Sha256::digest(body.to_string().as_bytes())[..12])
+/// A stable hash of the entity's content (its compact JSON text).
+fn etag_of(body: &str) -> String {
+    hex::encode(&Sha256::digest(body.as_bytes())[..12])
 }
 
 /// Entities written per round of statements while applying a crawl.
@@ -909,18 +903,14 @@ struct EntityWrite<'a> {
     title: Option<String>,
     description: Option<String>,
     fields: Vec<(String, String)>,
-    relations: Vec<(String, &'a str, String)>,
+    relations: Vec<(String, String, String)>,
 }
 
 impl<'a> EntityWrite<'a> {
-    fn new(
-        is_new: bool,
-        uid: String,
-        source: &'a str,
-        entity: &'a super::model::ValidEntity,
-        etag: String,
-    ) -> Self {
-        let mut body = entity.body.clone();
+    fn new(is_new: bool, uid: String, entity: &'a super::crawl::FoundEntity, etag: String) -> Self {
+        let source = entity.source.as_str();
+        let mut body = entity.body();
+        let relations = entity.relations(&body);
         if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
             m.insert("uid".into(), Value::String(uid.clone()));
             m.insert("etag".into(), Value::String(etag.clone()));
@@ -928,11 +918,7 @@ impl<'a> EntityWrite<'a> {
         let text = |v: &Value| v.as_str().map(str::to_owned);
         let mut fields = Vec::new();
         flatten(&body, "", &mut fields);
-        for r in entity
-            .relations
-            .iter()
-            .filter(|r| r.source == entity.entity_ref)
-        {
+        for r in relations.iter().filter(|r| r.source == entity.entity_ref) {
             fields.push((
                 format!("relations.{}", r.kind.to_ascii_lowercase()),
                 r.target.to_string(),
@@ -949,8 +935,7 @@ impl<'a> EntityWrite<'a> {
             source,
             spec_type: text(&body["spec"]["type"]),
             lifecycle: text(&body["spec"]["lifecycle"]),
-            owner_ref: entity
-                .relations
+            owner_ref: relations
                 .iter()
                 .find(|r| r.kind == "ownedBy" && r.source == entity.entity_ref)
                 .map(|r| r.target.to_string()),
@@ -960,10 +945,9 @@ impl<'a> EntityWrite<'a> {
             uid,
             etag,
             fields,
-            relations: entity
-                .relations
-                .iter()
-                .map(|r| (r.source.to_string(), r.kind.as_str(), r.target.to_string()))
+            relations: relations
+                .into_iter()
+                .map(|r| (r.source.to_string(), r.kind, r.target.to_string()))
                 .collect(),
         }
     }
@@ -1064,7 +1048,7 @@ async fn write_entities(
                 (
                     e.uid.as_str(),
                     source_ref.as_str(),
-                    *kind,
+                    kind.as_str(),
                     target_ref.as_str(),
                 )
             })

@@ -908,10 +908,7 @@ async fn catalog_register(ctx: &ActionContext<'_>, input: &Value) -> Result<Valu
         let (_, preview) = register(true).await.map_err(|e| e.to_string())?;
         check_registrable(ctx, url, &preview).await?;
         let (_, crawl) = register(false).await.map_err(|e| e.to_string())?;
-        let entity_ref = crawl
-            .entities
-            .first()
-            .map(|e| e.entity.entity_ref.to_string());
+        let entity_ref = crawl.entities.first().map(|e| e.entity_ref.to_string());
         return Ok(json!({"entityRef": entity_ref, "catalogInfoUrl": url}));
     } else {
         return Err(
@@ -970,9 +967,9 @@ fn main_entity_ref(found: &crate::catalog::crawl::Crawl) -> Option<String> {
     found
         .entities
         .iter()
-        .find(|e| e.entity.entity_ref.kind == "component")
+        .find(|e| e.entity_ref.kind == "component")
         .or(found.entities.first())
-        .map(|e| e.entity.entity_ref.to_string())
+        .map(|e| e.entity_ref.to_string())
 }
 
 /// Checks `yaml` as the catalog would and registers it (or, in a dry run, says what it would register).
@@ -1039,15 +1036,16 @@ async fn check_registrable(
     use crate::auth::{authorize, Action};
     let mut problems = Vec::new();
     for e in &found.entities {
-        let entity_ref = &e.entity.entity_ref;
+        let entity_ref = &e.entity_ref;
+        let body = e.body();
         if !REGISTRABLE_KINDS.contains(&entity_ref.kind.as_str()) {
             problems.push(format!(
                 "{entity_ref} is a {}; a golden path registers only Components, APIs, Resources and Systems (a platform admin registers the rest)",
-                e.entity.body["kind"].as_str().unwrap_or(&entity_ref.kind)
+                body["kind"].as_str().unwrap_or(&entity_ref.kind)
             ));
             continue;
         }
-        let owner = e.entity.body["spec"]["owner"].as_str().unwrap_or_default();
+        let owner = body["spec"]["owner"].as_str().unwrap_or_default();
         let owner_ref =
             crate::catalog::model::EntityRef::parse(owner, Some("group"), &entity_ref.namespace);
         let owner_team = match &owner_ref {
