@@ -721,7 +721,8 @@ async fn batched_writes_land_exactly_and_a_held_key_refuses_only_its_request(poo
     }
     ledger.flush().await;
 
-    let rows: Vec<(String, String, i64, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
+    type Row = (String, String, i64, Option<i64>, Option<Vec<u8>>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, state, amount_nanocents, response_status, response_body FROM llm_reservations
          WHERE id LIKE 'r%' ORDER BY id",
     )
