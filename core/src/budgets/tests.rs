@@ -36,6 +36,24 @@ async fn setup(pool: &SqlitePool, clock: Arc<ManualClock>) -> Ledger {
     .unwrap()
 }
 
+/// A ledger at 2026-03-15 12:00 UTC with team payments' monthly budget of
+/// `limit_cents`.
+async fn monthly_budget(pool: &SqlitePool, limit_cents: i64) -> Ledger {
+    let ledger = setup(pool, Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")))).await;
+    set_budget(
+        pool,
+        &ledger,
+        &lead(),
+        "payments",
+        "",
+        input(limit_cents, Period::Monthly),
+        &[],
+    )
+    .await
+    .unwrap();
+    ledger
+}
+
 fn input(limit_cents: i64, period: Period) -> BudgetInput {
     BudgetInput {
         period,
@@ -75,19 +93,7 @@ fn usage(cost: i64) -> UsageRecord {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn the_limit_is_inclusive_and_crossing_it_is_refused(pool: SqlitePool) {
-    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
-    let ledger = setup(&pool, clock.clone()).await;
-    set_budget(
-        &pool,
-        &ledger,
-        &lead(),
-        "payments",
-        "",
-        input(100, Period::Monthly),
-        &[],
-    )
-    .await
-    .unwrap();
+    let ledger = monthly_budget(&pool, 100).await;
     // 60 + 40 reaches $1.00 exactly: allowed.
     let a = ledger.reserve(request("a", 60 * CENT)).await.unwrap();
     let b = ledger.reserve(request("b", 40 * CENT)).await.unwrap();
@@ -134,19 +140,7 @@ async fn the_limit_is_inclusive_and_crossing_it_is_refused(pool: SqlitePool) {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn every_applicable_scope_must_admit_the_request(pool: SqlitePool) {
-    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
-    let ledger = setup(&pool, clock.clone()).await;
-    set_budget(
-        &pool,
-        &ledger,
-        &lead(),
-        "payments",
-        "",
-        input(1000, Period::Monthly),
-        &[],
-    )
-    .await
-    .unwrap();
+    let ledger = monthly_budget(&pool, 1000).await;
     set_budget(
         &pool,
         &ledger,
@@ -445,19 +439,7 @@ fn system_clock_is_now() {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn idempotency_keys_are_in_flight_until_settled_then_replayed_or_freed(pool: SqlitePool) {
-    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
-    let ledger = setup(&pool, clock.clone()).await;
-    set_budget(
-        &pool,
-        &ledger,
-        &lead(),
-        "payments",
-        "",
-        input(100, Period::Monthly),
-        &[],
-    )
-    .await
-    .unwrap();
+    let ledger = monthly_budget(&pool, 100).await;
     let mut with_key = request("a", CENT);
     with_key.idempotency = Some(("k1".into(), "hash-1".into()));
     let hold = ledger.reserve(with_key.clone()).await.unwrap();
@@ -633,19 +615,7 @@ async fn the_demo_month_has_spend_and_a_sensible_projection_on_hard_days(pool: S
 /// still holds in the database refuses only the request that reused it.
 #[sqlx::test(migrations = "../migrations")]
 async fn batched_writes_land_exactly_and_a_held_key_refuses_only_its_request(pool: SqlitePool) {
-    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
-    let ledger = setup(&pool, clock.clone()).await;
-    set_budget(
-        &pool,
-        &ledger,
-        &lead(),
-        "payments",
-        "",
-        input(1_000, Period::Monthly),
-        &[],
-    )
-    .await
-    .unwrap();
+    let ledger = monthly_budget(&pool, 1_000).await;
     // A key settled earlier (no stored answer) is free to be used again.
     let mut first = request("old", CENT);
     first.idempotency = Some(("reused".into(), "h-old".into()));
@@ -788,19 +758,7 @@ async fn batched_writes_land_exactly_and_a_held_key_refuses_only_its_request(poo
 /// its reservation lands after the old record, in the same commit.
 #[sqlx::test(migrations = "../migrations")]
 async fn a_key_freed_a_moment_ago_is_reusable_before_its_record_is_written(pool: SqlitePool) {
-    let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
-    let ledger = setup(&pool, clock.clone()).await;
-    set_budget(
-        &pool,
-        &ledger,
-        &lead(),
-        "payments",
-        "",
-        input(100, Period::Monthly),
-        &[],
-    )
-    .await
-    .unwrap();
+    let ledger = monthly_budget(&pool, 100).await;
     for round in 0..3 {
         let mut r = request(&format!("try{round}"), CENT);
         r.idempotency = Some(("retry-me".into(), "hash".into()));
