@@ -682,8 +682,8 @@ struct Registered {
     /// The location (on a dry run of a new one, only its type and target).
     #[schema(value_type = Location)]
     location: Value,
-    /// Each entity exactly as stored text: parsing 13,000 of them again only
-    /// to print them took 110 MB.
+    // Each entity exactly as stored text: parsing 13,000 of them again only
+    // to print them took 110 MB.
     #[schema(value_type = Vec<EntityDoc>)]
     entities: Vec<Box<serde_json::value::RawValue>>,
     #[schema(value_type = Vec<ProblemDoc>)]
