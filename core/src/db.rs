@@ -42,7 +42,7 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
         // hold, say) waits for the checkpoint's fsync.
         .pragma("wal_autocheckpoint", "0")
         // When the log starts over, a file grown past this is cut back to it.
-        .pragma("journal_size_limit", WAL_SIZE_LIMIT);
+        .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string());
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         // A connection is a file handle in this process: nothing outside can
@@ -116,7 +116,7 @@ const WAL_RESTART_FRAMES: i64 = 16_384;
 /// The WAL file's size kept after a restart, in bytes (the same 64 MiB):
 /// the log is rewritten in place instead of freeing and allocating its
 /// blocks again (truncating a 64 MiB file took 51 ms, every writer waiting).
-const WAL_SIZE_LIMIT: &str = "67108864";
+const WAL_SIZE_LIMIT: i64 = WAL_RESTART_FRAMES * 4096;
 
 /// Copies the write-ahead log into the database file every second (PASSIVE:
 /// never blocks readers or the writer), which keeps the WAL small; a log

@@ -1376,7 +1376,8 @@ struct BatchRows<'a> {
     finishes: Vec<serde_json::Value>,
     expires: Vec<&'a str>,
     usage: Vec<serde_json::Value>,
-    logs: Vec<serde_json::Value>,
+    /// Some usage rows also go to their team's request log.
+    logs: bool,
     /// Rare writes (alerts, key use), one statement each.
     rest: Vec<&'a Write>,
 }
@@ -1456,25 +1457,12 @@ impl<'a> BatchRows<'a> {
                         "cache_hit": i64::from(u.cache_hit),
                         "saved": u.saved_nanocents,
                         "guardrails": u.guardrails,
+                        // The team keeps a request log: the same row feeds it.
+                        "log": u.log.is_some(),
+                        "request_body": u.log.as_ref().and_then(|l| l.request_body.as_ref()),
+                        "response_body": u.log.as_ref().and_then(|l| l.response_body.as_ref()),
                     }));
-                    if let Some(log) = &u.log {
-                        rows.logs.push(json!({
-                            "team": u.team,
-                            "at": u.at_ms,
-                            "key_name": u.key_name,
-                            "request_type": u.request_type,
-                            "model": u.model,
-                            "deployment": u.deployment,
-                            "status": u.status,
-                            "latency": u.latency_ms,
-                            "feature": u.feature,
-                            "trace_id": u.trace_id,
-                            "cache_hit": i64::from(u.cache_hit),
-                            "guardrails": u.guardrails,
-                            "request_body": log.request_body,
-                            "response_body": log.response_body,
-                        }));
-                    }
+                    rows.logs |= u.log.is_some();
                 }
                 Write::Alert(_) | Write::AlertDelivered { .. } | Write::KeyUsed { .. } => {
                     rows.rest.push(w)
@@ -1492,7 +1480,7 @@ impl<'a> BatchRows<'a> {
             !self.finishes.is_empty(),
             !self.expires.is_empty(),
             !self.usage.is_empty(),
-            !self.logs.is_empty(),
+            self.logs,
         ]
         .iter()
         .filter(|x| **x)
@@ -1610,20 +1598,19 @@ async fn apply(conn: &mut sqlx::SqliteConnection, rows: &BatchRows<'_>) -> Resul
         )
         .execute(&mut *conn)
         .await?;
-    }
-    if !rows.logs.is_empty() {
-        let json = serde_json::to_string(&rows.logs)?;
-        sqlx::query!(
+        if rows.logs {
+            sqlx::query!(
             r#"INSERT INTO llm_request_logs (team, at, key_name, request_type, model, deployment, status, latency_ms,
                  feature, trace_id, cache_hit, guardrails, request_body, response_body)
                SELECT v ->> 'team', v ->> 'at', v ->> 'key_name', v ->> 'request_type', v ->> 'model', v ->> 'deployment',
                  v ->> 'status', v ->> 'latency', v ->> 'feature', v ->> 'trace_id', v ->> 'cache_hit', v ->> 'guardrails',
                  v ->> 'request_body', v ->> 'response_body'
-               FROM (SELECT value AS v FROM json_each(?1) ORDER BY key)"#,
+               FROM (SELECT value AS v FROM json_each(?1) ORDER BY key) WHERE v ->> 'log'"#,
             json
         )
         .execute(&mut *conn)
         .await?;
+        }
     }
     for w in &rows.rest {
         match w {
