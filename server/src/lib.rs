@@ -308,6 +308,11 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let addr = config.bind;
     let public_url = config.public_url.to_string();
     let state = AppState::build(config).await?;
+    // Catalog refreshes a previous process left half-written are no longer
+    // anyone's: they are finished by the catalog loop below.
+    if let Err(e) = paved_core::catalog::store::release_stale_claims(&state.core.db).await {
+        tracing::error!(error = %e, "cannot release the previous process's catalog refreshes");
+    }
     // Expired sessions are purged hourly rather than on the request path.
     let purge = tokio::spawn(
         tower_sessions::session_store::ExpiredDeletion::continuously_delete_expired(
@@ -364,6 +369,14 @@ pub async fn slo_alert_loop(core: CoreState) {
 /// beside the server, never on a request.
 pub async fn catalog_refresh_loop(core: CoreState, ready: Arc<std::sync::atomic::AtomicBool>) {
     ingest_configured_locations(&core, &ready).await;
+    match paved_core::catalog::store::resume_interrupted(&core.db, &core.catalog).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            locations = n,
+            "finished catalog refreshes a restart interrupted"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot finish interrupted catalog refreshes"),
+    }
     let mut interval = tokio::time::interval(core.config.catalog.refresh_interval);
     interval.tick().await;
     loop {

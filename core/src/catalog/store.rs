@@ -1,5 +1,5 @@
 //! Catalog storage: locations, entities, fields, relations and problems in
-//! SQLite, and applying a crawl (upserts, orphans, conflicts) in one transaction.
+//! SQLite, and applying a crawl (upserts, orphans, conflicts) in short steps.
 
 use std::collections::{HashMap, HashSet};
 
@@ -110,8 +110,9 @@ pub async fn register_location_as(
             }
         }
         _ => {
-            let found = crawl(sources, checked).await;
-            apply_settled(pool, sources, &id, &found).await?;
+            let (found, result) =
+                apply_settled(pool, sources, &id, crawl(sources, checked).await).await;
+            result?;
             found
         }
     };
@@ -215,13 +216,14 @@ async fn refresh_discovery(
     apply(
         pool,
         id,
-        &Crawl {
+        Crawl {
             entities: Vec::new(),
             problems: scan.problems,
             files: None,
         },
     )
     .await
+    .1
 }
 
 /// Imports pasted YAML (platform admins) as a location of its own, named
@@ -283,7 +285,8 @@ pub async fn import_pasted(
         )),
         other => other,
     })?;
-    apply(pool, &id, &found).await?;
+    let (found, result) = apply(pool, &id, found).await;
+    result?;
     Ok((Some(location(pool, &id).await?), found))
 }
 
@@ -348,7 +351,7 @@ pub async fn register_scaffolded(
     )
     .execute(pool)
     .await?;
-    apply_settled(pool, sources, &id, &found).await?;
+    apply_settled(pool, sources, &id, found).await.1?;
     Ok(id)
 }
 
@@ -547,19 +550,23 @@ pub async fn refresh_location(
     if checked.is_ok() && info.status == "ok" {
         if let Some(entities) = sources.unchanged_since_settled(id).await {
             if info.entity_count == entities as i64 {
-                // Nothing the location read has changed: nothing to parse or write.
+                // Nothing the location read has changed: nothing to parse or
+                // write, unless its last apply was left half-way.
                 let now = now_unix();
-                sqlx::query!(
-                    "UPDATE catalog_locations SET last_refresh_at = ?2 WHERE id = ?1",
+                let settled = sqlx::query!(
+                    "UPDATE catalog_locations SET last_refresh_at = ?2 WHERE id = ?1 AND apply_pending = 0",
                     id,
                     now
                 )
                 .execute(pool)
-                .await?;
-                return Ok(RefreshReport {
-                    unchanged: entities,
-                    ..RefreshReport::default()
-                });
+                .await?
+                .rows_affected();
+                if settled == 1 {
+                    return Ok(RefreshReport {
+                        unchanged: entities,
+                        ..RefreshReport::default()
+                    });
+                }
             }
         }
     }
@@ -577,7 +584,7 @@ pub async fn refresh_location(
             files: None,
         },
     };
-    apply_settled(pool, sources, id, &found).await
+    apply_settled(pool, sources, id, found).await.1
 }
 
 /// [`apply`], then remembers what the crawl read when it was clean, so the
@@ -586,16 +593,18 @@ async fn apply_settled(
     pool: &SqlitePool,
     sources: &Sources,
     id: &str,
-    found: &Crawl,
-) -> Result<RefreshReport, CoreError> {
-    let report = apply(pool, id, found).await?;
-    let clean = report.problems.is_empty();
-    sources.settle(
-        id,
-        found.files.clone().filter(|_| clean),
-        found.entities.len(),
-    );
-    Ok(report)
+    found: Crawl,
+) -> (Crawl, Result<RefreshReport, CoreError>) {
+    let (found, result) = apply(pool, id, found).await;
+    if let Ok(report) = &result {
+        let clean = report.problems.is_empty();
+        sources.settle(
+            id,
+            found.files.clone().filter(|_| clean),
+            found.entities.len(),
+        );
+    }
+    (found, result)
 }
 
 /// The id of the location that provides `entity_ref` (`None` for an orphan);
@@ -641,10 +650,55 @@ pub async fn refresh_all(pool: &SqlitePool, sources: &Sources) -> Result<usize, 
 /// Applies a crawl to location `location_id`: upserts its entities (keeping
 /// uids), marks vanished ones as orphans, refuses entities another location
 /// already provides (first owner kept), and replaces the location's problems.
+///
+/// The entities are written in steps of [`APPLY_STEP`], each its own short
+/// transaction, with a pause between steps, so a 100,000-entity location
+/// never holds SQLite's one write lock for more than a step: budget holds,
+/// scaffolder claims and other refreshes get in between. One apply runs per
+/// location at a time (`apply_token`), and `apply_pending` is set from the
+/// first step to the last, so an apply interrupted by a crash is finished
+/// at the next start ([`resume_interrupted`]). The apply runs in a task of
+/// its own, so a caller that goes away (a closed request) cannot stop it
+/// half-way. Gives the crawl back with the report.
 pub async fn apply(
     pool: &SqlitePool,
     location_id: &str,
+    found: Crawl,
+) -> (Crawl, Result<RefreshReport, CoreError>) {
+    let found = std::sync::Arc::new(found);
+    let task = tokio::spawn({
+        let (pool, id, found) = (pool.clone(), location_id.to_owned(), found.clone());
+        async move { apply_in_steps(&pool, &id, &found, None).await }
+    });
+    let result = task.await.unwrap_or_else(|e| {
+        tracing::error!(location = %location_id, error = %e, "applying a catalog refresh stopped");
+        Err(CoreError::Unavailable(
+            "the refresh stopped unexpectedly; it is retried at the next refresh".into(),
+        ))
+    });
+    // The task has ended (tokio drops a task's future before its output is
+    // read), so this is the crawl's only holder.
+    let found = std::sync::Arc::try_unwrap(found).unwrap_or_default();
+    (found, result)
+}
+
+/// Entities written per step (one transaction) of an apply.
+pub const APPLY_STEP: usize = WRITE_BATCH;
+
+/// The pause between two steps of an apply, in which writers waiting for
+/// SQLite's write lock (SQLite's busy handler retries every 1–100 ms) take it.
+const STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How long an apply waits for another apply of the same location to end.
+const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// [`apply`]'s work, on one connection without the memory map. With
+/// `stop_after`, stops after that many steps as a crash would (tests).
+pub(crate) async fn apply_in_steps(
+    pool: &SqlitePool,
+    location_id: &str,
     found: &Crawl,
+    stop_after: Option<usize>,
 ) -> Result<RefreshReport, CoreError> {
     // The writer works without the memory map: pages it maps stay resident
     // (a 13k-entity ingestion touches 100 MB of them), while its own page
@@ -654,7 +708,7 @@ pub async fn apply(
     sqlx::query("PRAGMA mmap_size = 0")
         .execute(&mut **conn)
         .await?;
-    let result = apply_on(conn, location_id, found).await;
+    let result = apply_on(conn, location_id, found, stop_after).await;
     match sqlx::query(crate::db::RESTORE_MMAP)
         .execute(&mut **conn)
         .await
@@ -672,8 +726,7 @@ pub async fn apply(
 }
 
 /// A pooled connection whose memory map is off: closed rather than returned
-/// to the pool unless the map was restored (also when the refresh is
-/// cancelled half-way, say by a client that went away).
+/// to the pool unless the map was restored.
 struct MapOff(Option<sqlx::pool::PoolConnection<Sqlite>>);
 
 impl Drop for MapOff {
@@ -684,10 +737,103 @@ impl Drop for MapOff {
     }
 }
 
+/// Forgets the claims of a process that ended without finishing its
+/// applies (run once at start, before anything applies).
+pub async fn release_stale_claims(pool: &SqlitePool) -> Result<(), CoreError> {
+    sqlx::query!("UPDATE catalog_locations SET apply_token = NULL WHERE apply_token IS NOT NULL")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Finishes the applies a crash interrupted (run at start, after
+/// [`release_stale_claims`]): refreshes every location left half-applied.
+/// Returns how many were refreshed.
+pub async fn resume_interrupted(pool: &SqlitePool, sources: &Sources) -> Result<usize, CoreError> {
+    let pending = sqlx::query_scalar!(
+        r#"SELECT id AS "id!" FROM catalog_locations WHERE apply_pending = 1 ORDER BY created_at"#
+    )
+    .fetch_all(pool)
+    .await?;
+    for id in &pending {
+        tracing::info!(location = %id, "finishing a catalog refresh interrupted by a restart");
+        if let Err(e) = refresh_location(pool, sources, id).await {
+            tracing::warn!(location = %id, error = %e, "finishing an interrupted catalog refresh failed");
+        }
+    }
+    Ok(pending.len())
+}
+
+/// Claims location `location_id` for one apply, waiting while another runs;
+/// marks it pending in the same statement.
+async fn claim(
+    conn: &mut sqlx::SqliteConnection,
+    location_id: &str,
+    token: &str,
+) -> Result<(), CoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let claimed = sqlx::query!(
+            "UPDATE catalog_locations SET apply_token = ?2, apply_pending = 1 WHERE id = ?1 AND apply_token IS NULL",
+            location_id,
+            token
+        )
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if claimed == 1 {
+            return Ok(());
+        }
+        let exists = sqlx::query_scalar!(
+            r#"SELECT id AS "id!" FROM catalog_locations WHERE id = ?1"#,
+            location_id
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        if exists.is_none() {
+            return Err(CoreError::NotFound(format!("location {location_id}")));
+        }
+        if started.elapsed() > APPLY_WAIT {
+            return Err(CoreError::Unavailable(
+                "another refresh of this location is still being written; try again later".into(),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn apply_on(
     conn: &mut sqlx::SqliteConnection,
     location_id: &str,
     found: &Crawl,
+    stop_after: Option<usize>,
+) -> Result<RefreshReport, CoreError> {
+    let token = uuid::Uuid::new_v4().to_string();
+    claim(conn, location_id, &token).await?;
+    let result = apply_claimed(conn, location_id, found, &token, stop_after).await;
+    if result.is_err() {
+        // The location stays pending (half-applied): the next refresh or
+        // start applies it whole. Only the claim is given back.
+        if let Err(e) = sqlx::query!(
+            "UPDATE catalog_locations SET apply_token = NULL WHERE id = ?1 AND apply_token = ?2",
+            location_id,
+            token
+        )
+        .execute(&mut *conn)
+        .await
+        {
+            tracing::warn!(location = %location_id, error = %e, "releasing a failed refresh's claim failed");
+        }
+    }
+    result
+}
+
+async fn apply_claimed(
+    conn: &mut sqlx::SqliteConnection,
+    location_id: &str,
+    found: &Crawl,
+    token: &str,
+    stop_after: Option<usize>,
 ) -> Result<RefreshReport, CoreError> {
     use sqlx::Connection;
     let now = now_unix();
@@ -695,117 +841,105 @@ async fn apply_on(
         problems: found.problems.clone(),
         ..RefreshReport::default()
     };
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let existing: HashMap<String, (String, Option<String>, String, i64)> = sqlx::query!(
-        r#"SELECT entity_ref, uid AS "uid!", location_id, etag, orphan FROM catalog_entities
-           WHERE entity_ref IN (SELECT entity_ref FROM catalog_entities WHERE location_id = ?1)
-              OR location_id = ?1"#,
-        location_id
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|r| (r.entity_ref, (r.uid, r.location_id, r.etag, r.orphan)))
-    .collect();
-
-    // Entities another location may already provide: looked up in batches
-    // (one query per 500 references, not one per entity).
-    let mut current_of: HashMap<String, (String, Option<String>, String, i64)> = HashMap::new();
-    let unknown: Vec<String> = found
-        .entities
-        .iter()
-        .map(|item| item.entity_ref.to_string())
-        .filter(|r| !existing.contains_key(r))
-        .collect();
-    for chunk in unknown.chunks(500) {
-        let refs = Value::from(chunk.to_vec()).to_string();
-        for r in sqlx::query!(
+    // The references this crawl keeps for the location (its first copy of each).
+    let mut kept: HashSet<String> = HashSet::new();
+    for (step, items) in found.entities.chunks(APPLY_STEP).enumerate() {
+        if step > 0 {
+            if stop_after == Some(step) {
+                return Err(CoreError::Unavailable("stopped half-way (test)".into()));
+            }
+            tokio::time::sleep(STEP_PAUSE).await;
+        }
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        // What the catalog holds now for this step's entities, whichever
+        // location provides them (read inside the step's transaction).
+        let refs = Value::from(
+            items
+                .iter()
+                .map(|item| item.entity_ref.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        let current_of: HashMap<String, (String, Option<String>, String, i64)> = sqlx::query!(
             r#"SELECT entity_ref, uid AS "uid!", location_id, etag, orphan FROM catalog_entities
                WHERE entity_ref IN (SELECT value FROM json_each(?1))"#,
             refs
         )
         .fetch_all(&mut *tx)
         .await?
-        {
-            current_of.insert(r.entity_ref, (r.uid, r.location_id, r.etag, r.orphan));
-        }
-    }
-
-    let mut kept: HashSet<String> = HashSet::new();
-    let mut batch: Vec<EntityWrite<'_>> = Vec::with_capacity(WRITE_BATCH);
-    for item in &found.entities {
-        let entity_ref = item.entity_ref.to_string();
-        if !kept.insert(entity_ref.clone()) {
-            report.problems.push(Problem {
-                source: item.source.clone(),
-                document: Some(item.document),
-                entity_ref: Some(entity_ref),
-                field: None,
-                message: "this entity appears twice in this location; the first one is kept".into(),
-            });
-            continue;
-        }
-        let current = existing
-            .get(&entity_ref)
-            .or_else(|| current_of.get(&entity_ref))
-            .cloned();
-        if let Some((_, Some(owner), _, orphan)) = &current {
-            if owner != location_id && *orphan == 0 {
-                let other = sqlx::query_scalar!(
-                    "SELECT target FROM catalog_locations WHERE id = ?1",
-                    owner
-                )
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or_else(|| owner.clone());
-                kept.remove(&entity_ref);
+        .into_iter()
+        .map(|r| (r.entity_ref, (r.uid, r.location_id, r.etag, r.orphan)))
+        .collect();
+        let mut batch: Vec<EntityWrite<'_>> = Vec::with_capacity(items.len());
+        for item in items {
+            let entity_ref = item.entity_ref.to_string();
+            if !kept.insert(entity_ref.clone()) {
                 report.problems.push(Problem {
                     source: item.source.clone(),
                     document: Some(item.document),
                     entity_ref: Some(entity_ref),
-                    field: Some("metadata.name".into()),
-                    message: format!("conflict: this entity is already provided by the location {other}; that first one is kept"),
+                    field: None,
+                    message: "this entity appears twice in this location; the first one is kept"
+                        .into(),
                 });
                 continue;
             }
+            let current = current_of.get(&entity_ref);
+            if let Some((_, Some(owner), _, orphan)) = current {
+                if owner != location_id && *orphan == 0 {
+                    let other = sqlx::query_scalar!(
+                        "SELECT target FROM catalog_locations WHERE id = ?1",
+                        owner
+                    )
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .unwrap_or_else(|| owner.clone());
+                    kept.remove(&entity_ref);
+                    report.problems.push(Problem {
+                        source: item.source.clone(),
+                        document: Some(item.document),
+                        entity_ref: Some(entity_ref),
+                        field: Some("metadata.name".into()),
+                        message: format!("conflict: this entity is already provided by the location {other}; that first one is kept"),
+                    });
+                    continue;
+                }
+            }
+            let uid = current
+                .map(|c| c.0.clone())
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let etag = etag_of(item.body_text());
+            let unchanged = matches!(current, Some((_, Some(owner), old_etag, 0)) if owner == location_id && *old_etag == etag);
+            if unchanged {
+                report.unchanged += 1;
+                continue;
+            }
+            if current.is_some() {
+                report.updated += 1;
+            } else {
+                report.added += 1;
+            }
+            batch.push(EntityWrite::new(current.is_none(), uid, item, etag));
         }
-        let uid = current
-            .as_ref()
-            .map(|c| c.0.clone())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let etag = etag_of(item.body_text());
-        let unchanged = matches!(&current, Some((_, Some(owner), old_etag, 0)) if owner == location_id && *old_etag == etag);
-        if unchanged {
-            report.unchanged += 1;
-            continue;
-        }
-        if current.is_some() {
-            report.updated += 1;
-        } else {
-            report.added += 1;
-        }
-        batch.push(EntityWrite::new(current.is_none(), uid, item, etag));
-        if batch.len() == WRITE_BATCH {
-            write_entities(&mut tx, location_id, &batch, now).await?;
-            batch.clear();
-        }
+        write_entities(&mut tx, location_id, &batch, now).await?;
+        tx.commit().await?;
     }
-    write_entities(&mut tx, location_id, &batch, now).await?;
-    drop(batch);
 
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     // Entities this location provided before but not now: kept as orphans.
-    for (entity_ref, (uid, owner, _, orphan)) in &existing {
-        if owner.as_deref() == Some(location_id) && !kept.contains(entity_ref) && *orphan == 0 {
-            sqlx::query!(
-                "UPDATE catalog_entities SET orphan = 1, updated_at = ?2 WHERE uid = ?1",
-                uid,
-                now
-            )
-            .execute(&mut *tx)
-            .await?;
-            report.orphaned += 1;
-        }
-    }
+    let kept_refs = Value::from(kept.into_iter().collect::<Vec<_>>()).to_string();
+    report.orphaned = sqlx::query!(
+        r#"UPDATE catalog_entities SET orphan = 1, updated_at = ?2
+           WHERE location_id = ?1 AND orphan = 0
+             AND entity_ref NOT IN (SELECT value FROM json_each(?3))"#,
+        location_id,
+        now,
+        kept_refs
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected() as usize;
+    drop(kept_refs);
 
     sqlx::query!(
         "DELETE FROM catalog_problems WHERE location_id = ?1",
@@ -836,17 +970,24 @@ async fn apply_on(
         "problems"
     };
     let problem_count = report.problems.len() as i64;
-    sqlx::query!(
+    let finished = sqlx::query!(
         r#"UPDATE catalog_locations SET last_refresh_at = ?2, status = ?3, problem_count = ?4,
-             entity_count = (SELECT COUNT(*) FROM catalog_entities WHERE location_id = ?1 AND orphan = 0)
-           WHERE id = ?1"#,
+             entity_count = (SELECT COUNT(*) FROM catalog_entities WHERE location_id = ?1 AND orphan = 0),
+             apply_token = NULL, apply_pending = 0
+           WHERE id = ?1 AND apply_token = ?5"#,
         location_id,
         now,
         status,
-        problem_count
+        problem_count,
+        token
     )
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if finished != 1 {
+        // The location was deleted (or its claim taken by a restart) meanwhile.
+        return Err(CoreError::NotFound(format!("location {location_id}")));
+    }
     tx.commit().await?;
     Ok(report)
 }

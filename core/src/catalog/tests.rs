@@ -1050,3 +1050,135 @@ async fn list_pages_walk_an_index_in_every_order_and_agree_with_a_sort(pool: Sql
     assert!(page.items.is_empty());
     assert_eq!(page.total, 4_000);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_refresh_interrupted_half_way_is_finished_at_the_next_start(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.yaml");
+    std::fs::write(&file, generated_catalog(1_000, None, &[])).unwrap();
+    let sources =
+        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
+    let location = register(&pool, &sources, &file).await;
+    assert_eq!(location.entity_count, 1_010);
+
+    // The source changes: 200 components gone, 500 new ones. The refresh
+    // stops after two of its steps, as a crash would stop it.
+    let skip: Vec<usize> = (800..1_000).collect();
+    std::fs::write(&file, generated_catalog(1_500, None, &skip)).unwrap();
+    let found = super::crawl::crawl(
+        &sources,
+        sources.check("file", file.to_str().unwrap()).unwrap(),
+    )
+    .await;
+    assert_eq!(found.entities.len(), 1_310);
+    let stopped = store::apply_in_steps(&pool, &location.id, &found, Some(2)).await;
+    assert!(stopped.is_err());
+    let pending: (i64, i64) = sqlx::query_as(
+        "SELECT apply_pending, (SELECT COUNT(*) FROM catalog_entities WHERE location_id = ?1 AND orphan = 0) FROM catalog_locations WHERE id = ?1",
+    )
+    .bind(&location.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(pending.0, 1, "the location is marked half-applied");
+    assert_eq!(
+        store::location(&pool, &location.id)
+            .await
+            .unwrap()
+            .entity_count,
+        1_010,
+        "the recorded count is the last finished refresh's"
+    );
+
+    // A new process: the dead one's claim is released and the refresh redone.
+    sqlx::query("UPDATE catalog_locations SET apply_token = 'dead-process' WHERE id = ?1")
+        .bind(&location.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let fresh =
+        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
+    store::release_stale_claims(&pool).await.unwrap();
+    assert_eq!(store::resume_interrupted(&pool, &fresh).await.unwrap(), 1);
+    let info = store::location(&pool, &location.id).await.unwrap();
+    assert_eq!(info.entity_count, 1_310);
+    let (pending, provided, orphans): (i64, i64, i64) = sqlx::query_as(
+        "SELECT apply_pending, \
+           (SELECT COUNT(*) FROM catalog_entities WHERE location_id = ?1 AND orphan = 0), \
+           (SELECT COUNT(*) FROM catalog_entities WHERE location_id = ?1 AND orphan = 1) \
+         FROM catalog_locations WHERE id = ?1",
+    )
+    .bind(&location.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((pending, provided, orphans), (0, 1_310, 200));
+    // Nothing is left to finish.
+    assert_eq!(store::resume_interrupted(&pool, &fresh).await.unwrap(), 0);
+
+    // An unchanged source is not skipped while the location is half-applied.
+    let stopped = store::apply_in_steps(&pool, &location.id, &found, Some(1)).await;
+    assert!(stopped.is_err());
+    let report = store::refresh_location(&pool, &sources, &location.id)
+        .await
+        .unwrap();
+    assert_eq!(report.unchanged, 1_310);
+    let pending: i64 =
+        sqlx::query_scalar("SELECT apply_pending FROM catalog_locations WHERE id = ?1")
+            .bind(&location.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(pending, 0);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn other_writers_get_in_while_a_large_location_is_written(pool: SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.yaml");
+    std::fs::write(&file, generated_catalog(4_000, None, &[])).unwrap();
+    let sources =
+        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
+    let ingest = {
+        let (pool, sources, file) = (pool.clone(), sources.clone(), file.clone());
+        tokio::spawn(async move { register(&pool, &sources, &file).await })
+    };
+    // Once the location's first steps are written, other writes go through
+    // while it is still being written: each commits and sees it unfinished.
+    let mut during = 0;
+    for _ in 0..400 {
+        let written: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM catalog_entities")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if written == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
+        }
+        // `BEGIN IMMEDIATE` takes SQLite's write lock (or fails after the
+        // 5 s busy timeout).
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query("UPDATE catalog_locations SET last_refresh_at = last_refresh_at")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(apply_pending), 0) FROM catalog_locations")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        tx.commit().await.unwrap();
+        if pending == 1 {
+            during += 1;
+        }
+        if during == 3 || ingest.is_finished() {
+            break;
+        }
+    }
+    let location = ingest.await.unwrap();
+    assert_eq!(location.entity_count, 4_010);
+    assert_eq!(
+        during, 3,
+        "writes waited for the whole location instead of a step"
+    );
+}
