@@ -686,8 +686,9 @@ pub async fn apply(
 pub const APPLY_STEP: usize = WRITE_BATCH;
 
 /// The pause between two steps of an apply, in which writers waiting for
-/// SQLite's write lock (SQLite's busy handler retries every 1–100 ms) take it.
-const STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+/// SQLite's write lock take it (Paved's connections retry every
+/// millisecond: `db::retry_every_millisecond_when_busy`).
+const STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// How long an apply waits for another apply of the same location to end.
 const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
@@ -709,6 +710,13 @@ pub(crate) async fn apply_in_steps(
         .execute(&mut **conn)
         .await?;
     let result = apply_on(conn, location_id, found, stop_after).await;
+    if let Ok(report) = &result {
+        if report.added + report.updated + report.orphaned > 500 {
+            // On this connection, still without the map: ANALYZE reads every
+            // entity page, which through the map would stay resident.
+            after_large_change(conn).await;
+        }
+    }
     match sqlx::query(crate::db::RESTORE_MMAP)
         .execute(&mut **conn)
         .await
@@ -718,11 +726,7 @@ pub(crate) async fn apply_in_steps(
         Err(e) => tracing::warn!(error = %e, "restoring the memory map after a refresh failed"),
     }
     drop(guard);
-    let report = result?;
-    if report.added + report.updated + report.orphaned > 500 {
-        after_large_change(pool).await;
-    }
-    Ok(report)
+    result
 }
 
 /// A pooled connection whose memory map is off: closed rather than returned
@@ -993,29 +997,34 @@ async fn apply_claimed(
 }
 
 /// Upkeep after a refresh that changed many entities.
-async fn after_large_change(pool: &SqlitePool) {
+async fn after_large_change(conn: &mut sqlx::SqliteConnection) {
     // The list's query plans pick between walking an order index and sorting
     // a filter's matches by how many entities each kind, type or owner has:
     // statistics SQLite only knows after ANALYZE (about 50 ms at 13k
     // entities). Other connections read statistics only with the schema, so
     // a throwaway table changes the schema and every connection re-plans.
-    if let Err(e) = sqlx::raw_sql(
-        "ANALYZE catalog_entities; \
-         CREATE TABLE IF NOT EXISTS catalog_stats_epoch (x INTEGER); \
-         DROP TABLE IF EXISTS catalog_stats_epoch;",
-    )
-    .execute(pool)
-    .await
-    {
-        tracing::warn!(error = %e, "refreshing catalog statistics failed");
+    for statement in [
+        "ANALYZE catalog_entities",
+        "CREATE TABLE IF NOT EXISTS catalog_stats_epoch (x INTEGER)",
+        "DROP TABLE IF EXISTS catalog_stats_epoch",
+    ] {
+        if let Err(e) = sqlx::query(statement).execute(&mut *conn).await {
+            tracing::warn!(error = %e, "refreshing catalog statistics failed");
+            break;
+        }
     }
     // A big ingestion leaves a large WAL that every later read must search;
-    // fold it back into the database now rather than at some later commit.
-    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(pool)
-        .await
-    {
-        tracing::warn!(error = %e, "WAL checkpoint after a large catalog refresh failed");
+    // fold it back into the database now rather than at some later commit:
+    // first a passive checkpoint, which copies while writers go on, then
+    // the blocking one, which then has little left to copy.
+    for statement in [
+        "PRAGMA wal_checkpoint(PASSIVE)",
+        "PRAGMA wal_checkpoint(TRUNCATE)",
+    ] {
+        if let Err(e) = sqlx::query(statement).execute(&mut *conn).await {
+            tracing::warn!(error = %e, "WAL checkpoint after a large catalog refresh failed");
+            break;
+        }
     }
 }
 
