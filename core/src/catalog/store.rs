@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqlitePool};
 
 use super::crawl::{crawl, Crawl, Problem};
 use super::source::{Sources, Target};
@@ -651,9 +651,10 @@ pub async fn refresh_all(pool: &SqlitePool, sources: &Sources) -> Result<usize, 
 /// uids), marks vanished ones as orphans, refuses entities another location
 /// already provides (first owner kept), and replaces the location's problems.
 ///
-/// The entities are written in steps of [`APPLY_STEP`], each its own short
-/// transaction, with a pause between steps, so a 100,000-entity location
-/// never holds SQLite's one write lock for more than a step: budget holds,
+/// The entities are written in steps, each its own short transaction of
+/// rounds of 200 entities for about [`STEP_HOLD`], with a pause between
+/// steps, so a 100,000-entity location never holds SQLite's one write lock
+/// for more than a step: budget holds,
 /// scaffolder claims and other refreshes get in between. One apply runs per
 /// location at a time (`apply_token`), and `apply_pending` is set from the
 /// first step to the last, so an apply interrupted by a crash is finished
@@ -668,7 +669,7 @@ pub async fn apply(
     let found = std::sync::Arc::new(found);
     let task = tokio::spawn({
         let (pool, id, found) = (pool.clone(), location_id.to_owned(), found.clone());
-        async move { apply_in_steps(&pool, &id, &found, None).await }
+        async move { apply_in_steps(&pool, &id, &found, Pace::default()).await }
     });
     let result = task.await.unwrap_or_else(|e| {
         tracing::error!(location = %location_id, error = %e, "applying a catalog refresh stopped");
@@ -682,8 +683,29 @@ pub async fn apply(
     (found, result)
 }
 
-/// Entities written per step (one transaction) of an apply.
-pub const APPLY_STEP: usize = WRITE_BATCH;
+/// How long one step of an apply holds SQLite's write lock: rounds of 200
+/// entities are added to a step until it has held the lock this long.
+/// Longer steps mean longer waits for other writers; shorter ones more
+/// commits, each rewriting the index pages its step touched (steps of one
+/// round made a 132k-entity ingestion 50% slower).
+const STEP_HOLD: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How an apply is paced: how long a step holds the write lock, and (tests)
+/// after how many steps to stop as a crash would.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    pub hold: std::time::Duration,
+    pub stop_after: Option<usize>,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Self {
+            hold: STEP_HOLD,
+            stop_after: None,
+        }
+    }
+}
 
 /// The pause between two steps of an apply, in which writers waiting for
 /// SQLite's write lock take it (Paved's connections retry every
@@ -693,13 +715,12 @@ const STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 /// How long an apply waits for another apply of the same location to end.
 const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// [`apply`]'s work, on one connection without the memory map. With
-/// `stop_after`, stops after that many steps as a crash would (tests).
+/// [`apply`]'s work, on one connection without the memory map.
 pub(crate) async fn apply_in_steps(
     pool: &SqlitePool,
     location_id: &str,
     found: &Crawl,
-    stop_after: Option<usize>,
+    pace: Pace,
 ) -> Result<RefreshReport, CoreError> {
     // The writer works without the memory map: pages it maps stay resident
     // (a 13k-entity ingestion touches 100 MB of them), while its own page
@@ -709,7 +730,7 @@ pub(crate) async fn apply_in_steps(
     sqlx::query("PRAGMA mmap_size = 0")
         .execute(&mut **conn)
         .await?;
-    let result = apply_on(conn, location_id, found, stop_after).await;
+    let result = apply_on(conn, location_id, found, pace).await;
     if let Ok(report) = &result {
         if report.added + report.updated + report.orphaned > 500 {
             // On this connection, still without the map: ANALYZE reads every
@@ -810,11 +831,11 @@ async fn apply_on(
     conn: &mut sqlx::SqliteConnection,
     location_id: &str,
     found: &Crawl,
-    stop_after: Option<usize>,
+    pace: Pace,
 ) -> Result<RefreshReport, CoreError> {
     let token = uuid::Uuid::new_v4().to_string();
     claim(conn, location_id, &token).await?;
-    let result = apply_claimed(conn, location_id, found, &token, stop_after).await;
+    let result = apply_claimed(conn, location_id, found, &token, pace).await;
     if result.is_err() {
         // The location stays pending (half-applied): the next refresh or
         // start applies it whole. Only the claim is given back.
@@ -837,7 +858,7 @@ async fn apply_claimed(
     location_id: &str,
     found: &Crawl,
     token: &str,
-    stop_after: Option<usize>,
+    pace: Pace,
 ) -> Result<RefreshReport, CoreError> {
     use sqlx::Connection;
     let now = now_unix();
@@ -847,86 +868,40 @@ async fn apply_claimed(
     };
     // The references this crawl keeps for the location (its first copy of each).
     let mut kept: HashSet<String> = HashSet::new();
-    for (step, items) in found.entities.chunks(APPLY_STEP).enumerate() {
-        if step > 0 {
-            if stop_after == Some(step) {
-                return Err(CoreError::Unavailable("stopped half-way (test)".into()));
-            }
-            tokio::time::sleep(STEP_PAUSE).await;
-        }
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        // What the catalog holds now for this step's entities, whichever
-        // location provides them (read inside the step's transaction).
-        let refs = Value::from(
-            items
-                .iter()
-                .map(|item| item.entity_ref.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .to_string();
-        let current_of: HashMap<String, (String, Option<String>, String, i64)> = sqlx::query!(
-            r#"SELECT entity_ref, uid AS "uid!", location_id, etag, orphan FROM catalog_entities
-               WHERE entity_ref IN (SELECT value FROM json_each(?1))"#,
-            refs
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| (r.entity_ref, (r.uid, r.location_id, r.etag, r.orphan)))
-        .collect();
-        let mut batch: Vec<EntityWrite<'_>> = Vec::with_capacity(items.len());
-        for item in items {
-            let entity_ref = item.entity_ref.to_string();
-            if !kept.insert(entity_ref.clone()) {
-                report.problems.push(Problem {
-                    source: item.source.clone(),
-                    document: Some(item.document),
-                    entity_ref: Some(entity_ref),
-                    field: None,
-                    message: "this entity appears twice in this location; the first one is kept"
-                        .into(),
-                });
-                continue;
-            }
-            let current = current_of.get(&entity_ref);
-            if let Some((_, Some(owner), _, orphan)) = current {
-                if owner != location_id && *orphan == 0 {
-                    let other = sqlx::query_scalar!(
-                        "SELECT target FROM catalog_locations WHERE id = ?1",
-                        owner
-                    )
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .unwrap_or_else(|| owner.clone());
-                    kept.remove(&entity_ref);
-                    report.problems.push(Problem {
-                        source: item.source.clone(),
-                        document: Some(item.document),
-                        entity_ref: Some(entity_ref),
-                        field: Some("metadata.name".into()),
-                        message: format!("conflict: this entity is already provided by the location {other}; that first one is kept"),
-                    });
-                    continue;
+    let batches = found.entities.len().div_ceil(WRITE_BATCH);
+    let mut steps = 0;
+    let mut step_started: Option<std::time::Instant> = None;
+    for (i, items) in found.entities.chunks(WRITE_BATCH).enumerate() {
+        let started = match step_started {
+            Some(started) => started,
+            None => {
+                if steps > 0 {
+                    if pace.stop_after == Some(steps) {
+                        return Err(CoreError::Unavailable("stopped half-way (test)".into()));
+                    }
+                    tokio::time::sleep(STEP_PAUSE).await;
                 }
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                *step_started.insert(std::time::Instant::now())
             }
-            let uid = current
-                .map(|c| c.0.clone())
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            let etag = etag_of(item.body_text());
-            let unchanged = matches!(current, Some((_, Some(owner), old_etag, 0)) if owner == location_id && *old_etag == etag);
-            if unchanged {
-                report.unchanged += 1;
-                continue;
-            }
-            if current.is_some() {
-                report.updated += 1;
-            } else {
-                report.added += 1;
-            }
-            batch.push(EntityWrite::new(current.is_none(), uid, item, etag));
+        };
+        let mut written = apply_round(conn, location_id, items, now, &mut kept, &mut report).await;
+        if written.is_ok() && (started.elapsed() >= pace.hold || i + 1 == batches) {
+            written = sqlx::query("COMMIT")
+                .execute(&mut *conn)
+                .await
+                .map(drop)
+                .map_err(CoreError::from);
+            step_started = None;
+            steps += 1;
         }
-        write_entities(&mut tx, location_id, &batch, now).await?;
-        tx.commit().await?;
+        if let Err(e) = written {
+            // Nothing of this step stays; the location stays pending.
+            if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                tracing::debug!(error = %rollback, "rolling back a failed refresh step");
+            }
+            return Err(e);
+        }
     }
 
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -994,6 +969,89 @@ async fn apply_claimed(
     }
     tx.commit().await?;
     Ok(report)
+}
+
+/// One round of an apply, inside its step's transaction: decides for each
+/// of `items` (new, changed, unchanged, a duplicate, another location's)
+/// against what the catalog holds now, and writes the new and changed.
+async fn apply_round(
+    conn: &mut sqlx::SqliteConnection,
+    location_id: &str,
+    items: &[super::crawl::FoundEntity],
+    now: i64,
+    kept: &mut HashSet<String>,
+    report: &mut RefreshReport,
+) -> Result<(), CoreError> {
+    // What the catalog holds now for this step's entities, whichever
+    // location provides them (read inside the step's transaction).
+    let refs = Value::from(
+        items
+            .iter()
+            .map(|item| item.entity_ref.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .to_string();
+    let current_of: HashMap<String, (String, Option<String>, String, i64)> = sqlx::query!(
+        r#"SELECT entity_ref, uid AS "uid!", location_id, etag, orphan FROM catalog_entities
+           WHERE entity_ref IN (SELECT value FROM json_each(?1))"#,
+        refs
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| (r.entity_ref, (r.uid, r.location_id, r.etag, r.orphan)))
+    .collect();
+    let mut batch: Vec<EntityWrite<'_>> = Vec::with_capacity(items.len());
+    for item in items {
+        let entity_ref = item.entity_ref.to_string();
+        if !kept.insert(entity_ref.clone()) {
+            report.problems.push(Problem {
+                source: item.source.clone(),
+                document: Some(item.document),
+                entity_ref: Some(entity_ref),
+                field: None,
+                message: "this entity appears twice in this location; the first one is kept".into(),
+            });
+            continue;
+        }
+        let current = current_of.get(&entity_ref);
+        if let Some((_, Some(owner), _, orphan)) = current {
+            if owner != location_id && *orphan == 0 {
+                let other = sqlx::query_scalar!(
+                    "SELECT target FROM catalog_locations WHERE id = ?1",
+                    owner
+                )
+                .fetch_optional(&mut *conn)
+                .await?
+                .unwrap_or_else(|| owner.clone());
+                kept.remove(&entity_ref);
+                report.problems.push(Problem {
+                    source: item.source.clone(),
+                    document: Some(item.document),
+                    entity_ref: Some(entity_ref),
+                    field: Some("metadata.name".into()),
+                    message: format!("conflict: this entity is already provided by the location {other}; that first one is kept"),
+                });
+                continue;
+            }
+        }
+        let uid = current
+            .map(|c| c.0.clone())
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let etag = etag_of(item.body_text());
+        let unchanged = matches!(current, Some((_, Some(owner), old_etag, 0)) if owner == location_id && *old_etag == etag);
+        if unchanged {
+            report.unchanged += 1;
+            continue;
+        }
+        if current.is_some() {
+            report.updated += 1;
+        } else {
+            report.added += 1;
+        }
+        batch.push(EntityWrite::new(current.is_none(), uid, item, etag));
+    }
+    write_entities(conn, location_id, &batch, now).await
 }
 
 /// Upkeep after a refresh that changed many entities.
@@ -1106,7 +1164,7 @@ impl<'a> EntityWrite<'a> {
 /// Writes a batch of entities with a handful of multi-row statements:
 /// ingestion speed is bounded by how many statements it runs.
 async fn write_entities(
-    tx: &mut Transaction<'_, Sqlite>,
+    conn: &mut sqlx::SqliteConnection,
     location_id: &str,
     batch: &[EntityWrite<'_>],
     now: i64,
@@ -1148,7 +1206,7 @@ async fn write_entities(
         );
         // Row counts vary, so each text is new: not worth a place in the
         // connection's statement cache (a 10,000-row insert is a big program).
-        qb.build().persistent(false).execute(&mut **tx).await?;
+        qb.build().persistent(false).execute(&mut *conn).await?;
     }
 
     let updated: Vec<&str> = batch
@@ -1162,13 +1220,13 @@ async fn write_entities(
             "DELETE FROM catalog_fields WHERE entity_uid IN (SELECT value FROM json_each(?1))",
             uids
         )
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
         sqlx::query!(
             "DELETE FROM catalog_relations WHERE origin_uid IN (SELECT value FROM json_each(?1))",
             uids
         )
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     }
 
@@ -1189,7 +1247,7 @@ async fn write_entities(
         });
         // Row counts vary, so each text is new: not worth a place in the
         // connection's statement cache (a 10,000-row insert is a big program).
-        qb.build().persistent(false).execute(&mut **tx).await?;
+        qb.build().persistent(false).execute(&mut *conn).await?;
     }
     let relations: Vec<(&str, &str, &str, &str)> = batch
         .iter()
@@ -1216,7 +1274,7 @@ async fn write_entities(
         });
         // Row counts vary, so each text is new: not worth a place in the
         // connection's statement cache (a 10,000-row insert is a big program).
-        qb.build().persistent(false).execute(&mut **tx).await?;
+        qb.build().persistent(false).execute(&mut *conn).await?;
     }
     Ok(())
 }

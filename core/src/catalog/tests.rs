@@ -1051,6 +1051,14 @@ async fn list_pages_walk_an_index_in_every_order_and_agree_with_a_sort(pool: Sql
     assert_eq!(page.total, 4_000);
 }
 
+/// Steps of one round of 200 entities each, stopping after `stop_after`.
+fn one_round_steps(stop_after: usize) -> store::Pace {
+    store::Pace {
+        hold: std::time::Duration::ZERO,
+        stop_after: Some(stop_after),
+    }
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn a_refresh_interrupted_half_way_is_finished_at_the_next_start(pool: SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
@@ -1071,7 +1079,7 @@ async fn a_refresh_interrupted_half_way_is_finished_at_the_next_start(pool: Sqli
     )
     .await;
     assert_eq!(found.entities.len(), 1_310);
-    let stopped = store::apply_in_steps(&pool, &location.id, &found, Some(2)).await;
+    let stopped = store::apply_in_steps(&pool, &location.id, &found, one_round_steps(2)).await;
     assert!(stopped.is_err());
     let pending: (i64, i64) = sqlx::query_as(
         "SELECT apply_pending, (SELECT COUNT(*) FROM catalog_entities WHERE location_id = ?1 AND orphan = 0) FROM catalog_locations WHERE id = ?1",
@@ -1117,7 +1125,7 @@ async fn a_refresh_interrupted_half_way_is_finished_at_the_next_start(pool: Sqli
     assert_eq!(store::resume_interrupted(&pool, &fresh).await.unwrap(), 0);
 
     // An unchanged source is not skipped while the location is half-applied.
-    let stopped = store::apply_in_steps(&pool, &location.id, &found, Some(1)).await;
+    let stopped = store::apply_in_steps(&pool, &location.id, &found, one_round_steps(1)).await;
     assert!(stopped.is_err());
     let report = store::refresh_location(&pool, &sources, &location.id)
         .await
@@ -1132,9 +1140,12 @@ async fn a_refresh_interrupted_half_way_is_finished_at_the_next_start(pool: Sqli
     assert_eq!(pending, 0);
 }
 
-#[sqlx::test(migrations = "../migrations")]
-async fn other_writers_get_in_while_a_large_location_is_written(pool: SqlitePool) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_writers_get_in_while_a_large_location_is_written() {
     let dir = tempfile::tempdir().unwrap();
+    // Paved's own pool: its connections retry a busy write every millisecond.
+    let url = format!("sqlite://{}", dir.path().join("paved.db").display());
+    let pool = crate::db::connect(&url).await.unwrap();
     let file = dir.path().join("all.yaml");
     std::fs::write(&file, generated_catalog(4_000, None, &[])).unwrap();
     let sources =
