@@ -820,13 +820,19 @@ fn generated_catalog(count: usize, changed_type_of: Option<usize>, skip: &[usize
     docs.join("---\n")
 }
 
-#[sqlx::test(migrations = "../migrations")]
-async fn large_locations_are_written_in_batches_and_refreshed_exactly(pool: SqlitePool) {
+/// A folder holding `generated_catalog(count)` as `all.yaml`, and sources reading it.
+fn generated_source(count: usize) -> (tempfile::TempDir, PathBuf, Sources) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("all.yaml");
-    std::fs::write(&file, generated_catalog(1_234, None, &[])).unwrap();
+    std::fs::write(&file, generated_catalog(count, None, &[])).unwrap();
     let sources =
         Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
+    (dir, file, sources)
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn large_locations_are_written_in_batches_and_refreshed_exactly(pool: SqlitePool) {
+    let (_dir, file, sources) = generated_source(1_234);
     let location = register(&pool, &sources, &file).await;
     assert_eq!(location.entity_count, 1_244);
     assert_eq!(location.problem_count, 0);
@@ -1061,11 +1067,7 @@ fn one_round_steps(stop_after: usize) -> store::Pace {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn a_refresh_interrupted_half_way_is_finished_at_the_next_start(pool: SqlitePool) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("all.yaml");
-    std::fs::write(&file, generated_catalog(1_000, None, &[])).unwrap();
-    let sources =
-        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
+    let (dir, file, sources) = generated_source(1_000);
     let location = register(&pool, &sources, &file).await;
     assert_eq!(location.entity_count, 1_010);
 
@@ -1142,14 +1144,10 @@ async fn a_refresh_interrupted_half_way_is_finished_at_the_next_start(pool: Sqli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_writers_get_in_while_a_large_location_is_written() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, file, sources) = generated_source(4_000);
     // Paved's own pool: its connections retry a busy write every millisecond.
     let url = format!("sqlite://{}", dir.path().join("paved.db").display());
     let pool = crate::db::connect(&url).await.unwrap();
-    let file = dir.path().join("all.yaml");
-    std::fs::write(&file, generated_catalog(4_000, None, &[])).unwrap();
-    let sources =
-        Sources::new(&[dir.path().to_path_buf()], &[], SourceLimits::default()).with_kinds(kinds());
     let ingest = {
         let (pool, sources, file) = (pool.clone(), sources.clone(), file.clone());
         tokio::spawn(async move { register(&pool, &sources, &file).await })
