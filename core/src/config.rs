@@ -21,6 +21,21 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// `PAVED_DATABASE_URL` (default `sqlite://data/paved.db`), checked: what
+/// the server and `paved migrate` open. Blank counts as unset.
+pub fn database_url(lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let url = lookup("PAVED_DATABASE_URL")
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "sqlite://data/paved.db".into());
+    if !url.starts_with("sqlite:") {
+        return Err(ConfigError::new(
+            "PAVED_DATABASE_URL",
+            "must be a SQLite URL such as sqlite://data/paved.db",
+        ));
+    }
+    Ok(url)
+}
+
 impl ConfigError {
     pub(crate) fn new(var: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -284,14 +299,7 @@ impl Config {
         let public_raw = get("PAVED_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}"));
         let public_url = parse_http_url("PAVED_PUBLIC_URL", &public_raw)?;
 
-        let database_url =
-            get("PAVED_DATABASE_URL").unwrap_or_else(|| "sqlite://data/paved.db".into());
-        if !database_url.starts_with("sqlite:") {
-            return Err(ConfigError::new(
-                "PAVED_DATABASE_URL",
-                "must be a SQLite URL such as sqlite://data/paved.db",
-            ));
-        }
+        let database_url = database_url(get)?;
 
         let issuer = parse_http_url("PAVED_OIDC_ISSUER", &required("PAVED_OIDC_ISSUER")?)?;
         let client_id = required("PAVED_OIDC_CLIENT_ID")?;

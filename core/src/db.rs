@@ -12,6 +12,14 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Opens (creating if needed) the database at `url` and applies migrations.
 pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
+    let pool = open(url).await?;
+    migrate(&pool).await?;
+    tokio::spawn(checkpoint_wal(pool.clone()));
+    Ok(pool)
+}
+
+/// The pool on `url` (the file created if missing), not yet migrated.
+async fn open(url: &str) -> Result<SqlitePool, sqlx::Error> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -43,7 +51,7 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
         .pragma("wal_autocheckpoint", "0")
         // When the log starts over, a file grown past this is cut back to it.
         .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string());
-    let pool = SqlitePoolOptions::new()
+    SqlitePoolOptions::new()
         .max_connections(8)
         // A connection is a file handle in this process: nothing outside can
         // break it, and the default ping before every acquire is one more
@@ -57,10 +65,28 @@ pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {
             })
         })
         .connect_with(options)
-        .await?;
+        .await
+}
+
+/// What `paved migrate` did: migrations recorded before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// Migrations the database recorded as applied before.
+    pub before: i64,
+    /// Migrations it records now (every migration this build has).
+    pub after: i64,
+}
+
+/// Opens the database at `url` (creating it), applies the migrations it
+/// lacks, and closes it: `paved migrate`, run once before a new version of
+/// Paved starts.
+pub async fn migrate_only(url: &str) -> Result<Migrated, sqlx::Error> {
+    let pool = open(url).await?;
+    let before = applied_migrations(&mut *pool.acquire().await?).await?;
     migrate(&pool).await?;
-    tokio::spawn(checkpoint_wal(pool.clone()));
-    Ok(pool)
+    let after = applied_migrations(&mut *pool.acquire().await?).await?;
+    pool.close().await;
+    Ok(Migrated { before, after })
 }
 
 /// How long a statement waits for SQLite's write lock before failing busy.

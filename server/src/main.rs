@@ -22,7 +22,61 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("policy") {
         return policy_cli(&args[1..]);
     }
+    // `paved migrate`: applies the database's migrations and exits.
+    if args.first().map(String::as_str) == Some("migrate") {
+        return migrate_cli(&args[1..]);
+    }
     serve()
+}
+
+/// `paved migrate`: opens `PAVED_DATABASE_URL` (the only setting it reads),
+/// applies the migrations it lacks and exits, so that an upgrade migrates
+/// once before the new version starts. Exit 0 done, 1 failed, 2 misused.
+fn migrate_cli(args: &[String]) -> ExitCode {
+    if !args.is_empty() {
+        eprintln!("usage: paved migrate   (reads PAVED_DATABASE_URL; takes no arguments)");
+        return ExitCode::from(2);
+    }
+    let url = match paved_core::config::database_url(|name| std::env::var(name).ok()) {
+        Ok(url) => url,
+        Err(e) => {
+            eprintln!("paved migrate: {}: {}", e.var, e.message);
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("paved migrate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(paved_core::db::migrate_only(&url)) {
+        Ok(m) if m.after == m.before => {
+            println!(
+                "paved migrate: the database is up to date ({} migrations)",
+                m.after
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(m) => {
+            println!(
+                "paved migrate: applied {} migrations ({} in all)",
+                m.after - m.before,
+                m.after
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "paved migrate: the database at PAVED_DATABASE_URL could not be migrated: {e}"
+            );
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `paved policy test|verify`: conftest's and gator's conventions on Paved's engine.
