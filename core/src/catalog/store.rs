@@ -654,8 +654,8 @@ pub async fn refresh_all(pool: &SqlitePool, sources: &Sources) -> Result<usize, 
 /// The entities are written in steps, each its own short transaction of
 /// rounds of 200 entities for about [`STEP_HOLD`], with a pause between
 /// steps, so a 100,000-entity location never holds SQLite's one write lock
-/// for more than a step: budget holds,
-/// scaffolder claims and other refreshes get in between. One apply runs per
+/// for more than a step: budget holds, scaffolder claims and other
+/// refreshes get in between. One apply runs per
 /// location at a time (`apply_token`), and `apply_pending` is set from the
 /// first step to the last, so an apply interrupted by a crash is finished
 /// at the next start ([`resume_interrupted`]). The apply runs in a task of
@@ -715,11 +715,43 @@ const STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 /// How long an apply waits for another apply of the same location to end.
 const APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// [`apply`]'s work, on one connection without the memory map.
+/// [`apply`]'s work: claims the location, then writes on one connection
+/// without the memory map; a failed write gives the claim back and leaves
+/// the location pending.
 pub(crate) async fn apply_in_steps(
     pool: &SqlitePool,
     location_id: &str,
     found: &Crawl,
+    pace: Pace,
+) -> Result<RefreshReport, CoreError> {
+    // Claimed on the pool: waiting for another apply of this location holds
+    // no connection.
+    let token = uuid::Uuid::new_v4().to_string();
+    claim(pool, location_id, &token).await?;
+    let result = write_claimed(pool, location_id, found, &token, pace).await;
+    if result.is_err() {
+        // The location stays pending (half-applied): the next refresh or
+        // start applies it whole. Only the claim is given back.
+        if let Err(e) = sqlx::query!(
+            "UPDATE catalog_locations SET apply_token = NULL WHERE id = ?1 AND apply_token = ?2",
+            location_id,
+            token
+        )
+        .execute(pool)
+        .await
+        {
+            tracing::warn!(location = %location_id, error = %e, "releasing a failed refresh's claim failed");
+        }
+    }
+    result
+}
+
+/// Writes a claimed location on one connection without the memory map.
+async fn write_claimed(
+    pool: &SqlitePool,
+    location_id: &str,
+    found: &Crawl,
+    token: &str,
     pace: Pace,
 ) -> Result<RefreshReport, CoreError> {
     // The writer works without the memory map: pages it maps stay resident
@@ -730,7 +762,7 @@ pub(crate) async fn apply_in_steps(
     sqlx::query("PRAGMA mmap_size = 0")
         .execute(&mut **conn)
         .await?;
-    let result = apply_on(conn, location_id, found, pace).await;
+    let result = apply_claimed(conn, location_id, found, token, pace).await;
     if let Ok(report) = &result {
         if report.added + report.updated + report.orphaned > 500 {
             // On this connection, still without the map: ANALYZE reads every
@@ -791,11 +823,7 @@ pub async fn resume_interrupted(pool: &SqlitePool, sources: &Sources) -> Result<
 
 /// Claims location `location_id` for one apply, waiting while another runs;
 /// marks it pending in the same statement.
-async fn claim(
-    conn: &mut sqlx::SqliteConnection,
-    location_id: &str,
-    token: &str,
-) -> Result<(), CoreError> {
+async fn claim(pool: &SqlitePool, location_id: &str, token: &str) -> Result<(), CoreError> {
     let started = std::time::Instant::now();
     loop {
         let claimed = sqlx::query!(
@@ -803,7 +831,7 @@ async fn claim(
             location_id,
             token
         )
-        .execute(&mut *conn)
+        .execute(pool)
         .await?
         .rows_affected();
         if claimed == 1 {
@@ -813,7 +841,7 @@ async fn claim(
             r#"SELECT id AS "id!" FROM catalog_locations WHERE id = ?1"#,
             location_id
         )
-        .fetch_optional(&mut *conn)
+        .fetch_optional(pool)
         .await?;
         if exists.is_none() {
             return Err(CoreError::NotFound(format!("location {location_id}")));
@@ -825,32 +853,6 @@ async fn claim(
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-}
-
-async fn apply_on(
-    conn: &mut sqlx::SqliteConnection,
-    location_id: &str,
-    found: &Crawl,
-    pace: Pace,
-) -> Result<RefreshReport, CoreError> {
-    let token = uuid::Uuid::new_v4().to_string();
-    claim(conn, location_id, &token).await?;
-    let result = apply_claimed(conn, location_id, found, &token, pace).await;
-    if result.is_err() {
-        // The location stays pending (half-applied): the next refresh or
-        // start applies it whole. Only the claim is given back.
-        if let Err(e) = sqlx::query!(
-            "UPDATE catalog_locations SET apply_token = NULL WHERE id = ?1 AND apply_token = ?2",
-            location_id,
-            token
-        )
-        .execute(&mut *conn)
-        .await
-        {
-            tracing::warn!(location = %location_id, error = %e, "releasing a failed refresh's claim failed");
-        }
-    }
-    result
 }
 
 async fn apply_claimed(
