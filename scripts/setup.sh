@@ -8,8 +8,9 @@ cd "$ROOT"
 purpose=${1:-demo}
 
 apt_packages=(curl)
-# Tests also run a loopback sshd (git over ssh) next to Chromium, and promtool checks /metrics.
-[ "$purpose" = test ] && apt_packages+=(chromium openssh-server git prometheus)
+# Tests also run a loopback sshd (git over ssh) next to Chromium, promtool checks
+# /metrics, and a throwaway PostgreSQL cluster serves the Postgres backend's tests.
+[ "$purpose" = test ] && apt_packages+=(chromium openssh-server git prometheus postgresql)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

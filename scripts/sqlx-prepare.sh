@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates the committed sqlx offline query data (.sqlx/) after a query or
-# migration changes: builds a scratch database from migrations/, then
-# re-checks every crate with compile-time queries against it.
+# migration changes. Each backend's queries are checked against its own
+# schema: core's against a scratch SQLite database built from migrations/,
+# paved-pg's against a throwaway PostgreSQL cluster migrated from
+# pg/migrations/. sqlx reads DATABASE_URL per crate from a `.env` beside its
+# Cargo.toml, so one `cargo check` checks both (the files are removed after).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -15,8 +18,15 @@ for path in sorted(sys.argv[2:]):
     con.executescript(open(path).read())
 con.close()
 PY
+start_postgres "${PG_PREPARE_PORT:-55499}"
+trap 'stop_postgres; rm -f core/.env pg/.env' EXIT
+for f in pg/migrations/*.sql; do
+  psql -q -v ON_ERROR_STOP=1 "$PAVED_TEST_POSTGRES_URL" -f "$f" > /dev/null
+done
+echo "DATABASE_URL=sqlite://$db" > core/.env
+echo "DATABASE_URL=$PAVED_TEST_POSTGRES_URL" > pg/.env
 rm -rf .sqlx && mkdir .sqlx
-touch core/src/lib.rs
-DATABASE_URL="sqlite://$db" SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$ROOT/.sqlx" \
+touch core/src/lib.rs pg/src/lib.rs
+env -u DATABASE_URL SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$ROOT/.sqlx" \
   cargo check --workspace --all-targets --quiet
 log "wrote $(ls .sqlx | wc -l) query files to .sqlx/"

@@ -33,12 +33,17 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 log "lints (browser side)"
 cargo clippy --locked -p app --lib --target wasm32-unknown-unknown --no-default-features --features hydrate -- -D warnings
 
-log "Rust tests (unit, sqlx, HTTP over the real router, real oidc-provider)"
+log "Rust tests (unit, sqlx, HTTP over the real router, real oidc-provider, PostgreSQL)"
+# The PostgreSQL backend's tests each create their own database on a
+# throwaway cluster (Debian's postgresql) on loopback.
+start_postgres "${PG_TEST_PORT:-55433}"
+trap stop_postgres EXIT
 cargo test --locked --workspace --exclude paved
 # The server's HTTP tests run one at a time in each binary: rendering pages
 # while another test's runtime in the same process shuts down was seen to hang
 # about one run in twenty (never in 40 serial runs); it costs about 20 s.
 cargo test --locked -p paved -- --test-threads=1
+stop_postgres
 fi
 
 log "building the portal"

@@ -1,0 +1,279 @@
+-- The LLM budget ledger on PostgreSQL, shared by every replica.
+--
+-- One row per budget (team-wide: workspace_id = '') is the fleet's single
+-- truth: what was spent in the current period and what in-flight requests
+-- hold. Every change goes through the functions below, each one statement
+-- (one round trip) that locks the rows it changes, so N replicas never admit
+-- more than the limit between them.
+--
+-- Lock order, which keeps these functions free of deadlocks: a reservation
+-- row before budget rows, and budget rows by (team, workspace_id). Nobody
+-- waits for a reservation row while holding a budget row.
+
+CREATE TABLE llm_budget_scopes (
+    team TEXT NOT NULL,
+    workspace_id TEXT NOT NULL DEFAULT '',
+    period TEXT NOT NULL CHECK (period IN ('daily', 'weekly', 'monthly')),
+    limit_nanocents BIGINT NOT NULL CHECK (limit_nanocents >= 0),
+    -- false: the limit only alerts (on_limit = alert).
+    blocking BOOLEAN NOT NULL,
+    soft_alert_percent BIGINT NOT NULL CHECK (soft_alert_percent BETWEEN 1 AND 100),
+    -- The current period [period_start, period_end), unix ms.
+    period_start BIGINT NOT NULL DEFAULT 0,
+    period_end BIGINT NOT NULL DEFAULT 0,
+    spent_nanocents BIGINT NOT NULL DEFAULT 0,
+    reserved_nanocents BIGINT NOT NULL DEFAULT 0 CHECK (reserved_nanocents >= 0),
+    -- The period whose soft alert was raised (once per period, fleet-wide).
+    alerted_period_start BIGINT,
+    PRIMARY KEY (team, workspace_id)
+);
+
+CREATE TABLE llm_reservations (
+    id TEXT PRIMARY KEY,
+    team TEXT NOT NULL,
+    workspace_id TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL,
+    amount_nanocents BIGINT NOT NULL CHECK (amount_nanocents >= 0),
+    -- What it finally cost (settled, or charged after it expired).
+    cost_nanocents BIGINT,
+    state TEXT NOT NULL CHECK (state IN ('held', 'settled', 'voided', 'expired')),
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    finished_at BIGINT,
+    -- The replica that holds it (for the logs; any replica may expire it).
+    replica TEXT NOT NULL,
+    idempotency_key TEXT,
+    request_hash TEXT,
+    response_status INTEGER,
+    response_type TEXT,
+    response_body BYTEA
+);
+-- An idempotency key is unique per team across the fleet.
+CREATE UNIQUE INDEX llm_reservations_idempotency ON llm_reservations (team, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX llm_reservations_held ON llm_reservations (expires_at) WHERE state = 'held';
+
+-- The period bounds a replica computed for `now` in the configured time zone:
+-- [day_start, day_end, week_start, week_end, month_start, month_end].
+CREATE FUNCTION paved_period_bounds(p_period TEXT, p_bounds BIGINT[], OUT start_ms BIGINT, OUT end_ms BIGINT)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE p_period WHEN 'daily' THEN p_bounds[1] WHEN 'weekly' THEN p_bounds[3] ELSE p_bounds[5] END,
+           CASE p_period WHEN 'daily' THEN p_bounds[2] WHEN 'weekly' THEN p_bounds[4] ELSE p_bounds[6] END
+$$;
+
+-- Moves the locked budget rows of (team, workspace) into the period the
+-- bounds name, when that is later than theirs (a replica whose clock lags
+-- never moves a budget back). Spend restarts at zero; holds carry over.
+CREATE FUNCTION paved_roll_periods(p_team TEXT, p_workspace TEXT, p_bounds BIGINT[])
+RETURNS VOID LANGUAGE sql AS $$
+    UPDATE llm_budget_scopes s
+       SET period_start = b.start_ms, period_end = b.end_ms, spent_nanocents = 0
+      FROM llm_budget_scopes t
+      CROSS JOIN LATERAL paved_period_bounds(t.period, p_bounds) b
+     WHERE s.team = t.team AND s.workspace_id = t.workspace_id
+       AND t.team = p_team AND t.workspace_id IN ('', p_workspace)
+       AND b.start_ms > t.period_start
+$$;
+
+-- Holds p_amount against the team's budget and the workspace's (if it has
+-- one), or refuses. outcome: held | no_budget | exceeded | in_flight; on
+-- exceeded, the refusing budget's figures.
+CREATE FUNCTION paved_reserve(
+    p_id TEXT, p_team TEXT, p_workspace TEXT, p_model TEXT, p_amount BIGINT,
+    p_now BIGINT, p_expires_at BIGINT, p_replica TEXT,
+    p_idempotency_key TEXT, p_request_hash TEXT, p_bounds BIGINT[],
+    OUT outcome TEXT, OUT scope_workspace TEXT, OUT scope_period TEXT, OUT limit_nanocents BIGINT,
+    OUT committed_nanocents BIGINT, OUT period_end BIGINT)
+LANGUAGE plpgsql AS $$
+DECLARE
+    s RECORD;
+    found_team BOOLEAN := false;
+BEGIN
+    outcome := 'held';
+    -- Lock the budgets in order, then check every one before changing any.
+    FOR s IN SELECT * FROM llm_budget_scopes
+              WHERE team = p_team AND workspace_id IN ('', p_workspace)
+              ORDER BY workspace_id FOR UPDATE LOOP
+        IF s.workspace_id = '' THEN found_team := true; END IF;
+    END LOOP;
+    IF NOT found_team THEN
+        outcome := 'no_budget';
+        RETURN;
+    END IF;
+    PERFORM paved_roll_periods(p_team, p_workspace, p_bounds);
+    FOR s IN SELECT * FROM llm_budget_scopes
+              WHERE team = p_team AND workspace_id IN ('', p_workspace)
+              ORDER BY workspace_id LOOP
+        IF s.blocking AND s.spent_nanocents + s.reserved_nanocents + p_amount > s.limit_nanocents THEN
+            outcome := 'exceeded';
+            scope_workspace := s.workspace_id;
+            scope_period := s.period;
+            limit_nanocents := s.limit_nanocents;
+            committed_nanocents := s.spent_nanocents + s.reserved_nanocents;
+            period_end := s.period_end;
+            RETURN;
+        END IF;
+    END LOOP;
+    IF p_idempotency_key IS NOT NULL THEN
+        -- A finished request's key may be used again (the caller checked
+        -- there is nothing to replay); one still held may not.
+        UPDATE llm_reservations SET idempotency_key = NULL
+         WHERE team = p_team AND idempotency_key = p_idempotency_key AND state <> 'held';
+    END IF;
+    BEGIN
+        INSERT INTO llm_reservations (id, team, workspace_id, model, amount_nanocents, state,
+                                      created_at, expires_at, replica, idempotency_key, request_hash)
+        VALUES (p_id, p_team, p_workspace, p_model, p_amount, 'held',
+                p_now, p_expires_at, p_replica, p_idempotency_key, p_request_hash);
+    EXCEPTION WHEN unique_violation THEN
+        outcome := 'in_flight';
+        RETURN;
+    END;
+    UPDATE llm_budget_scopes SET reserved_nanocents = reserved_nanocents + p_amount
+     WHERE team = p_team AND workspace_id IN ('', p_workspace);
+END
+$$;
+
+-- Raises a held reservation to p_amount, taking only the difference against
+-- its budgets, or refuses (outcome: grown | lapsed | exceeded).
+CREATE FUNCTION paved_grow(
+    p_id TEXT, p_amount BIGINT, p_bounds BIGINT[],
+    OUT outcome TEXT, OUT scope_workspace TEXT, OUT scope_period TEXT, OUT limit_nanocents BIGINT,
+    OUT committed_nanocents BIGINT, OUT period_end BIGINT)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r RECORD;
+    s RECORD;
+    extra BIGINT;
+BEGIN
+    SELECT * INTO r FROM llm_reservations WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND OR r.state <> 'held' THEN
+        outcome := 'lapsed';
+        RETURN;
+    END IF;
+    extra := p_amount - r.amount_nanocents;
+    outcome := 'grown';
+    IF extra <= 0 THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM llm_budget_scopes WHERE team = r.team AND workspace_id IN ('', r.workspace_id)
+      ORDER BY workspace_id FOR UPDATE;
+    PERFORM paved_roll_periods(r.team, r.workspace_id, p_bounds);
+    FOR s IN SELECT * FROM llm_budget_scopes
+              WHERE team = r.team AND workspace_id IN ('', r.workspace_id)
+              ORDER BY workspace_id LOOP
+        IF s.blocking AND s.spent_nanocents + s.reserved_nanocents + extra > s.limit_nanocents THEN
+            outcome := 'exceeded';
+            scope_workspace := s.workspace_id;
+            scope_period := s.period;
+            limit_nanocents := s.limit_nanocents;
+            committed_nanocents := s.spent_nanocents + s.reserved_nanocents;
+            period_end := s.period_end;
+            RETURN;
+        END IF;
+    END LOOP;
+    UPDATE llm_reservations SET amount_nanocents = p_amount WHERE id = p_id;
+    UPDATE llm_budget_scopes SET reserved_nanocents = reserved_nanocents + extra
+     WHERE team = r.team AND workspace_id IN ('', r.workspace_id);
+END
+$$;
+
+-- Ends a reservation: settled (p_cost charged, the response kept for
+-- idempotent replay) or voided (nothing charged). A reservation another
+-- replica already expired is still charged (the provider was paid) but its
+-- hold is not released twice; one already settled or voided is left alone
+-- (outcome: finished | late | already). alert_*: the soft alert this charge
+-- raised, once per budget and period across the fleet.
+CREATE FUNCTION paved_finish(
+    p_id TEXT, p_state TEXT, p_cost BIGINT, p_now BIGINT, p_bounds BIGINT[],
+    p_response_status INTEGER, p_response_type TEXT, p_response_body BYTEA,
+    OUT outcome TEXT, OUT alert_workspace TEXT, OUT alert_percent BIGINT,
+    OUT alert_spent_nanocents BIGINT, OUT alert_limit_nanocents BIGINT, OUT alert_period_start BIGINT)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r RECORD;
+    s RECORD;
+BEGIN
+    IF p_state NOT IN ('settled', 'voided') THEN
+        RAISE EXCEPTION 'paved_finish: unknown state %', p_state;
+    END IF;
+    SELECT * INTO r FROM llm_reservations WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND OR r.state IN ('settled', 'voided') THEN
+        outcome := 'already';
+        RETURN;
+    END IF;
+    outcome := CASE WHEN r.state = 'held' THEN 'finished' ELSE 'late' END;
+    UPDATE llm_reservations
+       SET state = CASE WHEN r.state = 'expired' AND p_state = 'voided' THEN 'expired' ELSE p_state END,
+           cost_nanocents = CASE WHEN p_state = 'settled' THEN p_cost END,
+           finished_at = p_now,
+           response_status = p_response_status, response_type = p_response_type,
+           response_body = p_response_body
+     WHERE id = p_id;
+    IF r.state <> 'held' AND p_state = 'voided' THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM llm_budget_scopes WHERE team = r.team AND workspace_id IN ('', r.workspace_id)
+      ORDER BY workspace_id FOR UPDATE;
+    PERFORM paved_roll_periods(r.team, r.workspace_id, p_bounds);
+    UPDATE llm_budget_scopes
+       SET reserved_nanocents = reserved_nanocents - CASE WHEN r.state = 'held' THEN r.amount_nanocents ELSE 0 END,
+           spent_nanocents = spent_nanocents + CASE WHEN p_state = 'settled' THEN p_cost ELSE 0 END
+     WHERE team = r.team AND workspace_id IN ('', r.workspace_id);
+    IF p_state <> 'settled' THEN
+        RETURN;
+    END IF;
+    FOR s IN UPDATE llm_budget_scopes
+                SET alerted_period_start = period_start
+              WHERE team = r.team AND workspace_id IN ('', r.workspace_id)
+                AND spent_nanocents >= limit_nanocents / 100 * soft_alert_percent
+                AND alerted_period_start IS DISTINCT FROM period_start
+             RETURNING * LOOP
+        IF alert_workspace IS NULL THEN
+            alert_workspace := s.workspace_id;
+            alert_percent := s.soft_alert_percent;
+            alert_spent_nanocents := s.spent_nanocents;
+            alert_limit_nanocents := s.limit_nanocents;
+            alert_period_start := s.period_start;
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Releases every hold whose time has passed, whichever replica made it (a
+-- replica that died leaves its holds to the others). Holds another
+-- transaction is finishing are skipped, not waited for. Returns how many.
+CREATE FUNCTION paved_expire(p_now BIGINT) RETURNS BIGINT
+LANGUAGE plpgsql AS $$
+DECLARE
+    teams TEXT[];
+    workspaces TEXT[];
+    amounts BIGINT[];
+BEGIN
+    WITH lapsed AS (
+        SELECT id FROM llm_reservations
+         WHERE state = 'held' AND expires_at <= p_now
+         ORDER BY id FOR UPDATE SKIP LOCKED
+    ), gone AS (
+        UPDATE llm_reservations r SET state = 'expired', finished_at = p_now
+          FROM lapsed WHERE r.id = lapsed.id
+        RETURNING r.team, r.workspace_id, r.amount_nanocents
+    )
+    SELECT array_agg(team), array_agg(workspace_id), array_agg(amount_nanocents)
+      INTO teams, workspaces, amounts FROM gone;
+    IF teams IS NULL THEN
+        RETURN 0;
+    END IF;
+    PERFORM 1 FROM llm_budget_scopes s
+      WHERE EXISTS (SELECT 1 FROM unnest(teams, workspaces) AS l(team, workspace_id)
+                     WHERE l.team = s.team AND s.workspace_id IN ('', l.workspace_id))
+      ORDER BY s.team, s.workspace_id FOR UPDATE OF s;
+    UPDATE llm_budget_scopes s SET reserved_nanocents = reserved_nanocents - t.amount
+      FROM (SELECT l.team, b.ws, SUM(l.amount)::BIGINT AS amount
+              FROM unnest(teams, workspaces, amounts) AS l(team, workspace_id, amount)
+              CROSS JOIN LATERAL (SELECT '' UNION SELECT l.workspace_id) AS b(ws)
+             GROUP BY l.team, b.ws) t
+     WHERE s.team = t.team AND s.workspace_id = t.ws;
+    RETURN cardinality(teams);
+END
+$$;

@@ -1,0 +1,490 @@
+//! The budget ledger shared by several replicas on one PostgreSQL database.
+//! Each replica is a `SharedLedger` with its own connection pool, as separate
+//! processes would be; they share the test's clock.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use jiff::tz::TimeZone;
+use paved_core::budgets::ledger::{
+    Clock, Hold, LedgerError, ManualClock, ReserveRequest, StoredResponse,
+};
+use paved_core::budgets::money::NANOCENTS_PER_CENT;
+use paved_core::budgets::period::Period;
+use paved_core::budgets::{BudgetRule, OnLimit};
+use paved_pg::ledger::{Finished, SharedLedger};
+use paved_pg::testing;
+
+const TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// 2026-03-18 12:00 UTC, a Wednesday in mid-March.
+const START_MS: i64 = 1_773_835_200_000;
+
+fn rule(team: &str, workspace: Option<&str>, limit_cents: i64) -> BudgetRule {
+    BudgetRule {
+        team: team.into(),
+        workspace_id: workspace.map(Into::into),
+        period: Period::Monthly,
+        limit_cents,
+        soft_alert_percent: 80,
+        on_limit: OnLimit::Block,
+        allowed_models: vec![],
+        rpm_limit: None,
+        tpm_limit: None,
+        version: 1,
+        updated_by: "test".into(),
+        updated_at: 0,
+    }
+}
+
+fn request(team: &str, workspace: &str, amount: i64, key: Option<&str>) -> ReserveRequest {
+    ReserveRequest {
+        id: uuid::Uuid::new_v4().to_string(),
+        team: team.into(),
+        workspace: workspace.into(),
+        model: "gpt-4o-mini".into(),
+        amount_nanocents: amount,
+        estimated_tokens: 100,
+        idempotency: key.map(|k| (k.to_owned(), "body-hash".to_owned())),
+    }
+}
+
+struct Fleet {
+    url: String,
+    clock: Arc<ManualClock>,
+    replicas: Vec<SharedLedger>,
+}
+
+/// `n` replicas on a fresh database, each with its own pool.
+async fn fleet(n: usize) -> Option<Fleet> {
+    let (url, first) = testing::fresh_pool("ledger", 8).await?;
+    let clock = Arc::new(ManualClock::at(START_MS));
+    let mut replicas = vec![];
+    for i in 0..n {
+        let pool = if i == 0 {
+            first.clone()
+        } else {
+            paved_pg::connect(&url, 8).await.expect("replica connects")
+        };
+        replicas.push(SharedLedger::new(
+            pool,
+            TimeZone::UTC,
+            TTL,
+            clock.clone() as Arc<dyn Clock>,
+            &format!("replica-{i}"),
+        ));
+    }
+    Some(Fleet {
+        url,
+        clock,
+        replicas,
+    })
+}
+
+const CENT: i64 = NANOCENTS_PER_CENT;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_admit_exactly_what_the_budget_allows() {
+    let Some(fleet) = fleet(3).await else { return };
+    // 50 requests' worst case fits, the 51st does not.
+    fleet.replicas[0]
+        .apply_rule(&rule("payments", None, 50))
+        .await
+        .unwrap();
+    let attempts = (0..600).map(|i| {
+        let ledger = fleet.replicas[i % 3].clone();
+        async move {
+            let result = ledger.reserve(request("payments", "", CENT, None)).await;
+            (i % 3, result)
+        }
+    });
+    let results = join_all(attempts).await;
+    let mut held: Vec<(usize, Hold)> = vec![];
+    for (replica, result) in results {
+        match result {
+            Ok(hold) => held.push((replica, hold)),
+            Err(LedgerError::BudgetExceeded {
+                limit_cents,
+                needed_nanocents,
+                ..
+            }) => {
+                assert_eq!(limit_cents, 50);
+                assert_eq!(needed_nanocents, CENT);
+            }
+            Err(other) => panic!("unexpected refusal: {other}"),
+        }
+    }
+    assert_eq!(held.len(), 50, "exactly the budget's worth is held");
+    let per_replica: Vec<usize> = (0..3)
+        .map(|r| held.iter().filter(|(x, _)| *x == r).count())
+        .collect();
+    assert!(
+        per_replica.iter().filter(|n| **n > 0).count() >= 2,
+        "holds came from several replicas: {per_replica:?}"
+    );
+    // Every request costs its worst case: spend reaches the limit exactly.
+    join_all(held.iter().map(|(replica, hold)| {
+        let ledger = fleet.replicas[*replica].clone();
+        async move {
+            let (finished, _) = ledger.settle(hold, CENT, None).await.unwrap();
+            assert_eq!(finished, Finished::Finished);
+        }
+    }))
+    .await;
+    for ledger in &fleet.replicas {
+        let figures = ledger.figures("payments", "").await.unwrap().unwrap();
+        assert_eq!(figures.spent_nanocents, 50 * CENT);
+        assert_eq!(figures.reserved_nanocents, 0);
+    }
+    // Settling again changes nothing.
+    let (again, _) = fleet.replicas[1]
+        .settle(&held[0].1, CENT, None)
+        .await
+        .unwrap();
+    assert_eq!(again, Finished::Already);
+    let figures = fleet.replicas[2]
+        .figures("payments", "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(figures.spent_nanocents, 50 * CENT);
+    assert!(matches!(
+        fleet.replicas[2]
+            .reserve(request("payments", "", 1, None))
+            .await,
+        Err(LedgerError::BudgetExceeded { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_replicas_holds_expire_and_are_counted_by_the_others() {
+    let Some(mut fleet) = fleet(3).await else {
+        return;
+    };
+    fleet.replicas[0]
+        .apply_rule(&rule("search", None, 50))
+        .await
+        .unwrap();
+    // Replica 2 holds 20 cents, then dies (its connections close) before settling.
+    for _ in 0..20 {
+        fleet.replicas[2]
+            .reserve(request("search", "", CENT, None))
+            .await
+            .unwrap();
+    }
+    let dead = fleet.replicas.pop().unwrap();
+    drop(dead);
+    // Meanwhile the others get the other 30 and no more.
+    let mut live = vec![];
+    for i in 0..40 {
+        if let Ok(hold) = fleet.replicas[i % 2]
+            .reserve(request("search", "", CENT, None))
+            .await
+        {
+            live.push((i % 2, hold));
+        }
+    }
+    assert_eq!(live.len(), 30);
+    // A sweep before the time-to-live releases nothing.
+    assert_eq!(fleet.replicas[0].expire_lapsed().await.unwrap(), 0);
+    fleet
+        .clock
+        .set(START_MS + i64::try_from(TTL.as_millis()).unwrap() + 1);
+    // Each hold is released once, by whichever replica sweeps first.
+    let (a, b) = tokio::join!(
+        fleet.replicas[0].expire_lapsed(),
+        fleet.replicas[1].expire_lapsed()
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 50);
+    let figures = fleet.replicas[1]
+        .figures("search", "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(figures.reserved_nanocents, 0);
+    assert_eq!(figures.spent_nanocents, 0);
+    // A live replica that was only slow still charges what its provider
+    // produced, once, without releasing the hold a second time.
+    let (replica, late) = &live[0];
+    let (finished, _) = fleet.replicas[*replica]
+        .settle(late, CENT / 2, None)
+        .await
+        .unwrap();
+    assert_eq!(finished, Finished::Late);
+    let (again, _) = fleet.replicas[1 - replica]
+        .settle(late, CENT / 2, None)
+        .await
+        .unwrap();
+    assert_eq!(again, Finished::Already);
+    let figures = fleet.replicas[0]
+        .figures("search", "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(figures.spent_nanocents, CENT / 2);
+    assert_eq!(figures.reserved_nanocents, 0);
+    // The released budget is available again to every replica.
+    let mut again = 0;
+    for i in 0..60 {
+        if fleet.replicas[i % 2]
+            .reserve(request("search", "", CENT, None))
+            .await
+            .is_ok()
+        {
+            again += 1;
+        }
+    }
+    assert_eq!(again, 49, "50 cents less the half cent charged");
+    assert!(!fleet.url.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_is_held_once_across_replicas() {
+    let Some(fleet) = fleet(3).await else { return };
+    fleet.replicas[0]
+        .apply_rule(&rule("checkout", None, 1_000))
+        .await
+        .unwrap();
+    let attempts = (0..30).map(|i| {
+        let ledger = fleet.replicas[i % 3].clone();
+        async move {
+            ledger
+                .reserve(request("checkout", "", CENT, Some("retry-1")))
+                .await
+        }
+    });
+    let results = join_all(attempts).await;
+    let held: Vec<&Hold> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(held.len(), 1, "one request runs under the key");
+    assert!(results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .all(|e| *e == LedgerError::InFlight));
+    let figures = fleet.replicas[2]
+        .figures("checkout", "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        figures.reserved_nanocents, CENT,
+        "refused ones hold nothing"
+    );
+    // Another team may use the same key.
+    fleet.replicas[0]
+        .apply_rule(&rule("growth", None, 1_000))
+        .await
+        .unwrap();
+    fleet.replicas[1]
+        .reserve(request("growth", "", CENT, Some("retry-1")))
+        .await
+        .unwrap();
+    // Once finished (voided: it failed), the key may run again, on any replica.
+    let hold = held[0].clone();
+    assert_eq!(
+        fleet.replicas[1].void(&hold).await.unwrap(),
+        Finished::Finished
+    );
+    let stored = StoredResponse {
+        status: 200,
+        content_type: "application/json".into(),
+        body: bytes::Bytes::from_static(b"{\"ok\":true}"),
+    };
+    let rerun = fleet.replicas[2]
+        .reserve(request("checkout", "", CENT, Some("retry-1")))
+        .await
+        .unwrap();
+    fleet.replicas[2]
+        .settle(&rerun, CENT / 4, Some(&stored))
+        .await
+        .unwrap();
+    let figures = fleet.replicas[0]
+        .figures("checkout", "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(figures.spent_nanocents, CENT / 4);
+    assert_eq!(figures.reserved_nanocents, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_grows_a_hold_only_when_the_difference_fits_fleet_wide() {
+    let Some(fleet) = fleet(2).await else { return };
+    fleet.replicas[0]
+        .apply_rule(&rule("ml", None, 50))
+        .await
+        .unwrap();
+    let mut a = fleet.replicas[0]
+        .reserve(request("ml", "", 30 * CENT, None))
+        .await
+        .unwrap();
+    fleet.replicas[1]
+        .reserve(request("ml", "", 15 * CENT, None))
+        .await
+        .unwrap();
+    // 30 + 15 + 10 > 50: refused, the hold unchanged.
+    let refused = fleet.replicas[0].grow(&mut a, 40 * CENT).await;
+    assert!(
+        matches!(refused, Err(LedgerError::BudgetExceeded { needed_nanocents, .. }) if needed_nanocents == 10 * CENT)
+    );
+    assert_eq!(a.amount_nanocents, 30 * CENT);
+    // 30 + 15 + 5 = 50: fits exactly.
+    fleet.replicas[0].grow(&mut a, 35 * CENT).await.unwrap();
+    assert_eq!(a.amount_nanocents, 35 * CENT);
+    let figures = fleet.replicas[1].figures("ml", "").await.unwrap().unwrap();
+    assert_eq!(figures.reserved_nanocents, 50 * CENT);
+    // Settling releases the grown amount.
+    fleet.replicas[1].settle(&a, 20 * CENT, None).await.unwrap();
+    let figures = fleet.replicas[1].figures("ml", "").await.unwrap().unwrap();
+    assert_eq!(figures.reserved_nanocents, 15 * CENT);
+    assert_eq!(figures.spent_nanocents, 20 * CENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_budget_and_its_teams_both_hold() {
+    let Some(fleet) = fleet(2).await else { return };
+    fleet.replicas[0]
+        .apply_rule(&rule("data", None, 100))
+        .await
+        .unwrap();
+    fleet.replicas[0]
+        .apply_rule(&rule("data", Some("etl"), 10))
+        .await
+        .unwrap();
+    let mut etl = 0;
+    for i in 0..30 {
+        if fleet.replicas[i % 2]
+            .reserve(request("data", "etl", CENT, None))
+            .await
+            .is_ok()
+        {
+            etl += 1;
+        }
+    }
+    assert_eq!(etl, 10, "the workspace's own limit");
+    let refusal = fleet.replicas[1]
+        .reserve(request("data", "etl", CENT, None))
+        .await
+        .unwrap_err();
+    match refusal {
+        LedgerError::BudgetExceeded { scope, .. } => assert_eq!(scope.workspace, "etl"),
+        other => panic!("{other}"),
+    }
+    // The rest of the team's budget is for other workspaces.
+    let mut other = 0;
+    for i in 0..100 {
+        if fleet.replicas[i % 2]
+            .reserve(request("data", "reports", CENT, None))
+            .await
+            .is_ok()
+        {
+            other += 1;
+        }
+    }
+    assert_eq!(other, 90);
+    let team = fleet.replicas[0]
+        .figures("data", "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(team.reserved_nanocents, 100 * CENT);
+    // A team without a budget is refused by name.
+    assert_eq!(
+        fleet.replicas[0]
+            .reserve(request("nobody", "", CENT, None))
+            .await
+            .unwrap_err(),
+        LedgerError::NoBudget("nobody".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_period_starts_at_its_boundary_and_a_lagging_clock_never_moves_it_back() {
+    let Some(fleet) = fleet(2).await else { return };
+    fleet.replicas[0]
+        .apply_rule(&rule("web", None, 10))
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        let hold = fleet.replicas[0]
+            .reserve(request("web", "", CENT, None))
+            .await
+            .unwrap();
+        fleet.replicas[0].settle(&hold, CENT, None).await.unwrap();
+    }
+    let march = fleet.replicas[0].figures("web", "").await.unwrap().unwrap();
+    assert_eq!(march.spent_nanocents, 10 * CENT);
+    assert!(fleet.replicas[1]
+        .reserve(request("web", "", CENT, None))
+        .await
+        .is_err());
+    // April 1st, 00:00 UTC: a new month.
+    let april = 1_775_001_600_000;
+    assert_eq!(march.period_end_ms, april);
+    fleet.clock.set(april);
+    let hold = fleet.replicas[1]
+        .reserve(request("web", "", CENT, None))
+        .await
+        .unwrap();
+    fleet.replicas[1].settle(&hold, CENT, None).await.unwrap();
+    // A replica whose clock still reads March counts against April's row.
+    let lagging = SharedLedger::new(
+        paved_pg::connect(&fleet.url, 2).await.unwrap(),
+        TimeZone::UTC,
+        TTL,
+        Arc::new(ManualClock::at(april - 1_000)) as Arc<dyn Clock>,
+        "lagging",
+    );
+    let hold = lagging
+        .reserve(request("web", "", CENT, None))
+        .await
+        .unwrap();
+    lagging.settle(&hold, CENT, None).await.unwrap();
+    let now = fleet.replicas[0].figures("web", "").await.unwrap().unwrap();
+    assert_eq!(now.period_start_ms, april);
+    assert_eq!(now.spent_nanocents, 2 * CENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soft_alert_is_raised_once_across_the_fleet() {
+    let Some(fleet) = fleet(3).await else { return };
+    fleet.replicas[0]
+        .apply_rule(&rule("alerts", None, 100))
+        .await
+        .unwrap();
+    let mut holds = vec![];
+    for i in 0..90 {
+        holds.push((
+            i % 3,
+            fleet.replicas[i % 3]
+                .reserve(request("alerts", "", CENT, None))
+                .await
+                .unwrap(),
+        ));
+    }
+    let alerts = join_all(holds.iter().map(|(r, hold)| {
+        let ledger = fleet.replicas[*r].clone();
+        async move { ledger.settle(hold, CENT, None).await.unwrap().1 }
+    }))
+    .await;
+    let raised: Vec<_> = alerts.into_iter().flatten().collect();
+    assert_eq!(raised.len(), 1, "one alert at 80% for the whole fleet");
+    assert_eq!(raised[0].percent, 80);
+    assert!(raised[0].spent_cents >= 80);
+    assert_eq!(raised[0].limit_cents, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_apply_each_migration_once() {
+    let Some(url) = testing::fresh_database("migrate").await else {
+        return;
+    };
+    let starts = (0..3).map(|_| paved_pg::connect(&url, 2));
+    for pool in join_all(starts).await {
+        pool.expect("every replica starts");
+    }
+    let pool = paved_pg::connect(&url, 1).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(applied, paved_pg::MIGRATOR.iter().count() as i64);
+}
