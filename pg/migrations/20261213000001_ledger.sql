@@ -18,6 +18,9 @@ CREATE TABLE llm_budget_scopes (
     -- false: the limit only alerts (on_limit = alert).
     blocking BOOLEAN NOT NULL,
     soft_alert_percent BIGINT NOT NULL CHECK (soft_alert_percent BETWEEN 1 AND 100),
+    -- Requests and tokens per minute, fleet-wide, when limited.
+    rpm_limit BIGINT CHECK (rpm_limit > 0),
+    tpm_limit BIGINT CHECK (tpm_limit > 0),
     -- The current period [period_start, period_end), unix ms.
     period_start BIGINT NOT NULL DEFAULT 0,
     period_end BIGINT NOT NULL DEFAULT 0,
@@ -53,6 +56,17 @@ CREATE UNIQUE INDEX llm_reservations_idempotency ON llm_reservations (team, idem
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX llm_reservations_held ON llm_reservations (expires_at) WHERE state = 'held';
 
+-- Requests and tokens per second of budgets with a per-minute limit: the
+-- last 60 seconds' rows are the sliding window every replica checks.
+CREATE TABLE llm_rate_seconds (
+    team TEXT NOT NULL,
+    workspace_id TEXT NOT NULL,
+    second BIGINT NOT NULL,
+    requests BIGINT NOT NULL DEFAULT 0,
+    tokens BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (team, workspace_id, second)
+);
+
 -- The period bounds a replica computed for `now` in the configured time zone:
 -- [day_start, day_end, week_start, week_end, month_start, month_end].
 CREATE FUNCTION paved_period_bounds(p_period TEXT, p_bounds BIGINT[], OUT start_ms BIGINT, OUT end_ms BIGINT)
@@ -76,18 +90,22 @@ RETURNS VOID LANGUAGE sql AS $$
 $$;
 
 -- Holds p_amount against the team's budget and the workspace's (if it has
--- one), or refuses. outcome: held | no_budget | exceeded | in_flight; on
--- exceeded, the refusing budget's figures.
+-- one), or refuses. outcome: held | no_budget | rate_limited | exceeded | in_flight; on
+-- exceeded, the refusing budget's figures. Per-minute limits are checked
+-- first (outcome rate_limited, with what, the limit and when to retry).
 CREATE FUNCTION paved_reserve(
     p_id TEXT, p_team TEXT, p_workspace TEXT, p_model TEXT, p_amount BIGINT,
     p_now BIGINT, p_expires_at BIGINT, p_replica TEXT,
-    p_idempotency_key TEXT, p_request_hash TEXT, p_bounds BIGINT[],
+    p_idempotency_key TEXT, p_request_hash TEXT, p_bounds BIGINT[], p_estimated_tokens BIGINT,
     OUT outcome TEXT, OUT scope_workspace TEXT, OUT scope_period TEXT, OUT limit_nanocents BIGINT,
-    OUT committed_nanocents BIGINT, OUT period_end BIGINT)
+    OUT committed_nanocents BIGINT, OUT period_end BIGINT,
+    OUT rate_what TEXT, OUT rate_limit BIGINT, OUT retry_after_secs BIGINT)
 LANGUAGE plpgsql AS $$
 DECLARE
     s RECORD;
+    w RECORD;
     found_team BOOLEAN := false;
+    now_s BIGINT := floor(p_now / 1000.0)::BIGINT;
 BEGIN
     outcome := 'held';
     -- Lock the budgets in order, then check every one before changing any.
@@ -104,6 +122,26 @@ BEGIN
     FOR s IN SELECT * FROM llm_budget_scopes
               WHERE team = p_team AND workspace_id IN ('', p_workspace)
               ORDER BY workspace_id LOOP
+        IF s.rpm_limit IS NOT NULL OR s.tpm_limit IS NOT NULL THEN
+            SELECT COALESCE(SUM(requests), 0) AS requests, COALESCE(SUM(tokens), 0) AS tokens,
+                   COALESCE(MIN(second), now_s) AS oldest
+              INTO w FROM llm_rate_seconds
+             WHERE team = p_team AND workspace_id = s.workspace_id AND second > now_s - 60;
+            IF s.rpm_limit IS NOT NULL AND w.requests + 1 > s.rpm_limit THEN
+                outcome := 'rate_limited';
+                rate_what := 'requests';
+                rate_limit := s.rpm_limit;
+            ELSIF s.tpm_limit IS NOT NULL AND w.tokens > 0 AND w.tokens + p_estimated_tokens > s.tpm_limit THEN
+                outcome := 'rate_limited';
+                rate_what := 'tokens';
+                rate_limit := s.tpm_limit;
+            END IF;
+            IF outcome = 'rate_limited' THEN
+                scope_workspace := s.workspace_id;
+                retry_after_secs := GREATEST(w.oldest + 60 - now_s, 1);
+                RETURN;
+            END IF;
+        END IF;
         IF s.blocking AND s.spent_nanocents + s.reserved_nanocents + p_amount > s.limit_nanocents THEN
             outcome := 'exceeded';
             scope_workspace := s.workspace_id;
@@ -131,6 +169,11 @@ BEGIN
     END;
     UPDATE llm_budget_scopes SET reserved_nanocents = reserved_nanocents + p_amount
      WHERE team = p_team AND workspace_id IN ('', p_workspace);
+    INSERT INTO llm_rate_seconds (team, workspace_id, second, requests)
+    SELECT team, workspace_id, now_s, 1 FROM llm_budget_scopes
+     WHERE team = p_team AND workspace_id IN ('', p_workspace)
+       AND (rpm_limit IS NOT NULL OR tpm_limit IS NOT NULL)
+    ON CONFLICT (team, workspace_id, second) DO UPDATE SET requests = llm_rate_seconds.requests + 1;
 END
 $$;
 
@@ -186,7 +229,7 @@ $$;
 -- raised, once per budget and period across the fleet.
 CREATE FUNCTION paved_finish(
     p_id TEXT, p_state TEXT, p_cost BIGINT, p_now BIGINT, p_bounds BIGINT[],
-    p_response_status INTEGER, p_response_type TEXT, p_response_body BYTEA,
+    p_response_status INTEGER, p_response_type TEXT, p_response_body BYTEA, p_tokens BIGINT,
     OUT outcome TEXT, OUT alert_workspace TEXT, OUT alert_percent BIGINT,
     OUT alert_spent_nanocents BIGINT, OUT alert_limit_nanocents BIGINT, OUT alert_period_start BIGINT)
 LANGUAGE plpgsql AS $$
@@ -222,6 +265,13 @@ BEGIN
      WHERE team = r.team AND workspace_id IN ('', r.workspace_id);
     IF p_state <> 'settled' THEN
         RETURN;
+    END IF;
+    IF p_tokens > 0 THEN
+        INSERT INTO llm_rate_seconds (team, workspace_id, second, tokens)
+        SELECT team, workspace_id, floor(p_now / 1000.0)::BIGINT, p_tokens FROM llm_budget_scopes
+         WHERE team = r.team AND workspace_id IN ('', r.workspace_id)
+           AND (rpm_limit IS NOT NULL OR tpm_limit IS NOT NULL)
+        ON CONFLICT (team, workspace_id, second) DO UPDATE SET tokens = llm_rate_seconds.tokens + EXCLUDED.tokens;
     END IF;
     FOR s IN UPDATE llm_budget_scopes
                 SET alerted_period_start = period_start
@@ -261,6 +311,8 @@ BEGIN
     )
     SELECT array_agg(team), array_agg(workspace_id), array_agg(amount_nanocents)
       INTO teams, workspaces, amounts FROM gone;
+    -- Seconds that left every window.
+    DELETE FROM llm_rate_seconds WHERE second < floor(p_now / 1000.0)::BIGINT - 120;
     IF teams IS NULL THEN
         RETURN 0;
     END IF;

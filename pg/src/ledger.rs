@@ -18,12 +18,12 @@ use std::sync::Arc;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use paved_core::budgets::ledger::{
-    rfc3339, Clock, Hold, LedgerError, ReserveRequest, ScopeFigures, ScopeKey, SoftAlert,
+    rfc3339, Clock, Hold, LedgerError, Replay, ReserveRequest, ScopeFigures, ScopeKey, SoftAlert,
     StoredResponse,
 };
 use paved_core::budgets::money::{cents_ceil, NANOCENTS_PER_CENT};
 use paved_core::budgets::period::{self, Period};
-use paved_core::budgets::{BudgetRule, OnLimit};
+use paved_core::budgets::{BudgetRule, OnLimit, IDEMPOTENCY_RETENTION_MS};
 use sqlx::PgPool;
 
 /// How a finished reservation ended.
@@ -111,10 +111,12 @@ impl SharedLedger {
         let limit = rule.limit_cents.saturating_mul(NANOCENTS_PER_CENT);
         sqlx::query!(
             "INSERT INTO llm_budget_scopes (team, workspace_id, period, limit_nanocents, blocking,
-                                            soft_alert_percent, period_start, period_end)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                            soft_alert_percent, period_start, period_end, rpm_limit, tpm_limit)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (team, workspace_id) DO UPDATE SET
                  limit_nanocents = EXCLUDED.limit_nanocents,
+                 rpm_limit = EXCLUDED.rpm_limit,
+                 tpm_limit = EXCLUDED.tpm_limit,
                  blocking = EXCLUDED.blocking,
                  soft_alert_percent = EXCLUDED.soft_alert_percent,
                  period = EXCLUDED.period,
@@ -132,6 +134,8 @@ impl SharedLedger {
             rule.soft_alert_percent,
             start,
             end,
+            rule.rpm_limit,
+            rule.tpm_limit,
         )
         .execute(&self.pool)
         .await?;
@@ -147,8 +151,8 @@ impl SharedLedger {
         let (key, hash) = request.idempotency.clone().unzip();
         let row = sqlx::query!(
             r#"SELECT outcome AS "outcome!", scope_workspace, scope_period, limit_nanocents,
-                      committed_nanocents, period_end
-                 FROM paved_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"#,
+                      committed_nanocents, period_end, rate_what, rate_limit, retry_after_secs
+                 FROM paved_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
             request.id,
             request.team,
             request.workspace,
@@ -160,11 +164,28 @@ impl SharedLedger {
             key,
             hash,
             &bounds,
+            request.estimated_tokens,
         )
         .fetch_one(&self.pool)
         .await
         .map_err(unavailable)?;
         match row.outcome.as_str() {
+            "rate_limited" => Err(LedgerError::RateLimited {
+                scope: ScopeKey {
+                    team: request.team,
+                    workspace: row.scope_workspace.unwrap_or_default(),
+                },
+                what: if row.rate_what.as_deref() == Some("tokens") {
+                    "tokens"
+                } else {
+                    "requests"
+                },
+                limit: row.rate_limit.unwrap_or_default(),
+                retry_after_secs: row
+                    .retry_after_secs
+                    .and_then(|s| u64::try_from(s).ok())
+                    .unwrap_or(1),
+            }),
             "held" => Ok(Hold {
                 id: request.id,
                 team: request.team,
@@ -256,21 +277,24 @@ impl SharedLedger {
         }
     }
 
-    /// Settles a hold to its actual cost and keeps the response for
-    /// idempotent replay. Returns how it ended and the soft alert this
-    /// charge raised (once per budget and period across the fleet).
+    /// Settles a hold to its actual cost (`tokens` count against
+    /// tokens-per-minute limits) and keeps the response for idempotent
+    /// replay. Returns how it ended and the soft alert this charge raised
+    /// (once per budget and period across the fleet).
     pub async fn settle(
         &self,
         hold: &Hold,
         cost_nanocents: i64,
+        tokens: i64,
         response: Option<&StoredResponse>,
     ) -> Result<(Finished, Option<SoftAlert>), LedgerError> {
-        self.finish(hold, "settled", cost_nanocents, response).await
+        self.finish(hold, "settled", cost_nanocents, tokens, response)
+            .await
     }
 
     /// Voids a hold: the request failed before anything was charged.
     pub async fn void(&self, hold: &Hold) -> Result<Finished, LedgerError> {
-        self.finish(hold, "voided", 0, None)
+        self.finish(hold, "voided", 0, 0, None)
             .await
             .map(|(finished, _)| finished)
     }
@@ -280,6 +304,7 @@ impl SharedLedger {
         hold: &Hold,
         state: &str,
         cost: i64,
+        tokens: i64,
         response: Option<&StoredResponse>,
     ) -> Result<(Finished, Option<SoftAlert>), LedgerError> {
         let now = self.clock.now_ms();
@@ -287,7 +312,7 @@ impl SharedLedger {
         let row = sqlx::query!(
             r#"SELECT outcome AS "outcome!", alert_workspace, alert_percent, alert_spent_nanocents,
                       alert_limit_nanocents, alert_period_start
-                 FROM paved_finish($1, $2, $3, $4, $5, $6, $7, $8)"#,
+                 FROM paved_finish($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
             hold.id,
             state,
             cost,
@@ -296,6 +321,7 @@ impl SharedLedger {
             response.map(|r| i32::from(r.status)),
             response.map(|r| r.content_type.as_str()),
             response.map(|r| r.body.as_ref()),
+            tokens,
         )
         .fetch_one(&self.pool)
         .await
@@ -327,6 +353,49 @@ impl SharedLedger {
             _ => None,
         };
         Ok((finished, alert))
+    }
+
+    /// What an idempotency key finds, fleet-wide: still running (on any
+    /// replica), finished with an answer to send again, used with another
+    /// body, or new (never seen, outside the retention window, or its
+    /// request failed without an answer).
+    pub async fn replay(
+        &self,
+        team: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<Replay, LedgerError> {
+        let row = sqlx::query!(
+            "SELECT request_hash, state, response_status, response_type, response_body, created_at
+               FROM llm_reservations WHERE team = $1 AND idempotency_key = $2",
+            team,
+            key
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let Some(row) = row else {
+            return Ok(Replay::New);
+        };
+        if row.created_at < self.clock.now_ms() - IDEMPOTENCY_RETENTION_MS {
+            return Ok(Replay::New);
+        }
+        if row.request_hash.as_deref() != Some(request_hash) {
+            return Ok(Replay::DifferentBody);
+        }
+        Ok(
+            match (row.state.as_str(), row.response_status, row.response_body) {
+                ("held", _, _) => Replay::InFlight,
+                (_, Some(status), Some(body)) => Replay::Stored(Arc::new(StoredResponse {
+                    status: u16::try_from(status).unwrap_or(500),
+                    content_type: row
+                        .response_type
+                        .unwrap_or_else(|| "application/json".into()),
+                    body: body.into(),
+                })),
+                _ => Replay::New,
+            },
+        )
     }
 
     /// Releases every hold whose time has passed, whichever replica made it;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use jiff::tz::TimeZone;
 use paved_core::budgets::ledger::{
-    Clock, Hold, LedgerError, ManualClock, ReserveRequest, StoredResponse,
+    Clock, Hold, LedgerError, ManualClock, Replay, ReserveRequest, StoredResponse,
 };
 use paved_core::budgets::money::NANOCENTS_PER_CENT;
 use paved_core::budgets::period::Period;
@@ -125,7 +125,7 @@ async fn three_replicas_admit_exactly_what_the_budget_allows() {
     join_all(held.iter().map(|(replica, hold)| {
         let ledger = fleet.replicas[*replica].clone();
         async move {
-            let (finished, _) = ledger.settle(hold, CENT, None).await.unwrap();
+            let (finished, _) = ledger.settle(hold, CENT, 0, None).await.unwrap();
             assert_eq!(finished, Finished::Finished);
         }
     }))
@@ -137,7 +137,7 @@ async fn three_replicas_admit_exactly_what_the_budget_allows() {
     }
     // Settling again changes nothing.
     let (again, _) = fleet.replicas[1]
-        .settle(&held[0].1, CENT, None)
+        .settle(&held[0].1, CENT, 0, None)
         .await
         .unwrap();
     assert_eq!(again, Finished::Already);
@@ -206,12 +206,12 @@ async fn a_dead_replicas_holds_expire_and_are_counted_by_the_others() {
     // produced, once, without releasing the hold a second time.
     let (replica, late) = &live[0];
     let (finished, _) = fleet.replicas[*replica]
-        .settle(late, CENT / 2, None)
+        .settle(late, CENT / 2, 0, None)
         .await
         .unwrap();
     assert_eq!(finished, Finished::Late);
     let (again, _) = fleet.replicas[1 - replica]
-        .settle(late, CENT / 2, None)
+        .settle(late, CENT / 2, 0, None)
         .await
         .unwrap();
     assert_eq!(again, Finished::Already);
@@ -293,7 +293,7 @@ async fn an_idempotency_key_is_held_once_across_replicas() {
         .await
         .unwrap();
     fleet.replicas[2]
-        .settle(&rerun, CENT / 4, Some(&stored))
+        .settle(&rerun, CENT / 4, 0, Some(&stored))
         .await
         .unwrap();
     let figures = fleet.replicas[0]
@@ -332,7 +332,10 @@ async fn a_fallback_grows_a_hold_only_when_the_difference_fits_fleet_wide() {
     let figures = fleet.replicas[1].figures("ml", "").await.unwrap().unwrap();
     assert_eq!(figures.reserved_nanocents, 50 * CENT);
     // Settling releases the grown amount.
-    fleet.replicas[1].settle(&a, 20 * CENT, None).await.unwrap();
+    fleet.replicas[1]
+        .settle(&a, 20 * CENT, 0, None)
+        .await
+        .unwrap();
     let figures = fleet.replicas[1].figures("ml", "").await.unwrap().unwrap();
     assert_eq!(figures.reserved_nanocents, 15 * CENT);
     assert_eq!(figures.spent_nanocents, 20 * CENT);
@@ -408,7 +411,10 @@ async fn a_new_period_starts_at_its_boundary_and_a_lagging_clock_never_moves_it_
             .reserve(request("web", "", CENT, None))
             .await
             .unwrap();
-        fleet.replicas[0].settle(&hold, CENT, None).await.unwrap();
+        fleet.replicas[0]
+            .settle(&hold, CENT, 0, None)
+            .await
+            .unwrap();
     }
     let march = fleet.replicas[0].figures("web", "").await.unwrap().unwrap();
     assert_eq!(march.spent_nanocents, 10 * CENT);
@@ -424,7 +430,10 @@ async fn a_new_period_starts_at_its_boundary_and_a_lagging_clock_never_moves_it_
         .reserve(request("web", "", CENT, None))
         .await
         .unwrap();
-    fleet.replicas[1].settle(&hold, CENT, None).await.unwrap();
+    fleet.replicas[1]
+        .settle(&hold, CENT, 0, None)
+        .await
+        .unwrap();
     // A replica whose clock still reads March counts against April's row.
     let lagging = SharedLedger::new(
         paved_pg::connect(&fleet.url, 2).await.unwrap(),
@@ -437,7 +446,7 @@ async fn a_new_period_starts_at_its_boundary_and_a_lagging_clock_never_moves_it_
         .reserve(request("web", "", CENT, None))
         .await
         .unwrap();
-    lagging.settle(&hold, CENT, None).await.unwrap();
+    lagging.settle(&hold, CENT, 0, None).await.unwrap();
     let now = fleet.replicas[0].figures("web", "").await.unwrap().unwrap();
     assert_eq!(now.period_start_ms, april);
     assert_eq!(now.spent_nanocents, 2 * CENT);
@@ -462,7 +471,7 @@ async fn the_soft_alert_is_raised_once_across_the_fleet() {
     }
     let alerts = join_all(holds.iter().map(|(r, hold)| {
         let ledger = fleet.replicas[*r].clone();
-        async move { ledger.settle(hold, CENT, None).await.unwrap().1 }
+        async move { ledger.settle(hold, CENT, 0, None).await.unwrap().1 }
     }))
     .await;
     let raised: Vec<_> = alerts.into_iter().flatten().collect();
@@ -487,4 +496,128 @@ async fn replicas_starting_together_apply_each_migration_once() {
         .await
         .unwrap();
     assert_eq!(applied, paved_pg::MIGRATOR.iter().count() as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_minute_limits_hold_fleet_wide() {
+    let Some(fleet) = fleet(3).await else { return };
+    let mut limited = rule("chat", None, 100_000);
+    limited.rpm_limit = Some(30);
+    limited.tpm_limit = Some(1_000);
+    fleet.replicas[0].apply_rule(&limited).await.unwrap();
+    let attempts = (0..100).map(|i| {
+        let ledger = fleet.replicas[i % 3].clone();
+        async move { ledger.reserve(request("chat", "", CENT, None)).await }
+    });
+    let results = join_all(attempts).await;
+    let held: Vec<Hold> = results.iter().filter_map(|r| r.clone().ok()).collect();
+    assert_eq!(held.len(), 30, "30 requests per minute across the fleet");
+    for refusal in results.iter().filter_map(|r| r.as_ref().err()) {
+        match refusal {
+            LedgerError::RateLimited {
+                what,
+                limit,
+                retry_after_secs,
+                ..
+            } => {
+                assert_eq!(*what, "requests");
+                assert_eq!(*limit, 30);
+                assert_eq!(*retry_after_secs, 60, "the window's oldest second is now");
+            }
+            other => panic!("unexpected refusal: {other}"),
+        }
+    }
+    // A refused request holds nothing.
+    let figures = fleet.replicas[1]
+        .figures("chat", "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(figures.reserved_nanocents, 30 * CENT);
+    // Tokens settle into the window: 30 × 30 = 900 of 1,000.
+    for (i, hold) in held.iter().enumerate() {
+        fleet.replicas[i % 3]
+            .settle(hold, CENT, 30, None)
+            .await
+            .unwrap();
+    }
+    // A minute later the requests have left the window, 40 s later not yet.
+    fleet.clock.set(START_MS + 40_000);
+    assert!(matches!(
+        fleet.replicas[2]
+            .reserve(request("chat", "", CENT, None))
+            .await,
+        Err(LedgerError::RateLimited {
+            retry_after_secs: 20,
+            ..
+        })
+    ));
+    fleet.clock.set(START_MS + 60_000);
+    // The settled tokens (at START) have left as well: a request estimated
+    // at 200 tokens fits.
+    let mut big = request("chat", "", CENT, None);
+    big.estimated_tokens = 200;
+    let hold = fleet.replicas[2].reserve(big).await.unwrap();
+    fleet.replicas[0]
+        .settle(&hold, CENT, 950, None)
+        .await
+        .unwrap();
+    // 950 tokens in the window: one estimated at 100 more is refused.
+    match fleet.replicas[1]
+        .reserve(request("chat", "", CENT, None))
+        .await
+    {
+        Err(LedgerError::RateLimited { what, limit, .. }) => {
+            assert_eq!(what, "tokens");
+            assert_eq!(limit, 1_000);
+        }
+        other => panic!("expected a tokens-per-minute refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_kept_on_one_replica_is_replayed_by_another() {
+    let Some(fleet) = fleet(2).await else { return };
+    fleet.replicas[0]
+        .apply_rule(&rule("docs", None, 100))
+        .await
+        .unwrap();
+    let (a, b) = (&fleet.replicas[0], &fleet.replicas[1]);
+    assert!(matches!(
+        b.replay("docs", "k-1", "body-hash").await.unwrap(),
+        Replay::New
+    ));
+    let hold = a
+        .reserve(request("docs", "", CENT, Some("k-1")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        b.replay("docs", "k-1", "body-hash").await.unwrap(),
+        Replay::InFlight
+    ));
+    assert!(matches!(
+        b.replay("docs", "k-1", "another-body").await.unwrap(),
+        Replay::DifferentBody
+    ));
+    let stored = StoredResponse {
+        status: 200,
+        content_type: "application/json".into(),
+        body: bytes::Bytes::from_static(b"{\"id\":\"chatcmpl-1\"}"),
+    };
+    a.settle(&hold, CENT / 2, 12, Some(&stored)).await.unwrap();
+    match b.replay("docs", "k-1", "body-hash").await.unwrap() {
+        Replay::Stored(answer) => {
+            assert_eq!(answer.status, 200);
+            assert_eq!(answer.body, stored.body);
+        }
+        other => panic!("expected the stored answer, got {other:?}"),
+    }
+    // Outside the retention window the key is new again.
+    fleet
+        .clock
+        .set(START_MS + paved_core::budgets::IDEMPOTENCY_RETENTION_MS + 1);
+    assert!(matches!(
+        b.replay("docs", "k-1", "body-hash").await.unwrap(),
+        Replay::New
+    ));
 }
