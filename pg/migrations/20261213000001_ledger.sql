@@ -75,24 +75,13 @@ LANGUAGE sql IMMUTABLE AS $$
            CASE p_period WHEN 'daily' THEN p_bounds[2] WHEN 'weekly' THEN p_bounds[4] ELSE p_bounds[6] END
 $$;
 
--- Moves the locked budget rows of (team, workspace) into the period the
--- bounds name, when that is later than theirs (a replica whose clock lags
--- never moves a budget back). Spend restarts at zero; holds carry over.
-CREATE FUNCTION paved_roll_periods(p_team TEXT, p_workspace TEXT, p_bounds BIGINT[])
-RETURNS VOID LANGUAGE sql AS $$
-    UPDATE llm_budget_scopes s
-       SET period_start = b.start_ms, period_end = b.end_ms, spent_nanocents = 0
-      FROM llm_budget_scopes t
-      CROSS JOIN LATERAL paved_period_bounds(t.period, p_bounds) b
-     WHERE s.team = t.team AND s.workspace_id = t.workspace_id
-       AND t.team = p_team AND t.workspace_id IN ('', p_workspace)
-       AND b.start_ms > t.period_start
-$$;
-
 -- Holds p_amount against the team's budget and the workspace's (if it has
--- one), or refuses. outcome: held | no_budget | rate_limited | exceeded | in_flight; on
--- exceeded, the refusing budget's figures. Per-minute limits are checked
--- first (outcome rate_limited, with what, the limit and when to retry).
+-- one), or refuses. outcome: held | no_budget | rate_limited | exceeded |
+-- in_flight; on exceeded, the refusing budget's figures. Per-minute limits
+-- are checked first (outcome rate_limited, with what, the limit and when to
+-- retry). A budget whose period has ended (by the bounds the replica passed)
+-- moves into the new one as it is locked: spend restarts at zero, holds carry
+-- over; a replica whose clock lags never moves a budget back.
 CREATE FUNCTION paved_reserve(
     p_id TEXT, p_team TEXT, p_workspace TEXT, p_model TEXT, p_amount BIGINT,
     p_now BIGINT, p_expires_at BIGINT, p_replica TEXT,
@@ -102,27 +91,34 @@ CREATE FUNCTION paved_reserve(
     OUT rate_what TEXT, OUT rate_limit BIGINT, OUT retry_after_secs BIGINT)
 LANGUAGE plpgsql AS $$
 DECLARE
-    s RECORD;
+    s llm_budget_scopes;
     w RECORD;
-    found_team BOOLEAN := false;
+    start_ms BIGINT;
+    limited BOOLEAN := false;
     now_s BIGINT := floor(p_now / 1000.0)::BIGINT;
 BEGIN
     outcome := 'held';
-    -- Lock the budgets in order, then check every one before changing any.
+    -- Lock the budgets in order and check every one before holding anything.
     FOR s IN SELECT * FROM llm_budget_scopes
               WHERE team = p_team AND workspace_id IN ('', p_workspace)
               ORDER BY workspace_id FOR UPDATE LOOP
-        IF s.workspace_id = '' THEN found_team := true; END IF;
-    END LOOP;
-    IF NOT found_team THEN
-        outcome := 'no_budget';
-        RETURN;
-    END IF;
-    PERFORM paved_roll_periods(p_team, p_workspace, p_bounds);
-    FOR s IN SELECT * FROM llm_budget_scopes
-              WHERE team = p_team AND workspace_id IN ('', p_workspace)
-              ORDER BY workspace_id LOOP
+        IF s.workspace_id = '' THEN
+            scope_workspace := '';
+        ELSIF scope_workspace IS NULL THEN
+            -- The team itself has no budget.
+            EXIT;
+        END IF;
+        start_ms := CASE s.period WHEN 'daily' THEN p_bounds[1] WHEN 'weekly' THEN p_bounds[3] ELSE p_bounds[5] END;
+        IF start_ms > s.period_start THEN
+            s.period_start := start_ms;
+            s.period_end := CASE s.period WHEN 'daily' THEN p_bounds[2] WHEN 'weekly' THEN p_bounds[4] ELSE p_bounds[6] END;
+            s.spent_nanocents := 0;
+            UPDATE llm_budget_scopes
+               SET period_start = s.period_start, period_end = s.period_end, spent_nanocents = 0
+             WHERE team = s.team AND workspace_id = s.workspace_id;
+        END IF;
         IF s.rpm_limit IS NOT NULL OR s.tpm_limit IS NOT NULL THEN
+            limited := true;
             SELECT COALESCE(SUM(requests), 0) AS requests, COALESCE(SUM(tokens), 0) AS tokens,
                    COALESCE(MIN(second), now_s) AS oldest
               INTO w FROM llm_rate_seconds
@@ -152,28 +148,35 @@ BEGIN
             RETURN;
         END IF;
     END LOOP;
+    IF scope_workspace IS NULL THEN
+        outcome := 'no_budget';
+        RETURN;
+    END IF;
+    scope_workspace := NULL;
     IF p_idempotency_key IS NOT NULL THEN
         -- A finished request's key may be used again (the caller checked
         -- there is nothing to replay); one still held may not.
         UPDATE llm_reservations SET idempotency_key = NULL
          WHERE team = p_team AND idempotency_key = p_idempotency_key AND state <> 'held';
     END IF;
-    BEGIN
-        INSERT INTO llm_reservations (id, team, workspace_id, model, amount_nanocents, state,
-                                      created_at, expires_at, replica, idempotency_key, request_hash)
-        VALUES (p_id, p_team, p_workspace, p_model, p_amount, 'held',
-                p_now, p_expires_at, p_replica, p_idempotency_key, p_request_hash);
-    EXCEPTION WHEN unique_violation THEN
+    INSERT INTO llm_reservations (id, team, workspace_id, model, amount_nanocents, state,
+                                  created_at, expires_at, replica, idempotency_key, request_hash)
+    VALUES (p_id, p_team, p_workspace, p_model, p_amount, 'held',
+            p_now, p_expires_at, p_replica, p_idempotency_key, p_request_hash)
+    ON CONFLICT (team, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
+    IF NOT FOUND THEN
         outcome := 'in_flight';
         RETURN;
-    END;
+    END IF;
     UPDATE llm_budget_scopes SET reserved_nanocents = reserved_nanocents + p_amount
      WHERE team = p_team AND workspace_id IN ('', p_workspace);
-    INSERT INTO llm_rate_seconds (team, workspace_id, second, requests)
-    SELECT team, workspace_id, now_s, 1 FROM llm_budget_scopes
-     WHERE team = p_team AND workspace_id IN ('', p_workspace)
-       AND (rpm_limit IS NOT NULL OR tpm_limit IS NOT NULL)
-    ON CONFLICT (team, workspace_id, second) DO UPDATE SET requests = llm_rate_seconds.requests + 1;
+    IF limited THEN
+        INSERT INTO llm_rate_seconds (team, workspace_id, second, requests)
+        SELECT team, workspace_id, now_s, 1 FROM llm_budget_scopes
+         WHERE team = p_team AND workspace_id IN ('', p_workspace)
+           AND (rpm_limit IS NOT NULL OR tpm_limit IS NOT NULL)
+        ON CONFLICT (team, workspace_id, second) DO UPDATE SET requests = llm_rate_seconds.requests + 1;
+    END IF;
 END
 $$;
 
@@ -185,8 +188,9 @@ CREATE FUNCTION paved_grow(
     OUT committed_nanocents BIGINT, OUT period_end BIGINT)
 LANGUAGE plpgsql AS $$
 DECLARE
-    r RECORD;
-    s RECORD;
+    r llm_reservations;
+    s llm_budget_scopes;
+    start_ms BIGINT;
     extra BIGINT;
 BEGIN
     SELECT * INTO r FROM llm_reservations WHERE id = p_id FOR UPDATE;
@@ -199,12 +203,18 @@ BEGIN
     IF extra <= 0 THEN
         RETURN;
     END IF;
-    PERFORM 1 FROM llm_budget_scopes WHERE team = r.team AND workspace_id IN ('', r.workspace_id)
-      ORDER BY workspace_id FOR UPDATE;
-    PERFORM paved_roll_periods(r.team, r.workspace_id, p_bounds);
     FOR s IN SELECT * FROM llm_budget_scopes
               WHERE team = r.team AND workspace_id IN ('', r.workspace_id)
-              ORDER BY workspace_id LOOP
+              ORDER BY workspace_id FOR UPDATE LOOP
+        start_ms := CASE s.period WHEN 'daily' THEN p_bounds[1] WHEN 'weekly' THEN p_bounds[3] ELSE p_bounds[5] END;
+        IF start_ms > s.period_start THEN
+            s.period_start := start_ms;
+            s.period_end := CASE s.period WHEN 'daily' THEN p_bounds[2] WHEN 'weekly' THEN p_bounds[4] ELSE p_bounds[6] END;
+            s.spent_nanocents := 0;
+            UPDATE llm_budget_scopes
+               SET period_start = s.period_start, period_end = s.period_end, spent_nanocents = 0
+             WHERE team = s.team AND workspace_id = s.workspace_id;
+        END IF;
         IF s.blocking AND s.spent_nanocents + s.reserved_nanocents + extra > s.limit_nanocents THEN
             outcome := 'exceeded';
             scope_workspace := s.workspace_id;
@@ -221,12 +231,13 @@ BEGIN
 END
 $$;
 
--- Ends a reservation: settled (p_cost charged, the response kept for
--- idempotent replay) or voided (nothing charged). A reservation another
--- replica already expired is still charged (the provider was paid) but its
--- hold is not released twice; one already settled or voided is left alone
--- (outcome: finished | late | already). alert_*: the soft alert this charge
--- raised, once per budget and period across the fleet.
+-- Ends a reservation: settled (p_cost charged, p_tokens counted against
+-- tokens-per-minute limits, the response kept for idempotent replay) or
+-- voided (nothing charged). A reservation another replica already expired is
+-- still charged (the provider was paid) but its hold is not released twice;
+-- one already settled or voided is left alone (outcome: finished | late |
+-- already). alert_*: the soft alert this charge raised, once per budget and
+-- period across the fleet.
 CREATE FUNCTION paved_finish(
     p_id TEXT, p_state TEXT, p_cost BIGINT, p_now BIGINT, p_bounds BIGINT[],
     p_response_status INTEGER, p_response_type TEXT, p_response_body BYTEA, p_tokens BIGINT,
@@ -234,8 +245,12 @@ CREATE FUNCTION paved_finish(
     OUT alert_spent_nanocents BIGINT, OUT alert_limit_nanocents BIGINT, OUT alert_period_start BIGINT)
 LANGUAGE plpgsql AS $$
 DECLARE
-    r RECORD;
-    s RECORD;
+    r llm_reservations;
+    s llm_budget_scopes;
+    start_ms BIGINT;
+    release BIGINT;
+    charge BIGINT;
+    alert_now BOOLEAN;
 BEGIN
     IF p_state NOT IN ('settled', 'voided') THEN
         RAISE EXCEPTION 'paved_finish: unknown state %', p_state;
@@ -253,39 +268,94 @@ BEGIN
            response_status = p_response_status, response_type = p_response_type,
            response_body = p_response_body
      WHERE id = p_id;
-    IF r.state <> 'held' AND p_state = 'voided' THEN
+    release := CASE WHEN r.state = 'held' THEN r.amount_nanocents ELSE 0 END;
+    charge := CASE WHEN p_state = 'settled' THEN p_cost ELSE 0 END;
+    IF release = 0 AND charge = 0 AND p_tokens <= 0 THEN
         RETURN;
     END IF;
-    PERFORM 1 FROM llm_budget_scopes WHERE team = r.team AND workspace_id IN ('', r.workspace_id)
-      ORDER BY workspace_id FOR UPDATE;
-    PERFORM paved_roll_periods(r.team, r.workspace_id, p_bounds);
-    UPDATE llm_budget_scopes
-       SET reserved_nanocents = reserved_nanocents - CASE WHEN r.state = 'held' THEN r.amount_nanocents ELSE 0 END,
-           spent_nanocents = spent_nanocents + CASE WHEN p_state = 'settled' THEN p_cost ELSE 0 END
-     WHERE team = r.team AND workspace_id IN ('', r.workspace_id);
-    IF p_state <> 'settled' THEN
-        RETURN;
-    END IF;
-    IF p_tokens > 0 THEN
-        INSERT INTO llm_rate_seconds (team, workspace_id, second, tokens)
-        SELECT team, workspace_id, floor(p_now / 1000.0)::BIGINT, p_tokens FROM llm_budget_scopes
-         WHERE team = r.team AND workspace_id IN ('', r.workspace_id)
-           AND (rpm_limit IS NOT NULL OR tpm_limit IS NOT NULL)
-        ON CONFLICT (team, workspace_id, second) DO UPDATE SET tokens = llm_rate_seconds.tokens + EXCLUDED.tokens;
-    END IF;
-    FOR s IN UPDATE llm_budget_scopes
-                SET alerted_period_start = period_start
+    FOR s IN SELECT * FROM llm_budget_scopes
               WHERE team = r.team AND workspace_id IN ('', r.workspace_id)
-                AND spent_nanocents >= limit_nanocents / 100 * soft_alert_percent
-                AND alerted_period_start IS DISTINCT FROM period_start
-             RETURNING * LOOP
-        IF alert_workspace IS NULL THEN
+              ORDER BY workspace_id FOR UPDATE LOOP
+        start_ms := CASE s.period WHEN 'daily' THEN p_bounds[1] WHEN 'weekly' THEN p_bounds[3] ELSE p_bounds[5] END;
+        IF start_ms > s.period_start THEN
+            s.period_start := start_ms;
+            s.period_end := CASE s.period WHEN 'daily' THEN p_bounds[2] WHEN 'weekly' THEN p_bounds[4] ELSE p_bounds[6] END;
+            s.spent_nanocents := 0;
+        END IF;
+        s.spent_nanocents := s.spent_nanocents + charge;
+        alert_now := charge > 0
+            AND s.spent_nanocents >= s.limit_nanocents / 100 * s.soft_alert_percent
+            AND s.alerted_period_start IS DISTINCT FROM s.period_start;
+        UPDATE llm_budget_scopes
+           SET period_start = s.period_start, period_end = s.period_end,
+               spent_nanocents = s.spent_nanocents,
+               reserved_nanocents = reserved_nanocents - release,
+               alerted_period_start = CASE WHEN alert_now THEN s.period_start ELSE alerted_period_start END
+         WHERE team = s.team AND workspace_id = s.workspace_id;
+        IF alert_now AND alert_workspace IS NULL THEN
             alert_workspace := s.workspace_id;
             alert_percent := s.soft_alert_percent;
             alert_spent_nanocents := s.spent_nanocents;
             alert_limit_nanocents := s.limit_nanocents;
             alert_period_start := s.period_start;
         END IF;
+        IF p_tokens > 0 AND p_state = 'settled' AND (s.rpm_limit IS NOT NULL OR s.tpm_limit IS NOT NULL) THEN
+            INSERT INTO llm_rate_seconds (team, workspace_id, second, tokens)
+            VALUES (s.team, s.workspace_id, floor(p_now / 1000.0)::BIGINT, p_tokens)
+            ON CONFLICT (team, workspace_id, second) DO UPDATE SET tokens = llm_rate_seconds.tokens + EXCLUDED.tokens;
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Batches: a replica sends the reservations (and, separately, the
+-- finishes) that arrived while its previous call ran as one call, so a busy
+-- budget row is locked once per batch rather than once per request. Each
+-- batch takes its budgets in (team, workspace) order and a finish batch locks
+-- all its reservations first, keeping the lock order above. `idx` is the
+-- 1-based position in the arrays.
+CREATE FUNCTION paved_reserve_many(
+    p_ids TEXT[], p_teams TEXT[], p_workspaces TEXT[], p_models TEXT[], p_amounts BIGINT[],
+    p_keys TEXT[], p_hashes TEXT[], p_estimated_tokens BIGINT[],
+    p_now BIGINT, p_expires_at BIGINT, p_replica TEXT, p_bounds BIGINT[])
+RETURNS TABLE (idx INTEGER, outcome TEXT, scope_workspace TEXT, scope_period TEXT, limit_nanocents BIGINT,
+               committed_nanocents BIGINT, period_end BIGINT,
+               rate_what TEXT, rate_limit BIGINT, retry_after_secs BIGINT)
+LANGUAGE plpgsql AS $$
+DECLARE
+    i INTEGER;
+BEGIN
+    FOR i IN SELECT t.ord FROM unnest(p_teams) WITH ORDINALITY AS t(team, ord) ORDER BY t.team, t.ord LOOP
+        idx := i;
+        SELECT * INTO outcome, scope_workspace, scope_period, limit_nanocents, committed_nanocents,
+                      period_end, rate_what, rate_limit, retry_after_secs
+          FROM paved_reserve(p_ids[i], p_teams[i], p_workspaces[i], p_models[i], p_amounts[i],
+                             p_now, p_expires_at, p_replica, p_keys[i], p_hashes[i], p_bounds,
+                             p_estimated_tokens[i]);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION paved_finish_many(
+    p_ids TEXT[], p_states TEXT[], p_costs BIGINT[], p_tokens BIGINT[],
+    p_statuses INTEGER[], p_types TEXT[], p_bodies BYTEA[], p_now BIGINT, p_bounds BIGINT[])
+RETURNS TABLE (idx INTEGER, outcome TEXT, alert_workspace TEXT, alert_percent BIGINT,
+               alert_spent_nanocents BIGINT, alert_limit_nanocents BIGINT, alert_period_start BIGINT)
+LANGUAGE plpgsql AS $$
+DECLARE
+    i INTEGER;
+BEGIN
+    PERFORM 1 FROM llm_reservations WHERE id = ANY (p_ids) ORDER BY id FOR UPDATE;
+    FOR i IN SELECT t.ord FROM unnest(p_ids) WITH ORDINALITY AS t(id, ord)
+               LEFT JOIN llm_reservations r ON r.id = t.id
+              ORDER BY r.team, t.ord LOOP
+        idx := i;
+        SELECT * INTO outcome, alert_workspace, alert_percent, alert_spent_nanocents,
+                      alert_limit_nanocents, alert_period_start
+          FROM paved_finish(p_ids[i], p_states[i], p_costs[i], p_now, p_bounds,
+                            p_statuses[i], p_types[i], p_bodies[i], p_tokens[i]);
+        RETURN NEXT;
     END LOOP;
 END
 $$;

@@ -25,6 +25,7 @@ use paved_core::budgets::money::{cents_ceil, NANOCENTS_PER_CENT};
 use paved_core::budgets::period::{self, Period};
 use paved_core::budgets::{BudgetRule, OnLimit, IDEMPOTENCY_RETENTION_MS};
 use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
 
 /// How a finished reservation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,224 @@ pub struct SharedLedger {
     tz: TimeZone,
     ttl_ms: i64,
     replica: Arc<str>,
+    reserves: mpsc::UnboundedSender<ReserveJob>,
+    finishes: mpsc::UnboundedSender<FinishJob>,
+}
+
+/// What one reservation's call answered.
+#[derive(Debug, Default)]
+struct ReserveRow {
+    outcome: String,
+    scope_workspace: Option<String>,
+    scope_period: Option<String>,
+    limit_nanocents: Option<i64>,
+    committed_nanocents: Option<i64>,
+    period_end: Option<i64>,
+    rate_what: Option<String>,
+    rate_limit: Option<i64>,
+    retry_after_secs: Option<i64>,
+}
+
+/// What one finish's call answered.
+#[derive(Debug, Default)]
+struct FinishRow {
+    outcome: String,
+    alert_workspace: Option<String>,
+    alert_percent: Option<i64>,
+    alert_spent_nanocents: Option<i64>,
+    alert_limit_nanocents: Option<i64>,
+    alert_period_start: Option<i64>,
+}
+
+struct ReserveJob {
+    request: ReserveRequest,
+    ack: oneshot::Sender<Result<(ReserveRow, i64), LedgerError>>,
+}
+
+struct FinishJob {
+    id: String,
+    state: &'static str,
+    cost: i64,
+    tokens: i64,
+    response: Option<StoredResponse>,
+    ack: oneshot::Sender<Result<FinishRow, LedgerError>>,
+}
+
+/// At most this many requests share one call.
+const MAX_BATCH: usize = 256;
+
+/// Takes the first job, then whatever else has queued meanwhile.
+async fn next_batch<T>(jobs: &mut mpsc::UnboundedReceiver<T>) -> Option<Vec<T>> {
+    let first = jobs.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Sends the reservations that arrived while the previous call ran as one
+/// call (one call in flight per replica: under load the batches grow, so a
+/// busy budget row is locked once per batch instead of once per request).
+async fn reserve_batches(
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    tz: TimeZone,
+    ttl_ms: i64,
+    replica: Arc<str>,
+    mut jobs: mpsc::UnboundedReceiver<ReserveJob>,
+) {
+    while let Some(batch) = next_batch(&mut jobs).await {
+        let now = clock.now_ms();
+        let expires_at = now.saturating_add(ttl_ms);
+        let bounds = period_bounds(&tz, now);
+        let column = |f: fn(&ReserveRequest) -> String| -> Vec<String> {
+            batch.iter().map(|j| f(&j.request)).collect()
+        };
+        let ids = column(|r| r.id.clone());
+        let teams = column(|r| r.team.clone());
+        let workspaces = column(|r| r.workspace.clone());
+        let models = column(|r| r.model.clone());
+        let amounts: Vec<i64> = batch.iter().map(|j| j.request.amount_nanocents).collect();
+        let keys: Vec<Option<String>> = batch
+            .iter()
+            .map(|j| j.request.idempotency.as_ref().map(|(k, _)| k.clone()))
+            .collect();
+        let hashes: Vec<Option<String>> = batch
+            .iter()
+            .map(|j| j.request.idempotency.as_ref().map(|(_, h)| h.clone()))
+            .collect();
+        let tokens: Vec<i64> = batch.iter().map(|j| j.request.estimated_tokens).collect();
+        let rows = sqlx::query!(
+            r#"SELECT idx AS "idx!", outcome AS "outcome!", scope_workspace, scope_period, limit_nanocents,
+                      committed_nanocents, period_end, rate_what, rate_limit, retry_after_secs
+                 FROM paved_reserve_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
+            &ids,
+            &teams,
+            &workspaces,
+            &models,
+            &amounts,
+            &keys as &[Option<String>],
+            &hashes as &[Option<String>],
+            &tokens,
+            now,
+            expires_at,
+            &*replica,
+            &bounds,
+        )
+        .fetch_all(&pool)
+        .await;
+        match rows {
+            Ok(rows) => {
+                let mut acks: Vec<Option<_>> = batch.into_iter().map(|j| Some(j.ack)).collect();
+                for row in rows {
+                    let Some(ack) = usize::try_from(row.idx - 1)
+                        .ok()
+                        .and_then(|i| acks.get_mut(i))
+                        .and_then(Option::take)
+                    else {
+                        continue;
+                    };
+                    let _ = ack.send(Ok((
+                        ReserveRow {
+                            outcome: row.outcome,
+                            scope_workspace: row.scope_workspace,
+                            scope_period: row.scope_period,
+                            limit_nanocents: row.limit_nanocents,
+                            committed_nanocents: row.committed_nanocents,
+                            period_end: row.period_end,
+                            rate_what: row.rate_what,
+                            rate_limit: row.rate_limit,
+                            retry_after_secs: row.retry_after_secs,
+                        },
+                        expires_at,
+                    )));
+                }
+            }
+            Err(error) => {
+                let refusal = unavailable(error);
+                for job in batch {
+                    let _ = job.ack.send(Err(refusal.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Sends the finishes that arrived while the previous call ran as one call.
+async fn finish_batches(
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    tz: TimeZone,
+    mut jobs: mpsc::UnboundedReceiver<FinishJob>,
+) {
+    while let Some(batch) = next_batch(&mut jobs).await {
+        let now = clock.now_ms();
+        let bounds = period_bounds(&tz, now);
+        let ids: Vec<String> = batch.iter().map(|j| j.id.clone()).collect();
+        let states: Vec<String> = batch.iter().map(|j| j.state.to_owned()).collect();
+        let costs: Vec<i64> = batch.iter().map(|j| j.cost).collect();
+        let tokens: Vec<i64> = batch.iter().map(|j| j.tokens).collect();
+        let statuses: Vec<Option<i32>> = batch
+            .iter()
+            .map(|j| j.response.as_ref().map(|r| i32::from(r.status)))
+            .collect();
+        let types: Vec<Option<String>> = batch
+            .iter()
+            .map(|j| j.response.as_ref().map(|r| r.content_type.clone()))
+            .collect();
+        let bodies: Vec<Option<Vec<u8>>> = batch
+            .iter()
+            .map(|j| j.response.as_ref().map(|r| r.body.to_vec()))
+            .collect();
+        let rows = sqlx::query!(
+            r#"SELECT idx AS "idx!", outcome AS "outcome!", alert_workspace, alert_percent,
+                      alert_spent_nanocents, alert_limit_nanocents, alert_period_start
+                 FROM paved_finish_many($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
+            &ids,
+            &states,
+            &costs,
+            &tokens,
+            &statuses as &[Option<i32>],
+            &types as &[Option<String>],
+            &bodies as &[Option<Vec<u8>>],
+            now,
+            &bounds,
+        )
+        .fetch_all(&pool)
+        .await;
+        match rows {
+            Ok(rows) => {
+                let mut acks: Vec<Option<_>> = batch.into_iter().map(|j| Some(j.ack)).collect();
+                for row in rows {
+                    let Some(ack) = usize::try_from(row.idx - 1)
+                        .ok()
+                        .and_then(|i| acks.get_mut(i))
+                        .and_then(Option::take)
+                    else {
+                        continue;
+                    };
+                    let _ = ack.send(Ok(FinishRow {
+                        outcome: row.outcome,
+                        alert_workspace: row.alert_workspace,
+                        alert_percent: row.alert_percent,
+                        alert_spent_nanocents: row.alert_spent_nanocents,
+                        alert_limit_nanocents: row.alert_limit_nanocents,
+                        alert_period_start: row.alert_period_start,
+                    }));
+                }
+            }
+            Err(error) => {
+                let refusal = unavailable(error);
+                for job in batch {
+                    let _ = job.ack.send(Err(refusal.clone()));
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for SharedLedger {
@@ -55,6 +274,10 @@ impl std::fmt::Debug for SharedLedger {
             .field("ttl_ms", &self.ttl_ms)
             .finish()
     }
+}
+
+fn stopped() -> LedgerError {
+    LedgerError::Unavailable("the budget ledger stopped".into())
 }
 
 fn unavailable(error: sqlx::Error) -> LedgerError {
@@ -80,6 +303,7 @@ pub fn period_bounds(tz: &TimeZone, now_ms: i64) -> Vec<i64> {
 
 impl SharedLedger {
     /// A ledger for this replica (`replica` names it in the reservations).
+    /// Starts its two batching tasks, so call it inside a Tokio runtime.
     pub fn new(
         pool: PgPool,
         tz: TimeZone,
@@ -87,12 +311,32 @@ impl SharedLedger {
         clock: Arc<dyn Clock>,
         replica: &str,
     ) -> Self {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let replica: Arc<str> = replica.into();
+        let (reserves, reserve_jobs) = mpsc::unbounded_channel();
+        let (finishes, finish_jobs) = mpsc::unbounded_channel();
+        tokio::spawn(reserve_batches(
+            pool.clone(),
+            clock.clone(),
+            tz.clone(),
+            ttl_ms,
+            replica.clone(),
+            reserve_jobs,
+        ));
+        tokio::spawn(finish_batches(
+            pool.clone(),
+            clock.clone(),
+            tz.clone(),
+            finish_jobs,
+        ));
         Self {
             pool,
             clock,
             tz,
-            ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
-            replica: replica.into(),
+            ttl_ms,
+            replica,
+            reserves,
+            finishes,
         }
     }
 
@@ -145,30 +389,15 @@ impl SharedLedger {
     /// Holds `request.amount_nanocents` against every budget that applies, in
     /// one round trip, or says which budget refuses.
     pub async fn reserve(&self, request: ReserveRequest) -> Result<Hold, LedgerError> {
-        let now = self.clock.now_ms();
-        let expires_at = now.saturating_add(self.ttl_ms);
-        let bounds = period_bounds(&self.tz, now);
-        let (key, hash) = request.idempotency.clone().unzip();
-        let row = sqlx::query!(
-            r#"SELECT outcome AS "outcome!", scope_workspace, scope_period, limit_nanocents,
-                      committed_nanocents, period_end, rate_what, rate_limit, retry_after_secs
-                 FROM paved_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
-            request.id,
-            request.team,
-            request.workspace,
-            request.model,
-            request.amount_nanocents,
-            now,
-            expires_at,
-            &*self.replica,
-            key,
-            hash,
-            &bounds,
-            request.estimated_tokens,
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        let (ack, answer) = oneshot::channel();
+        let key = request.idempotency.as_ref().map(|(k, _)| k.clone());
+        self.reserves
+            .send(ReserveJob {
+                request: request.clone(),
+                ack,
+            })
+            .map_err(|_| stopped())?;
+        let (row, expires_at) = answer.await.map_err(|_| stopped())??;
         match row.outcome.as_str() {
             "rate_limited" => Err(LedgerError::RateLimited {
                 scope: ScopeKey {
@@ -302,30 +531,23 @@ impl SharedLedger {
     async fn finish(
         &self,
         hold: &Hold,
-        state: &str,
+        state: &'static str,
         cost: i64,
         tokens: i64,
         response: Option<&StoredResponse>,
     ) -> Result<(Finished, Option<SoftAlert>), LedgerError> {
-        let now = self.clock.now_ms();
-        let bounds = period_bounds(&self.tz, now);
-        let row = sqlx::query!(
-            r#"SELECT outcome AS "outcome!", alert_workspace, alert_percent, alert_spent_nanocents,
-                      alert_limit_nanocents, alert_period_start
-                 FROM paved_finish($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
-            hold.id,
-            state,
-            cost,
-            now,
-            &bounds,
-            response.map(|r| i32::from(r.status)),
-            response.map(|r| r.content_type.as_str()),
-            response.map(|r| r.body.as_ref()),
-            tokens,
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        let (ack, answer) = oneshot::channel();
+        self.finishes
+            .send(FinishJob {
+                id: hold.id.clone(),
+                state,
+                cost,
+                tokens,
+                response: response.cloned(),
+                ack,
+            })
+            .map_err(|_| stopped())?;
+        let row = answer.await.map_err(|_| stopped())??;
         let finished = match row.outcome.as_str() {
             "finished" => Finished::Finished,
             "late" => Finished::Late,
