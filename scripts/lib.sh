@@ -121,12 +121,14 @@ stop_stack() {
 
 # start_postgres PORT: a throwaway PostgreSQL cluster (Debian's `postgresql`)
 # on 127.0.0.1:PORT, trusting local connections, fsync off (tests only), its
-# files in a new folder under /tmp. PostgreSQL refuses to run as root, so as
+# files in a new folder under /tmp; with PG_DURABLE=1, fsync and synchronous
+# commits stay on (benchmarks). PostgreSQL refuses to run as root, so as
 # root the cluster belongs to the `postgres` user the package created.
 # Exports PAVED_TEST_POSTGRES_URL (a superuser `paved`, database `postgres`)
 # and PG_DATA; stop_postgres stops it and removes the folder.
 start_postgres() {
-  local port=$1 bin run=()
+  local port=$1 bin run=() speed="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${PG_DURABLE:-}" = 1 ] && speed="-c track_functions=pl"
   bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
   [ -x "$bin/initdb" ] || die "PostgreSQL is not installed (Debian package postgresql)"
   PG_DATA=$(mktemp -d /tmp/paved-pg.XXXXXX)
@@ -137,7 +139,7 @@ start_postgres() {
   "${run[@]}" "$bin/initdb" -D "$PG_DATA/data" -U paved -A trust --no-sync -E UTF8 --locale=C.UTF-8 \
     > "$PG_DATA/initdb.log" 2>&1 || { cat "$PG_DATA/initdb.log" >&2; die "initdb failed"; }
   "${run[@]}" "$bin/pg_ctl" -D "$PG_DATA/data" -l "$PG_DATA/postgres.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DATA -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DATA $speed -c max_connections=300" \
     start > /dev/null || { cat "$PG_DATA/postgres.log" >&2; die "PostgreSQL did not start"; }
   PG_BIN=$bin
   export PG_DATA PAVED_TEST_POSTGRES_URL="postgres://paved@127.0.0.1:$port/postgres"
