@@ -1,7 +1,5 @@
 //! The audit log: who changed what, when, with before/after snapshots.
 
-use sqlx::SqlitePool;
-
 use crate::{now_unix, CoreError};
 
 /// The `tracing` target of every audit entry (exported with the server's
@@ -45,31 +43,25 @@ pub use paved_shared::identity::{AuditEntry, AuditPage};
 
 /// A page of the log for the Audit page (platform admins).
 pub async fn page(
-    pool: &SqlitePool,
+    db: impl Into<paved_store::Db<'_>>,
     caller: &crate::auth::Principal,
     offset: i64,
     limit: i64,
 ) -> Result<AuditPage, CoreError> {
     crate::auth::authorize(caller, crate::auth::Action::ViewAuditLog)?;
-    list(pool, offset, limit).await
+    list(db, offset, limit).await
 }
 
 /// Lists entries newest first, skipping `offset`, at most `limit` (capped at 200).
-pub async fn list(pool: &SqlitePool, offset: i64, limit: i64) -> Result<AuditPage, CoreError> {
+pub async fn list(
+    db: impl Into<paved_store::Db<'_>>,
+    offset: i64,
+    limit: i64,
+) -> Result<AuditPage, CoreError> {
+    let db = db.into();
     let limit = limit.clamp(1, 200);
     let offset = offset.max(0);
-    let entries = sqlx::query_as!(
-        AuditEntry,
-        r#"SELECT id AS "id!", at, actor, action, target, before_json AS before, after_json AS after
-           FROM audit_log ORDER BY at DESC, id DESC LIMIT ?1 OFFSET ?2"#,
-        limit,
-        offset
-    )
-    .fetch_all(pool)
-    .await?;
-    let total = sqlx::query_scalar!(r#"SELECT COUNT(*) AS "n!: i64" FROM audit_log"#)
-        .fetch_one(pool)
-        .await?;
+    let (entries, total) = paved_store::audit::page(db, offset, limit).await?;
     Ok(AuditPage {
         entries,
         total,

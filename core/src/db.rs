@@ -1,5 +1,6 @@
 //! Opening the SQLite database: WAL (checkpointed in the background), foreign
-//! keys on, migrations applied.
+//! keys on, migrations applied. Storage that runs on PostgreSQL too lives in
+//! `paved-store` ([`Db`]).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -9,6 +10,8 @@ use sqlx::SqlitePool;
 
 /// The migrations in the workspace's `migrations/` folder, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+pub use paved_store::{connect_postgres, postgres_testing, Db, POSTGRES_MIGRATOR};
 
 /// Opens (creating if needed) the database at `url` and applies migrations.
 pub async fn connect(url: &str) -> Result<SqlitePool, sqlx::Error> {

@@ -1,6 +1,5 @@
 //! Teams and their members.
 
-use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 
 use crate::auth::TeamRole;
@@ -8,58 +7,33 @@ use crate::{identity, now_unix, CoreError};
 
 pub use paved_shared::identity::{TeamDetail, TeamMember, TeamPage};
 
-/// A team in a list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TeamSummary {
-    /// The team's name.
-    pub name: String,
-    /// A name to show.
-    pub display_name: String,
-    /// How many members it has.
-    pub member_count: i64,
-}
+pub use paved_store::teams::TeamSummary;
 
 /// All teams, by name.
-pub async fn list(pool: &SqlitePool) -> Result<Vec<TeamSummary>, CoreError> {
-    let rows = sqlx::query_as!(
-        TeamSummary,
-        r#"SELECT t.name, t.display_name, COUNT(m.user_id) AS "member_count!: i64"
-           FROM teams t LEFT JOIN memberships m ON m.team_id = t.id
-           GROUP BY t.id ORDER BY t.name"#
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows)
+pub async fn list(db: impl Into<paved_store::Db<'_>>) -> Result<Vec<TeamSummary>, CoreError> {
+    Ok(paved_store::teams::list(db.into()).await?)
 }
 
 /// One team with members, or [`CoreError::NotFound`].
-pub async fn detail(pool: &SqlitePool, name: &str) -> Result<TeamDetail, CoreError> {
-    let team = sqlx::query!(
-        "SELECT id, name, display_name FROM teams WHERE name = ?1",
-        name
-    )
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(|| CoreError::NotFound(format!("team {name}")))?;
-    let rows = sqlx::query!(
-        r#"SELECT u.display_name, u.email, m.role
-           FROM memberships m JOIN users u ON u.id = m.user_id
-           WHERE m.team_id = ?1
-           ORDER BY m.role = 'lead' DESC, u.display_name"#,
-        team.id
-    )
-    .fetch_all(pool)
-    .await?;
+pub async fn detail(
+    db: impl Into<paved_store::Db<'_>>,
+    name: &str,
+) -> Result<TeamDetail, CoreError> {
+    let db = db.into();
+    let team = paved_store::teams::find(db, name)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("team {name}")))?;
+    let members = paved_store::teams::members(db, team.id).await?;
     Ok(TeamDetail {
         name: team.name,
         display_name: team.display_name,
-        members: rows
+        members: members
             .into_iter()
-            .filter_map(|r| {
+            .filter_map(|m| {
                 Some(TeamMember {
-                    display_name: r.display_name,
-                    email: r.email,
-                    role: TeamRole::parse(&r.role)?,
+                    display_name: m.display_name,
+                    email: m.email,
+                    role: TeamRole::parse(&m.role)?,
                 })
             })
             .collect(),
@@ -194,5 +168,75 @@ mod tests {
             Err(CoreError::NotFound(_))
         ));
         assert_eq!(list(&pool).await.unwrap()[0].member_count, 2);
+    }
+
+    /// The same rows give the same answers on SQLite and PostgreSQL.
+    #[tokio::test]
+    async fn teams_and_the_audit_log_read_alike_on_both_backends() {
+        let Some((_, postgres)) = paved_store::postgres_testing::fresh_pool("teams", 2).await
+        else {
+            return;
+        };
+        let sqlite = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        crate::db::MIGRATOR.run(&sqlite).await.unwrap();
+        let seed = [
+            "INSERT INTO users (subject, display_name, email, created_at) VALUES ('u1', 'Zed Dev', 'z@x', 1)",
+            "INSERT INTO users (subject, display_name, email, created_at) VALUES ('u2', 'Amy Lead', NULL, 1)",
+            "INSERT INTO users (subject, display_name, email, created_at) VALUES ('u3', 'Bo Dev', 'b@x', 1)",
+            "INSERT INTO teams (name, display_name, created_at) VALUES ('search', 'Search', 1)",
+            "INSERT INTO teams (name, display_name, created_at) VALUES ('payments', 'Payments', 1)",
+            "INSERT INTO teams (name, display_name, created_at) VALUES ('Zeta', 'Zeta', 1)",
+            "INSERT INTO memberships (user_id, team_id, role) SELECT u.id, t.id, 'member' FROM users u, teams t WHERE u.subject IN ('u1', 'u3') AND t.name = 'payments'",
+            "INSERT INTO memberships (user_id, team_id, role) SELECT u.id, t.id, 'lead' FROM users u, teams t WHERE u.subject = 'u2' AND t.name = 'payments'",
+            "INSERT INTO audit_log (at, actor, action, target, before_json, after_json) VALUES (10, 'user:u1', 'token.create', 'token:1', NULL, '{}')",
+            "INSERT INTO audit_log (at, actor, action, target, before_json, after_json) VALUES (30, 'user:u2', 'budget.set', 'team:payments', '{\"a\":1}', '{\"a\":2}')",
+            "INSERT INTO audit_log (at, actor, action, target, before_json, after_json) VALUES (20, 'service:ci', 'secret.put', 'team:search', NULL, NULL)",
+        ];
+        for statement in seed {
+            sqlx::query(statement).execute(&sqlite).await.unwrap();
+            sqlx::query(statement).execute(&postgres).await.unwrap();
+        }
+        let on_sqlite = (
+            list(&sqlite).await.unwrap(),
+            detail(&sqlite, "payments").await.unwrap(),
+            crate::audit::list(&sqlite, 1, 5).await.unwrap(),
+        );
+        let on_postgres = (
+            list(&postgres).await.unwrap(),
+            detail(&postgres, "payments").await.unwrap(),
+            crate::audit::list(&postgres, 1, 5).await.unwrap(),
+        );
+        assert_eq!(on_sqlite, on_postgres);
+        let (teams, payments, audit) = on_postgres;
+        let names: Vec<(&str, i64)> = teams
+            .iter()
+            .map(|t| (t.name.as_str(), t.member_count))
+            .collect();
+        // Byte order, as SQLite sorts: upper case first.
+        assert_eq!(names, [("Zeta", 0), ("payments", 3), ("search", 0)]);
+        let members: Vec<(&str, TeamRole)> = payments
+            .members
+            .iter()
+            .map(|m| (m.display_name.as_str(), m.role))
+            .collect();
+        assert_eq!(
+            members,
+            [
+                ("Amy Lead", TeamRole::Lead),
+                ("Bo Dev", TeamRole::Member),
+                ("Zed Dev", TeamRole::Member)
+            ]
+        );
+        assert_eq!(audit.total, 3);
+        let actions: Vec<&str> = audit.entries.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["secret.put", "token.create"],
+            "newest first, one skipped"
+        );
+        assert!(matches!(
+            detail(&postgres, "nope").await,
+            Err(CoreError::NotFound(_))
+        ));
     }
 }
