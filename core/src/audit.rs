@@ -9,31 +9,27 @@ pub const AUDIT_TARGET: &str = "paved::audit";
 /// The `tracing` target of every gateway usage record (billing events).
 pub const BILLING_TARGET: &str = "paved::billing";
 
-/// Appends one entry. Pass a transaction so the entry commits with the change it records.
-pub async fn record<'e, E>(
-    executor: E,
+/// Appends one entry. Pass a transaction (`&mut *tx`) so the entry commits
+/// with the change it records.
+pub async fn record<'c>(
+    conn: impl Into<paved_store::Conn<'c>>,
     actor: &str,
     action: &str,
     target: &str,
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
-) -> Result<(), CoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
-    let now = now_unix();
+) -> Result<(), CoreError> {
     let before = before.map(|v| v.to_string());
     let after = after.map(|v| v.to_string());
-    sqlx::query!(
-        "INSERT INTO audit_log (at, actor, action, target, before_json, after_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        now,
+    paved_store::audit::insert(
+        conn.into(),
+        now_unix(),
         actor,
         action,
         target,
         before,
-        after
+        after,
     )
-    .execute(executor)
     .await?;
     tracing::info!(target: AUDIT_TARGET, actor, action, object = target, "audit");
     Ok(())

@@ -675,3 +675,64 @@ async fn mixed_teams_workspaces_settles_and_sweeps_account_exactly() {
     }
     assert_eq!(fleet.replicas[0].held_count().await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_and_its_workspace_each_raise_their_alert_once() {
+    let Some(fleet) = fleet(2).await else { return };
+    fleet.replicas[0]
+        .apply_rule(&rule("ops", None, 100))
+        .await
+        .unwrap();
+    fleet.replicas[0]
+        .apply_rule(&rule("ops", Some("etl"), 50))
+        .await
+        .unwrap();
+    let mut holds = vec![];
+    for i in 0..50 {
+        holds.push((
+            i % 2,
+            fleet.replicas[i % 2]
+                .reserve(request("ops", "etl", CENT, None))
+                .await
+                .unwrap(),
+        ));
+    }
+    // Settled together, so a replica finishes many in one call.
+    let alerts = join_all(holds.iter().map(|(r, hold)| {
+        let ledger = fleet.replicas[*r].clone();
+        async move { ledger.settle(hold, CENT, 1, None).await.unwrap().1 }
+    }))
+    .await;
+    let mut raised: Vec<(String, i64)> = alerts
+        .into_iter()
+        .flatten()
+        .map(|a| (a.scope.workspace, a.limit_cents))
+        .collect();
+    raised.sort();
+    // The workspace crosses 80% of 50 cents; the team 80% of 100 is not reached (50).
+    assert_eq!(raised, [("etl".to_owned(), 50)]);
+    // 30 more cents in another workspace take the team past 80 cents.
+    let mut more = vec![];
+    for _ in 0..30 {
+        more.push(
+            fleet.replicas[1]
+                .reserve(request("ops", "", CENT, None))
+                .await
+                .unwrap(),
+        );
+    }
+    let alerts = join_all(more.iter().map(|hold| {
+        let ledger = fleet.replicas[0].clone();
+        async move { ledger.settle(hold, CENT, 1, None).await.unwrap().1 }
+    }))
+    .await;
+    let raised: Vec<(String, i64)> = alerts
+        .into_iter()
+        .flatten()
+        .map(|a| (a.scope.workspace, a.limit_cents))
+        .collect();
+    assert_eq!(raised, [(String::new(), 100)]);
+    let team = fleet.replicas[1].figures("ops", "").await.unwrap().unwrap();
+    assert_eq!(team.spent_nanocents, 80 * CENT);
+    assert_eq!(team.reserved_nanocents, 0);
+}

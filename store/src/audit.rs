@@ -3,7 +3,47 @@
 use paved_shared::identity::AuditEntry;
 use sqlx::Error;
 
-use crate::{dual, Db};
+use crate::{dual, dual_conn, Conn, Db};
+
+/// Appends one entry (pass a transaction's connection, so the entry
+/// commits with the change it records).
+#[allow(clippy::too_many_arguments)]
+pub async fn insert(
+    conn: Conn<'_>,
+    at: i64,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<String>,
+    after: Option<String>,
+) -> Result<(), Error> {
+    dual_conn!(conn, |c|
+        sqlite: sqlx::query!(
+            "INSERT INTO audit_log (at, actor, action, target, before_json, after_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            at,
+            actor,
+            action,
+            target,
+            before,
+            after
+        )
+        .execute(c)
+        .await
+        .map(drop),
+        postgres: sqlx::query!(
+            "INSERT INTO audit_log (at, actor, action, target, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6)",
+            at,
+            actor,
+            action,
+            target,
+            before,
+            after
+        )
+        .execute(c)
+        .await
+        .map(drop),
+    )
+}
 
 /// Entries newest first, skipping `offset`, at most `limit`, and how many
 /// there are in all.

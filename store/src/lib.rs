@@ -14,6 +14,9 @@ use std::str::FromStr;
 use sqlx::SqlitePool;
 
 pub mod audit;
+pub mod budgets;
+pub mod gateway_keys;
+pub mod prices;
 pub mod teams;
 
 /// Paved's PostgreSQL migrations (`migrations/postgres/`). sqlx holds a session
@@ -63,6 +66,83 @@ macro_rules! dual {
             $crate::Db::Sqlite($pool) => $sqlite,
             #[cfg(not(paved_sqlx_only = "sqlite"))]
             $crate::Db::Postgres($pool) => $postgres,
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("built to check one backend's statements only"),
+        }
+    };
+}
+
+impl<'a> Db<'a> {
+    /// Begins a transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so concurrent writers queue instead of failing on
+    /// a snapshot conflict; on PostgreSQL rows are locked as they are written.
+    pub async fn begin(self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+}
+
+/// A connection of either backend, borrowed (a transaction's, usually:
+/// pass `&mut *tx`).
+#[derive(Debug)]
+pub enum Conn<'c> {
+    /// SQLite.
+    Sqlite(&'c mut sqlx::SqliteConnection),
+    /// PostgreSQL.
+    Postgres(&'c mut sqlx::PgConnection),
+}
+
+impl<'c> From<&'c mut sqlx::SqliteConnection> for Conn<'c> {
+    fn from(conn: &'c mut sqlx::SqliteConnection) -> Self {
+        Conn::Sqlite(conn)
+    }
+}
+
+impl<'c> From<&'c mut sqlx::PgConnection> for Conn<'c> {
+    fn from(conn: &'c mut sqlx::PgConnection) -> Self {
+        Conn::Postgres(conn)
+    }
+}
+
+/// A transaction of either backend.
+#[derive(Debug)]
+pub enum Tx {
+    /// SQLite.
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// PostgreSQL.
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    /// The transaction's connection, for statements inside it.
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(tx) => Conn::Sqlite(tx),
+            Tx::Postgres(tx) => Conn::Postgres(tx),
+        }
+    }
+
+    /// Commits it.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+    }
+}
+
+/// [`dual!`] for a connection ([`Conn`], or anything that converts into one):
+/// runs the arm for its backend with the connection bound to `conn`.
+#[macro_export]
+macro_rules! dual_conn {
+    ($conn:expr, |$c:ident| sqlite: $sqlite:expr, postgres: $postgres:expr $(,)?) => {
+        match $crate::Conn::from($conn) {
+            #[cfg(not(paved_sqlx_only = "postgres"))]
+            $crate::Conn::Sqlite($c) => $sqlite,
+            #[cfg(not(paved_sqlx_only = "sqlite"))]
+            $crate::Conn::Postgres($c) => $postgres,
             #[allow(unreachable_patterns)]
             _ => unreachable!("built to check one backend's statements only"),
         }

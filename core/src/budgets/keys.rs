@@ -6,10 +6,10 @@ pub use paved_shared::budgets::GatewayKeyInfo;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use paved_store::{gateway_keys, Db};
 use rand::RngCore;
 use secrecy::SecretString;
 use serde_json::json;
-use sqlx::SqlitePool;
 
 use crate::auth::{authorize, Action, Principal};
 use crate::tokens::hash_token;
@@ -30,12 +30,13 @@ pub struct NewGatewayKey {
 
 /// Creates a key for `team` (leads and admins).
 pub async fn create(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     caller: &Principal,
     team: &str,
     name: &str,
     workspace: Option<&str>,
 ) -> Result<NewGatewayKey, CoreError> {
+    let db = db.into();
     authorize(caller, Action::LeadTeam(team))?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 80 {
@@ -48,7 +49,9 @@ pub async fn create(
         .filter(|w| !w.is_empty())
         .map(super::validate_workspace)
         .transpose()?;
-    super::require_team(pool, team).await?;
+    if paved_store::teams::find(db, team).await?.is_none() {
+        return Err(CoreError::NotFound(format!("team {team}")));
+    }
     let mut bytes = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut bytes);
     let value = format!("{GATEWAY_KEY_PREFIX}{}", hex::encode(bytes));
@@ -56,22 +59,22 @@ pub async fn create(
     let prefix: String = value.chars().take(GATEWAY_KEY_PREFIX.len() + 6).collect();
     let actor = caller.actor();
     let now = now_unix();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let id = sqlx::query_scalar!(
-        r#"INSERT INTO llm_gateway_keys (team, workspace_id, name, key_hash, key_prefix, created_by, created_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id AS "id!: i64""#,
-        team,
-        workspace,
-        name,
-        hash,
-        prefix,
-        actor,
-        now
+    let mut tx = db.begin().await?;
+    let id = gateway_keys::insert(
+        tx.conn(),
+        gateway_keys::NewKey {
+            team,
+            workspace: workspace.as_deref(),
+            name,
+            hash: &hash,
+            prefix: &prefix,
+            created_by: &actor,
+            created_at: now,
+        },
     )
-    .fetch_one(&mut *tx)
     .await?;
     audit::record(
-        &mut *tx,
+        tx.conn(),
         &actor,
         "gateway_key.create",
         &format!("team:{team}/gateway-key:{id}"),
@@ -99,24 +102,18 @@ pub async fn create(
 
 /// The team's keys, newest first (members may look).
 pub async fn list(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     caller: &Principal,
     team: &str,
 ) -> Result<Vec<GatewayKeyInfo>, CoreError> {
     authorize(caller, Action::ViewTeam(team))?;
-    Ok(sqlx::query_as!(
-        GatewayKeyInfo,
-        r#"SELECT id AS "id!: i64", team, workspace_id, name, key_prefix AS prefix, created_by, created_at, last_used_at, revoked_at
-           FROM llm_gateway_keys WHERE team = ?1 ORDER BY created_at DESC, id DESC"#,
-        team
-    )
-    .fetch_all(pool)
-    .await?)
+    Ok(gateway_keys::list(db.into(), team).await?)
 }
 
-/// Revokes a key (leads and admins). The gateway refuses it at once.
+/// Revokes a key (leads and admins). This process refuses it at once, other
+/// processes once their cached entry is older than [`KEY_CACHE_TTL_MS`].
 pub async fn revoke(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     cache: &KeyCache,
     caller: &Principal,
     team: &str,
@@ -124,25 +121,14 @@ pub async fn revoke(
 ) -> Result<(), CoreError> {
     authorize(caller, Action::LeadTeam(team))?;
     let now = now_unix();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let row = sqlx::query!(
-        "SELECT key_hash, revoked_at FROM llm_gateway_keys WHERE id = ?1 AND team = ?2",
-        id,
-        team
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| CoreError::NotFound(format!("gateway key {id} of team {team}")))?;
-    if row.revoked_at.is_none() {
-        sqlx::query!(
-            "UPDATE llm_gateway_keys SET revoked_at = ?2 WHERE id = ?1",
-            id,
-            now
-        )
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = db.into().begin().await?;
+    let (key_hash, revoked_at) = gateway_keys::find_for_update(tx.conn(), id, team)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("gateway key {id} of team {team}")))?;
+    if revoked_at.is_none() {
+        gateway_keys::revoke(tx.conn(), id, now).await?;
         audit::record(
-            &mut *tx,
+            tx.conn(),
             &caller.actor(),
             "gateway_key.revoke",
             &format!("team:{team}/gateway-key:{id}"),
@@ -152,7 +138,7 @@ pub async fn revoke(
         .await?;
     }
     tx.commit().await?;
-    cache.forget(&row.key_hash);
+    cache.forget(&key_hash);
     Ok(())
 }
 
@@ -182,8 +168,9 @@ pub struct KeyCache {
 /// A looked-up key (or its absence) and when it was read (unix ms).
 type CachedKey = (Option<KeyIdentity>, i64);
 
-/// How long a looked-up key is trusted before it is read again.
-pub const KEY_CACHE_TTL_MS: i64 = 5_000;
+/// How long a looked-up key is trusted before it is read again: a key
+/// revoked by another process (a replica) is refused here within a second.
+pub const KEY_CACHE_TTL_MS: i64 = 1_000;
 
 impl KeyCache {
     fn forget(&self, hash: &str) {
@@ -209,7 +196,7 @@ impl KeyCache {
     /// The key's identity, or `None` when unknown or revoked.
     pub async fn authenticate(
         &self,
-        pool: &SqlitePool,
+        db: impl Into<Db<'_>>,
         presented: &str,
         now_ms: i64,
     ) -> Result<Option<KeyIdentity>, CoreError> {
@@ -227,18 +214,14 @@ impl KeyCache {
                 return Ok(found.clone());
             }
         }
-        let found = sqlx::query!(
-            r#"SELECT id AS "id!: i64", name, team, workspace_id FROM llm_gateway_keys WHERE key_hash = ?1 AND revoked_at IS NULL"#,
-            hash
-        )
-        .fetch_optional(pool)
-        .await?
-        .map(|r| KeyIdentity {
-            id: r.id,
-            name: r.name,
-            team: r.team,
-            workspace: r.workspace_id.unwrap_or_default(),
-        });
+        let found = gateway_keys::active_by_hash(db.into(), &hash)
+            .await?
+            .map(|k| KeyIdentity {
+                id: k.id,
+                name: k.name,
+                team: k.team,
+                workspace: k.workspace_id.unwrap_or_default(),
+            });
         let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
         if map.len() > 100_000 {
             map.clear();

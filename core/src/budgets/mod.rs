@@ -305,69 +305,45 @@ pub struct BudgetVersion {
     pub after: String,
 }
 
-struct RuleRow {
-    team: String,
-    workspace_id: String,
-    period: String,
-    limit_cents: i64,
-    soft_alert_percent: i64,
-    on_limit: String,
-    allowed_models: String,
-    rpm_limit: Option<i64>,
-    tpm_limit: Option<i64>,
-    version: i64,
-    updated_by: String,
-    updated_at: i64,
-}
+use paved_store::budgets::RuleRow;
+use paved_store::Db;
 
-impl RuleRow {
-    fn into_rule(self) -> BudgetRule {
-        BudgetRule {
-            team: self.team,
-            workspace_id: Some(self.workspace_id).filter(|w| !w.is_empty()),
-            period: Period::parse(&self.period).unwrap_or(Period::Monthly),
-            limit_cents: self.limit_cents,
-            soft_alert_percent: self.soft_alert_percent,
-            on_limit: if self.on_limit == "alert" {
-                OnLimit::Alert
-            } else {
-                OnLimit::Block
-            },
-            allowed_models: serde_json::from_str(&self.allowed_models).unwrap_or_default(),
-            rpm_limit: self.rpm_limit,
-            tpm_limit: self.tpm_limit,
-            version: self.version,
-            updated_by: self.updated_by,
-            updated_at: self.updated_at,
-        }
+/// A stored budget as the ledger uses it.
+fn into_rule(row: RuleRow) -> BudgetRule {
+    BudgetRule {
+        team: row.team,
+        workspace_id: Some(row.workspace_id).filter(|w| !w.is_empty()),
+        period: Period::parse(&row.period).unwrap_or(Period::Monthly),
+        limit_cents: row.limit_cents,
+        soft_alert_percent: row.soft_alert_percent,
+        on_limit: if row.on_limit == "alert" {
+            OnLimit::Alert
+        } else {
+            OnLimit::Block
+        },
+        allowed_models: serde_json::from_str(&row.allowed_models).unwrap_or_default(),
+        rpm_limit: row.rpm_limit,
+        tpm_limit: row.tpm_limit,
+        version: row.version,
+        updated_by: row.updated_by,
+        updated_at: row.updated_at,
     }
 }
 
 /// Every budget (the ledger loads them at start).
-pub async fn load_rules(pool: &SqlitePool) -> Result<Vec<BudgetRule>, sqlx::Error> {
-    let rows = sqlx::query_as!(
-        RuleRow,
-        "SELECT team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at FROM llm_budgets"
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(RuleRow::into_rule).collect())
+pub async fn load_rules(db: impl Into<Db<'_>>) -> Result<Vec<BudgetRule>, sqlx::Error> {
+    let rows = paved_store::budgets::all(db.into()).await?;
+    Ok(rows.into_iter().map(into_rule).collect())
 }
 
 async fn find_rule(
-    pool: &SqlitePool,
+    db: Db<'_>,
     team: &str,
     workspace: &str,
 ) -> Result<Option<BudgetRule>, CoreError> {
-    Ok(sqlx::query_as!(
-        RuleRow,
-        "SELECT team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at FROM llm_budgets WHERE team = ?1 AND workspace_id = ?2",
-        team,
-        workspace
-    )
-    .fetch_optional(pool)
-    .await?
-    .map(RuleRow::into_rule))
+    Ok(paved_store::budgets::find(db, team, workspace)
+        .await?
+        .map(into_rule))
 }
 
 /// Checks a workspace id: 1–63 of `[a-z0-9-_.]`.
@@ -388,15 +364,8 @@ pub fn validate_workspace(raw: &str) -> Result<String, CoreError> {
 }
 
 /// 404 unless `team` exists.
-pub(crate) async fn require_team(pool: &SqlitePool, team: &str) -> Result<(), CoreError> {
-    let exists = sqlx::query_scalar!(
-        r#"SELECT 1 AS "one!: i64" FROM teams WHERE name = ?1"#,
-        team
-    )
-    .fetch_optional(pool)
-    .await?
-    .is_some();
-    if exists {
+pub(crate) async fn require_team(db: impl Into<Db<'_>>, team: &str) -> Result<(), CoreError> {
+    if paved_store::teams::find(db.into(), team).await?.is_some() {
         Ok(())
     } else {
         Err(CoreError::NotFound(format!("team {team}")))
@@ -406,37 +375,33 @@ pub(crate) async fn require_team(pool: &SqlitePool, team: &str) -> Result<(), Co
 /// The team's budget and its workspaces' budgets with this period's figures.
 /// Members, platform PMs and admins may read.
 pub async fn team_budgets(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     ledger: &Ledger,
     caller: &Principal,
     team: &str,
 ) -> Result<Vec<BudgetView>, CoreError> {
+    let db = db.into();
     authorize(caller, Action::ViewTeam(team))?;
-    require_team(pool, team).await?;
-    let rows = sqlx::query_as!(
-        RuleRow,
-        "SELECT team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at FROM llm_budgets WHERE team = ?1 ORDER BY workspace_id",
-        team
-    )
-    .fetch_all(pool)
-    .await?;
+    require_team(db, team).await?;
+    let rows = paved_store::budgets::of_team(db, team).await?;
     Ok(rows
         .into_iter()
-        .map(|r| view(r.into_rule(), ledger))
+        .map(|r| view(into_rule(r), ledger))
         .collect())
 }
 
 /// One budget (team-wide when `workspace` is `""`) with its figures.
 pub async fn budget(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     ledger: &Ledger,
     caller: &Principal,
     team: &str,
     workspace: &str,
 ) -> Result<BudgetView, CoreError> {
+    let db = db.into();
     authorize(caller, Action::ViewTeam(team))?;
-    require_team(pool, team).await?;
-    let rule = find_rule(pool, team, workspace).await?.ok_or_else(|| {
+    require_team(db, team).await?;
+    let rule = find_rule(db, team, workspace).await?.ok_or_else(|| {
         CoreError::NotFound(if workspace.is_empty() {
             format!("a budget for team {team} (a team lead sets one)")
         } else {
@@ -450,7 +415,7 @@ pub async fn budget(
 /// priced; every change is versioned and audited in one transaction, then
 /// applied to the ledger.
 pub async fn set_budget(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     ledger: &Ledger,
     caller: &Principal,
     team: &str,
@@ -458,11 +423,12 @@ pub async fn set_budget(
     input: BudgetInput,
     priced_models: &[String],
 ) -> Result<BudgetView, CoreError> {
+    let db = db.into();
     authorize(caller, Action::LeadTeam(team))?;
-    require_team(pool, team).await?;
+    require_team(db, team).await?;
     if !workspace.is_empty() {
         validate_workspace(workspace)?;
-        if find_rule(pool, team, "").await?.is_none() {
+        if find_rule(db, team, "").await?.is_none() {
             return Err(CoreError::Invalid {
                 field: "workspace_id",
                 message: format!("team {team} needs a team budget before a workspace budget"),
@@ -491,16 +457,10 @@ pub async fn set_budget(
     let actor = caller.actor();
     // The ledger's clock, so a budget's history orders with the usage it governs.
     let now = ledger.now_ms().div_euclid(1000);
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let before = sqlx::query_as!(
-        RuleRow,
-        "SELECT team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at FROM llm_budgets WHERE team = ?1 AND workspace_id = ?2",
-        team,
-        workspace
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(RuleRow::into_rule);
+    let mut tx = db.begin().await?;
+    let before = paved_store::budgets::find_for_update(tx.conn(), team, workspace)
+        .await?
+        .map(into_rule);
     let current_version = before.as_ref().map_or(0, |b| b.version);
     if let Some(expected) = input.expected_version {
         if expected != current_version {
@@ -526,27 +486,23 @@ pub async fn set_budget(
     let period = rule.period.as_str();
     let on_limit = rule.on_limit.as_str();
     let models = serde_json::to_string(&rule.allowed_models).unwrap_or_else(|_| "[]".into());
-    sqlx::query!(
-        r#"INSERT INTO llm_budgets (team, workspace_id, period, limit_cents, soft_alert_percent, on_limit, allowed_models, rpm_limit, tpm_limit, version, updated_by, updated_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-           ON CONFLICT (team, workspace_id) DO UPDATE SET period = excluded.period, limit_cents = excluded.limit_cents,
-             soft_alert_percent = excluded.soft_alert_percent, on_limit = excluded.on_limit, allowed_models = excluded.allowed_models,
-             rpm_limit = excluded.rpm_limit, tpm_limit = excluded.tpm_limit, version = excluded.version,
-             updated_by = excluded.updated_by, updated_at = excluded.updated_at"#,
-        team,
-        workspace,
-        period,
-        rule.limit_cents,
-        rule.soft_alert_percent,
-        on_limit,
-        models,
-        rule.rpm_limit,
-        rule.tpm_limit,
-        rule.version,
-        actor,
-        now
+    paved_store::budgets::upsert(
+        tx.conn(),
+        &RuleRow {
+            team: team.to_owned(),
+            workspace_id: workspace.to_owned(),
+            period: period.to_owned(),
+            limit_cents: rule.limit_cents,
+            soft_alert_percent: rule.soft_alert_percent,
+            on_limit: on_limit.to_owned(),
+            allowed_models: models,
+            rpm_limit: rule.rpm_limit,
+            tpm_limit: rule.tpm_limit,
+            version: rule.version,
+            updated_by: actor.clone(),
+            updated_at: now,
+        },
     )
-    .execute(&mut *tx)
     .await?;
     let before_json = before
         .as_ref()
@@ -554,17 +510,18 @@ pub async fn set_budget(
     let after_json = serde_json::to_value(&rule).unwrap_or_default();
     let before_text = before_json.as_ref().map(Value::to_string);
     let after_text = after_json.to_string();
-    sqlx::query!(
-        "INSERT INTO llm_budget_versions (team, workspace_id, version, changed_by, changed_at, before_json, after_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    paved_store::budgets::insert_version(
+        tx.conn(),
         team,
-        workspace,
-        rule.version,
-        actor,
-        now,
-        before_text,
-        after_text
+        &paved_store::budgets::VersionRow {
+            workspace_id: workspace.to_owned(),
+            version: rule.version,
+            changed_by: actor.clone(),
+            changed_at: now,
+            before_json: before_text,
+            after_json: after_text,
+        },
     )
-    .execute(&mut *tx)
     .await?;
     let target = if workspace.is_empty() {
         format!("team:{team}")
@@ -572,7 +529,7 @@ pub async fn set_budget(
         format!("team:{team}/workspace:{workspace}")
     };
     audit::record(
-        &mut *tx,
+        tx.conn(),
         &actor,
         "budget.set",
         &target,
@@ -587,17 +544,12 @@ pub async fn set_budget(
 
 /// The team's budget history, newest first.
 pub async fn history(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     caller: &Principal,
     team: &str,
 ) -> Result<Vec<BudgetVersion>, CoreError> {
     authorize(caller, Action::ViewTeam(team))?;
-    let rows = sqlx::query!(
-        "SELECT workspace_id, version, changed_by, changed_at, before_json, after_json FROM llm_budget_versions WHERE team = ?1 ORDER BY changed_at DESC, id DESC LIMIT 200",
-        team
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows = paved_store::budgets::history(db.into(), team).await?;
     Ok(rows
         .into_iter()
         .map(|r| BudgetVersion {

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use paved_store::prices::StoredPrice;
+use paved_store::Db;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::SqlitePool;
 
 use super::money::{parse_seed_prices, parse_usd_per_mtok, Price};
 use crate::auth::{authorize, Action, Principal};
@@ -58,9 +59,9 @@ impl PriceBook {
             .copied()
     }
 
-    /// Reloads from SQLite.
-    pub async fn reload(&self, pool: &SqlitePool) -> Result<(), CoreError> {
-        let rows = list_all(pool).await?;
+    /// Reloads from the database.
+    pub async fn reload(&self, db: impl Into<Db<'_>>) -> Result<(), CoreError> {
+        let rows = list_all(db).await?;
         let map = rows
             .into_iter()
             .map(|r| ((r.provider.clone(), r.model.clone()), r.price()))
@@ -71,11 +72,9 @@ impl PriceBook {
 }
 
 /// Inserts the seed list when the table is empty (first start).
-pub async fn seed_if_empty(pool: &SqlitePool) -> Result<usize, CoreError> {
-    let count = sqlx::query_scalar!("SELECT COUNT(*) FROM llm_prices")
-        .fetch_one(pool)
-        .await?;
-    if count > 0 {
+pub async fn seed_if_empty(db: impl Into<Db<'_>>) -> Result<usize, CoreError> {
+    let db = db.into();
+    if paved_store::prices::count(db).await? > 0 {
         return Ok(0);
     }
     let seeds = parse_seed_prices(SEED_PRICES).map_err(|message| CoreError::Invalid {
@@ -83,31 +82,36 @@ pub async fn seed_if_empty(pool: &SqlitePool) -> Result<usize, CoreError> {
         message,
     })?;
     let now = now_unix();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = db.begin().await?;
     for s in &seeds {
-        sqlx::query!(
-            "INSERT OR IGNORE INTO llm_prices (provider, model, input_millicents_per_mtok, output_millicents_per_mtok, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4, 'seed', ?5)",
-            s.provider,
-            s.model,
-            s.price.input_millicents_per_mtok,
-            s.price.output_millicents_per_mtok,
-            now
-        )
-        .execute(&mut *tx)
-        .await?;
+        let seed = StoredPrice {
+            provider: s.provider.clone(),
+            model: s.model.clone(),
+            input_millicents_per_mtok: s.price.input_millicents_per_mtok,
+            output_millicents_per_mtok: s.price.output_millicents_per_mtok,
+            updated_by: "seed".into(),
+            updated_at: now,
+        };
+        paved_store::prices::upsert(tx.conn(), &seed, true).await?;
     }
     tx.commit().await?;
     Ok(seeds.len())
 }
 
 /// Every price, by provider and model.
-pub async fn list_all(pool: &SqlitePool) -> Result<Vec<PriceRow>, CoreError> {
-    Ok(sqlx::query_as!(
-        PriceRow,
-        "SELECT provider, model, input_millicents_per_mtok, output_millicents_per_mtok, updated_by, updated_at FROM llm_prices ORDER BY provider, model"
-    )
-    .fetch_all(pool)
-    .await?)
+pub async fn list_all(db: impl Into<Db<'_>>) -> Result<Vec<PriceRow>, CoreError> {
+    Ok(paved_store::prices::all(db.into())
+        .await?
+        .into_iter()
+        .map(|p| PriceRow {
+            provider: p.provider,
+            model: p.model,
+            input_millicents_per_mtok: p.input_millicents_per_mtok,
+            output_millicents_per_mtok: p.output_millicents_per_mtok,
+            updated_by: p.updated_by,
+            updated_at: p.updated_at,
+        })
+        .collect())
 }
 
 fn check_name(field: &'static str, raw: &str) -> Result<String, CoreError> {
@@ -123,7 +127,7 @@ fn check_name(field: &'static str, raw: &str) -> Result<String, CoreError> {
 
 /// Sets a price from dollars per million tokens (platform admins only).
 pub async fn set_price(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     book: &PriceBook,
     caller: &Principal,
     provider: &str,
@@ -131,6 +135,7 @@ pub async fn set_price(
     input_usd_per_mtok: &str,
     output_usd_per_mtok: &str,
 ) -> Result<PriceRow, CoreError> {
+    let db = db.into();
     authorize(caller, Action::AdministerPlatform)?;
     let provider = check_name("provider", provider)?;
     let model = check_name("model", model)?;
@@ -146,31 +151,25 @@ pub async fn set_price(
     }
     let actor = caller.actor();
     let now = now_unix();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let before = sqlx::query!(
-        "SELECT input_millicents_per_mtok, output_millicents_per_mtok FROM llm_prices WHERE provider = ?1 AND model = ?2",
-        provider,
-        model
+    let mut tx = db.begin().await?;
+    let before = paved_store::prices::find_for_update(tx.conn(), &provider, &model)
+        .await?
+        .map(|(input, output)| json!({"input_millicents_per_mtok": input, "output_millicents_per_mtok": output}));
+    paved_store::prices::upsert(
+        tx.conn(),
+        &StoredPrice {
+            provider: provider.clone(),
+            model: model.clone(),
+            input_millicents_per_mtok: input,
+            output_millicents_per_mtok: output,
+            updated_by: actor.clone(),
+            updated_at: now,
+        },
+        false,
     )
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(|r| json!({"input_millicents_per_mtok": r.input_millicents_per_mtok, "output_millicents_per_mtok": r.output_millicents_per_mtok}));
-    sqlx::query!(
-        r#"INSERT INTO llm_prices (provider, model, input_millicents_per_mtok, output_millicents_per_mtok, updated_by, updated_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-           ON CONFLICT (provider, model) DO UPDATE SET input_millicents_per_mtok = excluded.input_millicents_per_mtok,
-             output_millicents_per_mtok = excluded.output_millicents_per_mtok, updated_by = excluded.updated_by, updated_at = excluded.updated_at"#,
-        provider,
-        model,
-        input,
-        output,
-        actor,
-        now
-    )
-    .execute(&mut *tx)
     .await?;
     audit::record(
-        &mut *tx,
+        tx.conn(),
         &actor,
         "price.set",
         &format!("llm-price:{provider}/{model}"),
@@ -179,7 +178,7 @@ pub async fn set_price(
     )
     .await?;
     tx.commit().await?;
-    book.reload(pool).await?;
+    book.reload(db).await?;
     Ok(PriceRow {
         provider,
         model,
@@ -192,29 +191,22 @@ pub async fn set_price(
 
 /// Removes a price (admins): the gateway then refuses that model.
 pub async fn remove_price(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     book: &PriceBook,
     caller: &Principal,
     provider: &str,
     model: &str,
 ) -> Result<(), CoreError> {
+    let db = db.into();
     authorize(caller, Action::AdministerPlatform)?;
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let removed = sqlx::query!(
-        "DELETE FROM llm_prices WHERE provider = ?1 AND model = ?2",
-        provider,
-        model
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if removed == 0 {
+    let mut tx = db.begin().await?;
+    if !paved_store::prices::remove(tx.conn(), provider, model).await? {
         return Err(CoreError::NotFound(format!(
             "a price for {provider}/{model}"
         )));
     }
     audit::record(
-        &mut *tx,
+        tx.conn(),
         &caller.actor(),
         "price.remove",
         &format!("llm-price:{provider}/{model}"),
@@ -223,5 +215,5 @@ pub async fn remove_price(
     )
     .await?;
     tx.commit().await?;
-    book.reload(pool).await
+    book.reload(db).await
 }

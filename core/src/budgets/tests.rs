@@ -787,3 +787,289 @@ async fn a_key_freed_a_moment_ago_is_reusable_before_its_record_is_written(pool:
             .unwrap();
     assert_eq!(records, 3);
 }
+
+/// Gateway keys are created, listed, authenticated and revoked alike on
+/// SQLite and PostgreSQL, each change with its audit entry.
+#[tokio::test]
+async fn gateway_keys_work_alike_on_both_backends() {
+    use paved_store::Db;
+    let Some((_, postgres)) = paved_store::postgres_testing::fresh_pool("keys", 2).await else {
+        return;
+    };
+    let sqlite = SqlitePool::connect("sqlite::memory:").await.unwrap();
+    crate::db::MIGRATOR.run(&sqlite).await.unwrap();
+    let mut seen = vec![];
+    for db in [Db::Sqlite(&sqlite), Db::Postgres(&postgres)] {
+        let team =
+            "INSERT INTO teams (name, display_name, created_at) VALUES ('payments', 'Payments', 0)";
+        match db {
+            Db::Sqlite(pool) => sqlx::query(team).execute(pool).await.map(drop),
+            Db::Postgres(pool) => sqlx::query(team).execute(pool).await.map(drop),
+        }
+        .unwrap();
+        let created = keys::create(db, &lead(), "payments", " ci bot ", Some("checkout"))
+            .await
+            .unwrap();
+        let value = secrecy::ExposeSecret::expose_secret(&created.value).to_owned();
+        assert!(value.starts_with(keys::GATEWAY_KEY_PREFIX));
+        let listed = keys::list(db, &lead(), "payments").await.unwrap();
+        assert_eq!(listed, vec![created.info.clone()]);
+        assert_eq!(listed[0].name, "ci bot");
+        assert_eq!(listed[0].workspace_id.as_deref(), Some("checkout"));
+        let cache = keys::KeyCache::default();
+        let who = cache.authenticate(db, &value, 0).await.unwrap().unwrap();
+        assert_eq!(
+            (who.team.as_str(), who.workspace.as_str(), who.name.as_str()),
+            ("payments", "checkout", "ci bot")
+        );
+        assert_eq!(
+            cache.authenticate(db, "pvg_unknown", 0).await.unwrap(),
+            None
+        );
+        // A member may look but not create; an unknown team is named.
+        let member = testing::member("payments");
+        assert!(matches!(
+            keys::create(db, &member, "payments", "x", None).await,
+            Err(CoreError::Forbidden(_))
+        ));
+        assert_eq!(keys::list(db, &member, "payments").await.unwrap().len(), 1);
+        let ghost = testing::lead("ghost");
+        assert!(matches!(
+            keys::create(db, &ghost, "ghost", "x", None).await,
+            Err(CoreError::NotFound(_))
+        ));
+        // Another process (a replica) has the key cached.
+        let elsewhere = keys::KeyCache::default();
+        assert!(elsewhere
+            .authenticate(db, &value, 0)
+            .await
+            .unwrap()
+            .is_some());
+        keys::revoke(db, &cache, &lead(), "payments", created.id)
+            .await
+            .unwrap();
+        // Refused at once here; there once its entry is a second old.
+        assert_eq!(cache.authenticate(db, &value, 1).await.unwrap(), None);
+        assert!(elsewhere
+            .authenticate(db, &value, 999)
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            elsewhere
+                .authenticate(db, &value, keys::KEY_CACHE_TTL_MS)
+                .await
+                .unwrap(),
+            None
+        );
+        // Revoking again changes nothing; another team's key is not found.
+        keys::revoke(db, &cache, &lead(), "payments", created.id)
+            .await
+            .unwrap();
+        assert!(matches!(
+            keys::revoke(db, &cache, &lead(), "payments", created.id + 100).await,
+            Err(CoreError::NotFound(_))
+        ));
+        let audit = crate::audit::list(db, 0, 10).await.unwrap();
+        let actions: Vec<&str> = audit.entries.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["gateway_key.revoke", "gateway_key.create"]);
+        let revoked = keys::list(db, &lead(), "payments").await.unwrap();
+        assert!(revoked[0].revoked_at.is_some());
+        seen.push(revoked[0].name.clone());
+    }
+    assert_eq!(seen, ["ci bot", "ci bot"]);
+}
+
+/// Budget rules and their history are kept alike on SQLite and PostgreSQL:
+/// versions, optimistic concurrency, workspace budgets, the audit entry.
+#[tokio::test]
+async fn budget_rules_are_kept_alike_on_both_backends() {
+    use paved_store::Db;
+    let Some((_, postgres)) = paved_store::postgres_testing::fresh_pool("rules", 2).await else {
+        return;
+    };
+    let sqlite = SqlitePool::connect("sqlite::memory:").await.unwrap();
+    crate::db::MIGRATOR.run(&sqlite).await.unwrap();
+    // The ledger itself (in memory, on SQLite) only receives the rules here.
+    let scratch = SqlitePool::connect("sqlite::memory:").await.unwrap();
+    crate::db::MIGRATOR.run(&scratch).await.unwrap();
+    let priced = vec!["gpt-4o-mini".to_owned()];
+    let mut seen = vec![];
+    for (db, ledger_pool) in [
+        (Db::Sqlite(&sqlite), &sqlite),
+        (Db::Postgres(&postgres), &scratch),
+    ] {
+        let team =
+            "INSERT INTO teams (name, display_name, created_at) VALUES ('payments', 'Payments', 0)";
+        match db {
+            Db::Sqlite(pool) => sqlx::query(team).execute(pool).await.map(drop),
+            Db::Postgres(pool) => sqlx::query(team).execute(pool).await.map(drop),
+        }
+        .unwrap();
+        let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
+        let ledger = Ledger::start(
+            ledger_pool.clone(),
+            period::time_zone("Europe/Berlin").unwrap(),
+            std::time::Duration::from_secs(60),
+            clock,
+        )
+        .await
+        .unwrap();
+        // A workspace budget needs the team's first.
+        assert!(matches!(
+            set_budget(
+                db,
+                &ledger,
+                &lead(),
+                "payments",
+                "checkout",
+                input(100, Period::Daily),
+                &priced
+            )
+            .await,
+            Err(CoreError::Invalid {
+                field: "workspace_id",
+                ..
+            })
+        ));
+        let first = set_budget(
+            db,
+            &ledger,
+            &lead(),
+            "payments",
+            "",
+            input(5_000, Period::Monthly),
+            &priced,
+        )
+        .await
+        .unwrap();
+        assert_eq!(first.version, 1);
+        let mut change = input(7_500, Period::Weekly);
+        change.expected_version = Some(1);
+        change.allowed_models = priced.clone();
+        change.rpm_limit = Some(60);
+        let second = set_budget(
+            db,
+            &ledger,
+            &lead(),
+            "payments",
+            "",
+            change.clone(),
+            &priced,
+        )
+        .await
+        .unwrap();
+        assert_eq!(second.version, 2);
+        // Sent against version 1 again: refused, nothing written.
+        assert!(matches!(
+            set_budget(db, &ledger, &lead(), "payments", "", change, &priced).await,
+            Err(CoreError::Conflict(_))
+        ));
+        set_budget(
+            db,
+            &ledger,
+            &lead(),
+            "payments",
+            "checkout",
+            input(100, Period::Daily),
+            &priced,
+        )
+        .await
+        .unwrap();
+        let views = team_budgets(db, &ledger, &lead(), "payments")
+            .await
+            .unwrap();
+        let one = budget(db, &ledger, &lead(), "payments", "checkout")
+            .await
+            .unwrap();
+        let history = history(db, &lead(), "payments").await.unwrap();
+        let versions: Vec<(Option<String>, i64)> = history
+            .iter()
+            .map(|h| (h.workspace_id.clone(), h.version))
+            .collect();
+        assert_eq!(
+            versions,
+            [(Some("checkout".into()), 1), (None, 2), (None, 1)],
+            "newest first"
+        );
+        let audit = crate::audit::list(db, 0, 10).await.unwrap();
+        assert_eq!(audit.total, 3);
+        // The ledger reloads the same rules from this backend.
+        let mut rules = load_rules(db).await.unwrap();
+        rules.sort_by(|a, b| a.workspace_id.cmp(&b.workspace_id));
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].allowed_models, priced);
+        assert_eq!(rules[0].rpm_limit, Some(60));
+        assert_eq!(rules[0].period, Period::Weekly);
+        seen.push((views, one, versions, rules));
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
+/// The price table is seeded, edited and read alike on SQLite and PostgreSQL.
+#[tokio::test]
+async fn prices_are_kept_alike_on_both_backends() {
+    use paved_store::Db;
+    let Some((_, postgres)) = paved_store::postgres_testing::fresh_pool("prices", 2).await else {
+        return;
+    };
+    let sqlite = SqlitePool::connect("sqlite::memory:").await.unwrap();
+    crate::db::MIGRATOR.run(&sqlite).await.unwrap();
+    let admin = testing::admin();
+    let mut seen = vec![];
+    for db in [Db::Sqlite(&sqlite), Db::Postgres(&postgres)] {
+        let seeded = prices::seed_if_empty(db).await.unwrap();
+        assert!(seeded > 10, "the shipped list");
+        assert_eq!(prices::seed_if_empty(db).await.unwrap(), 0, "only once");
+        let book = prices::PriceBook::default();
+        // An admin's price for a seeded model replaces it; a new one is added.
+        let seeded_model = prices::list_all(db).await.unwrap()[0].clone();
+        prices::set_price(
+            db,
+            &book,
+            &admin,
+            &seeded_model.provider,
+            &seeded_model.model,
+            "1.50",
+            "6",
+        )
+        .await
+        .unwrap();
+        prices::set_price(db, &book, &admin, "local", "llama-3", "0.1", "0.2")
+            .await
+            .unwrap();
+        let price = book.get("local", "llama-3").unwrap();
+        assert_eq!(price.input_millicents_per_mtok, 10_000);
+        assert_eq!(price.output_millicents_per_mtok, 20_000);
+        assert!(matches!(
+            prices::set_price(db, &book, &lead(), "local", "x", "1", "1").await,
+            Err(CoreError::Forbidden(_))
+        ));
+        prices::remove_price(db, &book, &admin, "local", "llama-3")
+            .await
+            .unwrap();
+        assert!(book.get("local", "llama-3").is_none());
+        assert!(matches!(
+            prices::remove_price(db, &book, &admin, "local", "llama-3").await,
+            Err(CoreError::NotFound(_))
+        ));
+        let all = prices::list_all(db).await.unwrap();
+        assert_eq!(all.len(), seeded);
+        let changed = all
+            .iter()
+            .find(|p| p.provider == seeded_model.provider && p.model == seeded_model.model)
+            .unwrap();
+        assert_eq!(changed.input_millicents_per_mtok, 150_000);
+        assert_ne!(changed.updated_by, "seed");
+        let audit = crate::audit::list(db, 0, 10).await.unwrap();
+        let actions: Vec<&str> = audit.entries.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions.len(), 3);
+        assert!(actions.contains(&"price.remove"));
+        let order: Vec<(String, String, i64)> = all
+            .into_iter()
+            .map(|p| (p.provider, p.model, p.output_millicents_per_mtok))
+            .collect();
+        seen.push(order);
+    }
+    assert_eq!(seen[0], seen[1], "same prices in the same order");
+}

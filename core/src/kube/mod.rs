@@ -561,7 +561,7 @@ pub async fn record_placement(core: &CoreState, r: Record<'_>) -> Result<(), Cor
     .execute(&core.db)
     .await?;
     crate::audit::record(
-        &core.db,
+        &mut *core.db.acquire().await?,
         r.actor,
         "kube.apply",
         &format!("{}@{}/{}", r.entity_ref, r.cluster, r.namespace),

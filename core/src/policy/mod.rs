@@ -164,7 +164,7 @@ impl Policies {
         *self.set.write().expect("policy lock") = Arc::new(set);
         self.refresh_parameters(db).await?;
         audit::record(
-            db,
+            &mut *db.acquire().await?,
             &principal.actor(),
             "policy.reload",
             &self.sources.join(","),

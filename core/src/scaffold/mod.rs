@@ -572,7 +572,7 @@ pub async fn cancel(
     }
     let outcome = tasks::request_cancel(&core.db, id).await?;
     crate::audit::record(
-        &core.db,
+        &mut *core.db.acquire().await?,
         &principal.actor(),
         "scaffolder.task.cancel",
         id,

@@ -479,7 +479,7 @@ async fn converge(
         tracing::warn!(error = %e, "the policies' service list could not be refreshed");
     }
     crate::audit::record(
-        &state.db,
+        &mut *state.db.acquire().await?,
         actor,
         "secret.access",
         &format!("{}/{}", scope.team, holder),
@@ -749,7 +749,7 @@ pub async fn delete_version(
         .await
         .map_err(|e| vault_failure("deleting the version", e))?;
     crate::audit::record(
-        &state.db,
+        &mut *state.db.acquire().await?,
         &principal.actor(),
         "secret.delete_version",
         &kv_data_path(vault, target),
