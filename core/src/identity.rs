@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use paved_store::{users, Conn, Db};
 use serde_json::json;
-use sqlx::SqlitePool;
 
 use crate::auth::{AuthMethod, Grants, PlatformRole, Principal, TeamRole};
 use crate::{audit, now_unix, CoreError};
@@ -26,7 +26,10 @@ pub struct SignIn {
 /// with what the groups grant (creating teams as needed), all in one
 /// transaction, and writes changed memberships to the audit log.
 /// Returns the user id.
-pub async fn upsert_from_sign_in(pool: &SqlitePool, sign_in: &SignIn) -> Result<i64, CoreError> {
+pub async fn upsert_from_sign_in(
+    db: impl Into<Db<'_>>,
+    sign_in: &SignIn,
+) -> Result<i64, CoreError> {
     let now = now_unix();
     let display_name = sign_in
         .name
@@ -36,44 +39,32 @@ pub async fn upsert_from_sign_in(pool: &SqlitePool, sign_in: &SignIn) -> Result<
         .unwrap_or_else(|| sign_in.subject.clone());
     let platform_roles = join_roles(&sign_in.grants.platform_roles);
 
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let user_id = sqlx::query_scalar!(
-        r#"INSERT INTO users (subject, email, display_name, platform_roles, created_at, last_login_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-           ON CONFLICT (subject) DO UPDATE SET
-             email = excluded.email,
-             display_name = excluded.display_name,
-             platform_roles = excluded.platform_roles,
-             last_login_at = excluded.last_login_at
-           RETURNING id AS "id!""#,
-        sign_in.subject,
-        sign_in.email,
-        display_name,
-        platform_roles,
-        now,
+    let mut tx = db.into().begin().await?;
+    let user_id = users::upsert(
+        tx.conn(),
+        users::UserUpsert {
+            subject: &sign_in.subject,
+            email: sign_in.email.as_deref(),
+            display_name: &display_name,
+            platform_roles: &platform_roles,
+            now,
+        },
     )
-    .fetch_one(&mut *tx)
     .await?;
 
-    let before = memberships_of(&mut tx, user_id).await?;
+    let before: BTreeMap<String, TeamRole> = users::memberships(tx.conn(), user_id)
+        .await?
+        .into_iter()
+        .filter_map(|(team, role)| TeamRole::parse(&role).map(|role| (team, role)))
+        .collect();
     if before != sign_in.grants.teams {
-        sqlx::query!("DELETE FROM memberships WHERE user_id = ?1", user_id)
-            .execute(&mut *tx)
-            .await?;
+        users::clear_memberships(tx.conn(), user_id).await?;
         for (team, role) in &sign_in.grants.teams {
-            let team_id = ensure_team(&mut tx, team, now).await?;
-            let role = role.as_str();
-            sqlx::query!(
-                "INSERT INTO memberships (user_id, team_id, role) VALUES (?1, ?2, ?3)",
-                user_id,
-                team_id,
-                role
-            )
-            .execute(&mut *tx)
-            .await?;
+            let team_id = users::ensure_team(tx.conn(), team, now).await?;
+            users::add_membership(tx.conn(), user_id, team_id, role.as_str()).await?;
         }
         audit::record(
-            &mut *tx,
+            tx.conn(),
             "system:oidc",
             "membership.sync",
             &format!("user:{}", sign_in.subject),
@@ -87,61 +78,23 @@ pub async fn upsert_from_sign_in(pool: &SqlitePool, sign_in: &SignIn) -> Result<
 }
 
 /// Returns the id of team `name`, creating it (display name = name) when missing.
-pub(crate) async fn ensure_team(
-    conn: &mut sqlx::SqliteConnection,
+pub(crate) async fn ensure_team<'c>(
+    conn: impl Into<Conn<'c>>,
     name: &str,
     now: i64,
 ) -> Result<i64, CoreError> {
-    let id = sqlx::query_scalar!(
-        r#"INSERT INTO teams (name, display_name, created_at) VALUES (?1, ?1, ?2)
-           ON CONFLICT (name) DO UPDATE SET name = excluded.name
-           RETURNING id AS "id!""#,
-        name,
-        now
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(id)
-}
-
-async fn memberships_of(
-    conn: &mut sqlx::SqliteConnection,
-    user_id: i64,
-) -> Result<BTreeMap<String, TeamRole>, CoreError> {
-    let rows = sqlx::query!(
-        r#"SELECT t.name AS "team!", m.role AS "role!"
-           FROM memberships m JOIN teams t ON t.id = m.team_id
-           WHERE m.user_id = ?1"#,
-        user_id
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| TeamRole::parse(&r.role).map(|role| (r.team, role)))
-        .collect())
+    Ok(users::ensure_team(conn.into(), name, now).await?)
 }
 
 /// Loads the principal of user `user_id` (a browser session or a personal token),
 /// in one query since it runs on every request. `None` when the user no longer exists.
 /// A disabled person has no principal: their sessions and tokens end.
 pub async fn load_principal(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     user_id: i64,
     method: AuthMethod,
 ) -> Result<Option<Principal>, CoreError> {
-    // Team names are `[a-z0-9-]`, so `team:role` pairs joined by commas parse back unambiguously.
-    let Some(user) = sqlx::query!(
-        r#"SELECT u.subject, u.email, u.display_name, u.platform_roles,
-                  (SELECT group_concat(t.name || ':' || m.role, ',')
-                     FROM memberships m JOIN teams t ON t.id = m.team_id
-                    WHERE m.user_id = u.id) AS "teams: String"
-           FROM users u WHERE u.id = ?1 AND u.disabled_at IS NULL"#,
-        user_id
-    )
-    .fetch_optional(pool)
-    .await?
-    else {
+    let Some(user) = users::principal(db.into(), user_id).await? else {
         return Ok(None);
     };
     let teams = user
@@ -165,7 +118,7 @@ pub async fn load_principal(
     }))
 }
 
-/// How long a signed-in person's principal is reused without reading SQLite.
+/// How long a signed-in person's principal is reused without reading the database.
 pub const PRINCIPAL_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Principals of signed-in users, kept for a few seconds so that a page view
@@ -200,7 +153,7 @@ impl PrincipalCache {
     /// The principal of `user_id` for a browser session, from the cache or the database.
     pub async fn session_principal(
         &self,
-        pool: &SqlitePool,
+        db: impl Into<Db<'_>>,
         user_id: i64,
     ) -> Result<Option<Principal>, CoreError> {
         if let Some((at, principal)) = self.lock().get(&user_id) {
@@ -208,7 +161,7 @@ impl PrincipalCache {
                 return Ok(Some(principal.clone()));
             }
         }
-        let loaded = load_principal(pool, user_id, AuthMethod::Session).await?;
+        let loaded = load_principal(db, user_id, AuthMethod::Session).await?;
         let mut entries = self.lock();
         match &loaded {
             Some(principal) => {
@@ -249,6 +202,78 @@ fn parse_roles(raw: &str) -> BTreeSet<PlatformRole> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::SqlitePool;
+
+    /// Sign-in, memberships, their audit entries and principals come out
+    /// the same on SQLite and PostgreSQL.
+    #[tokio::test]
+    async fn sign_in_and_principals_work_alike_on_both_backends() {
+        let Some((_, postgres)) = paved_store::postgres_testing::fresh_pool("identity", 2).await
+        else {
+            return;
+        };
+        let sqlite = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        crate::db::MIGRATOR.run(&sqlite).await.unwrap();
+        let mut seen = vec![];
+        for db in [Db::Sqlite(&sqlite), Db::Postgres(&postgres)] {
+            let first = sign_in(
+                "ada",
+                &[("payments", TeamRole::Lead), ("search", TeamRole::Member)],
+                &[PlatformRole::PlatformPm],
+            );
+            let id = upsert_from_sign_in(db, &first).await.unwrap();
+            let p = load_principal(db, id, AuthMethod::Session)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(p.team_role("payments"), Some(TeamRole::Lead));
+            assert_eq!(p.team_role("search"), Some(TeamRole::Member));
+            assert!(p.platform_roles.contains(&PlatformRole::PlatformPm));
+            // The same groups again: no change, no audit entry.
+            assert_eq!(upsert_from_sign_in(db, &first).await.unwrap(), id);
+            // Moved to another team, no platform role.
+            let moved = sign_in("ada", &[("ml", TeamRole::Member)], &[]);
+            assert_eq!(upsert_from_sign_in(db, &moved).await.unwrap(), id);
+            let cache = PrincipalCache::new(PRINCIPAL_TTL, 10);
+            let p = cache.session_principal(db, id).await.unwrap().unwrap();
+            assert_eq!(p.team_role("payments"), None);
+            assert_eq!(p.team_role("ml"), Some(TeamRole::Member));
+            assert!(p.platform_roles.is_empty());
+            let audit = crate::audit::list(db, 0, 10).await.unwrap();
+            assert_eq!(audit.total, 2, "first sign-in and the move");
+            let teams: Vec<(String, i64)> = crate::teams::list(db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| (t.name, t.member_count))
+                .collect();
+            assert_eq!(
+                teams,
+                [
+                    ("ml".into(), 1),
+                    ("payments".into(), 0),
+                    ("search".into(), 0)
+                ]
+            );
+            // A disabled person has no principal.
+            let disable = "UPDATE users SET disabled_at = 1 WHERE subject = 'ada'";
+            match db {
+                Db::Sqlite(pool) => sqlx::query(disable).execute(pool).await.map(drop),
+                Db::Postgres(pool) => sqlx::query(disable).execute(pool).await.map(drop),
+            }
+            .unwrap();
+            assert!(load_principal(db, id, AuthMethod::Session)
+                .await
+                .unwrap()
+                .is_none());
+            assert!(load_principal(db, id + 1, AuthMethod::Session)
+                .await
+                .unwrap()
+                .is_none());
+            seen.push((p, teams));
+        }
+        assert_eq!(seen[0], seen[1]);
+    }
 
     fn sign_in(subject: &str, teams: &[(&str, TeamRole)], platform: &[PlatformRole]) -> SignIn {
         SignIn {

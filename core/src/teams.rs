@@ -97,7 +97,7 @@ pub async fn seed_demo(
     let now = now_unix();
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for (name, display) in teams {
-        identity::ensure_team(&mut tx, name, now).await?;
+        identity::ensure_team(&mut *tx, name, now).await?;
         sqlx::query!(
             "UPDATE teams SET display_name = ?2 WHERE name = ?1",
             name,
@@ -121,7 +121,7 @@ pub async fn seed_demo(
         .fetch_one(&mut *tx)
         .await?;
         for (team, role) in memberships.iter() {
-            let team_id = identity::ensure_team(&mut tx, team, now).await?;
+            let team_id = identity::ensure_team(&mut *tx, team, now).await?;
             let role = role.as_str();
             sqlx::query!(
                 "INSERT OR IGNORE INTO memberships (user_id, team_id, role) VALUES (?1, ?2, ?3)",
