@@ -5,11 +5,11 @@
 //! for `PAVED_TOKEN_INACTIVE_DAYS` (it acts with the roles of the last sign-in,
 //! so it must not outlive the person's access at the identity provider).
 
+use paved_store::{tokens as stored, Db};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::SqlitePool;
 
 use crate::auth::{authorize, Action, Principal};
 use crate::config::TokenLimits;
@@ -45,7 +45,7 @@ const DAY: i64 = 86_400;
 /// Creates a token named `name` for the caller, living `days` (the
 /// configured default when `None`, at most the configured maximum).
 pub async fn create(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     caller: &Principal,
     name: &str,
     days: Option<u32>,
@@ -72,18 +72,18 @@ pub async fn create(
     let prefix: String = value.chars().take(TOKEN_PREFIX.len() + 6).collect();
     let now = now_unix();
     let expires_at = now + i64::from(days) * DAY;
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let id = sqlx::query_scalar!(
-        r#"INSERT INTO api_tokens (user_id, name, token_hash, token_prefix, created_at, expires_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id AS "id!""#,
-        user_id,
-        name,
-        hash,
-        prefix,
-        now,
-        expires_at
+    let mut tx = db.into().begin().await?;
+    let id = stored::insert(
+        tx.conn(),
+        stored::NewToken {
+            user_id,
+            name,
+            hash: &hash,
+            prefix: &prefix,
+            created_at: now,
+            expires_at,
+        },
     )
-    .fetch_one(&mut *tx)
     .await
     .map_err(|e| match CoreError::from(e) {
         CoreError::Conflict(_) => {
@@ -92,7 +92,7 @@ pub async fn create(
         other => other,
     })?;
     audit::record(
-        &mut *tx,
+        tx.conn(),
         &caller.actor(),
         "token.create",
         &format!("token:{id}"),
@@ -109,71 +109,35 @@ pub async fn create(
 }
 
 /// The caller's tokens, newest first.
-pub async fn list_own(pool: &SqlitePool, caller: &Principal) -> Result<Vec<TokenInfo>, CoreError> {
+pub async fn list_own(
+    db: impl Into<Db<'_>>,
+    caller: &Principal,
+) -> Result<Vec<TokenInfo>, CoreError> {
     authorize(caller, Action::ManageOwnTokens)?;
     let user_id = caller.user_id.ok_or(CoreError::Unauthenticated)?;
-    list_of(pool, user_id).await
-}
-
-async fn list_of(pool: &SqlitePool, user_id: i64) -> Result<Vec<TokenInfo>, CoreError> {
-    Ok(sqlx::query_as!(
-        TokenInfo,
-        r#"SELECT id AS "id!", name, token_prefix AS prefix, created_at, last_used_at, revoked_at,
-                  COALESCE(expires_at, created_at + 7776000) AS "expires_at!: i64"
-           FROM api_tokens WHERE user_id = ?1 ORDER BY created_at DESC, id DESC"#,
-        user_id
-    )
-    .fetch_all(pool)
-    .await?)
+    Ok(stored::of_user(db.into(), user_id).await?)
 }
 
 /// Every person with their access (platform admins).
 pub async fn list_users(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     caller: &Principal,
 ) -> Result<Vec<UserAccess>, CoreError> {
     authorize(caller, Action::AdministerPlatform)?;
-    let now = now_unix();
-    Ok(sqlx::query_as!(
-        UserAccess,
-        r#"SELECT u.id AS "id!", u.subject, u.display_name, u.last_login_at, u.disabled_at,
-                  (SELECT COUNT(*) FROM api_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL
-                      AND COALESCE(t.expires_at, 0) > ?1) AS "active_tokens!: i64"
-           FROM users u ORDER BY u.display_name, u.id"#,
-        now
-    )
-    .fetch_all(pool)
-    .await?)
+    Ok(stored::people(db.into(), now_unix()).await?)
 }
 
 /// Every person with the tokens that still work, for the admins' access
 /// page (platform admins): two queries whatever the number of people.
 pub async fn access_overview(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     caller: &Principal,
 ) -> Result<Vec<PersonAccess>, CoreError> {
-    let people = list_users(pool, caller).await?;
-    let now = now_unix();
-    let tokens = sqlx::query!(
-        r#"SELECT user_id, id AS "id!", name, token_prefix AS prefix, created_at, last_used_at, revoked_at,
-                  expires_at AS "expires_at!: i64"
-           FROM api_tokens WHERE revoked_at IS NULL AND COALESCE(expires_at, 0) > ?1
-           ORDER BY created_at DESC, id DESC"#,
-        now
-    )
-    .fetch_all(pool)
-    .await?;
+    let db = db.into();
+    let people = list_users(db, caller).await?;
     let mut by_user: std::collections::HashMap<i64, Vec<TokenInfo>> = Default::default();
-    for t in tokens {
-        by_user.entry(t.user_id).or_default().push(TokenInfo {
-            id: t.id,
-            name: t.name,
-            prefix: t.prefix,
-            created_at: t.created_at,
-            last_used_at: t.last_used_at,
-            revoked_at: t.revoked_at,
-            expires_at: t.expires_at,
-        });
+    for (user_id, token) in stored::working(db, now_unix()).await? {
+        by_user.entry(user_id).or_default().push(token);
     }
     Ok(people
         .into_iter()
@@ -186,18 +150,22 @@ pub async fn access_overview(
 
 /// Any person's tokens (platform admins).
 pub async fn list_for_user(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     caller: &Principal,
     user_id: i64,
 ) -> Result<Vec<TokenInfo>, CoreError> {
     authorize(caller, Action::AdministerPlatform)?;
-    list_of(pool, user_id).await
+    Ok(stored::of_user(db.into(), user_id).await?)
 }
 
 /// Revokes any person's token (platform admins).
-pub async fn revoke_any(pool: &SqlitePool, caller: &Principal, id: i64) -> Result<(), CoreError> {
+pub async fn revoke_any(
+    db: impl Into<Db<'_>>,
+    caller: &Principal,
+    id: i64,
+) -> Result<(), CoreError> {
     authorize(caller, Action::AdministerPlatform)?;
-    revoke_token(pool, caller, id, None).await
+    revoke_token(db.into(), caller, id, None).await
 }
 
 /// Disables (or re-enables) a person (platform admins): a disabled person's
@@ -219,7 +187,7 @@ pub async fn change_access(
 
 /// [`change_access`] in the database alone.
 pub async fn set_disabled(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     caller: &Principal,
     user_id: i64,
     disabled: bool,
@@ -233,20 +201,12 @@ pub async fn set_disabled(
     }
     let now = now_unix();
     let at = disabled.then_some(now);
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let changed = sqlx::query!(
-        "UPDATE users SET disabled_at = ?2 WHERE id = ?1",
-        user_id,
-        at
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if changed == 0 {
+    let mut tx = db.into().begin().await?;
+    if !stored::set_disabled(tx.conn(), user_id, at).await? {
         return Err(CoreError::NotFound(format!("user {user_id}")));
     }
     audit::record(
-        &mut *tx,
+        tx.conn(),
         &caller.actor(),
         if disabled {
             "user.disable"
@@ -263,32 +223,23 @@ pub async fn set_disabled(
 }
 
 /// Revokes one of the caller's tokens. Another user's token is "not found".
-pub async fn revoke(pool: &SqlitePool, caller: &Principal, id: i64) -> Result<(), CoreError> {
+pub async fn revoke(db: impl Into<Db<'_>>, caller: &Principal, id: i64) -> Result<(), CoreError> {
     authorize(caller, Action::ManageOwnTokens)?;
     let user_id = caller.user_id.ok_or(CoreError::Unauthenticated)?;
-    revoke_token(pool, caller, id, Some(user_id)).await
+    revoke_token(db.into(), caller, id, Some(user_id)).await
 }
 
 /// Revokes token `id` (only if `owner` holds it, when given) and audits it,
 /// in one transaction. Callers have authorized already.
 async fn revoke_token(
-    pool: &SqlitePool,
+    db: Db<'_>,
     caller: &Principal,
     id: i64,
     owner: Option<i64>,
 ) -> Result<(), CoreError> {
     let now = now_unix();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let revoked = sqlx::query!(
-        "UPDATE api_tokens SET revoked_at = ?3 WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2) AND revoked_at IS NULL",
-        id,
-        owner,
-        now
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if revoked == 0 {
+    let mut tx = db.begin().await?;
+    if !stored::revoke(tx.conn(), id, owner, now).await? {
         return Err(CoreError::NotFound("active token".into()));
     }
     let mut after = json!({ "revoked": true });
@@ -296,7 +247,7 @@ async fn revoke_token(
         after["by_admin"] = json!(true);
     }
     audit::record(
-        &mut *tx,
+        tx.conn(),
         &caller.actor(),
         "token.revoke",
         &format!("token:{id}"),
@@ -316,10 +267,11 @@ pub const LAST_USED_RESOLUTION_SECS: i64 = 60;
 /// not revoked, not expired, its owner not disabled and signed in within
 /// `limits.inactive_days`. Returns the owner's user id.
 pub async fn authenticate(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     presented: &SecretString,
     limits: &TokenLimits,
 ) -> Result<Option<i64>, CoreError> {
+    let db = db.into();
     let presented = presented.expose_secret();
     if !presented.starts_with(TOKEN_PREFIX) {
         return Ok(None);
@@ -327,30 +279,14 @@ pub async fn authenticate(
     let hash = hash_token(presented);
     let now = now_unix();
     let active_since = now - i64::from(limits.inactive_days) * DAY;
-    let Some(token) = sqlx::query!(
-        r#"SELECT t.id, t.user_id, t.last_used_at FROM api_tokens t JOIN users u ON u.id = t.user_id
-           WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND COALESCE(t.expires_at, 0) > ?2
-             AND u.disabled_at IS NULL AND COALESCE(u.last_login_at, 0) >= ?3"#,
-        hash,
-        now,
-        active_since
-    )
-    .fetch_optional(pool)
-    .await?
-    else {
+    let Some(token) = stored::find_working(db, &hash, now, active_since).await? else {
         return Ok(None);
     };
     if token
         .last_used_at
         .is_none_or(|t| now - t >= LAST_USED_RESOLUTION_SECS)
     {
-        sqlx::query!(
-            "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
-            token.id,
-            now
-        )
-        .execute(pool)
-        .await?;
+        stored::touch(db, token.id, now).await?;
     }
     Ok(Some(token.user_id))
 }
@@ -360,6 +296,7 @@ mod tests {
     use super::*;
     use crate::auth::{AuthMethod, Grants, TeamRole};
     use crate::identity::{self, SignIn};
+    use sqlx::SqlitePool;
 
     const LIMITS: TokenLimits = TokenLimits {
         default_days: 90,
@@ -367,7 +304,7 @@ mod tests {
         inactive_days: 30,
     };
 
-    async fn user(pool: &SqlitePool, subject: &str) -> Principal {
+    async fn user(pool: impl Into<Db<'_>> + Copy, subject: &str) -> Principal {
         let id = identity::upsert_from_sign_in(
             pool,
             &SignIn {
@@ -386,6 +323,94 @@ mod tests {
             .await
             .unwrap()
             .unwrap()
+    }
+
+    /// Tokens are created, listed, used, revoked and stop with their owner
+    /// alike on SQLite and PostgreSQL.
+    #[tokio::test]
+    async fn tokens_work_alike_on_both_backends() {
+        let Some((_, postgres)) = paved_store::postgres_testing::fresh_pool("tokens", 2).await
+        else {
+            return;
+        };
+        let sqlite = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        crate::db::MIGRATOR.run(&sqlite).await.unwrap();
+        let mut seen = vec![];
+        for db in [Db::Sqlite(&sqlite), Db::Postgres(&postgres)] {
+            let ada = user(db, "ada").await;
+            let bob = user(db, "bob").await;
+            let admin = Principal {
+                user_id: Some(999),
+                ..paved_shared::auth::testing::admin()
+            };
+            let first = create(db, &ada, "ci laptop", Some(7), &LIMITS)
+                .await
+                .unwrap();
+            let second = create(db, &ada, "deploy", None, &LIMITS).await.unwrap();
+            assert!(matches!(
+                create(db, &ada, "ci laptop", None, &LIMITS).await,
+                Err(CoreError::Conflict(_))
+            ));
+            assert_eq!(
+                authenticate(db, &first.value, &LIMITS).await.unwrap(),
+                ada.user_id
+            );
+            assert_eq!(
+                authenticate(db, &SecretString::from("pvd_nope".to_owned()), &LIMITS)
+                    .await
+                    .unwrap(),
+                None
+            );
+            let listed = list_own(db, &ada).await.unwrap();
+            let names: Vec<&str> = listed.iter().map(|t| t.name.as_str()).collect();
+            assert_eq!(names, ["deploy", "ci laptop"]);
+            assert!(listed[1].last_used_at.is_some(), "use is recorded");
+            // Nobody revokes another's token; an admin may.
+            assert!(matches!(
+                revoke(db, &bob, first.id).await,
+                Err(CoreError::NotFound(_))
+            ));
+            revoke(db, &ada, first.id).await.unwrap();
+            assert_eq!(authenticate(db, &first.value, &LIMITS).await.unwrap(), None);
+            let overview = access_overview(db, &admin).await.unwrap();
+            let counts: Vec<(String, i64, usize)> = overview
+                .iter()
+                .map(|p| {
+                    (
+                        p.person.subject.clone(),
+                        p.person.active_tokens,
+                        p.tokens.len(),
+                    )
+                })
+                .collect();
+            assert_eq!(counts, [("ada".into(), 1, 1), ("bob".into(), 0, 0)]);
+            // A disabled owner's tokens stop; enabled again, they work.
+            let ada_id = ada.user_id.unwrap();
+            set_disabled(db, &admin, ada_id, true).await.unwrap();
+            assert_eq!(
+                authenticate(db, &second.value, &LIMITS).await.unwrap(),
+                None
+            );
+            set_disabled(db, &admin, ada_id, false).await.unwrap();
+            assert_eq!(
+                authenticate(db, &second.value, &LIMITS).await.unwrap(),
+                Some(ada_id)
+            );
+            assert!(matches!(
+                set_disabled(db, &admin, ada_id + 100, true).await,
+                Err(CoreError::NotFound(_))
+            ));
+            revoke_any(db, &admin, second.id).await.unwrap();
+            assert!(list_for_user(db, &admin, ada_id)
+                .await
+                .unwrap()
+                .iter()
+                .all(|t| t.revoked_at.is_some()));
+            let audit = crate::audit::list(db, 0, 20).await.unwrap();
+            let actions: Vec<String> = audit.entries.iter().map(|e| e.action.clone()).collect();
+            seen.push((counts, actions));
+        }
+        assert_eq!(seen[0], seen[1]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod budgets;
 pub mod gateway_keys;
 pub mod prices;
 pub mod teams;
+pub mod tokens;
 pub mod users;
 
 /// Paved's PostgreSQL migrations (`migrations/postgres/`). sqlx holds a session
