@@ -243,6 +243,27 @@ pub async fn is_ready(pool: &SqlitePool) -> bool {
         .is_ok()
 }
 
+/// Both backends for a test: an in-memory SQLite database and a fresh
+/// PostgreSQL one, each migrated; `None` when PostgreSQL is not available
+/// (see [`postgres_testing::cluster_url`]).
+#[cfg(test)]
+pub(crate) async fn both_backends(prefix: &str) -> Option<(SqlitePool, sqlx::PgPool)> {
+    let (_, postgres) = postgres_testing::fresh_pool(prefix, 2).await?;
+    let sqlite = SqlitePool::connect("sqlite::memory:").await.ok()?;
+    MIGRATOR.run(&sqlite).await.ok()?;
+    Some((sqlite, postgres))
+}
+
+/// Runs a literal statement (test set-up) on either backend.
+#[cfg(test)]
+pub(crate) async fn run(db: Db<'_>, sql: &str) {
+    match db {
+        Db::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        Db::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -208,12 +208,9 @@ mod tests {
     /// the same on SQLite and PostgreSQL.
     #[tokio::test]
     async fn sign_in_and_principals_work_alike_on_both_backends() {
-        let Some((_, postgres)) = paved_store::postgres_testing::fresh_pool("identity", 2).await
-        else {
+        let Some((sqlite, postgres)) = crate::db::both_backends("identity").await else {
             return;
         };
-        let sqlite = SqlitePool::connect("sqlite::memory:").await.unwrap();
-        crate::db::MIGRATOR.run(&sqlite).await.unwrap();
         let mut seen = vec![];
         for db in [Db::Sqlite(&sqlite), Db::Postgres(&postgres)] {
             let first = sign_in(
@@ -256,12 +253,7 @@ mod tests {
                 ]
             );
             // A disabled person has no principal.
-            let disable = "UPDATE users SET disabled_at = 1 WHERE subject = 'ada'";
-            match db {
-                Db::Sqlite(pool) => sqlx::query(disable).execute(pool).await.map(drop),
-                Db::Postgres(pool) => sqlx::query(disable).execute(pool).await.map(drop),
-            }
-            .unwrap();
+            crate::db::run(db, "UPDATE users SET disabled_at = 1 WHERE subject = 'ada'").await;
             assert!(load_principal(db, id, AuthMethod::Session)
                 .await
                 .unwrap()

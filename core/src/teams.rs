@@ -173,12 +173,9 @@ mod tests {
     /// The same rows give the same answers on SQLite and PostgreSQL.
     #[tokio::test]
     async fn teams_and_the_audit_log_read_alike_on_both_backends() {
-        let Some((_, postgres)) = paved_store::postgres_testing::fresh_pool("teams", 2).await
-        else {
+        let Some((sqlite, postgres)) = crate::db::both_backends("teams").await else {
             return;
         };
-        let sqlite = SqlitePool::connect("sqlite::memory:").await.unwrap();
-        crate::db::MIGRATOR.run(&sqlite).await.unwrap();
         let seed = [
             "INSERT INTO users (subject, display_name, email, created_at) VALUES ('u1', 'Zed Dev', 'z@x', 1)",
             "INSERT INTO users (subject, display_name, email, created_at) VALUES ('u2', 'Amy Lead', NULL, 1)",

@@ -329,12 +329,9 @@ mod tests {
     /// alike on SQLite and PostgreSQL.
     #[tokio::test]
     async fn tokens_work_alike_on_both_backends() {
-        let Some((_, postgres)) = paved_store::postgres_testing::fresh_pool("tokens", 2).await
-        else {
+        let Some((sqlite, postgres)) = crate::db::both_backends("tokens").await else {
             return;
         };
-        let sqlite = SqlitePool::connect("sqlite::memory:").await.unwrap();
-        crate::db::MIGRATOR.run(&sqlite).await.unwrap();
         let mut seen = vec![];
         for db in [Db::Sqlite(&sqlite), Db::Postgres(&postgres)] {
             let ada = user(db, "ada").await;

@@ -157,40 +157,26 @@ async fn reserve_batches(
         )
         .fetch_all(&pool)
         .await;
-        match rows {
-            Ok(rows) => {
-                let mut acks: Vec<Option<_>> = batch.into_iter().map(|j| Some(j.ack)).collect();
-                for row in rows {
-                    let Some(ack) = usize::try_from(row.idx - 1)
-                        .ok()
-                        .and_then(|i| acks.get_mut(i))
-                        .and_then(Option::take)
-                    else {
-                        continue;
+        let acks = batch.into_iter().map(|j| j.ack).collect();
+        answer(
+            acks,
+            rows.map(|rows| {
+                rows.into_iter().map(|row| {
+                    let reply = ReserveRow {
+                        outcome: row.outcome,
+                        scope_workspace: row.scope_workspace,
+                        scope_period: row.scope_period,
+                        limit_nanocents: row.limit_nanocents,
+                        committed_nanocents: row.committed_nanocents,
+                        period_end: row.period_end,
+                        rate_what: row.rate_what,
+                        rate_limit: row.rate_limit,
+                        retry_after_secs: row.retry_after_secs,
                     };
-                    let _ = ack.send(Ok((
-                        ReserveRow {
-                            outcome: row.outcome,
-                            scope_workspace: row.scope_workspace,
-                            scope_period: row.scope_period,
-                            limit_nanocents: row.limit_nanocents,
-                            committed_nanocents: row.committed_nanocents,
-                            period_end: row.period_end,
-                            rate_what: row.rate_what,
-                            rate_limit: row.rate_limit,
-                            retry_after_secs: row.retry_after_secs,
-                        },
-                        expires_at,
-                    )));
-                }
-            }
-            Err(error) => {
-                let refusal = unavailable(error);
-                for job in batch {
-                    let _ = job.ack.send(Err(refusal.clone()));
-                }
-            }
-        }
+                    (row.idx, (reply, expires_at))
+                })
+            }),
+        );
     }
 }
 
@@ -236,32 +222,51 @@ async fn finish_batches(
         )
         .fetch_all(&pool)
         .await;
-        match rows {
-            Ok(rows) => {
-                let mut acks: Vec<Option<_>> = batch.into_iter().map(|j| Some(j.ack)).collect();
-                for row in rows {
-                    let Some(ack) = usize::try_from(row.idx - 1)
-                        .ok()
-                        .and_then(|i| acks.get_mut(i))
-                        .and_then(Option::take)
-                    else {
-                        continue;
-                    };
-                    let _ = ack.send(Ok(FinishRow {
+        let acks = batch.into_iter().map(|j| j.ack).collect();
+        answer(
+            acks,
+            rows.map(|rows| {
+                rows.into_iter().map(|row| {
+                    let reply = FinishRow {
                         outcome: row.outcome,
                         alert_workspace: row.alert_workspace,
                         alert_percent: row.alert_percent,
                         alert_spent_nanocents: row.alert_spent_nanocents,
                         alert_limit_nanocents: row.alert_limit_nanocents,
                         alert_period_start: row.alert_period_start,
-                    }));
+                    };
+                    (row.idx, reply)
+                })
+            }),
+        );
+    }
+}
+
+/// Hands each request of a batch its row (`idx` is 1-based), or the
+/// refusal every request gets when the call failed.
+fn answer<T, Rows>(
+    acks: Vec<oneshot::Sender<Result<T, LedgerError>>>,
+    rows: Result<Rows, sqlx::Error>,
+) where
+    Rows: IntoIterator<Item = (i32, T)>,
+{
+    match rows {
+        Ok(rows) => {
+            let mut acks: Vec<Option<_>> = acks.into_iter().map(Some).collect();
+            for (idx, reply) in rows {
+                if let Some(ack) = usize::try_from(idx - 1)
+                    .ok()
+                    .and_then(|i| acks.get_mut(i))
+                    .and_then(Option::take)
+                {
+                    let _ = ack.send(Ok(reply));
                 }
             }
-            Err(error) => {
-                let refusal = unavailable(error);
-                for job in batch {
-                    let _ = job.ack.send(Err(refusal.clone()));
-                }
+        }
+        Err(error) => {
+            let refusal = unavailable(error);
+            for ack in acks {
+                let _ = ack.send(Err(refusal.clone()));
             }
         }
     }

@@ -793,20 +793,16 @@ async fn a_key_freed_a_moment_ago_is_reusable_before_its_record_is_written(pool:
 #[tokio::test]
 async fn gateway_keys_work_alike_on_both_backends() {
     use paved_store::Db;
-    let Some((_, postgres)) = paved_store::postgres_testing::fresh_pool("keys", 2).await else {
+    let Some((sqlite, postgres)) = crate::db::both_backends("keys").await else {
         return;
     };
-    let sqlite = SqlitePool::connect("sqlite::memory:").await.unwrap();
-    crate::db::MIGRATOR.run(&sqlite).await.unwrap();
     let mut seen = vec![];
     for db in [Db::Sqlite(&sqlite), Db::Postgres(&postgres)] {
-        let team =
-            "INSERT INTO teams (name, display_name, created_at) VALUES ('payments', 'Payments', 0)";
-        match db {
-            Db::Sqlite(pool) => sqlx::query(team).execute(pool).await.map(drop),
-            Db::Postgres(pool) => sqlx::query(team).execute(pool).await.map(drop),
-        }
-        .unwrap();
+        crate::db::run(
+            db,
+            "INSERT INTO teams (name, display_name, created_at) VALUES ('payments', 'Payments', 0)",
+        )
+        .await;
         let created = keys::create(db, &lead(), "payments", " ci bot ", Some("checkout"))
             .await
             .unwrap();
@@ -885,11 +881,9 @@ async fn gateway_keys_work_alike_on_both_backends() {
 #[tokio::test]
 async fn budget_rules_are_kept_alike_on_both_backends() {
     use paved_store::Db;
-    let Some((_, postgres)) = paved_store::postgres_testing::fresh_pool("rules", 2).await else {
+    let Some((sqlite, postgres)) = crate::db::both_backends("rules").await else {
         return;
     };
-    let sqlite = SqlitePool::connect("sqlite::memory:").await.unwrap();
-    crate::db::MIGRATOR.run(&sqlite).await.unwrap();
     // The ledger itself (in memory, on SQLite) only receives the rules here.
     let scratch = SqlitePool::connect("sqlite::memory:").await.unwrap();
     crate::db::MIGRATOR.run(&scratch).await.unwrap();
@@ -899,13 +893,11 @@ async fn budget_rules_are_kept_alike_on_both_backends() {
         (Db::Sqlite(&sqlite), &sqlite),
         (Db::Postgres(&postgres), &scratch),
     ] {
-        let team =
-            "INSERT INTO teams (name, display_name, created_at) VALUES ('payments', 'Payments', 0)";
-        match db {
-            Db::Sqlite(pool) => sqlx::query(team).execute(pool).await.map(drop),
-            Db::Postgres(pool) => sqlx::query(team).execute(pool).await.map(drop),
-        }
-        .unwrap();
+        crate::db::run(
+            db,
+            "INSERT INTO teams (name, display_name, created_at) VALUES ('payments', 'Payments', 0)",
+        )
+        .await;
         let clock = Arc::new(ManualClock::at(ms("2026-03-15T12:00:00Z")));
         let ledger = Ledger::start(
             ledger_pool.clone(),
@@ -1010,11 +1002,9 @@ async fn budget_rules_are_kept_alike_on_both_backends() {
 #[tokio::test]
 async fn prices_are_kept_alike_on_both_backends() {
     use paved_store::Db;
-    let Some((_, postgres)) = paved_store::postgres_testing::fresh_pool("prices", 2).await else {
+    let Some((sqlite, postgres)) = crate::db::both_backends("prices").await else {
         return;
     };
-    let sqlite = SqlitePool::connect("sqlite::memory:").await.unwrap();
-    crate::db::MIGRATOR.run(&sqlite).await.unwrap();
     let admin = testing::admin();
     let mut seen = vec![];
     for db in [Db::Sqlite(&sqlite), Db::Postgres(&postgres)] {
