@@ -1,7 +1,7 @@
 //! In-portal notifications: sent to users, to groups (everyone in the team)
 //! or to everyone, read on the notifications page.
 
-use sqlx::SqlitePool;
+use paved_store::{notifications as stored, Conn, Db};
 
 use crate::auth::Principal;
 use crate::{now_unix, CoreError};
@@ -13,7 +13,7 @@ pub const PLATFORM_ROLE: &str = "role:platform";
 
 /// Sends one notification to each recipient, in one transaction.
 pub async fn send(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     recipients: &[String],
     title: &str,
     description: Option<&str>,
@@ -21,9 +21,9 @@ pub async fn send(
     severity: Severity,
     origin: Option<&str>,
 ) -> Result<(), CoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = db.into().begin().await?;
     send_in(
-        &mut tx,
+        tx.conn(),
         recipients,
         title,
         description,
@@ -39,8 +39,8 @@ pub async fn send(
 
 /// [`send`] inside the caller's transaction, stamped `now` (unix seconds).
 #[allow(clippy::too_many_arguments)]
-pub async fn send_in(
-    tx: &mut sqlx::SqliteConnection,
+pub async fn send_in<'c>(
+    conn: impl Into<Conn<'c>>,
     recipients: &[String],
     title: &str,
     description: Option<&str>,
@@ -49,19 +49,20 @@ pub async fn send_in(
     origin: Option<&str>,
     now: i64,
 ) -> Result<(), CoreError> {
-    let severity = severity.as_str();
+    let mut conn = conn.into();
     for recipient in recipients {
-        sqlx::query!(
-            "INSERT INTO notifications (recipient, title, description, link, severity, origin, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            recipient,
-            title,
-            description,
-            link,
-            severity,
-            origin,
-            now
+        stored::insert(
+            conn.reborrow(),
+            stored::NewNotification {
+                recipient,
+                title,
+                description,
+                link,
+                severity: severity.as_str(),
+                origin,
+                created_at: now,
+            },
         )
-        .execute(&mut *tx)
         .await?;
     }
     Ok(())
@@ -87,22 +88,14 @@ fn reader_ref(principal: &Principal) -> String {
 /// The newest notifications for `principal` (at most 100), with the
 /// caller's own read marks.
 pub async fn list(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     principal: &Principal,
 ) -> Result<Vec<Notification>, CoreError> {
-    let recipients = serde_json::to_string(&recipients_for(principal)).unwrap_or_default();
-    let reader = reader_ref(principal);
-    let rows = sqlx::query!(
-        r#"SELECT n.id AS "id!", n.recipient, n.title, n.description, n.link, n.severity, n.created_at,
-                  r.read_at AS "read_at?"
-           FROM notifications n
-           LEFT JOIN notification_reads r ON r.notification_id = n.id AND r.reader = ?2
-           WHERE n.recipient IN (SELECT value FROM json_each(?1))
-           ORDER BY n.created_at DESC, n.id DESC LIMIT 100"#,
-        recipients,
-        reader
+    let rows = stored::newest(
+        db.into(),
+        &recipients_for(principal),
+        &reader_ref(principal),
     )
-    .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
@@ -120,8 +113,11 @@ pub async fn list(
 }
 
 /// How many of `principal`'s notifications are unread (the menu's badge).
-pub async fn unread_count(pool: &SqlitePool, principal: &Principal) -> Result<usize, CoreError> {
-    Ok(list(pool, principal)
+pub async fn unread_count(
+    db: impl Into<Db<'_>>,
+    principal: &Principal,
+) -> Result<usize, CoreError> {
+    Ok(list(db, principal)
         .await?
         .iter()
         .filter(|n| !n.read)
@@ -129,32 +125,116 @@ pub async fn unread_count(pool: &SqlitePool, principal: &Principal) -> Result<us
 }
 
 /// Marks one of `principal`'s notifications read, for `principal` only.
-pub async fn mark_read(pool: &SqlitePool, principal: &Principal, id: i64) -> Result<(), CoreError> {
-    let recipients = serde_json::to_string(&recipients_for(principal)).unwrap_or_default();
-    let reader = reader_ref(principal);
-    let now = now_unix();
-    let done = sqlx::query!(
-        "INSERT INTO notification_reads (notification_id, reader, read_at)
-         SELECT id, ?3, ?4 FROM notifications WHERE id = ?1 AND recipient IN (SELECT value FROM json_each(?2))
-         ON CONFLICT (notification_id, reader) DO NOTHING",
+pub async fn mark_read(
+    db: impl Into<Db<'_>>,
+    principal: &Principal,
+    id: i64,
+) -> Result<(), CoreError> {
+    let found = stored::mark_read(
+        db.into(),
         id,
-        recipients,
-        reader,
-        now
+        &recipients_for(principal),
+        &reader_ref(principal),
+        now_unix(),
     )
-    .execute(pool)
     .await?;
-    if done.rows_affected() == 0 {
-        let visible = sqlx::query_scalar!(
-            "SELECT COUNT(*) FROM notifications WHERE id = ?1 AND recipient IN (SELECT value FROM json_each(?2))",
-            id,
-            recipients
-        )
-        .fetch_one(pool)
-        .await?;
-        if visible == 0 {
-            return Err(CoreError::NotFound("notification".into()));
-        }
+    if found {
+        Ok(())
+    } else {
+        Err(CoreError::NotFound("notification".into()))
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::TeamRole;
+
+    /// Notifications reach the person, their teams and everyone, and read
+    /// marks are per person, alike on SQLite and PostgreSQL.
+    #[tokio::test]
+    async fn notifications_work_alike_on_both_backends() {
+        let Some((sqlite, postgres)) = crate::db::both_backends("notes").await else {
+            return;
+        };
+        let dana = Principal {
+            subject: "dana".into(),
+            teams: [("payments".to_owned(), TeamRole::Member)].into(),
+            ..paved_shared::auth::testing::member("payments")
+        };
+        let lee = Principal {
+            subject: "lee".into(),
+            ..dana.clone()
+        };
+        let sid = Principal {
+            subject: "sid".into(),
+            teams: [("search".to_owned(), TeamRole::Member)].into(),
+            ..dana.clone()
+        };
+        let mut seen = vec![];
+        for db in [Db::Sqlite(&sqlite), Db::Postgres(&postgres)] {
+            let to = |r: &str| vec![r.to_owned()];
+            send(
+                db,
+                &to("user:default/dana"),
+                "for dana",
+                None,
+                None,
+                Severity::Normal,
+                None,
+            )
+            .await
+            .unwrap();
+            send(
+                db,
+                &to("group:default/payments"),
+                "for payments",
+                Some("d"),
+                Some("/teams/payments"),
+                Severity::High,
+                Some("task-1"),
+            )
+            .await
+            .unwrap();
+            send(
+                db,
+                &to("broadcast"),
+                "for all",
+                None,
+                None,
+                Severity::Low,
+                None,
+            )
+            .await
+            .unwrap();
+            let titles =
+                |ns: &[Notification]| ns.iter().map(|n| n.title.clone()).collect::<Vec<_>>();
+            let for_dana = list(db, &dana).await.unwrap();
+            assert_eq!(titles(&for_dana), ["for all", "for payments", "for dana"]);
+            assert_eq!(titles(&list(db, &sid).await.unwrap()), ["for all"]);
+            // Dana reads the team's notification: still unread for Lee.
+            let team_note = for_dana
+                .iter()
+                .find(|n| n.title == "for payments")
+                .unwrap()
+                .id;
+            mark_read(db, &dana, team_note).await.unwrap();
+            mark_read(db, &dana, team_note).await.unwrap();
+            assert_eq!(unread_count(db, &dana).await.unwrap(), 2);
+            assert_eq!(unread_count(db, &lee).await.unwrap(), 2);
+            // Nobody marks what was not sent to them.
+            assert!(matches!(
+                mark_read(db, &sid, team_note).await,
+                Err(CoreError::NotFound(_))
+            ));
+            let read: Vec<(String, bool)> = list(db, &dana)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|n| (n.title, n.read))
+                .collect();
+            seen.push(read);
+        }
+        assert_eq!(seen[0], seen[1]);
+    }
 }

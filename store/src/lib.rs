@@ -16,6 +16,7 @@ use sqlx::SqlitePool;
 pub mod audit;
 pub mod budgets;
 pub mod gateway_keys;
+pub mod notifications;
 pub mod prices;
 pub mod teams;
 pub mod tokens;
@@ -94,6 +95,17 @@ pub enum Conn<'c> {
     Sqlite(&'c mut sqlx::SqliteConnection),
     /// PostgreSQL.
     Postgres(&'c mut sqlx::PgConnection),
+}
+
+impl Conn<'_> {
+    /// The same connection for one more statement (a `Conn` is moved into
+    /// each call).
+    pub fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+            Conn::Postgres(c) => Conn::Postgres(c),
+        }
+    }
 }
 
 impl<'c> From<&'c mut sqlx::SqliteConnection> for Conn<'c> {

@@ -334,7 +334,7 @@ pub async fn remind_key_rotations(pool: &SqlitePool, now_s: i64) -> Result<usize
         if fresh {
             reminded += 1;
             crate::notifications::send_in(
-                &mut tx,
+                &mut *tx,
                 &[format!("group:default/{}", row.team)],
                 &format!("Rotate the LLM provider keys of team {}", row.team),
                 Some(&format!(

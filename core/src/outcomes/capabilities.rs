@@ -683,7 +683,7 @@ pub async fn alert(core: &crate::CoreState, now: i64) -> Result<usize, CoreError
                         notifications::PLATFORM_ROLE.to_owned(),
                     ];
                     notifications::send_in(
-                        &mut tx,
+                        &mut *tx,
                         &recipients,
                         &title,
                         Some(&description),
