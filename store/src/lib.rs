@@ -18,6 +18,7 @@ pub mod budgets;
 pub mod gateway_keys;
 pub mod notifications;
 pub mod prices;
+pub mod secrets;
 pub mod teams;
 pub mod tokens;
 pub mod users;

@@ -1,4 +1,4 @@
-//! Secret metadata in SQLite: which secrets exist, their versions and
+//! Secret metadata (stored through `paved-store`, on either database): which secrets exist, their versions and
 //! writers, and the state of each scope's Vault policy and Kubernetes role.
 //! No value ever passes through here.
 
@@ -7,97 +7,40 @@ use sqlx::SqlitePool;
 use super::naming::SecretTarget;
 use crate::CoreError;
 
-/// A secret's row.
-#[derive(Debug, Clone)]
-pub struct SecretRow {
-    pub id: i64,
-    pub team: String,
-    pub holder: String,
-    pub name: String,
-    pub current_version: i64,
-    pub updated_at: i64,
-    pub updated_by: String,
-}
-
-/// A version's row.
-#[derive(Debug, Clone)]
-pub struct VersionRow {
-    pub version: i64,
-    pub created_at: i64,
-    pub created_by: String,
-    pub vault_request_id: Option<String>,
-}
-
-/// A scope's access row.
-#[derive(Debug, Clone)]
-pub struct AccessRow {
-    pub policy_name: String,
-    pub role_name: Option<String>,
-    pub namespace: Option<String>,
-    pub service_account: Option<String>,
-    pub policy_synced_at: Option<i64>,
-    pub role_synced_at: Option<i64>,
-    pub last_attempt_at: i64,
-    pub last_error: Option<String>,
-}
+pub use paved_store::secrets::{AccessRow, SecretRow, VersionRow};
+use paved_store::Db;
 
 /// Every secret of `team`'s `holder`, by name.
 pub async fn list(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     team: &str,
     holder: &str,
 ) -> Result<Vec<SecretRow>, CoreError> {
-    Ok(sqlx::query_as!(
-        SecretRow,
-        r#"SELECT id AS "id!", team, holder, name, current_version, updated_at, updated_by
-           FROM secrets WHERE team = ?1 AND holder = ?2 ORDER BY name"#,
-        team,
-        holder
-    )
-    .fetch_all(pool)
-    .await?)
+    Ok(paved_store::secrets::list(db.into(), team, Some(holder)).await?)
 }
 
 /// Every secret of `team`, any holder.
-pub async fn list_team(pool: &SqlitePool, team: &str) -> Result<Vec<SecretRow>, CoreError> {
-    Ok(sqlx::query_as!(
-        SecretRow,
-        r#"SELECT id AS "id!", team, holder, name, current_version, updated_at, updated_by
-           FROM secrets WHERE team = ?1 ORDER BY holder, name"#,
-        team
-    )
-    .fetch_all(pool)
-    .await?)
+pub async fn list_team(db: impl Into<Db<'_>>, team: &str) -> Result<Vec<SecretRow>, CoreError> {
+    Ok(paved_store::secrets::list(db.into(), team, None).await?)
 }
 
 /// One secret.
 pub async fn find(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     target: &SecretTarget,
 ) -> Result<Option<SecretRow>, CoreError> {
-    let holder = target.holder.segment();
-    Ok(sqlx::query_as!(
-        SecretRow,
-        r#"SELECT id AS "id!", team, holder, name, current_version, updated_at, updated_by
-           FROM secrets WHERE team = ?1 AND holder = ?2 AND name = ?3"#,
-        target.team,
-        holder,
-        target.name
+    Ok(paved_store::secrets::find(
+        db.into(),
+        &target.team,
+        target.holder.segment(),
+        &target.name,
     )
-    .fetch_optional(pool)
     .await?)
 }
 
 /// The versions Paved wrote, newest first.
-pub async fn versions(pool: &SqlitePool, secret_id: i64) -> Result<Vec<VersionRow>, CoreError> {
-    Ok(sqlx::query_as!(
-        VersionRow,
-        r#"SELECT version, created_at, created_by, vault_request_id
-           FROM secret_versions WHERE secret_id = ?1 ORDER BY version DESC"#,
-        secret_id
-    )
-    .fetch_all(pool)
-    .await?)
+pub async fn versions(db: impl Into<Db<'_>>, secret_id: i64) -> Result<Vec<VersionRow>, CoreError> {
+    Ok(paved_store::secrets::versions(db.into(), secret_id).await?)
 }
 
 /// The audit entry written with a change.
@@ -112,46 +55,30 @@ pub struct AuditNote<'a> {
 
 /// Records a new version (and the secret, the first time) in one transaction with its audit entry.
 pub async fn record_version(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     target: &SecretTarget,
     version: i64,
     actor: &str,
     vault_request_id: Option<&str>,
     audit: AuditNote<'_>,
 ) -> Result<(), CoreError> {
-    let now = crate::now_unix();
     let holder = target.holder.segment();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let id = sqlx::query_scalar!(
-        r#"INSERT INTO secrets (team, holder, name, current_version, created_at, created_by, updated_at, updated_by)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5, ?6)
-           ON CONFLICT (team, holder, name) DO UPDATE SET
-             current_version = excluded.current_version, updated_at = excluded.updated_at, updated_by = excluded.updated_by
-           RETURNING id AS "id!""#,
-        target.team,
-        holder,
-        target.name,
-        version,
-        now,
-        actor
+    let mut tx = db.into().begin().await?;
+    paved_store::secrets::record_version(
+        &mut tx.conn(),
+        paved_store::secrets::NewVersion {
+            team: &target.team,
+            holder,
+            name: &target.name,
+            version,
+            actor,
+            vault_request_id,
+            now: crate::now_unix(),
+        },
     )
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query!(
-        r#"INSERT INTO secret_versions (secret_id, version, created_at, created_by, vault_request_id)
-           VALUES (?1, ?2, ?3, ?4, ?5)
-           ON CONFLICT (secret_id, version) DO UPDATE SET created_at = excluded.created_at,
-             created_by = excluded.created_by, vault_request_id = excluded.vault_request_id"#,
-        id,
-        version,
-        now,
-        actor,
-        vault_request_id
-    )
-    .execute(&mut *tx)
     .await?;
     crate::audit::record(
-        &mut *tx,
+        tx.conn(),
         actor,
         audit.action,
         audit.target,
@@ -165,24 +92,17 @@ pub async fn record_version(
 
 /// Forgets a destroyed secret (its versions go with it), with the audit entry.
 pub async fn remove(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     target: &SecretTarget,
     actor: &str,
     audit_target: &str,
     audit_before: serde_json::Value,
 ) -> Result<(), CoreError> {
     let holder = target.holder.segment();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query!(
-        "DELETE FROM secrets WHERE team = ?1 AND holder = ?2 AND name = ?3",
-        target.team,
-        holder,
-        target.name
-    )
-    .execute(&mut *tx)
-    .await?;
+    let mut tx = db.into().begin().await?;
+    paved_store::secrets::remove(tx.conn(), &target.team, holder, &target.name).await?;
     crate::audit::record(
-        &mut *tx,
+        tx.conn(),
         actor,
         "secret.destroy",
         audit_target,
@@ -196,52 +116,21 @@ pub async fn remove(
 
 /// The access row of a scope.
 pub async fn access(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     team: &str,
     holder: &str,
 ) -> Result<Option<AccessRow>, CoreError> {
-    Ok(sqlx::query_as!(
-        AccessRow,
-        r#"SELECT policy_name, role_name, namespace, service_account, policy_synced_at,
-                  role_synced_at, last_attempt_at, last_error
-           FROM secret_access WHERE team = ?1 AND holder = ?2"#,
-        team,
-        holder
-    )
-    .fetch_optional(pool)
-    .await?)
+    Ok(paved_store::secrets::access(db.into(), team, holder).await?)
 }
 
 /// Stores the outcome of one convergence run.
 pub async fn save_access(
-    pool: &SqlitePool,
+    db: impl Into<Db<'_>>,
     team: &str,
     holder: &str,
     row: &AccessRow,
 ) -> Result<(), CoreError> {
-    sqlx::query!(
-        r#"INSERT INTO secret_access (team, holder, policy_name, role_name, namespace, service_account,
-                                      policy_synced_at, role_synced_at, last_attempt_at, last_error)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-           ON CONFLICT (team, holder) DO UPDATE SET policy_name = excluded.policy_name,
-             role_name = excluded.role_name, namespace = excluded.namespace,
-             service_account = excluded.service_account, policy_synced_at = excluded.policy_synced_at,
-             role_synced_at = excluded.role_synced_at, last_attempt_at = excluded.last_attempt_at,
-             last_error = excluded.last_error"#,
-        team,
-        holder,
-        row.policy_name,
-        row.role_name,
-        row.namespace,
-        row.service_account,
-        row.policy_synced_at,
-        row.role_synced_at,
-        row.last_attempt_at,
-        row.last_error
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
+    Ok(paved_store::secrets::save_access(db.into(), team, holder, row).await?)
 }
 
 /// The Kubernetes identity of a service owned by `team`: the catalog
@@ -367,5 +256,116 @@ mod workload_tests {
             super::workload(&pool, "payments", "svc-own").await.unwrap(),
             Some(("payments".to_owned(), "svc-own".to_owned()))
         );
+    }
+}
+
+#[cfg(test)]
+mod both_backends_tests {
+    use super::*;
+
+    /// Versions, access rows and removal are kept alike on SQLite and
+    /// PostgreSQL, each change with its audit entry.
+    #[tokio::test]
+    async fn secret_metadata_is_kept_alike_on_both_backends() {
+        let Some((sqlite, postgres)) = crate::db::both_backends("secrets").await else {
+            return;
+        };
+        let db_key = SecretTarget::service("payments", "checkout", "database").unwrap();
+        let api_key = SecretTarget::service("payments", "checkout", "api-key").unwrap();
+        let shared = SecretTarget::team_wide("payments", "shared-token").unwrap();
+        let mut seen = vec![];
+        for db in [Db::Sqlite(&sqlite), Db::Postgres(&postgres)] {
+            let note = |action| AuditNote {
+                action,
+                target: "kv/payments/checkout",
+                after: serde_json::json!({"v": 1}),
+            };
+            record_version(
+                db,
+                &db_key,
+                1,
+                "user:dana",
+                Some("req-1"),
+                note("secret.create"),
+            )
+            .await
+            .unwrap();
+            record_version(db, &db_key, 2, "user:lee", None, note("secret.update"))
+                .await
+                .unwrap();
+            record_version(db, &api_key, 1, "user:dana", None, note("secret.create"))
+                .await
+                .unwrap();
+            record_version(db, &shared, 1, "user:lee", None, note("secret.create"))
+                .await
+                .unwrap();
+            let found = find(db, &db_key).await.unwrap().unwrap();
+            assert_eq!(
+                (found.current_version, found.updated_by.as_str()),
+                (2, "user:lee")
+            );
+            let history = versions(db, found.id).await.unwrap();
+            let numbers: Vec<(i64, Option<String>)> = history
+                .iter()
+                .map(|v| (v.version, v.vault_request_id.clone()))
+                .collect();
+            assert_eq!(numbers, [(2, None), (1, Some("req-1".into()))]);
+            let names = |rows: Vec<SecretRow>| -> Vec<(String, String)> {
+                rows.into_iter().map(|r| (r.holder, r.name)).collect()
+            };
+            let service = names(list(db, "payments", "checkout").await.unwrap());
+            assert_eq!(
+                service,
+                [
+                    ("checkout".into(), "api-key".into()),
+                    ("checkout".into(), "database".into())
+                ]
+            );
+            let team = names(list_team(db, "payments").await.unwrap());
+            assert_eq!(team.len(), 3);
+            let row = AccessRow {
+                policy_name: "payments-checkout".into(),
+                role_name: Some("payments-checkout".into()),
+                namespace: Some("payments".into()),
+                service_account: Some("checkout".into()),
+                policy_synced_at: Some(10),
+                role_synced_at: None,
+                last_attempt_at: 11,
+                last_error: Some("Kubernetes auth is not enabled".into()),
+            };
+            save_access(db, "payments", "checkout", &row).await.unwrap();
+            let fixed = AccessRow {
+                role_synced_at: Some(12),
+                last_attempt_at: 12,
+                last_error: None,
+                ..row
+            };
+            save_access(db, "payments", "checkout", &fixed)
+                .await
+                .unwrap();
+            assert_eq!(
+                access(db, "payments", "checkout").await.unwrap(),
+                Some(fixed)
+            );
+            assert_eq!(access(db, "payments", "other").await.unwrap(), None);
+            remove(
+                db,
+                &db_key,
+                "user:lee",
+                "kv/payments/checkout/database",
+                serde_json::json!({}),
+            )
+            .await
+            .unwrap();
+            assert!(find(db, &db_key).await.unwrap().is_none());
+            assert!(
+                versions(db, found.id).await.unwrap().is_empty(),
+                "versions go with it"
+            );
+            let audit = crate::audit::list(db, 0, 10).await.unwrap();
+            let actions: Vec<String> = audit.entries.iter().map(|e| e.action.clone()).collect();
+            seen.push((team, actions));
+        }
+        assert_eq!(seen[0], seen[1]);
     }
 }
