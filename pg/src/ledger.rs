@@ -3,8 +3,8 @@
 //! The SQLite ledger (`paved_core::budgets::ledger`) decides in memory, which
 //! is exact only while one process holds all the state. Here each budget is
 //! one row, `llm_budget_scopes`, and every change is one call of a function
-//! the migration defines (`paved_reserve`, `paved_grow`, `paved_finish`,
-//! `paved_expire`): one round trip that locks the budget rows, checks every
+//! the migrations define (`paved_reserve_many`, `paved_grow`,
+//! `paved_finish_many`, `paved_expire`): one round trip that locks the budget rows, checks every
 //! budget that applies, then holds or charges. Replicas therefore never
 //! admit more than a limit between them, whatever they run concurrently, and
 //! any replica releases the lapsed holds of one that died.
@@ -16,13 +16,12 @@
 use std::sync::Arc;
 
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
 use paved_core::budgets::ledger::{
-    rfc3339, Clock, Hold, LedgerError, Replay, ReserveRequest, ScopeFigures, ScopeKey, SoftAlert,
-    StoredResponse,
+    bounds, rfc3339, Clock, Hold, LedgerError, Replay, ReserveRequest, ScopeFigures, ScopeKey,
+    SoftAlert, StoredResponse,
 };
 use paved_core::budgets::money::{cents_ceil, NANOCENTS_PER_CENT};
-use paved_core::budgets::period::{self, Period};
+use paved_core::budgets::period::Period;
 use paved_core::budgets::{BudgetRule, OnLimit, IDEMPOTENCY_RETENTION_MS};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -51,9 +50,10 @@ pub struct SharedLedger {
     finishes: mpsc::UnboundedSender<FinishJob>,
 }
 
-/// What one reservation's call answered.
-#[derive(Debug, Default)]
+/// What one reservation's call answered (`idx`: its 1-based place in the batch).
+#[derive(Debug)]
 struct ReserveRow {
+    idx: i32,
     outcome: String,
     scope_workspace: Option<String>,
     scope_period: Option<String>,
@@ -65,9 +65,10 @@ struct ReserveRow {
     retry_after_secs: Option<i64>,
 }
 
-/// What one finish's call answered.
-#[derive(Debug, Default)]
+/// What one finish's call answered (`idx`: its 1-based place in the batch).
+#[derive(Debug)]
 struct FinishRow {
+    idx: i32,
     outcome: String,
     alert_workspace: Option<String>,
     alert_percent: Option<i64>,
@@ -138,7 +139,8 @@ async fn reserve_batches(
             .map(|j| j.request.idempotency.as_ref().map(|(_, h)| h.clone()))
             .collect();
         let tokens: Vec<i64> = batch.iter().map(|j| j.request.estimated_tokens).collect();
-        let rows = sqlx::query!(
+        let rows = sqlx::query_as!(
+            ReserveRow,
             r#"SELECT idx AS "idx!", outcome AS "outcome!", scope_workspace, scope_period, limit_nanocents,
                       committed_nanocents, period_end, rate_what, rate_limit, retry_after_secs
                  FROM paved_reserve_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
@@ -160,22 +162,7 @@ async fn reserve_batches(
         let acks = batch.into_iter().map(|j| j.ack).collect();
         answer(
             acks,
-            rows.map(|rows| {
-                rows.into_iter().map(|row| {
-                    let reply = ReserveRow {
-                        outcome: row.outcome,
-                        scope_workspace: row.scope_workspace,
-                        scope_period: row.scope_period,
-                        limit_nanocents: row.limit_nanocents,
-                        committed_nanocents: row.committed_nanocents,
-                        period_end: row.period_end,
-                        rate_what: row.rate_what,
-                        rate_limit: row.rate_limit,
-                        retry_after_secs: row.retry_after_secs,
-                    };
-                    (row.idx, (reply, expires_at))
-                })
-            }),
+            rows.map(|rows| rows.into_iter().map(|row| (row.idx, (row, expires_at)))),
         );
     }
 }
@@ -206,7 +193,8 @@ async fn finish_batches(
             .iter()
             .map(|j| j.response.as_ref().map(|r| r.body.to_vec()))
             .collect();
-        let rows = sqlx::query!(
+        let rows = sqlx::query_as!(
+            FinishRow,
             r#"SELECT idx AS "idx!", outcome AS "outcome!", alert_workspace, alert_percent,
                       alert_spent_nanocents, alert_limit_nanocents, alert_period_start
                  FROM paved_finish_many($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
@@ -225,19 +213,7 @@ async fn finish_batches(
         let acks = batch.into_iter().map(|j| j.ack).collect();
         answer(
             acks,
-            rows.map(|rows| {
-                rows.into_iter().map(|row| {
-                    let reply = FinishRow {
-                        outcome: row.outcome,
-                        alert_workspace: row.alert_workspace,
-                        alert_percent: row.alert_percent,
-                        alert_spent_nanocents: row.alert_spent_nanocents,
-                        alert_limit_nanocents: row.alert_limit_nanocents,
-                        alert_period_start: row.alert_period_start,
-                    };
-                    (row.idx, reply)
-                })
-            }),
+            rows.map(|rows| rows.into_iter().map(|row| (row.idx, row))),
         );
     }
 }
@@ -294,16 +270,13 @@ fn unavailable(error: sqlx::Error) -> LedgerError {
 /// ms) around `now_ms` in `tz`: every period a budget may have, so the
 /// database picks each budget's own.
 pub fn period_bounds(tz: &TimeZone, now_ms: i64) -> Vec<i64> {
-    let now = Timestamp::from_millisecond(now_ms).unwrap_or(Timestamp::UNIX_EPOCH);
-    let mut out = Vec::with_capacity(6);
-    for p in [Period::Daily, Period::Weekly, Period::Monthly] {
-        match period::bounds(p, tz, now) {
-            Ok((s, e)) => out.extend([s.as_millisecond(), e.as_millisecond()]),
-            // Outside jiff's range: a period of one day from now keeps the ledger working.
-            Err(_) => out.extend([now_ms, now_ms + 86_400_000]),
-        }
-    }
-    out
+    [Period::Daily, Period::Weekly, Period::Monthly]
+        .into_iter()
+        .flat_map(|p| {
+            let (start, end) = bounds(p, tz, now_ms);
+            [start, end]
+        })
+        .collect()
 }
 
 impl SharedLedger {
@@ -348,14 +321,7 @@ impl SharedLedger {
     /// Installs or replaces a budget. Spend and holds of the current period
     /// stay; a new period starts when the period kind changes.
     pub async fn apply_rule(&self, rule: &BudgetRule) -> Result<(), sqlx::Error> {
-        let now = self.clock.now_ms();
-        let (start, end) = period::bounds(
-            rule.period,
-            &self.tz,
-            Timestamp::from_millisecond(now).unwrap_or(Timestamp::UNIX_EPOCH),
-        )
-        .map(|(s, e)| (s.as_millisecond(), e.as_millisecond()))
-        .unwrap_or((now, now + 86_400_000));
+        let (start, end) = bounds(rule.period, &self.tz, self.clock.now_ms());
         let workspace = rule.workspace_id.clone().unwrap_or_default();
         let limit = rule.limit_cents.saturating_mul(NANOCENTS_PER_CENT);
         sqlx::query!(
@@ -613,13 +579,9 @@ impl SharedLedger {
         Ok(
             match (row.state.as_str(), row.response_status, row.response_body) {
                 ("held", _, _) => Replay::InFlight,
-                (_, Some(status), Some(body)) => Replay::Stored(Arc::new(StoredResponse {
-                    status: u16::try_from(status).unwrap_or(500),
-                    content_type: row
-                        .response_type
-                        .unwrap_or_else(|| "application/json".into()),
-                    body: body.into(),
-                })),
+                (_, Some(status), Some(body)) => Replay::Stored(Arc::new(
+                    StoredResponse::from_row(i64::from(status), row.response_type, body),
+                )),
                 _ => Replay::New,
             },
         )

@@ -8,16 +8,9 @@
 
 pub mod ledger;
 
-use sqlx::postgres::PgPool;
-
-/// Paved's PostgreSQL migrations (kept with the crate, embedded by
-/// `paved-core`, whose storage runs on both backends).
-pub use paved_core::db::POSTGRES_MIGRATOR as MIGRATOR;
-
-/// Fresh databases on the test cluster.
-pub use paved_core::db::postgres_testing as testing;
-
-/// A pool on `url` (`postgres://…`) with the schema migrated.
-pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    paved_core::db::connect_postgres(url, max_connections).await
-}
+/// Paved's PostgreSQL migrations (`migrations/postgres/`, embedded by
+/// `paved-store`, whose storage runs on both backends), a migrated pool, and
+/// fresh databases on the test cluster.
+pub use paved_core::db::{
+    connect_postgres as connect, postgres_testing as testing, POSTGRES_MIGRATOR as MIGRATOR,
+};

@@ -228,6 +228,17 @@ pub struct StoredResponse {
     pub body: bytes::Bytes,
 }
 
+impl StoredResponse {
+    /// The answer as a ledger row keeps it (a content type of `None` was JSON).
+    pub fn from_row(status: i64, content_type: Option<String>, body: Vec<u8>) -> Self {
+        Self {
+            status: u16::try_from(status).unwrap_or(500),
+            content_type: content_type.unwrap_or_else(|| "application/json".into()),
+            body: body.into(),
+        }
+    }
+}
+
 /// What an idempotency key finds.
 #[derive(Debug, Clone)]
 pub enum Replay {
@@ -478,7 +489,9 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
-fn bounds(period: Period, tz: &TimeZone, now_ms: i64) -> (i64, i64) {
+/// The period of kind `period` containing `now_ms` in `tz`: `[start, end)` in
+/// unix ms.
+pub fn bounds(period: Period, tz: &TimeZone, now_ms: i64) -> (i64, i64) {
     let now = Timestamp::from_millisecond(now_ms).unwrap_or(Timestamp::UNIX_EPOCH);
     match period::bounds(period, tz, now) {
         Ok((s, e)) => (s.as_millisecond(), e.as_millisecond()),
@@ -808,13 +821,9 @@ impl Ledger {
             // committed a few milliseconds later) and nothing stored: a
             // stored answer would have been found in memory above.
             ("held", _, _) => Ok(Replay::New),
-            (_, Some(status), Some(body)) => Ok(Replay::Stored(Arc::new(StoredResponse {
-                status: u16::try_from(status).unwrap_or(500),
-                content_type: row
-                    .response_type
-                    .unwrap_or_else(|| "application/json".into()),
-                body: body.into(),
-            }))),
+            (_, Some(status), Some(body)) => Ok(Replay::Stored(Arc::new(
+                StoredResponse::from_row(status, row.response_type, body),
+            ))),
             // Voided or expired without a stored answer: the first attempt failed; run it again.
             _ => Ok(Replay::New),
         }
