@@ -249,8 +249,13 @@ pub async fn is_ready(pool: &SqlitePool) -> bool {
 #[cfg(test)]
 pub(crate) async fn both_backends(prefix: &str) -> Option<(SqlitePool, sqlx::PgPool)> {
     let (_, postgres) = postgres_testing::fresh_pool(prefix, 2).await?;
-    let sqlite = SqlitePool::connect("sqlite::memory:").await.ok()?;
-    MIGRATOR.run(&sqlite).await.ok()?;
+    let sqlite = SqlitePool::connect("sqlite::memory:")
+        .await
+        .expect("an in-memory SQLite database");
+    MIGRATOR
+        .run(&sqlite)
+        .await
+        .expect("SQLite migrations apply");
     Some((sqlite, postgres))
 }
 

@@ -49,9 +49,7 @@ pub async fn create(
         .filter(|w| !w.is_empty())
         .map(super::validate_workspace)
         .transpose()?;
-    if paved_store::teams::find(db, team).await?.is_none() {
-        return Err(CoreError::NotFound(format!("team {team}")));
-    }
+    super::require_team(db, team).await?;
     let mut bytes = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut bytes);
     let value = format!("{GATEWAY_KEY_PREFIX}{}", hex::encode(bytes));
