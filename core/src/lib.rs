@@ -74,6 +74,9 @@ pub struct CoreState {
     pub policies: Arc<policy::Policies>,
     /// The Kubernetes clusters, their clients and the runtime cache.
     pub kube: Arc<kube::Kube>,
+    /// Whether this process leads the fleet's background jobs (catalog
+    /// refreshes, SLO checks, retention): always, on SQLite's one process.
+    pub leader: paved_store::leader::Leadership,
 }
 
 /// Why the domain state could not be built.
@@ -155,6 +158,7 @@ impl CoreState {
             activity: Arc::default(),
             policies,
             kube,
+            leader: paved_store::leader::Leadership::sole(),
         })
     }
 }

@@ -357,6 +357,10 @@ pub async fn slo_alert_loop(core: CoreState) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         interval.tick().await;
+        // One replica checks for the fleet (each breach is notified once).
+        if !core.leader.is_leader() {
+            continue;
+        }
         let now = core.budgets.ledger.now_ms() / 1000;
         if let Err(e) = paved_core::outcomes::capabilities::alert(&core, now).await {
             tracing::warn!(error = %e, "the capabilities' SLOs could not be checked");
@@ -381,6 +385,10 @@ pub async fn catalog_refresh_loop(core: CoreState, ready: Arc<std::sync::atomic:
     interval.tick().await;
     loop {
         interval.tick().await;
+        // One replica refreshes for the fleet, once per interval.
+        if !core.leader.is_leader() {
+            continue;
+        }
         if let Err(e) = paved_core::catalog::store::refresh_all(&core.db, &core.catalog).await {
             tracing::error!(error = %e, "catalog refresh failed");
         }

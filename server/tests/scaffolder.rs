@@ -721,10 +721,13 @@ async fn a_restart_resumes_interrupted_tasks_or_fails_those_that_needed_secrets(
     // "Restart": a new process (new scaffolder state, secrets gone) recovers.
     let mut restarted = core.clone();
     restarted.scaffolder = Arc::new(paved_core::scaffold::Scaffolder::new());
-    let (resumed, failed) =
-        paved_core::scaffold::tasks::recover(&restarted.db, &restarted.scaffolder.worker_id)
-            .await
-            .unwrap();
+    let (resumed, failed) = paved_core::scaffold::tasks::recover(
+        &restarted.db,
+        &restarted.scaffolder.worker_id,
+        paved_core::scaffold::tasks::Stranded::AllOthers,
+    )
+    .await
+    .unwrap();
     assert_eq!((resumed, failed), (1, 1));
     tokio::spawn(paved_core::scaffold::run_workers(restarted.clone()));
     let plain = f.wait_for(&ids[0], &["completed", "failed"]).await;
@@ -740,7 +743,7 @@ async fn a_restart_resumes_interrupted_tasks_or_fails_those_that_needed_secrets(
             messages.iter().any(|m| m == "written before the crash"),
             "the log survives: {messages:?}"
         );
-        assert!(messages.iter().any(|m| m.contains("Paved restarted")));
+        assert!(messages.iter().any(|m| m.contains("Paved stopped")));
     }
     // Retrying the secret one (in the restarted process) needs the secret again.
     let principal = testing::member("payments").as_service_token();
@@ -832,7 +835,7 @@ async fn a_task_interrupted_by_a_killed_process_resumes_in_the_next_one() {
     assert_eq!(done["status"], "completed", "{done}");
     let messages = f.messages(&id).await;
     assert!(
-        messages.iter().any(|m| m.contains("Paved restarted")),
+        messages.iter().any(|m| m.contains("Paved stopped")),
         "{messages:?}"
     );
     assert_eq!(

@@ -16,8 +16,10 @@ use sqlx::SqlitePool;
 pub mod audit;
 pub mod budgets;
 pub mod gateway_keys;
+pub mod leader;
 pub mod notifications;
 pub mod prices;
+pub mod scaffold_tasks;
 pub mod secrets;
 pub mod teams;
 pub mod tokens;
@@ -85,6 +87,34 @@ impl<'a> Db<'a> {
             Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
+    }
+
+    /// Takes one connection from the pool, for a statement that takes a
+    /// [`Conn`] but needs no transaction.
+    pub async fn acquire(self) -> Result<PoolConn, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(pool) => PoolConn::Sqlite(pool.acquire().await?),
+            Db::Postgres(pool) => PoolConn::Postgres(pool.acquire().await?),
+        })
+    }
+}
+
+/// A connection taken from a pool of either backend (given back when dropped).
+#[derive(Debug)]
+pub enum PoolConn {
+    /// SQLite.
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    /// PostgreSQL.
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl PoolConn {
+    /// The connection, for one statement.
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            PoolConn::Sqlite(c) => Conn::Sqlite(c),
+            PoolConn::Postgres(c) => Conn::Postgres(c),
+        }
     }
 }
 

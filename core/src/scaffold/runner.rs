@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::actions::{self, ActionContext};
 use super::expr::{truthy, Expressions};
 use super::log::{Masker, TaskLog};
-use super::tasks::{self, TaskRow};
+use super::tasks::{self, Stranded, TaskRow};
 use super::template::{self, Template};
 use crate::auth::{AuthMethod, Principal};
 use crate::CoreState;
@@ -161,7 +161,9 @@ pub(crate) fn workspace_of(core: &CoreState, task_id: &str) -> PathBuf {
 /// Recovers tasks a previous process left running, then runs `workers` loops forever.
 pub async fn run_workers(core: CoreState) {
     let scaffolder = core.scaffolder.clone();
-    match tasks::recover(&core.db, &scaffolder.worker_id).await {
+    // One process per database on SQLite: whatever is still running was
+    // its predecessor's.
+    match tasks::recover(&core.db, &scaffolder.worker_id, Stranded::AllOthers).await {
         Ok((0, 0)) => {}
         Ok((resumed, failed)) => {
             tracing::info!(
@@ -182,6 +184,27 @@ pub async fn run_workers(core: CoreState) {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }
     }));
+    // A claim whose heartbeat lapsed (its worker hung, or its replica
+    // stopped) is taken over, checked every half minute.
+    let rescuer = core.clone();
+    handles.push(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            let stale = Stranded::StaleBefore(crate::now_unix() - tasks::STALE_AFTER_SECS);
+            match tasks::recover(&rescuer.db, &rescuer.scaffolder.worker_id, stale).await {
+                Ok((0, 0)) => {}
+                Ok((resumed, failed)) => {
+                    rescuer.scaffolder.wake();
+                    tracing::warn!(
+                        resumed,
+                        failed,
+                        "scaffolder tasks taken over from a stopped worker"
+                    )
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot check for stalled scaffolder tasks"),
+            }
+        }
+    }));
     for _ in 0..core.config.scaffolder.workers.max(1) {
         let core = core.clone();
         handles.push(tokio::spawn(async move { worker_loop(core).await }));
@@ -197,7 +220,28 @@ async fn worker_loop(core: CoreState) {
         match tasks::claim_next(&core.db, &scaffolder.worker_id).await {
             Ok(Some(task)) => {
                 let id = task.id.clone();
-                if let Err(e) = run_task(&core, task).await {
+                // The claim is renewed while the task runs, however long a
+                // step takes, so no other worker takes it over.
+                let beat = {
+                    let (db, id) = (core.db.clone(), id.clone());
+                    let worker = scaffolder.worker_id.clone();
+                    tokio::spawn(async move {
+                        let period = std::time::Duration::from_secs(tasks::HEARTBEAT_SECS);
+                        loop {
+                            tokio::time::sleep(period).await;
+                            match tasks::heartbeat(&db, &id, &worker).await {
+                                Ok(true) => {}
+                                Ok(false) => break,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, task = %id, "cannot renew a scaffolder task's claim")
+                                }
+                            }
+                        }
+                    })
+                };
+                let result = run_task(&core, task).await;
+                beat.abort();
+                if let Err(e) = result {
                     tracing::error!(error = %e, task = %id, "scaffolder task could not be recorded");
                 }
             }
