@@ -185,6 +185,11 @@ impl PrincipalCache {
     pub fn invalidate(&self, user_id: i64) {
         self.lock().remove(&user_id);
     }
+
+    /// Forgets everyone (changes may have been missed).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
 }
 
 fn join_roles(roles: &BTreeSet<PlatformRole>) -> String {

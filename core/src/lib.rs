@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod budgets;
 pub mod catalog;
+pub mod changes;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -77,6 +78,9 @@ pub struct CoreState {
     /// Whether this process leads the fleet's background jobs (catalog
     /// refreshes, SLO checks, retention): always, on SQLite's one process.
     pub leader: paved_store::leader::Leadership,
+    /// Where changes other replicas cache are published and heard
+    /// ([`changes`]): nobody else to tell, on SQLite.
+    pub bus: changes::Bus,
 }
 
 /// Why the domain state could not be built.
@@ -159,6 +163,7 @@ impl CoreState {
             policies,
             kube,
             leader: paved_store::leader::Leadership::sole(),
+            bus: changes::Bus::sole(),
         })
     }
 }

@@ -168,12 +168,11 @@ pub async fn revoke_any(
     revoke_token(db.into(), caller, id, None).await
 }
 
-/// Disables (or re-enables) a person (platform admins): a disabled person's
-/// sessions and tokens stop working at once, and signing in again does not
-/// bring them back; re-enabling does. Admins cannot disable themselves.
 /// Disables or re-enables a person (platform admins): their sessions and
-/// tokens stop, or work again, from their next request (the cached
-/// principal is dropped too).
+/// tokens stop, or work again, from their next request on every replica
+/// (the cached principal is dropped here and the others are told), and
+/// signing in again does not bring a disabled person back. Admins cannot
+/// disable themselves.
 pub async fn change_access(
     core: &crate::CoreState,
     caller: &Principal,
@@ -182,6 +181,7 @@ pub async fn change_access(
 ) -> Result<(), CoreError> {
     set_disabled(&core.db, caller, user_id, disabled).await?;
     core.principals.invalidate(user_id);
+    crate::changes::publish(core, crate::changes::Change::Person { user_id }).await;
     Ok(())
 }
 

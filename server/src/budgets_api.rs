@@ -358,7 +358,7 @@ async fn revoke_key(
     Extension(p): Extension<Principal>,
     ApiPath((team, id)): ApiPath<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    keys::revoke(&state.core.db, &state.core.budgets.keys, &p, &team, id).await?;
+    budgets::revoke_key(&state.core, &p, &team, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -380,9 +380,8 @@ async fn put_price(
         Some(Value::Number(n)) => n.to_string(),
         _ => String::new(),
     };
-    let row = prices::set_price(
-        &state.core.db,
-        &state.core.budgets.prices,
+    let row = budgets::set_price(
+        &state.core,
         &p,
         &provider,
         &model,
@@ -398,14 +397,7 @@ async fn delete_price(
     Extension(p): Extension<Principal>,
     ApiPath((provider, model)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    prices::remove_price(
-        &state.core.db,
-        &state.core.budgets.prices,
-        &p,
-        &provider,
-        &model,
-    )
-    .await?;
+    budgets::remove_price(&state.core, &p, &provider, &model).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

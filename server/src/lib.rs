@@ -331,6 +331,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         .map(|vault| tokio::spawn(vault.maintain()));
     let scaffolder = tokio::spawn(paved_core::scaffold::run_workers(state.core.clone()));
     let slo_alerts = tokio::spawn(slo_alert_loop(state.core.clone()));
+    let changes = tokio::spawn(paved_core::changes::follow(state.core.clone()));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;
@@ -345,6 +346,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     catalog.abort();
     scaffolder.abort();
     slo_alerts.abort();
+    changes.abort();
     if let Some(vault) = vault {
         vault.abort();
     }

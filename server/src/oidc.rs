@@ -363,6 +363,8 @@ async fn finish_sign_in(
         .await
         .map_err(|e| OidcError::Internal(e.to_string()))?;
     state.core.principals.invalidate(user_id);
+    paved_core::changes::publish(&state.core, paved_core::changes::Change::Person { user_id })
+        .await;
     if identity::load_principal(
         &state.core.db,
         user_id,

@@ -15,6 +15,7 @@ use sqlx::SqlitePool;
 
 pub mod audit;
 pub mod budgets;
+pub mod bus;
 pub mod gateway_keys;
 pub mod leader;
 pub mod notifications;

@@ -108,15 +108,17 @@ pub async fn list(
     Ok(gateway_keys::list(db.into(), team).await?)
 }
 
-/// Revokes a key (leads and admins). This process refuses it at once, other
-/// processes once their cached entry is older than [`KEY_CACHE_TTL_MS`].
+/// Revokes a key (leads and admins) and answers its hash. This process
+/// refuses it at once; other processes when they hear of it
+/// ([`crate::budgets::revoke_key`] tells them) or, at the latest, once their
+/// cached entry is older than [`KEY_CACHE_TTL_MS`].
 pub async fn revoke(
     db: impl Into<Db<'_>>,
     cache: &KeyCache,
     caller: &Principal,
     team: &str,
     id: i64,
-) -> Result<(), CoreError> {
+) -> Result<String, CoreError> {
     authorize(caller, Action::LeadTeam(team))?;
     let now = now_unix();
     let mut tx = db.into().begin().await?;
@@ -137,7 +139,7 @@ pub async fn revoke(
     }
     tx.commit().await?;
     cache.forget(&key_hash);
-    Ok(())
+    Ok(key_hash)
 }
 
 /// Who a gateway key spends for.
@@ -171,11 +173,20 @@ type CachedKey = (Option<KeyIdentity>, i64);
 pub const KEY_CACHE_TTL_MS: i64 = 1_000;
 
 impl KeyCache {
-    fn forget(&self, hash: &str) {
+    /// Drops the key with this hash (revoked here or by another replica).
+    pub fn forget(&self, hash: &str) {
         self.by_hash
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(hash);
+    }
+
+    /// Drops every key (changes may have been missed).
+    pub fn clear(&self) {
+        self.by_hash
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Whether `minute` is a new last-used minute for key `id` (then it

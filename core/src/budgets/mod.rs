@@ -71,6 +71,55 @@ impl Budgets {
     }
 }
 
+/// Revokes a gateway key (leads and admins): refused by this replica at once
+/// and by the others as soon as they hear of it.
+pub async fn revoke_key(
+    core: &crate::CoreState,
+    caller: &Principal,
+    team: &str,
+    id: i64,
+) -> Result<(), CoreError> {
+    let hash = keys::revoke(&core.db, &core.budgets.keys, caller, team, id).await?;
+    crate::changes::publish(core, crate::changes::Change::GatewayKey { hash }).await;
+    Ok(())
+}
+
+/// Sets a price (platform admins), in force on every replica.
+pub async fn set_price(
+    core: &crate::CoreState,
+    caller: &Principal,
+    provider: &str,
+    model: &str,
+    input_usd_per_mtok: &str,
+    output_usd_per_mtok: &str,
+) -> Result<prices::PriceRow, CoreError> {
+    let row = prices::set_price(
+        &core.db,
+        &core.budgets.prices,
+        caller,
+        provider,
+        model,
+        input_usd_per_mtok,
+        output_usd_per_mtok,
+    )
+    .await?;
+    crate::changes::publish(core, crate::changes::Change::Prices).await;
+    Ok(row)
+}
+
+/// Removes a price (platform admins) on every replica: the gateway then
+/// refuses that model.
+pub async fn remove_price(
+    core: &crate::CoreState,
+    caller: &Principal,
+    provider: &str,
+    model: &str,
+) -> Result<(), CoreError> {
+    prices::remove_price(&core.db, &core.budgets.prices, caller, provider, model).await?;
+    crate::changes::publish(core, crate::changes::Change::Prices).await;
+    Ok(())
+}
+
 /// How long an idempotency key's first response is kept and replayed (published in the docs).
 pub const IDEMPOTENCY_RETENTION_MS: i64 = 24 * 3600 * 1000;
 

@@ -244,16 +244,7 @@ pub async fn save_price(
     input_usd: &str,
     output_usd: &str,
 ) -> Result<PriceLine, CoreError> {
-    let row = prices::set_price(
-        &core.db,
-        &core.budgets.prices,
-        caller,
-        provider,
-        model,
-        input_usd,
-        output_usd,
-    )
-    .await?;
+    let row = super::set_price(core, caller, provider, model, input_usd, output_usd).await?;
     Ok(price_line(core, row))
 }
 

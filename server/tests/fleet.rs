@@ -1,0 +1,139 @@
+//! Replicas' caches follow each other's changes: two Paved processes (two
+//! app states over one database) hear, through PostgreSQL's LISTEN/NOTIFY,
+//! that a person was disabled, a gateway key revoked or a price changed,
+//! and stop serving what they had cached, long before their caches' own
+//! time to live would have.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use common::{get_with, test_app, tokens, TestApp};
+use paved_core::auth::TeamRole;
+use paved_core::changes::Bus;
+use paved_core::db::postgres_testing;
+use serde_json::json;
+
+/// Two replicas sharing one database, each listening on `url`'s bus.
+async fn replicas(url: &str) -> (TestApp, TestApp) {
+    let shared = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/fleet.db", shared.path().display());
+    let mut apps = vec![];
+    for _ in 0..2 {
+        let mut app = test_app(&[("PAVED_DATABASE_URL", &db)]).await;
+        let pool = paved_core::db::connect_postgres(url, 2).await.unwrap();
+        app.state.core.bus = Bus::listen(pool).await.unwrap();
+        tokio::spawn(paved_core::changes::follow(app.state.core.clone()));
+        app.router = paved_server::router(app.state.clone());
+        apps.push(app);
+    }
+    // The shared database outlives the apps' own folders.
+    std::mem::forget(shared);
+    let b = apps.pop().unwrap();
+    (apps.pop().unwrap(), b)
+}
+
+/// Polls `check` every 20 ms until it holds; how long that took.
+async fn within<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_replica_reaches_the_others_caches() {
+    let Some(url) = postgres_testing::fresh_database("fleet_caches").await else {
+        return;
+    };
+    let (a, b) = replicas(&url).await;
+
+    // A person signed in, served by replica B (their principal now cached
+    // there for 5 s), is disabled by an admin on replica A.
+    let cookie = b
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let me = || get_with("/api/v1/me", header::COOKIE, &cookie);
+    assert_eq!(b.send(me()).await.status(), StatusCode::OK);
+    let dana: i64 = sqlx::query_scalar("SELECT id FROM users WHERE subject = 'dana'")
+        .fetch_one(&a.state.core.db)
+        .await
+        .unwrap();
+    let (status, _) = a
+        .as_(tokens::ADMIN)
+        .post(&format!("/api/v1/admin/users/{dana}/disable"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let took = within(Duration::from_secs(4), || async {
+        b.send(me()).await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    println!("a disabled person refused by the other replica after {took:?}");
+    assert!(
+        took.is_some(),
+        "replica B refuses a person disabled on A before its 5 s cache would expire"
+    );
+
+    // A gateway key checked on B (cached there), revoked on A. B's cache is
+    // asked at one fixed instant, so its 1 s time to live never runs out:
+    // only the notification can drop the key.
+    let (status, created) = a
+        .as_(tokens::PAYMENTS_LEAD)
+        .post(
+            "/api/budgets/v1/teams/payments/keys",
+            json!({"name": "ci", "workspace_id": null}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_i64().unwrap();
+    let cache = &b.state.core.budgets.keys;
+    let db = &b.state.core.db;
+    assert!(cache.authenticate(db, &key, 0).await.unwrap().is_some());
+    let (status, body) = a
+        .as_(tokens::PAYMENTS_LEAD)
+        .delete(&format!("/api/budgets/v1/teams/payments/keys/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let took = within(Duration::from_secs(10), || async {
+        cache.authenticate(db, &key, 0).await.unwrap().is_none()
+    })
+    .await;
+    println!("a revoked key refused by the other replica after {took:?}");
+    assert!(took.is_some(), "replica B drops a key revoked on A");
+
+    // A price set on A is in force on B.
+    let (status, body) = a
+        .as_(tokens::ADMIN)
+        .put(
+            "/api/budgets/v1/prices/fleet/fleet-model",
+            json!({"input_usd_per_mtok": "1.5", "output_usd_per_mtok": "3"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let prices = &b.state.core.budgets.prices;
+    let took = within(Duration::from_secs(10), || async {
+        prices.get("fleet", "fleet-model").is_some()
+    })
+    .await;
+    assert!(took.is_some(), "replica B reads a price set on A");
+    let (status, _) = a
+        .as_(tokens::ADMIN)
+        .delete("/api/budgets/v1/prices/fleet/fleet-model")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let took = within(Duration::from_secs(10), || async {
+        prices.get("fleet", "fleet-model").is_none()
+    })
+    .await;
+    assert!(took.is_some(), "replica B stops using a price removed on A");
+}
