@@ -15,7 +15,7 @@ use crate::CoreState;
 /// within their time to live (principals 5 s, gateway keys 1 s).
 pub async fn publish(core: &CoreState, change: Change) {
     if let Err(e) = core.bus.publish(&change).await {
-        tracing::warn!(error = %e, ?change, "cannot tell the other replicas about a change");
+        tracing::warn!(error = %e, change = change.kind(), "cannot tell the other replicas about a change");
     }
 }
 
@@ -25,6 +25,8 @@ pub async fn apply(core: &CoreState, change: &Change) {
         Change::Person { user_id } => core.principals.invalidate(*user_id),
         Change::GatewayKey { hash } => core.budgets.keys.forget(hash),
         Change::Prices => reload_prices(core).await,
+        // Sessions are the web server's: its session cache follows the bus itself.
+        Change::Session { .. } => {}
         Change::Everything => {
             core.principals.clear();
             core.budgets.keys.clear();

@@ -51,8 +51,8 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     /// The session store: SQLite behind a bounded in-memory cache.
     pub sessions: session_cache::Sessions,
-    /// The SQLite session store alone, for purging expired sessions.
-    pub session_db: SqliteStore,
+    /// The session table alone, for purging expired sessions.
+    pub session_db: session_cache::SessionDb,
     /// Set once the configured catalog locations have been read at start-up.
     pub catalog_ready: Arc<std::sync::atomic::AtomicBool>,
     /// Sign-in starts per client address (each writes a short-lived session).
@@ -123,8 +123,12 @@ impl AppState {
                 source,
             })?;
         let sign_in_rate = config.sign_in_starts_per_minute;
-        let session_db = SqliteStore::new(db.clone());
-        session_db.migrate().await.map_err(StartupError::Sessions)?;
+        let sqlite_sessions = SqliteStore::new(db.clone());
+        sqlite_sessions
+            .migrate()
+            .await
+            .map_err(StartupError::Sessions)?;
+        let session_db = session_cache::SessionDb::Sqlite(sqlite_sessions);
         if config.demo {
             demo::seed(&db, &config, clock.now_ms())
                 .await

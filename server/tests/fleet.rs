@@ -1,8 +1,9 @@
 //! Replicas' caches follow each other's changes: two Paved processes (two
-//! app states over one database) hear, through PostgreSQL's LISTEN/NOTIFY,
-//! that a person was disabled, a gateway key revoked or a price changed,
-//! and stop serving what they had cached, long before their caches' own
-//! time to live would have.
+//! app states over one database, their sessions on PostgreSQL) hear,
+//! through PostgreSQL's LISTEN/NOTIFY, that a person was disabled, a
+//! gateway key revoked, a price changed or a session ended, and stop
+//! serving what they had cached, long before their caches' own time to
+//! live would have.
 
 mod common;
 
@@ -13,6 +14,7 @@ use common::{get_with, test_app, tokens, TestApp};
 use paved_core::auth::TeamRole;
 use paved_core::changes::Bus;
 use paved_core::db::postgres_testing;
+use paved_server::session_cache::{self, SessionDb};
 use serde_json::json;
 
 /// Two replicas sharing one database, each listening on `url`'s bus.
@@ -23,8 +25,10 @@ async fn replicas(url: &str) -> (TestApp, TestApp) {
     for _ in 0..2 {
         let mut app = test_app(&[("PAVED_DATABASE_URL", &db)]).await;
         let pool = paved_core::db::connect_postgres(url, 2).await.unwrap();
-        app.state.core.bus = Bus::listen(pool).await.unwrap();
+        app.state.core.bus = Bus::listen(pool.clone()).await.unwrap();
         tokio::spawn(paved_core::changes::follow(app.state.core.clone()));
+        app.state.session_db = SessionDb::postgres(pool, app.state.core.bus.clone());
+        app.state.sessions = session_cache::cached(app.state.session_db.clone());
         app.router = paved_server::router(app.state.clone());
         apps.push(app);
     }
@@ -136,4 +140,52 @@ async fn a_change_on_one_replica_reaches_the_others_caches() {
     })
     .await;
     assert!(took.is_some(), "replica B stops using a price removed on A");
+}
+
+/// A session started on one replica works on the other; signed out on the
+/// first, it is refused by the second, which had it cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_shared_and_a_sign_out_reaches_every_replica() {
+    let Some(url) = postgres_testing::fresh_database("fleet_sessions").await else {
+        return;
+    };
+    let (a, b) = replicas(&url).await;
+    let cookie = a
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let me = || get_with("/api/v1/me", header::COOKIE, &cookie);
+    assert_eq!(a.send(me()).await.status(), StatusCode::OK);
+    let r = b.send(me()).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "a session started on A is valid on B"
+    );
+    assert_eq!(common::body_json(r).await["subject"], "dana");
+    // Now cached on B. Signed out on A:
+    let logout = axum::http::Request::post("/auth/logout")
+        .header(header::COOKIE, &cookie)
+        .header(header::ORIGIN, common::PUBLIC_URL)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert!(a.send(logout).await.status().is_redirection());
+    assert_eq!(a.send(me()).await.status(), StatusCode::UNAUTHORIZED);
+    let took = within(Duration::from_secs(10), || async {
+        b.send(me()).await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    println!("a signed-out session refused by the other replica after {took:?}");
+    assert!(
+        took.is_some(),
+        "replica B refuses a session signed out on A"
+    );
+    let rows: i64 = {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions.session")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert_eq!(rows, 0, "the session is gone from the shared table");
 }

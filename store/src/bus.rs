@@ -32,6 +32,12 @@ pub enum Change {
     },
     /// The price table changed.
     Prices,
+    /// A browser session was saved or ended: other replicas' copies are stale.
+    Session {
+        /// SHA-256 (hex) of the session's id: the id is a credential and
+        /// never travels or reaches a log.
+        id_sha256: String,
+    },
     /// Changes may have been missed (a listener reconnected): forget everything.
     Everything,
 }
@@ -51,6 +57,19 @@ struct Listening(tokio::task::JoinHandle<()>);
 impl Drop for Listening {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+impl Change {
+    /// What kind of change it is, for logs (never the values it carries).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Person { .. } => "person",
+            Change::GatewayKey { .. } => "gateway_key",
+            Change::Prices => "prices",
+            Change::Session { .. } => "session",
+            Change::Everything => "everything",
+        }
     }
 }
 
