@@ -25,13 +25,24 @@ pub async fn apply(core: &CoreState, change: &Change) {
         Change::Person { user_id } => core.principals.invalidate(*user_id),
         Change::GatewayKey { hash } => core.budgets.keys.forget(hash),
         Change::Prices => reload_prices(core).await,
+        Change::Policies => reload_policies(core).await,
         // Sessions are the web server's: its session cache follows the bus itself.
         Change::Session { .. } => {}
         Change::Everything => {
             core.principals.clear();
             core.budgets.keys.clear();
             reload_prices(core).await;
+            reload_policies(core).await;
         }
+    }
+}
+
+async fn reload_policies(core: &CoreState) {
+    if let Err(e) = core.policies.reload_exceptions(&core.db).await {
+        tracing::warn!(error = %e, "cannot re-read the policy exceptions");
+    }
+    if let Err(e) = core.policies.refresh_parameters(&core.db).await {
+        tracing::warn!(error = %e, "cannot re-read the services the policies check");
     }
 }
 

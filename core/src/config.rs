@@ -36,6 +36,19 @@ pub fn database_url(lookup: impl Fn(&str) -> Option<String>) -> Result<String, C
     Ok(url)
 }
 
+/// `PAVED_DATABASE_URL` for `paved migrate`: a SQLite URL as for the server,
+/// or a PostgreSQL one (`postgres://…`), whose schema replicas will share.
+pub fn migration_url(lookup: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    match lookup("PAVED_DATABASE_URL").filter(|v| !v.trim().is_empty()) {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(url),
+        Some(url) if !url.starts_with("sqlite:") => Err(ConfigError::new(
+            "PAVED_DATABASE_URL",
+            "must be a SQLite URL such as sqlite://data/paved.db or a PostgreSQL URL such as postgres://paved@db/paved",
+        )),
+        _ => database_url(lookup),
+    }
+}
+
 impl ConfigError {
     pub(crate) fn new(var: &'static str, message: impl Into<String>) -> Self {
         Self {

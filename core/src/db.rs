@@ -80,10 +80,16 @@ pub struct Migrated {
     pub after: i64,
 }
 
-/// Opens the database at `url` (creating it), applies the migrations it
-/// lacks, and closes it: `paved migrate`, run once before a new version of
-/// Paved starts.
+/// Opens the database at `url` (creating a SQLite file), applies the
+/// migrations it lacks, and closes it: `paved migrate`, run once before a new
+/// version of Paved starts. On PostgreSQL sqlx holds an advisory lock while
+/// it migrates, so replicas or jobs migrating at once apply each migration
+/// once.
 pub async fn migrate_only(url: &str) -> Result<Migrated, sqlx::Error> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (before, after) = paved_store::migrate_postgres(url).await?;
+        return Ok(Migrated { before, after });
+    }
     let pool = open(url).await?;
     let before = applied_migrations(&mut *pool.acquire().await?).await?;
     migrate(&pool).await?;

@@ -132,12 +132,14 @@ impl CoreState {
         let policies = Arc::new(policy::Policies::start(&db, &config.policy).await?);
         let budgets = budgets::Budgets::start(&db, &config, clock.clone()).await?;
         let kube = Arc::new(kube::Kube::new(config.kube.clone()));
+        let leader = paved_store::leader::Leadership::sole();
         let gateway = gateway::Gateway::start(
             db.clone(),
             config.clone(),
             vault.clone(),
             budgets.clone(),
             clock,
+            leader.clone(),
         )
         .await?;
         Ok(Self {
@@ -162,7 +164,7 @@ impl CoreState {
             activity: Arc::default(),
             policies,
             kube,
-            leader: paved_store::leader::Leadership::sole(),
+            leader,
             bus: changes::Bus::sole(),
         })
     }

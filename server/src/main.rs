@@ -29,15 +29,16 @@ fn main() -> ExitCode {
     serve()
 }
 
-/// `paved migrate`: opens `PAVED_DATABASE_URL` (the only setting it reads),
-/// applies the migrations it lacks and exits, so that an upgrade migrates
-/// once before the new version starts. Exit 0 done, 1 failed, 2 misused.
+/// `paved migrate`: opens `PAVED_DATABASE_URL` (the only setting it reads;
+/// SQLite or PostgreSQL), applies the migrations it lacks and exits, so that
+/// an upgrade migrates once before the new version starts. Exit 0 done, 1
+/// failed, 2 misused.
 fn migrate_cli(args: &[String]) -> ExitCode {
     if !args.is_empty() {
         eprintln!("usage: paved migrate   (reads PAVED_DATABASE_URL; takes no arguments)");
         return ExitCode::from(2);
     }
-    let url = match paved_core::config::database_url(|name| std::env::var(name).ok()) {
+    let url = match paved_core::config::migration_url(|name| std::env::var(name).ok()) {
         Ok(url) => url,
         Err(e) => {
             eprintln!("paved migrate: {}: {}", e.var, e.message);

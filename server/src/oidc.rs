@@ -112,6 +112,11 @@ impl Oidc {
             // Following redirects at the token endpoint would be an SSRF hazard.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
+            // A fresh connection per call: a kept-alive one may be closed by
+            // the provider's idle timeout (Node's is 5 s) just as the token
+            // exchange reuses it, and a single-use code cannot be sent twice.
+            // Sign-ins are rare enough that the handshake costs nothing.
+            .pool_max_idle_per_host(0)
             .build()?;
         Ok(Self {
             config,
@@ -336,7 +341,14 @@ async fn finish_sign_in(
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
         .request_async(&state.oidc.http)
         .await
-        .map_err(|e| OidcError::ClientRejected(error_chain(&e)))?;
+        .map_err(|e| match e {
+            // The provider was not reached (or its answer was lost): not a
+            // verdict on Paved's credentials.
+            openidconnect::RequestTokenError::Request(_) => {
+                OidcError::Unreachable(format!("token endpoint: {}", error_chain(&e)))
+            }
+            _ => OidcError::ClientRejected(error_chain(&e)),
+        })?;
 
     use openidconnect::TokenResponse;
     let id_token = token_response

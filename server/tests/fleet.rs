@@ -1,7 +1,8 @@
 //! Replicas' caches follow each other's changes: two Paved processes (two
 //! app states over one database, their sessions on PostgreSQL) hear,
 //! through PostgreSQL's LISTEN/NOTIFY, that a person was disabled, a
-//! gateway key revoked, a price changed or a session ended, and stop
+//! gateway key revoked, a price changed, a policy exception granted or
+//! revoked, or a session ended, and stop
 //! serving what they had cached, long before their caches' own time to
 //! live would have.
 
@@ -23,7 +24,12 @@ async fn replicas(url: &str) -> (TestApp, TestApp) {
     let db = format!("sqlite://{}/fleet.db", shared.path().display());
     let mut apps = vec![];
     for _ in 0..2 {
-        let mut app = test_app(&[("PAVED_DATABASE_URL", &db)]).await;
+        let policies = format!("{}/../policies", env!("CARGO_MANIFEST_DIR"));
+        let mut app = test_app(&[
+            ("PAVED_DATABASE_URL", &db),
+            ("PAVED_POLICY_DIRS", &policies),
+        ])
+        .await;
         let pool = paved_core::db::connect_postgres(url, 2).await.unwrap();
         app.state.core.bus = Bus::listen(pool.clone()).await.unwrap();
         tokio::spawn(paved_core::changes::follow(app.state.core.clone()));
@@ -188,4 +194,72 @@ async fn a_session_is_shared_and_a_sign_out_reaches_every_replica() {
             .unwrap()
     };
     assert_eq!(rows, 0, "the session is gone from the shared table");
+}
+
+/// What the admission webhook of `app` says about `review`: allowed, and the
+/// message when denied.
+async fn admit(app: &TestApp, review: &serde_json::Value) -> (bool, String) {
+    let request = axum::http::Request::post("/api/admission/v1/validate")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(review.to_string()))
+        .unwrap();
+    let answer = common::body_json(app.send(request).await).await;
+    (
+        answer["response"]["allowed"] == true,
+        answer["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+/// A policy exception granted on one replica applies at the other's
+/// admission webhook, and stops applying there once revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_exception_granted_on_one_replica_applies_on_the_other() {
+    let Some(url) = postgres_testing::fresh_database("fleet_policy").await else {
+        return;
+    };
+    let (a, b) = replicas(&url).await;
+    a.session_for("pat", &[("payments", TeamRole::Lead)], &[])
+        .await;
+    let path = format!(
+        "{}/tests/fixtures/admission/pod-create-denied.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let denied: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(admit(&b, &denied).await.1.contains("pinned-images"));
+    let (status, created) = a
+        .as_(tokens::ADMIN)
+        .post(
+            "/api/policy/v1/exceptions",
+            json!({"policy": "pinned-images", "namespace": "payments", "object_name": "chat-*",
+                   "team": "payments", "reason": "Vendor image only published as latest until March", "days": 30}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let took = within(Duration::from_secs(10), || async {
+        !admit(&b, &denied).await.1.contains("pinned-images")
+    })
+    .await;
+    println!("an exception granted on A applied on B after {took:?}");
+    assert!(
+        took.is_some(),
+        "replica B applies an exception granted on A"
+    );
+    let id = created["id"].as_i64().unwrap();
+    let (status, _) = a
+        .as_(tokens::ADMIN)
+        .post(&format!("/api/policy/v1/exceptions/{id}/revoke"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let took = within(Duration::from_secs(10), || async {
+        admit(&b, &denied).await.1.contains("pinned-images")
+    })
+    .await;
+    assert!(
+        took.is_some(),
+        "replica B stops applying an exception revoked on A"
+    );
 }

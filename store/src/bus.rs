@@ -32,6 +32,9 @@ pub enum Change {
     },
     /// The price table changed.
     Prices,
+    /// Policy exceptions, or the services with Vault roles that policies
+    /// check annotations against, changed.
+    Policies,
     /// A browser session was saved or ended: other replicas' copies are stale.
     Session {
         /// SHA-256 (hex) of the session's id: the id is a credential and
@@ -46,12 +49,10 @@ pub enum Change {
 #[derive(Clone, Debug)]
 pub struct Bus {
     heard: broadcast::Sender<Change>,
-    #[cfg(not(paved_sqlx_only = "sqlite"))]
     postgres: Option<(sqlx::PgPool, std::sync::Arc<Listening>)>,
 }
 
 #[derive(Debug)]
-#[cfg_attr(paved_sqlx_only = "sqlite", allow(dead_code))]
 struct Listening(tokio::task::JoinHandle<()>);
 
 impl Drop for Listening {
@@ -67,6 +68,7 @@ impl Change {
             Change::Person { .. } => "person",
             Change::GatewayKey { .. } => "gateway_key",
             Change::Prices => "prices",
+            Change::Policies => "policies",
             Change::Session { .. } => "session",
             Change::Everything => "everything",
         }
@@ -78,7 +80,6 @@ impl Bus {
     pub fn sole() -> Self {
         Self {
             heard: broadcast::channel(1024).0,
-            #[cfg(not(paved_sqlx_only = "sqlite"))]
             postgres: None,
         }
     }
@@ -86,7 +87,6 @@ impl Bus {
     /// Listens on `pool`'s database for the fleet's changes (the listener's
     /// connection is its own, re-opened when lost) and publishes there.
     /// Returns once listening, so nothing published after is missed.
-    #[cfg(not(paved_sqlx_only = "sqlite"))]
     pub async fn listen(pool: sqlx::PgPool) -> Result<Self, sqlx::Error> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
@@ -101,9 +101,9 @@ impl Bus {
     /// Tells every replica (this one too, on PostgreSQL) about `change`.
     /// Call it after the change committed.
     pub async fn publish(&self, change: &Change) -> Result<(), sqlx::Error> {
-        #[cfg(not(paved_sqlx_only = "sqlite"))]
         if let Some((pool, _)) = &self.postgres {
             let payload = serde_json::to_string(change).unwrap_or_default();
+            #[cfg(not(paved_sqlx_only = "sqlite"))]
             sqlx::query_scalar!(
                 r#"SELECT pg_notify($1, $2)::TEXT AS "sent""#,
                 CHANNEL,
@@ -111,8 +111,9 @@ impl Bus {
             )
             .fetch_one(pool)
             .await?;
+            #[cfg(paved_sqlx_only = "sqlite")]
+            let _ = (pool, payload);
         }
-        let _ = change;
         Ok(())
     }
 
@@ -125,7 +126,6 @@ impl Bus {
 /// Hands every notification to the subscribers; after a lost connection
 /// (the listener re-connects and listens again by itself) they hear
 /// [`Change::Everything`].
-#[cfg(not(paved_sqlx_only = "sqlite"))]
 async fn relay(mut listener: sqlx::postgres::PgListener, heard: broadcast::Sender<Change>) {
     loop {
         match listener.try_recv().await {

@@ -19,6 +19,7 @@ pub mod bus;
 pub mod gateway_keys;
 pub mod leader;
 pub mod notifications;
+pub mod policy;
 pub mod prices;
 pub mod scaffold_tasks;
 pub mod secrets;
@@ -193,6 +194,33 @@ macro_rules! dual_conn {
             _ => unreachable!("built to check one backend's statements only"),
         }
     };
+}
+
+/// Applies the PostgreSQL migrations `url`'s database lacks, on one
+/// connection, and answers how many it recorded before and after.
+pub async fn migrate_postgres(url: &str) -> Result<(i64, i64), sqlx::Error> {
+    use sqlx::Connection;
+    let options =
+        sqlx::postgres::PgConnectOptions::from_str(url)?.application_name("paved migrate");
+    let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+    let before = applied_postgres_migrations(&mut conn).await?;
+    POSTGRES_MIGRATOR.run(&mut conn).await?;
+    let after = applied_postgres_migrations(&mut conn).await?;
+    conn.close().await?;
+    Ok((before, after))
+}
+
+/// Migrations the database records as applied (none before the first).
+async fn applied_postgres_migrations(conn: &mut sqlx::PgConnection) -> Result<i64, sqlx::Error> {
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::TEXT")
+        .fetch_one(&mut *conn)
+        .await?;
+    if table.is_none() {
+        return Ok(0);
+    }
+    sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut *conn)
+        .await
 }
 
 /// Opens a PostgreSQL pool on `url` (`postgres://…`) with the schema migrated.

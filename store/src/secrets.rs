@@ -304,3 +304,39 @@ pub async fn save_access(
         .map(drop),
     )
 }
+
+/// A service's Kubernetes auth role in Vault, as the policies see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadRole {
+    /// The service.
+    pub holder: String,
+    pub role: String,
+    pub namespace: String,
+    pub service_account: String,
+}
+
+/// Every service with a Kubernetes role, by team and service.
+pub async fn workload_roles(db: Db<'_>) -> Result<Vec<WorkloadRole>, Error> {
+    dual!(db, |pool|
+        sqlite: sqlx::query_as!(
+            WorkloadRole,
+            r#"SELECT holder, role_name AS "role!: String", namespace AS "namespace!: String",
+                      service_account AS "service_account!: String"
+               FROM secret_access
+               WHERE role_name IS NOT NULL AND namespace IS NOT NULL AND service_account IS NOT NULL
+               ORDER BY team, holder"#
+        )
+        .fetch_all(pool)
+        .await,
+        postgres: sqlx::query_as!(
+            WorkloadRole,
+            r#"SELECT holder, role_name AS "role!", namespace AS "namespace!",
+                      service_account AS "service_account!"
+               FROM secret_access
+               WHERE role_name IS NOT NULL AND namespace IS NOT NULL AND service_account IS NOT NULL
+               ORDER BY team COLLATE "C", holder COLLATE "C""#
+        )
+        .fetch_all(pool)
+        .await,
+    )
+}

@@ -452,13 +452,15 @@ struct Candidate {
 
 impl Gateway {
     /// Seeds prices on first start, loads them and the ledger, and builds the
-    /// upstream client.
+    /// upstream client. The hourly retention (key-age reminders, request
+    /// logs, idempotency records) runs while `leader` leads the fleet.
     pub async fn start(
         pool: SqlitePool,
         config: Arc<Config>,
         vault: Option<Arc<Vault>>,
         budgets: Arc<Budgets>,
         clock: Arc<dyn Clock>,
+        leader: paved_store::leader::Leadership,
     ) -> Result<Arc<Self>, GatewayStartError> {
         let config_cache_bytes = config.llm.cache_max_bytes;
         let http = reqwest::Client::builder()
@@ -481,7 +483,7 @@ impl Gateway {
             settings: team_settings,
             cache: cache::Cache::new(config_cache_bytes),
         });
-        tokio::spawn(retention(gateway.pool.clone(), clock));
+        tokio::spawn(retention(gateway.pool.clone(), clock, leader));
         Ok(gateway)
     }
 
@@ -2750,10 +2752,18 @@ fn valid_header_token(v: &str) -> bool {
 
 /// Deletes idempotency records past the retention window, hourly, by the
 /// ledger's clock (the one their `created_at` was written by).
-async fn retention(pool: SqlitePool, clock: Arc<dyn Clock>) {
+async fn retention(
+    pool: SqlitePool,
+    clock: Arc<dyn Clock>,
+    leader: paved_store::leader::Leadership,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
+        // One replica reminds and deletes for the fleet (a reminder goes out once).
+        if !leader.is_leader() {
+            continue;
+        }
         match settings::remind_key_rotations(&pool, crate::now_unix()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(

@@ -131,7 +131,7 @@ async fn writer(
             .map(|mut p| std::mem::take(&mut *p))
             .unwrap_or_default();
         if !rows.is_empty() || !counts.is_empty() {
-            if let Err(e) = write(&db, &rows, &counts, kept).await {
+            if let Err(e) = write((&db).into(), &rows, &counts, kept).await {
                 tracing::error!(error = %e, rows = rows.len(), "recording policy violations failed");
             }
         }
@@ -142,50 +142,193 @@ async fn writer(
 }
 
 async fn write(
-    db: &sqlx::SqlitePool,
+    db: paved_store::Db<'_>,
     rows: &[ViolationRow],
     counts: &Counts,
     kept: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    for ((hour, policy), (n, errors)) in counts {
-        let (n, errors) = (*n as i64, *errors as i64);
-        sqlx::query!(
-            "INSERT INTO policy_evaluations_hourly (hour, policy, evaluations, errors) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (hour, policy) DO UPDATE SET evaluations = evaluations + excluded.evaluations,
-                                                     errors = errors + excluded.errors",
-            hour,
-            policy,
-            n,
-            errors
+    let counts: Vec<_> = counts
+        .iter()
+        .map(
+            |((hour, policy), (n, errors))| paved_store::policy::HourCount {
+                hour: *hour,
+                policy,
+                evaluations: *n as i64,
+                errors: *errors as i64,
+            },
         )
-        .execute(&mut *tx)
-        .await?;
+        .collect();
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|r| paved_store::policy::NewViolation {
+            at: r.at,
+            point: r.point,
+            action: r.action,
+            policy: &r.policy,
+            kind: &r.kind,
+            object: &r.object,
+            namespace: &r.namespace,
+            message: &r.message,
+            source: &r.source,
+            team: r.team.as_deref(),
+        })
+        .collect();
+    paved_store::policy::write_batch(db, &counts, &rows, kept).await
+}
+
+#[cfg(test)]
+mod both_backends_tests {
+    use super::*;
+    use crate::db::{both_backends, run};
+    use paved_store::policy as stored;
+    use paved_store::Db;
+
+    fn violation(at: i64, point: &'static str, policy: &str) -> ViolationRow {
+        ViolationRow {
+            at,
+            point,
+            action: "deny",
+            policy: policy.into(),
+            kind: "K8sRequiredLabels".into(),
+            object: format!("Pod/prod/web-{at}"),
+            namespace: "prod".into(),
+            message: "missing label owner".into(),
+            source: "deploy.yaml:3".into(),
+            team: Some("payments".into()),
+        }
     }
-    for r in rows {
-        sqlx::query!(
-            "INSERT INTO policy_violations (at, point, action, policy, kind, object, namespace, message, source, team)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            r.at,
-            r.point,
-            r.action,
-            r.policy,
-            r.kind,
-            r.object,
-            r.namespace,
-            r.message,
-            r.source,
-            r.team
-        )
-        .execute(&mut *tx)
-        .await?;
+
+    /// Violations (bounded, paged, filtered, counted), hourly evaluation
+    /// counts and exceptions read the same on SQLite and PostgreSQL.
+    #[tokio::test]
+    async fn policy_records_are_kept_alike_on_both_backends() {
+        let Some((sqlite, postgres)) = both_backends("policy").await else {
+            return;
+        };
+        let mut seen = vec![];
+        for db in [Db::Sqlite(&sqlite), Db::Postgres(&postgres)] {
+            let mut out = vec![];
+            run(
+                db,
+                "INSERT INTO teams (name, display_name, created_at) VALUES ('payments', 'Payments', 0)",
+            )
+            .await;
+            // Two batches; only the newest 5 violations are kept.
+            let first: Vec<_> = (0..4)
+                .map(|i| {
+                    violation(
+                        100 + i,
+                        if i % 2 == 0 { "ci" } else { "admission" },
+                        "labels",
+                    )
+                })
+                .collect();
+            let counts: Counts = [((1, "labels".to_owned()), (10, 1))].into();
+            write(db, &first, &counts, 5).await.unwrap();
+            let second: Vec<_> = (4..7)
+                .map(|i| violation(100 + i, "scaffolder", "limits"))
+                .collect();
+            write(db, &second, &counts, 5).await.unwrap();
+            let all = stored::violations(db, i64::MAX, None, None, 100)
+                .await
+                .unwrap();
+            out.push(format!(
+                "{:?}",
+                all.iter()
+                    .map(|v| (v.at, v.point.clone(), v.policy.clone()))
+                    .collect::<Vec<_>>()
+            ));
+            // A page of 2 and the next one, by id.
+            let page = stored::violations(db, i64::MAX, None, None, 2)
+                .await
+                .unwrap();
+            let next = stored::violations(db, page[1].id, None, None, 2)
+                .await
+                .unwrap();
+            out.push(format!(
+                "{:?}",
+                next.iter().map(|v| v.at).collect::<Vec<_>>()
+            ));
+            let ci = stored::violations(db, i64::MAX, Some("ci"), Some("labels"), 10)
+                .await
+                .unwrap();
+            out.push(format!("{:?}", ci.iter().map(|v| v.at).collect::<Vec<_>>()));
+            out.push(format!(
+                "{:?} {:?} {:?}",
+                stored::violation_total(db, None, None).await.unwrap(),
+                stored::violation_total(db, Some("scaffolder"), None)
+                    .await
+                    .unwrap(),
+                stored::violation_total(db, None, Some("labels"))
+                    .await
+                    .unwrap(),
+            ));
+            let mut counts = stored::counts_since(db, 103).await.unwrap();
+            counts.sort();
+            out.push(format!("{counts:?}"));
+            let hourly: (i64, i64) = match db {
+                Db::Sqlite(p) => sqlx::query_as(
+                    "SELECT evaluations, errors FROM policy_evaluations_hourly WHERE hour = 1",
+                )
+                .fetch_one(p)
+                .await
+                .unwrap(),
+                Db::Postgres(p) => sqlx::query_as(
+                    "SELECT evaluations, errors FROM policy_evaluations_hourly WHERE hour = 1",
+                )
+                .fetch_one(p)
+                .await
+                .unwrap(),
+            };
+            assert_eq!(hourly, (20, 2), "two batches' counts add up");
+            // Exceptions: granted, listed, revoked once.
+            let mut tx = db.begin().await.unwrap();
+            let new = |policy: &'static str, expires_at| stored::NewException {
+                policy,
+                namespace: "prod",
+                object_name: "web-*",
+                team: "payments",
+                reason: "migrating the chart this quarter",
+                expires_at,
+                created_by: "user:ada",
+                created_at: 10,
+            };
+            let a = stored::insert_exception(tx.conn(), new("labels", 1_000))
+                .await
+                .unwrap();
+            let b = stored::insert_exception(tx.conn(), new("limits", 2_000))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let mut tx = db.begin().await.unwrap();
+            assert!(stored::revoke_exception(tx.conn(), a, "user:ada", 20)
+                .await
+                .unwrap());
+            assert!(!stored::revoke_exception(tx.conn(), a, "user:ada", 21)
+                .await
+                .unwrap());
+            tx.commit().await.unwrap();
+            let listed = stored::exceptions(db).await.unwrap();
+            out.push(format!(
+                "{:?}",
+                listed
+                    .iter()
+                    .map(|e| (e.id == b, e.policy.clone(), e.revoked_at))
+                    .collect::<Vec<_>>()
+            ));
+            out.push(format!(
+                "{:?}",
+                stored::unrevoked_exceptions(db).await.unwrap()
+            ));
+            // An exception for a team that does not exist is refused.
+            let mut tx = db.begin().await.unwrap();
+            let ghost = stored::NewException {
+                team: "ghost",
+                ..new("labels", 1)
+            };
+            assert!(stored::insert_exception(tx.conn(), ghost).await.is_err());
+            seen.push(out);
+        }
+        assert_eq!(seen[0], seen[1]);
     }
-    // Keep the newest `kept` rows: ids only grow, so one range delete on the key.
-    sqlx::query!(
-        "DELETE FROM policy_violations WHERE id <= (SELECT MAX(id) FROM policy_violations) - ?1",
-        kept
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
 }

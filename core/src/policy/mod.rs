@@ -109,15 +109,7 @@ impl Policies {
         if !current.constraints.iter().any(dynamic) {
             return Ok(());
         }
-        let rows = sqlx::query!(
-            r#"SELECT holder, role_name AS "role!: String", namespace AS "namespace!: String",
-                      service_account AS "service_account!: String"
-               FROM secret_access
-               WHERE role_name IS NOT NULL AND namespace IS NOT NULL AND service_account IS NOT NULL
-               ORDER BY team, holder"#
-        )
-        .fetch_all(db)
-        .await?;
+        let rows = paved_store::secrets::workload_roles(db.into()).await?;
         let services: Vec<Value> = rows
             .into_iter()
             .map(|r| {
@@ -163,8 +155,9 @@ impl Policies {
         let count = set.len();
         *self.set.write().expect("policy lock") = Arc::new(set);
         self.refresh_parameters(db).await?;
+        let mut conn = paved_store::Db::from(db).acquire().await?;
         audit::record(
-            &mut *db.acquire().await?,
+            conn.conn(),
             &principal.actor(),
             "policy.reload",
             &self.sources.join(","),
@@ -185,12 +178,9 @@ impl Policies {
         &self.sources
     }
 
-    async fn reload_exceptions(&self, db: &sqlx::SqlitePool) -> Result<(), CoreError> {
-        let rows = sqlx::query!(
-            r#"SELECT policy, namespace, object_name, expires_at FROM policy_exceptions WHERE revoked_at IS NULL"#
-        )
-        .fetch_all(db)
-        .await?;
+    /// Reads the exceptions in force again (after a change here or on another replica).
+    pub async fn reload_exceptions(&self, db: &sqlx::SqlitePool) -> Result<(), CoreError> {
+        let rows = paved_store::policy::unrevoked_exceptions(db.into()).await?;
         let list = rows
             .into_iter()
             .map(|r| ActiveException {
@@ -573,13 +563,8 @@ pub async fn list_policies(
     authorize_view(principal)?;
     let set = core.policies.current();
     let week_ago = now_unix() - 7 * 86_400;
-    let counts = sqlx::query!(
-        r#"SELECT policy, COUNT(*) AS "n!: i64" FROM policy_violations WHERE at >= ?1 GROUP BY policy"#,
-        week_ago
-    )
-    .fetch_all(&core.db)
-    .await?;
-    let count_of = |name: &str| counts.iter().find(|c| c.policy == name).map_or(0, |c| c.n);
+    let counts = paved_store::policy::counts_since((&core.db).into(), week_ago).await?;
+    let count_of = |name: &str| counts.iter().find(|c| c.0 == name).map_or(0, |c| c.1);
     let mut out = Vec::new();
     for c in &set.constraints {
         let template = set.templates.get(&c.kind);
@@ -722,26 +707,12 @@ pub async fn violations(
     let before = filter.before.unwrap_or(i64::MAX);
     let point = filter.point.clone();
     let policy = filter.policy.clone();
-    let rows = sqlx::query!(
-        r#"SELECT id AS "id!: i64", at, point, action, policy, kind, object, namespace, message, source, team
-           FROM policy_violations
-           WHERE id < ?1 AND (?2 IS NULL OR point = ?2) AND (?3 IS NULL OR policy = ?3)
-           ORDER BY id DESC LIMIT ?4"#,
-        before,
-        point,
-        policy,
-        limit
-    )
-    .fetch_all(&core.db)
-    .await?;
-    let total = sqlx::query_scalar!(
-        r#"SELECT COUNT(*) AS "n!: i64" FROM policy_violations
-           WHERE (?1 IS NULL OR point = ?1) AND (?2 IS NULL OR policy = ?2)"#,
-        point,
-        policy
-    )
-    .fetch_one(&core.db)
-    .await?;
+    let db = paved_store::Db::from(&core.db);
+    let rows =
+        paved_store::policy::violations(db, before, point.as_deref(), policy.as_deref(), limit)
+            .await?;
+    let total =
+        paved_store::policy::violation_total(db, point.as_deref(), policy.as_deref()).await?;
     let next_before = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
@@ -777,13 +748,7 @@ pub async fn exceptions(
 ) -> Result<Vec<ExceptionView>, CoreError> {
     authorize_view(principal)?;
     let now = now_unix();
-    let rows = sqlx::query!(
-        r#"SELECT id AS "id!: i64", policy, namespace, object_name, team, reason, expires_at,
-                  created_by, created_at, revoked_at
-           FROM policy_exceptions ORDER BY id DESC LIMIT 500"#
-    )
-    .fetch_all(&core.db)
-    .await?;
+    let rows = paved_store::policy::exceptions((&core.db).into()).await?;
     Ok(rows
         .into_iter()
         .map(|r| ExceptionView {
@@ -861,13 +826,8 @@ pub async fn create_exception(
             message: "an exception lasts 1 to 365 days".into(),
         });
     }
-    let team_exists = sqlx::query_scalar!(
-        r#"SELECT COUNT(*) AS "n!: i64" FROM teams WHERE name = ?1"#,
-        input.team
-    )
-    .fetch_one(&core.db)
-    .await?;
-    if team_exists == 0 {
+    let db = paved_store::Db::from(&core.db);
+    if paved_store::teams::find(db, &input.team).await?.is_none() {
         return Err(CoreError::Invalid {
             field: "team",
             message: format!("no team named {:?}", input.team),
@@ -876,23 +836,23 @@ pub async fn create_exception(
     let now = now_unix();
     let expires_at = now + i64::from(input.days) * 86_400;
     let actor = principal.actor();
-    let mut tx = core.db.begin().await?;
-    let id = sqlx::query_scalar!(
-        r#"INSERT INTO policy_exceptions (policy, namespace, object_name, team, reason, expires_at, created_by, created_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id AS "id!: i64""#,
-        input.policy,
-        input.namespace,
-        object_name,
-        input.team,
-        reason,
-        expires_at,
-        actor,
-        now
+    let mut tx = db.begin().await?;
+    let id = paved_store::policy::insert_exception(
+        tx.conn(),
+        paved_store::policy::NewException {
+            policy: &input.policy,
+            namespace: &input.namespace,
+            object_name: &object_name,
+            team: &input.team,
+            reason: &reason,
+            expires_at,
+            created_by: &actor,
+            created_at: now,
+        },
     )
-    .fetch_one(&mut *tx)
     .await?;
     audit::record(
-        &mut *tx,
+        tx.conn(),
         &actor,
         "policy.exception.create",
         &format!("policy-exception:{id}"),
@@ -905,6 +865,7 @@ pub async fn create_exception(
     .await?;
     tx.commit().await?;
     core.policies.reload_exceptions(&core.db).await?;
+    crate::changes::publish(core, crate::changes::Change::Policies).await;
     Ok(ExceptionView {
         id,
         policy: input.policy,
@@ -928,21 +889,12 @@ pub async fn revoke_exception(
     authorize(principal, Action::AdministerPlatform).map_err(|f| CoreError::Forbidden(f.0))?;
     let now = now_unix();
     let actor = principal.actor();
-    let mut tx = core.db.begin().await?;
-    let changed = sqlx::query!(
-        "UPDATE policy_exceptions SET revoked_at = ?1, revoked_by = ?2 WHERE id = ?3 AND revoked_at IS NULL",
-        now,
-        actor,
-        id
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if changed == 0 {
+    let mut tx = paved_store::Db::from(&core.db).begin().await?;
+    if !paved_store::policy::revoke_exception(tx.conn(), id, &actor, now).await? {
         return Err(CoreError::NotFound(format!("active exception {id}")));
     }
     audit::record(
-        &mut *tx,
+        tx.conn(),
         &actor,
         "policy.exception.revoke",
         &format!("policy-exception:{id}"),
@@ -952,6 +904,7 @@ pub async fn revoke_exception(
     .await?;
     tx.commit().await?;
     core.policies.reload_exceptions(&core.db).await?;
+    crate::changes::publish(core, crate::changes::Change::Policies).await;
     Ok(())
 }
 
@@ -979,9 +932,11 @@ pub async fn page(core: &CoreState, principal: &Principal) -> Result<PoliciesPag
     };
     let can_administer = authorize(principal, Action::AdministerPlatform).is_ok();
     let teams = if can_administer {
-        sqlx::query_scalar!("SELECT name FROM teams ORDER BY name")
-            .fetch_all(&core.db)
+        paved_store::teams::list((&core.db).into())
             .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
     } else {
         Vec::new()
     };

@@ -478,6 +478,7 @@ async fn converge(
     if let Err(e) = state.policies.refresh_parameters(&state.db).await {
         tracing::warn!(error = %e, "the policies' service list could not be refreshed");
     }
+    crate::changes::publish(state, crate::changes::Change::Policies).await;
     crate::audit::record(
         &mut *state.db.acquire().await?,
         actor,
