@@ -26,6 +26,7 @@ pub async fn apply(core: &CoreState, change: &Change) {
         Change::GatewayKey { hash } => core.budgets.keys.forget(hash),
         Change::Prices => reload_prices(core).await,
         Change::Policies => reload_policies(core).await,
+        Change::TaskEvent { task_id, id } => core.scaffolder.wake_streams(task_id, *id),
         // Sessions are the web server's: its session cache follows the bus itself.
         Change::Session { .. } => {}
         Change::Everything => {

@@ -263,3 +263,86 @@ async fn a_policy_exception_granted_on_one_replica_applies_on_the_other() {
         "replica B stops applying an exception revoked on A"
     );
 }
+
+/// A task's live log served by one replica shows the lines another replica
+/// (the one running the task) logs, without waiting for the stream's
+/// 15-second re-check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_log_streamed_by_one_replica_shows_the_lines_another_logs() {
+    use http_body_util::BodyExt;
+    let Some(url) = postgres_testing::fresh_database("fleet_tasks").await else {
+        return;
+    };
+    let (a, b) = replicas(&url).await;
+    let cookie = b
+        .session_for("dana", &[("payments", TeamRole::Member)], &[])
+        .await;
+    let task_id = "6f1c2a52-3d4e-4f60-8a71-92b3c4d5e6f7";
+    paved_core::scaffold::tasks::create(
+        &a.state.core.db,
+        paved_core::scaffold::tasks::NewTask {
+            id: task_id,
+            template_ref: "template:default/service",
+            template_json: "{}",
+            template_dir: None,
+            values_json: "{}",
+            secret_names: "[]",
+            created_by: "user:dana",
+            principal_json: "{}",
+            user_ref: Some("user:default/dana"),
+            owner_team: Some("payments"),
+            wizard_session: None,
+            time_saved_minutes: None,
+            steps: vec![("publish".into(), "Publish".into(), "publish:git".into())],
+        },
+    )
+    .await
+    .unwrap();
+    // Replica B streams the task's log; nothing is logged yet, so the stream waits.
+    let response = b
+        .send(get_with(
+            &format!("/api/scaffolder/v2/tasks/{task_id}/eventstream"),
+            header::COOKIE,
+            &cookie,
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut body = response.into_body();
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                let _ = seen_tx.send(String::from_utf8_lossy(data).into_owned());
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Replica A, running the task, logs a line.
+    let log = paved_core::scaffold::log::TaskLog::Stored {
+        pool: a.state.core.db.clone(),
+        task_id: task_id.to_owned(),
+        masker: Default::default(),
+        notify: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+        bus: a.state.core.bus.clone(),
+    };
+    let start = std::time::Instant::now();
+    log.info(Some("publish"), "pushed to the repository").await;
+    let arrived = tokio::time::timeout(Duration::from_secs(8), async {
+        while let Some(text) = seen.recv().await {
+            if text.contains("pushed to the repository") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    println!(
+        "a line logged on A reached B's stream after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        arrived,
+        Ok(true),
+        "B's stream shows A's line well before its 15 s re-check"
+    );
+}

@@ -35,6 +35,14 @@ pub enum Change {
     /// Policy exceptions, or the services with Vault roles that policies
     /// check annotations against, changed.
     Policies,
+    /// A scaffolder task logged an event: live streams of it on other
+    /// replicas read on.
+    TaskEvent {
+        /// The task.
+        task_id: String,
+        /// The event's id.
+        id: i64,
+    },
     /// A browser session was saved or ended: other replicas' copies are stale.
     Session {
         /// SHA-256 (hex) of the session's id: the id is a credential and
@@ -69,6 +77,7 @@ impl Change {
             Change::GatewayKey { .. } => "gateway_key",
             Change::Prices => "prices",
             Change::Policies => "policies",
+            Change::TaskEvent { .. } => "task_event",
             Change::Session { .. } => "session",
             Change::Everything => "everything",
         }

@@ -69,6 +69,8 @@ pub enum TaskLog {
         masker: Masker,
         /// Bumped on every event so event streams wake up.
         notify: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+        /// Tells the other replicas, whose streams of this task wake too.
+        bus: crate::changes::Bus,
     },
     /// A dry run: lines kept in order, in memory.
     Memory {
@@ -87,10 +89,18 @@ impl TaskLog {
         }
     }
 
-    /// Wakes live event streams after event `id` was stored elsewhere.
-    pub fn woke(&self, id: i64) {
-        if let TaskLog::Stored { notify, .. } = self {
+    /// Wakes live event streams, here and on other replicas, after event
+    /// `id` was stored elsewhere.
+    pub async fn woke(&self, id: i64) {
+        if let TaskLog::Stored {
+            notify,
+            bus,
+            task_id,
+            ..
+        } = self
+        {
             notify.send_replace(id as u64);
+            announce(bus, task_id, id).await;
         }
     }
 
@@ -107,10 +117,12 @@ impl TaskLog {
                 pool,
                 task_id,
                 notify,
+                bus,
                 ..
             } => match tasks::append_event(pool, task_id, step, kind, &masked, status).await {
                 Ok(id) => {
                     notify.send_replace(id as u64);
+                    announce(bus, task_id, id).await;
                 }
                 Err(e) => tracing::error!(error = %e, task = %task_id, "cannot store a task event"),
             },
@@ -121,6 +133,19 @@ impl TaskLog {
                     .push((step.map(str::to_owned), masked));
             }
         }
+    }
+}
+
+/// Tells the other replicas that task `task_id` stored event `id` (nothing
+/// to tell on SQLite); a failure only delays their streams to their next
+/// re-check.
+async fn announce(bus: &crate::changes::Bus, task_id: &str, id: i64) {
+    let change = crate::changes::Change::TaskEvent {
+        task_id: task_id.to_owned(),
+        id,
+    };
+    if let Err(e) = bus.publish(&change).await {
+        tracing::warn!(error = %e, task = %task_id, "cannot tell the other replicas about a task event");
     }
 }
 

@@ -106,6 +106,15 @@ impl Scaffolder {
             .clone()
     }
 
+    /// Wakes this replica's live streams of task `task_id` (if it has any)
+    /// after another replica stored its event `id`.
+    pub fn wake_streams(&self, task_id: &str, id: i64) {
+        let map = self.task_events.lock().expect("events lock");
+        if let Some(sender) = map.get(task_id) {
+            sender.send_replace(id as u64);
+        }
+    }
+
     /// A receiver that changes whenever task `task_id` logs an event (and
     /// only then: other tasks' events wake nobody watching this one).
     pub fn subscribe(&self, task_id: &str) -> tokio::sync::watch::Receiver<u64> {
@@ -345,7 +354,7 @@ async fn conclude(
     )
     .await?;
     if let Some(id) = event {
-        log.woke(id);
+        log.woke(id).await;
     }
     Ok(())
 }
@@ -358,6 +367,7 @@ async fn run_task(core: &CoreState, task: TaskRow) -> Result<(), crate::CoreErro
         task_id: task.id.clone(),
         masker: masker_for(&secrets),
         notify: scaffolder.task_channel(&task.id),
+        bus: core.bus.clone(),
     };
     let entity: Value = serde_json::from_str(&task.template_json).unwrap_or_default();
     let template = match template::parse(&entity) {
