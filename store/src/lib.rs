@@ -17,6 +17,7 @@ pub mod audit;
 pub mod budgets;
 pub mod bus;
 pub mod gateway_keys;
+pub mod kube;
 pub mod leader;
 pub mod notifications;
 pub mod policy;

@@ -253,13 +253,9 @@ pub async fn kube_apply(ctx: &ActionContext<'_>, input: &Value) -> Result<Value,
         apply::wait_all(&client, &plan, deadline, &options, &progress).await?;
         ready = true;
         if let Some(entity_ref) = &entity_ref {
-            if let Err(e) = sqlx::query!(
-                "UPDATE kube_placements SET ready = 1 WHERE entity_ref = ?1 AND cluster = ?2",
-                entity_ref,
-                cluster_name
-            )
-            .execute(&ctx.core.db)
-            .await
+            if let Err(e) =
+                paved_store::kube::mark_ready((&ctx.core.db).into(), entity_ref, &cluster_name)
+                    .await
             {
                 tracing::error!(error = %e, entity = %entity_ref, "cannot mark the placement ready");
             }

@@ -95,20 +95,16 @@ pub struct Placement {
 
 async fn placements(core: &CoreState, entity_ref: &str) -> Result<Vec<Placement>, CoreError> {
     let lower = entity_ref.to_ascii_lowercase();
-    Ok(sqlx::query!(
-        "SELECT cluster, namespace, selector, team FROM kube_placements WHERE entity_ref = ?1 ORDER BY cluster",
-        lower
-    )
-    .fetch_all(&core.db)
-    .await?
-    .into_iter()
-    .map(|r| Placement {
-        cluster: r.cluster,
-        namespace: r.namespace,
-        selector: r.selector,
-        team: r.team,
-    })
-    .collect())
+    Ok(paved_store::kube::placements((&core.db).into(), &lower)
+        .await?
+        .into_iter()
+        .map(|r| Placement {
+            cluster: r.cluster,
+            namespace: r.namespace,
+            selector: r.selector,
+            team: r.team,
+        })
+        .collect())
 }
 
 /// The clusters (and namespace and selector in each) an entity names: its
@@ -540,28 +536,25 @@ pub struct Record<'a> {
 pub async fn record_placement(core: &CoreState, r: Record<'_>) -> Result<(), CoreError> {
     let lower = r.entity_ref.to_ascii_lowercase();
     let objects = serde_json::to_string(r.objects).unwrap_or_else(|_| "[]".into());
-    sqlx::query!(
-        "INSERT INTO kube_placements (entity_ref, cluster, namespace, selector, team, objects, task_id, applied_by, applied_at, ready)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         ON CONFLICT (entity_ref, cluster) DO UPDATE SET namespace = excluded.namespace,
-           selector = excluded.selector, team = excluded.team, objects = excluded.objects,
-           task_id = excluded.task_id, applied_by = excluded.applied_by,
-           applied_at = excluded.applied_at, ready = excluded.ready",
-        lower,
-        r.cluster,
-        r.namespace,
-        r.selector,
-        r.team,
-        objects,
-        r.task_id,
-        r.actor,
-        r.now,
-        r.ready
+    let mut tx = paved_store::Db::from(&core.db).begin().await?;
+    paved_store::kube::record(
+        tx.conn(),
+        paved_store::kube::NewPlacement {
+            entity_ref: &lower,
+            cluster: r.cluster,
+            namespace: r.namespace,
+            selector: r.selector,
+            team: r.team,
+            objects: &objects,
+            task_id: r.task_id,
+            applied_by: r.actor,
+            applied_at: r.now,
+            ready: r.ready,
+        },
     )
-    .execute(&core.db)
     .await?;
     crate::audit::record(
-        &mut *core.db.acquire().await?,
+        tx.conn(),
         r.actor,
         "kube.apply",
         &format!("{}@{}/{}", r.entity_ref, r.cluster, r.namespace),
@@ -569,6 +562,7 @@ pub async fn record_placement(core: &CoreState, r: Record<'_>) -> Result<(), Cor
         Some(json!({"objects": r.objects, "task": r.task_id, "ready": r.ready})),
     )
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -580,21 +574,85 @@ pub async fn workload_placement(
     team: &str,
     service: &str,
 ) -> Result<Option<(String, Option<String>)>, CoreError> {
-    let pattern = format!("component:*/{}", service.to_ascii_lowercase());
-    let row = sqlx::query!(
-        "SELECT cluster, namespace FROM kube_placements WHERE team = ?1 AND entity_ref GLOB ?2
-         ORDER BY applied_at DESC LIMIT 1",
+    let row = paved_store::kube::latest_of_service(
+        (&core.db).into(),
         team,
-        pattern
+        &service.to_ascii_lowercase(),
     )
-    .fetch_optional(&core.db)
     .await?;
-    Ok(row.map(|r| {
+    Ok(row.map(|(cluster, namespace)| {
         let mount = core
             .kube
             .config
-            .cluster(&r.cluster)
+            .cluster(&cluster)
             .and_then(|c| c.vault_auth_mount.clone());
-        (r.namespace, mount)
+        (namespace, mount)
     }))
+}
+
+#[cfg(test)]
+mod both_backends_tests {
+    use paved_store::kube as stored;
+    use paved_store::Db;
+
+    /// Placements are recorded, replaced per cluster, marked ready and found
+    /// by service name alike on SQLite and PostgreSQL.
+    #[tokio::test]
+    async fn placements_are_kept_alike_on_both_backends() {
+        let Some((sqlite, postgres)) = crate::db::both_backends("kube").await else {
+            return;
+        };
+        let mut seen = vec![];
+        for db in [Db::Sqlite(&sqlite), Db::Postgres(&postgres)] {
+            let mut out = vec![];
+            let place =
+                |cluster: &'static str, namespace: &'static str, at: i64| stored::NewPlacement {
+                    entity_ref: "component:default/checkout",
+                    cluster,
+                    namespace,
+                    selector: "app.kubernetes.io/name=checkout",
+                    team: "payments",
+                    objects: r#"["Deployment/checkout"]"#,
+                    task_id: "t1",
+                    applied_by: "user:dana",
+                    applied_at: at,
+                    ready: false,
+                };
+            for p in [
+                place("prod-eu", "payments", 10),
+                place("dev", "payments-dev", 20),
+                // The same cluster again: replaces its record.
+                place("prod-eu", "payments-v2", 30),
+            ] {
+                let mut tx = db.begin().await.unwrap();
+                stored::record(tx.conn(), p).await.unwrap();
+                tx.commit().await.unwrap();
+            }
+            stored::mark_ready(db, "component:default/checkout", "dev")
+                .await
+                .unwrap();
+            out.push(format!(
+                "{:?}",
+                stored::placements(db, "component:default/checkout")
+                    .await
+                    .unwrap()
+            ));
+            // The newest placement of service "checkout" of this team.
+            out.push(format!(
+                "{:?} {:?} {:?}",
+                stored::latest_of_service(db, "payments", "checkout")
+                    .await
+                    .unwrap(),
+                stored::latest_of_service(db, "search", "checkout")
+                    .await
+                    .unwrap(),
+                stored::latest_of_service(db, "payments", "check")
+                    .await
+                    .unwrap(),
+            ));
+            seen.push(out);
+        }
+        assert_eq!(seen[0], seen[1]);
+        assert!(seen[0][1].starts_with(r#"Some(("prod-eu", "payments-v2")) None None"#));
+    }
 }
