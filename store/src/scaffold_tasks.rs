@@ -748,3 +748,83 @@ pub async fn ended_before(db: Db<'_>, before: i64) -> Result<Vec<String>, Error>
         .await,
     )
 }
+
+/// How many of `created_by`'s tasks are queued or running.
+pub async fn unfinished_of(db: Db<'_>, created_by: &str) -> Result<i64, Error> {
+    dual!(db, |pool|
+        sqlite: sqlx::query_scalar!(
+            "SELECT COUNT(*) FROM scaffolder_tasks WHERE created_by = ?1 AND status IN ('open', 'processing')",
+            created_by
+        )
+        .fetch_one(pool)
+        .await,
+        postgres: sqlx::query_scalar!(
+            r#"SELECT COUNT(*) AS "n!" FROM scaffolder_tasks WHERE created_by = $1 AND status IN ('open', 'processing')"#,
+            created_by
+        )
+        .fetch_one(pool)
+        .await,
+    )
+}
+
+/// Who started wizard run `session`, if anyone.
+pub async fn wizard_owner(db: Db<'_>, session: &str) -> Result<Option<String>, Error> {
+    dual!(db, |pool|
+        sqlite: sqlx::query_scalar!(
+            "SELECT actor FROM wizard_events WHERE session = ?1 LIMIT 1",
+            session
+        )
+        .fetch_optional(pool)
+        .await,
+        postgres: sqlx::query_scalar!(
+            "SELECT actor FROM wizard_events WHERE session = $1 LIMIT 1",
+            session
+        )
+        .fetch_optional(pool)
+        .await,
+    )
+}
+
+/// A wizard funnel event.
+#[derive(Debug, Clone, Copy)]
+pub struct WizardEvent<'a> {
+    pub session: &'a str,
+    /// Lowercase.
+    pub template_ref: &'a str,
+    pub actor: &'a str,
+    /// `started`, `page`, `review`, `dry_run`, `submitted` or `abandoned`.
+    pub event: &'a str,
+    pub page: Option<i64>,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// Stores a wizard funnel event.
+pub async fn insert_wizard_event(db: Db<'_>, e: WizardEvent<'_>) -> Result<(), Error> {
+    dual!(db, |pool|
+        sqlite: sqlx::query!(
+            "INSERT INTO wizard_events (session, template_ref, actor, event, page, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            e.session,
+            e.template_ref,
+            e.actor,
+            e.event,
+            e.page,
+            e.at
+        )
+        .execute(pool)
+        .await
+        .map(drop),
+        postgres: sqlx::query!(
+            "INSERT INTO wizard_events (session, template_ref, actor, event, page, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            e.session,
+            e.template_ref,
+            e.actor,
+            e.event,
+            e.page,
+            e.at
+        )
+        .execute(pool)
+        .await
+        .map(drop),
+    )
+}

@@ -346,12 +346,7 @@ pub async fn create_task(
     let (template, entity, dir) = load_template(core, &request.template_ref).await?;
     let owner_team = check_request(core, principal, &template, &mut request).await?;
     let actor = principal.actor();
-    let running = sqlx::query_scalar!(
-        "SELECT COUNT(*) FROM scaffolder_tasks WHERE created_by = ?1 AND status IN ('open', 'processing')",
-        actor
-    )
-    .fetch_one(&core.db)
-    .await?;
+    let running = paved_store::scaffold_tasks::unfinished_of((&core.db).into(), &actor).await?;
     if running >= MAX_RUNNING_TASKS_PER_PERSON {
         return Err(CoreError::TooManyRequests(format!(
             "You already have {running} tasks queued or running; wait for some to finish."
@@ -813,12 +808,8 @@ pub async fn record_wizard_event(
     let actor = principal.actor();
     // A wizard run belongs to whoever started it: nobody adds events to
     // another person's run (the funnel metrics would lie).
-    let owner = sqlx::query_scalar!(
-        "SELECT actor FROM wizard_events WHERE session = ?1 LIMIT 1",
-        session
-    )
-    .fetch_optional(&core.db)
-    .await?;
+    let db = paved_store::Db::from(&core.db);
+    let owner = paved_store::scaffold_tasks::wizard_owner(db, session).await?;
     if owner.is_some_and(|o| o != actor) {
         return Err(CoreError::Forbidden(
             "This wizard run belongs to someone else.".into(),
@@ -826,16 +817,17 @@ pub async fn record_wizard_event(
     }
     let now = crate::now_unix();
     let template_ref = template_ref.to_ascii_lowercase();
-    sqlx::query!(
-        "INSERT INTO wizard_events (session, template_ref, actor, event, page, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        session,
-        template_ref,
-        actor,
-        event,
-        page,
-        now
+    paved_store::scaffold_tasks::insert_wizard_event(
+        db,
+        paved_store::scaffold_tasks::WizardEvent {
+            session,
+            template_ref: &template_ref,
+            actor: &actor,
+            event,
+            page,
+            at: now,
+        },
     )
-    .execute(&core.db)
     .await?;
     Ok(())
 }

@@ -411,6 +411,25 @@ mod tests {
             let mut out = vec![];
             create(db, new_task("t1", "[]")).await.unwrap();
             create(db, new_task("t2", "[]")).await.unwrap();
+            assert_eq!(stored::unfinished_of(db, "user:dana").await.unwrap(), 2);
+            assert_eq!(stored::unfinished_of(db, "user:lee").await.unwrap(), 0);
+            // A wizard run's events, and who started it.
+            assert_eq!(stored::wizard_owner(db, "run-1").await.unwrap(), None);
+            for (event, page) in [("started", None), ("page", Some(2))] {
+                let e = stored::WizardEvent {
+                    session: "run-1",
+                    template_ref: "template:default/service",
+                    actor: "user:dana",
+                    event,
+                    page,
+                    at: 5,
+                };
+                stored::insert_wizard_event(db, e).await.unwrap();
+            }
+            assert_eq!(
+                stored::wizard_owner(db, "run-1").await.unwrap().as_deref(),
+                Some("user:dana")
+            );
             // Oldest first.
             let claimed = claim_next(db, "w1").await.unwrap().unwrap();
             out.push(format!("{:?}", shape(&claimed)));
