@@ -80,7 +80,7 @@ impl Leadership {
 
 #[cfg(not(paved_sqlx_only = "sqlite"))]
 async fn campaign(pool: sqlx::PgPool, key: i64, tell: watch::Sender<bool>) {
-    loop {
+    'campaign: loop {
         // A connection of the campaign's own: a pooled one would go back to
         // the pool still holding the lock.
         let mut conn = match pool.acquire().await {
@@ -100,7 +100,9 @@ async fn campaign(pool: sqlx::PgPool, key: i64, tell: watch::Sender<bool>) {
                 Ok(false) => tokio::time::sleep(RETRY).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "lost the connection campaigning for the fleet's lead");
-                    break;
+                    drop(conn);
+                    tokio::time::sleep(RETRY).await;
+                    continue 'campaign;
                 }
             }
         }
